@@ -1,0 +1,54 @@
+"""Market participants: Mesa agents that hold a policy and one or more chain addresses."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import mesa
+
+from sum_abm.policies import GroupConfig, Policy
+
+if TYPE_CHECKING:  # pragma: no cover
+    from sum_abm.market.model import MarketModel
+
+
+class Participant(mesa.Agent):
+    """One agent of a group. ``address`` is its main chain address; a Sybil has several.
+
+    Counters (``adds_accepted`` …) are filled by the market when the contract accepts a call.
+    """
+
+    model: "MarketModel"
+
+    def __init__(self, model: "MarketModel", group: GroupConfig, policy: Policy, addresses: list[str]) -> None:
+        super().__init__(model)
+        self.group = group
+        self.policy = policy
+        self.addresses = addresses
+        self.address = addresses[0]
+        self.start_balance = group.start_balance
+        self.active = True
+        self.adds_accepted = 0
+        self.refunded = 0
+        self.taken = 0
+        self.reports_won = 0
+        self.predictions = 0
+        self.points = 0
+        self.deposits_paid = 0
+        self.fees = 0
+
+    @property
+    def balance(self) -> int:
+        """Tokens held over all of the agent's addresses (token units)."""
+        ledger = self.model.ledger
+        return sum(ledger.balance(a) for a in self.addresses)
+
+    def wake(self) -> None:
+        """Event callback: let the policy act, then schedule the next wake-up."""
+        if not self.active:
+            return
+        keep = self.policy.act(self)
+        if keep and not self.model.finished:
+            self.model.schedule_event(self.wake, after=self.policy.next_wait(self), priority=self.rank)
+        else:
+            self.active = False

@@ -1,0 +1,44 @@
+"""A small event queue on the model, named like Mesa 3.5's stable API.
+
+Mesa 3.3's ``mesa.experimental.devs`` keeps only weak references to callbacks (a lambda is accepted
+and silently never runs; see STACK_NOTES.md), so the market keeps its own heap of
+``(time, priority, sequence, callback)`` with strong references. ``schedule_event(fn, at=|after=)``,
+``run_until(t)`` and ``time`` match Mesa 3.5, so a later move is a rename.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Callable
+
+
+class EventQueue:
+    """Integer-time events; equal times run by ``priority`` then in scheduling order."""
+
+    def __init__(self) -> None:
+        self._heap: list[tuple[int, int, int, Callable[[], None]]] = []
+        self._seq = 0
+        self.time = 0
+
+    def schedule_event(
+        self, fn: Callable[[], None], *, at: int | None = None, after: int | None = None, priority: int = 0
+    ) -> None:
+        """Run ``fn`` at absolute time ``at`` or ``after`` seconds from now (integer seconds)."""
+        if (at is None) == (after is None):
+            raise TypeError("give exactly one of at= or after=")
+        t = int(at if at is not None else self.time + after)  # type: ignore[operator]
+        if t < self.time:
+            raise ValueError(f"cannot schedule in the past ({t} < {self.time})")
+        self._seq += 1
+        heapq.heappush(self._heap, (t, priority, self._seq, fn))
+
+    def peek_time(self) -> int | None:
+        return self._heap[0][0] if self._heap else None
+
+    def pop(self) -> tuple[int, Callable[[], None]]:
+        t, _, _, fn = heapq.heappop(self._heap)
+        self.time = t
+        return t, fn
+
+    def __len__(self) -> int:
+        return len(self._heap)

@@ -1,0 +1,355 @@
+"""The market: a Mesa model in which policies trade through the contract layer in event time.
+
+Time is integer seconds (block timestamps). Each participant schedules its next wake-up after a
+random wait; the model evaluates the hidden-test accuracy on the reference's schedule (first when the
+clock passes ``first_sample_s``, then every ``sample_interval_s``), and records balances then. All
+randomness comes from the model's seeded generator (``self.rng``). Every state change goes through
+the contract layer (``sum_abm.contract``); this module only decides *which* calls to send.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import mesa
+import numpy as np
+
+from sum_abm.market.agents import Participant
+from sum_abm.market.claims import ClaimBook, WalkRules
+from sum_abm.market.contract_setup import MarketContract, build_contract
+from sum_abm.market.events import EventQueue
+from sum_abm.policies import make_policy
+from sum_abm.scenario import Scenario
+
+
+class MarketModel(mesa.Model):
+    """A SUM market for one scenario and seed.
+
+    ``MarketModel(scenario=..., seed=...)`` builds data, learner, contract and agents; ``run()``
+    runs to the scenario's stop condition; ``run_until(t)`` / ``step()`` advance in event time (the
+    interactive server uses those). Keyword-only parameters, so SolaraViz can rebuild it.
+    """
+
+    def __init__(self, *, scenario: Scenario, seed: int | None = None, dataset: Any = None) -> None:
+        seed = scenario.seed if seed is None else int(seed)
+        super().__init__(rng=np.random.SeedSequence(seed))
+        self.scenario = scenario
+        self.seed_value = seed
+        self.events = EventQueue()
+        self.finished = False
+        self.naive = scenario.run.naive_claims
+
+        from sum_abm.market.data_setup import load_market_data
+
+        self.data = dataset if dataset is not None else load_market_data(scenario.data, scenario.learner.kind)
+        self.pool_y = np.asarray(self.data.y_pool, dtype=np.int64)
+        self.n_pool = len(self.pool_y)
+        self.n_classes = int(self.data.n_classes)
+        self.cursor = 0
+        self._samples: dict[int, Any] = {}
+
+        # Transaction log (columns) filled by the chain's callback.
+        self.tx: dict[str, list[Any]] = {
+            k: [] for k in ("time_s", "sender", "call", "accepted", "reason", "value", "gas", "fee", "amount")
+        }
+        self.contract: MarketContract = build_contract(scenario, self.data, self._log_tx)
+        self.ledger = self.contract.ledger
+        self.learner = self.contract.learner
+        self.book = ClaimBook()
+
+        # Participants (addresses are stable names: group, or group-i when count > 1).
+        self.participants: list[Participant] = []
+        self.addr_index: dict[str, int] = {}
+        self.addr_owner: dict[str, Participant] = {}
+        for g in scenario.agents:
+            for i in range(g.count):
+                base = g.name if g.count == 1 else f"{g.name}-{i}"
+                n_addr = getattr(g, "addresses", 1)
+                addrs = [base] if n_addr == 1 else [f"{base}.{j}" for j in range(n_addr)]
+                agent = Participant(self, g, make_policy(g), addrs)
+                for j, a in enumerate(addrs):
+                    share = g.start_balance // n_addr + (g.start_balance % n_addr if j == 0 else 0)
+                    self.contract.fund(a, share)
+                    self.addr_index[a] = len(self.addr_index)
+                    self.addr_owner[a] = agent
+                self.participants.append(agent)
+        self.contract.start()  # e.g. the prediction market's bounty and test-set commitments
+        self.ledger_total = self.ledger.total()
+
+        # Accuracy on the reference's schedule; the decisions use the last evaluated value.
+        self.accuracy = self.contract.accuracy()
+        self.accuracy_initial = self.accuracy
+        self.next_eval = scenario.run.first_sample_s
+        self.samples: dict[str, list[Any]] = {k: [] for k in ("time_s", "accuracy", "agent_id", "group", "balance")}
+        self.acc_series: list[tuple[int, float]] = []
+        self._sample()
+
+        # Wake order: shuffled like the reference; ties at equal times broken by address.
+        order = [self.participants[i] for i in self.rng.permutation(len(self.participants))]
+        ranks = {a.address: r for r, a in enumerate(sorted(self.participants, key=lambda a: a.address))}
+        for agent in order:
+            agent.rank = ranks[agent.address]
+            self.schedule_event(agent.wake, after=agent.policy.first_wait(agent), priority=agent.rank)
+
+    # -- Mesa 3.5-style time API ------------------------------------------------------------
+    @property
+    def time(self) -> int:  # type: ignore[override]
+        return self.events.time
+
+    @time.setter
+    def time(self, value: int) -> None:  # Mesa's base __init__ assigns time = 0
+        if hasattr(self, "events"):
+            self.events.time = int(value)
+
+    def schedule_event(self, fn, *, at: int | None = None, after: int | None = None, priority: int = 0) -> None:
+        """Schedule ``fn`` at ``at`` or ``after`` seconds (integer simulated time)."""
+        self.events.schedule_event(fn, at=at, after=after, priority=priority)
+
+    def run_until(self, t_end: int) -> None:
+        """Process every event up to simulated time ``t_end`` (seconds), or until the run is done."""
+        max_t = self.scenario.run.max_time_s
+        while not self.finished:
+            if self._done():
+                self._finish()
+                break
+            t = self.events.peek_time()
+            if t is None or t > max_t:
+                self._finish()
+                break
+            if t > t_end:
+                break
+            _, fn = self.events.pop()
+            if t > self.next_eval:
+                self.accuracy = self.contract.accuracy()
+                self.next_eval += self.scenario.run.sample_interval_s
+                self._sample()
+            fn()
+
+    def step(self) -> None:
+        """Advance by one sampling interval of simulated time (the interactive server's step)."""
+        self.run_until(self.time + self.scenario.run.sample_interval_s)
+
+    def run(self) -> "MarketModel":
+        """Run to the scenario's stop condition."""
+        self.run_until(self.scenario.run.max_time_s)
+        if not self.finished:
+            self._finish()
+        return self
+
+    # -- stop condition ---------------------------------------------------------------------
+    def _done(self) -> bool:
+        if not self.scenario.run.stop_when_done:
+            return False
+        return not self.data_left() and (len(self.book) == 0 or self.contract.kind != "deposit_refund_take" and self.contract.kind != "points")
+
+    def _finish(self) -> None:
+        if self.finished:
+            return
+        self.contract.finish(self)  # e.g. the prediction market's reward phase and refunds
+        self.finished = True
+        self.accuracy = self.contract.accuracy()
+        self._sample()
+        self.ledger.check_conserved()
+
+    # -- sampling ---------------------------------------------------------------------------
+    def _sample(self) -> None:
+        t = self.time
+        self.acc_series.append((t, float(self.accuracy)))
+        s = self.samples
+        for a in self.participants:
+            s["time_s"].append(t)
+            s["accuracy"].append(float(self.accuracy))
+            s["agent_id"].append(a.address if len(a.addresses) == 1 else a.address.rsplit(".", 1)[0])
+            s["group"].append(a.group.name)
+            s["balance"].append(int(a.balance))
+
+    def _log_tx(self, rec: dict[str, Any]) -> None:
+        for k, col in self.tx.items():
+            col.append(rec.get(k))
+
+    # -- queries the policies use (free view calls) ------------------------------------------
+    def data_left(self) -> bool:
+        return self.cursor < self.n_pool
+
+    def accepting_data(self) -> bool:
+        return self.data_left() and self.contract.accepting_data()
+
+    def next_row(self) -> int | None:
+        return self.cursor if self.data_left() else None
+
+    def random_row(self) -> int:
+        return int(self.rng.integers(self.n_pool))
+
+    def pool_label(self, row: int) -> int:
+        return int(self.pool_y[row])
+
+    def flip_label(self, y: int) -> int:
+        """The wrong label a flipper submits: ``1 - y`` for two classes, the next class otherwise."""
+        return 1 - y if self.n_classes == 2 else (y + 1) % self.n_classes
+
+    def sample(self, row: int) -> Any:
+        s = self._samples.get(row)
+        if s is None:
+            s = self._samples[row] = self.data.sample(row)
+        return s
+
+    def model_predict(self, row: int) -> int:
+        return int(self.learner.predict_one(self.sample(row)))
+
+    def margin(self, row: int) -> float:
+        """Distance of a pool row from the decision boundary (smaller = nearer), for attackers."""
+        fn = getattr(self.learner, "decision_margin", None)
+        if fn is not None:
+            return float(fn(self.sample(row)))
+        return 0.0 if self.model_predict(row) != self.pool_label(row) else 1.0
+
+    def required_deposit(self) -> int:
+        return self.contract.required_deposit(self.time)
+
+    def num_good(self, address: str) -> int:
+        return self.contract.num_good(address)
+
+    def address_balance(self, address: str) -> int:
+        return self.ledger.balance(address)
+
+    def has_claims(self, agent: Participant) -> bool:
+        """True while some live contribution of the agent's could still be refunded."""
+        if len(self.book) == 0:
+            return False
+        b = self.book
+        own = np.isin(b.author[b.head : b.n], [self.addr_index[a] for a in agent.addresses])
+        return bool(np.any(own & b.live[b.head : b.n]))
+
+    def can_continue(self, agent: Participant) -> bool:
+        """Whether a contributor should keep waking: it can still add, or has something to claim."""
+        can_add = self.accepting_data() and (agent.balance > 0 or self.contract.free_adds)
+        return can_add or self.has_claims(agent)
+
+    def locked_deposits(self, agent: Participant) -> int:
+        """Deposits of the agent still held by the contract (token units, approximated from the book)."""
+        return self.contract.locked_for(agent.addresses)
+
+    # -- actions (each one contract call) ----------------------------------------------------
+    def add_data(self, agent: Participant, row: int, y: int, value: int, address: str | None = None) -> bool:
+        """Contribute pool ``row`` with label ``y`` offering ``value`` tokens; True when accepted.
+
+        A call the state proves would be rejected (too little value, same-second add in the
+        reference-python rules, not the participation phase) is not sent.
+        """
+        addr = address or agent.address
+        if not self.naive and not self.contract.add_would_succeed(addr, value, self.time):
+            return False
+        ok, cost = self.contract.add_data(addr, value, self.sample(row), y)
+        if not ok:
+            return False
+        agent.adds_accepted += 1
+        agent.deposits_paid += int(cost)
+        if row == self.cursor:
+            self.cursor += 1
+        if self.contract.kind != "prediction_market":
+            self.book.add(self.time, self.addr_index[addr], row, y)
+        else:
+            self.contract.note_contribution(addr, row, y, self.time)
+        return True
+
+    def predict(self, agent: Participant, row: int, value: int) -> int | None:
+        """Pay ``value`` tokens for a prediction of pool ``row``."""
+        out = self.contract.predict(agent.address, self.sample(row), value)
+        if out is not None:
+            agent.predictions += 1
+        return out
+
+    def claim_walk(self, agent: Participant, rules: WalkRules, address: str | None = None) -> None:
+        """Claim what can be claimed, oldest first (see :mod:`sum_abm.market.claims`)."""
+        if self.contract.kind == "prediction_market" or len(self.book) == 0:
+            return
+        addr = address or agent.address
+        me = self.addr_index[addr]
+        b = self.book
+        now = self.time
+        rt, aw = self.contract.refund_time_s, self.contract.any_wait_s
+        lo = b.head
+        hi = b.slots_older_than(now - rt)
+        if rules.reference and not self.data_left():
+            hi = min(hi, b.slots_older_than(now - aw))
+        if hi <= lo:
+            return
+        if self.naive:
+            self._naive_walk(agent, addr, me, lo, hi, rules)
+            return
+        live = b.live[lo:hi]
+        age = now - b.time[lo:hi]
+        own = b.author[lo:hi] == me
+        take_branch = age > aw if rules.reference else age >= aw
+        early = age < self.contract.min_claim_age
+        need_pred = live & ~take_branch & ~early
+        pred = self._predictions(lo, hi, need_pred)
+        agree = pred == b.label[lo:hi]
+        cand = np.zeros(hi - lo, dtype=bool)
+        if rules.take:
+            cand |= take_branch
+        if rules.refund:
+            cand |= ~take_branch & own & agree & ~early
+        if rules.report:
+            rep = ~take_branch & ~own & ~early & ~b.claimed_by(me, lo, hi)
+            rep &= (age >= aw) | ~agree if self.contract.report_needs_disagreement else (age >= aw)
+            if self.contract.report_needs_good_data and self.num_good(addr) <= 0 and not np.any(cand & own):
+                rep &= age >= aw
+            cand |= rep
+        cand &= live
+        for k in np.flatnonzero(cand):
+            slot = lo + int(k)
+            kind = "take" if take_branch[k] else ("refund" if own[k] else "report")
+            if kind == "report" and self.contract.report_needs_good_data and age[k] < aw and self.num_good(addr) <= 0:
+                continue  # proven rejection: a reporter without verified data
+            self._claim(agent, addr, slot, kind, check=True)
+
+    def _naive_walk(self, agent: Participant, addr: str, me: int, lo: int, hi: int, rules: WalkRules) -> None:
+        """The reference's walk with every call sent, rejected ones included (equivalence tests)."""
+        b = self.book
+        now = self.time
+        aw = self.contract.any_wait_s
+        for slot in range(lo, hi):
+            if not b.live[slot]:
+                continue
+            age = now - int(b.time[slot])
+            take = age > aw if rules.reference else age >= aw
+            if take:
+                if rules.take:
+                    self._claim(agent, addr, slot, "take", check=False)
+            elif int(b.author[slot]) == me:
+                if rules.refund:
+                    self._claim(agent, addr, slot, "refund", check=False)
+            elif rules.report:
+                self._claim(agent, addr, slot, "report", check=False)
+
+    def _predictions(self, lo: int, hi: int, need: np.ndarray) -> np.ndarray:
+        """The model's class for each slot in [lo, hi) where ``need``; cached by learner version."""
+        b = self.book
+        ver = self.learner.version
+        stale = need & (b.pred_ver[lo:hi] != ver)
+        if np.any(stale):
+            idx = np.flatnonzero(stale) + lo
+            b.pred[idx] = self.data.predict_rows(self.learner, b.row[idx])
+            b.pred_ver[idx] = ver
+        return b.pred[lo:hi]
+
+    def _claim(self, agent: Participant, addr: str, slot: int, kind: str, check: bool) -> None:
+        b = self.book
+        author_addr = self.contract.address_of(int(b.author[slot]), self.addr_index)
+        x, y, t = self.sample(int(b.row[slot])), int(b.label[slot]), int(b.time[slot])
+        if kind == "refund":
+            ok, amount, left = self.contract.refund(addr, x, y, t, check=check)
+        else:
+            ok, amount, left = self.contract.report(addr, x, y, t, author_addr, check=check)
+        if ok:
+            owner = self.addr_owner[addr]
+            if kind == "refund":
+                owner.refunded += 1
+                owner.points += self.contract.points_per_refund
+            else:
+                owner.reports_won += 1
+                self.addr_owner[author_addr].taken += 1
+                b.mark_claimed(slot, self.addr_index[addr])
+        if left is not None and left <= 0:
+            b.remove(slot)

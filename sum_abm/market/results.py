@@ -1,0 +1,216 @@
+"""Run results: polars frames, metrics against a clean baseline, and atomic Parquet output.
+
+Frames (one :class:`RunResult` per run):
+
+- ``transactions``: one row per contract call (time_s, sender, call, accepted, reason, value, gas,
+  fee, amount);
+- ``timeseries``: at every sample time, the accuracy and every agent's balance (long format:
+  time_s, accuracy, agent_id, group, balance);
+- ``agents``: one row per agent (start/end balance, profit, ROI, fees, counters);
+- ``summary``: one row (model quality, money check, attack success when there are attackers).
+
+Timings never go into the Parquet files: the same scenario and seed give byte-identical files.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import polars as pl
+
+if TYPE_CHECKING:  # pragma: no cover
+    from sum_abm.market.model import MarketModel
+    from sum_abm.scenario import Scenario
+
+FRAMES = ("transactions", "timeseries", "agents", "summary")
+
+
+@dataclass
+class RunResult:
+    """The frames of one run, plus its scenario, seed and wall time (seconds; not in the frames)."""
+
+    scenario: "Scenario"
+    seed: int
+    transactions: pl.DataFrame
+    timeseries: pl.DataFrame
+    agents: pl.DataFrame
+    summary: pl.DataFrame
+    wall_time_s: float = 0.0
+    baseline: "RunResult | None" = field(default=None, repr=False)
+
+    def frames(self) -> dict[str, pl.DataFrame]:
+        return {name: getattr(self, name) for name in FRAMES}
+
+    def write(self, out_dir: str | Path) -> Path:
+        """Write the four Parquet files and ``run.json`` into ``out_dir`` atomically; returns it."""
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        for name, df in self.frames().items():
+            write_parquet_atomic(df, out / f"{name}.parquet")
+        if self.baseline is not None:
+            write_parquet_atomic(self.baseline.timeseries, out / "baseline_timeseries.parquet")
+        meta = {
+            "scenario": self.scenario.to_dict(),
+            "seed": self.seed,
+            "wall_time_s": round(self.wall_time_s, 3),
+            "versions": versions(),
+        }
+        write_text_atomic(out / "run.json", json.dumps(meta, indent=2, sort_keys=True))
+        return out
+
+
+def versions() -> dict[str, str]:
+    """Versions of sum_abm and the libraries that shape its results."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"python": platform.python_version()}
+    for pkg in ("sum_abm", "mesa", "numpy", "scipy", "scikit-learn", "polars"):
+        try:
+            out[pkg] = version(pkg)
+        except PackageNotFoundError:  # pragma: no cover
+            out[pkg] = "unknown"
+    return out
+
+
+def write_parquet_atomic(df: pl.DataFrame, path: Path) -> None:
+    """Write ``df`` to ``path`` via a temporary file in the same folder and ``os.replace``."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    os.close(fd)
+    try:
+        df.write_parquet(tmp, statistics=False)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write text to ``path`` atomically (temporary file + rename)."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(text)
+    os.replace(tmp, path)
+
+
+# -- frames from a finished model ---------------------------------------------------------------
+def collect(model: "MarketModel") -> dict[str, pl.DataFrame]:
+    """Build the transactions, timeseries and agents frames from a finished model."""
+    tx = pl.DataFrame(
+        model.tx,
+        schema={
+            "time_s": pl.Int64,
+            "sender": pl.String,
+            "call": pl.String,
+            "accepted": pl.Boolean,
+            "reason": pl.String,
+            "value": pl.Int64,
+            "gas": pl.Int64,
+            "fee": pl.Int64,
+            "amount": pl.Float64,
+        },
+    )
+    ts = pl.DataFrame(
+        model.samples,
+        schema={"time_s": pl.Int64, "accuracy": pl.Float64, "agent_id": pl.String, "group": pl.String, "balance": pl.Float64},
+    )
+    fees = dict(zip(*tx.group_by("sender").agg(pl.col("fee").sum()).to_dict(as_series=False).values())) if len(tx) else {}
+    rows = []
+    for a in model.participants:
+        end = a.balance
+        start = a.start_balance
+        rows.append(
+            {
+                "agent_id": a.address if len(a.addresses) == 1 else a.address.rsplit(".", 1)[0],
+                "group": a.group.name,
+                "policy": a.group.policy,
+                "attacker": a.group.is_attacker,
+                "addresses": len(a.addresses),
+                "start_balance": float(start),
+                "end_balance": float(end),
+                "profit": float(end - start),
+                "roi": float((end - start) / start) if start else 0.0,
+                "fees": int(sum(fees.get(x, 0) for x in a.addresses)),
+                "deposits_paid": int(a.deposits_paid),
+                "adds_accepted": a.adds_accepted,
+                "refunded": a.refunded,
+                "taken": a.taken,
+                "reports_won": a.reports_won,
+                "predictions": a.predictions,
+                "points": a.points,
+            }
+        )
+    agents = pl.DataFrame(rows)
+    return {"transactions": tx, "timeseries": ts, "agents": agents}
+
+
+def accuracy_curve(ts: pl.DataFrame) -> pl.DataFrame:
+    """One row per sample time: (time_s, accuracy)."""
+    return ts.select("time_s", "accuracy").unique(subset="time_s", keep="last", maintain_order=True).sort("time_s")
+
+
+def time_weighted(curve: pl.DataFrame) -> float:
+    """Accuracy averaged over simulated time (a step function between samples)."""
+    t = curve["time_s"].to_numpy()
+    a = curve["accuracy"].to_numpy()
+    if len(t) < 2 or t[-1] == t[0]:
+        return float(a[-1]) if len(a) else float("nan")
+    return float(np.sum(a[:-1] * np.diff(t)) / (t[-1] - t[0]))
+
+
+def summarize(model: "MarketModel", frames: dict[str, pl.DataFrame], baseline: "RunResult | None") -> pl.DataFrame:
+    """The one-row summary: run facts, model quality and, with a baseline, attack success."""
+    sc = model.scenario
+    tx, agents = frames["transactions"], frames["agents"]
+    curve = accuracy_curve(frames["timeseries"])
+    acc = curve["accuracy"]
+    row: dict[str, Any] = {
+        "scenario": sc.name,
+        "seed": model.seed_value,
+        "mechanism": sc.mechanism.kind,
+        "semantics": getattr(sc.mechanism, "semantics", "n/a"),
+        "learner": sc.learner.kind,
+        "n_agents": len(model.participants),
+        "end_time_s": int(model.time),
+        "days": float(model.time / 86_400),
+        "calls": int(len(tx)),
+        "calls_rejected": int((~tx["accepted"]).sum()) if len(tx) else 0,
+        "adds_accepted": int(agents["adds_accepted"].sum()),
+        "pool_used": float(model.cursor / max(1, model.n_pool)),
+        "accuracy_initial": float(model.accuracy_initial),
+        "accuracy_final": float(acc[-1]),
+        "accuracy_min": float(acc.min()),
+        "accuracy_time_weighted": time_weighted(curve),
+        "accuracy_all_data": float(model.contract.accuracy_all_data()),
+        "money_conserved": bool(model.ledger.total() == model.ledger_total),
+        "fees_total": int(tx["fee"].sum()) if len(tx) else 0,
+    }
+    row.update(model.contract.summary_extra())
+    att = agents.filter(pl.col("attacker"))
+    hon = agents.filter(~pl.col("attacker"))
+    row["honest_profit"] = float(hon["profit"].sum()) if len(hon) else 0.0
+    row["attacker_profit"] = float(att["profit"].sum()) if len(att) else None
+    if len(att) and baseline is not None:
+        b = accuracy_curve(baseline.timeseries)
+        drop_final = float(b["accuracy"][-1] - acc[-1])
+        joined = curve.join_asof(b.rename({"accuracy": "base"}), on="time_s")
+        drop_max = float((joined["base"] - joined["accuracy"]).max())
+        start = float(att["start_balance"].sum())
+        spend = max(0.0, -float(att["profit"].sum())) + float(att["fees"].sum())
+        row.update(
+            {
+                "baseline_accuracy_final": float(b["accuracy"][-1]),
+                "accuracy_drop_final": drop_final,
+                "accuracy_drop_max": drop_max,
+                "attacker_roi": float(att["profit"].sum()) / start if start else 0.0,
+                "attacker_spend_per_point": spend / (100 * drop_final) if drop_final > 0 else None,
+                "baseline_honest_profit": float(baseline.agents.filter(~pl.col("attacker"))["profit"].sum()),
+            }
+        )
+    return pl.DataFrame([row])

@@ -1,0 +1,55 @@
+"""Agent policies: a registry from policy name to (config class, policy class).
+
+``group_config_union()`` is the pydantic union the scenario schema uses for agent groups, so each
+policy's parameters are validated (unknown keys rejected) with errors like ``agents[1].deposit``.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Union
+
+from pydantic import Field
+
+from sum_abm.policies.adaptive import AdaptivePolicy
+from sum_abm.policies.base import GroupConfig, Policy
+from sum_abm.policies.reference import ReferencePolicy
+from sum_abm.policies.strategic import (
+    CarelessPolicy,
+    DepositHunterPolicy,
+    FreeRiderPolicy,
+    HonestPolicy,
+    LabelFlipPolicy,
+    ModelUserPolicy,
+    SybilPolicy,
+    TargetedPolicy,
+)
+
+POLICIES: dict[str, type[Policy]] = {
+    p.name: p
+    for p in (
+        HonestPolicy,
+        CarelessPolicy,
+        LabelFlipPolicy,
+        TargetedPolicy,
+        SybilPolicy,
+        FreeRiderPolicy,
+        DepositHunterPolicy,
+        ModelUserPolicy,
+        AdaptivePolicy,
+        ReferencePolicy,
+    )
+}
+
+
+def group_config_union():
+    """The discriminated union (on ``policy``) of every registered policy's group config."""
+    configs = tuple(p.Config for p in POLICIES.values())
+    return Annotated[Union[configs], Field(discriminator="policy")]  # type: ignore[valid-type]
+
+
+def make_policy(config: GroupConfig) -> Policy:
+    """The policy object for one agent of a group."""
+    return POLICIES[config.policy](config)
+
+
+__all__ = ["POLICIES", "GroupConfig", "Policy", "group_config_union", "make_policy"]

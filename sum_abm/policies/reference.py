@@ -1,0 +1,70 @@
+"""The reference simulator's agent, exactly as REFERENCE_SCENARIOS.md describes it.
+
+On each wake-up with a positive balance and data left: a model caller predicts (paying
+``pay_to_call``) with probability = the last evaluated accuracy; otherwise the next pool row is
+contributed, its label flipped if the agent is bad and flipped again with probability
+``prob_mistake``; a bad agent always contributes, a good one with probability ``accuracy + 0.15``;
+the deposit offered is ``int(normal(mean_deposit, stdev_deposit))`` (redrawn until > 0) capped at
+the balance. Then, every wake-up, the reference claim walk (see :class:`~sum_abm.market.claims.WalkRules`).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, ClassVar, Literal
+
+from pydantic import Field, model_validator
+
+from sum_abm.market.claims import WalkRules
+from sum_abm.policies.base import GroupConfig, Policy, draw_positive_int
+
+if TYPE_CHECKING:  # pragma: no cover
+    from sum_abm.market.agents import Participant
+
+
+class ReferenceConfig(GroupConfig):
+    """The reference ``Agent``'s fields (deposits in token units, waits in seconds)."""
+
+    policy: Literal["reference"] = "reference"
+    mean_deposit: float = Field(50.0, gt=0)
+    stdev_deposit: float = Field(10.0, ge=0)
+    good: bool = True
+    prob_mistake: float = Field(0.0, ge=0, le=1)
+    calls_model: bool = False
+    pay_to_call: int = Field(0, ge=0)
+
+    @model_validator(mode="after")
+    def _attacker_default(self) -> "ReferenceConfig":
+        if self.attacker is None:
+            object.__setattr__(self, "attacker", not self.good)
+        return self
+
+
+class ReferencePolicy(Policy):
+    """The reference simulator's ``Agent`` + ``Simulator`` behaviour for one agent."""
+
+    Config: ClassVar[type[GroupConfig]] = ReferenceConfig
+    name: ClassVar[str] = "reference"
+    walk = WalkRules(reference=True)
+
+    def act(self, agent: "Participant") -> bool:
+        m = agent.model
+        c: ReferenceConfig = self.config  # type: ignore[assignment]
+        balance = agent.balance
+        if balance > 0 and m.data_left():
+            row = m.cursor
+            if c.calls_model:
+                if m.rng.random() < m.accuracy:
+                    m.predict(agent, row, c.pay_to_call)
+            else:
+                y = int(m.pool_label(row))
+                if not c.good:
+                    y = m.flip_label(y)
+                if c.prob_mistake > 0 and m.rng.random() < c.prob_mistake:
+                    y = m.flip_label(y)
+                if not c.good or m.rng.random() < m.accuracy + 0.15:
+                    value = min(draw_positive_int(m.rng, c.mean_deposit, c.stdev_deposit), balance)
+                    m.add_data(agent, row, y, value)
+            balance = agent.balance
+        keep_going = balance > 0
+        m.claim_walk(agent, self.walk)
+        return keep_going

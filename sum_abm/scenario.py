@@ -1,0 +1,366 @@
+"""Scenario files: a validated description of one market run.
+
+A scenario is a TOML file (data, not code: nothing in it is executed) validated by pydantic with
+unknown keys rejected. Every error becomes one :class:`~sum_abm.errors.InputError` line naming the
+file, the field and what was expected, e.g.
+``scenarios/x.toml: agents[1].deposit: expected an integer >= 0, got 'abc'``.
+
+Sweeps override fields by dotted path (``mechanism.cost_weight``, ``agents.1.count`` or
+``agents[1].count``, ``agents.bad.count`` by group name) with :meth:`Scenario.with_overrides`, which
+re-validates the whole scenario.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from sum_abm.errors import InputError
+from sum_abm.policies import group_config_union
+
+
+class StrictModel(BaseModel):
+    """Base of every config model: unknown keys are errors, values are validated on assignment."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class DataConfig(StrictModel):
+    """Which data the market trades, and how it is split (rows are used in file order).
+
+    ``kind`` picks the source: ``imdb_synthetic`` (generated, see REFERENCE_SCENARIOS.md),
+    scikit-learn's bundled ``breast_cancer``/``digits``/``iris``/``wine``, or a user ``csv``/``parquet``.
+    """
+
+    kind: Literal["imdb_synthetic", "breast_cancer", "digits", "iris", "wine", "csv", "parquet"] = (
+        "imdb_synthetic"
+    )
+    # imdb_synthetic generator parameters (reference defaults).
+    n_rows: int = Field(50_000, ge=4)
+    n_features: int = Field(1_000, ge=2)
+    noise: float = Field(0.15, ge=0.0, le=0.5)
+    data_seed: int = Field(0, ge=0)
+    # user files
+    path: str | None = None
+    label_column: str = "label"
+    text_column: str | None = None
+    # split: the train part feeds the initial model and the pool; the test part is hidden.
+    train_rows: int | None = Field(None, ge=1, description="use only the first N train rows")
+    test_rows: int | None = Field(None, ge=1, description="use only the first N test rows")
+    init_train_portion: float = Field(0.08, ge=0.0, le=1.0)
+    init_train_rows: int | None = Field(None, ge=1, description="overrides init_train_portion")
+
+
+class LearnerConfig(StrictModel):
+    """The on-chain model. ``params`` go to the learner's constructor (e.g. ``alpha``)."""
+
+    kind: Literal["perceptron", "sgd_perceptron", "multinomial_nb", "nearest_centroid"] = "perceptron"
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class DRTConfig(StrictModel):
+    """Deposit, Refund and Take (self-assessment). Times in seconds, ``cost_weight`` in token units."""
+
+    kind: Literal["deposit_refund_take"]
+    semantics: Literal["solidity", "reference-python"] = "solidity"
+    refund_time_s: int = Field(86_400, ge=0)
+    any_address_claim_wait_time_s: int = Field(9 * 86_400, ge=0)
+    cost_weight: int = Field(1, ge=0)
+
+    @model_validator(mode="after")
+    def _windows(self) -> "DRTConfig":
+        if self.any_address_claim_wait_time_s < self.refund_time_s:
+            raise ValueError("expected any_address_claim_wait_time_s >= refund_time_s")
+        return self
+
+
+class PMConfig(StrictModel):
+    """Prediction market: a bounty (token units) rewards contributions by the accuracy they add."""
+
+    kind: Literal["prediction_market"]
+    semantics: Literal["corrected", "reference-python"] = "corrected"
+    bounty: int = Field(100_000, ge=1)
+    num_test_pieces: int = Field(10, ge=2)
+    min_length_s: int = Field(1_000, ge=0)
+    min_num_contributions: int | None = Field(
+        None, ge=1, description="default: every row of the pool must be contributed"
+    )
+    min_stake: int = Field(1, ge=1)
+    allow_greater_deposit: bool = False
+    group_contributions: bool = False
+    reset_model_during_reward_phase: bool = False
+    any_address_claim_wait_time_s: int = Field(9 * 86_400, ge=0)
+    max_process_calls: int = Field(2_000_000, ge=1, description="safety cap on reward-phase calls")
+
+
+class PointsConfig(StrictModel):
+    """Points (gamification): free adds; a point for each contribution the model later agrees with."""
+
+    kind: Literal["points"]
+    refund_time_s: int = Field(86_400, ge=0)
+    any_address_claim_wait_time_s: int = Field(9 * 86_400, ge=0)
+
+
+MechanismConfig = Annotated[Union[DRTConfig, PMConfig, PointsConfig], Field(discriminator="kind")]
+
+
+class ChainConfig(StrictModel):
+    """Chain substrate: block time (seconds) and gas price (token units per gas; 0 = free calls)."""
+
+    block_time_s: int = Field(1, ge=1)
+    gas_price: int = Field(0, ge=0)
+
+
+class RunConfig(StrictModel):
+    """When the run stops and how often it samples (seconds of simulated time)."""
+
+    max_time_s: int = Field(400 * 86_400, ge=1, description="hard stop")
+    stop_when_done: bool = Field(
+        True, description="stop when the pool is exhausted and nothing is left to claim"
+    )
+    first_sample_s: int = Field(10_000, ge=0)
+    sample_interval_s: int = Field(200_000, ge=1)
+    naive_claims: bool = Field(
+        False,
+        description="send every claim the reference would (rejected ones included) instead of "
+        "skipping calls the state proves would be rejected; for equivalence tests",
+    )
+
+
+class Scenario(StrictModel):
+    """One market run: data, learner, mechanism, chain, agent groups, run control and seed."""
+
+    name: str = "scenario"
+    description: str = ""
+    seed: int = Field(1, ge=0)
+    data: DataConfig = Field(default_factory=DataConfig)
+    learner: LearnerConfig = Field(default_factory=LearnerConfig)
+    mechanism: MechanismConfig = Field(default_factory=lambda: DRTConfig(kind="deposit_refund_take"))
+    chain: ChainConfig = Field(default_factory=ChainConfig)
+    run: RunConfig = Field(default_factory=RunConfig)
+    agents: list[group_config_union()] = Field(min_length=1)  # type: ignore[valid-type]
+
+    @model_validator(mode="after")
+    def _unique_groups(self) -> "Scenario":
+        names = [g.name for g in self.agents]
+        dup = {n for n in names if names.count(n) > 1}
+        if dup:
+            raise ValueError(f"expected unique group names, got {sorted(dup)} more than once")
+        return self
+
+    # -- helpers ---------------------------------------------------------------------------
+    @property
+    def attacker_groups(self) -> list[str]:
+        """Names of the groups that are attackers (explicit ``attacker`` or the policy's default)."""
+        return [g.name for g in self.agents if g.is_attacker]
+
+    def without_attackers(self) -> "Scenario":
+        """The clean baseline: the same scenario without its attacking groups."""
+        keep = [g for g in self.agents if not g.is_attacker]
+        if not keep:
+            raise InputError(f"{self.name}: agents: a clean baseline needs at least one non-attacker group")
+        return self.model_copy(update={"agents": keep})
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data (JSON/TOML-ready), defaults included."""
+        return self.model_dump(mode="json")
+
+    def with_overrides(self, overrides: dict[str, Any], source: str | None = None) -> "Scenario":
+        """A new scenario with ``{dotted.path: value}`` applied and the whole re-validated.
+
+        Raises :class:`InputError` naming the path when it names no field or the value is rejected.
+        """
+        data = self.to_dict()
+        for path, value in overrides.items():
+            set_path(data, path, value, source or self.name)
+        return parse_scenario(data, source or self.name)
+
+
+_INDEX = re.compile(r"\[(\w+)\]")
+
+
+def split_path(path: str) -> list[str]:
+    """``agents[1].count`` -> ``['agents', '1', 'count']``."""
+    return [p for p in _INDEX.sub(r".\1", path).split(".") if p != ""]
+
+
+def set_path(data: dict[str, Any], path: str, value: Any, source: str) -> None:
+    """Set ``value`` at dotted ``path`` in plain scenario data; agent groups by index or name.
+
+    Only existing fields (or a group's known policy fields) may be set: a path that names nothing
+    raises :class:`InputError`.
+    """
+    parts = split_path(path)
+    if not parts:
+        raise InputError(f"{source}: {path!r}: expected a dotted scenario path")
+    node: Any = data
+    for i, part in enumerate(parts):
+        last = i == len(parts) - 1
+        where = ".".join(parts[: i + 1])
+        if isinstance(node, list):
+            idx = _group_index(node, part)
+            if idx is None:
+                raise InputError(f"{source}: {path}: no agent group {part!r} (index or name expected)")
+            if last:
+                node[idx] = value
+                return
+            node = node[idx]
+            continue
+        if not isinstance(node, dict) or (part not in node and not _settable_new_key(node, part)):
+            raise InputError(f"{source}: {path}: names no scenario field (at {where!r})")
+        if last:
+            node[part] = value
+            return
+        if part not in node or node[part] is None:
+            raise InputError(f"{source}: {path}: names no scenario field (at {where!r})")
+        node = node[part]
+
+
+def _settable_new_key(node: dict[str, Any], key: str) -> bool:
+    # Learner params are free-form and validated by the learner itself.
+    return node.get("__free__", False) or key in ("params",)
+
+
+def _group_index(groups: list[Any], part: str) -> int | None:
+    if part.isdigit():
+        i = int(part)
+        return i if i < len(groups) else None
+    for i, g in enumerate(groups):
+        if isinstance(g, dict) and g.get("name") == part:
+            return i
+    return None
+
+
+def _format_loc(loc: tuple[Any, ...], data: Any) -> str:
+    """Pydantic location -> ``agents[1].deposit`` (drops the discriminator tags pydantic inserts)."""
+    out: list[str] = []
+    node = data
+    for part in loc:
+        if isinstance(part, int):
+            out.append(f"[{part}]")
+            node = node[part] if isinstance(node, list) and part < len(node) else None
+            continue
+        if isinstance(node, dict) and part not in node and node.get("kind") == part:
+            continue  # union tag (mechanism kind)
+        if isinstance(node, dict) and part not in node and node.get("policy") == part:
+            continue  # union tag (agent policy)
+        out.append(("." if out else "") + str(part))
+        node = node.get(part) if isinstance(node, dict) else None
+    return "".join(out) or "(top level)"
+
+
+def _describe(err: dict[str, Any]) -> str:
+    typ = err["type"]
+    ctx = err.get("ctx") or {}
+    got = err.get("input")
+    got_s = repr(got) if not isinstance(got, (dict, list)) else type(got).__name__
+    if typ == "extra_forbidden":
+        return "unknown key (not a scenario field)"
+    if typ == "missing":
+        return "required field is missing"
+    if typ in ("int_parsing", "int_type", "int_from_float"):
+        base = "expected an integer"
+    elif typ in ("float_parsing", "float_type"):
+        base = "expected a number"
+    elif typ in ("bool_parsing", "bool_type"):
+        base = "expected true or false"
+    elif typ in ("string_type",):
+        base = "expected a string"
+    elif typ == "literal_error":
+        base = f"expected one of {ctx.get('expected')}"
+    elif typ == "union_tag_invalid":
+        return f"expected one of {ctx.get('expected_tags')}, got {ctx.get('tag')!r}"
+    elif typ == "union_tag_not_found":
+        return f"missing discriminator {ctx.get('discriminator')}"
+    elif typ == "greater_than_equal":
+        base = f"expected a value >= {ctx.get('ge')}"
+    elif typ == "greater_than":
+        base = f"expected a value > {ctx.get('gt')}"
+    elif typ == "less_than_equal":
+        base = f"expected a value <= {ctx.get('le')}"
+    elif typ == "less_than":
+        base = f"expected a value < {ctx.get('lt')}"
+    elif typ == "too_short":
+        base = f"expected at least {ctx.get('min_length')} item(s)"
+    elif typ == "value_error":
+        return str(ctx.get("error", err["msg"]))
+    else:
+        base = err["msg"]
+    return f"{base}, got {got_s}"
+
+
+def _merge_int_ranges(errs: list[dict[str, Any]]) -> dict[str, Any]:
+    """For an int field with a bound, pydantic reports type and bound separately; keep the first."""
+    return errs[0]
+
+
+def parse_scenario(data: dict[str, Any], source: str = "<scenario>") -> Scenario:
+    """Validate plain data as a :class:`Scenario`; the first problem raises one-line InputError."""
+    if not isinstance(data, dict):
+        raise InputError(f"{source}: expected a TOML table at the top level")
+    try:
+        return Scenario.model_validate(data)
+    except ValidationError as exc:
+        err = _merge_int_ranges(exc.errors(include_url=False))
+        loc = _format_loc(tuple(err["loc"]), data)
+        if err["type"] in ("union_tag_invalid", "union_tag_not_found"):
+            disc = str((err.get("ctx") or {}).get("discriminator", "")).strip("'")
+            loc = f"{loc}.{disc}" if loc != "(top level)" else disc
+        msg = _describe(err)
+        if loc.endswith(("deposit", "balance", "count")) and "expected an integer" in msg:
+            msg = msg.replace("expected an integer", "expected an integer >= 0", 1)
+        raise InputError(f"{source}: {loc}: {msg}") from None
+
+
+def read_toml(path: str | Path) -> dict[str, Any]:
+    """Read a TOML file; a missing or malformed file raises a one-line InputError."""
+    p = Path(path)
+    try:
+        with p.open("rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise InputError(f"{path}: is a directory, expected a TOML file") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise InputError(f"{path}: not valid TOML: {exc}") from None
+    except UnicodeDecodeError:
+        raise InputError(f"{path}: not a text file") from None
+
+
+def load_scenario(path: str | Path, overrides: dict[str, Any] | None = None) -> Scenario:
+    """Load and validate a scenario TOML file, optionally with ``{dotted.path: value}`` overrides.
+
+    A relative ``data.path`` is resolved against the scenario file's folder.
+    """
+    data = read_toml(path)
+    source = str(path)
+    data_path = (data.get("data") or {}).get("path") if isinstance(data.get("data"), dict) else None
+    if isinstance(data_path, str) and not Path(data_path).is_absolute():
+        data["data"]["path"] = str((Path(path).parent / data_path).resolve())
+    if overrides:
+        data = copy.deepcopy(data)
+        # Validate first so override paths are checked against a complete (defaults-filled) tree.
+        base = parse_scenario(data, source)
+        return base.with_overrides(overrides, source)
+    return parse_scenario(data, source)
+
+
+def parse_set_options(items: list[str] | None, source: str = "--set") -> dict[str, Any]:
+    """``["mechanism.cost_weight=2", "agents.bad.count=3"]`` -> overrides; values parsed as TOML."""
+    out: dict[str, Any] = {}
+    for item in items or []:
+        if "=" not in item:
+            raise InputError(f"{source}: {item!r}: expected path=value")
+        key, raw = item.split("=", 1)
+        try:
+            value = tomllib.loads(f"v = {raw}")["v"]
+        except tomllib.TOMLDecodeError:
+            value = raw  # a bare word is a string
+        out[key.strip()] = value
+    return out
