@@ -1,0 +1,86 @@
+"""The chain: ledger, clock, gas, fee sink, and atomic execution of contract calls."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from sum_abm.chain.clock import Clock
+from sum_abm.chain.errors import Rejected
+from sum_abm.chain.gas import GasSchedule
+from sum_abm.chain.ledger import Ledger
+
+TxLog = Callable[[dict[str, Any]], None]
+
+
+class Chain:
+    """Everything below the contracts. ``execute`` runs one transaction atomically.
+
+    Contract methods do every check before any effect (the Solidity way), so a call that raises
+    :class:`Rejected` has changed nothing; the fee, as on chain, is still charged.
+    """
+
+    def __init__(
+        self,
+        *,
+        gas_price: int = 0,
+        block_time_s: int = 1,
+        gas_schedule: GasSchedule | None = None,
+        fee_sink: str = "fee_sink",
+        log: TxLog | None = None,
+    ) -> None:
+        self.ledger = Ledger()
+        self.clock = Clock(0, block_time_s)
+        self.gas_schedule = gas_schedule or GasSchedule.load()
+        self.gas_price = int(gas_price)
+        self.fee_sink = fee_sink
+        self.log = log
+
+    def execute(
+        self,
+        sender: str,
+        call: str,
+        value: Any,
+        fn: Callable[[], Any],
+        *,
+        gas_op: str | None = None,
+        learner_kind: str = "",
+        n_features: int = 0,
+    ) -> Any:
+        """Run ``fn`` as a transaction from ``sender`` sending ``value`` tokens.
+
+        The wallet rule first: ``value + fee`` above the sender's balance is refused with
+        ``insufficient_funds`` and charges nothing (such a transaction cannot be sent). Then the fee
+        goes to the fee sink and ``fn`` runs; :class:`Rejected` propagates after logging.
+        """
+        gas = self.gas_schedule.gas(gas_op or call, learner_kind, n_features) if self.gas_price else 0
+        fee = gas * self.gas_price
+        if value + fee > self.ledger.balance(sender):
+            self._log(sender, call, False, "insufficient_funds", value, 0, 0, None)
+            raise Rejected("insufficient_funds")
+        if fee:
+            self.ledger.transfer(sender, self.fee_sink, fee)
+        try:
+            result = fn()
+        except Rejected as rej:
+            self._log(sender, call, False, rej.reason, value, gas, fee, None)
+            raise
+        amount = result if isinstance(result, (int, float)) and not isinstance(result, bool) else None
+        self._log(sender, call, True, None, value, gas, fee, amount)
+        return result
+
+    def _log(self, sender, call, ok, reason, value, gas, fee, amount) -> None:
+        if self.log is not None:
+            self.log(
+                {
+                    "time_s": self.clock.now,
+                    "sender": sender,
+                    "call": call,
+                    "accepted": ok,
+                    "reason": reason,
+                    "value": int(value),
+                    "gas": int(gas),
+                    "fee": int(fee),
+                    "amount": None if amount is None else float(amount),
+                }
+            )

@@ -1,0 +1,77 @@
+"""Balances of every account, in the smallest token unit.
+
+Money is integers on chain; the ``reference-python`` semantics (which pays fractional report
+rewards, as the reference Python does) is the one place where a balance may hold a float. The total
+over all accounts never changes after the initial endowments: :meth:`Ledger.check_conserved`.
+"""
+
+from __future__ import annotations
+
+from numbers import Real
+
+
+class InsufficientFunds(Exception):
+    """A transfer larger than the sender's balance (refused, never capped)."""
+
+    def __init__(self, address: str, balance: Real, amount: Real) -> None:
+        super().__init__(f"{address} holds {balance}, cannot pay {amount}")
+        self.address, self.balance, self.amount = address, balance, amount
+
+
+class MoneyNotConserved(AssertionError):
+    """The total over all accounts changed: a bug, never a warning."""
+
+
+class Ledger:
+    """Account balances (token units). ``mint`` only for initial endowments."""
+
+    def __init__(self) -> None:
+        self._bal: dict[str, Real] = {}
+        self._minted: Real = 0
+
+    def mint(self, address: str, amount: Real) -> None:
+        """Endow ``address`` with ``amount`` tokens (creation of money; only at set-up)."""
+        if amount < 0:
+            raise ValueError("cannot mint a negative amount")
+        self._bal[address] = self._bal.get(address, 0) + amount
+        self._minted += amount
+
+    def balance(self, address: str) -> Real:
+        """Tokens held by ``address`` (0 for an unknown account)."""
+        return self._bal.get(address, 0)
+
+    def transfer(self, src: str, dst: str, amount: Real) -> None:
+        """Move ``amount`` tokens from ``src`` to ``dst``; an overdraft raises InsufficientFunds."""
+        if amount < 0:
+            raise ValueError(f"negative transfer {amount}")
+        if amount == 0:
+            return
+        have = self._bal.get(src, 0)
+        if have < amount:
+            raise InsufficientFunds(src, have, amount)
+        self._bal[src] = have - amount
+        self._bal[dst] = self._bal.get(dst, 0) + amount
+
+    def total(self) -> Real:
+        """Sum over all accounts (token units)."""
+        return sum(self._bal.values())
+
+    def check_conserved(self, tol: float = 1e-6) -> None:
+        """Raise MoneyNotConserved unless the total equals what was minted."""
+        total = self.total()
+        if isinstance(total, int) and isinstance(self._minted, int):
+            ok = total == self._minted
+        else:
+            ok = abs(total - self._minted) <= tol * max(1.0, abs(self._minted))
+        if not ok:
+            raise MoneyNotConserved(f"total {total} != minted {self._minted}")
+
+    def snapshot(self) -> dict[str, Real]:
+        """A copy of every balance, for comparisons and rollbacks."""
+        return dict(self._bal)
+
+    def restore(self, snap: dict[str, Real]) -> None:
+        self._bal = dict(snap)
+
+    def accounts(self) -> list[str]:
+        return list(self._bal)

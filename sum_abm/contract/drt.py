@@ -1,0 +1,156 @@
+"""Deposit, Refund and Take (self-assessment), in the Solidity or the reference-Python rules.
+
+The rules and their check order are those of ``TRACE_FORMAT.md`` §4 (shipped in
+``tests/conformance/``). Differences between the two ``semantics``:
+
+========================  ======================================  ==========================================
+rule                      ``solidity`` (default)                  ``reference-python``
+========================  ======================================  ==========================================
+deposit                   ``cw*3600 // isqrt(dt)`` (dt=0 → /1),   ``int(cw*60 / isqrt(dt))``, at least 1;
+                          0 when ``cw == 0``                      ``dt <= 0`` rejected (``add_too_soon``)
+refund/report wait        ``age < refund_time_s`` is too early     ``age <= refund_time_s`` is too early
+report reward             ``dep*num_good // total_good`` (int)     ``dep*num_good / total_good`` (float)
+duplicate data            overwrite allowed when nothing claimable always rejected
+========================  ======================================  ==========================================
+"""
+
+from __future__ import annotations
+
+from math import isqrt
+from typing import Any
+
+from sum_abm.chain import Rejected
+from sum_abm.contract.data_handler import StoredData
+
+SEMANTICS = ("solidity", "reference-python")
+
+
+class DepositRefundTake:
+    """The DRT incentive mechanism. Times in seconds, ``cost_weight`` in token units."""
+
+    kind = "deposit_refund_take"
+    updates_model_on_add = True
+
+    def __init__(
+        self,
+        refund_time_s: int = 86_400,
+        any_address_claim_wait_time_s: int = 9 * 86_400,
+        cost_weight: int = 1,
+        semantics: str = "solidity",
+        deploy_time_s: int = 0,
+    ) -> None:
+        if semantics not in SEMANTICS:
+            raise ValueError(f"semantics must be one of {SEMANTICS}, got {semantics!r}")
+        self.refund_time_s = int(refund_time_s)
+        self.any_address_claim_wait_time_s = int(any_address_claim_wait_time_s)
+        self.cost_weight = cost_weight
+        self.semantics = semantics
+        self.python = semantics == "reference-python"
+        self.last_update_time_s = int(deploy_time_s)
+        self.total_good = 0
+        self.num_good: dict[str, int] = {}  # insertion order = order of first verified refund
+
+    # -- views ---------------------------------------------------------------------------------
+    def required_deposit(self, now: int) -> int | None:
+        """Deposit an add needs at ``now`` (token units); None when an add is impossible now."""
+        dt = now - self.last_update_time_s
+        if self.python:
+            if dt <= 0:
+                return None
+            return max(1, int(self.cost_weight * 60 / isqrt(dt)))
+        if self.cost_weight == 0:
+            return 0
+        return (self.cost_weight * 3600) // (1 if dt == 0 else isqrt(dt))
+
+    def too_early(self, age: int) -> bool:
+        return age <= self.refund_time_s if self.python else age < self.refund_time_s
+
+    @property
+    def min_claim_age(self) -> int:
+        """The smallest age (seconds) at which a refund or report can succeed."""
+        return self.refund_time_s + 1 if self.python else self.refund_time_s
+
+    def good_count(self, address: str) -> int:
+        return self.num_good.get(address, 0)
+
+    # -- add ------------------------------------------------------------------------------------
+    def add_cost(self, sender: str, value: Any, now: int) -> int:
+        """Check an add and return its cost; raises Rejected."""
+        cost = self.required_deposit(now)
+        if cost is None:
+            raise Rejected("add_too_soon")
+        if cost > value:
+            raise Rejected("insufficient_value", f"{value} < {cost}")
+        return cost
+
+    def may_overwrite(self, stored: StoredData) -> bool:
+        """Solidity lets a key be re-added when nothing is claimable; the reference Python never."""
+        return (not self.python) and stored.claimable == 0
+
+    def on_added(self, now: int) -> None:
+        self.last_update_time_s = now
+
+    # -- refund ---------------------------------------------------------------------------------
+    def refund_amount(self, sender: str, stored: StoredData, prediction: int, now: int) -> Any:
+        """Check a refund by the submitter; returns the amount (all that is claimable)."""
+        if sender in stored.claimed_by:
+            raise Rejected("already_claimed_by_submitter")
+        if stored.claimable <= 0:
+            raise Rejected("nothing_left_to_claim")
+        if self.too_early(now - stored.time):
+            raise Rejected("too_early")
+        if prediction != stored.y:
+            raise Rejected("model_disagrees")
+        return stored.claimable
+
+    def on_refunded(self, sender: str) -> None:
+        self.num_good[sender] = self.num_good.get(sender, 0) + 1
+        self.total_good += 1
+
+    # -- report ---------------------------------------------------------------------------------
+    def report_amount(self, reporter: str, stored: StoredData, prediction: int | None, now: int) -> Any:
+        """Check a report (take) and return the amount taken."""
+        if stored.claimable <= 0:
+            raise Rejected("nothing_left_to_claim")
+        age = now - stored.time
+        if age >= self.any_address_claim_wait_time_s:
+            return stored.claimable
+        if reporter == stored.sender:
+            raise Rejected("own_deposit")
+        if reporter in stored.claimed_by:
+            raise Rejected("already_claimed_by_reporter")
+        if self.too_early(age):
+            raise Rejected("too_early")
+        if prediction == stored.y:
+            raise Rejected("model_agrees")
+        ng = self.num_good.get(reporter, 0)
+        if ng <= 0:
+            raise Rejected("reporter_has_no_good_data")
+        if self.python:
+            amount = stored.initial_deposit * ng / self.total_good
+            if amount <= 0 or amount > stored.claimable:
+                amount = stored.claimable
+        else:
+            amount = stored.initial_deposit * ng // self.total_good
+            if amount == 0 or amount > stored.claimable:
+                amount = stored.claimable
+        return amount
+
+    def report_needs_prediction(self, stored: StoredData, now: int) -> bool:
+        return now - stored.time < self.any_address_claim_wait_time_s
+
+    # -- prediction payments (a reference-Python feature) ---------------------------------------
+    def prediction_payments(self, value: Any) -> dict[str, Any]:
+        """Who is paid what for a paid prediction: ``int(value*num_good/total_good)`` each."""
+        if value <= 0 or self.total_good == 0:
+            return {}
+        out = {}
+        for addr, ng in self.num_good.items():
+            if ng > 0:
+                amt = int(value * ng / self.total_good)
+                if amt:
+                    out[addr] = amt
+        return out
+
+    def snapshot(self) -> tuple:
+        return (self.last_update_time_s, self.total_good, tuple(self.num_good.items()))

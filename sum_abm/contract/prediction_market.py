@@ -1,0 +1,381 @@
+"""The prediction market: a bounty rewards contributions by the test accuracy they add.
+
+Lifecycle (TRACE_FORMAT.md §5): the bounty provider commits hashes of test-set pieces and funds the
+bounty; one piece (drawn by the caller) is revealed; contributors stake on their data
+(PARTICIPATION); the market ends; the other pieces are revealed and checked against their
+commitments; ``process_contribution`` replays the contributions on the model pass after pass, scores
+each by the accuracy change it causes and removes the worst until the bounty rounds are used up;
+then contributors collect (``refund``) and, after a long wait, anyone may ``report``.
+
+``semantics = "reference-python"`` reproduces the reference Python exactly, bugs included.
+``semantics = "corrected"`` (default) fixes them; each fix is marked ``FIX n`` below:
+
+1. ``report`` deletes the *submitter's* market balance after paying it (the reference deletes the
+   reporter's, so a balance can be paid twice and the reporter loses its own).
+2. Non-grouped accounting: every change of a contribution's balance, in every pass and at the end,
+   is applied to its contributor's market balance, and a balance never goes below 0 (the reference
+   drops all but the last pass's changes and never debits removed contributions).
+3. ``rounds`` stops at the first ruin: the smallest ``balance / -score`` over all negative scores
+   (the reference uses only the lowest score's, which can drive another balance below zero).
+4. With ``reset_model_during_reward_phase`` every pass starts from the original accuracy.
+5. The contract never pays more than it holds, and the provider may withdraw the unused bounty.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from sum_abm.chain import Chain, Rejected
+from sum_abm.contract.data_handler import DataHandler, StoredData
+
+SEMANTICS = ("corrected", "reference-python")
+
+
+def hash_piece(piece: list[tuple[Any, int]]) -> str:
+    """SHA-256 commitment of a test-set piece: a canonical JSON of its ``(x, y)`` pairs."""
+    canon = [[[float(v) for v in (x.tolist() if hasattr(x, "tolist") else x)], int(y)] for x, y in piece]
+    return hashlib.sha256(json.dumps(canon, separators=(",", ":")).encode()).hexdigest()
+
+
+@dataclass
+class Contribution:
+    contributor: str
+    x: Any
+    y: int
+    balance: float
+    score: float | None = None
+    accuracy: float | None = None
+
+
+class PredictionMarket:
+    """Prediction-market contract at ``address`` (stakes and bounty in token units)."""
+
+    kind = "prediction_market"
+
+    def __init__(
+        self,
+        chain: Chain,
+        learner: Any,
+        *,
+        semantics: str = "corrected",
+        min_stake: int = 1,
+        allow_greater_deposit: bool = False,
+        group_contributions: bool = False,
+        reset_model_during_reward_phase: bool = False,
+        any_address_claim_wait_time_s: int = 7 * 86_400,
+        address: str = "contract",
+        data_handler: DataHandler | None = None,
+    ) -> None:
+        if semantics not in SEMANTICS:
+            raise ValueError(f"semantics must be one of {SEMANTICS}, got {semantics!r}")
+        self.chain, self.learner, self.address = chain, learner, address
+        self.data = data_handler or DataHandler()
+        self.semantics = semantics
+        self.fixed = semantics == "corrected"
+        self.min_stake = min_stake
+        self.allow_greater_deposit = allow_greater_deposit
+        self.group = group_contributions
+        self.reset = reset_model_during_reward_phase
+        self.any_address_claim_wait_time_s = any_address_claim_wait_time_s
+        self.state: str | None = None
+        self.remaining_bounty_rounds: float = 0
+        self.market_balances: dict[str, float] = {}
+        self.market: list[Contribution] = []
+        self.prev_acc: float | None = None
+        self.original_acc: float | None = None
+        self.reward_phase_end_time_s: int | None = None
+        self.provider: str | None = None
+        self.hashes: list[str] = []
+        self.reveal_index = 0
+        self.next_verify = 0
+        self.test_x: list[Any] = []
+        self.test_y: list[int] = []
+        self.bounty = 0
+        self.paid_out: float = 0.0
+        self.withdrawn = 0.0
+
+    # -- helpers ------------------------------------------------------------------------------
+    def _exec(self, sender: str, call: str, value: Any, fn) -> Any:
+        return self.chain.execute(sender, call, value, fn, gas_op=f"pm_{call}" if call not in ("add_data", "refund", "report") else call,
+                                  learner_kind=getattr(self.learner, "kind", ""))
+
+    def _require(self, cond: bool, reason: str) -> None:
+        if not cond:
+            raise Rejected(reason)
+
+    def _pay(self, to: str, amount: float) -> float:
+        held = self.chain.ledger.balance(self.address)
+        if amount > held:
+            # The reference's Balances.send silently sends what there is; corrected never overpays.
+            amount = held
+        if amount > 0:
+            self.chain.ledger.transfer(self.address, to, amount)
+            self.paid_out += amount
+        return amount
+
+    def evaluate(self) -> float:
+        return self.learner.test_accuracy()
+
+    @property
+    def now(self) -> int:
+        return self.chain.clock.now
+
+    # -- initialisation -------------------------------------------------------------------------
+    def initialize_market(self, sender: str, bounty: int, hashes: list[str], min_length_s: int,
+                          min_num_contributions: int, reveal_index: int) -> int:
+        """Fund the bounty (moved to the contract) and commit test-set hashes; returns the reveal index."""
+        def run() -> int:
+            self._require(self.state is None, "wrong_phase")
+            self._require(0 <= reveal_index < len(hashes) and len(hashes) >= 2, "wrong_phase")
+            self.chain.ledger.transfer(sender, self.address, bounty)
+            self.provider, self.bounty = sender, bounty
+            self.remaining_bounty_rounds = bounty
+            self.hashes = list(hashes)
+            self.reveal_index = reveal_index
+            self.next_verify = 1 if reveal_index == 0 else 0
+            self.min_length_s, self.min_num_contributions = min_length_s, min_num_contributions
+            self.earliest_end = self.now + min_length_s
+            self.init_snapshot = self.learner.snapshot()
+            self.state = "INITIALIZATION"
+            return reveal_index
+
+        return self._exec(sender, "initialize_market", bounty, run)
+
+    def reveal_init_test_set(self, sender: str, piece: list[tuple[Any, int]]) -> None:
+        """Reveal the committed piece at the reveal index; opens participation."""
+        def run() -> None:
+            self._require(self.state == "INITIALIZATION", "wrong_phase")
+            self._require(hash_piece(piece) == self.hashes[self.reveal_index], "test_set_mismatch")
+            self.state = "PARTICIPATION"
+
+        self._exec(sender, "reveal_init_test_set", 0, run)
+
+    # -- participation --------------------------------------------------------------------------
+    def add_data(self, sender: str, value: Any, x: Any, y: int) -> float:
+        """Stake on ``(x, y)``: ``value`` if greater deposits are allowed, else ``min_stake``."""
+        def run() -> float:
+            self._require(self.state == "PARTICIPATION", "wrong_phase")
+            self._require(value >= self.min_stake, "insufficient_value")
+            cost = value if self.allow_greater_deposit else self.min_stake
+            key = self.data.key(x, y, self.now, sender)
+            self._require(self.data._data.get(key) is None, "duplicate_data")
+            self.chain.ledger.transfer(sender, self.address, cost)
+            self.data.put(key, StoredData(sender, self.now, int(y), cost, cost))
+            self.market.append(Contribution(sender, x, int(y), float(cost)))
+            self.market_balances[sender] = self.market_balances.get(sender, 0.0) + cost
+            return cost
+
+        return self._exec(sender, "add_data", value, run)
+
+    def end_market(self, sender: str) -> None:
+        """End participation (needs enough contributions or the minimum length)."""
+        def run() -> None:
+            self._require(self.state == "PARTICIPATION", "wrong_phase")
+            if len(self.market) < self.min_num_contributions and self.now < self.earliest_end:
+                raise Rejected("market_cannot_end_yet")
+            self.state = "REVEAL_TEST_SET"
+            self.test_x, self.test_y = [], []
+
+        self._exec(sender, "end_market", 0, run)
+
+    def verify_next_test_set(self, sender: str, piece: list[tuple[Any, int]]) -> None:
+        """Reveal the next committed piece (index order, skipping the first revealed one)."""
+        def run() -> None:
+            self._require(self.state == "REVEAL_TEST_SET", "wrong_phase")
+            self._require(len(piece) > 0 and hash_piece(piece) == self.hashes[self.next_verify], "test_set_mismatch")
+            self.test_x += [x for x, _ in piece]
+            self.test_y += [int(y) for _, y in piece]
+            self.next_verify += 1
+            if self.next_verify == self.reveal_index:
+                self.next_verify += 1
+            if self.next_verify >= len(self.hashes):
+                self.learner.set_test_set(_stack(self.test_x), self.test_y)
+                self.state = "REWARD_RESTART"
+
+        self._exec(sender, "verify_next_test_set", 0, run)
+
+    # -- reward phase ---------------------------------------------------------------------------
+    def process_contribution(self, sender: str) -> None:
+        """Process the next contribution of the current reward pass."""
+        def run() -> None:
+            self._require(self.state in ("REWARD_RESTART", "REWARD"), "wrong_phase")
+            self._require(self.remaining_bounty_rounds > 0, "wrong_phase")
+            self._process()
+
+        self._exec(sender, "process_contribution", 0, run)
+
+    def _process(self) -> None:
+        if self.state == "REWARD_RESTART":
+            self.next = 0
+            self.scores: dict[str, float] = {}
+            if self.reset:
+                self.learner.restore(self.init_snapshot)
+            if self.prev_acc is None:
+                self.prev_acc = self.original_acc = self.evaluate()
+            elif not self.reset or self.fixed:  # FIX 4: every pass starts from the original accuracy
+                self.prev_acc = self.original_acc
+            self.pass_counts: dict[str, int] = {}
+            self.worst: Any = None
+            self.min_score = math.inf
+            self.state = "REWARD"
+        c = self.market[self.next]
+        self.pass_counts[c.contributor] = self.pass_counts.get(c.contributor, 0) + 1
+        self.learner.update(c.x, c.y)
+        if not self.reset and c.accuracy is None:
+            c.accuracy = self.evaluate()
+        self.next += 1
+        last = self.next >= len(self.market)
+        if last or not self.group or self.market[self.next].contributor != c.contributor:
+            acc = self.evaluate() if self.reset else c.accuracy
+            change = acc - self.prev_acc
+            if self.group:
+                new = self.scores[c.contributor] = self.scores.get(c.contributor, 0.0) + change
+            else:
+                new = c.score = change
+            if new < self.min_score:
+                self.min_score = new
+                self.worst = c.contributor if self.group else c
+            elif self.group and self.worst == c.contributor:
+                self.worst, self.min_score = min(self.scores.items(), key=lambda kv: kv[1])
+            self.prev_acc = acc
+            if last:
+                self._end_of_pass()
+
+    def _rounds(self) -> float:
+        if self.fixed:  # FIX 3: stop at the first ruin among all negative scores
+            if self.group:
+                cands = [self.market_balances.get(p, 0.0) / -s for p, s in self.scores.items() if s < 0]
+            else:
+                cands = [c.balance / -c.score for c in self.market if c.score is not None and c.score < 0]
+            rounds = min(cands)
+        elif self.group:
+            rounds = self.market_balances.get(self.worst, 0.0) / -self.min_score
+        else:
+            rounds = self.worst.balance / -self.min_score
+        return min(rounds, self.remaining_bounty_rounds)
+
+    def _end_of_pass(self) -> None:
+        if self.min_score < 0:
+            rounds = self._rounds()
+            self.remaining_bounty_rounds -= rounds
+            if self.remaining_bounty_rounds == 0:
+                self._end_reward_phase(rounds)
+                return
+            if self.group:
+                drop = set()
+                for p, s in self.scores.items():
+                    self._credit(p, s * rounds)
+                    if self.market_balances.get(p, 0.0) < self.pass_counts.get(p, 0):
+                        drop.add(p)
+                self.market = [c for c in self.market if c.contributor not in drop]
+            else:
+                for c in self.market:
+                    d = c.score * rounds
+                    if self.fixed:  # FIX 2: every change reaches the market balance; never below 0
+                        d = max(d, -c.balance)
+                        self._credit(c.contributor, d)
+                        c.balance += d
+                    else:
+                        c.balance += d
+                        if c.balance < 1:
+                            self.market_balances[c.contributor] = self.market_balances.get(c.contributor, 0.0) + c.balance
+                self.market = [c for c in self.market if c.balance >= 1]
+            if not self.market:
+                self.state = "REWARD_COLLECT"
+                self.remaining_bounty_rounds = 0
+                self.reward_phase_end_time_s = self.now
+            else:
+                self.state = "REWARD_RESTART"
+        else:
+            rounds = self.remaining_bounty_rounds
+            self.remaining_bounty_rounds = 0
+            self._end_reward_phase(rounds)
+
+    def _credit(self, who: str, d: float) -> None:
+        bal = self.market_balances.get(who, 0.0) + d
+        self.market_balances[who] = max(bal, 0.0) if self.fixed else bal
+
+    def _end_reward_phase(self, rounds: float) -> None:
+        self.reward_phase_end_time_s = self.now
+        self.state = "REWARD_COLLECT"
+        if self.group:
+            for p, s in self.scores.items():
+                self._credit(p, s * rounds)
+        else:
+            for c in self.market:
+                d = c.score * rounds
+                if self.fixed:
+                    d = max(d, -c.balance)
+                self._credit(c.contributor, d)
+        self.market = []
+
+    # -- collection ---------------------------------------------------------------------------
+    def refund(self, sender: str, x: Any, y: int, added_time: int) -> float:
+        """Collect the caller's market balance (0 if none), after the reward phase."""
+        def run() -> float:
+            stored = self.data.get(x, y, added_time, sender)
+            self._require(stored is not None, "data_not_found")
+            self._require(self.remaining_bounty_rounds == 0 and self.state == "REWARD_COLLECT", "rewards_not_processed")
+            amount = self.market_balances.get(sender, 0.0)
+            if amount > 0:
+                del self.market_balances[sender]
+                amount = self._pay(sender, amount)
+            else:
+                amount = 0
+            stored.claimed_by.add(sender)
+            return amount
+
+        return self._exec(sender, "refund", 0, run)
+
+    def report(self, sender: str, x: Any, y: int, added_time: int, author: str) -> float:
+        """After the any-address wait, take a contributor's uncollected market balance."""
+        def run() -> float:
+            stored = self.data.get(x, y, added_time, author)
+            self._require(stored is not None, "data_not_found")
+            self._require(self.state == "REWARD_COLLECT" and self.remaining_bounty_rounds == 0, "rewards_not_processed")
+            if self.now - self.reward_phase_end_time_s < self.any_address_claim_wait_time_s:
+                return 0
+            amount = self.market_balances.get(author, 0.0)
+            if amount <= 0:
+                return 0
+            if self.fixed:  # FIX 1: the submitter's balance goes to the reporter, once
+                del self.market_balances[author]
+            else:
+                # The reference deletes the reporter's entry (KeyError when it has none).
+                self._require(sender in self.market_balances, "reference_report_bug")
+                del self.market_balances[sender]
+            return self._pay(sender, amount)
+
+        return self._exec(sender, "report", 0, run)
+
+    def withdraw_unused_bounty(self, sender: str) -> float:
+        """FIX 5 (corrected only): the provider takes back what exceeds the outstanding balances."""
+        def run() -> float:
+            self._require(self.fixed, "wrong_phase")
+            self._require(sender == self.provider and self.state == "REWARD_COLLECT", "wrong_phase")
+            spare = self.chain.ledger.balance(self.address) - sum(v for v in self.market_balances.values() if v > 0)
+            amount = self._pay(sender, spare) if spare > 0 else 0
+            self.withdrawn += amount
+            return amount
+
+        return self._exec(sender, "withdraw", 0, run)
+
+    def snapshot(self) -> tuple:
+        return (self.state, self.remaining_bounty_rounds, tuple(sorted(self.market_balances.items())),
+                len(self.market), self.prev_acc, tuple(sorted(self.data.snapshot().items(), key=repr)),
+                tuple(sorted(self.chain.ledger.snapshot().items())))
+
+
+def _stack(xs: list[Any]) -> Any:
+    import numpy as np
+    import scipy.sparse as sp
+
+    if xs and sp.issparse(xs[0]):
+        return sp.vstack(xs).tocsr()
+    if xs and hasattr(xs[0], "indices") and hasattr(xs[0], "values"):
+        raise TypeError("stack test rows as CSR rows or dense lists")
+    return np.asarray(xs, dtype=np.float64)

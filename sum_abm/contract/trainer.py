@@ -1,0 +1,153 @@
+"""``CollaborativeTrainer``: the public entry points of a SUM contract.
+
+It delegates to a :class:`DataHandler` (the record of contributions), an incentive mechanism (DRT or
+Points here; the prediction market has its own lifecycle in :mod:`sum_abm.contract.prediction_market`)
+and a learner (``predict_one``/``update``). Every public call runs inside
+:meth:`sum_abm.chain.Chain.execute`: all checks first, then the effects, so a rejected call changes
+nothing but the fee.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sum_abm.chain import Chain, Rejected
+from sum_abm.contract.data_handler import DataHandler, StoredData
+
+
+def _nnz(x: Any) -> int:
+    idx = getattr(x, "indices", None)
+    return len(idx) if idx is not None else len(x)
+
+
+class CollaborativeTrainer:
+    """A deployed trainer contract at ``address`` (token units, integer seconds)."""
+
+    def __init__(self, chain: Chain, learner: Any, mechanism: Any, data_handler: DataHandler | None = None,
+                 address: str = "contract") -> None:
+        self.chain = chain
+        self.learner = learner
+        self.im = mechanism
+        self.data = data_handler or DataHandler()
+        self.address = address
+        self.learner_kind = getattr(learner, "kind", "")
+
+    @property
+    def now(self) -> int:
+        return self.chain.clock.now
+
+    def _exec(self, sender: str, call: str, value: Any, fn, x: Any = None) -> Any:
+        return self.chain.execute(sender, call, value, fn, learner_kind=self.learner_kind,
+                                  n_features=0 if x is None else _nnz(x))
+
+    # -- add ------------------------------------------------------------------------------------
+    def add_data(self, sender: str, value: Any, x: Any, y: int) -> Any:
+        """Add ``(x, y)`` paying the mechanism's deposit out of ``value``; returns the cost."""
+        def run() -> Any:
+            now = self.now
+            cost = self.im.add_cost(sender, value, now)
+            key = self.data.key(x, y, now, sender)
+            old = self.data._data.get(key)
+            if old is not None and not self.im.may_overwrite(old):
+                raise Rejected("duplicate_data")
+            # effects
+            self.im.on_added(now)
+            self.chain.ledger.transfer(sender, self.address, cost)
+            claimed = old.claimed_by if old is not None else set()  # Solidity keeps old mappings
+            self.data.put(key, StoredData(sender, now, int(y), cost, cost, claimed))
+            if self.im.updates_model_on_add:
+                self.learner.update(x, int(y))
+            return cost
+
+        return self._exec(sender, "add_data", value, run, x)
+
+    # -- checks shared by the real calls and by the free view calls ------------------------------
+    def _lookup(self, x: Any, y: int, added_time: int, author: str) -> StoredData:
+        stored = self.data.get(x, y, added_time, author)
+        if stored is None:
+            raise Rejected("data_not_found")
+        return stored
+
+    def _check_refund(self, sender: str, x: Any, y: int, added_time: int, prediction: int | None) -> tuple[StoredData, Any]:
+        stored = self._lookup(x, y, added_time, sender)
+        if prediction is None:
+            prediction = self._prediction_if_needed(stored, x, refund=True)
+        return stored, self.im.refund_amount(sender, stored, prediction, self.now)
+
+    def _check_report(self, sender: str, x: Any, y: int, added_time: int, author: str, prediction: int | None) -> tuple[StoredData, Any]:
+        stored = self._lookup(x, y, added_time, author)
+        if prediction is None and self.im.report_needs_prediction(stored, self.now):
+            prediction = int(self.learner.predict_one(x))
+        return stored, self.im.report_amount(sender, stored, prediction, self.now)
+
+    def _prediction_if_needed(self, stored: StoredData, x: Any, refund: bool) -> int:
+        return int(self.learner.predict_one(x))
+
+    def check_refund(self, sender: str, x: Any, y: int, added_time: int) -> str | None:
+        """The reason a refund would be rejected now, or None (a free view call; no effect)."""
+        try:
+            self._check_refund(sender, x, y, added_time, None)
+        except Rejected as r:
+            return r.reason
+        return None
+
+    def check_report(self, sender: str, x: Any, y: int, added_time: int, author: str) -> str | None:
+        """The reason a report would be rejected now, or None (a free view call; no effect)."""
+        try:
+            self._check_report(sender, x, y, added_time, author, None)
+        except Rejected as r:
+            return r.reason
+        return None
+
+    # -- refund / report ---------------------------------------------------------------------------
+    def refund(self, sender: str, x: Any, y: int, added_time: int, prediction: int | None = None) -> Any:
+        """The submitter takes back its deposit if the model agrees after the wait; returns it."""
+        def run() -> Any:
+            stored, amount = self._check_refund(sender, x, y, added_time, prediction)
+            self.chain.ledger.transfer(self.address, sender, amount)
+            stored.claimable = stored.claimable - amount if self.im.kind == "points" else 0
+            stored.claimed_by.add(sender)
+            self.im.on_refunded(sender)
+            return amount
+
+        return self._exec(sender, "refund", 0, run, x)
+
+    def report(self, sender: str, x: Any, y: int, added_time: int, author: str, prediction: int | None = None) -> Any:
+        """Take (part of) a deposit the model disagrees with, or all of it after the long wait."""
+        def run() -> Any:
+            stored, amount = self._check_report(sender, x, y, added_time, author, prediction)
+            stored.claimed_by.add(sender)
+            stored.claimable -= amount
+            self.chain.ledger.transfer(self.address, sender, amount)
+            return amount
+
+        return self._exec(sender, "report", 0, run, x)
+
+    def remaining(self, x: Any, y: int, added_time: int, author: str) -> Any:
+        """What is still claimable on a contribution (token units; Points: 1 until claimed)."""
+        stored = self.data.get(x, y, added_time, author)
+        if stored is None:
+            return 0
+        fn = getattr(self.im, "remaining", None)
+        return fn(stored) if fn is not None else stored.claimable
+
+    # -- predict ------------------------------------------------------------------------------------
+    def predict(self, sender: str, x: Any, value: Any = 0, prediction: int | None = None) -> tuple[int, dict[str, Any]]:
+        """Predict ``x``; a payment ``value`` is shared among verified contributors (int floors)."""
+        def run() -> tuple[int, dict[str, Any]]:
+            pred = int(self.learner.predict_one(x)) if prediction is None else int(prediction)
+            payments = self.im.prediction_payments(value)
+            for addr, amt in payments.items():
+                self.chain.ledger.transfer(sender, addr, amt)
+            return pred, payments
+
+        return self._exec(sender, "predict", value, run, x)
+
+    def snapshot(self) -> tuple:
+        """Full comparable state: balances, stored data, mechanism counters, learner version."""
+        return (
+            tuple(sorted(self.chain.ledger.snapshot().items())),
+            tuple(sorted(self.data.snapshot().items(), key=repr)),
+            self.im.snapshot(),
+            getattr(self.learner, "version", None),
+        )

@@ -1,0 +1,146 @@
+"""The learner interface the contract layer talks to, in the scikit-learn style.
+
+A learner knows nothing of money. One sample is a :class:`Sample` (non-zero indices and values, and
+an optional hashable ``key`` the contract uses to identify the data); batches are scipy CSR matrices
+or dense arrays. ``version`` increments whenever parameters change, so callers can cache predictions.
+Test-set accuracy is cached by version: after an update it costs one vectorised pass over the test
+set (a sparse matrix-vector product), never a Python loop over rows.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any, Hashable, NamedTuple
+
+import numpy as np
+import scipy.sparse as sp
+
+
+class Sample(NamedTuple):
+    """One data point: non-zero feature ``indices`` (int32), their ``values`` (float64), a ``key``."""
+
+    indices: np.ndarray
+    values: np.ndarray
+    key: Hashable | None = None
+
+
+def as_sample(x: Any) -> Sample:
+    """A :class:`Sample` from a Sample, a CSR row (1 × d), or a dense 1-D list/array."""
+    if isinstance(x, Sample):
+        return x
+    if sp.issparse(x):
+        r = x.tocsr()
+        return Sample(r.indices.astype(np.int32), r.data.astype(np.float64))
+    arr = np.asarray(x, dtype=np.float64).ravel()
+    nz = np.flatnonzero(arr).astype(np.int32)
+    return Sample(nz, arr[nz])
+
+
+def as_matrix(X: Any) -> Any:
+    """CSR for sparse input, a 2-D float64 array otherwise."""
+    if sp.issparse(X):
+        return X.tocsr()
+    return np.atleast_2d(np.asarray(X, dtype=np.float64))
+
+
+class Learner(ABC):
+    """Uniform interface: fit, update, predict_one, predict, score, test set, snapshot/restore."""
+
+    kind: str = "base"
+
+    def __init__(self, n_features: int, n_classes: int = 2) -> None:
+        if n_features < 1 or n_classes < 2:
+            raise ValueError("need n_features >= 1 and n_classes >= 2")
+        self.n_features = int(n_features)
+        self.n_classes = int(n_classes)
+        self.version = 0
+        self._X_test: Any = None
+        self._y_test: np.ndarray | None = None
+        self._acc_cache: tuple[int, float] | None = None
+
+    # -- to implement --------------------------------------------------------------------------
+    @abstractmethod
+    def fit(self, X: Any, y: Any) -> "Learner":
+        """Initialise from a batch (replaces the state)."""
+
+    @abstractmethod
+    def _update(self, s: Sample, y: int) -> int:
+        """Learn one sample; return the number of parameters changed (0 if none)."""
+
+    @abstractmethod
+    def decision(self, X: Any) -> np.ndarray:
+        """Scores, shape (n,) for binary linear models or (n, n_classes)."""
+
+    @abstractmethod
+    def _state(self) -> Any: ...
+
+    @abstractmethod
+    def _set_state(self, state: Any) -> None: ...
+
+    # -- shared --------------------------------------------------------------------------------
+    def update(self, x: Any, y: int) -> int:
+        """Learn one sample; returns the number of parameters it touched (for gas)."""
+        s = as_sample(x)
+        y = int(y)
+        if not 0 <= y < self.n_classes:
+            raise ValueError(f"label {y} outside 0..{self.n_classes - 1}")
+        changed = self._update(s, y)
+        if changed:
+            self.version += 1
+        return changed
+
+    def _labels(self, scores: np.ndarray) -> np.ndarray:
+        if scores.ndim == 1:
+            return (scores > 0).astype(np.int64)
+        return np.argmax(scores, axis=1).astype(np.int64)
+
+    def predict(self, X: Any) -> np.ndarray:
+        """Classes for a batch (CSR or dense)."""
+        return self._labels(self.decision(as_matrix(X)))
+
+    @abstractmethod
+    def decision_one(self, s: Sample) -> Any:
+        """Score(s) of one sample, O(non-zeros)."""
+
+    def predict_one(self, x: Any) -> int:
+        """Class of one sample, in O(non-zero features)."""
+        d = self.decision_one(as_sample(x))
+        if np.ndim(d) == 0:
+            return int(d > 0)
+        return int(np.argmax(d))
+
+    def decision_margin(self, x: Any) -> float:
+        """How far one sample is from the decision boundary (0 = on it)."""
+        d = np.asarray(self.decision_one(as_sample(x)), dtype=np.float64)
+        if d.ndim == 0:
+            return float(abs(d))
+        top = np.sort(d)[-2:]
+        return float(top[1] - top[0])
+
+    def score(self, X: Any, y: Any) -> float:
+        """Accuracy on ``(X, y)``."""
+        y = np.asarray(y)
+        return float(np.mean(self.predict(X) == y)) if len(y) else float("nan")
+
+    def set_test_set(self, X: Any, y: Any) -> None:
+        """The hidden test set for :meth:`test_accuracy`."""
+        self._X_test = as_matrix(X)
+        self._y_test = np.asarray(y, dtype=np.int64)
+        self._acc_cache = None
+
+    def test_accuracy(self) -> float:
+        """Accuracy on the test set, recomputed (vectorised) only when the parameters changed."""
+        if self._X_test is None:
+            raise RuntimeError("no test set: call set_test_set first")
+        if self._acc_cache is None or self._acc_cache[0] != self.version:
+            self._acc_cache = (self.version, self.score(self._X_test, self._y_test))
+        return self._acc_cache[1]
+
+    def snapshot(self) -> Any:
+        """A copy of the parameters (the prediction market resets its model with it)."""
+        return (self.version, self._state())
+
+    def restore(self, snap: Any) -> None:
+        version, state = snap
+        self._set_state(state)
+        self.version += 1  # parameters changed: invalidate caches keyed by version

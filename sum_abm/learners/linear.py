@@ -1,0 +1,130 @@
+"""Linear binary learners: the Solidity sparse perceptron and the reference's SGD perceptron."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from sum_abm.learners.base import Learner, Sample, as_matrix
+
+
+class _Linear(Learner):
+    """``w·x + b``; class 1 when the score is > 0 (scikit-learn's rule). Two classes only."""
+
+    def __init__(self, n_features: int, n_classes: int = 2) -> None:
+        if n_classes != 2:
+            raise ValueError(f"{self.kind} is a binary classifier (got {n_classes} classes)")
+        super().__init__(n_features, n_classes)
+        self.w = np.zeros(n_features, dtype=np.float64)
+        self.b = 0.0
+
+    def decision(self, X: Any) -> np.ndarray:
+        return np.asarray(X @ self.w).ravel() + self.b
+
+    def decision_one(self, s: Sample) -> float:
+        return float(self.w[s.indices] @ s.values + self.b)
+
+    def _state(self) -> Any:
+        return self.w.copy(), self.b
+
+    def _set_state(self, state: Any) -> None:
+        self.w, self.b = state[0].copy(), state[1]
+
+
+class Perceptron(_Linear):
+    """The Solidity SparsePerceptron's rule: on a mistake only, ``w += lr*y*x`` and ``b += lr*y``.
+
+    ``integer_weights`` rounds every step to integers, as a contract without floats stores them.
+    It predicts like ``sklearn.linear_model.Perceptron(eta0=lr)`` fed one ``partial_fit`` at a time
+    on dense data (on sparse input scikit-learn damps the intercept step by 0.01).
+    """
+
+    kind = "perceptron"
+
+    def __init__(self, n_features: int, n_classes: int = 2, learning_rate: float = 1.0, integer_weights: bool = False) -> None:
+        super().__init__(n_features, n_classes)
+        self.lr = float(learning_rate)
+        self.integer_weights = bool(integer_weights)
+
+    def fit(self, X: Any, y: Any) -> "Perceptron":
+        """One pass of single-sample updates over the batch, in order."""
+        self.w[:] = 0.0
+        self.b = 0.0
+        X = as_matrix(X)
+        y = np.asarray(y)
+        if sp.issparse(X):
+            for i in range(X.shape[0]):
+                lo, hi = X.indptr[i], X.indptr[i + 1]
+                self._update(Sample(X.indices[lo:hi], X.data[lo:hi]), int(y[i]))
+        else:
+            for i in range(X.shape[0]):
+                nz = np.flatnonzero(X[i])
+                self._update(Sample(nz, X[i, nz]), int(y[i]))
+        self.version += 1
+        return self
+
+    def _update(self, s: Sample, y: int) -> int:
+        sign = 1.0 if y == 1 else -1.0
+        if sign * self.decision_one(s) > 0:
+            return 0
+        step = self.lr * sign
+        delta = step * s.values
+        if self.integer_weights:
+            delta = np.round(delta)
+            step = round(step)
+        np.add.at(self.w, s.indices, delta)
+        self.b += step
+        return len(s.indices) + 1
+
+
+class SGDPerceptron(_Linear):
+    """The reference simulator's perceptron: ``SGDClassifier(loss='perceptron',
+    learning_rate='optimal', penalty=None)`` fed one ``partial_fit`` at a time, reproduced exactly.
+
+    The initial batch is fitted by scikit-learn itself (its ``fit`` shuffles with ``random_state``
+    over epochs); single-sample updates then follow scikit-learn's plain-SGD step: with
+    ``eta = 1/(alpha*(t0 + t - 1))`` and ``t0 = 1/(alpha*sqrt(1/sqrt(alpha)))``, on ``y*p <= 0``
+    ``w += eta*y*x`` and ``b += eta*y*intercept_decay`` (0.01 for sparse input, as scikit-learn).
+    """
+
+    kind = "sgd_perceptron"
+
+    def __init__(self, n_features: int, n_classes: int = 2, alpha: float = 1e-4, random_state: int = 0xDECA10B,
+                 sparse: bool = True) -> None:
+        super().__init__(n_features, n_classes)
+        self.alpha = float(alpha)
+        self.random_state = int(random_state)
+        self.intercept_decay = 0.01 if sparse else 1.0
+        typw = np.sqrt(1.0 / np.sqrt(self.alpha))
+        self.t0 = 1.0 / (typw * self.alpha)  # initial_eta0 = typw / max(1, |dloss(-typw, 1)|) = typw
+        self.t = 1.0
+
+    def fit(self, X: Any, y: Any) -> "SGDPerceptron":
+        from sklearn.linear_model import SGDClassifier
+
+        clf = SGDClassifier(loss="perceptron", learning_rate="optimal", penalty=None, alpha=self.alpha,
+                            random_state=self.random_state)
+        clf.fit(as_matrix(X), np.asarray(y))
+        self.w = clf.coef_.ravel().astype(np.float64).copy()
+        self.b = float(clf.intercept_[0])
+        self.t = float(clf.t_)
+        self.version += 1
+        return self
+
+    def _update(self, s: Sample, y: int) -> int:
+        sign = 1.0 if y == 1 else -1.0
+        eta = 1.0 / (self.alpha * (self.t0 + self.t - 1.0))
+        self.t += 1.0
+        if sign * self.decision_one(s) > 0:
+            return 0
+        np.add.at(self.w, s.indices, eta * sign * s.values)
+        self.b += eta * sign * self.intercept_decay
+        return len(s.indices) + 1
+
+    def _state(self) -> Any:
+        return self.w.copy(), self.b, self.t
+
+    def _set_state(self, state: Any) -> None:
+        self.w, self.b, self.t = state[0].copy(), state[1], state[2]
