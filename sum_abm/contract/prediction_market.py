@@ -37,8 +37,15 @@ SEMANTICS = ("corrected", "reference-python")
 
 def hash_piece(piece: list[tuple[Any, int]]) -> str:
     """SHA-256 commitment of a test-set piece: a canonical JSON of its ``(x, y)`` pairs."""
-    canon = [[[float(v) for v in (x.tolist() if hasattr(x, "tolist") else x)], int(y)] for x, y in piece]
+    canon = [[_canon(x), int(y)] for x, y in piece]
     return hashlib.sha256(json.dumps(canon, separators=(",", ":")).encode()).hexdigest()
+
+
+def _canon(x: Any) -> Any:
+    if hasattr(x, "indptr"):  # a sparse row: its non-zeros
+        r = x.tocsr()
+        return [r.indices.tolist(), [float(v) for v in r.data]]
+    return [float(v) for v in (x.tolist() if hasattr(x, "tolist") else x)]
 
 
 @dataclass

@@ -39,9 +39,9 @@ class MarketModel(mesa.Model):
         self.finished = False
         self.naive = scenario.run.naive_claims
 
-        from sum_abm.market.data_setup import load_market_data
+        from sum_abm.data import load_dataset
 
-        self.data = dataset if dataset is not None else load_market_data(scenario.data, scenario.learner.kind)
+        self.data = dataset if dataset is not None else load_dataset(scenario.data, scenario.learner.kind, scenario.name)
         self.pool_y = np.asarray(self.data.y_pool, dtype=np.int64)
         self.n_pool = len(self.pool_y)
         self.n_classes = int(self.data.n_classes)
@@ -54,6 +54,7 @@ class MarketModel(mesa.Model):
         }
         self.contract: MarketContract = build_contract(scenario, self.data, self._log_tx)
         self.ledger = self.contract.ledger
+        self.clock = self.contract.chain.clock
         self.learner = self.contract.learner
         self.book = ClaimBook()
 
@@ -73,7 +74,8 @@ class MarketModel(mesa.Model):
                     self.addr_index[a] = len(self.addr_index)
                     self.addr_owner[a] = agent
                 self.participants.append(agent)
-        self.contract.start()  # e.g. the prediction market's bounty and test-set commitments
+        self.addresses = list(self.addr_index)
+        self.contract.start(self.rng)  # e.g. the prediction market's bounty and test-set commitments
         self.ledger_total = self.ledger.total()
 
         # Accuracy on the reference's schedule; the decisions use the last evaluated value.
@@ -119,6 +121,7 @@ class MarketModel(mesa.Model):
             if t > t_end:
                 break
             _, fn = self.events.pop()
+            self.clock.advance_to(t)  # transactions land in the block containing t
             if t > self.next_eval:
                 self.accuracy = self.contract.accuracy()
                 self.next_eval += self.scenario.run.sample_interval_s
@@ -140,7 +143,9 @@ class MarketModel(mesa.Model):
     def _done(self) -> bool:
         if not self.scenario.run.stop_when_done:
             return False
-        return not self.data_left() and (len(self.book) == 0 or self.contract.kind != "deposit_refund_take" and self.contract.kind != "points")
+        if self.data_left():
+            return False
+        return self.contract.kind == "prediction_market" or len(self.book) == 0
 
     def _finish(self) -> None:
         if self.finished:
@@ -204,7 +209,7 @@ class MarketModel(mesa.Model):
         return 0.0 if self.model_predict(row) != self.pool_label(row) else 1.0
 
     def required_deposit(self) -> int:
-        return self.contract.required_deposit(self.time)
+        return self.contract.required_deposit(self.clock.now)
 
     def num_good(self, address: str) -> int:
         return self.contract.num_good(address)
@@ -237,7 +242,7 @@ class MarketModel(mesa.Model):
         reference-python rules, not the participation phase) is not sent.
         """
         addr = address or agent.address
-        if not self.naive and not self.contract.add_would_succeed(addr, value, self.time):
+        if not self.naive and not self.contract.add_would_succeed(addr, value, self.clock.now):
             return False
         ok, cost = self.contract.add_data(addr, value, self.sample(row), y)
         if not ok:
@@ -247,9 +252,9 @@ class MarketModel(mesa.Model):
         if row == self.cursor:
             self.cursor += 1
         if self.contract.kind != "prediction_market":
-            self.book.add(self.time, self.addr_index[addr], row, y)
+            self.book.add(self.clock.now, self.addr_index[addr], row, y)
         else:
-            self.contract.note_contribution(addr, row, y, self.time)
+            self.contract.note_contribution(addr, row, y, self.clock.now)
         return True
 
     def predict(self, agent: Participant, row: int, value: int) -> int | None:
@@ -266,7 +271,7 @@ class MarketModel(mesa.Model):
         addr = address or agent.address
         me = self.addr_index[addr]
         b = self.book
-        now = self.time
+        now = self.clock.now
         rt, aw = self.contract.refund_time_s, self.contract.any_wait_s
         lo = b.head
         hi = b.slots_older_than(now - rt)
@@ -307,7 +312,7 @@ class MarketModel(mesa.Model):
     def _naive_walk(self, agent: Participant, addr: str, me: int, lo: int, hi: int, rules: WalkRules) -> None:
         """The reference's walk with every call sent, rejected ones included (equivalence tests)."""
         b = self.book
-        now = self.time
+        now = self.clock.now
         aw = self.contract.any_wait_s
         for slot in range(lo, hi):
             if not b.live[slot]:
@@ -336,7 +341,7 @@ class MarketModel(mesa.Model):
 
     def _claim(self, agent: Participant, addr: str, slot: int, kind: str, check: bool) -> None:
         b = self.book
-        author_addr = self.contract.address_of(int(b.author[slot]), self.addr_index)
+        author_addr = self.addresses[int(b.author[slot])]
         x, y, t = self.sample(int(b.row[slot])), int(b.label[slot]), int(b.time[slot])
         if kind == "refund":
             ok, amount, left = self.contract.refund(addr, x, y, t, check=check)

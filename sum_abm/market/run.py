@@ -45,9 +45,9 @@ def run(scenario: Scenario | str | Path, seed: int | None = None, *, baseline: b
         scenario = load_scenario(scenario)
     seed = scenario.seed if seed is None else int(seed)
     if dataset is None:
-        from sum_abm.market.data_setup import load_market_data
+        from sum_abm.data import load_dataset
 
-        dataset = load_market_data(scenario.data, scenario.learner.kind)
+        dataset = load_dataset(scenario.data, scenario.learner.kind, scenario.name)
     base = None
     if baseline and scenario.attacker_groups:
         base = _simulate(scenario.without_attackers(), seed, dataset, None)

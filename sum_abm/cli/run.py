@@ -1,0 +1,86 @@
+"""``sum-abm run``, ``sum-abm validate`` and ``sum-abm scenarios``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from sum_abm.errors import InputError
+
+BUNDLED = Path(__file__).resolve().parents[2] / "scenarios"
+
+
+def _resolve(name: str) -> Path:
+    """A scenario path, or the name of a bundled scenario (``quickstart``)."""
+    p = Path(name)
+    if p.exists():
+        return p
+    cand = BUNDLED / (name if name.endswith(".toml") else f"{name}.toml")
+    if cand.exists():
+        return cand
+    raise InputError(f"{name}: no such scenario file (and no bundled scenario of that name; see `sum-abm scenarios`)")
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def run(
+        scenario: str = typer.Argument(..., help="scenario TOML file or bundled scenario name"),
+        seed: int = typer.Option(None, help="seed (default: the scenario's)"),
+        out: Path = typer.Option(None, help="output folder (default: runs/<scenario>-seed<N>)"),
+        set_: list[str] = typer.Option(None, "--set", help="override a field: dotted.path=value (repeatable)"),
+        no_baseline: bool = typer.Option(False, help="skip the clean baseline run for attack metrics"),
+    ) -> None:
+        """Run one scenario; print a summary and where the Parquet results are."""
+        from rich.console import Console
+        from rich.table import Table
+
+        from sum_abm.market.run import run as run_scenario
+        from sum_abm.scenario import load_scenario, parse_set_options
+
+        path = _resolve(scenario)
+        sc = load_scenario(path, parse_set_options(set_, "--set"))
+        seed = sc.seed if seed is None else seed
+        console = Console(stderr=True)
+        with console.status(f"running {sc.name} (seed {seed})" + (" and its clean baseline" if sc.attacker_groups and not no_baseline else "")):
+            result = run_scenario(sc, seed, baseline=not no_baseline)
+        out_dir = out or Path("runs") / f"{sc.name}-seed{seed}"
+        result.write(out_dir)
+        s = result.summary.row(0, named=True)
+        t = Table(title=f"{sc.name} — seed {seed} — {result.wall_time_s:.2f} s wall, {s['days']:.1f} simulated days")
+        for col in ("group", "policy", "attacker", "agents", "start", "end", "profit", "roi"):
+            t.add_column(col)
+        import polars as pl
+
+        g = (result.agents.group_by("group", "policy", "attacker", maintain_order=True)
+             .agg(pl.len().alias("n"), pl.col("start_balance").sum(), pl.col("end_balance").sum(), pl.col("profit").sum()))
+        for r in g.iter_rows(named=True):
+            roi = r["profit"] / r["start_balance"] if r["start_balance"] else 0.0
+            t.add_row(r["group"], r["policy"], str(r["attacker"]), str(r["n"]), f"{r['start_balance']:,.0f}",
+                      f"{r['end_balance']:,.0f}", f"{r['profit']:+,.0f}", f"{roi:+.1%}")
+        Console().print(t)
+        print(f"accuracy: initial {s['accuracy_initial']:.3f}, final {s['accuracy_final']:.3f}, "
+              f"min {s['accuracy_min']:.3f}, all data {s['accuracy_all_data']:.3f}")
+        if s.get("accuracy_drop_final") is not None:
+            print(f"attack: accuracy drop {s['accuracy_drop_final']:+.3f} (worst {s['accuracy_drop_max']:+.3f}), "
+                  f"attacker ROI {s['attacker_roi']:+.1%}")
+        print(f"calls: {s['calls']:,} ({s['calls_rejected']:,} rejected); money conserved: {s['money_conserved']}")
+        print(f"results: {out_dir}/  (transactions, timeseries, agents, summary .parquet; run.json)")
+
+    @app.command()
+    def validate(files: list[Path] = typer.Argument(..., help="scenario files")) -> None:
+        """Check scenario files; one line per file, exit 2 at the first invalid one."""
+        from sum_abm.scenario import load_scenario
+
+        for f in files:
+            sc = load_scenario(f)
+            print(f"{f}: ok ({sc.mechanism.kind}, {len(sc.agents)} groups)")
+
+    @app.command()
+    def scenarios() -> None:
+        """List the bundled scenarios, a line each."""
+        from sum_abm.scenario import load_scenario
+
+        for f in sorted(BUNDLED.glob("*.toml")):
+            sc = load_scenario(f)
+            print(f"{f.stem:28s} {sc.description}")

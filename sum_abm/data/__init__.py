@@ -1,0 +1,160 @@
+"""Datasets the market trades: generated text, scikit-learn's bundled sets, or user CSV/Parquet.
+
+:func:`load_dataset` returns a :class:`Dataset` split into the initial training data, the pool that
+agents contribute (in order), and the hidden test set. Nothing is downloaded.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from sum_abm.data.imdb import make_imdb_synthetic
+from sum_abm.errors import InputError
+from sum_abm.learners.base import Learner, Sample
+
+
+@dataclass
+class Dataset:
+    """Splits of one data set (CSR or dense float64 features; integer labels 0..n_classes-1)."""
+
+    X_init: Any
+    y_init: np.ndarray
+    X_pool: Any
+    y_pool: np.ndarray
+    X_test: Any
+    y_test: np.ndarray
+    n_features: int
+    n_classes: int
+    name: str = ""
+
+    @property
+    def sparse(self) -> bool:
+        return sp.issparse(self.X_pool)
+
+    def sample(self, row: int) -> Sample:
+        """Pool row ``row`` as a :class:`Sample` keyed by its row number."""
+        X = self.X_pool
+        if sp.issparse(X):
+            lo, hi = X.indptr[row], X.indptr[row + 1]
+            return Sample(X.indices[lo:hi], X.data[lo:hi], key=("pool", int(row)))
+        v = X[row]
+        nz = np.flatnonzero(v).astype(np.int32)
+        return Sample(nz, v[nz], key=("pool", int(row)))
+
+    def predict_rows(self, learner: Learner, rows: np.ndarray) -> np.ndarray:
+        """The learner's classes for pool ``rows`` (vectorised)."""
+        return learner.predict(self.X_pool[rows])
+
+    def all_train(self) -> tuple[Any, np.ndarray]:
+        """Initial data and the whole pool stacked (for the all-data reference accuracy)."""
+        if sp.issparse(self.X_pool):
+            X = sp.vstack([self.X_init, self.X_pool]).tocsr()
+        else:
+            X = np.vstack([self.X_init, self.X_pool])
+        return X, np.concatenate([self.y_init, self.y_pool])
+
+
+def _split(X: Any, y: np.ndarray, n_train: int, cfg: Any, name: str, source: str) -> Dataset:
+    y = np.asarray(y, dtype=np.int64)
+    X_train, y_train, X_test, y_test = X[:n_train], y[:n_train], X[n_train:], y[n_train:]
+    if cfg.train_rows is not None:
+        if cfg.train_rows > len(y_train):
+            raise InputError(f"{source}: data.train_rows: expected at most {len(y_train)} rows, got {cfg.train_rows}")
+        X_train, y_train = X_train[: cfg.train_rows], y_train[: cfg.train_rows]
+    if cfg.test_rows is not None:
+        if cfg.test_rows > len(y_test):
+            raise InputError(f"{source}: data.test_rows: expected at most {len(y_test)} rows, got {cfg.test_rows}")
+        X_test, y_test = X_test[: cfg.test_rows], y_test[: cfg.test_rows]
+    n_init = cfg.init_train_rows if cfg.init_train_rows is not None else int(len(y_train) * cfg.init_train_portion)
+    if n_init > len(y_train):
+        raise InputError(f"{source}: data.init_train_rows: expected at most {len(y_train)}, got {n_init}")
+    if len(y_test) == 0 or len(y_train) - n_init == 0:
+        raise InputError(f"{source}: data: the split leaves no test rows or no pool rows")
+    n_classes = int(max(y.max() + 1, 2))
+    return Dataset(X_train[:n_init], y_train[:n_init], X_train[n_init:], y_train[n_init:], X_test, y_test,
+                   int(X.shape[1]), n_classes, name)
+
+
+def _sklearn(kind: str, seed: int) -> tuple[np.ndarray, np.ndarray, int]:
+    from sklearn import datasets
+
+    loader = {"breast_cancer": datasets.load_breast_cancer, "digits": datasets.load_digits,
+              "iris": datasets.load_iris, "wine": datasets.load_wine}[kind]
+    X, y = loader(return_X_y=True)
+    perm = np.random.default_rng(seed).permutation(len(y))
+    n_test = int(round(0.3 * len(y))) if kind != "breast_cancer" else 171
+    # Test rows first in the permutation (REFERENCE_SCENARIOS.md's breast_cancer split), then train.
+    order = np.concatenate([perm[n_test:], perm[:n_test]])
+    X, y = X[order].astype(np.float64), y[order]
+    n_train = len(y) - n_test
+    mx = X[:n_train].max(axis=0)
+    mx[mx == 0] = 1.0
+    return np.clip(X / mx, 0, None), y, n_train  # every feature >= 0, so MultinomialNB works
+
+
+def _user_file(cfg: Any, source: str) -> tuple[Any, np.ndarray, int]:
+    import polars as pl
+
+    path = Path(cfg.path or "")
+    if not cfg.path or not path.is_file():
+        raise InputError(f"{source}: data.path: no such file {cfg.path!r}")
+    try:
+        df = pl.read_csv(path) if cfg.kind == "csv" else pl.read_parquet(path)
+    except Exception as exc:  # polars raises many types for a malformed file
+        raise InputError(f"{source}: data.path: cannot read {cfg.kind} file {str(path)!r}: {str(exc).splitlines()[0]}") from None
+    if cfg.label_column not in df.columns:
+        raise InputError(f"{source}: data.label_column: no column {cfg.label_column!r} in {path.name} (columns: {df.columns})")
+    labels = df[cfg.label_column]
+    classes, y = np.unique(labels.to_numpy(), return_inverse=True)
+    if cfg.text_column is not None:
+        if cfg.text_column not in df.columns:
+            raise InputError(f"{source}: data.text_column: no column {cfg.text_column!r} in {path.name}")
+        from sklearn.feature_extraction.text import HashingVectorizer
+
+        hv = HashingVectorizer(n_features=cfg.n_features, alternate_sign=False, norm=None)
+        X = hv.transform(df[cfg.text_column].cast(pl.String).fill_null("").to_list()).tocsr()
+    else:
+        feats = df.drop(cfg.label_column)
+        bad = [c for c, t in feats.schema.items() if not t.is_numeric()]
+        if bad:
+            raise InputError(f"{source}: data: non-numeric feature column(s) {bad}; give data.text_column or drop them")
+        X = feats.to_numpy().astype(np.float64)
+        if np.isnan(X).any():
+            raise InputError(f"{source}: data: feature columns contain missing values")
+    perm = np.random.default_rng(cfg.data_seed).permutation(len(y))
+    n_test = max(1, int(round(0.3 * len(y))))
+    order = np.concatenate([perm[n_test:], perm[:n_test]])
+    return X[order], y[order], len(y) - n_test
+
+
+def load_dataset(cfg: Any, learner_kind: str = "", source: str = "scenario") -> Dataset:
+    """Build the splits described by a :class:`~sum_abm.scenario.DataConfig`.
+
+    Raises :class:`InputError` for a missing file, a missing label column, non-numeric features,
+    negative features with MultinomialNB, or a split larger than the data.
+    """
+    if cfg.kind == "imdb_synthetic":
+        X, y = make_imdb_synthetic(cfg.n_rows, cfg.n_features, cfg.noise, cfg.data_seed)
+        ds = _split(X, y, cfg.n_rows // 2, cfg, "imdb_synthetic", source)
+    elif cfg.kind in ("breast_cancer", "digits", "iris", "wine"):
+        X, y, n_train = _sklearn(cfg.kind, cfg.data_seed)
+        ds = _split(X, y, n_train, cfg, cfg.kind, source)
+    else:
+        X, y, n_train = _user_file(cfg, source)
+        ds = _split(X, y, n_train, cfg, Path(cfg.path).name, source)
+    if learner_kind == "multinomial_nb":
+        for name in ("X_init", "X_pool", "X_test"):
+            M = getattr(ds, name)
+            if (M.data if sp.issparse(M) else M).min(initial=0) < 0:
+                raise InputError(f"{source}: data: MultinomialNB needs non-negative features ({name} has negatives)")
+    if learner_kind in ("perceptron", "sgd_perceptron") and ds.n_classes != 2:
+        raise InputError(f"{source}: learner.kind: {learner_kind} is binary but the data has {ds.n_classes} classes")
+    return ds
+
+
+__all__ = ["Dataset", "load_dataset", "make_imdb_synthetic"]
