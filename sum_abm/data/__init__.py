@@ -6,7 +6,7 @@ agents contribute (in order), and the hidden test set. Nothing is downloaded.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +31,7 @@ class Dataset:
     n_features: int
     n_classes: int
     name: str = ""
+    cache: dict[Any, Any] = field(default_factory=dict, repr=False, compare=False)  # derived, e.g. fitted models
 
     @property
     def sparse(self) -> bool:

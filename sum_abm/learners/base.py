@@ -14,6 +14,17 @@ from typing import Any, Hashable, NamedTuple
 
 import numpy as np
 import scipy.sparse as sp
+from scipy.sparse import _sparsetools  # the compiled CSR kernels behind A @ x
+
+
+def _csr_matvec(n_row, n_col, indptr, indices, data, x, y) -> None:
+    """y += A @ x for CSR parts (scipy's compiled kernel)."""
+    _sparsetools.csr_matvec(n_row, n_col, indptr, indices, data, x, y)
+
+
+def _csr_matvecs(n_row, n_col, n_vecs, indptr, indices, data, X, Y) -> None:
+    """Y += A @ X for CSR parts and a dense (n_col, n_vecs) X."""
+    _sparsetools.csr_matvecs(n_row, n_col, n_vecs, indptr, indices, data, X.ravel(), Y.ravel())
 
 
 class Sample(NamedTuple):
@@ -93,6 +104,31 @@ class Learner(ABC):
         if scores.ndim == 1:
             return (scores > 0).astype(np.int64)
         return np.argmax(scores, axis=1).astype(np.int64)
+
+    def predict_segments(self, indices: np.ndarray, values: np.ndarray, starts: np.ndarray, lens: np.ndarray) -> np.ndarray:
+        """Classes of many samples stored back to back (CSR parts without a matrix object).
+
+        Row ``i`` is ``indices/values[starts[i] : starts[i] + lens[i]]`` with rows contiguous, so
+        ``starts`` plus the end form a CSR ``indptr``. For callers that predict a sliding window of
+        stored rows many times (the market's claim book): one call of scipy's compiled CSR kernel,
+        no per-call matrix construction or validation.
+        """
+        n = len(starts)
+        W, offset = self._segment_params()
+        indptr = np.empty(n + 1, dtype=indices.dtype)
+        indptr[:n] = starts
+        indptr[n] = starts[-1] + lens[-1] if n else 0
+        if W.ndim == 1:
+            out = np.zeros(n)
+            _csr_matvec(n, W.shape[0], indptr, indices, values, W, out)
+            return self._labels(out + offset)
+        out = np.zeros((n, W.shape[0]))
+        _csr_matvecs(n, W.shape[1], W.shape[0], indptr, indices, values, np.ascontiguousarray(W.T), out)
+        return self._labels(out + np.ravel(offset))
+
+    def _segment_params(self) -> tuple[np.ndarray, Any]:
+        """(weights over features — (d,) or (k, d) —, additive offset) for :meth:`predict_segments`."""
+        raise NotImplementedError
 
     def predict(self, X: Any) -> np.ndarray:
         """Classes for a batch (CSR or dense)."""

@@ -54,6 +54,9 @@ class NearestCentroid(Learner):
     def decision_one(self, s: Sample) -> np.ndarray:
         return 2.0 * (self.centroids[:, s.indices] @ s.values) - self._sqnorm()
 
+    def _segment_params(self) -> tuple[np.ndarray, Any]:
+        return 2.0 * self.centroids, -self._sqnorm()[:, None]
+
     def _state(self) -> Any:
         return self.centroids.copy(), self.n.copy()
 

@@ -26,6 +26,9 @@ class _Linear(Learner):
     def decision_one(self, s: Sample) -> float:
         return float(self.w[s.indices] @ s.values + self.b)
 
+    def _segment_params(self) -> tuple[np.ndarray, Any]:
+        return self.w, self.b
+
     def _state(self) -> Any:
         return self.w.copy(), self.b
 

@@ -66,6 +66,10 @@ class MultinomialNB(Learner):
         prior, flp = self._log_params()
         return flp[:, s.indices] @ s.values + prior
 
+    def _segment_params(self) -> tuple[np.ndarray, Any]:
+        prior, flp = self._log_params()
+        return flp, prior[:, None]
+
     def predict_log_proba(self, X: Any) -> np.ndarray:
         jll = self.decision(as_matrix(X))
         m = jll.max(axis=1, keepdims=True)

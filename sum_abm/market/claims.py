@@ -49,6 +49,11 @@ class ClaimBook:
         self.pred = np.zeros(capacity, dtype=np.int64)
         self.pred_ver = np.full(capacity, -1, dtype=np.int64)
         self.claimed: dict[int, np.ndarray] = {}  # reporter address index -> bool per slot
+        # Each slot's features back to back (CSR parts), so a window of slots is one contiguous
+        # slice that a learner scores with numpy alone (Learner.predict_segments).
+        self.fptr = np.zeros(capacity + 1, dtype=np.int64)
+        self.fidx = np.zeros(capacity * 64, dtype=np.int32)
+        self.fval = np.zeros(capacity * 64, dtype=np.float64)
 
     # -- growth ------------------------------------------------------------------------------
     def _grow(self) -> None:
@@ -62,6 +67,9 @@ class ClaimBook:
             new = np.zeros(cap, dtype=bool)
             new[: self.n] = old[: self.n]
             self.claimed[k] = new
+        ptr = np.zeros(cap + 1, dtype=np.int64)
+        ptr[: self.n + 1] = self.fptr[: self.n + 1]
+        self.fptr = ptr
 
     def _compact(self) -> None:
         keep = np.flatnonzero(self.live[self.head : self.n]) + self.head
@@ -75,11 +83,21 @@ class ClaimBook:
             arr[:m] = arr[keep]
             arr[m : self.n] = False
         self.pred_ver[m : self.n] = -1
+        lens = self.fptr[keep + 1] - self.fptr[keep]
+        pos = np.repeat(self.fptr[keep] - np.concatenate([[0], np.cumsum(lens)[:-1]]), lens) + np.arange(lens.sum())
+        total = int(lens.sum())
+        self.fidx[:total] = self.fidx[pos]
+        self.fval[:total] = self.fval[pos]
+        self.fptr[0] = 0
+        self.fptr[1 : m + 1] = np.cumsum(lens)
         self.n = m
         self.head = 0
 
-    def add(self, time: int, author: int, row: int, label: int) -> int:
-        """Record a new contribution; returns its slot."""
+    def add(self, time: int, author: int, row: int, label: int, indices: np.ndarray, values: np.ndarray) -> int:
+        """Record a new contribution (its features as non-zero indices/values); returns its slot."""
+        # Keep the active region mostly live, so a window of slots is a cheap contiguous slice.
+        if (self.n - self.head) - self.live_count > max(256, self.live_count):
+            self._compact()
         if self.n == len(self.time):
             if self.n - self.live_count > self.n // 2:
                 self._compact()
@@ -91,9 +109,34 @@ class ClaimBook:
         self.pred_ver[i] = -1
         for arr in self.claimed.values():
             arr[i] = False
+        a = int(self.fptr[i])
+        b = a + len(indices)
+        if b > len(self.fidx):
+            size = max(2 * len(self.fidx), b)
+            self.fidx = np.resize(self.fidx, size)
+            self.fval = np.resize(self.fval, size)
+        self.fidx[a:b] = indices
+        self.fval[a:b] = values
+        self.fptr[i + 1] = b
         self.n += 1
         self.live_count += 1
         return i
+
+    def features_of(self, slots: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(indices, values, starts, lens) of the given slots, gathered back to back."""
+        first = self.fptr[slots]
+        lens = self.fptr[slots + 1] - first
+        starts = np.zeros(len(slots), dtype=np.int64)
+        np.cumsum(lens[:-1], out=starts[1:])
+        pos = np.repeat(first - starts, lens) + np.arange(int(lens.sum()))
+        return self.fidx[pos], self.fval[pos], starts, lens
+
+    def features(self, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(indices, values, starts, lens) of slots [lo, hi), starts relative to the slice."""
+        a, b = int(self.fptr[lo]), int(self.fptr[hi])
+        starts = self.fptr[lo:hi] - a
+        lens = self.fptr[lo + 1 : hi + 1] - self.fptr[lo:hi]
+        return self.fidx[a:b], self.fval[a:b], starts, lens
 
     def remove(self, slot: int) -> None:
         if self.live[slot]:

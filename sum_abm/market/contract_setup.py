@@ -23,13 +23,25 @@ if TYPE_CHECKING:  # pragma: no cover
 PROVIDER = "bounty_provider"
 
 
-def _learner(scenario: Scenario, data: Dataset) -> Any:
+def _learner(scenario: Scenario, data: Dataset, all_data: bool = False) -> Any:
+    """The scenario's learner fitted on the initial data (or on initial data + pool).
+
+    Fits are deterministic, so the fitted state is cached on the dataset and shared by the runs that
+    use it (a run and its baseline; the runs of a sweep in one worker).
+    """
     kind = scenario.learner.kind
     params = dict(scenario.learner.params)
     if kind == "sgd_perceptron":
         params.setdefault("sparse", data.sparse)
     learner = make_learner(kind, data.n_features, data.n_classes, **params)
-    learner.fit(data.X_init, data.y_init)
+    key = ("fit", all_data, kind, tuple(sorted((k, repr(v)) for k, v in params.items())))
+    cached = data.cache.get(key)
+    if cached is None:
+        X, y = data.all_train() if all_data else (data.X_init, data.y_init)
+        learner.fit(X, y)
+        data.cache[key] = learner.snapshot()
+    else:
+        learner.restore(cached)
     return learner
 
 
@@ -134,9 +146,7 @@ class MarketContract:
 
     def accuracy_all_data(self) -> float:
         """Accuracy of the same learner trained on the initial data and the whole pool."""
-        learner = _learner(self.scenario, self.data)
-        X, y = self.data.all_train()
-        learner.fit(X, y)
+        learner = _learner(self.scenario, self.data, all_data=True)
         return float(learner.score(self.data.X_test, self.data.y_test))
 
     def accepting_data(self) -> bool:

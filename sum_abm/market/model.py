@@ -252,7 +252,8 @@ class MarketModel(mesa.Model):
         if row == self.cursor:
             self.cursor += 1
         if self.contract.kind != "prediction_market":
-            self.book.add(self.clock.now, self.addr_index[addr], row, y)
+            x = self.sample(row)
+            self.book.add(self.clock.now, self.addr_index[addr], row, y, x.indices, x.values)
         else:
             self.contract.note_contribution(addr, row, y, self.clock.now)
         return True
@@ -333,10 +334,16 @@ class MarketModel(mesa.Model):
         b = self.book
         ver = self.learner.version
         stale = need & (b.pred_ver[lo:hi] != ver)
-        if np.any(stale):
-            idx = np.flatnonzero(stale) + lo
-            b.pred[idx] = self.data.predict_rows(self.learner, b.row[idx])
-            b.pred_ver[idx] = ver
+        n_stale = int(np.count_nonzero(stale))
+        if n_stale:
+            if 2 * n_stale >= hi - lo:
+                # A contiguous slice of the (mostly live) window beats gathering scattered rows.
+                b.pred[lo:hi] = self.learner.predict_segments(*b.features(lo, hi))
+                b.pred_ver[lo:hi] = ver
+            else:
+                idx = np.flatnonzero(stale) + lo
+                b.pred[idx] = self.learner.predict_segments(*b.features_of(idx))
+                b.pred_ver[idx] = ver
         return b.pred[lo:hi]
 
     def _claim(self, agent: Participant, addr: str, slot: int, kind: str, check: bool) -> None:
