@@ -1,0 +1,77 @@
+"""Re-run the reference simulator's published scenarios at full size and compare.
+
+For S1 (DRT + reference perceptron), S2 (DRT + MultinomialNB) and S3 (prediction market, reference and
+corrected rules) this prints wall time, peak memory, final balances and accuracy beside the reference
+simulator's figures (REFERENCE_SCENARIOS.md, measured on 2 vCPU), and one line per scenario
+``speedup <scenario>: <x>x`` = reference wall time / our wall time for one run (data generation and
+the clean-baseline run excluded; each run in a fresh process so peak RSS is its own).
+
+    python3 benchmarks/reference_scenarios.py [--seeds 1 2 3]
+
+Not a test: the figures depend on the machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SCEN = {
+    "S1": ("reference_drt_perceptron", 624.0, "accuracy 0.718 -> 0.658; Good 17,684 / 18,376; Bad 2,315 / 1,624"),
+    "S2-NB": ("reference_drt_nb", 415.0, "accuracy 0.852 -> 0.852; Good 19,904; Bad 96"),
+    "S3": ("reference_pm", 57.0, "both Bad profit (+5.4 %, +35.4 %); 17-20 % of the bounty paid"),
+    "S3-corrected": ("reference_pm_corrected", 57.0, "(reference has no corrected market; expected: Bad lose)"),
+}
+
+CHILD = r"""
+import json, resource, sys, time
+from sum_abm.data import load_dataset
+from sum_abm.market.run import run
+from sum_abm.scenario import load_scenario
+sc = load_scenario(sys.argv[1])
+ds = load_dataset(sc.data, sc.learner.kind, sc.name)
+t = time.perf_counter()
+r = run(sc, seed=int(sys.argv[2]), baseline=False, dataset=ds)
+wall = time.perf_counter() - t
+s = r.summary.row(0, named=True)
+print(json.dumps({
+    "wall_s": wall,
+    "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    "balances": {g: round(v, 1) for g, v in zip(r.agents["group"], r.agents["end_balance"])},
+    "roi": {g: round(v, 4) for g, v in zip(r.agents["group"], r.agents["roi"])},
+    "accuracy": [round(s["accuracy_initial"], 3), round(s["accuracy_final"], 3)],
+    "days": round(s["days"], 1), "calls": s["calls"],
+    "bounty_paid_fraction": s.get("bounty_paid_fraction"),
+}))
+"""
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seeds", type=int, nargs="+", default=[1])
+    ap.add_argument("--only", nargs="+", choices=list(SCEN), default=list(SCEN))
+    args = ap.parse_args()
+    for key in args.only:
+        name, ref_wall, ref_outcome = SCEN[key]
+        walls = []
+        for seed in args.seeds:
+            out = subprocess.run([sys.executable, "-c", CHILD, str(ROOT / "scenarios" / f"{name}.toml"), str(seed)],
+                                 capture_output=True, text=True, check=True)
+            res = json.loads(out.stdout.strip().splitlines()[-1])
+            walls.append(res["wall_s"])
+            print(f"{key} seed {seed}: {res['wall_s']:.2f} s wall, peak RSS {res['peak_rss_mb']:.0f} MB, "
+                  f"{res['days']} days, {res['calls']:,} calls, accuracy {res['accuracy'][0]} -> {res['accuracy'][1]}, "
+                  f"balances {res['balances']}, ROI {res['roi']}"
+                  + (f", bounty paid {res['bounty_paid_fraction']:.1%}" if res.get("bounty_paid_fraction") is not None else ""))
+        print(f"{key} reference: {ref_wall:.0f} s wall; {ref_outcome}")
+        med = sorted(walls)[len(walls) // 2]
+        print(f"speedup {key}: {ref_wall / med:.0f}x")
+
+
+if __name__ == "__main__":
+    main()
