@@ -83,18 +83,22 @@ class CollaborativeTrainer:
     def _prediction_if_needed(self, stored: StoredData, x: Any, refund: bool) -> int:
         return int(self.learner.predict_one(x))
 
-    def check_refund(self, sender: str, x: Any, y: int, added_time: int) -> str | None:
-        """The reason a refund would be rejected now, or None (a free view call; no effect)."""
+    def check_refund(self, sender: str, x: Any, y: int, added_time: int, prediction: int | None = None) -> str | None:
+        """The reason a refund would be rejected now, or None (a free view call; no effect).
+
+        ``prediction``: the model's current class for ``x`` when the caller already knows it.
+        """
         try:
-            self._check_refund(sender, x, y, added_time, None)
+            self._check_refund(sender, x, y, added_time, prediction)
         except Rejected as r:
             return r.reason
         return None
 
-    def check_report(self, sender: str, x: Any, y: int, added_time: int, author: str) -> str | None:
+    def check_report(self, sender: str, x: Any, y: int, added_time: int, author: str,
+                     prediction: int | None = None) -> str | None:
         """The reason a report would be rejected now, or None (a free view call; no effect)."""
         try:
-            self._check_report(sender, x, y, added_time, author, None)
+            self._check_report(sender, x, y, added_time, author, prediction)
         except Rejected as r:
             return r.reason
         return None

@@ -22,11 +22,6 @@ def _csr_matvec(n_row, n_col, indptr, indices, data, x, y) -> None:
     _sparsetools.csr_matvec(n_row, n_col, indptr, indices, data, x, y)
 
 
-def _csr_matvecs(n_row, n_col, n_vecs, indptr, indices, data, X, Y) -> None:
-    """Y += A @ X for CSR parts and a dense (n_col, n_vecs) X."""
-    _sparsetools.csr_matvecs(n_row, n_col, n_vecs, indptr, indices, data, X.ravel(), Y.ravel())
-
-
 class Sample(NamedTuple):
     """One data point: non-zero feature ``indices`` (int32), their ``values`` (float64), a ``key``."""
 
@@ -122,9 +117,16 @@ class Learner(ABC):
             out = np.zeros(n)
             _csr_matvec(n, W.shape[0], indptr, indices, values, W, out)
             return self._labels(out + offset)
-        out = np.zeros((n, W.shape[0]))
-        _csr_matvecs(n, W.shape[1], W.shape[0], indptr, indices, values, np.ascontiguousarray(W.T), out)
-        return self._labels(out + np.ravel(offset))
+        off = np.ravel(offset)
+        if W.shape[0] == 2:
+            # Two classes: the sign of the score difference (ties go to class 0, like argmax).
+            out = np.zeros(n)
+            _csr_matvec(n, W.shape[1], indptr, indices, values, W[1] - W[0], out)
+            return (out + (off[1] - off[0]) > 0).astype(np.int64)
+        out = np.zeros((W.shape[0], n))
+        for k in range(W.shape[0]):  # one compiled pass per class beats the multi-vector kernel
+            _csr_matvec(n, W.shape[1], indptr, indices, values, np.ascontiguousarray(W[k]), out[k])
+        return self._labels(out.T + off)
 
     def _segment_params(self) -> tuple[np.ndarray, Any]:
         """(weights over features — (d,) or (k, d) —, additive offset) for :meth:`predict_segments`."""
@@ -132,7 +134,11 @@ class Learner(ABC):
 
     def predict(self, X: Any) -> np.ndarray:
         """Classes for a batch (CSR or dense)."""
-        return self._labels(self.decision(as_matrix(X)))
+        X = as_matrix(X)
+        if sp.issparse(X) and X.shape[0]:
+            X.sort_indices()
+            return self.predict_segments(X.indices, X.data, X.indptr[:-1], np.diff(X.indptr))
+        return self._labels(self.decision(X))
 
     @abstractmethod
     def decision_one(self, s: Sample) -> Any:

@@ -207,23 +207,26 @@ class MarketContract:
         except Rejected:
             return None
 
-    def refund(self, address: str, x: Any, y: int, t: int, check: bool) -> tuple[bool, Any, Any]:
+    def refund(self, address: str, x: Any, y: int, t: int, check: bool, prediction: int | None = None) -> tuple[bool, Any, Any]:
+        """Send a refund unless ``check`` proves it would be rejected; (accepted, amount, left)."""
         tr = self.trainer
-        if check and tr.check_refund(address, x, y, t) is not None:
+        if check and tr.check_refund(address, x, y, t, prediction) is not None:
             return False, 0, tr.remaining(x, y, t, address)
         try:
-            amount = tr.refund(address, x, y, t)
+            amount = tr.refund(address, x, y, t, prediction)
             ok = True
         except Rejected:
             amount, ok = 0, False
         return ok, amount, tr.remaining(x, y, t, address)
 
-    def report(self, address: str, x: Any, y: int, t: int, author: str, check: bool) -> tuple[bool, Any, Any]:
+    def report(self, address: str, x: Any, y: int, t: int, author: str, check: bool,
+               prediction: int | None = None) -> tuple[bool, Any, Any]:
+        """Send a report unless ``check`` proves it would be rejected; (accepted, amount, left)."""
         tr = self.trainer
-        if check and tr.check_report(address, x, y, t, author) is not None:
+        if check and tr.check_report(address, x, y, t, author, prediction) is not None:
             return False, 0, tr.remaining(x, y, t, author)
         try:
-            amount = tr.report(address, x, y, t, author)
+            amount = tr.report(address, x, y, t, author, prediction)
             ok = True
         except Rejected:
             amount, ok = 0, False

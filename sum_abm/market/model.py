@@ -308,7 +308,9 @@ class MarketModel(mesa.Model):
             kind = "take" if take_branch[k] else ("refund" if own[k] else "report")
             if kind == "report" and self.contract.report_needs_good_data and age[k] < aw and self.num_good(addr) <= 0:
                 continue  # proven rejection: a reporter without verified data
-            self._claim(agent, addr, slot, kind, check=True)
+            # The book's prediction is current: the model does not change during a walk.
+            p = None if kind == "take" else int(pred[k])
+            self._claim(agent, addr, slot, kind, check=True, prediction=p)
 
     def _naive_walk(self, agent: Participant, addr: str, me: int, lo: int, hi: int, rules: WalkRules) -> None:
         """The reference's walk with every call sent, rejected ones included (equivalence tests)."""
@@ -346,14 +348,15 @@ class MarketModel(mesa.Model):
                 b.pred_ver[idx] = ver
         return b.pred[lo:hi]
 
-    def _claim(self, agent: Participant, addr: str, slot: int, kind: str, check: bool) -> None:
+    def _claim(self, agent: Participant, addr: str, slot: int, kind: str, check: bool,
+               prediction: int | None = None) -> None:
         b = self.book
         author_addr = self.addresses[int(b.author[slot])]
         x, y, t = self.sample(int(b.row[slot])), int(b.label[slot]), int(b.time[slot])
         if kind == "refund":
-            ok, amount, left = self.contract.refund(addr, x, y, t, check=check)
+            ok, amount, left = self.contract.refund(addr, x, y, t, check=check, prediction=prediction)
         else:
-            ok, amount, left = self.contract.report(addr, x, y, t, author_addr, check=check)
+            ok, amount, left = self.contract.report(addr, x, y, t, author_addr, check=check, prediction=prediction)
         if ok:
             owner = self.addr_owner[addr]
             if kind == "refund":
