@@ -1,0 +1,83 @@
+"""Single-sample updates each followed by the test accuracy: sum_abm's learners vs scikit-learn.
+
+IMDB-shaped synthetic data (REFERENCE_SCENARIOS.md): 2,000 initial rows, a 25,000-row test set, then
+500 single-sample updates, each followed by the accuracy on the test set. The baseline is
+scikit-learn doing the same in this process: ``partial_fit`` of one sample, then ``score``
+(NearestCentroid has no ``partial_fit``: it is refitted on all data seen so far, its only oracle).
+Prints both timings per learner and ends with ``speedup learners: <min over learners>x``.
+
+    python3 benchmarks/learners.py [--updates 500]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+from sklearn import linear_model, naive_bayes, neighbors
+
+from sum_abm.data import make_imdb_synthetic
+from sum_abm.learners import make_learner
+
+
+def bench_ours(kind, X0, y0, Xu, yu, Xt, yt):
+    m = make_learner(kind, X0.shape[1]).fit(X0, y0)
+    m.set_test_set(Xt, yt)
+    m.test_accuracy()
+    t = time.perf_counter()
+    accs = []
+    for i in range(Xu.shape[0]):
+        m.update(Xu[i], int(yu[i]))
+        accs.append(m.test_accuracy())
+    return time.perf_counter() - t, accs
+
+
+def bench_sklearn(kind, X0, y0, Xu, yu, Xt, yt):
+    import scipy.sparse as sp
+
+    if kind == "nearest_centroid":
+        t = time.perf_counter()
+        accs = []
+        for i in range(Xu.shape[0]):
+            X = sp.vstack([X0, Xu[: i + 1]])
+            y = np.concatenate([y0, yu[: i + 1]])
+            accs.append(neighbors.NearestCentroid().fit(X, y).score(Xt, yt))
+        return time.perf_counter() - t, accs
+    if kind == "multinomial_nb":
+        ref = naive_bayes.MultinomialNB().partial_fit(X0, y0, classes=[0, 1])
+    elif kind == "perceptron":
+        ref = linear_model.Perceptron(eta0=1.0)
+        ref.partial_fit(X0[:1], y0[:1], classes=[0, 1])
+    else:
+        ref = linear_model.SGDClassifier(loss="perceptron", learning_rate="optimal", penalty=None, random_state=0)
+        ref.fit(X0, y0)
+    t = time.perf_counter()
+    accs = []
+    for i in range(Xu.shape[0]):
+        ref.partial_fit(Xu[i : i + 1], yu[i : i + 1])
+        accs.append(ref.score(Xt, yt))
+    return time.perf_counter() - t, accs
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--updates", type=int, default=500)
+    args = ap.parse_args()
+    X, y = make_imdb_synthetic()
+    X0, y0 = X[:2000], y[:2000]
+    Xu, yu = X[2000 : 2000 + args.updates], y[2000 : 2000 + args.updates]
+    Xt, yt = X[25_000:], y[25_000:]
+    ratios = {}
+    for kind in ("perceptron", "sgd_perceptron", "multinomial_nb", "nearest_centroid"):
+        ours, a = bench_ours(kind, X0, y0, Xu, yu, Xt, yt)
+        base, b = bench_sklearn(kind, X0, y0, Xu, yu, Xt, yt)
+        ratios[kind] = base / ours
+        agree = "" if kind in ("perceptron", "sgd_perceptron") else f", accuracies equal: {np.allclose(a, b)}"
+        print(f"{kind:18s} sum_abm {ours * 1e3 / args.updates:8.3f} ms/update  scikit-learn "
+              f"{base * 1e3 / args.updates:8.3f} ms/update  ratio {base / ours:6.1f}x{agree}")
+    print(f"speedup learners: {min(ratios.values()):.1f}x")
+
+
+if __name__ == "__main__":
+    main()
