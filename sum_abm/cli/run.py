@@ -41,9 +41,19 @@ def register(app: typer.Typer) -> None:
         path = _resolve(scenario)
         sc = load_scenario(path, parse_set_options(set_, "--set"))
         seed = sc.seed if seed is None else seed
-        console = Console(stderr=True)
-        with console.status(f"running {sc.name} (seed {seed})" + (" and its clean baseline" if sc.attacker_groups and not no_baseline else "")):
-            result = run_scenario(sc, seed, baseline=not no_baseline)
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+        with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}% of the pool"),
+                      TimeElapsedColumn(), console=Console(stderr=True), transient=True) as bar:
+            tasks: dict[str, int] = {}
+
+            def progress(label: str, fraction: float) -> None:
+                if label not in tasks:
+                    what = "clean baseline" if label == "baseline" else f"{sc.name} (seed {seed})"
+                    tasks[label] = bar.add_task(what, total=1.0)
+                bar.update(tasks[label], completed=fraction)
+
+            result = run_scenario(sc, seed, baseline=not no_baseline, progress=progress)
         out_dir = out or Path("runs") / f"{sc.name}-seed{seed}"
         result.write(out_dir)
         s = result.summary.row(0, named=True)

@@ -132,9 +132,18 @@ class MarketModel(mesa.Model):
         """Advance by one sampling interval of simulated time (the interactive server's step)."""
         self.run_until(self.time + self.scenario.run.sample_interval_s)
 
-    def run(self) -> "MarketModel":
-        """Run to the scenario's stop condition."""
-        self.run_until(self.scenario.run.max_time_s)
+    def run(self, progress: Any = None) -> "MarketModel":
+        """Run to the scenario's stop condition.
+
+        ``progress(fraction)`` (0..1, the share of the pool contributed) is called after every
+        sampling interval of simulated time, for progress bars.
+        """
+        if progress is None:
+            self.run_until(self.scenario.run.max_time_s)
+        else:
+            while not self.finished:
+                self.run_until(self.time + self.scenario.run.sample_interval_s)
+                progress(self.cursor / max(1, self.n_pool))
         if not self.finished:
             self._finish()
         return self

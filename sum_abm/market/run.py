@@ -12,13 +12,13 @@ from sum_abm.market.results import RunResult, collect, summarize
 from sum_abm.scenario import Scenario, load_scenario
 
 
-def _simulate(scenario: Scenario, seed: int, dataset: Any, baseline: RunResult | None) -> RunResult:
+def _simulate(scenario: Scenario, seed: int, dataset: Any, baseline: RunResult | None, progress: Any = None) -> RunResult:
     from sum_abm.market.model import MarketModel
 
     t0 = time.perf_counter()
     model = MarketModel(scenario=scenario, seed=seed, dataset=dataset)
     try:
-        model.run()
+        model.run(progress)
         frames = collect(model)
         summary = summarize(model, frames, baseline)
     finally:
@@ -35,11 +35,13 @@ def _simulate(scenario: Scenario, seed: int, dataset: Any, baseline: RunResult |
     )
 
 
-def run(scenario: Scenario | str | Path, seed: int | None = None, *, baseline: bool = True, dataset: Any = None) -> RunResult:
+def run(scenario: Scenario | str | Path, seed: int | None = None, *, baseline: bool = True, dataset: Any = None,
+        progress: Any = None) -> RunResult:
     """Run one scenario (a :class:`Scenario` or a TOML path) with ``seed`` (default: the scenario's).
 
     When a group is an attacker and ``baseline`` is true, the same scenario and seed without the
     attacking groups is run first, and the summary gains the attack-success columns.
+    ``progress(label, fraction)`` is called as each run advances (for progress bars).
     """
     if not isinstance(scenario, Scenario):
         scenario = load_scenario(scenario)
@@ -50,5 +52,6 @@ def run(scenario: Scenario | str | Path, seed: int | None = None, *, baseline: b
         dataset = load_dataset(scenario.data, scenario.learner.kind, scenario.name)
     base = None
     if baseline and scenario.attacker_groups:
-        base = _simulate(scenario.without_attackers(), seed, dataset, None)
-    return _simulate(scenario, seed, dataset, base)
+        cb = (lambda f: progress("baseline", f)) if progress else None
+        base = _simulate(scenario.without_attackers(), seed, dataset, None, cb)
+    return _simulate(scenario, seed, dataset, base, (lambda f: progress("run", f)) if progress else None)
