@@ -53,6 +53,9 @@ class Dataset:
 
     def all_train(self) -> tuple[Any, np.ndarray]:
         """Initial data and the whole pool stacked (for the all-data reference accuracy)."""
+        X_all = self.cache.get("X_train_view")
+        if X_all is not None:  # init and pool are adjacent rows of one CSR: a view, no copy
+            return X_all, np.concatenate([self.y_init, self.y_pool])
         if sp.issparse(self.X_pool):
             X = sp.vstack([self.X_init, self.X_pool]).tocsr()
         else:
@@ -60,25 +63,37 @@ class Dataset:
         return X, np.concatenate([self.y_init, self.y_pool])
 
 
+def _rows(X: Any, a: int, b: int | None = None) -> Any:
+    """Rows a..b of X; for CSR a view on the same arrays (no copy of the non-zeros)."""
+    if not sp.issparse(X):
+        return X[a:b]
+    b = X.shape[0] if b is None else min(b, X.shape[0])
+    a = min(a, b)
+    s, e = X.indptr[a], X.indptr[b]
+    return sp.csr_matrix((X.data[s:e], X.indices[s:e], X.indptr[a : b + 1] - s), shape=(b - a, X.shape[1]), copy=False)
+
+
 def _split(X: Any, y: np.ndarray, n_train: int, cfg: Any, name: str, source: str) -> Dataset:
     y = np.asarray(y, dtype=np.int64)
-    X_train, y_train, X_test, y_test = X[:n_train], y[:n_train], X[n_train:], y[n_train:]
+    X_train, y_train, X_test, y_test = _rows(X, 0, n_train), y[:n_train], _rows(X, n_train), y[n_train:]
     if cfg.train_rows is not None:
         if cfg.train_rows > len(y_train):
             raise InputError(f"{source}: data.train_rows: expected at most {len(y_train)} rows, got {cfg.train_rows}")
-        X_train, y_train = X_train[: cfg.train_rows], y_train[: cfg.train_rows]
+        X_train, y_train = _rows(X_train, 0, cfg.train_rows), y_train[: cfg.train_rows]
     if cfg.test_rows is not None:
         if cfg.test_rows > len(y_test):
             raise InputError(f"{source}: data.test_rows: expected at most {len(y_test)} rows, got {cfg.test_rows}")
-        X_test, y_test = X_test[: cfg.test_rows], y_test[: cfg.test_rows]
+        X_test, y_test = _rows(X_test, 0, cfg.test_rows), y_test[: cfg.test_rows]
     n_init = cfg.init_train_rows if cfg.init_train_rows is not None else int(len(y_train) * cfg.init_train_portion)
     if n_init > len(y_train):
         raise InputError(f"{source}: data.init_train_rows: expected at most {len(y_train)}, got {n_init}")
     if len(y_test) == 0 or len(y_train) - n_init == 0:
         raise InputError(f"{source}: data: the split leaves no test rows or no pool rows")
     n_classes = int(max(y.max() + 1, 2))
-    return Dataset(X_train[:n_init], y_train[:n_init], X_train[n_init:], y_train[n_init:], X_test, y_test,
-                   int(X.shape[1]), n_classes, name)
+    ds = Dataset(_rows(X_train, 0, n_init), y_train[:n_init], _rows(X_train, n_init), y_train[n_init:], X_test, y_test,
+                 int(X.shape[1]), n_classes, name)
+    ds.cache["X_train_view"] = X_train
+    return ds
 
 
 def _sklearn(kind: str, seed: int) -> tuple[np.ndarray, np.ndarray, int]:
