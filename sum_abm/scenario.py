@@ -62,6 +62,26 @@ class LearnerConfig(StrictModel):
     kind: Literal["perceptron", "sgd_perceptron", "multinomial_nb", "nearest_centroid"] = "perceptron"
     params: dict[str, Any] = Field(default_factory=dict)
 
+    @model_validator(mode="after")
+    def _known_params(self) -> "LearnerConfig":
+        import inspect
+
+        from sum_abm.learners import LEARNERS
+
+        sig = inspect.signature(LEARNERS[self.kind].__init__).parameters
+        allowed = [p for p in sig if p not in ("self", "n_features", "n_classes")]
+        unknown = sorted(set(self.params) - set(allowed))
+        if unknown:
+            raise ValueError(f"params: unknown parameter(s) {unknown} for {self.kind}; expected some of {allowed}")
+        for name, value in self.params.items():
+            default = sig[name].default
+            if isinstance(default, bool) and not isinstance(value, bool):
+                raise ValueError(f"params.{name}: expected true or false, got {value!r}")
+            if isinstance(default, (int, float)) and not isinstance(default, bool) and (
+                    isinstance(value, bool) or not isinstance(value, (int, float))):
+                raise ValueError(f"params.{name}: expected a number, got {value!r}")
+        return self
+
 
 class DRTConfig(StrictModel):
     """Deposit, Refund and Take (self-assessment). Times in seconds, ``cost_weight`` in token units."""
@@ -211,7 +231,9 @@ def set_path(data: dict[str, Any], path: str, value: Any, source: str) -> None:
                 return
             node = node[idx]
             continue
-        if not isinstance(node, dict) or (part not in node and not _settable_new_key(node, part)):
+        # Learner params are free-form (validated by the learner itself): new keys are allowed there.
+        free = i > 0 and parts[i - 1] == "params"
+        if not isinstance(node, dict) or (part not in node and not free):
             raise InputError(f"{source}: {path}: names no scenario field (at {where!r})")
         if last:
             node[part] = value
@@ -219,11 +241,6 @@ def set_path(data: dict[str, Any], path: str, value: Any, source: str) -> None:
         if part not in node or node[part] is None:
             raise InputError(f"{source}: {path}: names no scenario field (at {where!r})")
         node = node[part]
-
-
-def _settable_new_key(node: dict[str, Any], key: str) -> bool:
-    # Learner params are free-form and validated by the learner itself.
-    return node.get("__free__", False) or key in ("params",)
 
 
 def _group_index(groups: list[Any], part: str) -> int | None:
@@ -294,11 +311,6 @@ def _describe(err: dict[str, Any]) -> str:
     return f"{base}, got {got_s}"
 
 
-def _merge_int_ranges(errs: list[dict[str, Any]]) -> dict[str, Any]:
-    """For an int field with a bound, pydantic reports type and bound separately; keep the first."""
-    return errs[0]
-
-
 def parse_scenario(data: dict[str, Any], source: str = "<scenario>") -> Scenario:
     """Validate plain data as a :class:`Scenario`; the first problem raises one-line InputError."""
     if not isinstance(data, dict):
@@ -306,7 +318,7 @@ def parse_scenario(data: dict[str, Any], source: str = "<scenario>") -> Scenario
     try:
         return Scenario.model_validate(data)
     except ValidationError as exc:
-        err = _merge_int_ranges(exc.errors(include_url=False))
+        err = exc.errors(include_url=False)[0]  # the first problem, as one line
         loc = _format_loc(tuple(err["loc"]), data)
         if err["type"] in ("union_tag_invalid", "union_tag_not_found"):
             disc = str((err.get("ctx") or {}).get("discriminator", "")).strip("'")

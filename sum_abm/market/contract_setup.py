@@ -14,6 +14,7 @@ import numpy as np
 from sum_abm.chain import Chain, Rejected
 from sum_abm.contract import CollaborativeTrainer, DepositRefundTake, Points, PredictionMarket, hash_piece
 from sum_abm.data import Dataset
+from sum_abm.errors import InputError
 from sum_abm.learners import make_learner
 from sum_abm.scenario import Scenario
 
@@ -33,7 +34,10 @@ def _learner(scenario: Scenario, data: Dataset, all_data: bool = False) -> Any:
     params = dict(scenario.learner.params)
     if kind == "sgd_perceptron":
         params.setdefault("sparse", data.sparse)
-    learner = make_learner(kind, data.n_features, data.n_classes, **params)
+    try:
+        learner = make_learner(kind, data.n_features, data.n_classes, **params)
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"{scenario.name}: learner.params: {exc}") from None
     key = ("fit", all_data, kind, tuple(sorted((k, repr(v)) for k, v in params.items())))
     cached = data.cache.get(key)
     if cached is None:

@@ -120,7 +120,7 @@ def collect(model: "MarketModel") -> dict[str, pl.DataFrame]:
         model.samples,
         schema={"time_s": pl.Int64, "accuracy": pl.Float64, "agent_id": pl.String, "group": pl.String, "balance": pl.Float64},
     )
-    fees = dict(zip(*tx.group_by("sender").agg(pl.col("fee").sum()).to_dict(as_series=False).values())) if len(tx) else {}
+    fees = dict(tx.group_by("sender").agg(pl.col("fee").sum()).iter_rows()) if len(tx) else {}
     rows = []
     for a in model.participants:
         end = a.balance
