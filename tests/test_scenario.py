@@ -59,3 +59,12 @@ def test_every_bundled_scenario_validates():
     assert len(files) >= 14
     for f in files:
         load_scenario(f)
+
+
+def test_learner_params_are_checked():
+    q = ROOT / "scenarios" / "quickstart.toml"
+    with pytest.raises(InputError, match=r"learner: params: unknown parameter\(s\) \['foo'\]"):
+        load_scenario(q, {"learner.params.foo": 1})
+    with pytest.raises(InputError, match="params.alpha: expected a number, got 'x'"):
+        load_scenario(q, {"learner.params.alpha": "x"})
+    assert load_scenario(q, {"learner.params.alpha": 0.01}).learner.params == {"alpha": 0.01}
