@@ -10,7 +10,9 @@ from sum_abm.chain.errors import Rejected
 from sum_abm.chain.gas import GasSchedule
 from sum_abm.chain.ledger import Ledger
 
-TxLog = Callable[[dict[str, Any]], None]
+# One record per call, in this order (the market's ``transactions`` frame has these columns).
+TX_FIELDS = ("time_s", "sender", "call", "accepted", "reason", "value", "gas", "fee", "amount")
+TxLog = Callable[[tuple], None]
 
 
 class Chain:
@@ -29,6 +31,7 @@ class Chain:
         fee_sink: str = "fee_sink",
         log: TxLog | None = None,
     ) -> None:
+        """``log`` receives one tuple per call, fields as :data:`TX_FIELDS`."""
         self.ledger = Ledger()
         self.clock = Clock(0, block_time_s)
         self.gas_schedule = gas_schedule or GasSchedule.load()
@@ -71,16 +74,5 @@ class Chain:
 
     def _log(self, sender, call, ok, reason, value, gas, fee, amount) -> None:
         if self.log is not None:
-            self.log(
-                {
-                    "time_s": self.clock.now,
-                    "sender": sender,
-                    "call": call,
-                    "accepted": ok,
-                    "reason": reason,
-                    "value": int(value),
-                    "gas": int(gas),
-                    "fee": int(fee),
-                    "amount": None if amount is None else float(amount),
-                }
-            )
+            self.log((self.clock.now, sender, call, ok, reason, value, gas, fee,
+                      None if amount is None else float(amount)))

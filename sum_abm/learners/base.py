@@ -23,7 +23,7 @@ def _csr_matvec(n_row, n_col, indptr, indices, data, x, y) -> None:
 
 
 class Sample(NamedTuple):
-    """One data point: non-zero feature ``indices`` (int32), their ``values`` (float64), a ``key``."""
+    """One data point: non-zero feature ``indices`` (int32, unique), their ``values`` (float64), a ``key``."""
 
     indices: np.ndarray
     values: np.ndarray
@@ -36,6 +36,7 @@ def as_sample(x: Any) -> Sample:
         return x
     if sp.issparse(x):
         r = x.tocsr()
+        r.sum_duplicates()  # unique indices: updates add with fancy indexing
         return Sample(r.indices.astype(np.int32), r.data.astype(np.float64))
     arr = np.asarray(x, dtype=np.float64).ravel()
     nz = np.flatnonzero(arr).astype(np.int32)

@@ -77,7 +77,7 @@ class Perceptron(_Linear):
         if self.integer_weights:
             delta = np.round(delta)
             step = round(step)
-        np.add.at(self.w, s.indices, delta)
+        self.w[s.indices] += delta  # a sample's indices are unique
         self.b += step
         return len(s.indices) + 1
 
@@ -122,7 +122,7 @@ class SGDPerceptron(_Linear):
         self.t += 1.0
         if sign * self.decision_one(s) > 0:
             return 0
-        np.add.at(self.w, s.indices, eta * sign * s.values)
+        self.w[s.indices] += eta * sign * s.values  # a sample's indices are unique
         self.b += eta * sign * self.intercept_decay
         return len(s.indices) + 1
 

@@ -45,7 +45,7 @@ class MultinomialNB(Learner):
     def _update(self, s: Sample, y: int) -> int:
         if len(s.values) and s.values.min() < 0:
             raise ValueError("MultinomialNB needs non-negative features")
-        np.add.at(self.counts[y], s.indices, s.values)
+        self.counts[y, s.indices] += s.values  # a sample's indices are unique
         self.total[y] += s.values.sum()
         self.class_count[y] += 1
         return len(s.indices) + 1

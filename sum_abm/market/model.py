@@ -48,11 +48,9 @@ class MarketModel(mesa.Model):
         self.cursor = 0
         self._samples: dict[int, Any] = {}
 
-        # Transaction log (columns) filled by the chain's callback.
-        self.tx: dict[str, list[Any]] = {
-            k: [] for k in ("time_s", "sender", "call", "accepted", "reason", "value", "gas", "fee", "amount")
-        }
-        self.contract: MarketContract = build_contract(scenario, self.data, self._log_tx)
+        # Transaction log: one tuple per contract call (fields: sum_abm.chain.TX_FIELDS).
+        self.tx_rows: list[tuple] = []
+        self.contract: MarketContract = build_contract(scenario, self.data, self.tx_rows.append)
         self.ledger = self.contract.ledger
         self.clock = self.contract.chain.clock
         self.learner = self.contract.learner
@@ -177,9 +175,16 @@ class MarketModel(mesa.Model):
             s["group"].append(a.group.name)
             s["balance"].append(int(a.balance))
 
-    def _log_tx(self, rec: dict[str, Any]) -> None:
-        for k, col in self.tx.items():
-            col.append(rec.get(k))
+    @property
+    def tx(self) -> dict[str, list[Any]]:
+        """The transaction log as columns (fields: ``sum_abm.chain.TX_FIELDS``)."""
+        from sum_abm.chain import TX_FIELDS
+
+        cols: dict[str, list[Any]] = {k: [] for k in TX_FIELDS}
+        for row in self.tx_rows:
+            for k, v in zip(TX_FIELDS, row):
+                cols[k].append(v)
+        return cols
 
     # -- queries the policies use (free view calls) ------------------------------------------
     def data_left(self) -> bool:

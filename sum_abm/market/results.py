@@ -103,7 +103,8 @@ def write_text_atomic(path: Path, text: str) -> None:
 def collect(model: "MarketModel") -> dict[str, pl.DataFrame]:
     """Build the transactions, timeseries and agents frames from a finished model."""
     tx = pl.DataFrame(
-        model.tx,
+        model.tx_rows,
+        orient="row",
         schema={
             "time_s": pl.Int64,
             "sender": pl.String,
