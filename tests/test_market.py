@@ -35,10 +35,15 @@ def test_same_seed_gives_byte_identical_parquet(tmp_path):
     assert digest(a)["agents.parquet"] != digest(c)["agents.parquet"]
 
 
-def test_skipping_proven_rejections_gives_identical_outcomes():
-    sc = small("reference_drt_nb", **{"data.n_rows": 800})
-    fast = run(sc, seed=2)
-    naive = run(sc.with_overrides({"run.naive_claims": True}), seed=2)
+@pytest.mark.parametrize("learner", ["sgd_perceptron", "perceptron", "multinomial_nb", "nearest_centroid"])
+@pytest.mark.parametrize("scenario", ["reference_drt_nb", "quickstart"])
+def test_skipping_proven_rejections_gives_identical_outcomes(scenario, learner):
+    # The fast walk skips calls the state proves would be rejected and reuses cached predictions
+    # within the learner's margin bound; the naive walk sends every call and lets the contract
+    # predict. Same balances, counters and accuracy prove both shortcuts exact.
+    sc = small(scenario, **{"data.n_rows": 1600, "learner.kind": learner})
+    fast = run(sc, seed=2, baseline=False)
+    naive = run(sc.with_overrides({"run.naive_claims": True}), seed=2, baseline=False)
     assert fast.agents.select("agent_id", "end_balance", "refunded", "reports_won").equals(
         naive.agents.select("agent_id", "end_balance", "refunded", "reports_won"))
     assert fast.timeseries.equals(naive.timeseries)

@@ -61,6 +61,11 @@ class Learner(ABC):
         self.n_features = int(n_features)
         self.n_classes = int(n_classes)
         self.version = 0
+        # Cumulative upper bound on how far any sample's decision margin can have moved, as
+        # (constant, per max-|value|, per sum-|value|) terms; see :meth:`margin_drift`. Each
+        # update adds its worst case; a refit or restore starts a new ``drift_epoch``.
+        self.drift = np.zeros(3)
+        self.drift_epoch = 0
         self._X_test: Any = None
         self._y_test: np.ndarray | None = None
         self._acc_cache: tuple[int, float] | None = None
@@ -101,33 +106,39 @@ class Learner(ABC):
             return (scores > 0).astype(np.int64)
         return np.argmax(scores, axis=1).astype(np.int64)
 
-    def predict_segments(self, indices: np.ndarray, values: np.ndarray, starts: np.ndarray, lens: np.ndarray) -> np.ndarray:
+    def predict_segments(self, indices: np.ndarray, values: np.ndarray, starts: np.ndarray, lens: np.ndarray,
+                         margins: bool = False) -> Any:
         """Classes of many samples stored back to back (CSR parts without a matrix object).
 
         Row ``i`` is ``indices/values[starts[i] : starts[i] + lens[i]]`` with rows contiguous, so
         ``starts`` plus the end form a CSR ``indptr``. For callers that predict a sliding window of
         stored rows many times (the market's claim book): one call of scipy's compiled CSR kernel,
-        no per-call matrix construction or validation.
+        no per-call matrix construction or validation. With ``margins``, also each row's decision
+        margin (distance of the winning score from the runner-up; for one score, its size).
         """
         n = len(starts)
         W, offset = self._segment_params()
         indptr = np.empty(n + 1, dtype=indices.dtype)
         indptr[:n] = starts
         indptr[n] = starts[-1] + lens[-1] if n else 0
-        if W.ndim == 1:
+        if W.ndim == 1 or W.shape[0] == 2:
+            # One score, or two classes: the sign of the score difference (ties go to class 0).
+            w, b = (W, offset) if W.ndim == 1 else (W[1] - W[0], np.ravel(offset)[1] - np.ravel(offset)[0])
             out = np.zeros(n)
-            _csr_matvec(n, W.shape[0], indptr, indices, values, W, out)
-            return self._labels(out + offset)
+            _csr_matvec(n, w.shape[0], indptr, indices, values, np.ascontiguousarray(w), out)
+            out += b
+            labels = (out > 0).astype(np.int64)
+            return (labels, np.abs(out)) if margins else labels
         off = np.ravel(offset)
-        if W.shape[0] == 2:
-            # Two classes: the sign of the score difference (ties go to class 0, like argmax).
-            out = np.zeros(n)
-            _csr_matvec(n, W.shape[1], indptr, indices, values, W[1] - W[0], out)
-            return (out + (off[1] - off[0]) > 0).astype(np.int64)
         out = np.zeros((W.shape[0], n))
         for k in range(W.shape[0]):  # one compiled pass per class beats the multi-vector kernel
             _csr_matvec(n, W.shape[1], indptr, indices, values, np.ascontiguousarray(W[k]), out[k])
-        return self._labels(out.T + off)
+        scores = out.T + off
+        labels = self._labels(scores)
+        if not margins:
+            return labels
+        top2 = np.partition(scores, -2, axis=1)[:, -2:]
+        return labels, top2[:, 1] - top2[:, 0]
 
     def _segment_params(self) -> tuple[np.ndarray, Any]:
         """(weights over features — (d,) or (k, d) —, additive offset) for :meth:`predict_segments`."""
@@ -187,3 +198,20 @@ class Learner(ABC):
         version, state = snap
         self._set_state(state)
         self.version += 1  # parameters changed: invalidate caches keyed by version
+        self.drift_epoch += 1
+
+    def _add_drift(self, d0: float, d_inf: float, d_l1: float) -> None:
+        """Record an update's worst-case margin change (see :meth:`margin_drift`)."""
+        if np.isfinite(d0) and np.isfinite(d_inf) and np.isfinite(d_l1):
+            self.drift += (d0, d_inf, d_l1)
+        else:
+            self.drift_epoch += 1  # no finite bound: every cached prediction is stale
+
+    def margin_drift(self, since: np.ndarray, x_inf: np.ndarray, x_l1: np.ndarray) -> np.ndarray:
+        """Upper bound on the change of each sample's decision margin since drift ``since``.
+
+        ``since`` is an (n, 3) array of earlier :attr:`drift` values, ``x_inf``/``x_l1`` the samples'
+        max-|value| and sum-|value|. A cached class whose margin exceeds this bound is still right.
+        """
+        d = self.drift[None, :] - since
+        return d[:, 0] + d[:, 1] * x_inf + d[:, 2] * x_l1

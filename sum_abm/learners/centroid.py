@@ -34,13 +34,18 @@ class NearestCentroid(Learner):
             self.n[k] = rows.shape[0]
             self.centroids[k] = np.asarray(rows.mean(axis=0)).ravel() if rows.shape[0] else 0.0
         self.version += 1
+        self.drift_epoch += 1
         return self
 
     def _update(self, s: Sample, y: int) -> int:
-        c = self.centroids[y] * self.n[y]
+        old = self.centroids[y].copy()
+        c = old * self.n[y]
         c[s.indices] += s.values
-        self.centroids[y] = c / (self.n[y] + 1)
+        new = c / (self.n[y] + 1)
+        self.centroids[y] = new
         self.n[y] += 1
+        # Only class y's score 2x·c - |c|² moves: by at most 2||Δc||_1 max|x| + |Δ|c|²|.
+        self._add_drift(abs(float(new @ new - old @ old)), 2.0 * float(np.abs(new - old).sum()), 0.0)
         return self.n_features + 1
 
     def _sqnorm(self) -> np.ndarray:

@@ -66,6 +66,7 @@ class Perceptron(_Linear):
                 nz = np.flatnonzero(X[i])
                 self._update(Sample(nz, X[i, nz]), int(y[i]))
         self.version += 1
+        self.drift_epoch += 1
         return self
 
     def _update(self, s: Sample, y: int) -> int:
@@ -79,6 +80,8 @@ class Perceptron(_Linear):
             step = round(step)
         self.w[s.indices] += delta  # a sample's indices are unique
         self.b += step
+        # |Δ(w·x + b)| <= |Δb| + ||Δw||_1 * max|x|
+        self._add_drift(abs(step), float(np.abs(delta).sum()), 0.0)
         return len(s.indices) + 1
 
 
@@ -114,6 +117,7 @@ class SGDPerceptron(_Linear):
         self.b = float(clf.intercept_[0])
         self.t = float(clf.t_)
         self.version += 1
+        self.drift_epoch += 1
         return self
 
     def _update(self, s: Sample, y: int) -> int:
@@ -124,6 +128,7 @@ class SGDPerceptron(_Linear):
             return 0
         self.w[s.indices] += eta * sign * s.values  # a sample's indices are unique
         self.b += eta * sign * self.intercept_decay
+        self._add_drift(eta * self.intercept_decay, eta * float(np.abs(s.values).sum()), 0.0)
         return len(s.indices) + 1
 
     def _state(self) -> Any:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -40,14 +41,26 @@ class MultinomialNB(Learner):
         self.class_count = Y.sum(axis=0)
         self.total = self.counts.sum(axis=1)
         self.version += 1
+        self.drift_epoch += 1
         return self
 
     def _update(self, s: Sample, y: int) -> int:
         if len(s.values) and s.values.min() < 0:
             raise ValueError("MultinomialNB needs non-negative features")
+        a, d = self.alpha, self.n_features
+        old_counts = self.counts[y, s.indices]
+        old_total = self.total[y]
+        c_y, c_all = self.class_count[y], self.class_count.sum()
         self.counts[y, s.indices] += s.values  # a sample's indices are unique
         self.total[y] += s.values.sum()
         self.class_count[y] += 1
+        # Margin change bound: priors (twice: two classes' scores move), the touched features'
+        # log-counts (times max|x|), and the class normaliser (times sum|x|).
+        shift = math.log1p(1.0 / c_all) if c_all > 0 else math.inf  # every prior: -log((C+1)/C)
+        d_prior = 2.0 * max(shift, abs(math.log1p(1.0 / c_y) - shift) if c_y > 0 else math.inf)
+        d_feat = float(np.log1p(s.values / (old_counts + a)).sum())
+        d_norm = math.log1p(float(s.values.sum()) / (old_total + a * d))
+        self._add_drift(d_prior, d_feat, d_norm)
         return len(s.indices) + 1
 
     def _log_params(self) -> tuple[np.ndarray, np.ndarray]:

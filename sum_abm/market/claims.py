@@ -19,6 +19,10 @@ from dataclasses import dataclass
 import numpy as np
 
 
+_SLOT_ARRAYS = ("time", "author", "row", "label", "live", "pred", "pred_ver", "margin", "drift_at", "epoch_at",
+                "x_inf", "x_l1")
+
+
 @dataclass(frozen=True)
 class WalkRules:
     """Which claims a walk makes and where it stops (all ages in seconds).
@@ -48,6 +52,14 @@ class ClaimBook:
         self.live = np.zeros(capacity, dtype=bool)
         self.pred = np.zeros(capacity, dtype=np.int64)
         self.pred_ver = np.full(capacity, -1, dtype=np.int64)
+        # For skipping re-predictions the learner proves unnecessary (Learner.margin_drift):
+        # the margin and the learner's drift/epoch when each slot was last predicted, and the
+        # slot's max-|value| and sum-|value|.
+        self.margin = np.zeros(capacity, dtype=np.float64)
+        self.drift_at = np.zeros((capacity, 3), dtype=np.float64)
+        self.epoch_at = np.full(capacity, -1, dtype=np.int64)
+        self.x_inf = np.zeros(capacity, dtype=np.float64)
+        self.x_l1 = np.zeros(capacity, dtype=np.float64)
         self.claimed: dict[int, np.ndarray] = {}  # reporter address index -> bool per slot
         # Each slot's features back to back (CSR parts), so a window of slots is one contiguous
         # slice that a learner scores with numpy alone (Learner.predict_segments).
@@ -58,9 +70,11 @@ class ClaimBook:
     # -- growth ------------------------------------------------------------------------------
     def _grow(self) -> None:
         cap = max(1024, 2 * len(self.time))
-        for name in ("time", "author", "row", "label", "live", "pred", "pred_ver"):
+        for name in _SLOT_ARRAYS:
             old = getattr(self, name)
-            new = np.zeros(cap, dtype=old.dtype) if name != "pred_ver" else np.full(cap, -1, old.dtype)
+            new = np.zeros((cap,) + old.shape[1:], dtype=old.dtype)
+            if name in ("pred_ver", "epoch_at"):
+                new[:] = -1
             new[: self.n] = old[: self.n]
             setattr(self, name, new)
         for k, old in self.claimed.items():
@@ -74,15 +88,17 @@ class ClaimBook:
     def _compact(self) -> None:
         keep = np.flatnonzero(self.live[self.head : self.n]) + self.head
         m = len(keep)
-        for name in ("time", "author", "row", "label", "pred", "pred_ver"):
-            arr = getattr(self, name)
-            arr[:m] = arr[keep]
+        for name in _SLOT_ARRAYS:
+            if name != "live":
+                arr = getattr(self, name)
+                arr[:m] = arr[keep]
         self.live[:m] = True
         self.live[m : self.n] = False
         for arr in self.claimed.values():
             arr[:m] = arr[keep]
             arr[m : self.n] = False
         self.pred_ver[m : self.n] = -1
+        self.epoch_at[m : self.n] = -1
         lens = self.fptr[keep + 1] - self.fptr[keep]
         pos = np.repeat(self.fptr[keep] - np.concatenate([[0], np.cumsum(lens)[:-1]]), lens) + np.arange(lens.sum())
         total = int(lens.sum())
@@ -107,6 +123,9 @@ class ClaimBook:
         self.time[i], self.author[i], self.row[i], self.label[i] = time, author, row, label
         self.live[i] = True
         self.pred_ver[i] = -1
+        self.epoch_at[i] = -1
+        self.x_inf[i] = float(np.abs(values).max()) if len(values) else 0.0
+        self.x_l1[i] = float(np.abs(values).sum())
         for arr in self.claimed.values():
             arr[i] = False
         a = int(self.fptr[i])

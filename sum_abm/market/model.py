@@ -346,21 +346,33 @@ class MarketModel(mesa.Model):
                 self._claim(agent, addr, slot, "report", check=False)
 
     def _predictions(self, lo: int, hi: int, need: np.ndarray) -> np.ndarray:
-        """The model's class for each slot in [lo, hi) where ``need``; cached by learner version."""
+        """The model's class for each slot in [lo, hi) where ``need``; cached, and re-predicted only
+        where the learner has changed by more than the slot's margin (Learner.margin_drift)."""
         b = self.book
-        ver = self.learner.version
-        stale = need & (b.pred_ver[lo:hi] != ver)
-        n_stale = int(np.count_nonzero(stale))
-        if n_stale:
-            if 2 * n_stale >= hi - lo:
-                # A contiguous slice of the (mostly live) window beats gathering scattered rows.
-                b.pred[lo:hi] = self.learner.predict_segments(*b.features(lo, hi))
-                b.pred_ver[lo:hi] = ver
+        L = self.learner
+        sl = slice(lo, hi)
+        stale = need & (b.pred_ver[sl] != L.version)
+        if not stale.any():
+            return b.pred[sl]
+        maybe = stale & (b.epoch_at[sl] == L.drift_epoch)
+        if maybe.any():
+            # Within its margin a cached class is proven right: only refresh the version.
+            k = np.flatnonzero(maybe)
+            bound = L.margin_drift(b.drift_at[lo + k], b.x_inf[lo + k], b.x_l1[lo + k])
+            safe = k[bound * (1 + 1e-9) + 1e-12 < b.margin[lo + k]]
+            b.pred_ver[lo + safe] = L.version
+            stale[safe] = False
+        idx = np.flatnonzero(stale) + lo
+        if len(idx):
+            if 2 * len(idx) >= hi - lo:  # a contiguous slice beats gathering scattered rows
+                labels, margins = L.predict_segments(*b.features(lo, hi), margins=True)
+                idx = np.arange(lo, hi)
             else:
-                idx = np.flatnonzero(stale) + lo
-                b.pred[idx] = self.learner.predict_segments(*b.features_of(idx))
-                b.pred_ver[idx] = ver
-        return b.pred[lo:hi]
+                labels, margins = L.predict_segments(*b.features_of(idx), margins=True)
+            b.pred[idx], b.margin[idx] = labels, margins
+            b.pred_ver[idx], b.epoch_at[idx] = L.version, L.drift_epoch
+            b.drift_at[idx] = L.drift
+        return b.pred[sl]
 
     def _claim(self, agent: Participant, addr: str, slot: int, kind: str, check: bool,
                prediction: int | None = None) -> None:
