@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["load_scenario", "run"]
+__all__ = ["load_scenario", "load_sweep", "run", "sweep"]
 
 
 def __getattr__(name: str) -> Any:  # lazy: importing sum_abm stays cheap
@@ -19,4 +19,8 @@ def __getattr__(name: str) -> Any:  # lazy: importing sum_abm stays cheap
         from sum_abm.scenario import load_scenario
 
         return load_scenario
+    if name in ("sweep", "load_sweep"):
+        from sum_abm import sweeps  # the package is "sweeps": "sum_abm.sweep" is the function
+
+        return getattr(sweeps, name)
     raise AttributeError(name)

@@ -78,13 +78,19 @@ def register(app: typer.Typer) -> None:
         print(f"results: {out_dir}/  (transactions, timeseries, agents, summary .parquet; run.json)")
 
     @app.command()
-    def validate(files: list[Path] = typer.Argument(..., help="scenario files")) -> None:
-        """Check scenario files; one line per file, exit 2 at the first invalid one."""
-        from sum_abm.scenario import load_scenario
+    def validate(files: list[Path] = typer.Argument(..., help="scenario or sweep files")) -> None:
+        """Check scenario and sweep files; one line per file, exit 2 at the first invalid one."""
+        from sum_abm.scenario import parse_scenario, read_toml
+        from sum_abm.sweeps.spec import is_sweep_file, parse_sweep
 
         for f in files:
-            sc = load_scenario(f)
-            print(f"{f}: ok ({sc.mechanism.kind}, {len(sc.agents)} groups)")
+            data = read_toml(f)
+            if is_sweep_file(data):
+                sw = parse_sweep(data, f)
+                print(f"{f}: ok (sweep of {sw.spec.base}: {len(sw.points())} points, {len(sw.runs)} runs)")
+            else:
+                sc = parse_scenario(data, str(f))
+                print(f"{f}: ok ({sc.mechanism.kind}, {len(sc.agents)} groups)")
 
     @app.command()
     def scenarios() -> None:

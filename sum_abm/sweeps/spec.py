@@ -1,0 +1,203 @@
+"""Sweep files: a base scenario expanded over grids, zipped lists and random draws, times replications.
+
+Each run has a stable id derived from its overrides and replication, and its own seed from
+``numpy.random.SeedSequence(root_seed, spawn_key=...)`` keyed by that id: adding points to a grid does
+not change the ids or seeds of the existing ones.
+
+.. code-block:: toml
+
+    base = "../quickstart.toml"      # relative to this file
+    seed = 7                         # root seed
+    replications = 4
+    [grid]                           # Cartesian product
+    "mechanism.cost_weight" = [1, 2, 4]
+    [zip]                            # varied together (equal lengths)
+    "agents.attacker.count" = [1, 2]
+    "agents.attacker.mean_wait_s" = [3600, 1800]
+    [random]                         # `count` draws
+    count = 5
+    [random.params]
+    "chain.gas_price" = { dist = "integer", low = 0, high = 3 }
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from sum_abm.errors import InputError
+from sum_abm.scenario import Scenario, load_scenario, read_toml
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class RandomParam(_Strict):
+    """One randomly drawn field: ``uniform``/``loguniform`` in [low, high), ``integer`` in [low, high],
+    or ``choice`` among ``values``."""
+
+    dist: Literal["uniform", "loguniform", "integer", "choice"]
+    low: float | None = None
+    high: float | None = None
+    values: list[Any] | None = None
+
+    @model_validator(mode="after")
+    def _bounds(self) -> "RandomParam":
+        if self.dist == "choice":
+            if not self.values:
+                raise ValueError("choice needs a non-empty 'values' list")
+        else:
+            if self.low is None or self.high is None or self.high < self.low:
+                raise ValueError(f"{self.dist} needs low <= high")
+            if self.dist == "loguniform" and self.low <= 0:
+                raise ValueError("loguniform needs low > 0")
+        return self
+
+    def draw(self, rng: np.random.Generator) -> Any:
+        if self.dist == "choice":
+            return self.values[int(rng.integers(len(self.values)))]
+        if self.dist == "integer":
+            return int(rng.integers(int(self.low), int(self.high) + 1))
+        if self.dist == "loguniform":
+            return float(np.exp(rng.uniform(np.log(self.low), np.log(self.high))))
+        return float(rng.uniform(self.low, self.high))
+
+
+class RandomSpec(_Strict):
+    count: int = Field(ge=1)
+    params: dict[str, RandomParam] = Field(min_length=1)
+
+
+class SweepSpec(_Strict):
+    """The validated content of a sweep file."""
+
+    base: str
+    name: str = "sweep"
+    description: str = ""
+    seed: int = Field(0, ge=0)
+    replications: int = Field(1, ge=1, le=100_000)
+    grid: dict[str, list[Any]] = Field(default_factory=dict)
+    zip: dict[str, list[Any]] = Field(default_factory=dict)
+    random: RandomSpec | None = None
+
+    @model_validator(mode="after")
+    def _shapes(self) -> "SweepSpec":
+        for k, v in self.grid.items():
+            if not v:
+                raise ValueError(f"grid.{k}: empty list (expected at least one value)")
+        lens = {len(v) for v in self.zip.values()}
+        if len(lens) > 1:
+            raise ValueError(f"zip: lists must have equal lengths, got {sorted(lens)}")
+        if lens == {0}:
+            raise ValueError("zip: empty lists")
+        return self
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One run of a sweep: its id, overrides, replication and seed."""
+
+    run_id: str
+    overrides: dict[str, Any]
+    replication: int
+    seed: int
+
+
+def run_id(overrides: dict[str, Any], replication: int) -> str:
+    """Stable id: a hash of the canonical JSON of the overrides and the replication index."""
+    canon = json.dumps({"o": overrides, "r": replication}, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canon.encode()).hexdigest()[:16]
+
+
+def run_seed(root_seed: int, rid: str) -> int:
+    """The run's seed: ``SeedSequence(root_seed, spawn_key=<words of the id>)`` — independent of the
+    other points, so growing a grid never changes an existing run's seed."""
+    words = tuple(int(rid[i : i + 8], 16) for i in range(0, len(rid), 8))
+    return int(np.random.SeedSequence(root_seed, spawn_key=words).generate_state(1, dtype=np.uint64)[0] >> 1)
+
+
+@dataclass
+class Sweep:
+    """A loaded sweep: its file, spec, validated base scenario and expanded runs."""
+
+    path: Path
+    spec: SweepSpec
+    base: Scenario
+    runs: list[RunSpec]
+
+    def points(self) -> list[dict[str, Any]]:
+        """The distinct override sets (one per parameter point)."""
+        seen, out = set(), []
+        for r in self.runs:
+            key = json.dumps(r.overrides, sort_keys=True, default=str)
+            if key not in seen:
+                seen.add(key)
+                out.append(r.overrides)
+        return out
+
+
+def expand(spec: SweepSpec) -> list[dict[str, Any]]:
+    """The override sets of a spec: grid product × zip rows × random draws (each may be absent)."""
+    grid = [dict(zip(spec.grid, combo)) for combo in itertools.product(*spec.grid.values())] or [{}]
+    n = len(next(iter(spec.zip.values()))) if spec.zip else 0
+    zipped = [{k: v[i] for k, v in spec.zip.items()} for i in range(n)] or [{}]
+    rand: list[dict[str, Any]] = [{}]
+    if spec.random is not None:
+        rng = np.random.default_rng(spec.seed)
+        rand = [{k: p.draw(rng) for k, p in spec.random.params.items()} for _ in range(spec.random.count)]
+    return [{**g, **z, **r} for g in grid for z in zipped for r in rand]
+
+
+def runs_for(points: list[dict[str, Any]], replications: int, root_seed: int) -> list[RunSpec]:
+    """Every (point, replication) as a :class:`RunSpec`."""
+    out = []
+    for ov in points:
+        for rep in range(replications):
+            rid = run_id(ov, rep)
+            out.append(RunSpec(rid, ov, rep, run_seed(root_seed, rid)))
+    return out
+
+
+def parse_sweep(data: dict[str, Any], path: Path) -> Sweep:
+    """Validate sweep data read from ``path``; every override is checked against the base scenario
+    before anything runs (one-line InputError naming the file, the path and the problem)."""
+    src = str(path)
+    try:
+        spec = SweepSpec.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors(include_url=False)[0]
+        loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"].removeprefix("Value error, ")
+        raise InputError(f"{src}: {loc}: {msg}") from None
+    base_path = (path.parent / spec.base).resolve()
+    if not base_path.is_file():
+        raise InputError(f"{src}: base: no scenario file {spec.base!r} (relative to the sweep file)")
+    base = load_scenario(base_path)
+    points = expand(spec)
+    for ov in points:
+        for key, value in ov.items():
+            try:
+                base.with_overrides({key: value}, source=src)
+            except InputError as exc:
+                raise InputError(str(exc)) from None
+        base.with_overrides(ov, source=src)  # the combination must validate too
+    return Sweep(path, spec, base, runs_for(points, spec.replications, spec.seed))
+
+
+def load_sweep_file(path: str | Path) -> Sweep:
+    """Read, validate and expand a sweep TOML file."""
+    p = Path(path)
+    return parse_sweep(read_toml(p), p)
+
+
+def is_sweep_file(data: dict[str, Any]) -> bool:
+    """A sweep file names a ``base`` scenario; a scenario file never does."""
+    return isinstance(data, dict) and "base" in data
