@@ -35,7 +35,8 @@ def test_parquet_identical_alone_and_in_a_ray_worker(tmp_path):
     temp = tempfile.mkdtemp(prefix="ray", dir="/tmp")  # Ray's socket path must stay under 107 bytes
     started = not ray.is_initialized()
     if started:
-        ray.init(address="local", num_cpus=1, include_dashboard=False, log_to_driver=False, _temp_dir=temp)
+        ray.init(address="local", num_cpus=1, include_dashboard=False, log_to_driver=False, _temp_dir=temp,
+                 _node_ip_address="127.0.0.1")
     try:
         out = ray.get(remote_run.remote(sc, str(tmp_path / "worker")))
     finally:

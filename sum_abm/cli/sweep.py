@@ -23,7 +23,12 @@ def register(app: typer.Typer) -> None:
 
         from sum_abm.sweeps import execute, load_sweep_file
 
+        from sum_abm.sweeps.engine import check_address, check_out
+
         sw = load_sweep_file(sweep_file)
+        check_out(out, resume)  # bad input answers in one line, before any output
+        if address:
+            check_address(address)
         n_points = len(sw.points())
         console = Console(stderr=True)
         console.print(f"{sweep_file}: {n_points} points × {sw.spec.replications} replications = {len(sw.runs)} runs")

@@ -144,10 +144,12 @@ def init_ray(address: str | None, workers: int | None) -> bool:
         return False
     opts: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
     if address in (None, "local"):
-        # A short temp dir: Ray's socket paths must stay under 107 bytes.
+        # A short temp dir: Ray's socket paths must stay under 107 bytes. Node IP 127.0.0.1 keeps
+        # Ray's own traffic on loopback (its GCS and raylet still listen on every interface).
         opts["_temp_dir"] = tempfile.mkdtemp(prefix="ray", dir="/tmp")
-        ray.init(address="local", num_cpus=workers or os.cpu_count(), **opts)
+        ray.init(address="local", num_cpus=workers or os.cpu_count(), _node_ip_address="127.0.0.1", **opts)
         return True
+    check_address(address)
     try:
         ray.init(address=address, **opts)  # a cluster: its own CPUs (num_cpus would raise)
     except Exception as exc:  # noqa: BLE001 - every connection failure becomes one line
@@ -158,6 +160,27 @@ def init_ray(address: str | None, workers: int | None) -> bool:
                     "cluster, or set RAY_AUTH_MODE=disabled on both sides)")
         raise InputError(f"--address {address}: cannot connect to the Ray cluster: {text}{hint}") from None
     return True
+
+
+def check_out(out: Path, resume: bool) -> None:
+    """Refuse to mix a new sweep into a folder that holds results, unless resuming."""
+    if Path(out).exists() and any((Path(out) / "runs").glob("*.parquet")) and not resume:
+        raise InputError(f"{out}: already holds sweep results; use --resume to complete it or choose another --out")
+
+
+def check_address(address: str) -> None:
+    """Fail fast, in one line, when a host:port cluster address does not answer (Ray itself retries
+    for minutes). ``auto`` and ``ray://`` addresses are left to Ray."""
+    import socket
+
+    if address == "auto" or "://" in address or ":" not in address:
+        return
+    host, _, port = address.rpartition(":")
+    try:
+        with socket.create_connection((host, int(port)), timeout=5):
+            pass
+    except (OSError, ValueError) as exc:
+        raise InputError(f"--address {address}: cannot connect to the Ray cluster: {exc}") from None
 
 
 def run_ray(base: Scenario, todo: list[RunSpec], writer: SweepWriter, progress: Progress | None, total: int,
@@ -224,8 +247,7 @@ def execute(base: Scenario, runs: list[RunSpec], out: Path, *, sweep_text: str, 
             progress: Progress | None = None) -> pl.DataFrame:
     """Run ``runs`` into ``out`` (skipping finished ones when ``resume``); returns the runs table."""
     out = Path(out)
-    if out.exists() and any((out / "runs").glob("*.parquet")) and not resume:
-        raise InputError(f"{out}: already holds sweep results; use --resume to complete it or choose another --out")
+    check_out(out, resume)
     write_manifest(out, sweep_text, source, base, runs)
     writer = SweepWriter(out)
     done_ids = writer.done_ids() if resume else set()

@@ -1,0 +1,185 @@
+"""Sweeps: expansion and stable ids, one-line errors, serial = Ray, kill-and-resume, a dying worker,
+and a real Ray cluster started by the test (stopped by its PID, never `ray stop`)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from sum_abm.errors import InputError
+from sum_abm.sweeps import load_agents, load_sweep, load_sweep_file, run_many
+from sum_abm.sweeps.spec import SweepSpec, expand, runs_for
+
+ROOT = Path(__file__).resolve().parents[1]
+CLI = [sys.executable, "-c", "from sum_abm.cli import main; main()"]
+TINY = {"data.n_rows": [800], "run.max_time_s": [1_728_000]}
+
+
+def write_sweep(tmp: Path, grid: dict, zip_: dict | None = None, reps: int = 1, extra: str = "") -> Path:
+    def toml_val(v):
+        return "[" + ", ".join(repr(x).replace("'", '"').replace("True", "true").replace("False", "false") for x in v) + "]"
+
+    lines = [f'base = "{ROOT / "scenarios" / "quickstart.toml"}"', "seed = 5", f"replications = {reps}", extra, "[grid]"]
+    lines += [f'"{k}" = {toml_val(v)}' for k, v in grid.items()]
+    lines += ["[zip]"] + [f'"{k}" = {toml_val(v)}' for k, v in (zip_ or TINY).items()]
+    p = tmp / "sweep.toml"
+    p.write_text("\n".join(lines) + "\n")
+    return p
+
+
+def table(d: Path) -> pl.DataFrame:
+    return load_sweep(d).collect().sort("run_id")
+
+
+def test_expansion_ids_and_seeds_are_stable():
+    spec = SweepSpec(base="x", seed=3, replications=2, grid={"a": [1, 2], "b": ["x"]}, zip={"c": [1, 2], "d": [3, 4]})
+    pts = expand(spec)
+    assert len(pts) == 4 and {"a": 1, "b": "x", "c": 2, "d": 4} in pts
+    runs = runs_for(pts, 2, 3)
+    assert len({r.run_id for r in runs}) == 8 and len({r.seed for r in runs}) == 8
+    bigger = runs_for(expand(spec.model_copy(update={"grid": {"a": [1, 2, 3], "b": ["x"]}})), 2, 3)
+    old = {r.run_id: r.seed for r in runs}
+    assert all(old[r.run_id] == r.seed for r in bigger if r.run_id in old) and len(bigger) == 12
+    assert set(old) <= {r.run_id for r in bigger}
+    rnd = SweepSpec.model_validate({"base": "x", "seed": 1, "random": {"count": 5, "params": {
+        "p": {"dist": "loguniform", "low": 1, "high": 100}, "q": {"dist": "choice", "values": ["u", "v"]}}}})
+    draws = expand(rnd)
+    assert len(draws) == 5 and all(1 <= d["p"] < 100 and d["q"] in "uv" for d in draws)
+    assert draws == expand(rnd)  # deterministic from the root seed
+
+
+@pytest.mark.parametrize("grid, expected", [
+    ({"mechanism.speed": [1]}, "mechanism.speed: names no scenario field"),
+    ({"mechanism.cost_weight": []}, "grid.mechanism.cost_weight: empty list"),
+    ({"agents.attacker.count": [0]}, "agents[1].count: expected a value >= 1, got 0"),
+])
+def test_bad_sweeps_fail_before_running(tmp_path, grid, expected):
+    f = write_sweep(tmp_path, grid)
+    with pytest.raises(InputError, match=expected.replace("[", r"\[").replace("]", r"\]")) as err:
+        load_sweep_file(f)
+    assert str(err.value).startswith(str(f))
+    r = subprocess.run(CLI + ["sweep", str(f), "--out", str(tmp_path / "o")], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and not (tmp_path / "o" / "runs").exists()
+
+
+@pytest.fixture(scope="module")
+def ray_local():
+    ray = pytest.importorskip("ray")
+    temp = tempfile.mkdtemp(prefix="ray", dir="/tmp")  # Ray's socket paths must stay under 107 bytes
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, _temp_dir=temp,
+             _node_ip_address="127.0.0.1")
+    yield ray
+    ray.shutdown()
+
+
+@pytest.mark.ray
+def test_serial_and_ray_give_identical_parquet_content(tmp_path, ray_local):
+    f = write_sweep(tmp_path, {"mechanism.cost_weight": [1, 4], "agents.attacker.count": [1, 2]}, reps=2)
+    from sum_abm import sweep
+
+    a = sweep(f, tmp_path / "serial", serial=True)
+    b = sweep(f, tmp_path / "ray", serial=False)
+    assert len(a) == 8
+    assert table(tmp_path / "serial").equals(table(tmp_path / "ray"))
+    ag_a = load_agents(tmp_path / "serial").collect().sort("run_id", "agent_id")
+    ag_b = load_agents(tmp_path / "ray").collect().sort("run_id", "agent_id")
+    assert ag_a.equals(ag_b) and ag_a.height == 8 * 4 + 4 * 1 + 4 * 2  # 4 honest + 1 or 2 attackers per run
+    # run_many: arbitrary points through the same engine (the game-theory entry point)
+    from sum_abm.scenario import load_scenario
+
+    base = load_scenario(ROOT / "scenarios" / "quickstart.toml", {"data.n_rows": 800, "run.max_time_s": 1_728_000})
+    t = run_many(base, [{"mechanism.cost_weight": 2}], tmp_path / "many", replications=2, root_seed=1, serial=True)
+    assert len(t) == 2 and set(t["mechanism.cost_weight"]) == {2}
+
+
+def test_sigkill_then_resume_completes_exactly_once(tmp_path):
+    f = write_sweep(tmp_path, {"mechanism.cost_weight": [1, 2, 3, 4, 5, 6]}, reps=2)
+    full = tmp_path / "full"
+    subprocess.run(CLI + ["sweep", str(f), "--out", str(full), "--serial"], check=True, capture_output=True, timeout=600)
+    cut = tmp_path / "cut"
+    p = subprocess.Popen(CLI + ["sweep", str(f), "--out", str(cut), "--serial"], stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while time.time() < deadline and len(list((cut / "runs").glob("*.parquet"))) < 3:
+        time.sleep(0.05)
+    p.send_signal(signal.SIGKILL)
+    p.wait()
+    before = len(list((cut / "runs").glob("*.parquet")))
+    assert 3 <= before < 12
+    r = subprocess.run(CLI + ["sweep", str(f), "--out", str(cut)], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and "--resume" in r.stderr  # refuses to mix results silently
+    assert len(r.stderr.strip().splitlines()) == 1
+    subprocess.run(CLI + ["sweep", str(f), "--out", str(cut), "--serial", "--resume"], check=True, capture_output=True,
+                   timeout=600)
+    t = table(cut)
+    assert t.height == 12 and t["run_id"].n_unique() == 12
+    assert t.equals(table(full))
+    assert not list((cut / "runs").glob(".*"))  # no temporary files left behind
+
+
+@pytest.mark.ray
+def test_a_worker_that_dies_is_retried(tmp_path):
+    f = write_sweep(tmp_path, {"mechanism.cost_weight": [1, 2, 3, 4, 5]})
+    marker = tmp_path / "killed"
+    env = {**os.environ, "SUM_ABM_FAULT_KILL_ONCE": str(marker)}
+    r = subprocess.run(CLI + ["sweep", str(f), "--out", str(tmp_path / "o"), "--workers", "2"], env=env,
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert marker.exists()  # a worker really died
+    assert table(tmp_path / "o").height == 5 and not (tmp_path / "o" / "failures.parquet").exists()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.ray
+def test_sweep_on_a_ray_cluster_by_address(tmp_path):
+    port = _free_port()
+    temp = tempfile.mkdtemp(prefix="rayc", dir="/tmp")
+    # Both sides without token auth, and (the cluster switch off) loopback addresses only: Ray would
+    # otherwise rewrite 127.0.0.1 to the machine's interface address.
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
+    env.pop("RAY_ADDRESS", None)
+    head = subprocess.Popen(["ray", "start", "--head", "--block", "--port", str(port), "--node-ip-address", "127.0.0.1",
+                             "--num-cpus", "2", "--include-dashboard=false", "--temp-dir", temp,
+                             "--disable-usage-stats"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    try:
+        f = write_sweep(tmp_path, {"mechanism.cost_weight": [1, 2, 3]})
+        r = None
+        for _ in range(30):  # the head needs a few seconds before it accepts drivers
+            r = subprocess.run(CLI + ["sweep", str(f), "--out", str(tmp_path / "o"), "--address", f"127.0.0.1:{port}",
+                                      "--resume"], env=env, capture_output=True, text=True, timeout=300)
+            if r.returncode == 0:
+                break
+            time.sleep(1)
+        assert r is not None and r.returncode == 0, r.stderr[-2000:]
+        assert table(tmp_path / "o").height == 3
+    finally:
+        os.killpg(head.pid, signal.SIGTERM)  # stop the head by its process id, never `ray stop`
+        try:
+            head.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(head.pid, signal.SIGKILL)
+            head.wait()
+
+
+def test_bad_cluster_address_is_one_line(tmp_path):
+    f = write_sweep(tmp_path, {"mechanism.cost_weight": [1, 2, 3, 4, 5, 6]})
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
+    r = subprocess.run(CLI + ["sweep", str(f), "--out", str(tmp_path / "o"), "--address", f"127.0.0.1:{_free_port()}"],
+                       env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 2 and "cannot connect to the Ray cluster" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
