@@ -49,8 +49,11 @@ def _param_columns(overrides: dict[str, Any]) -> dict[str, Any]:
     return {k: (json.dumps(v) if isinstance(v, (list, dict)) else v) for k, v in overrides.items()}
 
 
-def execute_run(base: Scenario, run: RunSpec, baseline: bool = True) -> dict[str, Any]:
+def execute_run(base: Scenario, run: RunSpec, baseline: bool = True, out: str | None = None) -> dict[str, Any]:
     """Run one point of a sweep and return its rows (or the failure); never raises for run errors.
+
+    With ``out`` (a sweep folder this process can write, as local Ray workers can), the parts are
+    written here and only ``{"written": run_id}`` travels back: the driver stays idle.
 
     Test hook: when ``SUM_ABM_FAULT_KILL_ONCE`` names a file that does not exist yet, the process
     creates it and dies (as a crashed worker would), so tests can check that Ray retries the run.
@@ -73,8 +76,20 @@ def execute_run(base: Scenario, run: RunSpec, baseline: bool = True) -> dict[str
     summary = res.summary.with_columns(*(pl.lit(v).alias(k) for k, v in lit.items()))
     agents = res.agents.with_columns(*(pl.lit(v).alias(k) for k, v in lit.items()))
     order = list(lit)
-    return {"summary": summary.select(order + [c for c in summary.columns if c not in lit]),
-            "agents": agents.select(order + [c for c in agents.columns if c not in lit])}
+    result = {"summary": summary.select(order + [c for c in summary.columns if c not in lit]),
+              "agents": agents.select(order + [c for c in agents.columns if c not in lit])}
+    if out is not None:
+        write_parts(Path(out), result)
+        return {"written": run.run_id}
+    return result
+
+
+def write_parts(out: Path, result: dict[str, Any]) -> str:
+    """Write one run's agents and runs parts atomically (runs last: it marks the run done)."""
+    rid = result["summary"]["run_id"][0]
+    write_parquet_atomic(result["agents"], out / "agents" / f"{rid}.parquet")
+    write_parquet_atomic(result["summary"], out / "runs" / f"{rid}.parquet")
+    return rid
 
 
 class SweepWriter:
@@ -99,9 +114,7 @@ class SweepWriter:
             self.failures = [f for f in self.failures if f["run_id"] != fail["run_id"]] + [fail]
             write_parquet_atomic(pl.DataFrame(self.failures), self.out / "failures.parquet")
             return False
-        rid = result["summary"]["run_id"][0]
-        write_parquet_atomic(result["agents"], self.out / "agents" / f"{rid}.parquet")
-        write_parquet_atomic(result["summary"], self.out / "runs" / f"{rid}.parquet")  # last: marks the run done
+        rid = result["written"] if "written" in result else write_parts(self.out, result)
         if any(f["run_id"] == rid for f in self.failures):
             self.failures = [f for f in self.failures if f["run_id"] != rid]
             write_parquet_atomic(pl.DataFrame(self.failures) if self.failures else pl.DataFrame({"run_id": []}),
@@ -192,6 +205,8 @@ def run_ray(base: Scenario, todo: list[RunSpec], writer: SweepWriter, progress: 
     try:
         remote = ray.remote(max_retries=max_retries)(execute_run)
         base_ref = ray.put(base)
+        # Local workers share this filesystem: they write their own parts.
+        out_for_workers = str(writer.out) if address in (None, "local") else None
         window = 2 * int(ray.cluster_resources().get("CPU", 1)) + 2
         pending: list[Any] = []
         run_of: dict[Any, str] = {}
@@ -202,7 +217,7 @@ def run_ray(base: Scenario, todo: list[RunSpec], writer: SweepWriter, progress: 
                 run = next(it, None)
                 if run is None:
                     break
-                ref = remote.remote(base_ref, run, baseline)
+                ref = remote.remote(base_ref, run, baseline, out_for_workers)
                 run_of[ref] = run.run_id
                 pending.append(ref)
             if not pending:
