@@ -30,6 +30,7 @@ def register(app: typer.Typer) -> None:
         out: Path = typer.Option(None, help="output folder (default: runs/<scenario>-seed<N>)"),
         set_: list[str] = typer.Option(None, "--set", help="override a field: dotted.path=value (repeatable)"),
         no_baseline: bool = typer.Option(False, help="skip the clean baseline run for attack metrics"),
+        no_report: bool = typer.Option(False, help="do not write report.html"),
     ) -> None:
         """Run one scenario; print a summary and where the Parquet results are."""
         from rich.console import Console
@@ -76,6 +77,10 @@ def register(app: typer.Typer) -> None:
                   f"attacker ROI {s['attacker_roi']:+.1%}")
         print(f"calls: {s['calls']:,} ({s['calls_rejected']:,} rejected); money conserved: {s['money_conserved']}")
         print(f"results: {out_dir}/  (transactions, timeseries, agents, summary .parquet; run.json)")
+        if not no_report:
+            from dashboards import build_run_report
+
+            print(f"report: {build_run_report(out_dir)}")
 
     @app.command()
     def validate(files: list[Path] = typer.Argument(..., help="scenario or sweep files")) -> None:

@@ -1,0 +1,105 @@
+"""One colour per kind of participant across every chart, and the page assembly."""
+
+from __future__ import annotations
+
+import html
+from pathlib import Path
+
+import plotly.graph_objects as go
+import plotly.io as pio
+
+HONEST, ATTACKER, USER, OTHER = "#2e7d32", "#c62828", "#1565c0", "#6d4c41"
+ACCURACY, BASELINE, ALL_DATA = "#212121", "#757575", "#9e9e9e"
+_SHADES = {
+    HONEST: ["#2e7d32", "#43a047", "#66bb6a", "#1b5e20", "#81c784", "#388e3c"],
+    ATTACKER: ["#c62828", "#e53935", "#ef5350", "#b71c1c", "#e57373", "#d32f2f"],
+    USER: ["#1565c0", "#1e88e5", "#42a5f5", "#0d47a1", "#64b5f6", "#1976d2"],
+    OTHER: ["#6d4c41", "#8d6e63", "#a1887f", "#4e342e"],
+}
+
+
+def kind_of(policy: str, attacker: bool) -> str:
+    """The colour family of a group: attacker red, model user blue, other contributors green."""
+    if attacker:
+        return ATTACKER
+    if policy == "model_user":
+        return USER
+    return HONEST
+
+
+def group_colors(groups: list[tuple[str, str, bool]]) -> dict[str, str]:
+    """``{group: colour}`` for (group, policy, attacker) triples: shades within each family."""
+    used: dict[str, int] = {}
+    out = {}
+    for g, policy, attacker in groups:
+        fam = kind_of(policy, attacker)
+        i = used.get(fam, 0)
+        used[fam] = i + 1
+        out[g] = _SHADES[fam][i % len(_SHADES[fam])]
+    return out
+
+
+def layout(fig: go.Figure, title: str, x: str, y: str, height: int = 420) -> go.Figure:
+    """Title and axis titles (with units) on every chart."""
+    fig.update_layout(title=title, xaxis_title=x, yaxis_title=y, height=height, template="plotly_white",
+                      legend=dict(orientation="h", y=-0.2), margin=dict(l=60, r=20, t=60, b=60))
+    return fig
+
+
+def page(title: str, intro: str, sections: list[tuple[str, object]], out: Path) -> Path:
+    """Write a self-contained HTML page: plotly.js inlined once, then each figure or HTML block."""
+    parts = []
+    first = True
+    for heading, item in sections:
+        parts.append(f"<h2>{html.escape(heading)}</h2>")
+        if isinstance(item, go.Figure):
+            parts.append(pio.to_html(item, include_plotlyjs="inline" if first else False, full_html=False,
+                                     config={"displaylogo": False}))
+            first = False
+        else:
+            parts.append(str(item))
+    if first:  # no figure at all: still ship plotly.js so the page is uniform
+        parts.insert(0, pio.to_html(go.Figure(), include_plotlyjs="inline", full_html=False))
+    doc = f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
+<style>
+body {{ font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 1100px; color: #222; }}
+h1 {{ font-size: 1.6rem; }} h2 {{ font-size: 1.2rem; margin-top: 2rem; border-bottom: 1px solid #ddd; }}
+table {{ border-collapse: collapse; font-size: 0.85rem; }} th, td {{ padding: 3px 8px; border-bottom: 1px solid #eee; text-align: right; }}
+th {{ cursor: pointer; background: #f5f5f5; position: sticky; top: 0; }} .kpi {{ display: inline-block; margin: 0 2rem 1rem 0; }}
+.kpi b {{ display: block; font-size: 1.4rem; }} .note {{ color: #666; }}
+</style></head><body>
+<h1>{html.escape(title)}</h1><p>{intro}</p>
+{''.join(parts)}
+<script>
+// click a column header to sort the table (numbers numerically)
+document.querySelectorAll("table.sortable th").forEach((th, i) => th.addEventListener("click", () => {{
+  const tb = th.closest("table").tBodies[0]; const rows = Array.from(tb.rows);
+  const dir = th.dataset.dir === "asc" ? -1 : 1; th.dataset.dir = dir === 1 ? "asc" : "desc";
+  rows.sort((a, b) => {{ const x = a.cells[i].innerText, y = b.cells[i].innerText;
+    const nx = parseFloat(x), ny = parseFloat(y);
+    return dir * (isNaN(nx) || isNaN(ny) ? x.localeCompare(y) : nx - ny); }});
+  rows.forEach(r => tb.appendChild(r)); }}));
+</script>
+</body></html>"""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(".html.tmp")
+    tmp.write_text(doc, encoding="utf-8")
+    tmp.replace(out)
+    return out
+
+
+def table_html(df, max_rows: int = 2000) -> str:
+    """A sortable HTML table of a polars frame (numbers rounded for reading)."""
+    cols = df.columns
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in cols)
+    rows = []
+    for r in df.head(max_rows).iter_rows():
+        cells = []
+        for v in r:
+            if isinstance(v, float):
+                v = f"{v:.4g}"
+            cells.append(f"<td>{html.escape('' if v is None else str(v))}</td>")
+        rows.append("<tr>" + "".join(cells) + "</tr>")
+    more = f"<p class='note'>first {max_rows} of {df.height} rows</p>" if df.height > max_rows else ""
+    return f"<div style='max-height:480px;overflow:auto'><table class='sortable'><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table></div>{more}"
