@@ -25,6 +25,8 @@ class ContributorConfig(GroupConfig):
 
     policy: str
     deposit: int | None = Field(None, ge=0, description="offered per add (token units); None = required")
+    max_deposit: int | None = Field(
+        100, ge=0, description="never pays more per add (token units): waits for the DRT deposit to fall; None = any")
     contribute_prob: float = Field(1.0, ge=0, le=1, description="chance to contribute per wake-up")
     refund: bool = True
     report: bool = True
@@ -46,10 +48,13 @@ class ContributorPolicy(Policy):
         row = agent.model.next_row()
         return None if row is None else (row, int(agent.model.pool_label(row)))
 
-    def deposit(self, agent: "Participant") -> int:
-        d = self.config.deposit
-        req = agent.model.required_deposit()
-        return req if d is None else d
+    def deposit(self, agent: "Participant") -> int | None:
+        """Tokens to offer now, or None to wait (the required deposit is above ``max_deposit``)."""
+        c = self.config
+        value = agent.model.required_deposit() if c.deposit is None else c.deposit
+        if c.max_deposit is not None and agent.model.required_deposit() > c.max_deposit:
+            return None
+        return value
 
     def contribute(self, agent: "Participant", address: int | None = None) -> bool:
         m = agent.model
@@ -57,11 +62,14 @@ class ContributorPolicy(Policy):
             return False
         if self.config.contribute_prob < 1 and m.rng.random() >= self.config.contribute_prob:
             return False
+        offer = self.deposit(agent)
+        if offer is None:
+            return False
         pick = self.choose(agent)
         if pick is None:
             return False
         row, y = pick
-        value = min(self.deposit(agent), m.address_balance(address if address is not None else agent.address))
+        value = min(offer, m.address_balance(address if address is not None else agent.address))
         return m.add_data(agent, row, y, value, address=address)
 
     def act(self, agent: "Participant") -> bool:
