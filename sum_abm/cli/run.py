@@ -83,14 +83,19 @@ def register(app: typer.Typer) -> None:
             print(f"report: {build_run_report(out_dir)}")
 
     @app.command()
-    def validate(files: list[Path] = typer.Argument(..., help="scenario or sweep files")) -> None:
-        """Check scenario and sweep files; one line per file, exit 2 at the first invalid one."""
+    def validate(files: list[Path] = typer.Argument(..., help="scenario, sweep or game files")) -> None:
+        """Check scenario, sweep and game files; one line per file, exit 2 at the first invalid one."""
         from sum_abm.scenario import parse_scenario, read_toml
         from sum_abm.sweeps.spec import is_sweep_file, parse_sweep
 
         for f in files:
             data = read_toml(f)
-            if is_sweep_file(data):
+            if isinstance(data, dict) and "roles" in data:
+                from sum_abm.game.empirical import load_game
+
+                g = load_game(f)
+                print(f"{f}: ok (game of {g.spec.base}: roles {', '.join(g.roles)})")
+            elif is_sweep_file(data):
                 sw = parse_sweep(data, f)
                 print(f"{f}: ok (sweep of {sw.spec.base}: {len(sw.points())} points, {len(sw.runs)} runs)")
             else:

@@ -68,6 +68,8 @@ def best_deviation(game: Game, profile: tuple[int, ...]) -> Deviation:
             dev[r] = s
             dev_t = tuple(dev)
             gain = float(game.means[r][dev_t] - here)
+            if not math.isfinite(gain):
+                continue  # a profile that was not run (sampled tables)
             if gain > best.gain or best.role < 0 and gain >= best.gain:
                 half = Z95 * math.hypot(game.stderrs[r][dev_t], se_here)
                 best = Deviation(profile, r, s, gain, gain - half, gain + half)
