@@ -277,7 +277,7 @@ def _describe(err: dict[str, Any]) -> str:
     got = err.get("input")
     got_s = repr(got) if not isinstance(got, (dict, list)) else type(got).__name__
     if typ == "extra_forbidden":
-        return "unknown key (not a scenario field)"
+        return "unknown key"
     if typ == "missing":
         return "required field is missing"
     if typ in ("int_parsing", "int_type", "int_from_float"):
@@ -315,8 +315,14 @@ def parse_scenario(data: dict[str, Any], source: str = "<scenario>") -> Scenario
     """Validate plain data as a :class:`Scenario`; the first problem raises one-line InputError."""
     if not isinstance(data, dict):
         raise InputError(f"{source}: expected a TOML table at the top level")
+    return validate_file_model(Scenario, data, source)
+
+
+def validate_file_model(model: type[BaseModel], data: Any, source: str) -> Any:
+    """Validate ``data`` read from ``source`` as ``model`` (scenario, sweep and game files alike);
+    the first problem becomes one InputError line: ``source: field.path: what was expected, got …``."""
     try:
-        return Scenario.model_validate(data)
+        return model.model_validate(data)
     except ValidationError as exc:
         err = exc.errors(include_url=False)[0]  # the first problem, as one line
         loc = _format_loc(tuple(err["loc"]), data)
@@ -326,6 +332,8 @@ def parse_scenario(data: dict[str, Any], source: str = "<scenario>") -> Scenario
         msg = _describe(err)
         if loc.endswith(("deposit", "balance", "count")) and "expected an integer" in msg:
             msg = msg.replace("expected an integer", "expected an integer >= 0", 1)
+        if loc == "(top level)" and err["type"] == "value_error":
+            raise InputError(f"{source}: {msg}") from None  # the message names its fields
         raise InputError(f"{source}: {loc}: {msg}") from None
 
 

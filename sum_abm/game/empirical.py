@@ -26,11 +26,11 @@ from typing import Any, Literal
 
 import numpy as np
 import polars as pl
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from sum_abm.errors import InputError
 from sum_abm.game.solvers import Game
-from sum_abm.scenario import Scenario, load_scenario, read_toml
+from sum_abm.scenario import Scenario, load_scenario, read_toml, validate_file_model
 
 
 class _Strict(BaseModel):
@@ -116,13 +116,7 @@ def load_game(path: str | Path) -> EmpiricalGame:
     """Read and validate a game file (one-line InputError naming the file and the field)."""
     p = Path(path)
     data = read_toml(p)
-    try:
-        spec = GameSpec.model_validate(data)
-    except ValidationError as exc:
-        err = exc.errors(include_url=False)[0]
-        loc = ".".join(str(x) for x in err["loc"]) or "(top level)"
-        msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"].removeprefix("Value error, ")
-        raise InputError(f"{p}: {loc}: {msg}") from None
+    spec = validate_file_model(GameSpec, data, str(p))
     base_path = (p.parent / spec.base).resolve()
     if not base_path.is_file():
         raise InputError(f"{p}: base: no scenario file {spec.base!r} (relative to the game file)")

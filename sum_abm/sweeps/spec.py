@@ -30,10 +30,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from sum_abm.errors import InputError
-from sum_abm.scenario import Scenario, load_scenario, read_toml
+from sum_abm.scenario import Scenario, load_scenario, read_toml, validate_file_model
 
 
 class _Strict(BaseModel):
@@ -170,13 +170,7 @@ def parse_sweep(data: dict[str, Any], path: Path) -> Sweep:
     """Validate sweep data read from ``path``; every override is checked against the base scenario
     before anything runs (one-line InputError naming the file, the path and the problem)."""
     src = str(path)
-    try:
-        spec = SweepSpec.model_validate(data)
-    except ValidationError as exc:
-        err = exc.errors(include_url=False)[0]
-        loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
-        msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"].removeprefix("Value error, ")
-        raise InputError(f"{src}: {loc}: {msg}") from None
+    spec = validate_file_model(SweepSpec, data, src)
     base_path = (path.parent / spec.base).resolve()
     if not base_path.is_file():
         raise InputError(f"{src}: base: no scenario file {spec.base!r} (relative to the sweep file)")
