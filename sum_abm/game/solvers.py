@@ -120,9 +120,27 @@ def mixed_equilibria(game: Game) -> tuple[list[list[np.ndarray]], str]:
     if len(game.roles) == 2:
         import nashpy
 
+        import warnings
+
         g = nashpy.Game(game.means[0], game.means[1])
-        eqs = [[np.asarray(a, float), np.asarray(b, float)] for a, b in g.support_enumeration()]
-        return eqs, "nashpy support enumeration"
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # degenerate games: handled below
+            eqs = [[np.asarray(a, float), np.asarray(b, float)] for a, b in g.support_enumeration()]
+            if eqs:
+                return eqs, "nashpy support enumeration"
+            # Degenerate empirical tables (ties) defeat support enumeration; Lemke-Howson from each
+            # starting label still finds equilibria, kept when their regret is ~0.
+            found: list[list[np.ndarray]] = []
+            for label in range(sum(game.shape)):
+                try:
+                    a, b = g.lemke_howson(initial_dropped_label=label)
+                except Exception:  # noqa: BLE001 - a failed path just yields nothing
+                    continue
+                cand = [np.asarray(a, float), np.asarray(b, float)]
+                if np.all(np.isfinite(cand[0])) and mixed_regret(game, cand) <= 1e-9 * (1 + _scale(game)) and not any(
+                        np.allclose(cand[0], e[0]) and np.allclose(cand[1], e[1]) for e in found):
+                    found.append(cand)
+        return found, "nashpy Lemke-Howson (degenerate table)"
     try:
         import pygambit as gbt
     except ImportError:
