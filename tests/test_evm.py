@@ -8,9 +8,8 @@ and the same integer balances. And the shipped gas schedule is within 10 % of fr
 from __future__ import annotations
 
 import numpy as np
-import pytest
 
-boa = pytest.importorskip("boa")
+import boa  # the "evm" extra: part of the test install (README), so this test always runs
 
 from sum_abm.chain import Chain, Rejected  # noqa: E402
 from sum_abm.contract import CollaborativeTrainer, DepositRefundTake  # noqa: E402
