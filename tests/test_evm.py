@@ -8,6 +8,7 @@ and the same integer balances. And the shipped gas schedule is within 10 % of fr
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 import boa  # the "evm" extra: part of the test install (README), so this test always runs
 
