@@ -102,8 +102,9 @@ class PredictionMarket:
         self.test_x: list[Any] = []
         self.test_y: list[int] = []
         self.bounty = 0
-        self.paid_out: float = 0.0
+        self.paid_out: float = 0.0  # everything the contract paid (stakes back, rewards, withdrawal)
         self.withdrawn = 0.0
+        self.staked = 0.0  # stakes received
 
     # -- helpers ------------------------------------------------------------------------------
     def _exec(self, sender: str, call: str, value: Any, fn) -> Any:
@@ -174,6 +175,7 @@ class PredictionMarket:
             self.data.put(key, StoredData(sender, self.now, int(y), cost, cost))
             self.market.append(Contribution(sender, x, int(y), float(cost)))
             self.market_balances[sender] = self.market_balances.get(sender, 0.0) + cost
+            self.staked += cost
             return cost
 
         return self._exec(sender, "add_data", value, run)

@@ -188,12 +188,10 @@ class MarketContract:
             "pm_state": pm.state or "",
             "pm_process_calls": self.process_calls,
             "bounty": self.scenario.mechanism.bounty,
-            "bounty_paid_fraction": float((pm.paid_out - pm.withdrawn - self._stakes()) / self.scenario.mechanism.bounty),
+            # paid beyond the stakes returned, as a share of the bounty
+            "bounty_paid_fraction": float((pm.paid_out - pm.withdrawn - pm.staked) / self.scenario.mechanism.bounty),
             "bounty_withdrawn": float(pm.withdrawn),
         }
-
-    def _stakes(self) -> float:
-        return float(sum(len(v) for v in self.contributions.values()) * self.pm.min_stake) if not self.pm.allow_greater_deposit else 0.0
 
     # -- calls ----------------------------------------------------------------------------------
     def add_data(self, address: str, value: Any, x: Any, y: int) -> tuple[bool, Any]:
