@@ -15,7 +15,7 @@ import scipy.sparse as sp
 
 from sum_abm.data.imdb import make_imdb_synthetic
 from sum_abm.errors import InputError
-from sum_abm.learners.base import Learner, Sample
+from sum_abm.learners.base import Sample
 
 
 @dataclass
@@ -46,10 +46,6 @@ class Dataset:
         v = X[row]
         nz = np.flatnonzero(v).astype(np.int32)
         return Sample(nz, v[nz], key=("pool", int(row)))
-
-    def predict_rows(self, learner: Learner, rows: np.ndarray) -> np.ndarray:
-        """The learner's classes for pool ``rows`` (vectorised)."""
-        return learner.predict(self.X_pool[rows])
 
     def all_train(self) -> tuple[Any, np.ndarray]:
         """Initial data and the whole pool stacked (for the all-data reference accuracy)."""
