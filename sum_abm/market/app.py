@@ -23,8 +23,9 @@ from mesa.visualization.utils import update_counter  # noqa: E402
 from sum_abm.market.model import MarketModel  # noqa: E402
 from sum_abm.scenario import Scenario, load_scenario  # noqa: E402
 
+from dashboards.style import ATTACKER, HONEST  # noqa: E402 - the same colours as the reports
+
 SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
-HONEST, ATTACKER = "#2e7d32", "#c62828"
 _DATA: dict[str, Any] = {}  # generated data shared by sessions (models are not)
 
 

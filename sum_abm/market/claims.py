@@ -61,6 +61,7 @@ class ClaimBook:
         self.x_inf = np.zeros(capacity, dtype=np.float64)
         self.x_l1 = np.zeros(capacity, dtype=np.float64)
         self.claimed: dict[int, np.ndarray] = {}  # reporter address index -> bool per slot
+        self.live_by_author: dict[int, int] = {}  # address index -> its live contributions
         # Each slot's features back to back (CSR parts), so a window of slots is one contiguous
         # slice that a learner scores with numpy alone (Learner.predict_segments).
         self.fptr = np.zeros(capacity + 1, dtype=np.int64)
@@ -139,6 +140,7 @@ class ClaimBook:
         self.fptr[i + 1] = b
         self.n += 1
         self.live_count += 1
+        self.live_by_author[author] = self.live_by_author.get(author, 0) + 1
         return i
 
     def features_of(self, slots: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -161,6 +163,7 @@ class ClaimBook:
         if self.live[slot]:
             self.live[slot] = False
             self.live_count -= 1
+            self.live_by_author[int(self.author[slot])] -= 1
             while self.head < self.n and not self.live[self.head]:
                 self.head += 1
 

@@ -232,12 +232,9 @@ class MarketModel(mesa.Model):
         return self.ledger.balance(address)
 
     def has_claims(self, agent: Participant) -> bool:
-        """True while some live contribution of the agent's could still be refunded."""
-        if len(self.book) == 0:
-            return False
-        b = self.book
-        own = np.isin(b.author[b.head : b.n], [self.addr_index[a] for a in agent.addresses])
-        return bool(np.any(own & b.live[b.head : b.n]))
+        """True while some contribution of the agent's is still in the claim book."""
+        by = self.book.live_by_author
+        return any(by.get(self.addr_index[a], 0) > 0 for a in agent.addresses)
 
     def can_continue(self, agent: Participant) -> bool:
         """Whether a contributor should keep waking: it can still add, or has something to claim."""

@@ -155,7 +155,10 @@ def init_ray(address: str | None, workers: int | None) -> bool:
 
     if ray.is_initialized():
         return False
-    opts: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
+    import logging
+
+    # Ray's own INFO/WARNING lines would interleave with the progress bar; errors still show.
+    opts: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False, "logging_level": logging.ERROR}
     if address in (None, "local"):
         # A short temp dir: Ray's socket paths must stay under 107 bytes. Node IP 127.0.0.1 keeps
         # Ray's own traffic on loopback (its GCS and raylet still listen on every interface).
