@@ -65,3 +65,40 @@ def test_bad_game_files(tmp_path, edit, expected):
         load_game(f)
     r = subprocess.run(CLI + ["game", str(f), "--out", str(tmp_path / "o")], capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_compositions_and_population_regret_by_hand():
+    from sum_abm.game import population as pop
+
+    assert pop.compositions(2, 2) == [(2, 0), (1, 1), (0, 2)]
+    assert len(pop.compositions(4, 3)) == 15 and all(sum(c) == 4 for c in pop.compositions(4, 3))
+    game = load_game(ROOT / "scenarios/games/population_game.toml")
+    profs = pop.profiles(game)
+    assert len(profs) == 5 * 2 and profs[0] == ((4, 0), 0)
+    # inject payoffs: careless earns 10 more than honest whatever the counts; the deviant gets 0
+    rows = []
+    for i, (counts, dev) in enumerate(profs):
+        for s, n in zip(("honest", "careless"), counts):
+            if n:
+                rows.append({"profile_id": i, "role": "contributors", "strategy": s, "mean": 10.0 * (s == "careless"),
+                             "stderr": 0.0})
+        rows.append({"profile_id": i, "role": "deviant", "strategy": ("honest", "label_flip")[dev], "mean": 0.0,
+                     "stderr": 0.0})
+    table = pl.DataFrame(rows)
+    regs = {r["profile"]: r for r in pop.regrets(game, profs, table)}
+    all_honest = regs[pop.label(game, profs[0])]
+    assert all_honest["gain"] == pytest.approx(10.0) and all_honest["best_deviation_strategy"] == "honest -> careless"
+    all_careless = regs[pop.label(game, ((0, 4), 0))]
+    assert all_careless["regret"] == 0.0  # nobody gains by going back to honest
+
+
+def test_population_game_end_to_end(tmp_path):
+    r = subprocess.run(CLI + ["game", str(ROOT / "scenarios/games/population_game.toml"), "--out", str(tmp_path)],
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "contributors=4 honest | deviant=honest" in r.stdout
+    pay = pl.read_parquet(tmp_path / "payoffs.parquet")
+    # 10 profiles; the contributors' rows: one per strategy played (mixed counts have two)
+    assert pay["profile_id"].n_unique() == 10 and (pay["n"] == 2).all()
+    mixed = pay.filter((pl.col("role") == "contributors") & (pl.col("profile").str.contains("3 honest,1 careless")))
+    assert set(mixed["strategy"]) == {"honest", "careless"} and set(mixed["count"]) == {3, 1}

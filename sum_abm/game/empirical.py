@@ -47,6 +47,7 @@ class RoleSpec(_Strict):
     name: str
     group: str = Field(description="the base scenario's agent group this role controls")
     strategies: list[StrategySpec] = Field(min_length=1)
+    symmetric: bool = Field(False, description="the group's agents choose individually: a game over strategy counts")
 
 
 class GameSpec(_Strict):

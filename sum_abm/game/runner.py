@@ -28,6 +28,8 @@ def run_game(path: str | Path, out: str | Path, *, address: str | None = None, r
 
     game = load_game(path)
     out = Path(out)
+    if any(r.symmetric for r in game.spec.roles):
+        return _run_population_game(game, path, out, address=address, resume=resume, progress=progress)
     profiles, sampled = profiles_to_run(game)
     points = [game.profile_overrides(p) for p in profiles]
     run_many(game.base, points, out / "sweep", replications=game.spec.replications, root_seed=game.spec.seed,
@@ -79,6 +81,43 @@ def run_game(path: str | Path, out: str | Path, *, address: str | None = None, r
     }
     traj = replicator(g, steps=600) if not sampled and all(np.isfinite(m).all() for m in g.means) else None
     _report(game, g, table, regrets, eq_rows, answer, traj, out / "game_report.html")
+    (out / "answer.json").write_text(json.dumps(answer, indent=1, default=float))
+    return answer
+
+
+def _run_population_game(game: EmpiricalGame, path, out: Path, *, address, resume, progress) -> dict[str, Any]:
+    """A game with symmetric roles: profiles over strategy counts (see :mod:`sum_abm.game.population`)."""
+    from dashboards.style import page, table_html
+    from sum_abm.game import population as pop
+    from sum_abm.sweeps import load_agents, run_many
+    from sum_abm.sweeps.spec import run_id
+
+    profs = pop.profiles(game)
+    points = [pop.overrides(game, p) for p in profs]
+    run_many(game.base, points, out / "sweep", replications=game.spec.replications, root_seed=game.spec.seed,
+             address=address, resume=resume, baseline=False, progress=progress, source=str(path))
+    run_profile = {run_id(ov, rep): i for i, ov in enumerate(points) for rep in range(game.spec.replications)}
+    table = pop.payoff_table(game, profs, load_agents(out / "sweep").collect(), run_profile)
+    write_parquet_atomic(table, out / "payoffs.parquet")
+    regs = pop.regrets(game, profs, table)
+    write_parquet_atomic(pl.DataFrame(regs), out / "regret.parquet")
+    eqs = [{"kind": "pure", "method": "enumeration over strategy counts", "profile": r["profile"], "regret": 0.0}
+           for r in regs if r["gain"] <= 0]
+    write_parquet_atomic(pl.DataFrame(eqs) if eqs else pl.DataFrame({"kind": [], "profile": []}), out / "equilibria.parquet")
+    ref_label = pop.label(game, profs[0])
+    ref = next((r for r in regs if r["profile"] == ref_label), None)
+    answer = {
+        "game": game.spec.name, "reference_profile": ref_label,
+        "reference_is_equilibrium": ref is not None and ref["gain"] <= 0,
+        "best_deviation": None if ref is None else {
+            "role": ref["best_deviation_role"], "strategy": ref["best_deviation_strategy"], "gain": ref["gain"],
+            "ci95": [ref["gain_ci_low"], ref["gain_ci_high"]], "significant": ref["gain_ci_low"] > 0},
+        "payoff": game.spec.payoff, "profiles_run": len(profs), "sampled_deviations_only": False,
+        "pure_equilibria": [e["profile"] for e in eqs],
+    }
+    page(f"sum_abm game — {game.spec.name}", game.spec.description + " (population game over strategy counts)",
+         [("Payoff table", table_html(table.drop("profile_id"))), ("Regret of each profile", table_html(pl.DataFrame(regs))),
+          ("Pure equilibria", table_html(pl.DataFrame(eqs)) if eqs else "<p>none</p>")], out / "game_report.html")
     (out / "answer.json").write_text(json.dumps(answer, indent=1, default=float))
     return answer
 
