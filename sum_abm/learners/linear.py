@@ -13,6 +13,8 @@ from sum_abm.learners.base import Learner, Sample, as_matrix
 class _Linear(Learner):
     """``w·x + b``; class 1 when the score is > 0 (scikit-learn's rule). Two classes only."""
 
+    linear_delta = True  # an update moves only its own features' weights and the intercept
+
     def __init__(self, n_features: int, n_classes: int = 2) -> None:
         if n_classes != 2:
             raise ValueError(f"{self.kind} is a binary classifier (got {n_classes} classes)")
