@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from sum_abm.data.imdb import make_imdb_synthetic
+from sum_abm.data.imdb import imdb_synthetic_cached, make_imdb_synthetic
 from sum_abm.errors import InputError
 from sum_abm.learners.base import Sample
 
@@ -145,13 +145,23 @@ def _user_file(cfg: Any, source: str) -> tuple[Any, np.ndarray, int]:
 
 
 def load_dataset(cfg: Any, learner_kind: str = "", source: str = "scenario") -> Dataset:
-    """Build the splits described by a :class:`~sum_abm.scenario.DataConfig`.
+    """Build the splits described by a :class:`~sum_abm.scenario.DataConfig` (or a dict of its
+    fields, e.g. ``{"kind": "breast_cancer"}``), checked for ``learner_kind``.
 
+    Rows are used in order: the train part (``init`` rows, then the pool agents contribute), then
+    the hidden test part. Generated data is cached on disk (see :func:`imdb_synthetic_cached`).
     Raises :class:`InputError` for a missing file, a missing label column, non-numeric features,
     negative features with MultinomialNB, or a split larger than the data.
     """
+    if isinstance(cfg, dict):
+        from sum_abm.scenario import DataConfig, validate_file_model
+
+        cfg = validate_file_model(DataConfig, cfg, source)
     if cfg.kind == "imdb_synthetic":
-        X, y = make_imdb_synthetic(cfg.n_rows, cfg.n_features, cfg.noise, cfg.data_seed)
+        try:
+            X, y = imdb_synthetic_cached(cfg.n_rows, cfg.n_features, cfg.noise, cfg.data_seed)
+        except ValueError as exc:
+            raise InputError(f"{source}: data.n_features: {exc}") from None
         ds = _split(X, y, cfg.n_rows // 2, cfg, "imdb_synthetic", source)
     elif cfg.kind in ("breast_cancer", "digits", "iris", "wine"):
         X, y, n_train = _sklearn(cfg.kind, cfg.data_seed)
@@ -169,4 +179,4 @@ def load_dataset(cfg: Any, learner_kind: str = "", source: str = "scenario") -> 
     return ds
 
 
-__all__ = ["Dataset", "load_dataset", "make_imdb_synthetic"]
+__all__ = ["Dataset", "imdb_synthetic_cached", "load_dataset", "make_imdb_synthetic"]

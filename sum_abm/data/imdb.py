@@ -9,16 +9,30 @@ top-``L`` set as the stable argsort.
 
 from __future__ import annotations
 
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
 import numpy as np
 import scipy.sparse as sp
 
 CHUNK = 5_000  # the reference's chunk (documentation)
 SUB = 1_000  # rows generated at a time; a divisor of CHUNK keeps the stream identical
+GENERATOR_VERSION = 1  # part of the cache key: bump when the generated data would change
 
 
-def make_imdb_synthetic(n_rows: int = 50_000, n_features: int = 1_000, noise: float = 0.15, seed: int = 0
-                        ) -> tuple[sp.csr_matrix, np.ndarray]:
-    """``(X, y)``: ``n_rows`` × ``n_features`` binary CSR and labels in {0, 1}."""
+def make_imdb_synthetic(n_rows: int = 50_000, n_features: int = 1_000, noise: float = 0.15, seed: int = 0,
+                        return_details: bool = False) -> Any:
+    """``(X, y)``: ``n_rows`` × ``n_features`` binary CSR and labels in {0, 1}.
+
+    With ``return_details``, ``(X, y, details)`` where ``details`` holds the sentiment words
+    (``pos``, ``neg``), the latent class ``z``, the row lengths ``L``, ``y_clean`` and ``flip``.
+    """
+    if n_rows < 0 or n_features < 120:
+        # 120 distinct sentiment words (from ranks 20..800 at the reference size; lower for small V)
+        raise ValueError(f"need n_rows >= 0 and n_features >= 120, got {n_rows} and {n_features}")
     rng = np.random.default_rng(seed)
     r = np.arange(1, n_features + 1)
     w = 1.0 / (r + 2.7)
@@ -54,4 +68,52 @@ def make_imdb_synthetic(n_rows: int = 50_000, n_features: int = 1_000, noise: fl
     score = np.add.reduceat(weight[indices], indptr[:-1], dtype=np.int64) if n_rows else np.zeros(0, dtype=np.int64)
     y_clean = (score > 0).astype(np.int64)
     flip = rng.random(n_rows) < noise
-    return X, y_clean ^ flip.astype(np.int64)
+    y = y_clean ^ flip.astype(np.int64)
+    if return_details:
+        return X, y, {"pos": pos, "neg": neg, "z": z, "L": L, "y_clean": y_clean, "flip": flip}
+    return X, y
+
+
+def cache_dir() -> Path | None:
+    """Where generated data sets are cached: ``$SUM_ABM_CACHE`` (``0``/``off``: no cache), else
+    ``$XDG_CACHE_HOME/sum_abm`` or ``~/.cache/sum_abm``."""
+    env = os.environ.get("SUM_ABM_CACHE")
+    if env is not None:
+        return None if env.strip().lower() in ("", "0", "off", "no", "false") else Path(env)
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "sum_abm"
+
+
+def imdb_synthetic_cached(n_rows: int = 50_000, n_features: int = 1_000, noise: float = 0.15, seed: int = 0
+                          ) -> tuple[sp.csr_matrix, np.ndarray]:
+    """:func:`make_imdb_synthetic`, read from the on-disk cache when it was generated before.
+
+    The file name is a hash of the parameters and of :data:`GENERATOR_VERSION`; it is written
+    atomically (a temporary file renamed into place), so concurrent runs never see half a file.
+    A cache that cannot be read or written is skipped silently: the data is regenerated.
+    """
+    d = cache_dir()
+    key = f"imdb_synthetic-v{GENERATOR_VERSION}-{n_rows}-{n_features}-{float(noise)!r}-{seed}"
+    path = None if d is None else d / f"{hashlib.sha256(key.encode()).hexdigest()[:20]}.npz"
+    if path is not None and path.is_file():
+        try:
+            with np.load(path, allow_pickle=False) as f:
+                if str(f["key"]) == key:
+                    X = sp.csr_matrix((np.ones(len(f["indices"])), f["indices"], f["indptr"]),
+                                      shape=(n_rows, n_features))
+                    return X, f["y"].astype(np.int64)
+        except (OSError, ValueError, KeyError):
+            pass
+    X, y = make_imdb_synthetic(n_rows, n_features, noise, seed)
+    if path is not None:
+        tmp = None
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+            with os.fdopen(fd, "wb") as fh:
+                np.savez(fh, key=np.array(key), indices=X.indices, indptr=X.indptr, y=y.astype(np.int8))
+            os.replace(tmp, path)
+        except OSError:
+            if tmp is not None:
+                Path(tmp).unlink(missing_ok=True)
+    return X, y

@@ -1,0 +1,54 @@
+"""``sum-abm data``: load a data set exactly as a run would and describe its splits."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from sum_abm.errors import InputError
+
+KINDS = ("imdb_synthetic", "breast_cancer", "digits", "iris", "wine")
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def data(
+        source: str = typer.Argument(..., help="a scenario (file or bundled name), a data kind "
+                                     f"({', '.join(KINDS)}), or a .csv/.parquet file"),
+        learner: str = typer.Option("", help="check the data for this learner kind (e.g. multinomial_nb)"),
+        set_: list[str] = typer.Option(None, "--set", help="a data field: name=value, e.g. n_rows=6000 "
+                                       "or label_column=target (repeatable)"),
+    ) -> None:
+        """Load a data set (generated data comes from the on-disk cache when present) and print
+        its splits: rows, features, non-zeros per row, class shares."""
+        import numpy as np
+        import scipy.sparse as sp
+
+        from sum_abm.data import load_dataset
+        from sum_abm.scenario import load_scenario, parse_set_options
+
+        overrides = {k.removeprefix("data."): v for k, v in parse_set_options(set_).items()}
+        p = Path(source)
+        if source in KINDS:
+            spec, where = {"kind": source, **overrides}, source
+        elif p.suffix.lower() in (".csv", ".parquet"):
+            if not p.is_file():
+                raise InputError(f"{source}: no such file")
+            spec, where = {"kind": p.suffix.lower()[1:], "path": str(p), **overrides}, source
+        else:
+            from sum_abm.cli.run import _resolve
+
+            sc = load_scenario(_resolve(source), {f"data.{k}": v for k, v in overrides.items()})
+            spec, where = sc.data.model_dump(), str(source)
+            learner = learner or sc.learner.kind
+        ds = load_dataset(spec, learner, where)
+        print(f"{ds.name}: {ds.n_features} features, {ds.n_classes} classes, "
+              f"{'sparse (CSR)' if ds.sparse else 'dense'}")
+        for split, X, y in (("init", ds.X_init, ds.y_init), ("pool", ds.X_pool, ds.y_pool),
+                            ("test", ds.X_test, ds.y_test)):
+            n = X.shape[0]
+            nnz = X.getnnz() if sp.issparse(X) else int(np.count_nonzero(X))
+            shares = np.bincount(y, minlength=ds.n_classes) / max(n, 1)
+            print(f"  {split:4s} {n:7d} rows  {nnz / max(n, 1):8.2f} non-zeros/row  class shares "
+                  + " ".join(f"{s:.3f}" for s in shares))

@@ -1,0 +1,190 @@
+"""Datasets: the IMDB-shaped generator as specified, its cache, bundled sets, user files, bad input."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from sklearn import naive_bayes
+
+from sum_abm.data import imdb_synthetic_cached, load_dataset, make_imdb_synthetic
+from sum_abm.errors import InputError
+
+
+def spec_generator(N: int, V: int, noise: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """REFERENCE_SCENARIOS.md "Data", written literally (dense, 5,000-row chunks, stable argsort)."""
+    rng = np.random.default_rng(seed)
+    w = 1.0 / (np.arange(1, V + 1) + 2.7)
+    logp = np.log(w / w.sum())
+    sent = rng.choice(np.arange(20, 800), size=120, replace=False)
+    pos, neg = sent[:60], sent[60:]
+    z = rng.integers(0, 2, size=N)
+    L = rng.integers(100, 251, size=N)
+    X = np.zeros((N, V))
+    for lo in range(0, N, 5000):
+        rows = min(5000, N - lo)
+        keys = np.repeat(logp[None, :], rows, axis=0)
+        zz = z[lo : lo + rows] == 1
+        keys[np.ix_(zz, pos)] += 1.0
+        keys[np.ix_(zz, neg)] -= 1.0
+        keys[np.ix_(~zz, pos)] -= 1.0
+        keys[np.ix_(~zz, neg)] += 1.0
+        keys += rng.gumbel(size=(rows, V))
+        order = np.argsort(-keys, axis=1, kind="stable")
+        for i in range(rows):
+            X[lo + i, order[i, : L[lo + i]]] = 1.0
+    y_clean = (X[:, pos].sum(axis=1) - X[:, neg].sum(axis=1) > 0).astype(np.int64)
+    flip = rng.random(N) < noise
+    return X, y_clean ^ flip
+
+
+def test_generator_equals_the_specification_across_chunks():
+    X, y = make_imdb_synthetic(5300, 1000, 0.15, 4)  # crosses a 5,000-row chunk boundary
+    Xs, ys = spec_generator(5300, 1000, 0.15, 4)
+    assert sp.isspmatrix_csr(X) and X.dtype == np.float64
+    assert np.array_equal(X.toarray(), Xs)
+    assert np.array_equal(y, ys)
+
+
+def test_generator_statistics_match_the_reference():
+    X, y, info = make_imdb_synthetic(return_details=True)
+    assert X.shape == (50_000, 1_000)
+    per_row = X.getnnz(axis=1)
+    assert per_row.mean() == pytest.approx(175.05, abs=0.005)
+    assert per_row.min() == 100 and per_row.max() == 250
+    assert info["flip"].mean() == pytest.approx(0.1473, abs=0.00005)
+    assert y[:25_000].mean() == pytest.approx(0.498, abs=0.0005)
+    assert y[25_000:].mean() == pytest.approx(0.496, abs=0.0005)
+    assert np.array_equal(y, info["y_clean"] ^ info["flip"])
+    nb = naive_bayes.MultinomialNB().fit(X[:2000], y[:2000])
+    assert nb.score(X[25_000:], y[25_000:]) == pytest.approx(0.852, abs=0.002)
+
+
+def test_generator_rejects_a_vocabulary_too_small_for_the_sentiment_words():
+    with pytest.raises(ValueError):
+        make_imdb_synthetic(10, 100)
+    with pytest.raises(InputError, match="n_features"):
+        load_dataset({"kind": "imdb_synthetic", "n_rows": 100, "n_features": 50})
+
+
+def test_cache_round_trip_and_corrupt_file(tmp_path, monkeypatch):
+    monkeypatch.setenv("SUM_ABM_CACHE", str(tmp_path))
+    X1, y1 = imdb_synthetic_cached(700, 300, 0.2, 9)
+    files = list(tmp_path.glob("*.npz"))
+    assert len(files) == 1 and not list(tmp_path.glob("*.tmp"))
+    X2, y2 = imdb_synthetic_cached(700, 300, 0.2, 9)
+    X0, y0 = make_imdb_synthetic(700, 300, 0.2, 9)
+    assert (X1 != X0).nnz == 0 and (X2 != X0).nnz == 0
+    assert np.array_equal(y2, y0) and y2.dtype == np.int64
+    imdb_synthetic_cached(700, 300, 0.2, 10)  # other parameters, other file
+    assert len(list(tmp_path.glob("*.npz"))) == 2
+    files[0].write_bytes(b"not a numpy file")
+    X3, y3 = imdb_synthetic_cached(700, 300, 0.2, 9)  # regenerated, not an error
+    assert (X3 != X0).nnz == 0 and np.array_equal(y3, y0)
+    monkeypatch.setenv("SUM_ABM_CACHE", "off")
+    for f in tmp_path.glob("*.npz"):
+        f.unlink()
+    imdb_synthetic_cached(700, 300, 0.2, 9)
+    assert not list(tmp_path.glob("*"))
+
+
+def test_imdb_splits_in_row_order():
+    ds = load_dataset({"kind": "imdb_synthetic", "n_rows": 2000, "init_train_rows": 100})
+    X, y = make_imdb_synthetic(2000)
+    assert ds.X_init.shape == (100, 1000) and ds.X_pool.shape == (900, 1000) and ds.X_test.shape == (1000, 1000)
+    assert (ds.X_pool != X[100:1000]).nnz == 0 and np.array_equal(ds.y_test, y[1000:])
+    s = ds.sample(5)
+    assert np.array_equal(s.indices, X[105].indices) and s.key == ("pool", 5)
+    Xa, ya = ds.all_train()
+    assert (Xa != X[:1000]).nnz == 0 and np.array_equal(ya, y[:1000])
+
+
+def test_breast_cancer_split_and_scaling_as_documented():
+    from sklearn.datasets import load_breast_cancer
+
+    X, y = load_breast_cancer(return_X_y=True)
+    perm = np.random.default_rng(0).permutation(569)
+    test, train = perm[:171], perm[171:]
+    mx = X[train].max(axis=0)
+    ds = load_dataset({"kind": "breast_cancer", "init_train_rows": 40})
+    assert ds.X_test.shape == (171, 30) and ds.X_init.shape == (40, 30) and ds.X_pool.shape == (358, 30)
+    assert np.allclose(ds.X_test, X[test] / mx, rtol=0, atol=0)
+    assert np.array_equal(ds.y_test, y[test])
+    assert np.array_equal(np.vstack([ds.X_init, ds.X_pool]), X[train] / mx)
+    assert ds.X_pool.min() >= 0 and np.vstack([ds.X_init, ds.X_pool]).max() == 1.0
+
+
+@pytest.mark.parametrize("kind,n,d,k", [("digits", 1797, 64, 10), ("iris", 150, 4, 3), ("wine", 178, 13, 3)])
+def test_bundled_sets(kind, n, d, k):
+    ds = load_dataset({"kind": kind})
+    rows = ds.X_init.shape[0] + ds.X_pool.shape[0] + ds.X_test.shape[0]
+    assert rows == n and ds.n_features == d and ds.n_classes == k
+    assert ds.X_test.shape[0] == round(0.3 * n)
+    assert set(np.unique(ds.y_pool)) <= set(range(k))
+
+
+def test_user_csv_numeric_and_text_and_parquet(tmp_path):
+    import polars as pl
+
+    rng = np.random.default_rng(0)
+    df = pl.DataFrame({"a": rng.random(50), "b": rng.integers(0, 5, 50), "label": rng.choice(["neg", "pos"], 50)})
+    df.write_csv(tmp_path / "d.csv")
+    df.write_parquet(tmp_path / "d.parquet")
+    ds = load_dataset({"kind": "csv", "path": str(tmp_path / "d.csv"), "init_train_rows": 5})
+    dq = load_dataset({"kind": "parquet", "path": str(tmp_path / "d.parquet"), "init_train_rows": 5})
+    assert ds.n_features == 2 and ds.n_classes == 2 and ds.X_test.shape == (15, 2)
+    assert np.array_equal(ds.X_pool, dq.X_pool) and np.array_equal(ds.y_test, dq.y_test)
+    # labels are the sorted distinct values: neg -> 0, pos -> 1; the rows keep their features
+    full = df.to_numpy()
+    for X, y in ((ds.X_pool, ds.y_pool), (ds.X_test, ds.y_test)):
+        for row, label in zip(X, y):
+            match = [r for r in full if float(r[0]) == row[0] and float(r[1]) == row[1]]
+            assert match and match[0][2] == ["neg", "pos"][label]
+    text = pl.DataFrame({"review": ["good fun film", "bad boring", "great acting", "awful plot"] * 10,
+                         "y": [1, 0, 1, 0] * 10})
+    text.write_csv(tmp_path / "t.csv")
+    dt = load_dataset({"kind": "csv", "path": str(tmp_path / "t.csv"), "label_column": "y",
+                       "text_column": "review", "n_features": 64, "init_train_rows": 4}, "multinomial_nb")
+    assert sp.issparse(dt.X_pool) and dt.n_features == 64 and dt.X_pool.min() >= 0
+    assert set(np.diff(dt.X_test.indptr)) <= {2, 3}  # two or three words per review
+
+
+@pytest.fixture
+def files(tmp_path):
+    import polars as pl
+
+    pl.DataFrame({"x": [1.0, -2.0, 3.0, 4.0, 5.0, 6.0], "label": [0, 1, 0, 1, 0, 1]}).write_csv(tmp_path / "neg.csv")
+    pl.DataFrame({"x": ["a", "b", "c", "d", "e", "f"], "label": [0, 1, 0, 1, 0, 1]}).write_csv(tmp_path / "str.csv")
+    (tmp_path / "bad.parquet").write_bytes(b"garbage")
+    return tmp_path
+
+
+@pytest.mark.parametrize("spec,learner,match", [
+    ({"kind": "csv", "path": "{d}/missing.csv"}, "", "data.path: no such file"),
+    ({"kind": "csv", "path": "{d}/neg.csv", "label_column": "target"}, "", "data.label_column: no column 'target'"),
+    ({"kind": "csv", "path": "{d}/str.csv"}, "", "non-numeric feature column"),
+    ({"kind": "csv", "path": "{d}/neg.csv"}, "multinomial_nb", "non-negative features"),
+    ({"kind": "parquet", "path": "{d}/bad.parquet"}, "", "cannot read parquet"),
+    ({"kind": "breast_cancer", "test_rows": 500}, "", "data.test_rows: expected at most 171"),
+    ({"kind": "iris", "train_rows": 1000}, "", "data.train_rows: expected at most 105"),
+    ({"kind": "iris"}, "perceptron", "binary but the data has 3 classes"),
+])
+def test_bad_input_is_one_typed_line(files, spec, learner, match):
+    spec = {k: v.format(d=files) if isinstance(v, str) else v for k, v in spec.items()}
+    with pytest.raises(InputError, match=match) as err:
+        load_dataset(spec, learner, "s.toml")
+    assert "\n" not in str(err.value) and str(err.value).startswith("s.toml: ")
+
+
+def test_cli_describes_data_and_fails_in_one_line(files):
+    cli = [sys.executable, "-c", "from sum_abm.cli import main; main()", "data"]
+    r = subprocess.run(cli + ["breast_cancer"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert "breast_cancer: 30 features, 2 classes" in r.stdout and "test     171 rows" in r.stdout
+    r = subprocess.run(cli + [str(files / "neg.csv"), "--learner", "multinomial_nb"], capture_output=True,
+                       text=True, timeout=120)
+    assert r.returncode == 2 and r.stdout == ""
+    assert r.stderr.count("\n") == 1 and "non-negative features" in r.stderr and "Traceback" not in r.stderr
