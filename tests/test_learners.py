@@ -188,6 +188,19 @@ def test_incremental_accuracy_skips_most_of_the_work():
             assert st_["columns"] > 20 and st_["full"] <= 10, st_
 
 
+def test_incremental_accuracy_when_a_class_is_first_seen_late():
+    X, y = DATA["wine"]
+    first = np.flatnonzero(y != 2)[:20]
+    for kind in ("multinomial_nb", "nearest_centroid"):
+        m = make_learner(kind, X.shape[1], 3).fit(X[first], y[first])  # class 2 unseen: log-prior -inf
+        m.set_test_set(X[120:], y[120:])
+        assert m.test_accuracy() == m.score(X[120:], y[120:])
+        for i in range(60):
+            m.update(X[i], int(y[i]))
+            assert m.test_accuracy() == m.score(X[120:], y[120:])
+        assert m.test_accuracy() > 0.5
+
+
 PREFIT = {}
 
 

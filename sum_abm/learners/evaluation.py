@@ -150,6 +150,8 @@ class TestSetEvaluator:
         else:
             thr = 2.0 * (float(np.abs(c).max()) * self.sum_max + float(np.abs(db).max())
                          + float(r.max()) * self.l2_max) + tol
+        if not np.isfinite(thr):  # e.g. a class not seen yet has a log-prior of -inf
+            return self._full(learner, w, b)
         if thr < self.T0:
             rows = self.order[: int(np.searchsorted(self.order_margin, thr, side="right"))]
         else:
