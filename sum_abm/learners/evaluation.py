@@ -120,6 +120,10 @@ class TestSetEvaluator:
             m = top2[:, 1] - top2[:, 0]
         else:
             m = np.full(self.n, np.inf)
+        # The margin a quarter of the rows lie under: a bound above it leaves too many rows
+        # undecided to re-score, so a linear learner goes straight to the column step.
+        q = int(RESCORE_SHARE * (self.n - 1))
+        self.m_quarter = float(np.partition(m, q)[q]) if self.n else np.inf
         k = min(self.n, max(256, self.n // 8))
         if k < self.n:
             part = np.argpartition(m, k - 1)[:k]
@@ -152,13 +156,16 @@ class TestSetEvaluator:
                          + float(r.max()) * self.l2_max) + tol
         if not np.isfinite(thr):  # e.g. a class not seen yet has a log-prior of -inf
             return self._full(learner, w, b)
+        columns_ok = self.linear_delta and self.single and self.deltas < MAX_DELTAS
         if thr < self.T0:
             rows = self.order[: int(np.searchsorted(self.order_margin, thr, side="right"))]
+        elif columns_ok and thr > self.m_quarter:
+            return self._columns(learner, w, b, dW, float(db))
         else:
             rows = None  # every row
         acc = self._bounded(learner, rows, c, r, db, tol)
         if acc is None:
-            if self.linear_delta and self.single and self.deltas < MAX_DELTAS:
+            if columns_ok:
                 return self._columns(learner, w, b, dW, float(db))
             return self._full(learner, w, b)
         return acc
