@@ -3,8 +3,8 @@
 A learner knows nothing of money. One sample is a :class:`Sample` (non-zero indices and values, and
 an optional hashable ``key`` the contract uses to identify the data); batches are scipy CSR matrices
 or dense arrays. ``version`` increments whenever parameters change, so callers can cache predictions.
-Test-set accuracy is cached by version: after an update it costs one vectorised pass over the test
-set (a sparse matrix-vector product), never a Python loop over rows.
+Test-set accuracy is kept incrementally (:mod:`sum_abm.learners.evaluation`): after an update only
+the test rows whose class could have changed are re-scored, and it always equals ``score``.
 """
 
 from __future__ import annotations
