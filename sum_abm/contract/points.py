@@ -4,6 +4,18 @@ Adding data costs nothing. After ``refund_time_s``, the author of a contribution
 with may claim it once and scores a point (``num_valid += 1``) provided nobody has claimed it yet;
 anyone else may, after the same wait, report a contribution the model disagrees with, which marks it
 claimed (no points move; its author can no longer score it). No money moves in this mechanism.
+
+Check order (the reference's latest ``Points64``), with the reason codes of TRACE_FORMAT.md:
+
+* refund: claimed by anyone → ``nothing_left_to_claim``; ``age < refund_time_s`` → ``too_early``;
+  the model disagrees → ``model_disagrees``.
+* report: ``age`` below every wait (``refund_time_s``, ``any_address_claim_wait_time_s``) →
+  ``too_early``; claimed by anyone → ``nothing_left_to_claim``; the reporter is the author →
+  ``own_deposit``; the model agrees → ``model_agrees``.
+
+(The reference's "already claimed by submitter/reporter" checks follow "claimed by anyone" and can
+never fire, so they are left out.) A duplicate key (same data, label, second and author) is
+rejected with ``duplicate_data`` instead of Solidity's overwrite, which would clear the claim.
 """
 
 from __future__ import annotations
@@ -15,20 +27,27 @@ from sum_abm.contract.data_handler import StoredData
 
 
 class Points:
-    """The Points incentive mechanism (times in seconds)."""
+    """The Points incentive mechanism (times in seconds). Points per address: :attr:`num_valid`."""
 
     kind = "points"
     updates_model_on_add = True
     python = False
 
     def __init__(self, refund_time_s: int = 86_400, any_address_claim_wait_time_s: int = 9 * 86_400) -> None:
+        if refund_time_s < 0 or any_address_claim_wait_time_s < 0:
+            raise ValueError("wait times must be >= 0 seconds")
         self.refund_time_s = int(refund_time_s)
         self.any_address_claim_wait_time_s = int(any_address_claim_wait_time_s)
         self.num_valid: dict[str, int] = {}
+        self.total_valid = 0
 
-    min_claim_age = property(lambda self: self.refund_time_s)
+    @property
+    def min_claim_age(self) -> int:
+        """The smallest age (seconds) at which a claim can succeed."""
+        return self.refund_time_s
 
     def required_deposit(self, now: int) -> int:
+        """Adding data is free (token units)."""
         return 0
 
     def add_cost(self, sender: str, value: Any, now: int) -> int:
@@ -41,6 +60,7 @@ class Points:
         pass
 
     def good_count(self, address: str) -> int:
+        """Points scored by ``address``."""
         return self.num_valid.get(address, 0)
 
     def remaining(self, stored: StoredData) -> int:
@@ -48,8 +68,9 @@ class Points:
         return 0 if stored.claimed_by else 1
 
     def refund_amount(self, sender: str, stored: StoredData, prediction: int, now: int) -> int:
+        """Check a claim by the author; the amount is always 0 (a point, not money)."""
         if stored.claimed_by:
-            raise Rejected("already_claimed")
+            raise Rejected("nothing_left_to_claim")
         if now - stored.time < self.refund_time_s:
             raise Rejected("too_early")
         if prediction != stored.y:
@@ -58,14 +79,16 @@ class Points:
 
     def on_refunded(self, sender: str) -> None:
         self.num_valid[sender] = self.num_valid.get(sender, 0) + 1
+        self.total_valid += 1
 
     def report_amount(self, reporter: str, stored: StoredData, prediction: int | None, now: int) -> int:
+        """Check a report; the amount is always 0 (it only marks the contribution claimed)."""
+        if now - stored.time < min(self.refund_time_s, self.any_address_claim_wait_time_s):
+            raise Rejected("too_early")
         if stored.claimed_by:
-            raise Rejected("already_claimed")
+            raise Rejected("nothing_left_to_claim")
         if reporter == stored.sender:
             raise Rejected("own_deposit")
-        if now - stored.time < self.refund_time_s:
-            raise Rejected("too_early")
         if prediction == stored.y:
             raise Rejected("model_agrees")
         return 0
@@ -74,7 +97,8 @@ class Points:
         return True
 
     def prediction_payments(self, value: Any) -> dict[str, Any]:
+        """Nobody is paid for predictions under Points (the caller keeps ``value``)."""
         return {}
 
     def snapshot(self) -> tuple:
-        return tuple(sorted(self.num_valid.items()))
+        return (self.total_valid, tuple(sorted(self.num_valid.items())))

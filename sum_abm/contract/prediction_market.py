@@ -18,7 +18,13 @@ then contributors collect (``refund``) and, after a long wait, anyone may ``repo
 3. ``rounds`` stops at the first ruin: the smallest ``balance / -score`` over all negative scores
    (the reference uses only the lowest score's, which can drive another balance below zero).
 4. With ``reset_model_during_reward_phase`` every pass starts from the original accuracy.
-5. The contract never pays more than it holds, and the provider may withdraw the unused bounty.
+5. Money: the contract never pays more than it holds and pays whole token units (market
+   balances rounded down when paid), so bounty + stakes = paid out + held, exactly, in integers;
+   after the reward phase the provider may withdraw what exceeds the outstanding balances (the
+   unused bounty and the rounding fractions), which the reference leaves locked forever.
+
+Market balances are computed in floats in both semantics (scores are accuracy differences);
+reference-python also pays them as floats, as the reference does.
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ from typing import Any
 
 from sum_abm.chain import Chain, Rejected
 from sum_abm.contract.data_handler import DataHandler, StoredData
+from sum_abm.contract.state import freeze, learner_state
 
 SEMANTICS = ("corrected", "reference-python")
 
@@ -102,9 +109,9 @@ class PredictionMarket:
         self.test_x: list[Any] = []
         self.test_y: list[int] = []
         self.bounty = 0
-        self.paid_out: float = 0.0  # everything the contract paid (stakes back, rewards, withdrawal)
-        self.withdrawn = 0.0
-        self.staked = 0.0  # stakes received
+        self.paid_out: float = 0  # everything the contract paid (stakes back, rewards, withdrawal)
+        self.withdrawn: float = 0
+        self.staked: float = 0  # stakes received
 
     # -- helpers ------------------------------------------------------------------------------
     def _exec(self, sender: str, call: str, value: Any, fn) -> Any:
@@ -116,14 +123,29 @@ class PredictionMarket:
             raise Rejected(reason)
 
     def _pay(self, to: str, amount: float) -> float:
+        """Send ``amount`` from the contract to ``to``; returns what was sent (token units).
+
+        reference-python sends the float amount, and (like its ``Balances.send``) silently only
+        what the contract holds. corrected (FIX 5, money rule) sends whole token units, rounded
+        down (:func:`whole_units`); the fraction stays in the contract and returns to the provider
+        with the unused bounty, so the ledger stays in integers and never goes negative.
+        """
+        if self.fixed:
+            amount = whole_units(amount)
         held = self.chain.ledger.balance(self.address)
         if amount > held:
-            # The reference's Balances.send silently sends what there is; corrected never overpays.
             amount = held
         if amount > 0:
             self.chain.ledger.transfer(self.address, to, amount)
             self.paid_out += amount
+        else:
+            amount = 0
         return amount
+
+    def outstanding(self) -> float:
+        """What contributors can still collect (token units; corrected: whole units, as paid)."""
+        vals = (v for v in self.market_balances.values() if v > 0)
+        return sum(whole_units(v) for v in vals) if self.fixed else sum(vals)
 
     def evaluate(self) -> float:
         return self.learner.test_accuracy()
@@ -366,17 +388,27 @@ class PredictionMarket:
         def run() -> float:
             self._require(self.fixed, "wrong_phase")
             self._require(sender == self.provider and self.state == "REWARD_COLLECT", "wrong_phase")
-            spare = self.chain.ledger.balance(self.address) - sum(v for v in self.market_balances.values() if v > 0)
+            spare = self.chain.ledger.balance(self.address) - self.outstanding()
             amount = self._pay(sender, spare) if spare > 0 else 0
             self.withdrawn += amount
             return amount
 
         return self._exec(sender, "withdraw", 0, run)
 
-    def snapshot(self) -> tuple:
-        return (self.state, self.remaining_bounty_rounds, tuple(sorted(self.market_balances.items())),
-                len(self.market), self.prev_acc, tuple(sorted(self.data.snapshot().items(), key=repr)),
-                tuple(sorted(self.chain.ledger.snapshot().items())))
+    def state_snapshot(self) -> tuple:
+        """Full, comparable state: every field of the market (contributions, scores, phase, test
+        set, counters), the stored data, every balance and the learner's parameters."""
+        own = {k: v for k, v in vars(self).items() if k not in ("chain", "learner", "data", "init_snapshot")}
+        return (tuple(sorted(self.chain.ledger.snapshot().items())), freeze(self.data.snapshot()),
+                freeze(own), learner_state(self.learner))
+
+    snapshot = state_snapshot
+
+
+def whole_units(amount: float) -> int:
+    """``amount`` rounded down to whole token units; float noise below ``1e-9`` of the next
+    whole unit counts as that unit (accuracy differences are sums of fractions k/n in floats)."""
+    return int(math.floor(amount + 1e-9)) if amount > 0 else 0
 
 
 def _stack(xs: list[Any]) -> Any:

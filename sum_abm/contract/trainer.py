@@ -13,6 +13,7 @@ from typing import Any
 
 from sum_abm.chain import Chain, Rejected
 from sum_abm.contract.data_handler import DataHandler, StoredData
+from sum_abm.contract.state import freeze, learner_state
 
 
 def _nnz(x: Any) -> int:
@@ -23,12 +24,22 @@ def _nnz(x: Any) -> int:
 class CollaborativeTrainer:
     """A deployed trainer contract at ``address`` (token units, integer seconds)."""
 
-    def __init__(self, chain: Chain, learner: Any, mechanism: Any, data_handler: DataHandler | None = None,
+    def __init__(self, chain: Chain, learner: Any, data_handler: Any = None, mechanism: Any = None,
                  address: str = "contract") -> None:
+        """``CollaborativeTrainer(chain, learner, data_handler, mechanism, address="contract")``.
+
+        ``data_handler`` may be ``None`` (a fresh :class:`DataHandler`). The older three-argument
+        form ``(chain, learner, mechanism)`` is still accepted: a third argument that is not a
+        data handler, with no fourth, is the mechanism.
+        """
+        if mechanism is None and data_handler is not None and not isinstance(data_handler, DataHandler):
+            data_handler, mechanism = None, data_handler
+        if mechanism is None:
+            raise TypeError("CollaborativeTrainer needs an incentive mechanism")
         self.chain = chain
         self.learner = learner
         self.im = mechanism
-        self.data = data_handler or DataHandler()
+        self.data = data_handler if data_handler is not None else DataHandler()
         self.address = address
         self.learner_kind = getattr(learner, "kind", "")
 
@@ -154,11 +165,17 @@ class CollaborativeTrainer:
 
         return self._exec(sender, "predict", value, run, x)
 
-    def snapshot(self) -> tuple:
-        """Full comparable state: balances, stored data, mechanism counters, learner version."""
+    def state_snapshot(self) -> tuple:
+        """Full, comparable state: (balances, stored data, mechanism counters, learner parameters).
+
+        Two snapshots are equal exactly when nothing observable changed, so a test can assert that
+        a rejected call left everything as it was (bit for bit, model weights included).
+        """
         return (
             tuple(sorted(self.chain.ledger.snapshot().items())),
-            tuple(sorted(self.data.snapshot().items(), key=repr)),
-            self.im.snapshot(),
-            getattr(self.learner, "version", None),
+            freeze(self.data.snapshot()),
+            freeze(self.im.snapshot()),
+            learner_state(self.learner),
         )
+
+    snapshot = state_snapshot
