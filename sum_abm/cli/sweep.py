@@ -10,46 +10,60 @@ import typer
 def register(app: typer.Typer) -> None:
     @app.command()
     def sweep(
-        sweep_file: Path = typer.Argument(..., help="sweep TOML file"),
+        sweep_file: Path = typer.Argument(..., help="sweep TOML file (see scenarios/sweeps/)"),
         out: Path = typer.Option(..., help="output folder (runs/, agents/, sweep.json, failures.parquet)"),
         address: str = typer.Option(None, help="Ray cluster address (host:port, auto, ray://...); default: local Ray"),
         workers: int = typer.Option(None, min=1, help="local Ray worker processes (default: every core)"),
-        resume: bool = typer.Option(False, help="skip runs whose results exist in --out"),
-        serial: bool = typer.Option(False, help="run in this process, without Ray"),
+        resume: bool = typer.Option(False, help="skip runs whose results exist in --out (after Ctrl-C, a crash, or to add points)"),
+        serial: bool = typer.Option(False, help="run in this process, without Ray (identical results)"),
     ) -> None:
-        """Expand a sweep and run every point × replication, streaming each result to Parquet."""
+        """Expand a sweep and run every point x replication, streaming each result to Parquet.
+
+        Exit status: 0 when every run finished, 1 when some raised (see failures.parquet),
+        2 for bad input, 130 when interrupted (the folder resumes with --resume).
+        """
+        import time
+
         from rich.console import Console
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-        from sum_abm.sweeps import execute, load_sweep_file
-
+        from sum_abm.sweeps import execute, load_failures, load_sweep_file
         from sum_abm.sweeps.engine import check_address, check_out
 
         sw = load_sweep_file(sweep_file)
-        check_out(out, resume)  # bad input answers in one line, before any output
+        check_out(out, resume, sw.base)  # bad input answers in one line, before any output
         if address:
             check_address(address)
-        n_points = len(sw.points())
         console = Console(stderr=True)
-        console.print(f"{sweep_file}: {n_points} points × {sw.spec.replications} replications = {len(sw.runs)} runs")
+        console.print(f"{sweep_file}: {len(sw.points())} points x {sw.spec.replications} replications = {len(sw.runs)} runs")
+        t0 = time.perf_counter()
+        state = {"done": 0, "failed": 0, "start": None}
         with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                      TextColumn("{task.fields[failed]} failed"), TimeElapsedColumn(), TimeRemainingColumn(),
-                      console=console) as bar:
+                      TextColumn("{task.fields[failed]} failed"), TimeElapsedColumn(), TextColumn("left"),
+                      TimeRemainingColumn(), console=console) as bar:
             task = bar.add_task(sw.spec.name, total=len(sw.runs), failed=0)
 
             def progress(done: int, failed: int, total: int) -> None:
+                if state["start"] is None:  # runs already in --out must not count in the rate (time left)
+                    state["start"] = done
+                    bar.reset(task, total=total, completed=done, failed=failed)
+                state["done"], state["failed"] = done, failed
                 bar.update(task, completed=done, failed=failed)
 
-            table = execute(sw.base, sw.runs, out, sweep_text=Path(sweep_file).read_text(), source=str(sweep_file),
-                            address=address, workers=workers, resume=resume, serial=True if serial else None,
-                            progress=progress)
-        failures = out / "failures.parquet"
-        n_fail = 0
-        if failures.exists():
-            import polars as pl
-
-            n_fail = pl.read_parquet(failures).height
-        print(f"{len(table)} of {len(sw.runs)} runs finished, {n_fail} failed")
+            try:
+                table = execute(sw.base, sw.runs, out, sweep_text=Path(sweep_file).read_text(), source=str(sweep_file),
+                                address=address, workers=workers, resume=resume, serial=True if serial else None,
+                                progress=progress)
+            except KeyboardInterrupt:
+                bar.stop()
+                console.print(f"interrupted: {state['done']} of {len(sw.runs)} runs are in {out}/; "
+                              f"complete them with: sum-abm sweep {sweep_file} --out {out} --resume")
+                raise typer.Exit(130) from None
+        n_fail = load_failures(out).height
+        elapsed = time.perf_counter() - t0
+        ran = state["done"] - (state["start"] or 0)
+        print(f"{len(table)} of {len(sw.runs)} runs finished, {n_fail} failed"
+              + (f"; {ran} ran in {elapsed:.1f} s ({ran / elapsed:.1f} runs/s)" if ran and elapsed > 0 else ""))
         print(f"results: {out}/  (runs/*.parquet one row per run, agents/*.parquet, sweep.json"
               + (", failures.parquet" if n_fail else "") + ")")
         if n_fail:

@@ -30,6 +30,9 @@ from sum_abm.scenario import Scenario
 from sum_abm.sweeps.spec import RunSpec
 
 SERIAL_MAX_RUNS = 4  # smaller sweeps run in-process: Ray's start-up (3-4 s) would dominate
+BATCH_BELOW_S = 0.020  # runs shorter than this (median, seconds) travel in batches: a task costs ~1 ms
+BATCH_TARGET_S = 0.050  # a batch of short runs lasts about this long (seconds)
+MAX_BATCH = 256
 _DATASETS: dict[str, Any] = {}  # per-process cache: runs of a sweep share their generated data
 
 
@@ -64,14 +67,16 @@ def execute_run(base: Scenario, run: RunSpec, baseline: bool = True, out: str | 
         os._exit(1)
     from sum_abm.market.run import run as run_scenario
 
+    t0 = time.perf_counter()
+
     params = _param_columns(run.overrides)
     meta = {"run_id": run.run_id, "replication": run.replication, "seed": run.seed}
     try:
         scenario = base.with_overrides(run.overrides)
         res = run_scenario(scenario, run.seed, baseline=baseline, dataset=_dataset_for(scenario))
     except Exception as exc:  # a deterministic error belongs in the failures table, not a retry
-        return {"failure": {**meta, "parameters": json.dumps(run.overrides, default=str), "error_type": type(exc).__name__,
-                            "message": str(exc), "traceback": traceback.format_exc()}}
+        return {"failure": failure_row(run, type(exc).__name__, str(exc), traceback.format_exc()),
+                "wall_s": time.perf_counter() - t0}
     lit = {**meta, **params}
     summary = res.summary.with_columns(*(pl.lit(v).alias(k) for k, v in lit.items()))
     agents = res.agents.with_columns(*(pl.lit(v).alias(k) for k, v in lit.items()))
@@ -80,8 +85,27 @@ def execute_run(base: Scenario, run: RunSpec, baseline: bool = True, out: str | 
               "agents": agents.select(order + [c for c in agents.columns if c not in lit])}
     if out is not None:
         write_parts(Path(out), result)
-        return {"written": run.run_id}
-    return result
+        return {"written": run.run_id, "wall_s": time.perf_counter() - t0}
+    return {**result, "wall_s": time.perf_counter() - t0}
+
+
+def execute_batch(base: Scenario, runs: list[RunSpec], baseline: bool = True, out: str | None = None) -> list[dict[str, Any]]:
+    """Run several short runs in one task (see :func:`execute_run`). With ``out``, a run whose part
+    already exists is skipped: a batch retried after its worker died does not redo finished runs."""
+    results = []
+    for run in runs:
+        if out is not None and (Path(out) / "runs" / f"{run.run_id}.parquet").exists():
+            results.append({"written": run.run_id, "skipped": True})
+            continue
+        results.append(execute_run(base, run, baseline, out))
+    return results
+
+
+def failure_row(run: RunSpec, error_type: str, message: str, tb: str) -> dict[str, Any]:
+    """One row of ``failures.parquet``."""
+    return {"run_id": run.run_id, "replication": run.replication, "seed": run.seed,
+            "parameters": json.dumps(run.overrides, sort_keys=True, default=str), "error_type": error_type,
+            "message": message, "traceback": tb}
 
 
 def write_parts(out: Path, result: dict[str, Any]) -> str:
@@ -107,32 +131,70 @@ class SweepWriter:
     def done_ids(self) -> set[str]:
         return {p.stem for p in (self.out / "runs").glob("*.parquet")}
 
+    def clean_temporaries(self) -> int:
+        """Remove temporary files a killed writer left behind (``.<name>.<random>``); returns how many."""
+        n = 0
+        for sub in ("runs", "agents", "."):
+            for p in (self.out / sub).glob(".*.parquet.*"):
+                p.unlink(missing_ok=True)
+                n += 1
+        return n
+
     def write(self, result: dict[str, Any]) -> bool:
         """Store one run's result; returns False for a failure."""
         if "failure" in result:
             fail = result["failure"]
             self.failures = [f for f in self.failures if f["run_id"] != fail["run_id"]] + [fail]
-            write_parquet_atomic(pl.DataFrame(self.failures), self.out / "failures.parquet")
+            self._write_failures()
             return False
         rid = result["written"] if "written" in result else write_parts(self.out, result)
-        if any(f["run_id"] == rid for f in self.failures):
+        if any(f["run_id"] == rid for f in self.failures):  # a resumed run that failed before succeeded now
             self.failures = [f for f in self.failures if f["run_id"] != rid]
-            write_parquet_atomic(pl.DataFrame(self.failures) if self.failures else pl.DataFrame({"run_id": []}),
-                                 self.out / "failures.parquet")
+            self._write_failures()
         return True
+
+    def _write_failures(self) -> None:
+        path = self.out / "failures.parquet"
+        if self.failures:
+            write_parquet_atomic(pl.DataFrame(self.failures, schema=FAILURE_SCHEMA), path)
+        else:
+            path.unlink(missing_ok=True)
+
+
+FAILURE_SCHEMA = {"run_id": pl.String, "replication": pl.Int64, "seed": pl.Int64, "parameters": pl.String,
+                  "error_type": pl.String, "message": pl.String, "traceback": pl.String}
+
+
+def _canonical(obj: Any) -> str:
+    return json.dumps(obj, sort_keys=True, default=str)
 
 
 def write_manifest(out: Path, sweep_text: str, source: str, base: Scenario, runs: list[RunSpec]) -> None:
-    """``sweep.json``: the sweep file, the code version, and the expansion."""
+    """``sweep.json``: the sweep file, the code version, the base scenario and the expansion. On resume
+    the expansion is the union of the earlier one and this one (a grown grid keeps its old runs)."""
     out.mkdir(parents=True, exist_ok=True)
+    entries = {r.run_id: {"run_id": r.run_id, "overrides": r.overrides, "replication": r.replication, "seed": r.seed}
+               for r in runs}
+    old = read_manifest(out)
+    if old:
+        entries = {**{e["run_id"]: e for e in old.get("runs", [])}, **entries}
     manifest = {
         "source": source,
         "sweep_file": sweep_text,
         "versions": versions(),
-        "base_scenario": base.to_dict(),
-        "runs": [{"run_id": r.run_id, "overrides": r.overrides, "replication": r.replication, "seed": r.seed} for r in runs],
+        "base_scenario": json.loads(_canonical(base.to_dict())),
+        "runs": list(entries.values()),
     }
     write_text_atomic(out / "sweep.json", json.dumps(manifest, indent=1, sort_keys=True, default=str))
+
+
+def read_manifest(out: str | Path) -> dict[str, Any] | None:
+    """The parsed ``sweep.json`` of a sweep folder, or None when there is none (or it is unreadable)."""
+    f = Path(out) / "sweep.json"
+    try:
+        return json.loads(f.read_text())
+    except (OSError, ValueError):
+        return None
 
 
 Progress = Callable[[int, int, int], None]  # (done, failed, total)
@@ -140,6 +202,7 @@ Progress = Callable[[int, int, int], None]  # (done, failed, total)
 
 def run_serial(base: Scenario, todo: list[RunSpec], writer: SweepWriter, progress: Progress | None, total: int,
                done0: int, baseline: bool = True) -> None:
+    """Run ``todo`` one after the other in this process, writing each result as it finishes."""
     done, failed = done0, 0
     for run in todo:
         ok = writer.write(execute_run(base, run, baseline))
@@ -147,6 +210,14 @@ def run_serial(base: Scenario, todo: list[RunSpec], writer: SweepWriter, progres
         failed += 0 if ok else 1
         if progress:
             progress(done, failed, total)
+
+
+def ray_running() -> bool:
+    """True when this process is already connected to Ray (a notebook, a test fixture): no start-up to pay."""
+    import sys
+
+    ray = sys.modules.get("ray")
+    return bool(ray is not None and ray.is_initialized())
 
 
 def init_ray(address: str | None, workers: int | None) -> bool:
@@ -169,19 +240,34 @@ def init_ray(address: str | None, workers: int | None) -> bool:
     try:
         ray.init(address=address, **opts)  # a cluster: its own CPUs (num_cpus would raise)
     except Exception as exc:  # noqa: BLE001 - every connection failure becomes one line
-        text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        hint = ""
-        if "auth" in text.lower() or "token" in text.lower():
-            hint = (" (Ray >= 2.52 uses token authentication: share RAY_AUTH_TOKEN / ~/.ray/auth_token with the "
-                    "cluster, or set RAY_AUTH_MODE=disabled on both sides)")
-        raise InputError(f"--address {address}: cannot connect to the Ray cluster: {text}{hint}") from None
+        raise InputError(f"--address {address}: cannot connect to the Ray cluster: {_first_line(exc)}{AUTH_HINT}") from None
     return True
 
 
-def check_out(out: Path, resume: bool) -> None:
-    """Refuse to mix a new sweep into a folder that holds results, unless resuming."""
-    if Path(out).exists() and any((Path(out) / "runs").glob("*.parquet")) and not resume:
+# Ray >= 2.52 authenticates drivers with a token: the usual reason a reachable head refuses a driver.
+AUTH_HINT = ("; if the head refused this driver, note that Ray >= 2.52 authenticates with a token: give the "
+             "driver the cluster's token (RAY_AUTH_TOKEN or ~/.ray/auth_token) or start both with "
+             "RAY_AUTH_MODE=disabled")
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def check_out(out: Path, resume: bool, base: Scenario | None = None) -> None:
+    """Refuse to mix a new sweep into a folder that holds results, unless resuming; refuse to resume
+    into a folder whose runs came from another base scenario."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise InputError(f"{out}: exists and is not a folder (expected a sweep output folder)")
+    if out.exists() and any((out / "runs").glob("*.parquet")) and not resume:
         raise InputError(f"{out}: already holds sweep results; use --resume to complete it or choose another --out")
+    if resume and base is not None:
+        old = read_manifest(out)
+        if old and "base_scenario" in old and old["base_scenario"] != json.loads(_canonical(base.to_dict())):
+            raise InputError(f"{out}: its runs come from another base scenario than this sweep's; "
+                             f"choose another --out (resume only completes the same sweep or a grown one)")
 
 
 def check_address(address: str) -> None:
@@ -196,48 +282,74 @@ def check_address(address: str) -> None:
         with socket.create_connection((host, int(port)), timeout=5):
             pass
     except (OSError, ValueError) as exc:
-        raise InputError(f"--address {address}: cannot connect to the Ray cluster: {exc}") from None
+        raise InputError(f"--address {address}: cannot connect to the Ray cluster: {exc} "
+                         f"(is a head running there? `ray start --head --port {port}` starts one)") from None
+
+
+def batch_size(durations: list[float], remaining: int, cpus: int) -> int:
+    """How many runs the next task carries: 1 while runs last ``BATCH_BELOW_S`` or more (or before
+    any has finished), else enough for about ``BATCH_TARGET_S`` per task; never so many that the
+    last tasks leave cores idle (at least two tasks per core for what remains)."""
+    if len(durations) < 2:
+        return 1
+    recent = sorted(durations[-64:])
+    median = recent[len(recent) // 2]
+    if median >= BATCH_BELOW_S:
+        return 1
+    size = min(MAX_BATCH, int(BATCH_TARGET_S / max(median, 1e-4)) + 1)
+    return max(1, min(size, remaining // (2 * max(cpus, 1))))
 
 
 def run_ray(base: Scenario, todo: list[RunSpec], writer: SweepWriter, progress: Progress | None, total: int,
             done0: int, address: str | None, workers: int | None, baseline: bool = True, max_retries: int = 3) -> None:
-    """One Ray task per run, a bounded window in flight, parts written as results arrive."""
+    """One Ray task per run (short runs batched), a bounded window in flight, parts written as
+    results arrive. A task whose worker dies is retried ``max_retries`` times; a run that raises is
+    recorded in ``failures.parquet``."""
     import ray
 
     started = init_ray(address, workers)
+    pending: list[Any] = []
     try:
-        remote = ray.remote(max_retries=max_retries)(execute_run)
+        remote = ray.remote(max_retries=max_retries)(execute_batch)
         base_ref = ray.put(base)
-        # Local workers share this filesystem: they write their own parts.
+        # Local workers share this filesystem: they write their own parts (the driver stays idle).
         out_for_workers = str(writer.out) if address in (None, "local") else None
-        window = 2 * int(ray.cluster_resources().get("CPU", 1)) + 2
-        pending: list[Any] = []
-        run_of: dict[Any, str] = {}
-        it = iter(todo)
+        cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
+        window = 2 * cpus + 2
+        batch_of: dict[Any, list[RunSpec]] = {}
+        durations: list[float] = []
+        queue = list(reversed(todo))  # pop() from the end = submit in expansion order
         done, failed = done0, 0
-        while True:
-            while len(pending) < window:
-                run = next(it, None)
-                if run is None:
-                    break
-                ref = remote.remote(base_ref, run, baseline, out_for_workers)
-                run_of[ref] = run.run_id
+        while queue or pending:
+            while queue and len(pending) < window:
+                n = batch_size(durations, len(queue), cpus)
+                batch = [queue.pop() for _ in range(min(n, len(queue)))]
+                ref = remote.remote(base_ref, batch, baseline, out_for_workers)
+                batch_of[ref] = batch
                 pending.append(ref)
-            if not pending:
-                break
             ready, pending = ray.wait(pending, num_returns=1)
             for ref in ready:
+                batch = batch_of.pop(ref)
                 try:
-                    result = ray.get(ref)
-                except Exception as exc:  # the worker died more often than max_retries allows
-                    result = {"failure": {"run_id": run_of[ref], "replication": -1, "seed": -1,
-                                          "parameters": "", "error_type": type(exc).__name__,
-                                          "message": str(exc).splitlines()[0] if str(exc) else "", "traceback": ""}}
-                ok = writer.write(result)
-                done += 1
-                failed += 0 if ok else 1
+                    results = ray.get(ref)
+                except Exception as exc:  # noqa: BLE001 - the worker died more often than max_retries allows
+                    results = [{"failure": failure_row(r, type(exc).__name__, _first_line(exc), str(exc))} for r in batch]
+                for result in results:
+                    if "wall_s" in result:
+                        durations.append(result["wall_s"])
+                    ok = writer.write(result)
+                    done += 1
+                    failed += 0 if ok else 1
                 if progress:
                     progress(done, failed, total)
+    except BaseException:
+        # Ctrl-C or an error: tasks still queued on a cluster would go on running for nothing.
+        for ref in pending:
+            try:
+                ray.cancel(ref, force=True)
+            except Exception:  # noqa: BLE001 - best effort on the way out
+                pass
+        raise
     finally:
         if started:
             ray.shutdown()
@@ -246,15 +358,28 @@ def run_ray(base: Scenario, todo: list[RunSpec], writer: SweepWriter, progress: 
 def run_many(base: Scenario, points: list[dict[str, Any]], out: str | Path, *, replications: int = 1, root_seed: int = 0,
              address: str | None = None, workers: int | None = None, resume: bool = False, serial: bool | None = None,
              baseline: bool = True, progress: Progress | None = None, source: str = "run_many") -> pl.DataFrame:
-    """Run arbitrary override sets (``points``) × ``replications`` through the sweep engine.
+    """Run arbitrary override sets (``points``) x ``replications`` through the sweep engine.
 
-    For programmatic users (the game-theory layer): the same ids, seeds, Parquet parts, resume and
-    Ray/serial execution as ``sum-abm sweep``. Returns the runs table (one row per finished run).
+    The programmatic entry point (used by the game-theory layer): the same stable run ids
+    (:func:`sum_abm.sweeps.spec.run_id`), seeds, Parquet parts, resume and Ray/serial execution as
+    ``sum-abm sweep``.
+
+    - ``base``: the scenario every point overrides; ``points``: ``[{dotted.path: value}, ...]``, each
+      validated against ``base`` before anything runs (one-line :class:`InputError`).
+    - ``out``: the sweep folder (``runs/``, ``agents/``, ``sweep.json``, ``failures.parquet``).
+    - ``root_seed``: each run's seed is ``SeedSequence(root_seed, spawn_key=<its id>)``.
+    - ``address``: ``None`` = local Ray on ``workers`` cores (default every core), or a cluster
+      (``host:port``, ``auto``, ``ray://...``); ``serial=True`` runs in this process, ``None``
+      decides (in-process for at most ``SERIAL_MAX_RUNS`` runs when no Ray is running).
+    - ``resume``: skip runs whose part exists (to complete an interrupted call or add points; calls
+      with the same ``base`` may share one folder); ``baseline``: also run the clean baseline of
+      scenarios with attackers; ``progress(done, failed, total)`` is called as runs finish.
+
+    Returns the runs table (one row per finished run in ``out``: parameters + summary columns).
     """
-    from sum_abm.sweeps.spec import runs_for
+    from sum_abm.sweeps.spec import check_points, runs_for
 
-    for ov in points:
-        base.with_overrides(ov, source=source)
+    check_points(base, points, source)
     runs = runs_for(points, replications, root_seed)
     return execute(base, runs, Path(out), sweep_text="", source=source, address=address, workers=workers,
                    resume=resume, serial=serial, baseline=baseline, progress=progress)
@@ -265,15 +390,17 @@ def execute(base: Scenario, runs: list[RunSpec], out: Path, *, sweep_text: str, 
             progress: Progress | None = None) -> pl.DataFrame:
     """Run ``runs`` into ``out`` (skipping finished ones when ``resume``); returns the runs table."""
     out = Path(out)
-    check_out(out, resume)
+    check_out(out, resume, base)
     write_manifest(out, sweep_text, source, base, runs)
     writer = SweepWriter(out)
+    writer.clean_temporaries()
     done_ids = writer.done_ids() if resume else set()
     todo = [r for r in runs if r.run_id not in done_ids]
     total, done0 = len(runs), len(runs) - len(todo)
     if progress:
         progress(done0, 0, total)
-    use_serial = serial if serial is not None else (address is None and len(todo) <= SERIAL_MAX_RUNS)
+    use_serial = serial if serial is not None else (
+        address is None and len(todo) <= SERIAL_MAX_RUNS and not ray_running())
     if todo:
         if use_serial:
             run_serial(base, todo, writer, progress, total, done0, baseline)
@@ -282,23 +409,35 @@ def execute(base: Scenario, runs: list[RunSpec], out: Path, *, sweep_text: str, 
     return load_runs(out).collect() if any((out / "runs").glob("*.parquet")) else pl.DataFrame()
 
 
-def load_runs(out: str | Path) -> pl.LazyFrame:
-    """A LazyFrame over ``DIR/runs/*.parquet``: one row per finished run (parameters + summary).
-
-    Parts may differ in columns (e.g. attack metrics only where a point has attackers): they are
-    concatenated diagonally, missing values null.
-    """
+def _parts(out: str | Path, sub: str) -> list[Path]:
     d = Path(out)
-    parts = sorted((d / "runs").glob("*.parquet")) if (d / "runs").is_dir() else []
+    parts = sorted((d / sub).glob("*.parquet")) if (d / sub).is_dir() else []
     if not parts:
-        raise InputError(f"{d}: not a sweep directory, or no run has finished (no runs/*.parquet)")
+        raise InputError(f"{d}: not a sweep directory, or no run has finished (no {sub}/*.parquet)")
+    return parts
+
+
+def _scan(parts: list[Path]) -> pl.LazyFrame:
+    """Parts may differ in columns (attack metrics only where a point has attackers) or types (a
+    parameter given as 1 in one point and 2.5 in another): concatenated diagonally with supertypes,
+    missing values null."""
     return pl.concat([pl.scan_parquet(p) for p in parts], how="diagonal_relaxed")
+
+
+def load_runs(out: str | Path) -> pl.LazyFrame:
+    """A LazyFrame over ``DIR/runs/*.parquet``: one row per finished run (run_id, replication,
+    seed, the parameters by dotted path, then the run's summary columns)."""
+    return _scan(_parts(out, "runs"))
 
 
 def load_agents(out: str | Path) -> pl.LazyFrame:
-    """A LazyFrame over ``DIR/agents/*.parquet``: every agent row of every finished run."""
-    d = Path(out)
-    parts = sorted((d / "agents").glob("*.parquet")) if (d / "agents").is_dir() else []
-    if not parts:
-        raise InputError(f"{d}: not a sweep directory, or no run has finished (no agents/*.parquet)")
-    return pl.concat([pl.scan_parquet(p) for p in parts], how="diagonal_relaxed")
+    """A LazyFrame over ``DIR/agents/*.parquet``: every agent row of every finished run (run_id,
+    replication, seed and parameter columns first, as in :func:`load_runs`)."""
+    return _scan(_parts(out, "agents"))
+
+
+def load_failures(out: str | Path) -> pl.DataFrame:
+    """``DIR/failures.parquet`` (run_id, replication, seed, parameters as JSON, error_type, message,
+    traceback); an empty frame when no run failed."""
+    f = Path(out) / "failures.parquet"
+    return pl.read_parquet(f) if f.exists() else pl.DataFrame(schema=FAILURE_SCHEMA)

@@ -14,10 +14,16 @@ not change the ids or seeds of the existing ones.
     [zip]                            # varied together (equal lengths)
     "agents.attacker.count" = [1, 2]
     "agents.attacker.mean_wait_s" = [3600, 1800]
-    [random]                         # `count` draws
+    [random]                         # `count` draws, each combined with every grid x zip point
     count = 5
     [random.params]
     "chain.gas_price" = { dist = "integer", low = 0, high = 3 }
+    "mechanism.cost_weight" = { dist = "loguniform", low = 0.5, high = 8 }
+    "learner.kind" = { dist = "choice", values = ["perceptron", "multinomial_nb"] }
+
+Random draws are stable too: each parameter has its own stream from ``SeedSequence(seed, spawn_key=
+<hash of its path>)``, so raising ``count`` keeps the earlier draws and adding a parameter leaves the
+others' draws unchanged.
 """
 
 from __future__ import annotations
@@ -33,7 +39,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from sum_abm.errors import InputError
-from sum_abm.scenario import Scenario, load_scenario, read_toml, validate_file_model
+from sum_abm.scenario import Scenario, load_scenario, read_toml, split_path, validate_file_model
 
 
 class _Strict(BaseModel):
@@ -55,10 +61,14 @@ class RandomParam(_Strict):
             if not self.values:
                 raise ValueError("choice needs a non-empty 'values' list")
         else:
+            if self.values is not None:
+                raise ValueError(f"{self.dist} takes low and high, not values")
             if self.low is None or self.high is None or self.high < self.low:
                 raise ValueError(f"{self.dist} needs low <= high")
             if self.dist == "loguniform" and self.low <= 0:
                 raise ValueError("loguniform needs low > 0")
+            if self.dist == "integer" and not (float(self.low).is_integer() and float(self.high).is_integer()):
+                raise ValueError(f"integer needs whole-number bounds, got low={self.low}, high={self.high}")
         return self
 
     def draw(self, rng: np.random.Generator) -> Any:
@@ -98,6 +108,15 @@ class SweepSpec(_Strict):
             raise ValueError(f"zip: lists must have equal lengths, got {sorted(lens)}")
         if lens == {0}:
             raise ValueError("zip: empty lists")
+        # One path, one section: a path both in [grid] and [zip] would silently take the last value.
+        sections = {"grid": self.grid, "zip": self.zip, "random.params": self.random.params if self.random else {}}
+        seen: dict[str, str] = {}
+        for sec, paths in sections.items():
+            for k in paths:
+                key = ".".join(split_path(k))
+                if key in seen:
+                    raise ValueError(f"{sec}.{k}: also varied in [{seen[key]}] (a path belongs to one section)")
+                seen[key] = sec
         return self
 
 
@@ -120,8 +139,8 @@ def run_id(overrides: dict[str, Any], replication: int) -> str:
 def run_seed(root_seed: int, rid: str) -> int:
     """The run's seed: ``SeedSequence(root_seed, spawn_key=<words of the id>)`` — independent of the
     other points, so growing a grid never changes an existing run's seed."""
-    words = tuple(int(rid[i : i + 8], 16) for i in range(0, len(rid), 8))
-    return int(np.random.SeedSequence(root_seed, spawn_key=words).generate_state(1, dtype=np.uint64)[0] >> 1)
+    state = np.random.SeedSequence(root_seed, spawn_key=_words(rid)).generate_state(1, dtype=np.uint64)[0]
+    return int(state >> 1)  # 63 bits: a non-negative int64 wherever the seed is stored
 
 
 @dataclass
@@ -151,9 +170,20 @@ def expand(spec: SweepSpec) -> list[dict[str, Any]]:
     zipped = [{k: v[i] for k, v in spec.zip.items()} for i in range(n)] or [{}]
     rand: list[dict[str, Any]] = [{}]
     if spec.random is not None:
-        rng = np.random.default_rng(spec.seed)
-        rand = [{k: p.draw(rng) for k, p in spec.random.params.items()} for _ in range(spec.random.count)]
+        n = spec.random.count
+        cols = {k: [p.draw(rng) for _ in range(n)] for k, p in spec.random.params.items()
+                for rng in [np.random.default_rng(np.random.SeedSequence(spec.seed, spawn_key=_words(_digest(k))))]}
+        rand = [{k: cols[k][i] for k in cols} for i in range(n)]
     return [{**g, **z, **r} for g in grid for z in zipped for r in rand]
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _words(hex_id: str) -> tuple[int, ...]:
+    """A hex id as 32-bit words, the form ``SeedSequence``'s ``spawn_key`` takes."""
+    return tuple(int(hex_id[i : i + 8], 16) for i in range(0, len(hex_id), 8))
 
 
 def runs_for(points: list[dict[str, Any]], replications: int, root_seed: int) -> list[RunSpec]:
@@ -176,14 +206,23 @@ def parse_sweep(data: dict[str, Any], path: Path) -> Sweep:
         raise InputError(f"{src}: base: no scenario file {spec.base!r} (relative to the sweep file)")
     base = load_scenario(base_path)
     points = expand(spec)
+    check_points(base, points, src)
+    return Sweep(path, spec, base, runs_for(points, spec.replications, spec.seed))
+
+
+def check_points(base: Scenario, points: list[dict[str, Any]], source: str) -> None:
+    """Validate every override set against ``base`` before anything runs; the first problem raises a
+    one-line InputError naming ``source`` and the path (each value alone first, so the line names the
+    value at fault rather than a combination)."""
+    checked: set[str] = set()
     for ov in points:
         for key, value in ov.items():
-            try:
-                base.with_overrides({key: value}, source=src)
-            except InputError as exc:
-                raise InputError(str(exc)) from None
-        base.with_overrides(ov, source=src)  # the combination must validate too
-    return Sweep(path, spec, base, runs_for(points, spec.replications, spec.seed))
+            tag = json.dumps([key, value], sort_keys=True, default=str)
+            if tag not in checked:  # each distinct (path, value) once: a 10,000-point grid stays fast
+                base.with_overrides({key: value}, source=source)
+                checked.add(tag)
+        if len(ov) > 1:
+            base.with_overrides(ov, source=source)  # the combination must validate too
 
 
 def load_sweep_file(path: str | Path) -> Sweep:
