@@ -10,6 +10,9 @@ import plotly.io as pio
 
 HONEST, ATTACKER, USER, OTHER = "#2e7d32", "#c62828", "#1565c0", "#6d4c41"
 ACCURACY, BASELINE, ALL_DATA = "#212121", "#757575", "#9e9e9e"
+ACCEPTED = "#90a4ae"  # calls the contract accepted; each rejection reason gets its own colour below
+_REASONS = ["#ef6c00", "#8e24aa", "#00838f", "#f9a825", "#5d4037", "#d81b60", "#3949ab", "#7cb342", "#546e7a"]
+DAY_S = 86_400  # simulated seconds per day (charts plot time in days)
 _SHADES = {
     HONEST: ["#2e7d32", "#43a047", "#66bb6a", "#1b5e20", "#81c784", "#388e3c"],
     ATTACKER: ["#c62828", "#e53935", "#ef5350", "#b71c1c", "#e57373", "#d32f2f"],
@@ -39,10 +42,29 @@ def group_colors(groups: list[tuple[str, str, bool]]) -> dict[str, str]:
     return out
 
 
-def layout(fig: go.Figure, title: str, x: str, y: str, height: int = 420) -> go.Figure:
-    """Title and axis titles (with units) on every chart."""
-    fig.update_layout(title=title, xaxis_title=x, yaxis_title=y, height=height, template="plotly_white",
+def outcome_colors(outcomes: list[str]) -> dict[str, str]:
+    """``{outcome: colour}``: "accepted" grey-blue, rejection reasons by sorted name (stable across reports)."""
+    reasons = sorted(o for o in set(outcomes) if o != "accepted")
+    out = {r: _REASONS[i % len(_REASONS)] for i, r in enumerate(reasons)}
+    out["accepted"] = ACCEPTED
+    return out
+
+
+def kpis_html(items: list[tuple[str, str]]) -> str:
+    """Key figures as labelled cards (label, formatted value)."""
+    return "<div class='kpis'>" + "".join(
+        f"<div class='kpi'>{html.escape(k)}<b>{html.escape(v)}</b></div>" for k, v in items) + "</div>"
+
+
+def layout(fig: go.Figure, title: str, x: str | None, y: str | None, height: int = 420) -> go.Figure:
+    """Title and axis titles (with units) on every chart; ``None`` leaves an axis title as the
+    figure's subplots set it."""
+    fig.update_layout(title=title, height=height, template="plotly_white",
                       legend=dict(orientation="h", y=-0.2), margin=dict(l=60, r=20, t=60, b=60))
+    if x is not None:
+        fig.update_layout(xaxis_title=x)
+    if y is not None:
+        fig.update_layout(yaxis_title=y)
     return fig
 
 
@@ -67,7 +89,8 @@ body {{ font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 1100px
 h1 {{ font-size: 1.6rem; }} h2 {{ font-size: 1.2rem; margin-top: 2rem; border-bottom: 1px solid #ddd; }}
 table {{ border-collapse: collapse; font-size: 0.85rem; }} th, td {{ padding: 3px 8px; border-bottom: 1px solid #eee; text-align: right; }}
 th {{ cursor: pointer; background: #f5f5f5; position: sticky; top: 0; }} .kpi {{ display: inline-block; margin: 0 2rem 1rem 0; }}
-.kpi b {{ display: block; font-size: 1.4rem; }} .note {{ color: #666; }}
+.kpi b {{ display: block; font-size: 1.4rem; }} .note {{ color: #666; }} .kpis {{ margin-bottom: 1rem; }}
+.bad {{ color: #c62828; font-weight: bold; }}
 </style></head><body>
 <h1>{html.escape(title)}</h1><p>{intro}</p>
 {''.join(parts)}
@@ -77,7 +100,7 @@ document.querySelectorAll("table.sortable th").forEach((th, i) => th.addEventLis
   const tb = th.closest("table").tBodies[0]; const rows = Array.from(tb.rows);
   const dir = th.dataset.dir === "asc" ? -1 : 1; th.dataset.dir = dir === 1 ? "asc" : "desc";
   rows.sort((a, b) => {{ const x = a.cells[i].innerText, y = b.cells[i].innerText;
-    const nx = parseFloat(x), ny = parseFloat(y);
+    const nx = parseFloat(x.replace(/[,%]/g, "")), ny = parseFloat(y.replace(/[,%]/g, ""));
     return dir * (isNaN(nx) || isNaN(ny) ? x.localeCompare(y) : nx - ny); }});
   rows.forEach(r => tb.appendChild(r)); }}));
 </script>
@@ -89,6 +112,19 @@ document.querySelectorAll("table.sortable th").forEach((th, i) => th.addEventLis
     return out
 
 
+def _cell(v):
+    """A number as people read it: whole numbers with thousands separators, others to 4 digits."""
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        return v
+    if isinstance(v, float) and (v != v or v in (float("inf"), float("-inf"))):
+        return str(v)
+    if isinstance(v, int):
+        return f"{v:,}" if abs(v) < 10**15 else str(v)  # seeds are ids, not amounts
+    if v.is_integer() and abs(v) < 1e15:
+        return f"{int(v):,}"
+    return f"{v:.4g}"
+
+
 def table_html(df, max_rows: int = 2000) -> str:
     """A sortable HTML table of a polars frame (numbers rounded for reading)."""
     cols = df.columns
@@ -97,8 +133,7 @@ def table_html(df, max_rows: int = 2000) -> str:
     for r in df.head(max_rows).iter_rows():
         cells = []
         for v in r:
-            if isinstance(v, float):
-                v = f"{v:.4g}"
+            v = _cell(v)
             cells.append(f"<td>{html.escape('' if v is None else str(v))}</td>")
         rows.append("<tr>" + "".join(cells) + "</tr>")
     more = f"<p class='note'>first {max_rows} of {df.height} rows</p>" if df.height > max_rows else ""

@@ -1,120 +1,357 @@
-"""The sweep report: heatmaps over two parameters (mean over replications, with their spread), the
-frontier where attacker ROI crosses zero, a sortable table of runs, and failures."""
+"""The sweep report: heatmaps of attacker ROI, accuracy destroyed and honest profit over two swept
+parameters (mean over replications, spread in every cell), the frontier where attacker ROI crosses
+zero, a sortable table of runs, and the failures.
+
+The builders take the runs table (``sum_abm.load_sweep(DIR).collect()``: one row per run, parameter
+columns named by their dotted paths, then the run's summary columns). With more than two swept
+parameters the third one splits the heatmaps into panels, and any further ones are averaged over (the
+report says so).
+"""
 
 from __future__ import annotations
 
+import html
 import json
+import tomllib
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import plotly.graph_objects as go
 import polars as pl
+from plotly.subplots import make_subplots
 
-from dashboards.style import layout, page, table_html
+from dashboards.style import kpis_html, layout, page, table_html
+
+MAX_FACETS = 6  # a third parameter with more values than this is averaged over instead of split
+
+
+@dataclass(frozen=True)
+class Metric:
+    """How one summary column is shown: title, unit, scale factor, number format, colours."""
+
+    column: str
+    title: str
+    unit: str
+    scale: float
+    fmt: str
+    colorscale: str
+    zmid: float | None
+
 
 METRICS = {
-    "attacker_roi": ("Attacker ROI", "ROI (profit / budget)", "RdBu_r"),
-    "accuracy_drop_final": ("Accuracy destroyed (final, vs clean baseline)", "accuracy points (fraction)", "Reds"),
-    "honest_profit": ("Honest contributors' profit", "profit (tokens)", "Greens"),
+    # red = good for the attacker, in every chart
+    "attacker_roi": Metric("attacker_roi", "Attacker ROI", "ROI (profit / budget, %)", 100, "{:+.1f}%", "RdBu_r", 0.0),
+    "accuracy_drop_final": Metric("accuracy_drop_final", "Accuracy destroyed (final, vs clean baseline)",
+                                  "accuracy points", 100, "{:+.1f}", "RdBu_r", 0.0),
+    "honest_profit": Metric("honest_profit", "Honest contributors' profit", "profit (token units)", 1, "{:+,.0f}",
+                            "RdYlGn", 0.0),
+    "accuracy_final": Metric("accuracy_final", "Final accuracy", "accuracy (fraction correct)", 1, "{:.3f}",
+                             "Viridis", None),
 }
+ATTACK_METRICS = ("attacker_roi", "accuracy_drop_final", "honest_profit")
+TABLE_METRICS = ("attacker_roi", "accuracy_drop_final", "accuracy_drop_max", "attacker_spend_per_point",
+                 "honest_profit", "accuracy_final", "accuracy_time_weighted", "calls", "money_conserved")
 
 
-def parameter_columns(runs: pl.DataFrame, manifest: dict | None = None) -> list[str]:
-    """The swept parameters (dotted names) that take more than one value."""
-    names = [c for c in runs.columns if "." in c]
-    return [c for c in names if runs[c].n_unique() > 1]
-
-
-def _grid(runs: pl.DataFrame, x: str, y: str, metric: str) -> tuple[list, list, np.ndarray, np.ndarray]:
-    g = runs.group_by(x, y).agg(pl.col(metric).mean().alias("mean"), pl.col(metric).std().alias("std"))
-    xs = sorted(g[x].unique().to_list(), key=_key)
-    ys = sorted(g[y].unique().to_list(), key=_key)
-    z = np.full((len(ys), len(xs)), np.nan)
-    sd = np.full((len(ys), len(xs)), np.nan)
-    for xv, yv, m, s in g.select(x, y, "mean", "std").rows():
-        if m is not None:
-            z[ys.index(yv), xs.index(xv)] = m
-            sd[ys.index(yv), xs.index(xv)] = np.nan if s is None else s
-    return xs, ys, z, sd
+def _is_number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
 def _key(v):
-    return (0, v) if isinstance(v, (int, float)) else (1, str(v))
+    return (0, v, "") if _is_number(v) else (1, 0, str(v))
 
 
-def heatmap_figure(runs: pl.DataFrame, x: str, y: str, metric: str) -> go.Figure:
-    """Mean of ``metric`` over replications on the (x, y) grid; hover shows the spread (std)."""
-    title, unit, scale = METRICS.get(metric, (metric, metric, "Viridis"))
-    xs, ys, z, sd = _grid(runs, x, y, metric)
-    text = [[f"{metric} mean {z[i][j]:.4g} ± {sd[i][j]:.2g}" for j in range(len(xs))] for i in range(len(ys))]
-    fig = go.Figure(go.Heatmap(x=[str(v) for v in xs], y=[str(v) for v in ys], z=z, text=text, hoverinfo="text",
-                               colorscale=scale, colorbar=dict(title=unit), zmid=0 if metric == "attacker_roi" else None))
-    return layout(fig, f"{title} — mean over replications", x, y)
+def _label(v) -> str:
+    return f"{v:,}" if _is_number(v) and float(v).is_integer() else str(v)
 
 
-def frontier_figure(runs: pl.DataFrame, x: str, y: str) -> go.Figure:
-    """Where the attack starts to pay: the zero contour of mean attacker ROI over (x, y)."""
-    xs, ys, z, _ = _grid(runs, x, y, "attacker_roi")
-    numeric = all(isinstance(v, (int, float)) for v in xs + ys)
+def parameter_columns(runs: pl.DataFrame, manifest: dict | None = None) -> list[str]:
+    """The swept parameters that take more than one value, in the sweep's order (from ``sweep.json``
+    when given, else the dotted column names)."""
+    names: list[str] = []
+    for r in (manifest or {}).get("runs", []):
+        names += [k for k in r.get("overrides", {}) if k not in names]
+    if not names:
+        names = [c for c in runs.columns if "." in c]
+    return [c for c in names if c in runs.columns and runs[c].n_unique() > 1]
+
+
+def default_axes(runs: pl.DataFrame, manifest: dict | None = None) -> tuple[str | None, str | None]:
+    """The heatmap's axes when the user names none. x: a numeric parameter (so the frontier can be
+    interpolated along it), a mechanism parameter if there is one (the designer's knob), then the one
+    with the most values; y: the numeric parameter with the most values among the rest. Ties keep
+    the sweep's order."""
+    params = parameter_columns(runs, manifest)
+
+    def numeric(c: str) -> bool:
+        return all(_is_number(v) for v in runs[c].drop_nulls().to_list())
+
+    xs = sorted(params, key=lambda c: (not numeric(c), not c.startswith("mechanism."), -runs[c].n_unique(),
+                                       params.index(c)))
+    x = xs[0] if xs else None
+    ys = sorted((c for c in params if c != x), key=lambda c: (not numeric(c), -runs[c].n_unique(), params.index(c)))
+    return x, (ys[0] if ys else None)
+
+
+@dataclass
+class Grid:
+    """Mean, standard deviation, count and share of positive values of a metric on an (x, y) grid."""
+
+    xs: list
+    ys: list
+    mean: np.ndarray
+    std: np.ndarray
+    n: np.ndarray
+    positive: np.ndarray
+
+
+def grid(runs: pl.DataFrame, x: str, y: str, metric: str) -> Grid:
+    """Aggregate ``metric`` over replications (and any parameter not on an axis) per (x, y) cell."""
+    g = runs.filter(pl.col(metric).is_not_null()).group_by(x, y).agg(
+        pl.col(metric).mean().alias("mean"), pl.col(metric).std().alias("std"), pl.len().alias("n"),
+        (pl.col(metric) > 0).mean().alias("positive"))
+    xs = sorted(runs[x].unique().to_list(), key=_key)
+    ys = sorted(runs[y].unique().to_list(), key=_key)
+    shape = (len(ys), len(xs))
+    out = Grid(xs, ys, np.full(shape, np.nan), np.full(shape, np.nan), np.zeros(shape, dtype=int),
+               np.full(shape, np.nan))
+    for xv, yv, m, s, n, p in g.select(x, y, "mean", "std", "n", "positive").rows():
+        i, j = ys.index(yv), xs.index(xv)
+        out.mean[i, j], out.n[i, j], out.positive[i, j] = m, n, p
+        out.std[i, j] = np.nan if s is None else s
+    return out
+
+
+def _facets(runs: pl.DataFrame, facet: str | None) -> list[tuple[str, pl.DataFrame]]:
+    if facet is None:
+        return [("", runs)]
+    vals = sorted(runs[facet].unique().to_list(), key=_key)
+    return [(f"{facet} = {_label(v)}", runs.filter(pl.col(facet) == v)) for v in vals]
+
+
+def frontier_edges(mean: np.ndarray) -> list[tuple[float, float, float, float]]:
+    """Cell edges (x0, y0, x1, y1 in cell-index coordinates) between a cell where the mean is above
+    zero and a neighbour where it is not: the ROI = 0 frontier drawn on the heatmap."""
+    edges = []
+    rows, cols = mean.shape
+    pays = mean > 0
+    known = np.isfinite(mean)
+    for i in range(rows):
+        for j in range(cols):
+            if j + 1 < cols and known[i, j] and known[i, j + 1] and pays[i, j] != pays[i, j + 1]:
+                edges.append((j + 0.5, i - 0.5, j + 0.5, i + 0.5))
+            if i + 1 < rows and known[i, j] and known[i + 1, j] and pays[i, j] != pays[i + 1, j]:
+                edges.append((j - 0.5, i + 0.5, j + 0.5, i + 0.5))
+    return edges
+
+
+def heatmap_figure(runs: pl.DataFrame, x: str, y: str, metric: str, facet: str | None = None) -> go.Figure:
+    """Mean of ``metric`` over replications on the (x, y) grid, one panel per value of ``facet``; each
+    cell shows the mean and its standard deviation (hover: count, share of runs above zero). On the
+    attacker-ROI map a black line marks the frontier (mean ROI = 0)."""
+    m = METRICS.get(metric, Metric(metric, metric, metric, 1, "{:.4g}", "Viridis", None))
+    panels = _facets(runs, facet)
+    grids = [grid(d, x, y, metric) for _, d in panels]
+    finite = np.concatenate([g.mean[np.isfinite(g.mean)] for g in grids]) * m.scale
+    zmin, zmax = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
+    if m.zmid is not None:  # symmetric around the midpoint, so 0 is the scale's neutral colour
+        r = max(abs(zmin - m.zmid), abs(zmax - m.zmid)) or 1.0
+        zmin, zmax = m.zmid - r, m.zmid + r
+    fig = make_subplots(rows=1, cols=len(panels), subplot_titles=[t for t, _ in panels] if facet else None,
+                        shared_yaxes=True, horizontal_spacing=0.04)
+    for k, g in enumerate(grids):
+        z = g.mean * m.scale
+        text = [[("" if not np.isfinite(z[i, j]) else m.fmt.format(z[i, j])
+                  + ("" if not np.isfinite(g.std[i, j]) else f"<br>± {g.std[i, j] * m.scale:,.2g}"))
+                 for j in range(len(g.xs))] for i in range(len(g.ys))]
+        custom = np.dstack([g.std * m.scale, g.n, g.positive * 100])
+        fig.add_trace(go.Heatmap(
+            x=[_label(v) for v in g.xs], y=[_label(v) for v in g.ys], z=z, text=text, texttemplate="%{text}",
+            customdata=custom, zmin=zmin, zmax=zmax, colorscale=m.colorscale, showscale=k == 0,
+            colorbar=dict(title=m.unit),
+            hovertemplate=(f"{html.escape(x)} = %{{x}}<br>{html.escape(y)} = %{{y}}<br>mean %{{z:.4g}} ± %{{customdata[0]:.2g}}"
+                           f" (sd)<br>%{{customdata[1]}} runs, %{{customdata[2]:.0f}}% above zero<extra></extra>")),
+            row=1, col=k + 1)
+        if metric == "attacker_roi":
+            for x0, y0, x1, y1 in frontier_edges(g.mean):
+                fig.add_shape(type="line", x0=x0, y0=y0, x1=x1, y1=y1, line=dict(color="black", width=3),
+                              row=1, col=k + 1)
+        fig.update_xaxes(title_text=x, type="category", row=1, col=k + 1)
+    fig.update_yaxes(title_text=y, type="category", row=1, col=1)
+    title = f"{m.title} — mean over replications ({m.unit})"
+    if metric == "attacker_roi":
+        title += "; black line: ROI = 0"
+    return layout(fig, title, None, None, height=440)
+
+
+def frontier_rows(runs: pl.DataFrame, x: str, y: str, facet: str | None = None) -> list[dict]:
+    """Where the attack stops paying along ``x``, for every ``y`` (and facet): the x at which mean
+    attacker ROI crosses zero (linear interpolation between grid points when x is numeric)."""
+    rows = []
+    for title, d in _facets(runs, facet):
+        g = grid(d, x, y, "attacker_roi")
+        numeric = all(_is_number(v) for v in g.xs)
+        for i, yv in enumerate(g.ys):
+            row = {**({facet: title.split(" = ", 1)[1]} if facet else {}), y: _label(yv)}
+            pts = [(xv, r) for xv, r in zip(g.xs, g.mean[i]) if np.isfinite(r)]
+            pays = [xv for xv, r in pts if r > 0]
+            crossings = []
+            for (x0, r0), (x1, r1) in zip(pts, pts[1:]):
+                if (r0 > 0) != (r1 > 0):
+                    at = x0 + (0 - r0) * (x1 - x0) / (r1 - r0) if numeric and r1 != r0 else None
+                    crossings.append(f"{'pays → loses' if r0 > 0 else 'loses → pays'} between {_label(x0)} and "
+                                     f"{_label(x1)}" + ("" if at is None else f" (≈ {at:,.3g})"))
+            row["attack pays at"] = ", ".join(_label(v) for v in pays) or "nowhere"
+            row["ROI crosses zero"] = "; ".join(crossings) or (
+                "never: pays everywhere" if pays and len(pays) == len(pts) else "never: loses everywhere"
+                if pts else "no data")
+            row["best ROI"] = f"{np.nanmax(g.mean[i]) * 100:+.1f}%" if pts else ""
+            rows.append(row)
+    return rows
+
+
+def frontier_figure(runs: pl.DataFrame, x: str, y: str, facet: str | None = None) -> go.Figure:
+    """The frontier as a line: for each ``y``, the interpolated ``x`` where mean attacker ROI first
+    crosses zero (numeric ``x`` only); rows that never cross are marked at the edge of the range."""
     fig = go.Figure()
-    if numeric and len(xs) > 1 and len(ys) > 1:
-        fig.add_trace(go.Contour(x=xs, y=ys, z=z, colorscale="RdBu_r", zmid=0, contours=dict(showlabels=True),
-                                 colorbar=dict(title="attacker ROI")))
-        fig.add_trace(go.Contour(x=xs, y=ys, z=z, contours=dict(start=0, end=0, size=1, coloring="none"),
-                                 line=dict(color="black", width=3), showscale=False, name="ROI = 0 (frontier)"))
-        finite = z[np.isfinite(z)]
-        if finite.size and (finite.max() < 0 or finite.min() > 0):
-            side = "loses" if finite.max() < 0 else "pays"
-            fig.add_annotation(text=f"no frontier in this range: the attack {side} everywhere", showarrow=False,
-                               xref="paper", yref="paper", x=0.5, y=1.08)
-    else:
-        fig.add_annotation(text="the frontier needs two numeric swept parameters", showarrow=False)
-    return layout(fig, "Attack-profitability frontier (black: attacker ROI = 0)", x, y)
+    for title, d in _facets(runs, facet):
+        g = grid(d, x, y, "attacker_roi")
+        if not all(_is_number(v) for v in g.xs):
+            continue
+        fx, fy, never = [], [], []
+        for i, yv in enumerate(g.ys):
+            pts = [(xv, r) for xv, r in zip(g.xs, g.mean[i]) if np.isfinite(r)]
+            cross = next(((x0 + (0 - r0) * (x1 - x0) / (r1 - r0)) for (x0, r0), (x1, r1) in zip(pts, pts[1:])
+                          if (r0 > 0) != (r1 > 0)), None)
+            if cross is not None:
+                fx.append(cross)
+                fy.append(_label(yv))
+            elif pts:
+                never.append((yv, all(r > 0 for _, r in pts)))
+        name = title or "frontier"
+        fig.add_trace(go.Scatter(x=fx, y=fy, mode="lines+markers", name=name,
+                                 hovertemplate=f"{html.escape(y)} = %{{y}}<br>ROI = 0 at {html.escape(x)} ≈ %{{x:.3g}}"
+                                               "<extra></extra>"))
+        for yv, pays in never:
+            label = "pays over the whole range" if pays else "loses over the whole range"
+            fig.add_trace(go.Scatter(x=[g.xs[-1] if pays else g.xs[0]], y=[_label(yv)], mode="markers",
+                                     marker=dict(symbol="triangle-right" if pays else "triangle-left", size=12,
+                                                 color="#c62828" if pays else "#1565c0"),
+                                     name=label, legendgroup=label,
+                                     showlegend=label not in {t.name for t in fig.data},
+                                     hovertemplate=f"{html.escape(y)} = %{{y}}: attack "
+                                                   f"{'pays' if pays else 'loses'} over the whole range<extra></extra>"))
+    if not fig.data:
+        fig.add_annotation(text="the frontier line needs a numeric x parameter", showarrow=False,
+                           xref="paper", yref="paper")
+    fig.update_yaxes(type="category")
+    return layout(fig, f"Frontier: {x} at which mean attacker ROI crosses 0", x, y)
+
+
+def line_figure(runs: pl.DataFrame, x: str, metric: str) -> go.Figure:
+    """One swept parameter: mean of ``metric`` over replications with ± one standard deviation."""
+    m = METRICS.get(metric, Metric(metric, metric, metric, 1, "{:.4g}", "Viridis", None))
+    g = runs.filter(pl.col(metric).is_not_null()).group_by(x).agg(
+        pl.col(metric).mean().alias("mean"), pl.col(metric).std().alias("std"), pl.len().alias("n"))
+    rows = sorted(g.rows(named=True), key=lambda r: _key(r[x]))
+    fig = go.Figure(go.Scatter(
+        x=[r[x] if _is_number(r[x]) else str(r[x]) for r in rows], y=[r["mean"] * m.scale for r in rows],
+        error_y=dict(array=[(r["std"] or 0) * m.scale for r in rows]), mode="lines+markers", name=m.title,
+        customdata=[r["n"] for r in rows], hovertemplate="%{x}: %{y:.4g} ± %{error_y.array:.2g} (%{customdata} runs)"
+                                                         "<extra></extra>"))
+    if m.zmid is not None:
+        fig.add_hline(y=m.zmid, line=dict(color="#bdbdbd"))
+    return layout(fig, f"{m.title} — mean ± sd over replications", x, m.unit)
 
 
 def sweep_figures(runs: pl.DataFrame, x: str | None = None, y: str | None = None,
-                  failures: pl.DataFrame | None = None) -> list[tuple[str, object]]:
+                  failures: pl.DataFrame | None = None, manifest: dict | None = None) -> list[tuple[str, object]]:
     """The report's sections from the runs table (one row per run: parameters + summary)."""
-    params = parameter_columns(runs)
-    x = x or (params[0] if params else None)
-    y = y or (params[1] if len(params) > 1 else None)
+    params = parameter_columns(runs, manifest)
+    dx, dy = default_axes(runs, manifest)
+    x = x or dx
+    y = y or (dy if dy != x else next((p for p in params if p != x), None))
+    rest = [p for p in params if p not in (x, y)]
+    facet = rest[0] if rest and runs[rest[0]].n_unique() <= MAX_FACETS else None
+    averaged = [p for p in rest if p != facet]
+    attack = [m for m in ATTACK_METRICS if m in runs.columns and runs[m].drop_nulls().len()]
+    metrics = attack or [m for m in ("honest_profit", "accuracy_final") if m in runs.columns]
     sections: list[tuple[str, object]] = []
+    if averaged:
+        sections.append(("Note", f"<p class='note'>Averaged over {', '.join(map(html.escape, averaged))} as well "
+                                  "as replications; choose other axes with <code>--x</code> and <code>--y</code>.</p>"))
     if x and y:
-        for metric in METRICS:
-            if metric in runs.columns and runs[metric].drop_nulls().len():
-                sections.append((METRICS[metric][0], heatmap_figure(runs, x, y, metric)))
-        if "attacker_roi" in runs.columns and runs["attacker_roi"].drop_nulls().len():
-            sections.append(("Frontier", frontier_figure(runs, x, y)))
+        for metric in metrics:
+            sections.append((METRICS[metric].title, heatmap_figure(runs, x, y, metric, facet)))
+        if "attacker_roi" in attack:
+            sections.append(("Frontier: where the attack stops paying", frontier_figure(runs, x, y, facet)))
+            sections.append(("Frontier by row", table_html(pl.DataFrame(frontier_rows(runs, x, y, facet)))))
     elif x:
-        for metric in METRICS:
-            if metric in runs.columns and runs[metric].drop_nulls().len():
-                g = runs.group_by(x).agg(pl.col(metric).mean().alias("mean"), pl.col(metric).std().alias("std")).sort(x)
-                fig = go.Figure(go.Scatter(x=g[x], y=g["mean"], error_y=dict(array=g["std"].fill_null(0)), mode="lines+markers"))
-                sections.append((METRICS[metric][0], layout(fig, METRICS[metric][0], x, METRICS[metric][1])))
-    shown = ["run_id", "replication", *params] + [c for c in ("attacker_roi", "accuracy_drop_final", "honest_profit",
-                                                             "accuracy_final", "money_conserved") if c in runs.columns]
-    sections.append(("Runs (click a header to sort)", table_html(runs.select(shown))))
+        for metric in metrics:
+            sections.append((METRICS[metric].title, line_figure(runs, x, metric)))
+    shown = [c for c in ("run_id", "replication", "seed") if c in runs.columns] + params + \
+        [c for c in TABLE_METRICS if c in runs.columns]
+    table = runs.select(shown).sort([*params, "replication"] if "replication" in runs.columns else params)
+    sections.append((f"Runs ({runs.height}; click a header to sort)", table_html(table)))
     if failures is not None and failures.height:
-        sections.append((f"Failures ({failures.height})", table_html(failures.select("run_id", "error_type", "message"))))
+        cols = [c for c in ("run_id", "replication", "parameters", "error_type", "message") if c in failures.columns]
+        sections.append((f"Failures ({failures.height})", table_html(failures.select(cols))))
     return sections
 
 
-def build_sweep_report(sweep_dir: str | Path, x: str | None = None, y: str | None = None) -> Path:
-    """Write ``sweep_dir/report.html``; ``x``/``y`` pick the heatmap axes (default: the first two
-    swept parameters)."""
+def _describe(manifest: dict) -> tuple[str, str]:
+    try:
+        spec = tomllib.loads(manifest.get("sweep_file") or "")
+    except tomllib.TOMLDecodeError:
+        spec = {}
+    return str(spec.get("name", "")), str(spec.get("description", ""))
+
+
+def build_sweep_report(sweep_dir: str | Path, x: str | None = None, y: str | None = None,
+                       out: str | Path | None = None) -> Path:
+    """Write the report of a sweep folder (default ``sweep_dir/report.html``); ``x``/``y`` pick the
+    heatmap axes (dotted parameter paths; default: the numeric parameters with the most values)."""
     from sum_abm.errors import InputError
     from sum_abm.sweeps import load_sweep
 
     d = Path(sweep_dir)
     runs = load_sweep(d).collect()
+    manifest = json.loads((d / "sweep.json").read_text()) if (d / "sweep.json").exists() else {}
+    params = parameter_columns(runs, manifest)
     for axis, name in (("--x", x), ("--y", y)):
-        if name is not None and name not in runs.columns:
-            raise InputError(f"{d}: {axis} {name!r}: not a swept parameter (have {parameter_columns(runs)})")
+        if name is not None and name not in params:
+            raise InputError(f"{d}: {axis} {name!r}: not a swept parameter with more than one value "
+                             f"(have: {', '.join(params) or 'none'})")
+    if x is not None and x == y:
+        raise InputError(f"{d}: --y {y!r}: must differ from --x")
     fail_f = d / "failures.parquet"
     failures = pl.read_parquet(fail_f) if fail_f.exists() else None
-    manifest = json.loads((d / "sweep.json").read_text()) if (d / "sweep.json").exists() else {}
-    n_total = len(manifest.get("runs", [])) or runs.height
-    intro = (f"{runs.height} of {n_total} runs finished"
-             + (f", {failures.height} failed" if failures is not None and failures.height else "")
-             + f"; swept: {', '.join(parameter_columns(runs)) or 'nothing'}")
-    return page(f"sum_abm sweep report — {d.name}", intro, sweep_figures(runs, x, y, failures), d / "report.html")
+    if failures is not None and "error_type" not in failures.columns:
+        failures = None  # an empty failures file (every failed run later succeeded)
+    total = len(manifest.get("runs", [])) or runs.height
+    n_failed = failures.height if failures is not None else 0
+    name, desc = _describe(manifest)
+    reps = runs["replication"].n_unique() if "replication" in runs.columns else 1
+    intro = (f"{html.escape(desc)}<br>" if desc else "") + (
+        f"{runs.height:,} of {total:,} runs finished" + (f", <span class='bad'>{n_failed} failed</span>" if n_failed else "")
+        + f"; {reps} replication{'s' * (reps != 1)} per point; swept: "
+        + (", ".join(f"{html.escape(p)} ({runs[p].n_unique()} values)" for p in params) or "nothing"))
+    if runs.height < total - n_failed:
+        intro += " <span class='bad'>(sweep incomplete: resume it to finish)</span>"
+    kpis = []
+    if "attacker_roi" in runs.columns and runs["attacker_roi"].drop_nulls().len():
+        roi = runs["attacker_roi"].drop_nulls()
+        kpis = [("runs where the attack paid", f"{(roi > 0).sum():,} of {roi.len():,}"),
+                ("best attacker ROI", f"{roi.max():+.1%}")]
+        if "accuracy_drop_final" in runs.columns and runs["accuracy_drop_final"].drop_nulls().len():
+            kpis.append(("worst accuracy destroyed (final)", f"{runs['accuracy_drop_final'].max() * 100:+.1f} points"))
+    if "money_conserved" in runs.columns and not runs["money_conserved"].all():
+        kpis.append(("runs that did NOT conserve money", f"{(~runs['money_conserved']).sum():,}"))
+    sections = ([("Summary", kpis_html(kpis))] if kpis else []) + sweep_figures(runs, x, y, failures, manifest)
+    title = f"sum_abm sweep report — {name or d.name}"
+    return page(title, intro, sections, Path(out) if out else d / "report.html")
+
+
+__all__ = ["METRICS", "build_sweep_report", "default_axes", "frontier_edges", "frontier_rows", "grid",
+           "heatmap_figure", "parameter_columns", "sweep_figures"]
