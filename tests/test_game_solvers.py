@@ -1,37 +1,74 @@
-"""Game solvers on games with known answers, injected as payoff tables."""
+"""Game solvers on games with known answers, injected as polars payoff tables (profile, role,
+strategy, mean, stderr, n), exactly what the market runner writes."""
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
+import polars as pl
 import pytest
 
-from sum_abm.game.solvers import Game, best_deviation, bisect_zero, mixed_equilibria, mixed_regret, pure_equilibria, \
-    regret, replicator
+from sum_abm.game.solvers import (Game, SymmetricGame, best_deviation, bisect_zero, compositions, deviations,
+                                  mixed_equilibria, mixed_regret, plausible_equilibria, pure_equilibria, regret,
+                                  replicator)
+
+
+def table(roles: list[str], strategies: list[list[str]], payoff, stderr=None) -> pl.DataFrame:
+    """A payoff table from a function profile -> payoff of every role (as the runner would write it)."""
+    rows = []
+    for prof in itertools.product(*strategies):
+        pays = payoff(prof)
+        ses = stderr(prof) if stderr else [0.0] * len(roles)
+        label = " | ".join(f"{r}={s}" for r, s in zip(roles, prof))
+        for r, s, m, se in zip(roles, prof, pays, ses):
+            rows.append({"profile": label, "role": r, "strategy": s, "mean": float(m), "stderr": float(se), "n": 5})
+    return pl.DataFrame(rows)
+
+
+PD = {("C", "C"): (3, 3), ("C", "D"): (0, 5), ("D", "C"): (5, 0), ("D", "D"): (1, 1)}
 
 
 def pd() -> Game:
-    # rows: player 1 (C, D); columns: player 2 (C, D)
-    a = [[3, 0], [5, 1]]
-    return Game.exact(["p1", "p2"], [["C", "D"], ["C", "D"]], [a, np.transpose(a)])
+    return Game.from_table(table(["p1", "p2"], [["C", "D"], ["C", "D"]], lambda p: PD[p]))
 
 
 def pennies() -> Game:
-    a = np.array([[1, -1], [-1, 1]])
-    return Game.exact(["even", "odd"], [["H", "T"], ["H", "T"]], [a, -a])
+    return Game.from_table(table(["even", "odd"], [["H", "T"], ["H", "T"]],
+                                 lambda p: (1, -1) if p[0] == p[1] else (-1, 1)))
 
 
-def three_player() -> Game:
-    # each player gets 1 when it matches the majority of the other two, else 0: pure equilibria at
-    # all-same profiles (0,0,0) and (1,1,1)
-    shape = (2, 2, 2)
-    means = []
-    for r in range(3):
-        u = np.zeros(shape)
-        for p in np.ndindex(shape):
-            others = [p[i] for i in range(3) if i != r]
-            u[p] = 1.0 if others.count(p[r]) >= 1 and (others[0] == others[1] == p[r]) else 0.0
-        means.append(u)
-    return Game.exact(["a", "b", "c"], [["x", "y"]] * 3, means)
+def jordan() -> Game:
+    # a wants to match b, b wants to match c, c wants to differ from a: no pure equilibrium, the
+    # unique equilibrium is everyone mixing 1/2-1/2
+    return Game.from_table(table(["a", "b", "c"], [["x", "y"]] * 3,
+                                 lambda p: (float(p[0] == p[1]), float(p[1] == p[2]), float(p[2] != p[0]))))
+
+
+def majority() -> Game:
+    # each player earns 1 when both others play its strategy: the all-same profiles are equilibria
+    return Game.from_table(table(["a", "b", "c"], [["x", "y"]] * 3,
+                                 lambda p: [float(all(p[j] == p[i] for j in range(3))) for i in range(3)]))
+
+
+def test_table_round_trip_and_arrays():
+    g = pd()
+    assert g.roles == ["p1", "p2"] and g.strategies == [["C", "D"], ["C", "D"]]
+    assert g.means[0].tolist() == [[3, 0], [5, 1]] and g.means[1].tolist() == [[3, 5], [0, 1]]
+    assert (g.counts[0] == 5).all()
+    back = g.to_table()
+    assert back.height == 8 and back.columns == ["profile", "role", "strategy", "mean", "stderr", "n"]
+    assert Game.from_table(back).means[1].tolist() == g.means[1].tolist()
+
+
+def test_table_errors():
+    t = table(["p1", "p2"], [["C", "D"], ["C", "D"]], lambda p: PD[p])
+    with pytest.raises(ValueError, match="appears twice"):
+        Game.from_table(pl.concat([t, t.head(1)]))
+    with pytest.raises(ValueError, match="missing columns"):
+        Game.from_table(t.drop("mean"))
+    with pytest.raises(ValueError, match=r"row strategy 'C' is not p2's strategy in 'p1=C \| p2=D'"):
+        Game.from_table(t.with_columns(pl.lit("C").alias("strategy")))
 
 
 def test_prisoners_dilemma():
@@ -39,9 +76,14 @@ def test_prisoners_dilemma():
     assert pure_equilibria(g) == [(1, 1)]
     assert regret(g, (1, 1)) == 0
     dev = best_deviation(g, (0, 0))  # from mutual cooperation, defecting gains 5 - 3
-    assert dev.gain == pytest.approx(2) and dev.strategy == 1
+    assert (dev.role, dev.strategy, dev.gain) == (0, 1, pytest.approx(2))
+    # at the equilibrium the best deviation loses 1 - 0 = 1 (either player back to C)
+    at_eq = best_deviation(g, (1, 1))
+    assert at_eq.gain == pytest.approx(-1) and at_eq.regret == 0
+    assert regret(g, (0, 1)) == pytest.approx(1)  # p1 cooperating against D: switching gains 1 - 0
     eqs, method = mixed_equilibria(g)
-    assert any(np.allclose(e[0], [0, 1]) and np.allclose(e[1], [0, 1]) for e in eqs)
+    assert "nashpy" in method and len(eqs) == 1
+    assert np.allclose(eqs[0][0], [0, 1]) and np.allclose(eqs[0][1], [0, 1])
 
 
 def test_matching_pennies_has_only_the_mixed_equilibrium():
@@ -51,35 +93,109 @@ def test_matching_pennies_has_only_the_mixed_equilibrium():
     assert len(eqs) == 1 and np.allclose(eqs[0][0], [0.5, 0.5]) and np.allclose(eqs[0][1], [0.5, 0.5])
     assert mixed_regret(g, eqs[0]) == pytest.approx(0, abs=1e-12)
     assert regret(g, (0, 0)) == pytest.approx(2)  # the odd player gains 1 - (-1) by switching
+    assert best_deviation(g, (0, 0)).role == 1
+    assert mixed_regret(g, [np.array([1.0, 0.0]), np.array([0.5, 0.5])]) == pytest.approx(1)  # odd: T pays 1 vs 0
 
 
-def test_three_players_and_replicator():
-    g = three_player()
+def test_three_player_pure_equilibria_and_regret():
+    g = majority()
     assert set(pure_equilibria(g)) == {(0, 0, 0), (1, 1, 1)}
-    assert regret(g, (0, 1, 0)) == pytest.approx(1)
+    assert regret(g, (0, 0, 0)) == 0 and regret(g, (1, 1, 1)) == 0
+    # (x, y, x): b switching to x makes everyone agree, b gains 1 - 0
+    d = best_deviation(g, (0, 1, 0))
+    assert (d.role, d.strategy, d.gain) == (1, 0, pytest.approx(1))
     traj = replicator(g, start=[np.array([0.7, 0.3])] * 3, steps=3000)
     assert traj[-1][0][0] > 0.99  # the majority strategy takes over
+    eqs, method = mixed_equilibria(g)
+    pure = [e for e in eqs if all(m.max() == 1 for m in e)]
+    assert len(pure) == 2 and all(mixed_regret(g, e) < 1e-9 for e in eqs)
+
+
+def test_three_player_unique_mixed_equilibrium():
+    g = jordan()
+    assert pure_equilibria(g) == []
+    assert all(regret(g, p) == pytest.approx(1) for p in g.profiles())  # someone always gains 1
+    eqs, method = mixed_equilibria(g)
+    assert len(eqs) == 1, (method, eqs)
+    assert all(np.allclose(m, [0.5, 0.5]) for m in eqs[0])
+    assert mixed_regret(g, eqs[0]) == pytest.approx(0, abs=1e-9)
 
 
 def test_confidence_interval_on_a_deviation_gain():
-    g = Game(["r", "c"], [["a", "b"], ["a", "b"]], [np.array([[1.0, 0], [1.5, 0]]), np.zeros((2, 2))],
-             [np.array([[0.3, 0], [0.4, 0]]), np.zeros((2, 2))])
+    t = table(["r", "c"], [["a", "b"], ["a", "b"]], lambda p: ({"a": 1.0, "b": 1.5}[p[0]] if p[1] == "a" else 0.0, 0.0),
+              stderr=lambda p: ({"a": 0.3, "b": 0.4}[p[0]] if p[1] == "a" else 0.0, 0.0))
+    g = Game.from_table(t)
     dev = best_deviation(g, (0, 0))
     assert dev.gain == pytest.approx(0.5)
-    assert dev.ci_low == pytest.approx(0.5 - 1.959964 * 0.5, rel=1e-5) and dev.ci_low < 0 < dev.ci_high
+    half = 1.959964 * 0.5  # hypot(0.3, 0.4) = 0.5
+    assert dev.ci_low == pytest.approx(0.5 - half, rel=1e-5) and dev.ci_high == pytest.approx(0.5 + half, rel=1e-5)
+    assert not dev.significant
+    # (a, a) is not an equilibrium of the means, but the noise cannot rule it out
+    assert (0, 0) not in pure_equilibria(g) and (0, 0) in plausible_equilibria(g)
+    assert len(deviations(g, (0, 0))) == 2
+
+
+def test_sampled_table_leaves_unrun_profiles_out():
+    t = table(["p1", "p2"], [["C", "D"], ["C", "D"]], lambda p: PD[p]).filter(pl.col("profile") != "p1=D | p2=D")
+    g = Game.from_table(t, strategies=[["C", "D"], ["C", "D"]])
+    assert np.isnan(g.means[0][1, 1]) and not g.complete((1, 1))
+    # (C, D): p2's deviation loses 5 - 3, but p1's deviation (to the unrun (D, D)) is unknown, so
+    # neither it nor (D, C) may be called an equilibrium
+    assert best_deviation(g, (0, 1)).gain == pytest.approx(-2) and len(deviations(g, (0, 1))) == 1
+    assert pure_equilibria(g) == [] and plausible_equilibria(g) == []
+    assert best_deviation(g, (0, 0)).gain == pytest.approx(2)
+    assert g.to_table().height == 6
+
+
+def hawk_dove() -> SymmetricGame:
+    # two players, V = 2, C = 4: HH -1 each, HD 2 vs 0, DD 1 each; the symmetric equilibrium plays H w.p. V/C
+    return SymmetricGame(2, ["H", "D"], {(2, 0): np.array([-1.0, np.nan]), (1, 1): np.array([2.0, 0.0]),
+                                         (0, 2): np.array([np.nan, 1.0])})
+
+
+def threshold(n: int = 5) -> SymmetricGame:
+    # honest earns 2 x (number of honest players, itself included); careless earns 6 whatever happens
+    pay = {c: np.array([2.0 * c[0] if c[0] else np.nan, 6.0 if c[1] else np.nan]) for c in compositions(n, 2)}
+    return SymmetricGame(n, ["honest", "careless"], pay)
+
+
+def test_compositions():
+    assert compositions(2, 2) == [(2, 0), (1, 1), (0, 2)]
+    assert len(compositions(4, 3)) == 15 and all(sum(c) == 4 for c in compositions(4, 3))
+
+
+def test_symmetric_games_known_equilibria():
+    eqs = hawk_dove().equilibria()
+    assert len(eqs) == 1 and np.allclose(eqs[0], [0.5, 0.5])
+    g = threshold()
+    # others honest with probability 3/4: E[honest] = 2 (1 + 4 x 3/4) = 8; careless 6
+    assert np.allclose(g.strategy_payoffs(np.array([0.75, 0.25])), [8.0, 6.0])
+    eqs = g.equilibria()  # all honest, all careless, and the unstable mix at 1/2
+    assert len(eqs) == 3 and np.allclose(eqs[0], [1, 0]) and np.allclose(eqs[1], [0.5, 0.5]) and np.allclose(eqs[2], [0, 1])
+    assert all(g.regret(e) < 1e-9 for e in eqs)
+    assert g.regret(np.array([0.75, 0.25])) == pytest.approx(8 - (0.75 * 8 + 0.25 * 6))
+    # the mix is unstable: the replicator leaves it towards the nearer pure equilibrium
+    assert g.replicator(np.array([0.6, 0.4]), steps=3000)[-1][0] > 0.99
+    assert g.replicator(np.array([0.4, 0.6]), steps=3000)[-1][1] > 0.99
+    hd = hawk_dove().replicator(np.array([0.9, 0.1]), steps=4000)
+    assert np.allclose(hd[-1], [0.5, 0.5], atol=1e-3)  # the hawk-dove mix is stable
 
 
 def test_bisection_finds_the_known_crossing():
-    calls = []
-
-    def f(x):
-        calls.append(x)
-        return 2.0 * (x - 3.7), 0.0
-
-    c = bisect_zero(f, 0.0, 10.0, iterations=20)
-    assert abs(c.estimate - 3.7) < 1e-4 and c.low <= 3.7 <= c.high
-    rng = np.random.default_rng(0)
-    noisy = bisect_zero(lambda x: (x - 3.7 + rng.normal(0, 0.01), 0.01), 0.0, 10.0, iterations=12)
-    assert noisy.low - 0.05 <= 3.7 <= noisy.high + 0.05
-    with pytest.raises(ValueError):
+    c = bisect_zero(lambda x: (2.0 * (x - 3.7), 0.0), 0.0, 10.0, iterations=20)
+    assert abs(c.estimate - 3.7) < 1e-4 and c.low <= 3.7 <= c.high and c.high - c.low <= 10 / 2 ** 20
+    with pytest.raises(ValueError, match="no crossing"):
         bisect_zero(lambda x: (1.0 + x, 0.0), 0.0, 1.0)
+
+
+def test_bisection_with_replications_on_a_noisy_payoff():
+    rng = np.random.default_rng(7)
+
+    def roi(x, reps=40):  # a decreasing payoff with noise sd 0.5, averaged over replications
+        draws = 1.5 - 0.4 * x + rng.normal(0, 0.5, reps)
+        return float(draws.mean()), float(draws.std(ddof=1) / np.sqrt(reps))
+
+    c = bisect_zero(roi, 0.0, 10.0, iterations=12)  # crosses at 3.75
+    assert c.low <= 3.75 <= c.high
+    assert abs(c.estimate - 3.75) < 0.5 and c.high - c.low < 2.6
+    assert all(np.sign(m) == np.sign(1.5 - 0.4 * x) or abs(m) < 2 * s for x, m, s in c.evaluations)

@@ -20,21 +20,9 @@ import polars as pl
 
 from sum_abm.errors import InputError
 from sum_abm.game.empirical import EmpiricalGame
-from sum_abm.game.solvers import Z95
+from sum_abm.game.solvers import Z95, compositions
 
 Option = int | tuple[int, ...]  # a strategy index, or a count vector for a symmetric role
-
-
-def compositions(n: int, k: int) -> list[tuple[int, ...]]:
-    """Every way to split n players over k strategies (count vectors), first strategy first."""
-    out = []
-    for cut in itertools.combinations(range(n + k - 1), k - 1):
-        parts, prev = [], -1
-        for c in (*cut, n + k - 1):
-            parts.append(c - prev - 1)
-            prev = c
-        out.append(tuple(parts))
-    return sorted(out, reverse=True)
 
 
 def role_options(game: EmpiricalGame) -> list[list[Option]]:
