@@ -295,9 +295,14 @@ def sweep_figures(runs: pl.DataFrame, x: str | None = None, y: str | None = None
     table = runs.select(shown).sort([*params, "replication"] if "replication" in runs.columns else params)
     sections.append((f"Runs ({runs.height}; click a header to sort)", table_html(table)))
     if failures is not None and failures.height:
-        cols = [c for c in ("run_id", "replication", "parameters", "error_type", "message") if c in failures.columns]
-        sections.append((f"Failures ({failures.height})", table_html(failures.select(cols))))
+        sections.append((f"Failures ({failures.height})", failure_table(failures)))
     return sections
+
+
+def failure_table(failures: pl.DataFrame) -> str:
+    """The runs that raised: id, parameters, error type and message (the traceback is in the file)."""
+    cols = [c for c in ("run_id", "replication", "parameters", "error_type", "message") if c in failures.columns]
+    return table_html(failures.select(cols))
 
 
 def _describe(manifest: dict) -> tuple[str, str]:
@@ -313,10 +318,16 @@ def build_sweep_report(sweep_dir: str | Path, x: str | None = None, y: str | Non
     """Write the report of a sweep folder (default ``sweep_dir/report.html``); ``x``/``y`` pick the
     heatmap axes (dotted parameter paths; default: the numeric parameters with the most values)."""
     from sum_abm.errors import InputError
-    from sum_abm.sweeps import load_sweep
+    from sum_abm.sweeps import load_failures, load_sweep
 
     d = Path(sweep_dir)
-    runs = load_sweep(d).collect()
+    failures = load_failures(d)
+    try:
+        runs = load_sweep(d).collect()
+    except InputError:
+        if not failures.height:
+            raise
+        runs = pl.DataFrame()  # every run so far failed: the report shows why
     manifest = json.loads((d / "sweep.json").read_text()) if (d / "sweep.json").exists() else {}
     params = parameter_columns(runs, manifest)
     for axis, name in (("--x", x), ("--y", y)):
@@ -325,12 +336,8 @@ def build_sweep_report(sweep_dir: str | Path, x: str | None = None, y: str | Non
                              f"(have: {', '.join(params) or 'none'})")
     if x is not None and x == y:
         raise InputError(f"{d}: --y {y!r}: must differ from --x")
-    fail_f = d / "failures.parquet"
-    failures = pl.read_parquet(fail_f) if fail_f.exists() else None
-    if failures is not None and "error_type" not in failures.columns:
-        failures = None  # an empty failures file (every failed run later succeeded)
     total = len(manifest.get("runs", [])) or runs.height
-    n_failed = failures.height if failures is not None else 0
+    n_failed = failures.height
     name, desc = _describe(manifest)
     reps = runs["replication"].n_unique() if "replication" in runs.columns else 1
     intro = (f"{html.escape(desc)}<br>" if desc else "") + (
@@ -348,7 +355,10 @@ def build_sweep_report(sweep_dir: str | Path, x: str | None = None, y: str | Non
             kpis.append(("worst accuracy destroyed (final)", f"{runs['accuracy_drop_final'].max() * 100:+.1f} points"))
     if "money_conserved" in runs.columns and not runs["money_conserved"].all():
         kpis.append(("runs that did NOT conserve money", f"{(~runs['money_conserved']).sum():,}"))
-    sections = ([("Summary", kpis_html(kpis))] if kpis else []) + sweep_figures(runs, x, y, failures, manifest)
+    if runs.height:
+        sections = ([("Summary", kpis_html(kpis))] if kpis else []) + sweep_figures(runs, x, y, failures, manifest)
+    else:
+        sections = [(f"Failures ({n_failed})", failure_table(failures))]
     title = f"sum_abm sweep report — {name or d.name}"
     return page(title, intro, sections, Path(out) if out else d / "report.html")
 

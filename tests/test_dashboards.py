@@ -293,3 +293,28 @@ def test_report_cli_for_run_and_sweep_and_bad_folders(run_dir, tmp_path):
     r = subprocess.run(CLI + ["report", str(tmp_path / "sw"), "--x", "agents.attacker.count", "--y",
                               "mechanism.cost_weight"], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
+
+
+def test_sweep_report_from_parts_with_failures_and_an_all_failed_sweep(tmp_path):
+    runs = _runs()
+    (tmp_path / "sw" / "runs").mkdir(parents=True)
+    for part in runs.partition_by("run_id"):
+        part.write_parquet(tmp_path / "sw" / "runs" / f"{part['run_id'][0]}.parquet")
+    fail = pl.DataFrame({"run_id": ["9-9-9-0"], "replication": [0], "seed": [5],
+                         "parameters": ['{"mechanism.cost_weight": 9}'], "error_type": ["InputError"],
+                         "message": ["boom: the learner diverged"], "traceback": ["..."]})
+    fail.write_parquet(tmp_path / "sw" / "failures.parquet")
+    text = build_sweep_report(tmp_path / "sw").read_text()
+    assert "12 of 12 runs finished" in text and "1 failed" in text and "boom: the learner diverged" in text
+    assert "9 of 12" not in text and "runs where the attack paid" in text
+    # the attack pays in the 4 runs at cost weight 1 (ROI 0.2 and 0.22 for both budgets)
+    assert "<b>4 of 12</b>" in text
+    (tmp_path / "dead" / "runs").mkdir(parents=True)
+    fail.write_parquet(tmp_path / "dead" / "failures.parquet")
+    text = build_sweep_report(tmp_path / "dead").read_text()
+    assert "Failures (1)" in text and "boom" in text
+    from sum_abm.errors import InputError
+
+    (tmp_path / "empty" / "runs").mkdir(parents=True)
+    with pytest.raises(InputError, match="no run has finished"):
+        build_sweep_report(tmp_path / "empty")
