@@ -3,6 +3,7 @@ and a real Ray cluster started by the test (stopped by its PID, never `ray stop`
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -16,7 +17,8 @@ import polars as pl
 import pytest
 
 from sum_abm.errors import InputError
-from sum_abm.sweeps import load_agents, load_sweep, load_sweep_file, run_many
+from sum_abm.scenario import load_scenario
+from sum_abm.sweeps import engine, load_agents, load_failures, load_sweep, load_sweep_file, run_many
 from sum_abm.sweeps.spec import SweepSpec, expand, runs_for
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -24,11 +26,12 @@ CLI = [sys.executable, "-c", "from sum_abm.cli import main; main()"]
 TINY = {"data.n_rows": [800], "run.max_time_s": [1_728_000]}
 
 
-def write_sweep(tmp: Path, grid: dict, zip_: dict | None = None, reps: int = 1, extra: str = "") -> Path:
+def write_sweep(tmp: Path, grid: dict, zip_: dict | None = None, reps: int = 1, extra: str = "",
+                base: str | None = None) -> Path:
     def toml_val(v):
         return "[" + ", ".join(repr(x).replace("'", '"').replace("True", "true").replace("False", "false") for x in v) + "]"
 
-    lines = [f'base = "{ROOT / "scenarios" / "quickstart.toml"}"', "seed = 5", f"replications = {reps}", extra, "[grid]"]
+    lines = [f'base = "{base or ROOT / "scenarios" / "quickstart.toml"}"', "seed = 5", f"replications = {reps}", extra, "[grid]"]
     lines += [f'"{k}" = {toml_val(v)}' for k, v in grid.items()]
     lines += ["[zip]"] + [f'"{k}" = {toml_val(v)}' for k, v in (zip_ or TINY).items()]
     p = tmp / "sweep.toml"
@@ -55,15 +58,38 @@ def test_expansion_ids_and_seeds_are_stable():
     draws = expand(rnd)
     assert len(draws) == 5 and all(1 <= d["p"] < 100 and d["q"] in "uv" for d in draws)
     assert draws == expand(rnd)  # deterministic from the root seed
+    more = SweepSpec.model_validate({"base": "x", "seed": 1, "random": {"count": 8, "params": {
+        "p": {"dist": "loguniform", "low": 1, "high": 100}, "q": {"dist": "choice", "values": ["u", "v"]},
+        "r": {"dist": "integer", "low": 2, "high": 4}}}})
+    grown = expand(more)
+    assert [{k: d[k] for k in ("p", "q")} for d in grown[:5]] == draws  # more draws, one more parameter: same old draws
+    assert {d["r"] for d in grown} <= {2, 3, 4} and all(isinstance(d["r"], int) for d in grown)
+    grid_zip = SweepSpec(base="x", grid={"a": [1, 2, 3]}, zip={"b": [1, 2], "c": [3, 4]},
+                         random={"count": 2, "params": {"d": {"dist": "uniform", "low": 0, "high": 1}}})
+    assert len(expand(grid_zip)) == 3 * 2 * 2  # grid x zip rows x draws
+
+
+def test_batch_size_batches_only_short_runs():
+    assert engine.batch_size([], 1000, 2) == 1  # nothing measured yet: one run per task
+    assert engine.batch_size([0.5, 0.4, 0.6], 1000, 2) == 1  # long runs: one task each
+    assert engine.batch_size([0.025] * 10, 1000, 2) == 1  # at the threshold (20 ms) and above: one each
+    assert engine.batch_size([0.005] * 10, 1000, 2) == 11  # 5 ms runs: ~50 ms per task
+    assert engine.batch_size([0.005] * 10, 20, 2) == 5  # the tail: at least two tasks per core remain
+    assert engine.batch_size([1e-6] * 10, 10**6, 2) == engine.MAX_BATCH
 
 
 @pytest.mark.parametrize("grid, expected", [
     ({"mechanism.speed": [1]}, "mechanism.speed: names no scenario field"),
     ({"mechanism.cost_weight": []}, "grid.mechanism.cost_weight: empty list"),
     ({"agents.attacker.count": [0]}, "agents[1].count: expected a value >= 1, got 0"),
+    ({"data.n_rows": [900]}, "zip.data.n_rows: also varied in [grid]"),
+    ({"mechanism.cost_weight": [1], "__extra": '[random]\ncount = 2\n[random.params]\n"run.seed" = '
+      '{ dist = "integer", low = 0.5, high = 3 }'}, "integer needs whole-number bounds"),
+    ({"mechanism.cost_weight": [1], "__base": "nowhere.toml"}, "base: no scenario file 'nowhere.toml'"),
 ])
 def test_bad_sweeps_fail_before_running(tmp_path, grid, expected):
-    f = write_sweep(tmp_path, grid)
+    grid = dict(grid)
+    f = write_sweep(tmp_path, grid, extra=grid.pop("__extra", ""), base=grid.pop("__base", None))
     with pytest.raises(InputError, match=expected.replace("[", r"\[").replace("]", r"\]")) as err:
         load_sweep_file(f)
     assert str(err.value).startswith(str(f))
@@ -99,6 +125,85 @@ def test_serial_and_ray_give_identical_parquet_content(tmp_path, ray_local):
     base = load_scenario(ROOT / "scenarios" / "quickstart.toml", {"data.n_rows": 800, "run.max_time_s": 1_728_000})
     t = run_many(base, [{"mechanism.cost_weight": 2}], tmp_path / "many", replications=2, root_seed=1, serial=True)
     assert len(t) == 2 and set(t["mechanism.cost_weight"]) == {2}
+
+
+SMALL = {"data.n_rows": 800, "run.max_time_s": 1_728_000}
+
+
+@pytest.mark.ray
+def test_a_run_that_raises_is_recorded_and_the_sweep_goes_on(tmp_path, ray_local):
+    # The data file exists when the sweep is validated but not where the run happens (a cluster node
+    # without it): the run raises, lands in failures.parquet, and the other runs finish.
+    base = load_scenario(ROOT / "scenarios" / "quickstart.toml", SMALL)
+    gone = tmp_path / "gone.csv"
+    points = [{"mechanism.cost_weight": 1}, {"data.kind": "csv", "data.path": str(gone)}, {"mechanism.cost_weight": 2}]
+    frames = {}
+    for mode, serial in (("serial", True), ("ray", False)):
+        t = run_many(base, points, tmp_path / mode, root_seed=4, serial=serial, baseline=False)
+        assert t.height == 2 and sorted(t["mechanism.cost_weight"].to_list()) == [1, 2]
+        f = load_failures(tmp_path / mode)
+        assert f.height == 1 and f["error_type"][0] == "InputError" and "no such file" in f["message"][0]
+        assert '"data.kind": "csv"' in f["parameters"][0] and "Traceback" in f["traceback"][0]
+        frames[mode] = (t.sort("run_id"), f.drop("traceback"))
+    assert frames["serial"][0].equals(frames["ray"][0]) and frames["serial"][1].equals(frames["ray"][1])
+    # Resume retries the failed run only: the finished ones are not redone, the failure stays one row.
+    calls = []
+    run_many(base, points, tmp_path / "serial", root_seed=4, serial=True, baseline=False, resume=True,
+             progress=lambda d, f, n: calls.append((d, f, n)))
+    assert calls[0] == (2, 0, 3) and calls[-1] == (3, 1, 3) and load_failures(tmp_path / "serial").height == 1
+    assert load_failures(tmp_path / "nothing").height == 0
+
+
+@pytest.mark.ray
+def test_short_runs_travel_in_batches_with_identical_results(tmp_path, ray_local, monkeypatch):
+    base = load_scenario(ROOT / "scenarios" / "quickstart.toml", {"data.n_rows": 800, "run.max_time_s": 86_400})
+    points = [{"mechanism.cost_weight": w} for w in range(1, 25)]
+    serial = run_many(base, points, tmp_path / "serial", root_seed=2, serial=True, baseline=False)
+    monkeypatch.setattr(engine, "BATCH_BELOW_S", 10.0)  # every run counts as short here
+    monkeypatch.setattr(engine, "BATCH_TARGET_S", 10.0)
+    steps = []
+    batched = run_many(base, points, tmp_path / "ray", root_seed=2, serial=False, baseline=False,
+                       progress=lambda d, f, n: steps.append(d))
+    assert max(b - a for a, b in zip(steps, steps[1:])) > 1  # some task carried several runs
+    assert steps[-1] == 24 and batched.sort("run_id").equals(serial.sort("run_id"))
+    assert load_agents(tmp_path / "ray").collect().sort("run_id", "agent_id").equals(
+        load_sweep(tmp_path / "serial", "agents").collect().sort("run_id", "agent_id"))
+
+
+def test_resume_adds_grown_grid_points_and_refuses_another_base(tmp_path):
+    f = write_sweep(tmp_path, {"mechanism.cost_weight": [1, 2]})
+    from sum_abm import sweep
+
+    sweep(f, tmp_path / "o", serial=True)
+    before = {p.name: p.read_bytes() for p in (tmp_path / "o" / "runs").iterdir()}
+    f = write_sweep(tmp_path, {"mechanism.cost_weight": [1, 2, 3]})
+    calls = []
+    t = sweep(f, tmp_path / "o", serial=True, resume=True, progress=lambda d, fl, n: calls.append(d))
+    assert calls == [2, 3] and t.height == 3  # only the new point ran
+    assert all((tmp_path / "o" / "runs" / n).read_bytes() == b for n, b in before.items())
+    manifest = json.loads((tmp_path / "o" / "sweep.json").read_text())
+    assert len(manifest["runs"]) == 3 and "mechanism.cost_weight" in manifest["sweep_file"]
+    other = write_sweep(tmp_path, {"mechanism.cost_weight": [1, 2, 3]}, base=str(ROOT / "scenarios" / "attack_label_flip.toml"))
+    other = other.rename(tmp_path / "other.toml")
+    r = subprocess.run(CLI + ["sweep", str(other), "--out", str(tmp_path / "o"), "--resume", "--serial"],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and "another base scenario" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    with pytest.raises(InputError, match="table: expected 'runs' or 'agents'"):
+        load_sweep(tmp_path / "o", "failures")
+    with pytest.raises(InputError, match="no runs/"):
+        load_sweep(tmp_path / "empty")
+
+
+def test_bundled_sweeps_validate():
+    files = sorted(str(p) for p in (ROOT / "scenarios" / "sweeps").glob("*.toml"))
+    assert len(files) >= 3
+    r = subprocess.run(CLI + ["validate", *files], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    counts = {ln.split(":")[0].rsplit("/", 1)[-1]: ln for ln in r.stdout.splitlines()}
+    assert "24 runs" in counts["quickstart_sweep.toml"]
+    for f in files:
+        sw = load_sweep_file(f)
+        assert sw.spec.description and len({r.run_id for r in sw.runs}) == len(sw.runs)
 
 
 def test_sigkill_then_resume_completes_exactly_once(tmp_path):

@@ -22,18 +22,32 @@ def register(app: typer.Typer) -> None:
         Exit status: 0 when every run finished, 1 when some raised (see failures.parquet),
         2 for bad input, 130 when interrupted (the folder resumes with --resume).
         """
+        from sum_abm.sweeps import load_sweep_file
+        from sum_abm.sweeps.engine import check_address, check_out, init_ray
+
+        sw = load_sweep_file(sweep_file)
+        check_out(out, resume, sw.base)  # bad input answers in one line, before any output
+        connected = False
+        if address and not serial:
+            check_address(address)
+            connected = init_ray(address, None)  # a refused driver (token auth) is one line too
+        try:
+            _run(sw, sweep_file, out, address, workers, resume, serial)
+        finally:
+            if connected:
+                import ray
+
+                ray.shutdown()
+
+    def _run(sw, sweep_file: Path, out: Path, address: str | None, workers: int | None, resume: bool,
+             serial: bool) -> None:
         import time
 
         from rich.console import Console
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-        from sum_abm.sweeps import execute, load_failures, load_sweep_file
-        from sum_abm.sweeps.engine import check_address, check_out
+        from sum_abm.sweeps import execute, load_failures
 
-        sw = load_sweep_file(sweep_file)
-        check_out(out, resume, sw.base)  # bad input answers in one line, before any output
-        if address:
-            check_address(address)
         console = Console(stderr=True)
         console.print(f"{sweep_file}: {len(sw.points())} points x {sw.spec.replications} replications = {len(sw.runs)} runs")
         t0 = time.perf_counter()

@@ -13,12 +13,14 @@ killed driver) leaves a directory that ``resume`` completes without repeating fi
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import sys
 import tempfile
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -237,17 +239,59 @@ def init_ray(address: str | None, workers: int | None) -> bool:
         ray.init(address="local", num_cpus=workers or os.cpu_count(), _node_ip_address="127.0.0.1", **opts)
         return True
     check_address(address)
-    try:
-        ray.init(address=address, **opts)  # a cluster: its own CPUs (num_cpus would raise)
-    except Exception as exc:  # noqa: BLE001 - every connection failure becomes one line
-        raise InputError(f"--address {address}: cannot connect to the Ray cluster: {_first_line(exc)}{AUTH_HINT}") from None
-    return True
+    # Ray's C++ client prints a warning line a second while the head refuses it (about 20 s): keep
+    # them out of the terminal, and read them to say why in one line.
+    with _stderr_captured() as captured:
+        try:
+            ray.init(address=address, **opts)  # a cluster: its own CPUs (num_cpus would raise)
+            return True
+        except Exception as exc:  # noqa: BLE001 - every connection failure becomes one line
+            failure = exc
+    chain, e = [], failure
+    while e is not None and len(chain) < 8:
+        chain.append(f"{type(e).__name__}: {e}")
+        e = e.__cause__ or e.__context__
+    text = "\n".join(chain) + "\n" + captured.read()
+    if any(k in text for k in ("InvalidAuthToken", "Unauthenticated", "AuthenticationError")):
+        raise InputError(f"--address {address}: the Ray cluster refused this driver's authentication token: {AUTH_HELP}") from None
+    raise InputError(f"--address {address}: cannot connect to the Ray cluster: {_first_line(failure)} "
+                     f"(if the head refuses drivers: {AUTH_HELP})") from None
 
 
 # Ray >= 2.52 authenticates drivers with a token: the usual reason a reachable head refuses a driver.
-AUTH_HINT = ("; if the head refused this driver, note that Ray >= 2.52 authenticates with a token: give the "
-             "driver the cluster's token (RAY_AUTH_TOKEN or ~/.ray/auth_token) or start both with "
-             "RAY_AUTH_MODE=disabled")
+AUTH_HELP = ("Ray >= 2.52 uses token authentication, so give this driver the cluster's token (RAY_AUTH_TOKEN, "
+             "RAY_AUTH_TOKEN_PATH or ~/.ray/auth_token as on the head) or start head and driver with "
+             "RAY_AUTH_MODE=disabled on a trusted network")
+
+
+class _Captured:
+    def __init__(self) -> None:
+        self.text = ""
+
+    def read(self) -> str:
+        return self.text
+
+
+@contextlib.contextmanager
+def _stderr_captured() -> Iterator[_Captured]:
+    """Redirect file descriptor 2 (where Ray's C++ core logs) to a temporary file for the block."""
+    cap = _Captured()
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):  # no usable fd 2 (embedded interpreters): nothing to capture
+        yield cap
+        return
+    with tempfile.TemporaryFile() as tmp:
+        os.dup2(tmp.fileno(), 2)
+        try:
+            yield cap
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            tmp.seek(0)
+            cap.text = tmp.read().decode("utf-8", "replace")
 
 
 def _first_line(exc: BaseException) -> str:
