@@ -19,50 +19,57 @@ import numpy as np
 import polars as pl
 
 from sum_abm.errors import InputError
-from sum_abm.game.empirical import EmpiricalGame
-from sum_abm.game.solvers import Z95, compositions
+from sum_abm.game.empirical import EmpiricalGame, mean_stderr, run_payoffs
+from sum_abm.game.solvers import Z95, SymmetricGame, compositions
 
 Option = int | tuple[int, ...]  # a strategy index, or a count vector for a symmetric role
 
 
 def role_options(game: EmpiricalGame) -> list[list[Option]]:
+    """Each role's options: count vectors over its strategies (symmetric roles) or strategy indices."""
     opts: list[list[Option]] = []
     for r in game.spec.roles:
         k = len(r.strategies)
-        opts.append(compositions(game.groups[r.group].count, k) if r.symmetric else list(range(k)))
+        opts.append(compositions(game.population(r), k) if r.symmetric else list(range(k)))
     return opts
 
 
 def profiles(game: EmpiricalGame) -> list[tuple[Option, ...]]:
-    """Every profile; refused beyond ``max_profiles`` (count tables grow fast)."""
+    """Every profile, the reference (everyone on the first strategy) first; refused beyond
+    ``max_profiles`` (count tables grow fast)."""
     opts = role_options(game)
     total = math.prod(len(o) for o in opts)
     if total > game.spec.max_profiles:
-        raise InputError(f"{game.source}: the population game has {total} profiles (max_profiles = "
+        raise InputError(f"{game.source}: max_profiles: the population game has {total} profiles (max_profiles = "
                          f"{game.spec.max_profiles}); use fewer strategies or smaller groups, or raise max_profiles")
     return list(itertools.product(*opts))
 
 
+def subgroup(group: str, strategy: str) -> str:
+    """The name of the sub-group of ``group`` playing ``strategy`` in a population profile."""
+    return f"{group}__{strategy}"
+
+
 def overrides(game: EmpiricalGame, profile: tuple[Option, ...]) -> dict[str, Any]:
-    """The whole ``agents`` list for a profile (symmetric roles split into sub-groups)."""
-    by_group = {r.group: (r, opt) for r, opt in zip(game.spec.roles, profile)}
+    """Scenario overrides for a profile: the whole ``agents`` list (symmetric roles split into one
+    sub-group per strategy played) and a designer's settings."""
+    by_group = {g: (r, opt) for r, opt in zip(game.spec.roles, profile) for g in r.group_names}
     agents = []
     for g in game.base.agents:
-        base = g.model_dump(mode="json")
         if g.name not in by_group:
-            agents.append(base)
+            agents.append(g.model_dump(mode="json"))
             continue
         r, opt = by_group[g.name]
-        keep = {"count": g.count, "start_balance": g.start_balance, "mean_wait_s": g.mean_wait_s,
-                "stdev_wait_s": g.stdev_wait_s, "attacker": g.is_attacker}
         if r.symmetric:
             for s, n in zip(r.strategies, opt):
                 if n:
-                    agents.append({**keep, "name": f"{g.name}__{s.name}", "count": n, "policy": s.policy, **s.params})
+                    agents.append(game.group_override(g.name, s, name=subgroup(g.name, s.name), count=n))
         else:
-            s = r.strategies[opt]
-            agents.append({**keep, "name": g.name, "policy": s.policy, **s.params})
-    ov = {"agents": agents}
+            agents.append(game.group_override(g.name, r.strategies[opt]))
+    ov: dict[str, Any] = {"agents": agents}
+    for r, opt in zip(game.spec.roles, profile):
+        if r.kind == "designer":
+            ov.update(r.strategies[opt].set)
     game.base.with_overrides(ov, source=game.source)
     return ov
 
@@ -77,31 +84,46 @@ def label(game: EmpiricalGame, profile: tuple[Option, ...]) -> str:
     return " | ".join(parts)
 
 
+def _played(game: EmpiricalGame, r, opt: Option) -> list[tuple[Any, int, str]]:
+    """(strategy, how many play it, payoff key) for every strategy a role plays in a profile."""
+    if r.symmetric:
+        return [(s, n, f"{r.name}/{s.name}") for s, n in zip(r.strategies, opt) if n]
+    return [(r.strategies[opt], game.population(r), r.name)]
+
+
 def payoff_table(game: EmpiricalGame, profs: list[tuple[Option, ...]], agents: pl.DataFrame,
-                 run_profile: dict[str, int]) -> pl.DataFrame:
-    """(profile, role, strategy, count, mean, stderr, n): a symmetric role has a row per strategy played."""
-    col = "profit" if game.spec.payoff == "profit" else "roi"
-    per_run = agents.group_by("run_id", "group").agg(pl.col(col).mean().alias("u"))
+                 run_profile: dict[str, int], runs: pl.DataFrame | None = None) -> pl.DataFrame:
+    """(profile, profile_id, role, strategy, count, mean, stderr, n, payoff): a symmetric role has a
+    row per strategy played, its payoff the mean over the agents playing it."""
+    keys: dict[str, tuple[list[str], str]] = {}
+    for r in game.spec.roles:
+        if r.kind != "agents":
+            continue
+        col = game.spec.role_payoff(r)
+        if r.symmetric:
+            for s in r.strategies:
+                keys[f"{r.name}/{s.name}"] = ([subgroup(r.group_names[0], s.name)], col)
+        else:
+            keys[r.name] = (r.group_names, col)
+    per = run_payoffs(game, agents, runs, keys)
     acc: dict[tuple[int, str], list[float]] = {}
-    for rid, grp, u in per_run.iter_rows():
+    for (rid, key), u in per.items():
         if rid in run_profile:
-            acc.setdefault((run_profile[rid], grp), []).append(float(u))
+            acc.setdefault((run_profile[rid], key), []).append(u)
     rows = []
     for i, prof in enumerate(profs):
         for r, opt in zip(game.spec.roles, prof):
-            played = [(s, n, f"{r.group}__{s.name}") for s, n in zip(r.strategies, opt) if n] if r.symmetric \
-                else [(r.strategies[opt], game.groups[r.group].count, r.group)]
-            for s, n, grp in played:
-                vals = acc.get((i, grp), [])
-                m = len(vals)
+            for s, n, key in _played(game, r, opt):
+                mean, se, m = mean_stderr(acc.get((i, key), []))
                 rows.append({"profile": label(game, prof), "profile_id": i, "role": r.name, "strategy": s.name,
-                             "count": n, "mean": float(np.mean(vals)) if m else float("nan"),
-                             "stderr": float(np.std(vals, ddof=1) / np.sqrt(m)) if m > 1 else 0.0, "n": m})
+                             "count": n, "mean": mean, "stderr": se, "n": m, "payoff": game.spec.role_payoff(r)})
     return pl.DataFrame(rows)
 
 
 def regrets(game: EmpiricalGame, profs: list[tuple[Option, ...]], table: pl.DataFrame) -> list[dict[str, Any]]:
-    """Each profile's best single-agent deviation (gain and 95 % interval); regret 0 = equilibrium."""
+    """Each profile's best single-agent deviation (gain and 95 % interval; negative when every
+    deviation loses); regret = max(0, gain), 0 at an equilibrium. For a symmetric role an agent of
+    strategy ``a`` compares ``u_a(c)`` with ``u_b(c - e_a + e_b)``."""
     index = {p: i for i, p in enumerate(profs)}
     u: dict[tuple[int, str, str], tuple[float, float]] = {
         (pid, role, strat): (m, se) for pid, role, strat, m, se in
@@ -137,5 +159,26 @@ def regrets(game: EmpiricalGame, profs: list[tuple[Option, ...]], table: pl.Data
             continue
         out.append({"profile": label(game, prof), "regret": max(0.0, best["gain"]), "best_deviation_role": best["role"],
                     "best_deviation_strategy": f"{best['from']} -> {best['to']}", "gain": best["gain"],
-                    "gain_ci_low": best["ci"][0], "gain_ci_high": best["ci"][1]})
+                    "gain_ci_low": best["ci"][0], "gain_ci_high": best["ci"][1],
+                    "significant": best["ci"][0] > 0})
+    return out
+
+
+def symmetric_games(game: EmpiricalGame, profs: list[tuple[Option, ...]], table: pl.DataFrame
+                    ) -> list[tuple[str, SymmetricGame]]:
+    """For every symmetric role, its game over strategy counts with the other roles on their
+    reference option (first strategy; everyone on the first strategy for another population):
+    (role name, :class:`SymmetricGame`) pairs for the replicator dynamics and symmetric mixes."""
+    ref = profs[0]
+    u = {(pid, role, strat): m for pid, role, strat, m in table.select("profile_id", "role", "strategy", "mean").iter_rows()}
+    out = []
+    for ri, r in enumerate(game.spec.roles):
+        if not r.symmetric:
+            continue
+        pay: dict[tuple[int, ...], np.ndarray] = {}
+        for i, prof in enumerate(profs):
+            if all(prof[j] == ref[j] for j in range(len(prof)) if j != ri):
+                pay[tuple(prof[ri])] = np.array([u.get((i, r.name, s.name), np.nan) if n else np.nan
+                                                 for s, n in zip(r.strategies, prof[ri])])
+        out.append((r.name, SymmetricGame(game.population(r), [s.name for s in r.strategies], pay)))
     return out
