@@ -112,6 +112,9 @@ class PredictionMarket:
         self.paid_out: float = 0  # everything the contract paid (stakes back, rewards, withdrawal)
         self.withdrawn: float = 0
         self.staked: float = 0  # stakes received
+        # The largest accuracy change any of a contributor's data caused, over every pass: a
+        # contributor whose data only lowered accuracy (<= 0) cannot end with more than it staked.
+        self.best_change: dict[str, float] = {}
 
     # -- helpers ------------------------------------------------------------------------------
     def _exec(self, sender: str, call: str, value: Any, fn) -> Any:
@@ -161,6 +164,7 @@ class PredictionMarket:
         def run() -> int:
             self._require(self.state is None, "wrong_phase")
             self._require(0 <= reveal_index < len(hashes) and len(hashes) >= 2, "wrong_phase")
+            self._require(bounty > 0, "insufficient_value")
             self.chain.ledger.transfer(sender, self.address, bounty)
             self.provider, self.bounty = sender, bounty
             self.remaining_bounty_rounds = bounty
@@ -235,6 +239,13 @@ class PredictionMarket:
         def run() -> None:
             self._require(self.state in ("REWARD_RESTART", "REWARD"), "wrong_phase")
             self._require(self.remaining_bounty_rounds > 0, "wrong_phase")
+            if not self.market:
+                # Nobody contributed (the market ended on time alone): nothing to score, the reward
+                # phase is over at once. (The reference raises IndexError here.)
+                self.state = "REWARD_COLLECT"
+                self.remaining_bounty_rounds = 0
+                self.reward_phase_end_time_s = self.now
+                return
             self._process()
 
         self._exec(sender, "process_contribution", 0, run)
@@ -263,6 +274,8 @@ class PredictionMarket:
         if last or not self.group or self.market[self.next].contributor != c.contributor:
             acc = self.evaluate() if self.reset else c.accuracy
             change = acc - self.prev_acc
+            if change > self.best_change.get(c.contributor, -math.inf):
+                self.best_change[c.contributor] = change
             if self.group:
                 new = self.scores[c.contributor] = self.scores.get(c.contributor, 0.0) + change
             else:
@@ -387,7 +400,8 @@ class PredictionMarket:
         """FIX 5 (corrected only): the provider takes back what exceeds the outstanding balances."""
         def run() -> float:
             self._require(self.fixed, "wrong_phase")
-            self._require(sender == self.provider and self.state == "REWARD_COLLECT", "wrong_phase")
+            self._require(self.state == "REWARD_COLLECT", "wrong_phase")
+            self._require(sender == self.provider, "not_provider")
             spare = self.chain.ledger.balance(self.address) - self.outstanding()
             amount = self._pay(sender, spare) if spare > 0 else 0
             self.withdrawn += amount
@@ -398,7 +412,7 @@ class PredictionMarket:
     def state_snapshot(self) -> tuple:
         """Full, comparable state: every field of the market (contributions, scores, phase, test
         set, counters), the stored data, every balance and the learner's parameters."""
-        own = {k: v for k, v in vars(self).items() if k not in ("chain", "learner", "data", "init_snapshot")}
+        own = {k: v for k, v in vars(self).items() if k not in ("chain", "learner", "data")}
         return (tuple(sorted(self.chain.ledger.snapshot().items())), freeze(self.data.snapshot()),
                 freeze(own), learner_state(self.learner))
 

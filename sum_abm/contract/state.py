@@ -5,6 +5,16 @@ from __future__ import annotations
 from typing import Any
 
 
+_ATOMS = (type(None), bool, int, float, str, bytes)
+
+
+def _sorted_items(items: list[tuple]) -> tuple:
+    try:
+        return tuple(sorted(items))
+    except TypeError:  # keys of mixed types: any fixed order will do
+        return tuple(sorted(items, key=repr))
+
+
 def freeze(obj: Any) -> Any:
     """A hashable, ``==``-comparable deep copy of ``obj``.
 
@@ -12,17 +22,24 @@ def freeze(obj: Any) -> Any:
     on arrays is element-wise and would not give one bool); dicts become sorted item tuples, sets
     frozensets, lists tuples; objects with a ``snapshot()`` method are frozen through it.
     """
-    if obj is None or isinstance(obj, (bool, int, float, str, bytes)):
+    t = type(obj)
+    if t in _ATOMS:
+        return obj
+    if t is tuple or t is list:
+        return tuple(v if type(v) in _ATOMS else freeze(v) for v in obj)
+    if t is dict:
+        return _sorted_items([(freeze(k), freeze(v)) for k, v in obj.items()])
+    if t is set or t is frozenset:
+        return frozenset(freeze(v) for v in obj)
+    if isinstance(obj, _ATOMS):  # subclasses (numpy floats are float subclasses)
         return obj
     if hasattr(obj, "dtype") and hasattr(obj, "tobytes"):  # numpy array or scalar
-        return ("ndarray", str(obj.dtype), getattr(obj, "shape", ()), obj.tobytes())
+        return ("ndarray", obj.dtype.str, getattr(obj, "shape", ()), obj.tobytes())
     if hasattr(obj, "indptr") and hasattr(obj, "tocsr"):  # scipy sparse matrix
         r = obj.tocsr()
         return ("csr", r.shape, freeze(r.indptr), freeze(r.indices), freeze(r.data))
     if isinstance(obj, dict):
-        return tuple(sorted(((freeze(k), freeze(v)) for k, v in obj.items()), key=repr))
-    if isinstance(obj, (set, frozenset)):
-        return frozenset(freeze(v) for v in obj)
+        return _sorted_items([(freeze(k), freeze(v)) for k, v in obj.items()])
     if isinstance(obj, (list, tuple)):
         return tuple(freeze(v) for v in obj)
     snap = getattr(obj, "snapshot", None)
