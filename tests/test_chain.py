@@ -1,0 +1,113 @@
+"""The chain substrate: integer ledger, block clock, gas schedule, atomic calls with fees."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from sum_abm.chain import gas as gas_module
+from sum_abm.chain import TX_FIELDS, Chain, Clock, GasSchedule, InsufficientFunds, Ledger, MoneyNotConserved, Rejected
+
+
+def test_ledger_refuses_an_overdraft_and_never_caps() -> None:
+    led = Ledger()
+    led.mint("A", 100)
+    led.mint("B", 5)
+    led.transfer("A", "B", 40)
+    assert (led.balance("A"), led.balance("B"), led.balance("nobody")) == (60, 45, 0)
+    with pytest.raises(InsufficientFunds) as err:
+        led.transfer("A", "B", 61)
+    assert (err.value.address, err.value.balance, err.value.amount) == ("A", 60, 61)
+    assert (led.balance("A"), led.balance("B")) == (60, 45)  # nothing moved
+    with pytest.raises(ValueError):
+        led.transfer("A", "B", -1)
+    led.transfer("C", "A", 0)  # an empty transfer from an unknown account is fine
+    assert led.total() == 105
+    led.check_conserved()
+
+
+def test_ledger_conservation_check_catches_created_money() -> None:
+    led = Ledger()
+    led.mint("A", 10)
+    led.restore({"A": 10, "B": 1})  # a bug that creates a token
+    with pytest.raises(MoneyNotConserved):
+        led.check_conserved()
+    with pytest.raises(ValueError):
+        led.mint("A", -1)
+
+
+def test_clock_blocks_and_monotonic_time() -> None:
+    c = Clock(0, block_time_s=15)
+    c.advance_to(44)
+    assert c.now == 30  # the block containing t=44
+    c.advance_to(45)
+    assert c.now == 45
+    with pytest.raises(ValueError):
+        c.advance_to(10)
+    with pytest.raises(ValueError):
+        Clock(0, block_time_s=0)
+
+
+def test_gas_schedule_figures_and_replacement(tmp_path: Path) -> None:
+    g = GasSchedule.load()
+    data = json.loads(gas_module._DEFAULT.read_text())
+    base, per = data["base"]["add_data"], data["per_feature"]["add_data"]["perceptron"]
+    assert g.gas("add_data", "perceptron", 10) == base + 10 * per
+    assert g.gas("add_data", "some_new_learner", 10) == base + 10 * data["per_feature"]["add_data"]["*"]
+    assert g.gas("unknown_call") == 21_000  # the EVM's base transaction cost
+    assert g.fee("add_data", 3, "perceptron", 10) == 3 * (base + 10 * per)
+    f = tmp_path / "g.json"
+    f.write_text(json.dumps({"base": {"add_data": 50_000}, "per_feature": {"add_data": {"*": 100}}, "source": "test"}))
+    g2 = GasSchedule.load(f)
+    assert g2.gas("add_data", "perceptron", 3) == 50_300 and g2.source == "test"
+
+
+def test_chain_call_charges_fee_even_when_rejected_and_logs_every_call() -> None:
+    rows: list[tuple] = []
+    chain = Chain(gas_price=2, log=rows.append,
+                  gas_schedule=GasSchedule(base={"ok": 1_000, "bad": 500}, per_feature={"ok": {"*": 10}}))
+    chain.ledger.mint("A", 10_000)
+    chain.clock.advance_to(7)
+
+    def good() -> int:
+        chain.ledger.transfer("A", "contract", 100)
+        return 100
+
+    def bad() -> None:
+        raise Rejected("too_early")
+
+    assert chain.execute("A", "ok", 100, good, n_features=5) == 100
+    fee_ok = (1_000 + 5 * 10) * 2
+    with pytest.raises(Rejected) as err:
+        chain.execute("A", "bad", 0, bad)
+    assert err.value.reason == "too_early"
+    assert chain.ledger.balance("fee_sink") == fee_ok + 500 * 2
+    assert chain.ledger.balance("A") == 10_000 - 100 - fee_ok - 1_000
+    assert [dict(zip(TX_FIELDS, r)) for r in rows] == [
+        dict(time_s=7, sender="A", call="ok", accepted=True, reason=None, value=100, gas=1_050, fee=fee_ok, amount=100.0),
+        dict(time_s=7, sender="A", call="bad", accepted=False, reason="too_early", value=0, gas=500, fee=1_000, amount=None),
+    ]
+    chain.ledger.check_conserved()
+
+
+def test_unsendable_call_is_refused_and_charges_nothing() -> None:
+    rows: list[tuple] = []
+    chain = Chain(gas_price=1, log=rows.append, gas_schedule=GasSchedule(base={"x": 100}))
+    chain.ledger.mint("A", 150)
+    ran = []
+    with pytest.raises(Rejected) as err:
+        chain.execute("A", "x", 51, lambda: ran.append(1))  # 51 + fee 100 > 150
+    assert err.value.reason == "insufficient_funds" and not ran
+    assert chain.ledger.balance("A") == 150 and chain.ledger.balance("fee_sink") == 0
+    assert rows[-1][3:8] == (False, "insufficient_funds", 51, 0, 0)
+    chain.execute("A", "x", 50, lambda: None)  # exactly affordable
+    assert chain.ledger.balance("A") == 50
+
+
+def test_gas_price_zero_is_free() -> None:
+    chain = Chain()
+    chain.ledger.mint("A", 1)
+    chain.execute("A", "add_data", 1, lambda: None, n_features=1_000)
+    assert chain.ledger.balance("A") == 1 and chain.ledger.balance("fee_sink") == 0
