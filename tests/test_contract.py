@@ -1,0 +1,328 @@
+"""The contract layer, call by call: DRT in both semantics, Points, and the prediction market's
+lifecycle, commitments and the reference bugs the corrected market fixes (with real numbers)."""
+
+from __future__ import annotations
+
+import pytest
+
+from sum_abm.chain import Chain, Rejected
+from sum_abm.contract import CollaborativeTrainer, DataHandler, DepositRefundTake, Points, PredictionMarket, hash_piece
+from sum_abm.learners import NearestCentroid
+
+
+class Oracle:
+    kind = "oracle"
+
+    def __init__(self) -> None:
+        self.p = 0
+
+    def predict_one(self, x):
+        return self.p
+
+    def update(self, x, y):
+        return 0
+
+
+def drt(semantics: str, cw: int = 1, refund_s: int = 100, any_s: int = 1_000, **bal: int):
+    chain = Chain()
+    for a, b in (bal or {"A": 10_000, "B": 10_000, "C": 10_000}).items():
+        chain.ledger.mint(a, b)
+    oracle = Oracle()
+    return chain, oracle, CollaborativeTrainer(chain, oracle, DataHandler(), DepositRefundTake(refund_s, any_s, cw, semantics))
+
+
+def reason(fn, *args) -> str | None:
+    try:
+        fn(*args)
+    except Rejected as r:
+        return r.reason
+    return None
+
+
+# -- Deposit, Refund and Take -----------------------------------------------------------------
+
+@pytest.mark.parametrize("dt, solidity, python", [
+    (0, 3_600, None), (1, 3_600, 60), (3, 3_600, 60), (4, 1_800, 30), (100, 360, 6),
+    (3_600, 60, 1), (10_000, 36, 1),
+])
+def test_drt_deposit_formulas(dt, solidity, python) -> None:
+    assert DepositRefundTake(cost_weight=1, semantics="solidity").required_deposit(dt) == solidity
+    assert DepositRefundTake(cost_weight=1, semantics="reference-python").required_deposit(dt) == python
+    assert DepositRefundTake(cost_weight=0, semantics="solidity").required_deposit(dt) == 0
+
+
+def test_drt_add_pays_only_the_cost_and_the_cost_clock_restarts() -> None:
+    chain, _, tr = drt("solidity")
+    chain.clock.now = 100
+    assert tr.add_data("A", 500, [1, 2], 1) == 360  # dt = 100: 3600 // 10
+    assert chain.ledger.balance("A") == 10_000 - 360 and chain.ledger.balance("contract") == 360
+    assert reason(tr.add_data, "B", 3_599, [1, 3], 1) == "insufficient_value"  # dt = 0 again: 3,600
+    chain, _, tr = drt("reference-python")
+    assert reason(tr.add_data, "A", 500, [1, 2], 1) == "add_too_soon"  # dt = 0
+
+
+def test_drt_refund_window_is_one_second_later_in_reference_python() -> None:
+    for semantics, first_ok_age in (("solidity", 100), ("reference-python", 101)):
+        chain, oracle, tr = drt(semantics, refund_s=100)
+        chain.clock.now = 1
+        cost = tr.add_data("A", 3_600, [5], 1)
+        oracle.p = 1
+        chain.clock.now = 1 + first_ok_age - 1
+        assert tr.check_refund("A", [5], 1, 1) == "too_early"
+        chain.clock.now = 1 + first_ok_age
+        assert tr.check_refund("A", [5], 1, 1) is None
+        assert tr.check_refund("B", [5], 1, 1) == "data_not_found"  # the lookup uses the caller
+        oracle.p = 0
+        assert tr.check_refund("A", [5], 1, 1) == "model_disagrees"
+        oracle.p = 1
+        assert tr.refund("A", [5], 1, 1) == cost > 0
+        assert tr.check_refund("A", [5], 1, 1) == "already_claimed_by_submitter"
+        assert tr.im.num_good == {"A": 1} and tr.im.total_good == 1
+
+
+def test_drt_report_share_floors_in_solidity_and_is_a_float_in_reference_python() -> None:
+    got = {}
+    for semantics in ("solidity", "reference-python"):
+        chain, oracle, tr = drt(semantics, cw=1, refund_s=10, any_s=10_000)
+        # A and B each get data verified; C adds data the model will disagree with
+        chain.clock.now = 1
+        tr.add_data("A", 3_600, [1], 1)
+        chain.clock.now = 2
+        tr.add_data("B", 3_600, [2], 1)
+        chain.clock.now = 3
+        tr.add_data("B", 3_600, [3], 1)
+        chain.clock.now = 7
+        c_cost = tr.add_data("C", 3_600, [4], 1)
+        chain.clock.now = 100
+        oracle.p = 1
+        tr.refund("A", [1], 1, 1)
+        tr.refund("B", [2], 1, 2)
+        tr.refund("B", [3], 1, 3)
+        oracle.p = 0
+        assert reason(tr.report, "C", [4], 1, 7, "C") == "own_deposit"
+        assert reason(tr.report, "A", [9], 1, 7, "C") == "data_not_found"
+        got[semantics] = (c_cost, tr.report("A", [4], 1, 7, "C"))
+        assert reason(tr.report, "A", [4], 1, 7, "C") == "already_claimed_by_reporter"
+        oracle.p = 1
+        assert reason(tr.report, "B", [4], 1, 7, "C") == "model_agrees"
+        chain.ledger.check_conserved()
+    # C's deposit: python int(60/isqrt(4)) = 30, solidity 3600 // isqrt(4) = 1800; A holds 1 of 3 good
+    assert got["solidity"] == (1_800, 600)
+    assert got["reference-python"] == (30, pytest.approx(10.0))
+    assert isinstance(got["reference-python"][1], float)
+
+
+def test_drt_after_the_long_wait_anyone_takes_the_rest() -> None:
+    chain, oracle, tr = drt("solidity", refund_s=10, any_s=50)
+    chain.clock.now = 1
+    cost = tr.add_data("A", 3_600, [1], 0)
+    chain.clock.now = 51
+    oracle.p = 0  # the model agrees, but after any_s nothing else is checked
+    assert tr.report("B", [1], 0, 1, "A") == cost
+    assert tr.check_report("C", [1], 0, 1, "A") == "nothing_left_to_claim"
+
+
+def test_drt_duplicate_key_overwrites_only_in_solidity_when_nothing_is_claimable() -> None:
+    chain, _, tr = drt("solidity", cw=0)  # zero-cost adds: nothing claimable
+    tr.add_data("A", 0, [1], 1)
+    assert tr.add_data("A", 0, [1], 1) == 0
+    chain, _, tr = drt("solidity", cw=1)
+    tr.add_data("A", 3_600, [1], 1)
+    assert reason(tr.add_data, "A", 3_600, [1], 1) == "duplicate_data"
+    chain, _, tr = drt("reference-python", cw=0)
+    chain.clock.now = 5
+    tr.add_data("A", 1, [1], 1)
+    tr.im.last_update_time_s = 0  # allow a second add in the same second under the python rules
+    assert reason(tr.add_data, "A", 1, [1], 1) == "duplicate_data"
+
+
+def test_drt_paid_prediction_shares_by_good_count() -> None:
+    chain, oracle, tr = drt("solidity", refund_s=1)
+    chain.clock.now = 1
+    tr.add_data("A", 3_600, [1], 1)
+    chain.clock.now = 2
+    tr.add_data("B", 3_600, [2], 1)
+    chain.clock.now = 3
+    tr.add_data("B", 3_600, [3], 1)
+    chain.clock.now = 10
+    oracle.p = 1
+    for who, x, t in (("A", [1], 1), ("B", [2], 2), ("B", [3], 3)):
+        tr.refund(who, x, 1, t)
+    before = {a: chain.ledger.balance(a) for a in "ABC"}
+    pred, paid = tr.predict("C", [7], 100)
+    assert pred == 1 and paid == {"A": 33, "B": 66}  # int(100*1/3), int(100*2/3); C keeps 1
+    assert chain.ledger.balance("C") == before["C"] - 99
+
+
+def test_rejected_add_leaves_a_real_model_untouched() -> None:
+    chain = Chain()
+    chain.ledger.mint("A", 100)
+    model = NearestCentroid(2).fit([[0.0, 0.0], [1.0, 1.0]], [0, 1])
+    tr = CollaborativeTrainer(chain, model, DataHandler(), DepositRefundTake(cost_weight=1))
+    before = tr.state_snapshot()
+    assert reason(tr.add_data, "A", 99, [5.0, 5.0], 1) == "insufficient_value"  # needs 3,600
+    assert tr.state_snapshot() == before
+    tr.im.cost_weight = 0
+    tr.add_data("A", 0, [5.0, 5.0], 1)
+    after = tr.state_snapshot()
+    assert after[3] != before[3] and model.centroids[1].tolist() == [3.0, 3.0]
+
+
+def test_trainer_accepts_the_older_three_argument_form() -> None:
+    chain = Chain()
+    im = Points()
+    assert CollaborativeTrainer(chain, Oracle(), im).im is im
+    dh = DataHandler()
+    tr = CollaborativeTrainer(chain, Oracle(), dh, im, address="c2")
+    assert tr.data is dh and tr.im is im and tr.address == "c2"
+    with pytest.raises(TypeError):
+        CollaborativeTrainer(chain, Oracle(), dh)
+
+
+# -- Points ---------------------------------------------------------------------------------
+
+def test_points_claim_once_and_reports_block_the_author() -> None:
+    chain = Chain()
+    oracle = Oracle()
+    tr = CollaborativeTrainer(chain, oracle, DataHandler(), Points(refund_time_s=100, any_address_claim_wait_time_s=1_000))
+    assert tr.add_data("A", 0, [1], 1) == 0 and tr.add_data("A", 0, [2], 0) == 0
+    oracle.p = 1
+    chain.clock.now = 99
+    assert tr.check_refund("A", [1], 1, 0) == "too_early"
+    assert tr.check_report("B", [2], 0, 0, "A") == "too_early"
+    chain.clock.now = 100
+    assert tr.refund("A", [1], 1, 0) == 0
+    assert tr.im.num_valid == {"A": 1}
+    assert tr.check_refund("A", [1], 1, 0) == "nothing_left_to_claim"  # once only
+    assert tr.check_report("B", [1], 1, 0, "A") == "nothing_left_to_claim"
+    # [2] labelled 0; the model says 1: the author cannot score it, others may report it
+    assert tr.check_refund("A", [2], 0, 0) == "model_disagrees"
+    assert tr.check_report("A", [2], 0, 0, "A") == "own_deposit"
+    assert tr.report("B", [2], 0, 0, "A") == 0
+    oracle.p = 0  # even if the model changes its mind, the report has used it up
+    assert tr.check_refund("A", [2], 0, 0) == "nothing_left_to_claim"
+    assert tr.im.num_valid == {"A": 1} and tr.remaining([2], 0, 0, "A") == 0
+    assert chain.ledger.total() == 0  # no money moves
+
+
+# -- Prediction market ----------------------------------------------------------------------
+
+PIECES = [
+    [([-2.5, -2.0], 0), ([0.7, 1.2], 1), ([1.9, 2.4], 1)],
+    [([-1.2, -0.3], 0), ([2.2, 0.1], 1), ([0.4, -0.2], 0)],
+    [([0.3, 2.1], 1), ([-0.9, -2.2], 0), ([-0.1, 0.6], 1)],
+    [([1.1, -0.4], 1), ([-0.5, 0.2], 0)],
+]
+
+
+def market(semantics: str, bounty: int = 5, **opts):
+    chain = Chain()
+    for a in ("A", "B", "P"):
+        chain.ledger.mint(a, 100)
+    model = NearestCentroid(2).fit([[-2, -1], [-1, -2], [2, 1], [1, 2]], [0, 0, 1, 1])
+    pm = PredictionMarket(chain, model, semantics=semantics, any_address_claim_wait_time_s=1_000, **opts)
+    pm.initialize_market("P", bounty, [hash_piece(p) for p in PIECES], 50, 10, 0)
+    return chain, pm
+
+
+def finish(pm: PredictionMarket) -> None:
+    pm.end_market("P")
+    while pm.state == "REVEAL_TEST_SET":
+        pm.verify_next_test_set("P", PIECES[pm.next_verify])
+    while pm.state in ("REWARD", "REWARD_RESTART"):
+        pm.process_contribution("P")
+
+
+def test_pm_commitments_are_checked_and_phases_enforced() -> None:
+    chain, pm = market("corrected")
+    assert pm.bounty == 5 and chain.ledger.balance("contract") == 5
+    before = pm.state_snapshot()
+    assert reason(pm.add_data, "A", 1, [0.0, 0.0], 1) == "wrong_phase"
+    assert reason(pm.reveal_init_test_set, "P", PIECES[1]) == "test_set_mismatch"
+    tampered = [(PIECES[0][0][0], 1)] + PIECES[0][1:]
+    assert reason(pm.reveal_init_test_set, "P", tampered) == "test_set_mismatch"
+    assert pm.state_snapshot() == before
+    pm.reveal_init_test_set("P", PIECES[0])
+    assert reason(pm.add_data, "A", 0, [0.0, 0.0], 1) == "insufficient_value"
+    pm.add_data("A", 3, [1.5, 1.5], 1)
+    assert chain.ledger.balance("A") == 99  # without greater deposits the stake is min_stake
+    assert reason(pm.end_market, "P") == "market_cannot_end_yet"  # 1 < 10 contributions, t < 50
+    chain.clock.now = 50
+    pm.end_market("P")
+    assert reason(pm.verify_next_test_set, "P", PIECES[2]) == "test_set_mismatch"  # order: 1, 2, 3
+    pm.verify_next_test_set("P", PIECES[1])
+    assert reason(pm.process_contribution, "P") == "wrong_phase"
+    pm.verify_next_test_set("P", PIECES[2])
+    pm.verify_next_test_set("P", PIECES[3])
+    assert pm.state == "REWARD_RESTART" and len(pm.test_y) == 8  # the revealed piece is not scored
+    assert reason(pm.refund, "A", [1.5, 1.5], 1, 0) == "rewards_not_processed"
+
+
+def test_pm_bad_contributor_is_paid_more_than_its_stake_only_by_the_reference() -> None:
+    """Bug 2: without grouping, a removed contribution's losses are never debited."""
+    out = {}
+    for semantics in ("reference-python", "corrected"):
+        chain, pm = market(semantics, bounty=5)
+        pm.reveal_init_test_set("P", PIECES[0])
+        for t, (x, y) in enumerate((([-3.0, -3.0], 1), ([-3.0, 1.5], 0), ([-3.0, 3.0], 0))):
+            chain.clock.now = t
+            pm.add_data("A", 1, x, y)
+        chain.clock.now = 50
+        finish(pm)
+        assert pm.best_change["A"] <= 0  # A's data never raised the accuracy
+        got = sum(pm.refund("A", x, y, t) for t, (x, y) in
+                  enumerate((([-3.0, -3.0], 1), ([-3.0, 1.5], 0), ([-3.0, 3.0], 0))))
+        out[semantics] = (got, chain.ledger.balance("A"))
+        assert 5 + 3 == pm.paid_out + chain.ledger.balance("contract")
+    assert out["reference-python"] == (pytest.approx(3.375), pytest.approx(100.375))  # staked 3
+    assert out["corrected"] == (1, 98)  # 1.375 owed, paid in whole units, never above the stake
+
+
+def test_pm_report_bug_and_its_fix() -> None:
+    """Bug 1: the reference's report deletes the reporter's balance instead of the submitter's."""
+    res = {}
+    for semantics in ("reference-python", "corrected"):
+        chain, pm = market(semantics, bounty=4, allow_greater_deposit=True)
+        pm.reveal_init_test_set("P", PIECES[0])
+        pm.add_data("A", 10, [1.5, 1.5], 1)
+        pm.add_data("B", 10, [-1.5, -1.5], 0)
+        chain.clock.now = 50
+        finish(pm)
+        end = pm.reward_phase_end_time_s
+        assert pm.report("B", [1.5, 1.5], 1, 0, "A") == 0  # before the wait: nothing
+        chain.clock.now = end + 1_000
+        mb = dict(pm.market_balances)
+        took = pm.report("B", [1.5, 1.5], 1, 0, "A")
+        a_refund = pm.refund("A", [1.5, 1.5], 1, 0)
+        b_refund = pm.refund("B", [-1.5, -1.5], 0, 0)
+        res[semantics] = (mb, took, a_refund, b_refund)
+        assert chain.ledger.total() == pytest.approx(300)
+    mb, took, a_refund, b_refund = res["reference-python"]
+    assert took == mb["A"] and a_refund == mb["A"] and b_refund == 0  # A paid twice, B lost its own
+    mb, took, a_refund, b_refund = res["corrected"]
+    assert took == int(mb["A"]) and a_refund == 0 and b_refund == int(mb["B"])
+
+
+def test_pm_withdraw_unused_bounty_only_corrected_and_only_the_provider() -> None:
+    chain, pm = market("corrected", bounty=7)
+    pm.reveal_init_test_set("P", PIECES[0])
+    pm.add_data("A", 1, [1.5, 1.5], 1)
+    chain.clock.now = 50
+    assert reason(pm.withdraw_unused_bounty, "P") == "wrong_phase"
+    finish(pm)
+    assert reason(pm.withdraw_unused_bounty, "A") == "not_provider"
+    owed = pm.outstanding()
+    got = pm.withdraw_unused_bounty("P")
+    assert got == 8 - owed and chain.ledger.balance("contract") == owed
+    assert pm.refund("A", [1.5, 1.5], 1, 0) == owed and chain.ledger.balance("contract") == 0
+    chain.ledger.check_conserved()
+    _, ref = market("reference-python")
+    assert reason(ref.withdraw_unused_bounty, "P") == "wrong_phase"
+
+
+def test_pm_empty_market_ends_its_reward_phase() -> None:
+    chain, pm = market("corrected")
+    pm.reveal_init_test_set("P", PIECES[0])
+    chain.clock.now = 50
+    finish(pm)
+    assert pm.state == "REWARD_COLLECT" and pm.withdraw_unused_bounty("P") == 5
