@@ -251,27 +251,46 @@ def _free_port() -> int:
 
 @pytest.mark.ray
 def test_sweep_on_a_ray_cluster_by_address(tmp_path):
+    """A real head with Ray's token authentication: a driver with another token is refused in one
+    line that explains the token; with the cluster's token the sweep runs there."""
+    import secrets
+
     port = _free_port()
-    temp = tempfile.mkdtemp(prefix="rayc", dir="/tmp")
-    # Both sides without token auth, and (the cluster switch off) loopback addresses only: Ray would
-    # otherwise rewrite 127.0.0.1 to the machine's interface address.
-    env = {**os.environ, "RAY_AUTH_MODE": "disabled", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
-    env.pop("RAY_ADDRESS", None)
+    temp = tempfile.mkdtemp(prefix="rayc", dir="/tmp")  # Ray's socket paths must stay under 107 bytes
+    token = secrets.token_hex(32)
+    env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": token}
+    for k in ("RAY_ADDRESS", "RAY_AUTH_TOKEN_PATH"):
+        env.pop(k, None)
     head = subprocess.Popen(["ray", "start", "--head", "--block", "--port", str(port), "--node-ip-address", "127.0.0.1",
                              "--num-cpus", "2", "--include-dashboard=false", "--temp-dir", temp,
                              "--disable-usage-stats"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
     try:
-        f = write_sweep(tmp_path, {"mechanism.cost_weight": [1, 2, 3]})
-        r = None
-        for _ in range(30):  # the head needs a few seconds before it accepts drivers
-            r = subprocess.run(CLI + ["sweep", str(f), "--out", str(tmp_path / "o"), "--address", f"127.0.0.1:{port}",
-                                      "--resume"], env=env, capture_output=True, text=True, timeout=300)
-            if r.returncode == 0:
+        deadline = time.time() + 120
+        while True:  # the head's GCS port answers once it accepts drivers
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
                 break
-            time.sleep(1)
-        assert r is not None and r.returncode == 0, r.stderr[-2000:]
-        assert table(tmp_path / "o").height == 3
+            except OSError:
+                assert time.time() < deadline and head.poll() is None, "the Ray head did not start"
+                time.sleep(0.2)
+        f = write_sweep(tmp_path, {"mechanism.cost_weight": [1, 2, 3]})
+        cmd = CLI + ["sweep", str(f), "--out", str(tmp_path / "o"), "--address", f"127.0.0.1:{port}"]
+        # (RAY_gcs_server_port_wait_time_s: Ray's driver retries a refused connection for 20 s; 3 s here.)
+        bad = subprocess.run(cmd, env={**env, "RAY_AUTH_TOKEN": secrets.token_hex(32), "RAY_gcs_server_port_wait_time_s": "3"},
+                             capture_output=True, text=True, timeout=300)
+        assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1, bad.stderr[-2000:]
+        assert "refused this driver's authentication token" in bad.stderr and "RAY_AUTH_TOKEN" in bad.stderr
+        assert not list((tmp_path / "o").glob("runs/*.parquet"))
+        r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+        assert r.returncode == 0, r.stderr[-2000:]
+        on_cluster = table(tmp_path / "o")
+        assert on_cluster.height == 3
+        # The same points in-process: the same run ids, seeds and table (the cluster is no different).
+        points = [{"mechanism.cost_weight": w, **SMALL} for w in (1, 2, 3)]
+        base = load_scenario(ROOT / "scenarios" / "quickstart.toml")
+        serial = run_many(base, points, tmp_path / "serial", root_seed=5, serial=True)
+        assert on_cluster.equals(serial.sort("run_id"))
     finally:
         os.killpg(head.pid, signal.SIGTERM)  # stop the head by its process id, never `ray stop`
         try:
