@@ -1,22 +1,41 @@
-"""The SolaraViz app, headless (solara.render): a slider changes the model's parameter after Reset,
-Step advances the clock, Reset rebuilds the model."""
+"""The SolaraViz app, headless (solara.render): a slider changes the model's parameter on Reset, Step
+advances the clock (and the clean baseline with it), Reset rebuilds the model, every session has its
+own model; and the knob-to-scenario mapping, without a browser."""
 
 from __future__ import annotations
 
+import functools
+import gc
 import os
+import weakref
+from pathlib import Path
 
 os.environ.setdefault("SOLARA_CHECK_HOOKS", "off")
 
 import ipyvuetify as vw  # noqa: E402
+import mesa  # noqa: E402
 import pytest  # noqa: E402
 import solara  # noqa: E402
 
 from sum_abm.market import app  # noqa: E402
+from sum_abm.scenario import load_scenario  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def _render():
     box, rc = solara.render(solara.AppLayout(children=[app.Page()]), handle_error=False)
     return rc
+
+
+def _markdown() -> list[str]:
+    """The text of every rendered Markdown widget (SolaraViz's grid keeps its items outside the
+    children that ``rc.find`` walks)."""
+    import ipywidgets
+
+    texts = [getattr(w.template, "template", w.template) for w in list(ipywidgets.Widget.widgets.values())
+             if isinstance(w, vw.VuetifyTemplate)]
+    return [t for t in texts if isinstance(t, str) and "Latest calls" in t]
 
 
 def _button(rc, label):
@@ -25,48 +44,128 @@ def _button(rc, label):
 
 @pytest.fixture(autouse=True)
 def track_models(monkeypatch):
-    """Remember the latest model SolaraViz built (functools.wraps keeps the keyword signature
-    that SolaraViz checks)."""
-    import functools
-
+    """Remember every model SolaraViz builds (functools.wraps keeps the keyword signature that
+    SolaraViz checks)."""
     orig = app.VizMarket.__init__
+    built: list = []
 
     @functools.wraps(orig)
     def init(self, **kw):
         orig(self, **kw)
-        app._last_model = self
+        built.append(self)
 
     monkeypatch.setattr(app.VizMarket, "__init__", init)
-    yield
+    app._built = built
+    yield built
 
 
-def test_step_advances_the_clock():
+def test_step_advances_the_clock_and_the_baseline(track_models):
     rc = _render()
-    m = app._last_model
+    m = track_models[-1]
+    assert m.params == app.knobs(load_scenario(ROOT / "scenarios" / "quickstart.toml"))
+    assert m.baseline is not None and not m.baseline.scenario.attacker_groups
     t0 = m.time
-    _button(rc, "Step").widget.click()
-    assert app._last_model.time > t0
-    assert len(app._last_model.acc_series) >= 2
+    for _ in range(3):
+        _button(rc, "Step").widget.click()
+    assert track_models[-1] is m and m.time > t0 + 2 * 43_200 - 3_600  # three 12 h steps
+    assert m.baseline.time <= m.time and len(m.baseline.acc_series) >= 3
+    # the live attack chart measures against the baseline exactly like the reports
+    a = app.attack_series(m)
+    t_last = a["days"][-1] * 86_400
+    base_acc = [acc for t, acc in m.baseline.acc_series if t <= t_last][-1]
+    assert a["drop"][-1] == pytest.approx((base_acc - m.acc_series[-1][1]) * 100)
+    start_att = sum(p.start_balance for p in m.participants if p.group.is_attacker)
+    assert a["attackers"][-1] == sum(p.balance for p in m.participants if p.group.is_attacker) - start_att
+    assert any(f"Day {m.time / 86_400:.1f}" in t and "add_data" in t for t in _markdown())  # the calls table
 
 
-def test_slider_changes_the_parameter_and_reset_rebuilds():
+def test_slider_changes_the_parameter_and_reset_rebuilds(track_models):
     rc = _render()
-    first = app._last_model
+    first = track_models[-1]
     assert first.params["cost_weight"] == 1
-    slider = rc.find(vw.Slider, label="Deposit weight (cost_weight)")
+    slider = rc.find(vw.Slider, label="Deposit weight (cost_weight, token units)")
     slider.assert_single()
     slider.widget.v_model = 7
+    assert track_models[-1] is first  # a knob alone does not rebuild (Mesa's SolaraViz: Reset does)
     _button(rc, "Step").widget.click()
     _button(rc, "Reset").widget.click()
-    rebuilt = app._last_model
+    rebuilt = track_models[-1]
     assert rebuilt is not first and rebuilt.params["cost_weight"] == 7
-    assert rebuilt.scenario.mechanism.cost_weight == 7 and rebuilt.time < first.time + 1
+    assert rebuilt.scenario.mechanism.cost_weight == 7 and rebuilt.time < first.time
+    share = rc.find(vw.Slider, label="Attackers (% of agents)")
+    share.widget.v_model = 0
+    _button(rc, "Reset").widget.click()
+    clean = track_models[-1]
+    assert clean.baseline is None and not clean.scenario.attacker_groups and clean.scenario.mechanism.cost_weight == 7
 
 
-def test_select_switches_the_mechanism():
+def test_select_switches_the_mechanism(track_models):
     rc = _render()
     sel = rc.find(vw.Select, label="Mechanism")
     sel.widget.v_model = "prediction_market"
     _button(rc, "Reset").widget.click()
-    m = app._last_model
+    m = track_models[-1]
     assert m.scenario.mechanism.kind == "prediction_market" and m.scenario.mechanism.semantics == "corrected"
+    _button(rc, "Step").widget.click()
+    assert m.time > 0
+
+
+def test_every_session_gets_its_own_model(track_models):
+    _render()
+    _render()
+    assert len(track_models) == 2 and track_models[0] is not track_models[1]
+
+
+@pytest.mark.parametrize("name", ["quickstart", "attack_sybil", "model_users", "points", "reference_pm_corrected"])
+def test_knobs_at_their_start_values_reproduce_the_scenario(name):
+    base = load_scenario(ROOT / "scenarios" / f"{name}.toml")
+    sc = app.build_scenario(base, **app.knobs(base))
+    a, b = base.to_dict(), sc.to_dict()
+    a.pop("name"), b.pop("name")
+    assert a == b
+    params = app.model_params(base)
+    assert {k: v["value"] for k, v in params.items()} == app.knobs(base)
+
+
+def test_attacker_share_and_policy_mapping():
+    base = load_scenario(ROOT / "scenarios" / "quickstart.toml")  # 4 honest, 1 label-flipper
+    k = app.knobs(base)
+    assert k["attacker_share"] == 20
+    half = app.build_scenario(base, **{**k, "attacker_share": 50})
+    assert {g.name: g.count for g in half.agents} == {"honest": 4, "attacker": 4}
+    syb = app.build_scenario(base, **{**k, "attacker_policy": "sybil"})
+    g = next(g for g in syb.agents if g.is_attacker)
+    assert g.policy == "sybil" and g.count == 1 and g.addresses == 8 and g.start_balance == 10_000
+    none = app.build_scenario(base, **{**k, "attacker_share": 0})
+    assert not none.attacker_groups and sum(g.count for g in none.agents) == 4
+    longer = app.build_scenario(base, **{**k, "refund_time_h": 48})
+    assert longer.mechanism.refund_time_s == 172_800 and longer.mechanism.any_address_claim_wait_time_s == 1_555_200
+    clean = load_scenario(ROOT / "scenarios" / "model_users.toml")
+    attacked = app.build_scenario(clean, **{**app.knobs(clean), "attacker_share": 25})
+    assert attacked.attacker_groups == ["attacker"]
+
+
+def test_discarded_models_are_freed(track_models):
+    m = app.VizMarket(**app.knobs(app.base_scenario()))
+    assert m not in mesa.Agent._ids and m.baseline not in mesa.Agent._ids
+    ref = weakref.ref(m)
+    track_models.clear()
+    del m
+    gc.collect()
+    assert ref() is None
+
+
+def test_viz_cli_refuses_a_busy_port_and_a_bad_scenario_in_one_line():
+    import socket
+    import subprocess
+    import sys
+
+    cli = [sys.executable, "-c", "from sum_abm.cli import main; main()", "viz"]
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        r = subprocess.run(cli + ["--port", str(port)], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and f"--port {port}" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    r = subprocess.run(cli + ["--scenario", "no_such_market"], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and "no_such_market" in r.stderr and len(r.stderr.strip().splitlines()) == 1

@@ -12,6 +12,24 @@ import typer
 from sum_abm.errors import InputError
 
 
+def _check_port(host: str, port: int) -> None:
+    """Fail in one line, before Solara starts, when ``host:port`` cannot be bound."""
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError as exc:
+        raise InputError(f"--host {host}: not an address of this machine ({exc.strerror or exc})") from None
+    family, _, _, _, addr = infos[0]
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server will: TIME_WAIT is no conflict
+        try:
+            s.bind(addr)
+        except OSError as exc:
+            raise InputError(f"--port {port}: cannot listen on {host}:{port} ({exc.strerror or exc}); "
+                             "choose another port with --port") from None
+
+
 def register(app: typer.Typer) -> None:
     @app.command()
     def viz(
@@ -25,6 +43,7 @@ def register(app: typer.Typer) -> None:
 
         path = _resolve(scenario)
         load_scenario(path)  # a bad scenario answers in one line before the server starts
+        _check_port(host, port)
         app_py = Path(__file__).resolve().parents[1] / "market" / "app.py"
         env = {**os.environ, "SUM_ABM_VIZ_SCENARIO": str(path.resolve()), "SOLARA_CHECK_HOOKS": "off"}
         print(f"serving on http://{host}:{port}  (Ctrl-C stops)", flush=True)
@@ -34,5 +53,5 @@ def register(app: typer.Typer) -> None:
             rc = subprocess.call(cmd, env=env)
         except KeyboardInterrupt:
             rc = 0
-        if rc not in (0, -2, 130):
-            raise InputError(f"the server exited with status {rc} (is port {port} free?)")
+        if rc not in (0, -2, -15, 130, 143):
+            raise InputError(f"the server exited with status {rc}")

@@ -1,194 +1,329 @@
-"""The interactive visualization server: Mesa's SolaraViz over the market, like Mesa's examples
-(``model.py``, ``agents.py`` and ``app.py`` side by side).
+"""The interactive visualization server: Mesa's SolaraViz over the market, laid out like Mesa's
+examples (``model.py``, ``agents.py`` and ``app.py`` side by side).
 
-Run it with ``sum-abm viz`` (or ``solara run sum_abm/market/app.py``). Sliders and selects set the
-mechanism and its semantics, the deposit weight, the refund window, the attackers' share and policy,
-the learner and the gas price; Reset rebuilds the market with them, Step advances one sampling
-interval, Play runs it. Every browser session gets its own model.
+Run it with ``sum-abm viz [--scenario NAME|FILE]`` (or ``solara run sum_abm/market/app.py``; the
+scenario then comes from ``SUM_ABM_VIZ_SCENARIO``, default ``quickstart``). The sliders and selects
+start at the scenario's own values: the mechanism and its semantics, the deposit weight, the refund
+window, the attackers' share and policy, the learner, the gas price and the seed. Reset rebuilds the
+market with them, Step advances one sampling interval of simulated time, Play runs it. With
+attackers, a clean baseline (the same market and seed without them) runs in lockstep, so the attack's
+success is measured live exactly as the reports measure it. Every browser session has its own model.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 from typing import Any
 
 os.environ.setdefault("SOLARA_CHECK_HOOKS", "off")  # mesa.visualization trips solara's hook checker
 
+import mesa  # noqa: E402
 import plotly.graph_objects as go  # noqa: E402
 import solara  # noqa: E402
 from mesa.visualization import SolaraViz  # noqa: E402
 from mesa.visualization.utils import update_counter  # noqa: E402
+from plotly.subplots import make_subplots  # noqa: E402
 
+from dashboards.style import ACCURACY, ALL_DATA, ATTACKER, BASELINE, DAY_S, HONEST, group_colors  # noqa: E402
 from sum_abm.market.model import MarketModel  # noqa: E402
-from sum_abm.scenario import Scenario, load_scenario  # noqa: E402
-
-from dashboards.style import ATTACKER, HONEST  # noqa: E402 - the same colours as the reports
+from sum_abm.policies import POLICIES  # noqa: E402
+from sum_abm.scenario import Scenario, load_scenario, parse_scenario  # noqa: E402
 
 SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
-_DATA: dict[str, Any] = {}  # generated data shared by sessions (models are not)
+MECHANISMS = ["deposit_refund_take", "prediction_market", "points"]
+SEMANTICS = {"deposit_refund_take": ["solidity", "reference-python"],
+             "prediction_market": ["corrected", "reference-python"], "points": []}
+ATTACK_POLICIES = ["label_flip", "targeted", "sybil", "free_rider", "deposit_hunter", "adaptive", "careless"]
+LEARNERS = ["sgd_perceptron", "perceptron", "multinomial_nb", "nearest_centroid"]
+CALLS_SHOWN = 12
+_DATA: dict[str, Any] = {}  # generated data shared by sessions (models are not); a few entries at most
 
 
-def base_scenario() -> Scenario:
-    """The scenario the server starts from (``SUM_ABM_VIZ_SCENARIO``: a name or a file)."""
-    name = os.environ.get("SUM_ABM_VIZ_SCENARIO", "quickstart")
+@functools.lru_cache(maxsize=8)
+def base_scenario(name: str | None = None) -> Scenario:
+    """The scenario the server starts from: ``name`` or ``SUM_ABM_VIZ_SCENARIO`` (a bundled name or a
+    TOML file), default ``quickstart``."""
+    name = name or os.environ.get("SUM_ABM_VIZ_SCENARIO", "quickstart")
     p = Path(name)
     if not p.exists():
         p = SCENARIOS / (name if name.endswith(".toml") else f"{name}.toml")
     return load_scenario(p)
 
 
+def attacker_share(sc: Scenario) -> int:
+    """Attacking agents as a whole percentage of all agents (rounded to nearest)."""
+    att = sum(g.count for g in sc.agents if g.is_attacker)
+    total = sum(g.count for g in sc.agents)
+    return round(100 * att / total) if total else 0
+
+
+def knobs(sc: Scenario) -> dict[str, Any]:
+    """The server's knob values that reproduce ``sc`` exactly."""
+    m = sc.mechanism
+    att = [g for g in sc.agents if g.is_attacker]
+    return {
+        "mechanism": m.kind,
+        "semantics": getattr(m, "semantics", "solidity"),
+        "cost_weight": getattr(m, "cost_weight", 1),
+        "refund_time_h": round(getattr(m, "refund_time_s", 86_400) / 3600),
+        "attacker_share": attacker_share(sc),
+        "attacker_policy": att[0].policy if att else "label_flip",
+        "learner": sc.learner.kind,
+        "gas_price": sc.chain.gas_price,
+        "seed": sc.seed,
+    }
+
+
+def _mechanism(base: Scenario, kind: str, semantics: str, cost_weight: int, refund_time_h: int) -> dict[str, Any]:
+    same = base.mechanism.kind == kind
+    mech: dict[str, Any] = base.mechanism.model_dump() if same else {"kind": kind}
+    if SEMANTICS[kind]:
+        mech["semantics"] = semantics if semantics in SEMANTICS[kind] else SEMANTICS[kind][0]
+    if kind == "deposit_refund_take":
+        mech["cost_weight"] = int(cost_weight)
+    if kind in ("deposit_refund_take", "points"):
+        old = mech.get("refund_time_s", 86_400)
+        if not same or round(old / 3600) != int(refund_time_h):  # keep the scenario's exact seconds otherwise
+            new = int(refund_time_h) * 3600
+            # anyone may take what is left after the same multiple of the refund window as before
+            ratio = mech.get("any_address_claim_wait_time_s", 9 * old) / old if old else 9
+            mech.update(refund_time_s=new, any_address_claim_wait_time_s=int(new * ratio))
+    if kind == "prediction_market" and not same:
+        mech.update(bounty=20_000, num_test_pieces=5)  # a small market that ends within a session
+    return mech
+
+
+def _attackers(base: Scenario, share: int, policy: str) -> list[dict[str, Any]]:
+    groups = [g.model_dump() for g in base.agents]
+    honest = [g for g, cfg in zip(groups, base.agents) if not cfg.is_attacker]
+    attackers = [g for g, cfg in zip(groups, base.agents) if cfg.is_attacker]
+    if share == attacker_share(base) and attackers and attackers[0]["policy"] == policy:
+        return groups  # the scenario's own attackers, untouched
+    n_honest = sum(g["count"] for g in honest)
+    share = min(int(share), 95)
+    n_att = 0 if share <= 0 else max(1, round(share * n_honest / (100 - share)))  # share of all agents
+    if not n_att:
+        return honest
+    template = attackers[0] if attackers else dict(honest[0], mean_wait_s=honest[0]["mean_wait_s"] * 2)
+    fields = POLICIES[policy].Config.model_fields
+    att = {k: v for k, v in template.items() if k in fields and k not in ("policy", "name", "count", "attacker")}
+    att.update(name="attacker" if not attackers else attackers[0]["name"], policy=policy, count=n_att, attacker=True)
+    return honest + [att]
+
+
 def build_scenario(base: Scenario, *, mechanism: str, semantics: str, cost_weight: int, refund_time_h: int,
                    attacker_share: int, attacker_policy: str, learner: str, gas_price: int, seed: int) -> Scenario:
-    """The base scenario with the server's knobs applied (percentages and hours made exact)."""
-    refund_s = int(refund_time_h) * 3600
-    mech: dict[str, Any] = {"kind": mechanism}
-    if mechanism == "deposit_refund_take":
-        mech.update(semantics=semantics if semantics in ("solidity", "reference-python") else "solidity",
-                    cost_weight=int(cost_weight), refund_time_s=refund_s, any_address_claim_wait_time_s=9 * refund_s)
-    elif mechanism == "points":
-        mech.update(refund_time_s=refund_s, any_address_claim_wait_time_s=9 * refund_s)
-    else:
-        mech.update(semantics=semantics if semantics in ("corrected", "reference-python") else "corrected",
-                    bounty=20_000, num_test_pieces=5)
+    """The base scenario with the server's knobs applied; at :func:`knobs` (base) it is the base itself.
+
+    ``refund_time_h`` is hours, ``attacker_share`` a percentage of all agents (the honest groups keep
+    their counts; the attackers are as many as that share needs), ``gas_price`` token units per gas.
+    """
     data = base.to_dict()
-    groups = data["agents"]
-    honest = [g for g in groups if not _is_attacker(g)] or [dict(groups[0], attacker=False)]
-    total = sum(g["count"] for g in groups)
-    n_att = round(total * attacker_share / 100)
-    h = dict(honest[0], count=max(1, total - n_att))
-    agents = [h]
-    if n_att:
-        agents.append({"name": "attacker", "policy": attacker_policy, "count": n_att, "attacker": True,
-                       "start_balance": h["start_balance"], "mean_wait_s": h["mean_wait_s"] * 2})
-    data.update(mechanism=mech, agents=agents, seed=int(seed))
-    data["learner"] = {"kind": learner, "params": {}}
+    data["mechanism"] = _mechanism(base, mechanism, semantics, cost_weight, refund_time_h)
+    data["agents"] = _attackers(base, attacker_share, attacker_policy)
+    if learner != base.learner.kind:
+        data["learner"] = {"kind": learner, "params": {}}
     data["chain"]["gas_price"] = int(gas_price)
-    from sum_abm.scenario import parse_scenario
+    data["seed"] = int(seed)
+    return parse_scenario(data, f"viz ({base.name})")
 
-    return parse_scenario(data, "viz")
 
+def _dataset(sc: Scenario) -> Any:
+    key = repr((sc.data.model_dump(), sc.learner.kind))
+    if key not in _DATA:
+        from sum_abm.data import load_dataset
 
-def _is_attacker(g: dict[str, Any]) -> bool:
-    return bool(g.get("attacker")) or g.get("policy") in ("label_flip", "targeted", "sybil", "adaptive")
+        if len(_DATA) >= 4:
+            _DATA.clear()
+        _DATA[key] = load_dataset(sc.data, sc.learner.kind, sc.name)
+    return _DATA[key]
 
 
 class VizMarket(MarketModel):
-    """A market built from keyword parameters only (SolaraViz rebuilds it as ``cls(**params)``)."""
+    """A market built from the server's knobs, keyword parameters only (SolaraViz's Reset rebuilds
+    it as ``cls(**params)``). With attackers it steps a clean baseline alongside."""
 
     def __init__(self, *, mechanism: str = "deposit_refund_take", semantics: str = "solidity", cost_weight: int = 1,
                  refund_time_h: int = 24, attacker_share: int = 20, attacker_policy: str = "label_flip",
                  learner: str = "sgd_perceptron", gas_price: int = 0, seed: int = 1) -> None:
-        sc = build_scenario(base_scenario(), mechanism=mechanism, semantics=semantics, cost_weight=cost_weight,
-                            refund_time_h=refund_time_h, attacker_share=attacker_share,
-                            attacker_policy=attacker_policy, learner=learner, gas_price=gas_price, seed=seed)
-        key = repr((sc.data.model_dump(), sc.learner.kind))
-        if key not in _DATA:
-            from sum_abm.data import load_dataset
-
-            _DATA[key] = load_dataset(sc.data, sc.learner.kind, sc.name)
-        super().__init__(scenario=sc, seed=sc.seed, dataset=_DATA[key])
         self.params = dict(mechanism=mechanism, semantics=semantics, cost_weight=cost_weight,
                            refund_time_h=refund_time_h, attacker_share=attacker_share,
                            attacker_policy=attacker_policy, learner=learner, gas_price=gas_price, seed=seed)
+        sc = build_scenario(base_scenario(), **self.params)
+        ds = _dataset(sc)
+        super().__init__(scenario=sc, seed=sc.seed, dataset=ds)
+        self.baseline = (MarketModel(scenario=sc.without_attackers(), seed=sc.seed, dataset=ds)
+                         if sc.attacker_groups else None)
+        # Agents are created only in __init__: drop Mesa 3.3.1's class-level id counters now, so the
+        # models a long session discards on Reset can be freed (STACK_NOTES: Agent._ids leak).
+        for m in (self, self.baseline):
+            mesa.Agent._ids.pop(m, None)
+        self.colors = group_colors([(g.name, g.policy, g.is_attacker) for g in sc.agents])
         self.running = True
 
     def step(self) -> None:
         super().step()
+        if self.baseline is not None:
+            if self.finished:
+                self.baseline.run()
+            else:
+                self.baseline.run_until(self.time)
         self.running = not self.finished
 
-
-MODEL_PARAMS = {
-    "mechanism": {"type": "Select", "value": "deposit_refund_take", "values": ["deposit_refund_take", "prediction_market", "points"],
-                  "label": "Mechanism"},
-    "semantics": {"type": "Select", "value": "solidity", "values": ["solidity", "reference-python", "corrected"],
-                  "label": "Semantics"},
-    "cost_weight": {"type": "SliderInt", "value": 1, "min": 0, "max": 20, "step": 1, "label": "Deposit weight (cost_weight)"},
-    "refund_time_h": {"type": "SliderInt", "value": 24, "min": 1, "max": 96, "step": 1, "label": "Refund window (hours)"},
-    "attacker_share": {"type": "SliderInt", "value": 20, "min": 0, "max": 80, "step": 20, "label": "Attackers (% of agents)"},
-    "attacker_policy": {"type": "Select", "value": "label_flip", "values": ["label_flip", "targeted", "sybil", "free_rider",
-                                                                           "deposit_hunter", "adaptive"],
-                        "label": "Attacker policy"},
-    "learner": {"type": "Select", "value": "sgd_perceptron",
-                "values": ["sgd_perceptron", "perceptron", "multinomial_nb", "nearest_centroid"], "label": "Learner"},
-    "gas_price": {"type": "SliderInt", "value": 0, "min": 0, "max": 5, "step": 1, "label": "Gas price (tokens per gas)"},
-    "seed": {"type": "SliderInt", "value": 1, "min": 1, "max": 50, "step": 1, "label": "Seed"},
-}
+    @functools.cached_property
+    def accuracy_all_data(self) -> float:
+        """Accuracy of the learner trained on all the data (the reference line)."""
+        return float(self.contract.accuracy_all_data())
 
 
-def _group_series(model: MarketModel) -> dict[str, tuple[list[float], list[float]]]:
+def model_params(base: Scenario) -> dict[str, dict[str, Any]]:
+    """SolaraViz's inputs, starting at the base scenario's values."""
+    k = knobs(base)
+    return {
+        "mechanism": {"type": "Select", "value": k["mechanism"], "values": MECHANISMS, "label": "Mechanism"},
+        "semantics": {"type": "Select", "value": k["semantics"], "values": ["solidity", "reference-python", "corrected"],
+                      "label": "Semantics (DRT: solidity | reference-python; PM: corrected | reference-python)"},
+        "cost_weight": {"type": "SliderInt", "value": k["cost_weight"], "min": 0, "max": max(20, k["cost_weight"]),
+                        "step": 1, "label": "Deposit weight (cost_weight, token units)"},
+        "refund_time_h": {"type": "SliderInt", "value": k["refund_time_h"], "min": 1, "max": max(96, k["refund_time_h"]),
+                          "step": 1, "label": "Refund window (hours)"},
+        "attacker_share": {"type": "SliderInt", "value": k["attacker_share"], "min": 0, "max": 80, "step": 1,
+                           "label": "Attackers (% of agents)"},
+        "attacker_policy": {"type": "Select", "value": k["attacker_policy"],
+                            "values": sorted(set(ATTACK_POLICIES) | {k["attacker_policy"]}), "label": "Attacker policy"},
+        "learner": {"type": "Select", "value": k["learner"], "values": LEARNERS, "label": "Learner"},
+        "gas_price": {"type": "SliderInt", "value": k["gas_price"], "min": 0, "max": max(5, k["gas_price"]), "step": 1,
+                      "label": "Gas price (token units per gas)"},
+        "seed": {"type": "SliderInt", "value": k["seed"], "min": 0, "max": max(50, k["seed"]), "step": 1,
+                 "label": "Seed"},
+    }
+
+
+# -- live charts -----------------------------------------------------------------------------------
+def group_series(model: MarketModel) -> dict[str, tuple[list[float], list[float]]]:
+    """``{group: (days, balance summed over its agents)}`` at every sample so far."""
     s = model.samples
-    acc: dict[tuple[str, int], float] = {}
+    acc: dict[str, dict[int, float]] = {}
     for t, g, b in zip(s["time_s"], s["group"], s["balance"]):
-        acc[(g, t)] = acc.get((g, t), 0.0) + b
-    out: dict[str, tuple[list[float], list[float]]] = {}
-    for (g, t), b in sorted(acc.items(), key=lambda kv: kv[0][1]):
-        xs, ys = out.setdefault(g, ([], []))
-        xs.append(t / 86_400)
-        ys.append(b)
+        d = acc.setdefault(g, {})
+        d[t] = d.get(t, 0.0) + b
+    return {g: ([t / DAY_S for t in sorted(d)], [d[t] for t in sorted(d)]) for g, d in acc.items()}
+
+
+def attack_series(model: VizMarket) -> dict[str, list[float]]:
+    """Attack success so far: days, accuracy destroyed against the baseline (points, the baseline's
+    latest sample at or before each time), and the cumulative profit of attackers and of the rest."""
+    out: dict[str, list[float]] = {"days": [], "drop": [], "attackers": [], "others": []}
+    if model.baseline is None:
+        return out
+    base = model.baseline.acc_series
+    attackers = set(model.scenario.attacker_groups)
+    start = {True: 0.0, False: 0.0}
+    for a in model.participants:
+        start[a.group.name in attackers] += a.start_balance
+    by_t: dict[int, dict[bool, float]] = {}
+    s = model.samples
+    for t, g, b in zip(s["time_s"], s["group"], s["balance"]):
+        side = by_t.setdefault(t, {True: 0.0, False: 0.0})
+        side[g in attackers] += b
+    j = -1
+    for t, acc in model.acc_series:
+        while j + 1 < len(base) and base[j + 1][0] <= t:
+            j += 1
+        if j < 0:
+            continue
+        out["days"].append(t / DAY_S)
+        out["drop"].append((base[j][1] - acc) * 100)
+        side = by_t.get(t, {True: start[True], False: start[False]})
+        out["attackers"].append(side[True] - start[True])
+        out["others"].append(side[False] - start[False])
     return out
 
 
-def _fig(title: str, y: str) -> go.Figure:
-    fig = go.Figure()
-    fig.update_layout(title=title, xaxis_title="simulated time (days)", yaxis_title=y, height=330,
-                      template="plotly_white", margin=dict(l=50, r=10, t=50, b=40), legend=dict(orientation="h"))
+def _fig(title: str, y: str, fig: go.Figure | None = None) -> go.Figure:
+    fig = fig or go.Figure()
+    fig.update_layout(title=title, height=340, template="plotly_white", margin=dict(l=55, r=10, t=50, b=40),
+                      legend=dict(orientation="h", y=-0.25))
+    fig.update_xaxes(title_text="simulated time (days)")
+    fig.update_yaxes(title_text=y)
     return fig
 
 
 @solara.component
-def AccuracyPlot(model: MarketModel):
-    """Accuracy on the hidden test set at every sample."""
+def AccuracyPlot(model: VizMarket):
+    """Accuracy on the hidden test set at every sample, the clean baseline and the all-data line."""
     update_counter.get()
-    fig = _fig("Accuracy", "accuracy (fraction)")
-    t = [a / 86_400 for a, _ in model.acc_series]
-    fig.add_trace(go.Scatter(x=t, y=[b for _, b in model.acc_series], mode="lines+markers", name="accuracy",
-                             line=dict(color="#212121")))
+    fig = _fig("Accuracy on the hidden test set", "accuracy (fraction correct)")
+    for m, name, line in ((model, "accuracy", dict(color=ACCURACY, width=2)),
+                          (model.baseline, "clean baseline (no attackers)", dict(color=BASELINE, dash="dash"))):
+        if m is not None:
+            fig.add_trace(go.Scatter(x=[t / DAY_S for t, _ in m.acc_series], y=[a for _, a in m.acc_series],
+                                     mode="lines+markers", name=name, line=line, marker=dict(size=4)))
+    fig.add_hline(y=model.accuracy_all_data, line=dict(color=ALL_DATA, dash="dot"),
+                  annotation_text=f"trained on all data: {model.accuracy_all_data:.3f}")
     return solara.FigurePlotly(fig)
 
 
 @solara.component
-def BalancesPlot(model: MarketModel):
-    """Balance of each group (sum over its agents)."""
+def BalancesPlot(model: VizMarket):
+    """Balance of each group (sum over its agents), in the reports' colours."""
     update_counter.get()
-    fig = _fig("Balances by group", "balance (tokens)")
-    attackers = set(model.scenario.attacker_groups)
-    for g, (xs, ys) in _group_series(model).items():
-        fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", name=g, line=dict(color=ATTACKER if g in attackers else HONEST)))
+    fig = _fig("Balances by group", "balance (token units)")
+    for g, (xs, ys) in group_series(model).items():
+        fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", name=g, line=dict(color=model.colors.get(g, HONEST))))
     return solara.FigurePlotly(fig)
 
 
 @solara.component
-def AttackPlot(model: MarketModel):
-    """Cumulative profit of the attackers and of everyone else: does the attack pay?"""
+def AttackPlot(model: VizMarket):
+    """Cumulative attack success: accuracy destroyed against the clean baseline and who profits."""
     update_counter.get()
-    fig = _fig("Attack success: cumulative profit", "profit (tokens)")
-    attackers = set(model.scenario.attacker_groups)
-    start = {}
-    for a in model.participants:
-        start[a.group.name] = start.get(a.group.name, 0) + a.start_balance
-    for label, pick, color in (("attackers", True, ATTACKER), ("honest", False, HONEST)):
-        series: dict[float, float] = {}
-        for g, (xs, ys) in _group_series(model).items():
-            if (g in attackers) == pick:
-                for x, y in zip(xs, ys):
-                    series[x] = series.get(x, 0.0) + y - start[g]
-        if series:
-            xs = sorted(series)
-            fig.add_trace(go.Scatter(x=xs, y=[series[x] for x in xs], mode="lines", name=label, line=dict(color=color)))
+    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.12)
+    a = attack_series(model)
+    if model.baseline is None:
+        fig.add_annotation(text="no attackers: set Attackers above 0 % and press Reset", showarrow=False,
+                           xref="paper", yref="paper", x=0.5, y=0.5)
+    else:
+        fig.add_trace(go.Scatter(x=a["days"], y=a["drop"], mode="lines", name="accuracy destroyed (points)",
+                                 line=dict(color=ATTACKER), fill="tozeroy", fillcolor="rgba(198,40,40,0.12)"),
+                      row=1, col=1)
+        fig.add_trace(go.Scatter(x=a["days"], y=a["attackers"], mode="lines", name="attackers' profit",
+                                 line=dict(color=ATTACKER, dash="dot")), row=2, col=1)
+        fig.add_trace(go.Scatter(x=a["days"], y=a["others"], mode="lines", name="everyone else's profit",
+                                 line=dict(color=HONEST, dash="dot")), row=2, col=1)
+    fig = _fig("Attack success (vs clean baseline)", None, fig)
+    fig.update_layout(height=420)
+    fig.update_xaxes(title_text=None, row=1, col=1)
+    fig.update_yaxes(title_text="accuracy points", row=1, col=1)
+    fig.update_yaxes(title_text="profit (token units)", row=2, col=1)
     return solara.FigurePlotly(fig)
 
 
 @solara.component
-def CallsTable(model: MarketModel):
-    """The latest contract calls."""
+def CallsTable(model: VizMarket):
+    """Where the market stands, and the latest contract calls."""
     update_counter.get()
-    rows = model.tx_rows[-12:][::-1]
-    head = "| time (s) | sender | call | outcome | value | fee |\n|---:|---|---|---|---:|---:|\n"
-    body = "".join(f"| {r[0]} | {r[1]} | {r[2]} | {'accepted' if r[3] else r[4]} | {r[5]} | {r[7]} |\n" for r in rows)
+    rows = model.tx_rows[-CALLS_SHOWN:][::-1]
+    rejected = sum(1 for r in model.tx_rows if not r[3])
+    sc = model.scenario
     status = "finished" if model.finished else "running"
-    return solara.Markdown(f"**Day {model.time / 86_400:.1f}** ({status}), accuracy {model.accuracy:.3f}, "
-                           f"{len(model.tx_rows):,} calls\n\n" + head + body)
+    lines = [f"**Day {model.time / DAY_S:.1f}** ({status}) · accuracy **{model.accuracy:.3f}** · "
+             f"{len(model.tx_rows):,} calls, {rejected:,} rejected · pool used {model.cursor / max(1, model.n_pool):.0%}",
+             f"{sc.mechanism.kind} ({getattr(sc.mechanism, 'semantics', 'n/a')}), {sc.learner.kind}, "
+             f"{len(model.participants)} agents ({', '.join(f'{g.count} {g.name}' for g in sc.agents)}), seed {sc.seed}"]
+    if sc.chain.gas_price:
+        fees = [r[7] for r in model.tx_rows if r[2] == "add_data" and r[7]]
+        broke = sum(1 for r in model.tx_rows if r[4] == "insufficient_funds")
+        lines.append(f"gas price {sc.chain.gas_price} token units per gas: {sum(r[7] for r in model.tx_rows):,} "
+                     f"token units of fees so far" + (f", {sum(fees) // len(fees):,} per add_data call on average"
+                                                      if fees else "")
+                     + (f"; {broke:,} calls refused for insufficient funds" if broke else ""))
+    head = "| time (s) | sender | call | outcome | value | gas | fee |\n|---:|---|---|---|---:|---:|---:|\n"
+    body = "".join(f"| {r[0]:,} | {r[1]} | {r[2]} | {'accepted' if r[3] else r[4]} | {r[5]:,} | {r[6]:,} | {r[7]:,} |\n"
+                   for r in rows)
+    return solara.Markdown("\n\n".join(lines) + f"\n\n**Latest calls**\n\n{head}{body}")
 
 
 COMPONENTS = [(AccuracyPlot, 0), (BalancesPlot, 0), (AttackPlot, 0), (CallsTable, 0)]
@@ -196,6 +331,8 @@ COMPONENTS = [(AccuracyPlot, 0), (BalancesPlot, 0), (AttackPlot, 0), (CallsTable
 
 @solara.component
 def Page():
-    # One model per browser session (a module-level model would be shared by every tab).
-    model = solara.use_memo(lambda: VizMarket(), [])
-    return SolaraViz(model, components=COMPONENTS, model_params=MODEL_PARAMS, name="sum_abm — SUM market")
+    base = base_scenario()
+    # One model per browser session: a module-level model would be shared by every tab.
+    model = solara.use_memo(lambda: VizMarket(**knobs(base)), [])
+    return SolaraViz(model, components=COMPONENTS, model_params=model_params(base),
+                     name=f"sum_abm — {base.name}: {base.description}"[:90])
