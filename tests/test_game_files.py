@@ -165,3 +165,10 @@ def test_bundled_games_load():
             continue  # a base scenario of the games, not a game
         g = load_game(f)
         assert g.spec.roles and all(r.strategies for r in g.spec.roles), f
+
+
+def test_game_level_set_changes_the_base(tmp_path):
+    g = load_game(write(tmp_path, GAME.replace('payoff = "profit"', 'payoff = "profit"\nset = { "learner.kind" = "multinomial_nb", "chain.gas_price" = 2 }')))
+    assert g.base.learner.kind == "multinomial_nb" and g.base.chain.gas_price == 2
+    with pytest.raises(InputError, match=r"^.*g\.toml: set: learner\.kind: expected one of .*, got 'nb'$"):
+        load_game(write(tmp_path, GAME.replace('payoff = "profit"', 'payoff = "profit"\nset = { "learner.kind" = "nb" }')))

@@ -14,6 +14,7 @@ rejected; every error is one line naming the file, the field and what was expect
     base = "../attack_label_flip.toml"
     replications = 3
     payoff = "profit"            # or "roi": the agent roles' payoff
+    set = { "learner.kind" = "multinomial_nb" }   # changes to the base for every profile
     [[roles]]
     name = "contributors"
     group = "honest"             # or groups = ["honest", "careless"]
@@ -137,6 +138,8 @@ class GameSpec(_Strict):
     seed: int = Field(0, ge=0)
     replications: int = Field(3, ge=1, le=1000)
     payoff: Literal["profit", "roi"] = Field("profit", description="the agent roles' payoff (per agent)")
+    set: dict[str, Any] = Field(default_factory=dict,
+                                description="changes to the base scenario for every profile (dotted paths)")
     roles: list[RoleSpec] = Field(min_length=1)
     max_profiles: int = Field(256, ge=1, description="beyond this many profiles, deviations are sampled")
 
@@ -235,7 +238,13 @@ def load_game(path: str | Path) -> EmpiricalGame:
     base_path = (p.parent / spec.base).resolve()
     if not base_path.is_file():
         raise InputError(f"{p}: base: no scenario file {spec.base!r} (relative to the game file)")
-    return EmpiricalGame(spec, load_scenario(base_path), str(p))
+    base = load_scenario(base_path)
+    if spec.set:
+        try:
+            base = base.with_overrides(spec.set, source=str(p))
+        except InputError as exc:
+            raise InputError(f"{p}: set: {str(exc).removeprefix(f'{p}: ')}") from None
+    return EmpiricalGame(spec, base, str(p))
 
 
 def run_payoffs(game: EmpiricalGame, agents: pl.DataFrame, runs: pl.DataFrame | None,
