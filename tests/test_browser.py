@@ -1,7 +1,11 @@
 """Real-browser tests with Debian's chromium (installed with apt when missing; never a browser
-downloaded by a test tool): the run report renders every chart from a file with the network off;
-``sum-abm viz`` (started here on a free port on 127.0.0.1, stopped by its PID) loads, a slider
-moves, and a step updates the page."""
+downloaded by a test tool): the run and sweep reports render every chart from a file with the network
+off; ``sum-abm viz`` (started here on a free port on 127.0.0.1, stopped by its process id) loads, a
+slider moves, Step updates a chart and Reset applies the slider.
+
+``SUM_ABM_SCREENSHOTS=DIR`` also saves the README's screenshots (``run_report.png``, ``viz.png``,
+``sweep_report.png``) into DIR.
+"""
 
 from __future__ import annotations
 
@@ -23,12 +27,14 @@ from sum_abm.scenario import load_scenario
 ROOT = Path(__file__).resolve().parents[1]
 FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
          "--disable-component-update", "--disable-sync"]
+SHOTS = os.environ.get("SUM_ABM_SCREENSHOTS")
 
 pytestmark = pytest.mark.browser
 
 
 @pytest.fixture(scope="session")
 def chromium() -> str:
+    """Debian's chromium; installed with apt-get when missing."""
     path = shutil.which("chromium") or "/usr/bin/chromium"
     if not Path(path).exists():
         env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
@@ -48,20 +54,77 @@ def browser(chromium):
         b.close()
 
 
-def test_run_report_renders_offline(browser, tmp_path):
-    from dashboards import build_run_report
+def _shot(page, name: str, **kw) -> None:
+    if SHOTS:
+        Path(SHOTS).mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(Path(SHOTS) / name), **kw)
 
-    sc = load_scenario(ROOT / "scenarios" / "quickstart.toml", {"data.n_rows": 800, "run.max_time_s": 1_728_000})
-    report = build_run_report(run(sc, seed=3).write(tmp_path))
-    ctx = browser.new_context(offline=True)
+
+def _open_offline(browser, html_file: Path, width: int = 1100):
+    """Open a report from its file with the network off; every request it makes is recorded."""
+    ctx = browser.new_context(offline=True, viewport={"width": width, "height": 900})
     page = ctx.new_page()
-    page.goto(report.as_uri())
+    requests: list[str] = []
+    errors: list[str] = []
+    page.on("request", lambda r: requests.append(r.url))
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(html_file.as_uri())
+    return ctx, page, requests, errors
+
+
+def _every_chart_drawn(page, expected: int) -> None:
     charts = page.locator(".js-plotly-plot")
     charts.first.wait_for(timeout=30_000)
-    n = charts.count()
-    assert n >= 4
-    page.wait_for_function(f"document.querySelectorAll('.js-plotly-plot .main-svg').length >= {n}", timeout=30_000)
-    assert page.locator(".js-plotly-plot .scatterlayer .trace").count() >= 3  # lines really drawn
+    assert charts.count() == expected
+    # each chart has drawn its SVG and at least one trace
+    page.wait_for_function(
+        f"""Array.from(document.querySelectorAll('.js-plotly-plot')).filter(
+              g => g.querySelector('.main-svg') && g.querySelector('.trace, .heatmaplayer image')
+           ).length === {expected}""", timeout=30_000)
+
+
+def test_run_report_renders_every_chart_offline(browser, tmp_path):
+    from dashboards import build_run_report
+
+    sc = load_scenario(ROOT / "scenarios" / "quickstart.toml",
+                       None if SHOTS else {"data.n_rows": 800, "run.max_time_s": 1_728_000})
+    report = build_run_report(run(sc, seed=sc.seed if SHOTS else 3).write(tmp_path))
+    expected = report.read_text().count("Plotly.newPlot(")
+    ctx, page, requests, errors = _open_offline(browser, report)
+    _every_chart_drawn(page, expected)
+    assert expected >= 5 and not errors
+    assert all(u.startswith(("file:", "data:", "blob:")) for u in requests), requests
+    assert page.locator("table.sortable tbody tr").count() == 5  # one row per agent
+    # the sortable table sorts numerically: profit, descending after two clicks
+    page.locator("table.sortable th", has_text="profit").first.click()
+    page.locator("table.sortable th", has_text="profit").first.click()
+    col = page.locator("table.sortable th").all_inner_texts().index("profit")
+    profits = [float(t.replace(",", "")) for t in
+               page.locator(f"table.sortable tbody tr td:nth-child({col + 1})").all_inner_texts()]
+    assert profits == sorted(profits, reverse=True)
+    _shot(page, "run_report.png", clip={"x": 0, "y": 0, "width": 1100, "height": 1500})
+    ctx.close()
+
+
+def test_sweep_report_renders_offline(browser, tmp_path):
+    import polars as pl
+
+    from dashboards import build_sweep_report
+
+    rows = [{"run_id": f"r{cw}-{n}-{rep}", "replication": rep, "seed": rep, "mechanism.cost_weight": cw,
+             "agents.attacker.count": n, "attacker_roi": 0.4 - 0.2 * cw + 0.05 * n + 0.01 * rep,
+             "accuracy_drop_final": 0.02 * n / cw, "honest_profit": 500.0 * cw - 300 * n, "accuracy_final": 0.8,
+             "money_conserved": True} for cw in (1, 2, 4) for n in (1, 2, 4, 8) for rep in (0, 1)]
+    (tmp_path / "runs").mkdir()
+    for r in rows:
+        pl.DataFrame([r]).write_parquet(tmp_path / "runs" / f"{r['run_id']}.parquet")
+    report = build_sweep_report(tmp_path)
+    expected = report.read_text().count("Plotly.newPlot(")
+    ctx, page, requests, errors = _open_offline(browser, report)
+    _every_chart_drawn(page, expected)
+    assert expected == 4 and not errors  # three heatmaps and the frontier line
+    assert page.locator(".heatmaplayer").count() >= 3
+    assert all(u.startswith(("file:", "data:", "blob:")) for u in requests), requests
     ctx.close()
 
 
@@ -71,7 +134,12 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_viz_server_slider_and_step(browser):
+def _points(page, chart: int = 0) -> int:
+    """Points in the first trace of the ``chart``-th Plotly chart on the page."""
+    return page.evaluate(f"document.querySelectorAll('.js-plotly-plot')[{chart}].data[0].x.length")
+
+
+def test_viz_server_loads_slider_step_and_reset(browser):
     port = _free_port()
     cli = [sys.executable, "-c", "from sum_abm.cli import main; main()", "viz", "--port", str(port)]
     server = subprocess.Popen(cli, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
@@ -86,21 +154,41 @@ def test_viz_server_slider_and_step(browser):
                 time.sleep(0.5)
         else:
             pytest.fail("the viz server did not start")
-        page = browser.new_page()
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
         page.goto(url)
         page.get_by_text("Step", exact=True).wait_for(timeout=60_000)
         page.get_by_text("Day 0.0").wait_for(timeout=60_000)
-        # move a slider with the keyboard, as a user would
+        page.wait_for_function("document.querySelectorAll('.js-plotly-plot').length >= 3", timeout=60_000)
+        page.wait_for_function("document.querySelectorAll('.js-plotly-plot')[0].data !== undefined", timeout=30_000)
+        before = _points(page)
         # move the deposit-weight slider (the third: after play and render interval) by clicking its track
         slider = page.locator(".v-slider").nth(2)
-        before = page.locator(".v-slider input").nth(2).input_value()
+        value = page.locator(".v-slider input").nth(2)
+        old = value.input_value()
         box = slider.bounding_box()
         page.mouse.click(box["x"] + box["width"] * 0.6, box["y"] + box["height"] / 2)
-        page.wait_for_function(
-            f"document.querySelectorAll('.v-slider input')[2].value != '{before}'", timeout=10_000)
+        page.wait_for_function(f"document.querySelectorAll('.v-slider input')[2].value != '{old}'", timeout=10_000)
+        new = value.input_value()
+        # a step advances the market one sampling interval (12 h) and the accuracy chart gains a point
         page.get_by_text("Step", exact=True).click()
-        page.get_by_text("Day 0.5").wait_for(timeout=60_000)  # one sampling interval (12 h) later
-        assert page.locator(".js-plotly-plot").count() >= 3
+        page.get_by_text("Day 0.5").wait_for(timeout=60_000)
+        page.wait_for_function(
+            f"document.querySelectorAll('.js-plotly-plot')[0].data[0].x.length > {before}", timeout=30_000)
+        for _ in range(5 if SHOTS else 0):  # a few more days for the screenshot
+            page.get_by_text("Step", exact=True).click()
+            time.sleep(1.5)
+        # Reset rebuilds the market with the slider's value
+        page.get_by_text("Reset", exact=True).click()
+        page.get_by_text(f"deposit weight {new}").wait_for(timeout=60_000)
+        page.get_by_text("Day 0.0").wait_for(timeout=60_000)
+        if SHOTS:
+            for _ in range(8):
+                page.get_by_text("Step", exact=True).click()
+                time.sleep(1.5)
+            page.wait_for_function("document.querySelectorAll('.js-plotly-plot')[0].data[0].x.length >= 8",
+                                   timeout=60_000)
+            time.sleep(2)
+            _shot(page, "viz.png")
         page.close()
     finally:
         os.killpg(server.pid, signal.SIGTERM)  # stop the server by its process id

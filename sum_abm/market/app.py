@@ -301,6 +301,19 @@ def AttackPlot(model: VizMarket):
     return solara.FigurePlotly(fig)
 
 
+def mechanism_text(sc: Scenario) -> str:
+    """The mechanism and the knobs it uses, in words."""
+    m = sc.mechanism
+    text = m.kind + (f" ({m.semantics})" if hasattr(m, "semantics") else "")
+    if hasattr(m, "cost_weight"):
+        text += f", deposit weight {m.cost_weight}"
+    if hasattr(m, "refund_time_s") and m.kind != "prediction_market":
+        text += f", refund window {m.refund_time_s / 3600:g} h"
+    if hasattr(m, "bounty"):
+        text += f", bounty {m.bounty:,}"
+    return text
+
+
 @solara.component
 def CallsTable(model: VizMarket):
     """Where the market stands, and the latest contract calls."""
@@ -311,7 +324,7 @@ def CallsTable(model: VizMarket):
     status = "finished" if model.finished else "running"
     lines = [f"**Day {model.time / DAY_S:.1f}** ({status}) · accuracy **{model.accuracy:.3f}** · "
              f"{len(model.tx_rows):,} calls, {rejected:,} rejected · pool used {model.cursor / max(1, model.n_pool):.0%}",
-             f"{sc.mechanism.kind} ({getattr(sc.mechanism, 'semantics', 'n/a')}), {sc.learner.kind}, "
+             f"{mechanism_text(sc)}, {sc.learner.kind}, "
              f"{len(model.participants)} agents ({', '.join(f'{g.count} {g.name}' for g in sc.agents)}), seed {sc.seed}"]
     if sc.chain.gas_price:
         fees = [r[7] for r in model.tx_rows if r[2] == "add_data" and r[7]]
