@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 import pytest
 
@@ -67,11 +68,9 @@ def test_bad_game_files(tmp_path, edit, expected):
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1
 
 
-def test_compositions_and_population_regret_by_hand():
+def test_population_regret_by_hand():
     from sum_abm.game import population as pop
 
-    assert pop.compositions(2, 2) == [(2, 0), (1, 1), (0, 2)]
-    assert len(pop.compositions(4, 3)) == 15 and all(sum(c) == 4 for c in pop.compositions(4, 3))
     game = load_game(ROOT / "scenarios/games/population_game.toml")
     profs = pop.profiles(game)
     assert len(profs) == 5 * 2 and profs[0] == ((4, 0), 0)
@@ -90,6 +89,16 @@ def test_compositions_and_population_regret_by_hand():
     assert all_honest["gain"] == pytest.approx(10.0) and all_honest["best_deviation_strategy"] == "honest -> careless"
     all_careless = regs[pop.label(game, ((0, 4), 0))]
     assert all_careless["regret"] == 0.0  # nobody gains by going back to honest
+    # the best deviation is the deviant's switch, worth 0; a contributor going back to honest loses 10
+    assert all_careless["gain"] == 0.0 and all_careless["best_deviation_role"] == "deviant"
+    # the contributors' symmetric game (deviant at its reference): careless dominates, so the only
+    # symmetric equilibrium is everyone careless and the replicator dynamics go there
+    (role, sg), = pop.symmetric_games(game, profs, table)
+    assert role == "contributors" and sg.n == 4
+    assert np.allclose(sg.strategy_payoffs(np.array([0.5, 0.5])), [0.0, 10.0])
+    eqs = sg.equilibria()
+    assert len(eqs) == 1 and np.allclose(eqs[0], [0, 1])
+    assert sg.replicator(np.array([0.99, 0.01]), steps=2000)[-1][1] > 0.99
 
 
 def test_population_game_end_to_end(tmp_path):
@@ -102,3 +111,54 @@ def test_population_game_end_to_end(tmp_path):
     assert pay["profile_id"].n_unique() == 10 and (pay["n"] == 2).all()
     mixed = pay.filter((pl.col("role") == "contributors") & (pl.col("profile").str.contains("3 honest,1 careless")))
     assert set(mixed["strategy"]) == {"honest", "careless"} and set(mixed["count"]) == {3, 1}
+    eq = pl.read_parquet(tmp_path / "equilibria.parquet")
+    assert eq.filter(pl.col("kind").str.starts_with("symmetric")).height >= 1  # some symmetric mix always exists
+    reg = pl.read_parquet(tmp_path / "regret.parquet")
+    assert reg.height == 10 and (reg["regret"] >= 0).all()
+    html = (tmp_path / "game_report.html").read_text()
+    assert "Replicator dynamics: contributors" in html
+
+
+def test_designer_game_end_to_end(tmp_path):
+    """A designer paid in final accuracy against a deviant paid in ROI (one replication: 4 runs)."""
+    from sum_abm.game.runner import run_game
+    from sum_abm.sweeps.engine import load_runs
+
+    text = (ROOT / "scenarios/games/designer_game.toml").read_text().replace("replications = 2", "replications = 1")
+    text = text.replace('base = "../quickstart.toml"', f'base = "{ROOT / "scenarios/quickstart.toml"}"')
+    f = tmp_path / "designer.toml"
+    f.write_text(text)
+    ans = run_game(f, tmp_path / "out")
+    assert ans["payoffs"] == {"designer": "accuracy_final", "deviant": "roi"}
+    pay = pl.read_parquet(tmp_path / "out/payoffs.parquet")
+    runs = load_runs(tmp_path / "out/sweep").collect()
+    assert runs.height == 4 and (runs["learner"] == "multinomial_nb").all()  # the game's set applies
+    # the designer's payoff is the run's final accuracy, read back from the runs table
+    for w, name in ((1, "light_deposit"), (10, "heavy_deposit")):
+        acc = runs.filter(pl.col("mechanism.cost_weight") == w)["accuracy_final"].to_list()
+        got = pay.filter((pl.col("role") == "designer") & (pl.col("strategy") == name))["mean"].to_list()
+        assert sorted(got) == pytest.approx(sorted(acc))
+    assert pl.read_parquet(tmp_path / "out/regret.parquet").height == 4
+
+
+def test_sampled_game_walks_from_the_reference(tmp_path):
+    """A table larger than max_profiles: the reference and its deviations, then a best-deviation walk."""
+    from sum_abm.game.runner import run_game
+
+    text = (ROOT / "scenarios/games/quickstart_game.toml").read_text().replace("replications = 2", "replications = 1\nmax_profiles = 5")
+    text = text.replace('base = "../quickstart.toml"', f'base = "{ROOT / "scenarios/quickstart.toml"}"')
+    f = tmp_path / "sampled.toml"
+    f.write_text(text)
+    ans = run_game(f, tmp_path / "out")
+    se = ans["search"]
+    assert ans["sampled_deviations_only"] and se["table_size"] == 6
+    assert se["path"][0] == "contributors=honest | deviant=honest" and se["stopped"] in {"equilibrium", "cycle", "max_profiles"}
+    pay = pl.read_parquet(tmp_path / "out/payoffs.parquet")
+    assert 4 <= pay["profile"].n_unique() == ans["profiles_run"] <= 5
+    # the reference's three deviations were all run, so its verdict is an answer, not a guess
+    reg = pl.read_parquet(tmp_path / "out/regret.parquet")
+    ref = reg.filter(pl.col("profile") == se["path"][0]).row(0, named=True)
+    assert ref["deviations_measured"] == 3
+    assert ans["reference_is_equilibrium"] == (ref["gain"] <= 0)
+    if se["stopped"] == "equilibrium":
+        assert se["path"][-1] in ans["pure_equilibria"]

@@ -9,7 +9,8 @@ import numpy as np
 import polars as pl
 import pytest
 
-from sum_abm.game.solvers import (Game, SymmetricGame, best_deviation, bisect_zero, compositions, deviations,
+from sum_abm.game.solvers import (Game, SymmetricGame, best_deviation, bisect_zero, compositions, deviation_walk,
+                                  deviations, neighbourhood,
                                   mixed_equilibria, mixed_regret, plausible_equilibria, pure_equilibria, regret,
                                   replicator)
 
@@ -199,3 +200,43 @@ def test_bisection_with_replications_on_a_noisy_payoff():
     assert c.low <= 3.75 <= c.high
     assert abs(c.estimate - 3.75) < 0.5 and c.high - c.low < 2.6
     assert all(np.sign(m) == np.sign(1.5 - 0.4 * x) or abs(m) < 2 * s for x, m, s in c.evaluations)
+
+
+def _restricted(full: Game, profiles) -> Game:
+    """The full game as a sampled table would see it: only ``profiles`` measured."""
+    keep = np.zeros(full.shape, dtype=bool)
+    for p in profiles:
+        keep[p] = True
+    return Game(full.roles, full.strategies, [np.where(keep, m, np.nan) for m in full.means],
+                [np.zeros(full.shape) for _ in full.roles])
+
+
+def test_deviation_walk_samples_around_candidates():
+    # identical interests: everyone is paid -(a-2)^2 - (b-3)^2 - (c-1)^2; the equilibrium is (2, 3, 1)
+    shape = (4, 4, 4)
+    phi = np.fromfunction(lambda a, b, c: -(a - 2) ** 2 - (b - 3) ** 2 - (c - 1) ** 2, shape)
+    full = Game.exact(["a", "b", "c"], [[str(i) for i in range(4)]] * 3, [phi, phi, phi])
+    start = neighbourhood(shape, (0, 0, 0))
+    asked = []
+
+    def measure(profs):
+        asked.append(len(profs))
+        return _restricted(full, profs)
+
+    g, walk = deviation_walk(_restricted(full, start), start, measure, max_profiles=64)
+    # best deviations by hand: b 0->3 gains 9, then a 0->2 gains 4, then c 0->1 gains 1
+    assert walk.path == [(0, 0, 0), (0, 3, 0), (2, 3, 0), (2, 3, 1)] and walk.stopped == "equilibrium"
+    expected = set().union(*(neighbourhood(shape, p) for p in walk.path))
+    assert set(walk.profiles) == expected and len(walk.profiles) == len(expected) < 64
+    assert asked == [len(set().union(*(neighbourhood(shape, p) for p in walk.path[:i + 1]))) for i in range(1, 4)]
+    assert pure_equilibria(g) == [(2, 3, 1)]  # the only candidate whose every deviation was run
+    # a budget too small for the next neighbourhood stops the walk and says so
+    _, short = deviation_walk(_restricted(full, start), start, measure, max_profiles=len(start) + 5)
+    assert short.stopped == "max_profiles" and short.path == [(0, 0, 0)]
+
+
+def test_deviation_walk_reports_a_cycle():
+    g = pennies()
+    start = neighbourhood(g.shape, (0, 0))
+    _, walk = deviation_walk(_restricted(g, start), start, lambda p: _restricted(g, p), max_profiles=100)
+    assert walk.stopped == "cycle" and walk.path == [(0, 0), (0, 1), (1, 1), (1, 0)]

@@ -30,6 +30,7 @@ rejected; every error is one line naming the file, the field and what was expect
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any, Literal
 
@@ -38,7 +39,7 @@ import polars as pl
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from sum_abm.errors import InputError
-from sum_abm.game.solvers import Game
+from sum_abm.game.solvers import Game, neighbourhood
 from sum_abm.scenario import Scenario, load_scenario, read_toml, validate_file_model
 
 
@@ -306,23 +307,15 @@ def to_game(game: EmpiricalGame, table: pl.DataFrame) -> Game:
 
 
 def profiles_to_run(game: EmpiricalGame) -> tuple[list[tuple[int, ...]], bool]:
-    """All profiles when the table is small enough; otherwise the reference profile and every
-    unilateral deviation from it (sampling around the candidate equilibrium). Returns (profiles,
-    sampled)."""
+    """All profiles when the table has at most ``max_profiles``; otherwise the reference profile and
+    every unilateral deviation from it, the start of the sampled search (see
+    :func:`sum_abm.game.runner.run_game`). Returns (profiles, sampled)."""
     import itertools
 
     shape = [len(r.strategies) for r in game.spec.roles]
-    total = int(np.prod(shape))
-    if total <= game.spec.max_profiles:
+    if math.prod(shape) <= game.spec.max_profiles:
         return list(itertools.product(*(range(k) for k in shape))), False
-    ref = tuple(0 for _ in shape)
-    out = [ref]
-    for r, k in enumerate(shape):
-        for s in range(1, k):
-            p = list(ref)
-            p[r] = s
-            out.append(tuple(p))
-    return out, True
+    return neighbourhood(shape, tuple(0 for _ in shape)), True
 
 
 def frontier_point(game: EmpiricalGame, param: str, value: Any, out: Path, *, address: str | None = None,

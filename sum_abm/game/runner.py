@@ -12,7 +12,8 @@ import plotly.graph_objects as go
 import polars as pl
 
 from sum_abm.game.empirical import EmpiricalGame, frontier_point, load_game, payoff_table, profiles_to_run, to_game
-from sum_abm.game.solvers import (Game, best_deviation, bisect_zero, deviations, mixed_equilibria, mixed_regret,
+from sum_abm.game.solvers import (Game, best_deviation, bisect_zero, deviation_walk, deviations, mixed_equilibria,
+                                  mixed_regret,
                                   plausible_equilibria, pure_equilibria, replicator)
 from sum_abm.market.results import write_parquet_atomic, write_text_atomic
 
@@ -48,12 +49,29 @@ def run_game(path: str | Path, out: str | Path, *, address: str | None = None, r
     if any(r.symmetric for r in game.spec.roles):
         return _run_population_game(game, out, address=address, resume=resume, progress=progress)
     profiles, sampled = profiles_to_run(game)
-    points = [game.profile_overrides(p) for p in profiles]
-    agents, runs, failed = _simulate(game, points, out, address=address, resume=resume, progress=progress)
-    run_profile = {run_id(ov, rep): prof for prof, ov in zip(profiles, points) for rep in range(game.spec.replications)}
-    table = payoff_table(game, profiles, agents, run_profile, runs)
+    run_profile: dict[str, tuple[int, ...]] = {}
+
+    def measure(profs: list[tuple[int, ...]], resume_now: bool) -> tuple[pl.DataFrame, Game, int]:
+        points = [game.profile_overrides(p) for p in profs]
+        run_profile.update({run_id(ov, rep): p for p, ov in zip(profs, points) for rep in range(game.spec.replications)})
+        agents, runs, n_failed = _simulate(game, points, out, address=address, resume=resume_now, progress=progress)
+        t = payoff_table(game, profs, agents, run_profile, runs)
+        return t, to_game(game, t), n_failed
+
+    table, g, failed = measure(profiles, resume)
+    ref = tuple(0 for _ in g.roles)
+    search = None
+    if sampled:
+        state = {"table": table, "failed": failed}
+
+        def grow(profs: list[tuple[int, ...]]) -> Game:
+            state["table"], g2, state["failed"] = measure(profs, True)  # finished runs kept; only new ones run
+            return g2
+
+        g, walk = deviation_walk(g, profiles, grow, game.spec.max_profiles)
+        table, failed, profiles = state["table"], state["failed"], walk.profiles
+        search = {"path": [g.label(p) for p in walk.path], "stopped": walk.stopped, "table_size": int(np.prod(g.shape))}
     write_parquet_atomic(table, out / "payoffs.parquet")
-    g = to_game(game, table)
 
     plausible = set(plausible_equilibria(g))
     regrets = []
@@ -73,10 +91,10 @@ def run_game(path: str | Path, out: str | Path, *, address: str | None = None, r
     write_parquet_atomic(pl.DataFrame(eq_rows, schema=_EMPTY_EQ) if eq_rows else pl.DataFrame(schema=_EMPTY_EQ),
                          out / "equilibria.parquet")
 
-    ref = tuple(0 for _ in g.roles)
     answer = _answer(game, g.label(ref), best_deviation(g, ref) if g.complete(ref) else None, g, len(profiles),
                      sampled, [r["profile"] for r in eq_rows if r["kind"] == "pure"],
                      [g.label(p) for p in sorted(plausible)], failed)
+    answer["search"] = search
     traj = replicator(g, steps=600) if not sampled and all(np.isfinite(m).all() for m in g.means) else None
     _report(game, g, table, regrets, eq_rows, answer, traj, out / "game_report.html")
     write_text_atomic(out / "answer.json", json.dumps(answer, indent=1, default=float))
@@ -152,7 +170,7 @@ def _run_population_game(game: EmpiricalGame, out: Path, *, address, resume, pro
             "mix": "", "regret": 0.0} for r in regs if r["gain"] <= 0]
     sym_sections: list[tuple[str, object]] = []
     for role, sg in pop.symmetric_games(game, profs, table):
-        if np.isnan(sg._pay).any():
+        if not sg.complete:
             continue  # a failed run left a hole: no expected payoffs
         for x in sg.equilibria():
             eqs.append({"kind": "symmetric" if x.max() < 1 - 1e-9 else "symmetric pure",
@@ -200,8 +218,15 @@ def _verdict_html(answer: dict[str, Any]) -> str:
              + (f"; <b>{answer['failed_runs']} runs failed</b> (see sweep/failures.parquet)" if answer["failed_runs"] else "")
              + ".</p>")
     if answer["sampled_deviations_only"]:
-        text += ("<p class='note'>The full table was too large (max_profiles): only the reference profile and its "
-                 "unilateral deviations were run, so only the reference can be tested as an equilibrium.</p>")
+        se = answer.get("search") or {}
+        why = {"equilibrium": "its last profile has no deviation that gains: an equilibrium of the sampled table",
+               "cycle": "the best deviations cycle", "max_profiles": "running further would exceed max_profiles"}
+        text += (f"<p class='note'>The full table ({se.get('table_size', '?')} profiles) was too large (max_profiles): "
+                 f"only {answer['profiles_run']} profiles were run, walking from the reference along best deviations "
+                 f"and running every unilateral deviation of each candidate: "
+                 f"{' → '.join(html.escape(p) for p in se.get('path', []))}. The walk stopped because "
+                 f"{why.get(se.get('stopped'), '?')}. Only candidates whose deviations were all run can be called "
+                 f"equilibria.</p>")
     return text
 
 
@@ -247,11 +272,15 @@ def _report(game: EmpiricalGame, g: Game, table: pl.DataFrame, regrets, eqs, ans
 
 def run_frontier(path: str | Path, out: str | Path, param: str, lo: float, hi: float, *, iterations: int = 5,
                  across: tuple[str, list[Any]] | None = None, address: str | None = None,
-                 integer: bool = False) -> list[dict[str, Any]]:
+                 integer: bool = False, replications: int | None = None) -> list[dict[str, Any]]:
     """Bisection on ``param`` in [lo, hi] for where the best attack's ROI crosses zero (each point:
-    every attack x ``replications``); repeated for every value of an ``across`` parameter (a
-    frontier line). Writes frontier.parquet and frontier_report.html; returns the crossings."""
+    every attack x ``replications``, default the game's); repeated for every value of an ``across``
+    parameter (a frontier line). Writes frontier.parquet and frontier_report.html; returns the
+    crossings (low, high: the final bracket; estimate: its midpoint or the point whose ROI is
+    within its 95 % interval of zero)."""
     game = load_game(path)
+    if replications is not None:
+        game = EmpiricalGame(game.spec.model_copy(update={"replications": replications}), game.base, game.source)
     out = Path(out)
     base = game.base
     for v in (lo, hi):

@@ -397,6 +397,57 @@ def replicator(game: Game, start: list[np.ndarray] | None = None, steps: int = 2
     return traj
 
 
+def neighbourhood(shape: tuple[int, ...] | list[int], profile: tuple[int, ...]) -> list[tuple[int, ...]]:
+    """A profile and every unilateral deviation from it (what testing it as an equilibrium needs)."""
+    out = [tuple(profile)]
+    for r, k in enumerate(shape):
+        for s in range(k):
+            if s != profile[r]:
+                p = list(profile)
+                p[r] = s
+                out.append(tuple(p))
+    return out
+
+
+@dataclass
+class Walk:
+    """A best-deviation walk through a sampled table: the candidates visited, every profile
+    measured, and why it stopped (``equilibrium``, ``cycle`` or ``max_profiles``)."""
+
+    path: list[tuple[int, ...]]
+    profiles: list[tuple[int, ...]]
+    stopped: str
+
+
+def deviation_walk(game: Game, profiles: list[tuple[int, ...]], measure: Callable[[list[tuple[int, ...]]], Game],
+                   max_profiles: int) -> tuple[Game, Walk]:
+    """Sample deviations around candidate equilibria instead of running a table too large to fill.
+
+    ``game`` holds the measured ``profiles``, which must include the first profile of the walk (the
+    reference: all first strategies) and its unilateral deviations. From the candidate, move to its
+    best deviation when that gains; ask ``measure`` (given every profile to have, old and new; it
+    returns the game re-estimated) for the new candidate's neighbourhood; repeat until a candidate
+    has no gaining deviation (an equilibrium of the sampled table), the walk returns to a visited
+    candidate, or the next neighbourhood would take the count past ``max_profiles``.
+    """
+    path = [tuple(0 for _ in game.shape)]
+    have = list(profiles)
+    while True:
+        d = best_deviation(game, path[-1])
+        if d.role < 0 or d.gain <= 0:
+            return game, Walk(path, have, "equilibrium")
+        nxt = tuple(d.strategy if i == d.role else s for i, s in enumerate(path[-1]))
+        if nxt in path:
+            return game, Walk(path, have, "cycle")
+        known = set(have)
+        new = [p for p in neighbourhood(game.shape, nxt) if p not in known]
+        if len(have) + len(new) > max_profiles:
+            return game, Walk(path, have, "max_profiles")
+        have = have + new
+        path.append(nxt)
+        game = measure(have)
+
+
 def compositions(n: int, k: int) -> list[tuple[int, ...]]:
     """Every way to split n players over k strategies (count vectors), all-first-strategy first."""
     out = []
@@ -441,6 +492,11 @@ class SymmetricGame:
     @property
     def k(self) -> int:
         return len(self.strategies)
+
+    @property
+    def complete(self) -> bool:
+        """Whether every payoff the expectations need was measured (a failed profile leaves a hole)."""
+        return not bool(np.isnan(self._pay).any())
 
     def strategy_payoffs(self, x: np.ndarray) -> np.ndarray:
         """Expected payoff of each strategy for one player when the other n - 1 players each play
