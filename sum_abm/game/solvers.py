@@ -378,16 +378,18 @@ def _scale(game: Game) -> float:
 
 
 def replicator(game: Game, start: list[np.ndarray] | None = None, steps: int = 2000, dt: float = 0.05) -> list[list[np.ndarray]]:
-    """Multi-population replicator dynamics (discrete, payoffs normalised): the trajectory of every
-    role's strategy mix from ``start`` (default uniform). For a symmetric population the single role
-    is its own opponent pool."""
+    """Multi-population replicator dynamics (discrete steps of ``dt``, each role's payoffs divided by
+    their range): the trajectory of every role's strategy mix from ``start`` (default uniform), one
+    population per role. A role with many interchangeable players is :class:`SymmetricGame`'s."""
     mix = [np.asarray(m, dtype=float) for m in start] if start is not None else [np.full(k, 1.0 / k) for k in game.shape]
-    scale = _scale(game) or 1.0
+    # Each role's payoffs are scaled by their own range: the dynamics' paths do not change, and roles
+    # paid in different units (tokens, ROI, accuracy) move at comparable speeds.
+    scales = [float(np.nanmax(m) - np.nanmin(m)) or 1.0 for m in game.means]
     traj = [[m.copy() for m in mix]]
     for _ in range(steps):
         new = []
         for r in range(len(game.roles)):
-            fit = strategy_payoffs(game, mix, r) / scale
+            fit = strategy_payoffs(game, mix, r) / scales[r]
             avg = float(mix[r] @ fit)
             m = mix[r] * (1 + dt * (fit - avg))
             m = np.clip(m, 0, None)
@@ -515,10 +517,10 @@ class SymmetricGame:
 
     def replicator(self, start: np.ndarray | None = None, steps: int = 2000, dt: float = 0.05) -> np.ndarray:
         """Replicator dynamics of the population's strategy shares: an array (steps + 1, k) of the
-        trajectory from ``start`` (default uniform). Payoffs are scaled by the largest |payoff| so
-        that ``dt`` is in units of that scale."""
+        trajectory from ``start`` (default uniform). Payoffs are divided by their range, so that
+        ``dt`` is in units of it (the path does not depend on the payoffs' unit)."""
         x = np.full(self.k, 1.0 / self.k) if start is None else np.asarray(start, dtype=float)
-        scale = float(np.nanmax(np.abs(self._pay))) or 1.0
+        scale = float(np.nanmax(self._pay) - np.nanmin(self._pay)) or 1.0
         out = [x]
         for _ in range(steps):
             f = self.strategy_payoffs(x) / scale
