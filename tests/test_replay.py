@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import copy
 import json
+import random
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from sum_abm.errors import InputError
 from sum_abm.replay import replay_file
 
 HERE = Path(__file__).parent / "conformance"
@@ -59,17 +61,91 @@ def _mutations(base: list) -> dict[str, object]:
     return m
 
 
-@pytest.mark.parametrize("kind", ["not_json", "wrong_format", "missing_field", "wrong_type", "dangling_ref"])
-def test_bad_trace_files_get_one_line_and_exit_2(tmp_path: Path, kind: str) -> None:
+@pytest.mark.parametrize("kind, says", [
+    ("not_json", "not valid JSON"),
+    ("wrong_format", "field 'format': expected 'sum-abm-trace/1', got 'other/1'"),
+    ("missing_field", "missing field 'accounts'"),
+    ("wrong_type", "step 0: field 'time': expected an integer >= 0, got str"),
+    ("dangling_ref", "field 'data_ref': 10000 points at no add_data step"),
+])
+def test_bad_trace_files_get_one_line_and_exit_2(tmp_path: Path, kind: str, says: str) -> None:
     base = json.loads((HERE / "drt_solidity.json").read_text())[:1]
     content = _mutations(base)[kind]
     f = tmp_path / f"{kind}.json"
     f.write_text(content if isinstance(content, str) else json.dumps(content))
     r = cli("replay", str(f))
-    assert r.returncode == 2
+    assert r.returncode == 2 and r.stdout == ""
     err = r.stderr.strip().splitlines()
     assert len(err) == 1 and str(f) in err[0] and "Traceback" not in r.stderr
+    assert says in err[0]
     if kind != "not_json":
         assert "drt-solidity-000" in err[0]
-    if kind in ("wrong_type", "dangling_ref"):
-        assert "step" in err[0]
+
+
+PM_BAD = {  # PM-specific mistakes: (path to the field, bad value, what the line says)
+    "semantics": (("mechanism", "semantics"), "solidity", "expected one of ['reference-python', 'corrected']"),
+    "piece_out_of_range": (("steps", 1, "piece"), 9, "step 1: field 'piece': expected a test piece index 0..3"),
+    "point_not_numbers": (("test_set_pieces", 0, 0, "x"), ["a", 1], "test_set_pieces[0][0]: field 'x'"),
+    "wrong_dimension": (("steps", 2, "x"), [1.0, 2.0, 3.0], "expected 2 numbers"),
+    "label_out_of_range": (("model", "init_y", 0), 5, "field 'init_y[0]': expected a class 0..1"),
+    "null_value": (("steps", 0, "value"), None, "step 0: field 'value': expected a number >= 0, got null"),
+    "flag_not_bool": (("mechanism", "group_contributions"), "yes", "field 'group_contributions': expected true or false"),
+    "balance_not_number": (("expect", 3, "balances", "P"), "100", "step 3: expectation: balances: field 'P'"),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(PM_BAD))
+def test_bad_prediction_market_traces_name_the_problem(tmp_path: Path, kind: str) -> None:
+    base = json.loads((HERE / "pm_reference_python.json").read_text())[:1]
+    path, value, says = PM_BAD[kind]
+    assert base[0]["steps"][1]["call"] == "reveal_init_test_set" and base[0]["steps"][2]["call"] == "add_data"
+    obj = base[0]
+    for k in path[:-1]:
+        obj = obj[k]
+    obj[path[-1]] = value
+    f = tmp_path / "pm.json"
+    f.write_text(json.dumps(base))
+    with pytest.raises(InputError) as err:
+        replay_file(f)
+    msg = str(err.value)
+    assert "\n" not in msg and msg.startswith(f"{f}: trace 'pm-000': ") and says in msg, msg
+
+
+def _paths(o, pre=()):
+    if isinstance(o, dict):
+        for k, v in o.items():
+            yield pre + (k,)
+            yield from _paths(v, pre + (k,))
+    elif isinstance(o, list):
+        for i, v in enumerate(o[:3]):
+            yield pre + (i,)
+            yield from _paths(v, pre + (i,))
+
+
+def test_any_damaged_field_is_either_replayed_or_refused_in_one_line(tmp_path: Path) -> None:
+    """Random damage to random fields never ends in a traceback: the replay either runs (the field
+    is informative, or the damage is a legal value) or refuses the file with an InputError."""
+    rng = random.Random(7)
+    bases = [json.loads(f.read_text())[:3] for f in FILES]
+    bad_values = ["x", -1, 10**6, 1.5, None, [], {}, True, [1, "a"], [[1]], -5, 0]
+    f = tmp_path / "t.json"
+    outcomes = {"refused": 0, "replayed": 0}
+    for _ in range(200):
+        traces = copy.deepcopy(rng.choice(bases))
+        tr = rng.choice(traces)
+        path = rng.choice(list(_paths(tr)))
+        obj = tr
+        for k in path[:-1]:
+            obj = obj[k]
+        if isinstance(obj, dict) and rng.random() < 0.2:
+            del obj[path[-1]]
+        else:
+            obj[path[-1]] = rng.choice(bad_values)
+        f.write_text(json.dumps(traces))
+        try:
+            replay_file(f)
+            outcomes["replayed"] += 1
+        except InputError as err:
+            assert "\n" not in str(err) and str(f) in str(err)
+            outcomes["refused"] += 1
+    assert outcomes["refused"] > 60 and outcomes["replayed"] > 15
