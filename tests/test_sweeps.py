@@ -183,6 +183,8 @@ def test_resume_adds_grown_grid_points_and_refuses_another_base(tmp_path):
     assert all((tmp_path / "o" / "runs" / n).read_bytes() == b for n, b in before.items())
     manifest = json.loads((tmp_path / "o" / "sweep.json").read_text())
     assert len(manifest["runs"]) == 3 and "mechanism.cost_weight" in manifest["sweep_file"]
+    assert manifest["versions"]["sum_abm"] and len((manifest["code_revision"] or "x" * 40)[:40]) == 40
+    assert {r["run_id"]: r["seed"] for r in manifest["runs"]} == {r.run_id: r.seed for r in load_sweep_file(f).runs}
     other = write_sweep(tmp_path, {"mechanism.cost_weight": [1, 2, 3]}, base=str(ROOT / "scenarios" / "attack_label_flip.toml"))
     other = other.rename(tmp_path / "other.toml")
     r = subprocess.run(CLI + ["sweep", str(other), "--out", str(tmp_path / "o"), "--resume", "--serial"],
@@ -219,9 +221,10 @@ def _session_pids(sid: int) -> list[int]:
 
 
 @pytest.mark.ray
-def test_sigkill_of_a_ray_driver_then_resume(tmp_path):
+def test_sigkill_of_a_ray_driver_then_resume(tmp_path, ray_local):
     """The default path: local Ray, workers writing their own parts; the driver alone is killed."""
-    f = write_sweep(tmp_path, {"mechanism.cost_weight": [1, 2, 3, 4, 5, 6, 7, 8]}, reps=2)
+    short = {"data.n_rows": [800], "run.max_time_s": [432_000]}
+    f = write_sweep(tmp_path, {"mechanism.cost_weight": [1, 2, 3, 4, 5, 6, 7, 8]}, short, reps=2)
     cut = tmp_path / "cut"
     p = subprocess.Popen(CLI + ["sweep", str(f), "--out", str(cut), "--workers", "2"], stdout=subprocess.DEVNULL,
                          stderr=subprocess.DEVNULL, start_new_session=True)
@@ -250,9 +253,9 @@ def test_sigkill_of_a_ray_driver_then_resume(tmp_path):
     assert f"{16 - before} ran" in r.stdout or before == 16
     t = table(cut)
     assert t.height == 16 and t["run_id"].n_unique() == 16
-    full = run_many(load_scenario(ROOT / "scenarios" / "quickstart.toml"),
-                    [{"mechanism.cost_weight": w, "data.n_rows": 800, "run.max_time_s": 1_728_000} for w in range(1, 9)],
-                    tmp_path / "full", replications=2, root_seed=5, serial=True)
+    full = run_many(load_scenario(ROOT / "scenarios" / "quickstart.toml"),  # uninterrupted, on the test's Ray
+                    [{"mechanism.cost_weight": w, "data.n_rows": 800, "run.max_time_s": 432_000} for w in range(1, 9)],
+                    tmp_path / "full", replications=2, root_seed=5, serial=False)
     assert t.equals(full.sort("run_id"))
     assert load_agents(cut).collect().sort("run_id", "agent_id").equals(
         load_agents(tmp_path / "full").collect().sort("run_id", "agent_id"))

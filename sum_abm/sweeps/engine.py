@@ -184,10 +184,28 @@ def write_manifest(out: Path, sweep_text: str, source: str, base: Scenario, runs
         "source": source,
         "sweep_file": sweep_text,
         "versions": versions(),
+        "code_revision": code_revision(),
         "base_scenario": json.loads(_canonical(base.to_dict())),
         "runs": list(entries.values()),
     }
     write_text_atomic(out / "sweep.json", json.dumps(manifest, indent=1, sort_keys=True, default=str))
+
+
+def code_revision() -> str | None:
+    """The git commit of the sum_abm checkout (``+dirty`` with uncommitted changes under sum_abm/),
+    or None for an installed copy without git."""
+    import subprocess
+
+    pkg = Path(__file__).resolve().parents[1]
+    try:
+        rev = subprocess.run(["git", "-C", str(pkg), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10)
+        if rev.returncode != 0:
+            return None
+        dirty = subprocess.run(["git", "-C", str(pkg), "status", "--porcelain", "--untracked-files=no", "--", "."],
+                               capture_output=True, text=True, timeout=10)
+        return rev.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
+    except (OSError, subprocess.SubprocessError):
+        return None
 
 
 def read_manifest(out: str | Path) -> dict[str, Any] | None:
