@@ -41,6 +41,9 @@ class DepositRefundTake:
     ) -> None:
         if semantics not in SEMANTICS:
             raise ValueError(f"semantics must be one of {SEMANTICS}, got {semantics!r}")
+        if min(refund_time_s, any_address_claim_wait_time_s, cost_weight) < 0:
+            raise ValueError("refund_time_s, any_address_claim_wait_time_s (seconds) and cost_weight "
+                             "(token units) must be >= 0")
         self.refund_time_s = int(refund_time_s)
         self.any_address_claim_wait_time_s = int(any_address_claim_wait_time_s)
         self.cost_weight = cost_weight

@@ -86,6 +86,8 @@ class PredictionMarket:
     ) -> None:
         if semantics not in SEMANTICS:
             raise ValueError(f"semantics must be one of {SEMANTICS}, got {semantics!r}")
+        if min_stake < 0 or any_address_claim_wait_time_s < 0:
+            raise ValueError("min_stake (token units) and any_address_claim_wait_time_s (seconds) must be >= 0")
         self.chain, self.learner, self.address = chain, learner, address
         self.data = data_handler or DataHandler()
         self.semantics = semantics
@@ -117,9 +119,9 @@ class PredictionMarket:
         self.best_change: dict[str, float] = {}
 
     # -- helpers ------------------------------------------------------------------------------
-    def _exec(self, sender: str, call: str, value: Any, fn) -> Any:
+    def _exec(self, sender: str, call: str, value: Any, fn, n_features: int = 0) -> Any:
         return self.chain.execute(sender, call, value, fn, gas_op=f"pm_{call}" if call not in ("add_data", "refund", "report") else call,
-                                  learner_kind=getattr(self.learner, "kind", ""))
+                                  learner_kind=getattr(self.learner, "kind", ""), n_features=n_features)
 
     def _require(self, cond: bool, reason: str) -> None:
         if not cond:
@@ -204,7 +206,8 @@ class PredictionMarket:
             self.staked += cost
             return cost
 
-        return self._exec(sender, "add_data", value, run)
+        # gas: the features sent and stored (a dense list sends every one)
+        return self._exec(sender, "add_data", value, run, n_features=_nnz(x))
 
     def end_market(self, sender: str) -> None:
         """End participation (needs enough contributions or the minimum length)."""
@@ -417,6 +420,11 @@ class PredictionMarket:
                 freeze(own), learner_state(self.learner))
 
     snapshot = state_snapshot
+
+
+def _nnz(x: Any) -> int:
+    idx = getattr(x, "indices", None)
+    return len(idx) if idx is not None else len(x)
 
 
 def whole_units(amount: float) -> int:
