@@ -102,7 +102,7 @@ def test_run_report_renders_every_chart_offline(browser, tmp_path):
     profits = [float(t.replace(",", "")) for t in
                page.locator(f"table.sortable tbody tr td:nth-child({col + 1})").all_inner_texts()]
     assert profits == sorted(profits, reverse=True)
-    _shot(page, "run_report.png", clip={"x": 0, "y": 0, "width": 1100, "height": 1500})
+    _shot(page, "run_report.png", full_page=True, clip={"x": 0, "y": 0, "width": 1100, "height": 1650})
     ctx.close()
 
 
@@ -154,7 +154,7 @@ def test_viz_server_loads_slider_step_and_reset(browser):
                 time.sleep(0.5)
         else:
             pytest.fail("the viz server did not start")
-        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page = browser.new_page(viewport={"width": 1500, "height": 1000} if SHOTS else {"width": 1280, "height": 900})
         page.goto(url)
         page.get_by_text("Step", exact=True).wait_for(timeout=60_000)
         page.get_by_text("Day 0.0").wait_for(timeout=60_000)
@@ -174,21 +174,18 @@ def test_viz_server_loads_slider_step_and_reset(browser):
         page.get_by_text("Day 0.5").wait_for(timeout=60_000)
         page.wait_for_function(
             f"document.querySelectorAll('.js-plotly-plot')[0].data[0].x.length > {before}", timeout=30_000)
-        for _ in range(5 if SHOTS else 0):  # a few more days for the screenshot
-            page.get_by_text("Step", exact=True).click()
-            time.sleep(1.5)
+        if SHOTS:  # ten simulated days of the quick-start market for the README
+            for _ in range(19):
+                page.get_by_text("Step", exact=True).click()
+                time.sleep(1.0)
+            page.wait_for_function("document.querySelectorAll('.js-plotly-plot')[0].data[0].x.length >= 18",
+                                   timeout=60_000)
+            time.sleep(2)
+            _shot(page, "viz.png")
         # Reset rebuilds the market with the slider's value
         page.get_by_text("Reset", exact=True).click()
         page.get_by_text(f"deposit weight {new}").wait_for(timeout=60_000)
         page.get_by_text("Day 0.0").wait_for(timeout=60_000)
-        if SHOTS:
-            for _ in range(8):
-                page.get_by_text("Step", exact=True).click()
-                time.sleep(1.5)
-            page.wait_for_function("document.querySelectorAll('.js-plotly-plot')[0].data[0].x.length >= 8",
-                                   timeout=60_000)
-            time.sleep(2)
-            _shot(page, "viz.png")
         page.close()
     finally:
         os.killpg(server.pid, signal.SIGTERM)  # stop the server by its process id

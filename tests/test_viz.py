@@ -83,7 +83,7 @@ def test_slider_changes_the_parameter_and_reset_rebuilds(track_models):
     rc = _render()
     first = track_models[-1]
     assert first.params["cost_weight"] == 1
-    slider = rc.find(vw.Slider, label="Deposit weight (cost_weight, token units)")
+    slider = rc.find(vw.Slider, label="Deposit weight")
     slider.assert_single()
     slider.widget.v_model = 7
     assert track_models[-1] is first  # a knob alone does not rebuild (Mesa's SolaraViz: Reset does)
@@ -92,7 +92,7 @@ def test_slider_changes_the_parameter_and_reset_rebuilds(track_models):
     rebuilt = track_models[-1]
     assert rebuilt is not first and rebuilt.params["cost_weight"] == 7
     assert rebuilt.scenario.mechanism.cost_weight == 7 and rebuilt.time < first.time
-    share = rc.find(vw.Slider, label="Attackers (% of agents)")
+    share = rc.find(vw.Slider, label="Attackers (%)")
     share.widget.v_model = 0
     _button(rc, "Reset").widget.click()
     clean = track_models[-1]

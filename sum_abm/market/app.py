@@ -179,23 +179,26 @@ class VizMarket(MarketModel):
 
 
 def model_params(base: Scenario) -> dict[str, dict[str, Any]]:
-    """SolaraViz's inputs, starting at the base scenario's values."""
+    """SolaraViz's inputs, starting at the base scenario's values (labels short, so the sliders keep
+    their tracks in the sidebar; units: cost weight in token units, refund window in hours, attackers
+    as a percentage of all agents, gas price in token units per gas). The status line under the
+    charts states the values the running market uses."""
     k = knobs(base)
     return {
         "mechanism": {"type": "Select", "value": k["mechanism"], "values": MECHANISMS, "label": "Mechanism"},
         "semantics": {"type": "Select", "value": k["semantics"], "values": ["solidity", "reference-python", "corrected"],
-                      "label": "Semantics (DRT: solidity | reference-python; PM: corrected | reference-python)"},
+                      "label": "Semantics"},
         "cost_weight": {"type": "SliderInt", "value": k["cost_weight"], "min": 0, "max": max(20, k["cost_weight"]),
-                        "step": 1, "label": "Deposit weight (cost_weight, token units)"},
+                        "step": 1, "label": "Deposit weight"},
         "refund_time_h": {"type": "SliderInt", "value": k["refund_time_h"], "min": 1, "max": max(96, k["refund_time_h"]),
-                          "step": 1, "label": "Refund window (hours)"},
+                          "step": 1, "label": "Refund window (h)"},
         "attacker_share": {"type": "SliderInt", "value": k["attacker_share"], "min": 0, "max": 80, "step": 1,
-                           "label": "Attackers (% of agents)"},
+                           "label": "Attackers (%)"},
         "attacker_policy": {"type": "Select", "value": k["attacker_policy"],
                             "values": sorted(set(ATTACK_POLICIES) | {k["attacker_policy"]}), "label": "Attacker policy"},
         "learner": {"type": "Select", "value": k["learner"], "values": LEARNERS, "label": "Learner"},
         "gas_price": {"type": "SliderInt", "value": k["gas_price"], "min": 0, "max": max(5, k["gas_price"]), "step": 1,
-                      "label": "Gas price (token units per gas)"},
+                      "label": "Gas price"},
         "seed": {"type": "SliderInt", "value": k["seed"], "min": 0, "max": max(50, k["seed"]), "step": 1,
                  "label": "Seed"},
     }
@@ -244,8 +247,10 @@ def attack_series(model: VizMarket) -> dict[str, list[float]]:
 
 def _fig(title: str, y: str, fig: go.Figure | None = None) -> go.Figure:
     fig = fig or go.Figure()
-    fig.update_layout(title=title, height=340, template="plotly_white", margin=dict(l=55, r=10, t=50, b=40),
-                      legend=dict(orientation="h", y=-0.25))
+    # a fixed width that fits SolaraViz's half-width grid cells on a 1280-pixel screen (autosize
+    # measures the cell before the grid has laid it out, and overflows)
+    fig.update_layout(title=title, height=340, width=440, template="plotly_white",
+                      margin=dict(l=55, r=10, t=50, b=40), legend=dict(orientation="h", y=-0.25))
     fig.update_xaxes(title_text="simulated time (days)")
     fig.update_yaxes(title_text=y)
     return fig
@@ -326,6 +331,7 @@ def CallsTable(model: VizMarket):
              f"{len(model.tx_rows):,} calls, {rejected:,} rejected · pool used {model.cursor / max(1, model.n_pool):.0%}",
              f"{mechanism_text(sc)}, {sc.learner.kind}, "
              f"{len(model.participants)} agents ({', '.join(f'{g.count} {g.name}' for g in sc.agents)}), seed {sc.seed}"]
+    lines[-1] += f", gas price {sc.chain.gas_price}"
     if sc.chain.gas_price:
         fees = [r[7] for r in model.tx_rows if r[2] == "add_data" and r[7]]
         broke = sum(1 for r in model.tx_rows if r[4] == "insufficient_funds")
