@@ -20,7 +20,7 @@ from pathlib import Path
 
 from sum_abm.scenario import load_scenario
 from sum_abm.sweeps import run_many
-from sum_abm.sweeps.engine import init_ray
+from sum_abm.sweeps.engine import init_ray, shutdown_ray
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -41,8 +41,6 @@ def main() -> None:
         run_many(base, points, Path(d) / "serial", serial=True, baseline=False)
         serial = time.perf_counter() - t
 
-        import ray
-
         t = time.perf_counter()
         init_ray(None, cores)
         startup = time.perf_counter() - t
@@ -52,7 +50,7 @@ def main() -> None:
         t = time.perf_counter()
         run_many(base, points, Path(d) / "ray", serial=False, baseline=False)
         ray_s = time.perf_counter() - t
-        ray.shutdown()
+        shutdown_ray()
     print(f"serial in-process: {n} runs in {serial:.2f} s = {n / serial:.1f} runs/s ({serial / n * 1e3:.1f} ms per run)")
     print(f"ray start-up: {startup:.2f} s; worker warm-up ({len(warm)} runs, imports and generated data): {warmup:.2f} s")
     print(f"ray ({cores} workers, steady state): {n} runs in {ray_s:.2f} s = {n / ray_s:.1f} runs/s")

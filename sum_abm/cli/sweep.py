@@ -35,9 +35,9 @@ def register(app: typer.Typer) -> None:
             _run(sw, sweep_file, out, address, workers, resume, serial)
         finally:
             if connected:
-                import ray
+                from sum_abm.sweeps.engine import shutdown_ray
 
-                ray.shutdown()
+                shutdown_ray()
 
     def _run(sw, sweep_file: Path, out: Path, address: str | None, workers: int | None, resume: bool,
              serial: bool) -> None:

@@ -232,6 +232,20 @@ def run_serial(base: Scenario, todo: list[RunSpec], writer: SweepWriter, progres
             progress(done, failed, total)
 
 
+_OWN_TEMP_DIRS: list[str] = []  # temp dirs of the local Ray instances this process started
+
+
+def shutdown_ray() -> None:
+    """Stop the Ray this process started (local or connected) and remove its session folders."""
+    import shutil
+
+    import ray
+
+    ray.shutdown()
+    while _OWN_TEMP_DIRS:
+        shutil.rmtree(_OWN_TEMP_DIRS.pop(), ignore_errors=True)
+
+
 def ray_running() -> bool:
     """True when this process is already connected to Ray (a notebook, a test fixture): no start-up to pay."""
     import sys
@@ -254,6 +268,7 @@ def init_ray(address: str | None, workers: int | None) -> bool:
         # A short temp dir: Ray's socket paths must stay under 107 bytes. Node IP 127.0.0.1 keeps
         # Ray's own traffic on loopback (its GCS and raylet still listen on every interface).
         opts["_temp_dir"] = tempfile.mkdtemp(prefix="ray", dir="/tmp")
+        _OWN_TEMP_DIRS.append(opts["_temp_dir"])
         ray.init(address="local", num_cpus=workers or os.cpu_count(), _node_ip_address="127.0.0.1", **opts)
         return True
     check_address(address)
@@ -414,7 +429,7 @@ def run_ray(base: Scenario, todo: list[RunSpec], writer: SweepWriter, progress: 
         raise
     finally:
         if started:
-            ray.shutdown()
+            shutdown_ray()
 
 
 def run_many(base: Scenario, points: list[dict[str, Any]], out: str | Path, *, replications: int = 1, root_seed: int = 0,
