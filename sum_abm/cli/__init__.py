@@ -46,7 +46,14 @@ def main() -> None:
     except Exception as err:  # click usage errors come through here in non-standalone mode
         import click
 
-        if isinstance(err, click.exceptions.ClickException):
+        usage_errors: list[type] = [click.exceptions.ClickException]
+        try:  # typer >= 0.25 raises the usage errors of its own vendored click
+            from typer._click import exceptions as _typer_click
+
+            usage_errors.append(_typer_click.ClickException)
+        except ImportError:
+            pass
+        if isinstance(err, tuple(usage_errors)):
             fail(err.format_message())
         if isinstance(err, click.exceptions.Abort):
             fail("aborted", 130)
