@@ -83,6 +83,7 @@ def test_batch_size_batches_only_short_runs():
     ({"mechanism.cost_weight": []}, "grid.mechanism.cost_weight: empty list"),
     ({"agents.attacker.count": [0]}, "agents[1].count: expected a value >= 1, got 0"),
     ({"data.n_rows": [900]}, "zip.data.n_rows: also varied in [grid]"),
+    ({"seed": [1, 2]}, "seed: the sweep sets each run's seed itself"),
     ({"mechanism.cost_weight": [1], "__extra": '[random]\ncount = 2\n[random.params]\n"run.seed" = '
       '{ dist = "integer", low = 0.5, high = 3 }'}, "integer needs whole-number bounds"),
     ({"mechanism.cost_weight": [1], "__base": "nowhere.toml"}, "base: no scenario file 'nowhere.toml'"),

@@ -217,6 +217,9 @@ def check_points(base: Scenario, points: list[dict[str, Any]], source: str) -> N
     checked: set[str] = set()
     for ov in points:
         for key, value in ov.items():
+            if split_path(key) in (["seed"], ["run_id"], ["replication"]):
+                raise InputError(f"{source}: {key}: the sweep sets each run's {key} itself (vary replications "
+                                 f"and the sweep's root seed instead)")
             tag = json.dumps([key, value], sort_keys=True, default=str)
             if tag not in checked:  # each distinct (path, value) once: a 10,000-point grid stays fast
                 base.with_overrides({key: value}, source=source)
