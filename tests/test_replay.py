@@ -149,3 +149,18 @@ def test_any_damaged_field_is_either_replayed_or_refused_in_one_line(tmp_path: P
             assert "\n" not in str(err) and str(f) in str(err)
             outcomes["refused"] += 1
     assert outcomes["refused"] > 60 and outcomes["replayed"] > 15
+
+
+@pytest.mark.parametrize("args, says", [((), "Missing argument"), (("tests",), "not a readable text file"),
+                                        (("no/such.json",), "no such file")])
+def test_replay_usage_mistakes_get_one_line_and_exit_2(args, says) -> None:
+    r = cli("replay", *args)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and says in r.stderr
+
+
+def test_a_bad_file_among_good_ones_stops_before_any_output(tmp_path: Path) -> None:
+    f = tmp_path / "bad.json"
+    f.write_text("[1]")
+    r = cli("replay", str(FILES[0]), str(f))
+    assert r.returncode == 2 and r.stdout == "" and "trace 0: expected an object" in r.stderr
