@@ -155,6 +155,8 @@ def test_viz_server_loads_slider_step_and_reset(browser):
         else:
             pytest.fail("the viz server did not start")
         page = browser.new_page(viewport={"width": 1500, "height": 1000} if SHOTS else {"width": 1280, "height": 900})
+        requests: list[str] = []
+        page.on("request", lambda r: requests.append(r.url))
         page.goto(url)
         page.get_by_text("Step", exact=True).wait_for(timeout=60_000)
         page.get_by_text("Day 0.0").wait_for(timeout=60_000)
@@ -174,6 +176,16 @@ def test_viz_server_loads_slider_step_and_reset(browser):
         page.get_by_text("Day 0.5").wait_for(timeout=60_000)
         page.wait_for_function(
             f"document.querySelectorAll('.js-plotly-plot')[0].data[0].x.length > {before}", timeout=30_000)
+        # Play runs the market until paused
+        n = _points(page)
+        page.get_by_text("▶", exact=True).click()
+        page.wait_for_function(
+            f"document.querySelectorAll('.js-plotly-plot')[0].data[0].x.length >= {n + 2}", timeout=60_000)
+        page.get_by_text("❚❚", exact=True).click()
+        page.get_by_text("▶", exact=True).wait_for(timeout=30_000)
+        # offline: the page and its scripts come from this server only (Solara's bundled assets)
+        assert requests and all(u.startswith((url, f"ws://127.0.0.1:{port}/", "data:", "blob:")) for u in requests), \
+            [u for u in requests if not u.startswith(url)]
         if SHOTS:  # ten simulated days of the quick-start market for the README
             for _ in range(19):
                 page.get_by_text("Step", exact=True).click()

@@ -354,4 +354,10 @@ def Page():
     # One model per browser session: a module-level model would be shared by every tab.
     model = solara.use_memo(lambda: VizMarket(**knobs(base)), [])
     return SolaraViz(model, components=COMPONENTS, model_params=model_params(base),
-                     name=f"sum_abm — {base.name}: {base.description}"[:90])
+                     name=_title(base))
+
+
+def _title(base: Scenario, limit: int = 90) -> str:
+    """The app bar's title: the scenario's name and description, cut at a word if long."""
+    title = f"sum_abm — {base.name}" + (f": {base.description}" if base.description else "")
+    return title if len(title) <= limit else title[: title.rfind(" ", 0, limit - 1)] + " …"
