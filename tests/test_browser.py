@@ -139,10 +139,12 @@ def _points(page, chart: int = 0) -> int:
     return page.evaluate(f"document.querySelectorAll('.js-plotly-plot')[{chart}].data[0].x.length")
 
 
-def test_viz_server_loads_slider_step_and_reset(browser):
+def test_viz_server_loads_slider_step_and_reset(browser, tmp_path):
     port = _free_port()
     cli = [sys.executable, "-c", "from sum_abm.cli import main; main()", "viz", "--port", str(port)]
-    server = subprocess.Popen(cli, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    log = tmp_path / "server.log"
+    with log.open("w") as out:
+        server = subprocess.Popen(cli, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         url = f"http://127.0.0.1:{port}/"
         deadline = time.time() + 120
@@ -186,6 +188,8 @@ def test_viz_server_loads_slider_step_and_reset(browser):
         # offline: the page and its scripts come from this server only (Solara's bundled assets)
         assert requests and all(u.startswith((url, f"ws://127.0.0.1:{port}/", "data:", "blob:")) for u in requests), \
             [u for u in requests if not u.startswith(url)]
+        # ... and the server fetched nothing from the network for it (Solara proxies CDN files it lacks)
+        assert "Could not load URL" not in log.read_text() and "cdn.jsdelivr" not in log.read_text()
         if SHOTS:  # ten simulated days of the quick-start market for the README
             for _ in range(19):
                 page.get_by_text("Step", exact=True).click()

@@ -28,14 +28,14 @@ def _render():
     return rc
 
 
-def _markdown() -> list[str]:
-    """The text of every rendered Markdown widget (SolaraViz's grid keeps its items outside the
+def _status() -> list[str]:
+    """The HTML of every rendered status panel (SolaraViz's grid keeps its items outside the
     children that ``rc.find`` walks)."""
     import ipywidgets
 
-    texts = [getattr(w.template, "template", w.template) for w in list(ipywidgets.Widget.widgets.values())
-             if isinstance(w, vw.VuetifyTemplate)]
-    return [t for t in texts if isinstance(t, str) and "Latest calls" in t]
+    texts = [getattr(w, "unsafe_innerHTML", None) or getattr(w, "children", None)
+             for w in list(ipywidgets.Widget.widgets.values())]
+    return [str(t) for t in texts if t and "Latest calls" in str(t)]
 
 
 def _button(rc, label):
@@ -76,7 +76,7 @@ def test_step_advances_the_clock_and_the_baseline(track_models):
     assert a["drop"][-1] == pytest.approx((base_acc - m.acc_series[-1][1]) * 100)
     start_att = sum(p.start_balance for p in m.participants if p.group.is_attacker)
     assert a["attackers"][-1] == sum(p.balance for p in m.participants if p.group.is_attacker) - start_att
-    assert any(f"Day {m.time / 86_400:.1f}" in t and "add_data" in t for t in _markdown())  # the calls table
+    assert any(f"Day {m.time / 86_400:.1f}" in t and "add_data" in t for t in _status())  # the calls table
 
 
 def test_slider_changes_the_parameter_and_reset_rebuilds(track_models):

@@ -13,6 +13,7 @@ success is measured live exactly as the reports measure it. Every browser sessio
 from __future__ import annotations
 
 import functools
+import html
 import os
 from pathlib import Path
 from typing import Any
@@ -319,30 +320,43 @@ def mechanism_text(sc: Scenario) -> str:
     return text
 
 
-@solara.component
-def CallsTable(model: VizMarket):
-    """Where the market stands, and the latest contract calls."""
-    update_counter.get()
+def status_html(model: VizMarket) -> str:
+    """Where the market stands, and a table of the latest contract calls (newest first), as HTML.
+
+    Plain HTML, not ``solara.Markdown``: Solara's Markdown loads KaTeX from a CDN through the
+    server, which fails offline (and would reach the network otherwise)."""
+    esc = html.escape
     rows = model.tx_rows[-CALLS_SHOWN:][::-1]
     rejected = sum(1 for r in model.tx_rows if not r[3])
     sc = model.scenario
     status = "finished" if model.finished else "running"
-    lines = [f"**Day {model.time / DAY_S:.1f}** ({status}) · accuracy **{model.accuracy:.3f}** · "
+    lines = [f"<b>Day {model.time / DAY_S:.1f}</b> ({status}) · accuracy <b>{model.accuracy:.3f}</b> · "
              f"{len(model.tx_rows):,} calls, {rejected:,} rejected · pool used {model.cursor / max(1, model.n_pool):.0%}",
-             f"{mechanism_text(sc)}, {sc.learner.kind}, "
-             f"{len(model.participants)} agents ({', '.join(f'{g.count} {g.name}' for g in sc.agents)}), seed {sc.seed}"]
-    lines[-1] += f", gas price {sc.chain.gas_price}"
+             esc(f"{mechanism_text(sc)}, {sc.learner.kind}, {len(model.participants)} agents "
+                 f"({', '.join(f'{g.count} {g.name}' for g in sc.agents)}), seed {sc.seed}, gas price {sc.chain.gas_price}")]
     if sc.chain.gas_price:
         fees = [r[7] for r in model.tx_rows if r[2] == "add_data" and r[7]]
         broke = sum(1 for r in model.tx_rows if r[4] == "insufficient_funds")
-        lines.append(f"gas price {sc.chain.gas_price} token units per gas: {sum(r[7] for r in model.tx_rows):,} "
-                     f"token units of fees so far" + (f", {sum(fees) // len(fees):,} per add_data call on average"
-                                                      if fees else "")
+        lines.append(f"fees so far: {sum(r[7] for r in model.tx_rows):,} token units"
+                     + (f", {sum(fees) // len(fees):,} per add_data call on average" if fees else "")
                      + (f"; {broke:,} calls refused for insufficient funds" if broke else ""))
-    head = "| time (s) | sender | call | outcome | value | gas | fee |\n|---:|---|---|---|---:|---:|---:|\n"
-    body = "".join(f"| {r[0]:,} | {r[1]} | {r[2]} | {'accepted' if r[3] else r[4]} | {r[5]:,} | {r[6]:,} | {r[7]:,} |\n"
-                   for r in rows)
-    return solara.Markdown("\n\n".join(lines) + f"\n\n**Latest calls**\n\n{head}{body}")
+    cells = "text-align:right;padding:2px 8px"
+    head = "".join(f"<th style='{cells}'>{h}</th>" for h in ("time (s)", "sender", "call", "outcome", "value", "gas", "fee"))
+    body = "".join(
+        "<tr>" + "".join(f"<td style='{cells}'>{esc(str(v))}</td>" for v in
+                         (f"{r[0]:,}", r[1], r[2], "accepted" if r[3] else r[4], f"{r[5]:,}", f"{r[6]:,}", f"{r[7]:,}"))
+        + "</tr>" for r in rows)
+    return ("".join(f"<p style='margin:0 0 8px'>{line}</p>" for line in lines)
+            + "<p style='margin:12px 0 4px'><b>Latest calls</b></p>"
+            + f"<table style='border-collapse:collapse;font-size:13px'><thead><tr>{head}</tr></thead>"
+            + f"<tbody>{body}</tbody></table>")
+
+
+@solara.component
+def CallsTable(model: VizMarket):
+    """Where the market stands, and the latest contract calls."""
+    update_counter.get()
+    return solara.HTML(tag="div", unsafe_innerHTML=status_html(model), style="font-size:14px")
 
 
 COMPONENTS = [(AccuracyPlot, 0), (BalancesPlot, 0), (AttackPlot, 0), (CallsTable, 0)]
