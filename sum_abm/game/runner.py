@@ -242,17 +242,20 @@ def _report(game: EmpiricalGame, g: Game, table: pl.DataFrame, regrets, eqs, ans
                                              for i in range(z.shape[0])], hoverinfo="text", texttemplate="%{text}",
                                        colorbar=dict(title=answer["payoffs"][g.roles[r]])))
             sections.append((f"Payoff of {g.roles[r]}",
-                             layout(fig, f"{g.roles[r]}'s payoff ({answer['payoffs'][g.roles[r]]}; mean ± standard error)",
+                             layout(fig, f"Payoff of {g.roles[r]} ({answer['payoffs'][g.roles[r]]} per agent; mean ± standard error)"
+                                    if answer["payoffs"][g.roles[r]] in ("profit", "roi") else
+                                    f"Payoff of {g.roles[r]} ({answer['payoffs'][g.roles[r]]}; mean ± standard error)",
                                     f"{g.roles[1]} strategy", f"{g.roles[0]} strategy")))
     ref_devs = [d for d in deviations(g, tuple(0 for _ in g.roles))] if g.complete(tuple(0 for _ in g.roles)) else []
     if ref_devs:
         names = [f"{g.roles[d.role]} → {g.strategies[d.role][d.strategy]}" for d in ref_devs]
         fig = go.Figure(go.Bar(x=[d.gain for d in ref_devs], y=names, orientation="h",
+                               marker_color=["#c62828" if d.significant else "#90a4ae" for d in ref_devs],
                                error_x=dict(type="data", symmetric=False, array=[d.ci_high - d.gain for d in ref_devs],
                                             arrayminus=[d.gain - d.ci_low for d in ref_devs])))
         fig.add_vline(x=0, line=dict(dash="dot"))
         sections.append(("Deviations from the reference profile",
-                         layout(fig, "Gain of each unilateral deviation from the reference (95 % interval)",
+                         layout(fig, "Gain of each unilateral deviation from the reference (95 % interval; red: significant)",
                                 "gain (the deviating role's payoff)", None, height=max(300, 40 * len(ref_devs)))))
     if traj is not None:
         fig = go.Figure()
