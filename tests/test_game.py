@@ -162,3 +162,29 @@ def test_sampled_game_walks_from_the_reference(tmp_path):
     assert ans["reference_is_equilibrium"] == (ref["gain"] <= 0)
     if se["stopped"] == "equilibrium":
         assert se["path"][-1] in ans["pure_equilibria"]
+
+
+def test_frontier_line_by_bisection(tmp_path, monkeypatch):
+    """The frontier assembled across a second parameter, on a synthetic best-attack ROI that crosses
+    zero at start_balance = 2000 x cost_weight (the market is replaced, the bisection and files are real)."""
+    from sum_abm.game import runner
+
+    calls = []
+
+    def fake_point(g, param, value, out, *, address=None, resume=True):
+        w = g.base.mechanism.cost_weight
+        calls.append((param, value, w))
+        return 1.0 - value / (2000.0 * w), 0.01, "label_flip" if value < 2000 * w else "deposit_hunter"
+
+    monkeypatch.setattr(runner, "frontier_point", fake_point)
+    rows = runner.run_frontier(ROOT / "scenarios/games/quickstart_game.toml", tmp_path, "agents.attacker.start_balance",
+                               100, 20000, iterations=20, across=("mechanism.cost_weight", [1, 3, 9, 20]), integer=True)
+    assert [r["across"] for r in rows] == ["1", "3", "9", "20"]
+    for r, w in zip(rows[:3], (1, 3, 9)):
+        assert r["found"] and r["low"] <= 2000 * w <= r["high"] and abs(r["estimate"] - 2000 * w) <= 2
+    assert not rows[3]["found"] and "no crossing" in rows[3]["evaluations"]  # 40,000 is outside the range
+    assert all(isinstance(v, int) for _, v, _ in calls)  # --integer: every point is a whole token amount
+    df = pl.read_parquet(tmp_path / "frontier.parquet")
+    assert df.height == 4 and df["found"].to_list() == [True, True, True, False]
+    html = (tmp_path / "frontier_report.html").read_text()
+    assert "Attack-profitability frontier" in html and "Crossings" in html

@@ -108,8 +108,8 @@ def _equilibria_rows(g: Game, sampled: bool) -> list[dict[str, Any]]:
         rows.append({"kind": "pure", "method": "enumeration", "profile": g.label(p),
                      "mix": json.dumps({r: {g.strategies[i][p[i]]: 1.0} for i, r in enumerate(g.roles)}),
                      "regret": 0.0})
-    if sampled:
-        return rows
+    if sampled or not all(np.isfinite(m).all() for m in g.means):
+        return rows  # mixed equilibria need every profile (a failed profile leaves a hole)
     mixed, method = mixed_equilibria(g)
     for m in mixed:
         if all(np.isclose(x.max(), 1.0) for x in m):
@@ -279,8 +279,8 @@ def run_frontier(path: str | Path, out: str | Path, param: str, lo: float, hi: f
     """Bisection on ``param`` in [lo, hi] for where the best attack's ROI crosses zero (each point:
     every attack x ``replications``, default the game's); repeated for every value of an ``across``
     parameter (a frontier line). Writes frontier.parquet and frontier_report.html; returns the
-    crossings (low, high: the final bracket; estimate: its midpoint or the point whose ROI is
-    within its 95 % interval of zero)."""
+    crossings (estimate: the middle of the final bisection bracket; low, high: the 95 % interval,
+    bounded by the nearest points whose ROI is clearly positive and clearly negative)."""
     game = load_game(path)
     if replications is not None:
         game = EmpiricalGame(game.spec.model_copy(update={"replications": replications}), game.base, game.source)

@@ -576,37 +576,54 @@ class SymmetricGame:
 
 @dataclass
 class Crossing:
-    """Where a noisy monotone function crosses zero: the bracket and the evaluations made."""
+    """Where a noisy monotone function crosses zero.
+
+    ``estimate``: the middle of the final bisection bracket (``bracket``), which follows the sign of
+    the means. ``low``/``high``: the interval the crossing lies in at 95 % — between the last point
+    whose sign is clear (mean beyond 1.96 standard errors of zero) on the ``lo`` side and the first
+    clear one on the ``hi`` side (an end of the range when no point there is clear).
+    ``evaluations``: every (x, mean, stderr) computed.
+    """
 
     low: float
     high: float
     estimate: float
-    evaluations: list[tuple[float, float, float]]  # (x, mean, stderr)
+    evaluations: list[tuple[float, float, float]]
+    bracket: tuple[float, float] = (math.nan, math.nan)
 
 
 def bisect_zero(f: Callable[[float], tuple[float, float]], lo: float, hi: float, *, iterations: int = 8,
                 tol: float = 0.0) -> Crossing:
-    """Bisection for the zero crossing of ``f`` (returning mean and standard error at x) on
-    [lo, hi]. The bracket narrows only where the sign is clear at 95 %; where the mean is within its
-    interval of zero the point itself is the estimate and bisection stops (more replications would
-    be needed). Raises ValueError when the ends do not bracket a crossing."""
-    evals = []
+    """Bisection for the zero crossing of a monotone ``f`` on [lo, hi]; ``f(x)`` returns the mean and
+    its standard error at ``x`` (e.g. over replications). The bracket moves by the sign of the
+    means; the reported interval only trusts points whose sign is clear at 95 % (see
+    :class:`Crossing`). Stops after ``iterations`` midpoints or when the bracket is no wider than
+    ``tol``. Raises ValueError when the means at the ends have the same sign (no crossing)."""
     f_lo, s_lo = f(lo)
     f_hi, s_hi = f(hi)
-    evals += [(lo, f_lo, s_lo), (hi, f_hi, s_hi)]
-    if np.sign(f_lo) == np.sign(f_hi) and f_lo != 0:
+    evals = [(lo, f_lo, s_lo), (hi, f_hi, s_hi)]
+    if f_lo == 0:
+        return Crossing(lo, lo, lo, evals, (lo, lo))
+    if f_hi == 0:
+        return Crossing(hi, hi, hi, evals, (hi, hi))
+    if np.sign(f_lo) == np.sign(f_hi):
         raise ValueError(f"no crossing in [{lo}, {hi}]: f = {f_lo:.4g} and {f_hi:.4g}")
-    a, b, fa = lo, hi, f_lo
+    side = np.sign(f_lo)
+    a, b = lo, hi
     for _ in range(iterations):
         if tol and b - a <= tol:
             break
         m = 0.5 * (a + b)
         fm, sm = f(m)
         evals.append((m, fm, sm))
-        if abs(fm) <= Z95 * sm:
-            return Crossing(a, b, m, evals)
-        if np.sign(fm) == np.sign(fa):
-            a, fa = m, fm
+        if fm == 0:
+            a = b = m
+            break
+        if np.sign(fm) == side:
+            a = m
         else:
             b = m
-    return Crossing(a, b, 0.5 * (a + b), evals)
+    clear = [(x, fx) for x, fx, sx in evals if abs(fx) > Z95 * sx]
+    low = max((x for x, fx in clear if np.sign(fx) == side and x <= a), default=lo)
+    high = min((x for x, fx in clear if np.sign(fx) == -side and x >= b), default=hi)
+    return Crossing(low, high, 0.5 * (a + b), evals, (a, b))
