@@ -8,7 +8,9 @@ The coefficients (``gas_schedule.json`` beside this file) are estimates from EVM
 per transaction, 16 gas per non-zero calldata byte (32-byte words: 512 gas per sent feature), 20,000
 gas to store a new slot, 5,000 to update one, ~2,100 to read a cold one; and the reference
 repository's stated bounds: a Naive Bayes update under 113,704 gas for its demo sizes and 8.9 M gas
-per deploy transaction. The EVM calibration issue replaces them with measured figures.
+per deploy transaction. ``sum-abm gas`` (:mod:`sum_abm.evm.gas`) replaces the figures of deploy,
+add_data, refund, report and predict with gas measured on py-evm and fitted per learner kind, and
+``sum-abm gas --verify`` checks them; the prediction-market steps remain estimates.
 """
 
 from __future__ import annotations
@@ -23,24 +25,37 @@ _DEFAULT = Path(__file__).with_name("gas_schedule.json")
 
 @dataclass
 class GasSchedule:
-    """Gas per operation: ``base`` (gas) + ``per_feature`` (gas per feature, by learner kind)."""
+    """Gas per operation: ``base`` (gas) + ``per_feature`` (gas per feature, by learner kind).
+
+    Optional terms measured on an EVM (``sum-abm gas``): ``base_by_kind`` replaces ``base`` for a
+    learner kind; ``per_class`` and ``per_class_feature`` add gas per class and per class × feature.
+    """
 
     base: dict[str, int]
     per_feature: dict[str, dict[str, int]] = field(default_factory=dict)
     source: str = "estimate"
+    base_by_kind: dict[str, dict[str, int]] = field(default_factory=dict)
+    per_class: dict[str, dict[str, int]] = field(default_factory=dict)
+    per_class_feature: dict[str, dict[str, int]] = field(default_factory=dict)
 
     @classmethod
     def load(cls, path: str | Path | None = None) -> "GasSchedule":
         """The schedule in ``path`` (default: the one shipped with the package)."""
         data: dict[str, Any] = json.loads(Path(path or _DEFAULT).read_text())
-        return cls(base=data["base"], per_feature=data.get("per_feature", {}), source=data.get("source", ""))
+        return cls(base=data["base"], per_feature=data.get("per_feature", {}), source=data.get("source", ""),
+                   base_by_kind=data.get("base_by_kind", {}), per_class=data.get("per_class", {}),
+                   per_class_feature=data.get("per_class_feature", {}))
 
-    def gas(self, op: str, learner_kind: str = "", n_features: int = 0) -> int:
-        """Gas units for ``op`` sending/touching ``n_features`` features of a ``learner_kind`` model."""
+    def gas(self, op: str, learner_kind: str = "", n_features: int = 0, n_classes: int = 2) -> int:
+        """Gas units for ``op`` sending/touching ``n_features`` features of a ``learner_kind`` model
+        with ``n_classes`` classes."""
         per = self.per_feature.get(op, {})
         coef = per.get(learner_kind, per.get("*", 0))
-        return int(self.base.get(op, 21_000) + coef * n_features)
+        base = self.base_by_kind.get(op, {}).get(learner_kind, self.base.get(op, 21_000))
+        pc = self.per_class.get(op, {}).get(learner_kind, 0)
+        pcf = self.per_class_feature.get(op, {}).get(learner_kind, 0)
+        return int(base + coef * n_features + (pc + pcf * n_features) * n_classes)
 
-    def fee(self, op: str, gas_price: int, learner_kind: str = "", n_features: int = 0) -> int:
+    def fee(self, op: str, gas_price: int, learner_kind: str = "", n_features: int = 0, n_classes: int = 2) -> int:
         """Fee in token units: gas × gas price (integers)."""
-        return self.gas(op, learner_kind, n_features) * int(gas_price)
+        return self.gas(op, learner_kind, n_features, n_classes) * int(gas_price)

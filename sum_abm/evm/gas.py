@@ -1,124 +1,228 @@
-"""Gas measured on a real EVM (titanoboa: the Vyper compiler and py-evm, offline) and fitted into
-the contract layer's :class:`~sum_abm.chain.GasSchedule`.
+"""Gas measured on a real EVM (titanoboa: the Vyper compiler and py-evm, offline) and fitted into the
+contract layer's :class:`~sum_abm.chain.GasSchedule`.
 
-Measured for the DRT contract with the on-chain sparse perceptron (``contracts/drt_perceptron.vy``)
-across feature counts: ``deploy``; ``add_data`` when the model learns from the sample (a mistake on
-features it has not stored yet: the dearest case, new storage slots); ``refund`` (reads every
-feature's weight); ``report`` after the any-address wait; ``predict`` sent as a transaction. Gas of a
-transaction = 21,000 + calldata (16 gas per non-zero byte, 4 per zero byte) + execution.
+For each learner kind (perceptron, multinomial_nb, nearest_centroid), number of features ``n`` and
+number of classes ``c``, a fresh system is deployed (:func:`sum_abm.evm.system.deploy_system`) and
+one transaction of each operation is measured in the case a fee should cover:
+
+* ``deploy``: every deployment transaction (data handler, DRT, classifier, trainer, loading the
+  nearest centroid's ``c`` initial centroids of ``n`` dimensions, three ownership transfers);
+* ``add_data``: an add the model learns from, rewriting storage that is already non-zero (a trained
+  model's steady state; the first add of a feature pays ``extra.add_data_new_slot_per_feature``
+  more per feature, and a perceptron add without a mistake costs ``extra.add_data_no_update``);
+* ``refund``: the submitter's refund after the wait, the model agreeing;
+* ``report``: a take before the any-address wait, the model disagreeing, by a reporter with good data;
+* ``predict``: a prediction sent as a transaction.
+
+Sparse learners get ``n`` present features (indices spread over 2**20, as a hashing vectorizer's);
+the nearest centroid gets a dense vector of ``n`` fixed-point values. Every operation is fitted as
+``gas = b + f*n + k*c + kf*c*n`` by least squares of the relative error (``c`` fixed at 2 for the perceptron), the
+coefficients rounded to whole gas.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 import numpy as np
 
-CONTRACT = Path(__file__).with_name("contracts") / "drt_perceptron.vy"
-OPS = ("add_data", "refund", "report", "predict")
-FIT_FEATURES = (1, 8, 32, 64, 128, 256)
-VERIFY_FEATURES = (16, 100, 200)
-REFUND_S, ANY_S = 86_400, 777_600
+from sum_abm.evm.system import PERCEPTRON_MEASURE_INTERCEPT, SCALE, deploy_system
+
+OPS = ("deploy", "add_data", "refund", "report", "predict")
+KINDS = ("perceptron", "multinomial_nb", "nearest_centroid")
+#: Grid of the fit: features per kind, classes per kind.
+FIT_FEATURES = (1, 10, 50, 100, 250, 500, 1000)
+FIT_CLASSES = {"perceptron": (2,), "multinomial_nb": (2, 3, 5), "nearest_centroid": (2, 3, 5)}
+#: The re-measured sample of ``--verify``: points off the fit grid (features, classes).
+VERIFY_POINTS = {"perceptron": ((20, 2), (300, 2)),
+                 "multinomial_nb": ((20, 2), (300, 4)),
+                 "nearest_centroid": ((20, 2), (300, 4))}
+#: Python learner kinds priced like a measured one.
+ALIASES = {"sgd_perceptron": "perceptron"}
+REFUND_S, ANY_S = 86_400, 9 * 86_400
+SPARSE_DIMS = 2**20
+TOLERANCE = 0.10
 
 
-@dataclass
+@dataclass(frozen=True)
 class Measurement:
+    """Gas of one transaction (or of the whole deployment) at ``n_features`` and ``n_classes``."""
+
+    kind: str
     op: str
     n_features: int
+    n_classes: int
     gas: int
 
 
-def _calldata_gas(fn: Any, *args: Any) -> int:
-    """Intrinsic gas of the call's data: 4-byte selector + ABI arguments."""
-    from eth_abi import encode
-
-    sig = fn.signature if hasattr(fn, "signature") else None
-    types = [a.typ.abi_type.selector_name() for a in fn.func_t.arguments] if hasattr(fn, "func_t") else None
-    data = b"\x00" * 4 + (encode(types, list(args)) if types else b"")
-    if sig is None and types is None:
-        return 0
-    return sum(16 if b else 4 for b in data[4:]) + 4 * 16
+def sample_features(kind: str, n: int) -> list[int]:
+    """The measured sample: ``n`` increasing feature indices below 2**20, or a dense vector of
+    ``n`` fixed-point values near 2 (nearest centroid)."""
+    if kind == "nearest_centroid":
+        return [2 * SCALE + (j % 5) * SCALE // 10 for j in range(n)]
+    step = max(1, (SPARSE_DIMS - 1) // max(n, 1))
+    return [13 + j * step for j in range(n)]
 
 
-def _tx_gas(contract: Any, fn_name: str, args: tuple, sender: str, value: int = 0) -> int:
+def measure_point(kind: str, n: int, c: int) -> dict[str, int]:
+    """Gas of each operation, and of the extra cases, for one (kind, features, classes)."""
     import boa
 
-    fn = getattr(contract, fn_name)
-    with boa.env.prank(sender):
-        fn(*args, value=value) if value else fn(*args)
-    return 21_000 + _calldata_gas(fn, *args) + int(contract._computation.net_gas_used)
-
-
-def measure(features: tuple[int, ...] = FIT_FEATURES) -> list[Measurement]:
-    """Gas of every operation at each feature count (a fresh deployment per count)."""
-    import boa
-
-    out: list[Measurement] = []
-    for n in features:
-        with boa.env.anchor():
-            c = boa.load(str(CONTRACT), REFUND_S, ANY_S, 1)
-            out.append(Measurement("deploy", n, 21_000 + int(c._computation.net_gas_used)))
-            a, b = boa.env.generate_address(), boa.env.generate_address()
-            for who in (a, b):
-                boa.env.set_balance(who, 10**24)
-            boa.env.time_travel(seconds=3_600)
-            x = list(range(n))
-            out.append(Measurement("add_data", n, _tx_gas(c, "add_data", (x, 1), a, value=10**6)))
-            boa.env.time_travel(seconds=REFUND_S)
-            out.append(Measurement("refund", n, _tx_gas(c, "refund", (x, 1, boa.env.evm.patch.timestamp - REFUND_S), a)))
-            x2 = list(range(1000, 1000 + n))
-            _tx_gas(c, "add_data", (x2, 0), b, value=10**6)
-            t2 = boa.env.evm.patch.timestamp
-            boa.env.time_travel(seconds=ANY_S)
-            out.append(Measurement("report", n, _tx_gas(c, "report", (x2, 0, t2, b), a)))
-            fn = c.predict
-            with boa.env.prank(a):
-                fn(x)
-            out.append(Measurement("predict", n, 21_000 + _calldata_gas(fn, x) + int(c._computation.net_gas_used)))
+    if not 1 <= n <= 1024:
+        raise ValueError(f"features must be in 1..1024, got {n}")
+    x = sample_features(kind, n)
+    # A fresh EVM of its own: exact metering commits the state journal, which would break any
+    # boa.env.anchor() of the caller's environment (pytest's isolation, for one).
+    with boa.swap_env(boa.Env()):
+        if kind == "perceptron":
+            model: Any = (PERCEPTRON_MEASURE_INTERCEPT, {})
+            sys_ = deploy_system(kind, refund_time_s=REFUND_S, any_address_claim_wait_time_s=ANY_S,
+                                 initial_model=model, exact_gas=True)
+            y_learn, y_good = 1, 0  # the model predicts 0 throughout
+        elif kind == "multinomial_nb":
+            sys_ = deploy_system(kind, refund_time_s=REFUND_S, any_address_claim_wait_time_s=ANY_S,
+                                 n_classes=c, n_dims=SPARSE_DIMS, exact_gas=True)
+            y_learn, y_good = 0, 0
+        else:
+            model = [(1, [SCALE * (1 if k == 0 else -k)] * n) for k in range(c)]
+            sys_ = deploy_system(kind, refund_time_s=REFUND_S, any_address_claim_wait_time_s=ANY_S,
+                                 n_classes=c, n_dims=n, initial_model=model, exact_gas=True)
+            y_learn, y_good = 0, 0
+        out = {"deploy": sys_.deploy_gas}
+        a, b, d = (boa.env.generate_address(k) for k in "ABD")
+        for who in (a, b, d):
+            boa.env.set_balance(who, 10**24)
+        boa.env.time_travel(seconds=3_600)
+        value = 10**6
+        sys_.add_data(b, x, y_learn, value)  # first add: new storage slots
+        first = sys_.last_gas
+        sys_.add_data(a, x, y_learn, value)
+        out["add_data"] = sys_.last_gas
+        out["add_data_new_slots"] = first
+        t_add = int(boa.env.evm.patch.timestamp)
+        if kind == "perceptron":
+            sys_.add_data(d, x, y_good, value)  # no mistake: no update
+            out["add_data_no_update"] = sys_.last_gas
+            good, bad, y_bad = d, a, y_learn
+        else:
+            sys_.add_data(d, x, 1, value)
+            good, bad, y_bad = a, d, 1
+        boa.env.time_travel(seconds=REFUND_S)
+        sys_.refund(good, x, y_good, t_add)
+        out["refund"] = sys_.last_gas
+        sys_.report(good, x, y_bad, t_add, bad)
+        out["report"] = sys_.last_gas
+        if sys_.predict(a, x) != y_good:
+            raise RuntimeError(f"{kind}: the measured model should predict {y_good}")
+        out["predict"] = sys_.last_gas
     return out
 
 
-def fit(ms: list[Measurement]) -> dict[str, tuple[int, int]]:
-    """Least-squares ``gas = base + per_feature × n`` per operation (deploy: its mean)."""
-    coef: dict[str, tuple[int, int]] = {}
-    for op in {m.op for m in ms}:
-        pts = [(m.n_features, m.gas) for m in ms if m.op == op]
-        if op == "deploy":
-            coef[op] = (int(round(np.mean([g for _, g in pts]))), 0)
-            continue
-        n = np.array([p[0] for p in pts], float)
-        g = np.array([p[1] for p in pts], float)
-        slope, intercept = np.polyfit(n, g, 1)
-        coef[op] = (int(round(intercept)), int(round(slope)))
-    return coef
+def measure(points: dict[str, Iterable[tuple[int, int]]], progress: Any = None) -> list[Measurement]:
+    """Measurements at every ``(features, classes)`` point of each kind."""
+    out: list[Measurement] = []
+    for kind, pts in points.items():
+        for n, c in pts:
+            for op, g in measure_point(kind, n, c).items():
+                out.append(Measurement(kind, op, n, c, g))
+            if progress is not None:
+                progress(kind, n, c)
+    return out
 
 
-def apply_fit(schedule_path: Path, coef: dict[str, tuple[int, int]], learner: str = "perceptron") -> dict[str, Any]:
-    """Write the fitted coefficients into a gas-schedule JSON (the perceptron learners' terms)."""
-    data = json.loads(schedule_path.read_text())
-    for op, (base, per) in coef.items():
-        data["base"][op] = base
-        if op != "deploy":
-            data.setdefault("per_feature", {}).setdefault(op, {})
-            for kind in (learner, "sgd_perceptron") if learner == "perceptron" else (learner,):
-                data["per_feature"][op][kind] = per
-    data["source"] = ("add_data/refund/report/predict/deploy for the perceptron learners measured on py-evm "
-                      "(sum-abm gas); other learners' per-feature terms remain estimates")
-    schedule_path.write_text(json.dumps(data, indent=2) + "\n")
+def fit_grid(features: Iterable[int] = FIT_FEATURES, kinds: Iterable[str] = KINDS) -> dict[str, list[tuple[int, int]]]:
+    """The fit's (features, classes) points for each kind."""
+    return {k: [(n, c) for c in FIT_CLASSES[k] for n in features] for k in kinds}
+
+
+def fit(ms: list[Measurement]) -> dict[str, dict[str, dict[str, int]]]:
+    """Least relative squares ``gas = b + f*n + k*c + kf*c*n`` per (kind, op); ``{kind: {op: coefs}}``
+    with coefs ``base``, ``per_feature``, ``per_class``, ``per_class_feature`` (whole gas)."""
+    out: dict[str, dict[str, dict[str, int]]] = {}
+    for kind in sorted({m.kind for m in ms}):
+        out[kind] = {}
+        for op in sorted({m.op for m in ms if m.kind == kind}):
+            pts = [m for m in ms if m.kind == kind and m.op == op]
+            n = np.array([m.n_features for m in pts], float)
+            c = np.array([m.n_classes for m in pts], float)
+            g = np.array([m.gas for m in pts], float)
+            classes_vary = len(set(c)) > 1
+            cols = [np.ones_like(n), n] + ([c, c * n] if classes_vary else [])
+            # weighted by 1/gas: the schedule must be close in relative terms at every size
+            coef, *_ = np.linalg.lstsq(np.column_stack(cols) / g[:, None], np.ones_like(g), rcond=None)
+            if not classes_vary:  # fold the fixed class count into the intercept
+                coef = np.array([coef[0], coef[1], 0.0, 0.0])
+            out[kind][op] = dict(zip(("base", "per_feature", "per_class", "per_class_feature"),
+                                     (int(round(v)) for v in coef)))
+    return out
+
+
+def predicted(coefs: dict[str, int], n: int, c: int) -> int:
+    return coefs["base"] + coefs["per_feature"] * n + coefs["per_class"] * c + coefs["per_class_feature"] * c * n
+
+
+def apply_fit(data: dict[str, Any], coefs: dict[str, dict[str, dict[str, int]]], ms: list[Measurement]) -> dict[str, Any]:
+    """The gas-schedule JSON ``data`` with the measured operations replaced by the fit.
+
+    ``base``/``per_feature["*"]`` (learner kinds without a measurement) take the perceptron's
+    figures at two classes; Python kinds in :data:`ALIASES` share their on-chain kind's terms.
+    """
+    data = json.loads(json.dumps(data))
+    for key in ("base_by_kind", "per_class", "per_class_feature"):
+        data.setdefault(key, {})
+    data.setdefault("per_feature", {})
+    targets = {k: [k] + [a for a, t in ALIASES.items() if t == k] for k in coefs}
+    for kind, ops in coefs.items():
+        for op, cf in ops.items():
+            if op not in OPS:
+                continue
+            for name in targets[kind]:
+                data["base_by_kind"].setdefault(op, {})[name] = cf["base"]
+                data["per_feature"].setdefault(op, {})[name] = cf["per_feature"]
+                for key in ("per_class", "per_class_feature"):
+                    if cf[key]:
+                        data[key].setdefault(op, {})[name] = cf[key]
+                    else:
+                        data[key].get(op, {}).pop(name, None)
+            if kind == "perceptron":
+                data["base"][op] = predicted(cf, 0, 2)
+                data["per_feature"][op]["*"] = cf["per_feature"]
+    for key in ("per_class", "per_class_feature"):
+        data[key] = {op: v for op, v in data[key].items() if v}
+    extra: dict[str, Any] = {}
+    for kind, ops in coefs.items():
+        for op in ("add_data_new_slots", "add_data_no_update"):
+            if op in ops:
+                cf = ops[op]
+                if op == "add_data_new_slots":  # the surcharge of a feature's first write
+                    extra.setdefault("add_data_new_slot_per_feature", {})[kind] = cf["per_feature"] + 2 * cf["per_class_feature"] - (
+                        ops["add_data"]["per_feature"] + 2 * ops["add_data"]["per_class_feature"])
+                else:
+                    extra.setdefault(op, {})[kind] = {"base": predicted(cf, 0, 2), "per_feature": cf["per_feature"]}
+    data["extra"] = extra
+    grid = sorted({(m.kind, m.n_features, m.n_classes) for m in ms})
+    data["source"] = (
+        "deploy/add_data/refund/report/predict measured on py-evm (titanoboa, Prague rules) with sum_abm's "
+        f"Vyper contracts by `sum-abm gas` at {len(grid)} (kind, features, classes) points: "
+        "gas = base_by_kind (else base) + per_feature*n + per_class*c + per_class_feature*c*n; "
+        "prediction-market steps (pm_*) remain estimates (the reference has no Solidity market)")
     return data
 
 
-def verify(features: tuple[int, ...] = VERIFY_FEATURES, learner: str = "perceptron") -> list[dict[str, Any]]:
-    """Re-measure and compare with the shipped schedule: one row per (op, n) with relative error."""
+def verify(points: dict[str, Iterable[tuple[int, int]]] | None = None, schedule_path: str | Path | None = None,
+           progress: Any = None) -> list[dict[str, Any]]:
+    """Re-measure ``points`` (default :data:`VERIFY_POINTS`) and compare with a schedule (default:
+    the shipped one): one row per (kind, op, features, classes) with the relative error."""
     from sum_abm.chain import GasSchedule
 
-    sched = GasSchedule.load()
+    sched = GasSchedule.load(schedule_path)
     rows = []
-    for m in measure(features):
-        pred = sched.gas(m.op, learner, 0 if m.op == "deploy" else m.n_features)
-        rows.append({"op": m.op, "n_features": m.n_features, "measured": m.gas, "schedule": pred,
-                     "rel_error": abs(pred - m.gas) / m.gas})
+    for m in measure(points or VERIFY_POINTS, progress):
+        if m.op not in OPS:
+            continue
+        pred = sched.gas(m.op, m.kind, m.n_features, n_classes=m.n_classes)
+        rows.append({**asdict(m), "schedule": pred, "rel_error": abs(pred - m.gas) / m.gas})
     return rows
