@@ -24,6 +24,7 @@ from plotly.subplots import make_subplots
 from dashboards.style import kpis_html, layout, page, table_html
 
 MAX_FACETS = 6  # a third parameter with more values than this is averaged over instead of split
+MAX_LEVELS = 12  # an axis parameter with more values than this (random draws) is binned
 
 
 @dataclass(frozen=True)
@@ -128,6 +129,29 @@ def _facets(runs: pl.DataFrame, facet: str | None) -> list[tuple[str, pl.DataFra
         return [("", runs)]
     vals = sorted(runs[facet].unique().to_list(), key=_key)
     return [(f"{facet} = {_label(v)}", runs.filter(pl.col(facet) == v)) for v in vals]
+
+
+def bin_column(runs: pl.DataFrame, col: str, bins: int = MAX_LEVELS) -> tuple[pl.DataFrame, str]:
+    """Random draws take a new value in every run: a numeric column with more than ``bins``
+    distinct values is replaced by the centre of its bin (equal-width bins, or equal in log scale
+    when positive values span more than two decades), so cells hold several runs. Returns the
+    frame and a note for the reader ("" when nothing was binned)."""
+    values = runs[col].drop_nulls()
+    if values.n_unique() <= bins or not all(_is_number(v) for v in values.head(1000).to_list()):
+        return runs, ""
+    lo, hi = float(values.min()), float(values.max())
+    logs = lo > 0 and hi / lo > 100
+    a, b = (np.log10(lo), np.log10(hi)) if logs else (lo, hi)
+    edges = np.linspace(a, b, bins + 1)
+    v = runs[col].cast(pl.Float64).to_numpy()
+    w = np.log10(v) if logs else v
+    idx = np.clip(np.searchsorted(edges, w, side="right") - 1, 0, bins - 1)
+    centres = (edges[:-1] + edges[1:]) / 2
+    centres = 10 ** centres if logs else centres
+    mid = np.array([float(f"{c:.3g}") for c in centres])[idx]
+    note = (f"{html.escape(col)} takes {values.n_unique():,} values: binned into {bins} "
+            f"{'logarithmic' if logs else 'equal'} intervals from {lo:.3g} to {hi:.3g} (cells show each bin's centre).")
+    return runs.with_columns(pl.Series(col, mid)), note
 
 
 def frontier_edges(mean: np.ndarray) -> list[tuple[float, float, float, float]]:
@@ -277,10 +301,18 @@ def sweep_figures(runs: pl.DataFrame, x: str | None = None, y: str | None = None
     averaged = [p for p in rest if p != facet]
     attack = [m for m in ATTACK_METRICS if m in runs.columns and runs[m].drop_nulls().len()]
     metrics = attack or [m for m in ("honest_profit", "accuracy_final") if m in runs.columns]
-    sections: list[tuple[str, object]] = []
+    table_runs = runs
+    notes = []
+    for axis in (a for a in (x, y) if a):
+        runs, note = bin_column(runs, axis)
+        if note:
+            notes.append(note)
     if averaged:
-        sections.append(("Note", f"<p class='note'>Averaged over {', '.join(map(html.escape, averaged))} as well "
-                                  "as replications; choose other axes with <code>--x</code> and <code>--y</code>.</p>"))
+        notes.append(f"Averaged over {', '.join(map(html.escape, averaged))} as well as replications; choose other "
+                     "axes with <code>--x</code> and <code>--y</code>.")
+    sections: list[tuple[str, object]] = []
+    if notes:
+        sections.append(("Note", "".join(f"<p class='note'>{n}</p>" for n in notes)))
     if x and y:
         for metric in metrics:
             sections.append((METRICS[metric].title, heatmap_figure(runs, x, y, metric, facet)))
@@ -292,7 +324,7 @@ def sweep_figures(runs: pl.DataFrame, x: str | None = None, y: str | None = None
             sections.append((METRICS[metric].title, line_figure(runs, x, metric)))
     shown = [c for c in ("run_id", "replication", "seed") if c in runs.columns] + params + \
         [c for c in TABLE_METRICS if c in runs.columns]
-    table = runs.select(shown).sort([*params, "replication"] if "replication" in runs.columns else params)
+    table = table_runs.select(shown).sort([*params, "replication"] if "replication" in runs.columns else params)
     sections.append((f"Runs ({runs.height}; click a header to sort)", table_html(table)))
     if failures is not None and failures.height:
         sections.append((f"Failures ({failures.height})", failure_table(failures)))

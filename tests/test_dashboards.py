@@ -318,3 +318,33 @@ def test_sweep_report_from_parts_with_failures_and_an_all_failed_sweep(tmp_path)
     (tmp_path / "empty" / "runs").mkdir(parents=True)
     with pytest.raises(InputError, match="no run has finished"):
         build_sweep_report(tmp_path / "empty")
+
+
+def test_random_draws_are_binned_on_the_heatmap_axes():
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    n = 200
+    cw = rng.uniform(0.5, 8.5, n)
+    budget = 10 ** rng.uniform(2, 5, n)  # log-uniform over three decades
+    runs = pl.DataFrame({"run_id": [f"r{i}" for i in range(n)], "replication": [0] * n,
+                         "mechanism.cost_weight": cw, "agents.x.start_balance": budget,
+                         "attacker_roi": 1.0 - cw / 4, "accuracy_drop_final": [0.0] * n, "honest_profit": [1.0] * n})
+    binned, note = sr.bin_column(runs, "mechanism.cost_weight")
+    assert binned["mechanism.cost_weight"].n_unique() == 12 and "equal intervals" in note
+    # twelve equal-width bins from the smallest draw to the largest: the smallest falls in the
+    # first bin, the largest in the last, each shown at its bin's centre (3 significant digits)
+    lo, hi = cw.min(), cw.max()
+    first = binned.filter(pl.col("run_id") == f"r{cw.argmin()}")["mechanism.cost_weight"][0]
+    last = binned.filter(pl.col("run_id") == f"r{cw.argmax()}")["mechanism.cost_weight"][0]
+    assert first == pytest.approx(float(f"{lo + (hi - lo) / 24:.3g}"))
+    assert last == pytest.approx(float(f"{hi - (hi - lo) / 24:.3g}"))
+    logged, note = sr.bin_column(runs, "agents.x.start_balance")
+    assert "logarithmic" in note and logged["agents.x.start_balance"].min() > 100
+    assert sr.bin_column(runs.head(5), "mechanism.cost_weight")[1] == ""  # few values: left alone
+    sections = dict(sweep_figures(runs))
+    heat = sections["Attacker ROI"].data[0]
+    assert len(heat.x) == 12 and len(heat.y) == 12 and "binned" in sections["Note"]
+    assert "r0" in next(v for k, v in sections.items() if k.startswith("Runs"))  # the table keeps raw values
+    # the frontier along the binned cost weight: ROI = 1 - cw/4 crosses zero near 4
+    assert sections["Frontier: where the attack stops paying"].data[0].x[0] == pytest.approx(4, abs=0.5)
