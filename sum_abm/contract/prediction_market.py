@@ -117,6 +117,8 @@ class PredictionMarket:
         # The largest accuracy change any of a contributor's data caused, over every pass: a
         # contributor whose data only lowered accuracy (<= 0) cannot end with more than it staked.
         self.best_change: dict[str, float] = {}
+        self.num_passes = 0  # reward passes started
+        self.num_removed = 0  # contributions removed between passes (ruined)
 
     # -- helpers ------------------------------------------------------------------------------
     def _exec(self, sender: str, call: str, value: Any, fn, n_features: int = 0) -> Any:
@@ -264,6 +266,7 @@ class PredictionMarket:
             elif not self.reset or self.fixed:  # FIX 4: every pass starts from the original accuracy
                 self.prev_acc = self.original_acc
             self.pass_counts: dict[str, int] = {}
+            self.num_passes += 1
             self.worst: Any = None
             self.min_score = math.inf
             self.state = "REWARD"
@@ -318,7 +321,9 @@ class PredictionMarket:
                     self._credit(p, s * rounds)
                     if self.market_balances.get(p, 0.0) < self.pass_counts.get(p, 0):
                         drop.add(p)
-                self.market = [c for c in self.market if c.contributor not in drop]
+                kept = [c for c in self.market if c.contributor not in drop]
+                self.num_removed += len(self.market) - len(kept)
+                self.market = kept
             else:
                 for c in self.market:
                     d = c.score * rounds
@@ -330,7 +335,9 @@ class PredictionMarket:
                         c.balance += d
                         if c.balance < 1:
                             self.market_balances[c.contributor] = self.market_balances.get(c.contributor, 0.0) + c.balance
-                self.market = [c for c in self.market if c.balance >= 1]
+                kept = [c for c in self.market if c.balance >= 1]
+                self.num_removed += len(self.market) - len(kept)
+                self.market = kept
             if not self.market:
                 self.state = "REWARD_COLLECT"
                 self.remaining_bounty_rounds = 0
