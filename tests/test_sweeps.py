@@ -221,35 +221,58 @@ def _session_pids(sid: int) -> list[int]:
     return pids
 
 
+def _parts(d: Path) -> int:
+    return len(list((d / "runs").glob("*.parquet")))
+
+
+def _start_and_wait(cmd: list[str], out: Path, parts: int) -> subprocess.Popen:
+    """Start a sweep driver in a session of its own; return once ``out`` holds ``parts`` parts."""
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    deadline = time.time() + 300
+    while time.time() < deadline and _parts(out) < parts and p.poll() is None:
+        time.sleep(0.05)
+    return p
+
+
+def _stop_session(sid: int) -> None:
+    """Ray's processes outlive a SIGKILLed driver for a while: stop them by PID (they are in the
+    session this test started), never with `ray stop`."""
+    for pid in _session_pids(sid):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
+
+
 @pytest.mark.ray
-def test_sigkill_of_a_ray_driver_then_resume(tmp_path, ray_local):
-    """The default path: local Ray, workers writing their own parts; the driver alone is killed."""
+def test_ctrl_c_and_sigkill_of_a_ray_driver_then_resume(tmp_path, ray_local):
+    """The default path (local Ray, workers writing their own parts): Ctrl-C part-way, resume,
+    SIGKILL of the driver alone part-way, resume: every run once, content equal to an uninterrupted sweep."""
     short = {"data.n_rows": [800], "run.max_time_s": [432_000]}
     f = write_sweep(tmp_path, {"mechanism.cost_weight": [1, 2, 3, 4, 5, 6, 7, 8]}, short, reps=2)
     cut = tmp_path / "cut"
-    p = subprocess.Popen(CLI + ["sweep", str(f), "--out", str(cut), "--workers", "2"], stdout=subprocess.DEVNULL,
-                         stderr=subprocess.DEVNULL, start_new_session=True)
+    cmd = CLI + ["sweep", str(f), "--out", str(cut), "--workers", "2"]
+    p = _start_and_wait(cmd, cut, 2)
     try:
-        deadline = time.time() + 300
-        while time.time() < deadline and len(list((cut / "runs").glob("*.parquet"))) < 3 and p.poll() is None:
-            time.sleep(0.05)
+        os.killpg(p.pid, signal.SIGINT)  # Ctrl-C in a terminal reaches the whole process group
+        _, err = p.communicate(timeout=120)
+    finally:
+        _stop_session(p.pid)
+    assert p.returncode == 130 and "--resume" in err.strip().splitlines()[-1], err[-2000:]
+    first = _parts(cut)
+    assert 2 <= first < 16
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and "--resume" in r.stderr  # refuses to mix results silently
+    assert len(r.stderr.strip().splitlines()) == 1
+    p = _start_and_wait(cmd + ["--resume"], cut, first + 2)
+    try:
         p.send_signal(signal.SIGKILL)
         p.wait()
     finally:
-        # Ray's processes outlive a SIGKILLed driver for a while: stop them by PID (they are in the
-        # session this test started), never with `ray stop`.
-        for pid in _session_pids(p.pid):
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except OSError:
-                pass
-    before = len(list((cut / "runs").glob("*.parquet")))
-    assert 3 <= before < 16
-    r = subprocess.run(CLI + ["sweep", str(f), "--out", str(cut)], capture_output=True, text=True, timeout=120)
-    assert r.returncode == 2 and "--resume" in r.stderr  # refuses to mix results silently
-    assert len(r.stderr.strip().splitlines()) == 1
-    r = subprocess.run(CLI + ["sweep", str(f), "--out", str(cut), "--resume", "--serial"], capture_output=True, text=True,
-                       timeout=600)
+        _stop_session(p.pid)
+    before = _parts(cut)
+    assert first + 2 <= before < 16
+    r = subprocess.run(cmd + ["--resume", "--serial"], capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-2000:]
     assert f"{16 - before} ran" in r.stdout or before == 16
     t = table(cut)

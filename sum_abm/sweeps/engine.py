@@ -385,7 +385,6 @@ def run_ray(base: Scenario, todo: list[RunSpec], writer: SweepWriter, progress: 
     import ray
 
     started = init_ray(address, workers)
-    pending: list[Any] = []
     try:
         remote = ray.remote(max_retries=max_retries)(execute_batch)
         base_ref = ray.put(base)
@@ -395,6 +394,7 @@ def run_ray(base: Scenario, todo: list[RunSpec], writer: SweepWriter, progress: 
         window = 2 * cpus + 2
         batch_of: dict[Any, list[RunSpec]] = {}
         durations: list[float] = []
+        pending: list[Any] = []
         queue = list(reversed(todo))  # pop() from the end = submit in expansion order
         done, failed = done0, 0
         while queue or pending:
@@ -419,15 +419,9 @@ def run_ray(base: Scenario, todo: list[RunSpec], writer: SweepWriter, progress: 
                     failed += 0 if ok else 1
                 if progress:
                     progress(done, failed, total)
-    except BaseException:
-        # Ctrl-C or an error: tasks still queued on a cluster would go on running for nothing.
-        for ref in pending:
-            try:
-                ray.cancel(ref, force=True)
-            except Exception:  # noqa: BLE001 - best effort on the way out
-                pass
-        raise
     finally:
+        # Ctrl-C or an error: no ray.cancel of the pending tasks (cancelling then shutting down trips a
+        # check in Ray 2.60's task manager); tasks owned by a driver that disconnects are dropped by Ray.
         if started:
             shutdown_ray()
 
