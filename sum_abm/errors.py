@@ -13,3 +13,8 @@ class InputError(ValueError):
     By convention the message names the file, then the field, then what was expected, e.g.
     ``scenarios/x.toml: agents[1].deposit: expected an integer >= 0, got 'abc'``.
     """
+
+
+class CheckFailed(RuntimeError):
+    """A cross-check found a disagreement (e.g. the EVM mirror of a run). ``str(err)`` is the one
+    line shown to the user; commands exit with status 1."""

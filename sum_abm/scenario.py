@@ -130,10 +130,19 @@ MechanismConfig = Annotated[Union[DRTConfig, PMConfig, PointsConfig], Field(disc
 
 
 class ChainConfig(StrictModel):
-    """Chain substrate: block time (seconds) and gas price (token units per gas; 0 = free calls)."""
+    """Chain substrate: block time (seconds), gas price (token units per gas; 0 = free calls) and
+    backend: ``"python"`` (the contract layer) or ``"evm"`` (the same, with every Deposit-Refund-Take
+    transaction also run on the Vyper contracts on py-evm and compared: a slow spot check for small
+    scenarios; needs the ``evm`` extra). ``chain = "evm"`` is short for ``chain.backend = "evm"``."""
 
     block_time_s: int = Field(1, ge=1)
     gas_price: int = Field(0, ge=0)
+    backend: Literal["python", "evm"] = "python"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, data: Any) -> Any:
+        return {"backend": data} if isinstance(data, str) else data
 
 
 class RunConfig(StrictModel):
@@ -164,6 +173,13 @@ class Scenario(StrictModel):
     chain: ChainConfig = Field(default_factory=ChainConfig)
     run: RunConfig = Field(default_factory=RunConfig)
     agents: list[group_config_union()] = Field(min_length=1)  # type: ignore[valid-type]
+
+    @model_validator(mode="after")
+    def _evm_backend(self) -> "Scenario":
+        if self.chain.backend == "evm" and (self.mechanism.kind != "deposit_refund_take"
+                                            or self.mechanism.semantics != "solidity"):
+            raise ValueError("chain.backend: 'evm' runs Deposit-Refund-Take with semantics 'solidity' only")
+        return self
 
     @model_validator(mode="after")
     def _unique_groups(self) -> "Scenario":

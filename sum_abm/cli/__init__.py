@@ -13,7 +13,7 @@ import sys
 
 import typer
 
-from sum_abm.errors import InputError
+from sum_abm.errors import CheckFailed, InputError
 
 app = typer.Typer(
     name="sum-abm",
@@ -39,6 +39,8 @@ def main() -> None:
         rv = app(standalone_mode=False)
     except InputError as err:
         fail(str(err))
+    except CheckFailed as err:
+        fail(str(err), 1)
     except KeyboardInterrupt:
         fail("interrupted", 130)
     except SystemExit:

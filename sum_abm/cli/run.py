@@ -76,7 +76,14 @@ def register(app: typer.Typer) -> None:
             print(f"attack: accuracy drop {s['accuracy_drop_final']:+.3f} (worst {s['accuracy_drop_max']:+.3f}), "
                   f"attacker ROI {s['attacker_roi']:+.1%}")
         print(f"calls: {s['calls']:,} ({s['calls_rejected']:,} rejected); money conserved: {s['money_conserved']}")
-        print(f"results: {out_dir}/  (transactions, timeseries, agents, summary .parquet; run.json)")
+        if s.get("evm_calls") is not None:
+            err = "" if s["evm_gas_error_median"] is None else (
+                f"; schedule gas vs EVM gas: median error {s['evm_gas_error_median']:.1%}, "
+                f"largest {s['evm_gas_error_max']:.1%}")
+            print(f"EVM: {s['evm_calls']:,} calls mirrored ({s['evm_classifier']} classifier), every call and the "
+                  f"final state agree{err}")
+        frames = ", ".join(result.frames())
+        print(f"results: {out_dir}/  ({frames} .parquet; run.json)")
         if not no_report:
             from dashboards import build_run_report
 

@@ -42,7 +42,11 @@ def _learner(scenario: Scenario, data: Dataset, all_data: bool = False) -> Any:
     cached = data.cache.get(key)
     if cached is None:
         X, y = data.all_train() if all_data else (data.X_init, data.y_init)
-        learner.fit(X, y)
+        try:
+            learner.fit(X, y)
+        except ValueError as exc:  # e.g. scikit-learn's one-class refusal on a tiny initial set
+            raise InputError(f"{scenario.name}: data: the initial model cannot be fitted on {len(y)} rows "
+                             f"({exc}); raise data.init_train_portion or data.init_train_rows") from None
         data.cache[key] = learner.snapshot()
     else:
         learner.restore(cached)
@@ -85,10 +89,17 @@ class MarketContract:
             self.free_adds = False
         self.min_claim_age = getattr(getattr(self, "im", None), "min_claim_age", 0)
         self.process_calls = 0
+        self.evm = None
+        if scenario.chain.backend == "evm":
+            from sum_abm.evm.mirror import EVMMirror
+
+            self.evm = EVMMirror(self.trainer, [data.X_init, data.X_pool])
 
     # -- set-up and tear-down ------------------------------------------------------------------
     def fund(self, address: str, amount: int) -> None:
         self.ledger.mint(address, amount)
+        if self.evm is not None:
+            self.evm.fund(address, amount)
 
     def _pieces(self) -> list[list[tuple[Any, int]]]:
         X, y = self.data.X_test, self.data.y_test
@@ -114,6 +125,8 @@ class MarketContract:
 
     def finish(self, model: "MarketModel") -> None:
         """Prediction market: end it, reveal, run the reward phase, let every contributor collect."""
+        if self.evm is not None:
+            self.evm.check_state()
         if self.kind != "prediction_market":
             return
         pm, m = self.pm, self.scenario.mechanism
@@ -181,6 +194,8 @@ class MarketContract:
         return sum(s.claimable for (_, _, _, a), s in self.trainer.data._data.items() if a in mine)
 
     def summary_extra(self) -> dict[str, Any]:
+        if self.evm is not None:
+            return self.evm.summary()
         if self.kind != "prediction_market":
             return {}
         pm = self.pm
@@ -197,6 +212,9 @@ class MarketContract:
     def add_data(self, address: str, value: Any, x: Any, y: int) -> tuple[bool, Any]:
         target = self.pm if self.kind == "prediction_market" else self.trainer
         try:
+            if self.evm is not None:
+                return True, self.evm.call("add_data", address, x, lambda: target.add_data(address, value, x, y),
+                                           (y, value))
             return True, target.add_data(address, value, x, y)
         except Rejected:
             return False, 0
@@ -215,7 +233,10 @@ class MarketContract:
         if check and tr.check_refund(address, x, y, t, prediction) is not None:
             return False, 0, tr.remaining(x, y, t, address)
         try:
-            amount = tr.refund(address, x, y, t, prediction)
+            if self.evm is not None:
+                amount = self.evm.call("refund", address, x, lambda: tr.refund(address, x, y, t, prediction), (y, t))
+            else:
+                amount = tr.refund(address, x, y, t, prediction)
             ok = True
         except Rejected:
             amount, ok = 0, False
@@ -228,7 +249,11 @@ class MarketContract:
         if check and tr.check_report(address, x, y, t, author, prediction) is not None:
             return False, 0, tr.remaining(x, y, t, author)
         try:
-            amount = tr.report(address, x, y, t, author, prediction)
+            if self.evm is not None:
+                amount = self.evm.call("report", address, x, lambda: tr.report(address, x, y, t, author, prediction),
+                                       (y, t, author))
+            else:
+                amount = tr.report(address, x, y, t, author, prediction)
             ok = True
         except Rejected:
             amount, ok = 0, False

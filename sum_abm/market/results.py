@@ -7,7 +7,9 @@ Frames (one :class:`RunResult` per run):
 - ``timeseries``: at every sample time, the accuracy and every agent's balance (long format:
   time_s, accuracy, agent_id, group, balance);
 - ``agents``: one row per agent (start/end balance, profit, ROI, fees, counters);
-- ``summary``: one row (model quality, money check, attack success when there are attackers).
+- ``summary``: one row (model quality, money check, attack success when there are attackers);
+- ``evm`` (only with ``chain.backend = "evm"``): one row per call mirrored on the EVM, with the
+  schedule's gas beside the EVM's (:mod:`sum_abm.evm.mirror`).
 
 Timings never go into the Parquet files: the same scenario and seed give byte-identical files.
 """
@@ -44,12 +46,17 @@ class RunResult:
     summary: pl.DataFrame
     wall_time_s: float = 0.0
     baseline: "RunResult | None" = field(default=None, repr=False)
+    evm: pl.DataFrame | None = None
 
     def frames(self) -> dict[str, pl.DataFrame]:
-        return {name: getattr(self, name) for name in FRAMES}
+        """The frames written to Parquet (``evm`` too when the run was mirrored on the EVM)."""
+        out = {name: getattr(self, name) for name in FRAMES}
+        if self.evm is not None:
+            out["evm"] = self.evm
+        return out
 
     def write(self, out_dir: str | Path) -> Path:
-        """Write the four Parquet files and ``run.json`` into ``out_dir`` atomically; returns it."""
+        """Write the Parquet files (one per frame) and ``run.json`` into ``out_dir`` atomically; returns it."""
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         for name, df in self.frames().items():
@@ -101,7 +108,7 @@ def write_text_atomic(path: Path, text: str) -> None:
 
 # -- frames from a finished model ---------------------------------------------------------------
 def collect(model: "MarketModel") -> dict[str, pl.DataFrame]:
-    """Build the transactions, timeseries and agents frames from a finished model."""
+    """Build the transactions, timeseries and agents frames (and ``evm``) from a finished model."""
     tx = pl.DataFrame(
         model.tx_rows,
         orient="row",
@@ -148,7 +155,10 @@ def collect(model: "MarketModel") -> dict[str, pl.DataFrame]:
             }
         )
     agents = pl.DataFrame(rows)
-    return {"transactions": tx, "timeseries": ts, "agents": agents}
+    out = {"transactions": tx, "timeseries": ts, "agents": agents}
+    if model.contract.evm is not None:
+        out["evm"] = model.contract.evm.frame()
+    return out
 
 
 def accuracy_curve(ts: pl.DataFrame) -> pl.DataFrame:
