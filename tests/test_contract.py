@@ -326,3 +326,32 @@ def test_pm_empty_market_ends_its_reward_phase() -> None:
     chain.clock.now = 50
     finish(pm)
     assert pm.state == "REWARD_COLLECT" and pm.withdraw_unused_bounty("P") == 5
+
+
+def test_an_add_pays_gas_for_what_its_update_writes():
+    """Perceptron: a mistake on unseen features writes new slots (dearest); the same sample again is
+    no mistake and writes nothing (cheapest); a mistake on seen features rewrites slots."""
+    import numpy as np
+
+    from sum_abm.learners import Perceptron, Sample
+
+    chain = Chain(gas_price=3)
+    chain.ledger.mint("A", 10**9)
+    p = Perceptron(8)
+    tr = CollaborativeTrainer(chain, p, DataHandler(), DepositRefundTake(cost_weight=0))
+    sched, fees = chain.gas_schedule, []
+
+    def add(idx, y):
+        before = chain.ledger.balance("A")
+        tr.add_data("A", 0, Sample(np.array(idx, dtype=np.int32), np.ones(len(idx)), key=tuple(idx)), y)
+        chain.clock.now += 1
+        fees.append(before - chain.ledger.balance("A"))
+
+    add([1, 2, 3], 1)  # score 0: a mistake; three weights stored for the first time
+    add([1, 2, 3], 1)  # score 4 > 0: nothing written
+    add([2, 3, 5], 0)  # score 3 for class 0: a mistake; weight 5 new, 2 and 3 rewritten
+    new = sched.extra["add_data_new_slot_per_feature"]["perceptron"]
+    full = sched.gas("add_data", "perceptron", 3)
+    no = sched.extra["add_data_no_update"]["perceptron"]
+    assert fees == [3 * (full + 3 * new), 3 * (no["base"] + 3 * no["per_feature"]), 3 * (full + new)]
+    assert fees[1] < fees[2] < fees[0]

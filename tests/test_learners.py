@@ -238,3 +238,22 @@ def test_incremental_test_accuracy_equals_full_evaluation(kind, name, ops, dense
         else:
             m.update(X[r % n_train], int(y[r % n_train]))
         assert m.test_accuracy() == float(np.mean(m.predict(Xt) == yt))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(0, 2**31 - 1), st.sampled_from(["perceptron", "sgd_perceptron", "multinomial_nb"]))
+def test_update_writes_says_what_update_will_write(seed, kind):
+    """The gas view of an add: whether the model changes and how many slots go from zero to
+    non-zero, told before the update and checked against it."""
+    rng = np.random.default_rng(seed)
+    n = 30
+    learner = make_learner(kind, n, 2)
+    for _ in range(25):
+        idx = np.sort(rng.choice(n, size=int(rng.integers(1, 8)), replace=False)).astype(np.int32)
+        s = Sample(idx, np.ones(len(idx)))
+        y = int(rng.integers(2))
+        params = (learner.w if kind != "multinomial_nb" else learner.counts[y]).copy()
+        changes, new = learner.update_writes(s, y)
+        assert (learner.update(s, y) > 0) == changes
+        after = learner.w if kind != "multinomial_nb" else learner.counts[y]
+        assert new == int(np.count_nonzero((params[idx] == 0) & (after[idx] != 0)))

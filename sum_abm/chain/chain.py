@@ -49,14 +49,20 @@ class Chain:
         gas_op: str | None = None,
         learner_kind: str = "",
         n_features: int = 0,
+        n_classes: int = 2,
+        gas: int | None = None,
     ) -> Any:
         """Run ``fn`` as a transaction from ``sender`` sending ``value`` tokens.
 
         The wallet rule first: ``value + fee`` above the sender's balance is refused with
         ``insufficient_funds`` and charges nothing (such a transaction cannot be sent). Then the fee
-        goes to the fee sink and ``fn`` runs; :class:`Rejected` propagates after logging.
+        goes to the fee sink and ``fn`` runs; :class:`Rejected` propagates after logging. ``gas``:
+        the call's gas when the caller knows it better than the schedule's per-operation figure.
         """
-        gas = self.gas_schedule.gas(gas_op or call, learner_kind, n_features) if self.gas_price else 0
+        if not self.gas_price:
+            gas = 0
+        elif gas is None:
+            gas = self.gas_schedule.gas(gas_op or call, learner_kind, n_features, n_classes)
         fee = gas * self.gas_price
         if value + fee > self.ledger.balance(sender):
             self._log(sender, call, False, "insufficient_funds", value, 0, 0, None)

@@ -1,7 +1,8 @@
 """Gas metering: gas per operation from a documented, replaceable schedule.
 
 ``gas(op, learner_kind, n_features)`` = ``base[op] + per_feature[op][learner_kind] * n_features``,
-where ``n_features`` is the number of non-zero features the call sends or touches. The fee of a call
+where ``n_features`` is the number of non-zero features the call sends or touches; an add is priced by
+what its update writes (:meth:`GasSchedule.add_data_gas`). The fee of a call
 is ``gas * gas_price`` (token units), paid by the sender to the fee sink, on rejected calls too.
 
 The coefficients (``gas_schedule.json`` beside this file) are estimates from EVM costs: 21,000 gas
@@ -28,7 +29,8 @@ class GasSchedule:
     """Gas per operation: ``base`` (gas) + ``per_feature`` (gas per feature, by learner kind).
 
     Optional terms measured on an EVM (``sum-abm gas``): ``base_by_kind`` replaces ``base`` for a
-    learner kind; ``per_class`` and ``per_class_feature`` add gas per class and per class × feature.
+    learner kind; ``per_class`` and ``per_class_feature`` add gas per class and per class × feature;
+    ``extra`` prices the cases of an add (:meth:`add_data_gas`).
     """
 
     base: dict[str, int]
@@ -37,6 +39,7 @@ class GasSchedule:
     base_by_kind: dict[str, dict[str, int]] = field(default_factory=dict)
     per_class: dict[str, dict[str, int]] = field(default_factory=dict)
     per_class_feature: dict[str, dict[str, int]] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def load(cls, path: str | Path | None = None) -> "GasSchedule":
@@ -44,7 +47,7 @@ class GasSchedule:
         data: dict[str, Any] = json.loads(Path(path or _DEFAULT).read_text())
         return cls(base=data["base"], per_feature=data.get("per_feature", {}), source=data.get("source", ""),
                    base_by_kind=data.get("base_by_kind", {}), per_class=data.get("per_class", {}),
-                   per_class_feature=data.get("per_class_feature", {}))
+                   per_class_feature=data.get("per_class_feature", {}), extra=data.get("extra", {}))
 
     def gas(self, op: str, learner_kind: str = "", n_features: int = 0, n_classes: int = 2) -> int:
         """Gas units for ``op`` sending/touching ``n_features`` features of a ``learner_kind`` model
@@ -55,6 +58,19 @@ class GasSchedule:
         pc = self.per_class.get(op, {}).get(learner_kind, 0)
         pcf = self.per_class_feature.get(op, {}).get(learner_kind, 0)
         return int(base + coef * n_features + (pc + pcf * n_features) * n_classes)
+
+    def add_data_gas(self, learner_kind: str, n_features: int, n_classes: int = 2, changes: bool = True,
+                     new_slots: int = 0) -> int:
+        """Gas of an add by what it writes. ``gas("add_data")`` is an add whose update rewrites
+        slots that are already non-zero (the steady state); an add the model does not learn from
+        costs ``extra.add_data_no_update`` (perceptrons: no mistake, no weight written); each slot
+        written for the first time (``new_slots``) adds ``extra.add_data_new_slot_per_feature``."""
+        if not changes:
+            no = self.extra.get("add_data_no_update", {}).get(learner_kind)
+            if no is not None:
+                return int(no["base"] + no["per_feature"] * n_features)
+        per_new = self.extra.get("add_data_new_slot_per_feature", {}).get(learner_kind, 0)
+        return self.gas("add_data", learner_kind, n_features, n_classes) + int(per_new) * int(new_slots)
 
     def fee(self, op: str, gas_price: int, learner_kind: str = "", n_features: int = 0, n_classes: int = 2) -> int:
         """Fee in token units: gas × gas price (integers)."""

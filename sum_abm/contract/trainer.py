@@ -47,9 +47,24 @@ class CollaborativeTrainer:
     def now(self) -> int:
         return self.chain.clock.now
 
-    def _exec(self, sender: str, call: str, value: Any, fn, x: Any = None) -> Any:
-        return self.chain.execute(sender, call, value, fn, learner_kind=self.learner_kind,
-                                  n_features=0 if x is None else _nnz(x))
+    def _exec(self, sender: str, call: str, value: Any, fn, x: Any = None, y: int | None = None) -> Any:
+        gas = self.call_gas(call, x, y) if self.chain.gas_price else None
+        return self.chain.execute(sender, call, value, fn, learner_kind=self.learner_kind, gas=gas)
+
+    def call_gas(self, call: str, x: Any = None, y: int | None = None) -> int:
+        """Gas of ``call`` with sample ``x`` by the chain's schedule, before the call runs: an add
+        is priced by what its update will write (:meth:`GasSchedule.add_data_gas`)."""
+        n = 0 if x is None else _nnz(x)
+        c = int(getattr(self.learner, "n_classes", 2))
+        sched = self.chain.gas_schedule
+        if call == "add_data" and y is not None:
+            writes = getattr(self.learner, "update_writes", None)
+            if not self.im.updates_model_on_add:
+                changes, new_slots = False, 0
+            else:
+                changes, new_slots = writes(x, int(y)) if writes is not None else (True, 0)
+            return sched.add_data_gas(self.learner_kind, n, c, changes, new_slots)
+        return sched.gas(call, self.learner_kind, n, c)
 
     # -- add ------------------------------------------------------------------------------------
     def add_data(self, sender: str, value: Any, x: Any, y: int) -> Any:
@@ -70,7 +85,7 @@ class CollaborativeTrainer:
                 self.learner.update(x, int(y))
             return cost
 
-        return self._exec(sender, "add_data", value, run, x)
+        return self._exec(sender, "add_data", value, run, x, y)
 
     # -- checks shared by the real calls and by the free view calls ------------------------------
     def _lookup(self, x: Any, y: int, added_time: int, author: str) -> StoredData:

@@ -197,11 +197,12 @@ def apply_fit(data: dict[str, Any], coefs: dict[str, dict[str, dict[str, int]]],
         for op in ("add_data_new_slots", "add_data_no_update"):
             if op in ops:
                 cf = ops[op]
-                if op == "add_data_new_slots":  # the surcharge of a feature's first write
-                    extra.setdefault("add_data_new_slot_per_feature", {})[kind] = cf["per_feature"] + 2 * cf["per_class_feature"] - (
-                        ops["add_data"]["per_feature"] + 2 * ops["add_data"]["per_class_feature"])
-                else:
-                    extra.setdefault(op, {})[kind] = {"base": predicted(cf, 0, 2), "per_feature": cf["per_feature"]}
+                for name in targets[kind]:
+                    if op == "add_data_new_slots":  # the surcharge of a feature's first write
+                        extra.setdefault("add_data_new_slot_per_feature", {})[name] = cf["per_feature"] + 2 * cf["per_class_feature"] - (
+                            ops["add_data"]["per_feature"] + 2 * ops["add_data"]["per_class_feature"])
+                    else:
+                        extra.setdefault(op, {})[name] = {"base": predicted(cf, 0, 2), "per_feature": cf["per_feature"]}
     data["extra"] = extra
     grid = sorted({(m.kind, m.n_features, m.n_classes) for m in ms})
     data["source"] = (

@@ -80,7 +80,6 @@ class EVMMirror:
             self.system = deploy_system(
                 self.kind, refund_time_s=im.refund_time_s, any_address_claim_wait_time_s=im.any_address_claim_wait_time_s,
                 cost_weight=int(im.cost_weight), initial_model=initial, exact_gas=True)
-        self.n_classes = int(getattr(trainer.learner, "n_classes", 2))
         self.addresses: dict[str, Any] = {}
         self.rows: list[tuple] = []
         self.adds: list[tuple[Any, int, int, str, list[int]]] = []  # accepted adds: x, y, t, author, words
@@ -119,6 +118,7 @@ class EVMMirror:
         ledger, contract = self.chain.ledger, self.py.address
         before = (ledger.balance(sender), ledger.balance(contract), ledger.balance(self.chain.fee_sink))
         now = self.chain.clock.now
+        schedule = self.py.call_gas(op, x, evm_args[0] if op == "add_data" else None)  # before the add learns
         try:
             result, reason = py_fn(), None
         except Rejected as rej:
@@ -155,7 +155,6 @@ class EVMMirror:
         if py_delta != evm_delta:
             raise CheckFailed(f"EVM disagrees at {where}: balance changes (sender, contract) Python {py_delta}, EVM {evm_delta}")
         n = len(np.asarray(x.indices))
-        schedule = self.chain.gas_schedule.gas(op, self.py.learner_kind, n, self.n_classes)
         amount = None if result is None else int(result)
         self.rows.append((now, sender, op, reason is None, reason, amount, n, schedule, gas))
         if reason is not None:

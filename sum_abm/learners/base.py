@@ -123,6 +123,12 @@ class Learner(ABC):
     def _set_state(self, state: Any) -> None: ...
 
     # -- shared --------------------------------------------------------------------------------
+    def update_writes(self, x: Any, y: int) -> tuple[bool, int]:
+        """What learning ``(x, y)`` would write on chain, for its gas (a view: changes nothing):
+        whether the model changes, and how many of the storage slots it writes hold zero before
+        (a first write costs more). Default: always changes, no slot new (dense parameters)."""
+        return True, 0
+
     def update(self, x: Any, y: int) -> int:
         """Learn one sample; returns the number of parameters it touched (for gas)."""
         s = as_sample(x)

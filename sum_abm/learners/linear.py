@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from sum_abm.learners.base import Learner, Sample, as_matrix
+from sum_abm.learners.base import Learner, Sample, as_matrix, as_sample
 
 
 class _Linear(Learner):
@@ -27,6 +27,14 @@ class _Linear(Learner):
 
     def decision_one(self, s: Sample) -> float:
         return float(self.w[s.indices] @ s.values + self.b)
+
+    def update_writes(self, x: Any, y: int) -> tuple[bool, int]:
+        """A perceptron learns only from a mistake (a margin that is not positive); the weights it
+        then writes for the first time are those still at zero."""
+        s = as_sample(x)
+        if (1.0 if int(y) == 1 else -1.0) * self.decision_one(s) > 0:
+            return False, 0
+        return True, int(np.count_nonzero(self.w[s.indices] == 0))
 
     def _segment_params(self) -> tuple[np.ndarray, Any]:
         return self.w, self.b

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from sum_abm.learners.base import Learner, Sample, as_matrix
+from sum_abm.learners.base import Learner, Sample, as_matrix, as_sample
 
 
 class MultinomialNB(Learner):
@@ -43,6 +43,11 @@ class MultinomialNB(Learner):
         self.version += 1
         self.drift_epoch += 1
         return self
+
+    def update_writes(self, x: Any, y: int) -> tuple[bool, int]:
+        """Every sample changes the counts; a feature's count for class ``y`` at zero is a new slot."""
+        s = as_sample(x)
+        return True, int(np.count_nonzero(self.counts[int(y), s.indices] == 0))
 
     def _update(self, s: Sample, y: int) -> int:
         if len(s.values) and s.values.min() < 0:
