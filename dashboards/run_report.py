@@ -295,7 +295,25 @@ def run_figures(frames: dict[str, pl.DataFrame], baseline: pl.DataFrame | None =
                                          "to charge gas × price per call.</p>"))
     sections.append(("Market", market_kpis(sm)))
     sections.append(("Agents (click a header to sort)", agents_table(ag)))
+    if frames.get("evm") is not None:
+        sections.append(("EVM spot check", evm_table(frames["evm"], s)))
     return sections
+
+
+def evm_table(evm: pl.DataFrame, s: dict) -> str:
+    """A run mirrored on the EVM (``chain.backend = "evm"``): calls per kind and the schedule's gas
+    against the EVM's (relative error over the accepted calls)."""
+    acc = evm.filter(pl.col("accepted") & pl.col("evm_gas").is_not_null()).with_columns(
+        err=(pl.col("schedule_gas") - pl.col("evm_gas")).abs() / pl.col("evm_gas"))
+    by = (acc.group_by("call").agg(pl.len().alias("accepted calls"), pl.col("schedule_gas").median().round(0).cast(pl.Int64).alias("schedule gas (median)"),
+                                   pl.col("evm_gas").median().round(0).cast(pl.Int64).alias("EVM gas (median)"),
+                                   (pl.col("err").median() * 100).round(1).alias("error % (median)"),
+                                   (pl.col("err").max() * 100).round(1).alias("error % (largest)"))
+          .sort("call"))
+    intro = (f"<p>{s.get('evm_calls', evm.height):,} calls sent again to the Vyper contracts on py-evm "
+             f"({html.escape(str(s.get('evm_classifier', '')))} classifier): every call and the final state agree "
+             "(a difference stops the run). The gas the schedule charges beside the EVM's:</p>")
+    return intro + table_html(by)
 
 
 def read_run(run_dir: str | Path) -> tuple[dict[str, pl.DataFrame], pl.DataFrame | None, dict]:
@@ -307,6 +325,8 @@ def read_run(run_dir: str | Path) -> tuple[dict[str, pl.DataFrame], pl.DataFrame
     if missing:
         raise InputError(f"{d}: not a complete run folder: missing {', '.join(missing)}")
     frames = {n: pl.read_parquet(d / f"{n}.parquet") for n in FRAMES}
+    if (d / "evm.parquet").exists():
+        frames["evm"] = pl.read_parquet(d / "evm.parquet")
     base_f = d / "baseline_timeseries.parquet"
     baseline = pl.read_parquet(base_f) if base_f.exists() else None
     meta = json.loads((d / "run.json").read_text()) if (d / "run.json").exists() else {}

@@ -26,9 +26,14 @@ def _small(**over):
     return load_scenario(ROOT / "scenarios" / "quickstart.toml", {**SMALL, **over})
 
 
-def test_perceptron_market_agrees_with_the_evm_and_the_mirror_changes_nothing(tmp_path):
-    sc = _small(**{"chain.backend": "evm"})
-    mirrored = run(sc, seed=3, baseline=False)
+@pytest.fixture(scope="module")
+def mirrored():
+    """The small perceptron market mirrored on the EVM (seed 3): about 20 s of py-evm."""
+    return run(_small(**{"chain.backend": "evm"}), seed=3, baseline=False)
+
+
+def test_perceptron_market_agrees_with_the_evm_and_the_mirror_changes_nothing(mirrored, tmp_path):
+    sc = mirrored.scenario
     plain = run(sc.with_overrides({"chain.backend": "python"}), seed=3, baseline=False)
     s = mirrored.summary.row(0, named=True)
     assert s["evm_classifier"] == "perceptron" and s["evm_agrees"]
@@ -47,6 +52,11 @@ def test_perceptron_market_agrees_with_the_evm_and_the_mirror_changes_nothing(tm
         assert getattr(mirrored, name).equals(getattr(plain, name)), name
     out = mirrored.write(tmp_path / "run")
     assert pl.read_parquet(out / "evm.parquet").equals(mirrored.evm)
+    from dashboards import build_run_report
+
+    page = build_run_report(out).read_text()
+    section = page[page.index("EVM spot check"):]
+    assert f"{s['evm_calls']:,} calls sent again" in section and "refund" in section
     assert not (tmp_path / "plain").exists() and plain.evm is None
 
 
@@ -71,7 +81,7 @@ def test_a_contract_that_departs_from_the_solidity_rules_is_caught(monkeypatch):
 
 def test_a_state_difference_at_the_end_is_caught():
     model = MarketModel(scenario=_small(chain="evm"), seed=3)
-    model.run_until(3 * 86_400)
+    model.run_until(86_400)
     model.contract.evm.check_state()  # equal so far
     model.contract.im.total_good += 1
     with pytest.raises(CheckFailed, match="total_good: Python"):
@@ -102,14 +112,13 @@ def test_what_the_evm_cannot_run_is_refused_at_validation(over, message):
         _small(**{"chain.backend": "evm", **over})
 
 
-def test_adds_are_priced_by_what_they_write_as_the_evm_charges():
+def test_adds_are_priced_by_what_they_write_as_the_evm_charges(mirrored):
     """A perceptron market's adds: most are no mistake (no weight written), the first adds of a
     feature store new slots; priced by case, the schedule stays near the EVM's gas for each. (One
     figure for every add was 77 % off at the median.) What remains: an update that brings weights
     back to zero earns a storage refund, at most a fifth of the gas, which the schedule leaves out:
     it may then charge up to 1/(1 - 1/5) - 1 = 25 % more than the EVM."""
-    r = run(_small(**{"chain.backend": "evm"}), seed=3, baseline=False)
-    adds = r.evm.filter(pl.col("accepted") & (pl.col("call") == "add_data"))
+    adds = mirrored.evm.filter(pl.col("accepted") & (pl.col("call") == "add_data"))
     err = ((adds["schedule_gas"] - adds["evm_gas"]).abs() / adds["evm_gas"])
     assert adds["schedule_gas"].n_unique() > adds["n_features"].n_unique()  # more than one price per size
     assert err.median() < 0.03 and err.max() < 0.27, (err.median(), err.max())
