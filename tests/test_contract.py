@@ -355,3 +355,33 @@ def test_an_add_pays_gas_for_what_its_update_writes():
     no = sched.extra["add_data_no_update"]["perceptron"]
     assert fees == [3 * (full + 3 * new), 3 * (no["base"] + 3 * no["per_feature"]), 3 * (full + new)]
     assert fees[1] < fees[2] < fees[0]
+
+
+def test_a_refund_pays_gas_for_the_counters_it_writes_first():
+    """The market's first refund writes the sender's good-data count and the total for the first
+    time; another address's first refund, one of them; a repeat refund, neither."""
+    import numpy as np
+
+    from sum_abm.learners import Perceptron, Sample
+
+    rows: list = []
+    chain = Chain(gas_price=1, log=rows.append)
+    for a in "AB":
+        chain.ledger.mint(a, 10**9)
+    p = Perceptron(8)
+    tr = CollaborativeTrainer(chain, p, DataHandler(), DepositRefundTake(refund_time_s=10, cost_weight=1))
+    x = Sample(np.array([1, 2], dtype=np.int32), np.ones(2), key=(1, 2))
+    adds = []
+    for who in "ABA":
+        tr.add_data(who, 10**6, x, 0)  # score 0: class 0 learnt; the model agrees with every later refund
+        adds.append((who, chain.clock.now))
+        chain.clock.now += 1
+    chain.clock.now += 10
+    sched, fees = chain.gas_schedule, []
+    for who, t in adds:
+        assert tr.refund(who, x, 0, t) > 0
+        fees.append(rows[-1][7])  # the fee field of the refund's record
+    first = sched.gas("refund", "perceptron", 2)
+    steady = sched.refund_gas("perceptron", 2, 2, sender_counted=True)
+    assert fees == [first, (first + steady) // 2, steady]
+    assert abs(first - steady - 2 * 17_100) <= 2  # two first writes; fitted terms rounded to whole gas

@@ -45,6 +45,9 @@ def test_first_writes_cost_what_the_evm_rules_say():
     per_feature = (b["add_data"] - a["add_data"]) / 10
     assert 5_000 < per_feature < 6_500
     assert a["add_data_no_update"] < a["add_data"]  # no mistake, no writes
+    # the market's first refund writes the sender's good-data count and the total for the first
+    # time; a second refund by the same address rewrites both
+    assert a["refund"] - a["refund_counters_set"] == 2 * 17_100
 
 
 def test_fit_recovers_coefficients_and_writes_a_schedule_that_reproduces_them():

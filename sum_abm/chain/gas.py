@@ -24,6 +24,11 @@ from typing import Any
 _DEFAULT = Path(__file__).with_name("gas_schedule.json")
 
 
+def _terms(cf: dict[str, int], n: int, c: int) -> int:
+    """``base + per_feature*n + per_class*c + per_class_feature*c*n`` (absent terms are 0)."""
+    return int(cf["base"] + cf.get("per_feature", 0) * n + (cf.get("per_class", 0) + cf.get("per_class_feature", 0) * n) * c)
+
+
 @dataclass
 class GasSchedule:
     """Gas per operation: ``base`` (gas) + ``per_feature`` (gas per feature, by learner kind).
@@ -68,9 +73,22 @@ class GasSchedule:
         if not changes:
             no = self.extra.get("add_data_no_update", {}).get(learner_kind)
             if no is not None:
-                return int(no["base"] + no["per_feature"] * n_features)
+                return _terms(no, n_features, n_classes)
         per_new = self.extra.get("add_data_new_slot_per_feature", {}).get(learner_kind, 0)
         return self.gas("add_data", learner_kind, n_features, n_classes) + int(per_new) * int(new_slots)
+
+    def refund_gas(self, learner_kind: str, n_features: int, n_classes: int = 2, sender_counted: bool = False,
+                   total_counted: bool = False) -> int:
+        """Gas of a refund by what it writes. ``gas("refund")`` is the market's first verified
+        contribution: the sender's good-data count and the total are both written for the first
+        time. ``sender_counted`` (the sender has verified data already, so the total too):
+        ``extra.refund_counters_set``; ``total_counted`` alone: one first write, halfway between."""
+        first = self.gas("refund", learner_kind, n_features, n_classes)
+        cf = self.extra.get("refund_counters_set", {}).get(learner_kind)
+        if cf is None or not (sender_counted or total_counted):
+            return first
+        steady = _terms(cf, n_features, n_classes)
+        return steady if sender_counted else (first + steady) // 2
 
     def fee(self, op: str, gas_price: int, learner_kind: str = "", n_features: int = 0, n_classes: int = 2) -> int:
         """Fee in token units: gas × gas price (integers)."""

@@ -48,12 +48,13 @@ class CollaborativeTrainer:
         return self.chain.clock.now
 
     def _exec(self, sender: str, call: str, value: Any, fn, x: Any = None, y: int | None = None) -> Any:
-        gas = self.call_gas(call, x, y) if self.chain.gas_price else None
+        gas = self.call_gas(call, x, y, sender) if self.chain.gas_price else None
         return self.chain.execute(sender, call, value, fn, learner_kind=self.learner_kind, gas=gas)
 
-    def call_gas(self, call: str, x: Any = None, y: int | None = None) -> int:
+    def call_gas(self, call: str, x: Any = None, y: int | None = None, sender: str | None = None) -> int:
         """Gas of ``call`` with sample ``x`` by the chain's schedule, before the call runs: an add
-        is priced by what its update will write (:meth:`GasSchedule.add_data_gas`)."""
+        is priced by what its update will write (:meth:`GasSchedule.add_data_gas`), a refund by
+        which good-data counters it writes first (:meth:`GasSchedule.refund_gas`)."""
         n = 0 if x is None else _nnz(x)
         c = int(getattr(self.learner, "n_classes", 2))
         sched = self.chain.gas_schedule
@@ -64,6 +65,9 @@ class CollaborativeTrainer:
             else:
                 changes, new_slots = writes(x, int(y)) if writes is not None else (True, 0)
             return sched.add_data_gas(self.learner_kind, n, c, changes, new_slots)
+        if call == "refund" and hasattr(self.im, "total_good"):
+            return sched.refund_gas(self.learner_kind, n, c, sender is not None and self.im.good_count(sender) > 0,
+                                    self.im.total_good > 0)
         return sched.gas(call, self.learner_kind, n, c)
 
     # -- add ------------------------------------------------------------------------------------

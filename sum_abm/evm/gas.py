@@ -10,7 +10,9 @@ one transaction of each operation is measured in the case a fee should cover:
 * ``add_data``: an add the model learns from, rewriting storage that is already non-zero (a trained
   model's steady state; the first add of a feature pays ``extra.add_data_new_slot_per_feature``
   more per feature, and a perceptron add without a mistake costs ``extra.add_data_no_update``);
-* ``refund``: the submitter's refund after the wait, the model agreeing;
+* ``refund``: the submitter's refund after the wait, the model agreeing: the first verified
+  contribution of the market, so both good-data counters are written for the first time (a later
+  refund by an address with verified data costs ``extra.refund_counters_set``);
 * ``report``: a take before the any-address wait, the model disagreeing, by a reporter with good data;
 * ``predict``: a prediction sent as a transaction.
 
@@ -118,6 +120,12 @@ def measure_point(kind: str, n: int, c: int) -> dict[str, int]:
         if sys_.predict(a, x) != y_good:
             raise RuntimeError(f"{kind}: the measured model should predict {y_good}")
         out["predict"] = sys_.last_gas
+        # A second refund by the same address: its count and the total are non-zero already.
+        sys_.add_data(good, x, y_good, value)
+        t_again = int(boa.env.evm.patch.timestamp)
+        boa.env.time_travel(seconds=REFUND_S)
+        sys_.refund(good, x, y_good, t_again)
+        out["refund_counters_set"] = sys_.last_gas
     return out
 
 
@@ -194,7 +202,7 @@ def apply_fit(data: dict[str, Any], coefs: dict[str, dict[str, dict[str, int]]],
         data[key] = {op: v for op, v in data[key].items() if v}
     extra: dict[str, Any] = {}
     for kind, ops in coefs.items():
-        for op in ("add_data_new_slots", "add_data_no_update"):
+        for op in ("add_data_new_slots", "add_data_no_update", "refund_counters_set"):
             if op in ops:
                 cf = ops[op]
                 for name in targets[kind]:
@@ -202,7 +210,7 @@ def apply_fit(data: dict[str, Any], coefs: dict[str, dict[str, dict[str, int]]],
                         extra.setdefault("add_data_new_slot_per_feature", {})[name] = cf["per_feature"] + 2 * cf["per_class_feature"] - (
                             ops["add_data"]["per_feature"] + 2 * ops["add_data"]["per_class_feature"])
                     else:
-                        extra.setdefault(op, {})[name] = {"base": predicted(cf, 0, 2), "per_feature": cf["per_feature"]}
+                        extra.setdefault(op, {})[name] = {k: v for k, v in cf.items() if v or k == "base"}
     data["extra"] = extra
     grid = sorted({(m.kind, m.n_features, m.n_classes) for m in ms})
     data["source"] = (

@@ -118,7 +118,7 @@ class EVMMirror:
         ledger, contract = self.chain.ledger, self.py.address
         before = (ledger.balance(sender), ledger.balance(contract), ledger.balance(self.chain.fee_sink))
         now = self.chain.clock.now
-        schedule = self.py.call_gas(op, x, evm_args[0] if op == "add_data" else None)  # before the add learns
+        schedule = self.py.call_gas(op, x, evm_args[0] if op == "add_data" else None, sender)  # before the call
         try:
             result, reason = py_fn(), None
         except Rejected as rej:
