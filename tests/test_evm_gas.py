@@ -23,8 +23,10 @@ def cli(*args: str) -> subprocess.CompletedProcess:
 
 def test_shipped_schedule_within_ten_percent_of_the_evm():
     rows = g.verify()
-    assert {(r["kind"], r["op"]) for r in rows} == {(k, op) for k in g.KINDS for op in g.OPS}
-    assert len(rows) == 2 * len(g.KINDS) * len(g.OPS)
+    cases = {(k, c) for k in g.KINDS for c in ("add_data_new_slots", "refund_counters_set")} | \
+        {("perceptron", "add_data_no_update")}  # the other learners change on every add
+    assert {(r["kind"], r["op"]) for r in rows} == {(k, op) for k in g.KINDS for op in g.OPS} | cases
+    assert len(rows) == 2 * (len(g.KINDS) * len(g.OPS) + len(cases))
     worst = max(rows, key=lambda r: r["rel_error"])
     assert worst["rel_error"] <= g.TOLERANCE, worst
     # the sample is off the fit grid, and real: deploying the nearest centroid's 4 x 300 values

@@ -230,8 +230,26 @@ def verify(points: dict[str, Iterable[tuple[int, int]]] | None = None, schedule_
     sched = GasSchedule.load(schedule_path)
     rows = []
     for m in measure(points or VERIFY_POINTS, progress):
-        if m.op not in OPS:
-            continue
-        pred = sched.gas(m.op, m.kind, m.n_features, n_classes=m.n_classes)
-        rows.append({**asdict(m), "schedule": pred, "rel_error": abs(pred - m.gas) / m.gas})
+        pred = schedule_gas(sched, m)
+        if pred is not None:
+            rows.append({**asdict(m), "schedule": pred, "rel_error": abs(pred - m.gas) / m.gas})
     return rows
+
+
+#: The measured cases of an add and a refund beside the five operations, as the schedule prices them.
+CASES = ("add_data_no_update", "add_data_new_slots", "refund_counters_set")
+
+
+def schedule_gas(sched: Any, m: Measurement) -> int | None:
+    """What ``sched`` (a :class:`~sum_abm.chain.GasSchedule`) charges for the measured transaction
+    ``m`` (an operation or a case of :data:`CASES`), or None when it does not price it."""
+    n, c = m.n_features, m.n_classes
+    if m.op in OPS:
+        return sched.gas(m.op, m.kind, n, n_classes=c)
+    if m.op == "add_data_no_update":
+        return sched.add_data_gas(m.kind, n, c, changes=False)
+    if m.op == "add_data_new_slots":  # every present feature stored for the first time
+        return sched.add_data_gas(m.kind, n, c, changes=True, new_slots=n if m.kind != "nearest_centroid" else 0)
+    if m.op == "refund_counters_set":
+        return sched.refund_gas(m.kind, n, c, sender_counted=True)
+    return None
