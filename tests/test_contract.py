@@ -330,7 +330,9 @@ def test_pm_empty_market_ends_its_reward_phase() -> None:
 
 def test_an_add_pays_gas_for_what_its_update_writes():
     """Perceptron: a mistake on unseen features writes new slots (dearest); the same sample again is
-    no mistake and writes nothing (cheapest); a mistake on seen features rewrites slots."""
+    no mistake and writes nothing (cheapest); a mistake on seen features rewrites slots, here back
+    to zero, which earns the EVM's storage refund."""
+    from sum_abm.chain.gas import SSTORE_CLEARS_REFUND
     import numpy as np
 
     from sum_abm.learners import Perceptron, Sample
@@ -347,13 +349,14 @@ def test_an_add_pays_gas_for_what_its_update_writes():
         chain.clock.now += 1
         fees.append(before - chain.ledger.balance("A"))
 
-    add([1, 2, 3], 1)  # score 0: a mistake; three weights stored for the first time
+    add([1, 2, 3], 1)  # score 0: a mistake; three weights and the intercept stored for the first time
     add([1, 2, 3], 1)  # score 4 > 0: nothing written
-    add([2, 3, 5], 0)  # score 3 for class 0: a mistake; weight 5 new, 2 and 3 rewritten
+    add([2, 3, 5], 0)  # score 3 for class 0: a mistake; weight 5 new; weights 2, 3 and the intercept back to 0
     new = sched.extra["add_data_new_slot_per_feature"]["perceptron"]
     full = sched.gas("add_data", "perceptron", 3)
     no = sched.extra["add_data_no_update"]["perceptron"]
-    assert fees == [3 * (full + 3 * new), 3 * (no["base"] + 3 * no["per_feature"]), 3 * (full + new)]
+    assert fees == [3 * (full + 4 * new), 3 * (no["base"] + 3 * no["per_feature"]),
+                    3 * (full + new - 3 * SSTORE_CLEARS_REFUND)]
     assert fees[1] < fees[2] < fees[0]
 
 

@@ -114,15 +114,14 @@ def test_what_the_evm_cannot_run_is_refused_at_validation(over, message):
 
 def test_adds_are_priced_by_what_they_write_as_the_evm_charges(mirrored):
     """A perceptron market's adds: most are no mistake (no weight written), the first adds of a
-    feature store new slots; priced by case, the schedule stays near the EVM's gas for each. (One
-    figure for every add was 77 % off at the median.) What remains: an update that brings weights
-    back to zero earns a storage refund, at most a fifth of the gas, which the schedule leaves out:
-    it may then charge up to 1/(1 - 1/5) - 1 = 25 % more than the EVM."""
+    feature store new slots, and on 120 binary features weights often return to zero (a storage
+    refund); priced by case, the schedule stays near the EVM's gas for each (one figure for every
+    add was 77 % off at the median, and leaving out the refunds, up to 26 %)."""
     calls = mirrored.evm.filter(pl.col("accepted")).with_columns(
         err=(pl.col("schedule_gas") - pl.col("evm_gas")).abs() / pl.col("evm_gas"))
     adds = calls.filter(pl.col("call") == "add_data")
     assert adds["schedule_gas"].n_unique() > adds["n_features"].n_unique()  # more than one price per size
-    assert adds["err"].median() < 0.03 and adds["err"].max() < 0.27, (adds["err"].median(), adds["err"].max())
+    assert adds["err"].median() < 0.03 and adds["err"].max() < 0.05, (adds["err"].median(), adds["err"].max())
     # refunds priced by the good-data counters they write first (one figure was 6 % off at the median)
     refunds = calls.filter(pl.col("call") == "refund")
     assert refunds.height > 20 and refunds["err"].median() < 0.02, refunds["err"].median()

@@ -243,17 +243,30 @@ def test_incremental_test_accuracy_equals_full_evaluation(kind, name, ops, dense
 @settings(max_examples=200, deadline=None)
 @given(st.integers(0, 2**31 - 1), st.sampled_from(["perceptron", "sgd_perceptron", "multinomial_nb"]))
 def test_update_writes_says_what_update_will_write(seed, kind):
-    """The gas view of an add: whether the model changes and how many slots go from zero to
-    non-zero, told before the update and checked against it."""
+    """The gas view of an add: whether the model changes, how many slots (weights and intercept,
+    or class counts) go from zero to non-zero and back to zero, told before the update and checked
+    against it. Binary features on few dimensions: perceptron weights cross zero often."""
     rng = np.random.default_rng(seed)
-    n = 30
+    n = 12
     learner = make_learner(kind, n, 2)
-    for _ in range(25):
-        idx = np.sort(rng.choice(n, size=int(rng.integers(1, 8)), replace=False)).astype(np.int32)
+
+    def slots(y):
+        if kind == "multinomial_nb":  # the class's counts, then its sample count and feature total
+            return np.append(learner.counts[y], [learner.class_count[y], learner.total[y]])
+        return np.append(learner.w, learner.b)
+
+    seen = set()
+    for _ in range(40):
+        idx = np.sort(rng.choice(n, size=int(rng.integers(1, 6)), replace=False)).astype(np.int32)
         s = Sample(idx, np.ones(len(idx)))
         y = int(rng.integers(2))
-        params = (learner.w if kind != "multinomial_nb" else learner.counts[y]).copy()
-        changes, new = learner.update_writes(s, y)
+        before = slots(y)
+        changes, new, cleared = learner.update_writes(s, y)
         assert (learner.update(s, y) > 0) == changes
-        after = learner.w if kind != "multinomial_nb" else learner.counts[y]
-        assert new == int(np.count_nonzero((params[idx] == 0) & (after[idx] != 0)))
+        after = slots(y)
+        where = np.append(idx, n) if kind != "multinomial_nb" else np.append(idx, [n, n + 1])  # and the extra slots
+        assert new == int(np.count_nonzero((before[where] == 0) & (after[where] != 0)))
+        assert cleared == int(np.count_nonzero((before[where] != 0) & (after[where] == 0)))
+        seen.add((changes, new > 0, cleared > 0))
+    if kind == "perceptron":
+        assert (True, False, True) in seen or (True, True, True) in seen  # weights did cross zero

@@ -23,6 +23,9 @@ from pathlib import Path
 from typing import Any
 
 _DEFAULT = Path(__file__).with_name("gas_schedule.json")
+#: Gas refunded for each storage slot a transaction sets from non-zero to zero (EIP-3529); the
+#: refunds of a transaction are capped at a fifth of its gas.
+SSTORE_CLEARS_REFUND = 4_800
 
 
 def _terms(cf: dict[str, int], n: int, c: int) -> int:
@@ -66,17 +69,20 @@ class GasSchedule:
         return int(base + coef * n_features + (pc + pcf * n_features) * n_classes)
 
     def add_data_gas(self, learner_kind: str, n_features: int, n_classes: int = 2, changes: bool = True,
-                     new_slots: int = 0) -> int:
+                     new_slots: int = 0, cleared_slots: int = 0) -> int:
         """Gas of an add by what it writes. ``gas("add_data")`` is an add whose update rewrites
         slots that are already non-zero (the steady state); an add the model does not learn from
         costs ``extra.add_data_no_update`` (perceptrons: no mistake, no weight written); each slot
-        written for the first time (``new_slots``) adds ``extra.add_data_new_slot_per_feature``."""
+        written for the first time (``new_slots``) adds ``extra.add_data_new_slot_per_feature``;
+        each slot written back to zero (``cleared_slots``) earns the EVM's storage refund
+        (:data:`SSTORE_CLEARS_REFUND`, in all at most a fifth of the gas)."""
         if not changes:
             no = self.extra.get("add_data_no_update", {}).get(learner_kind)
             if no is not None:
                 return _terms(no, n_features, n_classes)
         per_new = self.extra.get("add_data_new_slot_per_feature", {}).get(learner_kind, 0)
-        return self.gas("add_data", learner_kind, n_features, n_classes) + int(per_new) * int(new_slots)
+        gas = self.gas("add_data", learner_kind, n_features, n_classes) + int(per_new) * int(new_slots)
+        return gas - min(SSTORE_CLEARS_REFUND * int(cleared_slots), gas // 5)
 
     def refund_gas(self, learner_kind: str, n_features: int, n_classes: int = 2, sender_counted: bool = False,
                    total_counted: bool = False) -> int:

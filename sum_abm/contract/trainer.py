@@ -59,12 +59,11 @@ class CollaborativeTrainer:
         c = int(getattr(self.learner, "n_classes", 2))
         sched = self.chain.gas_schedule
         if call == "add_data" and y is not None:
-            writes = getattr(self.learner, "update_writes", None)
+            view = getattr(self.learner, "update_writes", None)
             if not self.im.updates_model_on_add:
-                changes, new_slots = False, 0
-            else:
-                changes, new_slots = writes(x, int(y)) if writes is not None else (True, 0)
-            return sched.add_data_gas(self.learner_kind, n, c, changes, new_slots)
+                return sched.add_data_gas(self.learner_kind, n, c, changes=False)
+            changes, new_slots, cleared = view(x, int(y)) if view is not None else (True, 0, 0)
+            return sched.add_data_gas(self.learner_kind, n, c, changes, new_slots, cleared)
         if call == "refund" and hasattr(self.im, "total_good"):
             return sched.refund_gas(self.learner_kind, n, c, sender is not None and self.im.good_count(sender) > 0,
                                     self.im.total_good > 0)

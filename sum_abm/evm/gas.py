@@ -249,7 +249,9 @@ def schedule_gas(sched: Any, m: Measurement) -> int | None:
     if m.op == "add_data_no_update":
         return sched.add_data_gas(m.kind, n, c, changes=False)
     if m.op == "add_data_new_slots":  # every present feature stored for the first time
-        return sched.add_data_gas(m.kind, n, c, changes=True, new_slots=n if m.kind != "nearest_centroid" else 0)
+        # (Naive Bayes is measured from an empty model: the class's two counters are new too)
+        new = {"perceptron": n, "multinomial_nb": n + 2}.get(m.kind, 0)
+        return sched.add_data_gas(m.kind, n, c, changes=True, new_slots=new)
     if m.op == "refund_counters_set":
         return sched.refund_gas(m.kind, n, c, sender_counted=True)
     return None

@@ -22,6 +22,16 @@ def _csr_matvec(n_row, n_col, indptr, indices, data, x, y) -> None:
     _sparsetools.csr_matvec(n_row, n_col, indptr, indices, data, x, y)
 
 
+class Writes(NamedTuple):
+    """What an update writes to contract storage, for its gas: whether the model changes, how many
+    slots go from zero to non-zero (a first write costs more) and how many go back to zero (a
+    storage refund)."""
+
+    changes: bool
+    new_slots: int = 0
+    cleared_slots: int = 0
+
+
 class Sample(NamedTuple):
     """One data point: non-zero feature ``indices`` (int32, unique), their ``values`` (float64), a ``key``."""
 
@@ -123,11 +133,10 @@ class Learner(ABC):
     def _set_state(self, state: Any) -> None: ...
 
     # -- shared --------------------------------------------------------------------------------
-    def update_writes(self, x: Any, y: int) -> tuple[bool, int]:
-        """What learning ``(x, y)`` would write on chain, for its gas (a view: changes nothing):
-        whether the model changes, and how many of the storage slots it writes hold zero before
-        (a first write costs more). Default: always changes, no slot new (dense parameters)."""
-        return True, 0
+    def update_writes(self, x: Any, y: int) -> "Writes":
+        """What learning ``(x, y)`` would write on chain, for its gas (a view: changes nothing).
+        Default: the model always changes; no slot goes from or to zero (dense parameters)."""
+        return Writes(True)
 
     def update(self, x: Any, y: int) -> int:
         """Learn one sample; returns the number of parameters it touched (for gas)."""

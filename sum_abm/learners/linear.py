@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from sum_abm.learners.base import Learner, Sample, as_matrix, as_sample
+from sum_abm.learners.base import Learner, Sample, Writes, as_matrix, as_sample
 
 
 class _Linear(Learner):
@@ -28,13 +28,22 @@ class _Linear(Learner):
     def decision_one(self, s: Sample) -> float:
         return float(self.w[s.indices] @ s.values + self.b)
 
-    def update_writes(self, x: Any, y: int) -> tuple[bool, int]:
-        """A perceptron learns only from a mistake (a margin that is not positive); the weights it
-        then writes for the first time are those still at zero."""
+    def update_writes(self, x: Any, y: int) -> Writes:
+        """A perceptron learns only from a mistake (a margin that is not positive); it then writes
+        the present features' weights and the intercept."""
         s = as_sample(x)
-        if (1.0 if int(y) == 1 else -1.0) * self.decision_one(s) > 0:
-            return False, 0
-        return True, int(np.count_nonzero(self.w[s.indices] == 0))
+        sign = 1.0 if int(y) == 1 else -1.0
+        if sign * self.decision_one(s) > 0:
+            return Writes(False)
+        dw, db = self._step(s, sign)
+        old = np.append(self.w[s.indices], self.b)
+        new = old + np.append(dw, db)
+        return Writes(True, int(np.count_nonzero((old == 0) & (new != 0))),
+                      int(np.count_nonzero((old != 0) & (new == 0))))
+
+    def _step(self, s: Sample, sign: float) -> tuple[np.ndarray, float]:
+        """The next update's change of the weights at ``s.indices`` and of the intercept."""
+        raise NotImplementedError
 
     def _segment_params(self) -> tuple[np.ndarray, Any]:
         return self.w, self.b
@@ -78,6 +87,11 @@ class Perceptron(_Linear):
         self.version += 1
         self.drift_epoch += 1
         return self
+
+    def _step(self, s: Sample, sign: float) -> tuple[np.ndarray, float]:
+        step = self.lr * sign
+        delta = step * s.values
+        return (np.round(delta), round(step)) if self.integer_weights else (delta, step)
 
     def _update(self, s: Sample, y: int) -> int:
         sign = 1.0 if y == 1 else -1.0
@@ -129,6 +143,10 @@ class SGDPerceptron(_Linear):
         self.version += 1
         self.drift_epoch += 1
         return self
+
+    def _step(self, s: Sample, sign: float) -> tuple[np.ndarray, float]:
+        eta = 1.0 / (self.alpha * (self.t0 + self.t - 1.0))
+        return eta * sign * s.values, eta * sign * self.intercept_decay
 
     def _update(self, s: Sample, y: int) -> int:
         sign = 1.0 if y == 1 else -1.0

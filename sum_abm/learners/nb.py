@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from sum_abm.learners.base import Learner, Sample, as_matrix, as_sample
+from sum_abm.learners.base import Learner, Sample, Writes, as_matrix, as_sample
 
 
 class MultinomialNB(Learner):
@@ -44,10 +44,13 @@ class MultinomialNB(Learner):
         self.drift_epoch += 1
         return self
 
-    def update_writes(self, x: Any, y: int) -> tuple[bool, int]:
-        """Every sample changes the counts; a feature's count for class ``y`` at zero is a new slot."""
+    def update_writes(self, x: Any, y: int) -> Writes:
+        """Every sample raises the counts: a feature's count for class ``y`` at zero is a new slot,
+        and so are the class's sample count and feature total while the class has no data."""
         s = as_sample(x)
-        return True, int(np.count_nonzero(self.counts[int(y), s.indices] == 0))
+        y = int(y)
+        new = np.count_nonzero(self.counts[y, s.indices] == 0) + int(self.class_count[y] == 0) + int(self.total[y] == 0)
+        return Writes(True, int(new))
 
     def _update(self, s: Sample, y: int) -> int:
         if len(s.values) and s.values.min() < 0:
