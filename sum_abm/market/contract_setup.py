@@ -124,7 +124,8 @@ class MarketContract:
         self.pm.reveal_init_test_set(PROVIDER, self.pieces[reveal])
 
     def finish(self, model: "MarketModel") -> None:
-        """Prediction market: end it, reveal, run the reward phase, let every contributor collect."""
+        """End of the run: the EVM mirror's state check; prediction market: end it, reveal, run the
+        reward phase, let every contributor collect."""
         if self.evm is not None:
             self.evm.check_state()
         if self.kind != "prediction_market":
