@@ -28,7 +28,7 @@ _DEFAULT = Path(__file__).with_name("gas_schedule.json")
 SSTORE_CLEARS_REFUND = 4_800
 
 
-def _terms(cf: dict[str, int], n: int, c: int) -> int:
+def terms(cf: dict[str, int], n: int, c: int) -> int:
     """``base + per_feature*n + per_class*c + per_class_feature*c*n`` (absent terms are 0)."""
     return int(cf["base"] + cf.get("per_feature", 0) * n + (cf.get("per_class", 0) + cf.get("per_class_feature", 0) * n) * c)
 
@@ -79,7 +79,7 @@ class GasSchedule:
         if not changes:
             no = self.extra.get("add_data_no_update", {}).get(learner_kind)
             if no is not None:
-                return _terms(no, n_features, n_classes)
+                return terms(no, n_features, n_classes)
         per_new = self.extra.get("add_data_new_slot_per_feature", {}).get(learner_kind, 0)
         gas = self.gas("add_data", learner_kind, n_features, n_classes) + int(per_new) * int(new_slots)
         return gas - min(SSTORE_CLEARS_REFUND * int(cleared_slots), gas // 5)
@@ -94,7 +94,7 @@ class GasSchedule:
         cf = self.extra.get("refund_counters_set", {}).get(learner_kind)
         if cf is None or not (sender_counted or total_counted):
             return first
-        steady = _terms(cf, n_features, n_classes)
+        steady = terms(cf, n_features, n_classes)
         return steady if sender_counted else (first + steady) // 2
 
     def fee(self, op: str, gas_price: int, learner_kind: str = "", n_features: int = 0, n_classes: int = 2) -> int:

@@ -31,6 +31,7 @@ from typing import Any, Iterable
 
 import numpy as np
 
+from sum_abm.chain.gas import terms
 from sum_abm.evm.system import PERCEPTRON_MEASURE_INTERCEPT, SCALE, deploy_system
 
 OPS = ("deploy", "add_data", "refund", "report", "predict")
@@ -168,8 +169,8 @@ def fit(ms: list[Measurement]) -> dict[str, dict[str, dict[str, int]]]:
     return out
 
 
-def predicted(coefs: dict[str, int], n: int, c: int) -> int:
-    return coefs["base"] + coefs["per_feature"] * n + coefs["per_class"] * c + coefs["per_class_feature"] * c * n
+# The fitted formula, ``base + per_feature*n + per_class*c + per_class_feature*c*n``: one home.
+predicted = terms
 
 
 def apply_fit(data: dict[str, Any], coefs: dict[str, dict[str, dict[str, int]]], ms: list[Measurement]) -> dict[str, Any]:

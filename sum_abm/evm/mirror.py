@@ -9,7 +9,7 @@ at the end of the run, the mechanism's counters and every stored contribution (a
 weights) must be equal. The first disagreement stops the run with :class:`~sum_abm.errors.CheckFailed`.
 
 The classifier on the EVM is the integer sparse perceptron when the run's learner is a perceptron
-with an integer learning rate on binary features (its weights are then integers on both sides, so
+with learning rate 1 on binary features (its weights are then integers on both sides, so
 predictions agree exactly); otherwise it is the test oracle told the Python learner's prediction
 before each refund and report (the mechanism, the data handler and the money are still checked, and
 the gas measured is that of the oracle, not of the learner).
@@ -29,8 +29,9 @@ from sum_abm.chain import Rejected
 from sum_abm.errors import CheckFailed, InputError
 from sum_abm.evm.system import MAX_FEATURES, SCALE, deploy_system, revert_reason
 
-#: Columns of the ``evm`` frame, one row per mirrored call.
-EVM_FIELDS = ("time_s", "sender", "call", "accepted", "reason", "amount", "n_features", "schedule_gas", "evm_gas")
+#: Columns of the ``evm`` frame (one row per mirrored call) and their polars types.
+EVM_SCHEMA = {"time_s": "Int64", "sender": "String", "call": "String", "accepted": "Boolean", "reason": "String",
+              "amount": "Int64", "n_features": "Int64", "schedule_gas": "Int64", "evm_gas": "Int64"}
 
 
 def _binary(X: Any) -> bool:
@@ -196,13 +197,10 @@ class EVMMirror:
         return keccak(encode(["int256[]", "uint256", "uint256", "address"], [words, y, t, str(author)]))
 
     def frame(self) -> Any:
-        """The mirrored calls as a polars frame (columns :data:`EVM_FIELDS`)."""
+        """The mirrored calls as a polars frame (columns :data:`EVM_SCHEMA`)."""
         import polars as pl
 
-        schema = {"time_s": pl.Int64, "sender": pl.String, "call": pl.String, "accepted": pl.Boolean,
-                  "reason": pl.String, "amount": pl.Int64, "n_features": pl.Int64, "schedule_gas": pl.Int64,
-                  "evm_gas": pl.Int64}
-        return pl.DataFrame(self.rows, schema=schema, orient="row")
+        return pl.DataFrame(self.rows, schema={k: getattr(pl, t) for k, t in EVM_SCHEMA.items()}, orient="row")
 
     def summary(self) -> dict[str, Any]:
         """Summary fields: calls mirrored, the EVM's classifier, and the schedule's relative gas
