@@ -30,8 +30,12 @@ def bench_ours(kind, X0, y0, Xu, yu, Xt, yt):
     m = make_learner(kind, X0.shape[1], **params).fit(X0, y0)
     m.set_test_set(Xt, yt)
     m.test_accuracy()
-    rows = [Sample(Xu.indices[Xu.indptr[i] : Xu.indptr[i + 1]], Xu.data[Xu.indptr[i] : Xu.indptr[i + 1]])
-            for i in range(Xu.shape[0])]
+    rows = [
+        Sample(
+            Xu.indices[Xu.indptr[i] : Xu.indptr[i + 1]], Xu.data[Xu.indptr[i] : Xu.indptr[i + 1]]
+        )
+        for i in range(Xu.shape[0])
+    ]
     labels = [int(v) for v in yu]
     t = time.perf_counter()
     accs = []
@@ -58,7 +62,9 @@ def bench_sklearn(kind, X0, y0, Xu, yu, Xt, yt):
         ref = linear_model.Perceptron(eta0=1.0)
         ref.partial_fit(X0[:1], y0[:1], classes=[0, 1])
     else:
-        ref = linear_model.SGDClassifier(loss="perceptron", learning_rate="optimal", penalty=None, random_state=0)
+        ref = linear_model.SGDClassifier(
+            loss="perceptron", learning_rate="optimal", penalty=None, random_state=0
+        )
         ref.fit(X0, y0)
     rows = [(Xu[i : i + 1], yu[i : i + 1]) for i in range(Xu.shape[0])]
     t = time.perf_counter()
@@ -83,8 +89,10 @@ def main() -> None:
         base, b = bench_sklearn(kind, X0, y0, Xu, yu, Xt, yt)
         ratios[kind] = base / ours
         agree = f", accuracies equal: {bool(np.array_equal(a, b))}"
-        print(f"{kind:18s} sum_abm {ours * 1e3 / args.updates:8.3f} ms/update  scikit-learn "
-              f"{base * 1e3 / args.updates:8.3f} ms/update  ratio {base / ours:6.1f}x{agree}")
+        print(
+            f"{kind:18s} sum_abm {ours * 1e3 / args.updates:8.3f} ms/update  scikit-learn "
+            f"{base * 1e3 / args.updates:8.3f} ms/update  ratio {base / ours:6.1f}x{agree}"
+        )
     print(f"speedup learners: {min(ratios.values()):.1f}x")
 
 

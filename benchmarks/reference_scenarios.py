@@ -22,10 +22,18 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 SCEN = {
-    "S1": ("reference_drt_perceptron", 624.0, "accuracy 0.718 -> 0.658; Good 17,684 / 18,376; Bad 2,315 / 1,624"),
+    "S1": (
+        "reference_drt_perceptron",
+        624.0,
+        "accuracy 0.718 -> 0.658; Good 17,684 / 18,376; Bad 2,315 / 1,624",
+    ),
     "S2-NB": ("reference_drt_nb", 415.0, "accuracy 0.852 -> 0.852; Good 19,904; Bad 96"),
     "S3": ("reference_pm", 57.0, "both Bad profit (+5.4 %, +35.4 %); 17-20 % of the bounty paid"),
-    "S3-corrected": ("reference_pm_corrected", 57.0, "(reference has no corrected market; expected: Bad lose)"),
+    "S3-corrected": (
+        "reference_pm_corrected",
+        57.0,
+        "(reference has no corrected market; expected: Bad lose)",
+    ),
 }
 
 CHILD = r"""
@@ -60,14 +68,24 @@ def main() -> None:
         name, ref_wall, ref_outcome = SCEN[key]
         walls = []
         for seed in args.seeds:
-            out = subprocess.run([sys.executable, "-c", CHILD, str(ROOT / "scenarios" / f"{name}.toml"), str(seed)],
-                                 capture_output=True, text=True, check=True)
+            out = subprocess.run(
+                [sys.executable, "-c", CHILD, str(ROOT / "scenarios" / f"{name}.toml"), str(seed)],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
             res = json.loads(out.stdout.strip().splitlines()[-1])
             walls.append(res["wall_s"])
-            print(f"{key} seed {seed}: {res['wall_s']:.2f} s wall, peak RSS {res['peak_rss_mb']:.0f} MB, "
-                  f"{res['days']} days, {res['calls']:,} calls, accuracy {res['accuracy'][0]} -> {res['accuracy'][1]}, "
-                  f"balances {res['balances']}, ROI {res['roi']}"
-                  + (f", bounty paid {res['bounty_paid_fraction']:.1%}" if res.get("bounty_paid_fraction") is not None else ""))
+            print(
+                f"{key} seed {seed}: {res['wall_s']:.2f} s wall, peak RSS {res['peak_rss_mb']:.0f} MB, "
+                f"{res['days']} days, {res['calls']:,} calls, accuracy {res['accuracy'][0]} -> {res['accuracy'][1]}, "
+                f"balances {res['balances']}, ROI {res['roi']}"
+                + (
+                    f", bounty paid {res['bounty_paid_fraction']:.1%}"
+                    if res.get("bounty_paid_fraction") is not None
+                    else ""
+                )
+            )
         print(f"{key} reference: {ref_wall:.0f} s wall; {ref_outcome}")
         med = sorted(walls)[len(walls) // 2]
         print(f"speedup {key}: {ref_wall / med:.0f}x")

@@ -11,7 +11,17 @@ import plotly.io as pio
 HONEST, ATTACKER, USER, OTHER = "#2e7d32", "#c62828", "#1565c0", "#6d4c41"
 ACCURACY, BASELINE, ALL_DATA = "#212121", "#757575", "#9e9e9e"
 ACCEPTED = "#90a4ae"  # calls the contract accepted; each rejection reason gets its own colour below
-_REASONS = ["#ef6c00", "#8e24aa", "#00838f", "#f9a825", "#5d4037", "#d81b60", "#3949ab", "#7cb342", "#546e7a"]
+_REASONS = [
+    "#ef6c00",
+    "#8e24aa",
+    "#00838f",
+    "#f9a825",
+    "#5d4037",
+    "#d81b60",
+    "#3949ab",
+    "#7cb342",
+    "#546e7a",
+]
 DAY_S = 86_400  # simulated seconds per day (charts plot time in days)
 _SHADES = {
     HONEST: ["#2e7d32", "#43a047", "#66bb6a", "#1b5e20", "#81c784", "#388e3c"],
@@ -52,15 +62,27 @@ def outcome_colors(outcomes: list[str]) -> dict[str, str]:
 
 def kpis_html(items: list[tuple[str, str]]) -> str:
     """Key figures as labelled cards (label, formatted value)."""
-    return "<div class='kpis'>" + "".join(
-        f"<div class='kpi'>{html.escape(k)}<b>{html.escape(v)}</b></div>" for k, v in items) + "</div>"
+    return (
+        "<div class='kpis'>"
+        + "".join(
+            f"<div class='kpi'>{html.escape(k)}<b>{html.escape(v)}</b></div>" for k, v in items
+        )
+        + "</div>"
+    )
 
 
-def layout(fig: go.Figure, title: str, x: str | None, y: str | None, height: int = 420) -> go.Figure:
+def layout(
+    fig: go.Figure, title: str, x: str | None, y: str | None, height: int = 420
+) -> go.Figure:
     """Title and axis titles (with units) on every chart; ``None`` leaves an axis title as the
     figure's subplots set it."""
-    fig.update_layout(title=title, height=height, template="plotly_white",
-                      legend=dict(orientation="h", y=-0.2), margin=dict(l=60, r=20, t=60, b=60))
+    fig.update_layout(
+        title=title,
+        height=height,
+        template="plotly_white",
+        legend=dict(orientation="h", y=-0.2),
+        margin=dict(l=60, r=20, t=60, b=60),
+    )
     if x is not None:
         fig.update_layout(xaxis_title=x)
     if y is not None:
@@ -75,8 +97,14 @@ def page(title: str, intro: str, sections: list[tuple[str, object]], out: Path) 
     for heading, item in sections:
         parts.append(f"<h2>{html.escape(heading)}</h2>")
         if isinstance(item, go.Figure):
-            parts.append(pio.to_html(item, include_plotlyjs="inline" if first else False, full_html=False,
-                                     config={"displaylogo": False}))
+            parts.append(
+                pio.to_html(
+                    item,
+                    include_plotlyjs="inline" if first else False,
+                    full_html=False,
+                    config={"displaylogo": False},
+                )
+            )
             first = False
         else:
             parts.append(str(item))
@@ -93,7 +121,7 @@ th {{ cursor: pointer; background: #f5f5f5; position: sticky; top: 0; }} .kpi {{
 .bad {{ color: #c62828; font-weight: bold; }}
 </style></head><body>
 <h1>{html.escape(title)}</h1><p>{intro}</p>
-{''.join(parts)}
+{"".join(parts)}
 <script>
 // click a column header to sort the table (numbers numerically)
 document.querySelectorAll("table.sortable th").forEach((th, i) => th.addEventListener("click", () => {{
@@ -136,5 +164,7 @@ def table_html(df, max_rows: int = 2000) -> str:
             v = _cell(v)
             cells.append(f"<td>{html.escape('' if v is None else str(v))}</td>")
         rows.append("<tr>" + "".join(cells) + "</tr>")
-    more = f"<p class='note'>first {max_rows} of {df.height} rows</p>" if df.height > max_rows else ""
+    more = (
+        f"<p class='note'>first {max_rows} of {df.height} rows</p>" if df.height > max_rows else ""
+    )
     return f"<div style='max-height:480px;overflow:auto'><table class='sortable'><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table></div>{more}"

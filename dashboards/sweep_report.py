@@ -42,17 +42,49 @@ class Metric:
 
 METRICS = {
     # red = good for the attacker, in every chart
-    "attacker_roi": Metric("attacker_roi", "Attacker ROI", "ROI (profit / budget, %)", 100, "{:+.1f}%", "RdBu_r", 0.0),
-    "accuracy_drop_final": Metric("accuracy_drop_final", "Accuracy destroyed (final, vs clean baseline)",
-                                  "accuracy points", 100, "{:+.1f}", "RdBu_r", 0.0),
-    "honest_profit": Metric("honest_profit", "Honest contributors' profit", "profit (token units)", 1, "{:+,.0f}",
-                            "RdYlGn", 0.0),
-    "accuracy_final": Metric("accuracy_final", "Final accuracy", "accuracy (fraction correct)", 1, "{:.3f}",
-                             "Viridis", None),
+    "attacker_roi": Metric(
+        "attacker_roi", "Attacker ROI", "ROI (profit / budget, %)", 100, "{:+.1f}%", "RdBu_r", 0.0
+    ),
+    "accuracy_drop_final": Metric(
+        "accuracy_drop_final",
+        "Accuracy destroyed (final, vs clean baseline)",
+        "accuracy points",
+        100,
+        "{:+.1f}",
+        "RdBu_r",
+        0.0,
+    ),
+    "honest_profit": Metric(
+        "honest_profit",
+        "Honest contributors' profit",
+        "profit (token units)",
+        1,
+        "{:+,.0f}",
+        "RdYlGn",
+        0.0,
+    ),
+    "accuracy_final": Metric(
+        "accuracy_final",
+        "Final accuracy",
+        "accuracy (fraction correct)",
+        1,
+        "{:.3f}",
+        "Viridis",
+        None,
+    ),
 }
 ATTACK_METRICS = ("attacker_roi", "accuracy_drop_final", "honest_profit")
-TABLE_METRICS = ("attacker_roi", "accuracy_drop_final", "accuracy_drop_max", "attacker_spend_per_point",
-                 "honest_profit", "accuracy_final", "accuracy_time_weighted", "calls", "money_conserved")
+TABLE_METRICS = (
+    "attacker_roi",
+    "accuracy_drop_final",
+    "accuracy_drop_max",
+    "attacker_spend_per_point",
+    "honest_profit",
+    "accuracy_final",
+    "accuracy_time_weighted",
+    "calls",
+    "money_conserved",
+)
 
 
 def _is_number(v) -> bool:
@@ -88,10 +120,20 @@ def default_axes(runs: pl.DataFrame, manifest: dict | None = None) -> tuple[str 
     def numeric(c: str) -> bool:
         return all(_is_number(v) for v in runs[c].drop_nulls().to_list())
 
-    xs = sorted(params, key=lambda c: (not numeric(c), not c.startswith("mechanism."), -runs[c].n_unique(),
-                                       params.index(c)))
+    xs = sorted(
+        params,
+        key=lambda c: (
+            not numeric(c),
+            not c.startswith("mechanism."),
+            -runs[c].n_unique(),
+            params.index(c),
+        ),
+    )
     x = xs[0] if xs else None
-    ys = sorted((c for c in params if c != x), key=lambda c: (not numeric(c), -runs[c].n_unique(), params.index(c)))
+    ys = sorted(
+        (c for c in params if c != x),
+        key=lambda c: (not numeric(c), -runs[c].n_unique(), params.index(c)),
+    )
     return x, (ys[0] if ys else None)
 
 
@@ -109,14 +151,27 @@ class Grid:
 
 def grid(runs: pl.DataFrame, x: str, y: str, metric: str) -> Grid:
     """Aggregate ``metric`` over replications (and any parameter not on an axis) per (x, y) cell."""
-    g = runs.filter(pl.col(metric).is_not_null()).group_by(x, y).agg(
-        pl.col(metric).mean().alias("mean"), pl.col(metric).std().alias("std"), pl.len().alias("n"),
-        (pl.col(metric) > 0).mean().alias("positive"))
+    g = (
+        runs.filter(pl.col(metric).is_not_null())
+        .group_by(x, y)
+        .agg(
+            pl.col(metric).mean().alias("mean"),
+            pl.col(metric).std().alias("std"),
+            pl.len().alias("n"),
+            (pl.col(metric) > 0).mean().alias("positive"),
+        )
+    )
     xs = sorted(runs[x].unique().to_list(), key=_key)
     ys = sorted(runs[y].unique().to_list(), key=_key)
     shape = (len(ys), len(xs))
-    out = Grid(xs, ys, np.full(shape, np.nan), np.full(shape, np.nan), np.zeros(shape, dtype=int),
-               np.full(shape, np.nan))
+    out = Grid(
+        xs,
+        ys,
+        np.full(shape, np.nan),
+        np.full(shape, np.nan),
+        np.zeros(shape, dtype=int),
+        np.full(shape, np.nan),
+    )
     for xv, yv, m, s, n, p in g.select(x, y, "mean", "std", "n", "positive").rows():
         i, j = ys.index(yv), xs.index(xv)
         out.mean[i, j], out.n[i, j], out.positive[i, j] = m, n, p
@@ -147,10 +202,12 @@ def bin_column(runs: pl.DataFrame, col: str, bins: int = MAX_LEVELS) -> tuple[pl
     w = np.log10(v) if logs else v
     idx = np.clip(np.searchsorted(edges, w, side="right") - 1, 0, bins - 1)
     centres = (edges[:-1] + edges[1:]) / 2
-    centres = 10 ** centres if logs else centres
+    centres = 10**centres if logs else centres
     mid = np.array([float(f"{c:.3g}") for c in centres])[idx]
-    note = (f"{html.escape(col)} takes {values.n_unique():,} values: binned into {bins} "
-            f"{'logarithmic' if logs else 'equal'} intervals from {lo:.3g} to {hi:.3g} (cells show each bin's centre).")
+    note = (
+        f"{html.escape(col)} takes {values.n_unique():,} values: binned into {bins} "
+        f"{'logarithmic' if logs else 'equal'} intervals from {lo:.3g} to {hi:.3g} (cells show each bin's centre)."
+    )
     return runs.with_columns(pl.Series(col, mid)), note
 
 
@@ -170,7 +227,9 @@ def frontier_edges(mean: np.ndarray) -> list[tuple[float, float, float, float]]:
     return edges
 
 
-def heatmap_figure(runs: pl.DataFrame, x: str, y: str, metric: str, facet: str | None = None) -> go.Figure:
+def heatmap_figure(
+    runs: pl.DataFrame, x: str, y: str, metric: str, facet: str | None = None
+) -> go.Figure:
     """Mean of ``metric`` over replications on the (x, y) grid, one panel per value of ``facet``; each
     cell shows the mean and its standard deviation (hover: count, share of runs above zero). On the
     attacker-ROI map a black line marks the frontier (mean ROI = 0)."""
@@ -182,25 +241,65 @@ def heatmap_figure(runs: pl.DataFrame, x: str, y: str, metric: str, facet: str |
     if m.zmid is not None:  # symmetric around the midpoint, so 0 is the scale's neutral colour
         r = max(abs(zmin - m.zmid), abs(zmax - m.zmid)) or 1.0
         zmin, zmax = m.zmid - r, m.zmid + r
-    fig = make_subplots(rows=1, cols=len(panels), subplot_titles=[t for t, _ in panels] if facet else None,
-                        shared_yaxes=True, horizontal_spacing=0.04)
+    fig = make_subplots(
+        rows=1,
+        cols=len(panels),
+        subplot_titles=[t for t, _ in panels] if facet else None,
+        shared_yaxes=True,
+        horizontal_spacing=0.04,
+    )
     for k, g in enumerate(grids):
         z = g.mean * m.scale
-        text = [[("" if not np.isfinite(z[i, j]) else m.fmt.format(z[i, j])
-                  + ("" if not np.isfinite(g.std[i, j]) else f"<br>± {g.std[i, j] * m.scale:,.2g}"))
-                 for j in range(len(g.xs))] for i in range(len(g.ys))]
+        text = [
+            [
+                (
+                    ""
+                    if not np.isfinite(z[i, j])
+                    else m.fmt.format(z[i, j])
+                    + (
+                        ""
+                        if not np.isfinite(g.std[i, j])
+                        else f"<br>± {g.std[i, j] * m.scale:,.2g}"
+                    )
+                )
+                for j in range(len(g.xs))
+            ]
+            for i in range(len(g.ys))
+        ]
         custom = np.dstack([g.std * m.scale, g.n, g.positive * 100])
-        fig.add_trace(go.Heatmap(
-            x=[_label(v) for v in g.xs], y=[_label(v) for v in g.ys], z=z, text=text, texttemplate="%{text}",
-            customdata=custom, zmin=zmin, zmax=zmax, colorscale=m.colorscale, showscale=k == 0,
-            colorbar=dict(title=m.unit),
-            hovertemplate=(f"{html.escape(x)} = %{{x}}<br>{html.escape(y)} = %{{y}}<br>mean %{{z:.4g}} ± %{{customdata[0]:.2g}}"
-                           f" (sd)<br>%{{customdata[1]}} runs, %{{customdata[2]:.0f}}% above zero<extra></extra>")),
-            row=1, col=k + 1)
+        fig.add_trace(
+            go.Heatmap(
+                x=[_label(v) for v in g.xs],
+                y=[_label(v) for v in g.ys],
+                z=z,
+                text=text,
+                texttemplate="%{text}",
+                customdata=custom,
+                zmin=zmin,
+                zmax=zmax,
+                colorscale=m.colorscale,
+                showscale=k == 0,
+                colorbar=dict(title=m.unit),
+                hovertemplate=(
+                    f"{html.escape(x)} = %{{x}}<br>{html.escape(y)} = %{{y}}<br>mean %{{z:.4g}} ± %{{customdata[0]:.2g}}"
+                    f" (sd)<br>%{{customdata[1]}} runs, %{{customdata[2]:.0f}}% above zero<extra></extra>"
+                ),
+            ),
+            row=1,
+            col=k + 1,
+        )
         if metric == "attacker_roi":
             for x0, y0, x1, y1 in frontier_edges(g.mean):
-                fig.add_shape(type="line", x0=x0, y0=y0, x1=x1, y1=y1, line=dict(color="black", width=3),
-                              row=1, col=k + 1)
+                fig.add_shape(
+                    type="line",
+                    x0=x0,
+                    y0=y0,
+                    x1=x1,
+                    y1=y1,
+                    line=dict(color="black", width=3),
+                    row=1,
+                    col=k + 1,
+                )
         fig.update_xaxes(title_text=x, type="category", row=1, col=k + 1)
     fig.update_yaxes(title_text=y, type="category", row=1, col=1)
     title = f"{m.title} — mean over replications ({m.unit})"
@@ -224,12 +323,18 @@ def frontier_rows(runs: pl.DataFrame, x: str, y: str, facet: str | None = None) 
             for (x0, r0), (x1, r1) in zip(pts, pts[1:]):
                 if (r0 > 0) != (r1 > 0):
                     at = x0 + (0 - r0) * (x1 - x0) / (r1 - r0) if numeric and r1 != r0 else None
-                    crossings.append(f"{'pays → loses' if r0 > 0 else 'loses → pays'} between {_label(x0)} and "
-                                     f"{_label(x1)}" + ("" if at is None else f" (≈ {at:,.3g})"))
+                    crossings.append(
+                        f"{'pays → loses' if r0 > 0 else 'loses → pays'} between {_label(x0)} and "
+                        f"{_label(x1)}" + ("" if at is None else f" (≈ {at:,.3g})")
+                    )
             row["attack pays at"] = ", ".join(_label(v) for v in pays) or "nowhere"
             row["ROI crosses zero"] = "; ".join(crossings) or (
-                "never: pays everywhere" if pays and len(pays) == len(pts) else "never: loses everywhere"
-                if pts else "no data")
+                "never: pays everywhere"
+                if pays and len(pays) == len(pts)
+                else "never: loses everywhere"
+                if pts
+                else "no data"
+            )
             row["best ROI"] = f"{np.nanmax(g.mean[i]) * 100:+.1f}%" if pts else ""
             rows.append(row)
     return rows
@@ -246,29 +351,56 @@ def frontier_figure(runs: pl.DataFrame, x: str, y: str, facet: str | None = None
         fx, fy, never = [], [], []
         for i, yv in enumerate(g.ys):
             pts = [(xv, r) for xv, r in zip(g.xs, g.mean[i]) if np.isfinite(r)]
-            cross = next(((x0 + (0 - r0) * (x1 - x0) / (r1 - r0)) for (x0, r0), (x1, r1) in zip(pts, pts[1:])
-                          if (r0 > 0) != (r1 > 0)), None)
+            cross = next(
+                (
+                    (x0 + (0 - r0) * (x1 - x0) / (r1 - r0))
+                    for (x0, r0), (x1, r1) in zip(pts, pts[1:])
+                    if (r0 > 0) != (r1 > 0)
+                ),
+                None,
+            )
             if cross is not None:
                 fx.append(cross)
                 fy.append(_label(yv))
             elif pts:
                 never.append((yv, all(r > 0 for _, r in pts)))
         name = title or "frontier"
-        fig.add_trace(go.Scatter(x=fx, y=fy, mode="lines+markers", name=name,
-                                 hovertemplate=f"{html.escape(y)} = %{{y}}<br>ROI = 0 at {html.escape(x)} ≈ %{{x:.3g}}"
-                                               "<extra></extra>"))
+        fig.add_trace(
+            go.Scatter(
+                x=fx,
+                y=fy,
+                mode="lines+markers",
+                name=name,
+                hovertemplate=f"{html.escape(y)} = %{{y}}<br>ROI = 0 at {html.escape(x)} ≈ %{{x:.3g}}"
+                "<extra></extra>",
+            )
+        )
         for yv, pays in never:
             label = "pays over the whole range" if pays else "loses over the whole range"
-            fig.add_trace(go.Scatter(x=[g.xs[-1] if pays else g.xs[0]], y=[_label(yv)], mode="markers",
-                                     marker=dict(symbol="triangle-right" if pays else "triangle-left", size=12,
-                                                 color="#c62828" if pays else "#1565c0"),
-                                     name=label, legendgroup=label,
-                                     showlegend=label not in {t.name for t in fig.data},
-                                     hovertemplate=f"{html.escape(y)} = %{{y}}: attack "
-                                                   f"{'pays' if pays else 'loses'} over the whole range<extra></extra>"))
+            fig.add_trace(
+                go.Scatter(
+                    x=[g.xs[-1] if pays else g.xs[0]],
+                    y=[_label(yv)],
+                    mode="markers",
+                    marker=dict(
+                        symbol="triangle-right" if pays else "triangle-left",
+                        size=12,
+                        color="#c62828" if pays else "#1565c0",
+                    ),
+                    name=label,
+                    legendgroup=label,
+                    showlegend=label not in {t.name for t in fig.data},
+                    hovertemplate=f"{html.escape(y)} = %{{y}}: attack "
+                    f"{'pays' if pays else 'loses'} over the whole range<extra></extra>",
+                )
+            )
     if not fig.data:
-        fig.add_annotation(text="the frontier line needs a numeric x parameter", showarrow=False,
-                           xref="paper", yref="paper")
+        fig.add_annotation(
+            text="the frontier line needs a numeric x parameter",
+            showarrow=False,
+            xref="paper",
+            yref="paper",
+        )
     fig.update_yaxes(type="category")
     return layout(fig, f"Frontier: {x} at which mean attacker ROI crosses 0", x, y)
 
@@ -276,21 +408,40 @@ def frontier_figure(runs: pl.DataFrame, x: str, y: str, facet: str | None = None
 def line_figure(runs: pl.DataFrame, x: str, metric: str) -> go.Figure:
     """One swept parameter: mean of ``metric`` over replications with ± one standard deviation."""
     m = METRICS.get(metric, Metric(metric, metric, metric, 1, "{:.4g}", "Viridis", None))
-    g = runs.filter(pl.col(metric).is_not_null()).group_by(x).agg(
-        pl.col(metric).mean().alias("mean"), pl.col(metric).std().alias("std"), pl.len().alias("n"))
+    g = (
+        runs.filter(pl.col(metric).is_not_null())
+        .group_by(x)
+        .agg(
+            pl.col(metric).mean().alias("mean"),
+            pl.col(metric).std().alias("std"),
+            pl.len().alias("n"),
+        )
+    )
     rows = sorted(g.rows(named=True), key=lambda r: _key(r[x]))
-    fig = go.Figure(go.Scatter(
-        x=[r[x] if _is_number(r[x]) else str(r[x]) for r in rows], y=[r["mean"] * m.scale for r in rows],
-        error_y=dict(array=[(r["std"] or 0) * m.scale for r in rows]), mode="lines+markers", name=m.title,
-        customdata=[r["n"] for r in rows], hovertemplate="%{x}: %{y:.4g} ± %{error_y.array:.2g} (%{customdata} runs)"
-                                                         "<extra></extra>"))
+    fig = go.Figure(
+        go.Scatter(
+            x=[r[x] if _is_number(r[x]) else str(r[x]) for r in rows],
+            y=[r["mean"] * m.scale for r in rows],
+            error_y=dict(array=[(r["std"] or 0) * m.scale for r in rows]),
+            mode="lines+markers",
+            name=m.title,
+            customdata=[r["n"] for r in rows],
+            hovertemplate="%{x}: %{y:.4g} ± %{error_y.array:.2g} (%{customdata} runs)"
+            "<extra></extra>",
+        )
+    )
     if m.zmid is not None:
         fig.add_hline(y=m.zmid, line=dict(color="#bdbdbd"))
     return layout(fig, f"{m.title} — mean ± sd over replications", x, m.unit)
 
 
-def sweep_figures(runs: pl.DataFrame, x: str | None = None, y: str | None = None,
-                  failures: pl.DataFrame | None = None, manifest: dict | None = None) -> list[tuple[str, object]]:
+def sweep_figures(
+    runs: pl.DataFrame,
+    x: str | None = None,
+    y: str | None = None,
+    failures: pl.DataFrame | None = None,
+    manifest: dict | None = None,
+) -> list[tuple[str, object]]:
     """The report's sections from the runs table (one row per run: parameters + summary)."""
     params = parameter_columns(runs, manifest)
     dx, dy = default_axes(runs, manifest)
@@ -308,8 +459,10 @@ def sweep_figures(runs: pl.DataFrame, x: str | None = None, y: str | None = None
         if note:
             notes.append(note)
     if averaged:
-        notes.append(f"Averaged over {', '.join(map(html.escape, averaged))} as well as replications; choose other "
-                     "axes with <code>--x</code> and <code>--y</code>.")
+        notes.append(
+            f"Averaged over {', '.join(map(html.escape, averaged))} as well as replications; choose other "
+            "axes with <code>--x</code> and <code>--y</code>."
+        )
     sections: list[tuple[str, object]] = []
     if notes:
         sections.append(("Note", "".join(f"<p class='note'>{n}</p>" for n in notes)))
@@ -317,14 +470,23 @@ def sweep_figures(runs: pl.DataFrame, x: str | None = None, y: str | None = None
         for metric in metrics:
             sections.append((METRICS[metric].title, heatmap_figure(runs, x, y, metric, facet)))
         if "attacker_roi" in attack:
-            sections.append(("Frontier: where the attack stops paying", frontier_figure(runs, x, y, facet)))
-            sections.append(("Frontier by row", table_html(pl.DataFrame(frontier_rows(runs, x, y, facet)))))
+            sections.append(
+                ("Frontier: where the attack stops paying", frontier_figure(runs, x, y, facet))
+            )
+            sections.append(
+                ("Frontier by row", table_html(pl.DataFrame(frontier_rows(runs, x, y, facet))))
+            )
     elif x:
         for metric in metrics:
             sections.append((METRICS[metric].title, line_figure(runs, x, metric)))
-    shown = [c for c in ("run_id", "replication", "seed") if c in runs.columns] + params + \
-        [c for c in TABLE_METRICS if c in runs.columns]
-    table = table_runs.select(shown).sort([*params, "replication"] if "replication" in runs.columns else params)
+    shown = (
+        [c for c in ("run_id", "replication", "seed") if c in runs.columns]
+        + params
+        + [c for c in TABLE_METRICS if c in runs.columns]
+    )
+    table = table_runs.select(shown).sort(
+        [*params, "replication"] if "replication" in runs.columns else params
+    )
     sections.append((f"Runs ({runs.height}; click a header to sort)", table_html(table)))
     if failures is not None and failures.height:
         sections.append((f"Failures ({failures.height})", failure_table(failures)))
@@ -333,7 +495,11 @@ def sweep_figures(runs: pl.DataFrame, x: str | None = None, y: str | None = None
 
 def failure_table(failures: pl.DataFrame) -> str:
     """The runs that raised: id, parameters, error type and message (the traceback is in the file)."""
-    cols = [c for c in ("run_id", "replication", "parameters", "error_type", "message") if c in failures.columns]
+    cols = [
+        c
+        for c in ("run_id", "replication", "parameters", "error_type", "message")
+        if c in failures.columns
+    ]
     return table_html(failures.select(cols))
 
 
@@ -345,8 +511,9 @@ def _describe(manifest: dict) -> tuple[str, str]:
     return str(spec.get("name", "")), str(spec.get("description", ""))
 
 
-def build_sweep_report(sweep_dir: str | Path, x: str | None = None, y: str | None = None,
-                       out: str | Path | None = None) -> Path:
+def build_sweep_report(
+    sweep_dir: str | Path, x: str | None = None, y: str | None = None, out: str | Path | None = None
+) -> Path:
     """Write the report of a sweep folder (default ``sweep_dir/report.html``); ``x``/``y`` pick the
     heatmap axes (dotted parameter paths; default: the numeric parameters with the most values)."""
     from sum_abm.errors import InputError
@@ -364,8 +531,10 @@ def build_sweep_report(sweep_dir: str | Path, x: str | None = None, y: str | Non
     params = parameter_columns(runs, manifest)
     for axis, name in (("--x", x), ("--y", y)):
         if name is not None and name not in params:
-            raise InputError(f"{d}: {axis} {name!r}: not a swept parameter with more than one value "
-                             f"(have: {', '.join(params) or 'none'})")
+            raise InputError(
+                f"{d}: {axis} {name!r}: not a swept parameter with more than one value "
+                f"(have: {', '.join(params) or 'none'})"
+            )
     if x is not None and x == y:
         raise InputError(f"{d}: --y {y!r}: must differ from --x")
     total = len(manifest.get("runs", [])) or runs.height
@@ -373,27 +542,50 @@ def build_sweep_report(sweep_dir: str | Path, x: str | None = None, y: str | Non
     name, desc = _describe(manifest)
     reps = runs["replication"].n_unique() if "replication" in runs.columns else 1
     intro = (f"{html.escape(desc)}<br>" if desc else "") + (
-        f"{runs.height:,} of {total:,} runs finished" + (f", <span class='bad'>{n_failed} failed</span>" if n_failed else "")
+        f"{runs.height:,} of {total:,} runs finished"
+        + (f", <span class='bad'>{n_failed} failed</span>" if n_failed else "")
         + f"; {reps} replication{'s' * (reps != 1)} per point; swept: "
-        + (", ".join(f"{html.escape(p)} ({runs[p].n_unique()} values)" for p in params) or "nothing"))
+        + (
+            ", ".join(f"{html.escape(p)} ({runs[p].n_unique()} values)" for p in params)
+            or "nothing"
+        )
+    )
     if runs.height < total - n_failed:
         intro += " <span class='bad'>(sweep incomplete: resume it to finish)</span>"
     kpis = []
     if "attacker_roi" in runs.columns and runs["attacker_roi"].drop_nulls().len():
         roi = runs["attacker_roi"].drop_nulls()
-        kpis = [("runs where the attack paid", f"{(roi > 0).sum():,} of {roi.len():,}"),
-                ("best attacker ROI", f"{roi.max():+.1%}")]
+        kpis = [
+            ("runs where the attack paid", f"{(roi > 0).sum():,} of {roi.len():,}"),
+            ("best attacker ROI", f"{roi.max():+.1%}"),
+        ]
         if "accuracy_drop_final" in runs.columns and runs["accuracy_drop_final"].drop_nulls().len():
-            kpis.append(("worst accuracy destroyed (final)", f"{runs['accuracy_drop_final'].max() * 100:+.1f} points"))
+            kpis.append(
+                (
+                    "worst accuracy destroyed (final)",
+                    f"{runs['accuracy_drop_final'].max() * 100:+.1f} points",
+                )
+            )
     if "money_conserved" in runs.columns and not runs["money_conserved"].all():
         kpis.append(("runs that did NOT conserve money", f"{(~runs['money_conserved']).sum():,}"))
     if runs.height:
-        sections = ([("Summary", kpis_html(kpis))] if kpis else []) + sweep_figures(runs, x, y, failures, manifest)
+        sections = ([("Summary", kpis_html(kpis))] if kpis else []) + sweep_figures(
+            runs, x, y, failures, manifest
+        )
     else:
         sections = [(f"Failures ({n_failed})", failure_table(failures))]
     title = f"sum_abm sweep report — {name or d.name}"
     return page(title, intro, sections, Path(out) if out else d / "report.html")
 
 
-__all__ = ["METRICS", "build_sweep_report", "default_axes", "frontier_edges", "frontier_rows", "grid",
-           "heatmap_figure", "parameter_columns", "sweep_figures"]
+__all__ = [
+    "METRICS",
+    "build_sweep_report",
+    "default_axes",
+    "frontier_edges",
+    "frontier_rows",
+    "grid",
+    "heatmap_figure",
+    "parameter_columns",
+    "sweep_figures",
+]

@@ -59,7 +59,9 @@ class DataConfig(StrictModel):
 class LearnerConfig(StrictModel):
     """The on-chain model. ``params`` go to the learner's constructor (e.g. ``alpha``)."""
 
-    kind: Literal["perceptron", "sgd_perceptron", "multinomial_nb", "nearest_centroid"] = "perceptron"
+    kind: Literal["perceptron", "sgd_perceptron", "multinomial_nb", "nearest_centroid"] = (
+        "perceptron"
+    )
     params: dict[str, Any] = Field(default_factory=dict)
 
     @model_validator(mode="after")
@@ -72,13 +74,18 @@ class LearnerConfig(StrictModel):
         allowed = [p for p in sig if p not in ("self", "n_features", "n_classes")]
         unknown = sorted(set(self.params) - set(allowed))
         if unknown:
-            raise ValueError(f"params: unknown parameter(s) {unknown} for {self.kind}; expected some of {allowed}")
+            raise ValueError(
+                f"params: unknown parameter(s) {unknown} for {self.kind}; expected some of {allowed}"
+            )
         for name, value in self.params.items():
             default = sig[name].default
             if isinstance(default, bool) and not isinstance(value, bool):
                 raise ValueError(f"params.{name}: expected true or false, got {value!r}")
-            if isinstance(default, (int, float)) and not isinstance(default, bool) and (
-                    isinstance(value, bool) or not isinstance(value, (int, float))):
+            if (
+                isinstance(default, (int, float))
+                and not isinstance(default, bool)
+                and (isinstance(value, bool) or not isinstance(value, (int, float)))
+            ):
                 raise ValueError(f"params.{name}: expected a number, got {value!r}")
         return self
 
@@ -169,16 +176,21 @@ class Scenario(StrictModel):
     seed: int = Field(1, ge=0)
     data: DataConfig = Field(default_factory=DataConfig)
     learner: LearnerConfig = Field(default_factory=LearnerConfig)
-    mechanism: MechanismConfig = Field(default_factory=lambda: DRTConfig(kind="deposit_refund_take"))
+    mechanism: MechanismConfig = Field(
+        default_factory=lambda: DRTConfig(kind="deposit_refund_take")
+    )
     chain: ChainConfig = Field(default_factory=ChainConfig)
     run: RunConfig = Field(default_factory=RunConfig)
     agents: list[group_config_union()] = Field(min_length=1)  # type: ignore[valid-type]
 
     @model_validator(mode="after")
     def _evm_backend(self) -> "Scenario":
-        if self.chain.backend == "evm" and (self.mechanism.kind != "deposit_refund_take"
-                                            or self.mechanism.semantics != "solidity"):
-            raise ValueError("chain.backend: 'evm' runs Deposit-Refund-Take with semantics 'solidity' only")
+        if self.chain.backend == "evm" and (
+            self.mechanism.kind != "deposit_refund_take" or self.mechanism.semantics != "solidity"
+        ):
+            raise ValueError(
+                "chain.backend: 'evm' runs Deposit-Refund-Take with semantics 'solidity' only"
+            )
         return self
 
     @model_validator(mode="after")
@@ -199,7 +211,9 @@ class Scenario(StrictModel):
         """The clean baseline: the same scenario without its attacking groups."""
         keep = [g for g in self.agents if not g.is_attacker]
         if not keep:
-            raise InputError(f"{self.name}: agents: a clean baseline needs at least one non-attacker group")
+            raise InputError(
+                f"{self.name}: agents: a clean baseline needs at least one non-attacker group"
+            )
         return self.model_copy(update={"agents": keep})
 
     def to_dict(self) -> dict[str, Any]:
@@ -241,7 +255,9 @@ def set_path(data: dict[str, Any], path: str, value: Any, source: str) -> None:
         if isinstance(node, list):
             idx = _group_index(node, part)
             if idx is None:
-                raise InputError(f"{source}: {path}: no agent group {part!r} (index or name expected)")
+                raise InputError(
+                    f"{source}: {path}: no agent group {part!r} (index or name expected)"
+                )
             if last:
                 node[idx] = value
                 return

@@ -61,8 +61,17 @@ def sweep_hashes() -> dict[str, str]:
 
     sw = load_sweep_file(ROOT / "scenarios" / "sweeps" / "quickstart_sweep.toml")
     with tempfile.TemporaryDirectory() as tmp:
-        execute(sw.base, sw.runs, Path(tmp), sweep_text="", source="golden", address=None, workers=None,
-                resume=False, serial=True)
+        execute(
+            sw.base,
+            sw.runs,
+            Path(tmp),
+            sweep_text="",
+            source="golden",
+            address=None,
+            workers=None,
+            resume=False,
+            serial=True,
+        )
         return _hashes(Path(tmp), "sweeps/quickstart_sweep")
 
 
@@ -87,7 +96,9 @@ def diff(expected: dict[str, str], actual: dict[str, str]) -> list[str]:
     lines = []
     for key in sorted(set(expected) | set(actual)):
         if expected.get(key) != actual.get(key):
-            lines.append(f"{key}: recorded {expected.get(key, 'absent')[:12]}, now {actual.get(key, 'absent')[:12]}")
+            lines.append(
+                f"{key}: recorded {expected.get(key, 'absent')[:12]}, now {actual.get(key, 'absent')[:12]}"
+            )
     return lines
 
 

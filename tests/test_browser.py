@@ -25,8 +25,15 @@ from sum_abm.market.run import run
 from sum_abm.scenario import load_scenario
 
 ROOT = Path(__file__).resolve().parents[1]
-FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync"]
+FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 SHOTS = os.environ.get("SUM_ABM_SCREENSHOTS")
 
 pytestmark = pytest.mark.browser
@@ -39,7 +46,12 @@ def chromium() -> str:
     if not Path(path).exists():
         env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
         subprocess.run(["apt-get", "update", "-qq"], check=True, env=env, capture_output=True)
-        subprocess.run(["apt-get", "install", "-y", "-qq", "chromium"], check=True, env=env, capture_output=True)
+        subprocess.run(
+            ["apt-get", "install", "-y", "-qq", "chromium"],
+            check=True,
+            env=env,
+            capture_output=True,
+        )
         path = shutil.which("chromium") or "/usr/bin/chromium"
     return path
 
@@ -80,14 +92,18 @@ def _every_chart_drawn(page, expected: int) -> None:
     page.wait_for_function(
         f"""Array.from(document.querySelectorAll('.js-plotly-plot')).filter(
               g => g.querySelector('.main-svg') && g.querySelector('.trace, .heatmaplayer image')
-           ).length === {expected}""", timeout=30_000)
+           ).length === {expected}""",
+        timeout=30_000,
+    )
 
 
 def test_run_report_renders_every_chart_offline(browser, tmp_path):
     from dashboards import build_run_report
 
-    sc = load_scenario(ROOT / "scenarios" / "quickstart.toml",
-                       None if SHOTS else {"data.n_rows": 800, "run.max_time_s": 1_728_000})
+    sc = load_scenario(
+        ROOT / "scenarios" / "quickstart.toml",
+        None if SHOTS else {"data.n_rows": 800, "run.max_time_s": 1_728_000},
+    )
     report = build_run_report(run(sc, seed=sc.seed if SHOTS else 3).write(tmp_path))
     expected = report.read_text().count("Plotly.newPlot(")
     ctx, page, requests, errors = _open_offline(browser, report)
@@ -99,10 +115,14 @@ def test_run_report_renders_every_chart_offline(browser, tmp_path):
     page.locator("table.sortable th", has_text="profit").first.click()
     page.locator("table.sortable th", has_text="profit").first.click()
     col = page.locator("table.sortable th").all_inner_texts().index("profit")
-    profits = [float(t.replace(",", "")) for t in
-               page.locator(f"table.sortable tbody tr td:nth-child({col + 1})").all_inner_texts()]
+    profits = [
+        float(t.replace(",", ""))
+        for t in page.locator(f"table.sortable tbody tr td:nth-child({col + 1})").all_inner_texts()
+    ]
     assert profits == sorted(profits, reverse=True)
-    _shot(page, "run_report.png", full_page=True, clip={"x": 0, "y": 0, "width": 1100, "height": 1650})
+    _shot(
+        page, "run_report.png", full_page=True, clip={"x": 0, "y": 0, "width": 1100, "height": 1650}
+    )
     ctx.close()
 
 
@@ -111,10 +131,23 @@ def test_sweep_report_renders_offline(browser, tmp_path):
 
     from dashboards import build_sweep_report
 
-    rows = [{"run_id": f"r{cw}-{n}-{rep}", "replication": rep, "seed": rep, "mechanism.cost_weight": cw,
-             "agents.attacker.count": n, "attacker_roi": 0.4 - 0.2 * cw + 0.05 * n + 0.01 * rep,
-             "accuracy_drop_final": 0.02 * n / cw, "honest_profit": 500.0 * cw - 300 * n, "accuracy_final": 0.8,
-             "money_conserved": True} for cw in (1, 2, 4) for n in (1, 2, 4, 8) for rep in (0, 1)]
+    rows = [
+        {
+            "run_id": f"r{cw}-{n}-{rep}",
+            "replication": rep,
+            "seed": rep,
+            "mechanism.cost_weight": cw,
+            "agents.attacker.count": n,
+            "attacker_roi": 0.4 - 0.2 * cw + 0.05 * n + 0.01 * rep,
+            "accuracy_drop_final": 0.02 * n / cw,
+            "honest_profit": 500.0 * cw - 300 * n,
+            "accuracy_final": 0.8,
+            "money_conserved": True,
+        }
+        for cw in (1, 2, 4)
+        for n in (1, 2, 4, 8)
+        for rep in (0, 1)
+    ]
     (tmp_path / "runs").mkdir()
     for r in rows:
         pl.DataFrame([r]).write_parquet(tmp_path / "runs" / f"{r['run_id']}.parquet")
@@ -156,14 +189,20 @@ def test_viz_server_loads_slider_step_and_reset(browser, tmp_path):
                 time.sleep(0.5)
         else:
             pytest.fail("the viz server did not start")
-        page = browser.new_page(viewport={"width": 1500, "height": 1000} if SHOTS else {"width": 1280, "height": 900})
+        page = browser.new_page(
+            viewport={"width": 1500, "height": 1000} if SHOTS else {"width": 1280, "height": 900}
+        )
         requests: list[str] = []
         page.on("request", lambda r: requests.append(r.url))
         page.goto(url)
         page.get_by_text("Step", exact=True).wait_for(timeout=60_000)
         page.get_by_text("Day 0.0").wait_for(timeout=60_000)
-        page.wait_for_function("document.querySelectorAll('.js-plotly-plot').length >= 3", timeout=60_000)
-        page.wait_for_function("document.querySelectorAll('.js-plotly-plot')[0].data !== undefined", timeout=30_000)
+        page.wait_for_function(
+            "document.querySelectorAll('.js-plotly-plot').length >= 3", timeout=60_000
+        )
+        page.wait_for_function(
+            "document.querySelectorAll('.js-plotly-plot')[0].data !== undefined", timeout=30_000
+        )
         before = _points(page)
         # move the deposit-weight slider (the third: after play and render interval) by clicking its track
         slider = page.locator(".v-slider").nth(2)
@@ -171,31 +210,40 @@ def test_viz_server_loads_slider_step_and_reset(browser, tmp_path):
         old = value.input_value()
         box = slider.bounding_box()
         page.mouse.click(box["x"] + box["width"] * 0.6, box["y"] + box["height"] / 2)
-        page.wait_for_function(f"document.querySelectorAll('.v-slider input')[2].value != '{old}'", timeout=10_000)
+        page.wait_for_function(
+            f"document.querySelectorAll('.v-slider input')[2].value != '{old}'", timeout=10_000
+        )
         new = value.input_value()
         # a step advances the market one sampling interval (12 h) and the accuracy chart gains a point
         page.get_by_text("Step", exact=True).click()
         page.get_by_text("Day 0.5").wait_for(timeout=60_000)
         page.wait_for_function(
-            f"document.querySelectorAll('.js-plotly-plot')[0].data[0].x.length > {before}", timeout=30_000)
+            f"document.querySelectorAll('.js-plotly-plot')[0].data[0].x.length > {before}",
+            timeout=30_000,
+        )
         # Play runs the market until paused
         n = _points(page)
         page.get_by_text("▶", exact=True).click()
         page.wait_for_function(
-            f"document.querySelectorAll('.js-plotly-plot')[0].data[0].x.length >= {n + 2}", timeout=60_000)
+            f"document.querySelectorAll('.js-plotly-plot')[0].data[0].x.length >= {n + 2}",
+            timeout=60_000,
+        )
         page.get_by_text("❚❚", exact=True).click()
         page.get_by_text("▶", exact=True).wait_for(timeout=30_000)
         # offline: the page and its scripts come from this server only (Solara's bundled assets)
-        assert requests and all(u.startswith((url, f"ws://127.0.0.1:{port}/", "data:", "blob:")) for u in requests), \
-            [u for u in requests if not u.startswith(url)]
+        assert requests and all(
+            u.startswith((url, f"ws://127.0.0.1:{port}/", "data:", "blob:")) for u in requests
+        ), [u for u in requests if not u.startswith(url)]
         # ... and the server fetched nothing from the network for it (Solara proxies CDN files it lacks)
         assert "Could not load URL" not in log.read_text() and "cdn.jsdelivr" not in log.read_text()
         if SHOTS:  # ten simulated days of the quick-start market for the README
             for _ in range(19):
                 page.get_by_text("Step", exact=True).click()
                 time.sleep(1.0)
-            page.wait_for_function("document.querySelectorAll('.js-plotly-plot')[0].data[0].x.length >= 18",
-                                   timeout=60_000)
+            page.wait_for_function(
+                "document.querySelectorAll('.js-plotly-plot')[0].data[0].x.length >= 18",
+                timeout=60_000,
+            )
             time.sleep(2)
             _shot(page, "viz.png")
         # Reset rebuilds the market with the slider's value

@@ -8,7 +8,16 @@ from pathlib import Path
 import pytest
 
 from sum_abm.chain import gas as gas_module
-from sum_abm.chain import TX_FIELDS, Chain, Clock, GasSchedule, InsufficientFunds, Ledger, MoneyNotConserved, Rejected
+from sum_abm.chain import (
+    TX_FIELDS,
+    Chain,
+    Clock,
+    GasSchedule,
+    InsufficientFunds,
+    Ledger,
+    MoneyNotConserved,
+    Rejected,
+)
 
 
 def test_ledger_refuses_an_overdraft_and_never_caps() -> None:
@@ -55,19 +64,33 @@ def test_gas_schedule_figures_and_replacement(tmp_path: Path) -> None:
     data = json.loads(gas_module._DEFAULT.read_text())
     base, per = data["base"]["add_data"], data["per_feature"]["add_data"]["perceptron"]
     assert g.gas("add_data", "perceptron", 10) == base + 10 * per
-    assert g.gas("add_data", "some_new_learner", 10) == base + 10 * data["per_feature"]["add_data"]["*"]
+    assert (
+        g.gas("add_data", "some_new_learner", 10)
+        == base + 10 * data["per_feature"]["add_data"]["*"]
+    )
     assert g.gas("unknown_call") == 21_000  # the EVM's base transaction cost
     assert g.fee("add_data", 3, "perceptron", 10) == 3 * (base + 10 * per)
     f = tmp_path / "g.json"
-    f.write_text(json.dumps({"base": {"add_data": 50_000}, "per_feature": {"add_data": {"*": 100}}, "source": "test"}))
+    f.write_text(
+        json.dumps(
+            {
+                "base": {"add_data": 50_000},
+                "per_feature": {"add_data": {"*": 100}},
+                "source": "test",
+            }
+        )
+    )
     g2 = GasSchedule.load(f)
     assert g2.gas("add_data", "perceptron", 3) == 50_300 and g2.source == "test"
 
 
 def test_chain_call_charges_fee_even_when_rejected_and_logs_every_call() -> None:
     rows: list[tuple] = []
-    chain = Chain(gas_price=2, log=rows.append,
-                  gas_schedule=GasSchedule(base={"ok": 1_000, "bad": 500}, per_feature={"ok": {"*": 10}}))
+    chain = Chain(
+        gas_price=2,
+        log=rows.append,
+        gas_schedule=GasSchedule(base={"ok": 1_000, "bad": 500}, per_feature={"ok": {"*": 10}}),
+    )
     chain.ledger.mint("A", 10_000)
     chain.clock.advance_to(7)
 
@@ -86,8 +109,28 @@ def test_chain_call_charges_fee_even_when_rejected_and_logs_every_call() -> None
     assert chain.ledger.balance("fee_sink") == fee_ok + 500 * 2
     assert chain.ledger.balance("A") == 10_000 - 100 - fee_ok - 1_000
     assert [dict(zip(TX_FIELDS, r)) for r in rows] == [
-        dict(time_s=7, sender="A", call="ok", accepted=True, reason=None, value=100, gas=1_050, fee=fee_ok, amount=100.0),
-        dict(time_s=7, sender="A", call="bad", accepted=False, reason="too_early", value=0, gas=500, fee=1_000, amount=None),
+        dict(
+            time_s=7,
+            sender="A",
+            call="ok",
+            accepted=True,
+            reason=None,
+            value=100,
+            gas=1_050,
+            fee=fee_ok,
+            amount=100.0,
+        ),
+        dict(
+            time_s=7,
+            sender="A",
+            call="bad",
+            accepted=False,
+            reason="too_early",
+            value=0,
+            gas=500,
+            fee=1_000,
+            amount=None,
+        ),
     ]
     chain.ledger.check_conserved()
 

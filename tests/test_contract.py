@@ -6,7 +6,14 @@ from __future__ import annotations
 import pytest
 
 from sum_abm.chain import Chain, Rejected
-from sum_abm.contract import CollaborativeTrainer, DataHandler, DepositRefundTake, Points, PredictionMarket, hash_piece
+from sum_abm.contract import (
+    CollaborativeTrainer,
+    DataHandler,
+    DepositRefundTake,
+    Points,
+    PredictionMarket,
+    hash_piece,
+)
 from sum_abm.learners import NearestCentroid
 
 
@@ -28,7 +35,13 @@ def drt(semantics: str, cw: int = 1, refund_s: int = 100, any_s: int = 1_000, **
     for a, b in (bal or {"A": 10_000, "B": 10_000, "C": 10_000}).items():
         chain.ledger.mint(a, b)
     oracle = Oracle()
-    return chain, oracle, CollaborativeTrainer(chain, oracle, DataHandler(), DepositRefundTake(refund_s, any_s, cw, semantics))
+    return (
+        chain,
+        oracle,
+        CollaborativeTrainer(
+            chain, oracle, DataHandler(), DepositRefundTake(refund_s, any_s, cw, semantics)
+        ),
+    )
 
 
 def reason(fn, *args) -> str | None:
@@ -41,13 +54,25 @@ def reason(fn, *args) -> str | None:
 
 # -- Deposit, Refund and Take -----------------------------------------------------------------
 
-@pytest.mark.parametrize("dt, solidity, python", [
-    (0, 3_600, None), (1, 3_600, 60), (3, 3_600, 60), (4, 1_800, 30), (100, 360, 6),
-    (3_600, 60, 1), (10_000, 36, 1),
-])
+
+@pytest.mark.parametrize(
+    "dt, solidity, python",
+    [
+        (0, 3_600, None),
+        (1, 3_600, 60),
+        (3, 3_600, 60),
+        (4, 1_800, 30),
+        (100, 360, 6),
+        (3_600, 60, 1),
+        (10_000, 36, 1),
+    ],
+)
 def test_drt_deposit_formulas(dt, solidity, python) -> None:
     assert DepositRefundTake(cost_weight=1, semantics="solidity").required_deposit(dt) == solidity
-    assert DepositRefundTake(cost_weight=1, semantics="reference-python").required_deposit(dt) == python
+    assert (
+        DepositRefundTake(cost_weight=1, semantics="reference-python").required_deposit(dt)
+        == python
+    )
     assert DepositRefundTake(cost_weight=0, semantics="solidity").required_deposit(dt) == 0
 
 
@@ -181,10 +206,13 @@ def test_trainer_accepts_the_older_three_argument_form() -> None:
 
 # -- Points ---------------------------------------------------------------------------------
 
+
 def test_points_claim_once_and_reports_block_the_author() -> None:
     chain = Chain()
     oracle = Oracle()
-    tr = CollaborativeTrainer(chain, oracle, DataHandler(), Points(refund_time_s=100, any_address_claim_wait_time_s=1_000))
+    tr = CollaborativeTrainer(
+        chain, oracle, DataHandler(), Points(refund_time_s=100, any_address_claim_wait_time_s=1_000)
+    )
     assert tr.add_data("A", 0, [1], 1) == 0 and tr.add_data("A", 0, [2], 0) == 0
     oracle.p = 1
     chain.clock.now = 99
@@ -220,7 +248,9 @@ def market(semantics: str, bounty: int = 5, **opts):
     for a in ("A", "B", "P"):
         chain.ledger.mint(a, 100)
     model = NearestCentroid(2).fit([[-2, -1], [-1, -2], [2, 1], [1, 2]], [0, 0, 1, 1])
-    pm = PredictionMarket(chain, model, semantics=semantics, any_address_claim_wait_time_s=1_000, **opts)
+    pm = PredictionMarket(
+        chain, model, semantics=semantics, any_address_claim_wait_time_s=1_000, **opts
+    )
     pm.initialize_market("P", bounty, [hash_piece(p) for p in PIECES], 50, 10, 0)
     return chain, pm
 
@@ -270,8 +300,10 @@ def test_pm_bad_contributor_is_paid_more_than_its_stake_only_by_the_reference() 
         chain.clock.now = 50
         finish(pm)
         assert pm.best_change["A"] <= 0  # A's data never raised the accuracy
-        got = sum(pm.refund("A", x, y, t) for t, (x, y) in
-                  enumerate((([-3.0, -3.0], 1), ([-3.0, 1.5], 0), ([-3.0, 3.0], 0))))
+        got = sum(
+            pm.refund("A", x, y, t)
+            for t, (x, y) in enumerate((([-3.0, -3.0], 1), ([-3.0, 1.5], 0), ([-3.0, 3.0], 0)))
+        )
         out[semantics] = (got, chain.ledger.balance("A"))
         assert 5 + 3 == pm.paid_out + chain.ledger.balance("contract")
     assert out["reference-python"] == (pytest.approx(3.375), pytest.approx(100.375))  # staked 3
@@ -345,18 +377,27 @@ def test_an_add_pays_gas_for_what_its_update_writes():
 
     def add(idx, y):
         before = chain.ledger.balance("A")
-        tr.add_data("A", 0, Sample(np.array(idx, dtype=np.int32), np.ones(len(idx)), key=tuple(idx)), y)
+        tr.add_data(
+            "A", 0, Sample(np.array(idx, dtype=np.int32), np.ones(len(idx)), key=tuple(idx)), y
+        )
         chain.clock.now += 1
         fees.append(before - chain.ledger.balance("A"))
 
-    add([1, 2, 3], 1)  # score 0: a mistake; three weights and the intercept stored for the first time
+    add(
+        [1, 2, 3], 1
+    )  # score 0: a mistake; three weights and the intercept stored for the first time
     add([1, 2, 3], 1)  # score 4 > 0: nothing written
-    add([2, 3, 5], 0)  # score 3 for class 0: a mistake; weight 5 new; weights 2, 3 and the intercept back to 0
+    add(
+        [2, 3, 5], 0
+    )  # score 3 for class 0: a mistake; weight 5 new; weights 2, 3 and the intercept back to 0
     new = sched.extra["add_data_new_slot_per_feature"]["perceptron"]
     full = sched.gas("add_data", "perceptron", 3)
     no = sched.extra["add_data_no_update"]["perceptron"]
-    assert fees == [3 * (full + 4 * new), 3 * (no["base"] + 3 * no["per_feature"]),
-                    3 * (full + new - 3 * SSTORE_CLEARS_REFUND)]
+    assert fees == [
+        3 * (full + 4 * new),
+        3 * (no["base"] + 3 * no["per_feature"]),
+        3 * (full + new - 3 * SSTORE_CLEARS_REFUND),
+    ]
     assert fees[1] < fees[2] < fees[0]
 
 
@@ -372,11 +413,15 @@ def test_a_refund_pays_gas_for_the_counters_it_writes_first():
     for a in "AB":
         chain.ledger.mint(a, 10**9)
     p = Perceptron(8)
-    tr = CollaborativeTrainer(chain, p, DataHandler(), DepositRefundTake(refund_time_s=10, cost_weight=1))
+    tr = CollaborativeTrainer(
+        chain, p, DataHandler(), DepositRefundTake(refund_time_s=10, cost_weight=1)
+    )
     x = Sample(np.array([1, 2], dtype=np.int32), np.ones(2), key=(1, 2))
     adds = []
     for who in "ABA":
-        tr.add_data(who, 10**6, x, 0)  # score 0: class 0 learnt; the model agrees with every later refund
+        tr.add_data(
+            who, 10**6, x, 0
+        )  # score 0: class 0 learnt; the model agrees with every later refund
         adds.append((who, chain.clock.now))
         chain.clock.now += 1
     chain.clock.now += 10
@@ -387,4 +432,6 @@ def test_a_refund_pays_gas_for_the_counters_it_writes_first():
     first = sched.gas("refund", "perceptron", 2)
     steady = sched.refund_gas("perceptron", 2, 2, sender_counted=True)
     assert fees == [first, (first + steady) // 2, steady]
-    assert abs(first - steady - 2 * 17_100) <= 2  # two first writes; fitted terms rounded to whole gas
+    assert (
+        abs(first - steady - 2 * 17_100) <= 2
+    )  # two first writes; fitted terms rounded to whole gas

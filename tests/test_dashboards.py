@@ -15,7 +15,15 @@ import pytest
 from dashboards import build_run_report, build_sweep_report, run_figures, sweep_figures
 from dashboards import run_report as rr
 from dashboards import sweep_report as sr
-from dashboards.style import ACCEPTED, ATTACKER, HONEST, USER, group_colors, outcome_colors, table_html
+from dashboards.style import (
+    ACCEPTED,
+    ATTACKER,
+    HONEST,
+    USER,
+    group_colors,
+    outcome_colors,
+    table_html,
+)
 from sum_abm.market.run import run
 from sum_abm.scenario import load_scenario
 
@@ -26,36 +34,95 @@ DAY = 86_400
 
 # -- a tiny run, by hand ---------------------------------------------------------------------------
 def _frames(mechanism: str = "deposit_refund_take") -> tuple[dict[str, pl.DataFrame], pl.DataFrame]:
-    agents = pl.DataFrame({
-        "agent_id": ["honest-0", "honest-1", "att"], "group": ["honest", "honest", "att"],
-        "policy": ["honest", "honest", "sybil"], "attacker": [False, False, True], "addresses": [1, 1, 2],
-        "start_balance": [1000.0, 1000.0, 500.0], "end_balance": [1100.0, 950.0, 450.0],
-        "profit": [100.0, -50.0, -50.0], "roi": [0.1, -0.05, -0.1], "fees": [3, 0, 7],
-        "deposits_paid": [10, 5, 50], "adds_accepted": [2, 1, 1], "refunded": [1, 0, 0], "taken": [0, 0, 0],
-        "reports_won": [0, 0, 0], "predictions": [0, 0, 0], "points": [4, 1, 0]})
+    agents = pl.DataFrame(
+        {
+            "agent_id": ["honest-0", "honest-1", "att"],
+            "group": ["honest", "honest", "att"],
+            "policy": ["honest", "honest", "sybil"],
+            "attacker": [False, False, True],
+            "addresses": [1, 1, 2],
+            "start_balance": [1000.0, 1000.0, 500.0],
+            "end_balance": [1100.0, 950.0, 450.0],
+            "profit": [100.0, -50.0, -50.0],
+            "roi": [0.1, -0.05, -0.1],
+            "fees": [3, 0, 7],
+            "deposits_paid": [10, 5, 50],
+            "adds_accepted": [2, 1, 1],
+            "refunded": [1, 0, 0],
+            "taken": [0, 0, 0],
+            "reports_won": [0, 0, 0],
+            "predictions": [0, 0, 0],
+            "points": [4, 1, 0],
+        }
+    )
     times = [0, DAY // 2, DAY]
     bal = {"honest-0": [1000, 1050, 1100], "honest-1": [1000, 990, 950], "att": [500, 480, 450]}
     acc = [0.80, 0.70, 0.75]
     ts = pl.DataFrame(
-        [{"time_s": t, "accuracy": acc[i], "agent_id": a, "group": "att" if a == "att" else "honest",
-          "balance": float(bal[a][i])} for i, t in enumerate(times) for a in bal])
-    base = pl.DataFrame([{"time_s": t, "accuracy": a, "agent_id": "honest-0", "group": "honest", "balance": 0.0}
-                         for t, a in zip([0, DAY // 2 - 100, DAY], [0.80, 0.78, 0.76])])
-    tx = pl.DataFrame({
-        "time_s": [10, 20, 30, 40, 50, 60], "sender": ["honest-0", "att", "att.1", "honest-1", "att.1", "provider"],
-        "call": ["add_data", "add_data", "add_data", "refund", "report", "add_data"],
-        "accepted": [True, True, False, False, True, True],
-        "reason": [None, None, "deposit too small", "too early", None, None],
-        "value": [10, 50, 1, 0, 0, 0], "gas": [100, 200, 50, 30, 40, 60], "fee": [3, 4, 1, 0, 2, 5],
-        "amount": [10.0, 50.0, 1.0, 0.0, 0.0, 0.0]})
-    summary = pl.DataFrame([{
-        "scenario": "tiny", "seed": 1, "mechanism": mechanism, "semantics": "solidity", "learner": "perceptron",
-        "n_agents": 3, "end_time_s": DAY, "days": 1.0, "calls": 6, "calls_rejected": 2, "adds_accepted": 4,
-        "pool_used": 0.5, "accuracy_initial": 0.8, "accuracy_final": 0.75, "accuracy_min": 0.7,
-        "accuracy_time_weighted": 0.75, "accuracy_all_data": 0.9, "money_conserved": True, "fees_total": 15,
-        "honest_profit": 50.0, "attacker_profit": -50.0, "baseline_accuracy_final": 0.76,
-        "accuracy_drop_final": 0.01, "accuracy_drop_max": 0.08, "attacker_roi": -0.1,
-        "attacker_spend_per_point": 57.0, "baseline_honest_profit": 80.0}])
+        [
+            {
+                "time_s": t,
+                "accuracy": acc[i],
+                "agent_id": a,
+                "group": "att" if a == "att" else "honest",
+                "balance": float(bal[a][i]),
+            }
+            for i, t in enumerate(times)
+            for a in bal
+        ]
+    )
+    base = pl.DataFrame(
+        [
+            {"time_s": t, "accuracy": a, "agent_id": "honest-0", "group": "honest", "balance": 0.0}
+            for t, a in zip([0, DAY // 2 - 100, DAY], [0.80, 0.78, 0.76])
+        ]
+    )
+    tx = pl.DataFrame(
+        {
+            "time_s": [10, 20, 30, 40, 50, 60],
+            "sender": ["honest-0", "att", "att.1", "honest-1", "att.1", "provider"],
+            "call": ["add_data", "add_data", "add_data", "refund", "report", "add_data"],
+            "accepted": [True, True, False, False, True, True],
+            "reason": [None, None, "deposit too small", "too early", None, None],
+            "value": [10, 50, 1, 0, 0, 0],
+            "gas": [100, 200, 50, 30, 40, 60],
+            "fee": [3, 4, 1, 0, 2, 5],
+            "amount": [10.0, 50.0, 1.0, 0.0, 0.0, 0.0],
+        }
+    )
+    summary = pl.DataFrame(
+        [
+            {
+                "scenario": "tiny",
+                "seed": 1,
+                "mechanism": mechanism,
+                "semantics": "solidity",
+                "learner": "perceptron",
+                "n_agents": 3,
+                "end_time_s": DAY,
+                "days": 1.0,
+                "calls": 6,
+                "calls_rejected": 2,
+                "adds_accepted": 4,
+                "pool_used": 0.5,
+                "accuracy_initial": 0.8,
+                "accuracy_final": 0.75,
+                "accuracy_min": 0.7,
+                "accuracy_time_weighted": 0.75,
+                "accuracy_all_data": 0.9,
+                "money_conserved": True,
+                "fees_total": 15,
+                "honest_profit": 50.0,
+                "attacker_profit": -50.0,
+                "baseline_accuracy_final": 0.76,
+                "accuracy_drop_final": 0.01,
+                "accuracy_drop_max": 0.08,
+                "attacker_roi": -0.1,
+                "attacker_spend_per_point": 57.0,
+                "baseline_honest_profit": 80.0,
+            }
+        ]
+    )
     return {"transactions": tx, "timeseries": ts, "agents": agents, "summary": summary}, base
 
 
@@ -81,7 +148,10 @@ def test_balances_per_agent_and_per_group():
     grouped = rr.balances_figure(f["timeseries"], f["agents"], max_lines=2)
     by = {t.name: list(t.y) for t in grouped.data}
     assert by == {"honest (2 agents)": [2000, 2040, 2050], "att (1 agents)": [500, 480, 450]}
-    assert "token units" in grouped.layout.yaxis.title.text and "days" in grouped.layout.xaxis.title.text
+    assert (
+        "token units" in grouped.layout.yaxis.title.text
+        and "days" in grouped.layout.xaxis.title.text
+    )
 
 
 def test_accuracy_with_baseline_and_all_data_line():
@@ -102,7 +172,10 @@ def test_attack_over_time_measures_against_the_baseline():
     assert list(drop.y) == pytest.approx([0.0, 8.0, 1.0])
     side = {t.name: list(t.y) for t in fig.data[1:]}
     assert side == {"attackers": [0, -20, -50], "everyone else": [0, 40, 50]}
-    assert fig.layout.yaxis.title.text == "accuracy points" and "token units" in fig.layout.yaxis2.title.text
+    assert (
+        fig.layout.yaxis.title.text == "accuracy points"
+        and "token units" in fig.layout.yaxis2.title.text
+    )
     assert fig.layout.xaxis2.title.text == "simulated time (days)"
 
 
@@ -122,12 +195,17 @@ def test_calls_by_kind_and_outcome_with_stable_colours():
     f, _ = _frames()
     fig = rr.calls_figure(f["transactions"])
     got = {(t.name, c): n for t in fig.data for c, n in zip(t.x, t.y)}
-    assert got == {("accepted", "add_data"): 3, ("accepted", "report"): 1, ("deposit too small", "add_data"): 1,
-                   ("too early", "refund"): 1}
+    assert got == {
+        ("accepted", "add_data"): 3,
+        ("accepted", "report"): 1,
+        ("deposit too small", "add_data"): 1,
+        ("too early", "refund"): 1,
+    }
     colours = {t.name: t.marker.color for t in fig.data}
     assert colours["accepted"] == ACCEPTED
     assert outcome_colors(["too early", "deposit too small", "accepted"]) == outcome_colors(
-        ["accepted", "deposit too small", "too early", "too early"])
+        ["accepted", "deposit too small", "too early", "too early"]
+    )
     assert colours["too early"] != colours["deposit too small"]
     empty = rr.calls_figure(f["transactions"].head(0))
     assert not empty.data and empty.layout.annotations
@@ -139,7 +217,11 @@ def test_gas_and_fees_count_a_sybils_addresses_for_its_group():
     assert groups == ["honest", "att", "att", "honest", "att", "other"]
     fig = rr.gas_figure(f["transactions"], f["agents"])
     gas = {(t.name, c): g for t in fig.data[:-1] for c, g in zip(t.x, t.y)}
-    assert gas[("att", "add_data")] == 250 and gas[("att", "report")] == 40 and gas[("other", "add_data")] == 60
+    assert (
+        gas[("att", "add_data")] == 250
+        and gas[("att", "report")] == 40
+        and gas[("other", "add_data")] == 60
+    )
     fees = dict(zip(fig.data[-1].x, fig.data[-1].y))
     assert fees == {"honest": 3, "att": 7, "other": 5}
     _titled(fig)
@@ -158,23 +240,49 @@ def test_run_sections_adapt_to_the_run():
     # no attackers, free calls, the Points mechanism
     pts, _ = _frames("points")
     pts["agents"] = pts["agents"].with_columns(pl.lit(False).alias("attacker"))
-    pts["transactions"] = pts["transactions"].with_columns(pl.lit(0).alias("gas"), pl.lit(0).alias("fee"))
+    pts["transactions"] = pts["transactions"].with_columns(
+        pl.lit(0).alias("gas"), pl.lit(0).alias("fee")
+    )
     s2 = dict(run_figures(pts, None))
     assert "Attack success" not in s2 and "Profit and ROI" not in s2
     assert list(s2["Points"].data[0].y) == [5, 0] and "Gas price 0" in s2["Gas and fees"]
 
 
 def test_group_colours_are_consistent_families():
-    c = group_colors([("a", "honest", False), ("b", "label_flip", True), ("c", "careless", False),
-                      ("u", "model_user", False)])
-    assert c["a"] == HONEST and c["b"] == ATTACKER and c["u"] == USER and c["c"] not in (c["a"], c["b"], c["u"])
-    assert c["c"].startswith("#") and c == group_colors([("a", "honest", False), ("b", "label_flip", True),
-                                                        ("c", "careless", False), ("u", "model_user", False)])
+    c = group_colors(
+        [
+            ("a", "honest", False),
+            ("b", "label_flip", True),
+            ("c", "careless", False),
+            ("u", "model_user", False),
+        ]
+    )
+    assert (
+        c["a"] == HONEST
+        and c["b"] == ATTACKER
+        and c["u"] == USER
+        and c["c"] not in (c["a"], c["b"], c["u"])
+    )
+    assert c["c"].startswith("#") and c == group_colors(
+        [
+            ("a", "honest", False),
+            ("b", "label_flip", True),
+            ("c", "careless", False),
+            ("u", "model_user", False),
+        ]
+    )
 
 
 def test_tables_format_numbers_for_reading():
-    t = table_html(pl.DataFrame({"a": [10000.0, 0.123456], "seed": [12, 2**62], "ok": [True, False]}))
-    assert "<td>10,000</td>" in t and "<td>0.1235</td>" in t and f"<td>{2**62}</td>" in t and "<td>True</td>" in t
+    t = table_html(
+        pl.DataFrame({"a": [10000.0, 0.123456], "seed": [12, 2**62], "ok": [True, False]})
+    )
+    assert (
+        "<td>10,000</td>" in t
+        and "<td>0.1235</td>" in t
+        and f"<td>{2**62}</td>" in t
+        and "<td>True</td>" in t
+    )
 
 
 # -- sweeps ----------------------------------------------------------------------------------------
@@ -182,14 +290,24 @@ def _runs(third: bool = False) -> pl.DataFrame:
     rows = []
     for cw in (1, 2, 4):
         for budget in (10, 100):
-            for refund in ((1, 2) if third else (1,)):
+            for refund in (1, 2) if third else (1,):
                 for rep in (0, 1):
-                    rows.append({"run_id": f"{cw}-{budget}-{refund}-{rep}", "replication": rep, "seed": rep,
-                                 "mechanism.cost_weight": cw, "agents.x.start_balance": budget,
-                                 "mechanism.refund_time_s": refund, "data.n_rows": 800,
-                                 "attacker_roi": 0.5 - 0.3 * cw + rep * 0.02 - 0.1 * (refund - 1),
-                                 "accuracy_drop_final": 0.01 * budget / cw, "honest_profit": 100.0 * cw,
-                                 "accuracy_final": 0.8, "money_conserved": True})
+                    rows.append(
+                        {
+                            "run_id": f"{cw}-{budget}-{refund}-{rep}",
+                            "replication": rep,
+                            "seed": rep,
+                            "mechanism.cost_weight": cw,
+                            "agents.x.start_balance": budget,
+                            "mechanism.refund_time_s": refund,
+                            "data.n_rows": 800,
+                            "attacker_roi": 0.5 - 0.3 * cw + rep * 0.02 - 0.1 * (refund - 1),
+                            "accuracy_drop_final": 0.01 * budget / cw,
+                            "honest_profit": 100.0 * cw,
+                            "accuracy_final": 0.8,
+                            "money_conserved": True,
+                        }
+                    )
     return pl.DataFrame(rows)
 
 
@@ -202,19 +320,35 @@ def test_grid_means_and_spread_over_replications():
 
 def test_default_axes_prefer_a_numeric_mechanism_knob_on_x():
     runs = _runs(third=True)
-    assert sr.parameter_columns(runs) == ["mechanism.cost_weight", "agents.x.start_balance", "mechanism.refund_time_s"]
+    assert sr.parameter_columns(runs) == [
+        "mechanism.cost_weight",
+        "agents.x.start_balance",
+        "mechanism.refund_time_s",
+    ]
     assert sr.default_axes(runs) == ("mechanism.cost_weight", "agents.x.start_balance")
     cat = runs.with_columns(pl.col("mechanism.cost_weight").cast(pl.String))
-    assert sr.default_axes(cat) == ("mechanism.refund_time_s", "agents.x.start_balance")  # numbers first
-    manifest = {"runs": [{"overrides": {"mechanism.refund_time_s": 1, "agents.x.start_balance": 10}}]}
-    assert sr.parameter_columns(runs, manifest) == ["mechanism.refund_time_s", "agents.x.start_balance"]
+    assert sr.default_axes(cat) == (
+        "mechanism.refund_time_s",
+        "agents.x.start_balance",
+    )  # numbers first
+    manifest = {
+        "runs": [{"overrides": {"mechanism.refund_time_s": 1, "agents.x.start_balance": 10}}]
+    }
+    assert sr.parameter_columns(runs, manifest) == [
+        "mechanism.refund_time_s",
+        "agents.x.start_balance",
+    ]
 
 
 def test_frontier_edges_and_interpolated_crossings():
     import numpy as np
 
     m = np.array([[0.3, -0.1, -0.2], [0.5, 0.2, -0.4]])
-    assert sorted(sr.frontier_edges(m)) == [(0.5, -0.5, 0.5, 0.5), (0.5, 0.5, 1.5, 0.5), (1.5, 0.5, 1.5, 1.5)]
+    assert sorted(sr.frontier_edges(m)) == [
+        (0.5, -0.5, 0.5, 0.5),
+        (0.5, 0.5, 1.5, 0.5),
+        (1.5, 0.5, 1.5, 1.5),
+    ]
     rows = sr.frontier_rows(_runs(), "mechanism.cost_weight", "agents.x.start_balance")
     # mean ROI along cost weight 1, 2, 4: 0.21, -0.09, -0.69 -> zero at 1 + 0.21 / 0.30 = 1.7
     assert rows[0]["attack pays at"] == "1" and "(≈ 1.7)" in rows[0]["ROI crosses zero"]
@@ -226,9 +360,15 @@ def test_sweep_sections_heatmaps_panels_frontier_and_table():
     heat = sections["Attacker ROI"]
     assert heat.data[0].type == "heatmap" and heat.data[0].z[0][0] == pytest.approx(21.0)  # percent
     assert "± 1.4" in heat.data[0].text[0][0]  # the spread over the two replications, in every cell
-    assert heat.data[0].zmid is None and heat.data[0].zmin == -heat.data[0].zmax  # 0 is the neutral colour
-    assert [s for s in heat.layout.shapes if s.type == "line"]  # the ROI = 0 frontier drawn on the map
-    assert sections["Frontier: where the attack stops paying"].data[0].x[0] == pytest.approx(1 + 0.21 / 0.3)
+    assert (
+        heat.data[0].zmid is None and heat.data[0].zmin == -heat.data[0].zmax
+    )  # 0 is the neutral colour
+    assert [
+        s for s in heat.layout.shapes if s.type == "line"
+    ]  # the ROI = 0 frontier drawn on the map
+    assert sections["Frontier: where the attack stops paying"].data[0].x[0] == pytest.approx(
+        1 + 0.21 / 0.3
+    )
     assert "1.7" in sections["Frontier by row"]
     assert "sortable" in sections["Runs (12; click a header to sort)"]
     for fig in (v for v in sections.values() if isinstance(v, go.Figure)):
@@ -237,9 +377,13 @@ def test_sweep_sections_heatmaps_panels_frontier_and_table():
     panels = [t for t in three["Attacker ROI"].data if t.type == "heatmap"]
     assert len(panels) == 2  # one panel per refund time
     assert [a.text for a in three["Attacker ROI"].layout.annotations] == [
-        "mechanism.refund_time_s = 1", "mechanism.refund_time_s = 2"]
+        "mechanism.refund_time_s = 1",
+        "mechanism.refund_time_s = 2",
+    ]
     one = dict(sweep_figures(_runs().filter(pl.col("agents.x.start_balance") == 10)))
-    assert one["Attacker ROI"].data[0].type == "scatter" and list(one["Attacker ROI"].data[0].x) == [1, 2, 4]
+    assert one["Attacker ROI"].data[0].type == "scatter" and list(
+        one["Attacker ROI"].data[0].x
+    ) == [1, 2, 4]
     clean = dict(sweep_figures(_runs().drop("attacker_roi", "accuracy_drop_final")))
     assert "Frontier by row" not in clean and "Honest contributors' profit" in clean
 
@@ -247,7 +391,9 @@ def test_sweep_sections_heatmaps_panels_frontier_and_table():
 # -- files and the CLI -----------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
-    sc = load_scenario(ROOT / "scenarios" / "quickstart.toml", {"data.n_rows": 800, "run.max_time_s": 1_728_000})
+    sc = load_scenario(
+        ROOT / "scenarios" / "quickstart.toml", {"data.n_rows": 800, "run.max_time_s": 1_728_000}
+    )
     return run(sc, seed=2).write(tmp_path_factory.mktemp("run"))
 
 
@@ -267,7 +413,9 @@ def test_run_report_html_is_self_contained(run_dir):
     refs = _Refs()
     refs.feed(text)
     assert refs.external == []
-    assert text.count("Plotly.newPlot") >= 5 and text.count("plotly.js v") == 1  # plotly.js inlined once
+    assert (
+        text.count("Plotly.newPlot") >= 5 and text.count("plotly.js v") == 1
+    )  # plotly.js inlined once
 
 
 def test_report_cli_for_run_and_sweep_and_bad_folders(run_dir, tmp_path):
@@ -277,21 +425,45 @@ def test_report_cli_for_run_and_sweep_and_bad_folders(run_dir, tmp_path):
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1
     (tmp_path / "half").mkdir()
     (tmp_path / "half" / "summary.parquet").write_bytes((run_dir / "summary.parquet").read_bytes())
-    r = subprocess.run(CLI + ["report", str(tmp_path / "half")], capture_output=True, text=True, timeout=120)
+    r = subprocess.run(
+        CLI + ["report", str(tmp_path / "half")], capture_output=True, text=True, timeout=120
+    )
     assert r.returncode == 2 and "missing" in r.stderr and len(r.stderr.strip().splitlines()) == 1
     from sum_abm.sweeps import run_many
 
-    base = load_scenario(ROOT / "scenarios" / "quickstart.toml", {"data.n_rows": 800, "run.max_time_s": 864_000})
+    base = load_scenario(
+        ROOT / "scenarios" / "quickstart.toml", {"data.n_rows": 800, "run.max_time_s": 864_000}
+    )
     pts = [{"mechanism.cost_weight": c, "agents.attacker.count": n} for c in (1, 3) for n in (1, 2)]
     run_many(base, pts, tmp_path / "sw", serial=True)
     out = build_sweep_report(tmp_path / "sw")
     text = out.read_text()
     assert "Attacker ROI" in text and "4 of 4 runs finished" in text
-    r = subprocess.run(CLI + ["report", str(tmp_path / "sw"), "--x", "nope"], capture_output=True, text=True,
-                       timeout=120)
-    assert r.returncode == 2 and "not a swept parameter" in r.stderr and len(r.stderr.strip().splitlines()) == 1
-    r = subprocess.run(CLI + ["report", str(tmp_path / "sw"), "--x", "agents.attacker.count", "--y",
-                              "mechanism.cost_weight"], capture_output=True, text=True, timeout=120)
+    r = subprocess.run(
+        CLI + ["report", str(tmp_path / "sw"), "--x", "nope"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert (
+        r.returncode == 2
+        and "not a swept parameter" in r.stderr
+        and len(r.stderr.strip().splitlines()) == 1
+    )
+    r = subprocess.run(
+        CLI
+        + [
+            "report",
+            str(tmp_path / "sw"),
+            "--x",
+            "agents.attacker.count",
+            "--y",
+            "mechanism.cost_weight",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert r.returncode == 0, r.stderr
 
 
@@ -300,12 +472,24 @@ def test_sweep_report_from_parts_with_failures_and_an_all_failed_sweep(tmp_path)
     (tmp_path / "sw" / "runs").mkdir(parents=True)
     for part in runs.partition_by("run_id"):
         part.write_parquet(tmp_path / "sw" / "runs" / f"{part['run_id'][0]}.parquet")
-    fail = pl.DataFrame({"run_id": ["9-9-9-0"], "replication": [0], "seed": [5],
-                         "parameters": ['{"mechanism.cost_weight": 9}'], "error_type": ["InputError"],
-                         "message": ["boom: the learner diverged"], "traceback": ["..."]})
+    fail = pl.DataFrame(
+        {
+            "run_id": ["9-9-9-0"],
+            "replication": [0],
+            "seed": [5],
+            "parameters": ['{"mechanism.cost_weight": 9}'],
+            "error_type": ["InputError"],
+            "message": ["boom: the learner diverged"],
+            "traceback": ["..."],
+        }
+    )
     fail.write_parquet(tmp_path / "sw" / "failures.parquet")
     text = build_sweep_report(tmp_path / "sw").read_text()
-    assert "12 of 12 runs finished" in text and "1 failed" in text and "boom: the learner diverged" in text
+    assert (
+        "12 of 12 runs finished" in text
+        and "1 failed" in text
+        and "boom: the learner diverged" in text
+    )
     assert "9 of 12" not in text and "runs where the attack paid" in text
     # the attack pays in the 4 runs at cost weight 1 (ROI 0.2 and 0.22 for both budgets)
     assert "<b>4 of 12</b>" in text
@@ -327,9 +511,17 @@ def test_random_draws_are_binned_on_the_heatmap_axes():
     n = 200
     cw = rng.uniform(0.5, 8.5, n)
     budget = 10 ** rng.uniform(2, 5, n)  # log-uniform over three decades
-    runs = pl.DataFrame({"run_id": [f"r{i}" for i in range(n)], "replication": [0] * n,
-                         "mechanism.cost_weight": cw, "agents.x.start_balance": budget,
-                         "attacker_roi": 1.0 - cw / 4, "accuracy_drop_final": [0.0] * n, "honest_profit": [1.0] * n})
+    runs = pl.DataFrame(
+        {
+            "run_id": [f"r{i}" for i in range(n)],
+            "replication": [0] * n,
+            "mechanism.cost_weight": cw,
+            "agents.x.start_balance": budget,
+            "attacker_roi": 1.0 - cw / 4,
+            "accuracy_drop_final": [0.0] * n,
+            "honest_profit": [1.0] * n,
+        }
+    )
     binned, note = sr.bin_column(runs, "mechanism.cost_weight")
     assert binned["mechanism.cost_weight"].n_unique() == 12 and "equal intervals" in note
     # twelve equal-width bins from the smallest draw to the largest: the smallest falls in the
@@ -345,6 +537,10 @@ def test_random_draws_are_binned_on_the_heatmap_axes():
     sections = dict(sweep_figures(runs))
     heat = sections["Attacker ROI"].data[0]
     assert len(heat.x) == 12 and len(heat.y) == 12 and "binned" in sections["Note"]
-    assert "r0" in next(v for k, v in sections.items() if k.startswith("Runs"))  # the table keeps raw values
+    assert "r0" in next(
+        v for k, v in sections.items() if k.startswith("Runs")
+    )  # the table keeps raw values
     # the frontier along the binned cost weight: ROI = 1 - cw/4 crosses zero near 4
-    assert sections["Frontier: where the attack stops paying"].data[0].x[0] == pytest.approx(4, abs=0.5)
+    assert sections["Frontier: where the attack stops paying"].data[0].x[0] == pytest.approx(
+        4, abs=0.5
+    )

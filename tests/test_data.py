@@ -94,7 +94,11 @@ def test_cache_round_trip_and_corrupt_file(tmp_path, monkeypatch):
 def test_imdb_splits_in_row_order():
     ds = load_dataset({"kind": "imdb_synthetic", "n_rows": 2000, "init_train_rows": 100})
     X, y = make_imdb_synthetic(2000)
-    assert ds.X_init.shape == (100, 1000) and ds.X_pool.shape == (900, 1000) and ds.X_test.shape == (1000, 1000)
+    assert (
+        ds.X_init.shape == (100, 1000)
+        and ds.X_pool.shape == (900, 1000)
+        and ds.X_test.shape == (1000, 1000)
+    )
     assert (ds.X_pool != X[100:1000]).nnz == 0 and np.array_equal(ds.y_test, y[1000:])
     s = ds.sample(5)
     assert np.array_equal(s.indices, X[105].indices) and s.key == ("pool", 5)
@@ -110,14 +114,20 @@ def test_breast_cancer_split_and_scaling_as_documented():
     test, train = perm[:171], perm[171:]
     mx = X[train].max(axis=0)
     ds = load_dataset({"kind": "breast_cancer", "init_train_rows": 40})
-    assert ds.X_test.shape == (171, 30) and ds.X_init.shape == (40, 30) and ds.X_pool.shape == (358, 30)
+    assert (
+        ds.X_test.shape == (171, 30)
+        and ds.X_init.shape == (40, 30)
+        and ds.X_pool.shape == (358, 30)
+    )
     assert np.allclose(ds.X_test, X[test] / mx, rtol=0, atol=0)
     assert np.array_equal(ds.y_test, y[test])
     assert np.array_equal(np.vstack([ds.X_init, ds.X_pool]), X[train] / mx)
     assert ds.X_pool.min() >= 0 and np.vstack([ds.X_init, ds.X_pool]).max() == 1.0
 
 
-@pytest.mark.parametrize("kind,n,d,k", [("digits", 1797, 64, 10), ("iris", 150, 4, 3), ("wine", 178, 13, 3)])
+@pytest.mark.parametrize(
+    "kind,n,d,k", [("digits", 1797, 64, 10), ("iris", 150, 4, 3), ("wine", 178, 13, 3)]
+)
 def test_bundled_sets(kind, n, d, k):
     ds = load_dataset({"kind": kind})
     rows = ds.X_init.shape[0] + ds.X_pool.shape[0] + ds.X_test.shape[0]
@@ -130,11 +140,15 @@ def test_user_csv_numeric_and_text_and_parquet(tmp_path):
     import polars as pl
 
     rng = np.random.default_rng(0)
-    df = pl.DataFrame({"a": rng.random(50), "b": rng.integers(0, 5, 50), "label": rng.choice(["neg", "pos"], 50)})
+    df = pl.DataFrame(
+        {"a": rng.random(50), "b": rng.integers(0, 5, 50), "label": rng.choice(["neg", "pos"], 50)}
+    )
     df.write_csv(tmp_path / "d.csv")
     df.write_parquet(tmp_path / "d.parquet")
     ds = load_dataset({"kind": "csv", "path": str(tmp_path / "d.csv"), "init_train_rows": 5})
-    dq = load_dataset({"kind": "parquet", "path": str(tmp_path / "d.parquet"), "init_train_rows": 5})
+    dq = load_dataset(
+        {"kind": "parquet", "path": str(tmp_path / "d.parquet"), "init_train_rows": 5}
+    )
     assert ds.n_features == 2 and ds.n_classes == 2 and ds.X_test.shape == (15, 2)
     assert np.array_equal(ds.X_pool, dq.X_pool) and np.array_equal(ds.y_test, dq.y_test)
     # labels are the sorted distinct values: neg -> 0, pos -> 1; the rows keep their features
@@ -143,11 +157,24 @@ def test_user_csv_numeric_and_text_and_parquet(tmp_path):
         for row, label in zip(X, y):
             match = [r for r in full if float(r[0]) == row[0] and float(r[1]) == row[1]]
             assert match and match[0][2] == ["neg", "pos"][label]
-    text = pl.DataFrame({"review": ["good fun film", "bad boring", "great acting", "awful plot"] * 10,
-                         "y": [1, 0, 1, 0] * 10})
+    text = pl.DataFrame(
+        {
+            "review": ["good fun film", "bad boring", "great acting", "awful plot"] * 10,
+            "y": [1, 0, 1, 0] * 10,
+        }
+    )
     text.write_csv(tmp_path / "t.csv")
-    dt = load_dataset({"kind": "csv", "path": str(tmp_path / "t.csv"), "label_column": "y",
-                       "text_column": "review", "n_features": 64, "init_train_rows": 4}, "multinomial_nb")
+    dt = load_dataset(
+        {
+            "kind": "csv",
+            "path": str(tmp_path / "t.csv"),
+            "label_column": "y",
+            "text_column": "review",
+            "n_features": 64,
+            "init_train_rows": 4,
+        },
+        "multinomial_nb",
+    )
     assert sp.issparse(dt.X_pool) and dt.n_features == 64 and dt.X_pool.min() >= 0
     assert set(np.diff(dt.X_test.indptr)) <= {2, 3}  # two or three words per review
 
@@ -156,22 +183,33 @@ def test_user_csv_numeric_and_text_and_parquet(tmp_path):
 def files(tmp_path):
     import polars as pl
 
-    pl.DataFrame({"x": [1.0, -2.0, 3.0, 4.0, 5.0, 6.0], "label": [0, 1, 0, 1, 0, 1]}).write_csv(tmp_path / "neg.csv")
-    pl.DataFrame({"x": ["a", "b", "c", "d", "e", "f"], "label": [0, 1, 0, 1, 0, 1]}).write_csv(tmp_path / "str.csv")
+    pl.DataFrame({"x": [1.0, -2.0, 3.0, 4.0, 5.0, 6.0], "label": [0, 1, 0, 1, 0, 1]}).write_csv(
+        tmp_path / "neg.csv"
+    )
+    pl.DataFrame({"x": ["a", "b", "c", "d", "e", "f"], "label": [0, 1, 0, 1, 0, 1]}).write_csv(
+        tmp_path / "str.csv"
+    )
     (tmp_path / "bad.parquet").write_bytes(b"garbage")
     return tmp_path
 
 
-@pytest.mark.parametrize("spec,learner,match", [
-    ({"kind": "csv", "path": "{d}/missing.csv"}, "", "data.path: no such file"),
-    ({"kind": "csv", "path": "{d}/neg.csv", "label_column": "target"}, "", "data.label_column: no column 'target'"),
-    ({"kind": "csv", "path": "{d}/str.csv"}, "", "non-numeric feature column"),
-    ({"kind": "csv", "path": "{d}/neg.csv"}, "multinomial_nb", "non-negative features"),
-    ({"kind": "parquet", "path": "{d}/bad.parquet"}, "", "cannot read parquet"),
-    ({"kind": "breast_cancer", "test_rows": 500}, "", "data.test_rows: expected at most 171"),
-    ({"kind": "iris", "train_rows": 1000}, "", "data.train_rows: expected at most 105"),
-    ({"kind": "iris"}, "perceptron", "binary but the data has 3 classes"),
-])
+@pytest.mark.parametrize(
+    "spec,learner,match",
+    [
+        ({"kind": "csv", "path": "{d}/missing.csv"}, "", "data.path: no such file"),
+        (
+            {"kind": "csv", "path": "{d}/neg.csv", "label_column": "target"},
+            "",
+            "data.label_column: no column 'target'",
+        ),
+        ({"kind": "csv", "path": "{d}/str.csv"}, "", "non-numeric feature column"),
+        ({"kind": "csv", "path": "{d}/neg.csv"}, "multinomial_nb", "non-negative features"),
+        ({"kind": "parquet", "path": "{d}/bad.parquet"}, "", "cannot read parquet"),
+        ({"kind": "breast_cancer", "test_rows": 500}, "", "data.test_rows: expected at most 171"),
+        ({"kind": "iris", "train_rows": 1000}, "", "data.train_rows: expected at most 105"),
+        ({"kind": "iris"}, "perceptron", "binary but the data has 3 classes"),
+    ],
+)
 def test_bad_input_is_one_typed_line(files, spec, learner, match):
     spec = {k: v.format(d=files) if isinstance(v, str) else v for k, v in spec.items()}
     with pytest.raises(InputError, match=match) as err:
@@ -184,7 +222,15 @@ def test_cli_describes_data_and_fails_in_one_line(files):
     r = subprocess.run(cli + ["breast_cancer"], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     assert "breast_cancer: 30 features, 2 classes" in r.stdout and "test     171 rows" in r.stdout
-    r = subprocess.run(cli + [str(files / "neg.csv"), "--learner", "multinomial_nb"], capture_output=True,
-                       text=True, timeout=120)
+    r = subprocess.run(
+        cli + [str(files / "neg.csv"), "--learner", "multinomial_nb"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert r.returncode == 2 and r.stdout == ""
-    assert r.stderr.count("\n") == 1 and "non-negative features" in r.stderr and "Traceback" not in r.stderr
+    assert (
+        r.stderr.count("\n") == 1
+        and "non-negative features" in r.stderr
+        and "Traceback" not in r.stderr
+    )

@@ -46,8 +46,13 @@ class Oracle:
 @pytest.fixture(scope="module")
 def systems():
     """One deployment per (model, cost weight), compiled once; each sequence runs in an anchor."""
-    return {(kind, cw): deploy_system(kind, refund_time_s=RT, any_address_claim_wait_time_s=AW, cost_weight=cw)
-            for kind in ("oracle", "perceptron") for cw in COST_WEIGHTS}
+    return {
+        (kind, cw): deploy_system(
+            kind, refund_time_s=RT, any_address_claim_wait_time_s=AW, cost_weight=cw
+        )
+        for kind in ("oracle", "perceptron")
+        for cw in COST_WEIGHTS
+    }
 
 
 def _key(x, y, t, author) -> bytes:
@@ -63,13 +68,21 @@ class Pair:
         self.addrs = {n: boa.env.generate_address(n) for n in NAMES}
         self.chain = Chain()
         self.learner = Oracle() if kind == "oracle" else Perceptron(16, integer_weights=True)
-        self.py = CollaborativeTrainer(self.chain, self.learner, None, DepositRefundTake(
-            RT, AW, cw, "solidity", deploy_time_s=int(self.evm.mechanism.last_update_time_s())))
+        self.py = CollaborativeTrainer(
+            self.chain,
+            self.learner,
+            None,
+            DepositRefundTake(
+                RT, AW, cw, "solidity", deploy_time_s=int(self.evm.mechanism.last_update_time_s())
+            ),
+        )
         self.chain.clock.now = int(boa.env.evm.patch.timestamp)
         for n, amount in balances.items():
             boa.env.set_balance(self.addrs[n], amount)
             self.chain.ledger.mint(n, amount)
-        self.adds: list[tuple[tuple[int, ...], int, int, str]] = []  # attempted adds, accepted or not
+        self.adds: list[
+            tuple[tuple[int, ...], int, int, str]
+        ] = []  # attempted adds, accepted or not
         self.reasons: set[str] = set()
         self.calls = 0
 
@@ -84,20 +97,29 @@ class Pair:
 
     def add(self, who: str, x: tuple[int, ...], y: int, value: int) -> str | None:
         self.adds.append((x, y, self.now, who))
-        return self._both("add", lambda: self.py.add_data(who, value, _x(self.kind, x), y),
-                          lambda: self.evm.add_data(self.addrs[who], x, y, value))
+        return self._both(
+            "add",
+            lambda: self.py.add_data(who, value, _x(self.kind, x), y),
+            lambda: self.evm.add_data(self.addrs[who], x, y, value),
+        )
 
     def refund(self, who: str, ref: tuple, prediction: int | None = None) -> str | None:
         x, y, t, _ = ref
         self._tell(prediction)
-        return self._both("refund", lambda: self.py.refund(who, _x(self.kind, x), y, t, prediction),
-                          lambda: self.evm.refund(self.addrs[who], x, y, t))
+        return self._both(
+            "refund",
+            lambda: self.py.refund(who, _x(self.kind, x), y, t, prediction),
+            lambda: self.evm.refund(self.addrs[who], x, y, t),
+        )
 
     def report(self, who: str, ref: tuple, prediction: int | None = None) -> str | None:
         x, y, t, author = ref
         self._tell(prediction)
-        return self._both("report", lambda: self.py.report(who, _x(self.kind, x), y, t, author, prediction),
-                          lambda: self.evm.report(self.addrs[who], x, y, t, self.addrs[author]))
+        return self._both(
+            "report",
+            lambda: self.py.report(who, _x(self.kind, x), y, t, author, prediction),
+            lambda: self.evm.report(self.addrs[who], x, y, t, self.addrs[author]),
+        )
 
     def _tell(self, prediction: int | None) -> None:
         if self.kind == "oracle":
@@ -138,7 +160,10 @@ class Pair:
             if stored is None:
                 assert on_chain.sender == "0x0000000000000000000000000000000000000000"
                 continue
-            assert (on_chain.initial_deposit, on_chain.claimable) == (stored.initial_deposit, stored.claimable)
+            assert (on_chain.initial_deposit, on_chain.claimable) == (
+                stored.initial_deposit,
+                stored.claimable,
+            )
             for n in NAMES:
                 assert evm.data_handler.claimed_by(key, self.addrs[n]) == (n in stored.claimed_by)
         if isinstance(self.learner, Perceptron):
@@ -151,7 +176,9 @@ def _run_sequence(systems, seed: int, kind: str) -> tuple[int, set[str]]:
     rng = np.random.default_rng(seed)
     cw = int(rng.choice(COST_WEIGHTS))
     with boa.env.anchor():
-        pair = Pair(systems, kind, cw, {n: int(rng.choice([20_000, 200_000, 2_000_000])) for n in NAMES})
+        pair = Pair(
+            systems, kind, cw, {n: int(rng.choice([20_000, 200_000, 2_000_000])) for n in NAMES}
+        )
         accepted: list[tuple[tuple[int, ...], int, int, str]] = []
         last_report = None
         for _ in range(int(rng.integers(10, 30))):
@@ -160,18 +187,29 @@ def _run_sequence(systems, seed: int, kind: str) -> tuple[int, set[str]]:
             if act == "wait" or (act != "add" and not pair.adds):
                 if pair.adds and rng.random() < 0.6:  # land on a window boundary of an earlier add
                     t_add = _pick(rng, pair.adds, accepted)[2]
-                    pair.wait(t_add + int(rng.choice([RT - 1, RT, RT + 1, AW - 1, AW, AW + 1])) - pair.now)
+                    pair.wait(
+                        t_add + int(rng.choice([RT - 1, RT, RT + 1, AW - 1, AW, AW + 1])) - pair.now
+                    )
                 else:
                     pair.wait(int(rng.choice([1, 60, 3_600, RT // 2, RT, RT, 3 * RT, AW])))
                 continue
             if act == "add":
-                if pair.adds and rng.random() < 0.25:  # the same data again, often by its author in the same second
+                if (
+                    pair.adds and rng.random() < 0.25
+                ):  # the same data again, often by its author in the same second
                     x, y, _, author = pair.adds[-1]
                     who = author if rng.random() < 0.7 else who
                 else:
-                    x = tuple(sorted(int(v) for v in rng.choice(12, size=int(rng.integers(1, 6)), replace=False)))
+                    x = tuple(
+                        sorted(
+                            int(v)
+                            for v in rng.choice(12, size=int(rng.integers(1, 6)), replace=False)
+                        )
+                    )
                     y = int(rng.integers(2))
-                value = int(rng.choice([0, 100, 4_000, 20_000, 20_000, 100_000, 100_000, 3_000_000]))
+                value = int(
+                    rng.choice([0, 100, 4_000, 20_000, 20_000, 100_000, 100_000, 3_000_000])
+                )
                 if pair.add(who, x, y, value) is None:
                     accepted.append(pair.adds[-1])
                 continue
@@ -182,7 +220,9 @@ def _run_sequence(systems, seed: int, kind: str) -> tuple[int, set[str]]:
                 ref = _pick(rng, pair.adds, accepted)
                 if act == "refund" and rng.random() < 0.75:
                     who = ref[3]  # mostly by the submitter (anyone else: data_not_found)
-                prediction = None if kind != "oracle" else int(ref[1] if rng.random() < 0.5 else 1 - ref[1])
+                prediction = (
+                    None if kind != "oracle" else int(ref[1] if rng.random() < 0.5 else 1 - ref[1])
+                )
             if act == "refund":
                 pair.refund(who, ref, prediction)
             elif pair.report(who, ref, prediction) is None:
@@ -211,10 +251,22 @@ def test_python_drt_matches_the_evm_with_an_oracle_model(systems):
         calls, reasons = calls + c, reasons | r
     assert calls > N_ORACLE_SEQUENCES * 8
     # every Solidity-semantics reason code and every kind of success occurred
-    assert reasons >= {"insufficient_funds", "insufficient_value", "duplicate_data", "data_not_found",
-                       "already_claimed_by_submitter", "nothing_left_to_claim", "too_early", "model_disagrees",
-                       "own_deposit", "model_agrees", "reporter_has_no_good_data",
-                       "ok_add", "ok_refund", "ok_report"}, reasons
+    assert reasons >= {
+        "insufficient_funds",
+        "insufficient_value",
+        "duplicate_data",
+        "data_not_found",
+        "already_claimed_by_submitter",
+        "nothing_left_to_claim",
+        "too_early",
+        "model_disagrees",
+        "own_deposit",
+        "model_agrees",
+        "reporter_has_no_good_data",
+        "ok_add",
+        "ok_refund",
+        "ok_report",
+    }, reasons
 
 
 def test_python_drt_matches_the_evm_with_the_integer_perceptron(systems):
@@ -258,8 +310,24 @@ def test_partial_takes_repeat_reports_and_the_long_wait(systems):
         steps.append(pair.report("C", r6, 0))  # after the long wait anyone takes it all
         steps.append(pair.report("A", r6, 0))
         pair.assert_same_state()
-    assert steps == [None, None, None, None, None, None, "already_claimed_by_reporter", "own_deposit", None,
-                     "nothing_left_to_claim", "nothing_left_to_claim", None, None, None, None, "nothing_left_to_claim"]
+    assert steps == [
+        None,
+        None,
+        None,
+        None,
+        None,
+        None,
+        "already_claimed_by_reporter",
+        "own_deposit",
+        None,
+        "nothing_left_to_claim",
+        "nothing_left_to_claim",
+        None,
+        None,
+        None,
+        None,
+        "nothing_left_to_claim",
+    ]
 
 
 @pytest.mark.parametrize("cw, again", [(0, None), (1, "duplicate_data")])
@@ -269,5 +337,7 @@ def test_same_data_in_the_same_second(systems, cw, again):
         pair = Pair(systems, "oracle", cw, {n: 10**6 for n in NAMES})
         assert pair.add("A", (1, 2), 1, 10**4) is None
         assert pair.add("A", (1, 2), 1, 10**4) == again
-        assert pair.add("B", (1, 2), 1, 100) == (None if cw == 0 else "insufficient_value")  # cost 3600 when cw = 1
+        assert pair.add("B", (1, 2), 1, 100) == (
+            None if cw == 0 else "insufficient_value"
+        )  # cost 3600 when cw = 1
         pair.assert_same_state()

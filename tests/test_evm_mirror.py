@@ -19,7 +19,12 @@ from sum_abm.scenario import load_scenario  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 # 300 rows of 120 binary features (about 20 present per row), a week and a half of market.
-SMALL = {"data.n_rows": 300, "data.n_features": 120, "run.max_time_s": 10 * 86_400, "learner.kind": "perceptron"}
+SMALL = {
+    "data.n_rows": 300,
+    "data.n_features": 120,
+    "run.max_time_s": 10 * 86_400,
+    "learner.kind": "perceptron",
+}
 
 
 def _small(**over):
@@ -43,7 +48,9 @@ def test_perceptron_market_agrees_with_the_evm_and_the_mirror_changes_nothing(mi
     assert set(mirrored.evm["call"]) >= {"add_data", "refund"}
     # every call, accepted or rejected, with the same amounts as the Python contract layer's log
     assert mirrored.evm["accepted"].to_list() == sent["accepted"].to_list()
-    assert mirrored.evm["amount"].fill_null(0).to_list() == [int(a or 0) for a in sent["amount"].to_list()]
+    assert mirrored.evm["amount"].fill_null(0).to_list() == [
+        int(a or 0) for a in sent["amount"].to_list()
+    ]
     evm_gas = mirrored.evm.filter(pl.col("accepted"))["evm_gas"]
     assert evm_gas.min() > 21_000 and s["evm_gas_total"] == evm_gas.sum()
     assert 0 <= s["evm_gas_error_median"] <= s["evm_gas_error_max"]
@@ -55,7 +62,7 @@ def test_perceptron_market_agrees_with_the_evm_and_the_mirror_changes_nothing(mi
     from dashboards import build_run_report
 
     page = build_run_report(out).read_text()
-    section = page[page.index("EVM spot check"):]
+    section = page[page.index("EVM spot check") :]
     assert f"{s['evm_calls']:,} calls sent again" in section and "refund" in section
     assert not (tmp_path / "plain").exists() and plain.evm is None
 
@@ -63,19 +70,34 @@ def test_perceptron_market_agrees_with_the_evm_and_the_mirror_changes_nothing(mi
 def test_other_learners_run_against_the_oracle_with_fees_charged():
     """A learner the EVM cannot reproduce exactly (floats): the oracle is told its predictions, and
     the sender's balance change on the EVM equals the Python one plus the fee (py-evm charges none)."""
-    sc = _small(**{"chain.backend": "evm", "learner.kind": "sgd_perceptron", "chain.gas_price": 1, "data.init_train_rows": 40,
-                   "agents.honest.start_balance": 10**9, "agents.attacker.start_balance": 10**9})
+    sc = _small(
+        **{
+            "chain.backend": "evm",
+            "learner.kind": "sgd_perceptron",
+            "chain.gas_price": 1,
+            "data.init_train_rows": 40,
+            "agents.honest.start_balance": 10**9,
+            "agents.attacker.start_balance": 10**9,
+        }
+    )
     r = run(sc, seed=5, baseline=False)
     s = r.summary.row(0, named=True)
     assert s["evm_classifier"] == "oracle" and s["evm_calls"] > 50 and s["fees_total"] > 0
-    assert r.evm["schedule_gas"].to_list() == [g for g, reason in zip(r.transactions["gas"], r.transactions["reason"])
-                                               if reason != "insufficient_funds"]
+    assert r.evm["schedule_gas"].to_list() == [
+        g
+        for g, reason in zip(r.transactions["gas"], r.transactions["reason"])
+        if reason != "insufficient_funds"
+    ]
 
 
 def test_a_contract_that_departs_from_the_solidity_rules_is_caught(monkeypatch):
     base = DepositRefundTake.required_deposit
-    monkeypatch.setattr(DepositRefundTake, "required_deposit", lambda self, now: base(self, now) + 1)
-    with pytest.raises(CheckFailed, match=r"EVM disagrees at t=\d+ s: add_data by \S+: balance changes"):
+    monkeypatch.setattr(
+        DepositRefundTake, "required_deposit", lambda self, now: base(self, now) + 1
+    )
+    with pytest.raises(
+        CheckFailed, match=r"EVM disagrees at t=\d+ s: add_data by \S+: balance changes"
+    ):
         run(_small(chain="evm"), seed=3, baseline=False)
 
 
@@ -92,21 +114,41 @@ def test_the_cli_reports_a_disagreement_in_one_line_with_status_1(monkeypatch, c
     from sum_abm.cli import main
 
     base = DepositRefundTake.required_deposit
-    monkeypatch.setattr(DepositRefundTake, "required_deposit", lambda self, now: base(self, now) + 1)
-    monkeypatch.setattr(sys, "argv", ["sum-abm", "run", str(ROOT / "scenarios" / "quickstart.toml"), "--no-baseline",
-                                      "--no-report", "--out", str(tmp_path / "r")] +
-                        [a for k, v in {**SMALL, "chain": "evm"}.items() for a in ("--set", f"{k}={v}")])
+    monkeypatch.setattr(
+        DepositRefundTake, "required_deposit", lambda self, now: base(self, now) + 1
+    )
+    monkeypatch.setattr(
+        sys,
+        "argv",
+        [
+            "sum-abm",
+            "run",
+            str(ROOT / "scenarios" / "quickstart.toml"),
+            "--no-baseline",
+            "--no-report",
+            "--out",
+            str(tmp_path / "r"),
+        ]
+        + [a for k, v in {**SMALL, "chain": "evm"}.items() for a in ("--set", f"{k}={v}")],
+    )
     with pytest.raises(SystemExit) as exit_:
         main()
     err = capsys.readouterr().err.strip().splitlines()
-    assert exit_.value.code == 1 and len(err) == 1 and err[0].startswith("sum-abm: EVM disagrees at t="), err
+    assert (
+        exit_.value.code == 1
+        and len(err) == 1
+        and err[0].startswith("sum-abm: EVM disagrees at t=")
+    ), err
 
 
-@pytest.mark.parametrize("over, message", [
-    ({"mechanism.semantics": "reference-python"}, "semantics 'solidity' only"),
-    ({"mechanism": {"kind": "points"}}, "Deposit-Refund-Take"),
-    ({"chain": "evmm"}, "expected one of 'python' or 'evm'"),
-])
+@pytest.mark.parametrize(
+    "over, message",
+    [
+        ({"mechanism.semantics": "reference-python"}, "semantics 'solidity' only"),
+        ({"mechanism": {"kind": "points"}}, "Deposit-Refund-Take"),
+        ({"chain": "evmm"}, "expected one of 'python' or 'evm'"),
+    ],
+)
 def test_what_the_evm_cannot_run_is_refused_at_validation(over, message):
     with pytest.raises(InputError, match=message):
         _small(**{"chain.backend": "evm", **over})
@@ -118,10 +160,16 @@ def test_adds_are_priced_by_what_they_write_as_the_evm_charges(mirrored):
     refund); priced by case, the schedule stays near the EVM's gas for each (one figure for every
     add was 77 % off at the median, and leaving out the refunds, up to 26 %)."""
     calls = mirrored.evm.filter(pl.col("accepted")).with_columns(
-        err=(pl.col("schedule_gas") - pl.col("evm_gas")).abs() / pl.col("evm_gas"))
+        err=(pl.col("schedule_gas") - pl.col("evm_gas")).abs() / pl.col("evm_gas")
+    )
     adds = calls.filter(pl.col("call") == "add_data")
-    assert adds["schedule_gas"].n_unique() > adds["n_features"].n_unique()  # more than one price per size
-    assert adds["err"].median() < 0.03 and adds["err"].max() < 0.05, (adds["err"].median(), adds["err"].max())
+    assert (
+        adds["schedule_gas"].n_unique() > adds["n_features"].n_unique()
+    )  # more than one price per size
+    assert adds["err"].median() < 0.03 and adds["err"].max() < 0.05, (
+        adds["err"].median(),
+        adds["err"].max(),
+    )
     # refunds priced by the good-data counters they write first (one figure was 6 % off at the median)
     refunds = calls.filter(pl.col("call") == "refund")
     assert refunds.height > 20 and refunds["err"].median() < 0.02, refunds["err"].median()

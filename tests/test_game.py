@@ -20,12 +20,23 @@ CLI = [sys.executable, "-c", "from sum_abm.cli import main; main()"]
 
 
 def test_quickstart_game_end_to_end(tmp_path):
-    r = subprocess.run(CLI + ["game", str(ROOT / "scenarios/games/quickstart_game.toml"), "--out", str(tmp_path)],
-                       capture_output=True, text=True, timeout=600)
+    r = subprocess.run(
+        CLI + ["game", str(ROOT / "scenarios/games/quickstart_game.toml"), "--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert r.returncode == 0, r.stderr[-2000:]
     assert "contributors=honest | deviant=honest" in r.stdout and "an equilibrium" in r.stdout
     pay = pl.read_parquet(tmp_path / "payoffs.parquet")
-    assert pay.height == 6 * 2 and set(pay.columns) >= {"profile", "role", "strategy", "mean", "stderr", "n"}
+    assert pay.height == 6 * 2 and set(pay.columns) >= {
+        "profile",
+        "role",
+        "strategy",
+        "mean",
+        "stderr",
+        "n",
+    }
     assert (pay["n"] == 2).all()
     reg = pl.read_parquet(tmp_path / "regret.parquet")
     assert reg.height == 6 and (reg["regret"] >= 0).all()
@@ -43,28 +54,58 @@ def test_quickstart_game_end_to_end(tmp_path):
 
 
 def test_frontier_command(tmp_path):
-    r = subprocess.run(CLI + ["frontier", str(ROOT / "scenarios/games/quickstart_game.toml"), "--param",
-                              "agents.honest.start_balance", "--range", "1000", "40000", "--integer", "--iterations", "1",
-                              "--out", str(tmp_path)], capture_output=True, text=True, timeout=600)
+    r = subprocess.run(
+        CLI
+        + [
+            "frontier",
+            str(ROOT / "scenarios/games/quickstart_game.toml"),
+            "--param",
+            "agents.honest.start_balance",
+            "--range",
+            "1000",
+            "40000",
+            "--integer",
+            "--iterations",
+            "1",
+            "--out",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert r.returncode == 0, r.stderr[-2000:]
     df = pl.read_parquet(tmp_path / "frontier.parquet")
     assert df.height == 1 and (tmp_path / "frontier_report.html").exists()
     assert ("crosses zero" in r.stdout) == bool(df["found"][0])
 
 
-@pytest.mark.parametrize("edit, expected", [
-    (("group = \"attacker\"", "group = \"nobody\""), "roles.deviant.group: no agent group 'nobody'"),
-    (("policy = \"label_flip\"", "policy = \"wizard\""), "agents[1].policy: expected one of"),
-    (("payoff = \"profit\"", "payoff = \"fun\""), "payoff"),
-])
+@pytest.mark.parametrize(
+    "edit, expected",
+    [
+        (
+            ('group = "attacker"', 'group = "nobody"'),
+            "roles.deviant.group: no agent group 'nobody'",
+        ),
+        (('policy = "label_flip"', 'policy = "wizard"'), "agents[1].policy: expected one of"),
+        (('payoff = "profit"', 'payoff = "fun"'), "payoff"),
+    ],
+)
 def test_bad_game_files(tmp_path, edit, expected):
     text = (ROOT / "scenarios/games/quickstart_game.toml").read_text().replace(*edit)
-    text = text.replace('base = "../quickstart.toml"', f'base = "{ROOT / "scenarios/quickstart.toml"}"')
+    text = text.replace(
+        'base = "../quickstart.toml"', f'base = "{ROOT / "scenarios/quickstart.toml"}"'
+    )
     f = tmp_path / "g.toml"
     f.write_text(text)
     with pytest.raises(InputError, match=expected.replace("[", r"\[").replace("]", r"\]")):
         load_game(f)
-    r = subprocess.run(CLI + ["game", str(f), "--out", str(tmp_path / "o")], capture_output=True, text=True, timeout=120)
+    r = subprocess.run(
+        CLI + ["game", str(f), "--out", str(tmp_path / "o")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1
 
 
@@ -79,21 +120,38 @@ def test_population_regret_by_hand():
     for i, (counts, dev) in enumerate(profs):
         for s, n in zip(("honest", "careless"), counts):
             if n:
-                rows.append({"profile_id": i, "role": "contributors", "strategy": s, "mean": 10.0 * (s == "careless"),
-                             "stderr": 0.0})
-        rows.append({"profile_id": i, "role": "deviant", "strategy": ("honest", "label_flip")[dev], "mean": 0.0,
-                     "stderr": 0.0})
+                rows.append(
+                    {
+                        "profile_id": i,
+                        "role": "contributors",
+                        "strategy": s,
+                        "mean": 10.0 * (s == "careless"),
+                        "stderr": 0.0,
+                    }
+                )
+        rows.append(
+            {
+                "profile_id": i,
+                "role": "deviant",
+                "strategy": ("honest", "label_flip")[dev],
+                "mean": 0.0,
+                "stderr": 0.0,
+            }
+        )
     table = pl.DataFrame(rows)
     regs = {r["profile"]: r for r in pop.regrets(game, profs, table)}
     all_honest = regs[pop.label(game, profs[0])]
-    assert all_honest["gain"] == pytest.approx(10.0) and all_honest["best_deviation_strategy"] == "honest -> careless"
+    assert (
+        all_honest["gain"] == pytest.approx(10.0)
+        and all_honest["best_deviation_strategy"] == "honest -> careless"
+    )
     all_careless = regs[pop.label(game, ((0, 4), 0))]
     assert all_careless["regret"] == 0.0  # nobody gains by going back to honest
     # the best deviation is the deviant's switch, worth 0; a contributor going back to honest loses 10
     assert all_careless["gain"] == 0.0 and all_careless["best_deviation_role"] == "deviant"
     # the contributors' symmetric game (deviant at its reference): careless dominates, so the only
     # symmetric equilibrium is everyone careless and the replicator dynamics go there
-    (role, sg), = pop.symmetric_games(game, profs, table)
+    ((role, sg),) = pop.symmetric_games(game, profs, table)
     assert role == "contributors" and sg.n == 4
     assert np.allclose(sg.strategy_payoffs(np.array([0.5, 0.5])), [0.0, 10.0])
     eqs = sg.equilibria()
@@ -102,17 +160,25 @@ def test_population_regret_by_hand():
 
 
 def test_population_game_end_to_end(tmp_path):
-    r = subprocess.run(CLI + ["game", str(ROOT / "scenarios/games/population_game.toml"), "--out", str(tmp_path)],
-                       capture_output=True, text=True, timeout=600)
+    r = subprocess.run(
+        CLI + ["game", str(ROOT / "scenarios/games/population_game.toml"), "--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert r.returncode == 0, r.stderr[-2000:]
     assert "contributors=4 honest | deviant=honest" in r.stdout
     pay = pl.read_parquet(tmp_path / "payoffs.parquet")
     # 10 profiles; the contributors' rows: one per strategy played (mixed counts have two)
     assert pay["profile_id"].n_unique() == 10 and (pay["n"] == 2).all()
-    mixed = pay.filter((pl.col("role") == "contributors") & (pl.col("profile").str.contains("3 honest,1 careless")))
+    mixed = pay.filter(
+        (pl.col("role") == "contributors") & (pl.col("profile").str.contains("3 honest,1 careless"))
+    )
     assert set(mixed["strategy"]) == {"honest", "careless"} and set(mixed["count"]) == {3, 1}
     eq = pl.read_parquet(tmp_path / "equilibria.parquet")
-    assert eq.filter(pl.col("kind").str.starts_with("symmetric")).height >= 1  # some symmetric mix always exists
+    assert (
+        eq.filter(pl.col("kind").str.starts_with("symmetric")).height >= 1
+    )  # some symmetric mix always exists
     reg = pl.read_parquet(tmp_path / "regret.parquet")
     assert reg.height == 10 and (reg["regret"] >= 0).all()
     html = (tmp_path / "game_report.html").read_text()
@@ -124,19 +190,29 @@ def test_designer_game_end_to_end(tmp_path):
     from sum_abm.game.runner import run_game
     from sum_abm.sweeps.engine import load_runs
 
-    text = (ROOT / "scenarios/games/designer_game.toml").read_text().replace("replications = 2", "replications = 1")
-    text = text.replace('base = "../quickstart.toml"', f'base = "{ROOT / "scenarios/quickstart.toml"}"')
+    text = (
+        (ROOT / "scenarios/games/designer_game.toml")
+        .read_text()
+        .replace("replications = 2", "replications = 1")
+    )
+    text = text.replace(
+        'base = "../quickstart.toml"', f'base = "{ROOT / "scenarios/quickstart.toml"}"'
+    )
     f = tmp_path / "designer.toml"
     f.write_text(text)
     ans = run_game(f, tmp_path / "out")
     assert ans["payoffs"] == {"designer": "accuracy_final", "deviant": "roi"}
     pay = pl.read_parquet(tmp_path / "out/payoffs.parquet")
     runs = load_runs(tmp_path / "out/sweep").collect()
-    assert runs.height == 4 and (runs["learner"] == "multinomial_nb").all()  # the game's set applies
+    assert (
+        runs.height == 4 and (runs["learner"] == "multinomial_nb").all()
+    )  # the game's set applies
     # the designer's payoff is the run's final accuracy, read back from the runs table
     for w, name in ((1, "light_deposit"), (10, "heavy_deposit")):
         acc = runs.filter(pl.col("mechanism.cost_weight") == w)["accuracy_final"].to_list()
-        got = pay.filter((pl.col("role") == "designer") & (pl.col("strategy") == name))["mean"].to_list()
+        got = pay.filter((pl.col("role") == "designer") & (pl.col("strategy") == name))[
+            "mean"
+        ].to_list()
         assert sorted(got) == pytest.approx(sorted(acc))
     assert pl.read_parquet(tmp_path / "out/regret.parquet").height == 4
 
@@ -145,14 +221,24 @@ def test_sampled_game_walks_from_the_reference(tmp_path):
     """A table larger than max_profiles: the reference and its deviations, then a best-deviation walk."""
     from sum_abm.game.runner import run_game
 
-    text = (ROOT / "scenarios/games/quickstart_game.toml").read_text().replace("replications = 2", "replications = 1\nmax_profiles = 5")
-    text = text.replace('base = "../quickstart.toml"', f'base = "{ROOT / "scenarios/quickstart.toml"}"')
+    text = (
+        (ROOT / "scenarios/games/quickstart_game.toml")
+        .read_text()
+        .replace("replications = 2", "replications = 1\nmax_profiles = 5")
+    )
+    text = text.replace(
+        'base = "../quickstart.toml"', f'base = "{ROOT / "scenarios/quickstart.toml"}"'
+    )
     f = tmp_path / "sampled.toml"
     f.write_text(text)
     ans = run_game(f, tmp_path / "out")
     se = ans["search"]
     assert ans["sampled_deviations_only"] and se["table_size"] == 6
-    assert se["path"][0] == "contributors=honest | deviant=honest" and se["stopped"] in {"equilibrium", "cycle", "max_profiles"}
+    assert se["path"][0] == "contributors=honest | deviant=honest" and se["stopped"] in {
+        "equilibrium",
+        "cycle",
+        "max_profiles",
+    }
     pay = pl.read_parquet(tmp_path / "out/payoffs.parquet")
     assert 4 <= pay["profile"].n_unique() == ans["profiles_run"] <= 5
     # the reference's three deviations were all run, so its verdict is an answer, not a guess
@@ -174,16 +260,34 @@ def test_frontier_line_by_bisection(tmp_path, monkeypatch):
     def fake_point(g, param, value, out, *, address=None, resume=True):
         w = g.base.mechanism.cost_weight
         calls.append((param, value, w))
-        return 1.0 - value / (2000.0 * w), 0.01, "label_flip" if value < 2000 * w else "deposit_hunter"
+        return (
+            1.0 - value / (2000.0 * w),
+            0.01,
+            "label_flip" if value < 2000 * w else "deposit_hunter",
+        )
 
     monkeypatch.setattr(runner, "frontier_point", fake_point)
-    rows = runner.run_frontier(ROOT / "scenarios/games/quickstart_game.toml", tmp_path, "agents.attacker.start_balance",
-                               100, 20000, iterations=20, across=("mechanism.cost_weight", [1, 3, 9, 20]), integer=True)
+    rows = runner.run_frontier(
+        ROOT / "scenarios/games/quickstart_game.toml",
+        tmp_path,
+        "agents.attacker.start_balance",
+        100,
+        20000,
+        iterations=20,
+        across=("mechanism.cost_weight", [1, 3, 9, 20]),
+        integer=True,
+    )
     assert [r["across"] for r in rows] == ["1", "3", "9", "20"]
     for r, w in zip(rows[:3], (1, 3, 9)):
-        assert r["found"] and r["low"] <= 2000 * w <= r["high"] and abs(r["estimate"] - 2000 * w) <= 2
-    assert not rows[3]["found"] and "no crossing" in rows[3]["evaluations"]  # 40,000 is outside the range
-    assert all(isinstance(v, int) for _, v, _ in calls)  # --integer: every point is a whole token amount
+        assert (
+            r["found"] and r["low"] <= 2000 * w <= r["high"] and abs(r["estimate"] - 2000 * w) <= 2
+        )
+    assert (
+        not rows[3]["found"] and "no crossing" in rows[3]["evaluations"]
+    )  # 40,000 is outside the range
+    assert all(
+        isinstance(v, int) for _, v, _ in calls
+    )  # --integer: every point is a whole token amount
     df = pl.read_parquet(tmp_path / "frontier.parquet")
     assert df.height == 4 and df["found"].to_list() == [True, True, True, False]
     html = (tmp_path / "frontier_report.html").read_text()

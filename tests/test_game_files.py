@@ -18,7 +18,9 @@ from sum_abm.game.solvers import best_deviation
 ROOT = Path(__file__).resolve().parents[1]
 CLI = [sys.executable, "-c", "from sum_abm.cli import main; main()"]
 
-BASE = (ROOT / "scenarios/quickstart.toml").read_text() + """
+BASE = (
+    (ROOT / "scenarios/quickstart.toml").read_text()
+    + """
 [[agents]]
 name = "late"
 policy = "honest"
@@ -26,6 +28,7 @@ count = 2
 start_balance = 5000
 mean_wait_s = 7200
 """
+)
 
 GAME = """
 name = "g"
@@ -81,13 +84,19 @@ def test_roles_groups_designer_and_overrides(tmp_path):
     assert ov["agents.attacker"]["policy"] == "honest"
     assert ov["mechanism.cost_weight"] == 20 and ov["mechanism.refund_time_s"] == 43200
     sc = g.base.with_overrides(ov)
-    assert sc.mechanism.cost_weight == 20 and [a.policy for a in sc.agents] == ["careless", "honest", "careless"]
+    assert sc.mechanism.cost_weight == 20 and [a.policy for a in sc.agents] == [
+        "careless",
+        "honest",
+        "careless",
+    ]
     profiles, sampled = profiles_to_run(g)
     assert len(profiles) == 8 and not sampled and profiles[0] == (0, 0, 0)
 
 
 def test_large_tables_sample_deviations_from_the_reference(tmp_path):
-    g = load_game(write(tmp_path, GAME.replace('payoff = "profit"', 'payoff = "profit"\nmax_profiles = 7')))
+    g = load_game(
+        write(tmp_path, GAME.replace('payoff = "profit"', 'payoff = "profit"\nmax_profiles = 7'))
+    )
     profiles, sampled = profiles_to_run(g)
     assert sampled and profiles == [(0, 0, 0), (1, 0, 0), (0, 1, 0), (0, 0, 1)]
 
@@ -98,7 +107,11 @@ def test_payoff_table_from_injected_runs(tmp_path):
     run_profile = {"a": (0, 0, 0), "b": (0, 0, 0), "c": (0, 1, 0)}
     rows = []
     # run a: the contributors' 6 agents earn 10, 10, 10, 10 (honest) and 40, 40 (late): 20 per agent
-    for rid, honest, late, dev_roi in (("a", 10, 40, -0.5), ("b", 16, 16, -0.1), ("c", 0, 30, 0.25)):
+    for rid, honest, late, dev_roi in (
+        ("a", 10, 40, -0.5),
+        ("b", 16, 16, -0.1),
+        ("c", 0, 30, 0.25),
+    ):
         rows += [{"run_id": rid, "group": "honest", "profit": honest, "roi": 0.0}] * 4
         rows += [{"run_id": rid, "group": "late", "profit": late, "roi": 0.0}] * 2
         rows += [{"run_id": rid, "group": "attacker", "profit": 0, "roi": dev_roi}]
@@ -114,34 +127,79 @@ def test_payoff_table_from_injected_runs(tmp_path):
     c = cell(ref, "contributors")
     assert c["mean"] == pytest.approx(18.0) and c["n"] == 2  # runs: 20 and 16 per agent
     assert c["stderr"] == pytest.approx(2.0)  # sd of (20, 16) = 2.828 / sqrt 2
-    assert cell(ref, "deviant")["mean"] == pytest.approx(-0.3) and cell(ref, "deviant")["payoff"] == "roi"
+    assert (
+        cell(ref, "deviant")["mean"] == pytest.approx(-0.3)
+        and cell(ref, "deviant")["payoff"] == "roi"
+    )
     d = cell(ref, "designer")
     assert d["mean"] == pytest.approx(0.85) and d["payoff"] == "accuracy_final"
     flip = "contributors=honest | deviant=label_flip | designer=w1"
-    assert cell(flip, "contributors")["mean"] == pytest.approx(10.0) and cell(flip, "deviant")["n"] == 1
+    assert (
+        cell(flip, "contributors")["mean"] == pytest.approx(10.0)
+        and cell(flip, "deviant")["n"] == 1
+    )
     game = to_game(g, t)
-    dev = best_deviation(game, (0, 0, 0))  # the only measured deviation: the deviant flips, ROI -0.3 -> 0.25
+    dev = best_deviation(
+        game, (0, 0, 0)
+    )  # the only measured deviation: the deviant flips, ROI -0.3 -> 0.25
     assert (game.roles[dev.role], dev.gain) == ("deviant", pytest.approx(0.55))
 
 
-@pytest.mark.parametrize("edit, expected", [
-    (('name = "g"', 'name = "g"\ncolour = "red"'), "g.toml: colour: unknown key"),
-    (('payoff = "roi"', 'payoff = "roi"\nweight = 2'), "g.toml: roles[1].weight: unknown key"),
-    (('replications = 2', 'replications = 0'), "g.toml: replications: expected a value >= 1, got 0"),
-    (('group = "attacker"', 'group = "attacker"\ngroups = ["late"]'), "g.toml: roles[1]: group: expected the agent group"),
-    (('group = "attacker"', 'group = "nobody"'), "g.toml: roles.deviant.group: no agent group 'nobody'"),
-    (('group = "attacker"', 'group = "late"'), "g.toml: roles: each agent group belongs to one role, got ['late']"),
-    (('payoff = "roi"', 'payoff = "accuracy_final"'), "g.toml: roles[1]: payoff: expected one of ('profit', 'roi') for an agents role"),
-    (('{ name = "w1", set', '{ name = "w1", policy = "honest", set'), "g.toml: roles[2]: strategies.w1: a designer strategy gives 'set'"),
-    (('"mechanism.cost_weight" = 1 }', '"mechanism.cost_wait" = 1 }'),
-     "g.toml: roles.designer.strategies.w1: mechanism.cost_wait: names no scenario field"),
-    (('{ name = "label_flip"', '{ name = "label|flip"'), "g.toml: roles[1].strategies[1].name: expected a non-empty name without"),
-    (('{ name = "label_flip", policy = "label_flip" }', '{ name = "honest", policy = "label_flip" }'),
-     "roles[1]: strategies: expected unique names"),
-    (('policy = "label_flip"', 'policy = "wizard"'), "policy: expected one of"),
-    (('base = "base.toml"', 'base = "nowhere.toml"'), "g.toml: base: no scenario file 'nowhere.toml' (relative to the game file)"),
-    (('kind = "designer"', 'kind = "designer"\nsymmetric = true'), "roles[2]: symmetric: a designer role is one player"),
-])
+@pytest.mark.parametrize(
+    "edit, expected",
+    [
+        (('name = "g"', 'name = "g"\ncolour = "red"'), "g.toml: colour: unknown key"),
+        (('payoff = "roi"', 'payoff = "roi"\nweight = 2'), "g.toml: roles[1].weight: unknown key"),
+        (
+            ("replications = 2", "replications = 0"),
+            "g.toml: replications: expected a value >= 1, got 0",
+        ),
+        (
+            ('group = "attacker"', 'group = "attacker"\ngroups = ["late"]'),
+            "g.toml: roles[1]: group: expected the agent group",
+        ),
+        (
+            ('group = "attacker"', 'group = "nobody"'),
+            "g.toml: roles.deviant.group: no agent group 'nobody'",
+        ),
+        (
+            ('group = "attacker"', 'group = "late"'),
+            "g.toml: roles: each agent group belongs to one role, got ['late']",
+        ),
+        (
+            ('payoff = "roi"', 'payoff = "accuracy_final"'),
+            "g.toml: roles[1]: payoff: expected one of ('profit', 'roi') for an agents role",
+        ),
+        (
+            ('{ name = "w1", set', '{ name = "w1", policy = "honest", set'),
+            "g.toml: roles[2]: strategies.w1: a designer strategy gives 'set'",
+        ),
+        (
+            ('"mechanism.cost_weight" = 1 }', '"mechanism.cost_wait" = 1 }'),
+            "g.toml: roles.designer.strategies.w1: mechanism.cost_wait: names no scenario field",
+        ),
+        (
+            ('{ name = "label_flip"', '{ name = "label|flip"'),
+            "g.toml: roles[1].strategies[1].name: expected a non-empty name without",
+        ),
+        (
+            (
+                '{ name = "label_flip", policy = "label_flip" }',
+                '{ name = "honest", policy = "label_flip" }',
+            ),
+            "roles[1]: strategies: expected unique names",
+        ),
+        (('policy = "label_flip"', 'policy = "wizard"'), "policy: expected one of"),
+        (
+            ('base = "base.toml"', 'base = "nowhere.toml"'),
+            "g.toml: base: no scenario file 'nowhere.toml' (relative to the game file)",
+        ),
+        (
+            ('kind = "designer"', 'kind = "designer"\nsymmetric = true'),
+            "roles[2]: symmetric: a designer role is one player",
+        ),
+    ],
+)
 def test_bad_game_files_one_line(tmp_path, edit, expected):
     assert edit[0] in GAME
     f = write(tmp_path, GAME.replace(*edit, 1))
@@ -153,7 +211,12 @@ def test_bad_game_files_one_line(tmp_path, edit, expected):
 
 def test_cli_bad_game_file_exit_2(tmp_path):
     f = write(tmp_path, GAME.replace('payoff = "profit"', 'payoff = "fun"'))
-    r = subprocess.run(CLI + ["game", str(f), "--out", str(tmp_path / "o")], capture_output=True, text=True, timeout=120)
+    r = subprocess.run(
+        CLI + ["game", str(f), "--out", str(tmp_path / "o")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1
     assert "g.toml: payoff: expected one of" in r.stderr and not (tmp_path / "o").exists()
 
@@ -168,7 +231,24 @@ def test_bundled_games_load():
 
 
 def test_game_level_set_changes_the_base(tmp_path):
-    g = load_game(write(tmp_path, GAME.replace('payoff = "profit"', 'payoff = "profit"\nset = { "learner.kind" = "multinomial_nb", "chain.gas_price" = 2 }')))
+    g = load_game(
+        write(
+            tmp_path,
+            GAME.replace(
+                'payoff = "profit"',
+                'payoff = "profit"\nset = { "learner.kind" = "multinomial_nb", "chain.gas_price" = 2 }',
+            ),
+        )
+    )
     assert g.base.learner.kind == "multinomial_nb" and g.base.chain.gas_price == 2
-    with pytest.raises(InputError, match=r"^.*g\.toml: set: learner\.kind: expected one of .*, got 'nb'$"):
-        load_game(write(tmp_path, GAME.replace('payoff = "profit"', 'payoff = "profit"\nset = { "learner.kind" = "nb" }')))
+    with pytest.raises(
+        InputError, match=r"^.*g\.toml: set: learner\.kind: expected one of .*, got 'nb'$"
+    ):
+        load_game(
+            write(
+                tmp_path,
+                GAME.replace(
+                    'payoff = "profit"', 'payoff = "profit"\nset = { "learner.kind" = "nb" }'
+                ),
+            )
+        )

@@ -9,10 +9,22 @@ import numpy as np
 import polars as pl
 import pytest
 
-from sum_abm.game.solvers import (Game, SymmetricGame, best_deviation, bisect_zero, compositions, deviation_walk,
-                                  deviations, neighbourhood,
-                                  mixed_equilibria, mixed_regret, plausible_equilibria, pure_equilibria, regret,
-                                  replicator)
+from sum_abm.game.solvers import (
+    Game,
+    SymmetricGame,
+    best_deviation,
+    bisect_zero,
+    compositions,
+    deviation_walk,
+    deviations,
+    neighbourhood,
+    mixed_equilibria,
+    mixed_regret,
+    plausible_equilibria,
+    pure_equilibria,
+    regret,
+    replicator,
+)
 
 
 def table(roles: list[str], strategies: list[list[str]], payoff, stderr=None) -> pl.DataFrame:
@@ -23,7 +35,16 @@ def table(roles: list[str], strategies: list[list[str]], payoff, stderr=None) ->
         ses = stderr(prof) if stderr else [0.0] * len(roles)
         label = " | ".join(f"{r}={s}" for r, s in zip(roles, prof))
         for r, s, m, se in zip(roles, prof, pays, ses):
-            rows.append({"profile": label, "role": r, "strategy": s, "mean": float(m), "stderr": float(se), "n": 5})
+            rows.append(
+                {
+                    "profile": label,
+                    "role": r,
+                    "strategy": s,
+                    "mean": float(m),
+                    "stderr": float(se),
+                    "n": 5,
+                }
+            )
     return pl.DataFrame(rows)
 
 
@@ -35,21 +56,36 @@ def pd() -> Game:
 
 
 def pennies() -> Game:
-    return Game.from_table(table(["even", "odd"], [["H", "T"], ["H", "T"]],
-                                 lambda p: (1, -1) if p[0] == p[1] else (-1, 1)))
+    return Game.from_table(
+        table(
+            ["even", "odd"],
+            [["H", "T"], ["H", "T"]],
+            lambda p: (1, -1) if p[0] == p[1] else (-1, 1),
+        )
+    )
 
 
 def jordan() -> Game:
     # a wants to match b, b wants to match c, c wants to differ from a: no pure equilibrium, the
     # unique equilibrium is everyone mixing 1/2-1/2
-    return Game.from_table(table(["a", "b", "c"], [["x", "y"]] * 3,
-                                 lambda p: (float(p[0] == p[1]), float(p[1] == p[2]), float(p[2] != p[0]))))
+    return Game.from_table(
+        table(
+            ["a", "b", "c"],
+            [["x", "y"]] * 3,
+            lambda p: (float(p[0] == p[1]), float(p[1] == p[2]), float(p[2] != p[0])),
+        )
+    )
 
 
 def majority() -> Game:
     # each player earns 1 when both others play its strategy: the all-same profiles are equilibria
-    return Game.from_table(table(["a", "b", "c"], [["x", "y"]] * 3,
-                                 lambda p: [float(all(p[j] == p[i] for j in range(3))) for i in range(3)]))
+    return Game.from_table(
+        table(
+            ["a", "b", "c"],
+            [["x", "y"]] * 3,
+            lambda p: [float(all(p[j] == p[i] for j in range(3))) for i in range(3)],
+        )
+    )
 
 
 def test_table_round_trip_and_arrays():
@@ -58,7 +94,14 @@ def test_table_round_trip_and_arrays():
     assert g.means[0].tolist() == [[3, 0], [5, 1]] and g.means[1].tolist() == [[3, 5], [0, 1]]
     assert (g.counts[0] == 5).all()
     back = g.to_table()
-    assert back.height == 8 and back.columns == ["profile", "role", "strategy", "mean", "stderr", "n"]
+    assert back.height == 8 and back.columns == [
+        "profile",
+        "role",
+        "strategy",
+        "mean",
+        "stderr",
+        "n",
+    ]
     assert Game.from_table(back).means[1].tolist() == g.means[1].tolist()
 
 
@@ -68,7 +111,9 @@ def test_table_errors():
         Game.from_table(pl.concat([t, t.head(1)]))
     with pytest.raises(ValueError, match="missing columns"):
         Game.from_table(t.drop("mean"))
-    with pytest.raises(ValueError, match=r"row strategy 'C' is not p2's strategy in 'p1=C \| p2=D'"):
+    with pytest.raises(
+        ValueError, match=r"row strategy 'C' is not p2's strategy in 'p1=C \| p2=D'"
+    ):
         Game.from_table(t.with_columns(pl.lit("C").alias("strategy")))
 
 
@@ -91,11 +136,15 @@ def test_matching_pennies_has_only_the_mixed_equilibrium():
     g = pennies()
     assert pure_equilibria(g) == []
     eqs, _ = mixed_equilibria(g)
-    assert len(eqs) == 1 and np.allclose(eqs[0][0], [0.5, 0.5]) and np.allclose(eqs[0][1], [0.5, 0.5])
+    assert (
+        len(eqs) == 1 and np.allclose(eqs[0][0], [0.5, 0.5]) and np.allclose(eqs[0][1], [0.5, 0.5])
+    )
     assert mixed_regret(g, eqs[0]) == pytest.approx(0, abs=1e-12)
     assert regret(g, (0, 0)) == pytest.approx(2)  # the odd player gains 1 - (-1) by switching
     assert best_deviation(g, (0, 0)).role == 1
-    assert mixed_regret(g, [np.array([1.0, 0.0]), np.array([0.5, 0.5])]) == pytest.approx(1)  # odd: T pays 1 vs 0
+    assert mixed_regret(g, [np.array([1.0, 0.0]), np.array([0.5, 0.5])]) == pytest.approx(
+        1
+    )  # odd: T pays 1 vs 0
 
 
 def test_three_player_pure_equilibria_and_regret():
@@ -123,13 +172,19 @@ def test_three_player_unique_mixed_equilibrium():
 
 
 def test_confidence_interval_on_a_deviation_gain():
-    t = table(["r", "c"], [["a", "b"], ["a", "b"]], lambda p: ({"a": 1.0, "b": 1.5}[p[0]] if p[1] == "a" else 0.0, 0.0),
-              stderr=lambda p: ({"a": 0.3, "b": 0.4}[p[0]] if p[1] == "a" else 0.0, 0.0))
+    t = table(
+        ["r", "c"],
+        [["a", "b"], ["a", "b"]],
+        lambda p: ({"a": 1.0, "b": 1.5}[p[0]] if p[1] == "a" else 0.0, 0.0),
+        stderr=lambda p: ({"a": 0.3, "b": 0.4}[p[0]] if p[1] == "a" else 0.0, 0.0),
+    )
     g = Game.from_table(t)
     dev = best_deviation(g, (0, 0))
     assert dev.gain == pytest.approx(0.5)
     half = 1.959964 * 0.5  # hypot(0.3, 0.4) = 0.5
-    assert dev.ci_low == pytest.approx(0.5 - half, rel=1e-5) and dev.ci_high == pytest.approx(0.5 + half, rel=1e-5)
+    assert dev.ci_low == pytest.approx(0.5 - half, rel=1e-5) and dev.ci_high == pytest.approx(
+        0.5 + half, rel=1e-5
+    )
     assert not dev.significant
     # (a, a) is not an equilibrium of the means, but the noise cannot rule it out
     assert (0, 0) not in pure_equilibria(g) and (0, 0) in plausible_equilibria(g)
@@ -137,7 +192,9 @@ def test_confidence_interval_on_a_deviation_gain():
 
 
 def test_sampled_table_leaves_unrun_profiles_out():
-    t = table(["p1", "p2"], [["C", "D"], ["C", "D"]], lambda p: PD[p]).filter(pl.col("profile") != "p1=D | p2=D")
+    t = table(["p1", "p2"], [["C", "D"], ["C", "D"]], lambda p: PD[p]).filter(
+        pl.col("profile") != "p1=D | p2=D"
+    )
     g = Game.from_table(t, strategies=[["C", "D"], ["C", "D"]])
     assert np.isnan(g.means[0][1, 1]) and not g.complete((1, 1))
     # (C, D): p2's deviation loses 5 - 3, but p1's deviation (to the unrun (D, D)) is unknown, so
@@ -150,13 +207,23 @@ def test_sampled_table_leaves_unrun_profiles_out():
 
 def hawk_dove() -> SymmetricGame:
     # two players, V = 2, C = 4: HH -1 each, HD 2 vs 0, DD 1 each; the symmetric equilibrium plays H w.p. V/C
-    return SymmetricGame(2, ["H", "D"], {(2, 0): np.array([-1.0, np.nan]), (1, 1): np.array([2.0, 0.0]),
-                                         (0, 2): np.array([np.nan, 1.0])})
+    return SymmetricGame(
+        2,
+        ["H", "D"],
+        {
+            (2, 0): np.array([-1.0, np.nan]),
+            (1, 1): np.array([2.0, 0.0]),
+            (0, 2): np.array([np.nan, 1.0]),
+        },
+    )
 
 
 def threshold(n: int = 5) -> SymmetricGame:
     # honest earns 2 x (number of honest players, itself included); careless earns 6 whatever happens
-    pay = {c: np.array([2.0 * c[0] if c[0] else np.nan, 6.0 if c[1] else np.nan]) for c in compositions(n, 2)}
+    pay = {
+        c: np.array([2.0 * c[0] if c[0] else np.nan, 6.0 if c[1] else np.nan])
+        for c in compositions(n, 2)
+    }
     return SymmetricGame(n, ["honest", "careless"], pay)
 
 
@@ -172,7 +239,12 @@ def test_symmetric_games_known_equilibria():
     # others honest with probability 3/4: E[honest] = 2 (1 + 4 x 3/4) = 8; careless 6
     assert np.allclose(g.strategy_payoffs(np.array([0.75, 0.25])), [8.0, 6.0])
     eqs = g.equilibria()  # all honest, all careless, and the unstable mix at 1/2
-    assert len(eqs) == 3 and np.allclose(eqs[0], [1, 0]) and np.allclose(eqs[1], [0.5, 0.5]) and np.allclose(eqs[2], [0, 1])
+    assert (
+        len(eqs) == 3
+        and np.allclose(eqs[0], [1, 0])
+        and np.allclose(eqs[1], [0.5, 0.5])
+        and np.allclose(eqs[2], [0, 1])
+    )
     assert all(g.regret(e) < 1e-9 for e in eqs)
     assert g.regret(np.array([0.75, 0.25])) == pytest.approx(8 - (0.75 * 8 + 0.25 * 6))
     # the mix is unstable: the replicator leaves it towards the nearer pure equilibrium
@@ -184,7 +256,7 @@ def test_symmetric_games_known_equilibria():
 
 def test_bisection_finds_the_known_crossing():
     c = bisect_zero(lambda x: (2.0 * (x - 3.7), 0.0), 0.0, 10.0, iterations=20)
-    assert abs(c.estimate - 3.7) < 1e-4 and c.low <= 3.7 <= c.high and c.high - c.low <= 10 / 2 ** 20
+    assert abs(c.estimate - 3.7) < 1e-4 and c.low <= 3.7 <= c.high and c.high - c.low <= 10 / 2**20
     with pytest.raises(ValueError, match="no crossing"):
         bisect_zero(lambda x: (1.0 + x, 0.0), 0.0, 1.0)
 
@@ -207,14 +279,18 @@ def _restricted(full: Game, profiles) -> Game:
     keep = np.zeros(full.shape, dtype=bool)
     for p in profiles:
         keep[p] = True
-    return Game(full.roles, full.strategies, [np.where(keep, m, np.nan) for m in full.means],
-                [np.zeros(full.shape) for _ in full.roles])
+    return Game(
+        full.roles,
+        full.strategies,
+        [np.where(keep, m, np.nan) for m in full.means],
+        [np.zeros(full.shape) for _ in full.roles],
+    )
 
 
 def test_deviation_walk_samples_around_candidates():
     # identical interests: everyone is paid -(a-2)^2 - (b-3)^2 - (c-1)^2; the equilibrium is (2, 3, 1)
     shape = (4, 4, 4)
-    phi = np.fromfunction(lambda a, b, c: -(a - 2) ** 2 - (b - 3) ** 2 - (c - 1) ** 2, shape)
+    phi = np.fromfunction(lambda a, b, c: -((a - 2) ** 2) - (b - 3) ** 2 - (c - 1) ** 2, shape)
     full = Game.exact(["a", "b", "c"], [[str(i) for i in range(4)]] * 3, [phi, phi, phi])
     start = neighbourhood(shape, (0, 0, 0))
     asked = []
@@ -225,10 +301,15 @@ def test_deviation_walk_samples_around_candidates():
 
     g, walk = deviation_walk(_restricted(full, start), start, measure, max_profiles=64)
     # best deviations by hand: b 0->3 gains 9, then a 0->2 gains 4, then c 0->1 gains 1
-    assert walk.path == [(0, 0, 0), (0, 3, 0), (2, 3, 0), (2, 3, 1)] and walk.stopped == "equilibrium"
+    assert (
+        walk.path == [(0, 0, 0), (0, 3, 0), (2, 3, 0), (2, 3, 1)] and walk.stopped == "equilibrium"
+    )
     expected = set().union(*(neighbourhood(shape, p) for p in walk.path))
     assert set(walk.profiles) == expected and len(walk.profiles) == len(expected) < 64
-    assert asked == [len(set().union(*(neighbourhood(shape, p) for p in walk.path[:i + 1]))) for i in range(1, 4)]
+    assert asked == [
+        len(set().union(*(neighbourhood(shape, p) for p in walk.path[: i + 1])))
+        for i in range(1, 4)
+    ]
     assert pure_equilibria(g) == [(2, 3, 1)]  # the only candidate whose every deviation was run
     # a budget too small for the next neighbourhood stops the walk and says so
     _, short = deviation_walk(_restricted(full, start), start, measure, max_profiles=len(start) + 5)
@@ -238,5 +319,7 @@ def test_deviation_walk_samples_around_candidates():
 def test_deviation_walk_reports_a_cycle():
     g = pennies()
     start = neighbourhood(g.shape, (0, 0))
-    _, walk = deviation_walk(_restricted(g, start), start, lambda p: _restricted(g, p), max_profiles=100)
+    _, walk = deviation_walk(
+        _restricted(g, start), start, lambda p: _restricted(g, p), max_profiles=100
+    )
     assert walk.stopped == "cycle" and walk.path == [(0, 0), (0, 1), (1, 1), (1, 0)]

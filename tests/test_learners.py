@@ -19,10 +19,16 @@ def datasets():
 
     X, y = make_imdb_synthetic(1200, 200, 0.15, 3)
     out = {"imdb": (X, y)}
-    for name, loader in (("breast_cancer", load_breast_cancer), ("wine", load_wine), ("digits", load_digits)):
+    for name, loader in (
+        ("breast_cancer", load_breast_cancer),
+        ("wine", load_wine),
+        ("digits", load_digits),
+    ):
         Xd, yd = loader(return_X_y=True)
         Xd = Xd / np.maximum(Xd.max(axis=0), 1e-12)
-        p = np.random.default_rng(len(yd)).permutation(len(yd))  # the bundled files are sorted by class
+        p = np.random.default_rng(len(yd)).permutation(
+            len(yd)
+        )  # the bundled files are sorted by class
         out[name] = (Xd[p], yd[p])
     return out
 
@@ -56,7 +62,9 @@ def test_multinomial_nb_matches_partial_fit(name):
 @pytest.mark.parametrize("name", ["imdb", "breast_cancer", "digits"])
 def test_perceptron_matches_sklearn_one_partial_fit_at_a_time(name):
     X, y = binary(name)
-    X = X.toarray() if sp.issparse(X) else X  # on sparse input scikit-learn damps the intercept step
+    X = (
+        X.toarray() if sp.issparse(X) else X
+    )  # on sparse input scikit-learn damps the intercept step
     ours = make_learner("perceptron", X.shape[1])
     ref = linear_model.Perceptron(eta0=1.0)
     ref.partial_fit(X[:1], y[:1], classes=[0, 1])
@@ -75,18 +83,26 @@ def test_sgd_perceptron_reproduces_the_reference_settings_exactly(name):
     X, y = binary(name)
     kw = dict(loss="perceptron", learning_rate="optimal", penalty=None, random_state=7)
     ref = linear_model.SGDClassifier(**kw).fit(X[:100], y[:100])
-    ours = make_learner("sgd_perceptron", X.shape[1], random_state=7, sparse=sp.issparse(X)).fit(X[:100], y[:100])
+    ours = make_learner("sgd_perceptron", X.shape[1], random_state=7, sparse=sp.issparse(X)).fit(
+        X[:100], y[:100]
+    )
     for i in range(100, 400):
         ours.update(X[i], int(y[i]))
         ref.partial_fit(X[i : i + 1], y[i : i + 1])
     # bit for bit: the same eta schedule, steps and intercept decay as scikit-learn's plain SGD
-    assert np.array_equal(ours.w, ref.coef_.ravel()) and ours.b == ref.intercept_[0] and ours.t == ref.t_
+    assert (
+        np.array_equal(ours.w, ref.coef_.ravel())
+        and ours.b == ref.intercept_[0]
+        and ours.t == ref.t_
+    )
     assert np.array_equal(ours.predict(X[400:]), ref.predict(X[400:]))
 
 
 def test_sgd_perceptron_from_the_first_partial_fit():
     X, y = binary("breast_cancer")
-    ref = linear_model.SGDClassifier(loss="perceptron", learning_rate="optimal", penalty=None, random_state=0)
+    ref = linear_model.SGDClassifier(
+        loss="perceptron", learning_rate="optimal", penalty=None, random_state=0
+    )
     ours = make_learner("sgd_perceptron", X.shape[1], sparse=False)
     ref.partial_fit(X[:1], y[:1], classes=[0, 1])
     ours.update(X[0], int(y[0]))
@@ -121,7 +137,10 @@ def test_nearest_centroid_float_rule_and_ties():
         n += 1
         assert np.array_equal(m.centroids[0], c) and m.n[0] == n
     tie = make_learner("nearest_centroid", 2, 2).fit(np.array([[0.0, 0.0], [2.0, 0.0]]), [0, 1])
-    assert tie.predict_one([1.0, 0.0]) == 0 and tie.predict([[1.0, 0.0], [1.5, 0.0]]).tolist() == [0, 1]
+    assert tie.predict_one([1.0, 0.0]) == 0 and tie.predict([[1.0, 0.0], [1.5, 0.0]]).tolist() == [
+        0,
+        1,
+    ]
 
 
 def test_perceptron_integer_weights_and_gas_count():
@@ -151,7 +170,11 @@ def test_snapshot_restore_and_version():
 
 def test_as_sample_accepts_dense_csr_and_samples():
     s = as_sample([0.0, 2.5, 0.0, -1.0])
-    assert s.indices.tolist() == [1, 3] and s.values.tolist() == [2.5, -1.0] and s.indices.dtype == np.int32
+    assert (
+        s.indices.tolist() == [1, 3]
+        and s.values.tolist() == [2.5, -1.0]
+        and s.indices.dtype == np.int32
+    )
     r = as_sample(sp.csr_matrix(np.array([[0.0, 2.5, 0.0, -1.0]])))
     assert r.indices.tolist() == [1, 3] and r.values.tolist() == [2.5, -1.0]
     k = Sample(np.array([1], dtype=np.int32), np.array([1.0]), key=("pool", 3))
@@ -182,7 +205,9 @@ def test_incremental_accuracy_skips_most_of_the_work():
             m.update(X[i], int(y[i]))
             assert m.test_accuracy() == m.score(Xt, yt)
         st_ = m._evaluator.stats
-        if kind != "perceptron":  # rows near the boundary, and a full pass now and then: not 4,000 per update
+        if (
+            kind != "perceptron"
+        ):  # rows near the boundary, and a full pass now and then: not 4,000 per update
             assert st_["full"] * 4000 + st_["rescored_rows"] < 0.25 * 200 * 4000, st_
         else:  # a mistake moves the touched columns; a right guess changes nothing
             assert st_["columns"] > 20 and st_["full"] <= 10, st_
@@ -192,7 +217,9 @@ def test_incremental_accuracy_when_a_class_is_first_seen_late():
     X, y = DATA["wine"]
     first = np.flatnonzero(y != 2)[:20]
     for kind in ("multinomial_nb", "nearest_centroid"):
-        m = make_learner(kind, X.shape[1], 3).fit(X[first], y[first])  # class 2 unseen: log-prior -inf
+        m = make_learner(kind, X.shape[1], 3).fit(
+            X[first], y[first]
+        )  # class 2 unseen: log-prior -inf
         m.set_test_set(X[120:], y[120:])
         assert m.test_accuracy() == m.score(X[120:], y[120:])
         for i in range(60):
@@ -241,7 +268,9 @@ def test_incremental_test_accuracy_equals_full_evaluation(kind, name, ops, dense
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.integers(0, 2**31 - 1), st.sampled_from(["perceptron", "sgd_perceptron", "multinomial_nb"]))
+@given(
+    st.integers(0, 2**31 - 1), st.sampled_from(["perceptron", "sgd_perceptron", "multinomial_nb"])
+)
 def test_update_writes_says_what_update_will_write(seed, kind):
     """The gas view of an add: whether the model changes, how many slots (weights and intercept,
     or class counts) go from zero to non-zero and back to zero, told before the update and checked
@@ -264,7 +293,9 @@ def test_update_writes_says_what_update_will_write(seed, kind):
         changes, new, cleared = learner.update_writes(s, y)
         assert (learner.update(s, y) > 0) == changes
         after = slots(y)
-        where = np.append(idx, n) if kind != "multinomial_nb" else np.append(idx, [n, n + 1])  # and the extra slots
+        where = (
+            np.append(idx, n) if kind != "multinomial_nb" else np.append(idx, [n, n + 1])
+        )  # and the extra slots
         assert new == int(np.count_nonzero((before[where] == 0) & (after[where] != 0)))
         assert cleared == int(np.count_nonzero((before[where] != 0) & (after[where] == 0)))
         seen.add((changes, new > 0, cleared > 0))

@@ -35,7 +35,9 @@ def test_same_seed_gives_byte_identical_parquet(tmp_path):
     assert digest(a)["agents.parquet"] != digest(c)["agents.parquet"]
 
 
-@pytest.mark.parametrize("learner", ["sgd_perceptron", "perceptron", "multinomial_nb", "nearest_centroid"])
+@pytest.mark.parametrize(
+    "learner", ["sgd_perceptron", "perceptron", "multinomial_nb", "nearest_centroid"]
+)
 @pytest.mark.parametrize("scenario", ["reference_drt_nb", "quickstart"])
 def test_skipping_proven_rejections_gives_identical_outcomes(scenario, learner):
     # The fast walk skips calls the state proves would be rejected and reuses cached predictions
@@ -45,14 +47,18 @@ def test_skipping_proven_rejections_gives_identical_outcomes(scenario, learner):
     fast = run(sc, seed=2, baseline=False)
     naive = run(sc.with_overrides({"run.naive_claims": True}), seed=2, baseline=False)
     assert fast.agents.select("agent_id", "end_balance", "refunded", "reports_won").equals(
-        naive.agents.select("agent_id", "end_balance", "refunded", "reports_won"))
+        naive.agents.select("agent_id", "end_balance", "refunded", "reports_won")
+    )
     assert fast.timeseries.equals(naive.timeseries)
     assert naive.summary["calls_rejected"][0] > fast.summary["calls_rejected"][0]
 
 
 def test_attack_metrics_use_a_clean_baseline():
     # A pure label flipper (no reporting, no taking of expired deposits) can only lose its deposits.
-    r = run(small("quickstart", **{"agents.attacker.report": False, "agents.attacker.take": False}), seed=1)
+    r = run(
+        small("quickstart", **{"agents.attacker.report": False, "agents.attacker.take": False}),
+        seed=1,
+    )
     s = r.summary.row(0, named=True)
     for col in ("accuracy_drop_final", "accuracy_drop_max", "attacker_roi", "honest_profit"):
         assert s[col] is not None
@@ -62,16 +68,25 @@ def test_attack_metrics_use_a_clean_baseline():
 
 
 def test_s1_like_run_good_ends_above_bad_below():
-    r = run(small("reference_drt_nb", **{"data.n_rows": 3000, "run.max_time_s": 400 * 86_400}), seed=1)
+    r = run(
+        small("reference_drt_nb", **{"data.n_rows": 3000, "run.max_time_s": 400 * 86_400}), seed=1
+    )
     prof = dict(zip(r.agents["group"], r.agents["profit"]))
     assert prof["Good"] > 0 > prof["Bad"]
 
 
 @pytest.mark.parametrize("semantics, bad_loses", [("reference-python", False), ("corrected", True)])
 def test_s3_like_prediction_market(semantics, bad_loses):
-    sc = load_scenario(ROOT / "scenarios" / "reference_pm.toml",
-                       {"mechanism.semantics": semantics, "data.train_rows": 400, "data.test_rows": 200,
-                        "data.n_rows": 2000, "mechanism.bounty": 2000})
+    sc = load_scenario(
+        ROOT / "scenarios" / "reference_pm.toml",
+        {
+            "mechanism.semantics": semantics,
+            "data.train_rows": 400,
+            "data.test_rows": 200,
+            "data.n_rows": 2000,
+            "mechanism.bounty": 2000,
+        },
+    )
     r = run(sc, seed=1, baseline=False)
     bad = r.agents.filter(pl.col("attacker"))["profit"].sum()
     assert r.summary["money_conserved"][0]

@@ -16,13 +16,18 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _digests(d: Path) -> dict[str, str]:
-    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(Path(d).glob("*.parquet"))}
+    return {
+        p.name: hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(Path(d).glob("*.parquet"))
+    }
 
 
 @pytest.mark.ray
 def test_parquet_identical_alone_and_in_a_ray_worker(tmp_path):
     ray = pytest.importorskip("ray")
-    sc = load_scenario(ROOT / "scenarios" / "quickstart.toml", {"data.n_rows": 1000, "run.max_time_s": 20 * 86_400})
+    sc = load_scenario(
+        ROOT / "scenarios" / "quickstart.toml", {"data.n_rows": 1000, "run.max_time_s": 20 * 86_400}
+    )
     alone = _digests(run(sc, seed=11).write(tmp_path / "alone"))
 
     @ray.remote
@@ -35,8 +40,14 @@ def test_parquet_identical_alone_and_in_a_ray_worker(tmp_path):
     temp = tempfile.mkdtemp(prefix="ray", dir="/tmp")  # Ray's socket path must stay under 107 bytes
     started = not ray.is_initialized()
     if started:
-        ray.init(address="local", num_cpus=1, include_dashboard=False, log_to_driver=False, _temp_dir=temp,
-                 _node_ip_address="127.0.0.1")
+        ray.init(
+            address="local",
+            num_cpus=1,
+            include_dashboard=False,
+            log_to_driver=False,
+            _temp_dir=temp,
+            _node_ip_address="127.0.0.1",
+        )
     try:
         out = ray.get(remote_run.remote(sc, str(tmp_path / "worker")))
     finally:

@@ -12,9 +12,17 @@ from sum_abm.policies import POLICIES
 from sum_abm.scenario import parse_scenario
 
 MECHANISMS = {
-    "deposit_refund_take": {"kind": "deposit_refund_take", "refund_time_s": 3_600, "any_address_claim_wait_time_s": 20_000},
-    "deposit_refund_take-python": {"kind": "deposit_refund_take", "semantics": "reference-python",
-                                   "refund_time_s": 3_600, "any_address_claim_wait_time_s": 20_000},
+    "deposit_refund_take": {
+        "kind": "deposit_refund_take",
+        "refund_time_s": 3_600,
+        "any_address_claim_wait_time_s": 20_000,
+    },
+    "deposit_refund_take-python": {
+        "kind": "deposit_refund_take",
+        "semantics": "reference-python",
+        "refund_time_s": 3_600,
+        "any_address_claim_wait_time_s": 20_000,
+    },
     "points": {"kind": "points", "refund_time_s": 3_600, "any_address_claim_wait_time_s": 20_000},
     "prediction_market": {"kind": "prediction_market", "bounty": 300, "num_test_pieces": 4},
 }
@@ -29,7 +37,10 @@ def scenario(policy: str, mech: dict) -> dict:
         "learner": {"kind": "multinomial_nb"},
         "mechanism": mech,
         "run": {"max_time_s": 3 * 86_400, "sample_interval_s": 3_600, "first_sample_s": 0},
-        "agents": [{"name": "h", "policy": "honest", "count": 2, "start_balance": 400, "mean_wait_s": 300}, group],
+        "agents": [
+            {"name": "h", "policy": "honest", "count": 2, "start_balance": 400, "mean_wait_s": 300},
+            group,
+        ],
     }
 
 
@@ -41,8 +52,12 @@ def test_policy_battery(policy, mech):
     b = run(sc, seed=5, baseline=False)
     assert a.agents.equals(b.agents) and a.transactions.equals(b.transactions)  # deterministic
     tx = a.transactions
-    assert tx.filter(pl.col("reason") == "insufficient_funds").height == 0  # never offers what it lacks
+    assert (
+        tx.filter(pl.col("reason") == "insufficient_funds").height == 0
+    )  # never offers what it lacks
     assert a.summary["money_conserved"][0]
     ag = a.agents
-    assert ((ag["end_balance"] - ag["start_balance"] - ag["profit"]).abs() < 1e-9).all()  # books balance
+    assert (
+        (ag["end_balance"] - ag["start_balance"] - ag["profit"]).abs() < 1e-9
+    ).all()  # books balance
     assert (ag["end_balance"] >= 0).all()

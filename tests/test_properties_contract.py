@@ -18,16 +18,44 @@ from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
 from sum_abm.chain import Chain, Rejected
-from sum_abm.contract import CollaborativeTrainer, DataHandler, DepositRefundTake, Points, PredictionMarket, hash_piece
+from sum_abm.contract import (
+    CollaborativeTrainer,
+    DataHandler,
+    DepositRefundTake,
+    Points,
+    PredictionMarket,
+    hash_piece,
+)
 from sum_abm.learners import NearestCentroid
 
 ADDRS = ["A", "B", "C"]
-DRT_REASONS = {"insufficient_funds", "add_too_soon", "insufficient_value", "duplicate_data", "data_not_found",
-               "already_claimed_by_submitter", "nothing_left_to_claim", "too_early", "model_disagrees",
-               "own_deposit", "already_claimed_by_reporter", "model_agrees", "reporter_has_no_good_data"}
-PM_REASONS = {"insufficient_funds", "insufficient_value", "wrong_phase", "market_cannot_end_yet",
-              "rewards_not_processed", "reference_report_bug", "data_not_found", "duplicate_data",
-              "test_set_mismatch", "not_provider"}
+DRT_REASONS = {
+    "insufficient_funds",
+    "add_too_soon",
+    "insufficient_value",
+    "duplicate_data",
+    "data_not_found",
+    "already_claimed_by_submitter",
+    "nothing_left_to_claim",
+    "too_early",
+    "model_disagrees",
+    "own_deposit",
+    "already_claimed_by_reporter",
+    "model_agrees",
+    "reporter_has_no_good_data",
+}
+PM_REASONS = {
+    "insufficient_funds",
+    "insufficient_value",
+    "wrong_phase",
+    "market_cannot_end_yet",
+    "rewards_not_processed",
+    "reference_report_bug",
+    "data_not_found",
+    "duplicate_data",
+    "test_set_mismatch",
+    "not_provider",
+}
 
 
 class ScriptedLearner:
@@ -63,7 +91,9 @@ class Log:
         self.rows.append(row)
 
 
-def assert_rejection_changed_only_the_fee(chain: Chain, sender: str, before: tuple, after: tuple, log: Log) -> None:
+def assert_rejection_changed_only_the_fee(
+    chain: Chain, sender: str, before: tuple, after: tuple, log: Log
+) -> None:
     """A rejected call: everything equal, except that the logged fee went from sender to the fee sink."""
     assert after[1:] == before[1:]
     fee = log.rows[-1][7]
@@ -163,9 +193,17 @@ def test_points(calls):
     assert sum(tr.im.num_valid.values()) == tr.im.total_valid <= len(tr.data)
 
 
-@given(st.lists(call, max_size=20), st.sampled_from(["solidity", "reference-python", "points"]), st.integers(1, 3))
+@given(
+    st.lists(call, max_size=20),
+    st.sampled_from(["solidity", "reference-python", "points"]),
+    st.integers(1, 3),
+)
 def test_rejected_calls_pay_gas_to_the_fee_sink(calls, semantics, gas_price):
-    mech = Points(3_600, 86_400) if semantics == "points" else DepositRefundTake(3_600, 86_400, 1, semantics)
+    mech = (
+        Points(3_600, 86_400)
+        if semantics == "points"
+        else DepositRefundTake(3_600, 86_400, 1, semantics)
+    )
     tr = run_trainer(mech, calls, gas_price)
     # every fee logged, accepted or not, is in the fee sink
     assert tr.chain.ledger.balance(tr.chain.fee_sink) == sum(r[7] for r in tr.chain.log.rows)
@@ -181,8 +219,14 @@ PIECES = [
 ]
 GRID = [-3.0, -1.5, -0.5, 0.5, 1.5, 3.0]
 
-pm_add = st.tuples(st.just("add"), st.sampled_from(ADDRS), st.integers(0, 4), st.sampled_from(GRID),
-              st.sampled_from(GRID), st.integers(0, 1))
+pm_add = st.tuples(
+    st.just("add"),
+    st.sampled_from(ADDRS),
+    st.integers(0, 4),
+    st.sampled_from(GRID),
+    st.sampled_from(GRID),
+    st.integers(0, 1),
+)
 pm_op = st.one_of(
     pm_add,
     st.tuples(st.just("tick"), st.sampled_from([0, 1, 60, 3_600, 86_400])),
@@ -198,17 +242,25 @@ pm_op = st.one_of(
 # (participation: mostly adds; during: any call, one after each lifecycle step; after collection)
 pm_ops = st.tuples(
     st.tuples(st.lists(pm_add, min_size=1, max_size=10), st.lists(pm_op, max_size=4)).flatmap(
-        lambda ab: st.permutations(ab[0] + ab[1])),
+        lambda ab: st.permutations(ab[0] + ab[1])
+    ),
     st.lists(pm_op, max_size=8),
     st.lists(pm_op, max_size=8),
 )
 
-pm_setup = st.fixed_dictionaries({
-    "group": st.booleans(), "reset": st.booleans(), "greater": st.booleans(),
-    "bounty": st.integers(1, 60), "reveal": st.integers(0, 3), "min_len": st.sampled_from([0, 100, 10_000]),
-    "min_n": st.integers(1, 4), "gas_price": st.sampled_from([0, 0, 1]),
-    "open": st.sampled_from([True, True, True, False]),
-})
+pm_setup = st.fixed_dictionaries(
+    {
+        "group": st.booleans(),
+        "reset": st.booleans(),
+        "greater": st.booleans(),
+        "bounty": st.integers(1, 60),
+        "reveal": st.integers(0, 3),
+        "min_len": st.sampled_from([0, 100, 10_000]),
+        "min_n": st.integers(1, 4),
+        "gas_price": st.sampled_from([0, 0, 1]),
+        "open": st.sampled_from([True, True, True, False]),
+    }
+)
 
 PM_START = 10_000_000
 
@@ -222,16 +274,31 @@ class PMRun:
         for a in ADDRS + ["P"]:
             self.chain.ledger.mint(a, PM_START)
         model = NearestCentroid(2).fit([[-2, -1], [-1, -2], [2, 1], [1, 2]], [0, 0, 1, 1])
-        self.pm = PredictionMarket(self.chain, model, semantics=semantics, allow_greater_deposit=cfg["greater"],
-                                   group_contributions=cfg["group"], reset_model_during_reward_phase=cfg["reset"],
-                                   any_address_claim_wait_time_s=86_400)
+        self.pm = PredictionMarket(
+            self.chain,
+            model,
+            semantics=semantics,
+            allow_greater_deposit=cfg["greater"],
+            group_contributions=cfg["group"],
+            reset_model_during_reward_phase=cfg["reset"],
+            any_address_claim_wait_time_s=86_400,
+        )
         self.total = self.chain.ledger.total()
         self.adds: list[tuple] = []  # accepted adds: (x, y, time, author)
         self.stake: dict[str, int] = {}
         self.reported: set[str] = set()
         self.bounty = cfg["bounty"]
-        self.call("P", lambda: self.pm.initialize_market("P", cfg["bounty"], [hash_piece(p) for p in PIECES],
-                                                         cfg["min_len"], cfg["min_n"], cfg["reveal"]))
+        self.call(
+            "P",
+            lambda: self.pm.initialize_market(
+                "P",
+                cfg["bounty"],
+                [hash_piece(p) for p in PIECES],
+                cfg["min_len"],
+                cfg["min_n"],
+                cfg["reveal"],
+            ),
+        )
         if cfg["open"]:  # usually open participation at once; otherwise the random calls must
             self.apply(("reveal", cfg["reveal"]))
 
@@ -241,7 +308,9 @@ class PMRun:
             out = fn()
         except Rejected as rej:
             assert rej.reason in PM_REASONS and before is not None
-            assert_rejection_changed_only_the_fee(self.chain, sender, before, self.pm.state_snapshot(), self.log)
+            assert_rejection_changed_only_the_fee(
+                self.chain, sender, before, self.pm.state_snapshot(), self.log
+            )
             out = rej
         assert_money_ok(self.chain, self.total)
         return out
@@ -363,12 +432,29 @@ def test_scripted_learner_snapshot_sees_updates() -> None:
 
 @pytest.mark.parametrize("semantics", ["corrected", "reference-python"])
 def test_prediction_market_snapshot_sees_every_step(semantics) -> None:
-    cfg = dict(group=False, reset=False, greater=True, bounty=5, reveal=1, min_len=0, min_n=1, gas_price=0,
-               open=False)
+    cfg = dict(
+        group=False,
+        reset=False,
+        greater=True,
+        bounty=5,
+        reveal=1,
+        min_len=0,
+        min_n=1,
+        gas_price=0,
+        open=False,
+    )
     run = PMRun(semantics, cfg)
     seen = {run.pm.state_snapshot()}
-    for op in [("reveal", 1), ("add", "A", 2, 1.5, 1.5, 1), ("add", "B", 3, -3.0, 3.0, 0), ("end", "P"),
-               ("verify", 0), ("verify", 2), ("verify", 3), ("process", "P")]:
+    for op in [
+        ("reveal", 1),
+        ("add", "A", 2, 1.5, 1.5, 1),
+        ("add", "B", 3, -3.0, 3.0, 0),
+        ("end", "P"),
+        ("verify", 0),
+        ("verify", 2),
+        ("verify", 3),
+        ("process", "P"),
+    ]:
         run.apply(op)
         snap = run.pm.state_snapshot()
         assert snap not in seen, op
@@ -390,8 +476,12 @@ def test_corrected_market_agrees_with_the_reference_where_the_reference_has_no_b
             run.apply(op)
         run.drive_to_collection()
         books[semantics] = dict(run.pm.market_balances)
-        simple = simple and run.pm.num_passes == 1 and run.pm.num_removed == 0 and \
-            min(books[semantics].values(), default=0) >= 0
+        simple = (
+            simple
+            and run.pm.num_passes == 1
+            and run.pm.num_removed == 0
+            and min(books[semantics].values(), default=0) >= 0
+        )
     event(f"comparable: {simple}")
     if simple:
         ref, fixed = books["reference-python"], books["corrected"]

@@ -19,8 +19,12 @@ FILES = sorted(HERE.glob("*.json"))
 
 
 def cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", "from sum_abm.cli import main; main()", *args],
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-c", "from sum_abm.cli import main; main()", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 @pytest.mark.parametrize("path", FILES, ids=lambda p: p.name)
@@ -53,21 +57,32 @@ def _mutations(base: list) -> dict[str, object]:
     t = base[0]
     m = {}
     m["not_json"] = "{nope"
-    x = copy.deepcopy(base); x[0]["format"] = "other/1"; m["wrong_format"] = x
-    x = copy.deepcopy(base); del x[0]["accounts"]; m["missing_field"] = x
-    x = copy.deepcopy(base); x[0]["steps"][0]["time"] = "soon"; m["wrong_type"] = x
+    x = copy.deepcopy(base)
+    x[0]["format"] = "other/1"
+    m["wrong_format"] = x
+    x = copy.deepcopy(base)
+    del x[0]["accounts"]
+    m["missing_field"] = x
+    x = copy.deepcopy(base)
+    x[0]["steps"][0]["time"] = "soon"
+    m["wrong_type"] = x
     ref = next(i for i, s in enumerate(t["steps"]) if s["call"] in ("refund", "report"))
-    x = copy.deepcopy(base); x[0]["steps"][ref]["data_ref"] = 10_000; m["dangling_ref"] = x
+    x = copy.deepcopy(base)
+    x[0]["steps"][ref]["data_ref"] = 10_000
+    m["dangling_ref"] = x
     return m
 
 
-@pytest.mark.parametrize("kind, says", [
-    ("not_json", "not valid JSON"),
-    ("wrong_format", "field 'format': expected 'sum-abm-trace/1', got 'other/1'"),
-    ("missing_field", "missing field 'accounts'"),
-    ("wrong_type", "step 0: field 'time': expected an integer >= 0, got str"),
-    ("dangling_ref", "field 'data_ref': 10000 points at no add_data step"),
-])
+@pytest.mark.parametrize(
+    "kind, says",
+    [
+        ("not_json", "not valid JSON"),
+        ("wrong_format", "field 'format': expected 'sum-abm-trace/1', got 'other/1'"),
+        ("missing_field", "missing field 'accounts'"),
+        ("wrong_type", "step 0: field 'time': expected an integer >= 0, got str"),
+        ("dangling_ref", "field 'data_ref': 10000 points at no add_data step"),
+    ],
+)
 def test_bad_trace_files_get_one_line_and_exit_2(tmp_path: Path, kind: str, says: str) -> None:
     base = json.loads((HERE / "drt_solidity.json").read_text())[:1]
     content = _mutations(base)[kind]
@@ -83,14 +98,38 @@ def test_bad_trace_files_get_one_line_and_exit_2(tmp_path: Path, kind: str, says
 
 
 PM_BAD = {  # PM-specific mistakes: (path to the field, bad value, what the line says)
-    "semantics": (("mechanism", "semantics"), "solidity", "expected one of ['reference-python', 'corrected']"),
-    "piece_out_of_range": (("steps", 1, "piece"), 9, "step 1: field 'piece': expected a test piece index 0..3"),
-    "point_not_numbers": (("test_set_pieces", 0, 0, "x"), ["a", 1], "test_set_pieces[0][0]: field 'x'"),
+    "semantics": (
+        ("mechanism", "semantics"),
+        "solidity",
+        "expected one of ['reference-python', 'corrected']",
+    ),
+    "piece_out_of_range": (
+        ("steps", 1, "piece"),
+        9,
+        "step 1: field 'piece': expected a test piece index 0..3",
+    ),
+    "point_not_numbers": (
+        ("test_set_pieces", 0, 0, "x"),
+        ["a", 1],
+        "test_set_pieces[0][0]: field 'x'",
+    ),
     "wrong_dimension": (("steps", 2, "x"), [1.0, 2.0, 3.0], "expected 2 numbers"),
     "label_out_of_range": (("model", "init_y", 0), 5, "field 'init_y[0]': expected a class 0..1"),
-    "null_value": (("steps", 0, "value"), None, "step 0: field 'value': expected a number >= 0, got null"),
-    "flag_not_bool": (("mechanism", "group_contributions"), "yes", "field 'group_contributions': expected true or false"),
-    "balance_not_number": (("expect", 3, "balances", "P"), "100", "step 3: expectation: balances: field 'P'"),
+    "null_value": (
+        ("steps", 0, "value"),
+        None,
+        "step 0: field 'value': expected a number >= 0, got null",
+    ),
+    "flag_not_bool": (
+        ("mechanism", "group_contributions"),
+        "yes",
+        "field 'group_contributions': expected true or false",
+    ),
+    "balance_not_number": (
+        ("expect", 3, "balances", "P"),
+        "100",
+        "step 3: expectation: balances: field 'P'",
+    ),
 }
 
 
@@ -98,7 +137,10 @@ PM_BAD = {  # PM-specific mistakes: (path to the field, bad value, what the line
 def test_bad_prediction_market_traces_name_the_problem(tmp_path: Path, kind: str) -> None:
     base = json.loads((HERE / "pm_reference_python.json").read_text())[:1]
     path, value, says = PM_BAD[kind]
-    assert base[0]["steps"][1]["call"] == "reveal_init_test_set" and base[0]["steps"][2]["call"] == "add_data"
+    assert (
+        base[0]["steps"][1]["call"] == "reveal_init_test_set"
+        and base[0]["steps"][2]["call"] == "add_data"
+    )
     obj = base[0]
     for k in path[:-1]:
         obj = obj[k]
@@ -151,8 +193,14 @@ def test_any_damaged_field_is_either_replayed_or_refused_in_one_line(tmp_path: P
     assert outcomes["refused"] > 60 and outcomes["replayed"] > 15
 
 
-@pytest.mark.parametrize("args, says", [((), "Missing argument"), (("tests",), "not a readable text file"),
-                                        (("no/such.json",), "no such file")])
+@pytest.mark.parametrize(
+    "args, says",
+    [
+        ((), "Missing argument"),
+        (("tests",), "not a readable text file"),
+        (("no/such.json",), "no such file"),
+    ],
+)
 def test_replay_usage_mistakes_get_one_line_and_exit_2(args, says) -> None:
     r = cli("replay", *args)
     assert r.returncode == 2 and "Traceback" not in r.stderr

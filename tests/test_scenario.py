@@ -18,12 +18,23 @@ QUICK = (ROOT / "scenarios" / "quickstart.toml").read_text()
 @pytest.mark.parametrize(
     "change, expected",
     [
-        (("start_balance = 10000\nmean_wait_s = 3600", 'start_balance = "abc"\nmean_wait_s = 3600'),
-         "agents[1].start_balance: expected an integer >= 0, got 'abc'"),
-        (("mean_wait_s = 3600", 'mean_wait_s = 3600\ndeposit = "abc"'), "agents[1].deposit: expected an integer >= 0, got 'abc'"),
+        (
+            (
+                "start_balance = 10000\nmean_wait_s = 3600",
+                'start_balance = "abc"\nmean_wait_s = 3600',
+            ),
+            "agents[1].start_balance: expected an integer >= 0, got 'abc'",
+        ),
+        (
+            ("mean_wait_s = 3600", 'mean_wait_s = 3600\ndeposit = "abc"'),
+            "agents[1].deposit: expected an integer >= 0, got 'abc'",
+        ),
         (("[chain]", "[chain]\nspeed = 1"), "chain.speed: unknown key"),
         (('policy = "label_flip"', 'policy = "wizard"'), "agents[1].policy: expected one of"),
-        (('semantics = "solidity"', 'semantics = "corrected"'), "mechanism.semantics: expected one of"),
+        (
+            ('semantics = "solidity"', 'semantics = "corrected"'),
+            "mechanism.semantics: expected one of",
+        ),
         (("count = 4", "count = 0"), "agents[0].count: expected a value >= 1, got 0"),
     ],
 )
@@ -36,9 +47,13 @@ def test_bad_fields_name_file_field_and_expectation(tmp_path, change, expected):
 
 
 def test_overrides_by_dotted_path_index_and_group_name():
-    s = load_scenario(ROOT / "scenarios" / "quickstart.toml",
-                      {"mechanism.cost_weight": 3, "agents.attacker.count": 2, "agents[0].start_balance": 7})
-    assert s.mechanism.cost_weight == 3 and s.agents[1].count == 2 and s.agents[0].start_balance == 7
+    s = load_scenario(
+        ROOT / "scenarios" / "quickstart.toml",
+        {"mechanism.cost_weight": 3, "agents.attacker.count": 2, "agents[0].start_balance": 7},
+    )
+    assert (
+        s.mechanism.cost_weight == 3 and s.agents[1].count == 2 and s.agents[0].start_balance == 7
+    )
     with pytest.raises(InputError, match="mechanism.speed: names no scenario field"):
         load_scenario(ROOT / "scenarios" / "quickstart.toml", {"mechanism.speed": 1})
     with pytest.raises(InputError, match=r"agents\[1\].flip_prob: expected a value <= 1"):
@@ -49,9 +64,17 @@ def test_cli_bad_scenario_is_one_line_exit_2(tmp_path):
     f = tmp_path / "x.toml"
     f.write_text(QUICK.replace("count = 4", "count = -3"))
     for args in (["validate", str(f)], ["run", str(f)], ["run", "no_such_scenario"]):
-        r = subprocess.run([sys.executable, "-c", "from sum_abm.cli import main; main()", *args],
-                           capture_output=True, text=True, timeout=60)
-        assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr
+        r = subprocess.run(
+            [sys.executable, "-c", "from sum_abm.cli import main; main()", *args],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert (
+            r.returncode == 2
+            and len(r.stderr.strip().splitlines()) == 1
+            and "Traceback" not in r.stderr
+        )
 
 
 def test_every_bundled_scenario_validates():

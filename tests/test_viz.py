@@ -33,8 +33,10 @@ def _status() -> list[str]:
     children that ``rc.find`` walks)."""
     import ipywidgets
 
-    texts = [getattr(w, "unsafe_innerHTML", None) or getattr(w, "children", None)
-             for w in list(ipywidgets.Widget.widgets.values())]
+    texts = [
+        getattr(w, "unsafe_innerHTML", None) or getattr(w, "children", None)
+        for w in list(ipywidgets.Widget.widgets.values())
+    ]
     return [str(t) for t in texts if t and "Latest calls" in str(t)]
 
 
@@ -75,8 +77,13 @@ def test_step_advances_the_clock_and_the_baseline(track_models):
     base_acc = [acc for t, acc in m.baseline.acc_series if t <= t_last][-1]
     assert a["drop"][-1] == pytest.approx((base_acc - m.acc_series[-1][1]) * 100)
     start_att = sum(p.start_balance for p in m.participants if p.group.is_attacker)
-    assert a["attackers"][-1] == sum(p.balance for p in m.participants if p.group.is_attacker) - start_att
-    assert any(f"Day {m.time / 86_400:.1f}" in t and "add_data" in t for t in _status())  # the calls table
+    assert (
+        a["attackers"][-1]
+        == sum(p.balance for p in m.participants if p.group.is_attacker) - start_att
+    )
+    assert any(
+        f"Day {m.time / 86_400:.1f}" in t and "add_data" in t for t in _status()
+    )  # the calls table
 
 
 def test_slider_changes_the_parameter_and_reset_rebuilds(track_models):
@@ -96,7 +103,11 @@ def test_slider_changes_the_parameter_and_reset_rebuilds(track_models):
     share.widget.v_model = 0
     _button(rc, "Reset").widget.click()
     clean = track_models[-1]
-    assert clean.baseline is None and not clean.scenario.attacker_groups and clean.scenario.mechanism.cost_weight == 7
+    assert (
+        clean.baseline is None
+        and not clean.scenario.attacker_groups
+        and clean.scenario.mechanism.cost_weight == 7
+    )
 
 
 def test_select_switches_the_mechanism(track_models):
@@ -105,7 +116,10 @@ def test_select_switches_the_mechanism(track_models):
     sel.widget.v_model = "prediction_market"
     _button(rc, "Reset").widget.click()
     m = track_models[-1]
-    assert m.scenario.mechanism.kind == "prediction_market" and m.scenario.mechanism.semantics == "corrected"
+    assert (
+        m.scenario.mechanism.kind == "prediction_market"
+        and m.scenario.mechanism.semantics == "corrected"
+    )
     _button(rc, "Step").widget.click()
     assert m.time > 0
 
@@ -116,7 +130,9 @@ def test_every_session_gets_its_own_model(track_models):
     assert len(track_models) == 2 and track_models[0] is not track_models[1]
 
 
-@pytest.mark.parametrize("name", ["quickstart", "attack_sybil", "model_users", "points", "reference_pm_corrected"])
+@pytest.mark.parametrize(
+    "name", ["quickstart", "attack_sybil", "model_users", "points", "reference_pm_corrected"]
+)
 def test_knobs_at_their_start_values_reproduce_the_scenario(name):
     base = load_scenario(ROOT / "scenarios" / f"{name}.toml")
     sc = app.build_scenario(base, **app.knobs(base))
@@ -139,7 +155,10 @@ def test_attacker_share_and_policy_mapping():
     none = app.build_scenario(base, **{**k, "attacker_share": 0})
     assert not none.attacker_groups and sum(g.count for g in none.agents) == 4
     longer = app.build_scenario(base, **{**k, "refund_time_h": 48})
-    assert longer.mechanism.refund_time_s == 172_800 and longer.mechanism.any_address_claim_wait_time_s == 1_555_200
+    assert (
+        longer.mechanism.refund_time_s == 172_800
+        and longer.mechanism.any_address_claim_wait_time_s == 1_555_200
+    )
     clean = load_scenario(ROOT / "scenarios" / "model_users.toml")
     attacked = app.build_scenario(clean, **{**app.knobs(clean), "attacker_share": 25})
     assert attacked.attacker_groups == ["attacker"]
@@ -166,6 +185,16 @@ def test_viz_cli_refuses_a_busy_port_and_a_bad_scenario_in_one_line():
         s.listen()
         port = s.getsockname()[1]
         r = subprocess.run(cli + ["--port", str(port)], capture_output=True, text=True, timeout=60)
-    assert r.returncode == 2 and f"--port {port}" in r.stderr and len(r.stderr.strip().splitlines()) == 1
-    r = subprocess.run(cli + ["--scenario", "no_such_market"], capture_output=True, text=True, timeout=60)
-    assert r.returncode == 2 and "no_such_market" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    assert (
+        r.returncode == 2
+        and f"--port {port}" in r.stderr
+        and len(r.stderr.strip().splitlines()) == 1
+    )
+    r = subprocess.run(
+        cli + ["--scenario", "no_such_market"], capture_output=True, text=True, timeout=60
+    )
+    assert (
+        r.returncode == 2
+        and "no_such_market" in r.stderr
+        and len(r.stderr.strip().splitlines()) == 1
+    )

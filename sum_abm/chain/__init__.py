@@ -6,4 +6,13 @@ from sum_abm.chain.errors import Rejected
 from sum_abm.chain.gas import GasSchedule
 from sum_abm.chain.ledger import InsufficientFunds, Ledger, MoneyNotConserved
 
-__all__ = ["TX_FIELDS", "Chain", "Clock", "GasSchedule", "InsufficientFunds", "Ledger", "MoneyNotConserved", "Rejected"]
+__all__ = [
+    "TX_FIELDS",
+    "Chain",
+    "Clock",
+    "GasSchedule",
+    "InsufficientFunds",
+    "Ledger",
+    "MoneyNotConserved",
+    "Rejected",
+]

@@ -74,11 +74,24 @@ class Chain:
         except Rejected as rej:
             self._log(sender, call, False, rej.reason, value, gas, fee, None)
             raise
-        amount = result if isinstance(result, (int, float)) and not isinstance(result, bool) else None
+        amount = (
+            result if isinstance(result, (int, float)) and not isinstance(result, bool) else None
+        )
         self._log(sender, call, True, None, value, gas, fee, amount)
         return result
 
     def _log(self, sender, call, ok, reason, value, gas, fee, amount) -> None:
         if self.log is not None:
-            self.log((self.clock.now, sender, call, ok, reason, value, gas, fee,
-                      None if amount is None else float(amount)))
+            self.log(
+                (
+                    self.clock.now,
+                    sender,
+                    call,
+                    ok,
+                    reason,
+                    value,
+                    gas,
+                    fee,
+                    None if amount is None else float(amount),
+                )
+            )

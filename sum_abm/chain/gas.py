@@ -30,7 +30,11 @@ SSTORE_CLEARS_REFUND = 4_800
 
 def terms(cf: dict[str, int], n: int, c: int) -> int:
     """``base + per_feature*n + per_class*c + per_class_feature*c*n`` (absent terms are 0)."""
-    return int(cf["base"] + cf.get("per_feature", 0) * n + (cf.get("per_class", 0) + cf.get("per_class_feature", 0) * n) * c)
+    return int(
+        cf["base"]
+        + cf.get("per_feature", 0) * n
+        + (cf.get("per_class", 0) + cf.get("per_class_feature", 0) * n) * c
+    )
 
 
 @dataclass
@@ -54,9 +58,15 @@ class GasSchedule:
     def load(cls, path: str | Path | None = None) -> "GasSchedule":
         """The schedule in ``path`` (default: the one shipped with the package)."""
         data: dict[str, Any] = json.loads(Path(path or _DEFAULT).read_text())
-        return cls(base=data["base"], per_feature=data.get("per_feature", {}), source=data.get("source", ""),
-                   base_by_kind=data.get("base_by_kind", {}), per_class=data.get("per_class", {}),
-                   per_class_feature=data.get("per_class_feature", {}), extra=data.get("extra", {}))
+        return cls(
+            base=data["base"],
+            per_feature=data.get("per_feature", {}),
+            source=data.get("source", ""),
+            base_by_kind=data.get("base_by_kind", {}),
+            per_class=data.get("per_class", {}),
+            per_class_feature=data.get("per_class_feature", {}),
+            extra=data.get("extra", {}),
+        )
 
     def gas(self, op: str, learner_kind: str = "", n_features: int = 0, n_classes: int = 2) -> int:
         """Gas units for ``op`` sending/touching ``n_features`` features of a ``learner_kind`` model
@@ -68,8 +78,15 @@ class GasSchedule:
         pcf = self.per_class_feature.get(op, {}).get(learner_kind, 0)
         return int(base + coef * n_features + (pc + pcf * n_features) * n_classes)
 
-    def add_data_gas(self, learner_kind: str, n_features: int, n_classes: int = 2, changes: bool = True,
-                     new_slots: int = 0, cleared_slots: int = 0) -> int:
+    def add_data_gas(
+        self,
+        learner_kind: str,
+        n_features: int,
+        n_classes: int = 2,
+        changes: bool = True,
+        new_slots: int = 0,
+        cleared_slots: int = 0,
+    ) -> int:
         """Gas of an add by what it writes. ``gas("add_data")`` is an add whose update rewrites
         slots that are already non-zero (the steady state); an add the model does not learn from
         costs ``extra.add_data_no_update`` (perceptrons: no mistake, no weight written); each slot
@@ -81,11 +98,19 @@ class GasSchedule:
             if no is not None:
                 return terms(no, n_features, n_classes)
         per_new = self.extra.get("add_data_new_slot_per_feature", {}).get(learner_kind, 0)
-        gas = self.gas("add_data", learner_kind, n_features, n_classes) + int(per_new) * int(new_slots)
+        gas = self.gas("add_data", learner_kind, n_features, n_classes) + int(per_new) * int(
+            new_slots
+        )
         return gas - min(SSTORE_CLEARS_REFUND * int(cleared_slots), gas // 5)
 
-    def refund_gas(self, learner_kind: str, n_features: int, n_classes: int = 2, sender_counted: bool = False,
-                   total_counted: bool = False) -> int:
+    def refund_gas(
+        self,
+        learner_kind: str,
+        n_features: int,
+        n_classes: int = 2,
+        sender_counted: bool = False,
+        total_counted: bool = False,
+    ) -> int:
         """Gas of a refund by what it writes. ``gas("refund")`` is the market's first verified
         contribution: the sender's good-data count and the total are both written for the first
         time. ``sender_counted`` (the sender has verified data already, so the total too):
@@ -97,6 +122,13 @@ class GasSchedule:
         steady = terms(cf, n_features, n_classes)
         return steady if sender_counted else (first + steady) // 2
 
-    def fee(self, op: str, gas_price: int, learner_kind: str = "", n_features: int = 0, n_classes: int = 2) -> int:
+    def fee(
+        self,
+        op: str,
+        gas_price: int,
+        learner_kind: str = "",
+        n_features: int = 0,
+        n_classes: int = 2,
+    ) -> int:
         """Fee in token units: gas × gas price (integers)."""
         return self.gas(op, learner_kind, n_features, n_classes) * int(gas_price)

@@ -14,11 +14,19 @@ KINDS = ("imdb_synthetic", "breast_cancer", "digits", "iris", "wine")
 def register(app: typer.Typer) -> None:
     @app.command()
     def data(
-        source: str = typer.Argument(..., help="a scenario (file or bundled name), a data kind "
-                                     f"({', '.join(KINDS)}), or a .csv/.parquet file"),
-        learner: str = typer.Option("", help="check the data for this learner kind (e.g. multinomial_nb)"),
-        set_: list[str] = typer.Option(None, "--set", help="a data field: name=value, e.g. n_rows=6000 "
-                                       "or label_column=target (repeatable)"),
+        source: str = typer.Argument(
+            ...,
+            help="a scenario (file or bundled name), a data kind "
+            f"({', '.join(KINDS)}), or a .csv/.parquet file",
+        ),
+        learner: str = typer.Option(
+            "", help="check the data for this learner kind (e.g. multinomial_nb)"
+        ),
+        set_: list[str] = typer.Option(
+            None,
+            "--set",
+            help="a data field: name=value, e.g. n_rows=6000 or label_column=target (repeatable)",
+        ),
     ) -> None:
         """Load a data set (generated data comes from the on-disk cache when present) and print
         its splits: rows, features, non-zeros per row, class shares."""
@@ -43,12 +51,19 @@ def register(app: typer.Typer) -> None:
             spec, where = sc.data.model_dump(), str(source)
             learner = learner or sc.learner.kind
         ds = load_dataset(spec, learner, where)
-        print(f"{ds.name}: {ds.n_features} features, {ds.n_classes} classes, "
-              f"{'sparse (CSR)' if ds.sparse else 'dense'}")
-        for split, X, y in (("init", ds.X_init, ds.y_init), ("pool", ds.X_pool, ds.y_pool),
-                            ("test", ds.X_test, ds.y_test)):
+        print(
+            f"{ds.name}: {ds.n_features} features, {ds.n_classes} classes, "
+            f"{'sparse (CSR)' if ds.sparse else 'dense'}"
+        )
+        for split, X, y in (
+            ("init", ds.X_init, ds.y_init),
+            ("pool", ds.X_pool, ds.y_pool),
+            ("test", ds.X_test, ds.y_test),
+        ):
             n = X.shape[0]
             nnz = X.getnnz() if sp.issparse(X) else int(np.count_nonzero(X))
             shares = np.bincount(y, minlength=ds.n_classes) / max(n, 1)
-            print(f"  {split:4s} {n:7d} rows  {nnz / max(n, 1):8.2f} non-zeros/row  class shares "
-                  + " ".join(f"{s:.3f}" for s in shares))
+            print(
+                f"  {split:4s} {n:7d} rows  {nnz / max(n, 1):8.2f} non-zeros/row  class shares "
+                + " ".join(f"{s:.3f}" for s in shares)
+            )

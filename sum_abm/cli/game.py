@@ -14,8 +14,12 @@ def register(app: typer.Typer) -> None:
     def game(
         game_file: Path = typer.Argument(..., help="game TOML file"),
         out: Path = typer.Option(..., help="output folder"),
-        address: str = typer.Option(None, help="Ray cluster address (default: local Ray, or in-process when tiny)"),
-        resume: bool = typer.Option(False, help="reuse finished runs in --out (an interrupted game completes)"),
+        address: str = typer.Option(
+            None, help="Ray cluster address (default: local Ray, or in-process when tiny)"
+        ),
+        resume: bool = typer.Option(
+            False, help="reuse finished runs in --out (an interrupted game completes)"
+        ),
     ) -> None:
         """Estimate the payoff table by simulation, solve it, and say whether all-honest is an equilibrium.
 
@@ -24,7 +28,14 @@ def register(app: typer.Typer) -> None:
         interrupted (complete it with --resume).
         """
         from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
 
         from sum_abm.game.empirical import load_game
         from sum_abm.game.runner import run_game
@@ -35,9 +46,16 @@ def register(app: typer.Typer) -> None:
         if address:
             check_address(address)
         console = Console(stderr=True)
-        with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                      TextColumn("{task.fields[failed]} failed"), TimeElapsedColumn(), TextColumn("left"),
-                      TimeRemainingColumn(), console=console) as bar:
+        with Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[failed]} failed"),
+            TimeElapsedColumn(),
+            TextColumn("left"),
+            TimeRemainingColumn(),
+            console=console,
+        ) as bar:
             task = bar.add_task(f"{g.spec.name}: runs", total=None, failed=0)
             first = {"seen": False}
 
@@ -51,43 +69,63 @@ def register(app: typer.Typer) -> None:
                 ans = run_game(game_file, out, address=address, resume=resume, progress=progress)
             except KeyboardInterrupt:
                 bar.stop()
-                console.print(f"interrupted; finished runs are in {out}/sweep; complete the game with: "
-                              f"sum-abm game {game_file} --out {out} --resume")
+                console.print(
+                    f"interrupted; finished runs are in {out}/sweep; complete the game with: "
+                    f"sum-abm game {game_file} --out {out} --resume"
+                )
                 raise typer.Exit(130) from None
         verdict = "IS" if ans["reference_is_equilibrium"] else "is NOT"
         pays = ", ".join(f"{r}: {p}" for r, p in ans["payoffs"].items())
-        print(f"{ans['reference_profile']}: {verdict} an equilibrium ({pays}; {ans['profiles_run']} profiles x "
-              f"{ans['replications']} replications{', deviations from the reference sampled' if ans['sampled_deviations_only'] else ''})")
+        print(
+            f"{ans['reference_profile']}: {verdict} an equilibrium ({pays}; {ans['profiles_run']} profiles x "
+            f"{ans['replications']} replications{', deviations from the reference sampled' if ans['sampled_deviations_only'] else ''})"
+        )
         bd = ans["best_deviation"]
         if bd:
             word = "gain" if bd["gain"] > 0 else "loss"
             sig = "" if bd["gain"] <= 0 or bd["significant"] else "; not significant"
-            print(f"best deviation: {bd['role']} -> {bd['strategy']}: {word} {abs(bd['gain']):.4g} "
-                  f"(gain 95% interval {bd['ci95'][0]:+.4g} .. {bd['ci95'][1]:+.4g}{sig})")
+            print(
+                f"best deviation: {bd['role']} -> {bd['strategy']}: {word} {abs(bd['gain']):.4g} "
+                f"(gain 95% interval {bd['ci95'][0]:+.4g} .. {bd['ci95'][1]:+.4g}{sig})"
+            )
         if ans["sampled_deviations_only"]:
             se = ans["search"]
-            print(f"the table ({se['table_size']} profiles) is larger than max_profiles: {ans['profiles_run']} profiles "
-                  f"sampled by a best-deviation walk from the reference: {' -> '.join(se['path'])} "
-                  f"(stopped: {se['stopped']})")
+            print(
+                f"the table ({se['table_size']} profiles) is larger than max_profiles: {ans['profiles_run']} profiles "
+                f"sampled by a best-deviation walk from the reference: {' -> '.join(se['path'])} "
+                f"(stopped: {se['stopped']})"
+            )
         if ans["pure_equilibria"]:
             print("pure equilibria: " + "; ".join(ans["pure_equilibria"]))
         elif not ans["sampled_deviations_only"]:
             print("pure equilibria: none (see equilibria.parquet for mixed ones)")
         if ans["failed_runs"]:
-            print(f"warning: {ans['failed_runs']} runs failed (see {out}/sweep/failures.parquet); their profiles "
-                  f"have fewer replications")
-        print(f"results: {out}/  (payoffs.parquet, equilibria.parquet, regret.parquet, game_report.html, answer.json)")
+            print(
+                f"warning: {ans['failed_runs']} runs failed (see {out}/sweep/failures.parquet); their profiles "
+                f"have fewer replications"
+            )
+        print(
+            f"results: {out}/  (payoffs.parquet, equilibria.parquet, regret.parquet, game_report.html, answer.json)"
+        )
 
     @app.command()
     def frontier(
-        game_file: Path = typer.Argument(..., help="game TOML file (its last agents role is the attacker)"),
-        param: str = typer.Option(..., help="dotted scenario path to bisect, e.g. mechanism.cost_weight"),
+        game_file: Path = typer.Argument(
+            ..., help="game TOML file (its last agents role is the attacker)"
+        ),
+        param: str = typer.Option(
+            ..., help="dotted scenario path to bisect, e.g. mechanism.cost_weight"
+        ),
         range_: tuple[float, float] = typer.Option(..., "--range", help="LO HI"),
         out: Path = typer.Option(Path("runs/frontier"), help="output folder"),
-        across: str = typer.Option(None, help="second parameter: path=v1,v2,... (traces a frontier line)"),
+        across: str = typer.Option(
+            None, help="second parameter: path=v1,v2,... (traces a frontier line)"
+        ),
         iterations: int = typer.Option(5, min=1, max=30, help="bisection steps"),
         integer: bool = typer.Option(False, help="the parameter takes integers"),
-        replications: int = typer.Option(None, min=1, max=1000, help="runs per attack and point (default: the game's)"),
+        replications: int = typer.Option(
+            None, min=1, max=1000, help="runs per attack and point (default: the game's)"
+        ),
         address: str = typer.Option(None, help="Ray cluster address"),
     ) -> None:
         """Find where the best attack's ROI crosses zero along PARAM (bisection with replications)."""
@@ -102,13 +140,25 @@ def register(app: typer.Typer) -> None:
                 raise InputError(f"--across {across!r}: expected path=v1,v2,...")
             path, vals = across.split("=", 1)
             acr = (path, [_value(v) for v in vals.split(",")])
-        rows = run_frontier(game_file, out, param, lo, hi, iterations=iterations, across=acr, address=address,
-                            integer=integer, replications=replications)
+        rows = run_frontier(
+            game_file,
+            out,
+            param,
+            lo,
+            hi,
+            iterations=iterations,
+            across=acr,
+            address=address,
+            integer=integer,
+            replications=replications,
+        )
         for r in rows:
             where = f" at {acr[0]}={r['across']}" if acr else ""
             if r["found"]:
-                print(f"best attack's ROI crosses zero{where} at {param} ≈ {r['estimate']:.4g} "
-                      f"(between {r['low']:.4g} and {r['high']:.4g}; best attack there: {r['best_attack']})")
+                print(
+                    f"best attack's ROI crosses zero{where} at {param} ≈ {r['estimate']:.4g} "
+                    f"(between {r['low']:.4g} and {r['high']:.4g}; best attack there: {r['best_attack']})"
+                )
             else:
                 print(f"no crossing{where}: {r['evaluations']}")
         print(f"results: {out}/  (frontier.parquet, frontier_report.html)")

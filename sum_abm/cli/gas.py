@@ -43,30 +43,50 @@ def _table(title: str, cols: list[str], rows: list[list[str]], markdown: bool) -
 def register(app: typer.Typer) -> None:
     @app.command()
     def gas(
-        verify: bool = typer.Option(False, "--verify", help="re-measure a sample off the fit grid; exit 1 if "
-                                    "the schedule is more than 10% off for any operation"),
-        schedule: Path = typer.Option(None, help="gas-schedule JSON to verify or to start from "
-                                      "(default: the one shipped with sum_abm)"),
-        write: bool = typer.Option(False, "--write", help="write the fit into the shipped gas schedule"),
+        verify: bool = typer.Option(
+            False,
+            "--verify",
+            help="re-measure a sample off the fit grid; exit 1 if "
+            "the schedule is more than 10% off for any operation",
+        ),
+        schedule: Path = typer.Option(
+            None,
+            help="gas-schedule JSON to verify or to start from "
+            "(default: the one shipped with sum_abm)",
+        ),
+        write: bool = typer.Option(
+            False, "--write", help="write the fit into the shipped gas schedule"
+        ),
         out: Path = typer.Option(None, help="write the fitted gas schedule to this JSON file"),
-        kinds: str = typer.Option("perceptron,multinomial_nb,nearest_centroid", help="learner kinds to measure"),
-        features: str = typer.Option("1,10,50,100,250,500,1000", help="feature counts to measure (1..1024): "
-                                     "present features, or dimensions for the nearest centroid"),
+        kinds: str = typer.Option(
+            "perceptron,multinomial_nb,nearest_centroid", help="learner kinds to measure"
+        ),
+        features: str = typer.Option(
+            "1,10,50,100,250,500,1000",
+            help="feature counts to measure (1..1024): "
+            "present features, or dimensions for the nearest centroid",
+        ),
         gas_price_gwei: float = typer.Option(20.0, help="gas price for the fee table (gwei)"),
-        token_price: float = typer.Option(3000.0, help="price of one ether in your currency, for the fee table"),
+        token_price: float = typer.Option(
+            3000.0, help="price of one ether in your currency, for the fee table"
+        ),
         currency: str = typer.Option("USD", help="name of that currency"),
         markdown: bool = typer.Option(False, "--markdown", help="print the tables as Markdown"),
     ) -> None:
         """Measure gas of deploy, add_data, refund, report and predict for each learner on py-evm
         (titanoboa; offline), fit the gas schedule's coefficients and print gas and fees."""
         if gas_price_gwei < 0 or token_price < 0:
-            raise InputError(f"--gas-price-gwei, --token-price: values >= 0 expected, got {gas_price_gwei}, {token_price}")
+            raise InputError(
+                f"--gas-price-gwei, --token-price: values >= 0 expected, got {gas_price_gwei}, {token_price}"
+            )
         if schedule is not None and not schedule.is_file():
             raise InputError(f"{schedule}: no such gas-schedule file")
         try:
             import boa  # noqa: F401
         except ImportError:
-            raise InputError('the EVM tools are not installed: python3 -m pip install -e ".[evm]"') from None
+            raise InputError(
+                'the EVM tools are not installed: python3 -m pip install -e ".[evm]"'
+            ) from None
         import json
 
         from sum_abm.evm import gas as g
@@ -82,13 +102,36 @@ def register(app: typer.Typer) -> None:
         if verify:
             pts = {k: v for k, v in g.VERIFY_POINTS.items() if k in kind_list}
             rows = g.verify(pts, schedule, progress)
-            _table("gas schedule vs a fresh EVM measurement",
-                   ["learner", "operation", "features", "classes", "measured gas", "schedule gas", "error"],
-                   [[r["kind"], r["op"], str(r["n_features"]), str(r["n_classes"]), f"{r['gas']:,}",
-                     f"{r['schedule']:,}", f"{r['rel_error']:.1%}"] for r in rows], markdown)
+            _table(
+                "gas schedule vs a fresh EVM measurement",
+                [
+                    "learner",
+                    "operation",
+                    "features",
+                    "classes",
+                    "measured gas",
+                    "schedule gas",
+                    "error",
+                ],
+                [
+                    [
+                        r["kind"],
+                        r["op"],
+                        str(r["n_features"]),
+                        str(r["n_classes"]),
+                        f"{r['gas']:,}",
+                        f"{r['schedule']:,}",
+                        f"{r['rel_error']:.1%}",
+                    ]
+                    for r in rows
+                ],
+                markdown,
+            )
             worst = max(rows, key=lambda r: r["rel_error"])
-            print(f"largest relative error: {worst['rel_error']:.2%} ({worst['kind']} {worst['op']}, "
-                  f"{worst['n_features']} features, {worst['n_classes']} classes)")
+            print(
+                f"largest relative error: {worst['rel_error']:.2%} ({worst['kind']} {worst['op']}, "
+                f"{worst['n_features']} features, {worst['n_classes']} classes)"
+            )
             if worst["rel_error"] > g.TOLERANCE:
                 raise typer.Exit(1)
             return
@@ -101,24 +144,61 @@ def register(app: typer.Typer) -> None:
             by_point.setdefault((m.kind, m.n_classes, m.n_features), {})[m.op] = m.gas
         keys = sorted(by_point, key=lambda k: (kind_list.index(k[0]), k[1], k[2]))
         head = ["learner", "classes", "features"] + list(g.OPS)
-        _table("gas per transaction (py-evm)", head,
-               [[k, str(c), str(n)] + [f"{by_point[(k, c, n)][op]:,}" for op in g.OPS] for k, c, n in keys], markdown)
+        _table(
+            "gas per transaction (py-evm)",
+            head,
+            [
+                [k, str(c), str(n)] + [f"{by_point[(k, c, n)][op]:,}" for op in g.OPS]
+                for k, c, n in keys
+            ],
+            markdown,
+        )
         eth_per_gas = gas_price_gwei * 1e-9
-        _table(f"fee in {currency} at {gas_price_gwei:g} gwei and {token_price:g} {currency}/ETH", head,
-               [[k, str(c), str(n)] + [f"{by_point[(k, c, n)][op] * eth_per_gas * token_price:,.2f}" for op in g.OPS]
-                for k, c, n in keys], markdown)
+        _table(
+            f"fee in {currency} at {gas_price_gwei:g} gwei and {token_price:g} {currency}/ETH",
+            head,
+            [
+                [k, str(c), str(n)]
+                + [f"{by_point[(k, c, n)][op] * eth_per_gas * token_price:,.2f}" for op in g.OPS]
+                for k, c, n in keys
+            ],
+            markdown,
+        )
         fit_rows, worst_fit = [], 0.0
         for kind in kind_list:
             for op in g.OPS:
                 cf = coefs[kind][op]
-                errs = [abs(g.predicted(cf, m.n_features, m.n_classes) - m.gas) / m.gas
-                        for m in ms if m.kind == kind and m.op == op]
+                errs = [
+                    abs(g.predicted(cf, m.n_features, m.n_classes) - m.gas) / m.gas
+                    for m in ms
+                    if m.kind == kind and m.op == op
+                ]
                 worst_fit = max(worst_fit, max(errs))
-                fit_rows.append([kind, op, f"{cf['base']:,}", f"{cf['per_feature']:,}", f"{cf['per_class']:,}",
-                                 f"{cf['per_class_feature']:,}", f"{max(errs):.1%}"])
-        _table("fit: gas = base + per_feature*n + per_class*c + per_class_feature*c*n",
-               ["learner", "operation", "base", "per feature", "per class", "per class x feature", "worst error"],
-               fit_rows, markdown)
+                fit_rows.append(
+                    [
+                        kind,
+                        op,
+                        f"{cf['base']:,}",
+                        f"{cf['per_feature']:,}",
+                        f"{cf['per_class']:,}",
+                        f"{cf['per_class_feature']:,}",
+                        f"{max(errs):.1%}",
+                    ]
+                )
+        _table(
+            "fit: gas = base + per_feature*n + per_class*c + per_class_feature*c*n",
+            [
+                "learner",
+                "operation",
+                "base",
+                "per feature",
+                "per class",
+                "per class x feature",
+                "worst error",
+            ],
+            fit_rows,
+            markdown,
+        )
         print(f"largest relative error of the fit on its own measurements: {worst_fit:.2%}")
         if write or out is not None:
             from sum_abm.chain.gas import _DEFAULT

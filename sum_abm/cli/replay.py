@@ -16,7 +16,9 @@ def register(app: typer.Typer) -> None:
         """Replay conformance traces; exit 0 when no step mismatches, 1 when some do, 2 for a bad file."""
         from sum_abm.replay import load_trace_file, replay_file
 
-        for f in files:  # validate every file before running any, so bad input never looks half done
+        for (
+            f
+        ) in files:  # validate every file before running any, so bad input never looks half done
             load_trace_file(f)
         bad = 0
         for f in files:

@@ -12,9 +12,15 @@ from sum_abm.errors import InputError
 def register(app: typer.Typer) -> None:
     @app.command()
     def report(
-        folder: Path = typer.Argument(..., help="a run folder (from sum-abm run) or a sweep folder"),
-        x: str = typer.Option(None, "--x", help="sweep report: parameter on the x axis (dotted path)"),
-        y: str = typer.Option(None, "--y", help="sweep report: parameter on the y axis (dotted path)"),
+        folder: Path = typer.Argument(
+            ..., help="a run folder (from sum-abm run) or a sweep folder"
+        ),
+        x: str = typer.Option(
+            None, "--x", help="sweep report: parameter on the x axis (dotted path)"
+        ),
+        y: str = typer.Option(
+            None, "--y", help="sweep report: parameter on the y axis (dotted path)"
+        ),
     ) -> None:
         """Build FOLDER/report.html (self-contained; opens offline from the file)."""
         if (folder / "summary.parquet").exists():
@@ -26,5 +32,7 @@ def register(app: typer.Typer) -> None:
 
             out = build_sweep_report(folder, x, y)
         else:
-            raise InputError(f"{folder}: not a run folder (no summary.parquet) nor a sweep folder (no runs/)")
+            raise InputError(
+                f"{folder}: not a run folder (no summary.parquet) nor a sweep folder (no runs/)"
+            )
         print(f"report: {out}")

@@ -19,7 +19,9 @@ def _resolve(name: str) -> Path:
     cand = BUNDLED / (name if name.endswith(".toml") else f"{name}.toml")
     if cand.exists():
         return cand
-    raise InputError(f"{name}: no such scenario file (and no bundled scenario of that name; see `sum-abm scenarios`)")
+    raise InputError(
+        f"{name}: no such scenario file (and no bundled scenario of that name; see `sum-abm scenarios`)"
+    )
 
 
 def register(app: typer.Typer) -> None:
@@ -28,8 +30,12 @@ def register(app: typer.Typer) -> None:
         scenario: str = typer.Argument(..., help="scenario TOML file or bundled scenario name"),
         seed: int = typer.Option(None, help="seed (default: the scenario's)"),
         out: Path = typer.Option(None, help="output folder (default: runs/<scenario>-seed<N>)"),
-        set_: list[str] = typer.Option(None, "--set", help="override a field: dotted.path=value (repeatable)"),
-        no_baseline: bool = typer.Option(False, help="skip the clean baseline run for attack metrics"),
+        set_: list[str] = typer.Option(
+            None, "--set", help="override a field: dotted.path=value (repeatable)"
+        ),
+        no_baseline: bool = typer.Option(
+            False, help="skip the clean baseline run for attack metrics"
+        ),
         no_report: bool = typer.Option(False, help="do not write report.html"),
     ) -> None:
         """Run one scenario; print a summary and where the Parquet results are."""
@@ -44,8 +50,14 @@ def register(app: typer.Typer) -> None:
         seed = sc.seed if seed is None else seed
         from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-        with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}% of the pool"),
-                      TimeElapsedColumn(), console=Console(stderr=True), transient=True) as bar:
+        with Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TextColumn("{task.percentage:>3.0f}% of the pool"),
+            TimeElapsedColumn(),
+            console=Console(stderr=True),
+            transient=True,
+        ) as bar:
             tasks: dict[str, int] = {}
 
             def progress(label: str, fraction: float) -> None:
@@ -58,30 +70,57 @@ def register(app: typer.Typer) -> None:
         out_dir = out or Path("runs") / f"{sc.name}-seed{seed}"
         result.write(out_dir)
         s = result.summary.row(0, named=True)
-        t = Table(title=f"{sc.name} — seed {seed} — {result.wall_time_s:.2f} s wall, {s['days']:.1f} simulated days")
+        t = Table(
+            title=f"{sc.name} — seed {seed} — {result.wall_time_s:.2f} s wall, {s['days']:.1f} simulated days"
+        )
         for col in ("group", "policy", "attacker", "agents", "start", "end", "profit", "roi"):
             t.add_column(col)
         import polars as pl
 
-        g = (result.agents.group_by("group", "policy", "attacker", maintain_order=True)
-             .agg(pl.len().alias("n"), pl.col("start_balance").sum(), pl.col("end_balance").sum(), pl.col("profit").sum()))
+        g = result.agents.group_by("group", "policy", "attacker", maintain_order=True).agg(
+            pl.len().alias("n"),
+            pl.col("start_balance").sum(),
+            pl.col("end_balance").sum(),
+            pl.col("profit").sum(),
+        )
         for r in g.iter_rows(named=True):
             roi = r["profit"] / r["start_balance"] if r["start_balance"] else 0.0
-            t.add_row(r["group"], r["policy"], str(r["attacker"]), str(r["n"]), f"{r['start_balance']:,.0f}",
-                      f"{r['end_balance']:,.0f}", f"{r['profit']:+,.0f}", f"{roi:+.1%}")
+            t.add_row(
+                r["group"],
+                r["policy"],
+                str(r["attacker"]),
+                str(r["n"]),
+                f"{r['start_balance']:,.0f}",
+                f"{r['end_balance']:,.0f}",
+                f"{r['profit']:+,.0f}",
+                f"{roi:+.1%}",
+            )
         Console().print(t)
-        print(f"accuracy: initial {s['accuracy_initial']:.3f}, final {s['accuracy_final']:.3f}, "
-              f"min {s['accuracy_min']:.3f}, all data {s['accuracy_all_data']:.3f}")
+        print(
+            f"accuracy: initial {s['accuracy_initial']:.3f}, final {s['accuracy_final']:.3f}, "
+            f"min {s['accuracy_min']:.3f}, all data {s['accuracy_all_data']:.3f}"
+        )
         if s.get("accuracy_drop_final") is not None:
-            print(f"attack: accuracy drop {s['accuracy_drop_final']:+.3f} (worst {s['accuracy_drop_max']:+.3f}), "
-                  f"attacker ROI {s['attacker_roi']:+.1%}")
-        print(f"calls: {s['calls']:,} ({s['calls_rejected']:,} rejected); money conserved: {s['money_conserved']}")
+            print(
+                f"attack: accuracy drop {s['accuracy_drop_final']:+.3f} (worst {s['accuracy_drop_max']:+.3f}), "
+                f"attacker ROI {s['attacker_roi']:+.1%}"
+            )
+        print(
+            f"calls: {s['calls']:,} ({s['calls_rejected']:,} rejected); money conserved: {s['money_conserved']}"
+        )
         if s.get("evm_calls") is not None:
-            err = "" if s["evm_gas_error_median"] is None else (
-                f"; schedule gas vs EVM gas: median error {s['evm_gas_error_median']:.1%}, "
-                f"largest {s['evm_gas_error_max']:.1%}")
-            print(f"EVM: {s['evm_calls']:,} calls mirrored ({s['evm_classifier']} classifier), every call and the "
-                  f"final state agree{err}")
+            err = (
+                ""
+                if s["evm_gas_error_median"] is None
+                else (
+                    f"; schedule gas vs EVM gas: median error {s['evm_gas_error_median']:.1%}, "
+                    f"largest {s['evm_gas_error_max']:.1%}"
+                )
+            )
+            print(
+                f"EVM: {s['evm_calls']:,} calls mirrored ({s['evm_classifier']} classifier), every call and the "
+                f"final state agree{err}"
+            )
         frames = ", ".join(result.frames())
         print(f"results: {out_dir}/  ({frames} .parquet; run.json)")
         if not no_report:
@@ -90,7 +129,9 @@ def register(app: typer.Typer) -> None:
             print(f"report: {build_run_report(out_dir)}")
 
     @app.command()
-    def validate(files: list[Path] = typer.Argument(..., help="scenario, sweep or game files")) -> None:
+    def validate(
+        files: list[Path] = typer.Argument(..., help="scenario, sweep or game files"),
+    ) -> None:
         """Check scenario, sweep and game files; one line per file, exit 2 at the first invalid one."""
         from sum_abm.scenario import parse_scenario, read_toml
         from sum_abm.sweeps.spec import is_sweep_file, parse_sweep
@@ -104,7 +145,9 @@ def register(app: typer.Typer) -> None:
                 print(f"{f}: ok (game of {g.spec.base}: roles {', '.join(g.roles)})")
             elif is_sweep_file(data):
                 sw = parse_sweep(data, f)
-                print(f"{f}: ok (sweep of {sw.spec.base}: {len(sw.points())} points, {len(sw.runs)} runs)")
+                print(
+                    f"{f}: ok (sweep of {sw.spec.base}: {len(sw.points())} points, {len(sw.runs)} runs)"
+                )
             else:
                 sc = parse_scenario(data, str(f))
                 print(f"{f}: ok ({sc.mechanism.kind}, {len(sc.agents)} groups)")

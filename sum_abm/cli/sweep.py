@@ -11,11 +11,22 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def sweep(
         sweep_file: Path = typer.Argument(..., help="sweep TOML file (see scenarios/sweeps/)"),
-        out: Path = typer.Option(..., help="output folder (runs/, agents/, sweep.json, failures.parquet)"),
-        address: str = typer.Option(None, help="Ray cluster address (host:port, auto, ray://...); default: local Ray"),
-        workers: int = typer.Option(None, min=1, help="local Ray worker processes (default: every core)"),
-        resume: bool = typer.Option(False, help="skip runs whose results exist in --out (after Ctrl-C, a crash, or to add points)"),
-        serial: bool = typer.Option(False, help="run in this process, without Ray (identical results)"),
+        out: Path = typer.Option(
+            ..., help="output folder (runs/, agents/, sweep.json, failures.parquet)"
+        ),
+        address: str = typer.Option(
+            None, help="Ray cluster address (host:port, auto, ray://...); default: local Ray"
+        ),
+        workers: int = typer.Option(
+            None, min=1, help="local Ray worker processes (default: every core)"
+        ),
+        resume: bool = typer.Option(
+            False,
+            help="skip runs whose results exist in --out (after Ctrl-C, a crash, or to add points)",
+        ),
+        serial: bool = typer.Option(
+            False, help="run in this process, without Ray (identical results)"
+        ),
     ) -> None:
         """Expand a sweep and run every point x replication, streaming each result to Parquet.
 
@@ -39,46 +50,91 @@ def register(app: typer.Typer) -> None:
 
                 shutdown_ray()
 
-    def _run(sw, sweep_file: Path, out: Path, address: str | None, workers: int | None, resume: bool,
-             serial: bool) -> None:
+    def _run(
+        sw,
+        sweep_file: Path,
+        out: Path,
+        address: str | None,
+        workers: int | None,
+        resume: bool,
+        serial: bool,
+    ) -> None:
         import time
 
         from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
 
         from sum_abm.sweeps import execute, load_failures
 
         console = Console(stderr=True)
-        console.print(f"{sweep_file}: {len(sw.points())} points x {sw.spec.replications} replications = {len(sw.runs)} runs")
+        console.print(
+            f"{sweep_file}: {len(sw.points())} points x {sw.spec.replications} replications = {len(sw.runs)} runs"
+        )
         t0 = time.perf_counter()
         state = {"done": 0, "failed": 0, "start": None}
-        with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                      TextColumn("{task.fields[failed]} failed"), TimeElapsedColumn(), TextColumn("left"),
-                      TimeRemainingColumn(), console=console) as bar:
+        with Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[failed]} failed"),
+            TimeElapsedColumn(),
+            TextColumn("left"),
+            TimeRemainingColumn(),
+            console=console,
+        ) as bar:
             task = bar.add_task(sw.spec.name, total=len(sw.runs), failed=0)
 
             def progress(done: int, failed: int, total: int) -> None:
-                if state["start"] is None:  # runs already in --out must not count in the rate (time left)
+                if (
+                    state["start"] is None
+                ):  # runs already in --out must not count in the rate (time left)
                     state["start"] = done
                     bar.reset(task, total=total, completed=done, failed=failed)
                 state["done"], state["failed"] = done, failed
                 bar.update(task, completed=done, failed=failed)
 
             try:
-                table = execute(sw.base, sw.runs, out, sweep_text=Path(sweep_file).read_text(), source=str(sweep_file),
-                                address=address, workers=workers, resume=resume, serial=True if serial else None,
-                                progress=progress)
+                table = execute(
+                    sw.base,
+                    sw.runs,
+                    out,
+                    sweep_text=Path(sweep_file).read_text(),
+                    source=str(sweep_file),
+                    address=address,
+                    workers=workers,
+                    resume=resume,
+                    serial=True if serial else None,
+                    progress=progress,
+                )
             except KeyboardInterrupt:
                 bar.stop()
-                console.print(f"interrupted: {state['done']} of {len(sw.runs)} runs are in {out}/; "
-                              f"complete them with: sum-abm sweep {sweep_file} --out {out} --resume")
+                console.print(
+                    f"interrupted: {state['done']} of {len(sw.runs)} runs are in {out}/; "
+                    f"complete them with: sum-abm sweep {sweep_file} --out {out} --resume"
+                )
                 raise typer.Exit(130) from None
         n_fail = load_failures(out).height
         elapsed = time.perf_counter() - t0
         ran = state["done"] - (state["start"] or 0)
-        print(f"{len(table)} of {len(sw.runs)} runs finished, {n_fail} failed"
-              + (f"; {ran} ran in {elapsed:.1f} s ({ran / elapsed:.1f} runs/s)" if ran and elapsed > 0 else ""))
-        print(f"results: {out}/  (runs/*.parquet one row per run, agents/*.parquet, sweep.json"
-              + (", failures.parquet" if n_fail else "") + ")")
+        print(
+            f"{len(table)} of {len(sw.runs)} runs finished, {n_fail} failed"
+            + (
+                f"; {ran} ran in {elapsed:.1f} s ({ran / elapsed:.1f} runs/s)"
+                if ran and elapsed > 0
+                else ""
+            )
+        )
+        print(
+            f"results: {out}/  (runs/*.parquet one row per run, agents/*.parquet, sweep.json"
+            + (", failures.parquet" if n_fail else "")
+            + ")"
+        )
         if n_fail:
             raise typer.Exit(1)

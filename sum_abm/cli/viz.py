@@ -19,22 +19,32 @@ def _check_port(host: str, port: int) -> None:
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except OSError as exc:
-        raise InputError(f"--host {host}: not an address of this machine ({exc.strerror or exc})") from None
+        raise InputError(
+            f"--host {host}: not an address of this machine ({exc.strerror or exc})"
+        ) from None
     family, _, _, _, addr = infos[0]
     with socket.socket(family, socket.SOCK_STREAM) as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server will: TIME_WAIT is no conflict
+        s.setsockopt(
+            socket.SOL_SOCKET, socket.SO_REUSEADDR, 1
+        )  # as the server will: TIME_WAIT is no conflict
         try:
             s.bind(addr)
         except OSError as exc:
-            raise InputError(f"--port {port}: cannot listen on {host}:{port} ({exc.strerror or exc}); "
-                             "choose another port with --port") from None
+            raise InputError(
+                f"--port {port}: cannot listen on {host}:{port} ({exc.strerror or exc}); "
+                "choose another port with --port"
+            ) from None
 
 
 def register(app: typer.Typer) -> None:
     @app.command()
     def viz(
-        scenario: str = typer.Option("quickstart", help="starting scenario: a bundled name or a TOML file"),
-        host: str = typer.Option("127.0.0.1", help="interface to bind (127.0.0.1 keeps it on this machine)"),
+        scenario: str = typer.Option(
+            "quickstart", help="starting scenario: a bundled name or a TOML file"
+        ),
+        host: str = typer.Option(
+            "127.0.0.1", help="interface to bind (127.0.0.1 keeps it on this machine)"
+        ),
         port: int = typer.Option(8765, min=1, max=65535, help="TCP port"),
     ) -> None:
         """Serve the market in a browser: sliders for the mechanism, live charts, step/play/reset."""
@@ -45,10 +55,25 @@ def register(app: typer.Typer) -> None:
         load_scenario(path)  # a bad scenario answers in one line before the server starts
         _check_port(host, port)
         app_py = Path(__file__).resolve().parents[1] / "market" / "app.py"
-        env = {**os.environ, "SUM_ABM_VIZ_SCENARIO": str(path.resolve()), "SOLARA_CHECK_HOOKS": "off"}
+        env = {
+            **os.environ,
+            "SUM_ABM_VIZ_SCENARIO": str(path.resolve()),
+            "SOLARA_CHECK_HOOKS": "off",
+        }
         print(f"serving on http://{host}:{port}  (Ctrl-C stops)", flush=True)
-        cmd = [sys.executable, "-m", "solara", "run", str(app_py), "--host", host, "--port", str(port),
-               "--production", "--no-open"]
+        cmd = [
+            sys.executable,
+            "-m",
+            "solara",
+            "run",
+            str(app_py),
+            "--host",
+            host,
+            "--port",
+            str(port),
+            "--production",
+            "--no-open",
+        ]
         try:
             rc = subprocess.call(cmd, env=env)
         except KeyboardInterrupt:

@@ -6,5 +6,13 @@ from sum_abm.contract.points import Points
 from sum_abm.contract.prediction_market import PredictionMarket, hash_piece
 from sum_abm.contract.trainer import CollaborativeTrainer
 
-__all__ = ["CollaborativeTrainer", "DataHandler", "DepositRefundTake", "Points", "PredictionMarket",
-           "StoredData", "hash_piece", "key_of"]
+__all__ = [
+    "CollaborativeTrainer",
+    "DataHandler",
+    "DepositRefundTake",
+    "Points",
+    "PredictionMarket",
+    "StoredData",
+    "hash_piece",
+    "key_of",
+]

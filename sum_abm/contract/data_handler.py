@@ -24,7 +24,14 @@ class StoredData:
     claimed_by: set[str] = field(default_factory=set)
 
     def snapshot(self) -> tuple:
-        return (self.sender, self.time, self.y, self.initial_deposit, self.claimable, frozenset(self.claimed_by))
+        return (
+            self.sender,
+            self.time,
+            self.y,
+            self.initial_deposit,
+            self.claimable,
+            frozenset(self.claimed_by),
+        )
 
 
 class DataHandler:

@@ -42,8 +42,10 @@ class DepositRefundTake:
         if semantics not in SEMANTICS:
             raise ValueError(f"semantics must be one of {SEMANTICS}, got {semantics!r}")
         if min(refund_time_s, any_address_claim_wait_time_s, cost_weight) < 0:
-            raise ValueError("refund_time_s, any_address_claim_wait_time_s (seconds) and cost_weight "
-                             "(token units) must be >= 0")
+            raise ValueError(
+                "refund_time_s, any_address_claim_wait_time_s (seconds) and cost_weight "
+                "(token units) must be >= 0"
+            )
         self.refund_time_s = int(refund_time_s)
         self.any_address_claim_wait_time_s = int(any_address_claim_wait_time_s)
         self.cost_weight = cost_weight
@@ -111,7 +113,9 @@ class DepositRefundTake:
         self.total_good += 1
 
     # -- report ---------------------------------------------------------------------------------
-    def report_amount(self, reporter: str, stored: StoredData, prediction: int | None, now: int) -> Any:
+    def report_amount(
+        self, reporter: str, stored: StoredData, prediction: int | None, now: int
+    ) -> Any:
         """Check a report (take) and return the amount taken."""
         if stored.claimable <= 0:
             raise Rejected("nothing_left_to_claim")

@@ -33,7 +33,9 @@ class Points:
     updates_model_on_add = True
     python = False
 
-    def __init__(self, refund_time_s: int = 86_400, any_address_claim_wait_time_s: int = 9 * 86_400) -> None:
+    def __init__(
+        self, refund_time_s: int = 86_400, any_address_claim_wait_time_s: int = 9 * 86_400
+    ) -> None:
         if refund_time_s < 0 or any_address_claim_wait_time_s < 0:
             raise ValueError("wait times must be >= 0 seconds")
         self.refund_time_s = int(refund_time_s)
@@ -81,7 +83,9 @@ class Points:
         self.num_valid[sender] = self.num_valid.get(sender, 0) + 1
         self.total_valid += 1
 
-    def report_amount(self, reporter: str, stored: StoredData, prediction: int | None, now: int) -> int:
+    def report_amount(
+        self, reporter: str, stored: StoredData, prediction: int | None, now: int
+    ) -> int:
         """Check a report; the amount is always 0 (it only marks the contribution claimed)."""
         if now - stored.time < min(self.refund_time_s, self.any_address_claim_wait_time_s):
             raise Rejected("too_early")

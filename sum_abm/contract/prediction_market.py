@@ -87,7 +87,9 @@ class PredictionMarket:
         if semantics not in SEMANTICS:
             raise ValueError(f"semantics must be one of {SEMANTICS}, got {semantics!r}")
         if min_stake < 0 or any_address_claim_wait_time_s < 0:
-            raise ValueError("min_stake (token units) and any_address_claim_wait_time_s (seconds) must be >= 0")
+            raise ValueError(
+                "min_stake (token units) and any_address_claim_wait_time_s (seconds) must be >= 0"
+            )
         self.chain, self.learner, self.address = chain, learner, address
         self.data = data_handler or DataHandler()
         self.semantics = semantics
@@ -122,8 +124,15 @@ class PredictionMarket:
 
     # -- helpers ------------------------------------------------------------------------------
     def _exec(self, sender: str, call: str, value: Any, fn, n_features: int = 0) -> Any:
-        return self.chain.execute(sender, call, value, fn, gas_op=f"pm_{call}" if call not in ("add_data", "refund", "report") else call,
-                                  learner_kind=getattr(self.learner, "kind", ""), n_features=n_features)
+        return self.chain.execute(
+            sender,
+            call,
+            value,
+            fn,
+            gas_op=f"pm_{call}" if call not in ("add_data", "refund", "report") else call,
+            learner_kind=getattr(self.learner, "kind", ""),
+            n_features=n_features,
+        )
 
     def _require(self, cond: bool, reason: str) -> None:
         if not cond:
@@ -162,9 +171,17 @@ class PredictionMarket:
         return self.chain.clock.now
 
     # -- initialisation -------------------------------------------------------------------------
-    def initialize_market(self, sender: str, bounty: int, hashes: list[str], min_length_s: int,
-                          min_num_contributions: int, reveal_index: int) -> int:
+    def initialize_market(
+        self,
+        sender: str,
+        bounty: int,
+        hashes: list[str],
+        min_length_s: int,
+        min_num_contributions: int,
+        reveal_index: int,
+    ) -> int:
         """Fund the bounty (moved to the contract) and commit test-set hashes; returns the reveal index."""
+
         def run() -> int:
             self._require(self.state is None, "wrong_phase")
             self._require(0 <= reveal_index < len(hashes) and len(hashes) >= 2, "wrong_phase")
@@ -185,6 +202,7 @@ class PredictionMarket:
 
     def reveal_init_test_set(self, sender: str, piece: list[tuple[Any, int]]) -> None:
         """Reveal the committed piece at the reveal index; opens participation."""
+
         def run() -> None:
             self._require(self.state == "INITIALIZATION", "wrong_phase")
             self._require(hash_piece(piece) == self.hashes[self.reveal_index], "test_set_mismatch")
@@ -195,6 +213,7 @@ class PredictionMarket:
     # -- participation --------------------------------------------------------------------------
     def add_data(self, sender: str, value: Any, x: Any, y: int) -> float:
         """Stake on ``(x, y)``: ``value`` if greater deposits are allowed, else ``min_stake``."""
+
         def run() -> float:
             self._require(self.state == "PARTICIPATION", "wrong_phase")
             self._require(value >= self.min_stake, "insufficient_value")
@@ -213,6 +232,7 @@ class PredictionMarket:
 
     def end_market(self, sender: str) -> None:
         """End participation (needs enough contributions or the minimum length)."""
+
         def run() -> None:
             self._require(self.state == "PARTICIPATION", "wrong_phase")
             if len(self.market) < self.min_num_contributions and self.now < self.earliest_end:
@@ -224,9 +244,13 @@ class PredictionMarket:
 
     def verify_next_test_set(self, sender: str, piece: list[tuple[Any, int]]) -> None:
         """Reveal the next committed piece (index order, skipping the first revealed one)."""
+
         def run() -> None:
             self._require(self.state == "REVEAL_TEST_SET", "wrong_phase")
-            self._require(len(piece) > 0 and hash_piece(piece) == self.hashes[self.next_verify], "test_set_mismatch")
+            self._require(
+                len(piece) > 0 and hash_piece(piece) == self.hashes[self.next_verify],
+                "test_set_mismatch",
+            )
             self.test_x += [x for x, _ in piece]
             self.test_y += [int(y) for _, y in piece]
             self.next_verify += 1
@@ -241,6 +265,7 @@ class PredictionMarket:
     # -- reward phase ---------------------------------------------------------------------------
     def process_contribution(self, sender: str) -> None:
         """Process the next contribution of the current reward pass."""
+
         def run() -> None:
             self._require(self.state in ("REWARD_RESTART", "REWARD"), "wrong_phase")
             self._require(self.remaining_bounty_rounds > 0, "wrong_phase")
@@ -263,7 +288,9 @@ class PredictionMarket:
                 self.learner.restore(self.init_snapshot)
             if self.prev_acc is None:
                 self.prev_acc = self.original_acc = self.evaluate()
-            elif not self.reset or self.fixed:  # FIX 4: every pass starts from the original accuracy
+            elif (
+                not self.reset or self.fixed
+            ):  # FIX 4: every pass starts from the original accuracy
                 self.prev_acc = self.original_acc
             self.pass_counts: dict[str, int] = {}
             self.num_passes += 1
@@ -298,9 +325,13 @@ class PredictionMarket:
     def _rounds(self) -> float:
         if self.fixed:  # FIX 3: stop at the first ruin among all negative scores
             if self.group:
-                cands = [self.market_balances.get(p, 0.0) / -s for p, s in self.scores.items() if s < 0]
+                cands = [
+                    self.market_balances.get(p, 0.0) / -s for p, s in self.scores.items() if s < 0
+                ]
             else:
-                cands = [c.balance / -c.score for c in self.market if c.score is not None and c.score < 0]
+                cands = [
+                    c.balance / -c.score for c in self.market if c.score is not None and c.score < 0
+                ]
             rounds = min(cands)
         elif self.group:
             rounds = self.market_balances.get(self.worst, 0.0) / -self.min_score
@@ -334,7 +365,9 @@ class PredictionMarket:
                     else:
                         c.balance += d
                         if c.balance < 1:
-                            self.market_balances[c.contributor] = self.market_balances.get(c.contributor, 0.0) + c.balance
+                            self.market_balances[c.contributor] = (
+                                self.market_balances.get(c.contributor, 0.0) + c.balance
+                            )
                 kept = [c for c in self.market if c.balance >= 1]
                 self.num_removed += len(self.market) - len(kept)
                 self.market = kept
@@ -370,10 +403,14 @@ class PredictionMarket:
     # -- collection ---------------------------------------------------------------------------
     def refund(self, sender: str, x: Any, y: int, added_time: int) -> float:
         """Collect the caller's market balance (0 if none), after the reward phase."""
+
         def run() -> float:
             stored = self.data.get(x, y, added_time, sender)
             self._require(stored is not None, "data_not_found")
-            self._require(self.remaining_bounty_rounds == 0 and self.state == "REWARD_COLLECT", "rewards_not_processed")
+            self._require(
+                self.remaining_bounty_rounds == 0 and self.state == "REWARD_COLLECT",
+                "rewards_not_processed",
+            )
             amount = self.market_balances.get(sender, 0.0)
             if amount > 0:
                 del self.market_balances[sender]
@@ -387,10 +424,14 @@ class PredictionMarket:
 
     def report(self, sender: str, x: Any, y: int, added_time: int, author: str) -> float:
         """After the any-address wait, take a contributor's uncollected market balance."""
+
         def run() -> float:
             stored = self.data.get(x, y, added_time, author)
             self._require(stored is not None, "data_not_found")
-            self._require(self.state == "REWARD_COLLECT" and self.remaining_bounty_rounds == 0, "rewards_not_processed")
+            self._require(
+                self.state == "REWARD_COLLECT" and self.remaining_bounty_rounds == 0,
+                "rewards_not_processed",
+            )
             if self.now - self.reward_phase_end_time_s < self.any_address_claim_wait_time_s:
                 return 0
             amount = self.market_balances.get(author, 0.0)
@@ -408,6 +449,7 @@ class PredictionMarket:
 
     def withdraw_unused_bounty(self, sender: str) -> float:
         """FIX 5 (corrected only): the provider takes back what exceeds the outstanding balances."""
+
         def run() -> float:
             self._require(self.fixed, "wrong_phase")
             self._require(self.state == "REWARD_COLLECT", "wrong_phase")
@@ -423,8 +465,12 @@ class PredictionMarket:
         """Full, comparable state: every field of the market (contributions, scores, phase, test
         set, counters), the stored data, every balance and the learner's parameters."""
         own = {k: v for k, v in vars(self).items() if k not in ("chain", "learner", "data")}
-        return (tuple(sorted(self.chain.ledger.snapshot().items())), freeze(self.data.snapshot()),
-                freeze(own), learner_state(self.learner))
+        return (
+            tuple(sorted(self.chain.ledger.snapshot().items())),
+            freeze(self.data.snapshot()),
+            freeze(own),
+            learner_state(self.learner),
+        )
 
     snapshot = state_snapshot
 

@@ -24,15 +24,25 @@ def _nnz(x: Any) -> int:
 class CollaborativeTrainer:
     """A deployed trainer contract at ``address`` (token units, integer seconds)."""
 
-    def __init__(self, chain: Chain, learner: Any, data_handler: Any = None, mechanism: Any = None,
-                 address: str = "contract") -> None:
+    def __init__(
+        self,
+        chain: Chain,
+        learner: Any,
+        data_handler: Any = None,
+        mechanism: Any = None,
+        address: str = "contract",
+    ) -> None:
         """``CollaborativeTrainer(chain, learner, data_handler, mechanism, address="contract")``.
 
         ``data_handler`` may be ``None`` (a fresh :class:`DataHandler`). The older three-argument
         form ``(chain, learner, mechanism)`` is still accepted: a third argument that is not a
         data handler, with no fourth, is the mechanism.
         """
-        if mechanism is None and data_handler is not None and not isinstance(data_handler, DataHandler):
+        if (
+            mechanism is None
+            and data_handler is not None
+            and not isinstance(data_handler, DataHandler)
+        ):
             data_handler, mechanism = None, data_handler
         if mechanism is None:
             raise TypeError("CollaborativeTrainer needs an incentive mechanism")
@@ -47,11 +57,15 @@ class CollaborativeTrainer:
     def now(self) -> int:
         return self.chain.clock.now
 
-    def _exec(self, sender: str, call: str, value: Any, fn, x: Any = None, y: int | None = None) -> Any:
+    def _exec(
+        self, sender: str, call: str, value: Any, fn, x: Any = None, y: int | None = None
+    ) -> Any:
         gas = self.call_gas(call, x, y, sender) if self.chain.gas_price else None
         return self.chain.execute(sender, call, value, fn, learner_kind=self.learner_kind, gas=gas)
 
-    def call_gas(self, call: str, x: Any = None, y: int | None = None, sender: str | None = None) -> int:
+    def call_gas(
+        self, call: str, x: Any = None, y: int | None = None, sender: str | None = None
+    ) -> int:
         """Gas of ``call`` with sample ``x`` by the chain's schedule, before the call runs: an add
         is priced by what its update will write (:meth:`GasSchedule.add_data_gas`), a refund by
         which good-data counters it writes first (:meth:`GasSchedule.refund_gas`)."""
@@ -65,13 +79,19 @@ class CollaborativeTrainer:
             changes, new_slots, cleared = view(x, int(y)) if view is not None else (True, 0, 0)
             return sched.add_data_gas(self.learner_kind, n, c, changes, new_slots, cleared)
         if call == "refund" and hasattr(self.im, "total_good"):
-            return sched.refund_gas(self.learner_kind, n, c, sender is not None and self.im.good_count(sender) > 0,
-                                    self.im.total_good > 0)
+            return sched.refund_gas(
+                self.learner_kind,
+                n,
+                c,
+                sender is not None and self.im.good_count(sender) > 0,
+                self.im.total_good > 0,
+            )
         return sched.gas(call, self.learner_kind, n, c)
 
     # -- add ------------------------------------------------------------------------------------
     def add_data(self, sender: str, value: Any, x: Any, y: int) -> Any:
         """Add ``(x, y)`` paying the mechanism's deposit out of ``value``; returns the cost."""
+
         def run() -> Any:
             now = self.now
             cost = self.im.add_cost(sender, value, now)
@@ -97,13 +117,17 @@ class CollaborativeTrainer:
             raise Rejected("data_not_found")
         return stored
 
-    def _check_refund(self, sender: str, x: Any, y: int, added_time: int, prediction: int | None) -> tuple[StoredData, Any]:
+    def _check_refund(
+        self, sender: str, x: Any, y: int, added_time: int, prediction: int | None
+    ) -> tuple[StoredData, Any]:
         stored = self._lookup(x, y, added_time, sender)
         if prediction is None:
             prediction = self._prediction_if_needed(stored, x, refund=True)
         return stored, self.im.refund_amount(sender, stored, prediction, self.now)
 
-    def _check_report(self, sender: str, x: Any, y: int, added_time: int, author: str, prediction: int | None) -> tuple[StoredData, Any]:
+    def _check_report(
+        self, sender: str, x: Any, y: int, added_time: int, author: str, prediction: int | None
+    ) -> tuple[StoredData, Any]:
         stored = self._lookup(x, y, added_time, author)
         if prediction is None and self.im.report_needs_prediction(stored, self.now):
             prediction = int(self.learner.predict_one(x))
@@ -112,7 +136,9 @@ class CollaborativeTrainer:
     def _prediction_if_needed(self, stored: StoredData, x: Any, refund: bool) -> int:
         return int(self.learner.predict_one(x))
 
-    def check_refund(self, sender: str, x: Any, y: int, added_time: int, prediction: int | None = None) -> str | None:
+    def check_refund(
+        self, sender: str, x: Any, y: int, added_time: int, prediction: int | None = None
+    ) -> str | None:
         """The reason a refund would be rejected now, or None (a free view call; no effect).
 
         ``prediction``: the model's current class for ``x`` when the caller already knows it.
@@ -123,8 +149,15 @@ class CollaborativeTrainer:
             return r.reason
         return None
 
-    def check_report(self, sender: str, x: Any, y: int, added_time: int, author: str,
-                     prediction: int | None = None) -> str | None:
+    def check_report(
+        self,
+        sender: str,
+        x: Any,
+        y: int,
+        added_time: int,
+        author: str,
+        prediction: int | None = None,
+    ) -> str | None:
         """The reason a report would be rejected now, or None (a free view call; no effect)."""
         try:
             self._check_report(sender, x, y, added_time, author, prediction)
@@ -133,8 +166,11 @@ class CollaborativeTrainer:
         return None
 
     # -- refund / report ---------------------------------------------------------------------------
-    def refund(self, sender: str, x: Any, y: int, added_time: int, prediction: int | None = None) -> Any:
+    def refund(
+        self, sender: str, x: Any, y: int, added_time: int, prediction: int | None = None
+    ) -> Any:
         """The submitter takes back its deposit if the model agrees after the wait; returns it."""
+
         def run() -> Any:
             stored, amount = self._check_refund(sender, x, y, added_time, prediction)
             self._pay(sender, amount)
@@ -145,8 +181,17 @@ class CollaborativeTrainer:
 
         return self._exec(sender, "refund", 0, run, x)
 
-    def report(self, sender: str, x: Any, y: int, added_time: int, author: str, prediction: int | None = None) -> Any:
+    def report(
+        self,
+        sender: str,
+        x: Any,
+        y: int,
+        added_time: int,
+        author: str,
+        prediction: int | None = None,
+    ) -> Any:
         """Take (part of) a deposit the model disagrees with, or all of it after the long wait."""
+
         def run() -> Any:
             stored, amount = self._check_report(sender, x, y, added_time, author, prediction)
             stored.claimed_by.add(sender)
@@ -172,8 +217,11 @@ class CollaborativeTrainer:
         return fn(stored) if fn is not None else stored.claimable
 
     # -- predict ------------------------------------------------------------------------------------
-    def predict(self, sender: str, x: Any, value: Any = 0, prediction: int | None = None) -> tuple[int, dict[str, Any]]:
+    def predict(
+        self, sender: str, x: Any, value: Any = 0, prediction: int | None = None
+    ) -> tuple[int, dict[str, Any]]:
         """Predict ``x``; a payment ``value`` is shared among verified contributors (int floors)."""
+
         def run() -> tuple[int, dict[str, Any]]:
             pred = int(self.learner.predict_one(x)) if prediction is None else int(prediction)
             payments = self.im.prediction_payments(value)

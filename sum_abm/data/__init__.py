@@ -31,7 +31,9 @@ class Dataset:
     n_features: int
     n_classes: int
     name: str = ""
-    cache: dict[Any, Any] = field(default_factory=dict, repr=False, compare=False)  # derived, e.g. fitted models
+    cache: dict[Any, Any] = field(
+        default_factory=dict, repr=False, compare=False
+    )  # derived, e.g. fitted models
 
     @property
     def sparse(self) -> bool:
@@ -66,28 +68,56 @@ def _rows(X: Any, a: int, b: int | None = None) -> Any:
     b = X.shape[0] if b is None else min(b, X.shape[0])
     a = min(a, b)
     s, e = X.indptr[a], X.indptr[b]
-    return sp.csr_matrix((X.data[s:e], X.indices[s:e], X.indptr[a : b + 1] - s), shape=(b - a, X.shape[1]), copy=False)
+    return sp.csr_matrix(
+        (X.data[s:e], X.indices[s:e], X.indptr[a : b + 1] - s),
+        shape=(b - a, X.shape[1]),
+        copy=False,
+    )
 
 
 def _split(X: Any, y: np.ndarray, n_train: int, cfg: Any, name: str, source: str) -> Dataset:
     y = np.asarray(y, dtype=np.int64)
-    X_train, y_train, X_test, y_test = _rows(X, 0, n_train), y[:n_train], _rows(X, n_train), y[n_train:]
+    X_train, y_train, X_test, y_test = (
+        _rows(X, 0, n_train),
+        y[:n_train],
+        _rows(X, n_train),
+        y[n_train:],
+    )
     if cfg.train_rows is not None:
         if cfg.train_rows > len(y_train):
-            raise InputError(f"{source}: data.train_rows: expected at most {len(y_train)} rows, got {cfg.train_rows}")
+            raise InputError(
+                f"{source}: data.train_rows: expected at most {len(y_train)} rows, got {cfg.train_rows}"
+            )
         X_train, y_train = _rows(X_train, 0, cfg.train_rows), y_train[: cfg.train_rows]
     if cfg.test_rows is not None:
         if cfg.test_rows > len(y_test):
-            raise InputError(f"{source}: data.test_rows: expected at most {len(y_test)} rows, got {cfg.test_rows}")
+            raise InputError(
+                f"{source}: data.test_rows: expected at most {len(y_test)} rows, got {cfg.test_rows}"
+            )
         X_test, y_test = _rows(X_test, 0, cfg.test_rows), y_test[: cfg.test_rows]
-    n_init = cfg.init_train_rows if cfg.init_train_rows is not None else int(len(y_train) * cfg.init_train_portion)
+    n_init = (
+        cfg.init_train_rows
+        if cfg.init_train_rows is not None
+        else int(len(y_train) * cfg.init_train_portion)
+    )
     if n_init > len(y_train):
-        raise InputError(f"{source}: data.init_train_rows: expected at most {len(y_train)}, got {n_init}")
+        raise InputError(
+            f"{source}: data.init_train_rows: expected at most {len(y_train)}, got {n_init}"
+        )
     if len(y_test) == 0 or len(y_train) - n_init == 0:
         raise InputError(f"{source}: data: the split leaves no test rows or no pool rows")
     n_classes = int(max(y.max() + 1, 2))
-    ds = Dataset(_rows(X_train, 0, n_init), y_train[:n_init], _rows(X_train, n_init), y_train[n_init:], X_test, y_test,
-                 int(X.shape[1]), n_classes, name)
+    ds = Dataset(
+        _rows(X_train, 0, n_init),
+        y_train[:n_init],
+        _rows(X_train, n_init),
+        y_train[n_init:],
+        X_test,
+        y_test,
+        int(X.shape[1]),
+        n_classes,
+        name,
+    )
     ds.cache["X_train_view"] = X_train
     return ds
 
@@ -95,8 +125,12 @@ def _split(X: Any, y: np.ndarray, n_train: int, cfg: Any, name: str, source: str
 def _sklearn(kind: str, seed: int) -> tuple[np.ndarray, np.ndarray, int]:
     from sklearn import datasets
 
-    loader = {"breast_cancer": datasets.load_breast_cancer, "digits": datasets.load_digits,
-              "iris": datasets.load_iris, "wine": datasets.load_wine}[kind]
+    loader = {
+        "breast_cancer": datasets.load_breast_cancer,
+        "digits": datasets.load_digits,
+        "iris": datasets.load_iris,
+        "wine": datasets.load_wine,
+    }[kind]
     X, y = loader(return_X_y=True)
     perm = np.random.default_rng(seed).permutation(len(y))
     n_test = int(round(0.3 * len(y))) if kind != "breast_cancer" else 171
@@ -118,14 +152,20 @@ def _user_file(cfg: Any, source: str) -> tuple[Any, np.ndarray, int]:
     try:
         df = pl.read_csv(path) if cfg.kind == "csv" else pl.read_parquet(path)
     except Exception as exc:  # polars raises many types for a malformed file
-        raise InputError(f"{source}: data.path: cannot read {cfg.kind} file {str(path)!r}: {str(exc).splitlines()[0]}") from None
+        raise InputError(
+            f"{source}: data.path: cannot read {cfg.kind} file {str(path)!r}: {str(exc).splitlines()[0]}"
+        ) from None
     if cfg.label_column not in df.columns:
-        raise InputError(f"{source}: data.label_column: no column {cfg.label_column!r} in {path.name} (columns: {df.columns})")
+        raise InputError(
+            f"{source}: data.label_column: no column {cfg.label_column!r} in {path.name} (columns: {df.columns})"
+        )
     labels = df[cfg.label_column]
     classes, y = np.unique(labels.to_numpy(), return_inverse=True)
     if cfg.text_column is not None:
         if cfg.text_column not in df.columns:
-            raise InputError(f"{source}: data.text_column: no column {cfg.text_column!r} in {path.name}")
+            raise InputError(
+                f"{source}: data.text_column: no column {cfg.text_column!r} in {path.name}"
+            )
         from sklearn.feature_extraction.text import HashingVectorizer
 
         hv = HashingVectorizer(n_features=cfg.n_features, alternate_sign=False, norm=None)
@@ -134,7 +174,9 @@ def _user_file(cfg: Any, source: str) -> tuple[Any, np.ndarray, int]:
         feats = df.drop(cfg.label_column)
         bad = [c for c, t in feats.schema.items() if not t.is_numeric()]
         if bad:
-            raise InputError(f"{source}: data: non-numeric feature column(s) {bad}; give data.text_column or drop them")
+            raise InputError(
+                f"{source}: data: non-numeric feature column(s) {bad}; give data.text_column or drop them"
+            )
         X = feats.to_numpy().astype(np.float64)
         if np.isnan(X).any():
             raise InputError(f"{source}: data: feature columns contain missing values")
@@ -173,9 +215,13 @@ def load_dataset(cfg: Any, learner_kind: str = "", source: str = "scenario") -> 
         for name in ("X_init", "X_pool", "X_test"):
             M = getattr(ds, name)
             if (M.data if sp.issparse(M) else M).min(initial=0) < 0:
-                raise InputError(f"{source}: data: MultinomialNB needs non-negative features ({name} has negatives)")
+                raise InputError(
+                    f"{source}: data: MultinomialNB needs non-negative features ({name} has negatives)"
+                )
     if learner_kind in ("perceptron", "sgd_perceptron") and ds.n_classes != 2:
-        raise InputError(f"{source}: learner.kind: {learner_kind} is binary but the data has {ds.n_classes} classes")
+        raise InputError(
+            f"{source}: learner.kind: {learner_kind} is binary but the data has {ds.n_classes} classes"
+        )
     return ds
 
 

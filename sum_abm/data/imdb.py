@@ -23,8 +23,13 @@ SUB = 1_000  # rows generated at a time; a divisor of CHUNK keeps the stream ide
 GENERATOR_VERSION = 1  # part of the cache key: bump when the generated data would change
 
 
-def make_imdb_synthetic(n_rows: int = 50_000, n_features: int = 1_000, noise: float = 0.15, seed: int = 0,
-                        return_details: bool = False) -> Any:
+def make_imdb_synthetic(
+    n_rows: int = 50_000,
+    n_features: int = 1_000,
+    noise: float = 0.15,
+    seed: int = 0,
+    return_details: bool = False,
+) -> Any:
     """``(X, y)``: ``n_rows`` × ``n_features`` binary CSR and labels in {0, 1}.
 
     With ``return_details``, ``(X, y, details)`` where ``details`` holds the sentiment words
@@ -61,11 +66,17 @@ def make_imdb_synthetic(n_rows: int = 50_000, n_features: int = 1_000, noise: fl
             row = keys[i]
             top = order[i, :k] if order is not None else np.argpartition(-row, k - 1)[:k]
             indices[indptr[lo + i] : indptr[lo + i + 1]] = np.sort(top)
-    X = sp.csr_matrix((np.ones(len(indices)), indices, indptr), shape=(n_rows, n_features), copy=False)
+    X = sp.csr_matrix(
+        (np.ones(len(indices)), indices, indptr), shape=(n_rows, n_features), copy=False
+    )
     # Sentiment score per row without column slicing (which would copy the matrix twice).
     weight = np.zeros(n_features, dtype=np.int8)
     weight[pos], weight[neg] = 1, -1
-    score = np.add.reduceat(weight[indices], indptr[:-1], dtype=np.int64) if n_rows else np.zeros(0, dtype=np.int64)
+    score = (
+        np.add.reduceat(weight[indices], indptr[:-1], dtype=np.int64)
+        if n_rows
+        else np.zeros(0, dtype=np.int64)
+    )
     y_clean = (score > 0).astype(np.int64)
     flip = rng.random(n_rows) < noise
     y = y_clean ^ flip.astype(np.int64)
@@ -84,8 +95,9 @@ def cache_dir() -> Path | None:
     return Path(base) / "sum_abm"
 
 
-def imdb_synthetic_cached(n_rows: int = 50_000, n_features: int = 1_000, noise: float = 0.15, seed: int = 0
-                          ) -> tuple[sp.csr_matrix, np.ndarray]:
+def imdb_synthetic_cached(
+    n_rows: int = 50_000, n_features: int = 1_000, noise: float = 0.15, seed: int = 0
+) -> tuple[sp.csr_matrix, np.ndarray]:
     """:func:`make_imdb_synthetic`, read from the on-disk cache when it was generated before.
 
     The file name is a hash of the parameters and of :data:`GENERATOR_VERSION`; it is written
@@ -99,8 +111,10 @@ def imdb_synthetic_cached(n_rows: int = 50_000, n_features: int = 1_000, noise: 
         try:
             with np.load(path, allow_pickle=False) as f:
                 if str(f["key"]) == key:
-                    X = sp.csr_matrix((np.ones(len(f["indices"])), f["indices"], f["indptr"]),
-                                      shape=(n_rows, n_features))
+                    X = sp.csr_matrix(
+                        (np.ones(len(f["indices"])), f["indices"], f["indptr"]),
+                        shape=(n_rows, n_features),
+                    )
                     return X, f["y"].astype(np.int64)
         except (OSError, ValueError, KeyError):
             pass
@@ -111,7 +125,9 @@ def imdb_synthetic_cached(n_rows: int = 50_000, n_features: int = 1_000, noise: 
             path.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
             with os.fdopen(fd, "wb") as fh:
-                np.savez(fh, key=np.array(key), indices=X.indices, indptr=X.indptr, y=y.astype(np.int8))
+                np.savez(
+                    fh, key=np.array(key), indices=X.indices, indptr=X.indptr, y=y.astype(np.int8)
+                )
             os.replace(tmp, path)
         except OSError:
             if tmp is not None:

@@ -40,9 +40,11 @@ KINDS = ("perceptron", "multinomial_nb", "nearest_centroid")
 FIT_FEATURES = (1, 10, 50, 100, 250, 500, 1000)
 FIT_CLASSES = {"perceptron": (2,), "multinomial_nb": (2, 3, 5), "nearest_centroid": (2, 3, 5)}
 #: The re-measured sample of ``--verify``: points off the fit grid (features, classes).
-VERIFY_POINTS = {"perceptron": ((20, 2), (300, 2)),
-                 "multinomial_nb": ((20, 2), (300, 4)),
-                 "nearest_centroid": ((20, 2), (300, 4))}
+VERIFY_POINTS = {
+    "perceptron": ((20, 2), (300, 2)),
+    "multinomial_nb": ((20, 2), (300, 4)),
+    "nearest_centroid": ((20, 2), (300, 4)),
+}
 #: Python learner kinds priced like a measured one.
 ALIASES = {"sgd_perceptron": "perceptron"}
 REFUND_S, ANY_S = 86_400, 9 * 86_400
@@ -82,17 +84,35 @@ def measure_point(kind: str, n: int, c: int) -> dict[str, int]:
     with boa.swap_env(boa.Env()):
         if kind == "perceptron":
             model: Any = (PERCEPTRON_MEASURE_INTERCEPT, {})
-            sys_ = deploy_system(kind, refund_time_s=REFUND_S, any_address_claim_wait_time_s=ANY_S,
-                                 initial_model=model, exact_gas=True)
+            sys_ = deploy_system(
+                kind,
+                refund_time_s=REFUND_S,
+                any_address_claim_wait_time_s=ANY_S,
+                initial_model=model,
+                exact_gas=True,
+            )
             y_learn, y_good = 1, 0  # the model predicts 0 throughout
         elif kind == "multinomial_nb":
-            sys_ = deploy_system(kind, refund_time_s=REFUND_S, any_address_claim_wait_time_s=ANY_S,
-                                 n_classes=c, n_dims=SPARSE_DIMS, exact_gas=True)
+            sys_ = deploy_system(
+                kind,
+                refund_time_s=REFUND_S,
+                any_address_claim_wait_time_s=ANY_S,
+                n_classes=c,
+                n_dims=SPARSE_DIMS,
+                exact_gas=True,
+            )
             y_learn, y_good = 0, 0
         else:
             model = [(1, [SCALE * (1 if k == 0 else -k)] * n) for k in range(c)]
-            sys_ = deploy_system(kind, refund_time_s=REFUND_S, any_address_claim_wait_time_s=ANY_S,
-                                 n_classes=c, n_dims=n, initial_model=model, exact_gas=True)
+            sys_ = deploy_system(
+                kind,
+                refund_time_s=REFUND_S,
+                any_address_claim_wait_time_s=ANY_S,
+                n_classes=c,
+                n_dims=n,
+                initial_model=model,
+                exact_gas=True,
+            )
             y_learn, y_good = 0, 0
         out = {"deploy": sys_.deploy_gas}
         a, b, d = (boa.env.generate_address(k) for k in "ABD")
@@ -130,7 +150,9 @@ def measure_point(kind: str, n: int, c: int) -> dict[str, int]:
     return out
 
 
-def measure(points: dict[str, Iterable[tuple[int, int]]], progress: Any = None) -> list[Measurement]:
+def measure(
+    points: dict[str, Iterable[tuple[int, int]]], progress: Any = None
+) -> list[Measurement]:
     """Measurements at every ``(features, classes)`` point of each kind."""
     out: list[Measurement] = []
     for kind, pts in points.items():
@@ -142,7 +164,9 @@ def measure(points: dict[str, Iterable[tuple[int, int]]], progress: Any = None) 
     return out
 
 
-def fit_grid(features: Iterable[int] = FIT_FEATURES, kinds: Iterable[str] = KINDS) -> dict[str, list[tuple[int, int]]]:
+def fit_grid(
+    features: Iterable[int] = FIT_FEATURES, kinds: Iterable[str] = KINDS
+) -> dict[str, list[tuple[int, int]]]:
     """The fit's (features, classes) points for each kind."""
     return {k: [(n, c) for c in FIT_CLASSES[k] for n in features] for k in kinds}
 
@@ -161,11 +185,17 @@ def fit(ms: list[Measurement]) -> dict[str, dict[str, dict[str, int]]]:
             classes_vary = len(set(c)) > 1
             cols = [np.ones_like(n), n] + ([c, c * n] if classes_vary else [])
             # weighted by 1/gas: the schedule must be close in relative terms at every size
-            coef, *_ = np.linalg.lstsq(np.column_stack(cols) / g[:, None], np.ones_like(g), rcond=None)
+            coef, *_ = np.linalg.lstsq(
+                np.column_stack(cols) / g[:, None], np.ones_like(g), rcond=None
+            )
             if not classes_vary:  # fold the fixed class count into the intercept
                 coef = np.array([coef[0], coef[1], 0.0, 0.0])
-            out[kind][op] = dict(zip(("base", "per_feature", "per_class", "per_class_feature"),
-                                     (int(round(v)) for v in coef)))
+            out[kind][op] = dict(
+                zip(
+                    ("base", "per_feature", "per_class", "per_class_feature"),
+                    (int(round(v)) for v in coef),
+                )
+            )
     return out
 
 
@@ -173,7 +203,9 @@ def fit(ms: list[Measurement]) -> dict[str, dict[str, dict[str, int]]]:
 predicted = terms
 
 
-def apply_fit(data: dict[str, Any], coefs: dict[str, dict[str, dict[str, int]]], ms: list[Measurement]) -> dict[str, Any]:
+def apply_fit(
+    data: dict[str, Any], coefs: dict[str, dict[str, dict[str, int]]], ms: list[Measurement]
+) -> dict[str, Any]:
     """The gas-schedule JSON ``data`` with the measured operations replaced by the fit.
 
     ``base``/``per_feature["*"]`` (learner kinds without a measurement) take the perceptron's
@@ -208,22 +240,34 @@ def apply_fit(data: dict[str, Any], coefs: dict[str, dict[str, dict[str, int]]],
                 cf = ops[op]
                 for name in targets[kind]:
                     if op == "add_data_new_slots":  # the surcharge of a feature's first write
-                        extra.setdefault("add_data_new_slot_per_feature", {})[name] = cf["per_feature"] + 2 * cf["per_class_feature"] - (
-                            ops["add_data"]["per_feature"] + 2 * ops["add_data"]["per_class_feature"])
+                        extra.setdefault("add_data_new_slot_per_feature", {})[name] = (
+                            cf["per_feature"]
+                            + 2 * cf["per_class_feature"]
+                            - (
+                                ops["add_data"]["per_feature"]
+                                + 2 * ops["add_data"]["per_class_feature"]
+                            )
+                        )
                     else:
-                        extra.setdefault(op, {})[name] = {k: v for k, v in cf.items() if v or k == "base"}
+                        extra.setdefault(op, {})[name] = {
+                            k: v for k, v in cf.items() if v or k == "base"
+                        }
     data["extra"] = extra
     grid = sorted({(m.kind, m.n_features, m.n_classes) for m in ms})
     data["source"] = (
         "deploy/add_data/refund/report/predict measured on py-evm (titanoboa, Prague rules) with sum_abm's "
         f"Vyper contracts by `sum-abm gas` at {len(grid)} (kind, features, classes) points: "
         "gas = base_by_kind (else base) + per_feature*n + per_class*c + per_class_feature*c*n; "
-        "prediction-market steps (pm_*) remain estimates (the reference has no Solidity market)")
+        "prediction-market steps (pm_*) remain estimates (the reference has no Solidity market)"
+    )
     return data
 
 
-def verify(points: dict[str, Iterable[tuple[int, int]]] | None = None, schedule_path: str | Path | None = None,
-           progress: Any = None) -> list[dict[str, Any]]:
+def verify(
+    points: dict[str, Iterable[tuple[int, int]]] | None = None,
+    schedule_path: str | Path | None = None,
+    progress: Any = None,
+) -> list[dict[str, Any]]:
     """Re-measure ``points`` (default :data:`VERIFY_POINTS`) and compare with a schedule (default:
     the shipped one): one row per (kind, op, features, classes) with the relative error."""
     from sum_abm.chain import GasSchedule

@@ -30,8 +30,17 @@ from sum_abm.errors import CheckFailed, InputError
 from sum_abm.evm.system import MAX_FEATURES, SCALE, deploy_system, revert_reason
 
 #: Columns of the ``evm`` frame (one row per mirrored call) and their polars types.
-EVM_SCHEMA = {"time_s": "Int64", "sender": "String", "call": "String", "accepted": "Boolean", "reason": "String",
-              "amount": "Int64", "n_features": "Int64", "schedule_gas": "Int64", "evm_gas": "Int64"}
+EVM_SCHEMA = {
+    "time_s": "Int64",
+    "sender": "String",
+    "call": "String",
+    "accepted": "Boolean",
+    "reason": "String",
+    "amount": "Int64",
+    "n_features": "Int64",
+    "schedule_gas": "Int64",
+    "evm_gas": "Int64",
+}
 
 
 def _binary(X: Any) -> bool:
@@ -44,8 +53,11 @@ def evm_classifier_kind(learner: Any, datasets: list[Any]) -> str:
     (a perceptron with learning rate 1 on binary features), else ``"oracle"``."""
     # The Vyper perceptron steps by 1 on binary features: the Python one's weights are then the
     # same integers (any other learning rate or feature value would round on chain).
-    if getattr(learner, "kind", "") == "perceptron" and getattr(learner, "lr", None) == 1.0 \
-            and all(_binary(X) for X in datasets):
+    if (
+        getattr(learner, "kind", "") == "perceptron"
+        and getattr(learner, "lr", None) == 1.0
+        and all(_binary(X) for X in datasets)
+    ):
         return "perceptron"
     return "oracle"
 
@@ -61,10 +73,14 @@ class EVMMirror:
         try:
             import boa
         except ImportError:
-            raise InputError("chain.backend: 'evm' needs the evm extra (python3 -m pip install -e '.[evm]')") from None
+            raise InputError(
+                "chain.backend: 'evm' needs the evm extra (python3 -m pip install -e '.[evm]')"
+            ) from None
         im = trainer.im
         if im.kind != "deposit_refund_take" or im.python:
-            raise InputError("chain.backend: 'evm' runs Deposit-Refund-Take with semantics 'solidity' only")
+            raise InputError(
+                "chain.backend: 'evm' runs Deposit-Refund-Take with semantics 'solidity' only"
+            )
         self.boa = boa
         self.py = trainer
         self.chain = trainer.chain
@@ -79,11 +95,18 @@ class EVMMirror:
             # Python one's at last_update_time_s.
             self.t0 = int(self.env.evm.patch.timestamp) - im.last_update_time_s
             self.system = deploy_system(
-                self.kind, refund_time_s=im.refund_time_s, any_address_claim_wait_time_s=im.any_address_claim_wait_time_s,
-                cost_weight=int(im.cost_weight), initial_model=initial, exact_gas=True)
+                self.kind,
+                refund_time_s=im.refund_time_s,
+                any_address_claim_wait_time_s=im.any_address_claim_wait_time_s,
+                cost_weight=int(im.cost_weight),
+                initial_model=initial,
+                exact_gas=True,
+            )
         self.addresses: dict[str, Any] = {}
         self.rows: list[tuple] = []
-        self.adds: list[tuple[Any, int, int, str, list[int]]] = []  # accepted adds: x, y, t, author, words
+        self.adds: list[
+            tuple[Any, int, int, str, list[int]]
+        ] = []  # accepted adds: x, y, t, author, words
 
     # -- addresses, time, features -------------------------------------------------------------
     def address(self, name: str) -> Any:
@@ -109,7 +132,9 @@ class EVMMirror:
         else:
             out = [int(i) for i in idx] + [int(round(float(v) * SCALE)) for v in vals]
         if len(out) > MAX_FEATURES:
-            raise InputError(f"chain.backend: 'evm': a sample needs {len(out)} words, the contracts take at most {MAX_FEATURES}")
+            raise InputError(
+                f"chain.backend: 'evm': a sample needs {len(out)} words, the contracts take at most {MAX_FEATURES}"
+            )
         return out
 
     # -- calls ---------------------------------------------------------------------------------
@@ -117,9 +142,15 @@ class EVMMirror:
         """Run ``py_fn`` (the Python call) and the same call on the EVM; compare; return the Python
         result or raise its :class:`Rejected`. A call the sender cannot pay for is not sent."""
         ledger, contract = self.chain.ledger, self.py.address
-        before = (ledger.balance(sender), ledger.balance(contract), ledger.balance(self.chain.fee_sink))
+        before = (
+            ledger.balance(sender),
+            ledger.balance(contract),
+            ledger.balance(self.chain.fee_sink),
+        )
         now = self.chain.clock.now
-        schedule = self.py.call_gas(op, x, evm_args[0] if op == "add_data" else None, sender)  # before the call
+        schedule = self.py.call_gas(
+            op, x, evm_args[0] if op == "add_data" else None, sender
+        )  # before the call
         try:
             result, reason = py_fn(), None
         except Rejected as rej:
@@ -140,7 +171,9 @@ class EVMMirror:
                 elif op == "refund":
                     sys.refund(who, words, evm_args[0], self.t0 + evm_args[1])
                 else:
-                    sys.report(who, words, evm_args[0], self.t0 + evm_args[1], self.address(evm_args[2]))
+                    sys.report(
+                        who, words, evm_args[0], self.t0 + evm_args[1], self.address(evm_args[2])
+                    )
                 evm_reason = None
                 gas = sys.last_gas
             except Exception as err:  # a revert
@@ -151,10 +184,14 @@ class EVMMirror:
         evm_delta = (evm_after[0] - evm_before[0], evm_after[1] - evm_before[1])
         where = f"t={now} s: {op} by {sender}"
         if reason != evm_reason:
-            raise CheckFailed(f"EVM disagrees at {where}: Python {'accepted' if reason is None else 'rejected (' + reason + ')'}, "
-                              f"EVM {'accepted' if evm_reason is None else 'rejected (' + evm_reason + ')'}")
+            raise CheckFailed(
+                f"EVM disagrees at {where}: Python {'accepted' if reason is None else 'rejected (' + reason + ')'}, "
+                f"EVM {'accepted' if evm_reason is None else 'rejected (' + evm_reason + ')'}"
+            )
         if py_delta != evm_delta:
-            raise CheckFailed(f"EVM disagrees at {where}: balance changes (sender, contract) Python {py_delta}, EVM {evm_delta}")
+            raise CheckFailed(
+                f"EVM disagrees at {where}: balance changes (sender, contract) Python {py_delta}, EVM {evm_delta}"
+            )
         n = len(np.asarray(x.indices))
         amount = None if result is None else int(result)
         self.rows.append((now, sender, op, reason is None, reason, amount, n, schedule, gas))
@@ -170,44 +207,73 @@ class EVMMirror:
         both sides, or :class:`CheckFailed` naming the first difference."""
         im, sys = self.py.im, self.system
         with self.boa.swap_env(self.env):
-            pairs = [("last_update_time_s", im.last_update_time_s + self.t0, sys.mechanism.last_update_time_s()),
-                     ("total_good", im.total_good, sys.mechanism.total_good())]
-            pairs += [(f"num_good[{a}]", im.good_count(a), sys.mechanism.num_good(self.address(a))) for a in self.addresses]
+            pairs = [
+                (
+                    "last_update_time_s",
+                    im.last_update_time_s + self.t0,
+                    sys.mechanism.last_update_time_s(),
+                ),
+                ("total_good", im.total_good, sys.mechanism.total_good()),
+            ]
+            pairs += [
+                (f"num_good[{a}]", im.good_count(a), sys.mechanism.num_good(self.address(a)))
+                for a in self.addresses
+            ]
             for x, y, t, author, words in self.adds:
                 stored = self.py.data.get(x, y, t, author)
                 key = self._key(words, y, self.t0 + t, self.address(author))
                 on_chain = sys.data_handler.stored(key)
                 if stored is not None:
-                    pairs.append((f"contribution of {author} at t={t} s", (stored.initial_deposit, stored.claimable),
-                                  (on_chain.initial_deposit, on_chain.claimable)))
+                    pairs.append(
+                        (
+                            f"contribution of {author} at t={t} s",
+                            (stored.initial_deposit, stored.claimable),
+                            (on_chain.initial_deposit, on_chain.claimable),
+                        )
+                    )
             if self.kind == "perceptron":
                 w, b = self.py.learner.w, self.py.learner.b
                 pairs.append(("perceptron intercept", int(b), sys.classifier.intercept()))
-                touched = sorted({i for *_, words in self.adds for i in words} | set(np.flatnonzero(w).tolist()))
-                pairs += [(f"perceptron weight {i}", int(w[i]), sys.classifier.weights(i)) for i in touched]
+                touched = sorted(
+                    {i for *_, words in self.adds for i in words} | set(np.flatnonzero(w).tolist())
+                )
+                pairs += [
+                    (f"perceptron weight {i}", int(w[i]), sys.classifier.weights(i))
+                    for i in touched
+                ]
         for what, py, evm in pairs:
             if py != evm:
-                raise CheckFailed(f"EVM disagrees at the end of the run: {what}: Python {py}, EVM {evm}")
+                raise CheckFailed(
+                    f"EVM disagrees at the end of the run: {what}: Python {py}, EVM {evm}"
+                )
 
     @staticmethod
     def _key(words: list[int], y: int, t: int, author: Any) -> bytes:
         from eth_abi import encode
         from eth_utils import keccak
 
-        return keccak(encode(["int256[]", "uint256", "uint256", "address"], [words, y, t, str(author)]))
+        return keccak(
+            encode(["int256[]", "uint256", "uint256", "address"], [words, y, t, str(author)])
+        )
 
     def frame(self) -> Any:
         """The mirrored calls as a polars frame (columns :data:`EVM_SCHEMA`)."""
         import polars as pl
 
-        return pl.DataFrame(self.rows, schema={k: getattr(pl, t) for k, t in EVM_SCHEMA.items()}, orient="row")
+        return pl.DataFrame(
+            self.rows, schema={k: getattr(pl, t) for k, t in EVM_SCHEMA.items()}, orient="row"
+        )
 
     def summary(self) -> dict[str, Any]:
         """Summary fields: calls mirrored, the EVM's classifier, and the schedule's relative gas
         error against the EVM over the accepted calls (median and largest)."""
         gas = [(s, g) for *_, s, g in self.rows if g]
         err = [abs(s - g) / g for s, g in gas]
-        return {"evm_calls": len(self.rows), "evm_classifier": self.kind, "evm_agrees": True,
-                "evm_gas_total": int(sum(g for _, g in gas)),
-                "evm_gas_error_median": float(np.median(err)) if err else None,
-                "evm_gas_error_max": float(max(err)) if err else None}
+        return {
+            "evm_calls": len(self.rows),
+            "evm_classifier": self.kind,
+            "evm_agrees": True,
+            "evm_gas_total": int(sum(g for _, g in gas)),
+            "evm_gas_error_median": float(np.median(err)) if err else None,
+            "evm_gas_error_max": float(max(err)) if err else None,
+        }

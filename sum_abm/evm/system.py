@@ -17,8 +17,12 @@ from typing import Any, Sequence
 CONTRACTS = Path(__file__).with_name("contracts")
 #: Learner kinds with a Vyper classifier; the Python learner kinds they price (``sgd_perceptron``
 #: runs on chain as the same integer perceptron: the on-chain work per feature is the same).
-CLASSIFIERS = {"perceptron": "perceptron.vy", "multinomial_nb": "naive_bayes.vy",
-               "nearest_centroid": "nearest_centroid.vy", "oracle": "oracle.vy"}
+CLASSIFIERS = {
+    "perceptron": "perceptron.vy",
+    "multinomial_nb": "naive_bayes.vy",
+    "nearest_centroid": "nearest_centroid.vy",
+    "oracle": "oracle.vy",
+}
 MAX_FEATURES = 1024  # the contracts' DynArray bound
 MAX_CLASSES = 64
 SCALE = 10**9  # fixed point of the nearest centroid's values and Naive Bayes' smoothing
@@ -118,7 +122,9 @@ class System:
         self._call("refund", self.trainer.refund, (list(x), int(y), int(added_time)), sender)
 
     def report(self, sender: str, x: Sequence[int], y: int, added_time: int, author: str) -> None:
-        self._call("report", self.trainer.report, (list(x), int(y), int(added_time), author), sender)
+        self._call(
+            "report", self.trainer.report, (list(x), int(y), int(added_time), author), sender
+        )
 
     def predict(self, sender: str, x: Sequence[int]) -> int:
         """A prediction sent as a transaction (its gas is logged); returns the class."""
@@ -182,7 +188,7 @@ def deploy_system(
         clf = create("perceptron.vy", 1, int(intercept))
         items = sorted(weights.items())
         for i in range(0, len(items), MAX_FEATURES):
-            chunk = items[i:i + MAX_FEATURES]
+            chunk = items[i : i + MAX_FEATURES]
             send(clf, "init_weights", [k for k, _ in chunk], [v for _, v in chunk])
     elif kind == "multinomial_nb":
         clf = create("naive_bayes.vy", n_classes, n_dims, SCALE)

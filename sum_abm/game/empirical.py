@@ -54,7 +54,9 @@ DESIGNER_PAYOFFS = ("accuracy_final", "accuracy_time_weighted", "accuracy_min")
 def _check_name(v: str) -> str:
     # names end up in profile labels "role=strategy | role=strategy" and sub-group names
     if not v or any(c in v for c in "=|,") or v != v.strip():
-        raise ValueError(f"expected a non-empty name without '=', '|', ',' or surrounding spaces, got {v!r}")
+        raise ValueError(
+            f"expected a non-empty name without '=', '|', ',' or surrounding spaces, got {v!r}"
+        )
     return v
 
 
@@ -81,12 +83,21 @@ class RoleSpec(_Strict):
 
     name: str
     kind: Literal["agents", "designer"] = "agents"
-    group: str | None = Field(None, description="the base scenario's agent group this role controls")
-    groups: list[str] | None = Field(None, min_length=1, description="several groups played as one role")
+    group: str | None = Field(
+        None, description="the base scenario's agent group this role controls"
+    )
+    groups: list[str] | None = Field(
+        None, min_length=1, description="several groups played as one role"
+    )
     strategies: list[StrategySpec] = Field(min_length=1)
-    symmetric: bool = Field(False, description="the group's agents choose individually: a game over strategy counts")
-    payoff: Literal["profit", "roi", "accuracy_final", "accuracy_time_weighted", "accuracy_min"] | None = Field(
-        None, description="default: the game's payoff (agent roles) or accuracy_final (designer)")
+    symmetric: bool = Field(
+        False, description="the group's agents choose individually: a game over strategy counts"
+    )
+    payoff: (
+        Literal["profit", "roi", "accuracy_final", "accuracy_time_weighted", "accuracy_min"] | None
+    ) = Field(
+        None, description="default: the game's payoff (agent roles) or accuracy_final (designer)"
+    )
 
     @field_validator("name")
     @classmethod
@@ -100,28 +111,40 @@ class RoleSpec(_Strict):
             raise ValueError(f"strategies: expected unique names, got {names}")
         if self.kind == "designer":
             if self.group is not None or self.groups is not None:
-                raise ValueError("group: a designer role controls no agent group (its strategies set scenario fields)")
+                raise ValueError(
+                    "group: a designer role controls no agent group (its strategies set scenario fields)"
+                )
             if self.symmetric:
                 raise ValueError("symmetric: a designer role is one player")
             if self.payoff is not None and self.payoff not in DESIGNER_PAYOFFS:
-                raise ValueError(f"payoff: expected one of {DESIGNER_PAYOFFS} for a designer role, got {self.payoff!r}")
+                raise ValueError(
+                    f"payoff: expected one of {DESIGNER_PAYOFFS} for a designer role, got {self.payoff!r}"
+                )
             for s in self.strategies:
                 if s.policy is not None or s.params or not s.set:
-                    raise ValueError(f"strategies.{s.name}: a designer strategy gives 'set' (dotted scenario paths), "
-                                     f"not policy/params")
+                    raise ValueError(
+                        f"strategies.{s.name}: a designer strategy gives 'set' (dotted scenario paths), "
+                        f"not policy/params"
+                    )
             return self
         if (self.group is None) == (self.groups is None):
-            raise ValueError("group: expected the agent group this role controls: group = \"name\" or groups = [...]")
+            raise ValueError(
+                'group: expected the agent group this role controls: group = "name" or groups = [...]'
+            )
         if self.payoff is not None and self.payoff not in AGENT_PAYOFFS:
-            raise ValueError(f"payoff: expected one of {AGENT_PAYOFFS} for an agents role "
-                             f"(accuracy payoffs belong to a designer role), got {self.payoff!r}")
+            raise ValueError(
+                f"payoff: expected one of {AGENT_PAYOFFS} for an agents role "
+                f"(accuracy payoffs belong to a designer role), got {self.payoff!r}"
+            )
         if self.symmetric and len(self.group_names) != 1:
             raise ValueError("symmetric: a population role controls exactly one group")
         if len(set(self.group_names)) != len(self.group_names):
             raise ValueError(f"groups: expected distinct groups, got {self.group_names}")
         for s in self.strategies:
             if s.policy is None or s.set:
-                raise ValueError(f"strategies.{s.name}: an agents strategy gives a policy (and params), not 'set'")
+                raise ValueError(
+                    f"strategies.{s.name}: an agents strategy gives a policy (and params), not 'set'"
+                )
         return self
 
     @property
@@ -138,11 +161,17 @@ class GameSpec(_Strict):
     description: str = ""
     seed: int = Field(0, ge=0)
     replications: int = Field(3, ge=1, le=1000)
-    payoff: Literal["profit", "roi"] = Field("profit", description="the agent roles' payoff (per agent)")
-    set: dict[str, Any] = Field(default_factory=dict,
-                                description="changes to the base scenario for every profile (dotted paths)")
+    payoff: Literal["profit", "roi"] = Field(
+        "profit", description="the agent roles' payoff (per agent)"
+    )
+    set: dict[str, Any] = Field(
+        default_factory=dict,
+        description="changes to the base scenario for every profile (dotted paths)",
+    )
     roles: list[RoleSpec] = Field(min_length=1)
-    max_profiles: int = Field(256, ge=1, description="beyond this many profiles, deviations are sampled")
+    max_profiles: int = Field(
+        256, ge=1, description="beyond this many profiles, deviations are sampled"
+    )
 
     @model_validator(mode="after")
     def _unique(self) -> "GameSpec":
@@ -178,10 +207,14 @@ class EmpiricalGame:
         for r in spec.roles:
             for g in r.group_names:
                 if g not in groups:
-                    raise InputError(f"{source}: roles.{r.name}.group: no agent group {g!r} in the base scenario "
-                                     f"(have {sorted(groups)})")
+                    raise InputError(
+                        f"{source}: roles.{r.name}.group: no agent group {g!r} in the base scenario "
+                        f"(have {sorted(groups)})"
+                    )
         if not any(r.kind == "agents" for r in spec.roles):
-            raise InputError(f"{source}: roles: expected at least one agents role (a role with group = ...)")
+            raise InputError(
+                f"{source}: roles: expected at least one agents role (a role with group = ...)"
+            )
         self.groups = groups
         for r in spec.roles:  # every strategy must make a valid scenario
             for s in r.strategies:
@@ -189,7 +222,9 @@ class EmpiricalGame:
                     self.overrides_for({r.name: s})
                 except InputError as exc:
                     rest = str(exc).removeprefix(f"{source}: ").split(" (strategy ")[0]
-                    raise InputError(f"{source}: roles.{r.name}.strategies.{s.name}: {rest}") from None
+                    raise InputError(
+                        f"{source}: roles.{r.name}.strategies.{s.name}: {rest}"
+                    ) from None
 
     @property
     def roles(self) -> list[str]:
@@ -205,8 +240,14 @@ class EmpiricalGame:
     def group_override(self, group: str, s: StrategySpec, **extra: Any) -> dict[str, Any]:
         """The group config that makes ``group`` play ``s`` (its size, balance and timing kept)."""
         g = self.groups[group]
-        keep = {"name": g.name, "count": g.count, "start_balance": g.start_balance, "mean_wait_s": g.mean_wait_s,
-                "stdev_wait_s": g.stdev_wait_s, "attacker": g.is_attacker}
+        keep = {
+            "name": g.name,
+            "count": g.count,
+            "start_balance": g.start_balance,
+            "mean_wait_s": g.mean_wait_s,
+            "stdev_wait_s": g.stdev_wait_s,
+            "attacker": g.is_attacker,
+        }
         return {**keep, "policy": s.policy, **s.params, **extra}
 
     def overrides_for(self, choice: dict[str, StrategySpec]) -> dict[str, Any]:
@@ -224,11 +265,15 @@ class EmpiricalGame:
         try:
             self.base.with_overrides(out, source=self.source)
         except InputError as exc:
-            raise InputError(f"{exc} (strategy {', '.join(f'{k}={v.name}' for k, v in choice.items())})") from None
+            raise InputError(
+                f"{exc} (strategy {', '.join(f'{k}={v.name}' for k, v in choice.items())})"
+            ) from None
         return out
 
     def profile_overrides(self, profile: tuple[int, ...]) -> dict[str, Any]:
-        return self.overrides_for({r.name: r.strategies[i] for r, i in zip(self.spec.roles, profile)})
+        return self.overrides_for(
+            {r.name: r.strategies[i] for r, i in zip(self.spec.roles, profile)}
+        )
 
 
 def load_game(path: str | Path) -> EmpiricalGame:
@@ -248,17 +293,28 @@ def load_game(path: str | Path) -> EmpiricalGame:
     return EmpiricalGame(spec, base, str(p))
 
 
-def run_payoffs(game: EmpiricalGame, agents: pl.DataFrame, runs: pl.DataFrame | None,
-                groups_of: dict[str, tuple[list[str], str]] | None = None) -> dict[tuple[str, str], float]:
+def run_payoffs(
+    game: EmpiricalGame,
+    agents: pl.DataFrame,
+    runs: pl.DataFrame | None,
+    groups_of: dict[str, tuple[list[str], str]] | None = None,
+) -> dict[tuple[str, str], float]:
     """``{(run_id, key): payoff}``: for every agents role (or every key of ``groups_of``: key ->
     (groups, payoff column)), the mean profit or ROI per agent over its groups in each run; for a
     designer role, the accuracy read from the run's summary row (``runs``)."""
     if groups_of is None:
-        groups_of = {r.name: (r.group_names, game.spec.role_payoff(r)) for r in game.spec.roles if r.kind == "agents"}
+        groups_of = {
+            r.name: (r.group_names, game.spec.role_payoff(r))
+            for r in game.spec.roles
+            if r.kind == "agents"
+        }
     out: dict[tuple[str, str], float] = {}
     for key, (groups, col) in groups_of.items():
-        per_run = (agents.filter(pl.col("group").is_in(groups)).group_by("run_id")
-                   .agg(pl.col(col).cast(pl.Float64).mean().alias("u")))
+        per_run = (
+            agents.filter(pl.col("group").is_in(groups))
+            .group_by("run_id")
+            .agg(pl.col(col).cast(pl.Float64).mean().alias("u"))
+        )
         for rid, u in per_run.iter_rows():
             out[(rid, key)] = float(u)
     for r in game.spec.roles:
@@ -277,8 +333,13 @@ def mean_stderr(vals: list[float]) -> tuple[float, float, int]:
     return mean, (float(np.std(vals, ddof=1) / np.sqrt(n)) if n > 1 else 0.0), n
 
 
-def payoff_table(game: EmpiricalGame, profiles: list[tuple[int, ...]], agents: pl.DataFrame,
-                 run_profile: dict[str, tuple[int, ...]], runs: pl.DataFrame | None = None) -> pl.DataFrame:
+def payoff_table(
+    game: EmpiricalGame,
+    profiles: list[tuple[int, ...]],
+    agents: pl.DataFrame,
+    run_profile: dict[str, tuple[int, ...]],
+    runs: pl.DataFrame | None = None,
+) -> pl.DataFrame:
     """The payoff table (profile, profile_index, role, strategy, mean, stderr, n): each role's
     payoff averaged over the replications of each profile (``run_profile`` maps run ids to
     profiles; ``runs`` holds the summary rows a designer's accuracy payoff is read from)."""
@@ -291,9 +352,18 @@ def payoff_table(game: EmpiricalGame, profiles: list[tuple[int, ...]], agents: p
     for prof in profiles:
         for i, r in enumerate(game.spec.roles):
             mean, se, n = mean_stderr(acc.get((prof, r.name), []))
-            rows.append({"profile": _label(game, prof), "profile_index": list(prof), "role": r.name,
-                         "strategy": r.strategies[prof[i]].name, "mean": mean, "stderr": se, "n": n,
-                         "payoff": game.spec.role_payoff(r)})
+            rows.append(
+                {
+                    "profile": _label(game, prof),
+                    "profile_index": list(prof),
+                    "role": r.name,
+                    "strategy": r.strategies[prof[i]].name,
+                    "mean": mean,
+                    "stderr": se,
+                    "n": n,
+                    "payoff": game.spec.role_payoff(r),
+                }
+            )
     return pl.DataFrame(rows)
 
 
@@ -318,8 +388,15 @@ def profiles_to_run(game: EmpiricalGame) -> tuple[list[tuple[int, ...]], bool]:
     return neighbourhood(shape, tuple(0 for _ in shape)), True
 
 
-def frontier_point(game: EmpiricalGame, param: str, value: Any, out: Path, *, address: str | None = None,
-                   resume: bool = True) -> tuple[float, float, str]:
+def frontier_point(
+    game: EmpiricalGame,
+    param: str,
+    value: Any,
+    out: Path,
+    *,
+    address: str | None = None,
+    resume: bool = True,
+) -> tuple[float, float, str]:
     """The best attack's ROI at ``param = value``: every non-reference strategy of the attacker role
     (the last agents role) against the reference strategies of the others, ``replications`` runs
     each. Returns (mean ROI per attacking agent, its standard error, the best attack's name)."""
@@ -335,14 +412,27 @@ def frontier_point(game: EmpiricalGame, param: str, value: Any, out: Path, *, ad
         ov[param] = value
         points.append(ov)
         names.append(s.name)
-    run_many(game.base, points, out, replications=game.spec.replications, root_seed=game.spec.seed,
-             address=address, resume=resume, baseline=False, source=game.source)
+    run_many(
+        game.base,
+        points,
+        out,
+        replications=game.spec.replications,
+        root_seed=game.spec.seed,
+        address=address,
+        resume=resume,
+        baseline=False,
+        source=game.source,
+    )
     ag = load_agents(out).collect().filter(pl.col("group").is_in(attacker.group_names))
     best = (-float("inf"), 0.0, "")
     for ov, name in zip(points, names):
         ids = [run_id(ov, rep) for rep in range(game.spec.replications)]
-        vals = (ag.filter(pl.col("run_id").is_in(ids)).group_by("run_id").agg(pl.col("roi").cast(pl.Float64).mean())
-                ["roi"].to_list())
+        vals = (
+            ag.filter(pl.col("run_id").is_in(ids))
+            .group_by("run_id")
+            .agg(pl.col("roi").cast(pl.Float64).mean())["roi"]
+            .to_list()
+        )
         m, se, n = mean_stderr(vals)
         if n and m > best[0]:
             best = (m, se, name)

@@ -40,8 +40,10 @@ def profiles(game: EmpiricalGame) -> list[tuple[Option, ...]]:
     opts = role_options(game)
     total = math.prod(len(o) for o in opts)
     if total > game.spec.max_profiles:
-        raise InputError(f"{game.source}: max_profiles: the population game has {total} profiles (max_profiles = "
-                         f"{game.spec.max_profiles}); use fewer strategies or smaller groups, or raise max_profiles")
+        raise InputError(
+            f"{game.source}: max_profiles: the population game has {total} profiles (max_profiles = "
+            f"{game.spec.max_profiles}); use fewer strategies or smaller groups, or raise max_profiles"
+        )
     return list(itertools.product(*opts))
 
 
@@ -63,7 +65,9 @@ def overrides(game: EmpiricalGame, profile: tuple[Option, ...]) -> dict[str, Any
         if r.symmetric:
             for s, n in zip(r.strategies, opt):
                 if n:
-                    agents.append(game.group_override(g.name, s, name=subgroup(g.name, s.name), count=n))
+                    agents.append(
+                        game.group_override(g.name, s, name=subgroup(g.name, s.name), count=n)
+                    )
         else:
             agents.append(game.group_override(g.name, r.strategies[opt]))
     ov: dict[str, Any] = {"agents": agents}
@@ -78,7 +82,9 @@ def label(game: EmpiricalGame, profile: tuple[Option, ...]) -> str:
     parts = []
     for r, opt in zip(game.spec.roles, profile):
         if r.symmetric:
-            parts.append(f"{r.name}=" + ",".join(f"{n} {s.name}" for s, n in zip(r.strategies, opt) if n))
+            parts.append(
+                f"{r.name}=" + ",".join(f"{n} {s.name}" for s, n in zip(r.strategies, opt) if n)
+            )
         else:
             parts.append(f"{r.name}={r.strategies[opt].name}")
     return " | ".join(parts)
@@ -91,8 +97,13 @@ def _played(game: EmpiricalGame, r, opt: Option) -> list[tuple[Any, int, str]]:
     return [(r.strategies[opt], game.population(r), r.name)]
 
 
-def payoff_table(game: EmpiricalGame, profs: list[tuple[Option, ...]], agents: pl.DataFrame,
-                 run_profile: dict[str, int], runs: pl.DataFrame | None = None) -> pl.DataFrame:
+def payoff_table(
+    game: EmpiricalGame,
+    profs: list[tuple[Option, ...]],
+    agents: pl.DataFrame,
+    run_profile: dict[str, int],
+    runs: pl.DataFrame | None = None,
+) -> pl.DataFrame:
     """(profile, profile_id, role, strategy, count, mean, stderr, n, payoff): a symmetric role has a
     row per strategy played, its payoff the mean over the agents playing it."""
     keys: dict[str, tuple[list[str], str]] = {}
@@ -115,19 +126,35 @@ def payoff_table(game: EmpiricalGame, profs: list[tuple[Option, ...]], agents: p
         for r, opt in zip(game.spec.roles, prof):
             for s, n, key in _played(game, r, opt):
                 mean, se, m = mean_stderr(acc.get((i, key), []))
-                rows.append({"profile": label(game, prof), "profile_id": i, "role": r.name, "strategy": s.name,
-                             "count": n, "mean": mean, "stderr": se, "n": m, "payoff": game.spec.role_payoff(r)})
+                rows.append(
+                    {
+                        "profile": label(game, prof),
+                        "profile_id": i,
+                        "role": r.name,
+                        "strategy": s.name,
+                        "count": n,
+                        "mean": mean,
+                        "stderr": se,
+                        "n": m,
+                        "payoff": game.spec.role_payoff(r),
+                    }
+                )
     return pl.DataFrame(rows)
 
 
-def regrets(game: EmpiricalGame, profs: list[tuple[Option, ...]], table: pl.DataFrame) -> list[dict[str, Any]]:
+def regrets(
+    game: EmpiricalGame, profs: list[tuple[Option, ...]], table: pl.DataFrame
+) -> list[dict[str, Any]]:
     """Each profile's best single-agent deviation (gain and 95 % interval; negative when every
     deviation loses); regret = max(0, gain), 0 at an equilibrium. For a symmetric role an agent of
     strategy ``a`` compares ``u_a(c)`` with ``u_b(c - e_a + e_b)``."""
     index = {p: i for i, p in enumerate(profs)}
     u: dict[tuple[int, str, str], tuple[float, float]] = {
-        (pid, role, strat): (m, se) for pid, role, strat, m, se in
-        table.select("profile_id", "role", "strategy", "mean", "stderr").iter_rows()}
+        (pid, role, strat): (m, se)
+        for pid, role, strat, m, se in table.select(
+            "profile_id", "role", "strategy", "mean", "stderr"
+        ).iter_rows()
+    }
     out = []
     for i, prof in enumerate(profs):
         best: dict[str, Any] = {"gain": -math.inf}
@@ -143,7 +170,11 @@ def regrets(game: EmpiricalGame, profs: list[tuple[Option, ...]], table: pl.Data
                             c[b] += 1
                             moves.append((r.strategies[a].name, r.strategies[b].name, tuple(c)))
             else:
-                moves = [(r.strategies[opt].name, r.strategies[b].name, b) for b in range(len(r.strategies)) if b != opt]
+                moves = [
+                    (r.strategies[opt].name, r.strategies[b].name, b)
+                    for b in range(len(r.strategies))
+                    if b != opt
+                ]
             for frm, to, new_opt in moves:
                 dev = list(prof)
                 dev[ri] = new_opt
@@ -154,23 +185,43 @@ def regrets(game: EmpiricalGame, profs: list[tuple[Option, ...]], table: pl.Data
                 gain = m1 - m0
                 if math.isfinite(gain) and gain > best["gain"]:
                     half = Z95 * math.hypot(s0, s1)
-                    best = {"gain": gain, "role": r.name, "from": frm, "to": to, "ci": (gain - half, gain + half)}
+                    best = {
+                        "gain": gain,
+                        "role": r.name,
+                        "from": frm,
+                        "to": to,
+                        "ci": (gain - half, gain + half),
+                    }
         if best["gain"] == -math.inf:
             continue
-        out.append({"profile": label(game, prof), "regret": max(0.0, best["gain"]), "best_deviation_role": best["role"],
-                    "best_deviation_strategy": f"{best['from']} -> {best['to']}", "gain": best["gain"],
-                    "gain_ci_low": best["ci"][0], "gain_ci_high": best["ci"][1],
-                    "significant": best["ci"][0] > 0})
+        out.append(
+            {
+                "profile": label(game, prof),
+                "regret": max(0.0, best["gain"]),
+                "best_deviation_role": best["role"],
+                "best_deviation_strategy": f"{best['from']} -> {best['to']}",
+                "gain": best["gain"],
+                "gain_ci_low": best["ci"][0],
+                "gain_ci_high": best["ci"][1],
+                "significant": best["ci"][0] > 0,
+            }
+        )
     return out
 
 
-def symmetric_games(game: EmpiricalGame, profs: list[tuple[Option, ...]], table: pl.DataFrame
-                    ) -> list[tuple[str, SymmetricGame]]:
+def symmetric_games(
+    game: EmpiricalGame, profs: list[tuple[Option, ...]], table: pl.DataFrame
+) -> list[tuple[str, SymmetricGame]]:
     """For every symmetric role, its game over strategy counts with the other roles on their
     reference option (first strategy; everyone on the first strategy for another population):
     (role name, :class:`SymmetricGame`) pairs for the replicator dynamics and symmetric mixes."""
     ref = profs[0]
-    u = {(pid, role, strat): m for pid, role, strat, m in table.select("profile_id", "role", "strategy", "mean").iter_rows()}
+    u = {
+        (pid, role, strat): m
+        for pid, role, strat, m in table.select(
+            "profile_id", "role", "strategy", "mean"
+        ).iter_rows()
+    }
     out = []
     for ri, r in enumerate(game.spec.roles):
         if not r.symmetric:
@@ -178,7 +229,11 @@ def symmetric_games(game: EmpiricalGame, profs: list[tuple[Option, ...]], table:
         pay: dict[tuple[int, ...], np.ndarray] = {}
         for i, prof in enumerate(profs):
             if all(prof[j] == ref[j] for j in range(len(prof)) if j != ri):
-                pay[tuple(prof[ri])] = np.array([u.get((i, r.name, s.name), np.nan) if n else np.nan
-                                                 for s, n in zip(r.strategies, prof[ri])])
+                pay[tuple(prof[ri])] = np.array(
+                    [
+                        u.get((i, r.name, s.name), np.nan) if n else np.nan
+                        for s, n in zip(r.strategies, prof[ri])
+                    ]
+                )
         out.append((r.name, SymmetricGame(game.population(r), [s.name for s in r.strategies], pay)))
     return out

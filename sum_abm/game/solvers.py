@@ -41,8 +41,12 @@ class Game:
         return cls(roles, strategies, m, [np.zeros_like(a) for a in m])
 
     @classmethod
-    def from_table(cls, table: pl.DataFrame, roles: list[str] | None = None,
-                   strategies: list[list[str]] | None = None) -> "Game":
+    def from_table(
+        cls,
+        table: pl.DataFrame,
+        roles: list[str] | None = None,
+        strategies: list[list[str]] | None = None,
+    ) -> "Game":
         """The payoff arrays of a polars payoff table with columns (profile, role, strategy, mean,
         stderr, n), one row per (profile, role); ``profile`` is the label ``"r1=s | r2=t"`` that
         :meth:`label` writes. Roles and strategy orders default to first appearance in the table;
@@ -68,17 +72,29 @@ class Game:
         ns = [np.zeros(shape, dtype=np.int64) for _ in roles]
         se_col = table["stderr"].to_list() if "stderr" in table.columns else [0.0] * table.height
         n_col = table["n"].to_list() if "n" in table.columns else [1] * table.height
-        for prof, role, strat, mean, se, n in zip(parsed, table["role"].to_list(), table["strategy"].to_list(),
-                                                   table["mean"].to_list(), se_col, n_col):
+        for prof, role, strat, mean, se, n in zip(
+            parsed,
+            table["role"].to_list(),
+            table["strategy"].to_list(),
+            table["mean"].to_list(),
+            se_col,
+            n_col,
+        ):
             d = dict(prof)
             if set(d) != set(roles) or role not in ridx:
-                raise ValueError(f"payoff table: profile {label_of(prof)!r} / role {role!r} do not match roles {roles}")
+                raise ValueError(
+                    f"payoff table: profile {label_of(prof)!r} / role {role!r} do not match roles {roles}"
+                )
             try:
                 idx = tuple(sidx[ridx[r]][d[r]] for r in roles)
             except KeyError as exc:
-                raise ValueError(f"payoff table: unknown strategy {exc} in profile {label_of(prof)!r}") from None
+                raise ValueError(
+                    f"payoff table: unknown strategy {exc} in profile {label_of(prof)!r}"
+                ) from None
             if d[role] != strat:
-                raise ValueError(f"payoff table: row strategy {strat!r} is not {role}'s strategy in {label_of(prof)!r}")
+                raise ValueError(
+                    f"payoff table: row strategy {strat!r} is not {role}'s strategy in {label_of(prof)!r}"
+                )
             r = ridx[role]
             if ns[r][idx]:
                 raise ValueError(f"payoff table: ({label_of(prof)!r}, {role!r}) appears twice")
@@ -96,10 +112,27 @@ class Game:
                 if not math.isfinite(m):
                     continue
                 n = int(self.counts[r][p]) if self.counts is not None else 0
-                rows.append({"profile": self.label(p), "role": role, "strategy": self.strategies[r][p[r]],
-                             "mean": m, "stderr": float(self.stderrs[r][p]), "n": n})
-        return pl.DataFrame(rows, schema={"profile": pl.String, "role": pl.String, "strategy": pl.String,
-                                          "mean": pl.Float64, "stderr": pl.Float64, "n": pl.Int64})
+                rows.append(
+                    {
+                        "profile": self.label(p),
+                        "role": role,
+                        "strategy": self.strategies[r][p[r]],
+                        "mean": m,
+                        "stderr": float(self.stderrs[r][p]),
+                        "n": n,
+                    }
+                )
+        return pl.DataFrame(
+            rows,
+            schema={
+                "profile": pl.String,
+                "role": pl.String,
+                "strategy": pl.String,
+                "mean": pl.Float64,
+                "stderr": pl.Float64,
+                "n": pl.Int64,
+            },
+        )
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -115,7 +148,9 @@ class Game:
 
     def label(self, profile: tuple[int, ...]) -> str:
         """``"role=strategy | role=strategy"``: the profile column of payoff tables."""
-        return label_of([(r, self.strategies[i][s]) for i, (r, s) in enumerate(zip(self.roles, profile))])
+        return label_of(
+            [(r, self.strategies[i][s]) for i, (r, s) in enumerate(zip(self.roles, profile))]
+        )
 
 
 def label_of(pairs) -> str:
@@ -212,7 +247,11 @@ def pure_equilibria(game: Game, tol: float = 1e-12) -> list[tuple[int, ...]]:
 def plausible_equilibria(game: Game) -> list[tuple[int, ...]]:
     """Checked pure profiles whose every deviation gain is not positive at 95 %: the profiles the
     noise cannot rule out as equilibria (a superset of the pure equilibria of the means)."""
-    return [p for p in game.profiles() if checked(game, p) and not any(d.significant for d in deviations(game, p))]
+    return [
+        p
+        for p in game.profiles()
+        if checked(game, p) and not any(d.significant for d in deviations(game, p))
+    ]
 
 
 def expected_payoffs(game: Game, mix: list[np.ndarray]) -> list[float]:
@@ -244,7 +283,9 @@ def mixed_regret(game: Game, mix: list[np.ndarray]) -> float:
     return worst
 
 
-def mixed_equilibria(game: Game, *, max_supports: int = 20_000) -> tuple[list[list[np.ndarray]], str]:
+def mixed_equilibria(
+    game: Game, *, max_supports: int = 20_000
+) -> tuple[list[list[np.ndarray]], str]:
     """Nash equilibria in mixed strategies (pure ones included, as degenerate mixes) and the
     method used.
 
@@ -263,14 +304,19 @@ def mixed_equilibria(game: Game, *, max_supports: int = 20_000) -> tuple[list[li
     try:
         import pygambit as gbt
     except ImportError:
-        return _support_enumeration_n(game, max_supports), "support enumeration (indifference equations, scipy)"
+        return _support_enumeration_n(
+            game, max_supports
+        ), "support enumeration (indifference equations, scipy)"
     g = gbt.Game.from_arrays(*game.means)
     solver = getattr(gbt.nash, "enumpoly_solve", None)
     method = "pygambit enumpoly_solve"
     if solver is None:
         solver, method = gbt.nash.logit_solve, "pygambit logit_solve"
     res = solver(g)
-    eqs = [[np.array([float(eq[p][s]) for s in p.strategies]) for p in g.players] for eq in res.equilibria]
+    eqs = [
+        [np.array([float(eq[p][s]) for s in p.strategies]) for p in g.players]
+        for eq in res.equilibria
+    ]
     return _dedupe([e for e in eqs if mixed_regret(game, e) <= _tol(game)]), method
 
 
@@ -307,7 +353,11 @@ def _two_role(game: Game) -> tuple[list[list[np.ndarray]], str]:
             except Exception:  # noqa: BLE001 - a failed path just yields nothing
                 continue
             cand = [np.asarray(a, float), np.asarray(b, float)]
-            if np.all(np.isfinite(cand[0])) and np.all(np.isfinite(cand[1])) and mixed_regret(game, cand) <= _tol(game):
+            if (
+                np.all(np.isfinite(cand[0]))
+                and np.all(np.isfinite(cand[1]))
+                and mixed_regret(game, cand) <= _tol(game)
+            ):
                 found.append(cand)
     return _dedupe(found), "nashpy Lemke-Howson (degenerate table)"
 
@@ -320,7 +370,10 @@ def _support_enumeration_n(game: Game, max_supports: int) -> list[list[np.ndarra
     from scipy.optimize import root
 
     shape = game.shape
-    subsets = [[c for size in range(1, k + 1) for c in itertools.combinations(range(k), size)] for k in shape]
+    subsets = [
+        [c for size in range(1, k + 1) for c in itertools.combinations(range(k), size)]
+        for k in shape
+    ]
     n_combos = math.prod(len(s) for s in subsets)
     tol = _tol(game)
     found: list[list[np.ndarray]] = []
@@ -328,7 +381,11 @@ def _support_enumeration_n(game: Game, max_supports: int) -> list[list[np.ndarra
         found.append([np.eye(k)[s] for k, s in zip(shape, p)])
     if n_combos > max_supports:
         for seed in range(4):
-            start = None if seed == 0 else [np.random.default_rng(seed).dirichlet(np.ones(k)) for k in shape]
+            start = (
+                None
+                if seed == 0
+                else [np.random.default_rng(seed).dirichlet(np.ones(k)) for k in shape]
+            )
             end = replicator(game, start=start, steps=4000)[-1]
             if mixed_regret(game, end) <= 1e-3 * (1 + _scale(game)):
                 found.append(end)
@@ -345,7 +402,7 @@ def _support_enumeration_n(game: Game, max_supports: int) -> list[list[np.ndarra
             mix = []
             for r, sup in enumerate(supports):
                 m = np.zeros(shape[r])
-                m[list(sup)] = z[cuts[r]:cuts[r + 1]]
+                m[list(sup)] = z[cuts[r] : cuts[r + 1]]
                 mix.append(m)
             return mix
 
@@ -355,7 +412,7 @@ def _support_enumeration_n(game: Game, max_supports: int) -> list[list[np.ndarra
             for r, sup in enumerate(supports):
                 pay = strategy_payoffs(game, mix, r)[list(sup)] / scale
                 out += [pay[i] - pay[0] for i in range(1, len(sup))]
-                out.append(float(z[cuts[r]:cuts[r + 1]].sum()) - 1.0)
+                out.append(float(z[cuts[r] : cuts[r + 1]].sum()) - 1.0)
             return np.asarray(out)
 
         starts = [np.concatenate([np.full(k, 1.0 / k) for k in sizes])]
@@ -377,11 +434,17 @@ def _scale(game: Game) -> float:
     return max(vals, default=0.0)
 
 
-def replicator(game: Game, start: list[np.ndarray] | None = None, steps: int = 2000, dt: float = 0.05) -> list[list[np.ndarray]]:
+def replicator(
+    game: Game, start: list[np.ndarray] | None = None, steps: int = 2000, dt: float = 0.05
+) -> list[list[np.ndarray]]:
     """Multi-population replicator dynamics (discrete steps of ``dt``, each role's payoffs divided by
     their range): the trajectory of every role's strategy mix from ``start`` (default uniform), one
     population per role. A role with many interchangeable players is :class:`SymmetricGame`'s."""
-    mix = [np.asarray(m, dtype=float) for m in start] if start is not None else [np.full(k, 1.0 / k) for k in game.shape]
+    mix = (
+        [np.asarray(m, dtype=float) for m in start]
+        if start is not None
+        else [np.full(k, 1.0 / k) for k in game.shape]
+    )
     # Each role's payoffs are scaled by their own range: the dynamics' paths do not change, and roles
     # paid in different units (tokens, ROI, accuracy) move at comparable speeds.
     scales = [float(np.nanmax(m) - np.nanmin(m)) or 1.0 for m in game.means]
@@ -399,7 +462,9 @@ def replicator(game: Game, start: list[np.ndarray] | None = None, steps: int = 2
     return traj
 
 
-def neighbourhood(shape: tuple[int, ...] | list[int], profile: tuple[int, ...]) -> list[tuple[int, ...]]:
+def neighbourhood(
+    shape: tuple[int, ...] | list[int], profile: tuple[int, ...]
+) -> list[tuple[int, ...]]:
     """A profile and every unilateral deviation from it (what testing it as an equilibrium needs)."""
     out = [tuple(profile)]
     for r, k in enumerate(shape):
@@ -421,8 +486,12 @@ class Walk:
     stopped: str
 
 
-def deviation_walk(game: Game, profiles: list[tuple[int, ...]], measure: Callable[[list[tuple[int, ...]]], Game],
-                   max_profiles: int) -> tuple[Game, Walk]:
+def deviation_walk(
+    game: Game,
+    profiles: list[tuple[int, ...]],
+    measure: Callable[[list[tuple[int, ...]]], Game],
+    max_profiles: int,
+) -> tuple[Game, Walk]:
     """Sample deviations around candidate equilibria instead of running a table too large to fill.
 
     ``game`` holds the measured ``profiles``, which must include the first profile of the walk (the
@@ -479,8 +548,12 @@ class SymmetricGame:
     def __post_init__(self) -> None:
         k = len(self.strategies)
         self._others = compositions(self.n - 1, k)  # what the n - 1 other players can do
-        self._coef = np.array([math.factorial(self.n - 1) / math.prod(math.factorial(c) for c in cs)
-                               for cs in self._others])
+        self._coef = np.array(
+            [
+                math.factorial(self.n - 1) / math.prod(math.factorial(c) for c in cs)
+                for cs in self._others
+            ]
+        )
         self._pay = np.full((len(self._others), k), np.nan)
         for i, cs in enumerate(self._others):
             for s in range(k):
@@ -507,7 +580,9 @@ class SymmetricGame:
         w = self._coef * np.prod(np.power(x[None, :], self._powers), axis=1)
         with np.errstate(invalid="ignore"):
             # a profile nobody can reach (weight 0) must not poison the sum with its NaN
-            return np.array([float(np.sum(np.where(w > 0, w * self._pay[:, s], 0.0))) for s in range(self.k)])
+            return np.array(
+                [float(np.sum(np.where(w > 0, w * self._pay[:, s], 0.0))) for s in range(self.k)]
+            )
 
     def regret(self, x: np.ndarray) -> float:
         """How much one player gains by switching from the mix ``x`` (everyone else on ``x``) to its
@@ -515,7 +590,9 @@ class SymmetricGame:
         f = self.strategy_payoffs(x)
         return float(max(0.0, f.max() - np.asarray(x) @ f))
 
-    def replicator(self, start: np.ndarray | None = None, steps: int = 2000, dt: float = 0.05) -> np.ndarray:
+    def replicator(
+        self, start: np.ndarray | None = None, steps: int = 2000, dt: float = 0.05
+    ) -> np.ndarray:
         """Replicator dynamics of the population's strategy shares: an array (steps + 1, k) of the
         trajectory from ``start`` (default uniform). Payoffs are divided by their range, so that
         ``dt`` is in units of it (the path does not depend on the payoffs' unit)."""
@@ -541,7 +618,9 @@ class SymmetricGame:
         if self.k == 2:
             from scipy.optimize import brentq
 
-            def d(q: float) -> float:  # payoff of strategy 1 minus strategy 0 when others play 1 w.p. q
+            def d(
+                q: float,
+            ) -> float:  # payoff of strategy 1 minus strategy 0 when others play 1 w.p. q
                 f = self.strategy_payoffs(np.array([1 - q, q]))
                 return float(f[1] - f[0])
 
@@ -592,8 +671,14 @@ class Crossing:
     bracket: tuple[float, float] = (math.nan, math.nan)
 
 
-def bisect_zero(f: Callable[[float], tuple[float, float]], lo: float, hi: float, *, iterations: int = 8,
-                tol: float = 0.0) -> Crossing:
+def bisect_zero(
+    f: Callable[[float], tuple[float, float]],
+    lo: float,
+    hi: float,
+    *,
+    iterations: int = 8,
+    tol: float = 0.0,
+) -> Crossing:
     """Bisection for the zero crossing of a monotone ``f`` on [lo, hi]; ``f(x)`` returns the mean and
     its standard error at ``x`` (e.g. over replications). The bracket moves by the sign of the
     means; the reported interval only trusts points whose sign is clear at 95 % (see

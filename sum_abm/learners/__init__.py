@@ -23,5 +23,15 @@ def make_learner(kind: str, n_features: int, n_classes: int = 2, **params: Any) 
     return cls(n_features, n_classes, **params)
 
 
-__all__ = ["LEARNERS", "Learner", "MultinomialNB", "NearestCentroid", "Perceptron", "SGDPerceptron",
-           "Sample", "as_matrix", "as_sample", "make_learner"]
+__all__ = [
+    "LEARNERS",
+    "Learner",
+    "MultinomialNB",
+    "NearestCentroid",
+    "Perceptron",
+    "SGDPerceptron",
+    "Sample",
+    "as_matrix",
+    "as_sample",
+    "make_learner",
+]

@@ -154,8 +154,14 @@ class Learner(ABC):
             return (scores > 0).astype(np.int64)
         return np.argmax(scores, axis=1).astype(np.int64)
 
-    def predict_segments(self, indices: np.ndarray, values: np.ndarray, starts: np.ndarray, lens: np.ndarray,
-                         margins: bool = False) -> Any:
+    def predict_segments(
+        self,
+        indices: np.ndarray,
+        values: np.ndarray,
+        starts: np.ndarray,
+        lens: np.ndarray,
+        margins: bool = False,
+    ) -> Any:
         """Classes of many samples stored back to back (CSR parts without a matrix object).
 
         Row ``i`` is ``indices/values[starts[i] : starts[i] + lens[i]]`` with rows contiguous, so
@@ -174,7 +180,9 @@ class Learner(ABC):
             return labels
         return labels, _margins(scores)
 
-    def kernel_scores(self, indptr: np.ndarray, indices: np.ndarray, values: np.ndarray) -> np.ndarray:
+    def kernel_scores(
+        self, indptr: np.ndarray, indices: np.ndarray, values: np.ndarray
+    ) -> np.ndarray:
         """Decision scores of CSR rows ``indptr[i]:indptr[i+1]`` by scipy's compiled kernel.
 
         The one arithmetic path of every batch prediction (``predict``, ``score``, the incremental

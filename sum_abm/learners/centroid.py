@@ -45,7 +45,9 @@ class NearestCentroid(Learner):
         self.centroids[y] = new
         self.n[y] += 1
         # Only class y's score 2x·c - |c|² moves: by at most 2||Δc||_1 max|x| + |Δ|c|²|.
-        self._add_drift(abs(float(new @ new - old @ old)), 2.0 * float(np.abs(new - old).sum()), 0.0)
+        self._add_drift(
+            abs(float(new @ new - old @ old)), 2.0 * float(np.abs(new - old).sum()), 0.0
+        )
         return self.n_features + 1
 
     def _sqnorm(self) -> np.ndarray:

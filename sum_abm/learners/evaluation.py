@@ -30,9 +30,13 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.sparse import _sparsetools
 
-TOL = 1e-9  # rounding allowance, relative to the largest |score| term (float64 error is ~1e-13 here)
+TOL = (
+    1e-9  # rounding allowance, relative to the largest |score| term (float64 error is ~1e-13 here)
+)
 MAX_DELTAS = 64  # column steps between exact full passes
-RESCORE_SHARE = 0.25  # re-score candidates while their non-zeros are below this share of the test set's
+RESCORE_SHARE = (
+    0.25  # re-score candidates while their non-zeros are below this share of the test set's
+)
 # Rent or buy: once the rows re-scored since the last full pass add up to one full pass, the next
 # update buys a new reference instead (at most twice the cost of the best refresh schedule).
 COLUMN_SHARE = 0.6  # a column step is worth it while its non-zeros are below this share
@@ -89,7 +93,9 @@ class TestSetEvaluator:
 
     def _scale(self, w: np.ndarray, b: Any) -> float:
         """An upper bound on any |score term| (the rounding allowance is TOL times this)."""
-        return self.l1_max * float(np.abs(w).max(initial=0.0)) + float(np.abs(np.ravel(b)).max(initial=0.0))
+        return self.l1_max * float(np.abs(w).max(initial=0.0)) + float(
+            np.abs(np.ravel(b)).max(initial=0.0)
+        )
 
     # -- reference state -------------------------------------------------------------------------
     def _full(self, learner: Any, w: np.ndarray, b: Any) -> float:
@@ -152,8 +158,15 @@ class TestSetEvaluator:
         if self.single:
             thr = abs(float(c)) * self.sum_max + abs(float(db)) + float(r) * self.l2_max + tol
         else:
-            thr = 2.0 * (float(np.abs(c).max()) * self.sum_max + float(np.abs(db).max())
-                         + float(r.max()) * self.l2_max) + tol
+            thr = (
+                2.0
+                * (
+                    float(np.abs(c).max()) * self.sum_max
+                    + float(np.abs(db).max())
+                    + float(r.max()) * self.l2_max
+                )
+                + tol
+            )
         if not np.isfinite(thr):  # e.g. a class not seen yet has a log-prior of -inf
             return self._full(learner, w, b)
         columns_ok = self.linear_delta and self.single and self.deltas < MAX_DELTAS
@@ -170,8 +183,9 @@ class TestSetEvaluator:
             return self._full(learner, w, b)
         return acc
 
-    def _bounded(self, learner: Any, rows: np.ndarray | None, c: Any, r: Any, db: Any, tol: float
-                 ) -> float | None:
+    def _bounded(
+        self, learner: Any, rows: np.ndarray | None, c: Any, r: Any, db: Any, tol: float
+    ) -> float | None:
         """Classes of ``rows`` (None: all) from the reference scores and the bound; rows the
         bound cannot decide are re-scored exactly. None when that would cost too much."""
         sel = slice(None) if rows is None else rows
@@ -232,5 +246,8 @@ class TestSetEvaluator:
         self.labels = labels
         self.correct = labels == self.y
         self.n_correct = int(self.correct.sum())
-        self.order, self.T0 = None, -np.inf  # margins moved; the sort is stale until the next full pass
+        self.order, self.T0 = (
+            None,
+            -np.inf,
+        )  # margins moved; the sort is stale until the next full pass
         return self.n_correct / self.n

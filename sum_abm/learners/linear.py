@@ -38,8 +38,11 @@ class _Linear(Learner):
         dw, db = self._step(s, sign)
         old = np.append(self.w[s.indices], self.b)
         new = old + np.append(dw, db)
-        return Writes(True, int(np.count_nonzero((old == 0) & (new != 0))),
-                      int(np.count_nonzero((old != 0) & (new == 0))))
+        return Writes(
+            True,
+            int(np.count_nonzero((old == 0) & (new != 0))),
+            int(np.count_nonzero((old != 0) & (new == 0))),
+        )
 
     def _step(self, s: Sample, sign: float) -> tuple[np.ndarray, float]:
         """The next update's change of the weights at ``s.indices`` and of the intercept."""
@@ -65,7 +68,13 @@ class Perceptron(_Linear):
 
     kind = "perceptron"
 
-    def __init__(self, n_features: int, n_classes: int = 2, learning_rate: float = 1.0, integer_weights: bool = False) -> None:
+    def __init__(
+        self,
+        n_features: int,
+        n_classes: int = 2,
+        learning_rate: float = 1.0,
+        integer_weights: bool = False,
+    ) -> None:
         super().__init__(n_features, n_classes)
         self.lr = float(learning_rate)
         self.integer_weights = bool(integer_weights)
@@ -121,21 +130,34 @@ class SGDPerceptron(_Linear):
 
     kind = "sgd_perceptron"
 
-    def __init__(self, n_features: int, n_classes: int = 2, alpha: float = 1e-4, random_state: int = 0xDECA10B,
-                 sparse: bool = True) -> None:
+    def __init__(
+        self,
+        n_features: int,
+        n_classes: int = 2,
+        alpha: float = 1e-4,
+        random_state: int = 0xDECA10B,
+        sparse: bool = True,
+    ) -> None:
         super().__init__(n_features, n_classes)
         self.alpha = float(alpha)
         self.random_state = int(random_state)
         self.intercept_decay = 0.01 if sparse else 1.0
         typw = np.sqrt(1.0 / np.sqrt(self.alpha))
-        self.t0 = 1.0 / (typw * self.alpha)  # initial_eta0 = typw / max(1, |dloss(-typw, 1)|) = typw
+        self.t0 = 1.0 / (
+            typw * self.alpha
+        )  # initial_eta0 = typw / max(1, |dloss(-typw, 1)|) = typw
         self.t = 1.0
 
     def fit(self, X: Any, y: Any) -> "SGDPerceptron":
         from sklearn.linear_model import SGDClassifier
 
-        clf = SGDClassifier(loss="perceptron", learning_rate="optimal", penalty=None, alpha=self.alpha,
-                            random_state=self.random_state)
+        clf = SGDClassifier(
+            loss="perceptron",
+            learning_rate="optimal",
+            penalty=None,
+            alpha=self.alpha,
+            random_state=self.random_state,
+        )
         clf.fit(as_matrix(X), np.asarray(y))
         self.w = clf.coef_.ravel().astype(np.float64).copy()
         self.b = float(clf.intercept_[0])

@@ -37,7 +37,9 @@ class MultinomialNB(Learner):
             raise ValueError("MultinomialNB needs non-negative features")
         Y = np.zeros((len(y), self.n_classes))
         Y[np.arange(len(y)), y] = 1.0
-        self.counts = np.asarray(Y.T @ X, dtype=np.float64) if not sp.issparse(X) else np.asarray((X.T @ Y).T)
+        self.counts = (
+            np.asarray(Y.T @ X, dtype=np.float64) if not sp.issparse(X) else np.asarray((X.T @ Y).T)
+        )
         self.class_count = Y.sum(axis=0)
         self.total = self.counts.sum(axis=1)
         self.version += 1
@@ -49,7 +51,11 @@ class MultinomialNB(Learner):
         and so are the class's sample count and feature total while the class has no data."""
         s = as_sample(x)
         y = int(y)
-        new = np.count_nonzero(self.counts[y, s.indices] == 0) + int(self.class_count[y] == 0) + int(self.total[y] == 0)
+        new = (
+            np.count_nonzero(self.counts[y, s.indices] == 0)
+            + int(self.class_count[y] == 0)
+            + int(self.total[y] == 0)
+        )
         return Writes(True, int(new))
 
     def _update(self, s: Sample, y: int) -> int:
@@ -75,7 +81,10 @@ class MultinomialNB(Learner):
         if self._logs is None or self._logs[0] != self.version:
             with np.errstate(divide="ignore"):
                 prior = np.log(self.class_count) - np.log(self.class_count.sum())
-            flp = np.log(self.counts + self.alpha) - np.log(self.total + self.alpha * self.n_features)[:, None]
+            flp = (
+                np.log(self.counts + self.alpha)
+                - np.log(self.total + self.alpha * self.n_features)[:, None]
+            )
             self._logs = (self.version, prior, flp)
         return self._logs[1], self._logs[2]
 

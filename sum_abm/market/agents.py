@@ -20,7 +20,9 @@ class Participant(mesa.Agent):
 
     model: "MarketModel"
 
-    def __init__(self, model: "MarketModel", group: GroupConfig, policy: Policy, addresses: list[str]) -> None:
+    def __init__(
+        self, model: "MarketModel", group: GroupConfig, policy: Policy, addresses: list[str]
+    ) -> None:
         super().__init__(model)
         self.group = group
         self.policy = policy
@@ -49,6 +51,8 @@ class Participant(mesa.Agent):
             return
         keep = self.policy.act(self)
         if keep and not self.model.finished:
-            self.model.schedule_event(self.wake, after=self.policy.next_wait(self), priority=self.rank)
+            self.model.schedule_event(
+                self.wake, after=self.policy.next_wait(self), priority=self.rank
+            )
         else:
             self.active = False

@@ -34,12 +34,25 @@ from sum_abm.scenario import Scenario, load_scenario, parse_scenario  # noqa: E4
 
 SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
 MECHANISMS = ["deposit_refund_take", "prediction_market", "points"]
-SEMANTICS = {"deposit_refund_take": ["solidity", "reference-python"],
-             "prediction_market": ["corrected", "reference-python"], "points": []}
-ATTACK_POLICIES = ["label_flip", "targeted", "sybil", "free_rider", "deposit_hunter", "adaptive", "careless"]
+SEMANTICS = {
+    "deposit_refund_take": ["solidity", "reference-python"],
+    "prediction_market": ["corrected", "reference-python"],
+    "points": [],
+}
+ATTACK_POLICIES = [
+    "label_flip",
+    "targeted",
+    "sybil",
+    "free_rider",
+    "deposit_hunter",
+    "adaptive",
+    "careless",
+]
 LEARNERS = ["sgd_perceptron", "perceptron", "multinomial_nb", "nearest_centroid"]
 CALLS_SHOWN = 12
-_DATA: dict[str, Any] = {}  # generated data shared by sessions (models are not); a few entries at most
+_DATA: dict[
+    str, Any
+] = {}  # generated data shared by sessions (models are not); a few entries at most
 
 
 @functools.lru_cache(maxsize=8)
@@ -77,7 +90,9 @@ def knobs(sc: Scenario) -> dict[str, Any]:
     }
 
 
-def _mechanism(base: Scenario, kind: str, semantics: str, cost_weight: int, refund_time_h: int) -> dict[str, Any]:
+def _mechanism(
+    base: Scenario, kind: str, semantics: str, cost_weight: int, refund_time_h: int
+) -> dict[str, Any]:
     same = base.mechanism.kind == kind
     mech: dict[str, Any] = base.mechanism.model_dump() if same else {"kind": kind}
     if SEMANTICS[kind]:
@@ -86,7 +101,9 @@ def _mechanism(base: Scenario, kind: str, semantics: str, cost_weight: int, refu
         mech["cost_weight"] = int(cost_weight)
     if kind in ("deposit_refund_take", "points"):
         old = mech.get("refund_time_s", 86_400)
-        if not same or round(old / 3600) != int(refund_time_h):  # keep the scenario's exact seconds otherwise
+        if not same or round(old / 3600) != int(
+            refund_time_h
+        ):  # keep the scenario's exact seconds otherwise
             new = int(refund_time_h) * 3600
             # anyone may take what is left after the same multiple of the refund window as before
             ratio = mech.get("any_address_claim_wait_time_s", 9 * old) / old if old else 9
@@ -104,18 +121,42 @@ def _attackers(base: Scenario, share: int, policy: str) -> list[dict[str, Any]]:
         return groups  # the scenario's own attackers, untouched
     n_honest = sum(g["count"] for g in honest)
     share = min(int(share), 95)
-    n_att = 0 if share <= 0 else max(1, round(share * n_honest / (100 - share)))  # share of all agents
+    n_att = (
+        0 if share <= 0 else max(1, round(share * n_honest / (100 - share)))
+    )  # share of all agents
     if not n_att:
         return honest
-    template = attackers[0] if attackers else dict(honest[0], mean_wait_s=honest[0]["mean_wait_s"] * 2)
+    template = (
+        attackers[0] if attackers else dict(honest[0], mean_wait_s=honest[0]["mean_wait_s"] * 2)
+    )
     fields = POLICIES[policy].Config.model_fields
-    att = {k: v for k, v in template.items() if k in fields and k not in ("policy", "name", "count", "attacker")}
-    att.update(name="attacker" if not attackers else attackers[0]["name"], policy=policy, count=n_att, attacker=True)
+    att = {
+        k: v
+        for k, v in template.items()
+        if k in fields and k not in ("policy", "name", "count", "attacker")
+    }
+    att.update(
+        name="attacker" if not attackers else attackers[0]["name"],
+        policy=policy,
+        count=n_att,
+        attacker=True,
+    )
     return honest + [att]
 
 
-def build_scenario(base: Scenario, *, mechanism: str, semantics: str, cost_weight: int, refund_time_h: int,
-                   attacker_share: int, attacker_policy: str, learner: str, gas_price: int, seed: int) -> Scenario:
+def build_scenario(
+    base: Scenario,
+    *,
+    mechanism: str,
+    semantics: str,
+    cost_weight: int,
+    refund_time_h: int,
+    attacker_share: int,
+    attacker_policy: str,
+    learner: str,
+    gas_price: int,
+    seed: int,
+) -> Scenario:
     """The base scenario with the server's knobs applied; at :func:`knobs` (base) it is the base itself.
 
     ``refund_time_h`` is hours, ``attacker_share`` a percentage of all agents (the honest groups keep
@@ -146,17 +187,38 @@ class VizMarket(MarketModel):
     """A market built from the server's knobs, keyword parameters only (SolaraViz's Reset rebuilds
     it as ``cls(**params)``). With attackers it steps a clean baseline alongside."""
 
-    def __init__(self, *, mechanism: str = "deposit_refund_take", semantics: str = "solidity", cost_weight: int = 1,
-                 refund_time_h: int = 24, attacker_share: int = 20, attacker_policy: str = "label_flip",
-                 learner: str = "sgd_perceptron", gas_price: int = 0, seed: int = 1) -> None:
-        self.params = dict(mechanism=mechanism, semantics=semantics, cost_weight=cost_weight,
-                           refund_time_h=refund_time_h, attacker_share=attacker_share,
-                           attacker_policy=attacker_policy, learner=learner, gas_price=gas_price, seed=seed)
+    def __init__(
+        self,
+        *,
+        mechanism: str = "deposit_refund_take",
+        semantics: str = "solidity",
+        cost_weight: int = 1,
+        refund_time_h: int = 24,
+        attacker_share: int = 20,
+        attacker_policy: str = "label_flip",
+        learner: str = "sgd_perceptron",
+        gas_price: int = 0,
+        seed: int = 1,
+    ) -> None:
+        self.params = dict(
+            mechanism=mechanism,
+            semantics=semantics,
+            cost_weight=cost_weight,
+            refund_time_h=refund_time_h,
+            attacker_share=attacker_share,
+            attacker_policy=attacker_policy,
+            learner=learner,
+            gas_price=gas_price,
+            seed=seed,
+        )
         sc = build_scenario(base_scenario(), **self.params)
         ds = _dataset(sc)
         super().__init__(scenario=sc, seed=sc.seed, dataset=ds)
-        self.baseline = (MarketModel(scenario=sc.without_attackers(), seed=sc.seed, dataset=ds)
-                         if sc.attacker_groups else None)
+        self.baseline = (
+            MarketModel(scenario=sc.without_attackers(), seed=sc.seed, dataset=ds)
+            if sc.attacker_groups
+            else None
+        )
         # Agents are created only in __init__: drop Mesa 3.3.1's class-level id counters now, so the
         # models a long session discards on Reset can be freed (STACK_NOTES: Agent._ids leak).
         for m in (self, self.baseline):
@@ -186,22 +248,70 @@ def model_params(base: Scenario) -> dict[str, dict[str, Any]]:
     charts states the values the running market uses."""
     k = knobs(base)
     return {
-        "mechanism": {"type": "Select", "value": k["mechanism"], "values": MECHANISMS, "label": "Mechanism"},
-        "semantics": {"type": "Select", "value": k["semantics"], "values": ["solidity", "reference-python", "corrected"],
-                      "label": "Semantics"},
-        "cost_weight": {"type": "SliderInt", "value": k["cost_weight"], "min": 0, "max": max(20, k["cost_weight"]),
-                        "step": 1, "label": "Deposit weight"},
-        "refund_time_h": {"type": "SliderInt", "value": k["refund_time_h"], "min": 1, "max": max(96, k["refund_time_h"]),
-                          "step": 1, "label": "Refund window (h)"},
-        "attacker_share": {"type": "SliderInt", "value": k["attacker_share"], "min": 0, "max": 80, "step": 1,
-                           "label": "Attackers (%)"},
-        "attacker_policy": {"type": "Select", "value": k["attacker_policy"],
-                            "values": sorted(set(ATTACK_POLICIES) | {k["attacker_policy"]}), "label": "Attacker policy"},
-        "learner": {"type": "Select", "value": k["learner"], "values": LEARNERS, "label": "Learner"},
-        "gas_price": {"type": "SliderInt", "value": k["gas_price"], "min": 0, "max": max(5, k["gas_price"]), "step": 1,
-                      "label": "Gas price"},
-        "seed": {"type": "SliderInt", "value": k["seed"], "min": 0, "max": max(50, k["seed"]), "step": 1,
-                 "label": "Seed"},
+        "mechanism": {
+            "type": "Select",
+            "value": k["mechanism"],
+            "values": MECHANISMS,
+            "label": "Mechanism",
+        },
+        "semantics": {
+            "type": "Select",
+            "value": k["semantics"],
+            "values": ["solidity", "reference-python", "corrected"],
+            "label": "Semantics",
+        },
+        "cost_weight": {
+            "type": "SliderInt",
+            "value": k["cost_weight"],
+            "min": 0,
+            "max": max(20, k["cost_weight"]),
+            "step": 1,
+            "label": "Deposit weight",
+        },
+        "refund_time_h": {
+            "type": "SliderInt",
+            "value": k["refund_time_h"],
+            "min": 1,
+            "max": max(96, k["refund_time_h"]),
+            "step": 1,
+            "label": "Refund window (h)",
+        },
+        "attacker_share": {
+            "type": "SliderInt",
+            "value": k["attacker_share"],
+            "min": 0,
+            "max": 80,
+            "step": 1,
+            "label": "Attackers (%)",
+        },
+        "attacker_policy": {
+            "type": "Select",
+            "value": k["attacker_policy"],
+            "values": sorted(set(ATTACK_POLICIES) | {k["attacker_policy"]}),
+            "label": "Attacker policy",
+        },
+        "learner": {
+            "type": "Select",
+            "value": k["learner"],
+            "values": LEARNERS,
+            "label": "Learner",
+        },
+        "gas_price": {
+            "type": "SliderInt",
+            "value": k["gas_price"],
+            "min": 0,
+            "max": max(5, k["gas_price"]),
+            "step": 1,
+            "label": "Gas price",
+        },
+        "seed": {
+            "type": "SliderInt",
+            "value": k["seed"],
+            "min": 0,
+            "max": max(50, k["seed"]),
+            "step": 1,
+            "label": "Seed",
+        },
     }
 
 
@@ -250,8 +360,14 @@ def _fig(title: str, y: str, fig: go.Figure | None = None) -> go.Figure:
     fig = fig or go.Figure()
     # a fixed width that fits SolaraViz's half-width grid cells on a 1280-pixel screen (autosize
     # measures the cell before the grid has laid it out, and overflows)
-    fig.update_layout(title=title, height=340, width=440, template="plotly_white",
-                      margin=dict(l=55, r=10, t=50, b=40), legend=dict(orientation="h", y=-0.25))
+    fig.update_layout(
+        title=title,
+        height=340,
+        width=440,
+        template="plotly_white",
+        margin=dict(l=55, r=10, t=50, b=40),
+        legend=dict(orientation="h", y=-0.25),
+    )
     fig.update_xaxes(title_text="simulated time (days)")
     fig.update_yaxes(title_text=y)
     return fig
@@ -262,13 +378,26 @@ def AccuracyPlot(model: VizMarket):
     """Accuracy on the hidden test set at every sample, the clean baseline and the all-data line."""
     update_counter.get()
     fig = _fig("Accuracy on the hidden test set", "accuracy (fraction correct)")
-    for m, name, line in ((model, "accuracy", dict(color=ACCURACY, width=2)),
-                          (model.baseline, "clean baseline (no attackers)", dict(color=BASELINE, dash="dash"))):
+    for m, name, line in (
+        (model, "accuracy", dict(color=ACCURACY, width=2)),
+        (model.baseline, "clean baseline (no attackers)", dict(color=BASELINE, dash="dash")),
+    ):
         if m is not None:
-            fig.add_trace(go.Scatter(x=[t / DAY_S for t, _ in m.acc_series], y=[a for _, a in m.acc_series],
-                                     mode="lines+markers", name=name, line=line, marker=dict(size=4)))
-    fig.add_hline(y=model.accuracy_all_data, line=dict(color=ALL_DATA, dash="dot"),
-                  annotation_text=f"trained on all data: {model.accuracy_all_data:.3f}")
+            fig.add_trace(
+                go.Scatter(
+                    x=[t / DAY_S for t, _ in m.acc_series],
+                    y=[a for _, a in m.acc_series],
+                    mode="lines+markers",
+                    name=name,
+                    line=line,
+                    marker=dict(size=4),
+                )
+            )
+    fig.add_hline(
+        y=model.accuracy_all_data,
+        line=dict(color=ALL_DATA, dash="dot"),
+        annotation_text=f"trained on all data: {model.accuracy_all_data:.3f}",
+    )
     return solara.FigurePlotly(fig)
 
 
@@ -278,7 +407,11 @@ def BalancesPlot(model: VizMarket):
     update_counter.get()
     fig = _fig("Balances by group", "balance (token units)")
     for g, (xs, ys) in group_series(model).items():
-        fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", name=g, line=dict(color=model.colors.get(g, HONEST))))
+        fig.add_trace(
+            go.Scatter(
+                x=xs, y=ys, mode="lines", name=g, line=dict(color=model.colors.get(g, HONEST))
+            )
+        )
     return solara.FigurePlotly(fig)
 
 
@@ -289,16 +422,50 @@ def AttackPlot(model: VizMarket):
     fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.12)
     a = attack_series(model)
     if model.baseline is None:
-        fig.add_annotation(text="no attackers: set Attackers above 0 % and press Reset", showarrow=False,
-                           xref="paper", yref="paper", x=0.5, y=0.5)
+        fig.add_annotation(
+            text="no attackers: set Attackers above 0 % and press Reset",
+            showarrow=False,
+            xref="paper",
+            yref="paper",
+            x=0.5,
+            y=0.5,
+        )
     else:
-        fig.add_trace(go.Scatter(x=a["days"], y=a["drop"], mode="lines", name="accuracy destroyed (points)",
-                                 line=dict(color=ATTACKER), fill="tozeroy", fillcolor="rgba(198,40,40,0.12)"),
-                      row=1, col=1)
-        fig.add_trace(go.Scatter(x=a["days"], y=a["attackers"], mode="lines", name="attackers' profit",
-                                 line=dict(color=ATTACKER, dash="dot")), row=2, col=1)
-        fig.add_trace(go.Scatter(x=a["days"], y=a["others"], mode="lines", name="everyone else's profit",
-                                 line=dict(color=HONEST, dash="dot")), row=2, col=1)
+        fig.add_trace(
+            go.Scatter(
+                x=a["days"],
+                y=a["drop"],
+                mode="lines",
+                name="accuracy destroyed (points)",
+                line=dict(color=ATTACKER),
+                fill="tozeroy",
+                fillcolor="rgba(198,40,40,0.12)",
+            ),
+            row=1,
+            col=1,
+        )
+        fig.add_trace(
+            go.Scatter(
+                x=a["days"],
+                y=a["attackers"],
+                mode="lines",
+                name="attackers' profit",
+                line=dict(color=ATTACKER, dash="dot"),
+            ),
+            row=2,
+            col=1,
+        )
+        fig.add_trace(
+            go.Scatter(
+                x=a["days"],
+                y=a["others"],
+                mode="lines",
+                name="everyone else's profit",
+                line=dict(color=HONEST, dash="dot"),
+            ),
+            row=2,
+            col=1,
+        )
     fig = _fig("Attack success (vs clean baseline)", None, fig)
     fig.update_layout(height=420)
     fig.update_xaxes(title_text=None, row=1, col=1)
@@ -330,26 +497,50 @@ def status_html(model: VizMarket) -> str:
     rejected = sum(1 for r in model.tx_rows if not r[3])
     sc = model.scenario
     status = "finished" if model.finished else "running"
-    lines = [f"<b>Day {model.time / DAY_S:.1f}</b> ({status}) · accuracy <b>{model.accuracy:.3f}</b> · "
-             f"{len(model.tx_rows):,} calls, {rejected:,} rejected · pool used {model.cursor / max(1, model.n_pool):.0%}",
-             esc(f"{mechanism_text(sc)}, {sc.learner.kind}, {len(model.participants)} agents "
-                 f"({', '.join(f'{g.count} {g.name}' for g in sc.agents)}), seed {sc.seed}, gas price {sc.chain.gas_price}")]
+    lines = [
+        f"<b>Day {model.time / DAY_S:.1f}</b> ({status}) · accuracy <b>{model.accuracy:.3f}</b> · "
+        f"{len(model.tx_rows):,} calls, {rejected:,} rejected · pool used {model.cursor / max(1, model.n_pool):.0%}",
+        esc(
+            f"{mechanism_text(sc)}, {sc.learner.kind}, {len(model.participants)} agents "
+            f"({', '.join(f'{g.count} {g.name}' for g in sc.agents)}), seed {sc.seed}, gas price {sc.chain.gas_price}"
+        ),
+    ]
     if sc.chain.gas_price:
         fees = [r[7] for r in model.tx_rows if r[2] == "add_data" and r[7]]
         broke = sum(1 for r in model.tx_rows if r[4] == "insufficient_funds")
-        lines.append(f"fees so far: {sum(r[7] for r in model.tx_rows):,} token units"
-                     + (f", {sum(fees) // len(fees):,} per add_data call on average" if fees else "")
-                     + (f"; {broke:,} calls refused for insufficient funds" if broke else ""))
+        lines.append(
+            f"fees so far: {sum(r[7] for r in model.tx_rows):,} token units"
+            + (f", {sum(fees) // len(fees):,} per add_data call on average" if fees else "")
+            + (f"; {broke:,} calls refused for insufficient funds" if broke else "")
+        )
     cells = "text-align:right;padding:2px 8px"
-    head = "".join(f"<th style='{cells}'>{h}</th>" for h in ("time (s)", "sender", "call", "outcome", "value", "gas", "fee"))
+    head = "".join(
+        f"<th style='{cells}'>{h}</th>"
+        for h in ("time (s)", "sender", "call", "outcome", "value", "gas", "fee")
+    )
     body = "".join(
-        "<tr>" + "".join(f"<td style='{cells}'>{esc(str(v))}</td>" for v in
-                         (f"{r[0]:,}", r[1], r[2], "accepted" if r[3] else r[4], f"{r[5]:,}", f"{r[6]:,}", f"{r[7]:,}"))
-        + "</tr>" for r in rows)
-    return ("".join(f"<p style='margin:0 0 8px'>{line}</p>" for line in lines)
-            + "<p style='margin:12px 0 4px'><b>Latest calls</b></p>"
-            + f"<table style='border-collapse:collapse;font-size:13px'><thead><tr>{head}</tr></thead>"
-            + f"<tbody>{body}</tbody></table>")
+        "<tr>"
+        + "".join(
+            f"<td style='{cells}'>{esc(str(v))}</td>"
+            for v in (
+                f"{r[0]:,}",
+                r[1],
+                r[2],
+                "accepted" if r[3] else r[4],
+                f"{r[5]:,}",
+                f"{r[6]:,}",
+                f"{r[7]:,}",
+            )
+        )
+        + "</tr>"
+        for r in rows
+    )
+    return (
+        "".join(f"<p style='margin:0 0 8px'>{line}</p>" for line in lines)
+        + "<p style='margin:12px 0 4px'><b>Latest calls</b></p>"
+        + f"<table style='border-collapse:collapse;font-size:13px'><thead><tr>{head}</tr></thead>"
+        + f"<tbody>{body}</tbody></table>"
+    )
 
 
 @solara.component
@@ -367,8 +558,9 @@ def Page():
     base = base_scenario()
     # One model per browser session: a module-level model would be shared by every tab.
     model = solara.use_memo(lambda: VizMarket(**knobs(base)), [])
-    return SolaraViz(model, components=COMPONENTS, model_params=model_params(base),
-                     name=_title(base))
+    return SolaraViz(
+        model, components=COMPONENTS, model_params=model_params(base), name=_title(base)
+    )
 
 
 def _title(base: Scenario, limit: int = 90) -> str:

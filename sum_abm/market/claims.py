@@ -19,8 +19,20 @@ from dataclasses import dataclass
 import numpy as np
 
 
-_SLOT_ARRAYS = ("time", "author", "row", "label", "live", "pred", "pred_ver", "margin", "drift_at", "epoch_at",
-                "x_inf", "x_l1")
+_SLOT_ARRAYS = (
+    "time",
+    "author",
+    "row",
+    "label",
+    "live",
+    "pred",
+    "pred_ver",
+    "margin",
+    "drift_at",
+    "epoch_at",
+    "x_inf",
+    "x_l1",
+)
 
 
 @dataclass(frozen=True)
@@ -101,7 +113,9 @@ class ClaimBook:
         self.pred_ver[m : self.n] = -1
         self.epoch_at[m : self.n] = -1
         lens = self.fptr[keep + 1] - self.fptr[keep]
-        pos = np.repeat(self.fptr[keep] - np.concatenate([[0], np.cumsum(lens)[:-1]]), lens) + np.arange(lens.sum())
+        pos = np.repeat(
+            self.fptr[keep] - np.concatenate([[0], np.cumsum(lens)[:-1]]), lens
+        ) + np.arange(lens.sum())
         total = int(lens.sum())
         self.fidx[:total] = self.fidx[pos]
         self.fval[:total] = self.fval[pos]
@@ -110,7 +124,9 @@ class ClaimBook:
         self.n = m
         self.head = 0
 
-    def add(self, time: int, author: int, row: int, label: int, indices: np.ndarray, values: np.ndarray) -> int:
+    def add(
+        self, time: int, author: int, row: int, label: int, indices: np.ndarray, values: np.ndarray
+    ) -> int:
         """Record a new contribution (its features as non-zero indices/values); returns its slot."""
         # Keep the active region mostly live, so a window of slots is a cheap contiguous slice.
         if (self.n - self.head) - self.live_count > max(256, self.live_count):
@@ -143,7 +159,9 @@ class ClaimBook:
         self.live_by_author[author] = self.live_by_author.get(author, 0) + 1
         return i
 
-    def features_of(self, slots: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    def features_of(
+        self, slots: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """(indices, values, starts, lens) of the given slots, gathered back to back."""
         first = self.fptr[slots]
         lens = self.fptr[slots + 1] - first

@@ -12,7 +12,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from sum_abm.chain import Chain, Rejected
-from sum_abm.contract import CollaborativeTrainer, DepositRefundTake, Points, PredictionMarket, hash_piece
+from sum_abm.contract import (
+    CollaborativeTrainer,
+    DepositRefundTake,
+    Points,
+    PredictionMarket,
+    hash_piece,
+)
 from sum_abm.data import Dataset
 from sum_abm.errors import InputError
 from sum_abm.learners import make_learner
@@ -45,8 +51,10 @@ def _learner(scenario: Scenario, data: Dataset, all_data: bool = False) -> Any:
         try:
             learner.fit(X, y)
         except ValueError as exc:  # e.g. scikit-learn's one-class refusal on a tiny initial set
-            raise InputError(f"{scenario.name}: data: the initial model cannot be fitted on {len(y)} rows "
-                             f"({exc}); raise data.init_train_portion or data.init_train_rows") from None
+            raise InputError(
+                f"{scenario.name}: data: the initial model cannot be fitted on {len(y)} rows "
+                f"({exc}); raise data.init_train_portion or data.init_train_rows"
+            ) from None
         data.cache[key] = learner.snapshot()
     else:
         learner.restore(cached)
@@ -61,7 +69,9 @@ class MarketContract:
         self.data = data
         m = scenario.mechanism
         self.kind = m.kind
-        self.chain = Chain(gas_price=scenario.chain.gas_price, block_time_s=scenario.chain.block_time_s, log=log)
+        self.chain = Chain(
+            gas_price=scenario.chain.gas_price, block_time_s=scenario.chain.block_time_s, log=log
+        )
         self.ledger = self.chain.ledger
         self.learner = _learner(scenario, data)
         self.learner.set_test_set(data.X_test, data.y_test)
@@ -72,7 +82,9 @@ class MarketContract:
         self.points_per_refund = 1 if self.kind == "points" else 0
         self.contributions: dict[str, list[tuple[int, int, int]]] = {}
         if self.kind == "deposit_refund_take":
-            self.im = DepositRefundTake(m.refund_time_s, m.any_address_claim_wait_time_s, m.cost_weight, m.semantics)
+            self.im = DepositRefundTake(
+                m.refund_time_s, m.any_address_claim_wait_time_s, m.cost_weight, m.semantics
+            )
             self.trainer = CollaborativeTrainer(self.chain, self.learner, self.im)
             self.free_adds = m.cost_weight == 0
         elif self.kind == "points":
@@ -81,8 +93,12 @@ class MarketContract:
             self.free_adds = True
         else:
             self.pm = PredictionMarket(
-                self.chain, self.learner, semantics=m.semantics, min_stake=m.min_stake,
-                allow_greater_deposit=m.allow_greater_deposit, group_contributions=m.group_contributions,
+                self.chain,
+                self.learner,
+                semantics=m.semantics,
+                min_stake=m.min_stake,
+                allow_greater_deposit=m.allow_greater_deposit,
+                group_contributions=m.group_contributions,
                 reset_model_during_reward_phase=m.reset_model_during_reward_phase,
                 any_address_claim_wait_time_s=m.any_address_claim_wait_time_s,
             )
@@ -137,7 +153,11 @@ class MarketContract:
             return  # the market could not end (too few contributions before the time limit)
         while pm.state == "REVEAL_TEST_SET":
             pm.verify_next_test_set(PROVIDER, self.pieces[pm.next_verify])
-        while pm.remaining_bounty_rounds > 0 and pm.market and self.process_calls < m.max_process_calls:
+        while (
+            pm.remaining_bounty_rounds > 0
+            and pm.market
+            and self.process_calls < m.max_process_calls
+        ):
             pm.process_contribution(PROVIDER)
             self.process_calls += 1
         for agent in model.participants:
@@ -159,8 +179,11 @@ class MarketContract:
     # -- views ----------------------------------------------------------------------------------
     def accuracy(self) -> float:
         """Accuracy on the hidden test set (the prediction market's own model included)."""
-        return float(self.learner.test_accuracy() if self.kind != "prediction_market"
-                     else self.learner.score(self.data.X_test, self.data.y_test))
+        return float(
+            self.learner.test_accuracy()
+            if self.kind != "prediction_market"
+            else self.learner.score(self.data.X_test, self.data.y_test)
+        )
 
     def accuracy_all_data(self) -> float:
         """Accuracy of the same learner trained on the initial data and the whole pool."""
@@ -205,7 +228,9 @@ class MarketContract:
             "pm_process_calls": self.process_calls,
             "bounty": self.scenario.mechanism.bounty,
             # paid beyond the stakes returned, as a share of the bounty
-            "bounty_paid_fraction": float((pm.paid_out - pm.withdrawn - pm.staked) / self.scenario.mechanism.bounty),
+            "bounty_paid_fraction": float(
+                (pm.paid_out - pm.withdrawn - pm.staked) / self.scenario.mechanism.bounty
+            ),
             "bounty_withdrawn": float(pm.withdrawn),
         }
 
@@ -214,8 +239,13 @@ class MarketContract:
         target = self.pm if self.kind == "prediction_market" else self.trainer
         try:
             if self.evm is not None:
-                return True, self.evm.call("add_data", address, x, lambda: target.add_data(address, value, x, y),
-                                           (y, value))
+                return True, self.evm.call(
+                    "add_data",
+                    address,
+                    x,
+                    lambda: target.add_data(address, value, x, y),
+                    (y, value),
+                )
             return True, target.add_data(address, value, x, y)
         except Rejected:
             return False, 0
@@ -228,14 +258,18 @@ class MarketContract:
         except Rejected:
             return None
 
-    def refund(self, address: str, x: Any, y: int, t: int, check: bool, prediction: int | None = None) -> tuple[bool, Any, Any]:
+    def refund(
+        self, address: str, x: Any, y: int, t: int, check: bool, prediction: int | None = None
+    ) -> tuple[bool, Any, Any]:
         """Send a refund unless ``check`` proves it would be rejected; (accepted, amount, left)."""
         tr = self.trainer
         if check and tr.check_refund(address, x, y, t, prediction) is not None:
             return False, 0, tr.remaining(x, y, t, address)
         try:
             if self.evm is not None:
-                amount = self.evm.call("refund", address, x, lambda: tr.refund(address, x, y, t, prediction), (y, t))
+                amount = self.evm.call(
+                    "refund", address, x, lambda: tr.refund(address, x, y, t, prediction), (y, t)
+                )
             else:
                 amount = tr.refund(address, x, y, t, prediction)
             ok = True
@@ -243,16 +277,29 @@ class MarketContract:
             amount, ok = 0, False
         return ok, amount, tr.remaining(x, y, t, address)
 
-    def report(self, address: str, x: Any, y: int, t: int, author: str, check: bool,
-               prediction: int | None = None) -> tuple[bool, Any, Any]:
+    def report(
+        self,
+        address: str,
+        x: Any,
+        y: int,
+        t: int,
+        author: str,
+        check: bool,
+        prediction: int | None = None,
+    ) -> tuple[bool, Any, Any]:
         """Send a report unless ``check`` proves it would be rejected; (accepted, amount, left)."""
         tr = self.trainer
         if check and tr.check_report(address, x, y, t, author, prediction) is not None:
             return False, 0, tr.remaining(x, y, t, author)
         try:
             if self.evm is not None:
-                amount = self.evm.call("report", address, x, lambda: tr.report(address, x, y, t, author, prediction),
-                                       (y, t, author))
+                amount = self.evm.call(
+                    "report",
+                    address,
+                    x,
+                    lambda: tr.report(address, x, y, t, author, prediction),
+                    (y, t, author),
+                )
             else:
                 amount = tr.report(address, x, y, t, author, prediction)
             ok = True
@@ -264,4 +311,3 @@ class MarketContract:
 def build_contract(scenario: Scenario, data: Dataset, log: Any) -> MarketContract:
     """Deploy the scenario's contract on a fresh chain whose transactions go to ``log``."""
     return MarketContract(scenario, data, log)
-

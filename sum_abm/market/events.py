@@ -21,7 +21,12 @@ class EventQueue:
         self.time = 0
 
     def schedule_event(
-        self, fn: Callable[[], None], *, at: int | None = None, after: int | None = None, priority: int = 0
+        self,
+        fn: Callable[[], None],
+        *,
+        at: int | None = None,
+        after: int | None = None,
+        priority: int = 0,
     ) -> None:
         """Run ``fn`` at absolute time ``at`` or ``after`` seconds from now (integer seconds)."""
         if (at is None) == (after is None):

@@ -41,7 +41,11 @@ class MarketModel(mesa.Model):
 
         from sum_abm.data import load_dataset
 
-        self.data = dataset if dataset is not None else load_dataset(scenario.data, scenario.learner.kind, scenario.name)
+        self.data = (
+            dataset
+            if dataset is not None
+            else load_dataset(scenario.data, scenario.learner.kind, scenario.name)
+        )
         self.pool_y = np.asarray(self.data.y_pool, dtype=np.int64)
         self.n_pool = len(self.pool_y)
         self.n_classes = int(self.data.n_classes)
@@ -73,23 +77,31 @@ class MarketModel(mesa.Model):
                     self.addr_owner[a] = agent
                 self.participants.append(agent)
         self.addresses = list(self.addr_index)
-        self.contract.start(self.rng)  # e.g. the prediction market's bounty and test-set commitments
+        self.contract.start(
+            self.rng
+        )  # e.g. the prediction market's bounty and test-set commitments
         self.ledger_total = self.ledger.total()
 
         # Accuracy on the reference's schedule; the decisions use the last evaluated value.
         self.accuracy = self.contract.accuracy()
         self.accuracy_initial = self.accuracy
         self.next_eval = scenario.run.first_sample_s
-        self.samples: dict[str, list[Any]] = {k: [] for k in ("time_s", "accuracy", "agent_id", "group", "balance")}
+        self.samples: dict[str, list[Any]] = {
+            k: [] for k in ("time_s", "accuracy", "agent_id", "group", "balance")
+        }
         self.acc_series: list[tuple[int, float]] = []
         self._sample()
 
         # Wake order: shuffled like the reference; ties at equal times broken by address.
         order = [self.participants[i] for i in self.rng.permutation(len(self.participants))]
-        ranks = {a.address: r for r, a in enumerate(sorted(self.participants, key=lambda a: a.address))}
+        ranks = {
+            a.address: r for r, a in enumerate(sorted(self.participants, key=lambda a: a.address))
+        }
         for agent in order:
             agent.rank = ranks[agent.address]
-            self.schedule_event(agent.wake, after=agent.policy.first_wait(agent), priority=agent.rank)
+            self.schedule_event(
+                agent.wake, after=agent.policy.first_wait(agent), priority=agent.rank
+            )
 
     # -- Mesa 3.5-style time API ------------------------------------------------------------
     @property
@@ -101,7 +113,9 @@ class MarketModel(mesa.Model):
         if hasattr(self, "events"):
             self.events.time = int(value)
 
-    def schedule_event(self, fn, *, at: int | None = None, after: int | None = None, priority: int = 0) -> None:
+    def schedule_event(
+        self, fn, *, at: int | None = None, after: int | None = None, priority: int = 0
+    ) -> None:
         """Schedule ``fn`` at ``at`` or ``after`` seconds (integer simulated time)."""
         self.events.schedule_event(fn, at=at, after=after, priority=priority)
 
@@ -171,7 +185,9 @@ class MarketModel(mesa.Model):
         for a in self.participants:
             s["time_s"].append(t)
             s["accuracy"].append(float(self.accuracy))
-            s["agent_id"].append(a.address if len(a.addresses) == 1 else a.address.rsplit(".", 1)[0])
+            s["agent_id"].append(
+                a.address if len(a.addresses) == 1 else a.address.rsplit(".", 1)[0]
+            )
             s["group"].append(a.group.name)
             s["balance"].append(int(a.balance))
 
@@ -246,7 +262,9 @@ class MarketModel(mesa.Model):
         return self.contract.locked_for(agent.addresses)
 
     # -- actions (each one contract call) ----------------------------------------------------
-    def add_data(self, agent: Participant, row: int, y: int, value: int, address: str | None = None) -> bool:
+    def add_data(
+        self, agent: Participant, row: int, y: int, value: int, address: str | None = None
+    ) -> bool:
         """Contribute pool ``row`` with label ``y`` offering ``value`` tokens; True when accepted.
 
         A call the state proves would be rejected (too little value, same-second add in the
@@ -310,20 +328,31 @@ class MarketModel(mesa.Model):
         if rules.report:
             rep = ~take_branch & ~own & ~early & ~b.claimed_by(me, lo, hi)
             rep &= (age >= aw) | ~agree if self.contract.report_needs_disagreement else (age >= aw)
-            if self.contract.report_needs_good_data and self.num_good(addr) <= 0 and not np.any(cand & own):
+            if (
+                self.contract.report_needs_good_data
+                and self.num_good(addr) <= 0
+                and not np.any(cand & own)
+            ):
                 rep &= age >= aw
             cand |= rep
         cand &= live
         for k in np.flatnonzero(cand):
             slot = lo + int(k)
             kind = "take" if take_branch[k] else ("refund" if own[k] else "report")
-            if kind == "report" and self.contract.report_needs_good_data and age[k] < aw and self.num_good(addr) <= 0:
+            if (
+                kind == "report"
+                and self.contract.report_needs_good_data
+                and age[k] < aw
+                and self.num_good(addr) <= 0
+            ):
                 continue  # proven rejection: a reporter without verified data
             # The book's prediction is current: the model does not change during a walk.
             p = None if kind == "take" else int(pred[k])
             self._claim(agent, addr, slot, kind, check=True, prediction=p)
 
-    def _naive_walk(self, agent: Participant, addr: str, me: int, lo: int, hi: int, rules: WalkRules) -> None:
+    def _naive_walk(
+        self, agent: Participant, addr: str, me: int, lo: int, hi: int, rules: WalkRules
+    ) -> None:
         """The reference's walk with every call sent, rejected ones included (equivalence tests)."""
         b = self.book
         now = self.clock.now
@@ -371,15 +400,26 @@ class MarketModel(mesa.Model):
             b.drift_at[idx] = L.drift
         return b.pred[sl]
 
-    def _claim(self, agent: Participant, addr: str, slot: int, kind: str, check: bool,
-               prediction: int | None = None) -> None:
+    def _claim(
+        self,
+        agent: Participant,
+        addr: str,
+        slot: int,
+        kind: str,
+        check: bool,
+        prediction: int | None = None,
+    ) -> None:
         b = self.book
         author_addr = self.addresses[int(b.author[slot])]
         x, y, t = self.sample(int(b.row[slot])), int(b.label[slot]), int(b.time[slot])
         if kind == "refund":
-            ok, amount, left = self.contract.refund(addr, x, y, t, check=check, prediction=prediction)
+            ok, amount, left = self.contract.refund(
+                addr, x, y, t, check=check, prediction=prediction
+            )
         else:
-            ok, amount, left = self.contract.report(addr, x, y, t, author_addr, check=check, prediction=prediction)
+            ok, amount, left = self.contract.report(
+                addr, x, y, t, author_addr, check=check, prediction=prediction
+            )
         if ok:
             owner = self.addr_owner[addr]
             if kind == "refund":

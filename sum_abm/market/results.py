@@ -126,7 +126,13 @@ def collect(model: "MarketModel") -> dict[str, pl.DataFrame]:
     )
     ts = pl.DataFrame(
         model.samples,
-        schema={"time_s": pl.Int64, "accuracy": pl.Float64, "agent_id": pl.String, "group": pl.String, "balance": pl.Float64},
+        schema={
+            "time_s": pl.Int64,
+            "accuracy": pl.Float64,
+            "agent_id": pl.String,
+            "group": pl.String,
+            "balance": pl.Float64,
+        },
     )
     fees = dict(tx.group_by("sender").agg(pl.col("fee").sum()).iter_rows()) if len(tx) else {}
     rows = []
@@ -163,7 +169,11 @@ def collect(model: "MarketModel") -> dict[str, pl.DataFrame]:
 
 def accuracy_curve(ts: pl.DataFrame) -> pl.DataFrame:
     """One row per sample time: (time_s, accuracy)."""
-    return ts.select("time_s", "accuracy").unique(subset="time_s", keep="last", maintain_order=True).sort("time_s")
+    return (
+        ts.select("time_s", "accuracy")
+        .unique(subset="time_s", keep="last", maintain_order=True)
+        .sort("time_s")
+    )
 
 
 def time_weighted(curve: pl.DataFrame) -> float:
@@ -175,7 +185,9 @@ def time_weighted(curve: pl.DataFrame) -> float:
     return float(np.sum(a[:-1] * np.diff(t)) / (t[-1] - t[0]))
 
 
-def summarize(model: "MarketModel", frames: dict[str, pl.DataFrame], baseline: "RunResult | None") -> pl.DataFrame:
+def summarize(
+    model: "MarketModel", frames: dict[str, pl.DataFrame], baseline: "RunResult | None"
+) -> pl.DataFrame:
     """The one-row summary: run facts, model quality and, with a baseline, attack success."""
     sc = model.scenario
     tx, agents = frames["transactions"], frames["agents"]
@@ -222,7 +234,9 @@ def summarize(model: "MarketModel", frames: dict[str, pl.DataFrame], baseline: "
                 "accuracy_drop_max": drop_max,
                 "attacker_roi": float(att["profit"].sum()) / start if start else 0.0,
                 "attacker_spend_per_point": spend / (100 * drop_final) if drop_final > 0 else None,
-                "baseline_honest_profit": float(baseline.agents.filter(~pl.col("attacker"))["profit"].sum()),
+                "baseline_honest_profit": float(
+                    baseline.agents.filter(~pl.col("attacker"))["profit"].sum()
+                ),
             }
         )
     return pl.DataFrame([row])

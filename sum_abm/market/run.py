@@ -12,7 +12,9 @@ from sum_abm.market.results import RunResult, collect, summarize
 from sum_abm.scenario import Scenario, load_scenario
 
 
-def _simulate(scenario: Scenario, seed: int, dataset: Any, baseline: RunResult | None, progress: Any = None) -> RunResult:
+def _simulate(
+    scenario: Scenario, seed: int, dataset: Any, baseline: RunResult | None, progress: Any = None
+) -> RunResult:
     from sum_abm.market.model import MarketModel
 
     t0 = time.perf_counter()
@@ -35,8 +37,14 @@ def _simulate(scenario: Scenario, seed: int, dataset: Any, baseline: RunResult |
     )
 
 
-def run(scenario: Scenario | str | Path, seed: int | None = None, *, baseline: bool = True, dataset: Any = None,
-        progress: Any = None) -> RunResult:
+def run(
+    scenario: Scenario | str | Path,
+    seed: int | None = None,
+    *,
+    baseline: bool = True,
+    dataset: Any = None,
+    progress: Any = None,
+) -> RunResult:
     """Run one scenario (a :class:`Scenario` or a TOML path) with ``seed`` (default: the scenario's).
 
     When a group is an attacker and ``baseline`` is true, the same scenario and seed without the
@@ -54,4 +62,6 @@ def run(scenario: Scenario | str | Path, seed: int | None = None, *, baseline: b
     if baseline and scenario.attacker_groups:
         cb = (lambda f: progress("baseline", f)) if progress else None
         base = _simulate(scenario.without_attackers(), seed, dataset, None, cb)
-    return _simulate(scenario, seed, dataset, base, (lambda f: progress("run", f)) if progress else None)
+    return _simulate(
+        scenario, seed, dataset, base, (lambda f: progress("run", f)) if progress else None
+    )

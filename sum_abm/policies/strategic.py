@@ -24,9 +24,14 @@ class ContributorConfig(GroupConfig):
     """Shared knobs of contributing policies."""
 
     policy: str
-    deposit: int | None = Field(None, ge=0, description="offered per add (token units); None = required")
+    deposit: int | None = Field(
+        None, ge=0, description="offered per add (token units); None = required"
+    )
     max_deposit: int | None = Field(
-        100, ge=0, description="never pays more per add (token units): waits for the DRT deposit to fall; None = any")
+        100,
+        ge=0,
+        description="never pays more per add (token units): waits for the DRT deposit to fall; None = any",
+    )
     contribute_prob: float = Field(1.0, ge=0, le=1, description="chance to contribute per wake-up")
     refund: bool = True
     report: bool = True

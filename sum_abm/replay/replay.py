@@ -68,7 +68,9 @@ def _num_diff(a: Any, b: Any) -> bool:
         return a != b
 
 
-def _compare_map(out: list[Mismatch], trace: str, step: int, name: str, exp: dict, got: dict) -> None:
+def _compare_map(
+    out: list[Mismatch], trace: str, step: int, name: str, exp: dict, got: dict
+) -> None:
     for k in sorted(set(exp) | set(got)):
         e, g = exp.get(k, 0), got.get(k, 0)
         if _num_diff(e, g):
@@ -86,14 +88,24 @@ def replay_trace(tr: dict[str, Any]) -> tuple[int, list[Mismatch]]:
     out: list[Mismatch] = []
     if mech["kind"] == "deposit_refund_take":
         model = OracleModel()
-        im = DepositRefundTake(mech["refund_time_s"], mech["any_address_claim_wait_time_s"], mech["cost_weight"],
-                               semantics=mech["semantics"], deploy_time_s=mech.get("deploy_time_s", 0))
+        im = DepositRefundTake(
+            mech["refund_time_s"],
+            mech["any_address_claim_wait_time_s"],
+            mech["cost_weight"],
+            semantics=mech["semantics"],
+            deploy_time_s=mech.get("deploy_time_s", 0),
+        )
         target = CollaborativeTrainer(chain, model, im)
     else:
         m = tr["model"]
-        model = NearestCentroid(len(m["init_x"][0]), m.get("num_classes", 2)).fit(m["init_x"], m["init_y"])
+        model = NearestCentroid(len(m["init_x"][0]), m.get("num_classes", 2)).fit(
+            m["init_x"], m["init_y"]
+        )
         target = PredictionMarket(
-            chain, model, semantics=mech["semantics"], min_stake=mech.get("min_stake", 1),
+            chain,
+            model,
+            semantics=mech["semantics"],
+            min_stake=mech.get("min_stake", 1),
             allow_greater_deposit=mech.get("allow_greater_deposit", False),
             group_contributions=mech.get("group_contributions", False),
             reset_model_during_reward_phase=mech.get("reset_model_during_reward_phase", False),
@@ -116,7 +128,14 @@ def replay_trace(tr: dict[str, Any]) -> tuple[int, list[Mismatch]]:
         _compare_map(out, name, j, "balances", ex["balances"], got_bal)
         pm = ex.get("pm")
         if pm is not None and isinstance(target, PredictionMarket):
-            _compare_map(out, name, j, "market_balances", pm.get("market_balances", {}), target.market_balances)
+            _compare_map(
+                out,
+                name,
+                j,
+                "market_balances",
+                pm.get("market_balances", {}),
+                target.market_balances,
+            )
             if "prev_acc" in pm and _num_diff(pm["prev_acc"], target.prev_acc):
                 out.append(Mismatch(name, j, "prev_acc", pm["prev_acc"], target.prev_acc))
     return len(steps), out
@@ -140,7 +159,14 @@ def _run_step(target: Any, st: dict, steps: list[dict], pieces: list | None) -> 
         target.predict(sender, st["x"], value)
     elif call == "initialize_market":
         hashes = [hash_piece(p) for p in pieces]
-        target.initialize_market(sender, value, hashes, st["min_length_s"], st["min_num_contributions"], st["reveal_index"])
+        target.initialize_market(
+            sender,
+            value,
+            hashes,
+            st["min_length_s"],
+            st["min_num_contributions"],
+            st["reveal_index"],
+        )
     elif call == "reveal_init_test_set":
         target.reveal_init_test_set(sender or target.provider, pieces[st["piece"]])
     elif call == "end_market":

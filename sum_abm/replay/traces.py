@@ -16,8 +16,10 @@ from typing import Any
 from sum_abm.errors import InputError
 
 FORMAT = "sum-abm-trace/1"
-SEMANTICS = {"deposit_refund_take": ("solidity", "reference-python"),
-             "prediction_market": ("reference-python", "corrected")}
+SEMANTICS = {
+    "deposit_refund_take": ("solidity", "reference-python"),
+    "prediction_market": ("reference-python", "corrected"),
+}
 MAX_CLASSES = 1_000  # the traces' model is a small nearest-centroid classifier
 MODELS = {"deposit_refund_take": "oracle", "prediction_market": "nearest_centroid"}
 
@@ -29,16 +31,32 @@ _STEP_FIELDS: dict[str, dict[str, str]] = {
     "refund": {"from": STR, "data_ref": "ref"},
     "report": {"from": STR, "data_ref": "ref"},
     "predict": {"from": STR, "x": "vector"},
-    "initialize_market": {"from": STR, "value": NUM, "num_test_pieces": INT, "min_length_s": INT,
-                          "min_num_contributions": INT, "reveal_index": "piece"},
+    "initialize_market": {
+        "from": STR,
+        "value": NUM,
+        "num_test_pieces": INT,
+        "min_length_s": INT,
+        "min_num_contributions": INT,
+        "reveal_index": "piece",
+    },
     "reveal_init_test_set": {"piece": "piece"},
     "end_market": {"from": STR},
     "verify_next_test_set": {"piece": "piece"},
     "process_contribution": {},
 }
-_CALLS = {"deposit_refund_take": ("add_data", "refund", "report", "predict"),
-          "prediction_market": ("initialize_market", "reveal_init_test_set", "add_data", "end_market",
-                                "verify_next_test_set", "process_contribution", "refund", "report")}
+_CALLS = {
+    "deposit_refund_take": ("add_data", "refund", "report", "predict"),
+    "prediction_market": (
+        "initialize_market",
+        "reveal_init_test_set",
+        "add_data",
+        "end_market",
+        "verify_next_test_set",
+        "process_contribution",
+        "refund",
+        "report",
+    ),
+}
 
 
 def _tname(v: Any) -> str:
@@ -65,8 +83,14 @@ def _check(v: Any, kind: str) -> str | None:
     }[kind]()
     if ok:
         return None
-    return {INT: "an integer >= 0", NUM: "a number >= 0", STR: "a string", LIST: "a list",
-            DICT: "an object", BOOL: "true or false"}[kind]
+    return {
+        INT: "an integer >= 0",
+        NUM: "a number >= 0",
+        STR: "a string",
+        LIST: "a list",
+        DICT: "an object",
+        BOOL: "true or false",
+    }[kind]
 
 
 def _need(obj: dict, key: str, kind: str, where: str, optional: bool = False) -> Any:
@@ -88,14 +112,20 @@ def _short(v: Any) -> str:
 
 def _vector(v: Any, where: str, field: str, dim: int | None) -> None:
     if not isinstance(v, list) or not v or not all(_is_num(e) for e in v):
-        raise InputError(f"{where}: field {field!r}: expected a non-empty list of numbers, got {_tname(v)} {_short(v)}")
+        raise InputError(
+            f"{where}: field {field!r}: expected a non-empty list of numbers, got {_tname(v)} {_short(v)}"
+        )
     if dim is not None and len(v) != dim:
-        raise InputError(f"{where}: field {field!r}: expected {dim} numbers (the model's dimension), got {len(v)}")
+        raise InputError(
+            f"{where}: field {field!r}: expected {dim} numbers (the model's dimension), got {len(v)}"
+        )
 
 
 def _label(v: Any, where: str, field: str, n_classes: int) -> None:
     if not _is_int(v) or not 0 <= v < n_classes:
-        raise InputError(f"{where}: field {field!r}: expected a class 0..{n_classes - 1}, got {_short(v)}")
+        raise InputError(
+            f"{where}: field {field!r}: expected a class 0..{n_classes - 1}, got {_short(v)}"
+        )
 
 
 def load_trace_file(path: str | Path) -> list[dict[str, Any]]:
@@ -144,20 +174,28 @@ def _validate_trace(tr: dict[str, Any], where: str) -> None:
         raise InputError(f"{mw}: field 'kind': expected one of {list(SEMANTICS)}, got {kind!r}")
     sem = _need(mech, "semantics", STR, mw)
     if sem not in SEMANTICS[kind]:
-        raise InputError(f"{mw}: field 'semantics': expected one of {list(SEMANTICS[kind])}, got {sem!r}")
+        raise InputError(
+            f"{mw}: field 'semantics': expected one of {list(SEMANTICS[kind])}, got {sem!r}"
+        )
     model = _need(tr, "model", DICT, where)
     mdw = f"{where}: model"
     mkind = _need(model, "kind", STR, mdw)
     if mkind != MODELS[kind]:
-        raise InputError(f"{mdw}: field 'kind': expected {MODELS[kind]!r} for a {kind} trace, got {mkind!r}")
+        raise InputError(
+            f"{mdw}: field 'kind': expected {MODELS[kind]!r} for a {kind} trace, got {mkind!r}"
+        )
     accounts = _need(tr, "accounts", DICT, where)
     for a, b in accounts.items():
         if not _is_num(b) or b < 0:
-            raise InputError(f"{where}: accounts: field {a!r}: expected a number >= 0, got {_short(b)}")
+            raise InputError(
+                f"{where}: accounts: field {a!r}: expected a number >= 0, got {_short(b)}"
+            )
     steps = _need(tr, "steps", LIST, where)
     expect = _need(tr, "expect", LIST, where)
     if len(steps) != len(expect):
-        raise InputError(f"{where}: expected one expectation per step, got {len(steps)} steps and {len(expect)} expectations")
+        raise InputError(
+            f"{where}: expected one expectation per step, got {len(steps)} steps and {len(expect)} expectations"
+        )
 
     dim, n_classes, n_pieces = None, 2, 0
     if kind == "deposit_refund_take":
@@ -165,32 +203,46 @@ def _validate_trace(tr: dict[str, Any], where: str) -> None:
             _need(mech, k, INT, mw)
         _need(mech, "deploy_time_s", INT, mw, optional=True)
     else:
-        for k in ("allow_greater_deposit", "group_contributions", "reset_model_during_reward_phase"):
+        for k in (
+            "allow_greater_deposit",
+            "group_contributions",
+            "reset_model_during_reward_phase",
+        ):
             _need(mech, k, BOOL, mw, optional=True)
         for k in ("min_stake", "any_address_claim_wait_time_s"):
             _need(mech, k, INT, mw, optional=True)
         n_classes = _need(model, "num_classes", INT, mdw, optional=True) or 2
         if not 2 <= n_classes <= MAX_CLASSES:
-            raise InputError(f"{mdw}: field 'num_classes': expected an integer 2..{MAX_CLASSES}, got {n_classes}")
+            raise InputError(
+                f"{mdw}: field 'num_classes': expected an integer 2..{MAX_CLASSES}, got {n_classes}"
+            )
         init_x = _need(model, "init_x", LIST, mdw)
         init_y = _need(model, "init_y", LIST, mdw)
         if not init_x or len(init_x) != len(init_y):
-            raise InputError(f"{mdw}: expected as many init_y labels as init_x points (at least one), "
-                             f"got {len(init_x)} and {len(init_y)}")
+            raise InputError(
+                f"{mdw}: expected as many init_y labels as init_x points (at least one), "
+                f"got {len(init_x)} and {len(init_y)}"
+            )
         for i, (x, y) in enumerate(zip(init_x, init_y)):
             _vector(x, mdw, f"init_x[{i}]", dim)
             dim = len(x)
             _label(y, mdw, f"init_y[{i}]", n_classes)
         pieces = _need(tr, "test_set_pieces", LIST, where)
         if len(pieces) < 2:
-            raise InputError(f"{where}: field 'test_set_pieces': expected at least 2 pieces, got {len(pieces)}")
+            raise InputError(
+                f"{where}: field 'test_set_pieces': expected at least 2 pieces, got {len(pieces)}"
+            )
         for i, piece in enumerate(pieces):
             pw = f"{where}: test_set_pieces[{i}]"
             if not isinstance(piece, list) or not piece:
-                raise InputError(f"{pw}: expected a non-empty list of {{\"x\", \"y\"}} points, got {_tname(piece)}")
+                raise InputError(
+                    f'{pw}: expected a non-empty list of {{"x", "y"}} points, got {_tname(piece)}'
+                )
             for j, pt in enumerate(piece):
                 if not isinstance(pt, dict):
-                    raise InputError(f"{pw}[{j}]: expected an object with 'x' and 'y', got {_tname(pt)}")
+                    raise InputError(
+                        f"{pw}[{j}]: expected an object with 'x' and 'y', got {_tname(pt)}"
+                    )
                 _vector(pt.get("x"), f"{pw}[{j}]", "x", dim)
                 _label(pt.get("y"), f"{pw}[{j}]", "y", n_classes)
         n_pieces = len(pieces)
@@ -204,7 +256,9 @@ def _validate_trace(tr: dict[str, Any], where: str) -> None:
         _need(st, "time", INT, sw)
         call = _need(st, "call", STR, sw)
         if call not in _CALLS[kind]:
-            raise InputError(f"{sw}: field 'call': expected one of {list(_CALLS[kind])}, got {call!r}")
+            raise InputError(
+                f"{sw}: field 'call': expected one of {list(_CALLS[kind])}, got {call!r}"
+            )
         for k, fk in _STEP_FIELDS[call].items():
             if fk == "vector":
                 _vector(st.get(k), sw, k, dim if kind == "prediction_market" else None)
@@ -212,14 +266,20 @@ def _validate_trace(tr: dict[str, Any], where: str) -> None:
                 _label(st.get(k), sw, k, n_classes)
             elif fk == "ref":
                 ref = _need(st, k, INT, sw)
-                if ref >= len(steps) or not isinstance(steps[ref], dict) or steps[ref].get("call") != "add_data":
+                if (
+                    ref >= len(steps)
+                    or not isinstance(steps[ref], dict)
+                    or steps[ref].get("call") != "add_data"
+                ):
                     raise InputError(f"{sw}: field 'data_ref': {ref} points at no add_data step")
                 if ref >= j:
                     raise InputError(f"{sw}: field 'data_ref': {ref} points at a later step")
             elif fk == "piece":
                 v = _need(st, k, INT, sw)
                 if v >= n_pieces:
-                    raise InputError(f"{sw}: field {k!r}: expected a test piece index 0..{n_pieces - 1}, got {v}")
+                    raise InputError(
+                        f"{sw}: field {k!r}: expected a test piece index 0..{n_pieces - 1}, got {v}"
+                    )
             else:
                 _need(st, k, fk, sw)
         _need(st, "value", NUM, sw, optional=True)
@@ -242,10 +302,14 @@ def _validate_expectation(ex: Any, ew: str) -> None:
         if mb is not None:
             _numbers(mb, f"{ew}: pm: market_balances", negative=True)
         if pm.get("prev_acc") is not None and not _is_num(pm["prev_acc"]):  # null: not set yet
-            raise InputError(f"{ew}: pm: field 'prev_acc': expected a number, got {_short(pm['prev_acc'])}")
+            raise InputError(
+                f"{ew}: pm: field 'prev_acc': expected a number, got {_short(pm['prev_acc'])}"
+            )
 
 
 def _numbers(d: dict, where: str, negative: bool = False) -> None:
     for k, v in d.items():
         if not _is_num(v) or (v < 0 and not negative):
-            raise InputError(f"{where}: field {k!r}: expected a number{'' if negative else ' >= 0'}, got {_short(v)}")
+            raise InputError(
+                f"{where}: field {k!r}: expected a number{'' if negative else ' >= 0'}, got {_short(v)}"
+            )

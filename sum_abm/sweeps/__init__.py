@@ -20,8 +20,16 @@ from sum_abm.sweeps.engine import execute, load_agents, load_failures, load_runs
 from sum_abm.sweeps.spec import RunSpec, Sweep, load_sweep_file, run_id, run_seed
 
 
-def sweep(path: str | Path, out: str | Path, *, address: str | None = None, workers: int | None = None,
-          resume: bool = False, serial: bool | None = None, progress: Any = None) -> pl.DataFrame:
+def sweep(
+    path: str | Path,
+    out: str | Path,
+    *,
+    address: str | None = None,
+    workers: int | None = None,
+    resume: bool = False,
+    serial: bool | None = None,
+    progress: Any = None,
+) -> pl.DataFrame:
     """Run the sweep file ``path`` into the folder ``out``; returns the runs table (one row per run).
 
     ``address``: None = local Ray (``workers`` cores, default every core), or a cluster address;
@@ -29,8 +37,18 @@ def sweep(path: str | Path, out: str | Path, *, address: str | None = None, work
     ``progress(done, failed, total)`` is called as runs finish. See ``sum-abm sweep --help``.
     """
     sw = load_sweep_file(path)
-    return execute(sw.base, sw.runs, Path(out), sweep_text=Path(path).read_text(), source=str(path),
-                   address=address, workers=workers, resume=resume, serial=serial, progress=progress)
+    return execute(
+        sw.base,
+        sw.runs,
+        Path(out),
+        sweep_text=Path(path).read_text(),
+        source=str(path),
+        address=address,
+        workers=workers,
+        resume=resume,
+        serial=serial,
+        progress=progress,
+    )
 
 
 def load_sweep(out: str | Path, table: Literal["runs", "agents"] = "runs") -> pl.LazyFrame:
@@ -43,5 +61,15 @@ def load_sweep(out: str | Path, table: Literal["runs", "agents"] = "runs") -> pl
     raise InputError(f"load_sweep: table: expected 'runs' or 'agents', got {table!r}")
 
 
-__all__ = ["RunSpec", "Sweep", "load_agents", "load_failures", "load_sweep", "load_sweep_file", "run_id", "run_many",
-           "run_seed", "sweep"]
+__all__ = [
+    "RunSpec",
+    "Sweep",
+    "load_agents",
+    "load_failures",
+    "load_sweep",
+    "load_sweep_file",
+    "run_id",
+    "run_many",
+    "run_seed",
+    "sweep",
+]

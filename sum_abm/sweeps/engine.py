@@ -32,7 +32,9 @@ from sum_abm.scenario import Scenario
 from sum_abm.sweeps.spec import RunSpec
 
 SERIAL_MAX_RUNS = 4  # smaller sweeps run in-process: Ray's start-up (3-4 s) would dominate
-BATCH_BELOW_S = 0.020  # runs shorter than this (median, seconds) travel in batches: a task costs ~1 ms
+BATCH_BELOW_S = (
+    0.020  # runs shorter than this (median, seconds) travel in batches: a task costs ~1 ms
+)
 BATCH_TARGET_S = 0.050  # a batch of short runs lasts about this long (seconds)
 MAX_BATCH = 256
 _DATASETS: dict[str, Any] = {}  # per-process cache: runs of a sweep share their generated data
@@ -54,7 +56,9 @@ def _param_columns(overrides: dict[str, Any]) -> dict[str, Any]:
     return {k: (json.dumps(v) if isinstance(v, (list, dict)) else v) for k, v in overrides.items()}
 
 
-def execute_run(base: Scenario, run: RunSpec, baseline: bool = True, out: str | None = None) -> dict[str, Any]:
+def execute_run(
+    base: Scenario, run: RunSpec, baseline: bool = True, out: str | None = None
+) -> dict[str, Any]:
     """Run one point of a sweep and return its rows (or the failure); never raises for run errors.
 
     With ``out`` (a sweep folder this process can write, as local Ray workers can), the parts are
@@ -77,21 +81,27 @@ def execute_run(base: Scenario, run: RunSpec, baseline: bool = True, out: str | 
         scenario = base.with_overrides(run.overrides)
         res = run_scenario(scenario, run.seed, baseline=baseline, dataset=_dataset_for(scenario))
     except Exception as exc:  # a deterministic error belongs in the failures table, not a retry
-        return {"failure": failure_row(run, type(exc).__name__, str(exc), traceback.format_exc()),
-                "wall_s": time.perf_counter() - t0}
+        return {
+            "failure": failure_row(run, type(exc).__name__, str(exc), traceback.format_exc()),
+            "wall_s": time.perf_counter() - t0,
+        }
     lit = {**meta, **params}
     summary = res.summary.with_columns(*(pl.lit(v).alias(k) for k, v in lit.items()))
     agents = res.agents.with_columns(*(pl.lit(v).alias(k) for k, v in lit.items()))
     order = list(lit)
-    result = {"summary": summary.select(order + [c for c in summary.columns if c not in lit]),
-              "agents": agents.select(order + [c for c in agents.columns if c not in lit])}
+    result = {
+        "summary": summary.select(order + [c for c in summary.columns if c not in lit]),
+        "agents": agents.select(order + [c for c in agents.columns if c not in lit]),
+    }
     if out is not None:
         write_parts(Path(out), result)
         return {"written": run.run_id, "wall_s": time.perf_counter() - t0}
     return {**result, "wall_s": time.perf_counter() - t0}
 
 
-def execute_batch(base: Scenario, runs: list[RunSpec], baseline: bool = True, out: str | None = None) -> list[dict[str, Any]]:
+def execute_batch(
+    base: Scenario, runs: list[RunSpec], baseline: bool = True, out: str | None = None
+) -> list[dict[str, Any]]:
     """Run several short runs in one task (see :func:`execute_run`). With ``out``, a run whose part
     already exists is skipped: a batch retried after its worker died does not redo finished runs."""
     results = []
@@ -105,9 +115,15 @@ def execute_batch(base: Scenario, runs: list[RunSpec], baseline: bool = True, ou
 
 def failure_row(run: RunSpec, error_type: str, message: str, tb: str) -> dict[str, Any]:
     """One row of ``failures.parquet``."""
-    return {"run_id": run.run_id, "replication": run.replication, "seed": run.seed,
-            "parameters": json.dumps(run.overrides, sort_keys=True, default=str), "error_type": error_type,
-            "message": message, "traceback": tb}
+    return {
+        "run_id": run.run_id,
+        "replication": run.replication,
+        "seed": run.seed,
+        "parameters": json.dumps(run.overrides, sort_keys=True, default=str),
+        "error_type": error_type,
+        "message": message,
+        "traceback": tb,
+    }
 
 
 def write_parts(out: Path, result: dict[str, Any]) -> str:
@@ -150,7 +166,9 @@ class SweepWriter:
             self._write_failures()
             return False
         rid = result["written"] if "written" in result else write_parts(self.out, result)
-        if any(f["run_id"] == rid for f in self.failures):  # a resumed run that failed before succeeded now
+        if any(
+            f["run_id"] == rid for f in self.failures
+        ):  # a resumed run that failed before succeeded now
             self.failures = [f for f in self.failures if f["run_id"] != rid]
             self._write_failures()
         return True
@@ -163,20 +181,36 @@ class SweepWriter:
             path.unlink(missing_ok=True)
 
 
-FAILURE_SCHEMA = {"run_id": pl.String, "replication": pl.Int64, "seed": pl.Int64, "parameters": pl.String,
-                  "error_type": pl.String, "message": pl.String, "traceback": pl.String}
+FAILURE_SCHEMA = {
+    "run_id": pl.String,
+    "replication": pl.Int64,
+    "seed": pl.Int64,
+    "parameters": pl.String,
+    "error_type": pl.String,
+    "message": pl.String,
+    "traceback": pl.String,
+}
 
 
 def _canonical(obj: Any) -> str:
     return json.dumps(obj, sort_keys=True, default=str)
 
 
-def write_manifest(out: Path, sweep_text: str, source: str, base: Scenario, runs: list[RunSpec]) -> None:
+def write_manifest(
+    out: Path, sweep_text: str, source: str, base: Scenario, runs: list[RunSpec]
+) -> None:
     """``sweep.json``: the sweep file, the code version, the base scenario and the expansion. On resume
     the expansion is the union of the earlier one and this one (a grown grid keeps its old runs)."""
     out.mkdir(parents=True, exist_ok=True)
-    entries = {r.run_id: {"run_id": r.run_id, "overrides": r.overrides, "replication": r.replication, "seed": r.seed}
-               for r in runs}
+    entries = {
+        r.run_id: {
+            "run_id": r.run_id,
+            "overrides": r.overrides,
+            "replication": r.replication,
+            "seed": r.seed,
+        }
+        for r in runs
+    }
     old = read_manifest(out)
     if old:
         entries = {**{e["run_id"]: e for e in old.get("runs", [])}, **entries}
@@ -188,7 +222,9 @@ def write_manifest(out: Path, sweep_text: str, source: str, base: Scenario, runs
         "base_scenario": json.loads(_canonical(base.to_dict())),
         "runs": list(entries.values()),
     }
-    write_text_atomic(out / "sweep.json", json.dumps(manifest, indent=1, sort_keys=True, default=str))
+    write_text_atomic(
+        out / "sweep.json", json.dumps(manifest, indent=1, sort_keys=True, default=str)
+    )
 
 
 def code_revision() -> str | None:
@@ -198,11 +234,17 @@ def code_revision() -> str | None:
 
     pkg = Path(__file__).resolve().parents[1]
     try:
-        rev = subprocess.run(["git", "-C", str(pkg), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10)
+        rev = subprocess.run(
+            ["git", "-C", str(pkg), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10
+        )
         if rev.returncode != 0:
             return None
-        dirty = subprocess.run(["git", "-C", str(pkg), "status", "--porcelain", "--untracked-files=no", "--", "."],
-                               capture_output=True, text=True, timeout=10)
+        dirty = subprocess.run(
+            ["git", "-C", str(pkg), "status", "--porcelain", "--untracked-files=no", "--", "."],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
         return rev.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
     except (OSError, subprocess.SubprocessError):
         return None
@@ -220,8 +262,15 @@ def read_manifest(out: str | Path) -> dict[str, Any] | None:
 Progress = Callable[[int, int, int], None]  # (done, failed, total)
 
 
-def run_serial(base: Scenario, todo: list[RunSpec], writer: SweepWriter, progress: Progress | None, total: int,
-               done0: int, baseline: bool = True) -> None:
+def run_serial(
+    base: Scenario,
+    todo: list[RunSpec],
+    writer: SweepWriter,
+    progress: Progress | None,
+    total: int,
+    done0: int,
+    baseline: bool = True,
+) -> None:
     """Run ``todo`` one after the other in this process, writing each result as it finishes."""
     done, failed = done0, 0
     for run in todo:
@@ -263,13 +312,22 @@ def init_ray(address: str | None, workers: int | None) -> bool:
     import logging
 
     # Ray's own INFO/WARNING lines would interleave with the progress bar; errors still show.
-    opts: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False, "logging_level": logging.ERROR}
+    opts: dict[str, Any] = {
+        "include_dashboard": False,
+        "log_to_driver": False,
+        "logging_level": logging.ERROR,
+    }
     if address in (None, "local"):
         # A short temp dir: Ray's socket paths must stay under 107 bytes. Node IP 127.0.0.1 keeps
         # Ray's own traffic on loopback (its GCS and raylet still listen on every interface).
         opts["_temp_dir"] = tempfile.mkdtemp(prefix="ray", dir="/tmp")
         _OWN_TEMP_DIRS.append(opts["_temp_dir"])
-        ray.init(address="local", num_cpus=workers or os.cpu_count(), _node_ip_address="127.0.0.1", **opts)
+        ray.init(
+            address="local",
+            num_cpus=workers or os.cpu_count(),
+            _node_ip_address="127.0.0.1",
+            **opts,
+        )
         return True
     check_address(address)
     # Ray's C++ client prints a warning line a second while the head refuses it (about 20 s): keep
@@ -286,15 +344,21 @@ def init_ray(address: str | None, workers: int | None) -> bool:
         e = e.__cause__ or e.__context__
     text = "\n".join(chain) + "\n" + captured.read()
     if any(k in text for k in ("InvalidAuthToken", "Unauthenticated", "AuthenticationError")):
-        raise InputError(f"--address {address}: the Ray cluster refused this driver's authentication token: {AUTH_HELP}") from None
-    raise InputError(f"--address {address}: cannot connect to the Ray cluster: {_first_line(failure)} "
-                     f"(if the head refuses drivers: {AUTH_HELP})") from None
+        raise InputError(
+            f"--address {address}: the Ray cluster refused this driver's authentication token: {AUTH_HELP}"
+        ) from None
+    raise InputError(
+        f"--address {address}: cannot connect to the Ray cluster: {_first_line(failure)} "
+        f"(if the head refuses drivers: {AUTH_HELP})"
+    ) from None
 
 
 # Ray >= 2.52 authenticates drivers with a token: the usual reason a reachable head refuses a driver.
-AUTH_HELP = ("Ray >= 2.52 uses token authentication, so give this driver the cluster's token (RAY_AUTH_TOKEN, "
-             "RAY_AUTH_TOKEN_PATH or ~/.ray/auth_token as on the head) or start head and driver with "
-             "RAY_AUTH_MODE=disabled on a trusted network")
+AUTH_HELP = (
+    "Ray >= 2.52 uses token authentication, so give this driver the cluster's token (RAY_AUTH_TOKEN, "
+    "RAY_AUTH_TOKEN_PATH or ~/.ray/auth_token as on the head) or start head and driver with "
+    "RAY_AUTH_MODE=disabled on a trusted network"
+)
 
 
 class _Captured:
@@ -339,12 +403,20 @@ def check_out(out: Path, resume: bool, base: Scenario | None = None) -> None:
     if out.exists() and not out.is_dir():
         raise InputError(f"{out}: exists and is not a folder (expected a sweep output folder)")
     if out.exists() and any((out / "runs").glob("*.parquet")) and not resume:
-        raise InputError(f"{out}: already holds sweep results; use --resume to complete it or choose another --out")
+        raise InputError(
+            f"{out}: already holds sweep results; use --resume to complete it or choose another --out"
+        )
     if resume and base is not None:
         old = read_manifest(out)
-        if old and "base_scenario" in old and old["base_scenario"] != json.loads(_canonical(base.to_dict())):
-            raise InputError(f"{out}: its runs come from another base scenario than this sweep's; "
-                             f"choose another --out (resume only completes the same sweep or a grown one)")
+        if (
+            old
+            and "base_scenario" in old
+            and old["base_scenario"] != json.loads(_canonical(base.to_dict()))
+        ):
+            raise InputError(
+                f"{out}: its runs come from another base scenario than this sweep's; "
+                f"choose another --out (resume only completes the same sweep or a grown one)"
+            )
 
 
 def check_address(address: str) -> None:
@@ -359,8 +431,10 @@ def check_address(address: str) -> None:
         with socket.create_connection((host, int(port)), timeout=5):
             pass
     except (OSError, ValueError) as exc:
-        raise InputError(f"--address {address}: cannot connect to the Ray cluster: {exc} "
-                         f"(is a head running there? `ray start --head --port {port}` starts one)") from None
+        raise InputError(
+            f"--address {address}: cannot connect to the Ray cluster: {exc} "
+            f"(is a head running there? `ray start --head --port {port}` starts one)"
+        ) from None
 
 
 def batch_size(durations: list[float], remaining: int, cpus: int) -> int:
@@ -377,8 +451,18 @@ def batch_size(durations: list[float], remaining: int, cpus: int) -> int:
     return max(1, min(size, remaining // (2 * max(cpus, 1))))
 
 
-def run_ray(base: Scenario, todo: list[RunSpec], writer: SweepWriter, progress: Progress | None, total: int,
-            done0: int, address: str | None, workers: int | None, baseline: bool = True, max_retries: int = 3) -> None:
+def run_ray(
+    base: Scenario,
+    todo: list[RunSpec],
+    writer: SweepWriter,
+    progress: Progress | None,
+    total: int,
+    done0: int,
+    address: str | None,
+    workers: int | None,
+    baseline: bool = True,
+    max_retries: int = 3,
+) -> None:
     """One Ray task per run (short runs batched), a bounded window in flight, parts written as
     results arrive. A task whose worker dies is retried ``max_retries`` times; a run that raises is
     recorded in ``failures.parquet``."""
@@ -410,7 +494,10 @@ def run_ray(base: Scenario, todo: list[RunSpec], writer: SweepWriter, progress: 
                 try:
                     results = ray.get(ref)
                 except Exception as exc:  # noqa: BLE001 - the worker died more often than max_retries allows
-                    results = [{"failure": failure_row(r, type(exc).__name__, _first_line(exc), str(exc))} for r in batch]
+                    results = [
+                        {"failure": failure_row(r, type(exc).__name__, _first_line(exc), str(exc))}
+                        for r in batch
+                    ]
                 for result in results:
                     if "wall_s" in result:
                         durations.append(result["wall_s"])
@@ -426,9 +513,21 @@ def run_ray(base: Scenario, todo: list[RunSpec], writer: SweepWriter, progress: 
             shutdown_ray()
 
 
-def run_many(base: Scenario, points: list[dict[str, Any]], out: str | Path, *, replications: int = 1, root_seed: int = 0,
-             address: str | None = None, workers: int | None = None, resume: bool = False, serial: bool | None = None,
-             baseline: bool = True, progress: Progress | None = None, source: str = "run_many") -> pl.DataFrame:
+def run_many(
+    base: Scenario,
+    points: list[dict[str, Any]],
+    out: str | Path,
+    *,
+    replications: int = 1,
+    root_seed: int = 0,
+    address: str | None = None,
+    workers: int | None = None,
+    resume: bool = False,
+    serial: bool | None = None,
+    baseline: bool = True,
+    progress: Progress | None = None,
+    source: str = "run_many",
+) -> pl.DataFrame:
     """Run arbitrary override sets (``points``) x ``replications`` through the sweep engine.
 
     The programmatic entry point (used by the game-theory layer): the same stable run ids
@@ -452,13 +551,35 @@ def run_many(base: Scenario, points: list[dict[str, Any]], out: str | Path, *, r
 
     check_points(base, points, source)
     runs = runs_for(points, replications, root_seed)
-    return execute(base, runs, Path(out), sweep_text="", source=source, address=address, workers=workers,
-                   resume=resume, serial=serial, baseline=baseline, progress=progress)
+    return execute(
+        base,
+        runs,
+        Path(out),
+        sweep_text="",
+        source=source,
+        address=address,
+        workers=workers,
+        resume=resume,
+        serial=serial,
+        baseline=baseline,
+        progress=progress,
+    )
 
 
-def execute(base: Scenario, runs: list[RunSpec], out: Path, *, sweep_text: str, source: str, address: str | None,
-            workers: int | None, resume: bool, serial: bool | None, baseline: bool = True,
-            progress: Progress | None = None) -> pl.DataFrame:
+def execute(
+    base: Scenario,
+    runs: list[RunSpec],
+    out: Path,
+    *,
+    sweep_text: str,
+    source: str,
+    address: str | None,
+    workers: int | None,
+    resume: bool,
+    serial: bool | None,
+    baseline: bool = True,
+    progress: Progress | None = None,
+) -> pl.DataFrame:
     """Run ``runs`` into ``out`` (skipping finished ones when ``resume``); returns the runs table."""
     out = Path(out)
     check_out(out, resume, base)
@@ -470,8 +591,11 @@ def execute(base: Scenario, runs: list[RunSpec], out: Path, *, sweep_text: str, 
     total, done0 = len(runs), len(runs) - len(todo)
     if progress:
         progress(done0, 0, total)
-    use_serial = serial if serial is not None else (
-        address is None and len(todo) <= SERIAL_MAX_RUNS and not ray_running())
+    use_serial = (
+        serial
+        if serial is not None
+        else (address is None and len(todo) <= SERIAL_MAX_RUNS and not ray_running())
+    )
     if todo:
         if use_serial:
             run_serial(base, todo, writer, progress, total, done0, baseline)

@@ -67,8 +67,12 @@ class RandomParam(_Strict):
                 raise ValueError(f"{self.dist} needs low <= high")
             if self.dist == "loguniform" and self.low <= 0:
                 raise ValueError("loguniform needs low > 0")
-            if self.dist == "integer" and not (float(self.low).is_integer() and float(self.high).is_integer()):
-                raise ValueError(f"integer needs whole-number bounds, got low={self.low}, high={self.high}")
+            if self.dist == "integer" and not (
+                float(self.low).is_integer() and float(self.high).is_integer()
+            ):
+                raise ValueError(
+                    f"integer needs whole-number bounds, got low={self.low}, high={self.high}"
+                )
         return self
 
     def draw(self, rng: np.random.Generator) -> Any:
@@ -109,13 +113,19 @@ class SweepSpec(_Strict):
         if lens == {0}:
             raise ValueError("zip: empty lists")
         # One path, one section: a path both in [grid] and [zip] would silently take the last value.
-        sections = {"grid": self.grid, "zip": self.zip, "random.params": self.random.params if self.random else {}}
+        sections = {
+            "grid": self.grid,
+            "zip": self.zip,
+            "random.params": self.random.params if self.random else {},
+        }
         seen: dict[str, str] = {}
         for sec, paths in sections.items():
             for k in paths:
                 key = ".".join(split_path(k))
                 if key in seen:
-                    raise ValueError(f"{sec}.{k}: also varied in [{seen[key]}] (a path belongs to one section)")
+                    raise ValueError(
+                        f"{sec}.{k}: also varied in [{seen[key]}] (a path belongs to one section)"
+                    )
                 seen[key] = sec
         return self
 
@@ -132,14 +142,18 @@ class RunSpec:
 
 def run_id(overrides: dict[str, Any], replication: int) -> str:
     """Stable id: a hash of the canonical JSON of the overrides and the replication index."""
-    canon = json.dumps({"o": overrides, "r": replication}, sort_keys=True, separators=(",", ":"), default=str)
+    canon = json.dumps(
+        {"o": overrides, "r": replication}, sort_keys=True, separators=(",", ":"), default=str
+    )
     return hashlib.sha256(canon.encode()).hexdigest()[:16]
 
 
 def run_seed(root_seed: int, rid: str) -> int:
     """The run's seed: ``SeedSequence(root_seed, spawn_key=<words of the id>)`` — independent of the
     other points, so growing a grid never changes an existing run's seed."""
-    state = np.random.SeedSequence(root_seed, spawn_key=_words(rid)).generate_state(1, dtype=np.uint64)[0]
+    state = np.random.SeedSequence(root_seed, spawn_key=_words(rid)).generate_state(
+        1, dtype=np.uint64
+    )[0]
     return int(state >> 1)  # 63 bits: a non-negative int64 wherever the seed is stored
 
 
@@ -171,8 +185,15 @@ def expand(spec: SweepSpec) -> list[dict[str, Any]]:
     rand: list[dict[str, Any]] = [{}]
     if spec.random is not None:
         n = spec.random.count
-        cols = {k: [p.draw(rng) for _ in range(n)] for k, p in spec.random.params.items()
-                for rng in [np.random.default_rng(np.random.SeedSequence(spec.seed, spawn_key=_words(_digest(k))))]}
+        cols = {
+            k: [p.draw(rng) for _ in range(n)]
+            for k, p in spec.random.params.items()
+            for rng in [
+                np.random.default_rng(
+                    np.random.SeedSequence(spec.seed, spawn_key=_words(_digest(k)))
+                )
+            ]
+        }
         rand = [{k: cols[k][i] for k in cols} for i in range(n)]
     return [{**g, **z, **r} for g in grid for z in zipped for r in rand]
 
@@ -203,7 +224,9 @@ def parse_sweep(data: dict[str, Any], path: Path) -> Sweep:
     spec = validate_file_model(SweepSpec, data, src)
     base_path = (path.parent / spec.base).resolve()
     if not base_path.is_file():
-        raise InputError(f"{src}: base: no scenario file {spec.base!r} (relative to the sweep file)")
+        raise InputError(
+            f"{src}: base: no scenario file {spec.base!r} (relative to the sweep file)"
+        )
     base = load_scenario(base_path)
     points = expand(spec)
     check_points(base, points, src)
@@ -218,10 +241,14 @@ def check_points(base: Scenario, points: list[dict[str, Any]], source: str) -> N
     for ov in points:
         for key, value in ov.items():
             if split_path(key) in (["seed"], ["run_id"], ["replication"]):
-                raise InputError(f"{source}: {key}: the sweep sets each run's {key} itself (vary replications "
-                                 f"and the sweep's root seed instead)")
+                raise InputError(
+                    f"{source}: {key}: the sweep sets each run's {key} itself (vary replications "
+                    f"and the sweep's root seed instead)"
+                )
             tag = json.dumps([key, value], sort_keys=True, default=str)
-            if tag not in checked:  # each distinct (path, value) once: a 10,000-point grid stays fast
+            if (
+                tag not in checked
+            ):  # each distinct (path, value) once: a 10,000-point grid stays fast
                 base.with_overrides({key: value}, source=source)
                 checked.add(tag)
         if len(ov) > 1:
