@@ -39,7 +39,7 @@ def bench_ours(kind, X0, y0, Xu, yu, Xt, yt):
     labels = [int(v) for v in yu]
     t = time.perf_counter()
     accs = []
-    for s, label in zip(rows, labels):
+    for s, label in zip(rows, labels, strict=False):
         m.update(s, label)
         accs.append(m.test_accuracy())
     return time.perf_counter() - t, accs

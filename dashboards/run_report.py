@@ -222,7 +222,7 @@ def profit_figure(agents: pl.DataFrame) -> go.Figure:
         subplot_titles=("profit per group (sum)", "ROI of each agent"),
         horizontal_spacing=0.12,
     )
-    roi = [p / s if s else 0.0 for p, s in zip(g["profit"], g["start_balance"])]
+    roi = [p / s if s else 0.0 for p, s in zip(g["profit"], g["start_balance"], strict=False)]
     fig.add_trace(
         go.Bar(
             x=g["group"],

@@ -317,10 +317,10 @@ def frontier_rows(runs: pl.DataFrame, x: str, y: str, facet: str | None = None) 
         numeric = all(_is_number(v) for v in g.xs)
         for i, yv in enumerate(g.ys):
             row = {**({facet: title.split(" = ", 1)[1]} if facet else {}), y: _label(yv)}
-            pts = [(xv, r) for xv, r in zip(g.xs, g.mean[i]) if np.isfinite(r)]
+            pts = [(xv, r) for xv, r in zip(g.xs, g.mean[i], strict=False) if np.isfinite(r)]
             pays = [xv for xv, r in pts if r > 0]
             crossings = []
-            for (x0, r0), (x1, r1) in zip(pts, pts[1:]):
+            for (x0, r0), (x1, r1) in zip(pts, pts[1:], strict=False):
                 if (r0 > 0) != (r1 > 0):
                     at = x0 + (0 - r0) * (x1 - x0) / (r1 - r0) if numeric and r1 != r0 else None
                     crossings.append(
@@ -350,11 +350,11 @@ def frontier_figure(runs: pl.DataFrame, x: str, y: str, facet: str | None = None
             continue
         fx, fy, never = [], [], []
         for i, yv in enumerate(g.ys):
-            pts = [(xv, r) for xv, r in zip(g.xs, g.mean[i]) if np.isfinite(r)]
+            pts = [(xv, r) for xv, r in zip(g.xs, g.mean[i], strict=False) if np.isfinite(r)]
             cross = next(
                 (
                     (x0 + (0 - r0) * (x1 - x0) / (r1 - r0))
-                    for (x0, r0), (x1, r1) in zip(pts, pts[1:])
+                    for (x0, r0), (x1, r1) in zip(pts, pts[1:], strict=False)
                     if (r0 > 0) != (r1 > 0)
                 ),
                 None,

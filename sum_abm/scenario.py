@@ -16,7 +16,7 @@ import copy
 import re
 import tomllib
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -65,7 +65,7 @@ class LearnerConfig(StrictModel):
     params: dict[str, Any] = Field(default_factory=dict)
 
     @model_validator(mode="after")
-    def _known_params(self) -> "LearnerConfig":
+    def _known_params(self) -> LearnerConfig:
         import inspect
 
         from sum_abm.learners import LEARNERS
@@ -100,7 +100,7 @@ class DRTConfig(StrictModel):
     cost_weight: int = Field(1, ge=0)
 
     @model_validator(mode="after")
-    def _windows(self) -> "DRTConfig":
+    def _windows(self) -> DRTConfig:
         if self.any_address_claim_wait_time_s < self.refund_time_s:
             raise ValueError("expected any_address_claim_wait_time_s >= refund_time_s")
         return self
@@ -133,7 +133,7 @@ class PointsConfig(StrictModel):
     any_address_claim_wait_time_s: int = Field(9 * 86_400, ge=0)
 
 
-MechanismConfig = Annotated[Union[DRTConfig, PMConfig, PointsConfig], Field(discriminator="kind")]
+MechanismConfig = Annotated[DRTConfig | PMConfig | PointsConfig, Field(discriminator="kind")]
 
 
 class ChainConfig(StrictModel):
@@ -184,7 +184,7 @@ class Scenario(StrictModel):
     agents: list[group_config_union()] = Field(min_length=1)  # type: ignore[valid-type]
 
     @model_validator(mode="after")
-    def _evm_backend(self) -> "Scenario":
+    def _evm_backend(self) -> Scenario:
         if self.chain.backend == "evm" and (
             self.mechanism.kind != "deposit_refund_take" or self.mechanism.semantics != "solidity"
         ):
@@ -194,7 +194,7 @@ class Scenario(StrictModel):
         return self
 
     @model_validator(mode="after")
-    def _unique_groups(self) -> "Scenario":
+    def _unique_groups(self) -> Scenario:
         names = [g.name for g in self.agents]
         dup = {n for n in names if names.count(n) > 1}
         if dup:
@@ -207,7 +207,7 @@ class Scenario(StrictModel):
         """Names of the groups that are attackers (explicit ``attacker`` or the policy's default)."""
         return [g.name for g in self.agents if g.is_attacker]
 
-    def without_attackers(self) -> "Scenario":
+    def without_attackers(self) -> Scenario:
         """The clean baseline: the same scenario without its attacking groups."""
         keep = [g for g in self.agents if not g.is_attacker]
         if not keep:
@@ -220,7 +220,7 @@ class Scenario(StrictModel):
         """Plain data (JSON/TOML-ready), defaults included."""
         return self.model_dump(mode="json")
 
-    def with_overrides(self, overrides: dict[str, Any], source: str | None = None) -> "Scenario":
+    def with_overrides(self, overrides: dict[str, Any], source: str | None = None) -> Scenario:
         """A new scenario with ``{dotted.path: value}`` applied and the whole re-validated.
 
         Raises :class:`InputError` naming the path when it names no field or the value is rejected.

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 
-from sum_abm.chain import gas as gas_module
 from sum_abm.chain import (
     TX_FIELDS,
     Chain,
@@ -18,6 +17,7 @@ from sum_abm.chain import (
     MoneyNotConserved,
     Rejected,
 )
+from sum_abm.chain import gas as gas_module
 
 
 def test_ledger_refuses_an_overdraft_and_never_caps() -> None:
@@ -108,7 +108,7 @@ def test_chain_call_charges_fee_even_when_rejected_and_logs_every_call() -> None
     assert err.value.reason == "too_early"
     assert chain.ledger.balance("fee_sink") == fee_ok + 500 * 2
     assert chain.ledger.balance("A") == 10_000 - 100 - fee_ok - 1_000
-    assert [dict(zip(TX_FIELDS, r)) for r in rows] == [
+    assert [dict(zip(TX_FIELDS, r, strict=False)) for r in rows] == [
         dict(
             time_s=7,
             sender="A",

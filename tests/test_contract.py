@@ -364,9 +364,9 @@ def test_an_add_pays_gas_for_what_its_update_writes():
     """Perceptron: a mistake on unseen features writes new slots (dearest); the same sample again is
     no mistake and writes nothing (cheapest); a mistake on seen features rewrites slots, here back
     to zero, which earns the EVM's storage refund."""
-    from sum_abm.chain.gas import SSTORE_CLEARS_REFUND
     import numpy as np
 
+    from sum_abm.chain.gas import SSTORE_CLEARS_REFUND
     from sum_abm.learners import Perceptron, Sample
 
     chain = Chain(gas_price=3)

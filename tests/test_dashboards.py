@@ -74,7 +74,7 @@ def _frames(mechanism: str = "deposit_refund_take") -> tuple[dict[str, pl.DataFr
     base = pl.DataFrame(
         [
             {"time_s": t, "accuracy": a, "agent_id": "honest-0", "group": "honest", "balance": 0.0}
-            for t, a in zip([0, DAY // 2 - 100, DAY], [0.80, 0.78, 0.76])
+            for t, a in zip([0, DAY // 2 - 100, DAY], [0.80, 0.78, 0.76], strict=False)
         ]
     )
     tx = pl.DataFrame(
@@ -194,7 +194,7 @@ def test_profit_and_roi_per_group():
 def test_calls_by_kind_and_outcome_with_stable_colours():
     f, _ = _frames()
     fig = rr.calls_figure(f["transactions"])
-    got = {(t.name, c): n for t in fig.data for c, n in zip(t.x, t.y)}
+    got = {(t.name, c): n for t in fig.data for c, n in zip(t.x, t.y, strict=False)}
     assert got == {
         ("accepted", "add_data"): 3,
         ("accepted", "report"): 1,
@@ -216,13 +216,13 @@ def test_gas_and_fees_count_a_sybils_addresses_for_its_group():
     groups = rr.sender_groups(f["transactions"], f["agents"]).to_list()
     assert groups == ["honest", "att", "att", "honest", "att", "other"]
     fig = rr.gas_figure(f["transactions"], f["agents"])
-    gas = {(t.name, c): g for t in fig.data[:-1] for c, g in zip(t.x, t.y)}
+    gas = {(t.name, c): g for t in fig.data[:-1] for c, g in zip(t.x, t.y, strict=False)}
     assert (
         gas[("att", "add_data")] == 250
         and gas[("att", "report")] == 40
         and gas[("other", "add_data")] == 60
     )
-    fees = dict(zip(fig.data[-1].x, fig.data[-1].y))
+    fees = dict(zip(fig.data[-1].x, fig.data[-1].y, strict=False))
     assert fees == {"honest": 3, "att": 7, "other": 5}
     _titled(fig)
 

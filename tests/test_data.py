@@ -154,7 +154,7 @@ def test_user_csv_numeric_and_text_and_parquet(tmp_path):
     # labels are the sorted distinct values: neg -> 0, pos -> 1; the rows keep their features
     full = df.to_numpy()
     for X, y in ((ds.X_pool, ds.y_pool), (ds.X_test, ds.y_test)):
-        for row, label in zip(X, y):
+        for row, label in zip(X, y, strict=False):
             match = [r for r in full if float(r[0]) == row[0] and float(r[1]) == row[1]]
             assert match and match[0][2] == ["neg", "pos"][label]
     text = pl.DataFrame(

@@ -85,7 +85,7 @@ def test_other_learners_run_against_the_oracle_with_fees_charged():
     assert s["evm_classifier"] == "oracle" and s["evm_calls"] > 50 and s["fees_total"] > 0
     assert r.evm["schedule_gas"].to_list() == [
         g
-        for g, reason in zip(r.transactions["gas"], r.transactions["reason"])
+        for g, reason in zip(r.transactions["gas"], r.transactions["reason"], strict=False)
         if reason != "insufficient_funds"
     ]
 

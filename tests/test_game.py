@@ -118,7 +118,7 @@ def test_population_regret_by_hand():
     # inject payoffs: careless earns 10 more than honest whatever the counts; the deviant gets 0
     rows = []
     for i, (counts, dev) in enumerate(profs):
-        for s, n in zip(("honest", "careless"), counts):
+        for s, n in zip(("honest", "careless"), counts, strict=False):
             if n:
                 rows.append(
                     {
@@ -278,7 +278,7 @@ def test_frontier_line_by_bisection(tmp_path, monkeypatch):
         integer=True,
     )
     assert [r["across"] for r in rows] == ["1", "3", "9", "20"]
-    for r, w in zip(rows[:3], (1, 3, 9)):
+    for r, w in zip(rows[:3], (1, 3, 9), strict=False):
         assert (
             r["found"] and r["low"] <= 2000 * w <= r["high"] and abs(r["estimate"] - 2000 * w) <= 2
         )

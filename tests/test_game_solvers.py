@@ -17,9 +17,9 @@ from sum_abm.game.solvers import (
     compositions,
     deviation_walk,
     deviations,
-    neighbourhood,
     mixed_equilibria,
     mixed_regret,
+    neighbourhood,
     plausible_equilibria,
     pure_equilibria,
     regret,
@@ -33,8 +33,8 @@ def table(roles: list[str], strategies: list[list[str]], payoff, stderr=None) ->
     for prof in itertools.product(*strategies):
         pays = payoff(prof)
         ses = stderr(prof) if stderr else [0.0] * len(roles)
-        label = " | ".join(f"{r}={s}" for r, s in zip(roles, prof))
-        for r, s, m, se in zip(roles, prof, pays, ses):
+        label = " | ".join(f"{r}={s}" for r, s in zip(roles, prof, strict=False))
+        for r, s, m, se in zip(roles, prof, pays, ses, strict=False):
             rows.append(
                 {
                     "profile": label,

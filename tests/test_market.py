@@ -71,7 +71,7 @@ def test_s1_like_run_good_ends_above_bad_below():
     r = run(
         small("reference_drt_nb", **{"data.n_rows": 3000, "run.max_time_s": 400 * 86_400}), seed=1
     )
-    prof = dict(zip(r.agents["group"], r.agents["profit"]))
+    prof = dict(zip(r.agents["group"], r.agents["profit"], strict=False))
     assert prof["Good"] > 0 > prof["Bad"]
 
 

@@ -38,7 +38,7 @@ def test_cli_reports_each_file_and_exits_zero() -> None:
     r = cli("replay", *map(str, FILES))
     assert r.returncode == 0, r.stderr
     lines = r.stdout.strip().splitlines()
-    assert len(lines) == 3 and all(l.endswith(", 0 mismatching steps") for l in lines)
+    assert len(lines) == 3 and all(line.endswith(", 0 mismatching steps") for line in lines)
 
 
 def test_a_changed_expectation_is_reported(tmp_path: Path) -> None:

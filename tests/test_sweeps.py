@@ -202,7 +202,7 @@ def test_serial_and_ray_give_identical_parquet_content(tmp_path, ray_local):
     from sum_abm import sweep
 
     a = sweep(f, tmp_path / "serial", serial=True)
-    b = sweep(f, tmp_path / "ray", serial=False)
+    sweep(f, tmp_path / "ray", serial=False)
     assert len(a) == 8
     assert table(tmp_path / "serial").equals(table(tmp_path / "ray"))
     ag_a = load_agents(tmp_path / "serial").collect().sort("run_id", "agent_id")
@@ -295,7 +295,9 @@ def test_short_runs_travel_in_batches_with_identical_results(tmp_path, ray_local
         baseline=False,
         progress=lambda d, f, n: steps.append(d),
     )
-    assert max(b - a for a, b in zip(steps, steps[1:])) > 1  # some task carried several runs
+    assert (
+        max(b - a for a, b in zip(steps, steps[1:], strict=False)) > 1
+    )  # some task carried several runs
     assert steps[-1] == 24 and batched.sort("run_id").equals(serial.sort("run_id"))
     assert (
         load_agents(tmp_path / "ray")

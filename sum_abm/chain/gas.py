@@ -55,7 +55,7 @@ class GasSchedule:
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def load(cls, path: str | Path | None = None) -> "GasSchedule":
+    def load(cls, path: str | Path | None = None) -> GasSchedule:
         """The schedule in ``path`` (default: the one shipped with the package)."""
         data: dict[str, Any] = json.loads(Path(path or _DEFAULT).read_text())
         return cls(

@@ -25,9 +25,10 @@ coefficients rounded to whole gas.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import numpy as np
 
@@ -194,6 +195,7 @@ def fit(ms: list[Measurement]) -> dict[str, dict[str, dict[str, int]]]:
                 zip(
                     ("base", "per_feature", "per_class", "per_class_feature"),
                     (int(round(v)) for v in coef),
+                    strict=False,
                 )
             )
     return out

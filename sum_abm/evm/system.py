@@ -9,10 +9,11 @@ floor of EIP-7623 (21,000 + 10 gas per calldata token). Requires the ``evm`` ext
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 CONTRACTS = Path(__file__).with_name("contracts")
 #: Learner kinds with a Vyper classifier; the Python learner kinds they price (``sgd_perceptron``
@@ -31,7 +32,7 @@ SCALE = 10**9  # fixed point of the nearest centroid's values and Naive Bayes' s
 PERCEPTRON_MEASURE_INTERCEPT = -(10**12)
 
 
-@lru_cache(maxsize=None)
+@cache
 def deployer(name: str) -> Any:
     """The compiled contract ``name`` (a file in ``contracts/``), compiled once per process."""
     import boa

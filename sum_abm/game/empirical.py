@@ -105,7 +105,7 @@ class RoleSpec(_Strict):
         return _check_name(v)
 
     @model_validator(mode="after")
-    def _consistent(self) -> "RoleSpec":
+    def _consistent(self) -> RoleSpec:
         names = [s.name for s in self.strategies]
         if len(set(names)) != len(names):
             raise ValueError(f"strategies: expected unique names, got {names}")
@@ -174,7 +174,7 @@ class GameSpec(_Strict):
     )
 
     @model_validator(mode="after")
-    def _unique(self) -> "GameSpec":
+    def _unique(self) -> GameSpec:
         names = [r.name for r in self.roles]
         if len(set(names)) != len(names):
             raise ValueError(f"roles: expected unique role names, got {names}")
@@ -272,7 +272,7 @@ class EmpiricalGame:
 
     def profile_overrides(self, profile: tuple[int, ...]) -> dict[str, Any]:
         return self.overrides_for(
-            {r.name: r.strategies[i] for r, i in zip(self.spec.roles, profile)}
+            {r.name: r.strategies[i] for r, i in zip(self.spec.roles, profile, strict=False)}
         )
 
 
@@ -368,7 +368,9 @@ def payoff_table(
 
 
 def _label(game: EmpiricalGame, prof: tuple[int, ...]) -> str:
-    return " | ".join(f"{r.name}={r.strategies[i].name}" for r, i in zip(game.spec.roles, prof))
+    return " | ".join(
+        f"{r.name}={r.strategies[i].name}" for r, i in zip(game.spec.roles, prof, strict=False)
+    )
 
 
 def to_game(game: EmpiricalGame, table: pl.DataFrame) -> Game:
@@ -425,7 +427,7 @@ def frontier_point(
     )
     ag = load_agents(out).collect().filter(pl.col("group").is_in(attacker.group_names))
     best = (-float("inf"), 0.0, "")
-    for ov, name in zip(points, names):
+    for ov, name in zip(points, names, strict=False):
         ids = [run_id(ov, rep) for rep in range(game.spec.replications)]
         vals = (
             ag.filter(pl.col("run_id").is_in(ids))

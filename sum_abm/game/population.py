@@ -55,7 +55,9 @@ def subgroup(group: str, strategy: str) -> str:
 def overrides(game: EmpiricalGame, profile: tuple[Option, ...]) -> dict[str, Any]:
     """Scenario overrides for a profile: the whole ``agents`` list (symmetric roles split into one
     sub-group per strategy played) and a designer's settings."""
-    by_group = {g: (r, opt) for r, opt in zip(game.spec.roles, profile) for g in r.group_names}
+    by_group = {
+        g: (r, opt) for r, opt in zip(game.spec.roles, profile, strict=False) for g in r.group_names
+    }
     agents = []
     for g in game.base.agents:
         if g.name not in by_group:
@@ -63,7 +65,7 @@ def overrides(game: EmpiricalGame, profile: tuple[Option, ...]) -> dict[str, Any
             continue
         r, opt = by_group[g.name]
         if r.symmetric:
-            for s, n in zip(r.strategies, opt):
+            for s, n in zip(r.strategies, opt, strict=False):
                 if n:
                     agents.append(
                         game.group_override(g.name, s, name=subgroup(g.name, s.name), count=n)
@@ -71,7 +73,7 @@ def overrides(game: EmpiricalGame, profile: tuple[Option, ...]) -> dict[str, Any
         else:
             agents.append(game.group_override(g.name, r.strategies[opt]))
     ov: dict[str, Any] = {"agents": agents}
-    for r, opt in zip(game.spec.roles, profile):
+    for r, opt in zip(game.spec.roles, profile, strict=False):
         if r.kind == "designer":
             ov.update(r.strategies[opt].set)
     game.base.with_overrides(ov, source=game.source)
@@ -80,10 +82,11 @@ def overrides(game: EmpiricalGame, profile: tuple[Option, ...]) -> dict[str, Any
 
 def label(game: EmpiricalGame, profile: tuple[Option, ...]) -> str:
     parts = []
-    for r, opt in zip(game.spec.roles, profile):
+    for r, opt in zip(game.spec.roles, profile, strict=False):
         if r.symmetric:
             parts.append(
-                f"{r.name}=" + ",".join(f"{n} {s.name}" for s, n in zip(r.strategies, opt) if n)
+                f"{r.name}="
+                + ",".join(f"{n} {s.name}" for s, n in zip(r.strategies, opt, strict=False) if n)
             )
         else:
             parts.append(f"{r.name}={r.strategies[opt].name}")
@@ -93,7 +96,7 @@ def label(game: EmpiricalGame, profile: tuple[Option, ...]) -> str:
 def _played(game: EmpiricalGame, r, opt: Option) -> list[tuple[Any, int, str]]:
     """(strategy, how many play it, payoff key) for every strategy a role plays in a profile."""
     if r.symmetric:
-        return [(s, n, f"{r.name}/{s.name}") for s, n in zip(r.strategies, opt) if n]
+        return [(s, n, f"{r.name}/{s.name}") for s, n in zip(r.strategies, opt, strict=False) if n]
     return [(r.strategies[opt], game.population(r), r.name)]
 
 
@@ -123,7 +126,7 @@ def payoff_table(
             acc.setdefault((run_profile[rid], key), []).append(u)
     rows = []
     for i, prof in enumerate(profs):
-        for r, opt in zip(game.spec.roles, prof):
+        for r, opt in zip(game.spec.roles, prof, strict=False):
             for s, n, key in _played(game, r, opt):
                 mean, se, m = mean_stderr(acc.get((i, key), []))
                 rows.append(
@@ -232,7 +235,7 @@ def symmetric_games(
                 pay[tuple(prof[ri])] = np.array(
                     [
                         u.get((i, r.name, s.name), np.nan) if n else np.nan
-                        for s, n in zip(r.strategies, prof[ri])
+                        for s, n in zip(r.strategies, prof[ri], strict=False)
                     ]
                 )
         out.append((r.name, SymmetricGame(game.population(r), [s.name for s in r.strategies], pay)))

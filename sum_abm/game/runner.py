@@ -99,7 +99,7 @@ def run_game(
         run_profile.update(
             {
                 run_id(ov, rep): p
-                for p, ov in zip(profs, points)
+                for p, ov in zip(profs, points, strict=False)
                 for rep in range(game.spec.replications)
             }
         )
@@ -208,7 +208,10 @@ def _equilibria_rows(g: Game, sampled: bool) -> list[dict[str, Any]]:
                 "profile": "",
                 "mix": json.dumps(
                     {
-                        r: {s: round(float(x), 6) for s, x in zip(g.strategies[i], m[i])}
+                        r: {
+                            s: round(float(x), 6)
+                            for s, x in zip(g.strategies[i], m[i], strict=False)
+                        }
                         for i, r in enumerate(g.roles)
                     }
                 ),
@@ -307,7 +310,9 @@ def _run_population_game(
                     "kind": "symmetric" if x.max() < 1 - 1e-9 else "symmetric pure",
                     "method": "symmetric mix over counts (others at reference)",
                     "profile": f"{role} mixes",
-                    "mix": json.dumps({role: dict(zip(sg.strategies, map(float, x)))}),
+                    "mix": json.dumps(
+                        {role: dict(zip(sg.strategies, map(float, x), strict=False))}
+                    ),
                     "regret": sg.regret(x),
                 }
             )
@@ -649,7 +654,7 @@ def _frontier_report(game, param, across, df: pl.DataFrame, path: Path) -> None:
             )
         )
     fig = go.Figure()
-    for ev, a in zip(df["evaluations"], df["across"]):
+    for ev, a in zip(df["evaluations"], df["across"], strict=False):
         try:
             pts = sorted(json.loads(ev))
         except (TypeError, json.JSONDecodeError):

@@ -35,7 +35,7 @@ class Game:
     counts: list[np.ndarray] | None = None
 
     @classmethod
-    def exact(cls, roles: list[str], strategies: list[list[str]], means: list) -> "Game":
+    def exact(cls, roles: list[str], strategies: list[list[str]], means: list) -> Game:
         """A game known exactly (standard errors 0), e.g. a textbook game for tests."""
         m = [np.asarray(a, dtype=float) for a in means]
         return cls(roles, strategies, m, [np.zeros_like(a) for a in m])
@@ -46,7 +46,7 @@ class Game:
         table: pl.DataFrame,
         roles: list[str] | None = None,
         strategies: list[list[str]] | None = None,
-    ) -> "Game":
+    ) -> Game:
         """The payoff arrays of a polars payoff table with columns (profile, role, strategy, mean,
         stderr, n), one row per (profile, role); ``profile`` is the label ``"r1=s | r2=t"`` that
         :meth:`label` writes. Roles and strategy orders default to first appearance in the table;
@@ -79,6 +79,7 @@ class Game:
             table["mean"].to_list(),
             se_col,
             n_col,
+            strict=False,
         ):
             d = dict(prof)
             if set(d) != set(roles) or role not in ridx:
@@ -149,7 +150,10 @@ class Game:
     def label(self, profile: tuple[int, ...]) -> str:
         """``"role=strategy | role=strategy"``: the profile column of payoff tables."""
         return label_of(
-            [(r, self.strategies[i][s]) for i, (r, s) in enumerate(zip(self.roles, profile))]
+            [
+                (r, self.strategies[i][s])
+                for i, (r, s) in enumerate(zip(self.roles, profile, strict=False))
+            ]
         )
 
 
@@ -327,7 +331,9 @@ def _tol(game: Game) -> float:
 def _dedupe(eqs: list[list[np.ndarray]]) -> list[list[np.ndarray]]:
     out: list[list[np.ndarray]] = []
     for e in eqs:
-        if not any(all(np.allclose(a, b, atol=1e-6) for a, b in zip(e, f)) for f in out):
+        if not any(
+            all(np.allclose(a, b, atol=1e-6) for a, b in zip(e, f, strict=False)) for f in out
+        ):
             out.append(e)
     return out
 
@@ -378,7 +384,7 @@ def _support_enumeration_n(game: Game, max_supports: int) -> list[list[np.ndarra
     tol = _tol(game)
     found: list[list[np.ndarray]] = []
     for p in pure_equilibria(game, tol):
-        found.append([np.eye(k)[s] for k, s in zip(shape, p)])
+        found.append([np.eye(k)[s] for k, s in zip(shape, p, strict=False)])
     if n_combos > max_supports:
         for seed in range(4):
             start = (
@@ -398,7 +404,8 @@ def _support_enumeration_n(game: Game, max_supports: int) -> list[list[np.ndarra
         sizes = [len(s) for s in supports]
         cuts = np.cumsum([0] + sizes)
 
-        def unpack(z: np.ndarray) -> list[np.ndarray]:
+        # defaults bind this iteration's supports (the functions are used within it)
+        def unpack(z: np.ndarray, supports=supports, cuts=cuts) -> list[np.ndarray]:
             mix = []
             for r, sup in enumerate(supports):
                 m = np.zeros(shape[r])
@@ -406,7 +413,7 @@ def _support_enumeration_n(game: Game, max_supports: int) -> list[list[np.ndarra
                 mix.append(m)
             return mix
 
-        def equations(z: np.ndarray) -> np.ndarray:
+        def equations(z: np.ndarray, supports=supports, cuts=cuts, unpack=unpack) -> np.ndarray:
             mix = unpack(z)
             out = []
             for r, sup in enumerate(supports):
@@ -628,7 +635,9 @@ class SymmetricGame:
                 found.append(np.array([1.0, 0.0]))
             grid = np.linspace(0.0, 1.0, 201)
             vals = [d(q) for q in grid]
-            for (a, fa), (b, fb) in zip(zip(grid, vals), zip(grid[1:], vals[1:])):
+            for (a, fa), (b, fb) in zip(
+                zip(grid, vals, strict=False), zip(grid[1:], vals[1:], strict=False), strict=False
+            ):
                 if 0 < b < 1 and abs(fb) <= tol and abs(fa) > tol:  # first point of a zero plateau
                     found.append(np.array([1 - b, b]))
                 elif fa * fb < 0:

@@ -10,7 +10,8 @@ the test rows whose class could have changed are re-scored, and it always equals
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any, Hashable, NamedTuple
+from collections.abc import Hashable
+from typing import Any, NamedTuple
 
 import numpy as np
 import scipy.sparse as sp
@@ -115,7 +116,7 @@ class Learner(ABC):
 
     # -- to implement --------------------------------------------------------------------------
     @abstractmethod
-    def fit(self, X: Any, y: Any) -> "Learner":
+    def fit(self, X: Any, y: Any) -> Learner:
         """Initialise from a batch (replaces the state)."""
 
     @abstractmethod
@@ -133,7 +134,7 @@ class Learner(ABC):
     def _set_state(self, state: Any) -> None: ...
 
     # -- shared --------------------------------------------------------------------------------
-    def update_writes(self, x: Any, y: int) -> "Writes":
+    def update_writes(self, x: Any, y: int) -> Writes:
         """What learning ``(x, y)`` would write on chain, for its gas (a view: changes nothing).
         Default: the model always changes; no slot goes from or to zero (dense parameters)."""
         return Writes(True)

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-import scipy.sparse as sp
 
 from sum_abm.learners.base import Learner, Sample, as_matrix
 
@@ -26,7 +25,7 @@ class NearestCentroid(Learner):
         self.n = np.zeros(n_classes, dtype=np.int64)
         self._sq: tuple[int, np.ndarray] | None = None
 
-    def fit(self, X: Any, y: Any) -> "NearestCentroid":
+    def fit(self, X: Any, y: Any) -> NearestCentroid:
         X = as_matrix(X)
         y = np.asarray(y, dtype=np.int64)
         for k in range(self.n_classes):

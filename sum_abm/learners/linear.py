@@ -79,7 +79,7 @@ class Perceptron(_Linear):
         self.lr = float(learning_rate)
         self.integer_weights = bool(integer_weights)
 
-    def fit(self, X: Any, y: Any) -> "Perceptron":
+    def fit(self, X: Any, y: Any) -> Perceptron:
         """One pass of single-sample updates over the batch, in order."""
         self.w[:] = 0.0
         self.b = 0.0
@@ -148,7 +148,7 @@ class SGDPerceptron(_Linear):
         )  # initial_eta0 = typw / max(1, |dloss(-typw, 1)|) = typw
         self.t = 1.0
 
-    def fit(self, X: Any, y: Any) -> "SGDPerceptron":
+    def fit(self, X: Any, y: Any) -> SGDPerceptron:
         from sklearn.linear_model import SGDClassifier
 
         clf = SGDClassifier(

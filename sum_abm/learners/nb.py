@@ -30,7 +30,7 @@ class MultinomialNB(Learner):
         self.total = np.zeros(n_classes, dtype=np.float64)  # sum of counts per class
         self._logs: tuple[int, np.ndarray, np.ndarray] | None = None
 
-    def fit(self, X: Any, y: Any) -> "MultinomialNB":
+    def fit(self, X: Any, y: Any) -> MultinomialNB:
         X = as_matrix(X)
         y = np.asarray(y, dtype=np.int64)
         if (X.data if sp.issparse(X) else X).min(initial=0) < 0:

@@ -18,10 +18,10 @@ class Participant(mesa.Agent):
     Counters (``adds_accepted`` …) are filled by the market when the contract accepts a call.
     """
 
-    model: "MarketModel"
+    model: MarketModel
 
     def __init__(
-        self, model: "MarketModel", group: GroupConfig, policy: Policy, addresses: list[str]
+        self, model: MarketModel, group: GroupConfig, policy: Policy, addresses: list[str]
     ) -> None:
         super().__init__(model)
         self.group = group

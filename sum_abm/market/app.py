@@ -115,8 +115,8 @@ def _mechanism(
 
 def _attackers(base: Scenario, share: int, policy: str) -> list[dict[str, Any]]:
     groups = [g.model_dump() for g in base.agents]
-    honest = [g for g, cfg in zip(groups, base.agents) if not cfg.is_attacker]
-    attackers = [g for g, cfg in zip(groups, base.agents) if cfg.is_attacker]
+    honest = [g for g, cfg in zip(groups, base.agents, strict=False) if not cfg.is_attacker]
+    attackers = [g for g, cfg in zip(groups, base.agents, strict=False) if cfg.is_attacker]
     if share == attacker_share(base) and attackers and attackers[0]["policy"] == policy:
         return groups  # the scenario's own attackers, untouched
     n_honest = sum(g["count"] for g in honest)
@@ -320,7 +320,7 @@ def group_series(model: MarketModel) -> dict[str, tuple[list[float], list[float]
     """``{group: (days, balance summed over its agents)}`` at every sample so far."""
     s = model.samples
     acc: dict[str, dict[int, float]] = {}
-    for t, g, b in zip(s["time_s"], s["group"], s["balance"]):
+    for t, g, b in zip(s["time_s"], s["group"], s["balance"], strict=False):
         d = acc.setdefault(g, {})
         d[t] = d.get(t, 0.0) + b
     return {g: ([t / DAY_S for t in sorted(d)], [d[t] for t in sorted(d)]) for g, d in acc.items()}
@@ -339,7 +339,7 @@ def attack_series(model: VizMarket) -> dict[str, list[float]]:
         start[a.group.name in attackers] += a.start_balance
     by_t: dict[int, dict[bool, float]] = {}
     s = model.samples
-    for t, g, b in zip(s["time_s"], s["group"], s["balance"]):
+    for t, g, b in zip(s["time_s"], s["group"], s["balance"], strict=False):
         side = by_t.setdefault(t, {True: 0.0, False: 0.0})
         side[g in attackers] += b
     j = -1

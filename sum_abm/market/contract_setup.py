@@ -139,7 +139,7 @@ class MarketContract:
         self.pm.initialize_market(PROVIDER, m.bounty, hashes, m.min_length_s, n_min, reveal)
         self.pm.reveal_init_test_set(PROVIDER, self.pieces[reveal])
 
-    def finish(self, model: "MarketModel") -> None:
+    def finish(self, model: MarketModel) -> None:
         """End of the run: the EVM mirror's state check; prediction market: end it, reveal, run the
         reward phase, let every contributor collect."""
         if self.evm is not None:

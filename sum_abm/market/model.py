@@ -144,7 +144,7 @@ class MarketModel(mesa.Model):
         """Advance by one sampling interval of simulated time (the interactive server's step)."""
         self.run_until(self.time + self.scenario.run.sample_interval_s)
 
-    def run(self, progress: Any = None) -> "MarketModel":
+    def run(self, progress: Any = None) -> MarketModel:
         """Run to the scenario's stop condition.
 
         ``progress(fraction)`` (0..1, the share of the pool contributed) is called after every
@@ -198,7 +198,7 @@ class MarketModel(mesa.Model):
 
         cols: dict[str, list[Any]] = {k: [] for k in TX_FIELDS}
         for row in self.tx_rows:
-            for k, v in zip(TX_FIELDS, row):
+            for k, v in zip(TX_FIELDS, row, strict=False):
                 cols[k].append(v)
         return cols
 

@@ -38,14 +38,14 @@ FRAMES = ("transactions", "timeseries", "agents", "summary")
 class RunResult:
     """The frames of one run, plus its scenario, seed and wall time (seconds; not in the frames)."""
 
-    scenario: "Scenario"
+    scenario: Scenario
     seed: int
     transactions: pl.DataFrame
     timeseries: pl.DataFrame
     agents: pl.DataFrame
     summary: pl.DataFrame
     wall_time_s: float = 0.0
-    baseline: "RunResult | None" = field(default=None, repr=False)
+    baseline: RunResult | None = field(default=None, repr=False)
     evm: pl.DataFrame | None = None
 
     def frames(self) -> dict[str, pl.DataFrame]:
@@ -107,7 +107,7 @@ def write_text_atomic(path: Path, text: str) -> None:
 
 
 # -- frames from a finished model ---------------------------------------------------------------
-def collect(model: "MarketModel") -> dict[str, pl.DataFrame]:
+def collect(model: MarketModel) -> dict[str, pl.DataFrame]:
     """Build the transactions, timeseries and agents frames (and ``evm``) from a finished model."""
     tx = pl.DataFrame(
         model.tx_rows,
@@ -186,7 +186,7 @@ def time_weighted(curve: pl.DataFrame) -> float:
 
 
 def summarize(
-    model: "MarketModel", frames: dict[str, pl.DataFrame], baseline: "RunResult | None"
+    model: MarketModel, frames: dict[str, pl.DataFrame], baseline: RunResult | None
 ) -> pl.DataFrame:
     """The one-row summary: run facts, model quality and, with a baseline, attack success."""
     sc = model.scenario

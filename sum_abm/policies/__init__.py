@@ -6,7 +6,9 @@ policy's parameters are validated (unknown keys rejected) with errors like ``age
 
 from __future__ import annotations
 
-from typing import Annotated, Union
+import functools
+import operator
+from typing import Annotated
 
 from pydantic import Field
 
@@ -44,7 +46,8 @@ POLICIES: dict[str, type[Policy]] = {
 def group_config_union():
     """The discriminated union (on ``policy``) of every registered policy's group config."""
     configs = tuple(p.Config for p in POLICIES.values())
-    return Annotated[Union[configs], Field(discriminator="policy")]  # type: ignore[valid-type]
+    union = functools.reduce(operator.or_, configs)  # Config1 | Config2 | ...
+    return Annotated[union, Field(discriminator="policy")]  # type: ignore[valid-type]
 
 
 def make_policy(config: GroupConfig) -> Policy:

@@ -10,7 +10,7 @@ action is ever abandoned for good (exploration).
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, ClassVar, Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 from pydantic import Field
@@ -49,7 +49,7 @@ class AdaptivePolicy(ContributorPolicy):
         f = self.config.floor
         return (1 - f * len(p)) * p + f
 
-    def choose(self, agent: "Participant"):
+    def choose(self, agent: Participant):
         pick = super().choose(agent) if self.mode == "honest" else None
         if self.mode == "flip":
             m = agent.model
@@ -57,7 +57,7 @@ class AdaptivePolicy(ContributorPolicy):
             pick = (row, m.flip_label(int(m.pool_label(row))))
         return pick
 
-    def act(self, agent: "Participant") -> bool:
+    def act(self, agent: Participant) -> bool:
         m = agent.model
         wealth = agent.balance + m.locked_deposits(agent)
         if self.last is not None and self.last_wealth is not None:

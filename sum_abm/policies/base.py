@@ -51,7 +51,7 @@ class Policy:
         self.config = config
 
     # -- timing ------------------------------------------------------------------------------
-    def next_wait(self, agent: "Participant") -> int:
+    def next_wait(self, agent: Participant) -> int:
         """Seconds until the next wake-up: ``int(normal(mean, stdev))`` redrawn until >= 1."""
         rng = agent.model.rng
         c = self.config
@@ -60,11 +60,11 @@ class Policy:
             if w >= 1:
                 return w
 
-    def first_wait(self, agent: "Participant") -> int:
+    def first_wait(self, agent: Participant) -> int:
         return self.next_wait(agent)
 
     # -- behaviour ---------------------------------------------------------------------------
-    def act(self, agent: "Participant") -> bool:
+    def act(self, agent: Participant) -> bool:
         """Do this wake-up's actions. Return False to stop being woken."""
         raise NotImplementedError
 

@@ -33,7 +33,7 @@ class ReferenceConfig(GroupConfig):
     pay_to_call: int = Field(0, ge=0)
 
     @model_validator(mode="after")
-    def _attacker_default(self) -> "ReferenceConfig":
+    def _attacker_default(self) -> ReferenceConfig:
         if self.attacker is None:
             object.__setattr__(self, "attacker", not self.good)
         return self
@@ -46,7 +46,7 @@ class ReferencePolicy(Policy):
     name: ClassVar[str] = "reference"
     walk = WalkRules(reference=True)
 
-    def act(self, agent: "Participant") -> bool:
+    def act(self, agent: Participant) -> bool:
         m = agent.model
         c: ReferenceConfig = self.config  # type: ignore[assignment]
         balance = agent.balance

@@ -113,7 +113,7 @@ def replay_trace(tr: dict[str, Any]) -> tuple[int, list[Mismatch]]:
         )
         pieces = [[(p["x"], p["y"]) for p in piece] for piece in tr["test_set_pieces"]]
     steps = tr["steps"]
-    for j, (st, ex) in enumerate(zip(steps, tr["expect"])):
+    for j, (st, ex) in enumerate(zip(steps, tr["expect"], strict=False)):
         chain.clock.now = st["time"]
         if isinstance(model, OracleModel) and "prediction" in st:
             model.next_prediction = st["prediction"]

@@ -223,7 +223,7 @@ def _validate_trace(tr: dict[str, Any], where: str) -> None:
                 f"{mdw}: expected as many init_y labels as init_x points (at least one), "
                 f"got {len(init_x)} and {len(init_y)}"
             )
-        for i, (x, y) in enumerate(zip(init_x, init_y)):
+        for i, (x, y) in enumerate(zip(init_x, init_y, strict=False)):
             _vector(x, mdw, f"init_x[{i}]", dim)
             dim = len(x)
             _label(y, mdw, f"init_y[{i}]", n_classes)
@@ -247,7 +247,7 @@ def _validate_trace(tr: dict[str, Any], where: str) -> None:
                 _label(pt.get("y"), f"{pw}[{j}]", "y", n_classes)
         n_pieces = len(pieces)
 
-    for j, (st, ex) in enumerate(zip(steps, expect)):
+    for j, (st, ex) in enumerate(zip(steps, expect, strict=False)):
         sw = f"{where}: step {j}"
         if not isinstance(st, dict):
             raise InputError(f"{sw}: expected an object, got {_tname(st)}")

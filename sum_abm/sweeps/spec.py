@@ -56,7 +56,7 @@ class RandomParam(_Strict):
     values: list[Any] | None = None
 
     @model_validator(mode="after")
-    def _bounds(self) -> "RandomParam":
+    def _bounds(self) -> RandomParam:
         if self.dist == "choice":
             if not self.values:
                 raise ValueError("choice needs a non-empty 'values' list")
@@ -103,7 +103,7 @@ class SweepSpec(_Strict):
     random: RandomSpec | None = None
 
     @model_validator(mode="after")
-    def _shapes(self) -> "SweepSpec":
+    def _shapes(self) -> SweepSpec:
         for k, v in self.grid.items():
             if not v:
                 raise ValueError(f"grid.{k}: empty list (expected at least one value)")
@@ -179,7 +179,10 @@ class Sweep:
 
 def expand(spec: SweepSpec) -> list[dict[str, Any]]:
     """The override sets of a spec: grid product × zip rows × random draws (each may be absent)."""
-    grid = [dict(zip(spec.grid, combo)) for combo in itertools.product(*spec.grid.values())] or [{}]
+    grid = [
+        dict(zip(spec.grid, combo, strict=False))
+        for combo in itertools.product(*spec.grid.values())
+    ] or [{}]
     n = len(next(iter(spec.zip.values()))) if spec.zip else 0
     zipped = [{k: v[i] for k, v in spec.zip.items()} for i in range(n)] or [{}]
     rand: list[dict[str, Any]] = [{}]
