@@ -3,6 +3,7 @@ and a real Ray cluster started by the test (stopped by its PID, never `ray stop`
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -18,8 +19,20 @@ import pytest
 
 from sum_abm.errors import InputError
 from sum_abm.scenario import load_scenario
-from sum_abm.sweeps import engine, load_agents, load_failures, load_sweep, load_sweep_file, run_many
+from sum_abm.sweeps import (
+    RayExecutor,
+    SerialExecutor,
+    executors,
+    load_agents,
+    load_executions,
+    load_failures,
+    load_sweep,
+    load_sweep_file,
+    run_many,
+    store,
+)
 from sum_abm.sweeps.spec import SweepSpec, expand, runs_for
+from sum_abm.sweeps.task import RunTask
 
 ROOT = Path(__file__).resolve().parents[1]
 CLI = [sys.executable, "-c", "from sum_abm.cli import main; main()"]
@@ -122,17 +135,15 @@ def test_expansion_ids_and_seeds_are_stable():
     assert len(expand(grid_zip)) == 3 * 2 * 2  # grid x zip rows x draws
 
 
-def test_batch_size_batches_only_short_runs():
-    assert engine.batch_size([], 1000, 2) == 1  # nothing measured yet: one run per task
-    assert engine.batch_size([0.5, 0.4, 0.6], 1000, 2) == 1  # long runs: one task each
-    assert (
-        engine.batch_size([0.025] * 10, 1000, 2) == 1
-    )  # at the threshold (20 ms) and above: one each
-    assert engine.batch_size([0.005] * 10, 1000, 2) == 11  # 5 ms runs: ~50 ms per task
-    assert (
-        engine.batch_size([0.005] * 10, 20, 2) == 5
-    )  # the tail: at least two tasks per core remain
-    assert engine.batch_size([1e-6] * 10, 10**6, 2) == engine.MAX_BATCH
+def test_chunk_size_follows_measured_run_times():
+    cs = executors.chunk_size
+    assert cs([], 1000, 2) == 1  # nothing measured yet: one run per chunk
+    assert cs([0.5, 0.4, 0.6], 1000, 2) == 1  # long runs (>= 0.25 s): one run per chunk
+    assert cs([0.05] * 10, 1000, 2) == 6  # 50 ms runs: 0.25 s of work (+1) per chunk
+    assert cs([0.05] * 10, 20, 2) == 5  # the tail: at least two chunks per worker remain
+    assert cs([0.05] * 10, 3, 2) == 1
+    assert cs([1e-6] * 10, 10**6, 2) == executors.MAX_CHUNK
+    assert cs([9.0] * 64 + [0.01] * 65, 1000, 2) == 26  # the median of the last 64 runs counts
 
 
 @pytest.mark.parametrize(
@@ -202,9 +213,14 @@ def test_serial_and_ray_give_identical_parquet_content(tmp_path, ray_local):
     from sum_abm import sweep
 
     a = sweep(f, tmp_path / "serial", serial=True)
-    sweep(f, tmp_path / "ray", serial=False)
-    assert len(a) == 8
+    b = sweep(f, tmp_path / "ray", executor=RayExecutor())
+    assert len(a) == 8 and a.equals(b)  # the returned tables (built from the returned rows)
     assert table(tmp_path / "serial").equals(table(tmp_path / "ray"))
+    assert a.equals(table(tmp_path / "serial"))  # ... equal the parts read back
+    ex = load_executions(tmp_path / "ray")
+    assert ex.height == 8 and set(ex["executor"]) == {"ray"} and ex["run_id"].n_unique() == 8
+    assert ex["pid"].n_unique() >= 1 and ex["node_id"].str.len_chars().min() > 0
+    assert set(load_executions(tmp_path / "serial")["executor"]) == {"serial"}
     ag_a = load_agents(tmp_path / "serial").collect().sort("run_id", "agent_id")
     ag_b = load_agents(tmp_path / "ray").collect().sort("run_id", "agent_id")
     assert (
@@ -242,8 +258,8 @@ def test_a_run_that_raises_is_recorded_and_the_sweep_goes_on(tmp_path, ray_local
         {"mechanism.cost_weight": 2},
     ]
     frames = {}
-    for mode, serial in (("serial", True), ("ray", False)):
-        t = run_many(base, points, tmp_path / mode, root_seed=4, serial=serial, baseline=False)
+    for mode, ex in (("serial", SerialExecutor()), ("ray", RayExecutor())):
+        t = run_many(base, points, tmp_path / mode, root_seed=4, executor=ex, baseline=False)
         assert t.height == 2 and sorted(t["mechanism.cost_weight"].to_list()) == [1, 2]
         f = load_failures(tmp_path / mode)
         assert (
@@ -277,34 +293,79 @@ def test_a_run_that_raises_is_recorded_and_the_sweep_goes_on(tmp_path, ray_local
 
 
 @pytest.mark.ray
-def test_short_runs_travel_in_batches_with_identical_results(tmp_path, ray_local, monkeypatch):
+def test_short_runs_travel_in_chunks_with_identical_results(tmp_path, ray_local, monkeypatch):
     base = load_scenario(
         ROOT / "scenarios" / "quickstart.toml", {"data.n_rows": 800, "run.max_time_s": 86_400}
     )
     points = [{"mechanism.cost_weight": w} for w in range(1, 25)]
     serial = run_many(base, points, tmp_path / "serial", root_seed=2, serial=True, baseline=False)
-    monkeypatch.setattr(engine, "BATCH_BELOW_S", 10.0)  # every run counts as short here
-    monkeypatch.setattr(engine, "BATCH_TARGET_S", 10.0)
+    monkeypatch.setattr(executors, "CHUNK_S", 10.0)  # every run counts as short here
     steps = []
-    batched = run_many(
+    ex = RayExecutor()
+    chunked = run_many(
         base,
         points,
         tmp_path / "ray",
         root_seed=2,
-        serial=False,
+        executor=ex,
         baseline=False,
         progress=lambda d, f, n: steps.append(d),
     )
-    assert (
-        max(b - a for a, b in zip(steps, steps[1:], strict=False)) > 1
-    )  # some task carried several runs
-    assert steps[-1] == 24 and batched.sort("run_id").equals(serial.sort("run_id"))
+    assert ex.chunk_sizes[0] == 1 and max(ex.chunk_sizes) > 1  # chunks once runs were timed
+    assert sum(ex.chunk_sizes) == 24 and steps == list(range(25))  # each run reported on its own
+    assert chunked.sort("run_id").equals(serial.sort("run_id"))
     assert (
         load_agents(tmp_path / "ray")
         .collect()
         .sort("run_id", "agent_id")
         .equals(load_sweep(tmp_path / "serial", "agents").collect().sort("run_id", "agent_id"))
     )
+
+
+@dataclasses.dataclass(frozen=True)
+class DiesOnce:
+    """A run task whose worker process dies (``os._exit``) the first time it reaches ``victim``:
+    a crashed worker, injected by the test."""
+
+    inner: RunTask
+    marker: str
+    victim: str
+
+    def warm(self) -> None:
+        self.inner.warm()
+
+    def __call__(self, run):
+        if run.run_id == self.victim and not os.path.exists(self.marker):
+            Path(self.marker).write_text(str(os.getpid()))
+            os._exit(1)
+        return self.inner(run)
+
+
+@pytest.mark.ray
+def test_a_worker_that_dies_is_replaced_and_its_runs_retried_once(tmp_path, ray_local):
+    import ray.cloudpickle
+
+    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # workers cannot import tests
+    base = load_scenario(ROOT / "scenarios" / "quickstart.toml", SMALL)
+    runs = runs_for([{"mechanism.cost_weight": w} for w in range(1, 9)], 1, 3)
+    out = tmp_path / "o"
+    store.SweepStore(out)  # the folder the workers write their parts into
+    marker = tmp_path / "died"
+    # Chunks of two: the victim is second in the first chunk, whose first run is already written.
+    task = DiesOnce(RunTask(base, baseline=False, out=str(out)), str(marker), runs[1].run_id)
+    ex = RayExecutor()
+    ex.durations = [0.001]
+    try:
+        outcomes = list(ex.map(task, runs))
+    finally:
+        ex.close()
+    assert marker.exists() and ex.chunk_sizes[0] == 2  # a worker really died, mid-chunk
+    assert sorted(o.run.run_id for o in outcomes) == sorted(r.run_id for r in runs)  # once each
+    assert all(o.ok and o.written for o in outcomes)
+    reused = [o.run.run_id for o in outcomes if o.reused]
+    assert reused == [runs[0].run_id]  # finished before the death: not run again
+    serial = {o.run.run_id: o.summary for o in SerialExecutor().map(task.inner, runs)}
+    assert all(o.summary.equals(serial[o.run.run_id]) for o in outcomes)
 
 
 def test_resume_adds_grown_grid_points_and_refuses_another_base(tmp_path):
@@ -454,23 +515,6 @@ def test_ctrl_c_and_sigkill_of_a_ray_driver_then_resume(tmp_path, ray_local):
     assert not [
         q for sub in ("runs", "agents") for q in (cut / sub).iterdir() if q.name.startswith(".")
     ]
-
-
-@pytest.mark.ray
-def test_a_worker_that_dies_is_retried(tmp_path):
-    f = write_sweep(tmp_path, {"mechanism.cost_weight": [1, 2, 3, 4, 5]})
-    marker = tmp_path / "killed"
-    env = {**os.environ, "SUM_ABM_FAULT_KILL_ONCE": str(marker)}
-    r = subprocess.run(
-        CLI + ["sweep", str(f), "--out", str(tmp_path / "o"), "--workers", "2"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert r.returncode == 0, r.stderr[-2000:]
-    assert marker.exists()  # a worker really died
-    assert table(tmp_path / "o").height == 5 and not (tmp_path / "o" / "failures.parquet").exists()
 
 
 def _free_port() -> int:

@@ -34,21 +34,23 @@ def register(app: typer.Typer) -> None:
         2 for bad input, 130 when interrupted (the folder resumes with --resume).
         """
         from sum_abm.sweeps import load_sweep_file
-        from sum_abm.sweeps.engine import check_address, check_out, init_ray
+        from sum_abm.sweeps.engine import check_address, check_out, init_ray, shutdown_ray
+        from sum_abm.sweeps.store import folder_lock
 
         sw = load_sweep_file(sweep_file)
-        check_out(out, resume, sw.base)  # bad input answers in one line, before any output
-        connected = False
-        if address and not serial:
-            check_address(address)
-            connected = init_ray(address, None)  # a refused driver (token auth) is one line too
-        try:
-            _run(sw, sweep_file, out, address, workers, resume, serial)
-        finally:
-            if connected:
-                from sum_abm.sweeps.engine import shutdown_ray
-
-                shutdown_ray()
+        # One sweep per folder: a second driver is refused in one line (the lock dies with its
+        # process, so a killed driver leaves nothing stuck); bad input answers before any output.
+        with folder_lock(out):
+            check_out(out, resume, sw.base)
+            connected = False
+            if address and not serial:
+                check_address(address)
+                connected = init_ray(address, None)  # a refused driver (token auth): one line
+            try:
+                _run(sw, sweep_file, out, address, workers, resume, serial)
+            finally:
+                if connected:
+                    shutdown_ray()
 
     def _run(
         sw,
@@ -112,6 +114,7 @@ def register(app: typer.Typer) -> None:
                     resume=resume,
                     serial=True if serial else None,
                     progress=progress,
+                    notify=lambda line: bar.console.print(line, highlight=False),
                 )
             except KeyboardInterrupt:
                 bar.stop()
