@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -462,15 +463,23 @@ def _stop_session(sid: int) -> None:
 
 
 @pytest.mark.ray
+@pytest.mark.slow
 def test_ctrl_c_and_sigkill_of_a_ray_driver_then_resume(tmp_path, ray_local):
-    """The default path (local Ray, workers writing their own parts): Ctrl-C part-way, resume,
-    SIGKILL of the driver alone part-way, resume: every run once, content equal to an uninterrupted sweep."""
-    short = {"data.n_rows": [800], "run.max_time_s": [432_000]}
+    """The default path (runs timed in-process, then local Ray with workers writing their own parts
+    when the rest is long enough): a second driver on the folder is refused while the first runs;
+    Ctrl-C part-way, resume, SIGKILL of the driver alone part-way (its folder lock dies with it),
+    resume: every run once, content equal to an uninterrupted sweep."""
+    short = {"data.n_rows": [800], "run.max_time_s": [1_728_000]}  # long enough for a second driver
     f = write_sweep(tmp_path, {"mechanism.cost_weight": [1, 2, 3, 4, 5, 6, 7, 8]}, short, reps=2)
     cut = tmp_path / "cut"
     cmd = CLI + ["sweep", str(f), "--out", str(cut), "--workers", "2"]
     p = _start_and_wait(cmd, cut, 2)
     try:
+        # One sweep at a time per folder: a second driver on the same --out is refused in one line.
+        second = subprocess.run(cmd + ["--resume"], capture_output=True, text=True, timeout=120)
+        assert p.poll() is None, "the first driver finished too soon for this check"
+        assert second.returncode == 2 and len(second.stderr.strip().splitlines()) == 1
+        assert "another sweep is running into this folder" in second.stderr, second.stderr
         os.killpg(p.pid, signal.SIGINT)  # Ctrl-C in a terminal reaches the whole process group
         _, err = p.communicate(timeout=120)
     finally:
@@ -497,7 +506,7 @@ def test_ctrl_c_and_sigkill_of_a_ray_driver_then_resume(tmp_path, ray_local):
     full = run_many(
         load_scenario(ROOT / "scenarios" / "quickstart.toml"),  # uninterrupted, on the test's Ray
         [
-            {"mechanism.cost_weight": w, "data.n_rows": 800, "run.max_time_s": 432_000}
+            {"mechanism.cost_weight": w, "data.n_rows": 800, "run.max_time_s": 1_728_000}
             for w in range(1, 9)
         ],
         tmp_path / "full",
@@ -523,52 +532,81 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.mark.ray
-def test_sweep_on_a_ray_cluster_by_address(tmp_path):
-    """A real head with Ray's token authentication: a driver with another token is refused in one
-    line that explains the token; with the cluster's token the sweep runs there."""
-    import secrets
-
-    port = _free_port()
-    temp = tempfile.mkdtemp(
-        prefix="rayc", dir="/tmp"
-    )  # Ray's socket paths must stay under 107 bytes
-    token = secrets.token_hex(32)
-    env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": token}
-    for k in ("RAY_ADDRESS", "RAY_AUTH_TOKEN_PATH"):
-        env.pop(k, None)
-    head = subprocess.Popen(
-        [
-            "ray",
-            "start",
-            "--head",
-            "--block",
-            "--port",
-            str(port),
-            "--node-ip-address",
-            "127.0.0.1",
-            "--num-cpus",
-            "2",
-            "--include-dashboard=false",
-            "--temp-dir",
-            temp,
-            "--disable-usage-stats",
-        ],
+def _ray_node(args: list[str], temp: str, env: dict) -> subprocess.Popen:
+    """``ray start ... --block`` in a session of its own (stopped by its PID, never `ray stop`)."""
+    return subprocess.Popen(
+        ["ray", "start", "--block", "--temp-dir", temp, "--disable-usage-stats", *args],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,
     )
+
+
+def _stop_node(p: subprocess.Popen) -> None:
+    if p.poll() is None:
+        os.killpg(p.pid, signal.SIGTERM)
+    try:
+        p.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(p.pid, signal.SIGKILL)
+        p.wait()
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+def test_sweep_on_a_two_node_ray_cluster_by_address(tmp_path):
+    """A real cluster of two nodes (a head and a worker node, each with its own temp dir, CPU and
+    custom resource) with Ray's token authentication: a driver with another token is refused in one
+    line that explains the token; with the cluster's token the sweep runs on both nodes and its
+    table equals the serial one."""
+    import secrets
+
+    port = _free_port()
+    token = secrets.token_hex(32)
+    env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": token}
+    for k in ("RAY_ADDRESS", "RAY_AUTH_TOKEN_PATH"):
+        env.pop(k, None)
+    # Ray's socket paths must stay under 107 bytes: short temp dirs, one per node.
+    t1, t2 = (tempfile.mkdtemp(prefix=p, dir="/tmp") for p in ("rayh", "rayw"))
+    common = ["--node-ip-address", "127.0.0.1", "--num-cpus", "1"]
+    head = _ray_node(
+        ["--head", "--port", str(port), "--include-dashboard=false", "--resources", '{"node_a": 1}']
+        + common,
+        t1,
+        env,
+    )
+    nodes = [head]
     try:
         deadline = time.time() + 120
-        while True:  # the head's GCS port answers once it accepts drivers
+        while True:  # the head's GCS port answers once it accepts nodes and drivers
             try:
                 socket.create_connection(("127.0.0.1", port), timeout=1).close()
                 break
             except OSError:
                 assert time.time() < deadline and head.poll() is None, "the Ray head did not start"
                 time.sleep(0.2)
-        f = write_sweep(tmp_path, {"mechanism.cost_weight": [1, 2, 3]})
+        nodes.append(
+            _ray_node(
+                ["--address", f"127.0.0.1:{port}", "--resources", '{"node_b": 1}'] + common, t2, env
+            )
+        )
+        probe = (
+            "import ray; ray.init(address='{a}', logging_level='ERROR'); import time\n"
+            "for _ in range(600):\n"
+            "    if len([n for n in ray.nodes() if n['Alive']]) == 2: break\n"
+            "    time.sleep(0.1)\n"
+            "print(sorted(k for n in ray.nodes() if n['Alive'] for k in n['Resources'] if k.startswith('node_')))"
+        )
+        r = subprocess.run(
+            [sys.executable, "-c", probe.format(a=f"127.0.0.1:{port}")],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
+        assert "['node_a', 'node_b']" in r.stdout, r.stderr[-2000:]  # both nodes joined
+        f = write_sweep(tmp_path, {"mechanism.cost_weight": [1, 2, 3, 4, 5, 6]})
         cmd = CLI + [
             "sweep",
             str(f),
@@ -598,19 +636,20 @@ def test_sweep_on_a_ray_cluster_by_address(tmp_path):
         r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
         assert r.returncode == 0, r.stderr[-2000:]
         on_cluster = table(tmp_path / "o")
-        assert on_cluster.height == 3
+        assert on_cluster.height == 6
+        ex = load_executions(tmp_path / "o")
+        assert ex.height == 6 and set(ex["executor"]) == {"ray"}
+        assert ex["node_id"].n_unique() == 2  # runs executed on both nodes
         # The same points in-process: the same run ids, seeds and table (the cluster is no different).
-        points = [{"mechanism.cost_weight": w, **SMALL} for w in (1, 2, 3)]
+        points = [{"mechanism.cost_weight": w, **SMALL} for w in range(1, 7)]
         base = load_scenario(ROOT / "scenarios" / "quickstart.toml")
         serial = run_many(base, points, tmp_path / "serial", root_seed=5, serial=True)
         assert on_cluster.equals(serial.sort("run_id"))
     finally:
-        os.killpg(head.pid, signal.SIGTERM)  # stop the head by its process id, never `ray stop`
-        try:
-            head.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(head.pid, signal.SIGKILL)
-            head.wait()
+        for p in reversed(nodes):  # the worker node first, then the head; by PID
+            _stop_node(p)
+        for t in (t1, t2):
+            shutil.rmtree(t, ignore_errors=True)
 
 
 def test_bad_cluster_address_is_one_line(tmp_path):

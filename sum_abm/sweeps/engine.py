@@ -240,8 +240,10 @@ def _run_auto(
     ray_ex.durations = durations
     worker_task = _for(ray_ex, task, out)
     try:
-        ray_ex.start(worker_task, background=True)
-        while queue and not ray_ex.ready():  # Ray starts, its actors warm up: keep working here
+        # Local: Ray starts and its actors warm up while this process keeps running runs. A
+        # cluster is already connected (the command line connects first): its actors go at once.
+        ray_ex.start(worker_task, background=local)
+        while local and queue and not ray_ex.ready():
             here()
         if queue:
             if notify:
