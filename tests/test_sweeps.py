@@ -665,3 +665,63 @@ def test_bad_cluster_address_is_one_line(tmp_path):
     )
     assert r.returncode == 2 and "cannot connect to the Ray cluster" in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
+
+
+def test_wilson_interval_matches_the_closed_form():
+    from dashboards.sweep_report import wilson
+
+    lo, hi = wilson(5, 10)
+    assert round(lo, 4) == 0.2366 and round(hi, 4) == 0.7634  # the textbook 5 of 10 interval
+    lo, hi = wilson(0, 12)
+    z2 = 1.959964**2
+    assert lo == 0.0 and abs(hi - z2 / (12 + z2)) < 1e-12  # k = 0: upper bound z²/(n + z²)
+    lo, hi = wilson(12, 12)
+    assert hi == 1.0 and abs(lo - 12 / (12 + z2)) < 1e-12
+    a, b = wilson(3, 30), wilson(30, 300)
+    assert a[0] < b[0] < 0.1 < b[1] < a[1]  # same share, more runs: a narrower interval
+    assert all(x != x for x in wilson(0, 0))  # no runs: no interval (nan)
+
+
+@pytest.mark.slow
+def test_sweep_report_shows_every_run_and_k_of_n(tmp_path):
+    """A categorical and a numeric parameter, 3 replications: the report has the k-of-n line with
+    the counts of the runs table, boxes of every run per value (categories, no lines), and the
+    ROI of every agent by group."""
+    from dashboards.sweep_report import (
+        build_sweep_report,
+        distribution_figure,
+        group_roi_figure,
+        paid_figure,
+        paid_rows,
+    )
+
+    base = load_scenario(ROOT / "scenarios" / "quickstart.toml", SMALL)
+    points = [
+        {"mechanism.cost_weight": w, "mechanism.semantics": sem}
+        for w in (1, 8)
+        for sem in ("solidity", "reference-python")
+    ]
+    runs = run_many(base, points, tmp_path / "o", replications=3, root_seed=9, serial=True)
+    assert runs.height == 12
+    params = ["mechanism.cost_weight", "mechanism.semantics"]
+    t = paid_rows(runs, params)
+    assert t.height == 4 and t["runs"].to_list() == [3, 3, 3, 3]
+    for r in t.rows(named=True):
+        d = runs.filter((pl.col(params[0]) == r[params[0]]) & (pl.col(params[1]) == r[params[1]]))
+        assert r["paid"] == (d["attacker_roi"] > 0).sum()
+        assert r["wilson_lo"] <= r["paid"] / 3 <= r["wilson_hi"]
+    fig = paid_figure(runs, "mechanism.semantics", "mechanism.cost_weight")
+    assert all(tr.mode == "markers+text" for tr in fig.data) and len(fig.data) == 2
+    assert fig.layout.xaxis.type == "category"
+    assert sorted(sum((list(tr.text) for tr in fig.data), [])) == sorted(
+        f"{r['paid']}/{r['runs']}" for r in t.rows(named=True)
+    )
+    box = distribution_figure(runs, "mechanism.semantics", "attacker_roi")
+    assert box.data[0].type == "box" and box.data[0].boxpoints == "all"
+    assert len(box.data[0].y) == 12 and box.layout.xaxis.type == "category"
+    agents = load_agents(tmp_path / "o").collect()
+    g = group_roi_figure(agents)
+    assert sum(len(tr.y) for tr in g.data) == agents.height  # one point per agent and run
+    html = build_sweep_report(tmp_path / "o").read_text()
+    assert "The attack paid in k of n runs" in html and "ROI by group" in html
+    assert "every run by mechanism.semantics" in html

@@ -139,12 +139,25 @@ class RayExecutor:
         """Start (or connect to) Ray and create the warm actors; with ``task``, warm them for it."""
         if self._up or self._thread is not None:
             return
-        if background:
-            self._thread = threading.Thread(target=self._start, args=(task,), daemon=True)
-            self._thread.start()
-        else:
+        if not background:
             self._start(task)
             self._raise_start_error()
+            return
+        # The thread that starts Ray must outlive it: Ray's daemons (GCS, raylet) get SIGKILL when
+        # the thread that spawned them exits (Linux's parent-death signal is per thread), so it
+        # waits for close() after starting them.
+        self._started = threading.Event()
+        self._release = threading.Event()
+
+        def body() -> None:
+            try:
+                self._start(task)
+            finally:
+                self._started.set()
+            self._release.wait()
+
+        self._thread = threading.Thread(target=body, name="ray-start", daemon=True)
+        self._thread.start()
 
     def _start(self, task: Task | None) -> None:
         try:
@@ -172,14 +185,14 @@ class RayExecutor:
             raise err
 
     def _join(self) -> None:
+        """Wait until the background start has finished (the thread itself stays, see start)."""
         if self._thread is not None:
-            self._thread.join()
-            self._thread = None
+            self._started.wait()
         self._raise_start_error()
 
     def ready(self) -> bool:
         """True once Ray is up and the actors are warm (never blocks)."""
-        if self._thread is not None and self._thread.is_alive():
+        if self._thread is not None and not self._started.is_set():
             return False
         if self._error is not None:
             return True  # map() raises it
@@ -268,8 +281,7 @@ class RayExecutor:
     def close(self) -> None:
         """Stop the actors; stop Ray too when this executor started it."""
         if self._thread is not None:
-            self._thread.join()
-            self._thread = None
+            self._started.wait()
         self._error = None
         if self._up:
             import ray
@@ -283,6 +295,10 @@ class RayExecutor:
         if self._started_ray:
             self._started_ray = False
             shutdown_ray()
+        if self._thread is not None:  # Ray is down: the thread that started it may end now
+            self._release.set()
+            self._thread.join()
+            self._thread = None
 
     def __enter__(self) -> RayExecutor:
         return self
