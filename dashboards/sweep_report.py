@@ -661,10 +661,12 @@ def sweep_figures(
             sections.append(
                 ("Frontier by row", table_html(pl.DataFrame(frontier_rows(runs, x, y, facet))))
             )
-    elif x:
-        for metric in metrics:
+        sections += spread_sections(table_runs, params, metrics, agents, x, y)
+    else:
+        # One parameter: every run and the k-of-n line first, the means after.
+        sections += spread_sections(table_runs, params, metrics, agents, x, y)
+        for metric in metrics if x else ():
             sections.append((METRICS[metric].title, line_figure(runs, x, metric)))
-    sections += spread_sections(table_runs, params, metrics, agents, x, y)
     shown = (
         [c for c in ("run_id", "replication", "seed") if c in runs.columns]
         + params

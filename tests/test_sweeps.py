@@ -342,6 +342,36 @@ class DiesOnce:
         return self.inner(run)
 
 
+@dataclasses.dataclass(frozen=True)
+class ThreadProbe:
+    """A run task that reports its worker's thread settings (in the outcome's ``host`` field)."""
+
+    def __call__(self, run):
+        import polars
+        from threadpoolctl import threadpool_info
+
+        from sum_abm.sweeps.outcome import RunOutcome
+
+        seen = {k: os.environ.get(k) for k in ("POLARS_MAX_THREADS", "OMP_NUM_THREADS")}
+        seen["polars"] = polars.thread_pool_size()
+        seen["blas"] = max((p["num_threads"] for p in threadpool_info()), default=1)
+        return RunOutcome(run, host=json.dumps(seen))
+
+
+@pytest.mark.ray
+def test_ray_workers_run_with_one_thread_per_pool(ray_local):
+    import ray.cloudpickle
+
+    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    runs = runs_for([{"x": 1}, {"x": 2}], 1, 0)
+    with RayExecutor() as ex:
+        seen = [json.loads(o.host) for o in ex.map(ThreadProbe(), runs)]
+    assert len(seen) == 2 and all(
+        s == {"POLARS_MAX_THREADS": "1", "OMP_NUM_THREADS": "1", "polars": 1, "blas": 1}
+        for s in seen
+    ), seen
+
+
 @pytest.mark.ray
 def test_a_worker_that_dies_is_replaced_and_its_runs_retried_once(tmp_path, ray_local):
     import ray.cloudpickle

@@ -129,7 +129,12 @@ def register(app: typer.Typer) -> None:
         print(
             f"{len(table)} of {len(sw.runs)} runs finished, {n_fail} failed"
             + (
-                f"; {ran} ran in {elapsed:.1f} s ({ran / elapsed:.1f} runs/s)"
+                f"; {ran} ran in {elapsed:.1f} s "
+                + (
+                    f"({ran / elapsed:.1f} runs/s)"
+                    if ran >= elapsed
+                    else f"({elapsed / ran:.1f} s per run)"
+                )
                 if ran and elapsed > 0
                 else ""
             )

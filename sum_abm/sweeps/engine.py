@@ -222,9 +222,13 @@ def _run_auto(
 
     local = address in (None, "local")
     if local and serial is None:
+        task.warm()  # imports and data first, so that the timed runs measure runs
+        per_run = 0.0
         while queue and len(durations) < PROBE_RUNS and len(todo) - len(queue) < 2 * PROBE_RUNS:
             here()
-        per_run = min(durations) if durations else 0.0
+            per_run = min(durations) if durations else 0.0
+            if per_run * len(queue) >= IN_PROCESS_BELOW_S:
+                break  # clearly worth Ray: start it now rather than after more runs here
         if queue and per_run * len(queue) < IN_PROCESS_BELOW_S:
             if notify:
                 notify(

@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Protocol
 
 from sum_abm.sweeps.outcome import RunOutcome, failure_row
-from sum_abm.sweeps.raynode import first_line, init_ray, shutdown_ray
+from sum_abm.sweeps.raynode import PINNED_THREADS, first_line, init_ray, shutdown_ray
 from sum_abm.sweeps.spec import RunSpec
 
 Task = Callable[[RunSpec], RunOutcome]
@@ -77,6 +77,14 @@ class _Worker:
     def __init__(self) -> None:
         import ray
 
+        # One thread per pool: the environment (runtime_env) set it at process start; BLAS may
+        # have been loaded before (Ray imports numpy), so its pool is limited here as well.
+        try:
+            from threadpoolctl import threadpool_limits
+
+            self._limits = threadpool_limits(1)
+        except ImportError:  # pragma: no cover - scikit-learn brings threadpoolctl
+            self._limits = None
         self.node_id = ray.get_runtime_context().get_node_id()
         self.tasks: dict[str, Any] = {}
 
@@ -170,7 +178,11 @@ class RayExecutor:
                 n = int(ray.cluster_resources().get("CPU", 1))
             n = max(1, n)
             actor = ray.remote(num_cpus=1, max_restarts=0, max_task_retries=0)(_Worker)
-            self._actor_cls = actor.options(scheduling_strategy="SPREAD")
+            # The pinned thread counts at the actor's process start (polars sizes its pool on
+            # import): also when this process joined a Ray it did not start.
+            self._actor_cls = actor.options(
+                scheduling_strategy="SPREAD", runtime_env={"env_vars": dict(PINNED_THREADS)}
+            )
             self._actors = [self._actor_cls.remote() for _ in range(n)]
             if task is not None:
                 key, box = self._box(task)
