@@ -1,6 +1,7 @@
 """Sweep speed: the same short runs serially in one process versus on every core, whole sweep.
 
     python3 benchmarks/sweeps.py [--runs 400] [--workers N] [--memory 2000]
+    python3 benchmarks/sweeps.py --runs 0 --memory 2000      # the memory check alone
 
 The sweep: the quick-start market at 600 rows, 10 simulated days, Naive Bayes, ``runs / 2`` deposit
 weights x 2 replications (``scenarios/sweeps/quickstart_400.toml`` at 400 runs). Measured in this one
@@ -112,32 +113,46 @@ def steady_state(f: Path, workers: int, d: Path) -> None:
     )
 
 
+def _processes() -> dict[int, tuple[int, float, str]]:
+    """Every process: pid -> (parent pid, resident MB, command), read from /proc."""
+    out = {}
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            stat = (d / "stat").read_text()
+            ppid = int(stat.rsplit(")", 1)[1].split()[1])
+            rss = int((d / "statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+            out[int(d.name)] = (ppid, rss, stat.split("(", 1)[1].rsplit(")", 1)[0])
+        except (OSError, ValueError, IndexError):
+            pass
+    return out
+
+
+def tree_rss_mb(root: int) -> float:
+    """Resident memory (MB) of ``root`` and all its descendants (the driver and the Ray it started)."""
+    procs = _processes()
+    keep, grew = {root}, True
+    while grew:
+        new = {p for p, (pp, _, _) in procs.items() if pp in keep and p not in keep}
+        keep |= new
+        grew = bool(new)
+    return sum(procs[p][1] for p in keep if p in procs)
+
+
 def memory(n: int, workers: int, d: Path) -> None:
     """An n-run sweep on every core: the sweep's processes' resident memory at 20 % and 100 %."""
-    import psutil
-
     from sum_abm.sweeps import load_failures, load_sweep_file, sweep
 
     (d / "mem").mkdir()
     f = sweep_file(d / "mem", n)
-    me = psutil.Process()
     marks: dict[str, float] = {}
-
-    def rss_mb() -> float:
-        procs = [me, *me.children(recursive=True)]
-        total = 0
-        for p in procs:
-            try:
-                total += p.memory_info().rss
-            except psutil.Error:
-                pass
-        return total / 2**20
 
     def progress(done: int, failed: int, total: int) -> None:
         if "20%" not in marks and done >= 0.2 * total:
-            marks["20%"] = rss_mb()
+            marks["20%"] = tree_rss_mb(os.getpid())
         if done == total:
-            marks["100%"] = rss_mb()
+            marks["100%"] = tree_rss_mb(os.getpid())
 
     t = time.perf_counter()
     out = sweep(f, d / "mem_out", workers=workers, progress=progress)
@@ -164,6 +179,9 @@ def main() -> None:
     print(f"{n} runs, {w} workers, machine load {os.getloadavg()[0]:.1f} (shared: ratios count)")
     with tempfile.TemporaryDirectory() as tmp:
         d = Path(tmp)
+        if n == 0:  # --runs 0 --memory N: the memory check alone
+            memory(args.memory, w, d)
+            return
         f = sweep_file(d, n)
         # Warm the on-disk data cache once so neither side pays the generation.
         timed(CLI + ["sweep", str(f), "--out", str(d / "warm"), "--serial"])
