@@ -8,7 +8,8 @@ weights x 2 replications (``scenarios/sweeps/quickstart_400.toml`` at 400 runs).
 invocation, so that the ratios hold on a shared machine:
 
 1. whole process: ``sum-abm sweep FILE --serial`` against ``sum-abm sweep FILE`` (every core), each
-   a fresh process timed from launch to exit; the two tables must be equal;
+   a fresh process timed from launch to exit; the two tables must be equal; serial and parallel
+   alternate for ``--rounds`` rounds and the best of each counts;
 2. whole sweep through the Python API (``sum_abm.sweep``), each in a fresh process, timed from the
    call to its return: data loading, Ray's start-up and the workers' warm-up included;
 3. steady state: warm executors in this process (Ray already up, actors warm), and the Ray path's
@@ -174,6 +175,7 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=400)
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="default: every core")
     ap.add_argument("--memory", type=int, default=0, help="also an N-run memory check (e.g. 2000)")
+    ap.add_argument("--rounds", type=int, default=2, help="alternating serial/parallel rounds")
     args = ap.parse_args()
     n, w = args.runs, args.workers
     print(f"{n} runs, {w} workers, machine load {os.getloadavg()[0]:.1f} (shared: ratios count)")
@@ -185,18 +187,27 @@ def main() -> None:
         f = sweep_file(d, n)
         # Warm the on-disk data cache once so neither side pays the generation.
         timed(CLI + ["sweep", str(f), "--out", str(d / "warm"), "--serial"])
-        cli_serial, _ = timed(CLI + ["sweep", str(f), "--out", str(d / "s"), "--serial"])
-        cli_par, _ = timed(CLI + ["sweep", str(f), "--out", str(d / "p"), "--workers", str(w)])
-        same = table(d / "s").equals(table(d / "p"))
+        # Serial and parallel alternate (--rounds times, best of each): on a shared machine the
+        # load drifts, and alternating keeps both sides under the same drift.
+        cli = {"s": [], "p": []}
+        api = {"s": [], "p": []}
+        for k in range(args.rounds):
+            for side, extra in (("s", ["--serial"]), ("p", ["--workers", str(w)])):
+                out = d / f"cli_{side}{k}"
+                cli[side].append(timed(CLI + ["sweep", str(f), "--out", str(out), *extra])[0])
+            for side, serial in (("s", True), ("p", None)):
+                code = API.format(serial=serial, workers=w if serial is None else None)
+                _, text = timed([sys.executable, "-c", code, str(f), str(d / f"api_{side}{k}")])
+                api[side].append(float(text.strip().splitlines()[-1]))
+        same = table(d / "cli_s0").equals(table(d / "cli_p0"))
+        cli_serial, cli_par = min(cli["s"]), min(cli["p"])
+        api_serial, api_par = min(api["s"]), min(api["p"])
         print(
             f"whole process, sum-abm sweep: --serial {cli_serial:.2f} s, every core "
-            f"{cli_par:.2f} s: {cli_serial / cli_par:.2f}x (target >= 1.6x); same table: {same}"
+            f"{cli_par:.2f} s: {cli_serial / cli_par:.2f}x (target >= 1.6x); same table: {same} "
+            f"(best of {args.rounds}: serial {', '.join(f'{t:.1f}' for t in cli['s'])}; "
+            f"parallel {', '.join(f'{t:.1f}' for t in cli['p'])})"
         )
-        api = [sys.executable, "-c"]
-        _, s_out = timed(api + [API.format(serial=True, workers=None), str(f), str(d / "as")])
-        _, p_out = timed(api + [API.format(serial=None, workers=w), str(f), str(d / "ap")])
-        api_serial = float(s_out.strip().splitlines()[-1])
-        api_par = float(p_out.strip().splitlines()[-1])
         steady_state(f, w, d)
         if args.memory:
             memory(args.memory, w, d)
