@@ -253,6 +253,7 @@ def test_sampled_game_walks_from_the_reference(tmp_path):
 def test_frontier_line_by_bisection(tmp_path, monkeypatch):
     """The frontier assembled across a second parameter, on a synthetic best-attack ROI that crosses
     zero at start_balance = 2000 x cost_weight (the market is replaced, the bisection and files are real)."""
+    from dashboards import game_report
     from sum_abm.game import runner
 
     calls = []
@@ -276,6 +277,7 @@ def test_frontier_line_by_bisection(tmp_path, monkeypatch):
         iterations=20,
         across=("mechanism.cost_weight", [1, 3, 9, 20]),
         integer=True,
+        reports=game_report,
     )
     assert [r["across"] for r in rows] == ["1", "3", "9", "20"]
     for r, w in zip(rows[:3], (1, 3, 9), strict=False):

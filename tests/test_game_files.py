@@ -13,7 +13,7 @@ import pytest
 
 from sum_abm.errors import InputError
 from sum_abm.game.empirical import load_game, payoff_table, profiles_to_run, to_game
-from sum_abm.game.solvers import best_deviation
+from sum_abm.game.equilibria import best_deviation
 
 ROOT = Path(__file__).resolve().parents[1]
 CLI = [sys.executable, "-c", "from sum_abm.cli import main; main()"]

@@ -37,6 +37,7 @@ def register(app: typer.Typer) -> None:
             TimeRemainingColumn,
         )
 
+        from dashboards import game_report
         from sum_abm.game.empirical import load_game
         from sum_abm.game.runner import run_game
         from sum_abm.sweeps.engine import check_address, check_out
@@ -66,7 +67,14 @@ def register(app: typer.Typer) -> None:
                 bar.update(task, completed=done, failed=failed)
 
             try:
-                ans = run_game(game_file, out, address=address, resume=resume, progress=progress)
+                ans = run_game(
+                    game_file,
+                    out,
+                    address=address,
+                    resume=resume,
+                    progress=progress,
+                    reports=game_report,
+                )
             except KeyboardInterrupt:
                 bar.stop()
                 console.print(
@@ -129,6 +137,7 @@ def register(app: typer.Typer) -> None:
         address: str = typer.Option(None, help="Ray cluster address"),
     ) -> None:
         """Find where the best attack's ROI crosses zero along PARAM (bisection with replications)."""
+        from dashboards import game_report
         from sum_abm.game.runner import run_frontier
 
         lo, hi = range_
@@ -151,6 +160,7 @@ def register(app: typer.Typer) -> None:
             address=address,
             integer=integer,
             replications=replications,
+            reports=game_report,
         )
         for r in rows:
             where = f" at {acr[0]}={r['across']}" if acr else ""

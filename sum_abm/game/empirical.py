@@ -39,7 +39,8 @@ import polars as pl
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from sum_abm.errors import InputError
-from sum_abm.game.solvers import Game, neighbourhood
+from sum_abm.game.search import neighbourhood
+from sum_abm.game.tables import Game
 from sum_abm.scenario import Scenario, load_scenario, read_toml, validate_file_model
 
 

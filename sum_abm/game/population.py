@@ -20,7 +20,8 @@ import polars as pl
 
 from sum_abm.errors import InputError
 from sum_abm.game.empirical import EmpiricalGame, mean_stderr, run_payoffs
-from sum_abm.game.solvers import Z95, SymmetricGame, compositions
+from sum_abm.game.symmetric import SymmetricGame, compositions
+from sum_abm.game.tables import Z95
 
 Option = int | tuple[int, ...]  # a strategy index, or a count vector for a symmetric role
 

@@ -26,8 +26,9 @@ from typing import Any
 
 import polars as pl
 
+from sum_abm.atomic import write_parquet_atomic, write_text_atomic
 from sum_abm.errors import InputError
-from sum_abm.market.results import versions, write_parquet_atomic, write_text_atomic
+from sum_abm.market.results import versions
 from sum_abm.scenario import Scenario
 from sum_abm.sweeps.spec import RunSpec
 
