@@ -94,7 +94,7 @@ class DRTConfig(StrictModel):
     """Deposit, Refund and Take (self-assessment). Times in seconds, ``cost_weight`` in token units."""
 
     kind: Literal["deposit_refund_take"]
-    semantics: Literal["solidity", "reference-python"] = "solidity"
+    semantics: Literal["solidity", "reference-python", "corrected"] = "solidity"
     refund_time_s: int = Field(86_400, ge=0)
     any_address_claim_wait_time_s: int = Field(9 * 86_400, ge=0)
     cost_weight: int = Field(1, ge=0)

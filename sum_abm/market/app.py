@@ -35,7 +35,7 @@ from sum_abm.scenario import Scenario, load_scenario, parse_scenario  # noqa: E4
 SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
 MECHANISMS = ["deposit_refund_take", "prediction_market", "points"]
 SEMANTICS = {
-    "deposit_refund_take": ["solidity", "reference-python"],
+    "deposit_refund_take": ["solidity", "reference-python", "corrected"],
     "prediction_market": ["corrected", "reference-python"],
     "points": [],
 }

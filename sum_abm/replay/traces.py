@@ -17,7 +17,7 @@ from sum_abm.errors import InputError
 
 FORMAT = "sum-abm-trace/1"
 SEMANTICS = {
-    "deposit_refund_take": ("solidity", "reference-python"),
+    "deposit_refund_take": ("solidity", "reference-python", "corrected"),
     "prediction_market": ("reference-python", "corrected"),
 }
 MAX_CLASSES = 1_000  # the traces' model is a small nearest-centroid classifier
