@@ -14,11 +14,13 @@ from typing import Any
 import mesa
 import numpy as np
 
+from sum_abm.chain import TX_FIELDS
+from sum_abm.data import load_dataset
 from sum_abm.market.agents import Participant
-from sum_abm.market.claims import ClaimBook, WalkRules
+from sum_abm.market.claims import ClaimBook
 from sum_abm.market.contract_setup import MarketContract, build_contract
 from sum_abm.market.events import EventQueue
-from sum_abm.policies import make_policy
+from sum_abm.policies import WalkRules, make_policy
 from sum_abm.scenario import Scenario
 
 
@@ -38,8 +40,6 @@ class MarketModel(mesa.Model):
         self.events = EventQueue()
         self.finished = False
         self.naive = scenario.run.naive_claims
-
-        from sum_abm.data import load_dataset
 
         self.data = (
             dataset
@@ -194,8 +194,6 @@ class MarketModel(mesa.Model):
     @property
     def tx(self) -> dict[str, list[Any]]:
         """The transaction log as columns (fields: ``sum_abm.chain.TX_FIELDS``)."""
-        from sum_abm.chain import TX_FIELDS
-
         cols: dict[str, list[Any]] = {k: [] for k in TX_FIELDS}
         for row in self.tx_rows:
             for k, v in zip(TX_FIELDS, row, strict=False):
