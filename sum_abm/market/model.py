@@ -166,12 +166,14 @@ class MarketModel(mesa.Model):
             return False
         if self.data_left():
             return False
-        return self.contract.kind == "prediction_market" or len(self.book) == 0
+        return not self.contract.uses_claim_book or len(self.book) == 0
 
     def _finish(self) -> None:
         if self.finished:
             return
-        self.contract.finish(self)  # e.g. the prediction market's reward phase and refunds
+        # e.g. the prediction market's reward phase and collections, in address order
+        for addr in self.contract.finish(self.addresses, self.sample):
+            self.addr_owner[addr].refunded += 1
         self.finished = True
         self.accuracy = self.contract.accuracy()
         self._sample()
@@ -278,7 +280,7 @@ class MarketModel(mesa.Model):
         agent.deposits_paid += int(cost)
         if row == self.cursor:
             self.cursor += 1
-        if self.contract.kind != "prediction_market":
+        if self.contract.uses_claim_book:
             x = self.sample(row)
             self.book.add(self.clock.now, self.addr_index[addr], row, y, x.indices, x.values)
         else:
@@ -294,7 +296,7 @@ class MarketModel(mesa.Model):
 
     def claim_walk(self, agent: Participant, rules: WalkRules, address: str | None = None) -> None:
         """Claim what can be claimed, oldest first (see :mod:`sum_abm.market.claims`)."""
-        if self.contract.kind == "prediction_market" or len(self.book) == 0:
+        if not self.contract.uses_claim_book or len(self.book) == 0:
             return
         addr = address or agent.address
         me = self.addr_index[addr]

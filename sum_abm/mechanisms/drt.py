@@ -5,13 +5,13 @@ The contract rules are :class:`sum_abm.contract.drt.DepositRefundTake`.
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field, model_validator
 
-from sum_abm.mechanisms.base import MechanismBase, MechanismConfig
-
-SEMANTICS = ("solidity", "reference-python")
+from sum_abm.chain import Chain
+from sum_abm.contract.drt import SEMANTICS, DepositRefundTake
+from sum_abm.mechanisms.base import MechanismBase, MechanismConfig, TrainerAdapter
 
 
 class DRTConfig(MechanismConfig):
@@ -33,10 +33,27 @@ class DRTConfig(MechanismConfig):
         return self.semantics == "solidity"
 
 
+class DRTAdapter(TrainerAdapter):
+    """The market's view of a DRT contract: a reporter needs verified-good data of its own."""
+
+    report_needs_good_data = True
+
+    def __init__(self, config: DRTConfig, chain: Chain, learner: Any) -> None:
+        im = DepositRefundTake(
+            config.refund_time_s,
+            config.any_address_claim_wait_time_s,
+            config.cost_weight,
+            config.semantics,
+        )
+        super().__init__(config, chain, learner, im)
+        self.free_adds = config.cost_weight == 0
+
+
 class DRTMechanism(MechanismBase):
     """Deposit, Refund and Take."""
 
     kind: ClassVar[str] = "deposit_refund_take"
     title: ClassVar[str] = "Deposit, Refund and Take"
     Config = DRTConfig
+    Adapter = DRTAdapter
     semantics = SEMANTICS
