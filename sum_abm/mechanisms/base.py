@@ -228,6 +228,8 @@ class Mechanism(Protocol):
 
     #: The run report's mechanism panels, by name (built in ``dashboards/run_report.py``).
     report_panels: tuple[str, ...]
+    #: Settings the interactive server starts this mechanism with when switched to it.
+    interactive_defaults: dict[str, Any]
 
 
 class MechanismBase:
@@ -238,7 +240,9 @@ class MechanismBase:
     Config: ClassVar[type[MechanismConfig]]
     Adapter: ClassVar[type[MarketAdapter]]
     semantics: ClassVar[tuple[str, ...]] = ()
-    report_panels: ClassVar[tuple[str, ...]] = ("profit",)
+    report_panels: ClassVar[tuple[str, ...]] = ("profit_roi",)
+    #: Settings the interactive server starts this mechanism with when switched to it.
+    interactive_defaults: ClassVar[dict[str, Any]] = {}
 
     @classmethod
     def deploy(cls, config: MechanismConfig, chain: Chain, learner: Any) -> MarketAdapter:

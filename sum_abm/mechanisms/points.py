@@ -41,4 +41,4 @@ class PointsMechanism(MechanismBase):
     Config = PointsConfig
     Adapter = PointsAdapter
     # Points pay points, not money: the report shows points per group instead of profit.
-    report_panels = ("points",)
+    report_panels = ("points_by_group",)

@@ -178,3 +178,4 @@ class PMMechanism(MechanismBase):
     Config = PMConfig
     Adapter = PMAdapter
     semantics = SEMANTICS
+    interactive_defaults: ClassVar[dict[str, Any]] = {"bounty": 20_000, "num_test_pieces": 5}
