@@ -20,6 +20,7 @@ from sum_abm.contract import (
     hash_piece,
 )
 from sum_abm.data import Dataset
+from sum_abm.data.fits import fit_cached
 from sum_abm.errors import InputError
 from sum_abm.learners import make_learner
 from sum_abm.scenario import Scenario
@@ -34,7 +35,8 @@ def _learner(scenario: Scenario, data: Dataset, all_data: bool = False) -> Any:
     """The scenario's learner fitted on the initial data (or on initial data + pool).
 
     Fits are deterministic, so the fitted state is cached on the dataset and shared by the runs that
-    use it (a run and its baseline; the runs of a sweep in one worker).
+    use it (a run and its baseline; the runs of a sweep in one worker), and on disk beside the
+    generated data (:func:`~sum_abm.data.fits.fit_cached`) for the next process.
     """
     kind = scenario.learner.kind
     params = dict(scenario.learner.params)
@@ -49,7 +51,7 @@ def _learner(scenario: Scenario, data: Dataset, all_data: bool = False) -> Any:
     if cached is None:
         X, y = data.all_train() if all_data else (data.X_init, data.y_init)
         try:
-            learner.fit(X, y)
+            fit_cached(learner, X, y, f"{kind}-{key[3]!r}")
         except ValueError as exc:  # e.g. scikit-learn's one-class refusal on a tiny initial set
             raise InputError(
                 f"{scenario.name}: data: the initial model cannot be fitted on {len(y)} rows "
