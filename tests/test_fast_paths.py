@@ -88,3 +88,30 @@ def test_reference_walk_equals_naive_walk_per_learner(learner):
 def test_full_size_s1_equals_naive_walk():
     # The naive walk of S1 sends ~9 M calls (minutes); the fast one ~55 k.
     _assert_same(load_scenario(ROOT / "scenarios" / "reference_drt_perceptron.toml"), seed=1)
+
+
+def test_book_scores_follow_perceptron_steps():
+    # ClaimBook.shift moves each slot's score by step * overlap + intercept step: after a few
+    # hundred steps every score still equals X @ w + b (to rounding) with the same sign.
+    import numpy as np
+
+    from sum_abm.market.claims import ClaimBook
+
+    rng = np.random.default_rng(5)
+    d, n = 300, 120
+    book = ClaimBook(binary_words=-(-d // 64))
+    rows = [np.sort(rng.choice(d, size=rng.integers(5, 60), replace=False)) for _ in range(n)]
+    w, b = rng.normal(size=d), 0.3
+    for i, r in enumerate(rows):
+        slot = book.add(i, 0, i, 1, r.astype(np.int32), np.ones(len(r)))
+        book.set_scores(slot, w[r].sum() + b, 0.0)
+    for _ in range(300):
+        f = np.sort(rng.choice(d, size=rng.integers(5, 60), replace=False))
+        step, db = float(rng.normal()), float(rng.normal() * 0.01)
+        w[f] += step
+        b += db
+        book.shift(book.bitset(f), step, db)
+    exact = np.array([w[r].sum() + b for r in rows])
+    assert np.allclose(book.score[:n], exact, rtol=0, atol=1e-9)
+    assert np.array_equal(book.score[:n] > 0, exact > 0)
+    assert ClaimBook(binary_words=5).scored and not ClaimBook().scored
