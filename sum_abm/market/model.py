@@ -18,6 +18,7 @@ from sum_abm.market.agents import Participant
 from sum_abm.market.claims import SCORE_TOL, ClaimBook, WalkRules
 from sum_abm.market.contract_setup import MarketContract, build_contract
 from sum_abm.market.events import EventQueue
+from sum_abm.market.recording import TxLog
 from sum_abm.policies import make_policy
 from sum_abm.scenario import Scenario
 
@@ -52,8 +53,9 @@ class MarketModel(mesa.Model):
         self.cursor = 0
         self._samples: dict[int, Any] = {}
 
-        # Transaction log: one tuple per contract call (fields: sum_abm.chain.TX_FIELDS).
-        self.tx_rows: list[tuple] = []
+        # Transaction log: one record per contract call (fields: sum_abm.chain.TX_FIELDS), kept
+        # as columns; it reads like a list of tuples.
+        self.tx_rows = TxLog()
         self.contract: MarketContract = build_contract(scenario, self.data, self.tx_rows.append)
         self.ledger = self.contract.ledger
         self.clock = self.contract.chain.clock
