@@ -265,6 +265,8 @@ class MarketContract:
     ) -> tuple[bool, Any, Any]:
         """Send a refund unless ``check`` proves it would be rejected; (accepted, amount, left)."""
         tr = self.trainer
+        if check and self.evm is None:
+            return tr.claim_if_accepted(address, "refund", x, y, t, address, prediction)
         if check and tr.check_refund(address, x, y, t, prediction) is not None:
             return False, 0, tr.remaining(x, y, t, address)
         try:
@@ -291,6 +293,8 @@ class MarketContract:
     ) -> tuple[bool, Any, Any]:
         """Send a report unless ``check`` proves it would be rejected; (accepted, amount, left)."""
         tr = self.trainer
+        if check and self.evm is None:
+            return tr.claim_if_accepted(address, "report", x, y, t, author, prediction)
         if check and tr.check_report(address, x, y, t, author, prediction) is not None:
             return False, 0, tr.remaining(x, y, t, author)
         try:
