@@ -89,21 +89,7 @@ def versions() -> dict[str, str]:
 # -- frames from a finished model ---------------------------------------------------------------
 def collect(model: MarketModel) -> dict[str, pl.DataFrame]:
     """Build the transactions, timeseries and agents frames (and ``evm``) from a finished model."""
-    tx = pl.DataFrame(
-        model.tx_rows,
-        orient="row",
-        schema={
-            "time_s": pl.Int64,
-            "sender": pl.String,
-            "call": pl.String,
-            "accepted": pl.Boolean,
-            "reason": pl.String,
-            "value": pl.Int64,
-            "gas": pl.Int64,
-            "fee": pl.Int64,
-            "amount": pl.Float64,
-        },
-    )
+    tx = model.tx_rows.frame()
     ts = pl.DataFrame(
         model.samples,
         schema={
