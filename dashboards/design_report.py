@@ -137,7 +137,7 @@ def best_response_map(designs: pl.DataFrame, spec: dict) -> go.Figure:
         horizontal_spacing=0.05,
     )
     roi = d["best_response_roi"].drop_nulls().to_numpy() * 100
-    r = float(np.abs(roi).max()) if roi.size else 1.0
+    r = (float(np.abs(roi).max()) if roi.size else 0.0) or 1.0  # symmetric around 0 %
     grid = y is not None and d[x].n_unique() <= MAX_LEVELS and d[y].n_unique() <= MAX_LEVELS
     for k, (_, sub) in enumerate(panels):
         col = k + 1
@@ -155,7 +155,8 @@ def best_response_map(designs: pl.DataFrame, spec: dict) -> go.Figure:
                 if not cell.height:
                     continue
                 best = cell.sort("violation").row(0, named=True)
-                z[i, j] = (best["best_response_roi"] or np.nan) * 100
+                v = best["best_response_roi"]
+                z[i, j] = np.nan if v is None else v * 100
                 text[i][j] = f"{best['best_response']}<br>{z[i, j]:+.1f}%"
                 feas[i, j] = bool(cell["feasible"].any())
                 if cell["recommended"].any():
