@@ -31,6 +31,7 @@ from dashboards.style import (
     page,
     table_html,
 )
+from sum_abm.mechanisms import MECHANISMS
 from sum_abm.schema import FRAMES, RUN_FRAMES
 
 MAX_AGENT_LINES = 12  # beyond this many agents, balances are drawn per group
@@ -282,6 +283,14 @@ def points_figure(agents: pl.DataFrame) -> go.Figure:
     return layout(fig, "Points scored per group", "group", "points (count)")
 
 
+# Panels a mechanism may ask for (``Mechanism.report_panels``): name -> (title, builder of the
+# agents frame).
+MECHANISM_PANELS = {
+    "profit_roi": ("Profit and ROI", profit_figure),
+    "points_by_group": ("Points", points_figure),
+}
+
+
 def calls_figure(transactions: pl.DataFrame) -> go.Figure:
     """Contract calls by kind and outcome: accepted, or each rejection reason (stacked counts)."""
     fig = go.Figure()
@@ -488,10 +497,12 @@ def run_figures(
         ("Accuracy", accuracy_figure(ts, sm, baseline)),
         ("Balances", balances_figure(ts, ag)),
     ]
-    if s["mechanism"] == "points":
-        sections.append(("Points", points_figure(ag)))
-    else:
-        sections.append(("Profit and ROI", profit_figure(ag)))
+    # The mechanism names its panels (Points pays points, not money); results of a mechanism
+    # that is no longer registered get the money panel.
+    mech = MECHANISMS.get(s["mechanism"])
+    for name in mech.report_panels if mech is not None else ("profit_roi",):
+        title, build = MECHANISM_PANELS[name]
+        sections.append((title, build(ag)))
     sections.append(("Calls", calls_figure(tx)))
     if tx.height and tx["gas"].sum() > 0:
         sections.append(("Gas and fees", gas_figure(tx, ag)))

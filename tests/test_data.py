@@ -10,8 +10,13 @@ import pytest
 import scipy.sparse as sp
 from sklearn import naive_bayes
 
-from sum_abm.data import imdb_synthetic_cached, load_dataset, make_imdb_synthetic
+from sum_abm.data import DataConfig, imdb_synthetic_cached, load_dataset, make_imdb_synthetic
 from sum_abm.errors import InputError
+
+
+def _load(spec: dict, *args: str):
+    """``load_dataset`` takes a config: the dict becomes one here, as at the command line."""
+    return load_dataset(DataConfig(**spec), *args)
 
 
 def spec_generator(N: int, V: int, noise: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -67,7 +72,7 @@ def test_generator_rejects_a_vocabulary_too_small_for_the_sentiment_words():
     with pytest.raises(ValueError):
         make_imdb_synthetic(10, 100)
     with pytest.raises(InputError, match="n_features"):
-        load_dataset({"kind": "imdb_synthetic", "n_rows": 100, "n_features": 50})
+        _load({"kind": "imdb_synthetic", "n_rows": 100, "n_features": 50})
 
 
 def test_cache_round_trip_and_corrupt_file(tmp_path, monkeypatch):
@@ -92,7 +97,7 @@ def test_cache_round_trip_and_corrupt_file(tmp_path, monkeypatch):
 
 
 def test_imdb_splits_in_row_order():
-    ds = load_dataset({"kind": "imdb_synthetic", "n_rows": 2000, "init_train_rows": 100})
+    ds = _load({"kind": "imdb_synthetic", "n_rows": 2000, "init_train_rows": 100})
     X, y = make_imdb_synthetic(2000)
     assert (
         ds.X_init.shape == (100, 1000)
@@ -113,7 +118,7 @@ def test_breast_cancer_split_and_scaling_as_documented():
     perm = np.random.default_rng(0).permutation(569)
     test, train = perm[:171], perm[171:]
     mx = X[train].max(axis=0)
-    ds = load_dataset({"kind": "breast_cancer", "init_train_rows": 40})
+    ds = _load({"kind": "breast_cancer", "init_train_rows": 40})
     assert (
         ds.X_test.shape == (171, 30)
         and ds.X_init.shape == (40, 30)
@@ -129,7 +134,7 @@ def test_breast_cancer_split_and_scaling_as_documented():
     "kind,n,d,k", [("digits", 1797, 64, 10), ("iris", 150, 4, 3), ("wine", 178, 13, 3)]
 )
 def test_bundled_sets(kind, n, d, k):
-    ds = load_dataset({"kind": kind})
+    ds = _load({"kind": kind})
     rows = ds.X_init.shape[0] + ds.X_pool.shape[0] + ds.X_test.shape[0]
     assert rows == n and ds.n_features == d and ds.n_classes == k
     assert ds.X_test.shape[0] == round(0.3 * n)
@@ -145,10 +150,8 @@ def test_user_csv_numeric_and_text_and_parquet(tmp_path):
     )
     df.write_csv(tmp_path / "d.csv")
     df.write_parquet(tmp_path / "d.parquet")
-    ds = load_dataset({"kind": "csv", "path": str(tmp_path / "d.csv"), "init_train_rows": 5})
-    dq = load_dataset(
-        {"kind": "parquet", "path": str(tmp_path / "d.parquet"), "init_train_rows": 5}
-    )
+    ds = _load({"kind": "csv", "path": str(tmp_path / "d.csv"), "init_train_rows": 5})
+    dq = _load({"kind": "parquet", "path": str(tmp_path / "d.parquet"), "init_train_rows": 5})
     assert ds.n_features == 2 and ds.n_classes == 2 and ds.X_test.shape == (15, 2)
     assert np.array_equal(ds.X_pool, dq.X_pool) and np.array_equal(ds.y_test, dq.y_test)
     # labels are the sorted distinct values: neg -> 0, pos -> 1; the rows keep their features
@@ -164,7 +167,7 @@ def test_user_csv_numeric_and_text_and_parquet(tmp_path):
         }
     )
     text.write_csv(tmp_path / "t.csv")
-    dt = load_dataset(
+    dt = _load(
         {
             "kind": "csv",
             "path": str(tmp_path / "t.csv"),
@@ -213,7 +216,7 @@ def files(tmp_path):
 def test_bad_input_is_one_typed_line(files, spec, learner, match):
     spec = {k: v.format(d=files) if isinstance(v, str) else v for k, v in spec.items()}
     with pytest.raises(InputError, match=match) as err:
-        load_dataset(spec, learner, "s.toml")
+        _load(spec, learner, "s.toml")
     assert "\n" not in str(err.value) and str(err.value).startswith("s.toml: ")
 
 

@@ -130,3 +130,13 @@ def test_sweep_parts_match_the_schema(tmp_path):
         assert df.columns[: len(meta) + len(point)] == meta + list(point)
         rest = df.columns[len(meta) + len(point) :]
         assert set(rest) <= set(schema.FRAMES[name].names)
+
+
+def test_every_mechanisms_summary_columns_are_declared():
+    from sum_abm.mechanisms import MECHANISMS
+
+    summary = schema.FRAMES["summary"]
+    for kind, mech in MECHANISMS.items():
+        undeclared = [c for c in mech.Adapter.summary_columns if c not in summary]
+        assert not undeclared, f"{kind}: summary columns {undeclared} are not in sum_abm.schema"
+    assert "pm_state" in MECHANISMS["prediction_market"].Adapter.summary_columns  # has teeth

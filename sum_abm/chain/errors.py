@@ -19,6 +19,7 @@ REASONS: dict[str, str] = {
     "model_agrees": "report refused: the model predicts the contribution's label",
     "own_deposit": "a report on one's own contribution before the any-address wait",
     "reporter_has_no_good_data": "the reporter has no verified contribution (DRT)",
+    "share_rounds_to_zero": "a report whose share of the deposit floors to 0 (DRT corrected)",
     "not_provider": "a bounty-provider step sent by someone else (prediction market)",
     "wrong_phase": "the call does not belong to the market's current phase",
     "test_set_mismatch": "a revealed test-set piece does not match its committed hash",

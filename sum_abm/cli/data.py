@@ -33,8 +33,8 @@ def register(app: typer.Typer) -> None:
         import numpy as np
         import scipy.sparse as sp
 
-        from sum_abm.data import load_dataset
-        from sum_abm.scenario import load_scenario, parse_set_options
+        from sum_abm.data import DataConfig, load_dataset
+        from sum_abm.scenario import load_scenario, parse_set_options, validate_file_model
 
         overrides = {k.removeprefix("data."): v for k, v in parse_set_options(set_).items()}
         p = Path(source)
@@ -50,7 +50,7 @@ def register(app: typer.Typer) -> None:
             sc = load_scenario(resolve(source), {f"data.{k}": v for k, v in overrides.items()})
             spec, where = sc.data.model_dump(), str(source)
             learner = learner or sc.learner.kind
-        ds = load_dataset(spec, learner, where)
+        ds = load_dataset(validate_file_model(DataConfig, spec, where), learner, where)
         print(
             f"{ds.name}: {ds.n_features} features, {ds.n_classes} classes, "
             f"{'sparse (CSR)' if ds.sparse else 'dense'}"

@@ -66,7 +66,7 @@ class EVMMirror:
                 "chain.backend: 'evm' needs the evm extra (python3 -m pip install -e '.[evm]')"
             ) from None
         im = trainer.im
-        if im.kind != "deposit_refund_take" or im.python:
+        if not getattr(im, "has_vyper_contract", False) or im.python:
             raise InputError(
                 "chain.backend: 'evm' runs Deposit-Refund-Take with semantics 'solidity' only"
             )

@@ -14,11 +14,13 @@ from typing import Any
 import mesa
 import numpy as np
 
+from sum_abm.chain import TX_FIELDS
+from sum_abm.data import load_dataset
 from sum_abm.market.agents import Participant
-from sum_abm.market.claims import ClaimBook, WalkRules
+from sum_abm.market.claims import ClaimBook
 from sum_abm.market.contract_setup import MarketContract, build_contract
 from sum_abm.market.events import EventQueue
-from sum_abm.policies import make_policy
+from sum_abm.policies import WalkRules, make_policy
 from sum_abm.scenario import Scenario
 
 
@@ -38,8 +40,6 @@ class MarketModel(mesa.Model):
         self.events = EventQueue()
         self.finished = False
         self.naive = scenario.run.naive_claims
-
-        from sum_abm.data import load_dataset
 
         self.data = (
             dataset
@@ -166,12 +166,14 @@ class MarketModel(mesa.Model):
             return False
         if self.data_left():
             return False
-        return self.contract.kind == "prediction_market" or len(self.book) == 0
+        return not self.contract.uses_claim_book or len(self.book) == 0
 
     def _finish(self) -> None:
         if self.finished:
             return
-        self.contract.finish(self)  # e.g. the prediction market's reward phase and refunds
+        # e.g. the prediction market's reward phase and collections, in address order
+        for addr in self.contract.finish(self.addresses, self.sample):
+            self.addr_owner[addr].refunded += 1
         self.finished = True
         self.accuracy = self.contract.accuracy()
         self._sample()
@@ -194,8 +196,6 @@ class MarketModel(mesa.Model):
     @property
     def tx(self) -> dict[str, list[Any]]:
         """The transaction log as columns (fields: ``sum_abm.chain.TX_FIELDS``)."""
-        from sum_abm.chain import TX_FIELDS
-
         cols: dict[str, list[Any]] = {k: [] for k in TX_FIELDS}
         for row in self.tx_rows:
             for k, v in zip(TX_FIELDS, row, strict=False):
@@ -280,7 +280,7 @@ class MarketModel(mesa.Model):
         agent.deposits_paid += int(cost)
         if row == self.cursor:
             self.cursor += 1
-        if self.contract.kind != "prediction_market":
+        if self.contract.uses_claim_book:
             x = self.sample(row)
             self.book.add(self.clock.now, self.addr_index[addr], row, y, x.indices, x.values)
         else:
@@ -296,7 +296,7 @@ class MarketModel(mesa.Model):
 
     def claim_walk(self, agent: Participant, rules: WalkRules, address: str | None = None) -> None:
         """Claim what can be claimed, oldest first (see :mod:`sum_abm.market.claims`)."""
-        if self.contract.kind == "prediction_market" or len(self.book) == 0:
+        if not self.contract.uses_claim_book or len(self.book) == 0:
             return
         addr = address or agent.address
         me = self.addr_index[addr]
