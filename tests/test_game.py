@@ -12,6 +12,7 @@ import numpy as np
 import polars as pl
 import pytest
 
+from sum_abm import schema
 from sum_abm.errors import InputError
 from sum_abm.game.empirical import load_game
 
@@ -138,7 +139,7 @@ def test_population_regret_by_hand():
                 "stderr": 0.0,
             }
         )
-    table = pl.DataFrame(rows)
+    table = schema.frame("game_payoffs", rows)
     regs = {r["profile"]: r for r in pop.regrets(game, profs, table)}
     all_honest = regs[pop.label(game, profs[0])]
     assert (

@@ -9,6 +9,7 @@ import numpy as np
 import polars as pl
 import pytest
 
+from sum_abm import schema
 from sum_abm.game.dynamics import replicator
 from sum_abm.game.equilibria import (
     best_deviation,
@@ -42,7 +43,7 @@ def table(roles: list[str], strategies: list[list[str]], payoff, stderr=None) ->
                     "n": 5,
                 }
             )
-    return pl.DataFrame(rows)
+    return schema.frame("game_payoffs", rows)
 
 
 PD = {("C", "C"): (3, 3), ("C", "D"): (0, 5), ("D", "C"): (5, 0), ("D", "D"): (1, 1)}

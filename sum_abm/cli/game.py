@@ -12,7 +12,9 @@ from sum_abm.errors import InputError
 def register(app: typer.Typer) -> None:
     @app.command()
     def game(
-        game_file: Path = typer.Argument(..., help="game TOML file"),
+        game_file: Path = typer.Argument(
+            ..., help="game TOML file, or a bundled game's name (scenarios/games/)"
+        ),
         out: Path = typer.Option(..., help="output folder"),
         address: str = typer.Option(
             None, help="Ray cluster address (default: local Ray, or in-process when tiny)"
@@ -38,10 +40,12 @@ def register(app: typer.Typer) -> None:
         )
 
         from dashboards import game_report
+        from sum_abm.bundled import resolve
         from sum_abm.game.empirical import load_game
         from sum_abm.game.runner import run_game
         from sum_abm.sweeps.engine import check_address, check_out
 
+        game_file = resolve(game_file, "game")
         g = load_game(game_file)
         check_out(out / "sweep", resume, g.base)
         if address:
@@ -138,6 +142,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Find where the best attack's ROI crosses zero along PARAM (bisection with replications)."""
         from dashboards import game_report
+        from sum_abm.bundled import resolve
         from sum_abm.game.runner import run_frontier
 
         lo, hi = range_
@@ -150,7 +155,7 @@ def register(app: typer.Typer) -> None:
             path, vals = across.split("=", 1)
             acr = (path, [_value(v) for v in vals.split(",")])
         rows = run_frontier(
-            game_file,
+            resolve(game_file, "game"),
             out,
             param,
             lo,

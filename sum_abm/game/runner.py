@@ -13,6 +13,7 @@ from typing import Any, Protocol
 import numpy as np
 import polars as pl
 
+from sum_abm import schema
 from sum_abm.atomic import write_parquet_atomic, write_text_atomic
 from sum_abm.game.empirical import (
     EmpiricalGame,
@@ -69,15 +70,6 @@ class GameReports(Protocol):
         df: pl.DataFrame,
         path: Path,
     ) -> None: ...
-
-
-_EMPTY_EQ = {
-    "kind": pl.String,
-    "method": pl.String,
-    "profile": pl.String,
-    "mix": pl.String,
-    "regret": pl.Float64,
-}
 
 
 def _simulate(
@@ -193,11 +185,11 @@ def run_game(
                 "plausible_equilibrium": p in plausible,
             }
         )
-    write_parquet_atomic(pl.DataFrame(regrets), out / "regret.parquet")
+    write_parquet_atomic(schema.frame("game_regret", regrets), out / "regret.parquet")
 
     eq_rows = _equilibria_rows(g, sampled)
     write_parquet_atomic(
-        pl.DataFrame(eq_rows, schema=_EMPTY_EQ) if eq_rows else pl.DataFrame(schema=_EMPTY_EQ),
+        schema.frame("game_equilibria", eq_rows),
         out / "equilibria.parquet",
     )
 
@@ -326,7 +318,7 @@ def _run_population_game(
     table = pop.payoff_table(game, profs, agents, run_profile, runs)
     write_parquet_atomic(table, out / "payoffs.parquet")
     regs = pop.regrets(game, profs, table)
-    write_parquet_atomic(pl.DataFrame(regs), out / "regret.parquet")
+    write_parquet_atomic(schema.frame("game_regret", regs), out / "regret.parquet")
     eqs = [
         {
             "kind": "pure",
@@ -356,7 +348,7 @@ def _run_population_game(
             )
         symmetric.append((role, sg))
     write_parquet_atomic(
-        pl.DataFrame(eqs, schema=_EMPTY_EQ) if eqs else pl.DataFrame(schema=_EMPTY_EQ),
+        schema.frame("game_equilibria", eqs),
         out / "equilibria.parquet",
     )
     ref_label = pop.label(game, profs[0])
@@ -465,18 +457,7 @@ def run_frontier(
                     "found": False,
                 }
             )
-    df = pl.DataFrame(
-        rows,
-        schema={
-            "across": pl.String,
-            "low": pl.Float64,
-            "high": pl.Float64,
-            "estimate": pl.Float64,
-            "best_attack": pl.String,
-            "evaluations": pl.String,
-            "found": pl.Boolean,
-        },
-    )
+    df = schema.frame("frontier", rows)
     write_parquet_atomic(df, out / "frontier.parquet")
     if reports is not None:
         reports.write_frontier_report(game, param, across, df, out / "frontier_report.html")
