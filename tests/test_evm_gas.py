@@ -66,14 +66,14 @@ def test_first_writes_cost_what_the_evm_rules_say():
 def test_fit_recovers_coefficients_and_writes_a_schedule_that_reproduces_them():
     true = {"base": 150_000, "per_feature": 600, "per_class": 4_000, "per_class_feature": 2_700}
     ms = [
-        g.Measurement("multinomial_nb", op, n, c, g.predicted(true, n, c))
+        g.Measurement("multinomial_nb", op, n, c, g.terms(true, n, c))
         for op in g.OPS
         for n in (1, 10, 100)
         for c in (2, 3, 5)
     ]
     flat = {"base": 190_000, "per_feature": 6_200, "per_class": 0, "per_class_feature": 0}
     ms += [
-        g.Measurement("perceptron", op, n, 2, g.predicted(flat, n, 2))
+        g.Measurement("perceptron", op, n, 2, g.terms(flat, n, 2))
         for op in g.OPS
         for n in (1, 10, 100)
     ]
@@ -91,7 +91,7 @@ def test_fit_recovers_coefficients_and_writes_a_schedule_that_reproduces_them():
         per_class_feature=data["per_class_feature"],
     )
     for n, c in ((7, 4), (300, 2)):
-        assert sched.gas("report", "multinomial_nb", n, n_classes=c) == g.predicted(true, n, c)
+        assert sched.gas("report", "multinomial_nb", n, n_classes=c) == g.terms(true, n, c)
     assert (
         sched.gas("add_data", "sgd_perceptron", 40) == 190_000 + 6_200 * 40
     )  # priced as the perceptron

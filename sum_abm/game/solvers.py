@@ -258,17 +258,6 @@ def plausible_equilibria(game: Game) -> list[tuple[int, ...]]:
     ]
 
 
-def expected_payoffs(game: Game, mix: list[np.ndarray]) -> list[float]:
-    """Each role's expected payoff when every role plays its mixed strategy."""
-    out = []
-    for r in range(len(game.roles)):
-        a = game.means[r]
-        for i in reversed(range(len(game.roles))):
-            a = np.tensordot(a, mix[i], axes=([i], [0]))
-        out.append(float(a))
-    return out
-
-
 def strategy_payoffs(game: Game, mix: list[np.ndarray], r: int) -> np.ndarray:
     """Role ``r``'s expected payoff of each of its pure strategies when the other roles play ``mix``."""
     a = game.means[r]
