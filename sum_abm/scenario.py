@@ -21,7 +21,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from sum_abm.errors import InputError
-from sum_abm.policies import group_config_union
+from sum_abm.policies import GroupConfig, group_config_union
 
 
 class StrictModel(BaseModel):
@@ -55,6 +55,12 @@ class DataConfig(StrictModel):
     init_train_portion: float = Field(0.08, ge=0.0, le=1.0)
     init_train_rows: int | None = Field(None, ge=1, description="overrides init_train_portion")
 
+    @model_validator(mode="after")
+    def _user_file(self) -> DataConfig:
+        if self.kind in ("csv", "parquet") and not self.path:
+            raise ValueError(f"path: expected the {self.kind} file's path for kind {self.kind!r}")
+        return self
+
 
 class LearnerConfig(StrictModel):
     """The on-chain model. ``params`` go to the learner's constructor (e.g. ``alpha``)."""
@@ -87,6 +93,14 @@ class LearnerConfig(StrictModel):
                 and (isinstance(value, bool) or not isinstance(value, (int, float)))
             ):
                 raise ValueError(f"params.{name}: expected a number, got {value!r}")
+            # rates and smoothing are positive; seeds are what numpy and scikit-learn accept
+            if isinstance(default, float) and not value > 0:
+                raise ValueError(f"params.{name}: expected a number > 0, got {value!r}")
+            if isinstance(default, int) and not isinstance(default, bool):
+                if not isinstance(value, int) or not 0 <= value < 2**32:
+                    raise ValueError(
+                        f"params.{name}: expected an integer 0 .. 2**32 - 1, got {value!r}"
+                    )
         return self
 
 
@@ -173,7 +187,7 @@ class Scenario(StrictModel):
 
     name: str = "scenario"
     description: str = ""
-    seed: int = Field(1, ge=0)
+    seed: int = Field(1, ge=0, le=2**63 - 1, description="stored in Int64 result columns")
     data: DataConfig = Field(default_factory=DataConfig)
     learner: LearnerConfig = Field(default_factory=LearnerConfig)
     mechanism: MechanismConfig = Field(
@@ -226,8 +240,13 @@ class Scenario(StrictModel):
         Raises :class:`InputError` naming the path when it names no field or the value is rejected.
         """
         data = self.to_dict()
-        for path, value in overrides.items():
-            set_path(data, path, value, source or self.name)
+        # Policy switches first, so that the new policy's own fields may be set in the same call.
+        switches = {p: v for p, v in overrides.items() if _is_policy_path(p)}
+        for path, value in {**switches, **overrides}.items():
+            if path in switches:
+                _switch_policy(data, path, value, source or self.name)
+            else:
+                set_path(data, path, value, source or self.name)
         return parse_scenario(data, source or self.name)
 
 
@@ -273,6 +292,25 @@ def set_path(data: dict[str, Any], path: str, value: Any, source: str) -> None:
         if part not in node or node[part] is None:
             raise InputError(f"{source}: {path}: names no scenario field (at {where!r})")
         node = node[part]
+
+
+def _is_policy_path(path: str) -> bool:
+    parts = split_path(path)
+    return len(parts) == 3 and parts[0] == "agents" and parts[2] == "policy"
+
+
+def _switch_policy(data: dict[str, Any], path: str, policy: Any, source: str) -> None:
+    """Set ``agents.<group>.policy``: a new policy keeps the group's shared fields (those every
+    :class:`~sum_abm.policies.GroupConfig` has) and drops the old policy's own ones (its defaults
+    would be unknown keys to the new policy). Setting the policy a group already has changes
+    nothing."""
+    idx = _group_index(data["agents"], split_path(path)[1])
+    before = None if idx is None else data["agents"][idx].get("policy")
+    set_path(data, path, policy, source)  # names a missing group in its error
+    if policy != before:
+        group = data["agents"][idx]
+        for key in [k for k in group if k not in GroupConfig.model_fields]:
+            del group[key]
 
 
 def _group_index(groups: list[Any], part: str) -> int | None:
@@ -334,6 +372,8 @@ def _describe(err: dict[str, Any]) -> str:
         base = f"expected a value <= {ctx.get('le')}"
     elif typ == "less_than":
         base = f"expected a value < {ctx.get('lt')}"
+    elif typ == "string_too_short":
+        base = f"expected at least {ctx.get('min_length')} character(s)"
     elif typ == "too_short":
         base = f"expected at least {ctx.get('min_length')} item(s)"
     elif typ == "value_error":

@@ -33,10 +33,12 @@ def register(app: typer.Typer) -> None:
         set_: list[str] = typer.Option(
             None, "--set", help="override a field: dotted.path=value (repeatable)"
         ),
-        no_baseline: bool = typer.Option(
-            False, help="skip the clean baseline run for attack metrics"
+        baseline: bool = typer.Option(
+            True,
+            "--baseline/--no-baseline",
+            help="also run the clean baseline (the scenario without attackers) for attack metrics",
         ),
-        no_report: bool = typer.Option(False, help="do not write report.html"),
+        report: bool = typer.Option(True, "--report/--no-report", help="write report.html"),
     ) -> None:
         """Run one scenario; print a summary and where the Parquet results are."""
         from rich.console import Console
@@ -47,7 +49,9 @@ def register(app: typer.Typer) -> None:
 
         path = _resolve(scenario)
         sc = load_scenario(path, parse_set_options(set_, "--set"))
-        seed = sc.seed if seed is None else seed
+        if seed is not None:  # checked like the scenario's own seed: 0 .. 2**63 - 1
+            sc = sc.with_overrides({"seed": seed}, "--seed")
+        seed = sc.seed
         from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
         with Progress(
@@ -66,7 +70,7 @@ def register(app: typer.Typer) -> None:
                     tasks[label] = bar.add_task(what, total=1.0)
                 bar.update(tasks[label], completed=fraction)
 
-            result = run_scenario(sc, seed, baseline=not no_baseline, progress=progress)
+            result = run_scenario(sc, seed, baseline=baseline, progress=progress)
         out_dir = out or Path("runs") / f"{sc.name}-seed{seed}"
         result.write(out_dir)
         s = result.summary.row(0, named=True)
@@ -123,7 +127,7 @@ def register(app: typer.Typer) -> None:
             )
         frames = ", ".join(result.frames())
         print(f"results: {out_dir}/  ({frames} .parquet; run.json)")
-        if not no_report:
+        if report:
             from dashboards import build_run_report
 
             print(f"report: {build_run_report(out_dir)}")
