@@ -21,7 +21,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from sum_abm.errors import InputError
-from sum_abm.policies import GroupConfig, group_config_union
+from sum_abm.policies import POLICIES, GroupConfig, group_config_union
 
 
 class StrictModel(BaseModel):
@@ -302,8 +302,8 @@ def _is_policy_path(path: str) -> bool:
 def _switch_policy(data: dict[str, Any], path: str, policy: Any, source: str) -> None:
     """Set ``agents.<group>.policy``: a new policy keeps the group's shared fields (those every
     :class:`~sum_abm.policies.GroupConfig` has) and drops the old policy's own ones (its defaults
-    would be unknown keys to the new policy). Setting the policy a group already has changes
-    nothing."""
+    would be unknown keys to the new policy) and takes the new policy's defaults. Setting the
+    policy a group already has changes nothing."""
     idx = _group_index(data["agents"], split_path(path)[1])
     before = None if idx is None else data["agents"][idx].get("policy")
     set_path(data, path, policy, source)  # names a missing group in its error
@@ -311,6 +311,11 @@ def _switch_policy(data: dict[str, Any], path: str, policy: Any, source: str) ->
         group = data["agents"][idx]
         for key in [k for k in group if k not in GroupConfig.model_fields]:
             del group[key]
+        if policy in POLICIES:  # the new policy's defaults, so that its fields can be set next
+            try:
+                group.update(POLICIES[policy].Config(**group).model_dump(mode="json"))
+            except ValidationError:
+                pass  # reported, naming the field, when the whole scenario is validated
 
 
 def _group_index(groups: list[Any], part: str) -> int | None:

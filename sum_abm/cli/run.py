@@ -54,6 +54,11 @@ def register(app: typer.Typer) -> None:
         seed = sc.seed
         from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+        from sum_abm.data import load_dataset
+
+        # loaded before the progress bar, so that a bad data setting is one clean line
+        dataset = load_dataset(sc.data, sc.learner.kind, sc.name)
+
         with Progress(
             TextColumn("{task.description}"),
             BarColumn(),
@@ -70,7 +75,7 @@ def register(app: typer.Typer) -> None:
                     tasks[label] = bar.add_task(what, total=1.0)
                 bar.update(tasks[label], completed=fraction)
 
-            result = run_scenario(sc, seed, baseline=baseline, progress=progress)
+            result = run_scenario(sc, seed, baseline=baseline, dataset=dataset, progress=progress)
         out_dir = out or Path("runs") / f"{sc.name}-seed{seed}"
         result.write(out_dir)
         s = result.summary.row(0, named=True)
