@@ -35,6 +35,7 @@ def brute_force(u: dict[tuple[str, ...], list[float]], strategies: list[list[str
     return out
 
 
+@pytest.mark.slow
 def test_quickstart_game_end_to_end(tmp_path):
     r = subprocess.run(
         CLI + ["game", str(ROOT / "scenarios/games/quickstart_game.toml"), "--out", str(tmp_path)],
@@ -104,6 +105,7 @@ def test_quickstart_game_end_to_end(tmp_path):
             assert max(vs.values()) - sum(p[r][s] * v for s, v in vs.items()) <= tol
 
 
+@pytest.mark.slow
 def test_frontier_command(tmp_path):
     r = subprocess.run(
         CLI
@@ -142,7 +144,7 @@ def test_frontier_command(tmp_path):
         (('payoff = "profit"', 'payoff = "fun"'), "payoff"),
     ],
 )
-def test_bad_game_files(tmp_path, edit, expected):
+def test_bad_game_files(tmp_path, edit, expected, cli):
     text = (ROOT / "scenarios/games/quickstart_game.toml").read_text().replace(*edit)
     text = text.replace(
         'base = "../quickstart.toml"', f'base = "{ROOT / "scenarios/quickstart.toml"}"'
@@ -151,12 +153,7 @@ def test_bad_game_files(tmp_path, edit, expected):
     f.write_text(text)
     with pytest.raises(InputError, match=expected.replace("[", r"\[").replace("]", r"\]")):
         load_game(f)
-    r = subprocess.run(
-        CLI + ["game", str(f), "--out", str(tmp_path / "o")],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    r = cli("game", f, "--out", tmp_path / "o")
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1
 
 
@@ -217,6 +214,7 @@ def population_profile(label: str) -> tuple[int, str]:
     return counts.get("honest", 0), deviant
 
 
+@pytest.mark.slow
 def test_population_game_end_to_end(tmp_path):
     r = subprocess.run(
         CLI + ["game", str(ROOT / "scenarios/games/population_game.toml"), "--out", str(tmp_path)],
@@ -298,6 +296,7 @@ def test_population_game_end_to_end(tmp_path):
     assert "Replicator dynamics: contributors" in html
 
 
+@pytest.mark.slow
 def test_designer_game_end_to_end(tmp_path):
     """A designer paid in final accuracy against a deviant paid in ROI (one replication: 4 runs)."""
     from sum_abm.game.runner import run_game
@@ -330,6 +329,7 @@ def test_designer_game_end_to_end(tmp_path):
     assert pl.read_parquet(tmp_path / "out/regret.parquet").height == 4
 
 
+@pytest.mark.slow
 def test_sampled_game_walks_from_the_reference(tmp_path):
     """A table larger than max_profiles: the reference and its deviations, then a best-deviation walk."""
     from sum_abm.game.runner import run_game

@@ -103,8 +103,25 @@ def books_from_transactions(
     return out
 
 
-@pytest.mark.parametrize("mech", list(MECHANISMS))
-@pytest.mark.parametrize("policy", sorted(POLICIES))
+# the cases that take more than about 3 s on 2 cores (measured with --durations)
+SLOW = {
+    ("targeted", "prediction_market"),
+    ("label_flip", "deposit_refund_take"),
+    ("sybil", "deposit_refund_take"),
+    ("free_rider", "prediction_market"),
+    ("adaptive", "deposit_refund_take"),
+    ("free_rider", "deposit_refund_take-python"),
+}
+
+
+@pytest.mark.parametrize(
+    "policy, mech",
+    [
+        pytest.param(p, m, marks=[pytest.mark.slow] * ((p, m) in SLOW), id=f"{p}-{m}")
+        for m in MECHANISMS
+        for p in sorted(POLICIES)
+    ],
+)
 def test_policy_battery(policy, mech):
     sc = parse_scenario(scenario(policy, MECHANISMS[mech]), "battery")
     a = run(sc, seed=5, baseline=False)
@@ -126,6 +143,7 @@ def test_policy_battery(policy, mech):
         assert row["end_balance"] == pytest.approx(row["start_balance"] + mine["profit"], abs=1e-6)
 
 
+@pytest.mark.slow
 def test_books_with_fees_and_paid_predictions():
     """Every policy in one market with a gas price and a model user paying for predictions: fees,
     deposits, refunds, reports and the prediction payments of each agent, replayed from the

@@ -21,6 +21,9 @@ from sum_abm.scenario import load_scenario
 from sum_abm.sweeps import engine, load_agents, load_failures, load_sweep, load_sweep_file, run_many
 from sum_abm.sweeps.spec import SweepSpec, expand, runs_for
 
+# Every test here runs sweeps (most on Ray) or a process: the whole file is in the slow lane.
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parents[1]
 CLI = [sys.executable, "-c", "from sum_abm.cli import main; main()"]
 TINY = {"data.n_rows": [800], "run.max_time_s": [1_728_000]}
