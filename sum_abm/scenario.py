@@ -18,7 +18,7 @@ import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
 from sum_abm.errors import InputError
 from sum_abm.policies import POLICIES, GroupConfig, group_config_union
@@ -240,13 +240,19 @@ class Scenario(StrictModel):
         Raises :class:`InputError` naming the path when it names no field or the value is rejected.
         """
         data = self.to_dict()
-        # Policy switches first, so that the new policy's own fields may be set in the same call.
+        # Policy and mechanism switches first, so that the new one's own fields may be set in
+        # the same call.
         switches = {p: v for p, v in overrides.items() if _is_policy_path(p)}
+        switches.update(
+            {p: v for p, v in overrides.items() if split_path(p) == ["mechanism", "kind"]}
+        )
         for path, value in {**switches, **overrides}.items():
-            if path in switches:
-                _switch_policy(data, path, value, source or self.name)
-            else:
+            if path not in switches:
                 set_path(data, path, value, source or self.name)
+            elif path.startswith("mechanism"):
+                _switch_mechanism(data, value)
+            else:
+                _switch_policy(data, path, value, source or self.name)
         return parse_scenario(data, source or self.name)
 
 
@@ -292,6 +298,29 @@ def set_path(data: dict[str, Any], path: str, value: Any, source: str) -> None:
         if part not in node or node[part] is None:
             raise InputError(f"{source}: {path}: names no scenario field (at {where!r})")
         node = node[part]
+
+
+def _switch_mechanism(data: dict[str, Any], kind: Any) -> None:
+    """Set ``mechanism.kind``: the new mechanism's defaults, keeping each old field the new
+    mechanism also has and accepts (e.g. the refund windows; not DRT's ``semantics = "solidity"``,
+    which the prediction market does not have)."""
+    old = data["mechanism"]
+    if kind == old.get("kind"):
+        return
+    try:
+        fresh = TypeAdapter(MechanismConfig).validate_python({"kind": kind})
+    except ValidationError:
+        data["mechanism"] = {"kind": kind}  # an unknown kind: validation names the choices
+        return
+    new = fresh.model_dump(mode="json")
+    for key, value in old.items():
+        if key in new and key != "kind":
+            try:
+                type(fresh).model_validate({**new, key: value})
+                new[key] = value
+            except ValidationError:
+                pass
+    data["mechanism"] = new
 
 
 def _is_policy_path(path: str) -> bool:

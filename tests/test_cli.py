@@ -52,6 +52,29 @@ def test_set_switches_a_groups_policy_keeping_its_shared_fields():
 
 
 @pytest.mark.slow
+def test_set_switches_the_mechanism_keeping_what_the_new_one_accepts():
+    base = load_scenario(QUICKSTART)
+    pts = load_scenario(QUICKSTART, {"mechanism.kind": "points"}).mechanism
+    assert pts.kind == "points" and pts.refund_time_s == base.mechanism.refund_time_s
+    assert not hasattr(pts, "cost_weight")
+    # the market has no "solidity" semantics: it takes its own default; its fields can be set too
+    pm = load_scenario(
+        QUICKSTART, {"mechanism.bounty": 500, "mechanism.kind": "prediction_market"}
+    ).mechanism
+    assert (pm.kind, pm.semantics, pm.bounty) == ("prediction_market", "corrected", 500)
+    assert pm.any_address_claim_wait_time_s == base.mechanism.any_address_claim_wait_time_s
+
+
+def test_an_out_folder_that_cannot_be_written_is_refused_before_the_run(cli, tmp_path):
+    f = tmp_path / "a_file"
+    f.write_text("")
+    r = cli(*RUN, "--out", f)
+    assert (
+        r.returncode == 2
+        and r.stderr.strip() == f"sum-abm: --out: {str(f)!r} is a file, expected a folder"
+    )
+
+
 def test_set_switches_a_policy_on_the_command_line(cli, tmp_path):
     r = cli(
         "run", "quickstart", "--set", "agents.attacker.policy=free_rider", "--set",

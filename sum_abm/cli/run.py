@@ -58,6 +58,15 @@ def register(app: typer.Typer) -> None:
 
         # loaded before the progress bar, so that a bad data setting is one clean line
         dataset = load_dataset(sc.data, sc.learner.kind, sc.name)
+        out_dir = out or Path("runs") / f"{sc.name}-seed{seed}"
+        if out_dir.exists() and not out_dir.is_dir():
+            raise InputError(f"--out: {str(out_dir)!r} is a file, expected a folder")
+        try:  # a folder that cannot be written is refused before the run, not after it
+            out_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise InputError(
+                f"--out: cannot write results to {str(out_dir)!r}: {exc.strerror}"
+            ) from None
 
         with Progress(
             TextColumn("{task.description}"),
@@ -76,7 +85,6 @@ def register(app: typer.Typer) -> None:
                 bar.update(tasks[label], completed=fraction)
 
             result = run_scenario(sc, seed, baseline=baseline, dataset=dataset, progress=progress)
-        out_dir = out or Path("runs") / f"{sc.name}-seed{seed}"
         result.write(out_dir)
         s = result.summary.row(0, named=True)
         t = Table(
