@@ -65,14 +65,21 @@ def test_set_switches_the_mechanism_keeping_what_the_new_one_accepts():
     assert pm.any_address_claim_wait_time_s == base.mechanism.any_address_claim_wait_time_s
 
 
-def test_an_out_folder_that_cannot_be_written_is_refused_before_the_run(cli, tmp_path):
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["run", "quickstart", "--no-report"],
+        ["game", GAME],
+        ["frontier", GAME, "--param", "agents.honest.start_balance", "--range", "1", "5"],
+    ],
+    ids=["run", "game", "frontier"],
+)
+def test_an_out_folder_that_is_a_file_is_refused_before_any_run(cli, tmp_path, args):
     f = tmp_path / "a_file"
     f.write_text("")
-    r = cli(*RUN, "--out", f)
-    assert (
-        r.returncode == 2
-        and r.stderr.strip() == f"sum-abm: --out: {str(f)!r} is a file, expected a folder"
-    )
+    r = cli(*args, "--out", f)
+    assert r.returncode == 2 and r.stdout == ""
+    assert r.stderr.strip() == f"sum-abm: --out: {str(f)!r} is a file, expected a folder"
 
 
 def test_set_switches_a_policy_on_the_command_line(cli, tmp_path):

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from sum_abm.cli.run import check_out_folder
 from sum_abm.errors import InputError
 
 
@@ -42,6 +43,7 @@ def register(app: typer.Typer) -> None:
         from sum_abm.sweeps.engine import check_address, check_out
 
         g = load_game(game_file)
+        check_out_folder(out)
         check_out(out / "sweep", resume, g.base)
         if address:
             check_address(address)
@@ -131,6 +133,7 @@ def register(app: typer.Typer) -> None:
         """Find where the best attack's ROI crosses zero along PARAM (bisection with replications)."""
         from sum_abm.game.runner import run_frontier
 
+        check_out_folder(out)
         lo, hi = range_
         if not lo < hi:
             raise InputError(f"--range {lo} {hi}: expected LO < HI")

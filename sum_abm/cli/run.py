@@ -24,6 +24,12 @@ def _resolve(name: str) -> Path:
     )
 
 
+def check_out_folder(out: Path) -> None:
+    """``--out`` must be a folder or not exist yet: refused before any run, in one line."""
+    if out.exists() and not out.is_dir():
+        raise InputError(f"--out: {str(out)!r} is a file, expected a folder")
+
+
 def register(app: typer.Typer) -> None:
     @app.command()
     def run(
@@ -59,8 +65,7 @@ def register(app: typer.Typer) -> None:
         # loaded before the progress bar, so that a bad data setting is one clean line
         dataset = load_dataset(sc.data, sc.learner.kind, sc.name)
         out_dir = out or Path("runs") / f"{sc.name}-seed{seed}"
-        if out_dir.exists() and not out_dir.is_dir():
-            raise InputError(f"--out: {str(out_dir)!r} is a file, expected a folder")
+        check_out_folder(out_dir)
         try:  # a folder that cannot be written is refused before the run, not after it
             out_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
