@@ -22,14 +22,13 @@ import platform
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import polars as pl
 
-if TYPE_CHECKING:  # pragma: no cover
-    from sum_abm.market.model import MarketModel
-    from sum_abm.scenario import Scenario
+from sum_abm.market.model import MarketModel
+from sum_abm.scenario import Scenario
 
 FRAMES = ("transactions", "timeseries", "agents", "summary")
 
