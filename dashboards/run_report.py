@@ -32,9 +32,9 @@ from dashboards.style import (
     table_html,
 )
 from sum_abm.mechanisms import MECHANISMS
+from sum_abm.schema import FRAMES, RUN_FRAMES
 
 MAX_AGENT_LINES = 12  # beyond this many agents, balances are drawn per group
-FRAMES = ("transactions", "timeseries", "agents", "summary")
 
 
 def group_palette(agents: pl.DataFrame) -> dict[str, str]:
@@ -552,13 +552,13 @@ def read_run(run_dir: str | Path) -> tuple[dict[str, pl.DataFrame], pl.DataFrame
     from sum_abm.errors import InputError
 
     d = Path(run_dir)
-    missing = [f"{n}.parquet" for n in FRAMES if not (d / f"{n}.parquet").exists()]
+    missing = [FRAMES[n].file for n in RUN_FRAMES if not (d / FRAMES[n].file).exists()]
     if missing:
         raise InputError(f"{d}: not a complete run folder: missing {', '.join(missing)}")
-    frames = {n: pl.read_parquet(d / f"{n}.parquet") for n in FRAMES}
-    if (d / "evm.parquet").exists():
-        frames["evm"] = pl.read_parquet(d / "evm.parquet")
-    base_f = d / "baseline_timeseries.parquet"
+    frames = {n: pl.read_parquet(d / FRAMES[n].file) for n in RUN_FRAMES}
+    if (d / FRAMES["evm"].file).exists():
+        frames["evm"] = pl.read_parquet(d / FRAMES["evm"].file)
+    base_f = d / FRAMES["baseline_timeseries"].file
     baseline = pl.read_parquet(base_f) if base_f.exists() else None
     meta = json.loads((d / "run.json").read_text()) if (d / "run.json").exists() else {}
     return frames, baseline, meta

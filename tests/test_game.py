@@ -12,6 +12,7 @@ import numpy as np
 import polars as pl
 import pytest
 
+from sum_abm import schema
 from sum_abm.errors import InputError
 from sum_abm.game.empirical import load_game
 
@@ -138,7 +139,7 @@ def test_population_regret_by_hand():
                 "stderr": 0.0,
             }
         )
-    table = pl.DataFrame(rows)
+    table = schema.frame("game_payoffs", rows)
     regs = {r["profile"]: r for r in pop.regrets(game, profs, table)}
     all_honest = regs[pop.label(game, profs[0])]
     assert (
@@ -253,6 +254,7 @@ def test_sampled_game_walks_from_the_reference(tmp_path):
 def test_frontier_line_by_bisection(tmp_path, monkeypatch):
     """The frontier assembled across a second parameter, on a synthetic best-attack ROI that crosses
     zero at start_balance = 2000 x cost_weight (the market is replaced, the bisection and files are real)."""
+    from dashboards import game_report
     from sum_abm.game import runner
 
     calls = []
@@ -276,6 +278,7 @@ def test_frontier_line_by_bisection(tmp_path, monkeypatch):
         iterations=20,
         across=("mechanism.cost_weight", [1, 3, 9, 20]),
         integer=True,
+        reports=game_report,
     )
     assert [r["across"] for r in rows] == ["1", "3", "9", "20"]
     for r, w in zip(rows[:3], (1, 3, 9), strict=False):

@@ -11,9 +11,10 @@ from pathlib import Path
 import polars as pl
 import pytest
 
+from sum_abm import schema
 from sum_abm.errors import InputError
 from sum_abm.game.empirical import load_game, payoff_table, profiles_to_run, to_game
-from sum_abm.game.solvers import best_deviation
+from sum_abm.game.equilibria import best_deviation
 
 ROOT = Path(__file__).resolve().parents[1]
 CLI = [sys.executable, "-c", "from sum_abm.cli import main; main()"]
@@ -115,8 +116,10 @@ def test_payoff_table_from_injected_runs(tmp_path):
         rows += [{"run_id": rid, "group": "honest", "profit": honest, "roi": 0.0}] * 4
         rows += [{"run_id": rid, "group": "late", "profit": late, "roi": 0.0}] * 2
         rows += [{"run_id": rid, "group": "attacker", "profit": 0, "roi": dev_roi}]
-    agents = pl.DataFrame(rows)
-    runs = pl.DataFrame({"run_id": ["a", "b", "c"], "accuracy_final": [0.8, 0.9, 0.6]})
+    agents = schema.frame("sweep_agents", rows)
+    runs = schema.frame(
+        "sweep_runs", {"run_id": ["a", "b", "c"], "accuracy_final": [0.8, 0.9, 0.6]}
+    )
     t = payoff_table(g, profiles, agents, run_profile, runs)
     assert set(t.columns) >= {"profile", "role", "strategy", "mean", "stderr", "n"}
 

@@ -53,6 +53,25 @@ def test_skipping_proven_rejections_gives_identical_outcomes(scenario, learner):
     assert naive.summary["calls_rejected"][0] > fast.summary["calls_rejected"][0]
 
 
+@pytest.mark.parametrize(
+    "scenario,rows",
+    [("attack_sybil", 2400), pytest.param("quickstart", 6000, marks=pytest.mark.slow)],
+)
+def test_corrected_drt_walk_equals_the_naive_walk(scenario, rows):
+    # The fast walk's masks do not know the corrected rule; its free check refuses a report whose
+    # share floors to 0 before sending, while the naive walk sends it and the contract rejects it.
+    # (Sizes where such reports happen: at 1200 rows total_good stays too small for a zero share.)
+    sc = small(scenario, **{"mechanism.semantics": "corrected", "data.n_rows": rows})
+    fast = run(sc, seed=3, baseline=False)
+    naive = run(sc.with_overrides({"run.naive_claims": True}), seed=3, baseline=False)
+    cols = ("agent_id", "end_balance", "refunded", "reports_won", "taken")
+    assert fast.agents.select(cols).equals(naive.agents.select(cols))
+    assert fast.timeseries.equals(naive.timeseries)
+    refused = naive.transactions.filter(pl.col("reason") == "share_rounds_to_zero").height
+    assert refused > 0  # the corrected rule was exercised, not just allowed
+    assert fast.transactions.filter(pl.col("reason") == "share_rounds_to_zero").height == 0
+
+
 def test_attack_metrics_use_a_clean_baseline():
     # A pure label flipper (no reporting, no taking of expired deposits) can only lose its deposits.
     r = run(

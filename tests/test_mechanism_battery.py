@@ -12,7 +12,8 @@ mechanism's market adapter:
 - the adapter's "would be accepted" equals what the contract does when the call is sent (the
   wallet rule, ``insufficient_funds``, aside), and ``can_add`` never skips an add that would pass;
 - snapshot -> restore is exact, and the same calls after a restore give the same results;
-- the summary extras are the columns the mechanism declares, and those are summary columns of a run.
+- the summary extras are the columns the mechanism declares, which the results schema
+  (:mod:`sum_abm.schema`) declares and a run's summary frame has.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from sum_abm import schema
 from sum_abm.chain import Chain, Rejected
 from sum_abm.contract.state import freeze
 from sum_abm.data import Dataset
@@ -199,7 +201,7 @@ def test_mechanism_battery(kind, semantics, learner, acts, tail, gas_price):
 
 @pytest.mark.parametrize("kind", list(MECHANISMS))
 def test_summary_extras_are_declared_summary_columns(kind):
-    """The extras are exactly the declared columns, and a run's summary frame has them."""
+    """The extras are exactly the declared columns; the schema declares them; a run has them."""
     from sum_abm.market.run import run
     from sum_abm.scenario import parse_scenario
 
@@ -219,3 +221,4 @@ def test_summary_extras_are_declared_summary_columns(kind):
     )
     summary = run(sc, baseline=False).summary
     assert set(adapter.summary_columns) <= set(summary.columns)
+    assert set(adapter.summary_columns) <= set(schema.FRAMES["summary"].names)  # declared

@@ -32,7 +32,7 @@ QUICK = (ROOT / "scenarios" / "quickstart.toml").read_text()
         (("[chain]", "[chain]\nspeed = 1"), "chain.speed: unknown key"),
         (('policy = "label_flip"', 'policy = "wizard"'), "agents[1].policy: expected one of"),
         (
-            ('semantics = "solidity"', 'semantics = "corrected"'),
+            ('semantics = "solidity"', 'semantics = "lenient"'),
             "mechanism.semantics: expected one of",
         ),
         (("count = 4", "count = 0"), "agents[0].count: expected a value >= 1, got 0"),

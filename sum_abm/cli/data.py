@@ -45,9 +45,9 @@ def register(app: typer.Typer) -> None:
                 raise InputError(f"{source}: no such file")
             spec, where = {"kind": p.suffix.lower()[1:], "path": str(p), **overrides}, source
         else:
-            from sum_abm.cli.run import _resolve
+            from sum_abm.bundled import resolve
 
-            sc = load_scenario(_resolve(source), {f"data.{k}": v for k, v in overrides.items()})
+            sc = load_scenario(resolve(source), {f"data.{k}": v for k, v in overrides.items()})
             spec, where = sc.data.model_dump(), str(source)
             learner = learner or sc.learner.kind
         ds = load_dataset(validate_file_model(DataConfig, spec, where), learner, where)

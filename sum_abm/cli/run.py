@@ -6,22 +6,7 @@ from pathlib import Path
 
 import typer
 
-from sum_abm.errors import InputError
-
-BUNDLED = Path(__file__).resolve().parents[2] / "scenarios"
-
-
-def _resolve(name: str) -> Path:
-    """A scenario path, or the name of a bundled scenario (``quickstart``)."""
-    p = Path(name)
-    if p.exists():
-        return p
-    cand = BUNDLED / (name if name.endswith(".toml") else f"{name}.toml")
-    if cand.exists():
-        return cand
-    raise InputError(
-        f"{name}: no such scenario file (and no bundled scenario of that name; see `sum-abm scenarios`)"
-    )
+from sum_abm.bundled import bundled, resolve
 
 
 def register(app: typer.Typer) -> None:
@@ -45,7 +30,7 @@ def register(app: typer.Typer) -> None:
         from sum_abm.market.run import run as run_scenario
         from sum_abm.scenario import load_scenario, parse_set_options
 
-        path = _resolve(scenario)
+        path = resolve(scenario)
         sc = load_scenario(path, parse_set_options(set_, "--set"))
         seed = sc.seed if seed is None else seed
         from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -157,6 +142,6 @@ def register(app: typer.Typer) -> None:
         """List the bundled scenarios, a line each."""
         from sum_abm.scenario import load_scenario
 
-        for f in sorted(BUNDLED.glob("*.toml")):
+        for f in bundled("scenario"):
             sc = load_scenario(f)
             print(f"{f.stem:28s} {sc.description}")

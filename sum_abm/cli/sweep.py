@@ -10,7 +10,9 @@ import typer
 def register(app: typer.Typer) -> None:
     @app.command()
     def sweep(
-        sweep_file: Path = typer.Argument(..., help="sweep TOML file (see scenarios/sweeps/)"),
+        sweep_file: Path = typer.Argument(
+            ..., help="sweep TOML file, or a bundled sweep's name (scenarios/sweeps/)"
+        ),
         out: Path = typer.Option(
             ..., help="output folder (runs/, agents/, sweep.json, failures.parquet)"
         ),
@@ -33,9 +35,11 @@ def register(app: typer.Typer) -> None:
         Exit status: 0 when every run finished, 1 when some raised (see failures.parquet),
         2 for bad input, 130 when interrupted (the folder resumes with --resume).
         """
+        from sum_abm.bundled import resolve
         from sum_abm.sweeps import load_sweep_file
         from sum_abm.sweeps.engine import check_address, check_out, init_ray
 
+        sweep_file = resolve(sweep_file, "sweep")
         sw = load_sweep_file(sweep_file)
         check_out(out, resume, sw.base)  # bad input answers in one line, before any output
         connected = False

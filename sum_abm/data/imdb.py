@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
+
+from sum_abm.atomic import write_with
 
 CHUNK = 5_000  # the reference's chunk (documentation)
 SUB = 1_000  # rows generated at a time; a divisor of CHUNK keeps the stream identical
@@ -120,16 +121,14 @@ def imdb_synthetic_cached(
             pass
     X, y = make_imdb_synthetic(n_rows, n_features, noise, seed)
     if path is not None:
-        tmp = None
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-            with os.fdopen(fd, "wb") as fh:
-                np.savez(
+            write_with(
+                path,
+                lambda fh: np.savez(
                     fh, key=np.array(key), indices=X.indices, indptr=X.indptr, y=y.astype(np.int8)
-                )
-            os.replace(tmp, path)
+                ),
+            )
         except OSError:
-            if tmp is not None:
-                Path(tmp).unlink(missing_ok=True)
+            pass  # a cache that cannot be written is only slower next time
     return X, y

@@ -15,7 +15,6 @@ from __future__ import annotations
 import functools
 import html
 import os
-from pathlib import Path
 from typing import Any
 
 os.environ.setdefault("SOLARA_CHECK_HOOKS", "off")  # mesa.visualization trips solara's hook checker
@@ -28,13 +27,13 @@ from mesa.visualization.utils import update_counter  # noqa: E402
 from plotly.subplots import make_subplots  # noqa: E402
 
 from dashboards.style import ACCURACY, ALL_DATA, ATTACKER, BASELINE, DAY_S, HONEST, group_colors  # noqa: E402
+from sum_abm.bundled import resolve  # noqa: E402
 from sum_abm.learners import LEARNERS  # noqa: E402
 from sum_abm.market.model import MarketModel  # noqa: E402
 from sum_abm.mechanisms import MECHANISMS  # noqa: E402
 from sum_abm.policies import POLICIES  # noqa: E402
 from sum_abm.scenario import Scenario, load_scenario, parse_scenario  # noqa: E402
 
-SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
 # The menus follow the registries (mechanisms, their semantics, learners).
 SEMANTICS = {kind: list(m.semantics) for kind, m in MECHANISMS.items()}
 DEFAULT_MECHANISM = next(iter(MECHANISMS))
@@ -58,11 +57,7 @@ _DATA: dict[
 def base_scenario(name: str | None = None) -> Scenario:
     """The scenario the server starts from: ``name`` or ``SUM_ABM_VIZ_SCENARIO`` (a bundled name or a
     TOML file), default ``quickstart``."""
-    name = name or os.environ.get("SUM_ABM_VIZ_SCENARIO", "quickstart")
-    p = Path(name)
-    if not p.exists():
-        p = SCENARIOS / (name if name.endswith(".toml") else f"{name}.toml")
-    return load_scenario(p)
+    return load_scenario(resolve(name or os.environ.get("SUM_ABM_VIZ_SCENARIO", "quickstart")))
 
 
 def attacker_share(sc: Scenario) -> int:

@@ -26,8 +26,10 @@ from typing import Any
 
 import polars as pl
 
+from sum_abm import schema
+from sum_abm.atomic import write_parquet_atomic, write_text_atomic
 from sum_abm.errors import InputError
-from sum_abm.market.results import versions, write_parquet_atomic, write_text_atomic
+from sum_abm.market.results import versions
 from sum_abm.scenario import Scenario
 from sum_abm.sweeps.spec import RunSpec
 
@@ -181,15 +183,7 @@ class SweepWriter:
             path.unlink(missing_ok=True)
 
 
-FAILURE_SCHEMA = {
-    "run_id": pl.String,
-    "replication": pl.Int64,
-    "seed": pl.Int64,
-    "parameters": pl.String,
-    "error_type": pl.String,
-    "message": pl.String,
-    "traceback": pl.String,
-}
+FAILURE_SCHEMA = schema.dtypes("sweep_failures")
 
 
 def _canonical(obj: Any) -> str:
