@@ -222,3 +222,45 @@ def test_summary_extras_are_declared_summary_columns(kind):
     summary = run(sc, baseline=False).summary
     assert set(adapter.summary_columns) <= set(summary.columns)
     assert set(adapter.summary_columns) <= set(schema.FRAMES["summary"].names)  # declared
+
+
+@pytest.mark.parametrize("kind", list(MECHANISMS))
+def test_registered_mechanism_is_complete(kind):
+    """What the rest of the package asks a mechanism for is there and consistent."""
+    from dashboards.run_report import MECHANISM_PANELS
+
+    mech = MECHANISMS[kind]
+    assert mech.kind == kind and mech.title
+    default = mech.Config(kind=kind)  # every setting has a default
+    assert getattr(default, "semantics", None) == (mech.semantics[0] if mech.semantics else None)
+    for sem in mech.semantics:
+        assert mech.Config(kind=kind, semantics=sem).semantics == sem
+    assert mech.Config(kind=kind, **mech.interactive_defaults)  # the viz server's start is valid
+    assert mech.report_panels and set(mech.report_panels) <= set(MECHANISM_PANELS)
+    adapter, _, _ = deploy(kind, None, "nearest_centroid", 0)
+    assert set(adapter.calls) <= {"add_data", "refund", "report", "predict"}
+    assert "add_data" in adapter.calls
+
+
+def test_the_market_implements_the_market_view():
+    """Every member of the policies' MarketView (and ParticipantView) exists on the market."""
+    from sum_abm.market.model import MarketModel
+    from sum_abm.policies.view import MarketView, ParticipantView
+    from sum_abm.scenario import parse_scenario
+
+    sc = parse_scenario(
+        {
+            "data": {"kind": "breast_cancer", "train_rows": 60, "init_train_rows": 20},
+            "learner": {"kind": "nearest_centroid"},
+            "agents": [{"name": "honest", "policy": "honest", "count": 2}],
+        }
+    )
+    model = MarketModel(scenario=sc)
+    for proto, obj in ((MarketView, model), (ParticipantView, next(iter(model.participants)))):
+        members = set(proto.__annotations__) | {
+            k for k, v in vars(proto).items() if callable(v) or isinstance(v, property)
+        }
+        members -= {"__init__", "_is_protocol", "__subclasshook__"}
+        missing = sorted(m for m in members if not m.startswith("_") and not hasattr(obj, m))
+        assert not missing, f"{type(obj).__name__} lacks {missing}"
+    assert len(model.participants) == len(model.agents) == 2
