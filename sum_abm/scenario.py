@@ -23,7 +23,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, Field, ValidationError, model_validator
+from pydantic import BaseModel, Field, TypeAdapter, ValidationError, model_validator
 
 from sum_abm.chain.config import ChainConfig
 from sum_abm.config import StrictModel
@@ -31,7 +31,7 @@ from sum_abm.data.config import DataConfig
 from sum_abm.errors import InputError
 from sum_abm.learners.config import LearnerConfig
 from sum_abm.mechanisms import default_mechanism_config, mechanism_config_union
-from sum_abm.policies import group_config_union
+from sum_abm.policies import POLICIES, GroupConfig, group_config_union
 
 
 class RunConfig(StrictModel):
@@ -55,7 +55,7 @@ class Scenario(StrictModel):
 
     name: str = "scenario"
     description: str = ""
-    seed: int = Field(1, ge=0)
+    seed: int = Field(1, ge=0, le=2**63 - 1, description="stored in Int64 result columns")
     data: DataConfig = Field(default_factory=DataConfig)
     learner: LearnerConfig = Field(default_factory=LearnerConfig)
     mechanism: mechanism_config_union() = Field(  # type: ignore[valid-type]
@@ -106,8 +106,19 @@ class Scenario(StrictModel):
         Raises :class:`InputError` naming the path when it names no field or the value is rejected.
         """
         data = self.to_dict()
-        for path, value in overrides.items():
-            set_path(data, path, value, source or self.name)
+        # Policy and mechanism switches first, so that the new one's own fields may be set in
+        # the same call.
+        switches = {p: v for p, v in overrides.items() if _is_policy_path(p)}
+        switches.update(
+            {p: v for p, v in overrides.items() if split_path(p) == ["mechanism", "kind"]}
+        )
+        for path, value in {**switches, **overrides}.items():
+            if path not in switches:
+                set_path(data, path, value, source or self.name)
+            elif path.startswith("mechanism"):
+                _switch_mechanism(data, value)
+            else:
+                _switch_policy(data, path, value, source or self.name)
         return parse_scenario(data, source or self.name)
 
 
@@ -153,6 +164,53 @@ def set_path(data: dict[str, Any], path: str, value: Any, source: str) -> None:
         if part not in node or node[part] is None:
             raise InputError(f"{source}: {path}: names no scenario field (at {where!r})")
         node = node[part]
+
+
+def _switch_mechanism(data: dict[str, Any], kind: Any) -> None:
+    """Set ``mechanism.kind``: the new mechanism's defaults, keeping each old field the new
+    mechanism also has and accepts (e.g. the refund windows; not DRT's ``semantics = "solidity"``,
+    which the prediction market does not have)."""
+    old = data["mechanism"]
+    if kind == old.get("kind"):
+        return
+    try:
+        fresh = TypeAdapter(mechanism_config_union()).validate_python({"kind": kind})
+    except ValidationError:
+        data["mechanism"] = {"kind": kind}  # an unknown kind: validation names the choices
+        return
+    new = fresh.model_dump(mode="json")
+    for key, value in old.items():
+        if key in new and key != "kind":
+            try:
+                type(fresh).model_validate({**new, key: value})
+                new[key] = value
+            except ValidationError:
+                pass
+    data["mechanism"] = new
+
+
+def _is_policy_path(path: str) -> bool:
+    parts = split_path(path)
+    return len(parts) == 3 and parts[0] == "agents" and parts[2] == "policy"
+
+
+def _switch_policy(data: dict[str, Any], path: str, policy: Any, source: str) -> None:
+    """Set ``agents.<group>.policy``: a new policy keeps the group's shared fields (those every
+    :class:`~sum_abm.policies.GroupConfig` has) and drops the old policy's own ones (its defaults
+    would be unknown keys to the new policy) and takes the new policy's defaults. Setting the
+    policy a group already has changes nothing."""
+    idx = _group_index(data["agents"], split_path(path)[1])
+    before = None if idx is None else data["agents"][idx].get("policy")
+    set_path(data, path, policy, source)  # names a missing group in its error
+    if policy != before:
+        group = data["agents"][idx]
+        for key in [k for k in group if k not in GroupConfig.model_fields]:
+            del group[key]
+        if policy in POLICIES:  # the new policy's defaults, so that its fields can be set next
+            try:
+                group.update(POLICIES[policy].Config(**group).model_dump(mode="json"))
+            except ValidationError:
+                pass  # reported, naming the field, when the whole scenario is validated
 
 
 def _group_index(groups: list[Any], part: str) -> int | None:
@@ -214,6 +272,8 @@ def _describe(err: dict[str, Any]) -> str:
         base = f"expected a value <= {ctx.get('le')}"
     elif typ == "less_than":
         base = f"expected a value < {ctx.get('lt')}"
+    elif typ == "string_too_short":
+        base = f"expected at least {ctx.get('min_length')} character(s)"
     elif typ == "too_short":
         base = f"expected at least {ctx.get('min_length')} item(s)"
     elif typ == "value_error":

@@ -3,8 +3,6 @@ report's grid, axes, panels and frontier, the self-contained HTML files, and the
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -30,7 +28,6 @@ from sum_abm.market.run import run
 from sum_abm.scenario import load_scenario
 
 ROOT = Path(__file__).resolve().parents[1]
-CLI = [sys.executable, "-c", "from sum_abm.cli import main; main()"]
 DAY = 86_400
 
 
@@ -434,16 +431,14 @@ def test_run_report_html_is_self_contained(run_dir):
     )  # plotly.js inlined once
 
 
-def test_report_cli_for_run_and_sweep_and_bad_folders(run_dir, tmp_path):
-    r = subprocess.run(CLI + ["report", str(run_dir)], capture_output=True, text=True, timeout=120)
+def test_report_cli_for_run_and_sweep_and_bad_folders(run_dir, tmp_path, cli):
+    r = cli("report", run_dir)
     assert r.returncode == 0 and (run_dir / "report.html").exists()
-    r = subprocess.run(CLI + ["report", str(tmp_path)], capture_output=True, text=True, timeout=120)
+    r = cli("report", tmp_path)
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1
     (tmp_path / "half").mkdir()
     (tmp_path / "half" / "summary.parquet").write_bytes((run_dir / "summary.parquet").read_bytes())
-    r = subprocess.run(
-        CLI + ["report", str(tmp_path / "half")], capture_output=True, text=True, timeout=120
-    )
+    r = cli("report", tmp_path / "half")
     assert r.returncode == 2 and "missing" in r.stderr and len(r.stderr.strip().splitlines()) == 1
     from sum_abm.sweeps import run_many
 
@@ -455,30 +450,14 @@ def test_report_cli_for_run_and_sweep_and_bad_folders(run_dir, tmp_path):
     out = build_sweep_report(tmp_path / "sw")
     text = out.read_text()
     assert "Attacker ROI" in text and "4 of 4 runs finished" in text
-    r = subprocess.run(
-        CLI + ["report", str(tmp_path / "sw"), "--x", "nope"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    r = cli("report", tmp_path / "sw", "--x", "nope")
     assert (
         r.returncode == 2
         and "not a swept parameter" in r.stderr
         and len(r.stderr.strip().splitlines()) == 1
     )
-    r = subprocess.run(
-        CLI
-        + [
-            "report",
-            str(tmp_path / "sw"),
-            "--x",
-            "agents.attacker.count",
-            "--y",
-            "mechanism.cost_weight",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
+    r = cli(
+        "report", tmp_path / "sw", "--x", "agents.attacker.count", "--y", "mechanism.cost_weight"
     )
     assert r.returncode == 0, r.stderr
 

@@ -4,8 +4,6 @@ payoff table built from injected run rows."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import polars as pl
@@ -17,7 +15,6 @@ from sum_abm.game.empirical import load_game, payoff_table, profiles_to_run, to_
 from sum_abm.game.equilibria import best_deviation
 
 ROOT = Path(__file__).resolve().parents[1]
-CLI = [sys.executable, "-c", "from sum_abm.cli import main; main()"]
 
 BASE = (
     (ROOT / "scenarios/quickstart.toml").read_text()
@@ -212,14 +209,9 @@ def test_bad_game_files_one_line(tmp_path, edit, expected):
     assert expected in msg and "\n" not in msg and str(f) in msg
 
 
-def test_cli_bad_game_file_exit_2(tmp_path):
+def test_cli_bad_game_file_exit_2(tmp_path, cli):
     f = write(tmp_path, GAME.replace('payoff = "profit"', 'payoff = "fun"'))
-    r = subprocess.run(
-        CLI + ["game", str(f), "--out", str(tmp_path / "o")],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    r = cli("game", f, "--out", tmp_path / "o")
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1
     assert "g.toml: payoff: expected one of" in r.stderr and not (tmp_path / "o").exists()
 

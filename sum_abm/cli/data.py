@@ -34,7 +34,11 @@ def register(app: typer.Typer) -> None:
         import scipy.sparse as sp
 
         from sum_abm.data import DataConfig, load_dataset
+        from sum_abm.learners import LEARNERS
         from sum_abm.scenario import load_scenario, parse_set_options, validate_file_model
+
+        if learner and learner not in LEARNERS:
+            raise InputError(f"--learner: expected one of {sorted(LEARNERS)}, got {learner!r}")
 
         overrides = {k.removeprefix("data."): v for k, v in parse_set_options(set_).items()}
         p = Path(source)

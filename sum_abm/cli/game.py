@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from sum_abm.cli.run import check_out_folder
 from sum_abm.errors import InputError
 
 
@@ -47,6 +48,7 @@ def register(app: typer.Typer) -> None:
 
         game_file = resolve(game_file, "game")
         g = load_game(game_file)
+        check_out_folder(out)
         check_out(out / "sweep", resume, g.base)
         if address:
             check_address(address)
@@ -145,6 +147,7 @@ def register(app: typer.Typer) -> None:
         from sum_abm.bundled import resolve
         from sum_abm.game.runner import run_frontier
 
+        check_out_folder(out)
         lo, hi = range_
         if not lo < hi:
             raise InputError(f"--range {lo} {hi}: expected LO < HI")

@@ -170,7 +170,7 @@ def register(app: typer.Typer) -> None:
             for op in g.OPS:
                 cf = coefs[kind][op]
                 errs = [
-                    abs(g.predicted(cf, m.n_features, m.n_classes) - m.gas) / m.gas
+                    abs(g.terms(cf, m.n_features, m.n_classes) - m.gas) / m.gas
                     for m in ms
                     if m.kind == kind and m.op == op
                 ]

@@ -6,6 +6,7 @@ agents contribute (in order), and the hidden test set. Nothing is downloaded.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from sum_abm.data.config import SKLEARN_KINDS, DataConfig
-from sum_abm.data.imdb import imdb_synthetic_cached, make_imdb_synthetic
+from sum_abm.data.imdb import imdb_synthetic_cached, make_imdb_synthetic, peak_bytes
 from sum_abm.errors import InputError
 from sum_abm.learners import LEARNERS
 from sum_abm.learners.base import Sample
@@ -188,6 +189,28 @@ def _user_file(cfg: Any, source: str) -> tuple[Any, np.ndarray, int]:
     return X[order], y[order], len(y) - n_test
 
 
+def machine_memory() -> int | None:
+    """Physical memory of this machine (bytes), or None where the OS does not say."""
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def _check_memory(cfg: Any, source: str) -> None:
+    """Refuse generated data larger than the machine's memory before allocating any of it."""
+    have = machine_memory()
+    need = peak_bytes(cfg.n_rows, cfg.n_features)
+    if have is not None and need > have:
+        # name the field that drives the estimate: rows (the CSR) or features (the key blocks)
+        field = "n_rows" if cfg.n_rows * min(175, cfg.n_features) * 36 >= need / 2 else "n_features"
+        raise InputError(
+            f"{source}: data.{field}: {cfg.n_rows:,} rows x {cfg.n_features:,} features need about "
+            f"{need / 2**30:,.0f} GiB of memory, more than this machine's {have / 2**30:,.0f} GiB; "
+            f"expected fewer rows or features"
+        )
+
+
 def load_dataset(cfg: DataConfig, learner_kind: str = "", source: str = "scenario") -> Dataset:
     """Build the splits described by a :class:`DataConfig`, checked for ``learner_kind`` (a key of
     :data:`~sum_abm.learners.LEARNERS`; its data needs: two classes, non-negative features).
@@ -198,6 +221,7 @@ def load_dataset(cfg: DataConfig, learner_kind: str = "", source: str = "scenari
     negative features with MultinomialNB, or a split larger than the data.
     """
     if cfg.kind == "imdb_synthetic":
+        _check_memory(cfg, source)
         try:
             X, y = imdb_synthetic_cached(cfg.n_rows, cfg.n_features, cfg.noise, cfg.data_seed)
         except ValueError as exc:

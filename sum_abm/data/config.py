@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from sum_abm.config import StrictModel
 
@@ -36,3 +36,9 @@ class DataConfig(StrictModel):
     test_rows: int | None = Field(None, ge=1, description="use only the first N test rows")
     init_train_portion: float = Field(0.08, ge=0.0, le=1.0)
     init_train_rows: int | None = Field(None, ge=1, description="overrides init_train_portion")
+
+    @model_validator(mode="after")
+    def _user_file(self) -> DataConfig:
+        if self.kind in ("csv", "parquet") and not self.path:
+            raise ValueError(f"path: expected the {self.kind} file's path for kind {self.kind!r}")
+        return self

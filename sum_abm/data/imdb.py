@@ -86,6 +86,15 @@ def make_imdb_synthetic(
     return X, y
 
 
+def peak_bytes(n_rows: int, n_features: int) -> int:
+    """Memory (bytes) that generating and splitting ``n_rows`` x ``n_features`` needs at its
+    peak, over-estimated: about 175 ones per row (100..250 words) stored as CSR (4-byte index,
+    8-byte value) up to three times (generated, reordered, split), plus the Gumbel key blocks of
+    :data:`SUB` rows x ``n_features`` float64 (three live at once)."""
+    nnz = n_rows * min(175, n_features)
+    return 3 * 12 * nnz + 40 * n_rows + 3 * 8 * min(SUB, n_rows) * n_features
+
+
 def cache_dir() -> Path | None:
     """Where generated data sets are cached: ``$SUM_ABM_CACHE`` (``0``/``off``: no cache), else
     ``$XDG_CACHE_HOME/sum_abm`` or ``~/.cache/sum_abm``."""

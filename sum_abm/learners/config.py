@@ -41,4 +41,12 @@ class LearnerConfig(StrictModel):
                 and (isinstance(value, bool) or not isinstance(value, (int, float)))
             ):
                 raise ValueError(f"params.{name}: expected a number, got {value!r}")
+            # rates and smoothing are positive; seeds are what numpy and scikit-learn accept
+            if isinstance(default, float) and not value > 0:
+                raise ValueError(f"params.{name}: expected a number > 0, got {value!r}")
+            if isinstance(default, int) and not isinstance(default, bool):
+                if not isinstance(value, int) or not 0 <= value < 2**32:
+                    raise ValueError(
+                        f"params.{name}: expected an integer 0 .. 2**32 - 1, got {value!r}"
+                    )
         return self
