@@ -71,8 +71,9 @@ class MarketModel(mesa.Model):
         self.book = ClaimBook(binary_words=words if linear and words <= 64 else 0)
         self.book.scored_version = self.learner.version
 
-        # Participants (addresses are stable names: group, or group-i when count > 1).
-        self.participants: list[Participant] = []
+        # Participants are Mesa agents: creating one registers it in the model's AgentSet
+        # (``self.agents``; in creation order). Addresses are stable names: group, or group-i
+        # when count > 1.
         self.addr_index: dict[str, int] = {}
         self.addr_owner: dict[str, Participant] = {}
         for g in scenario.agents:
@@ -86,7 +87,6 @@ class MarketModel(mesa.Model):
                     self.contract.fund(a, share)
                     self.addr_index[a] = len(self.addr_index)
                     self.addr_owner[a] = agent
-                self.participants.append(agent)
         self.addresses = list(self.addr_index)
         self.contract.start(
             self.rng
@@ -104,15 +104,19 @@ class MarketModel(mesa.Model):
         self._sample()
 
         # Wake order: shuffled like the reference; ties at equal times broken by address.
-        order = [self.participants[i] for i in self.rng.permutation(len(self.participants))]
-        ranks = {
-            a.address: r for r, a in enumerate(sorted(self.participants, key=lambda a: a.address))
-        }
+        everyone = list(self.participants)
+        order = [everyone[i] for i in self.rng.permutation(len(everyone))]
+        ranks = {a.address: r for r, a in enumerate(sorted(everyone, key=lambda a: a.address))}
         for agent in order:
             agent.rank = ranks[agent.address]
             self.schedule_event(
                 agent.wake, after=agent.policy.first_wait(agent), priority=agent.rank
             )
+
+    @property
+    def participants(self) -> mesa.agent.AgentSet:
+        """The market's participants: Mesa's AgentSet of :class:`Participant` (creation order)."""
+        return self.agents_by_type[Participant]
 
     # -- Mesa 3.5-style time API ------------------------------------------------------------
     @property
