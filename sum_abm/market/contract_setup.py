@@ -14,6 +14,7 @@ import numpy as np
 
 from sum_abm.chain import Chain, Rejected
 from sum_abm.data import Dataset
+from sum_abm.data.fits import fit_cached
 from sum_abm.errors import InputError
 from sum_abm.evm.mirror import EVMMirror
 from sum_abm.learners import LEARNERS, make_learner
@@ -25,7 +26,8 @@ def _learner(scenario: Scenario, data: Dataset, all_data: bool = False) -> Any:
     """The scenario's learner fitted on the initial data (or on initial data + pool).
 
     Fits are deterministic, so the fitted state is cached on the dataset and shared by the runs that
-    use it (a run and its baseline; the runs of a sweep in one worker).
+    use it (a run and its baseline; the runs of a sweep in one worker), and on disk beside the
+    generated data (:func:`~sum_abm.data.fits.fit_cached`) for the next process.
     """
     kind = scenario.learner.kind
     params = dict(scenario.learner.params)
@@ -40,7 +42,7 @@ def _learner(scenario: Scenario, data: Dataset, all_data: bool = False) -> Any:
     if cached is None:
         X, y = data.all_train() if all_data else (data.X_init, data.y_init)
         try:
-            learner.fit(X, y)
+            fit_cached(learner, X, y, f"{kind}-{key[3]!r}")
         except ValueError as exc:  # e.g. scikit-learn's one-class refusal on a tiny initial set
             raise InputError(
                 f"{scenario.name}: data: the initial model cannot be fitted on {len(y)} rows "
@@ -158,6 +160,8 @@ class MarketContract:
     ) -> tuple[bool, Any, Any]:
         """Send a refund unless ``check`` proves it would be rejected; (accepted, amount, left)."""
         tr = self.trainer
+        if check and self.evm is None:
+            return tr.claim_if_accepted(address, "refund", x, y, t, address, prediction)
         if check and tr.check_refund(address, x, y, t, prediction) is not None:
             return False, 0, tr.remaining(x, y, t, address)
         try:
@@ -184,6 +188,8 @@ class MarketContract:
     ) -> tuple[bool, Any, Any]:
         """Send a report unless ``check`` proves it would be rejected; (accepted, amount, left)."""
         tr = self.trainer
+        if check and self.evm is None:
+            return tr.claim_if_accepted(address, "report", x, y, t, author, prediction)
         if check and tr.check_report(address, x, y, t, author, prediction) is not None:
             return False, 0, tr.remaining(x, y, t, author)
         try:

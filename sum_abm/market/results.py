@@ -85,7 +85,7 @@ def versions() -> dict[str, str]:
 # -- frames from a finished model ---------------------------------------------------------------
 def collect(model: MarketModel) -> dict[str, pl.DataFrame]:
     """Build the transactions, timeseries and agents frames (and ``evm``) from a finished model."""
-    tx = schema.frame("transactions", model.tx_rows)
+    tx = model.tx_rows.frame()
     ts = schema.frame("timeseries", model.samples)
     fees = dict(tx.group_by("sender").agg(pl.col("fee").sum()).iter_rows()) if len(tx) else {}
     rows = []
