@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from hypothesis import event, given, settings
+from hypothesis import event, given
 from hypothesis import strategies as st
 
 from sum_abm.chain import Chain, Rejected
@@ -117,7 +117,6 @@ def assert_money_ok(chain: Chain, total: Any) -> None:
         assert t == total
     else:  # reference-python pays float report rewards
         assert abs(t - total) < 1e-6
-    assert all(v >= 0 for v in chain.ledger.snapshot().values())
 
 
 # -- Deposit-Refund-Take and Points ------------------------------------------------------------
@@ -173,6 +172,10 @@ def run_trainer(mech: Any, calls: list, gas_price: int = 0) -> CollaborativeTrai
             assert expected in (rej.reason, "?") or rej.reason == "insufficient_funds"
             assert_rejection_changed_only_the_fee(chain, who, before, tr.state_snapshot(), log)
         assert_money_ok(chain, total)
+        if mech.kind == "deposit_refund_take":
+            # the contract holds exactly what its records still owe (refunds and reports pay it)
+            owed = sum(d.claimable for d in tr.data._data.values())
+            assert abs(chain.ledger.balance(tr.address) - owed) < 1e-6
     chain.ledger.check_conserved()
     return tr
 
@@ -530,7 +533,8 @@ def test_prediction_market_snapshot_sees_every_step(semantics) -> None:
         seen.add(snap)
 
 
-@settings(max_examples=1000)  # an extra cross-check, comparable in about 40 % of the examples
+# An extra cross-check, comparable in about 40 % of the examples (the profile's count: 1,000 in a
+# full run, fewer in the fast lane).
 @given(pm_setup, st.lists(pm_add, min_size=1, max_size=10))
 def test_corrected_market_agrees_with_the_reference_where_the_reference_has_no_bug(cfg, adds):
     """Equal stakes (no greater deposits), a single reward pass on both sides, nobody removed and no

@@ -35,6 +35,8 @@ class DepositRefundTake:
 
     kind = "deposit_refund_take"
     updates_model_on_add = True
+    refund_clears_deposit = True  # a refund pays out all that is claimable
+    has_vyper_contract = True  # sum_abm/evm/contracts/drt.vy (the EVM spot check)
 
     def __init__(
         self,

@@ -24,10 +24,10 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from sum_abm.atomic import write_parquet_atomic, write_text_atomic
 from sum_abm.design.evaluate import closest, evaluate_candidate, recommend, run_metrics
 from sum_abm.design.spec import METRICS, Design, load_design
 from sum_abm.errors import InputError
-from sum_abm.market.results import write_parquet_atomic, write_text_atomic
 
 _STRATEGY_KEYS = ("attacker_roi", "attacker_roi_lo", "attacker_roi_hi", "honest_roi")
 VERIFY_REPLICATION = 1_000_000  # verification runs' replication numbers start here (fresh run ids)

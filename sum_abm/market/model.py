@@ -14,11 +14,14 @@ from typing import Any
 import mesa
 import numpy as np
 
+from sum_abm.chain import TX_FIELDS
+from sum_abm.data import load_dataset
 from sum_abm.market.agents import Participant
-from sum_abm.market.claims import ClaimBook, WalkRules
+from sum_abm.market.claims import SCORE_TOL, ClaimBook
 from sum_abm.market.contract_setup import MarketContract, build_contract
 from sum_abm.market.events import EventQueue
-from sum_abm.policies import make_policy
+from sum_abm.market.recording import TxLog
+from sum_abm.policies import WalkRules, make_policy
 from sum_abm.scenario import Scenario
 
 
@@ -39,8 +42,6 @@ class MarketModel(mesa.Model):
         self.finished = False
         self.naive = scenario.run.naive_claims
 
-        from sum_abm.data import load_dataset
-
         self.data = (
             dataset
             if dataset is not None
@@ -52,13 +53,23 @@ class MarketModel(mesa.Model):
         self.cursor = 0
         self._samples: dict[int, Any] = {}
 
-        # Transaction log: one tuple per contract call (fields: sum_abm.chain.TX_FIELDS).
-        self.tx_rows: list[tuple] = []
+        # Transaction log: one record per contract call (fields: sum_abm.chain.TX_FIELDS), kept
+        # as columns; it reads like a list of tuples.
+        self.tx_rows = TxLog()
         self.contract: MarketContract = build_contract(scenario, self.data, self.tx_rows.append)
         self.ledger = self.contract.ledger
         self.clock = self.contract.chain.clock
         self.learner = self.contract.learner
-        self.book = ClaimBook()
+        # A linear two-class learner on 0/1 features: the book keeps every pending slot's score
+        # current through the updates (ClaimBook.shift), so a walk reads its predictions.
+        linear = (
+            getattr(self.learner, "linear_delta", False)
+            and self.n_classes == 2
+            and isinstance(getattr(self.learner, "w", None), np.ndarray)
+        )
+        words = -(-int(self.data.n_features) // 64)
+        self.book = ClaimBook(binary_words=words if linear and words <= 64 else 0)
+        self.book.scored_version = self.learner.version
 
         # Participants (addresses are stable names: group, or group-i when count > 1).
         self.participants: list[Participant] = []
@@ -166,12 +177,14 @@ class MarketModel(mesa.Model):
             return False
         if self.data_left():
             return False
-        return self.contract.kind == "prediction_market" or len(self.book) == 0
+        return not self.contract.uses_claim_book or len(self.book) == 0
 
     def _finish(self) -> None:
         if self.finished:
             return
-        self.contract.finish(self)  # e.g. the prediction market's reward phase and refunds
+        # e.g. the prediction market's reward phase and collections, in address order
+        for addr in self.contract.finish(self.addresses, self.sample):
+            self.addr_owner[addr].refunded += 1
         self.finished = True
         self.accuracy = self.contract.accuracy()
         self._sample()
@@ -194,8 +207,6 @@ class MarketModel(mesa.Model):
     @property
     def tx(self) -> dict[str, list[Any]]:
         """The transaction log as columns (fields: ``sum_abm.chain.TX_FIELDS``)."""
-        from sum_abm.chain import TX_FIELDS
-
         cols: dict[str, list[Any]] = {k: [] for k in TX_FIELDS}
         for row in self.tx_rows:
             for k, v in zip(TX_FIELDS, row, strict=False):
@@ -273,16 +284,27 @@ class MarketModel(mesa.Model):
         addr = address or agent.address
         if not self.naive and not self.contract.add_would_succeed(addr, value, self.clock.now):
             return False
-        ok, cost = self.contract.add_data(addr, value, self.sample(row), y)
+        x = self.sample(row)
+        b, L = self.book, self.learner
+        if b.scored:
+            v0, w0, off0 = L.version, L.w[x.indices], L.b
+        ok, cost = self.contract.add_data(addr, value, x, y)
         if not ok:
             return False
+        bits = None
+        if b.scored:
+            bits = b.bitset(x.indices)
+            if L.version != v0:
+                self._follow_update(x, bits, w0, off0, v0)
         agent.adds_accepted += 1
         agent.deposits_paid += int(cost)
         if row == self.cursor:
             self.cursor += 1
-        if self.contract.kind != "prediction_market":
-            x = self.sample(row)
-            self.book.add(self.clock.now, self.addr_index[addr], row, y, x.indices, x.values)
+        if self.contract.uses_claim_book:
+            slot = b.add(self.clock.now, self.addr_index[addr], row, y, x.indices, x.values, bits)
+            if b.scored:
+                wx = L.w[x.indices]
+                b.set_scores(slot, float(wx @ x.values + L.b), float(np.abs(wx).sum() + abs(L.b)))
         else:
             self.contract.note_contribution(addr, row, y, self.clock.now)
         return True
@@ -296,7 +318,7 @@ class MarketModel(mesa.Model):
 
     def claim_walk(self, agent: Participant, rules: WalkRules, address: str | None = None) -> None:
         """Claim what can be claimed, oldest first (see :mod:`sum_abm.market.claims`)."""
-        if self.contract.kind == "prediction_market" or len(self.book) == 0:
+        if not self.contract.uses_claim_book or len(self.book) == 0:
             return
         addr = address or agent.address
         me = self.addr_index[addr]
@@ -318,7 +340,9 @@ class MarketModel(mesa.Model):
         take_branch = age > aw if rules.reference else age >= aw
         early = age < self.contract.min_claim_age
         need_pred = live & ~take_branch & ~early
-        pred = self._predictions(lo, hi, need_pred)
+        pred = (
+            self._scored_predictions(lo, hi) if b.scored else self._predictions(lo, hi, need_pred)
+        )
         agree = pred == b.label[lo:hi]
         cand = np.zeros(hi - lo, dtype=bool)
         if rules.take:
@@ -370,6 +394,51 @@ class MarketModel(mesa.Model):
                     self._claim(agent, addr, slot, "refund", check=False)
             elif rules.report:
                 self._claim(agent, addr, slot, "report", check=False)
+
+    def _follow_update(
+        self, x: Any, bits: np.ndarray, w0: np.ndarray, off0: float, v0: int
+    ) -> None:
+        """Carry the book's scores through the update just made (weights ``w0`` and intercept
+        ``off0`` at ``x``'s features before it, learner version ``v0``; ``bits``: x's bitset)."""
+        b, L = self.book, self.learner
+        if b.scored_version != v0 or L.version != v0 + 1 or not len(x.indices):
+            return  # the scores were already stale: the next walk re-scores them
+        dw = L.w[x.indices] - w0
+        step = float(dw[0])
+        slack = float(np.abs(dw - step).max())
+        if slack > 1e-6 * abs(step):
+            return  # not one step for every feature: re-scored at the next walk
+        b.shift(bits, step, float(L.b - off0), slack)
+        b.scored_version = L.version
+
+    def _rescore(self, slots: np.ndarray) -> None:
+        """Exact scores of book ``slots`` by the learner's kernel (the arithmetic of predict)."""
+        b, L = self.book, self.learner
+        if not len(slots):
+            return
+        idx, val, starts, lens = b.features_of(slots)
+        indptr = np.append(starts, starts[-1] + lens[-1]) if len(starts) else np.zeros(1, int)
+        scores = L.kernel_scores(indptr, idx, val)
+        b.set_scores(slots, scores, float(np.abs(L.w).max()) * b.x_l1[slots] + abs(L.b))
+
+    def _scored_predictions(self, lo: int, hi: int) -> np.ndarray:
+        """The model's class of slots [lo, hi) from the book's incremental scores; a score within
+        its rounding allowance of zero is re-scored exactly first, so this equals predict."""
+        b, L = self.book, self.learner
+        if b.scored_version != L.version:  # changed other than by an add the book followed
+            self._rescore(np.flatnonzero(b.live[b.head : b.n]) + b.head)
+            b.scored_version = L.version
+        s = b.score[lo:hi]
+        a = np.abs(s)
+        wl = float(np.abs(L.w).max()) * b.x_l1_max + abs(L.b)
+        if a.min(initial=np.inf) <= SCORE_TOL * (b.mag[lo:hi].max(initial=0.0) + wl):
+            # some score may be within its rounding allowance of zero: check slot by slot
+            tol = SCORE_TOL * (b.mag[lo:hi] + float(np.abs(L.w).max()) * b.x_l1[lo:hi] + abs(L.b))
+            unsure = np.flatnonzero(a <= tol)
+            if len(unsure):
+                self._rescore(unsure + lo)
+                s = b.score[lo:hi]
+        return s > 0
 
     def _predictions(self, lo: int, hi: int, need: np.ndarray) -> np.ndarray:
         """The model's class for each slot in [lo, hi) where ``need``; cached, and re-predicted only
