@@ -3,9 +3,9 @@
 Pure functions of per-run measurements (no market here), so a test can feed a payoff function with a
 known answer. A run's measurements (:data:`sum_abm.design.spec.METRICS`): the attacker group's ROI
 (profit / start balance, a ratio), the honest groups' ROI, profit and fees (token units), the
-market's total fees, the model's accuracies and the share of the pool contributed. Every (setting, strategy) pair is measured on the
-same seeds (common random numbers), so differences between strategies and settings are not seed
-noise.
+market's total fees, the model's accuracies and the share of the pool contributed. Every (setting,
+strategy) pair is measured on the same seeds (common random numbers), so differences between
+strategies and settings are not seed noise.
 """
 
 from __future__ import annotations
