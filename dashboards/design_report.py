@@ -201,8 +201,12 @@ def best_response_map(designs: pl.DataFrame, spec: dict) -> go.Figure:
                     mode="markers",
                     name="recommended",
                     showlegend=k == 0,
-                    marker=dict(
-                        symbol="star", size=22, color="gold", line=dict(color="black", width=1)
+                    marker=dict(  # small and translucent: the cell's text stays readable
+                        symbol="star",
+                        size=14,
+                        color="gold",
+                        opacity=0.8,
+                        line=dict(color="black", width=1),
                     ),
                 ),
                 row=1,
@@ -353,7 +357,7 @@ def build_design_report(design_dir: str | Path, out: str | Path | None = None) -
     if v:
         held = all(c["holds"] for c in v["constraints"])
         kpis.append((f"out of sample ({len(v['seeds'])} seeds)", "holds" if held else "FAILS"))
-    words = "<pre>" + html.escape(plain_answer(answer)) + "</pre>"
+    words = "<pre style='white-space: pre-wrap'>" + html.escape(plain_answer(answer)) + "</pre>"
     cols = [c for c in designs.columns if not c.startswith("violation_")]
     sections = [
         ("Answer", kpis_html(kpis) + words),

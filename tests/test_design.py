@@ -16,6 +16,7 @@ import numpy as np
 import polars as pl
 import pytest
 
+from sum_abm.bundled import bundled
 from sum_abm.design.evaluate import evaluate_candidate, mean_interval, one_sided_bound, pareto_mask
 from sum_abm.design.search import VERIFY_REPLICATION, crn_seeds, run_design, set_args
 from sum_abm.design.spec import METRICS, load_design
@@ -174,6 +175,11 @@ def test_grid_search_finds_the_known_answer(tmp_path):
     assert pareto.height == 1 and pareto["recommended"].to_list() == [True]
     saved = json.loads((tmp_path / "out" / "answer.json").read_text())
     assert saved["recommended"] == ans["recommended"]
+    from dashboards.design_report import build_design_report
+
+    page = build_design_report(tmp_path / "out").read_text()
+    for heading in ("Pareto front", "Best response over the settings", "recommended", "sybil"):
+        assert heading in page
 
 
 def test_no_feasible_candidate_names_the_closest(tmp_path):
@@ -264,6 +270,16 @@ def test_an_output_folder_is_not_overwritten_without_resume(tmp_path):
     other = write(tmp_path, SYNTHETIC.replace("seed = 3", "seed = 4"), "e.toml")
     with pytest.raises(InputError, match="another design file"):
         run_design(other, tmp_path / "out", measure=Synthetic(), resume=True)
+
+
+@pytest.mark.parametrize("path", bundled("design"), ids=lambda p: p.stem)
+def test_bundled_designs_load_and_say_their_answer(path):
+    d = load_design(path)
+    header = path.read_text().split("\nname")[0]
+    assert "Question:" in header and "Answer (measured)" in header and "Out of sample" in header
+    for name in d.strategies:  # each strategy makes a valid scenario with every listed value
+        ov = d.strategy_overrides(name)
+        assert all(k.startswith("agents.") for k in ov)
 
 
 # -- real markets ----------------------------------------------------------------------------------

@@ -10,7 +10,9 @@ import typer
 def register(app: typer.Typer) -> None:
     @app.command()
     def design(
-        design_file: Path = typer.Argument(..., help="design TOML file (see scenarios/designs/)"),
+        design_file: str = typer.Argument(
+            ..., help="design TOML file, or a bundled design's name (see scenarios/designs/)"
+        ),
         out: Path = typer.Option(
             ...,
             help="output folder (designs.parquet, pareto.parquet, design_report.html, answer.json; "
@@ -46,10 +48,12 @@ def register(app: typer.Typer) -> None:
         from rich.console import Console
 
         from dashboards.design_report import build_design_report
+        from sum_abm.bundled import resolve
         from sum_abm.design import load_design, plain_answer, run_design
         from sum_abm.design.search import check_out_dir
         from sum_abm.sweeps.engine import check_address
 
+        design_file = resolve(design_file, "design")
         d = load_design(design_file)
         check_out_dir(d, out, resume)  # bad input answers in one line, before any output
         if address:

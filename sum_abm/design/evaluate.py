@@ -3,9 +3,9 @@
 Pure functions of per-run measurements (no market here), so a test can feed a payoff function with a
 known answer. A run's measurements (:data:`sum_abm.design.spec.METRICS`): the attacker group's ROI
 (profit / start balance, a ratio), the honest groups' ROI, profit and fees (token units), the
-market's total fees and the model's accuracies. Every (setting, strategy) pair is measured on the
-same seeds (common random numbers), so differences between strategies and settings are not seed
-noise.
+market's total fees, the model's accuracies and the share of the pool contributed. Every (setting,
+strategy) pair is measured on the same seeds (common random numbers), so differences between
+strategies and settings are not seed noise.
 """
 
 from __future__ import annotations
@@ -72,6 +72,7 @@ def run_metrics(
         "accuracy_final": float(summary["accuracy_final"]),
         "accuracy_min": float(summary["accuracy_min"]),
         "accuracy_time_weighted": float(summary["accuracy_time_weighted"]),
+        "pool_used": float(summary.get("pool_used") or 0),
     }
 
 

@@ -67,9 +67,9 @@ def _key(setting: dict[str, Any]) -> tuple[tuple[str, Any], ...]:
 
 class EngineMeasure:
     """A :data:`Measure` that runs the requests through the sweep engine into ``out`` (resumable:
-    a finished run is never repeated). The one place that knows the engine's interface: Ray is
-    started once for the whole search (unless ``workers == 1``: in this process) and stopped by
-    :meth:`close`."""
+    a finished run is never repeated). The one place that knows the engine's interface: one
+    executor serves every batch of the search (warm Ray workers, or this process when
+    ``workers == 1``) and :meth:`close` stops it."""
 
     def __init__(
         self,
@@ -78,13 +78,16 @@ class EngineMeasure:
         address: str | None = None,
         workers: int | None = None,
         progress: Any = None,
+        notify: Callable[[str], None] | None = None,
     ) -> None:
-        self.out, self.address, self.workers, self.progress = out, address, workers, progress
-        self.started = False
-        self.checked = False
+        from sum_abm.sweeps.executors import RayExecutor, SerialExecutor
+
+        self.out, self.progress, self.notify = out, progress, notify
+        serial = workers == 1 and address is None
+        self.executor = SerialExecutor() if serial else RayExecutor(address, workers)
 
     def __call__(self, design: Design, requests: list[Request]) -> list[dict[str, float] | None]:
-        from sum_abm.sweeps.engine import execute, init_ray, load_agents, load_runs
+        from sum_abm.sweeps.engine import execute, load_agents, load_runs
         from sum_abm.sweeps.spec import RunSpec, run_id
 
         ids: list[str] = []
@@ -94,22 +97,17 @@ class EngineMeasure:
             rid = run_id(ov, r.replication)  # the seed is a function of the replication (CRN)
             ids.append(rid)
             specs.setdefault(rid, RunSpec(rid, ov, r.replication, r.seed))
-        serial = self.workers == 1 and self.address is None
-        if not serial and not self.checked:  # one Ray for every batch of the search
-            self.checked = True
-            self.started = init_ray(self.address, self.workers)
         execute(
             design.base,
             list(specs.values()),
             self.out,
             sweep_text=design.text,
             source=design.source,
-            address=self.address,
-            workers=self.workers,
             resume=True,  # one folder holds every batch of the search
-            serial=True if serial else None,
+            executor=self.executor,
             baseline=False,
             progress=self.progress,
+            notify=self.notify,
         )
         want = pl.Series(list(specs))
         runs = load_runs(self.out).filter(pl.col("run_id").is_in(want)).collect()
@@ -128,11 +126,7 @@ class EngineMeasure:
         return results
 
     def close(self) -> None:
-        if self.started:
-            from sum_abm.sweeps.engine import shutdown_ray
-
-            shutdown_ray()
-            self.started = False
+        self.executor.close()
 
 
 def evaluate_settings(
@@ -396,7 +390,9 @@ def run_design(
     )
     own = measure is None
     if measure is None:
-        measure = EngineMeasure(out / "sweep", address=address, workers=workers, progress=progress)
+        measure = EngineMeasure(
+            out / "sweep", address=address, workers=workers, progress=progress, notify=notify
+        )
     try:
         return _search(design, out, measure, verify, notify)
     finally:

@@ -38,7 +38,8 @@ from sum_abm.game.empirical import EmpiricalGame, GameSpec, RoleSpec, StrategySp
 from sum_abm.scenario import Scenario, load_scenario, read_toml, split_path, validate_file_model
 
 # Per-run measures (see :func:`sum_abm.design.evaluate.run_metrics`): ROI is profit / start balance
-# of a side's groups (a ratio), profit and fees in token units, accuracies in [0, 1].
+# of a side's groups (a ratio), profit and fees in token units, accuracies in [0, 1], pool_used the
+# share of the honest data pool contributed (a market nobody can use is safe and useless).
 METRICS = (
     "attacker_roi",
     "honest_roi",
@@ -48,6 +49,7 @@ METRICS = (
     "accuracy_final",
     "accuracy_min",
     "accuracy_time_weighted",
+    "pool_used",
 )
 MAX_GRID = 100_000  # a finite grid larger than this is searched, never listed
 
