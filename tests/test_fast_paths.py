@@ -76,7 +76,11 @@ def test_fast_market_equals_naive_walk(name):
     _assert_same(load_scenario(ROOT / "scenarios" / f"{name}.toml", over))
 
 
-@pytest.mark.parametrize("learner", ["sgd_perceptron", "perceptron", "multinomial_nb"])
+@pytest.mark.parametrize(
+    "learner",
+    # NB's naive walk takes several seconds: the slow lane's
+    ["sgd_perceptron", "perceptron", pytest.param("multinomial_nb", marks=pytest.mark.slow)],
+)
 def test_reference_walk_equals_naive_walk_per_learner(learner):
     sc = load_scenario(
         ROOT / "scenarios" / "reference_drt_perceptron.toml",
