@@ -56,7 +56,11 @@ class TxLog:
         cs, cc, cr = codes.get(sender), codes.get(call), codes.get(reason)
         if cs is None or cc is None or cr is None:
             cs, cc, cr = self._code(sender), self._code(call), self._code(reason)
-        self._ints.extend((t, cs, cc, ok, cr, value, gas, fee))
+        try:
+            self._ints.extend((t, cs, cc, ok, cr, value, gas, fee))
+        except TypeError:  # a float value (reference-python balances): truncated, as polars casts
+            del self._ints[_INTS * len(self._amount) :]  # extend stopped part-way
+            self._ints.extend((t, cs, cc, ok, cr, int(value), int(gas), int(fee)))
         self._amount.append(np.nan if amount is None else amount)
 
     def __len__(self) -> int:
