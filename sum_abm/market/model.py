@@ -70,6 +70,9 @@ class MarketModel(mesa.Model):
         words = -(-int(self.data.n_features) // 64)
         self.book = ClaimBook(binary_words=words if linear and words <= 64 else 0)
         self.book.scored_version = self.learner.version
+        # (address index, walk rules) -> when its last walk found nothing: (learner version,
+        # walker had verified data, pool not empty, valid until); see claim_walk.
+        self._idle_walks: dict[tuple, tuple] = {}
 
         # Participants (addresses are stable names: group, or group-i when count > 1).
         self.participants: list[Participant] = []
@@ -334,33 +337,39 @@ class MarketModel(mesa.Model):
         if self.naive:
             self._naive_walk(agent, addr, me, lo, hi, rules)
             return
+        # An idle walk stays idle until the model changes, a contribution crosses an age the
+        # rules look at, the walker gains verified data or the pool runs dry (the rest only
+        # shrinks: contributions are claimed or emptied, never refilled).
+        L, im = self.learner, self.contract.im
+        good = self.num_good(addr) > 0
+        left = self.data_left()
+        memo = self._idle_walks.get((me, rules))
+        if memo is not None and memo[:3] == (L.version, good, left) and now < memo[3]:
+            return
         live = b.live[lo:hi]
         age = now - b.time[lo:hi]
         own = b.author[lo:hi] == me
         take_branch = age > aw if rules.reference else age >= aw
-        early = age < self.contract.min_claim_age
-        need_pred = live & ~take_branch & ~early
-        pred = (
-            self._scored_predictions(lo, hi) if b.scored else self._predictions(lo, hi, need_pred)
-        )
+        if b.scored:
+            pred = self._scored_predictions(lo, hi)
+        else:
+            pred = self._predictions(lo, hi, live & ~take_branch & ~im.too_early(age))
         agree = pred == b.label[lo:hi]
-        cand = np.zeros(hi - lo, dtype=bool)
-        if rules.take:
-            cand |= take_branch
+        # Candidates by the mechanism's own claim rules (the contract checks each again).
+        cand = take_branch.copy() if rules.take else np.zeros(hi - lo, dtype=bool)
         if rules.refund:
-            cand |= ~take_branch & own & agree & ~early
+            refund = ~take_branch & own & im.refundable(age, agree)
+            cand |= refund
+            good = good or bool(refund.any())  # a refund earlier in the walk verifies data
         if rules.report:
-            rep = ~take_branch & ~own & ~early & ~b.claimed_by(me, lo, hi)
-            rep &= (age >= aw) | ~agree if self.contract.report_needs_disagreement else (age >= aw)
-            if (
-                self.contract.report_needs_good_data
-                and self.num_good(addr) <= 0
-                and not np.any(cand & own)
-            ):
-                rep &= age >= aw
-            cand |= rep
+            claimed = b.claimed_by(me, lo, hi)
+            cand |= ~take_branch & ~own & im.reportable(age, agree, own, claimed, good)
         cand &= live
-        for k in np.flatnonzero(cand):
+        ks = np.flatnonzero(cand)
+        if not len(ks):
+            self._idle_walks[(me, rules)] = (L.version, good, left, self._next_crossing(now))
+            return
+        for k in ks:
             slot = lo + int(k)
             kind = "take" if take_branch[k] else ("refund" if own[k] else "report")
             if (
@@ -373,6 +382,19 @@ class MarketModel(mesa.Model):
             # The book's prediction is current: the model does not change during a walk.
             p = None if kind == "take" else int(pred[k])
             self._claim(agent, addr, slot, kind, check=True, prediction=p)
+
+    def _next_crossing(self, now: int) -> float:
+        """The first time (seconds) a contribution in the book, or one added from ``now`` on,
+        reaches an age at which a walk or a claim rule changes its answer."""
+        b, c = self.book, self.contract
+        rt, aw = c.refund_time_s, c.any_wait_s
+        ages = {rt, c.min_claim_age, aw, aw + 1, min(rt, aw)}
+        first = now + min(ages)
+        for a in ages:
+            k = b.slots_older_than(now - a)
+            if k < b.n:
+                first = min(first, int(b.time[k]) + a)
+        return first
 
     def _naive_walk(
         self, agent: Participant, addr: str, me: int, lo: int, hi: int, rules: WalkRules
