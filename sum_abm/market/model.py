@@ -70,6 +70,9 @@ class MarketModel(mesa.Model):
         words = -(-int(self.data.n_features) // 64)
         self.book = ClaimBook(binary_words=words if linear and words <= 64 else 0)
         self.book.scored_version = self.learner.version
+        if self.book.scored:
+            self.book.w_bound = float(np.abs(self.learner.w).max(initial=0.0))
+            self.book.b_bound = abs(float(self.learner.b))
         # (address index, walk rules) -> when its last walk found nothing: (learner version,
         # walker had verified data, pool not empty, valid until); see claim_walk.
         self._idle_walks: dict[tuple, tuple] = {}
@@ -306,8 +309,8 @@ class MarketModel(mesa.Model):
         if self.contract.kind != "prediction_market":
             slot = b.add(self.clock.now, self.addr_index[addr], row, y, x.indices, x.values, bits)
             if b.scored:
-                wx = L.w[x.indices]
-                b.set_scores(slot, float(wx @ x.values + L.b), float(np.abs(wx).sum() + abs(L.b)))
+                # w·x + b to rounding; the allowance's w_bound * sum|x| + b_bound covers its terms
+                b.set_scores(slot, float(L.w[x.indices] @ x.values + L.b), 0.0)
         else:
             self.contract.note_contribution(addr, row, y, self.clock.now)
         return True
@@ -425,11 +428,14 @@ class MarketModel(mesa.Model):
         b, L = self.book, self.learner
         if b.scored_version != v0 or L.version != v0 + 1 or not len(x.indices):
             return  # the scores were already stale: the next walk re-scores them
-        dw = L.w[x.indices] - w0
+        w1 = L.w[x.indices]
+        dw = w1 - w0
         step = float(dw[0])
         slack = float(np.abs(dw - step).max())
         if slack > 1e-6 * abs(step):
             return  # not one step for every feature: re-scored at the next walk
+        b.w_bound = max(b.w_bound, float(np.abs(w1).max()))
+        b.b_bound = max(b.b_bound, abs(L.b))
         b.shift(bits, step, float(L.b - off0), slack)
         b.scored_version = L.version
 
@@ -441,7 +447,9 @@ class MarketModel(mesa.Model):
         idx, val, starts, lens = b.features_of(slots)
         indptr = np.append(starts, starts[-1] + lens[-1]) if len(starts) else np.zeros(1, int)
         scores = L.kernel_scores(indptr, idx, val)
-        b.set_scores(slots, scores, float(np.abs(L.w).max()) * b.x_l1[slots] + abs(L.b))
+        b.w_bound = max(b.w_bound, float(np.abs(L.w).max()))
+        b.b_bound = max(b.b_bound, abs(L.b))
+        b.set_scores(slots, scores, 0.0)
 
     def _scored_predictions(self, lo: int, hi: int) -> np.ndarray:
         """The model's class of slots [lo, hi) from the book's incremental scores; a score within
@@ -452,10 +460,10 @@ class MarketModel(mesa.Model):
             b.scored_version = L.version
         s = b.score[lo:hi]
         a = np.abs(s)
-        wl = float(np.abs(L.w).max()) * b.x_l1_max + abs(L.b)
+        wl = b.w_bound * b.x_l1_max + b.b_bound
         if a.min(initial=np.inf) <= SCORE_TOL * (b.mag[lo:hi].max(initial=0.0) + wl):
             # some score may be within its rounding allowance of zero: check slot by slot
-            tol = SCORE_TOL * (b.mag[lo:hi] + float(np.abs(L.w).max()) * b.x_l1[lo:hi] + abs(L.b))
+            tol = SCORE_TOL * (b.mag[lo:hi] + b.w_bound * b.x_l1[lo:hi] + b.b_bound)
             unsure = np.flatnonzero(a <= tol)
             if len(unsure):
                 self._rescore(unsure + lo)
