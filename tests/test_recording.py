@@ -53,3 +53,17 @@ def test_chain_logs_into_it():
         ("add_data", False, "insufficient_funds", None),
         ("add_data", True, None, 5.0),
     ]
+
+
+def test_packed_chunks_read_the_same(monkeypatch):
+    import sum_abm.market.recording as recording
+
+    monkeypatch.setattr(recording, "CHUNK", 2)
+    log = TxLog()
+    for r in _records():
+        log.append(r)
+    assert len(log._chunks) == 2 and len(log) == 5
+    expected = pl.DataFrame(_records(), orient="row", schema=TX_SCHEMA)
+    assert log.frame().equals(expected)
+    assert list(log) == list(expected.iter_rows())
+    assert log[3] == expected.row(3) and log[-1] == expected.row(4)
