@@ -418,12 +418,13 @@ def line_figure(runs: pl.DataFrame, x: str, metric: str) -> go.Figure:
         )
     )
     rows = sorted(g.rows(named=True), key=lambda r: _key(r[x]))
+    numeric = all(_is_number(r[x]) for r in rows)
     fig = go.Figure(
         go.Scatter(
-            x=[r[x] if _is_number(r[x]) else str(r[x]) for r in rows],
+            x=[r[x] if numeric else str(r[x]) for r in rows],
             y=[r["mean"] * m.scale for r in rows],
             error_y=dict(array=[(r["std"] or 0) * m.scale for r in rows]),
-            mode="lines+markers",
+            mode="lines+markers" if numeric else "markers",  # categories are never joined
             name=m.title,
             customdata=[r["n"] for r in rows],
             hovertemplate="%{x}: %{y:.4g} ± %{error_y.array:.2g} (%{customdata} runs)"
@@ -432,7 +433,189 @@ def line_figure(runs: pl.DataFrame, x: str, metric: str) -> go.Figure:
     )
     if m.zmid is not None:
         fig.add_hline(y=m.zmid, line=dict(color="#bdbdbd"))
+    if not numeric:
+        fig.update_xaxes(type="category")
     return layout(fig, f"{m.title} — mean ± sd over replications", x, m.unit)
+
+
+WILSON_Z = 1.959964  # two-sided 95 %
+
+
+def wilson(k: int, n: int, z: float = WILSON_Z) -> tuple[float, float]:
+    """Wilson score interval of a proportion ``k`` of ``n`` (95 % by default): sound at k = 0 or
+    k = n and for small n, where the normal approximation is not. (nan, nan) when n = 0."""
+    if n <= 0:
+        return float("nan"), float("nan")
+    p = k / n
+    d = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / d
+    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / d
+    return max(0.0, float(centre - half)), min(1.0, float(centre + half))
+
+
+def _numeric(runs: pl.DataFrame, col: str) -> bool:
+    return all(_is_number(v) for v in runs[col].drop_nulls().to_list())
+
+
+def _point_label(row: dict, params: list[str]) -> str:
+    return ", ".join(f"{p.rsplit('.', 1)[-1]}={_label(row[p])}" for p in params)
+
+
+def paid_rows(runs: pl.DataFrame, params: list[str], metric: str = "attacker_roi") -> pl.DataFrame:
+    """Per parameter point: in how many runs ``metric`` was above zero (the attack paid), of how
+    many, the share and its Wilson 95 % interval."""
+    d = runs.filter(pl.col(metric).is_not_null())
+    keys = params or [pl.lit("all").alias("point")]
+    g = d.group_by(keys).agg(
+        (pl.col(metric) > 0).sum().alias("paid"),
+        pl.len().alias("runs"),
+        pl.col(metric).median().alias("median"),
+        pl.col(metric).max().alias("best"),
+    )
+    rows = sorted(g.rows(named=True), key=lambda r: [_key(r[p]) for p in params])
+    for r in rows:
+        r["share"] = r["paid"] / r["runs"]
+        r["wilson_lo"], r["wilson_hi"] = wilson(r["paid"], r["runs"])
+    cols = [*params, "paid", "runs", "share", "wilson_lo", "wilson_hi", "median", "best"]
+    if not rows:
+        return pl.DataFrame()
+    return pl.DataFrame([{c: r[c] for c in cols if c in r} for r in rows])
+
+
+def paid_figure(runs: pl.DataFrame, x: str | None, split: str | None) -> go.Figure:
+    """ "The attack paid in k of n runs" per point: the share of runs with attacker ROI > 0 and its
+    Wilson 95 % interval, along ``x`` (categories stay categories), one series per ``split`` value.
+    Markers only: shares at different parameter values are not joined by lines."""
+    params = [p for p in (x, split) if p]
+    t = paid_rows(runs, params)
+    fig = go.Figure()
+    groups = (
+        [(f"{split} = {_label(v)}", t.filter(pl.col(split) == v)) for v in _sorted_values(t, split)]
+        if split
+        else [("", t)]
+    )
+    for name, d in groups:
+        rows = d.rows(named=True)
+        xs = [_label(r[x]) if x else "all runs" for r in rows]
+        fig.add_trace(
+            go.Scatter(
+                x=xs,
+                y=[r["share"] * 100 for r in rows],
+                error_y=dict(
+                    type="data",
+                    symmetric=False,
+                    array=[(r["wilson_hi"] - r["share"]) * 100 for r in rows],
+                    arrayminus=[(r["share"] - r["wilson_lo"]) * 100 for r in rows],
+                ),
+                mode="markers+text",
+                text=[f"{r['paid']}/{r['runs']}" for r in rows],
+                textposition="middle right",
+                marker=dict(size=10),
+                name=name or "share of runs",
+                showlegend=bool(split),
+                customdata=[
+                    [r["paid"], r["runs"], r["wilson_lo"] * 100, r["wilson_hi"] * 100] for r in rows
+                ],
+                hovertemplate="%{x}: the attack paid in %{customdata[0]} of %{customdata[1]} runs"
+                " (%{y:.0f} %; Wilson 95 %: %{customdata[2]:.0f}-%{customdata[3]:.0f} %)"
+                "<extra>%{fullData.name}</extra>",
+            )
+        )
+    fig.update_xaxes(type="category")
+    fig.update_yaxes(range=[-5, 105])
+    return layout(
+        fig,
+        "The attack paid in k of n runs (attacker ROI > 0), with Wilson 95 % intervals",
+        x or "",
+        "runs in which the attack paid (%)",
+    )
+
+
+def _sorted_values(runs: pl.DataFrame, col: str) -> list:
+    return sorted(runs[col].unique().to_list(), key=_key)
+
+
+def distribution_figure(runs: pl.DataFrame, param: str, metric: str) -> go.Figure:
+    """Every run's ``metric`` by the value of ``param``: one box per value with all its runs as
+    points (values are categories, so nothing joins them). A numeric parameter with more than
+    ``MAX_LEVELS`` values is drawn as a scatter of every run over its numeric axis instead."""
+    m = METRICS.get(metric, Metric(metric, metric, metric, 1, "{:.4g}", "Viridis", None))
+    d = runs.filter(pl.col(metric).is_not_null()).sort(param)
+    fig = go.Figure()
+    y = (d[metric] * m.scale).to_list()
+    hover = [
+        f"run {r} (replication {k})" for r, k in zip(d["run_id"], d["replication"], strict=True)
+    ]
+    if _numeric(d, param) and d[param].n_unique() > MAX_LEVELS:
+        fig.add_trace(
+            go.Scatter(
+                x=d[param].to_list(),
+                y=y,
+                mode="markers",
+                marker=dict(size=5, opacity=0.6),
+                text=hover,
+                name="a run",
+                hovertemplate="%{x}: %{y:.4g}<br>%{text}<extra></extra>",
+            )
+        )
+    else:
+        order = [_label(v) for v in _sorted_values(d, param)]
+        fig.add_trace(
+            go.Box(
+                x=[_label(v) for v in d[param].to_list()],
+                y=y,
+                boxpoints="all",
+                jitter=0.35,
+                pointpos=0,
+                marker=dict(size=5, opacity=0.7),
+                line=dict(width=1),
+                fillcolor="rgba(0,0,0,0)",
+                text=hover,
+                name=m.title,
+                hovertemplate="%{x}: %{y:.4g}<br>%{text}<extra></extra>",
+            )
+        )
+        fig.update_xaxes(type="category", categoryorder="array", categoryarray=order)
+    if m.zmid is not None:
+        fig.add_hline(y=m.zmid, line=dict(color="#9e9e9e", dash="dot"))
+    return layout(fig, f"{m.title} — every run, by {param}", param, m.unit)
+
+
+def group_roi_figure(agents: pl.DataFrame, split: str | None = None) -> go.Figure:
+    """Every agent's ROI (per cent of its start balance) by group, one point per agent and run, a
+    box per group; with ``split`` (a parameter with few values) one box per group and value."""
+    d = agents.filter(pl.col("roi").is_not_null())
+    fig = go.Figure()
+    groups = sorted(d["group"].unique().to_list())
+    parts = (
+        [(f"{split} = {_label(v)}", d.filter(pl.col(split) == v)) for v in _sorted_values(d, split)]
+        if split
+        else [("", d)]
+    )
+    for name, part in parts:
+        fig.add_trace(
+            go.Box(
+                x=part["group"].to_list(),
+                y=(part["roi"] * 100).to_list(),
+                boxpoints="all",
+                jitter=0.35,
+                pointpos=0,
+                marker=dict(size=5, opacity=0.7),
+                name=name or "ROI",
+                showlegend=bool(split),
+                text=[
+                    f"run {r}, {a}" for r, a in zip(part["run_id"], part["agent_id"], strict=True)
+                ],
+                hovertemplate="%{x}: %{y:+.1f} %<br>%{text}<extra>%{fullData.name}</extra>",
+            )
+        )
+    fig.add_hline(y=0, line=dict(color="#9e9e9e", dash="dot"))
+    fig.update_xaxes(type="category", categoryorder="array", categoryarray=groups)
+    if split:
+        fig.update_layout(boxmode="group")
+    return layout(
+        fig, "ROI by group — every agent of every run", "group", "ROI (profit / start balance, %)"
+    )
 
 
 def sweep_figures(
@@ -441,8 +624,10 @@ def sweep_figures(
     y: str | None = None,
     failures: pl.DataFrame | None = None,
     manifest: dict | None = None,
+    agents: pl.DataFrame | None = None,
 ) -> list[tuple[str, object]]:
-    """The report's sections from the runs table (one row per run: parameters + summary)."""
+    """The report's sections from the runs table (one row per run: parameters + summary) and, when
+    given, the agents table (ROI by group)."""
     params = parameter_columns(runs, manifest)
     dx, dy = default_axes(runs, manifest)
     x = x or dx
@@ -476,8 +661,11 @@ def sweep_figures(
             sections.append(
                 ("Frontier by row", table_html(pl.DataFrame(frontier_rows(runs, x, y, facet))))
             )
-    elif x:
-        for metric in metrics:
+        sections += spread_sections(table_runs, params, metrics, agents, x, y)
+    else:
+        # One parameter: every run and the k-of-n line first, the means after.
+        sections += spread_sections(table_runs, params, metrics, agents, x, y)
+        for metric in metrics if x else ():
             sections.append((METRICS[metric].title, line_figure(runs, x, metric)))
     shown = (
         [c for c in ("run_id", "replication", "seed") if c in runs.columns]
@@ -491,6 +679,43 @@ def sweep_figures(
     if failures is not None and failures.height:
         sections.append((f"Failures ({failures.height})", failure_table(failures)))
     return sections
+
+
+def spread_sections(
+    runs: pl.DataFrame,
+    params: list[str],
+    metrics: list[str],
+    agents: pl.DataFrame | None,
+    x: str | None,
+    y: str | None,
+) -> list[tuple[str, object]]:
+    """Every run, not only means: "the attack paid in k of n runs" per point (Wilson 95 %), each
+    metric's distribution per parameter value, and the ROI of every agent by group."""
+    out: list[tuple[str, object]] = []
+    split = y if y and runs[y].n_unique() <= MAX_FACETS else None
+    if "attacker_roi" in metrics:
+        out.append(("The attack paid in k of n runs", paid_figure(runs, x, split)))
+        t = paid_rows(runs, params)
+        if t.height:
+            shown = t.with_columns(
+                (pl.col("share") * 100).round(1).alias("paid %"),
+                pl.format(
+                    "{} – {}",
+                    (pl.col("wilson_lo") * 100).round(1),
+                    (pl.col("wilson_hi") * 100).round(1),
+                ).alias("Wilson 95 % (%)"),
+                (pl.col("median") * 100).round(2).alias("median ROI %"),
+                (pl.col("best") * 100).round(2).alias("best ROI %"),
+            ).drop("share", "wilson_lo", "wilson_hi", "median", "best")
+            out.append(("Attack paid, per point", table_html(shown)))
+    for p in params[:3]:
+        for metric in metrics:
+            title = METRICS[metric].title if metric in METRICS else metric
+            out.append((f"{title}: every run by {p}", distribution_figure(runs, p, metric)))
+    if agents is not None and agents.height and "roi" in agents.columns:
+        g_split = next((p for p in params if runs[p].n_unique() <= MAX_FACETS), None)
+        out.append(("ROI by group, every agent of every run", group_roi_figure(agents, g_split)))
+    return out
 
 
 def failure_table(failures: pl.DataFrame) -> str:
@@ -528,6 +753,13 @@ def build_sweep_report(
             raise
         runs = pl.DataFrame()  # every run so far failed: the report shows why
     manifest = json.loads((d / "sweep.json").read_text()) if (d / "sweep.json").exists() else {}
+    try:
+        agents = load_sweep(d, "agents").select("run_id", "agent_id", "group", "roi").collect()
+        agents = agents.join(
+            runs.drop("replication", "seed", strict=False), on="run_id", how="inner"
+        )
+    except (InputError, pl.exceptions.PolarsError):
+        agents = None  # no agents parts (or no roi column): the report goes without that panel
     params = parameter_columns(runs, manifest)
     for axis, name in (("--x", x), ("--y", y)):
         if name is not None and name not in params:
@@ -570,7 +802,7 @@ def build_sweep_report(
         kpis.append(("runs that did NOT conserve money", f"{(~runs['money_conserved']).sum():,}"))
     if runs.height:
         sections = ([("Summary", kpis_html(kpis))] if kpis else []) + sweep_figures(
-            runs, x, y, failures, manifest
+            runs, x, y, failures, manifest, agents
         )
     else:
         sections = [(f"Failures ({n_failed})", failure_table(failures))]
@@ -585,6 +817,12 @@ __all__ = [
     "frontier_edges",
     "frontier_rows",
     "grid",
+    "distribution_figure",
+    "group_roi_figure",
+    "paid_figure",
+    "paid_rows",
+    "spread_sections",
+    "wilson",
     "heatmap_figure",
     "parameter_columns",
     "sweep_figures",

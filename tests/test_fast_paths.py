@@ -28,8 +28,9 @@ def _final(sc, seed):
     try:
         m.run()
         tx = collect(m)["transactions"].filter(pl.col("accepted"))
-        c = m.contract
-        state = c.pm.state_snapshot() if c.kind == "prediction_market" else c.trainer.snapshot()
+        contract = m.contract.mech.contract  # the trainer, or the prediction market
+        snap = getattr(contract, "state_snapshot", None) or contract.snapshot
+        state = snap()
         counters = [
             (a.address, a.adds_accepted, a.refunded, a.taken, a.reports_won, a.points)
             for a in m.participants
@@ -117,7 +118,7 @@ def test_book_scores_follow_perceptron_steps():
     assert ClaimBook(binary_words=5).scored and not ClaimBook().scored
 
 
-@pytest.mark.parametrize("semantics", ["solidity", "reference-python", "points"])
+@pytest.mark.parametrize("semantics", ["solidity", "reference-python", "corrected", "points"])
 def test_claim_rules_are_the_contracts_checks(semantics):
     # The book selects claims with the mechanism's refundable/reportable; they must say exactly
     # what the contract's checks accept, for every age around the waits and every flag.

@@ -6,12 +6,14 @@ import numpy as np
 
 from sum_abm.contract.state import learner_state
 from sum_abm.data import load_dataset
+from sum_abm.data.config import DataConfig
 from sum_abm.data.fits import fit_cached
 from sum_abm.learners import make_learner
 
 
 def _data():
-    return load_dataset({"kind": "imdb_synthetic", "n_rows": 800, "init_train_portion": 0.2})
+    cfg = DataConfig(kind="imdb_synthetic", n_rows=800, init_train_portion=0.2)
+    return load_dataset(cfg)
 
 
 def test_restored_fit_equals_fresh_fit(tmp_path, monkeypatch):

@@ -3,8 +3,10 @@ and a real Ray cluster started by the test (stopped by its PID, never `ray stop`
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -18,8 +20,23 @@ import pytest
 
 from sum_abm.errors import InputError
 from sum_abm.scenario import load_scenario
-from sum_abm.sweeps import engine, load_agents, load_failures, load_sweep, load_sweep_file, run_many
+from sum_abm.sweeps import (
+    RayExecutor,
+    SerialExecutor,
+    executors,
+    load_agents,
+    load_executions,
+    load_failures,
+    load_sweep,
+    load_sweep_file,
+    run_many,
+    store,
+)
 from sum_abm.sweeps.spec import SweepSpec, expand, runs_for
+from sum_abm.sweeps.task import RunTask
+
+# Every test here runs sweeps (most on Ray) or a process: the whole file is in the slow lane.
+pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[1]
 CLI = [sys.executable, "-c", "from sum_abm.cli import main; main()"]
@@ -122,17 +139,15 @@ def test_expansion_ids_and_seeds_are_stable():
     assert len(expand(grid_zip)) == 3 * 2 * 2  # grid x zip rows x draws
 
 
-def test_batch_size_batches_only_short_runs():
-    assert engine.batch_size([], 1000, 2) == 1  # nothing measured yet: one run per task
-    assert engine.batch_size([0.5, 0.4, 0.6], 1000, 2) == 1  # long runs: one task each
-    assert (
-        engine.batch_size([0.025] * 10, 1000, 2) == 1
-    )  # at the threshold (20 ms) and above: one each
-    assert engine.batch_size([0.005] * 10, 1000, 2) == 11  # 5 ms runs: ~50 ms per task
-    assert (
-        engine.batch_size([0.005] * 10, 20, 2) == 5
-    )  # the tail: at least two tasks per core remain
-    assert engine.batch_size([1e-6] * 10, 10**6, 2) == engine.MAX_BATCH
+def test_chunk_size_follows_measured_run_times():
+    cs = executors.chunk_size
+    assert cs([], 1000, 2) == 1  # nothing measured yet: one run per chunk
+    assert cs([0.5, 0.4, 0.6], 1000, 2) == 1  # long runs (>= 0.25 s): one run per chunk
+    assert cs([0.05] * 10, 1000, 2) == 6  # 50 ms runs: 0.25 s of work (+1) per chunk
+    assert cs([0.05] * 10, 20, 2) == 5  # the tail: at least two chunks per worker remain
+    assert cs([0.05] * 10, 3, 2) == 1
+    assert cs([1e-6] * 10, 10**6, 2) == executors.MAX_CHUNK
+    assert cs([9.0] * 64 + [0.01] * 65, 1000, 2) == 26  # the median of the last 64 runs counts
 
 
 @pytest.mark.parametrize(
@@ -202,9 +217,14 @@ def test_serial_and_ray_give_identical_parquet_content(tmp_path, ray_local):
     from sum_abm import sweep
 
     a = sweep(f, tmp_path / "serial", serial=True)
-    sweep(f, tmp_path / "ray", serial=False)
-    assert len(a) == 8
+    b = sweep(f, tmp_path / "ray", executor=RayExecutor())
+    assert len(a) == 8 and a.equals(b)  # the returned tables (built from the returned rows)
     assert table(tmp_path / "serial").equals(table(tmp_path / "ray"))
+    assert a.equals(table(tmp_path / "serial"))  # ... equal the parts read back
+    ex = load_executions(tmp_path / "ray")
+    assert ex.height == 8 and set(ex["executor"]) == {"ray"} and ex["run_id"].n_unique() == 8
+    assert ex["pid"].n_unique() >= 1 and ex["node_id"].str.len_chars().min() > 0
+    assert set(load_executions(tmp_path / "serial")["executor"]) == {"serial"}
     ag_a = load_agents(tmp_path / "serial").collect().sort("run_id", "agent_id")
     ag_b = load_agents(tmp_path / "ray").collect().sort("run_id", "agent_id")
     assert (
@@ -242,8 +262,8 @@ def test_a_run_that_raises_is_recorded_and_the_sweep_goes_on(tmp_path, ray_local
         {"mechanism.cost_weight": 2},
     ]
     frames = {}
-    for mode, serial in (("serial", True), ("ray", False)):
-        t = run_many(base, points, tmp_path / mode, root_seed=4, serial=serial, baseline=False)
+    for mode, ex in (("serial", SerialExecutor()), ("ray", RayExecutor())):
+        t = run_many(base, points, tmp_path / mode, root_seed=4, executor=ex, baseline=False)
         assert t.height == 2 and sorted(t["mechanism.cost_weight"].to_list()) == [1, 2]
         f = load_failures(tmp_path / mode)
         assert (
@@ -277,34 +297,109 @@ def test_a_run_that_raises_is_recorded_and_the_sweep_goes_on(tmp_path, ray_local
 
 
 @pytest.mark.ray
-def test_short_runs_travel_in_batches_with_identical_results(tmp_path, ray_local, monkeypatch):
+def test_short_runs_travel_in_chunks_with_identical_results(tmp_path, ray_local, monkeypatch):
     base = load_scenario(
         ROOT / "scenarios" / "quickstart.toml", {"data.n_rows": 800, "run.max_time_s": 86_400}
     )
     points = [{"mechanism.cost_weight": w} for w in range(1, 25)]
     serial = run_many(base, points, tmp_path / "serial", root_seed=2, serial=True, baseline=False)
-    monkeypatch.setattr(engine, "BATCH_BELOW_S", 10.0)  # every run counts as short here
-    monkeypatch.setattr(engine, "BATCH_TARGET_S", 10.0)
+    monkeypatch.setattr(executors, "CHUNK_S", 10.0)  # every run counts as short here
     steps = []
-    batched = run_many(
+    ex = RayExecutor()
+    chunked = run_many(
         base,
         points,
         tmp_path / "ray",
         root_seed=2,
-        serial=False,
+        executor=ex,
         baseline=False,
         progress=lambda d, f, n: steps.append(d),
     )
-    assert (
-        max(b - a for a, b in zip(steps, steps[1:], strict=False)) > 1
-    )  # some task carried several runs
-    assert steps[-1] == 24 and batched.sort("run_id").equals(serial.sort("run_id"))
+    assert ex.chunk_sizes[0] == 1 and max(ex.chunk_sizes) > 1  # chunks once runs were timed
+    assert sum(ex.chunk_sizes) == 24 and steps == list(range(25))  # each run reported on its own
+    assert chunked.sort("run_id").equals(serial.sort("run_id"))
     assert (
         load_agents(tmp_path / "ray")
         .collect()
         .sort("run_id", "agent_id")
         .equals(load_sweep(tmp_path / "serial", "agents").collect().sort("run_id", "agent_id"))
     )
+
+
+@dataclasses.dataclass(frozen=True)
+class DiesOnce:
+    """A run task whose worker process dies (``os._exit``) the first time it reaches ``victim``:
+    a crashed worker, injected by the test."""
+
+    inner: RunTask
+    marker: str
+    victim: str
+
+    def warm(self) -> None:
+        self.inner.warm()
+
+    def __call__(self, run):
+        if run.run_id == self.victim and not os.path.exists(self.marker):
+            Path(self.marker).write_text(str(os.getpid()))
+            os._exit(1)
+        return self.inner(run)
+
+
+@dataclasses.dataclass(frozen=True)
+class ThreadProbe:
+    """A run task that reports its worker's thread settings (in the outcome's ``host`` field)."""
+
+    def __call__(self, run):
+        import polars
+        from threadpoolctl import threadpool_info
+
+        from sum_abm.sweeps.outcome import RunOutcome
+
+        seen = {k: os.environ.get(k) for k in ("POLARS_MAX_THREADS", "OMP_NUM_THREADS")}
+        seen["polars"] = polars.thread_pool_size()
+        seen["blas"] = max((p["num_threads"] for p in threadpool_info()), default=1)
+        return RunOutcome(run, host=json.dumps(seen))
+
+
+@pytest.mark.ray
+def test_ray_workers_run_with_one_thread_per_pool(ray_local):
+    import ray.cloudpickle
+
+    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    runs = runs_for([{"x": 1}, {"x": 2}], 1, 0)
+    with RayExecutor() as ex:
+        seen = [json.loads(o.host) for o in ex.map(ThreadProbe(), runs)]
+    assert len(seen) == 2 and all(
+        s == {"POLARS_MAX_THREADS": "1", "OMP_NUM_THREADS": "1", "polars": 1, "blas": 1}
+        for s in seen
+    ), seen
+
+
+@pytest.mark.ray
+def test_a_worker_that_dies_is_replaced_and_its_runs_retried_once(tmp_path, ray_local):
+    import ray.cloudpickle
+
+    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # workers cannot import tests
+    base = load_scenario(ROOT / "scenarios" / "quickstart.toml", SMALL)
+    runs = runs_for([{"mechanism.cost_weight": w} for w in range(1, 9)], 1, 3)
+    out = tmp_path / "o"
+    store.SweepStore(out)  # the folder the workers write their parts into
+    marker = tmp_path / "died"
+    # Chunks of two: the victim is second in the first chunk, whose first run is already written.
+    task = DiesOnce(RunTask(base, baseline=False, out=str(out)), str(marker), runs[1].run_id)
+    ex = RayExecutor()
+    ex.durations = [0.001]
+    try:
+        outcomes = list(ex.map(task, runs))
+    finally:
+        ex.close()
+    assert marker.exists() and ex.chunk_sizes[0] == 2  # a worker really died, mid-chunk
+    assert sorted(o.run.run_id for o in outcomes) == sorted(r.run_id for r in runs)  # once each
+    assert all(o.ok and o.written for o in outcomes)
+    reused = [o.run.run_id for o in outcomes if o.reused]
+    assert reused == [runs[0].run_id]  # finished before the death: not run again
+    serial = {o.run.run_id: o.summary for o in SerialExecutor().map(task.inner, runs)}
+    assert all(o.summary.equals(serial[o.run.run_id]) for o in outcomes)
 
 
 def test_resume_adds_grown_grid_points_and_refuses_another_base(tmp_path):
@@ -401,15 +496,23 @@ def _stop_session(sid: int) -> None:
 
 
 @pytest.mark.ray
+@pytest.mark.slow
 def test_ctrl_c_and_sigkill_of_a_ray_driver_then_resume(tmp_path, ray_local):
-    """The default path (local Ray, workers writing their own parts): Ctrl-C part-way, resume,
-    SIGKILL of the driver alone part-way, resume: every run once, content equal to an uninterrupted sweep."""
-    short = {"data.n_rows": [800], "run.max_time_s": [432_000]}
+    """The default path (runs timed in-process, then local Ray with workers writing their own parts
+    when the rest is long enough): a second driver on the folder is refused while the first runs;
+    Ctrl-C part-way, resume, SIGKILL of the driver alone part-way (its folder lock dies with it),
+    resume: every run once, content equal to an uninterrupted sweep."""
+    short = {"data.n_rows": [800], "run.max_time_s": [1_728_000]}  # long enough for a second driver
     f = write_sweep(tmp_path, {"mechanism.cost_weight": [1, 2, 3, 4, 5, 6, 7, 8]}, short, reps=2)
     cut = tmp_path / "cut"
     cmd = CLI + ["sweep", str(f), "--out", str(cut), "--workers", "2"]
     p = _start_and_wait(cmd, cut, 2)
     try:
+        # One sweep at a time per folder: a second driver on the same --out is refused in one line.
+        second = subprocess.run(cmd + ["--resume"], capture_output=True, text=True, timeout=120)
+        assert p.poll() is None, "the first driver finished too soon for this check"
+        assert second.returncode == 2 and len(second.stderr.strip().splitlines()) == 1
+        assert "another sweep is running into this folder" in second.stderr, second.stderr
         os.killpg(p.pid, signal.SIGINT)  # Ctrl-C in a terminal reaches the whole process group
         _, err = p.communicate(timeout=120)
     finally:
@@ -436,7 +539,7 @@ def test_ctrl_c_and_sigkill_of_a_ray_driver_then_resume(tmp_path, ray_local):
     full = run_many(
         load_scenario(ROOT / "scenarios" / "quickstart.toml"),  # uninterrupted, on the test's Ray
         [
-            {"mechanism.cost_weight": w, "data.n_rows": 800, "run.max_time_s": 432_000}
+            {"mechanism.cost_weight": w, "data.n_rows": 800, "run.max_time_s": 1_728_000}
             for w in range(1, 9)
         ],
         tmp_path / "full",
@@ -456,75 +559,87 @@ def test_ctrl_c_and_sigkill_of_a_ray_driver_then_resume(tmp_path, ray_local):
     ]
 
 
-@pytest.mark.ray
-def test_a_worker_that_dies_is_retried(tmp_path):
-    f = write_sweep(tmp_path, {"mechanism.cost_weight": [1, 2, 3, 4, 5]})
-    marker = tmp_path / "killed"
-    env = {**os.environ, "SUM_ABM_FAULT_KILL_ONCE": str(marker)}
-    r = subprocess.run(
-        CLI + ["sweep", str(f), "--out", str(tmp_path / "o"), "--workers", "2"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert r.returncode == 0, r.stderr[-2000:]
-    assert marker.exists()  # a worker really died
-    assert table(tmp_path / "o").height == 5 and not (tmp_path / "o" / "failures.parquet").exists()
-
-
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
 
-@pytest.mark.ray
-def test_sweep_on_a_ray_cluster_by_address(tmp_path):
-    """A real head with Ray's token authentication: a driver with another token is refused in one
-    line that explains the token; with the cluster's token the sweep runs there."""
-    import secrets
-
-    port = _free_port()
-    temp = tempfile.mkdtemp(
-        prefix="rayc", dir="/tmp"
-    )  # Ray's socket paths must stay under 107 bytes
-    token = secrets.token_hex(32)
-    env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": token}
-    for k in ("RAY_ADDRESS", "RAY_AUTH_TOKEN_PATH"):
-        env.pop(k, None)
-    head = subprocess.Popen(
-        [
-            "ray",
-            "start",
-            "--head",
-            "--block",
-            "--port",
-            str(port),
-            "--node-ip-address",
-            "127.0.0.1",
-            "--num-cpus",
-            "2",
-            "--include-dashboard=false",
-            "--temp-dir",
-            temp,
-            "--disable-usage-stats",
-        ],
+def _ray_node(args: list[str], temp: str, env: dict) -> subprocess.Popen:
+    """``ray start ... --block`` in a session of its own (stopped by its PID, never `ray stop`)."""
+    return subprocess.Popen(
+        ["ray", "start", "--block", "--temp-dir", temp, "--disable-usage-stats", *args],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,
     )
+
+
+def _stop_node(p: subprocess.Popen) -> None:
+    if p.poll() is None:
+        os.killpg(p.pid, signal.SIGTERM)
+    try:
+        p.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(p.pid, signal.SIGKILL)
+        p.wait()
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+def test_sweep_on_a_two_node_ray_cluster_by_address(tmp_path):
+    """A real cluster of two nodes (a head and a worker node, each with its own temp dir, CPU and
+    custom resource) with Ray's token authentication: a driver with another token is refused in one
+    line that explains the token; with the cluster's token the sweep runs on both nodes and its
+    table equals the serial one."""
+    import secrets
+
+    port = _free_port()
+    token = secrets.token_hex(32)
+    env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": token}
+    for k in ("RAY_ADDRESS", "RAY_AUTH_TOKEN_PATH"):
+        env.pop(k, None)
+    # Ray's socket paths must stay under 107 bytes: short temp dirs, one per node.
+    t1, t2 = (tempfile.mkdtemp(prefix=p, dir="/tmp") for p in ("rayh", "rayw"))
+    common = ["--node-ip-address", "127.0.0.1", "--num-cpus", "1"]
+    head = _ray_node(
+        ["--head", "--port", str(port), "--include-dashboard=false", "--resources", '{"node_a": 1}']
+        + common,
+        t1,
+        env,
+    )
+    nodes = [head]
     try:
         deadline = time.time() + 120
-        while True:  # the head's GCS port answers once it accepts drivers
+        while True:  # the head's GCS port answers once it accepts nodes and drivers
             try:
                 socket.create_connection(("127.0.0.1", port), timeout=1).close()
                 break
             except OSError:
                 assert time.time() < deadline and head.poll() is None, "the Ray head did not start"
                 time.sleep(0.2)
-        f = write_sweep(tmp_path, {"mechanism.cost_weight": [1, 2, 3]})
+        nodes.append(
+            _ray_node(
+                ["--address", f"127.0.0.1:{port}", "--resources", '{"node_b": 1}'] + common, t2, env
+            )
+        )
+        probe = (
+            "import ray; ray.init(address='{a}', logging_level='ERROR'); import time\n"
+            "for _ in range(600):\n"
+            "    if len([n for n in ray.nodes() if n['Alive']]) == 2: break\n"
+            "    time.sleep(0.1)\n"
+            "print(sorted(k for n in ray.nodes() if n['Alive'] for k in n['Resources'] if k.startswith('node_')))"
+        )
+        r = subprocess.run(
+            [sys.executable, "-c", probe.format(a=f"127.0.0.1:{port}")],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
+        assert "['node_a', 'node_b']" in r.stdout, r.stderr[-2000:]  # both nodes joined
+        f = write_sweep(tmp_path, {"mechanism.cost_weight": [1, 2, 3, 4, 5, 6]})
         cmd = CLI + [
             "sweep",
             str(f),
@@ -554,19 +669,20 @@ def test_sweep_on_a_ray_cluster_by_address(tmp_path):
         r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
         assert r.returncode == 0, r.stderr[-2000:]
         on_cluster = table(tmp_path / "o")
-        assert on_cluster.height == 3
+        assert on_cluster.height == 6
+        ex = load_executions(tmp_path / "o")
+        assert ex.height == 6 and set(ex["executor"]) == {"ray"}
+        assert ex["node_id"].n_unique() == 2  # runs executed on both nodes
         # The same points in-process: the same run ids, seeds and table (the cluster is no different).
-        points = [{"mechanism.cost_weight": w, **SMALL} for w in (1, 2, 3)]
+        points = [{"mechanism.cost_weight": w, **SMALL} for w in range(1, 7)]
         base = load_scenario(ROOT / "scenarios" / "quickstart.toml")
         serial = run_many(base, points, tmp_path / "serial", root_seed=5, serial=True)
         assert on_cluster.equals(serial.sort("run_id"))
     finally:
-        os.killpg(head.pid, signal.SIGTERM)  # stop the head by its process id, never `ray stop`
-        try:
-            head.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(head.pid, signal.SIGKILL)
-            head.wait()
+        for p in reversed(nodes):  # the worker node first, then the head; by PID
+            _stop_node(p)
+        for t in (t1, t2):
+            shutil.rmtree(t, ignore_errors=True)
 
 
 def test_bad_cluster_address_is_one_line(tmp_path):
@@ -582,3 +698,63 @@ def test_bad_cluster_address_is_one_line(tmp_path):
     )
     assert r.returncode == 2 and "cannot connect to the Ray cluster" in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
+
+
+def test_wilson_interval_matches_the_closed_form():
+    from dashboards.sweep_report import wilson
+
+    lo, hi = wilson(5, 10)
+    assert round(lo, 4) == 0.2366 and round(hi, 4) == 0.7634  # the textbook 5 of 10 interval
+    lo, hi = wilson(0, 12)
+    z2 = 1.959964**2
+    assert lo == 0.0 and abs(hi - z2 / (12 + z2)) < 1e-12  # k = 0: upper bound z²/(n + z²)
+    lo, hi = wilson(12, 12)
+    assert hi == 1.0 and abs(lo - 12 / (12 + z2)) < 1e-12
+    a, b = wilson(3, 30), wilson(30, 300)
+    assert a[0] < b[0] < 0.1 < b[1] < a[1]  # same share, more runs: a narrower interval
+    assert all(x != x for x in wilson(0, 0))  # no runs: no interval (nan)
+
+
+@pytest.mark.slow
+def test_sweep_report_shows_every_run_and_k_of_n(tmp_path):
+    """A categorical and a numeric parameter, 3 replications: the report has the k-of-n line with
+    the counts of the runs table, boxes of every run per value (categories, no lines), and the
+    ROI of every agent by group."""
+    from dashboards.sweep_report import (
+        build_sweep_report,
+        distribution_figure,
+        group_roi_figure,
+        paid_figure,
+        paid_rows,
+    )
+
+    base = load_scenario(ROOT / "scenarios" / "quickstart.toml", SMALL)
+    points = [
+        {"mechanism.cost_weight": w, "mechanism.semantics": sem}
+        for w in (1, 8)
+        for sem in ("solidity", "reference-python")
+    ]
+    runs = run_many(base, points, tmp_path / "o", replications=3, root_seed=9, serial=True)
+    assert runs.height == 12
+    params = ["mechanism.cost_weight", "mechanism.semantics"]
+    t = paid_rows(runs, params)
+    assert t.height == 4 and t["runs"].to_list() == [3, 3, 3, 3]
+    for r in t.rows(named=True):
+        d = runs.filter((pl.col(params[0]) == r[params[0]]) & (pl.col(params[1]) == r[params[1]]))
+        assert r["paid"] == (d["attacker_roi"] > 0).sum()
+        assert r["wilson_lo"] <= r["paid"] / 3 <= r["wilson_hi"]
+    fig = paid_figure(runs, "mechanism.semantics", "mechanism.cost_weight")
+    assert all(tr.mode == "markers+text" for tr in fig.data) and len(fig.data) == 2
+    assert fig.layout.xaxis.type == "category"
+    assert sorted(sum((list(tr.text) for tr in fig.data), [])) == sorted(
+        f"{r['paid']}/{r['runs']}" for r in t.rows(named=True)
+    )
+    box = distribution_figure(runs, "mechanism.semantics", "attacker_roi")
+    assert box.data[0].type == "box" and box.data[0].boxpoints == "all"
+    assert len(box.data[0].y) == 12 and box.layout.xaxis.type == "category"
+    agents = load_agents(tmp_path / "o").collect()
+    g = group_roi_figure(agents)
+    assert sum(len(tr.y) for tr in g.data) == agents.height  # one point per agent and run
+    html = build_sweep_report(tmp_path / "o").read_text()
+    assert "The attack paid in k of n runs" in html and "ROI by group" in html
+    assert "every run by mechanism.semantics" in html

@@ -10,7 +10,9 @@ import typer
 def register(app: typer.Typer) -> None:
     @app.command()
     def sweep(
-        sweep_file: Path = typer.Argument(..., help="sweep TOML file (see scenarios/sweeps/)"),
+        sweep_file: Path = typer.Argument(
+            ..., help="sweep TOML file, or a bundled sweep's name (scenarios/sweeps/)"
+        ),
         out: Path = typer.Option(
             ..., help="output folder (runs/, agents/, sweep.json, failures.parquet)"
         ),
@@ -33,22 +35,26 @@ def register(app: typer.Typer) -> None:
         Exit status: 0 when every run finished, 1 when some raised (see failures.parquet),
         2 for bad input, 130 when interrupted (the folder resumes with --resume).
         """
+        from sum_abm.bundled import resolve
         from sum_abm.sweeps import load_sweep_file
-        from sum_abm.sweeps.engine import check_address, check_out, init_ray
+        from sum_abm.sweeps.engine import check_address, check_out, init_ray, shutdown_ray
+        from sum_abm.sweeps.store import folder_lock
 
+        sweep_file = resolve(sweep_file, "sweep")
         sw = load_sweep_file(sweep_file)
-        check_out(out, resume, sw.base)  # bad input answers in one line, before any output
-        connected = False
-        if address and not serial:
-            check_address(address)
-            connected = init_ray(address, None)  # a refused driver (token auth) is one line too
-        try:
-            _run(sw, sweep_file, out, address, workers, resume, serial)
-        finally:
-            if connected:
-                from sum_abm.sweeps.engine import shutdown_ray
-
-                shutdown_ray()
+        # One sweep per folder: a second driver is refused in one line (the lock dies with its
+        # process, so a killed driver leaves nothing stuck); bad input answers before any output.
+        with folder_lock(out):
+            check_out(out, resume, sw.base)
+            connected = False
+            if address and not serial:
+                check_address(address)
+                connected = init_ray(address, None)  # a refused driver (token auth): one line
+            try:
+                _run(sw, sweep_file, out, address, workers, resume, serial)
+            finally:
+                if connected:
+                    shutdown_ray()
 
     def _run(
         sw,
@@ -112,6 +118,7 @@ def register(app: typer.Typer) -> None:
                     resume=resume,
                     serial=True if serial else None,
                     progress=progress,
+                    notify=lambda line: bar.console.print(line, highlight=False),
                 )
             except KeyboardInterrupt:
                 bar.stop()
@@ -126,7 +133,12 @@ def register(app: typer.Typer) -> None:
         print(
             f"{len(table)} of {len(sw.runs)} runs finished, {n_fail} failed"
             + (
-                f"; {ran} ran in {elapsed:.1f} s ({ran / elapsed:.1f} runs/s)"
+                f"; {ran} ran in {elapsed:.1f} s "
+                + (
+                    f"({ran / elapsed:.1f} runs/s)"
+                    if ran >= elapsed
+                    else f"({elapsed / ran:.1f} s per run)"
+                )
                 if ran and elapsed > 0
                 else ""
             )

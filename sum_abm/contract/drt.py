@@ -1,7 +1,7 @@
-"""Deposit, Refund and Take (self-assessment), in the Solidity or the reference-Python rules.
+"""Deposit, Refund and Take (self-assessment), in the Solidity, reference-Python or corrected rules.
 
 The rules and their check order are those of ``TRACE_FORMAT.md`` §4 (shipped in
-``tests/conformance/``). Differences between the two ``semantics``:
+``tests/conformance/``). Differences between the ``solidity`` and ``reference-python`` semantics:
 
 ========================  ======================================  ==========================================
 rule                      ``solidity`` (default)                  ``reference-python``
@@ -12,6 +12,11 @@ refund/report wait        ``age < refund_time_s`` is too early     ``age <= refu
 report reward             ``dep*num_good // total_good`` (int)     ``dep*num_good / total_good`` (float)
 duplicate data            overwrite allowed when nothing claimable always rejected
 ========================  ======================================  ==========================================
+
+``corrected`` is ``solidity`` with one fix, marked ``FIX`` below: a report whose proportional share
+``initial_deposit * num_good // total_good`` floors to 0 is refused (``share_rounds_to_zero``,
+nothing moves). Solidity instead pays the whole claimable deposit, which lets a label flipper with
+one verified contribution take honest deposits whole once ``total_good`` is large.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from typing import Any
 from sum_abm.chain import Rejected
 from sum_abm.contract.data_handler import StoredData
 
-SEMANTICS = ("solidity", "reference-python")
+SEMANTICS = ("solidity", "reference-python", "corrected")
 
 
 class DepositRefundTake:
@@ -30,6 +35,8 @@ class DepositRefundTake:
 
     kind = "deposit_refund_take"
     updates_model_on_add = True
+    refund_clears_deposit = True  # a refund pays out all that is claimable
+    has_vyper_contract = True  # sum_abm/evm/contracts/drt.vy (the EVM spot check)
 
     def __init__(
         self,
@@ -160,6 +167,11 @@ class DepositRefundTake:
                 amount = stored.claimable
         else:
             amount = stored.initial_deposit * ng // self.total_good
+            if amount == 0 and self.semantics == "corrected":
+                # FIX: a share that floors to 0 earns nothing, not the whole deposit.
+                raise Rejected(
+                    "share_rounds_to_zero", f"{stored.initial_deposit}*{ng}//{self.total_good}"
+                )
             if amount == 0 or amount > stored.claimable:
                 amount = stored.claimable
         return amount

@@ -31,6 +31,8 @@ class Points:
 
     kind = "points"
     updates_model_on_add = True
+    refund_clears_deposit = False  # a claim moves no money; claimed_by marks it
+    has_vyper_contract = False
     python = False
 
     def __init__(

@@ -94,11 +94,7 @@ class CollaborativeTrainer:
 
         def run() -> Any:
             now = self.now
-            cost = self.im.add_cost(sender, value, now)
-            key = self.data.key(x, y, now, sender)
-            old = self.data._data.get(key)
-            if old is not None and not self.im.may_overwrite(old):
-                raise Rejected("duplicate_data")
+            cost, key, old = self._check_add(sender, value, x, y)
             # effects
             self.im.on_added(now)
             self.chain.ledger.transfer(sender, self.address, cost)
@@ -111,6 +107,26 @@ class CollaborativeTrainer:
         return self._exec(sender, "add_data", value, run, x, y)
 
     # -- checks shared by the real calls and by the free view calls ------------------------------
+    def _check_add(
+        self, sender: str, value: Any, x: Any, y: int
+    ) -> tuple[Any, tuple, StoredData | None]:
+        """(cost, key, the contribution stored under that key or None); raises Rejected."""
+        cost = self.im.add_cost(sender, value, self.now)
+        key = self.data.key(x, y, self.now, sender)
+        old = self.data._data.get(key)
+        if old is not None and not self.im.may_overwrite(old):
+            raise Rejected("duplicate_data")
+        return cost, key, old
+
+    def check_add(self, sender: str, value: Any, x: Any, y: int) -> str | None:
+        """The reason an add would be rejected now (the wallet rule aside), or None (a free view
+        call; no effect)."""
+        try:
+            self._check_add(sender, value, x, y)
+        except Rejected as r:
+            return r.reason
+        return None
+
     def _lookup(self, x: Any, y: int, added_time: int, author: str) -> StoredData:
         stored = self.data.get(x, y, added_time, author)
         if stored is None:
@@ -180,7 +196,7 @@ class CollaborativeTrainer:
 
     def _refund_effects(self, sender: str, stored: StoredData, amount: Any) -> None:
         self._pay(sender, amount)
-        stored.claimable = stored.claimable - amount if self.im.kind == "points" else 0
+        stored.claimable = 0 if self.im.refund_clears_deposit else stored.claimable - amount
         stored.claimed_by.add(sender)
         self.im.on_refunded(sender)
 

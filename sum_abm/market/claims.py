@@ -14,8 +14,6 @@ Per-item state kept here mirrors what the contract would answer, cached by learn
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
 _SLOT_ARRAYS = (
@@ -41,21 +39,6 @@ _SLOT_ARRAYS = (
 #: ``SCORE_TOL * (mag + max|w| * sum|x| + |b|)`` of zero is re-scored exactly. Float64 rounding of
 #: 10^5 increments stays below 10^-10 of the same sum.
 SCORE_TOL = 1e-8
-
-
-@dataclass(frozen=True)
-class WalkRules:
-    """Which claims a walk makes and where it stops (all ages in seconds).
-
-    ``reference`` reproduces the reference simulator's walk: stop at the first item younger than
-    the refund wait (or, once the pool is exhausted, younger than the any-address wait); older than
-    the any-address wait: take all; own: refund; others': report.
-    """
-
-    refund: bool = True
-    report: bool = True
-    take: bool = True
-    reference: bool = False
 
 
 class ClaimBook:

@@ -14,12 +14,14 @@ from typing import Any
 import mesa
 import numpy as np
 
+from sum_abm.chain import TX_FIELDS
+from sum_abm.data import load_dataset
 from sum_abm.market.agents import Participant
-from sum_abm.market.claims import SCORE_TOL, ClaimBook, WalkRules
+from sum_abm.market.claims import SCORE_TOL, ClaimBook
 from sum_abm.market.contract_setup import MarketContract, build_contract
 from sum_abm.market.events import EventQueue
 from sum_abm.market.recording import TxLog
-from sum_abm.policies import make_policy
+from sum_abm.policies import WalkRules, make_policy
 from sum_abm.scenario import Scenario
 
 
@@ -39,8 +41,6 @@ class MarketModel(mesa.Model):
         self.events = EventQueue()
         self.finished = False
         self.naive = scenario.run.naive_claims
-
-        from sum_abm.data import load_dataset
 
         self.data = (
             dataset
@@ -183,12 +183,14 @@ class MarketModel(mesa.Model):
             return False
         if self.data_left():
             return False
-        return self.contract.kind == "prediction_market" or len(self.book) == 0
+        return not self.contract.uses_claim_book or len(self.book) == 0
 
     def _finish(self) -> None:
         if self.finished:
             return
-        self.contract.finish(self)  # e.g. the prediction market's reward phase and refunds
+        # e.g. the prediction market's reward phase and collections, in address order
+        for addr in self.contract.finish(self.addresses, self.sample):
+            self.addr_owner[addr].refunded += 1
         self.finished = True
         self.accuracy = self.contract.accuracy()
         self._sample()
@@ -211,8 +213,6 @@ class MarketModel(mesa.Model):
     @property
     def tx(self) -> dict[str, list[Any]]:
         """The transaction log as columns (fields: ``sum_abm.chain.TX_FIELDS``)."""
-        from sum_abm.chain import TX_FIELDS
-
         cols: dict[str, list[Any]] = {k: [] for k in TX_FIELDS}
         for row in self.tx_rows:
             for k, v in zip(TX_FIELDS, row, strict=False):
@@ -306,7 +306,7 @@ class MarketModel(mesa.Model):
         agent.deposits_paid += int(cost)
         if row == self.cursor:
             self.cursor += 1
-        if self.contract.kind != "prediction_market":
+        if self.contract.uses_claim_book:
             slot = b.add(self.clock.now, self.addr_index[addr], row, y, x.indices, x.values, bits)
             if b.scored:
                 # w·x + b to rounding; the allowance's w_bound * sum|x| + b_bound covers its terms
@@ -324,7 +324,7 @@ class MarketModel(mesa.Model):
 
     def claim_walk(self, agent: Participant, rules: WalkRules, address: str | None = None) -> None:
         """Claim what can be claimed, oldest first (see :mod:`sum_abm.market.claims`)."""
-        if self.contract.kind == "prediction_market" or len(self.book) == 0:
+        if not self.contract.uses_claim_book or len(self.book) == 0:
             return
         addr = address or agent.address
         me = self.addr_index[addr]

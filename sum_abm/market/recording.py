@@ -14,18 +14,10 @@ from typing import Any
 
 import polars as pl
 
-#: The ``transactions`` frame's columns and types (one row per contract call).
-TX_SCHEMA = {
-    "time_s": pl.Int64,
-    "sender": pl.String,
-    "call": pl.String,
-    "accepted": pl.Boolean,
-    "reason": pl.String,
-    "value": pl.Int64,
-    "gas": pl.Int64,
-    "fee": pl.Int64,
-    "amount": pl.Float64,
-}
+from sum_abm import schema
+
+#: The ``transactions`` frame's columns and types, as the results schema declares them.
+TX_SCHEMA = schema.dtypes("transactions")
 CHUNK = 1 << 16  # records held as tuples before they are packed into a frame
 
 

@@ -8,6 +8,8 @@ from typing import Any
 
 import mesa
 
+from sum_abm.data import load_dataset
+from sum_abm.market.model import MarketModel
 from sum_abm.market.results import RunResult, collect, summarize
 from sum_abm.scenario import Scenario, load_scenario
 
@@ -15,8 +17,6 @@ from sum_abm.scenario import Scenario, load_scenario
 def _simulate(
     scenario: Scenario, seed: int, dataset: Any, baseline: RunResult | None, progress: Any = None
 ) -> RunResult:
-    from sum_abm.market.model import MarketModel
-
     t0 = time.perf_counter()
     model = MarketModel(scenario=scenario, seed=seed, dataset=dataset)
     try:
@@ -55,8 +55,6 @@ def run(
         scenario = load_scenario(scenario)
     seed = scenario.seed if seed is None else int(seed)
     if dataset is None:
-        from sum_abm.data import load_dataset
-
         dataset = load_dataset(scenario.data, scenario.learner.kind, scenario.name)
     base = None
     if baseline and scenario.attacker_groups:

@@ -4,8 +4,10 @@
 or in-process when tiny) and returns its runs table; ``sum_abm.load_sweep("runs/qs")`` is a polars
 LazyFrame over the finished runs (one row per run: run_id, replication, seed, the parameters by
 dotted path, then the summary columns); ``load_sweep(dir, "agents")`` the agents rows;
-``load_failures(dir)`` the runs that raised. :func:`run_many` runs arbitrary override sets through
-the same engine.
+``load_failures(dir)`` the runs that raised, ``load_executions(dir)`` where each run executed.
+:func:`run_many` runs arbitrary override sets through the same engine; an :class:`Executor`
+(:class:`SerialExecutor`, :class:`RayExecutor`) chooses where, for one call or for a block
+(:func:`use_executor`).
 """
 
 from __future__ import annotations
@@ -16,7 +18,17 @@ from typing import Any, Literal
 import polars as pl
 
 from sum_abm.errors import InputError
-from sum_abm.sweeps.engine import execute, load_agents, load_failures, load_runs, run_many
+from sum_abm.sweeps.engine import (
+    execute,
+    load_agents,
+    load_executions,
+    load_failures,
+    load_runs,
+    run_many,
+    use_executor,
+)
+from sum_abm.sweeps.executors import Executor, RayExecutor, SerialExecutor
+from sum_abm.sweeps.outcome import RunOutcome
 from sum_abm.sweeps.spec import RunSpec, Sweep, load_sweep_file, run_id, run_seed
 
 
@@ -28,12 +40,14 @@ def sweep(
     workers: int | None = None,
     resume: bool = False,
     serial: bool | None = None,
+    executor: Executor | None = None,
     progress: Any = None,
 ) -> pl.DataFrame:
     """Run the sweep file ``path`` into the folder ``out``; returns the runs table (one row per run).
 
     ``address``: None = local Ray (``workers`` cores, default every core), or a cluster address;
-    ``serial=True`` runs in this process (identical results); ``resume=True`` skips finished runs;
+    ``serial=True`` runs in this process (identical results), ``executor`` on the one given (see
+    :mod:`sum_abm.sweeps.executors`); ``resume=True`` skips finished runs;
     ``progress(done, failed, total)`` is called as runs finish. See ``sum-abm sweep --help``.
     """
     sw = load_sweep_file(path)
@@ -47,6 +61,7 @@ def sweep(
         workers=workers,
         resume=resume,
         serial=serial,
+        executor=executor,
         progress=progress,
     )
 
@@ -62,9 +77,14 @@ def load_sweep(out: str | Path, table: Literal["runs", "agents"] = "runs") -> pl
 
 
 __all__ = [
+    "Executor",
+    "RayExecutor",
+    "RunOutcome",
     "RunSpec",
+    "SerialExecutor",
     "Sweep",
     "load_agents",
+    "load_executions",
     "load_failures",
     "load_sweep",
     "load_sweep_file",
@@ -72,4 +92,5 @@ __all__ = [
     "run_many",
     "run_seed",
     "sweep",
+    "use_executor",
 ]

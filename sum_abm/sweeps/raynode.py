@@ -1,0 +1,150 @@
+"""Ray for sweeps: start a local Ray or connect to a cluster (one clear line when refused), stop it.
+
+Local Ray: ``address="local"`` with a short temp dir (Ray's socket paths must stay under 107 bytes),
+node IP 127.0.0.1, no dashboard. A cluster: ``ray.init(address=...)`` with no ``num_cpus``. Every
+worker's thread pools are pinned to one thread (``PINNED_THREADS``): the sweep's parallelism is one
+worker per core, and nested pools would oversubscribe the cores.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import shutil
+import socket
+import sys
+import tempfile
+from collections.abc import Iterator
+from typing import Any
+
+from sum_abm.errors import InputError
+
+# One thread per worker for polars, OpenMP and BLAS (read when those libraries start their pools).
+PINNED_THREADS = {"POLARS_MAX_THREADS": "1", "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
+
+_OWN_TEMP_DIRS: list[str] = []  # temp dirs of the local Ray instances this process started
+
+
+def shutdown_ray() -> None:
+    """Stop the Ray this process started (local or connected) and remove its session folders."""
+    import ray
+
+    ray.shutdown()
+    while _OWN_TEMP_DIRS:
+        shutil.rmtree(_OWN_TEMP_DIRS.pop(), ignore_errors=True)
+
+
+def ray_running() -> bool:
+    """True when this process is already connected to Ray (a notebook, a test fixture): no start-up to pay."""
+    ray = sys.modules.get("ray")
+    return bool(ray is not None and ray.is_initialized())
+
+
+def init_ray(address: str | None, workers: int | None) -> bool:
+    """Start local Ray or connect to a cluster; returns True when this call started it."""
+    import ray
+
+    if ray.is_initialized():
+        return False
+    # Ray's own INFO/WARNING lines would interleave with the progress bar; errors still show.
+    opts: dict[str, Any] = {
+        "include_dashboard": False,
+        "log_to_driver": False,
+        "logging_level": logging.ERROR,
+        "runtime_env": {"env_vars": dict(PINNED_THREADS)},
+    }
+    if address in (None, "local"):
+        # A short temp dir: Ray's socket paths must stay under 107 bytes. Node IP 127.0.0.1 keeps
+        # Ray's own traffic on loopback (its GCS and raylet still listen on every interface).
+        opts["_temp_dir"] = tempfile.mkdtemp(prefix="ray", dir="/tmp")
+        _OWN_TEMP_DIRS.append(opts["_temp_dir"])
+        ray.init(
+            address="local",
+            num_cpus=workers or os.cpu_count(),
+            _node_ip_address="127.0.0.1",
+            **opts,
+        )
+        return True
+    check_address(address)
+    # Ray's C++ client prints a warning line a second while the head refuses it (about 20 s): keep
+    # them out of the terminal, and read them to say why in one line.
+    with _stderr_captured() as captured:
+        try:
+            ray.init(address=address, **opts)  # a cluster: its own CPUs (num_cpus would raise)
+            return True
+        except Exception as exc:  # noqa: BLE001 - every connection failure becomes one line
+            failure = exc
+    chain, e = [], failure
+    while e is not None and len(chain) < 8:
+        chain.append(f"{type(e).__name__}: {e}")
+        e = e.__cause__ or e.__context__
+    text = "\n".join(chain) + "\n" + captured.read()
+    if any(k in text for k in ("InvalidAuthToken", "Unauthenticated", "AuthenticationError")):
+        raise InputError(
+            f"--address {address}: the Ray cluster refused this driver's authentication token: {AUTH_HELP}"
+        ) from None
+    raise InputError(
+        f"--address {address}: cannot connect to the Ray cluster: {first_line(failure)} "
+        f"(if the head refuses drivers: {AUTH_HELP})"
+    ) from None
+
+
+# Ray >= 2.52 authenticates drivers with a token: the usual reason a reachable head refuses a driver.
+AUTH_HELP = (
+    "Ray >= 2.52 uses token authentication, so give this driver the cluster's token (RAY_AUTH_TOKEN, "
+    "RAY_AUTH_TOKEN_PATH or ~/.ray/auth_token as on the head) or start head and driver with "
+    "RAY_AUTH_MODE=disabled on a trusted network"
+)
+
+
+class _Captured:
+    def __init__(self) -> None:
+        self.text = ""
+
+    def read(self) -> str:
+        return self.text
+
+
+@contextlib.contextmanager
+def _stderr_captured() -> Iterator[_Captured]:
+    """Redirect file descriptor 2 (where Ray's C++ core logs) to a temporary file for the block."""
+    cap = _Captured()
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):  # no usable fd 2 (embedded interpreters): nothing to capture
+        yield cap
+        return
+    with tempfile.TemporaryFile() as tmp:
+        os.dup2(tmp.fileno(), 2)
+        try:
+            yield cap
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            tmp.seek(0)
+            cap.text = tmp.read().decode("utf-8", "replace")
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (its type when empty)."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def check_address(address: str) -> None:
+    """Fail fast, in one line, when a host:port cluster address does not answer (Ray itself retries
+    for minutes). ``auto`` and ``ray://`` addresses are left to Ray."""
+    if address == "auto" or "://" in address or ":" not in address:
+        return
+    host, _, port = address.rpartition(":")
+    try:
+        with socket.create_connection((host, int(port)), timeout=5):
+            pass
+    except (OSError, ValueError) as exc:
+        raise InputError(
+            f"--address {address}: cannot connect to the Ray cluster: {exc} "
+            f"(is a head running there? `ray start --head --port {port}` starts one)"
+        ) from None

@@ -1,0 +1,99 @@
+"""One run of a sweep as a picklable task, and its typed outcome.
+
+A :class:`RunTask` holds what every run of a sweep shares (the base scenario, whether to run the
+clean baseline, the folder local workers write into); calling it with a :class:`RunSpec` runs that
+point and returns a :class:`RunOutcome` — its rows or its failure, never an exception for an error
+of the run itself (a deterministic error belongs in the failures table, not in a retry loop).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import time
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from sum_abm.scenario import Scenario
+from sum_abm.sweeps.outcome import RunOutcome, failure_row
+from sum_abm.sweeps.spec import RunSpec
+from sum_abm.sweeps.store import run_part, write_parts
+
+_DATASETS: dict[str, Any] = {}  # per process: the runs of a sweep share their loaded data
+
+
+def dataset_for(scenario: Scenario) -> Any:
+    """The scenario's data set, loaded once per process (generated data also comes from the disk
+    cache of :mod:`sum_abm.data`)."""
+    from sum_abm.data import load_dataset
+
+    key = json.dumps([scenario.data.model_dump(mode="json"), scenario.learner.kind], sort_keys=True)
+    ds = _DATASETS.get(key)
+    if ds is None:
+        if len(_DATASETS) >= 8:
+            _DATASETS.clear()
+        ds = _DATASETS[key] = load_dataset(scenario.data, scenario.learner.kind, scenario.name)
+    return ds
+
+
+def _param_columns(overrides: dict[str, Any]) -> dict[str, Any]:
+    return {k: (json.dumps(v) if isinstance(v, (list, dict)) else v) for k, v in overrides.items()}
+
+
+@dataclass(frozen=True)
+class RunTask:
+    """Runs one point of a sweep: ``base`` with the run's overrides, seeded by the run.
+
+    ``out``: a sweep folder this process can write (local workers): the parts are written here and
+    only the one-row summary travels back. ``baseline``: also run the clean baseline of scenarios
+    with attackers.
+    """
+
+    base: Scenario
+    baseline: bool = True
+    out: str | None = None
+
+    def warm(self) -> None:
+        """Import the simulator and load the base scenario's data, so the first run pays neither."""
+        import sum_abm.market.run  # noqa: F401 - the import is the warm-up
+
+        dataset_for(self.base)
+
+    def __call__(self, run: RunSpec) -> RunOutcome:
+        """Run ``run``; a run error becomes the outcome's failure row (never raised)."""
+        from sum_abm.market.run import run as run_scenario
+
+        t0 = time.perf_counter()
+        where = {"host": socket.gethostname(), "pid": os.getpid()}
+        if self.out is not None and run_part(Path(self.out), run.run_id).exists():
+            # An earlier attempt (a retried chunk after its worker died) finished this run.
+            summary = pl.read_parquet(run_part(Path(self.out), run.run_id))
+            return RunOutcome(run, summary=summary, written=True, reused=True, **where)
+        meta = {"run_id": run.run_id, "replication": run.replication, "seed": run.seed}
+        try:
+            scenario = self.base.with_overrides(run.overrides)
+            res = run_scenario(
+                scenario, run.seed, baseline=self.baseline, dataset=dataset_for(scenario)
+            )
+        except Exception as exc:  # noqa: BLE001 - every run error is recorded, the sweep goes on
+            fail = failure_row(run, type(exc).__name__, str(exc), traceback.format_exc())
+            return RunOutcome(run, failure=fail, wall_s=time.perf_counter() - t0, **where)
+        lit = {**meta, **_param_columns(run.overrides)}
+        summary = res.summary.with_columns(*(pl.lit(v).alias(k) for k, v in lit.items()))
+        agents = res.agents.with_columns(*(pl.lit(v).alias(k) for k, v in lit.items()))
+        order = list(lit)
+        summary = summary.select(order + [c for c in summary.columns if c not in lit])
+        agents = agents.select(order + [c for c in agents.columns if c not in lit])
+        if self.out is not None:
+            write_parts(Path(self.out), summary, agents)
+            return RunOutcome(
+                run, summary=summary, written=True, wall_s=time.perf_counter() - t0, **where
+            )
+        return RunOutcome(
+            run, summary=summary, agents=agents, wall_s=time.perf_counter() - t0, **where
+        )
