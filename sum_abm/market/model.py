@@ -372,19 +372,25 @@ class MarketModel(mesa.Model):
         if not len(ks):
             self._idle_walks[(me, rules)] = (L.version, good, left, self._next_crossing(now))
             return
-        for k in ks:
-            slot = lo + int(k)
-            kind = "take" if take_branch[k] else ("refund" if own[k] else "report")
-            if (
-                kind == "report"
-                and self.contract.report_needs_good_data
-                and age[k] < aw
-                and self.num_good(addr) <= 0
-            ):
-                continue  # proven rejection: a reporter without verified data
+        # The candidates' fields as Python values once (not one numpy scalar per read).
+        slots = ks + lo
+        takes, owns, ages = take_branch[ks].tolist(), own[ks].tolist(), age[ks].tolist()
+        preds = pred[ks].tolist()
+        rows, labels = b.row[slots].tolist(), b.label[slots].tolist()
+        times, authors = b.time[slots].tolist(), b.author[slots].tolist()
+        needs_good = self.contract.report_needs_good_data
+        has_good = self.num_good(addr) > 0  # only grows during a walk (its own refunds)
+        for i, slot in enumerate(slots.tolist()):
+            kind = "take" if takes[i] else ("refund" if owns[i] else "report")
+            if kind == "report" and needs_good and ages[i] < aw and not has_good:
+                has_good = self.num_good(addr) > 0
+                if not has_good:
+                    continue  # proven rejection: a reporter without verified data
             # The book's prediction is current: the model does not change during a walk.
-            p = None if kind == "take" else int(pred[k])
-            self._claim(agent, addr, slot, kind, check=True, prediction=p)
+            p = None if kind == "take" else int(preds[i])
+            self._claim(
+                agent, addr, slot, kind, True, p, (rows[i], labels[i], times[i], authors[i])
+            )
 
     def _next_crossing(self, now: int) -> float:
         """The first time (seconds) a contribution in the book, or one added from ``now`` on,
@@ -507,10 +513,16 @@ class MarketModel(mesa.Model):
         kind: str,
         check: bool,
         prediction: int | None = None,
+        fields: tuple[int, int, int, int] | None = None,
     ) -> None:
+        """Send (or, with ``check``, send only if accepted) the claim of book ``slot``;
+        ``fields``: the slot's (row, label, time, author index) when the caller has them."""
         b = self.book
-        author_addr = self.addresses[int(b.author[slot])]
-        x, y, t = self.sample(int(b.row[slot])), int(b.label[slot]), int(b.time[slot])
+        if fields is None:
+            fields = (int(b.row[slot]), int(b.label[slot]), int(b.time[slot]), int(b.author[slot]))
+        row, y, t, author = fields
+        author_addr = self.addresses[author]
+        x = self.sample(row)
         if kind == "refund":
             ok, amount, left = self.contract.refund(
                 addr, x, y, t, check=check, prediction=prediction
