@@ -31,9 +31,10 @@ from dashboards.style import (
     page,
     table_html,
 )
+from sum_abm.mechanisms import MECHANISMS
+from sum_abm.schema import FRAMES, RUN_FRAMES
 
 MAX_AGENT_LINES = 12  # beyond this many agents, balances are drawn per group
-FRAMES = ("transactions", "timeseries", "agents", "summary")
 
 
 def group_palette(agents: pl.DataFrame) -> dict[str, str]:
@@ -282,6 +283,14 @@ def points_figure(agents: pl.DataFrame) -> go.Figure:
     return layout(fig, "Points scored per group", "group", "points (count)")
 
 
+# Panels a mechanism may ask for (``Mechanism.report_panels``): name -> (title, builder of the
+# agents frame).
+MECHANISM_PANELS = {
+    "profit_roi": ("Profit and ROI", profit_figure),
+    "points_by_group": ("Points", points_figure),
+}
+
+
 def calls_figure(transactions: pl.DataFrame) -> go.Figure:
     """Contract calls by kind and outcome: accepted, or each rejection reason (stacked counts)."""
     fig = go.Figure()
@@ -488,10 +497,12 @@ def run_figures(
         ("Accuracy", accuracy_figure(ts, sm, baseline)),
         ("Balances", balances_figure(ts, ag)),
     ]
-    if s["mechanism"] == "points":
-        sections.append(("Points", points_figure(ag)))
-    else:
-        sections.append(("Profit and ROI", profit_figure(ag)))
+    # The mechanism names its panels (Points pays points, not money); results of a mechanism
+    # that is no longer registered get the money panel.
+    mech = MECHANISMS.get(s["mechanism"])
+    for name in mech.report_panels if mech is not None else ("profit_roi",):
+        title, build = MECHANISM_PANELS[name]
+        sections.append((title, build(ag)))
     sections.append(("Calls", calls_figure(tx)))
     if tx.height and tx["gas"].sum() > 0:
         sections.append(("Gas and fees", gas_figure(tx, ag)))
@@ -541,13 +552,13 @@ def read_run(run_dir: str | Path) -> tuple[dict[str, pl.DataFrame], pl.DataFrame
     from sum_abm.errors import InputError
 
     d = Path(run_dir)
-    missing = [f"{n}.parquet" for n in FRAMES if not (d / f"{n}.parquet").exists()]
+    missing = [FRAMES[n].file for n in RUN_FRAMES if not (d / FRAMES[n].file).exists()]
     if missing:
         raise InputError(f"{d}: not a complete run folder: missing {', '.join(missing)}")
-    frames = {n: pl.read_parquet(d / f"{n}.parquet") for n in FRAMES}
-    if (d / "evm.parquet").exists():
-        frames["evm"] = pl.read_parquet(d / "evm.parquet")
-    base_f = d / "baseline_timeseries.parquet"
+    frames = {n: pl.read_parquet(d / FRAMES[n].file) for n in RUN_FRAMES}
+    if (d / FRAMES["evm"].file).exists():
+        frames["evm"] = pl.read_parquet(d / FRAMES["evm"].file)
+    base_f = d / FRAMES["baseline_timeseries"].file
     baseline = pl.read_parquet(base_f) if base_f.exists() else None
     meta = json.loads((d / "run.json").read_text()) if (d / "run.json").exists() else {}
     return frames, baseline, meta

@@ -8,6 +8,8 @@ from pathlib import Path
 import plotly.graph_objects as go
 import plotly.io as pio
 
+from sum_abm.atomic import write_text_atomic
+
 HONEST, ATTACKER, USER, OTHER = "#2e7d32", "#c62828", "#1565c0", "#6d4c41"
 ACCURACY, BASELINE, ALL_DATA = "#212121", "#757575", "#9e9e9e"
 ACCEPTED = "#90a4ae"  # calls the contract accepted; each rejection reason gets its own colour below
@@ -134,9 +136,7 @@ document.querySelectorAll("table.sortable th").forEach((th, i) => th.addEventLis
 </script>
 </body></html>"""
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".html.tmp")
-    tmp.write_text(doc, encoding="utf-8")
-    tmp.replace(out)
+    write_text_atomic(out, doc)
     return out
 
 

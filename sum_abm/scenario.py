@@ -1,5 +1,10 @@
 """Scenario files: a validated description of one market run.
 
+Each component owns its config (chain: :mod:`sum_abm.chain.config`, data:
+:mod:`sum_abm.data.config`, learner: :mod:`sum_abm.learners.config`, mechanisms:
+:mod:`sum_abm.mechanisms`, agent groups: :mod:`sum_abm.policies`); this module composes them with
+the run control (:class:`RunConfig`), reads files and applies overrides.
+
 A scenario is a TOML file (data, not code: nothing in it is executed) validated by pydantic with
 unknown keys rejected. Every error becomes one :class:`~sum_abm.errors.InputError` line naming the
 file, the field and what was expected, e.g.
@@ -16,140 +21,17 @@ import copy
 import re
 import tomllib
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, Field, TypeAdapter, ValidationError, model_validator
 
+from sum_abm.chain.config import ChainConfig
+from sum_abm.config import StrictModel
+from sum_abm.data.config import DataConfig
 from sum_abm.errors import InputError
-from sum_abm.policies import group_config_union
-
-
-class StrictModel(BaseModel):
-    """Base of every config model: unknown keys are errors, values are validated on assignment."""
-
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
-
-
-class DataConfig(StrictModel):
-    """Which data the market trades, and how it is split (rows are used in file order).
-
-    ``kind`` picks the source: ``imdb_synthetic`` (generated, see REFERENCE_SCENARIOS.md),
-    scikit-learn's bundled ``breast_cancer``/``digits``/``iris``/``wine``, or a user ``csv``/``parquet``.
-    """
-
-    kind: Literal["imdb_synthetic", "breast_cancer", "digits", "iris", "wine", "csv", "parquet"] = (
-        "imdb_synthetic"
-    )
-    # imdb_synthetic generator parameters (reference defaults).
-    n_rows: int = Field(50_000, ge=4)
-    n_features: int = Field(1_000, ge=2)
-    noise: float = Field(0.15, ge=0.0, le=0.5)
-    data_seed: int = Field(0, ge=0)
-    # user files
-    path: str | None = None
-    label_column: str = "label"
-    text_column: str | None = None
-    # split: the train part feeds the initial model and the pool; the test part is hidden.
-    train_rows: int | None = Field(None, ge=1, description="use only the first N train rows")
-    test_rows: int | None = Field(None, ge=1, description="use only the first N test rows")
-    init_train_portion: float = Field(0.08, ge=0.0, le=1.0)
-    init_train_rows: int | None = Field(None, ge=1, description="overrides init_train_portion")
-
-
-class LearnerConfig(StrictModel):
-    """The on-chain model. ``params`` go to the learner's constructor (e.g. ``alpha``)."""
-
-    kind: Literal["perceptron", "sgd_perceptron", "multinomial_nb", "nearest_centroid"] = (
-        "perceptron"
-    )
-    params: dict[str, Any] = Field(default_factory=dict)
-
-    @model_validator(mode="after")
-    def _known_params(self) -> LearnerConfig:
-        import inspect
-
-        from sum_abm.learners import LEARNERS
-
-        sig = inspect.signature(LEARNERS[self.kind].__init__).parameters
-        allowed = [p for p in sig if p not in ("self", "n_features", "n_classes")]
-        unknown = sorted(set(self.params) - set(allowed))
-        if unknown:
-            raise ValueError(
-                f"params: unknown parameter(s) {unknown} for {self.kind}; expected some of {allowed}"
-            )
-        for name, value in self.params.items():
-            default = sig[name].default
-            if isinstance(default, bool) and not isinstance(value, bool):
-                raise ValueError(f"params.{name}: expected true or false, got {value!r}")
-            if (
-                isinstance(default, (int, float))
-                and not isinstance(default, bool)
-                and (isinstance(value, bool) or not isinstance(value, (int, float)))
-            ):
-                raise ValueError(f"params.{name}: expected a number, got {value!r}")
-        return self
-
-
-class DRTConfig(StrictModel):
-    """Deposit, Refund and Take (self-assessment). Times in seconds, ``cost_weight`` in token units."""
-
-    kind: Literal["deposit_refund_take"]
-    semantics: Literal["solidity", "reference-python"] = "solidity"
-    refund_time_s: int = Field(86_400, ge=0)
-    any_address_claim_wait_time_s: int = Field(9 * 86_400, ge=0)
-    cost_weight: int = Field(1, ge=0)
-
-    @model_validator(mode="after")
-    def _windows(self) -> DRTConfig:
-        if self.any_address_claim_wait_time_s < self.refund_time_s:
-            raise ValueError("expected any_address_claim_wait_time_s >= refund_time_s")
-        return self
-
-
-class PMConfig(StrictModel):
-    """Prediction market: a bounty (token units) rewards contributions by the accuracy they add."""
-
-    kind: Literal["prediction_market"]
-    semantics: Literal["corrected", "reference-python"] = "corrected"
-    bounty: int = Field(100_000, ge=1)
-    num_test_pieces: int = Field(10, ge=2)
-    min_length_s: int = Field(1_000, ge=0)
-    min_num_contributions: int | None = Field(
-        None, ge=1, description="default: every row of the pool must be contributed"
-    )
-    min_stake: int = Field(1, ge=1)
-    allow_greater_deposit: bool = False
-    group_contributions: bool = False
-    reset_model_during_reward_phase: bool = False
-    any_address_claim_wait_time_s: int = Field(9 * 86_400, ge=0)
-    max_process_calls: int = Field(2_000_000, ge=1, description="safety cap on reward-phase calls")
-
-
-class PointsConfig(StrictModel):
-    """Points (gamification): free adds; a point for each contribution the model later agrees with."""
-
-    kind: Literal["points"]
-    refund_time_s: int = Field(86_400, ge=0)
-    any_address_claim_wait_time_s: int = Field(9 * 86_400, ge=0)
-
-
-MechanismConfig = Annotated[DRTConfig | PMConfig | PointsConfig, Field(discriminator="kind")]
-
-
-class ChainConfig(StrictModel):
-    """Chain substrate: block time (seconds), gas price (token units per gas; 0 = free calls) and
-    backend: ``"python"`` (the contract layer) or ``"evm"`` (the same, with every Deposit-Refund-Take
-    transaction also run on the Vyper contracts on py-evm and compared: a slow spot check for small
-    scenarios; needs the ``evm`` extra). ``chain = "evm"`` is short for ``chain.backend = "evm"``."""
-
-    block_time_s: int = Field(1, ge=1)
-    gas_price: int = Field(0, ge=0)
-    backend: Literal["python", "evm"] = "python"
-
-    @model_validator(mode="before")
-    @classmethod
-    def _shorthand(cls, data: Any) -> Any:
-        return {"backend": data} if isinstance(data, str) else data
+from sum_abm.learners.config import LearnerConfig
+from sum_abm.mechanisms import default_mechanism_config, mechanism_config_union
+from sum_abm.policies import POLICIES, GroupConfig, group_config_union
 
 
 class RunConfig(StrictModel):
@@ -173,11 +55,11 @@ class Scenario(StrictModel):
 
     name: str = "scenario"
     description: str = ""
-    seed: int = Field(1, ge=0)
+    seed: int = Field(1, ge=0, le=2**63 - 1, description="stored in Int64 result columns")
     data: DataConfig = Field(default_factory=DataConfig)
     learner: LearnerConfig = Field(default_factory=LearnerConfig)
-    mechanism: MechanismConfig = Field(
-        default_factory=lambda: DRTConfig(kind="deposit_refund_take")
+    mechanism: mechanism_config_union() = Field(  # type: ignore[valid-type]
+        default_factory=default_mechanism_config
     )
     chain: ChainConfig = Field(default_factory=ChainConfig)
     run: RunConfig = Field(default_factory=RunConfig)
@@ -185,9 +67,7 @@ class Scenario(StrictModel):
 
     @model_validator(mode="after")
     def _evm_backend(self) -> Scenario:
-        if self.chain.backend == "evm" and (
-            self.mechanism.kind != "deposit_refund_take" or self.mechanism.semantics != "solidity"
-        ):
+        if self.chain.backend == "evm" and not self.mechanism.evm_ready():
             raise ValueError(
                 "chain.backend: 'evm' runs Deposit-Refund-Take with semantics 'solidity' only"
             )
@@ -226,8 +106,19 @@ class Scenario(StrictModel):
         Raises :class:`InputError` naming the path when it names no field or the value is rejected.
         """
         data = self.to_dict()
-        for path, value in overrides.items():
-            set_path(data, path, value, source or self.name)
+        # Policy and mechanism switches first, so that the new one's own fields may be set in
+        # the same call.
+        switches = {p: v for p, v in overrides.items() if _is_policy_path(p)}
+        switches.update(
+            {p: v for p, v in overrides.items() if split_path(p) == ["mechanism", "kind"]}
+        )
+        for path, value in {**switches, **overrides}.items():
+            if path not in switches:
+                set_path(data, path, value, source or self.name)
+            elif path.startswith("mechanism"):
+                _switch_mechanism(data, value)
+            else:
+                _switch_policy(data, path, value, source or self.name)
         return parse_scenario(data, source or self.name)
 
 
@@ -273,6 +164,53 @@ def set_path(data: dict[str, Any], path: str, value: Any, source: str) -> None:
         if part not in node or node[part] is None:
             raise InputError(f"{source}: {path}: names no scenario field (at {where!r})")
         node = node[part]
+
+
+def _switch_mechanism(data: dict[str, Any], kind: Any) -> None:
+    """Set ``mechanism.kind``: the new mechanism's defaults, keeping each old field the new
+    mechanism also has and accepts (e.g. the refund windows; not DRT's ``semantics = "solidity"``,
+    which the prediction market does not have)."""
+    old = data["mechanism"]
+    if kind == old.get("kind"):
+        return
+    try:
+        fresh = TypeAdapter(mechanism_config_union()).validate_python({"kind": kind})
+    except ValidationError:
+        data["mechanism"] = {"kind": kind}  # an unknown kind: validation names the choices
+        return
+    new = fresh.model_dump(mode="json")
+    for key, value in old.items():
+        if key in new and key != "kind":
+            try:
+                type(fresh).model_validate({**new, key: value})
+                new[key] = value
+            except ValidationError:
+                pass
+    data["mechanism"] = new
+
+
+def _is_policy_path(path: str) -> bool:
+    parts = split_path(path)
+    return len(parts) == 3 and parts[0] == "agents" and parts[2] == "policy"
+
+
+def _switch_policy(data: dict[str, Any], path: str, policy: Any, source: str) -> None:
+    """Set ``agents.<group>.policy``: a new policy keeps the group's shared fields (those every
+    :class:`~sum_abm.policies.GroupConfig` has) and drops the old policy's own ones (its defaults
+    would be unknown keys to the new policy) and takes the new policy's defaults. Setting the
+    policy a group already has changes nothing."""
+    idx = _group_index(data["agents"], split_path(path)[1])
+    before = None if idx is None else data["agents"][idx].get("policy")
+    set_path(data, path, policy, source)  # names a missing group in its error
+    if policy != before:
+        group = data["agents"][idx]
+        for key in [k for k in group if k not in GroupConfig.model_fields]:
+            del group[key]
+        if policy in POLICIES:  # the new policy's defaults, so that its fields can be set next
+            try:
+                group.update(POLICIES[policy].Config(**group).model_dump(mode="json"))
+            except ValidationError:
+                pass  # reported, naming the field, when the whole scenario is validated
 
 
 def _group_index(groups: list[Any], part: str) -> int | None:
@@ -334,6 +272,8 @@ def _describe(err: dict[str, Any]) -> str:
         base = f"expected a value <= {ctx.get('le')}"
     elif typ == "less_than":
         base = f"expected a value < {ctx.get('lt')}"
+    elif typ == "string_too_short":
+        base = f"expected at least {ctx.get('min_length')} character(s)"
     elif typ == "too_short":
         base = f"expected at least {ctx.get('min_length')} item(s)"
     elif typ == "value_error":

@@ -40,10 +40,11 @@ def _hashes(folder: Path, prefix: str) -> dict[str, str]:
 def scenario_hashes(names: list[str] | None = None) -> dict[str, str]:
     """Hashes of the Parquet files of each bundled scenario (seed 1, reduced size)."""
     from sum_abm import run
+    from sum_abm.bundled import bundled
     from sum_abm.scenario import load_scenario
 
     out: dict[str, str] = {}
-    paths = sorted((ROOT / "scenarios").glob("*.toml"))
+    paths = bundled("scenario")
     for path in paths:
         if names is not None and path.stem not in names:
             continue
@@ -56,11 +57,12 @@ def scenario_hashes(names: list[str] | None = None) -> dict[str, str]:
 
 def sweep_hashes() -> dict[str, str]:
     """Hashes of the quick-start sweep's run and agent parts (run in this process)."""
+    from sum_abm.bundled import resolve
     from sum_abm.sweeps import SerialExecutor
     from sum_abm.sweeps.engine import execute
     from sum_abm.sweeps.spec import load_sweep_file
 
-    sw = load_sweep_file(ROOT / "scenarios" / "sweeps" / "quickstart_sweep.toml")
+    sw = load_sweep_file(resolve("quickstart_sweep", "sweep"))
     with tempfile.TemporaryDirectory() as tmp:
         execute(sw.base, sw.runs, Path(tmp), source="golden", executor=SerialExecutor())
         return _hashes(Path(tmp), "sweeps/quickstart_sweep")
@@ -68,12 +70,13 @@ def sweep_hashes() -> dict[str, str]:
 
 def game_hashes() -> dict[str, str]:
     """Hashes of the quick-start game's tables (run in this process)."""
+    from sum_abm.bundled import resolve
     from sum_abm.game.runner import run_game
     from sum_abm.sweeps import SerialExecutor, use_executor
 
     # In this process: the results are the same as on Ray.
     with tempfile.TemporaryDirectory() as tmp, use_executor(SerialExecutor()):
-        run_game(ROOT / "scenarios" / "games" / "quickstart_game.toml", tmp)
+        run_game(resolve("quickstart_game", "game"), tmp)
         return _hashes(Path(tmp), "games/quickstart_game")
 
 

@@ -36,7 +36,7 @@ FLAGS = [
 ]
 SHOTS = os.environ.get("SUM_ABM_SCREENSHOTS")
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 
 @pytest.fixture(scope="session")

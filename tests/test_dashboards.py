@@ -3,8 +3,6 @@ report's grid, axes, panels and frontier, the self-contained HTML files, and the
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -24,17 +22,28 @@ from dashboards.style import (
     outcome_colors,
     table_html,
 )
+from sum_abm import schema
+from sum_abm.chain.errors import REASONS
 from sum_abm.market.run import run
 from sum_abm.scenario import load_scenario
 
 ROOT = Path(__file__).resolve().parents[1]
-CLI = [sys.executable, "-c", "from sum_abm.cli import main; main()"]
 DAY = 86_400
 
 
 # -- a tiny run, by hand ---------------------------------------------------------------------------
+def reason(code: str) -> str:
+    """A rejection code the contracts really give (the transactions frame holds nothing else)."""
+    assert code in REASONS, code
+    return code
+
+
+LOW, EARLY = reason("insufficient_value"), reason("too_early")
+
+
 def _frames(mechanism: str = "deposit_refund_take") -> tuple[dict[str, pl.DataFrame], pl.DataFrame]:
-    agents = pl.DataFrame(
+    agents = schema.frame(
+        "agents",
         {
             "agent_id": ["honest-0", "honest-1", "att"],
             "group": ["honest", "honest", "att"],
@@ -53,12 +62,13 @@ def _frames(mechanism: str = "deposit_refund_take") -> tuple[dict[str, pl.DataFr
             "reports_won": [0, 0, 0],
             "predictions": [0, 0, 0],
             "points": [4, 1, 0],
-        }
+        },
     )
     times = [0, DAY // 2, DAY]
     bal = {"honest-0": [1000, 1050, 1100], "honest-1": [1000, 990, 950], "att": [500, 480, 450]}
     acc = [0.80, 0.70, 0.75]
-    ts = pl.DataFrame(
+    ts = schema.frame(
+        "timeseries",
         [
             {
                 "time_s": t,
@@ -69,28 +79,31 @@ def _frames(mechanism: str = "deposit_refund_take") -> tuple[dict[str, pl.DataFr
             }
             for i, t in enumerate(times)
             for a in bal
-        ]
+        ],
     )
-    base = pl.DataFrame(
+    base = schema.frame(
+        "baseline_timeseries",
         [
             {"time_s": t, "accuracy": a, "agent_id": "honest-0", "group": "honest", "balance": 0.0}
             for t, a in zip([0, DAY // 2 - 100, DAY], [0.80, 0.78, 0.76], strict=False)
-        ]
+        ],
     )
-    tx = pl.DataFrame(
+    tx = schema.frame(
+        "transactions",
         {
             "time_s": [10, 20, 30, 40, 50, 60],
             "sender": ["honest-0", "att", "att.1", "honest-1", "att.1", "provider"],
             "call": ["add_data", "add_data", "add_data", "refund", "report", "add_data"],
             "accepted": [True, True, False, False, True, True],
-            "reason": [None, None, "deposit too small", "too early", None, None],
+            "reason": [None, None, LOW, EARLY, None, None],
             "value": [10, 50, 1, 0, 0, 0],
             "gas": [100, 200, 50, 30, 40, 60],
             "fee": [3, 4, 1, 0, 2, 5],
             "amount": [10.0, 50.0, 1.0, 0.0, 0.0, 0.0],
-        }
+        },
     )
-    summary = pl.DataFrame(
+    summary = schema.frame(
+        "summary",
         [
             {
                 "scenario": "tiny",
@@ -121,7 +134,7 @@ def _frames(mechanism: str = "deposit_refund_take") -> tuple[dict[str, pl.DataFr
                 "attacker_spend_per_point": 57.0,
                 "baseline_honest_profit": 80.0,
             }
-        ]
+        ],
     )
     return {"transactions": tx, "timeseries": ts, "agents": agents, "summary": summary}, base
 
@@ -198,15 +211,15 @@ def test_calls_by_kind_and_outcome_with_stable_colours():
     assert got == {
         ("accepted", "add_data"): 3,
         ("accepted", "report"): 1,
-        ("deposit too small", "add_data"): 1,
-        ("too early", "refund"): 1,
+        (LOW, "add_data"): 1,
+        (EARLY, "refund"): 1,
     }
     colours = {t.name: t.marker.color for t in fig.data}
     assert colours["accepted"] == ACCEPTED
-    assert outcome_colors(["too early", "deposit too small", "accepted"]) == outcome_colors(
-        ["accepted", "deposit too small", "too early", "too early"]
+    assert outcome_colors([EARLY, LOW, "accepted"]) == outcome_colors(
+        ["accepted", LOW, EARLY, EARLY]
     )
-    assert colours["too early"] != colours["deposit too small"]
+    assert colours[EARLY] != colours[LOW]
     empty = rr.calls_figure(f["transactions"].head(0))
     assert not empty.data and empty.layout.annotations
 
@@ -418,16 +431,14 @@ def test_run_report_html_is_self_contained(run_dir):
     )  # plotly.js inlined once
 
 
-def test_report_cli_for_run_and_sweep_and_bad_folders(run_dir, tmp_path):
-    r = subprocess.run(CLI + ["report", str(run_dir)], capture_output=True, text=True, timeout=120)
+def test_report_cli_for_run_and_sweep_and_bad_folders(run_dir, tmp_path, cli):
+    r = cli("report", run_dir)
     assert r.returncode == 0 and (run_dir / "report.html").exists()
-    r = subprocess.run(CLI + ["report", str(tmp_path)], capture_output=True, text=True, timeout=120)
+    r = cli("report", tmp_path)
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1
     (tmp_path / "half").mkdir()
     (tmp_path / "half" / "summary.parquet").write_bytes((run_dir / "summary.parquet").read_bytes())
-    r = subprocess.run(
-        CLI + ["report", str(tmp_path / "half")], capture_output=True, text=True, timeout=120
-    )
+    r = cli("report", tmp_path / "half")
     assert r.returncode == 2 and "missing" in r.stderr and len(r.stderr.strip().splitlines()) == 1
     from sum_abm.sweeps import run_many
 
@@ -439,30 +450,14 @@ def test_report_cli_for_run_and_sweep_and_bad_folders(run_dir, tmp_path):
     out = build_sweep_report(tmp_path / "sw")
     text = out.read_text()
     assert "Attacker ROI" in text and "4 of 4 runs finished" in text
-    r = subprocess.run(
-        CLI + ["report", str(tmp_path / "sw"), "--x", "nope"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    r = cli("report", tmp_path / "sw", "--x", "nope")
     assert (
         r.returncode == 2
         and "not a swept parameter" in r.stderr
         and len(r.stderr.strip().splitlines()) == 1
     )
-    r = subprocess.run(
-        CLI
-        + [
-            "report",
-            str(tmp_path / "sw"),
-            "--x",
-            "agents.attacker.count",
-            "--y",
-            "mechanism.cost_weight",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
+    r = cli(
+        "report", tmp_path / "sw", "--x", "agents.attacker.count", "--y", "mechanism.cost_weight"
     )
     assert r.returncode == 0, r.stderr
 
@@ -472,7 +467,8 @@ def test_sweep_report_from_parts_with_failures_and_an_all_failed_sweep(tmp_path)
     (tmp_path / "sw" / "runs").mkdir(parents=True)
     for part in runs.partition_by("run_id"):
         part.write_parquet(tmp_path / "sw" / "runs" / f"{part['run_id'][0]}.parquet")
-    fail = pl.DataFrame(
+    fail = schema.frame(
+        "sweep_failures",
         {
             "run_id": ["9-9-9-0"],
             "replication": [0],
@@ -481,7 +477,7 @@ def test_sweep_report_from_parts_with_failures_and_an_all_failed_sweep(tmp_path)
             "error_type": ["InputError"],
             "message": ["boom: the learner diverged"],
             "traceback": ["..."],
-        }
+        },
     )
     fail.write_parquet(tmp_path / "sw" / "failures.parquet")
     text = build_sweep_report(tmp_path / "sw").read_text()

@@ -244,6 +244,7 @@ def _x(kind: str, x: tuple[int, ...]):
     return Sample(idx, np.ones(len(idx)), key=x)
 
 
+@pytest.mark.slow
 def test_python_drt_matches_the_evm_with_an_oracle_model(systems):
     calls, reasons = 0, set()
     for seed in range(N_ORACLE_SEQUENCES):
@@ -269,6 +270,7 @@ def test_python_drt_matches_the_evm_with_an_oracle_model(systems):
     }, reasons
 
 
+@pytest.mark.slow
 def test_python_drt_matches_the_evm_with_the_integer_perceptron(systems):
     calls, reasons = 0, set()
     for seed in range(N_PERCEPTRON_SEQUENCES):

@@ -4,8 +4,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import pytest
 
@@ -16,15 +14,7 @@ from sum_abm.chain.gas import _DEFAULT  # noqa: E402
 from sum_abm.evm import gas as g  # noqa: E402
 
 
-def cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-c", "from sum_abm.cli import main; main()", *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-
-
+@pytest.mark.slow
 def test_shipped_schedule_within_ten_percent_of_the_evm():
     rows = g.verify()
     cases = {(k, c) for k in g.KINDS for c in ("add_data_new_slots", "refund_counters_set")} | {
@@ -66,14 +56,14 @@ def test_first_writes_cost_what_the_evm_rules_say():
 def test_fit_recovers_coefficients_and_writes_a_schedule_that_reproduces_them():
     true = {"base": 150_000, "per_feature": 600, "per_class": 4_000, "per_class_feature": 2_700}
     ms = [
-        g.Measurement("multinomial_nb", op, n, c, g.predicted(true, n, c))
+        g.Measurement("multinomial_nb", op, n, c, g.terms(true, n, c))
         for op in g.OPS
         for n in (1, 10, 100)
         for c in (2, 3, 5)
     ]
     flat = {"base": 190_000, "per_feature": 6_200, "per_class": 0, "per_class_feature": 0}
     ms += [
-        g.Measurement("perceptron", op, n, 2, g.predicted(flat, n, 2))
+        g.Measurement("perceptron", op, n, 2, g.terms(flat, n, 2))
         for op in g.OPS
         for n in (1, 10, 100)
     ]
@@ -91,7 +81,7 @@ def test_fit_recovers_coefficients_and_writes_a_schedule_that_reproduces_them():
         per_class_feature=data["per_class_feature"],
     )
     for n, c in ((7, 4), (300, 2)):
-        assert sched.gas("report", "multinomial_nb", n, n_classes=c) == g.predicted(true, n, c)
+        assert sched.gas("report", "multinomial_nb", n, n_classes=c) == g.terms(true, n, c)
     assert (
         sched.gas("add_data", "sgd_perceptron", 40) == 190_000 + 6_200 * 40
     )  # priced as the perceptron
@@ -103,7 +93,8 @@ def test_fit_recovers_coefficients_and_writes_a_schedule_that_reproduces_them():
     )
 
 
-def test_cli_verify_passes_and_fails_on_a_wrong_schedule(tmp_path):
+@pytest.mark.slow
+def test_cli_verify_passes_and_fails_on_a_wrong_schedule(tmp_path, cli):
     ok = cli("gas", "--verify", "--kinds", "perceptron")
     assert ok.returncode == 0, ok.stderr
     assert ok.stdout.strip().splitlines()[-1].startswith("largest relative error: ")
@@ -121,7 +112,8 @@ def test_cli_verify_passes_and_fails_on_a_wrong_schedule(tmp_path):
     ), last
 
 
-def test_cli_fit_prints_tables_and_writes_only_where_asked(tmp_path):
+@pytest.mark.slow
+def test_cli_fit_prints_tables_and_writes_only_where_asked(tmp_path, cli):
     out = tmp_path / "fitted.json"
     before = _DEFAULT.read_text()
     res = cli(
@@ -168,7 +160,7 @@ def test_cli_fit_prints_tables_and_writes_only_where_asked(tmp_path):
         (["--gas-price-gwei", "-1"], "values >= 0 expected"),
     ],
 )
-def test_cli_bad_input_is_one_line_and_exit_2(args, expected):
+def test_cli_bad_input_is_one_line_and_exit_2(args, expected, cli):
     res = cli("gas", *args)
     assert res.returncode == 2
     assert res.stderr.count("\n") == 1 and expected in res.stderr, res.stderr

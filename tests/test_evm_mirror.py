@@ -37,6 +37,7 @@ def mirrored():
     return run(_small(**{"chain.backend": "evm"}), seed=3, baseline=False)
 
 
+@pytest.mark.slow
 def test_perceptron_market_agrees_with_the_evm_and_the_mirror_changes_nothing(mirrored, tmp_path):
     sc = mirrored.scenario
     plain = run(sc.with_overrides({"chain.backend": "python"}), seed=3, baseline=False)
@@ -67,6 +68,7 @@ def test_perceptron_market_agrees_with_the_evm_and_the_mirror_changes_nothing(mi
     assert not (tmp_path / "plain").exists() and plain.evm is None
 
 
+@pytest.mark.slow
 def test_other_learners_run_against_the_oracle_with_fees_charged():
     """A learner the EVM cannot reproduce exactly (floats): the oracle is told its predictions, and
     the sender's balance change on the EVM equals the Python one plus the fee (py-evm charges none)."""
@@ -101,6 +103,7 @@ def test_a_contract_that_departs_from_the_solidity_rules_is_caught(monkeypatch):
         run(_small(chain="evm"), seed=3, baseline=False)
 
 
+@pytest.mark.slow
 def test_a_state_difference_at_the_end_is_caught():
     model = MarketModel(scenario=_small(chain="evm"), seed=3)
     model.run_until(86_400)
@@ -154,6 +157,7 @@ def test_what_the_evm_cannot_run_is_refused_at_validation(over, message):
         _small(**{"chain.backend": "evm", **over})
 
 
+@pytest.mark.slow
 def test_adds_are_priced_by_what_they_write_as_the_evm_charges(mirrored):
     """A perceptron market's adds: most are no mistake (no weight written), the first adds of a
     feature store new slots, and on 120 binary features weights often return to zero (a storage

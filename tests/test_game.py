@@ -12,6 +12,7 @@ import numpy as np
 import polars as pl
 import pytest
 
+from sum_abm import schema
 from sum_abm.errors import InputError
 from sum_abm.game.empirical import load_game
 
@@ -19,6 +20,23 @@ ROOT = Path(__file__).resolve().parents[1]
 CLI = [sys.executable, "-c", "from sum_abm.cli import main; main()"]
 
 
+def brute_force(u: dict[tuple[str, ...], list[float]], strategies: list[list[str]]):
+    """Regret and best gain of every pure profile of a payoff table ``profile -> payoff per role``,
+    by trying every unilateral deviation: ``{profile: (gain, regret)}``."""
+    out = {}
+    for prof, pay in u.items():
+        gains = []
+        for r, options in enumerate(strategies):
+            for s in options:
+                if s != prof[r]:
+                    dev = prof[:r] + (s,) + prof[r + 1 :]
+                    gains.append(u[dev][r] - pay[r])
+        best = max(gains)
+        out[prof] = (best, max(0.0, best))
+    return out
+
+
+@pytest.mark.slow
 def test_quickstart_game_end_to_end(tmp_path):
     r = subprocess.run(
         CLI + ["game", str(ROOT / "scenarios/games/quickstart_game.toml"), "--out", str(tmp_path)],
@@ -27,32 +45,68 @@ def test_quickstart_game_end_to_end(tmp_path):
         timeout=600,
     )
     assert r.returncode == 0, r.stderr[-2000:]
-    assert "contributors=honest | deviant=honest" in r.stdout and "an equilibrium" in r.stdout
-    pay = pl.read_parquet(tmp_path / "payoffs.parquet")
-    assert pay.height == 6 * 2 and set(pay.columns) >= {
-        "profile",
-        "role",
-        "strategy",
-        "mean",
-        "stderr",
-        "n",
-    }
-    assert (pay["n"] == 2).all()
-    reg = pl.read_parquet(tmp_path / "regret.parquet")
-    assert reg.height == 6 and (reg["regret"] >= 0).all()
-    ans = json.loads((tmp_path / "answer.json").read_text())
-    ref = reg.filter(pl.col("profile") == ans["reference_profile"])
-    assert ref["regret"][0] == pytest.approx(max(0.0, ans["best_deviation"]["gain"]))
-    assert (tmp_path / "game_report.html").stat().st_size > 100_000
-    eq = pl.read_parquet(tmp_path / "equilibria.parquet")
-    assert eq.height >= 1  # nashpy always finds at least one equilibrium of a 2-role game
-    # payoffs are profit per agent of each role's group: rebuild one from the agents parts
+    # The payoff table rebuilt from the runs' agents frames: profit per agent of each role's
+    # group, averaged over the replications; a profile is the two groups' policies.
     from sum_abm.sweeps import load_agents
 
     ag = load_agents(tmp_path / "sweep").collect()
-    assert ag["run_id"].n_unique() == 12
+    assert ag["run_id"].n_unique() == 6 * 2
+    per_run = ag.group_by("run_id", "group").agg(
+        pl.col("policy").first(), pl.col("profit").mean().alias("u")
+    )
+    runs = per_run.pivot(on="group", index="run_id", values=["policy", "u"])
+    table = runs.group_by("policy_honest", "policy_attacker").agg(
+        pl.col("u_honest").mean(), pl.col("u_attacker").mean(), pl.len().alias("n")
+    )
+    assert (table["n"] == 2).all()
+    u = {
+        (row["policy_honest"], row["policy_attacker"]): [row["u_honest"], row["u_attacker"]]
+        for row in table.iter_rows(named=True)
+    }
+    strategies = [["honest", "careless"], ["honest", "label_flip", "deposit_hunter"]]
+    assert set(u) == {(c, d) for c in strategies[0] for d in strategies[1]}
+    mine = brute_force(u, strategies)
+
+    def key(label: str) -> tuple[str, str]:  # "contributors=honest | deviant=label_flip"
+        parts = dict(p.strip().split("=") for p in label.split("|"))
+        return parts["contributors"], parts["deviant"]
+
+    pay = pl.read_parquet(tmp_path / "payoffs.parquet")
+    for row in pay.iter_rows(named=True):
+        assert row["mean"] == pytest.approx(u[key(row["profile"])][row["role"] == "deviant"])
+    reg = pl.read_parquet(tmp_path / "regret.parquet")
+    assert reg.height == 6
+    for row in reg.iter_rows(named=True):
+        gain, regret = mine[key(row["profile"])]
+        assert row["gain"] == pytest.approx(gain) and row["regret"] == pytest.approx(regret)
+    # the printed verdict on all-honest and the pure equilibria agree with the brute force
+    ref_gain = mine[("honest", "honest")][0]
+    verdict = "IS" if ref_gain <= 0 else "is NOT"
+    assert f"contributors=honest | deviant=honest: {verdict} an equilibrium" in r.stdout
+    pure = sorted(p for p, (_, regret) in mine.items() if regret == 0)
+    line = next(x for x in r.stdout.splitlines() if x.startswith("pure equilibria:"))
+    listed = [] if "none" in line else line.split(":", 1)[1].split(";")
+    assert sorted(key(x) for x in listed) == pure
+    ans = json.loads((tmp_path / "answer.json").read_text())
+    assert ans["reference_is_equilibrium"] == (ref_gain <= 0)
+    assert ans["best_deviation"]["gain"] == pytest.approx(ref_gain)
+    assert (tmp_path / "game_report.html").stat().st_size > 100_000
+    # every equilibrium listed is one of the rebuilt table: no pure strategy beats its mix
+    eq = pl.read_parquet(tmp_path / "equilibria.parquet")
+    assert eq.height >= 1  # a finite game has an equilibrium, and nashpy enumerates them
+    tol = 1e-4 * max(abs(v) for pays in u.values() for v in pays)  # the mix is rounded to 1e-6
+    for row in eq.iter_rows(named=True):
+        mix = json.loads(row["mix"])
+        p = [mix["contributors"], mix["deviant"]]
+        for r in (0, 1):
+            vs = {
+                s: sum(q * u[(s, o) if r == 0 else (o, s)][r] for o, q in p[1 - r].items())
+                for s in strategies[r]
+            }
+            assert max(vs.values()) - sum(p[r][s] * v for s, v in vs.items()) <= tol
 
 
+@pytest.mark.slow
 def test_frontier_command(tmp_path):
     r = subprocess.run(
         CLI
@@ -91,7 +145,7 @@ def test_frontier_command(tmp_path):
         (('payoff = "profit"', 'payoff = "fun"'), "payoff"),
     ],
 )
-def test_bad_game_files(tmp_path, edit, expected):
+def test_bad_game_files(tmp_path, edit, expected, cli):
     text = (ROOT / "scenarios/games/quickstart_game.toml").read_text().replace(*edit)
     text = text.replace(
         'base = "../quickstart.toml"', f'base = "{ROOT / "scenarios/quickstart.toml"}"'
@@ -100,12 +154,7 @@ def test_bad_game_files(tmp_path, edit, expected):
     f.write_text(text)
     with pytest.raises(InputError, match=expected.replace("[", r"\[").replace("]", r"\]")):
         load_game(f)
-    r = subprocess.run(
-        CLI + ["game", str(f), "--out", str(tmp_path / "o")],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    r = cli("game", f, "--out", tmp_path / "o")
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1
 
 
@@ -138,7 +187,7 @@ def test_population_regret_by_hand():
                 "stderr": 0.0,
             }
         )
-    table = pl.DataFrame(rows)
+    table = schema.frame("game_payoffs", rows)
     regs = {r["profile"]: r for r in pop.regrets(game, profs, table)}
     all_honest = regs[pop.label(game, profs[0])]
     assert (
@@ -159,6 +208,14 @@ def test_population_regret_by_hand():
     assert sg.replicator(np.array([0.99, 0.01]), steps=2000)[-1][1] > 0.99
 
 
+def population_profile(label: str) -> tuple[int, str]:
+    """``"contributors=3 honest,1 careless | deviant=honest"`` -> ``(3, "honest")``."""
+    contributors, deviant = (p.split("=", 1)[1].strip() for p in label.split("|"))
+    counts = {w.split()[1]: int(w.split()[0]) for w in contributors.split(",")}
+    return counts.get("honest", 0), deviant
+
+
+@pytest.mark.slow
 def test_population_game_end_to_end(tmp_path):
     r = subprocess.run(
         CLI + ["game", str(ROOT / "scenarios/games/population_game.toml"), "--out", str(tmp_path)],
@@ -167,7 +224,6 @@ def test_population_game_end_to_end(tmp_path):
         timeout=600,
     )
     assert r.returncode == 0, r.stderr[-2000:]
-    assert "contributors=4 honest | deviant=honest" in r.stdout
     pay = pl.read_parquet(tmp_path / "payoffs.parquet")
     # 10 profiles; the contributors' rows: one per strategy played (mixed counts have two)
     assert pay["profile_id"].n_unique() == 10 and (pay["n"] == 2).all()
@@ -179,12 +235,69 @@ def test_population_game_end_to_end(tmp_path):
     assert (
         eq.filter(pl.col("kind").str.starts_with("symmetric")).height >= 1
     )  # some symmetric mix always exists
+    # The table rebuilt from the runs' agents: a profile is (honest contributors, the deviant's
+    # policy); each strategy's payoff is the mean profit of the agents playing it.
+    from sum_abm.sweeps import load_agents
+
+    ag = load_agents(tmp_path / "sweep").collect()
+    ag = ag.with_columns(
+        pl.when(pl.col("group") == "attacker")
+        .then(pl.lit("deviant"))
+        .otherwise(pl.lit("contributors"))
+        .alias("role")
+    )
+    keys = ag.group_by("run_id").agg(
+        ((pl.col("role") == "contributors") & (pl.col("policy") == "honest")).sum().alias("h"),
+        pl.col("policy").filter(pl.col("role") == "deviant").first().alias("dev"),
+    )
+    cells = (
+        ag.join(keys, on="run_id")
+        .group_by("run_id", "h", "dev", "role", "policy")
+        .agg(pl.col("profit").mean())
+        .group_by("h", "dev", "role", "policy")
+        .agg(pl.col("profit").mean(), pl.len().alias("n"))
+    )
+    assert (cells["n"] == 2).all()
+    u = {
+        (c["h"], c["dev"], c["role"], c["policy"]): c["profit"] for c in cells.iter_rows(named=True)
+    }
+    assert len({(h, d) for h, d, _, _ in u}) == 10
+    for row in pay.iter_rows(named=True):
+        h, dev = population_profile(row["profile"])
+        assert row["mean"] == pytest.approx(u[(h, dev, row["role"], row["strategy"])])
+
+    # every single-agent deviation, by hand: a contributor switches policy (the counts move by
+    # one), or the deviant switches
+    def gain_and_regret(h: int, dev: str) -> tuple[float, float]:
+        gains = []
+        if h > 0:
+            gains.append(
+                u[(h - 1, dev, "contributors", "careless")] - u[(h, dev, "contributors", "honest")]
+            )
+        if h < 4:
+            gains.append(
+                u[(h + 1, dev, "contributors", "honest")] - u[(h, dev, "contributors", "careless")]
+            )
+        other = "label_flip" if dev == "honest" else "honest"
+        gains.append(u[(h, other, "deviant", other)] - u[(h, dev, "deviant", dev)])
+        return max(gains), max(0.0, max(gains))
+
     reg = pl.read_parquet(tmp_path / "regret.parquet")
-    assert reg.height == 10 and (reg["regret"] >= 0).all()
+    assert reg.height == 10
+    pure = set()
+    for row in reg.iter_rows(named=True):
+        gain, regret = gain_and_regret(*population_profile(row["profile"]))
+        assert row["gain"] == pytest.approx(gain) and row["regret"] == pytest.approx(regret)
+        if regret == 0:
+            pure.add(row["profile"])
+    assert set(eq.filter(pl.col("kind") == "pure")["profile"]) == pure
+    verdict = "IS" if gain_and_regret(4, "honest")[0] <= 0 else "is NOT"
+    assert f"contributors=4 honest | deviant=honest: {verdict} an equilibrium" in r.stdout
     html = (tmp_path / "game_report.html").read_text()
     assert "Replicator dynamics: contributors" in html
 
 
+@pytest.mark.slow
 def test_designer_game_end_to_end(tmp_path):
     """A designer paid in final accuracy against a deviant paid in ROI (one replication: 4 runs)."""
     from sum_abm.game.runner import run_game
@@ -217,6 +330,7 @@ def test_designer_game_end_to_end(tmp_path):
     assert pl.read_parquet(tmp_path / "out/regret.parquet").height == 4
 
 
+@pytest.mark.slow
 def test_sampled_game_walks_from_the_reference(tmp_path):
     """A table larger than max_profiles: the reference and its deviations, then a best-deviation walk."""
     from sum_abm.game.runner import run_game
@@ -253,6 +367,7 @@ def test_sampled_game_walks_from_the_reference(tmp_path):
 def test_frontier_line_by_bisection(tmp_path, monkeypatch):
     """The frontier assembled across a second parameter, on a synthetic best-attack ROI that crosses
     zero at start_balance = 2000 x cost_weight (the market is replaced, the bisection and files are real)."""
+    from dashboards import game_report
     from sum_abm.game import runner
 
     calls = []
@@ -276,6 +391,7 @@ def test_frontier_line_by_bisection(tmp_path, monkeypatch):
         iterations=20,
         across=("mechanism.cost_weight", [1, 3, 9, 20]),
         integer=True,
+        reports=game_report,
     )
     assert [r["across"] for r in rows] == ["1", "3", "9", "20"]
     for r, w in zip(rows[:3], (1, 3, 9), strict=False):

@@ -4,19 +4,17 @@ payoff table built from injected run rows."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import polars as pl
 import pytest
 
+from sum_abm import schema
 from sum_abm.errors import InputError
 from sum_abm.game.empirical import load_game, payoff_table, profiles_to_run, to_game
-from sum_abm.game.solvers import best_deviation
+from sum_abm.game.equilibria import best_deviation
 
 ROOT = Path(__file__).resolve().parents[1]
-CLI = [sys.executable, "-c", "from sum_abm.cli import main; main()"]
 
 BASE = (
     (ROOT / "scenarios/quickstart.toml").read_text()
@@ -115,8 +113,10 @@ def test_payoff_table_from_injected_runs(tmp_path):
         rows += [{"run_id": rid, "group": "honest", "profit": honest, "roi": 0.0}] * 4
         rows += [{"run_id": rid, "group": "late", "profit": late, "roi": 0.0}] * 2
         rows += [{"run_id": rid, "group": "attacker", "profit": 0, "roi": dev_roi}]
-    agents = pl.DataFrame(rows)
-    runs = pl.DataFrame({"run_id": ["a", "b", "c"], "accuracy_final": [0.8, 0.9, 0.6]})
+    agents = schema.frame("sweep_agents", rows)
+    runs = schema.frame(
+        "sweep_runs", {"run_id": ["a", "b", "c"], "accuracy_final": [0.8, 0.9, 0.6]}
+    )
     t = payoff_table(g, profiles, agents, run_profile, runs)
     assert set(t.columns) >= {"profile", "role", "strategy", "mean", "stderr", "n"}
 
@@ -209,14 +209,9 @@ def test_bad_game_files_one_line(tmp_path, edit, expected):
     assert expected in msg and "\n" not in msg and str(f) in msg
 
 
-def test_cli_bad_game_file_exit_2(tmp_path):
+def test_cli_bad_game_file_exit_2(tmp_path, cli):
     f = write(tmp_path, GAME.replace('payoff = "profit"', 'payoff = "fun"'))
-    r = subprocess.run(
-        CLI + ["game", str(f), "--out", str(tmp_path / "o")],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    r = cli("game", f, "--out", tmp_path / "o")
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1
     assert "g.toml: payoff: expected one of" in r.stderr and not (tmp_path / "o").exists()
 

@@ -1,5 +1,5 @@
-"""Game solvers on games with known answers, injected as polars payoff tables (profile, role,
-strategy, mean, stderr, n), exactly what the market runner writes."""
+"""Game tables, equilibria, dynamics and searches on games with known answers, injected as polars
+payoff tables (profile, role, strategy, mean, stderr, n), exactly what the market runner writes."""
 
 from __future__ import annotations
 
@@ -9,22 +9,20 @@ import numpy as np
 import polars as pl
 import pytest
 
-from sum_abm.game.solvers import (
-    Game,
-    SymmetricGame,
+from sum_abm import schema
+from sum_abm.game.dynamics import replicator
+from sum_abm.game.equilibria import (
     best_deviation,
-    bisect_zero,
-    compositions,
-    deviation_walk,
     deviations,
     mixed_equilibria,
     mixed_regret,
-    neighbourhood,
     plausible_equilibria,
     pure_equilibria,
     regret,
-    replicator,
 )
+from sum_abm.game.search import bisect_zero, deviation_walk, neighbourhood
+from sum_abm.game.symmetric import SymmetricGame, compositions
+from sum_abm.game.tables import Game
 
 
 def table(roles: list[str], strategies: list[list[str]], payoff, stderr=None) -> pl.DataFrame:
@@ -45,7 +43,7 @@ def table(roles: list[str], strategies: list[list[str]], payoff, stderr=None) ->
                     "n": 5,
                 }
             )
-    return pl.DataFrame(rows)
+    return schema.frame("game_payoffs", rows)
 
 
 PD = {("C", "C"): (3, 3), ("C", "D"): (0, 5), ("D", "C"): (5, 0), ("D", "D"): (1, 1)}

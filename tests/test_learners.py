@@ -195,6 +195,7 @@ def test_bad_arguments_raise():
         m.set_test_set(np.ones((2, 4)), [0, 1])
 
 
+@pytest.mark.slow
 def test_incremental_accuracy_skips_most_of_the_work():
     X, y = make_imdb_synthetic(8000, 1000, 0.15, 0)
     Xt, yt = X[4000:], y[4000:]
@@ -244,6 +245,7 @@ def prefit(kind, name):
     return m, X, y
 
 
+@pytest.mark.slow
 @settings(max_examples=1000)
 @given(
     st.sampled_from(sorted(LEARNERS)),

@@ -22,6 +22,7 @@ def _digests(d: Path) -> dict[str, str]:
     }
 
 
+@pytest.mark.slow
 @pytest.mark.ray
 def test_parquet_identical_alone_and_in_a_ray_worker(tmp_path):
     ray = pytest.importorskip("ray")

@@ -18,7 +18,8 @@ HERE = Path(__file__).parent / "conformance"
 FILES = sorted(HERE.glob("*.json"))
 
 
-def cli(*args: str) -> subprocess.CompletedProcess:
+def process(*args: str) -> subprocess.CompletedProcess:
+    """``sum-abm ARGS`` as a real process (the other tests use the in-process ``cli`` fixture)."""
     return subprocess.run(
         [sys.executable, "-c", "from sum_abm.cli import main; main()", *args],
         capture_output=True,
@@ -35,13 +36,13 @@ def test_shipped_traces_replay_without_mismatch(path: Path) -> None:
 
 
 def test_cli_reports_each_file_and_exits_zero() -> None:
-    r = cli("replay", *map(str, FILES))
+    r = process("replay", *map(str, FILES))
     assert r.returncode == 0, r.stderr
     lines = r.stdout.strip().splitlines()
     assert len(lines) == 3 and all(line.endswith(", 0 mismatching steps") for line in lines)
 
 
-def test_a_changed_expectation_is_reported(tmp_path: Path) -> None:
+def test_a_changed_expectation_is_reported(tmp_path: Path, cli) -> None:
     traces = json.loads((HERE / "drt_solidity.json").read_text())
     bad = copy.deepcopy(traces[:1])
     ex = bad[0]["expect"][0]
@@ -83,7 +84,7 @@ def _mutations(base: list) -> dict[str, object]:
         ("dangling_ref", "field 'data_ref': 10000 points at no add_data step"),
     ],
 )
-def test_bad_trace_files_get_one_line_and_exit_2(tmp_path: Path, kind: str, says: str) -> None:
+def test_bad_trace_files_get_one_line_and_exit_2(tmp_path: Path, kind: str, says: str, cli) -> None:
     base = json.loads((HERE / "drt_solidity.json").read_text())[:1]
     content = _mutations(base)[kind]
     f = tmp_path / f"{kind}.json"
@@ -164,6 +165,7 @@ def _paths(o, pre=()):
             yield from _paths(v, pre + (i,))
 
 
+@pytest.mark.slow
 def test_any_damaged_field_is_either_replayed_or_refused_in_one_line(tmp_path: Path) -> None:
     """Random damage to random fields never ends in a traceback: the replay either runs (the field
     is informative, or the damage is a legal value) or refuses the file with an InputError."""
@@ -201,13 +203,13 @@ def test_any_damaged_field_is_either_replayed_or_refused_in_one_line(tmp_path: P
         (("no/such.json",), "no such file"),
     ],
 )
-def test_replay_usage_mistakes_get_one_line_and_exit_2(args, says) -> None:
+def test_replay_usage_mistakes_get_one_line_and_exit_2(args, says, cli) -> None:
     r = cli("replay", *args)
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1 and says in r.stderr
 
 
-def test_a_bad_file_among_good_ones_stops_before_any_output(tmp_path: Path) -> None:
+def test_a_bad_file_among_good_ones_stops_before_any_output(tmp_path: Path, cli) -> None:
     f = tmp_path / "bad.json"
     f.write_text("[1]")
     r = cli("replay", str(FILES[0]), str(f))

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -32,7 +30,7 @@ QUICK = (ROOT / "scenarios" / "quickstart.toml").read_text()
         (("[chain]", "[chain]\nspeed = 1"), "chain.speed: unknown key"),
         (('policy = "label_flip"', 'policy = "wizard"'), "agents[1].policy: expected one of"),
         (
-            ('semantics = "solidity"', 'semantics = "corrected"'),
+            ('semantics = "solidity"', 'semantics = "lenient"'),
             "mechanism.semantics: expected one of",
         ),
         (("count = 4", "count = 0"), "agents[0].count: expected a value >= 1, got 0"),
@@ -60,21 +58,13 @@ def test_overrides_by_dotted_path_index_and_group_name():
         load_scenario(ROOT / "scenarios" / "quickstart.toml", {"agents.1.flip_prob": 2.0})
 
 
-def test_cli_bad_scenario_is_one_line_exit_2(tmp_path):
+def test_cli_bad_scenario_is_one_line_exit_2(tmp_path, cli):
     f = tmp_path / "x.toml"
     f.write_text(QUICK.replace("count = 4", "count = -3"))
     for args in (["validate", str(f)], ["run", str(f)], ["run", "no_such_scenario"]):
-        r = subprocess.run(
-            [sys.executable, "-c", "from sum_abm.cli import main; main()", *args],
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-        assert (
-            r.returncode == 2
-            and len(r.stderr.strip().splitlines()) == 1
-            and "Traceback" not in r.stderr
-        )
+        r = cli(*args)
+        assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+        assert "count: expected a value >= 1, got -3" in r.stderr or "no_such" in args[1]
 
 
 def test_every_bundled_scenario_validates():
@@ -91,3 +81,21 @@ def test_learner_params_are_checked():
     with pytest.raises(InputError, match="params.alpha: expected a number, got 'x'"):
         load_scenario(q, {"learner.params.alpha": "x"})
     assert load_scenario(q, {"learner.params.alpha": 0.01}).learner.params == {"alpha": 0.01}
+
+
+def test_learner_params_follow_the_learners_params_model():
+    q = ROOT / "scenarios" / "quickstart.toml"
+    over = {"learner.kind": "perceptron", "learner.params.integer_weights": 1}
+    with pytest.raises(InputError, match="params.integer_weights: expected true or false, got 1"):
+        load_scenario(q, over)
+    with pytest.raises(
+        InputError, match=r"expected some of \['learning_rate', 'integer_weights'\]"
+    ):
+        load_scenario(q, {"learner.kind": "perceptron", "learner.params.alpha": 1.0})
+
+
+def test_a_dict_becomes_a_scenario_at_the_edge():
+    import sum_abm
+
+    with pytest.raises(InputError, match=r"^<scenario dict>: agents: expected at least 1 item"):
+        sum_abm.run({"agents": []})

@@ -35,6 +35,9 @@ from sum_abm.sweeps import (
 from sum_abm.sweeps.spec import SweepSpec, expand, runs_for
 from sum_abm.sweeps.task import RunTask
 
+# Every test here runs sweeps (most on Ray) or a process: the whole file is in the slow lane.
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parents[1]
 CLI = [sys.executable, "-c", "from sum_abm.cli import main; main()"]
 TINY = {"data.n_rows": [800], "run.max_time_s": [1_728_000]}

@@ -61,6 +61,7 @@ def track_models(monkeypatch):
     yield built
 
 
+@pytest.mark.slow
 def test_step_advances_the_clock_and_the_baseline(track_models):
     rc = _render()
     m = track_models[-1]
@@ -86,6 +87,7 @@ def test_step_advances_the_clock_and_the_baseline(track_models):
     )  # the calls table
 
 
+@pytest.mark.slow
 def test_slider_changes_the_parameter_and_reset_rebuilds(track_models):
     rc = _render()
     first = track_models[-1]
@@ -110,6 +112,7 @@ def test_slider_changes_the_parameter_and_reset_rebuilds(track_models):
     )
 
 
+@pytest.mark.slow
 def test_select_switches_the_mechanism(track_models):
     rc = _render()
     sel = rc.find(vw.Select, label="Mechanism")
@@ -124,6 +127,7 @@ def test_select_switches_the_mechanism(track_models):
     assert m.time > 0
 
 
+@pytest.mark.slow
 def test_every_session_gets_its_own_model(track_models):
     _render()
     _render()
@@ -174,6 +178,7 @@ def test_discarded_models_are_freed(track_models):
     assert ref() is None
 
 
+@pytest.mark.slow
 def test_viz_cli_refuses_a_busy_port_and_a_bad_scenario_in_one_line():
     import socket
     import subprocess

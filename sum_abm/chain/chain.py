@@ -63,12 +63,9 @@ class Chain:
             gas = 0
         elif gas is None:
             gas = self.gas_schedule.gas(gas_op or call, learner_kind, n_features, n_classes)
-        fee = gas * self.gas_price
-        if value + fee > self.ledger.balance(sender):
-            self._log(sender, call, False, "insufficient_funds", value, 0, 0, None)
+        fee = self.charge(sender, call, value, gas)
+        if fee is None:
             raise Rejected("insufficient_funds")
-        if fee:
-            self.ledger.transfer(sender, self.fee_sink, fee)
         try:
             result = fn()
         except Rejected as rej:
@@ -79,6 +76,24 @@ class Chain:
         )
         self._log(sender, call, True, None, value, gas, fee, amount)
         return result
+
+    def charge(self, sender: str, call: str, value: Any, gas: int) -> int | None:
+        """The start of every transaction: the wallet rule, then the fee (``gas`` × gas price,
+        token units) to the fee sink; returns the fee. A transaction the sender cannot pay
+        (``value + fee`` above its balance) is logged as ``insufficient_funds``, charges
+        nothing, and returns None."""
+        fee = gas * self.gas_price
+        if value + fee > self.ledger.balance(sender):
+            self._log(sender, call, False, "insufficient_funds", value, 0, 0, None)
+            return None
+        if fee:
+            self.ledger.transfer(sender, self.fee_sink, fee)
+        return fee
+
+    def record(self, sender: str, call: str, value: Any, gas: int, fee: int, amount: Any) -> None:
+        """Log an accepted transaction whose effects are done (for callers that ran its checks
+        and effects themselves after :meth:`charge`, without a closure per call)."""
+        self._log(sender, call, True, None, value, gas, fee, amount)
 
     def _log(self, sender, call, ok, reason, value, gas, fee, amount) -> None:
         if self.log is not None:

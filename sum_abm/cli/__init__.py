@@ -10,13 +10,53 @@ from __future__ import annotations
 import importlib
 import pkgutil
 import sys
+from typing import Any, NoReturn
 
 import typer
+from typer.core import TyperGroup
 
 from sum_abm.errors import CheckFailed, InputError
 
+
+class Group(TyperGroup):
+    """The ``sum-abm`` command group: bad input becomes one line on stderr and exit status 2, never
+    a traceback, whether run as the console script or by typer's ``CliRunner`` in the tests."""
+
+    def main(self, args: Any = None, prog_name: str | None = None, **extra: Any) -> Any:
+        extra["standalone_mode"] = False  # errors come here, to be printed as one line
+        try:
+            rv = super().main(args=args, prog_name=prog_name, **extra)
+        except InputError as err:
+            fail(str(err))
+        except CheckFailed as err:
+            fail(str(err), 1)
+        except KeyboardInterrupt:
+            fail("interrupted", 130)
+        except SystemExit:
+            raise
+        except Exception as err:  # click usage errors come through here in non-standalone mode
+            import click
+
+            usage_errors: list[type] = [click.exceptions.ClickException]
+            try:  # typer >= 0.25 raises the usage errors of its own vendored click
+                from typer._click import exceptions as _typer_click
+
+                usage_errors.append(_typer_click.ClickException)
+            except ImportError:
+                pass
+            if isinstance(err, tuple(usage_errors)):
+                if not err.format_message():  # no arguments: the help was shown
+                    raise SystemExit(err.exit_code) from None
+                fail(err.format_message())
+            if isinstance(err, click.exceptions.Abort):
+                fail("aborted", 130)
+            raise
+        raise SystemExit(rv if isinstance(rv, int) else 0)
+
+
 app = typer.Typer(
     name="sum-abm",
+    cls=Group,
     help="Agent-based market simulator for Sharing Updatable Models on a blockchain.",
     no_args_is_help=True,
     add_completion=False,
@@ -27,37 +67,12 @@ for _mod in sorted(m.name for m in pkgutil.iter_modules(__path__)):
     importlib.import_module(f"{__name__}.{_mod}").register(app)
 
 
-def fail(message: str, code: int = 2) -> None:
+def fail(message: str, code: int = 2) -> NoReturn:
     """Print ``message`` as one line on stderr and exit with ``code`` (2 = bad input)."""
     print(f"sum-abm: {message}", file=sys.stderr)
     raise SystemExit(code)
 
 
 def main() -> None:
-    """Console-script entry point: bad input becomes one line and exit status 2, never a traceback."""
-    try:
-        rv = app(standalone_mode=False)
-    except InputError as err:
-        fail(str(err))
-    except CheckFailed as err:
-        fail(str(err), 1)
-    except KeyboardInterrupt:
-        fail("interrupted", 130)
-    except SystemExit:
-        raise
-    except Exception as err:  # click usage errors come through here in non-standalone mode
-        import click
-
-        usage_errors: list[type] = [click.exceptions.ClickException]
-        try:  # typer >= 0.25 raises the usage errors of its own vendored click
-            from typer._click import exceptions as _typer_click
-
-            usage_errors.append(_typer_click.ClickException)
-        except ImportError:
-            pass
-        if isinstance(err, tuple(usage_errors)):
-            fail(err.format_message())
-        if isinstance(err, click.exceptions.Abort):
-            fail("aborted", 130)
-        raise
-    raise SystemExit(rv if isinstance(rv, int) else 0)
+    """Console-script entry point (see :class:`Group` for how errors are shown)."""
+    app()

@@ -33,8 +33,12 @@ def register(app: typer.Typer) -> None:
         import numpy as np
         import scipy.sparse as sp
 
-        from sum_abm.data import load_dataset
-        from sum_abm.scenario import load_scenario, parse_set_options
+        from sum_abm.data import DataConfig, load_dataset
+        from sum_abm.learners import LEARNERS
+        from sum_abm.scenario import load_scenario, parse_set_options, validate_file_model
+
+        if learner and learner not in LEARNERS:
+            raise InputError(f"--learner: expected one of {sorted(LEARNERS)}, got {learner!r}")
 
         overrides = {k.removeprefix("data."): v for k, v in parse_set_options(set_).items()}
         p = Path(source)
@@ -45,12 +49,12 @@ def register(app: typer.Typer) -> None:
                 raise InputError(f"{source}: no such file")
             spec, where = {"kind": p.suffix.lower()[1:], "path": str(p), **overrides}, source
         else:
-            from sum_abm.cli.run import _resolve
+            from sum_abm.bundled import resolve
 
-            sc = load_scenario(_resolve(source), {f"data.{k}": v for k, v in overrides.items()})
+            sc = load_scenario(resolve(source), {f"data.{k}": v for k, v in overrides.items()})
             spec, where = sc.data.model_dump(), str(source)
             learner = learner or sc.learner.kind
-        ds = load_dataset(spec, learner, where)
+        ds = load_dataset(validate_file_model(DataConfig, spec, where), learner, where)
         print(
             f"{ds.name}: {ds.n_features} features, {ds.n_classes} classes, "
             f"{'sparse (CSR)' if ds.sparse else 'dense'}"

@@ -6,13 +6,16 @@ from pathlib import Path
 
 import typer
 
+from sum_abm.cli.run import check_out_folder
 from sum_abm.errors import InputError
 
 
 def register(app: typer.Typer) -> None:
     @app.command()
     def game(
-        game_file: Path = typer.Argument(..., help="game TOML file"),
+        game_file: Path = typer.Argument(
+            ..., help="game TOML file, or a bundled game's name (scenarios/games/)"
+        ),
         out: Path = typer.Option(..., help="output folder"),
         address: str = typer.Option(
             None, help="Ray cluster address (default: local Ray, or in-process when tiny)"
@@ -37,11 +40,15 @@ def register(app: typer.Typer) -> None:
             TimeRemainingColumn,
         )
 
+        from dashboards import game_report
+        from sum_abm.bundled import resolve
         from sum_abm.game.empirical import load_game
         from sum_abm.game.runner import run_game
         from sum_abm.sweeps.engine import check_address, check_out
 
+        game_file = resolve(game_file, "game")
         g = load_game(game_file)
+        check_out_folder(out)
         check_out(out / "sweep", resume, g.base)
         if address:
             check_address(address)
@@ -66,7 +73,14 @@ def register(app: typer.Typer) -> None:
                 bar.update(task, completed=done, failed=failed)
 
             try:
-                ans = run_game(game_file, out, address=address, resume=resume, progress=progress)
+                ans = run_game(
+                    game_file,
+                    out,
+                    address=address,
+                    resume=resume,
+                    progress=progress,
+                    reports=game_report,
+                )
             except KeyboardInterrupt:
                 bar.stop()
                 console.print(
@@ -129,8 +143,11 @@ def register(app: typer.Typer) -> None:
         address: str = typer.Option(None, help="Ray cluster address"),
     ) -> None:
         """Find where the best attack's ROI crosses zero along PARAM (bisection with replications)."""
+        from dashboards import game_report
+        from sum_abm.bundled import resolve
         from sum_abm.game.runner import run_frontier
 
+        check_out_folder(out)
         lo, hi = range_
         if not lo < hi:
             raise InputError(f"--range {lo} {hi}: expected LO < HI")
@@ -141,7 +158,7 @@ def register(app: typer.Typer) -> None:
             path, vals = across.split("=", 1)
             acr = (path, [_value(v) for v in vals.split(",")])
         rows = run_frontier(
-            game_file,
+            resolve(game_file, "game"),
             out,
             param,
             lo,
@@ -151,6 +168,7 @@ def register(app: typer.Typer) -> None:
             address=address,
             integer=integer,
             replications=replications,
+            reports=game_report,
         )
         for r in rows:
             where = f" at {acr[0]}={r['across']}" if acr else ""

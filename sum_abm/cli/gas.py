@@ -7,6 +7,7 @@ from pathlib import Path
 
 import typer
 
+from sum_abm.atomic import write_text_atomic
 from sum_abm.errors import InputError
 
 
@@ -169,7 +170,7 @@ def register(app: typer.Typer) -> None:
             for op in g.OPS:
                 cf = coefs[kind][op]
                 errs = [
-                    abs(g.predicted(cf, m.n_features, m.n_classes) - m.gas) / m.gas
+                    abs(g.terms(cf, m.n_features, m.n_classes) - m.gas) / m.gas
                     for m in ms
                     if m.kind == kind and m.op == op
                 ]
@@ -206,7 +207,5 @@ def register(app: typer.Typer) -> None:
             start = json.loads(Path(schedule or _DEFAULT).read_text())
             data = g.apply_fit(start, coefs, ms)
             for path in ([Path(_DEFAULT)] if write else []) + ([out] if out is not None else []):
-                tmp = path.with_name(path.name + ".tmp")
-                tmp.write_text(json.dumps(data, indent=2) + "\n")
-                tmp.replace(path)  # atomic
+                write_text_atomic(path, json.dumps(data, indent=2) + "\n")
                 print(f"wrote {path}")

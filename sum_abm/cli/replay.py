@@ -11,7 +11,7 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def replay(
         files: list[Path] = typer.Argument(..., help="trace files (sum-abm-trace/1 JSON)"),
-        max_shown: int = typer.Option(50, help="mismatches shown per file"),
+        max_shown: int = typer.Option(50, min=0, help="mismatches shown per file"),
     ) -> None:
         """Replay conformance traces; exit 0 when no step mismatches, 1 when some do, 2 for a bad file."""
         from sum_abm.replay import load_trace_file, replay_file

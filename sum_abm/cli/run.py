@@ -6,22 +6,14 @@ from pathlib import Path
 
 import typer
 
+from sum_abm.bundled import bundled, resolve
 from sum_abm.errors import InputError
 
-BUNDLED = Path(__file__).resolve().parents[2] / "scenarios"
 
-
-def _resolve(name: str) -> Path:
-    """A scenario path, or the name of a bundled scenario (``quickstart``)."""
-    p = Path(name)
-    if p.exists():
-        return p
-    cand = BUNDLED / (name if name.endswith(".toml") else f"{name}.toml")
-    if cand.exists():
-        return cand
-    raise InputError(
-        f"{name}: no such scenario file (and no bundled scenario of that name; see `sum-abm scenarios`)"
-    )
+def check_out_folder(out: Path) -> None:
+    """``--out`` must be a folder or not exist yet: refused before any run, in one line."""
+    if out.exists() and not out.is_dir():
+        raise InputError(f"--out: {str(out)!r} is a file, expected a folder")
 
 
 def register(app: typer.Typer) -> None:
@@ -33,10 +25,12 @@ def register(app: typer.Typer) -> None:
         set_: list[str] = typer.Option(
             None, "--set", help="override a field: dotted.path=value (repeatable)"
         ),
-        no_baseline: bool = typer.Option(
-            False, help="skip the clean baseline run for attack metrics"
+        baseline: bool = typer.Option(
+            True,
+            "--baseline/--no-baseline",
+            help="also run the clean baseline (the scenario without attackers) for attack metrics",
         ),
-        no_report: bool = typer.Option(False, help="do not write report.html"),
+        report: bool = typer.Option(True, "--report/--no-report", help="write report.html"),
     ) -> None:
         """Run one scenario; print a summary and where the Parquet results are."""
         from rich.console import Console
@@ -45,10 +39,25 @@ def register(app: typer.Typer) -> None:
         from sum_abm.market.run import run as run_scenario
         from sum_abm.scenario import load_scenario, parse_set_options
 
-        path = _resolve(scenario)
+        path = resolve(scenario)
         sc = load_scenario(path, parse_set_options(set_, "--set"))
-        seed = sc.seed if seed is None else seed
+        if seed is not None:  # checked like the scenario's own seed: 0 .. 2**63 - 1
+            sc = sc.with_overrides({"seed": seed}, "--seed")
+        seed = sc.seed
         from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+        from sum_abm.data import load_dataset
+
+        # loaded before the progress bar, so that a bad data setting is one clean line
+        dataset = load_dataset(sc.data, sc.learner.kind, sc.name)
+        out_dir = out or Path("runs") / f"{sc.name}-seed{seed}"
+        check_out_folder(out_dir)
+        try:  # a folder that cannot be written is refused before the run, not after it
+            out_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise InputError(
+                f"--out: cannot write results to {str(out_dir)!r}: {exc.strerror}"
+            ) from None
 
         with Progress(
             TextColumn("{task.description}"),
@@ -66,8 +75,7 @@ def register(app: typer.Typer) -> None:
                     tasks[label] = bar.add_task(what, total=1.0)
                 bar.update(tasks[label], completed=fraction)
 
-            result = run_scenario(sc, seed, baseline=not no_baseline, progress=progress)
-        out_dir = out or Path("runs") / f"{sc.name}-seed{seed}"
+            result = run_scenario(sc, seed, baseline=baseline, dataset=dataset, progress=progress)
         result.write(out_dir)
         s = result.summary.row(0, named=True)
         t = Table(
@@ -123,7 +131,7 @@ def register(app: typer.Typer) -> None:
             )
         frames = ", ".join(result.frames())
         print(f"results: {out_dir}/  ({frames} .parquet; run.json)")
-        if not no_report:
+        if report:
             from dashboards import build_run_report
 
             print(f"report: {build_run_report(out_dir)}")
@@ -157,6 +165,6 @@ def register(app: typer.Typer) -> None:
         """List the bundled scenarios, a line each."""
         from sum_abm.scenario import load_scenario
 
-        for f in sorted(BUNDLED.glob("*.toml")):
+        for f in bundled("scenario"):
             sc = load_scenario(f)
             print(f"{f.stem:28s} {sc.description}")

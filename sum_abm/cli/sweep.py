@@ -10,7 +10,9 @@ import typer
 def register(app: typer.Typer) -> None:
     @app.command()
     def sweep(
-        sweep_file: Path = typer.Argument(..., help="sweep TOML file (see scenarios/sweeps/)"),
+        sweep_file: Path = typer.Argument(
+            ..., help="sweep TOML file, or a bundled sweep's name (scenarios/sweeps/)"
+        ),
         out: Path = typer.Option(
             ..., help="output folder (runs/, agents/, sweep.json, failures.parquet)"
         ),
@@ -33,10 +35,12 @@ def register(app: typer.Typer) -> None:
         Exit status: 0 when every run finished, 1 when some raised (see failures.parquet),
         2 for bad input, 130 when interrupted (the folder resumes with --resume).
         """
+        from sum_abm.bundled import resolve
         from sum_abm.sweeps import load_sweep_file
         from sum_abm.sweeps.engine import check_address, check_out, init_ray, shutdown_ray
         from sum_abm.sweeps.store import folder_lock
 
+        sweep_file = resolve(sweep_file, "sweep")
         sw = load_sweep_file(sweep_file)
         # One sweep per folder: a second driver is refused in one line (the lock dies with its
         # process, so a killed driver leaves nothing stuck); bad input answers before any output.

@@ -48,10 +48,10 @@ def register(app: typer.Typer) -> None:
         port: int = typer.Option(8765, min=1, max=65535, help="TCP port"),
     ) -> None:
         """Serve the market in a browser: sliders for the mechanism, live charts, step/play/reset."""
-        from sum_abm.cli.run import _resolve
+        from sum_abm.bundled import resolve
         from sum_abm.scenario import load_scenario
 
-        path = _resolve(scenario)
+        path = resolve(scenario)
         load_scenario(path)  # a bad scenario answers in one line before the server starts
         _check_port(host, port)
         app_py = Path(__file__).resolve().parents[1] / "market" / "app.py"

@@ -1,7 +1,7 @@
-"""Deposit, Refund and Take (self-assessment), in the Solidity or the reference-Python rules.
+"""Deposit, Refund and Take (self-assessment), in the Solidity, reference-Python or corrected rules.
 
 The rules and their check order are those of ``TRACE_FORMAT.md`` §4 (shipped in
-``tests/conformance/``). Differences between the two ``semantics``:
+``tests/conformance/``). Differences between the ``solidity`` and ``reference-python`` semantics:
 
 ========================  ======================================  ==========================================
 rule                      ``solidity`` (default)                  ``reference-python``
@@ -12,6 +12,11 @@ refund/report wait        ``age < refund_time_s`` is too early     ``age <= refu
 report reward             ``dep*num_good // total_good`` (int)     ``dep*num_good / total_good`` (float)
 duplicate data            overwrite allowed when nothing claimable always rejected
 ========================  ======================================  ==========================================
+
+``corrected`` is ``solidity`` with one fix, marked ``FIX`` below: a report whose proportional share
+``initial_deposit * num_good // total_good`` floors to 0 is refused (``share_rounds_to_zero``,
+nothing moves). Solidity instead pays the whole claimable deposit, which lets a label flipper with
+one verified contribution take honest deposits whole once ``total_good`` is large.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from typing import Any
 from sum_abm.chain import Rejected
 from sum_abm.contract.data_handler import StoredData
 
-SEMANTICS = ("solidity", "reference-python")
+SEMANTICS = ("solidity", "reference-python", "corrected")
 
 
 class DepositRefundTake:
@@ -30,6 +35,8 @@ class DepositRefundTake:
 
     kind = "deposit_refund_take"
     updates_model_on_add = True
+    refund_clears_deposit = True  # a refund pays out all that is claimable
+    has_vyper_contract = True  # sum_abm/evm/contracts/drt.vy (the EVM spot check)
 
     def __init__(
         self,
@@ -67,13 +74,34 @@ class DepositRefundTake:
             return 0
         return (self.cost_weight * 3600) // (1 if dt == 0 else isqrt(dt))
 
-    def too_early(self, age: int) -> bool:
-        return age <= self.refund_time_s if self.python else age < self.refund_time_s
-
+    # -- the claim rules, written once: the contract's checks below and the market's claim book
+    # (sum_abm.market.model.MarketModel.claim_walk) both use these. Elementwise: ages may be ints
+    # or numpy arrays, flags numpy bool arrays.
     @property
     def min_claim_age(self) -> int:
         """The smallest age (seconds) at which a refund or report can succeed."""
         return self.refund_time_s + 1 if self.python else self.refund_time_s
+
+    def too_early(self, age: Any) -> Any:
+        """Whether a refund or report of a contribution ``age`` seconds old is too early."""
+        return age < self.min_claim_age
+
+    def open_to_anyone(self, age: Any) -> Any:
+        """Whether anyone (its author included) may take all that is left of a contribution."""
+        return age >= self.any_address_claim_wait_time_s
+
+    def refundable(self, age: Any, agrees: Any) -> Any:
+        """Which of its author's contributions (with something left to claim) a refund would
+        be accepted for: old enough, and the model agrees with the label (:meth:`refund_amount`)."""
+        return agrees & ~self.too_early(age)
+
+    def reportable(self, age: Any, agrees: Any, own: Any, claimed: Any, reporter_good: Any) -> Any:
+        """Which contributions (with something left to claim) a report by a reporter would be
+        accepted for (:meth:`report_amount`): open to anyone, or another's, not yet claimed by
+        the reporter, old enough, the model disagrees, and the reporter has verified data."""
+        return self.open_to_anyone(age) | (
+            ~own & ~claimed & ~self.too_early(age) & ~agrees & reporter_good
+        )
 
     def good_count(self, address: str) -> int:
         return self.num_good.get(address, 0)
@@ -120,7 +148,7 @@ class DepositRefundTake:
         if stored.claimable <= 0:
             raise Rejected("nothing_left_to_claim")
         age = now - stored.time
-        if age >= self.any_address_claim_wait_time_s:
+        if self.open_to_anyone(age):
             return stored.claimable
         if reporter == stored.sender:
             raise Rejected("own_deposit")
@@ -139,12 +167,17 @@ class DepositRefundTake:
                 amount = stored.claimable
         else:
             amount = stored.initial_deposit * ng // self.total_good
+            if amount == 0 and self.semantics == "corrected":
+                # FIX: a share that floors to 0 earns nothing, not the whole deposit.
+                raise Rejected(
+                    "share_rounds_to_zero", f"{stored.initial_deposit}*{ng}//{self.total_good}"
+                )
             if amount == 0 or amount > stored.claimable:
                 amount = stored.claimable
         return amount
 
     def report_needs_prediction(self, stored: StoredData, now: int) -> bool:
-        return now - stored.time < self.any_address_claim_wait_time_s
+        return not self.open_to_anyone(now - stored.time)
 
     # -- prediction payments (a reference-Python feature) ---------------------------------------
     def prediction_payments(self, value: Any) -> dict[str, Any]:

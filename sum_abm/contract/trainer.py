@@ -94,11 +94,7 @@ class CollaborativeTrainer:
 
         def run() -> Any:
             now = self.now
-            cost = self.im.add_cost(sender, value, now)
-            key = self.data.key(x, y, now, sender)
-            old = self.data._data.get(key)
-            if old is not None and not self.im.may_overwrite(old):
-                raise Rejected("duplicate_data")
+            cost, key, old = self._check_add(sender, value, x, y)
             # effects
             self.im.on_added(now)
             self.chain.ledger.transfer(sender, self.address, cost)
@@ -111,6 +107,26 @@ class CollaborativeTrainer:
         return self._exec(sender, "add_data", value, run, x, y)
 
     # -- checks shared by the real calls and by the free view calls ------------------------------
+    def _check_add(
+        self, sender: str, value: Any, x: Any, y: int
+    ) -> tuple[Any, tuple, StoredData | None]:
+        """(cost, key, the contribution stored under that key or None); raises Rejected."""
+        cost = self.im.add_cost(sender, value, self.now)
+        key = self.data.key(x, y, self.now, sender)
+        old = self.data._data.get(key)
+        if old is not None and not self.im.may_overwrite(old):
+            raise Rejected("duplicate_data")
+        return cost, key, old
+
+    def check_add(self, sender: str, value: Any, x: Any, y: int) -> str | None:
+        """The reason an add would be rejected now (the wallet rule aside), or None (a free view
+        call; no effect)."""
+        try:
+            self._check_add(sender, value, x, y)
+        except Rejected as r:
+            return r.reason
+        return None
+
     def _lookup(self, x: Any, y: int, added_time: int, author: str) -> StoredData:
         stored = self.data.get(x, y, added_time, author)
         if stored is None:
@@ -173,13 +189,72 @@ class CollaborativeTrainer:
 
         def run() -> Any:
             stored, amount = self._check_refund(sender, x, y, added_time, prediction)
-            self._pay(sender, amount)
-            stored.claimable = stored.claimable - amount if self.im.kind == "points" else 0
-            stored.claimed_by.add(sender)
-            self.im.on_refunded(sender)
+            self._refund_effects(sender, stored, amount)
             return amount
 
         return self._exec(sender, "refund", 0, run, x)
+
+    def _refund_effects(self, sender: str, stored: StoredData, amount: Any) -> None:
+        self._pay(sender, amount)
+        stored.claimable = 0 if self.im.refund_clears_deposit else stored.claimable - amount
+        stored.claimed_by.add(sender)
+        self.im.on_refunded(sender)
+
+    def _report_effects(self, sender: str, stored: StoredData, amount: Any) -> None:
+        stored.claimed_by.add(sender)
+        stored.claimable -= amount
+        self._pay(sender, amount)
+
+    def claim_if_accepted(
+        self,
+        sender: str,
+        call: str,
+        x: Any,
+        y: int,
+        added_time: int,
+        author: str,
+        prediction: int | None = None,
+    ) -> tuple[bool, Any, Any]:
+        """Send the ``refund`` or ``report`` of a contribution only if it would be accepted now
+        (a refund's ``author`` is its sender).
+
+        What an agent does with a free view call first: nothing is sent (or logged) when the
+        checks reject it. Otherwise the same transaction as :meth:`refund` / :meth:`report` —
+        gas priced before any effect, the wallet rule and the fee (:meth:`Chain.charge`), the
+        effects, one log record — without a closure or a second lookup. ``prediction``: the
+        model's current class for ``x`` when the caller knows it. Returns (accepted, amount,
+        what is still claimable afterwards), token units.
+        """
+        stored = self.data.get(x, y, added_time, author)
+        if stored is None:
+            return False, 0, 0
+        im, now = self.im, self.now
+        try:
+            if call == "refund":
+                if prediction is None:
+                    prediction = self._prediction_if_needed(stored, x, refund=True)
+                amount = im.refund_amount(sender, stored, prediction, now)
+            else:
+                if prediction is None and im.report_needs_prediction(stored, now):
+                    prediction = int(self.learner.predict_one(x))
+                amount = im.report_amount(sender, stored, prediction, now)
+        except Rejected:
+            return False, 0, self._left(stored)
+        chain = self.chain
+        gas = self.call_gas(call, x, None, sender) if chain.gas_price else 0
+        fee = chain.charge(sender, call, 0, gas)
+        if fee is None:
+            return False, 0, self._left(stored)
+        if call == "refund":
+            self._refund_effects(sender, stored, amount)
+        else:
+            self._report_effects(sender, stored, amount)
+        chain.record(sender, call, 0, gas, fee, amount)
+        return True, amount, self._left(stored)
+
+    def _left(self, stored: StoredData) -> Any:
+        fn = getattr(self.im, "remaining", None)
+        return fn(stored) if fn is not None else stored.claimable
 
     def report(
         self,
@@ -194,9 +269,7 @@ class CollaborativeTrainer:
 
         def run() -> Any:
             stored, amount = self._check_report(sender, x, y, added_time, author, prediction)
-            stored.claimed_by.add(sender)
-            stored.claimable -= amount
-            self._pay(sender, amount)
+            self._report_effects(sender, stored, amount)
             return amount
 
         return self._exec(sender, "report", 0, run, x)
@@ -211,10 +284,7 @@ class CollaborativeTrainer:
     def remaining(self, x: Any, y: int, added_time: int, author: str) -> Any:
         """What is still claimable on a contribution (token units; Points: 1 until claimed)."""
         stored = self.data.get(x, y, added_time, author)
-        if stored is None:
-            return 0
-        fn = getattr(self.im, "remaining", None)
-        return fn(stored) if fn is not None else stored.claimable
+        return 0 if stored is None else self._left(stored)
 
     # -- predict ------------------------------------------------------------------------------------
     def predict(

@@ -6,6 +6,7 @@ agents contribute (in order), and the hidden test set. Nothing is downloaded.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -13,8 +14,10 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from sum_abm.data.imdb import imdb_synthetic_cached, make_imdb_synthetic
+from sum_abm.data.config import SKLEARN_KINDS, DataConfig
+from sum_abm.data.imdb import imdb_synthetic_cached, make_imdb_synthetic, peak_bytes
 from sum_abm.errors import InputError
+from sum_abm.learners import LEARNERS
 from sum_abm.learners.base import Sample
 
 
@@ -186,43 +189,63 @@ def _user_file(cfg: Any, source: str) -> tuple[Any, np.ndarray, int]:
     return X[order], y[order], len(y) - n_test
 
 
-def load_dataset(cfg: Any, learner_kind: str = "", source: str = "scenario") -> Dataset:
-    """Build the splits described by a :class:`~sum_abm.scenario.DataConfig` (or a dict of its
-    fields, e.g. ``{"kind": "breast_cancer"}``), checked for ``learner_kind``.
+def machine_memory() -> int | None:
+    """Physical memory of this machine (bytes), or None where the OS does not say."""
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def _check_memory(cfg: Any, source: str) -> None:
+    """Refuse generated data larger than the machine's memory before allocating any of it."""
+    have = machine_memory()
+    need = peak_bytes(cfg.n_rows, cfg.n_features)
+    if have is not None and need > have:
+        # name the field that drives the estimate: rows (the CSR) or features (the key blocks)
+        field = "n_rows" if cfg.n_rows * min(175, cfg.n_features) * 36 >= need / 2 else "n_features"
+        raise InputError(
+            f"{source}: data.{field}: {cfg.n_rows:,} rows x {cfg.n_features:,} features need about "
+            f"{need / 2**30:,.0f} GiB of memory, more than this machine's {have / 2**30:,.0f} GiB; "
+            f"expected fewer rows or features"
+        )
+
+
+def load_dataset(cfg: DataConfig, learner_kind: str = "", source: str = "scenario") -> Dataset:
+    """Build the splits described by a :class:`DataConfig`, checked for ``learner_kind`` (a key of
+    :data:`~sum_abm.learners.LEARNERS`; its data needs: two classes, non-negative features).
 
     Rows are used in order: the train part (``init`` rows, then the pool agents contribute), then
     the hidden test part. Generated data is cached on disk (see :func:`imdb_synthetic_cached`).
     Raises :class:`InputError` for a missing file, a missing label column, non-numeric features,
     negative features with MultinomialNB, or a split larger than the data.
     """
-    if isinstance(cfg, dict):
-        from sum_abm.scenario import DataConfig, validate_file_model
-
-        cfg = validate_file_model(DataConfig, cfg, source)
     if cfg.kind == "imdb_synthetic":
+        _check_memory(cfg, source)
         try:
             X, y = imdb_synthetic_cached(cfg.n_rows, cfg.n_features, cfg.noise, cfg.data_seed)
         except ValueError as exc:
             raise InputError(f"{source}: data.n_features: {exc}") from None
         ds = _split(X, y, cfg.n_rows // 2, cfg, "imdb_synthetic", source)
-    elif cfg.kind in ("breast_cancer", "digits", "iris", "wine"):
+    elif cfg.kind in SKLEARN_KINDS:
         X, y, n_train = _sklearn(cfg.kind, cfg.data_seed)
         ds = _split(X, y, n_train, cfg, cfg.kind, source)
     else:
         X, y, n_train = _user_file(cfg, source)
         ds = _split(X, y, n_train, cfg, Path(cfg.path).name, source)
-    if learner_kind == "multinomial_nb":
+    learner = LEARNERS.get(learner_kind)
+    if learner is not None and learner.nonnegative_features:
         for name in ("X_init", "X_pool", "X_test"):
             M = getattr(ds, name)
             if (M.data if sp.issparse(M) else M).min(initial=0) < 0:
                 raise InputError(
-                    f"{source}: data: MultinomialNB needs non-negative features ({name} has negatives)"
+                    f"{source}: data: {learner.__name__} needs non-negative features ({name} has negatives)"
                 )
-    if learner_kind in ("perceptron", "sgd_perceptron") and ds.n_classes != 2:
+    if learner is not None and learner.binary and ds.n_classes != 2:
         raise InputError(
             f"{source}: learner.kind: {learner_kind} is binary but the data has {ds.n_classes} classes"
         )
     return ds
 
 
-__all__ = ["Dataset", "imdb_synthetic_cached", "load_dataset", "make_imdb_synthetic"]
+__all__ = ["DataConfig", "Dataset", "imdb_synthetic_cached", "load_dataset", "make_imdb_synthetic"]

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
+
+from sum_abm.atomic import write_with
 
 CHUNK = 5_000  # the reference's chunk (documentation)
 SUB = 1_000  # rows generated at a time; a divisor of CHUNK keeps the stream identical
@@ -85,6 +86,15 @@ def make_imdb_synthetic(
     return X, y
 
 
+def peak_bytes(n_rows: int, n_features: int) -> int:
+    """Memory (bytes) that generating and splitting ``n_rows`` x ``n_features`` needs at its
+    peak, over-estimated: about 175 ones per row (100..250 words) stored as CSR (4-byte index,
+    8-byte value) up to three times (generated, reordered, split), plus the Gumbel key blocks of
+    :data:`SUB` rows x ``n_features`` float64 (three live at once)."""
+    nnz = n_rows * min(175, n_features)
+    return 3 * 12 * nnz + 40 * n_rows + 3 * 8 * min(SUB, n_rows) * n_features
+
+
 def cache_dir() -> Path | None:
     """Where generated data sets are cached: ``$SUM_ABM_CACHE`` (``0``/``off``: no cache), else
     ``$XDG_CACHE_HOME/sum_abm`` or ``~/.cache/sum_abm``."""
@@ -120,16 +130,14 @@ def imdb_synthetic_cached(
             pass
     X, y = make_imdb_synthetic(n_rows, n_features, noise, seed)
     if path is not None:
-        tmp = None
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-            with os.fdopen(fd, "wb") as fh:
-                np.savez(
+            write_with(
+                path,
+                lambda fh: np.savez(
                     fh, key=np.array(key), indices=X.indices, indptr=X.indptr, y=y.astype(np.int8)
-                )
-            os.replace(tmp, path)
+                ),
+            )
         except OSError:
-            if tmp is not None:
-                Path(tmp).unlink(missing_ok=True)
+            pass  # a cache that cannot be written is only slower next time
     return X, y

@@ -201,10 +201,6 @@ def fit(ms: list[Measurement]) -> dict[str, dict[str, dict[str, int]]]:
     return out
 
 
-# The fitted formula, ``base + per_feature*n + per_class*c + per_class_feature*c*n``: one home.
-predicted = terms
-
-
 def apply_fit(
     data: dict[str, Any], coefs: dict[str, dict[str, dict[str, int]]], ms: list[Measurement]
 ) -> dict[str, Any]:
@@ -231,7 +227,7 @@ def apply_fit(
                     else:
                         data[key].get(op, {}).pop(name, None)
             if kind == "perceptron":
-                data["base"][op] = predicted(cf, 0, 2)
+                data["base"][op] = terms(cf, 0, 2)
                 data["per_feature"][op]["*"] = cf["per_feature"]
     for key in ("per_class", "per_class_feature"):
         data[key] = {op: v for op, v in data[key].items() if v}

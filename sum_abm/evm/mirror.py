@@ -26,22 +26,10 @@ from typing import Any
 
 import numpy as np
 
+from sum_abm import schema
 from sum_abm.chain import Rejected
 from sum_abm.errors import CheckFailed, InputError
 from sum_abm.evm.system import MAX_FEATURES, SCALE, deploy_system, revert_reason
-
-#: Columns of the ``evm`` frame (one row per mirrored call) and their polars types.
-EVM_SCHEMA = {
-    "time_s": "Int64",
-    "sender": "String",
-    "call": "String",
-    "accepted": "Boolean",
-    "reason": "String",
-    "amount": "Int64",
-    "n_features": "Int64",
-    "schedule_gas": "Int64",
-    "evm_gas": "Int64",
-}
 
 
 def _binary(X: Any) -> bool:
@@ -78,7 +66,7 @@ class EVMMirror:
                 "chain.backend: 'evm' needs the evm extra (python3 -m pip install -e '.[evm]')"
             ) from None
         im = trainer.im
-        if im.kind != "deposit_refund_take" or im.python:
+        if not getattr(im, "has_vyper_contract", False) or im.python:
             raise InputError(
                 "chain.backend: 'evm' runs Deposit-Refund-Take with semantics 'solidity' only"
             )
@@ -258,12 +246,8 @@ class EVMMirror:
         )
 
     def frame(self) -> Any:
-        """The mirrored calls as a polars frame (columns :data:`EVM_SCHEMA`)."""
-        import polars as pl
-
-        return pl.DataFrame(
-            self.rows, schema={k: getattr(pl, t) for k, t in EVM_SCHEMA.items()}, orient="row"
-        )
+        """The mirrored calls as a polars frame (the ``evm`` frame of :mod:`sum_abm.schema`)."""
+        return schema.frame("evm", self.rows)
 
     def summary(self) -> dict[str, Any]:
         """Summary fields: calls mirrored, the EVM's classifier, and the schedule's relative gas

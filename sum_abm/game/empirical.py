@@ -38,8 +38,10 @@ import numpy as np
 import polars as pl
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from sum_abm import schema
 from sum_abm.errors import InputError
-from sum_abm.game.solvers import Game, neighbourhood
+from sum_abm.game.search import neighbourhood
+from sum_abm.game.tables import Game
 from sum_abm.scenario import Scenario, load_scenario, read_toml, validate_file_model
 
 
@@ -364,7 +366,7 @@ def payoff_table(
                     "payoff": game.spec.role_payoff(r),
                 }
             )
-    return pl.DataFrame(rows)
+    return schema.frame("game_payoffs", rows)
 
 
 def _label(game: EmpiricalGame, prof: tuple[int, ...]) -> str:

@@ -18,9 +18,11 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from sum_abm import schema
 from sum_abm.errors import InputError
 from sum_abm.game.empirical import EmpiricalGame, mean_stderr, run_payoffs
-from sum_abm.game.solvers import Z95, SymmetricGame, compositions
+from sum_abm.game.symmetric import SymmetricGame, compositions
+from sum_abm.game.tables import Z95
 
 Option = int | tuple[int, ...]  # a strategy index, or a count vector for a symmetric role
 
@@ -142,7 +144,7 @@ def payoff_table(
                         "payoff": game.spec.role_payoff(r),
                     }
                 )
-    return pl.DataFrame(rows)
+    return schema.frame("game_payoffs", rows)
 
 
 def regrets(

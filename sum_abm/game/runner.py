@@ -1,16 +1,20 @@
 """``sum-abm game`` and ``sum-abm frontier``: run the profiles through the sweep engine, solve the
-empirical game, write the tables and a self-contained report."""
+empirical game, write the tables, and hand them to a report builder (``reports``; the command line
+passes :mod:`dashboards.game_report`). The runner orchestrates: the tables live in
+:mod:`sum_abm.game.tables`, the solvers in :mod:`~sum_abm.game.equilibria`,
+:mod:`~sum_abm.game.search` and :mod:`~sum_abm.game.symmetric`, the HTML in ``dashboards/``."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
-import plotly.graph_objects as go
 import polars as pl
 
+from sum_abm import schema
+from sum_abm.atomic import write_parquet_atomic, write_text_atomic
 from sum_abm.game.empirical import (
     EmpiricalGame,
     frontier_point,
@@ -19,27 +23,53 @@ from sum_abm.game.empirical import (
     profiles_to_run,
     to_game,
 )
-from sum_abm.game.solvers import (
-    Game,
+from sum_abm.game.equilibria import (
     best_deviation,
-    bisect_zero,
-    deviation_walk,
     deviations,
     mixed_equilibria,
     mixed_regret,
     plausible_equilibria,
     pure_equilibria,
-    replicator,
 )
-from sum_abm.market.results import write_parquet_atomic, write_text_atomic
+from sum_abm.game.search import bisect_zero, deviation_walk
+from sum_abm.game.symmetric import SymmetricGame
+from sum_abm.game.tables import Game
 
-_EMPTY_EQ = {
-    "kind": pl.String,
-    "method": pl.String,
-    "profile": pl.String,
-    "mix": pl.String,
-    "regret": pl.Float64,
-}
+
+class GameReports(Protocol):
+    """What writes the HTML reports (``dashboards.game_report`` is one: a module of these three
+    functions). The game layer sits below the dashboards, so it is handed one, never imports it."""
+
+    def write_game_report(
+        self,
+        game: EmpiricalGame,
+        g: Game,
+        table: pl.DataFrame,
+        regrets: list[dict[str, Any]],
+        eqs: list[dict[str, Any]],
+        answer: dict[str, Any],
+        path: Path,
+    ) -> None: ...
+
+    def write_population_report(
+        self,
+        game: EmpiricalGame,
+        symmetric: list[tuple[str, SymmetricGame]],
+        table: pl.DataFrame,
+        regrets: list[dict[str, Any]],
+        eqs: list[dict[str, Any]],
+        answer: dict[str, Any],
+        path: Path,
+    ) -> None: ...
+
+    def write_frontier_report(
+        self,
+        game: EmpiricalGame,
+        param: str,
+        across: tuple[str, list[Any]] | None,
+        df: pl.DataFrame,
+        path: Path,
+    ) -> None: ...
 
 
 def _simulate(
@@ -76,10 +106,11 @@ def run_game(
     address: str | None = None,
     resume: bool = False,
     progress: Any = None,
+    reports: GameReports | None = None,
 ) -> dict[str, Any]:
     """Build the empirical payoff table through the sweep engine, solve it, write the outputs
-    (``payoffs.parquet``, ``regret.parquet``, ``equilibria.parquet``, ``game_report.html``,
-    ``answer.json``).
+    (``payoffs.parquet``, ``regret.parquet``, ``equilibria.parquet``, ``answer.json``, and
+    ``game_report.html`` when given ``reports``).
 
     Returns the answer: whether the reference (every role on its first strategy) profile is an
     equilibrium, its best deviation and gain (95 % interval), the equilibria found, and whether the
@@ -90,7 +121,9 @@ def run_game(
     game = load_game(path)
     out = Path(out)
     if any(r.symmetric for r in game.spec.roles):
-        return _run_population_game(game, out, address=address, resume=resume, progress=progress)
+        return _run_population_game(
+            game, out, address=address, resume=resume, progress=progress, reports=reports
+        )
     profiles, sampled = profiles_to_run(game)
     run_profile: dict[str, tuple[int, ...]] = {}
 
@@ -152,11 +185,11 @@ def run_game(
                 "plausible_equilibrium": p in plausible,
             }
         )
-    write_parquet_atomic(pl.DataFrame(regrets), out / "regret.parquet")
+    write_parquet_atomic(schema.frame("game_regret", regrets), out / "regret.parquet")
 
     eq_rows = _equilibria_rows(g, sampled)
     write_parquet_atomic(
-        pl.DataFrame(eq_rows, schema=_EMPTY_EQ) if eq_rows else pl.DataFrame(schema=_EMPTY_EQ),
+        schema.frame("game_equilibria", eq_rows),
         out / "equilibria.parquet",
     )
 
@@ -172,12 +205,10 @@ def run_game(
         failed,
     )
     answer["search"] = search
-    traj = (
-        replicator(g, steps=600)
-        if not sampled and all(np.isfinite(m).all() for m in g.means)
-        else None
-    )
-    _report(game, g, table, regrets, eq_rows, answer, traj, out / "game_report.html")
+    if reports is not None:
+        reports.write_game_report(
+            game, g, table, regrets, eq_rows, answer, out / "game_report.html"
+        )
     write_text_atomic(out / "answer.json", json.dumps(answer, indent=1, default=float))
     return answer
 
@@ -270,10 +301,9 @@ class _Dev:
 
 
 def _run_population_game(
-    game: EmpiricalGame, out: Path, *, address, resume, progress
+    game: EmpiricalGame, out: Path, *, address, resume, progress, reports: GameReports | None
 ) -> dict[str, Any]:
     """A game with symmetric roles: profiles over strategy counts (see :mod:`sum_abm.game.population`)."""
-    from dashboards.style import layout, page, table_html
     from sum_abm.game import population as pop
     from sum_abm.sweeps.spec import run_id
 
@@ -288,7 +318,7 @@ def _run_population_game(
     table = pop.payoff_table(game, profs, agents, run_profile, runs)
     write_parquet_atomic(table, out / "payoffs.parquet")
     regs = pop.regrets(game, profs, table)
-    write_parquet_atomic(pl.DataFrame(regs), out / "regret.parquet")
+    write_parquet_atomic(schema.frame("game_regret", regs), out / "regret.parquet")
     eqs = [
         {
             "kind": "pure",
@@ -300,7 +330,7 @@ def _run_population_game(
         for r in regs
         if r["gain"] <= 0
     ]
-    sym_sections: list[tuple[str, object]] = []
+    symmetric: list[tuple[str, SymmetricGame]] = []  # complete ones, for the report
     for role, sg in pop.symmetric_games(game, profs, table):
         if not sg.complete:
             continue  # a failed run left a hole: no expected payoffs
@@ -316,31 +346,9 @@ def _run_population_game(
                     "regret": sg.regret(x),
                 }
             )
-        fig = go.Figure()
-        for start in (None, np.array([0.95] + [0.05 / (sg.k - 1)] * (sg.k - 1))):
-            tr = sg.replicator(start, steps=600)
-            for s, name in enumerate(sg.strategies):
-                fig.add_trace(
-                    go.Scatter(
-                        x=list(range(len(tr))),
-                        y=tr[:, s],
-                        mode="lines",
-                        name=f"{name} (from {'uniform' if start is None else '95 % ' + sg.strategies[0]})",
-                    )
-                )
-        sym_sections.append(
-            (
-                f"Replicator dynamics: {role}",
-                layout(
-                    fig,
-                    f"{role}: share of each strategy under the replicator dynamics",
-                    "iteration",
-                    "share of the population",
-                ),
-            )
-        )
+        symmetric.append((role, sg))
     write_parquet_atomic(
-        pl.DataFrame(eqs, schema=_EMPTY_EQ) if eqs else pl.DataFrame(schema=_EMPTY_EQ),
+        schema.frame("game_equilibria", eqs),
         out / "equilibria.parquet",
     )
     ref_label = pop.label(game, profs[0])
@@ -360,170 +368,12 @@ def _run_population_game(
         if ref is None
         else (ref["best_deviation_role"], ref["best_deviation_strategy"]),
     )
-    page(
-        f"sum_abm game — {game.spec.name}",
-        game.spec.description + " (population game over strategy counts)",
-        [
-            ("Is the reference profile an equilibrium?", _verdict_html(answer)),
-            *sym_sections,
-            ("Payoff table", table_html(table.drop("profile_id"))),
-            ("Regret of each profile", table_html(pl.DataFrame(regs))),
-            ("Equilibria", table_html(pl.DataFrame(eqs)) if eqs else "<p>none</p>"),
-        ],
-        out / "game_report.html",
-    )
+    if reports is not None:
+        reports.write_population_report(
+            game, symmetric, table, regs, eqs, answer, out / "game_report.html"
+        )
     write_text_atomic(out / "answer.json", json.dumps(answer, indent=1, default=float))
     return answer
-
-
-def _verdict_html(answer: dict[str, Any]) -> str:
-    import html
-
-    verdict = (
-        "<b>is</b> an equilibrium"
-        if answer["reference_is_equilibrium"]
-        else "<b>is not</b> an equilibrium"
-    )
-    text = f"<p>The reference profile <code>{html.escape(answer['reference_profile'])}</code> {verdict}.</p>"
-    bd = answer["best_deviation"]
-    if bd:
-        word = "gains" if bd["gain"] > 0 else "loses"
-        text += (
-            f"<p>Best deviation: <b>{html.escape(bd['role'])}</b> → <b>{html.escape(bd['strategy'])}</b> "
-            f"{word} {abs(bd['gain']):.4g} ({html.escape(answer['payoffs'].get(bd['role'], answer['payoff']))} "
-            f"per agent; 95 % interval {bd['ci95'][0]:+.4g} … {bd['ci95'][1]:+.4g}"
-            f"{'' if bd['significant'] or bd['gain'] <= 0 else '; not significant'}).</p>"
-        )
-    text += (
-        f"<p>{answer['profiles_run']} profiles × {answer['replications']} replications"
-        + (
-            f"; <b>{answer['failed_runs']} runs failed</b> (see sweep/failures.parquet)"
-            if answer["failed_runs"]
-            else ""
-        )
-        + ".</p>"
-    )
-    if answer["sampled_deviations_only"]:
-        se = answer.get("search") or {}
-        why = {
-            "equilibrium": "its last profile has no deviation that gains: an equilibrium of the sampled table",
-            "cycle": "the best deviations cycle",
-            "max_profiles": "running further would exceed max_profiles",
-        }
-        text += (
-            f"<p class='note'>The full table ({se.get('table_size', '?')} profiles) was too large (max_profiles): "
-            f"only {answer['profiles_run']} profiles were run, walking from the reference along best deviations "
-            f"and running every unilateral deviation of each candidate: "
-            f"{' → '.join(html.escape(p) for p in se.get('path', []))}. The walk stopped because "
-            f"{why.get(se.get('stopped'), '?')}. Only candidates whose deviations were all run can be called "
-            f"equilibria.</p>"
-        )
-    return text
-
-
-def _report(
-    game: EmpiricalGame, g: Game, table: pl.DataFrame, regrets, eqs, answer, traj, path: Path
-) -> None:
-    from dashboards.style import layout, page, table_html
-
-    sections: list[tuple[str, object]] = [
-        ("Is the reference profile an equilibrium?", _verdict_html(answer))
-    ]
-    if len(g.roles) == 2:
-        for r in range(2):
-            z = g.means[r]
-            fig = go.Figure(
-                go.Heatmap(
-                    z=z,
-                    x=g.strategies[1],
-                    y=g.strategies[0],
-                    colorscale="RdBu",
-                    zmid=0,
-                    text=[
-                        [f"{z[i][j]:.4g} ± {g.stderrs[r][i][j]:.2g}" for j in range(z.shape[1])]
-                        for i in range(z.shape[0])
-                    ],
-                    hoverinfo="text",
-                    texttemplate="%{text}",
-                    colorbar=dict(title=answer["payoffs"][g.roles[r]]),
-                )
-            )
-            sections.append(
-                (
-                    f"Payoff of {g.roles[r]}",
-                    layout(
-                        fig,
-                        f"Payoff of {g.roles[r]} ({answer['payoffs'][g.roles[r]]} per agent; mean ± standard error)"
-                        if answer["payoffs"][g.roles[r]] in ("profit", "roi")
-                        else f"Payoff of {g.roles[r]} ({answer['payoffs'][g.roles[r]]}; mean ± standard error)",
-                        f"{g.roles[1]} strategy",
-                        f"{g.roles[0]} strategy",
-                    ),
-                )
-            )
-    ref_devs = (
-        [d for d in deviations(g, tuple(0 for _ in g.roles))]
-        if g.complete(tuple(0 for _ in g.roles))
-        else []
-    )
-    if ref_devs:
-        names = [f"{g.roles[d.role]} → {g.strategies[d.role][d.strategy]}" for d in ref_devs]
-        fig = go.Figure(
-            go.Bar(
-                x=[d.gain for d in ref_devs],
-                y=names,
-                orientation="h",
-                marker_color=["#c62828" if d.significant else "#90a4ae" for d in ref_devs],
-                error_x=dict(
-                    type="data",
-                    symmetric=False,
-                    array=[d.ci_high - d.gain for d in ref_devs],
-                    arrayminus=[d.gain - d.ci_low for d in ref_devs],
-                ),
-            )
-        )
-        fig.add_vline(x=0, line=dict(dash="dot"))
-        sections.append(
-            (
-                "Deviations from the reference profile",
-                layout(
-                    fig,
-                    "Gain of each unilateral deviation from the reference (95 % interval; red: significant)",
-                    "gain (the deviating role's payoff)",
-                    None,
-                    height=max(300, 40 * len(ref_devs)),
-                ),
-            )
-        )
-    if traj is not None:
-        fig = go.Figure()
-        for r, role in enumerate(g.roles):
-            for s, name in enumerate(g.strategies[r]):
-                fig.add_trace(
-                    go.Scatter(
-                        x=list(range(len(traj))),
-                        y=[t[r][s] for t in traj],
-                        mode="lines",
-                        name=f"{role}: {name}",
-                    )
-                )
-        sections.append(
-            (
-                "Replicator dynamics",
-                layout(
-                    fig,
-                    "Replicator dynamics from the uniform mix (one population per role)",
-                    "iteration",
-                    "share of the population",
-                ),
-            )
-        )
-    sections.append(("Payoff table", table_html(table.drop("profile_index"))))
-    if regrets:
-        sections.append(("Regret of each profile", table_html(pl.DataFrame(regrets))))
-    if eqs:
-        sections.append(("Equilibria", table_html(pl.DataFrame(eqs))))
-    page(f"sum_abm game — {game.spec.name}", game.spec.description, sections, path)
 
 
 def run_frontier(
@@ -538,10 +388,12 @@ def run_frontier(
     address: str | None = None,
     integer: bool = False,
     replications: int | None = None,
+    reports: GameReports | None = None,
 ) -> list[dict[str, Any]]:
     """Bisection on ``param`` in [lo, hi] for where the best attack's ROI crosses zero (each point:
     every attack x ``replications``, default the game's); repeated for every value of an ``across``
-    parameter (a frontier line). Writes frontier.parquet and frontier_report.html; returns the
+    parameter (a frontier line). Writes frontier.parquet (and frontier_report.html when given
+    ``reports``); returns the
     crossings (estimate: the middle of the final bisection bracket; low, high: the 95 % interval,
     bounded by the nearest points whose ROI is clearly positive and clearly negative)."""
     game = load_game(path)
@@ -605,77 +457,8 @@ def run_frontier(
                     "found": False,
                 }
             )
-    df = pl.DataFrame(
-        rows,
-        schema={
-            "across": pl.String,
-            "low": pl.Float64,
-            "high": pl.Float64,
-            "estimate": pl.Float64,
-            "best_attack": pl.String,
-            "evaluations": pl.String,
-            "found": pl.Boolean,
-        },
-    )
+    df = schema.frame("frontier", rows)
     write_parquet_atomic(df, out / "frontier.parquet")
-    _frontier_report(game, param, across, df, out / "frontier_report.html")
+    if reports is not None:
+        reports.write_frontier_report(game, param, across, df, out / "frontier_report.html")
     return rows
-
-
-def _frontier_report(game, param, across, df: pl.DataFrame, path: Path) -> None:
-    from dashboards.style import layout, page, table_html
-
-    sections: list[tuple[str, object]] = []
-    found = df.filter(pl.col("found"))
-    if across and found.height:
-        fig = go.Figure(
-            go.Scatter(
-                x=found["across"],
-                y=found["estimate"],
-                mode="lines+markers",
-                name="ROI = 0",
-                error_y=dict(
-                    type="data",
-                    symmetric=False,
-                    array=found["high"] - found["estimate"],
-                    arrayminus=found["estimate"] - found["low"],
-                ),
-            )
-        )
-        sections.append(
-            (
-                "Frontier",
-                layout(
-                    fig,
-                    "Attack-profitability frontier: where the best attack's ROI = 0",
-                    across[0],
-                    param,
-                ),
-            )
-        )
-    fig = go.Figure()
-    for ev, a in zip(df["evaluations"], df["across"], strict=False):
-        try:
-            pts = sorted(json.loads(ev))
-        except (TypeError, json.JSONDecodeError):
-            continue
-        fig.add_trace(
-            go.Scatter(
-                x=[p[0] for p in pts],
-                y=[p[1] for p in pts],
-                mode="markers+lines",
-                error_y=dict(array=[1.96 * p[2] for p in pts]),
-                name=str(a or "best attack ROI"),
-            )
-        )
-    fig.add_hline(y=0, line=dict(dash="dot"))
-    sections.append(
-        (
-            "Bisection",
-            layout(fig, "Best attack's ROI at each bisection point (95 % interval)", param, "ROI"),
-        )
-    )
-    sections.append(("Crossings", table_html(df)))
-    page(
-        f"sum_abm frontier — {game.spec.name}", f"bisection on <code>{param}</code>", sections, path
-    )

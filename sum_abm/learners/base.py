@@ -11,10 +11,11 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Hashable
-from typing import Any, NamedTuple
+from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
 import scipy.sparse as sp
+from pydantic import BaseModel, ConfigDict
 from scipy.sparse import _sparsetools  # the compiled CSR kernels behind A @ x
 
 
@@ -90,10 +91,23 @@ def _margins(scores: np.ndarray) -> np.ndarray:
     return top2[:, 1] - top2[:, 0]
 
 
+class LearnerParams(BaseModel):
+    """A learner's constructor parameters (beyond ``n_features`` and ``n_classes``); each learner
+    declares its own subclass as ``Params``, and a scenario's ``learner.params`` are checked
+    against it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
 class Learner(ABC):
     """Uniform interface: fit, update, predict_one, predict, score, test set, snapshot/restore."""
 
     kind: str = "base"
+    Params: ClassVar[type[LearnerParams]] = LearnerParams
+    #: Two classes only (the data is checked when a scenario is loaded).
+    binary: ClassVar[bool] = False
+    #: Needs non-negative features (counts), e.g. Multinomial Naive Bayes.
+    nonnegative_features: ClassVar[bool] = False
     #: Parameters change only on the update's own features (plus the offset): the test evaluator
     #: may re-score through the test set's columns (linear learners).
     linear_delta: bool = False

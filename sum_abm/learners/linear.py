@@ -7,13 +7,14 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from sum_abm.learners.base import Learner, Sample, Writes, as_matrix, as_sample
+from sum_abm.learners.base import Learner, LearnerParams, Sample, Writes, as_matrix, as_sample
 
 
 class _Linear(Learner):
     """``w·x + b``; class 1 when the score is > 0 (scikit-learn's rule). Two classes only."""
 
     linear_delta = True  # an update moves only its own features' weights and the intercept
+    binary = True
 
     def __init__(self, n_features: int, n_classes: int = 2) -> None:
         if n_classes != 2:
@@ -67,6 +68,12 @@ class Perceptron(_Linear):
     """
 
     kind = "perceptron"
+
+    class Params(LearnerParams):
+        """Step size (``learning_rate``) and whether weights are rounded to integers."""
+
+        learning_rate: float = 1.0
+        integer_weights: bool = False
 
     def __init__(
         self,
@@ -129,6 +136,13 @@ class SGDPerceptron(_Linear):
     """
 
     kind = "sgd_perceptron"
+
+    class Params(LearnerParams):
+        """scikit-learn's ``alpha``, ``random_state`` and the sparse-input intercept damping."""
+
+        alpha: float = 1e-4
+        random_state: int = 0xDECA10B
+        sparse: bool = True
 
     def __init__(
         self,

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from sum_abm.learners.base import Learner, Sample, Writes, as_matrix, as_sample
+from sum_abm.learners.base import Learner, LearnerParams, Sample, Writes, as_matrix, as_sample
 
 
 class MultinomialNB(Learner):
@@ -19,6 +19,12 @@ class MultinomialNB(Learner):
     """
 
     kind = "multinomial_nb"
+    nonnegative_features = True
+
+    class Params(LearnerParams):
+        """Laplace smoothing ``alpha`` (> 0)."""
+
+        alpha: float = 1.0
 
     def __init__(self, n_features: int, n_classes: int = 2, alpha: float = 1.0) -> None:
         super().__init__(n_features, n_classes)

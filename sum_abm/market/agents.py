@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 import mesa
 
-from sum_abm.policies import GroupConfig, Policy
+from sum_abm.policies import GroupConfig, MarketView, Policy
 
-if TYPE_CHECKING:  # pragma: no cover
-    from sum_abm.market.model import MarketModel
+
+class Host(MarketView, Protocol):
+    """What a participant needs of its model beyond the policies' view: the event queue."""
+
+    finished: bool
+
+    def schedule_event(
+        self, fn: Any, *, at: int | None = None, after: int | None = None, priority: int = 0
+    ) -> None: ...
 
 
 class Participant(mesa.Agent):
@@ -18,10 +25,10 @@ class Participant(mesa.Agent):
     Counters (``adds_accepted`` …) are filled by the market when the contract accepts a call.
     """
 
-    model: MarketModel
+    model: Host
 
     def __init__(
-        self, model: MarketModel, group: GroupConfig, policy: Policy, addresses: list[str]
+        self, model: Host, group: GroupConfig, policy: Policy, addresses: list[str]
     ) -> None:
         super().__init__(model)
         self.group = group
@@ -42,8 +49,7 @@ class Participant(mesa.Agent):
     @property
     def balance(self) -> int:
         """Tokens held over all of the agent's addresses (token units)."""
-        ledger = self.model.ledger
-        return sum(ledger.balance(a) for a in self.addresses)
+        return sum(self.model.address_balance(a) for a in self.addresses)
 
     def wake(self) -> None:
         """Event callback: let the policy act, then schedule the next wake-up."""

@@ -15,7 +15,6 @@ from __future__ import annotations
 import functools
 import html
 import os
-from pathlib import Path
 from typing import Any
 
 os.environ.setdefault("SOLARA_CHECK_HOOKS", "off")  # mesa.visualization trips solara's hook checker
@@ -28,17 +27,17 @@ from mesa.visualization.utils import update_counter  # noqa: E402
 from plotly.subplots import make_subplots  # noqa: E402
 
 from dashboards.style import ACCURACY, ALL_DATA, ATTACKER, BASELINE, DAY_S, HONEST, group_colors  # noqa: E402
+from sum_abm.bundled import resolve  # noqa: E402
+from sum_abm.learners import LEARNERS  # noqa: E402
 from sum_abm.market.model import MarketModel  # noqa: E402
+from sum_abm.mechanisms import MECHANISMS  # noqa: E402
 from sum_abm.policies import POLICIES  # noqa: E402
 from sum_abm.scenario import Scenario, load_scenario, parse_scenario  # noqa: E402
 
-SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
-MECHANISMS = ["deposit_refund_take", "prediction_market", "points"]
-SEMANTICS = {
-    "deposit_refund_take": ["solidity", "reference-python"],
-    "prediction_market": ["corrected", "reference-python"],
-    "points": [],
-}
+# The menus follow the registries (mechanisms, their semantics, learners).
+SEMANTICS = {kind: list(m.semantics) for kind, m in MECHANISMS.items()}
+DEFAULT_MECHANISM = next(iter(MECHANISMS))
+ALL_SEMANTICS = list(dict.fromkeys(s for m in MECHANISMS.values() for s in m.semantics))
 ATTACK_POLICIES = [
     "label_flip",
     "targeted",
@@ -48,7 +47,6 @@ ATTACK_POLICIES = [
     "adaptive",
     "careless",
 ]
-LEARNERS = ["sgd_perceptron", "perceptron", "multinomial_nb", "nearest_centroid"]
 CALLS_SHOWN = 12
 _DATA: dict[
     str, Any
@@ -59,11 +57,7 @@ _DATA: dict[
 def base_scenario(name: str | None = None) -> Scenario:
     """The scenario the server starts from: ``name`` or ``SUM_ABM_VIZ_SCENARIO`` (a bundled name or a
     TOML file), default ``quickstart``."""
-    name = name or os.environ.get("SUM_ABM_VIZ_SCENARIO", "quickstart")
-    p = Path(name)
-    if not p.exists():
-        p = SCENARIOS / (name if name.endswith(".toml") else f"{name}.toml")
-    return load_scenario(p)
+    return load_scenario(resolve(name or os.environ.get("SUM_ABM_VIZ_SCENARIO", "quickstart")))
 
 
 def attacker_share(sc: Scenario) -> int:
@@ -79,7 +73,7 @@ def knobs(sc: Scenario) -> dict[str, Any]:
     att = [g for g in sc.agents if g.is_attacker]
     return {
         "mechanism": m.kind,
-        "semantics": getattr(m, "semantics", "solidity"),
+        "semantics": getattr(m, "semantics", ALL_SEMANTICS[0]),
         "cost_weight": getattr(m, "cost_weight", 1),
         "refund_time_h": round(getattr(m, "refund_time_s", 86_400) / 3600),
         "attacker_share": attacker_share(sc),
@@ -97,9 +91,10 @@ def _mechanism(
     mech: dict[str, Any] = base.mechanism.model_dump() if same else {"kind": kind}
     if SEMANTICS[kind]:
         mech["semantics"] = semantics if semantics in SEMANTICS[kind] else SEMANTICS[kind][0]
-    if kind == "deposit_refund_take":
+    fields = MECHANISMS[kind].Config.model_fields
+    if "cost_weight" in fields:
         mech["cost_weight"] = int(cost_weight)
-    if kind in ("deposit_refund_take", "points"):
+    if "refund_time_s" in fields:
         old = mech.get("refund_time_s", 86_400)
         if not same or round(old / 3600) != int(
             refund_time_h
@@ -108,8 +103,8 @@ def _mechanism(
             # anyone may take what is left after the same multiple of the refund window as before
             ratio = mech.get("any_address_claim_wait_time_s", 9 * old) / old if old else 9
             mech.update(refund_time_s=new, any_address_claim_wait_time_s=int(new * ratio))
-    if kind == "prediction_market" and not same:
-        mech.update(bounty=20_000, num_test_pieces=5)  # a small market that ends within a session
+    if not same:
+        mech.update(MECHANISMS[kind].interactive_defaults)  # e.g. a market that ends in a session
     return mech
 
 
@@ -190,8 +185,8 @@ class VizMarket(MarketModel):
     def __init__(
         self,
         *,
-        mechanism: str = "deposit_refund_take",
-        semantics: str = "solidity",
+        mechanism: str = DEFAULT_MECHANISM,
+        semantics: str = SEMANTICS[DEFAULT_MECHANISM][0],
         cost_weight: int = 1,
         refund_time_h: int = 24,
         attacker_share: int = 20,
@@ -251,13 +246,13 @@ def model_params(base: Scenario) -> dict[str, dict[str, Any]]:
         "mechanism": {
             "type": "Select",
             "value": k["mechanism"],
-            "values": MECHANISMS,
+            "values": list(MECHANISMS),
             "label": "Mechanism",
         },
         "semantics": {
             "type": "Select",
             "value": k["semantics"],
-            "values": ["solidity", "reference-python", "corrected"],
+            "values": ALL_SEMANTICS,
             "label": "Semantics",
         },
         "cost_weight": {
@@ -293,7 +288,7 @@ def model_params(base: Scenario) -> dict[str, dict[str, Any]]:
         "learner": {
             "type": "Select",
             "value": k["learner"],
-            "values": LEARNERS,
+            "values": list(LEARNERS),
             "label": "Learner",
         },
         "gas_price": {
@@ -480,7 +475,7 @@ def mechanism_text(sc: Scenario) -> str:
     text = m.kind + (f" ({m.semantics})" if hasattr(m, "semantics") else "")
     if hasattr(m, "cost_weight"):
         text += f", deposit weight {m.cost_weight}"
-    if hasattr(m, "refund_time_s") and m.kind != "prediction_market":
+    if hasattr(m, "refund_time_s"):
         text += f", refund window {m.refund_time_s / 3600:g} h"
     if hasattr(m, "bounty"):
         text += f", bounty {m.bounty:,}"

@@ -14,8 +14,6 @@ Per-item state kept here mirrors what the contract would answer, cached by learn
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
 _SLOT_ARRAYS = (
@@ -31,28 +29,25 @@ _SLOT_ARRAYS = (
     "epoch_at",
     "x_inf",
     "x_l1",
+    "score",
+    "mag",
+    "bits",
 )
 
 
-@dataclass(frozen=True)
-class WalkRules:
-    """Which claims a walk makes and where it stops (all ages in seconds).
-
-    ``reference`` reproduces the reference simulator's walk: stop at the first item younger than
-    the refund wait (or, once the pool is exhausted, younger than the any-address wait); older than
-    the any-address wait: take all; own: refund; others': report.
-    """
-
-    refund: bool = True
-    report: bool = True
-    take: bool = True
-    reference: bool = False
+#: Relative rounding allowance of an incremental score: a slot whose |score| is within
+#: ``SCORE_TOL * (mag + max|w| * sum|x| + |b|)`` of zero is re-scored exactly. Float64 rounding of
+#: 10^5 increments stays below 10^-10 of the same sum.
+SCORE_TOL = 1e-8
 
 
 class ClaimBook:
     """Append-only arrays of contributions (time order) with a live mask; compacted when sparse."""
 
-    def __init__(self, capacity: int = 1024) -> None:
+    def __init__(self, capacity: int = 1024, binary_words: int = 0) -> None:
+        """``binary_words`` > 0: keep each slot's score current by the update's overlap with it
+        (:meth:`shift`), for a linear binary learner on 0/1 features of up to 64 × that many
+        columns; the first slot with other values turns this off (:attr:`scored`)."""
         self.n = 0  # slots used
         self.head = 0  # first possibly-live slot
         self.live_count = 0
@@ -71,6 +66,21 @@ class ClaimBook:
         self.epoch_at = np.full(capacity, -1, dtype=np.int64)
         self.x_inf = np.zeros(capacity, dtype=np.float64)
         self.x_l1 = np.zeros(capacity, dtype=np.float64)
+        # Incremental scores (linear learners on 0/1 features): ``score`` follows the model through
+        # every update as ``step * overlap + intercept step``; ``mag`` sums the magnitudes added
+        # (for the rounding allowance); ``bits`` is the slot's feature set as a bitset.
+        self.words = int(binary_words)
+        self.scored = self.words > 0
+        self.scored_version = -1  # learner version the scores belong to
+        self.score = np.zeros(capacity, dtype=np.float64)
+        self.mag = np.zeros(capacity, dtype=np.float64)
+        self.bits = np.zeros((capacity, self.words), dtype=np.uint64)
+        self.x_l1_max = 0.0  # the largest sum|value| of any slot so far
+        # Running maxima of max|w| and |b| since the scores were started: with sum|x| they bound
+        # any score term, for the rounding allowance (never smaller than at any earlier time).
+        self.w_bound = 0.0
+        self.b_bound = 0.0
+        self._ones = np.ones(self.words, dtype=np.uint16)  # overlap sums up to 64 x words
         self.claimed: dict[int, np.ndarray] = {}  # reporter address index -> bool per slot
         self.live_by_author: dict[int, int] = {}  # address index -> its live contributions
         # Each slot's features back to back (CSR parts), so a window of slots is one contiguous
@@ -124,9 +134,17 @@ class ClaimBook:
         self.head = 0
 
     def add(
-        self, time: int, author: int, row: int, label: int, indices: np.ndarray, values: np.ndarray
+        self,
+        time: int,
+        author: int,
+        row: int,
+        label: int,
+        indices: np.ndarray,
+        values: np.ndarray,
+        bits: np.ndarray | None = None,
     ) -> int:
-        """Record a new contribution (its features as non-zero indices/values); returns its slot."""
+        """Record a new contribution (its features as non-zero indices/values, and their
+        :meth:`bitset` when the caller has it); returns its slot."""
         # Keep the active region mostly live, so a window of slots is a cheap contiguous slice.
         if (self.n - self.head) - self.live_count > max(256, self.live_count):
             self._compact()
@@ -140,8 +158,15 @@ class ClaimBook:
         self.live[i] = True
         self.pred_ver[i] = -1
         self.epoch_at[i] = -1
-        self.x_inf[i] = float(np.abs(values).max()) if len(values) else 0.0
-        self.x_l1[i] = float(np.abs(values).sum())
+        nv = len(values)
+        if self.scored and (nv == 0 or values.min() == 1.0 == values.max()):
+            self.x_inf[i], self.x_l1[i] = (1.0 if nv else 0.0), float(nv)
+            self.bits[i] = self.bitset(indices) if bits is None else bits
+            self.x_l1_max = max(self.x_l1_max, float(nv))
+        else:
+            self.scored = False  # not 0/1 features: the overlap no longer gives the change
+            self.x_inf[i] = float(np.abs(values).max()) if nv else 0.0
+            self.x_l1[i] = float(np.abs(values).sum())
         for arr in self.claimed.values():
             arr[i] = False
         a = int(self.fptr[i])
@@ -157,6 +182,32 @@ class ClaimBook:
         self.live_count += 1
         self.live_by_author[author] = self.live_by_author.get(author, 0) + 1
         return i
+
+    # -- incremental scores ---------------------------------------------------------------------
+    def bitset(self, indices: np.ndarray) -> np.ndarray:
+        """The feature set ``indices`` as ``words`` little-endian 64-bit words."""
+        m = np.zeros(64 * self.words, dtype=bool)
+        m[indices] = True
+        return np.packbits(m, bitorder="little").view(np.uint64)
+
+    def set_scores(self, slots: np.ndarray, scores: np.ndarray, mags: np.ndarray) -> None:
+        self.score[slots] = scores
+        self.mag[slots] = mags
+
+    def shift(
+        self, bits: np.ndarray, step: float, intercept_step: float, slack: float = 0.0
+    ) -> None:
+        """The model moved every weight of the features in ``bits`` (a :meth:`bitset`) by ``step`` (give or take ``slack``) and
+        the intercept by ``intercept_step``: each slot's score moves by ``step * overlap +
+        intercept_step``, and its rounding allowance (``SCORE_TOL * mag``) by the magnitude of
+        that change plus ``slack * overlap``."""
+        lo, hi = self.head, self.n
+        if hi <= lo:
+            return
+        both = self.bits[lo:hi] & bits
+        overlap = np.bitwise_count(both) @ self._ones  # exact integers (at most 64 per word)
+        self.score[lo:hi] += step * overlap + intercept_step
+        self.mag[lo:hi] += (abs(step) + slack / SCORE_TOL) * overlap + abs(intercept_step)
 
     def features_of(
         self, slots: np.ndarray

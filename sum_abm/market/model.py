@@ -14,11 +14,14 @@ from typing import Any
 import mesa
 import numpy as np
 
+from sum_abm.chain import TX_FIELDS
+from sum_abm.data import load_dataset
 from sum_abm.market.agents import Participant
-from sum_abm.market.claims import ClaimBook, WalkRules
+from sum_abm.market.claims import SCORE_TOL, ClaimBook
 from sum_abm.market.contract_setup import MarketContract, build_contract
 from sum_abm.market.events import EventQueue
-from sum_abm.policies import make_policy
+from sum_abm.market.recording import TxLog
+from sum_abm.policies import WalkRules, make_policy
 from sum_abm.scenario import Scenario
 
 
@@ -39,8 +42,6 @@ class MarketModel(mesa.Model):
         self.finished = False
         self.naive = scenario.run.naive_claims
 
-        from sum_abm.data import load_dataset
-
         self.data = (
             dataset
             if dataset is not None
@@ -52,16 +53,33 @@ class MarketModel(mesa.Model):
         self.cursor = 0
         self._samples: dict[int, Any] = {}
 
-        # Transaction log: one tuple per contract call (fields: sum_abm.chain.TX_FIELDS).
-        self.tx_rows: list[tuple] = []
+        # Transaction log: one record per contract call (fields: sum_abm.chain.TX_FIELDS), kept
+        # as columns; it reads like a list of tuples.
+        self.tx_rows = TxLog()
         self.contract: MarketContract = build_contract(scenario, self.data, self.tx_rows.append)
         self.ledger = self.contract.ledger
         self.clock = self.contract.chain.clock
         self.learner = self.contract.learner
-        self.book = ClaimBook()
+        # A linear two-class learner on 0/1 features: the book keeps every pending slot's score
+        # current through the updates (ClaimBook.shift), so a walk reads its predictions.
+        linear = (
+            getattr(self.learner, "linear_delta", False)
+            and self.n_classes == 2
+            and isinstance(getattr(self.learner, "w", None), np.ndarray)
+        )
+        words = -(-int(self.data.n_features) // 64)
+        self.book = ClaimBook(binary_words=words if linear and words <= 64 else 0)
+        self.book.scored_version = self.learner.version
+        if self.book.scored:
+            self.book.w_bound = float(np.abs(self.learner.w).max(initial=0.0))
+            self.book.b_bound = abs(float(self.learner.b))
+        # (address index, walk rules) -> when its last walk found nothing: (learner version,
+        # walker had verified data, pool not empty, valid until); see claim_walk.
+        self._idle_walks: dict[tuple, tuple] = {}
 
-        # Participants (addresses are stable names: group, or group-i when count > 1).
-        self.participants: list[Participant] = []
+        # Participants are Mesa agents: creating one registers it in the model's AgentSet
+        # (``self.agents``; in creation order). Addresses are stable names: group, or group-i
+        # when count > 1.
         self.addr_index: dict[str, int] = {}
         self.addr_owner: dict[str, Participant] = {}
         for g in scenario.agents:
@@ -75,7 +93,6 @@ class MarketModel(mesa.Model):
                     self.contract.fund(a, share)
                     self.addr_index[a] = len(self.addr_index)
                     self.addr_owner[a] = agent
-                self.participants.append(agent)
         self.addresses = list(self.addr_index)
         self.contract.start(
             self.rng
@@ -93,15 +110,19 @@ class MarketModel(mesa.Model):
         self._sample()
 
         # Wake order: shuffled like the reference; ties at equal times broken by address.
-        order = [self.participants[i] for i in self.rng.permutation(len(self.participants))]
-        ranks = {
-            a.address: r for r, a in enumerate(sorted(self.participants, key=lambda a: a.address))
-        }
+        everyone = list(self.participants)
+        order = [everyone[i] for i in self.rng.permutation(len(everyone))]
+        ranks = {a.address: r for r, a in enumerate(sorted(everyone, key=lambda a: a.address))}
         for agent in order:
             agent.rank = ranks[agent.address]
             self.schedule_event(
                 agent.wake, after=agent.policy.first_wait(agent), priority=agent.rank
             )
+
+    @property
+    def participants(self) -> mesa.agent.AgentSet:
+        """The market's participants: Mesa's AgentSet of :class:`Participant` (creation order)."""
+        return self.agents_by_type[Participant]
 
     # -- Mesa 3.5-style time API ------------------------------------------------------------
     @property
@@ -166,12 +187,14 @@ class MarketModel(mesa.Model):
             return False
         if self.data_left():
             return False
-        return self.contract.kind == "prediction_market" or len(self.book) == 0
+        return not self.contract.uses_claim_book or len(self.book) == 0
 
     def _finish(self) -> None:
         if self.finished:
             return
-        self.contract.finish(self)  # e.g. the prediction market's reward phase and refunds
+        # e.g. the prediction market's reward phase and collections, in address order
+        for addr in self.contract.finish(self.addresses, self.sample):
+            self.addr_owner[addr].refunded += 1
         self.finished = True
         self.accuracy = self.contract.accuracy()
         self._sample()
@@ -194,8 +217,6 @@ class MarketModel(mesa.Model):
     @property
     def tx(self) -> dict[str, list[Any]]:
         """The transaction log as columns (fields: ``sum_abm.chain.TX_FIELDS``)."""
-        from sum_abm.chain import TX_FIELDS
-
         cols: dict[str, list[Any]] = {k: [] for k in TX_FIELDS}
         for row in self.tx_rows:
             for k, v in zip(TX_FIELDS, row, strict=False):
@@ -273,16 +294,27 @@ class MarketModel(mesa.Model):
         addr = address or agent.address
         if not self.naive and not self.contract.add_would_succeed(addr, value, self.clock.now):
             return False
-        ok, cost = self.contract.add_data(addr, value, self.sample(row), y)
+        x = self.sample(row)
+        b, L = self.book, self.learner
+        if b.scored:
+            v0, w0, off0 = L.version, L.w[x.indices], L.b
+        ok, cost = self.contract.add_data(addr, value, x, y)
         if not ok:
             return False
+        bits = None
+        if b.scored:
+            bits = b.bitset(x.indices)
+            if L.version != v0:
+                self._follow_update(x, bits, w0, off0, v0)
         agent.adds_accepted += 1
         agent.deposits_paid += int(cost)
         if row == self.cursor:
             self.cursor += 1
-        if self.contract.kind != "prediction_market":
-            x = self.sample(row)
-            self.book.add(self.clock.now, self.addr_index[addr], row, y, x.indices, x.values)
+        if self.contract.uses_claim_book:
+            slot = b.add(self.clock.now, self.addr_index[addr], row, y, x.indices, x.values, bits)
+            if b.scored:
+                # w·x + b to rounding; the allowance's w_bound * sum|x| + b_bound covers its terms
+                b.set_scores(slot, float(L.w[x.indices] @ x.values + L.b), 0.0)
         else:
             self.contract.note_contribution(addr, row, y, self.clock.now)
         return True
@@ -296,7 +328,7 @@ class MarketModel(mesa.Model):
 
     def claim_walk(self, agent: Participant, rules: WalkRules, address: str | None = None) -> None:
         """Claim what can be claimed, oldest first (see :mod:`sum_abm.market.claims`)."""
-        if self.contract.kind == "prediction_market" or len(self.book) == 0:
+        if not self.contract.uses_claim_book or len(self.book) == 0:
             return
         addr = address or agent.address
         me = self.addr_index[addr]
@@ -312,43 +344,70 @@ class MarketModel(mesa.Model):
         if self.naive:
             self._naive_walk(agent, addr, me, lo, hi, rules)
             return
+        # An idle walk stays idle until the model changes, a contribution crosses an age the
+        # rules look at, the walker gains verified data or the pool runs dry (the rest only
+        # shrinks: contributions are claimed or emptied, never refilled).
+        L, im = self.learner, self.contract.im
+        good = self.num_good(addr) > 0
+        left = self.data_left()
+        memo = self._idle_walks.get((me, rules))
+        if memo is not None and memo[:3] == (L.version, good, left) and now < memo[3]:
+            return
         live = b.live[lo:hi]
         age = now - b.time[lo:hi]
         own = b.author[lo:hi] == me
         take_branch = age > aw if rules.reference else age >= aw
-        early = age < self.contract.min_claim_age
-        need_pred = live & ~take_branch & ~early
-        pred = self._predictions(lo, hi, need_pred)
+        if b.scored:
+            pred = self._scored_predictions(lo, hi)
+        else:
+            pred = self._predictions(lo, hi, live & ~take_branch & ~im.too_early(age))
         agree = pred == b.label[lo:hi]
-        cand = np.zeros(hi - lo, dtype=bool)
-        if rules.take:
-            cand |= take_branch
+        # Candidates by the mechanism's own claim rules (the contract checks each again).
+        cand = take_branch.copy() if rules.take else np.zeros(hi - lo, dtype=bool)
         if rules.refund:
-            cand |= ~take_branch & own & agree & ~early
+            refund = ~take_branch & own & im.refundable(age, agree)
+            cand |= refund
+            good = good or bool(refund.any())  # a refund earlier in the walk verifies data
         if rules.report:
-            rep = ~take_branch & ~own & ~early & ~b.claimed_by(me, lo, hi)
-            rep &= (age >= aw) | ~agree if self.contract.report_needs_disagreement else (age >= aw)
-            if (
-                self.contract.report_needs_good_data
-                and self.num_good(addr) <= 0
-                and not np.any(cand & own)
-            ):
-                rep &= age >= aw
-            cand |= rep
+            claimed = b.claimed_by(me, lo, hi)
+            cand |= ~take_branch & ~own & im.reportable(age, agree, own, claimed, good)
         cand &= live
-        for k in np.flatnonzero(cand):
-            slot = lo + int(k)
-            kind = "take" if take_branch[k] else ("refund" if own[k] else "report")
-            if (
-                kind == "report"
-                and self.contract.report_needs_good_data
-                and age[k] < aw
-                and self.num_good(addr) <= 0
-            ):
-                continue  # proven rejection: a reporter without verified data
+        ks = np.flatnonzero(cand)
+        if not len(ks):
+            self._idle_walks[(me, rules)] = (L.version, good, left, self._next_crossing(now))
+            return
+        # The candidates' fields as Python values once (not one numpy scalar per read).
+        slots = ks + lo
+        takes, owns, ages = take_branch[ks].tolist(), own[ks].tolist(), age[ks].tolist()
+        preds = pred[ks].tolist()
+        rows, labels = b.row[slots].tolist(), b.label[slots].tolist()
+        times, authors = b.time[slots].tolist(), b.author[slots].tolist()
+        needs_good = self.contract.report_needs_good_data
+        has_good = self.num_good(addr) > 0  # only grows during a walk (its own refunds)
+        for i, slot in enumerate(slots.tolist()):
+            kind = "take" if takes[i] else ("refund" if owns[i] else "report")
+            if kind == "report" and needs_good and ages[i] < aw and not has_good:
+                has_good = self.num_good(addr) > 0
+                if not has_good:
+                    continue  # proven rejection: a reporter without verified data
             # The book's prediction is current: the model does not change during a walk.
-            p = None if kind == "take" else int(pred[k])
-            self._claim(agent, addr, slot, kind, check=True, prediction=p)
+            p = None if kind == "take" else int(preds[i])
+            self._claim(
+                agent, addr, slot, kind, True, p, (rows[i], labels[i], times[i], authors[i])
+            )
+
+    def _next_crossing(self, now: int) -> float:
+        """The first time (seconds) a contribution in the book, or one added from ``now`` on,
+        reaches an age at which a walk or a claim rule changes its answer."""
+        b, c = self.book, self.contract
+        rt, aw = c.refund_time_s, c.any_wait_s
+        ages = {rt, c.min_claim_age, aw, aw + 1, min(rt, aw)}
+        first = now + min(ages)
+        for a in ages:
+            k = b.slots_older_than(now - a)
+            if k < b.n:
+                first = min(first, int(b.time[k]) + a)
+        return first
 
     def _naive_walk(
         self, agent: Participant, addr: str, me: int, lo: int, hi: int, rules: WalkRules
@@ -370,6 +429,56 @@ class MarketModel(mesa.Model):
                     self._claim(agent, addr, slot, "refund", check=False)
             elif rules.report:
                 self._claim(agent, addr, slot, "report", check=False)
+
+    def _follow_update(
+        self, x: Any, bits: np.ndarray, w0: np.ndarray, off0: float, v0: int
+    ) -> None:
+        """Carry the book's scores through the update just made (weights ``w0`` and intercept
+        ``off0`` at ``x``'s features before it, learner version ``v0``; ``bits``: x's bitset)."""
+        b, L = self.book, self.learner
+        if b.scored_version != v0 or L.version != v0 + 1 or not len(x.indices):
+            return  # the scores were already stale: the next walk re-scores them
+        w1 = L.w[x.indices]
+        dw = w1 - w0
+        step = float(dw[0])
+        slack = float(np.abs(dw - step).max())
+        if slack > 1e-6 * abs(step):
+            return  # not one step for every feature: re-scored at the next walk
+        b.w_bound = max(b.w_bound, float(np.abs(w1).max()))
+        b.b_bound = max(b.b_bound, abs(L.b))
+        b.shift(bits, step, float(L.b - off0), slack)
+        b.scored_version = L.version
+
+    def _rescore(self, slots: np.ndarray) -> None:
+        """Exact scores of book ``slots`` by the learner's kernel (the arithmetic of predict)."""
+        b, L = self.book, self.learner
+        if not len(slots):
+            return
+        idx, val, starts, lens = b.features_of(slots)
+        indptr = np.append(starts, starts[-1] + lens[-1]) if len(starts) else np.zeros(1, int)
+        scores = L.kernel_scores(indptr, idx, val)
+        b.w_bound = max(b.w_bound, float(np.abs(L.w).max()))
+        b.b_bound = max(b.b_bound, abs(L.b))
+        b.set_scores(slots, scores, 0.0)
+
+    def _scored_predictions(self, lo: int, hi: int) -> np.ndarray:
+        """The model's class of slots [lo, hi) from the book's incremental scores; a score within
+        its rounding allowance of zero is re-scored exactly first, so this equals predict."""
+        b, L = self.book, self.learner
+        if b.scored_version != L.version:  # changed other than by an add the book followed
+            self._rescore(np.flatnonzero(b.live[b.head : b.n]) + b.head)
+            b.scored_version = L.version
+        s = b.score[lo:hi]
+        a = np.abs(s)
+        wl = b.w_bound * b.x_l1_max + b.b_bound
+        if a.min(initial=np.inf) <= SCORE_TOL * (b.mag[lo:hi].max(initial=0.0) + wl):
+            # some score may be within its rounding allowance of zero: check slot by slot
+            tol = SCORE_TOL * (b.mag[lo:hi] + b.w_bound * b.x_l1[lo:hi] + b.b_bound)
+            unsure = np.flatnonzero(a <= tol)
+            if len(unsure):
+                self._rescore(unsure + lo)
+                s = b.score[lo:hi]
+        return s > 0
 
     def _predictions(self, lo: int, hi: int, need: np.ndarray) -> np.ndarray:
         """The model's class for each slot in [lo, hi) where ``need``; cached, and re-predicted only
@@ -408,10 +517,16 @@ class MarketModel(mesa.Model):
         kind: str,
         check: bool,
         prediction: int | None = None,
+        fields: tuple[int, int, int, int] | None = None,
     ) -> None:
+        """Send (or, with ``check``, send only if accepted) the claim of book ``slot``;
+        ``fields``: the slot's (row, label, time, author index) when the caller has them."""
         b = self.book
-        author_addr = self.addresses[int(b.author[slot])]
-        x, y, t = self.sample(int(b.row[slot])), int(b.label[slot]), int(b.time[slot])
+        if fields is None:
+            fields = (int(b.row[slot]), int(b.label[slot]), int(b.time[slot]), int(b.author[slot]))
+        row, y, t, author = fields
+        author_addr = self.addresses[author]
+        x = self.sample(row)
         if kind == "refund":
             ok, amount, left = self.contract.refund(
                 addr, x, y, t, check=check, prediction=prediction

@@ -1,15 +1,10 @@
 """Run results: polars frames, metrics against a clean baseline, and atomic Parquet output.
 
-Frames (one :class:`RunResult` per run):
-
-- ``transactions``: one row per contract call (time_s, sender, call, accepted, reason, value, gas,
-  fee, amount);
-- ``timeseries``: at every sample time, the accuracy and every agent's balance (long format:
-  time_s, accuracy, agent_id, group, balance);
-- ``agents``: one row per agent (start/end balance, profit, ROI, fees, counters);
-- ``summary``: one row (model quality, money check, attack success when there are attackers);
-- ``evm`` (only with ``chain.backend = "evm"``): one row per call mirrored on the EVM, with the
-  schedule's gas beside the EVM's (:mod:`sum_abm.evm.mirror`).
+Frames (one :class:`RunResult` per run): ``transactions`` (one row per contract call),
+``timeseries`` (the accuracy and every agent's balance at every sample time), ``agents`` (one row
+per agent), ``summary`` (one row: model quality, money check, attack success when there are
+attackers) and, with ``chain.backend = "evm"``, ``evm`` (:mod:`sum_abm.evm.mirror`). Their columns,
+types and meaning are declared once, in :mod:`sum_abm.schema`, and the frames are built through it.
 
 Timings never go into the Parquet files: the same scenario and seed give byte-identical files.
 """
@@ -17,21 +12,18 @@ Timings never go into the Parquet files: the same scenario and seed give byte-id
 from __future__ import annotations
 
 import json
-import os
 import platform
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import polars as pl
 
-if TYPE_CHECKING:  # pragma: no cover
-    from sum_abm.market.model import MarketModel
-    from sum_abm.scenario import Scenario
-
-FRAMES = ("transactions", "timeseries", "agents", "summary")
+from sum_abm import schema
+from sum_abm.atomic import write_parquet_atomic, write_text_atomic
+from sum_abm.market.model import MarketModel
+from sum_abm.scenario import Scenario
 
 
 @dataclass
@@ -50,7 +42,7 @@ class RunResult:
 
     def frames(self) -> dict[str, pl.DataFrame]:
         """The frames written to Parquet (``evm`` too when the run was mirrored on the EVM)."""
-        out = {name: getattr(self, name) for name in FRAMES}
+        out = {name: getattr(self, name) for name in schema.RUN_FRAMES}
         if self.evm is not None:
             out["evm"] = self.evm
         return out
@@ -60,9 +52,11 @@ class RunResult:
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         for name, df in self.frames().items():
-            write_parquet_atomic(df, out / f"{name}.parquet")
+            write_parquet_atomic(df, out / schema.FRAMES[name].file)
         if self.baseline is not None:
-            write_parquet_atomic(self.baseline.timeseries, out / "baseline_timeseries.parquet")
+            write_parquet_atomic(
+                self.baseline.timeseries, out / schema.FRAMES["baseline_timeseries"].file
+            )
         meta = {
             "scenario": self.scenario.to_dict(),
             "seed": self.seed,
@@ -86,54 +80,11 @@ def versions() -> dict[str, str]:
     return out
 
 
-def write_parquet_atomic(df: pl.DataFrame, path: Path) -> None:
-    """Write ``df`` to ``path`` via a temporary file in the same folder and ``os.replace``."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(fd)
-    try:
-        df.write_parquet(tmp, statistics=False)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    """Write text to ``path`` atomically (temporary file + rename)."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(text)
-    os.replace(tmp, path)
-
-
 # -- frames from a finished model ---------------------------------------------------------------
 def collect(model: MarketModel) -> dict[str, pl.DataFrame]:
     """Build the transactions, timeseries and agents frames (and ``evm``) from a finished model."""
-    tx = pl.DataFrame(
-        model.tx_rows,
-        orient="row",
-        schema={
-            "time_s": pl.Int64,
-            "sender": pl.String,
-            "call": pl.String,
-            "accepted": pl.Boolean,
-            "reason": pl.String,
-            "value": pl.Int64,
-            "gas": pl.Int64,
-            "fee": pl.Int64,
-            "amount": pl.Float64,
-        },
-    )
-    ts = pl.DataFrame(
-        model.samples,
-        schema={
-            "time_s": pl.Int64,
-            "accuracy": pl.Float64,
-            "agent_id": pl.String,
-            "group": pl.String,
-            "balance": pl.Float64,
-        },
-    )
+    tx = model.tx_rows.frame()
+    ts = schema.frame("timeseries", model.samples)
     fees = dict(tx.group_by("sender").agg(pl.col("fee").sum()).iter_rows()) if len(tx) else {}
     rows = []
     for a in model.participants:
@@ -160,7 +111,7 @@ def collect(model: MarketModel) -> dict[str, pl.DataFrame]:
                 "points": a.points,
             }
         )
-    agents = pl.DataFrame(rows)
+    agents = schema.frame("agents", rows)
     out = {"transactions": tx, "timeseries": ts, "agents": agents}
     if model.contract.evm is not None:
         out["evm"] = model.contract.evm.frame()
@@ -239,4 +190,4 @@ def summarize(
                 ),
             }
         )
-    return pl.DataFrame([row])
+    return schema.frame("summary", [row])

@@ -25,6 +25,7 @@ from sum_abm.policies.strategic import (
     SybilPolicy,
     TargetedPolicy,
 )
+from sum_abm.policies.view import MarketView, ParticipantView, WalkRules
 
 POLICIES: dict[str, type[Policy]] = {
     p.name: p
@@ -55,4 +56,13 @@ def make_policy(config: GroupConfig) -> Policy:
     return POLICIES[config.policy](config)
 
 
-__all__ = ["POLICIES", "GroupConfig", "Policy", "group_config_union", "make_policy"]
+__all__ = [
+    "POLICIES",
+    "GroupConfig",
+    "MarketView",
+    "ParticipantView",
+    "Policy",
+    "WalkRules",
+    "group_config_union",
+    "make_policy",
+]

@@ -10,15 +10,13 @@ action is ever abandoned for good (exploration).
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 import numpy as np
 from pydantic import Field
 
 from sum_abm.policies.strategic import ContributorConfig, ContributorPolicy
-
-if TYPE_CHECKING:  # pragma: no cover
-    from sum_abm.market.agents import Participant
+from sum_abm.policies.view import ParticipantView
 
 ACTIONS = ("honest", "flip", "hunt", "idle")
 
@@ -49,7 +47,7 @@ class AdaptivePolicy(ContributorPolicy):
         f = self.config.floor
         return (1 - f * len(p)) * p + f
 
-    def choose(self, agent: Participant):
+    def choose(self, agent: ParticipantView):
         pick = super().choose(agent) if self.mode == "honest" else None
         if self.mode == "flip":
             m = agent.model
@@ -57,7 +55,7 @@ class AdaptivePolicy(ContributorPolicy):
             pick = (row, m.flip_label(int(m.pool_label(row))))
         return pick
 
-    def act(self, agent: Participant) -> bool:
+    def act(self, agent: ParticipantView) -> bool:
         m = agent.model
         wealth = agent.balance + m.locked_deposits(agent)
         if self.last is not None and self.last_wealth is not None:

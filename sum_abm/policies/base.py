@@ -2,17 +2,17 @@
 
 A policy decides what its agent does when woken: whether and what to contribute (a pool row, a
 label, a deposit), whether to predict, which claims to make, and how long to wait. It acts only
-through the market's action methods (which go through the contract layer), never on balances.
+through the :class:`~sum_abm.policies.view.MarketView` (whose calls go through the contract
+layer), never on balances.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-if TYPE_CHECKING:  # pragma: no cover
-    from sum_abm.market.agents import Participant
+from sum_abm.policies.view import ParticipantView
 
 
 class GroupConfig(BaseModel):
@@ -39,7 +39,7 @@ class GroupConfig(BaseModel):
 
 
 class Policy:
-    """Strategy object held by a :class:`~sum_abm.market.agents.Participant`.
+    """Strategy object held by a market participant (a :class:`ParticipantView`).
 
     Subclasses implement :meth:`act`; they draw randomness only from ``agent.model.rng``.
     """
@@ -51,7 +51,7 @@ class Policy:
         self.config = config
 
     # -- timing ------------------------------------------------------------------------------
-    def next_wait(self, agent: Participant) -> int:
+    def next_wait(self, agent: ParticipantView) -> int:
         """Seconds until the next wake-up: ``int(normal(mean, stdev))`` redrawn until >= 1."""
         rng = agent.model.rng
         c = self.config
@@ -60,11 +60,11 @@ class Policy:
             if w >= 1:
                 return w
 
-    def first_wait(self, agent: Participant) -> int:
+    def first_wait(self, agent: ParticipantView) -> int:
         return self.next_wait(agent)
 
     # -- behaviour ---------------------------------------------------------------------------
-    def act(self, agent: Participant) -> bool:
+    def act(self, agent: ParticipantView) -> bool:
         """Do this wake-up's actions. Return False to stop being woken."""
         raise NotImplementedError
 

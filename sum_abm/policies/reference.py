@@ -5,20 +5,17 @@ On each wake-up with a positive balance and data left: a model caller predicts (
 contributed, its label flipped if the agent is bad and flipped again with probability
 ``prob_mistake``; a bad agent always contributes, a good one with probability ``accuracy + 0.15``;
 the deposit offered is ``int(normal(mean_deposit, stdev_deposit))`` (redrawn until > 0) capped at
-the balance. Then, every wake-up, the reference claim walk (see :class:`~sum_abm.market.claims.WalkRules`).
+the balance. Then, every wake-up, the reference claim walk (see :class:`~sum_abm.policies.view.WalkRules`).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar, Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field, model_validator
 
-from sum_abm.market.claims import WalkRules
 from sum_abm.policies.base import GroupConfig, Policy, draw_positive_int
-
-if TYPE_CHECKING:  # pragma: no cover
-    from sum_abm.market.agents import Participant
+from sum_abm.policies.view import ParticipantView, WalkRules
 
 
 class ReferenceConfig(GroupConfig):
@@ -46,7 +43,7 @@ class ReferencePolicy(Policy):
     name: ClassVar[str] = "reference"
     walk = WalkRules(reference=True)
 
-    def act(self, agent: Participant) -> bool:
+    def act(self, agent: ParticipantView) -> bool:
         m = agent.model
         c: ReferenceConfig = self.config  # type: ignore[assignment]
         balance = agent.balance

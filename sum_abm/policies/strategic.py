@@ -9,15 +9,12 @@ exactly the deposit the contract currently requires (a free view call).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar, Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field
 
-from sum_abm.market.claims import WalkRules
 from sum_abm.policies.base import GroupConfig, Policy
-
-if TYPE_CHECKING:  # pragma: no cover
-    from sum_abm.market.agents import Participant
+from sum_abm.policies.view import ParticipantView, WalkRules
 
 
 class ContributorConfig(GroupConfig):
@@ -48,12 +45,12 @@ class ContributorPolicy(Policy):
         c = self.config
         self.walk = WalkRules(refund=c.refund, report=c.report, take=c.take)
 
-    def choose(self, agent: Participant) -> tuple[int, int] | None:
+    def choose(self, agent: ParticipantView) -> tuple[int, int] | None:
         """(pool row, label) to contribute now, or None."""
         row = agent.model.next_row()
         return None if row is None else (row, int(agent.model.pool_label(row)))
 
-    def deposit(self, agent: Participant) -> int | None:
+    def deposit(self, agent: ParticipantView) -> int | None:
         """Tokens to offer now, or None to wait (the required deposit is above ``max_deposit``)."""
         c = self.config
         value = agent.model.required_deposit() if c.deposit is None else c.deposit
@@ -61,7 +58,7 @@ class ContributorPolicy(Policy):
             return None
         return value
 
-    def contribute(self, agent: Participant, address: int | None = None) -> bool:
+    def contribute(self, agent: ParticipantView, address: int | None = None) -> bool:
         m = agent.model
         if not m.accepting_data():
             return False
@@ -77,7 +74,7 @@ class ContributorPolicy(Policy):
         value = min(offer, m.address_balance(address if address is not None else agent.address))
         return m.add_data(agent, row, y, value, address=address)
 
-    def act(self, agent: Participant) -> bool:
+    def act(self, agent: ParticipantView) -> bool:
         self.contribute(agent)
         agent.model.claim_walk(agent, self.walk)
         return agent.model.can_continue(agent)
@@ -105,7 +102,7 @@ class CarelessPolicy(ContributorPolicy):
     Config = CarelessConfig
     name = "careless"
 
-    def choose(self, agent: Participant) -> tuple[int, int] | None:
+    def choose(self, agent: ParticipantView) -> tuple[int, int] | None:
         pick = super().choose(agent)
         if pick is not None and agent.model.rng.random() < self.config.mistake_prob:
             return pick[0], agent.model.flip_label(pick[1])
@@ -124,7 +121,7 @@ class LabelFlipPolicy(ContributorPolicy):
     Config = LabelFlipConfig
     name = "label_flip"
 
-    def choose(self, agent: Participant) -> tuple[int, int] | None:
+    def choose(self, agent: ParticipantView) -> tuple[int, int] | None:
         m = agent.model
         row = m.random_row()
         y = int(m.pool_label(row))
@@ -147,7 +144,7 @@ class TargetedPolicy(ContributorPolicy):
     Config = TargetedConfig
     name = "targeted"
 
-    def choose(self, agent: Participant) -> tuple[int, int] | None:
+    def choose(self, agent: ParticipantView) -> tuple[int, int] | None:
         m = agent.model
         c: TargetedConfig = self.config  # type: ignore[assignment]
         if c.mode == "class":
@@ -179,7 +176,7 @@ class SybilPolicy(LabelFlipPolicy):
         super().__init__(config)
         self.turn = 0
 
-    def act(self, agent: Participant) -> bool:
+    def act(self, agent: ParticipantView) -> bool:
         addr = agent.addresses[self.turn % len(agent.addresses)]
         self.turn += 1
         self.contribute(agent, address=addr)
@@ -199,7 +196,7 @@ class FreeRiderPolicy(ContributorPolicy):
     Config = FreeRiderConfig
     name = "free_rider"
 
-    def choose(self, agent: Participant) -> tuple[int, int] | None:
+    def choose(self, agent: ParticipantView) -> tuple[int, int] | None:
         m = agent.model
         for _ in range(self.config.candidates):
             row = m.random_row()
@@ -220,7 +217,7 @@ class DepositHunterPolicy(ContributorPolicy):
     Config = DepositHunterConfig
     name = "deposit_hunter"
 
-    def act(self, agent: Participant) -> bool:
+    def act(self, agent: ParticipantView) -> bool:
         m = agent.model
         if m.num_good(agent.address) < self.config.min_good:
             self.contribute(agent)
@@ -240,7 +237,7 @@ class ModelUserPolicy(Policy):
     Config = ModelUserConfig
     name = "model_user"
 
-    def act(self, agent: Participant) -> bool:
+    def act(self, agent: ParticipantView) -> bool:
         m = agent.model
         if not m.accepting_data():
             return False

@@ -13,7 +13,7 @@ from typing import Any
 from sum_abm.chain import Chain, Rejected
 from sum_abm.contract import CollaborativeTrainer, DepositRefundTake, PredictionMarket, hash_piece
 from sum_abm.learners import NearestCentroid
-from sum_abm.replay.traces import load_trace_file
+from sum_abm.replay.traces import TRACE_KINDS, load_trace_file
 
 TOL = 1e-9
 
@@ -86,7 +86,9 @@ def replay_trace(tr: dict[str, Any]) -> tuple[int, list[Mismatch]]:
     accounts = list(tr["accounts"]) + ["contract"]
     name = tr["name"]
     out: list[Mismatch] = []
-    if mech["kind"] == "deposit_refund_take":
+    spec = TRACE_KINDS[mech["kind"]]
+    pieces = None
+    if spec.oracle:
         model = OracleModel()
         im = DepositRefundTake(
             mech["refund_time_s"],
@@ -119,7 +121,7 @@ def replay_trace(tr: dict[str, Any]) -> tuple[int, list[Mismatch]]:
             model.next_prediction = st["prediction"]
         status = "ok"
         try:
-            _run_step(target, st, steps, pieces if mech["kind"] != "deposit_refund_take" else None)
+            _run_step(target, st, steps, pieces)
         except Rejected:
             status = "rejected"
         if status != ex["status"]:
@@ -127,7 +129,7 @@ def replay_trace(tr: dict[str, Any]) -> tuple[int, list[Mismatch]]:
         got_bal = {a: chain.ledger.balance(a) for a in accounts}
         _compare_map(out, name, j, "balances", ex["balances"], got_bal)
         pm = ex.get("pm")
-        if pm is not None and isinstance(target, PredictionMarket):
+        if pm is not None and not spec.oracle:
             _compare_map(
                 out,
                 name,

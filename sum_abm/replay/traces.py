@@ -10,18 +10,14 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from sum_abm.errors import InputError
 
 FORMAT = "sum-abm-trace/1"
-SEMANTICS = {
-    "deposit_refund_take": ("solidity", "reference-python"),
-    "prediction_market": ("reference-python", "corrected"),
-}
 MAX_CLASSES = 1_000  # the traces' model is a small nearest-centroid classifier
-MODELS = {"deposit_refund_take": "oracle", "prediction_market": "nearest_centroid"}
 
 INT, NUM, STR, LIST, DICT, BOOL = "int", "num", "str", "list", "dict", "bool"
 
@@ -44,17 +40,42 @@ _STEP_FIELDS: dict[str, dict[str, str]] = {
     "verify_next_test_set": {"piece": "piece"},
     "process_contribution": {},
 }
-_CALLS = {
-    "deposit_refund_take": ("add_data", "refund", "report", "predict"),
-    "prediction_market": (
-        "initialize_market",
-        "reveal_init_test_set",
-        "add_data",
-        "end_market",
-        "verify_next_test_set",
-        "process_contribution",
-        "refund",
-        "report",
+
+
+@dataclass(frozen=True)
+class TraceKind:
+    """What a trace of one mechanism kind holds (TRACE_FORMAT.md)."""
+
+    semantics: tuple[str, ...]  # the semantics its traces pin
+    model: str  # the model the trace describes
+    calls: tuple[str, ...]  # the calls its steps may make
+    # The model is an oracle: each claim or prediction step gives the model's prediction, and the
+    # trace has no test set (else a nearest-centroid model and test-set pieces of fixed width).
+    oracle: bool
+
+
+# The trace format's mechanism kinds: the one place the replay maps a kind to what it holds.
+TRACE_KINDS = {
+    "deposit_refund_take": TraceKind(
+        ("solidity", "reference-python"),
+        "oracle",
+        ("add_data", "refund", "report", "predict"),
+        True,
+    ),
+    "prediction_market": TraceKind(
+        ("reference-python", "corrected"),
+        "nearest_centroid",
+        (
+            "initialize_market",
+            "reveal_init_test_set",
+            "add_data",
+            "end_market",
+            "verify_next_test_set",
+            "process_contribution",
+            "refund",
+            "report",
+        ),
+        False,
     ),
 }
 
@@ -170,19 +191,20 @@ def _validate_trace(tr: dict[str, Any], where: str) -> None:
     mech = _need(tr, "mechanism", DICT, where)
     mw = f"{where}: mechanism"
     kind = _need(mech, "kind", STR, mw)
-    if kind not in SEMANTICS:
-        raise InputError(f"{mw}: field 'kind': expected one of {list(SEMANTICS)}, got {kind!r}")
+    if kind not in TRACE_KINDS:
+        raise InputError(f"{mw}: field 'kind': expected one of {list(TRACE_KINDS)}, got {kind!r}")
+    spec = TRACE_KINDS[kind]
     sem = _need(mech, "semantics", STR, mw)
-    if sem not in SEMANTICS[kind]:
+    if sem not in spec.semantics:
         raise InputError(
-            f"{mw}: field 'semantics': expected one of {list(SEMANTICS[kind])}, got {sem!r}"
+            f"{mw}: field 'semantics': expected one of {list(spec.semantics)}, got {sem!r}"
         )
     model = _need(tr, "model", DICT, where)
     mdw = f"{where}: model"
     mkind = _need(model, "kind", STR, mdw)
-    if mkind != MODELS[kind]:
+    if mkind != spec.model:
         raise InputError(
-            f"{mdw}: field 'kind': expected {MODELS[kind]!r} for a {kind} trace, got {mkind!r}"
+            f"{mdw}: field 'kind': expected {spec.model!r} for a {kind} trace, got {mkind!r}"
         )
     accounts = _need(tr, "accounts", DICT, where)
     for a, b in accounts.items():
@@ -198,7 +220,7 @@ def _validate_trace(tr: dict[str, Any], where: str) -> None:
         )
 
     dim, n_classes, n_pieces = None, 2, 0
-    if kind == "deposit_refund_take":
+    if spec.oracle:
         for k in ("refund_time_s", "any_address_claim_wait_time_s", "cost_weight"):
             _need(mech, k, INT, mw)
         _need(mech, "deploy_time_s", INT, mw, optional=True)
@@ -255,13 +277,13 @@ def _validate_trace(tr: dict[str, Any], where: str) -> None:
         # back, which the reference replays as given, so only the type is checked.
         _need(st, "time", INT, sw)
         call = _need(st, "call", STR, sw)
-        if call not in _CALLS[kind]:
+        if call not in spec.calls:
             raise InputError(
-                f"{sw}: field 'call': expected one of {list(_CALLS[kind])}, got {call!r}"
+                f"{sw}: field 'call': expected one of {list(spec.calls)}, got {call!r}"
             )
         for k, fk in _STEP_FIELDS[call].items():
             if fk == "vector":
-                _vector(st.get(k), sw, k, dim if kind == "prediction_market" else None)
+                _vector(st.get(k), sw, k, None if spec.oracle else dim)
             elif fk == "label":
                 _label(st.get(k), sw, k, n_classes)
             elif fk == "ref":
@@ -284,7 +306,7 @@ def _validate_trace(tr: dict[str, Any], where: str) -> None:
                 _need(st, k, fk, sw)
         _need(st, "value", NUM, sw, optional=True)
         _need(st, "from", STR, sw, optional=True)  # steps run by the provider may omit it
-        if kind == "deposit_refund_take" and call in ("refund", "report", "predict"):
+        if spec.oracle and call in ("refund", "report", "predict"):
             _label(st.get("prediction"), sw, "prediction", 2)
         _validate_expectation(ex, f"{sw}: expectation")
 

@@ -27,21 +27,15 @@ from typing import Any
 
 import polars as pl
 
+from sum_abm import schema
+from sum_abm.atomic import write_parquet_atomic, write_text_atomic
 from sum_abm.errors import InputError
-from sum_abm.market.results import versions, write_parquet_atomic, write_text_atomic
+from sum_abm.market.results import versions
 from sum_abm.scenario import Scenario
 from sum_abm.sweeps.outcome import RunOutcome
 from sum_abm.sweeps.spec import RunSpec
 
-FAILURE_SCHEMA = {
-    "run_id": pl.String,
-    "replication": pl.Int64,
-    "seed": pl.Int64,
-    "parameters": pl.String,
-    "error_type": pl.String,
-    "message": pl.String,
-    "traceback": pl.String,
-}
+FAILURE_SCHEMA = schema.dtypes("sweep_failures")
 EXECUTIONS = "executions.jsonl"
 
 

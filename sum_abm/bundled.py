@@ -1,0 +1,42 @@
+"""The files shipped with sum_abm: ready scenario, sweep, game and design files.
+
+They live in the package (``sum_abm/scenarios/``, package data of the wheel), so an installed
+``sum-abm`` finds them by name wherever it runs; in a checkout the top-level ``scenarios`` is a link
+to the same folder, so every documented path (``scenarios/quickstart.toml``) works too. This is the
+one place that knows where they are.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sum_abm.errors import InputError
+
+#: Each kind of bundled file and its folder under ``sum_abm/scenarios``.
+KINDS = {"scenario": ".", "sweep": "sweeps", "game": "games", "design": "designs"}
+
+
+def bundled_dir(kind: str = "scenario") -> Path:
+    """The folder of the bundled files of ``kind`` (it may not exist for a kind nothing ships)."""
+    if kind not in KINDS:
+        raise ValueError(f"unknown kind of bundled file {kind!r}: expected one of {sorted(KINDS)}")
+    return (Path(__file__).resolve().parent / "scenarios" / KINDS[kind]).resolve()
+
+
+def bundled(kind: str = "scenario") -> list[Path]:
+    """Every bundled TOML file of ``kind``, sorted by name."""
+    return sorted(bundled_dir(kind).glob("*.toml"))
+
+
+def resolve(name: str | Path, kind: str = "scenario") -> Path:
+    """A file the user named: an existing path as given, else the bundled file of ``kind`` called
+    ``name`` (with or without ``.toml``). Raises InputError (one line) when neither exists."""
+    p = Path(name)
+    if p.exists():
+        return p
+    text = str(name)
+    cand = bundled_dir(kind) / (text if text.endswith(".toml") else f"{text}.toml")
+    if cand.is_file():
+        return cand
+    see = "see `sum-abm scenarios`" if kind == "scenario" else f"see {bundled_dir(kind)}"
+    raise InputError(f"{text}: no such {kind} file (and no bundled {kind} of that name; {see})")

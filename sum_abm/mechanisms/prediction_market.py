@@ -1,0 +1,182 @@
+"""The prediction market: config, semantics, market adapter and report.
+
+The contract rules are :class:`sum_abm.contract.prediction_market.PredictionMarket`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Literal
+
+from pydantic import Field
+
+from sum_abm.chain import Chain, Rejected
+from sum_abm.contract.prediction_market import SEMANTICS, PredictionMarket, hash_piece
+from sum_abm.mechanisms.base import Call, MarketAdapter, MechanismBase, MechanismConfig
+
+PROVIDER = "bounty_provider"
+
+
+class PMConfig(MechanismConfig):
+    """Prediction market: a bounty (token units) rewards contributions by the accuracy they add."""
+
+    kind: Literal["prediction_market"]
+    semantics: Literal[SEMANTICS] = SEMANTICS[0]  # type: ignore[valid-type]
+    bounty: int = Field(100_000, ge=1)
+    num_test_pieces: int = Field(10, ge=2)
+    min_length_s: int = Field(1_000, ge=0)
+    min_num_contributions: int | None = Field(
+        None, ge=1, description="default: every row of the pool must be contributed"
+    )
+    min_stake: int = Field(1, ge=1)
+    allow_greater_deposit: bool = False
+    group_contributions: bool = False
+    reset_model_during_reward_phase: bool = False
+    any_address_claim_wait_time_s: int = Field(9 * 86_400, ge=0)
+    max_process_calls: int = Field(2_000_000, ge=1, description="safety cap on reward-phase calls")
+
+
+class PMAdapter(MarketAdapter):
+    """The market's view of a prediction market: stakes during the participation phase; at the end
+    of the run the market ends, the test set is revealed, the reward phase runs and every
+    contributor collects. Contributions are not claimed during the run (no claim book)."""
+
+    uses_claim_book = False
+    calls = ("add_data", "refund", "report")  # predictions are free reads of the model
+    accounts = (PROVIDER,)
+
+    def __init__(self, config: PMConfig, chain: Chain, learner: Any) -> None:
+        super().__init__(config, chain, learner)
+        self.pm = self.contract = PredictionMarket(
+            chain,
+            learner,
+            semantics=config.semantics,
+            min_stake=config.min_stake,
+            allow_greater_deposit=config.allow_greater_deposit,
+            group_contributions=config.group_contributions,
+            reset_model_during_reward_phase=config.reset_model_during_reward_phase,
+            any_address_claim_wait_time_s=config.any_address_claim_wait_time_s,
+        )
+        self.any_wait_s = config.any_address_claim_wait_time_s
+        self.contributions: dict[str, list[tuple[int, int, int]]] = {}
+        self.process_calls = 0
+        self.pieces: list[list[tuple[Any, int]]] = []
+
+    # -- run start and end ---------------------------------------------------------------------
+    def start(self, rng: Any, data: Any) -> None:
+        """Fund the bounty, commit the test pieces, reveal one (drawn by ``rng``)."""
+        m: PMConfig = self.config  # type: ignore[assignment]
+        self.chain.ledger.mint(PROVIDER, m.bounty)
+        X, y, n = data.X_test, data.y_test, m.num_test_pieces
+        self.pieces = []
+        for i in range(n):
+            lo, hi = int(i / n * len(y)), int((i + 1) / n * len(y))
+            self.pieces.append([(X[j], int(y[j])) for j in range(lo, hi)])
+        hashes = [hash_piece(p) for p in self.pieces]
+        reveal = int(rng.integers(len(hashes))) if rng is not None else 0
+        n_min = m.min_num_contributions or len(data.y_pool)
+        self.pm.initialize_market(PROVIDER, m.bounty, hashes, m.min_length_s, n_min, reveal)
+        self.pm.reveal_init_test_set(PROVIDER, self.pieces[reveal])
+
+    def finish(self, addresses: list[str], sample: Any) -> list[str]:
+        """End the market, reveal the test set, run the reward phase (at most
+        ``max_process_calls`` calls), let every contributor collect in ``addresses`` order and the
+        provider withdraw what is unused (corrected)."""
+        pm, m = self.pm, self.config
+        try:
+            pm.end_market(PROVIDER)
+        except Rejected:
+            return []  # the market could not end (too few contributions before the time limit)
+        while pm.state == "REVEAL_TEST_SET":
+            pm.verify_next_test_set(PROVIDER, self.pieces[pm.next_verify])
+        while (
+            pm.remaining_bounty_rounds > 0
+            and pm.market
+            and self.process_calls < m.max_process_calls
+        ):
+            pm.process_contribution(PROVIDER)
+            self.process_calls += 1
+        collected = []
+        for addr in addresses:
+            mine = self.contributions.get(addr)
+            if mine:
+                row, y, t = mine[0]
+                try:
+                    if pm.refund(addr, sample(row), y, t) > 0:
+                        collected.append(addr)
+                except Rejected:
+                    pass
+        if pm.fixed and pm.state == "REWARD_COLLECT":
+            pm.withdraw_unused_bounty(PROVIDER)
+        return collected
+
+    def accuracy(self, X_test: Any, y_test: Any) -> float:
+        # The market replaces the learner's test set during the reward phase: score directly.
+        return float(self.learner.score(X_test, y_test))
+
+    # -- free view calls -------------------------------------------------------------------------
+    def accepting_data(self) -> bool:
+        return self.pm.state == "PARTICIPATION"
+
+    def required_deposit(self, now: int) -> int:
+        return self.pm.min_stake
+
+    def can_add(self, value: Any, balance: Any, now: int) -> bool:
+        return value <= balance and self.pm.state == "PARTICIPATION" and value >= self.pm.min_stake
+
+    def would_accept(self, call: Call) -> bool:
+        pm = self.pm
+        if call.name == "add_data":
+            key = pm.data.key(call.x, call.y, pm.now, call.sender)
+            return self.can_add(call.value, call.value, pm.now) and pm.data._data.get(key) is None
+        who = call.sender if call.name == "refund" else call.author
+        if pm.data.get(call.x, call.y, call.time, who) is None:
+            return False
+        if not (pm.state == "REWARD_COLLECT" and pm.remaining_bounty_rounds == 0):
+            return False
+        if call.name == "refund" or pm.fixed:
+            return True
+        # reference-python's report deletes the reporter's balance: it must have one when paying
+        too_early = pm.now - pm.reward_phase_end_time_s < pm.any_address_claim_wait_time_s
+        owed = pm.market_balances.get(call.author, 0.0) > 0
+        return too_early or not owed or call.sender in pm.market_balances
+
+    def locked_for(self, addresses: list[str]) -> Any:
+        return sum(self.pm.market_balances.get(a, 0) for a in addresses)
+
+    # -- calls -----------------------------------------------------------------------------------
+    def predict(self, address: str, x: Any, value: Any) -> int | None:
+        return int(self.learner.predict_one(x))
+
+    def note_contribution(self, address: str, row: int, y: int, time: int) -> None:
+        self.contributions.setdefault(address, []).append((row, y, time))
+
+    # -- results -------------------------------------------------------------------------------
+    summary_columns = (
+        "pm_state",
+        "pm_process_calls",
+        "bounty",
+        "bounty_paid_fraction",
+        "bounty_withdrawn",
+    )
+
+    def summary_extra(self) -> dict[str, Any]:
+        pm, bounty = self.pm, self.config.bounty
+        return {
+            "pm_state": pm.state or "",
+            "pm_process_calls": self.process_calls,
+            "bounty": bounty,
+            # paid beyond the stakes returned, as a share of the bounty
+            "bounty_paid_fraction": float((pm.paid_out - pm.withdrawn - pm.staked) / bounty),
+            "bounty_withdrawn": float(pm.withdrawn),
+        }
+
+
+class PMMechanism(MechanismBase):
+    """The prediction market."""
+
+    kind: ClassVar[str] = "prediction_market"
+    title: ClassVar[str] = "Prediction market"
+    Config = PMConfig
+    Adapter = PMAdapter
+    semantics = SEMANTICS
+    interactive_defaults: ClassVar[dict[str, Any]] = {"bounty": 20_000, "num_test_pieces": 5}

@@ -1,0 +1,188 @@
+"""The command line as a new user meets it: boolean options read naturally, ``--set`` can switch
+a group's policy, and every out-of-range value gets one line naming it and exit status 2."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from sum_abm.scenario import load_scenario
+
+ROOT = Path(__file__).resolve().parents[1]
+QUICKSTART = ROOT / "scenarios" / "quickstart.toml"
+GAME = ROOT / "scenarios" / "games" / "quickstart_game.toml"
+SWEEP = ROOT / "scenarios" / "sweeps" / "quickstart_sweep.toml"
+
+
+def test_boolean_options_read_naturally(cli):
+    from sum_abm.cli import app
+
+    names = [c.name or c.callback.__name__ for c in app.registered_commands]
+    assert "run" in names
+    for name in names:
+        r = cli(name, "--help")
+        assert r.returncode == 0 and "--no-no-" not in r.stdout, name
+    r = cli("run", "--help")
+    assert "--baseline" in r.stdout and "--no-baseline" in r.stdout and "--no-report" in r.stdout
+
+
+def test_set_switches_a_groups_policy_keeping_its_shared_fields():
+    base = load_scenario(QUICKSTART)
+    before = base.agents[1]
+    assert before.policy == "label_flip"
+    sc = load_scenario(QUICKSTART, {"agents.attacker.policy": "free_rider"})
+    g = sc.agents[1]
+    assert g.policy == "free_rider" and not hasattr(g, "flip_prob")
+    for shared in ("name", "count", "start_balance", "mean_wait_s", "stdev_wait_s", "attacker"):
+        assert getattr(g, shared) == getattr(before, shared), shared
+    # the new policy's own fields may be set in the same call, in any order
+    sc = load_scenario(
+        QUICKSTART, {"agents.attacker.mistake_prob": 0.4, "agents.attacker.policy": "careless"}
+    )
+    assert sc.agents[1].policy == "careless" and sc.agents[1].mistake_prob == 0.4
+    # naming the policy a group already has keeps its own fields
+    tuned = load_scenario(QUICKSTART, {"agents.attacker.flip_prob": 0.5})
+    again = tuned.with_overrides({"agents.attacker.policy": "label_flip"})
+    assert again.agents[1].flip_prob == 0.5
+    # and the other groups are untouched
+    assert sc.agents[0] == base.agents[0]
+
+
+@pytest.mark.slow
+def test_set_switches_the_mechanism_keeping_what_the_new_one_accepts():
+    base = load_scenario(QUICKSTART)
+    pts = load_scenario(QUICKSTART, {"mechanism.kind": "points"}).mechanism
+    assert pts.kind == "points" and pts.refund_time_s == base.mechanism.refund_time_s
+    assert not hasattr(pts, "cost_weight")
+    # the market has no "solidity" semantics: it takes its own default; its fields can be set too
+    pm = load_scenario(
+        QUICKSTART, {"mechanism.bounty": 500, "mechanism.kind": "prediction_market"}
+    ).mechanism
+    assert (pm.kind, pm.semantics, pm.bounty) == ("prediction_market", "corrected", 500)
+    assert pm.any_address_claim_wait_time_s == base.mechanism.any_address_claim_wait_time_s
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["run", "quickstart", "--no-report"],
+        ["game", GAME],
+        ["frontier", GAME, "--param", "agents.honest.start_balance", "--range", "1", "5"],
+    ],
+    ids=["run", "game", "frontier"],
+)
+def test_an_out_folder_that_is_a_file_is_refused_before_any_run(cli, tmp_path, args):
+    f = tmp_path / "a_file"
+    f.write_text("")
+    r = cli(*args, "--out", f)
+    assert r.returncode == 2 and r.stdout == ""
+    assert r.stderr.strip() == f"sum-abm: --out: {str(f)!r} is a file, expected a folder"
+
+
+def test_set_switches_a_policy_on_the_command_line(cli, tmp_path):
+    r = cli(
+        "run", "quickstart", "--set", "agents.attacker.policy=free_rider", "--set",
+        "data.n_rows=1200", "--set", "run.max_time_s=864000", "--no-baseline", "--no-report",
+        "--out", tmp_path,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    import polars as pl
+
+    ag = pl.read_parquet(tmp_path / "agents.parquet")
+    assert ag.filter(pl.col("group") == "attacker")["policy"].to_list() == ["free_rider"]
+
+
+def _game_with(tmp_path: Path, old: str, new: str) -> Path:
+    text = GAME.read_text().replace('base = "../quickstart.toml"', f'base = "{QUICKSTART}"')
+    assert old in text
+    f = tmp_path / "g.toml"
+    f.write_text(text.replace(old, new))
+    return f
+
+
+def _sweep_with(tmp_path: Path, old: str, new: str) -> Path:
+    text = SWEEP.read_text().replace('base = "../quickstart.toml"', f'base = "{QUICKSTART}"')
+    assert old in text
+    f = tmp_path / "s.toml"
+    f.write_text(text.replace(old, new))
+    return f
+
+
+RUN = ["run", "quickstart", "--no-report", "--no-baseline"]
+BAD = [
+    (RUN + ["--seed", "-5"], "--seed: seed: expected a value >= 0, got -5"),
+    (RUN + ["--seed", str(2**64)], "seed: expected a value <= 9223372036854775807"),
+    (RUN + ["--set", "data.n_rows=100000000"], "data.n_rows: 100,000,000 rows x 1,000 features"),
+    (RUN + ["--set", "data.n_features=100000000"], "data.n_features: 6,000 rows x 100,000,000"),
+    (RUN + ["--set", "data.n_rows=0"], "data.n_rows: expected a value >= 4, got 0"),
+    (RUN + ["--set", "data.test_rows=100000"], "data.test_rows: expected at most 3000 rows"),
+    (RUN + ["--set", "data.init_train_rows=100000"], "data.init_train_rows: expected at most"),
+    (RUN + ["--set", "data.noise=2"], "data.noise: expected a value <= 0.5, got 2"),
+    (RUN + ["--set", "data.kind=csv"], "data: path: expected the csv file's path"),
+    (RUN + ["--set", "agents.honest.count=-1"], "agents[0].count: expected a value >= 1, got -1"),
+    (RUN + ["--set", "agents.honest.mean_wait_s=0"], "agents[0].mean_wait_s: expected a value > 0"),
+    (RUN + ["--set", "agents.honest.name="], "agents[0].name: expected at least 1 character"),
+    (RUN + ["--set", "agents.attacker.policy=wizard"], "agents[1].policy: expected one of"),
+    (RUN + ["--set", "run.sample_interval_s=0"], "run.sample_interval_s: expected a value >= 1"),
+    (RUN + ["--set", "mechanism.cost_weight=-1"], "mechanism.cost_weight: expected a value >= 0"),
+    (RUN + ["--set", "learner.params.alpha=-1"], "params.alpha: expected a number > 0, got -1"),
+    (RUN + ["--set", "learner.params.random_state=-3"], "params.random_state: expected an integer"),
+    (RUN + ["--set", "learner.params.foo=1"], "params: unknown parameter(s) ['foo']"),
+    (RUN + ["--set", "nothing.here=1"], "nothing.here: names no scenario field"),
+    (["data", "quickstart", "--set", "n_rows=100000000"], "data.n_rows: 100,000,000 rows"),
+    (["data", "quickstart", "--learner", "bogus"], "--learner: expected one of"),
+    (["data", "breast_cancer", "--set", "test_rows=0"], "test_rows: expected a value >= 1"),
+    (["viz", "--port", "99999"], "'--port'"),
+    (["viz", "--port", "0"], "'--port'"),
+    (["sweep", SWEEP, "--workers", "0", "--out", "unused"], "'--workers'"),
+    (["replay", ROOT / "tests/conformance/drt_solidity.json", "--max-shown", "-1"], "--max-shown"),
+    (["frontier", GAME, "--param", "agents.honest.start_balance", "--range", "5", "1"], "LO < HI"),
+    (["frontier", GAME, "--param", "x", "--range", "1", "5", "--iterations", "0"], "--iterations"),
+    (["gas", "--gas-price-gwei", "-1"], "values >= 0 expected"),
+    (["run", "no_such_scenario"], "no_such_scenario: no such scenario file"),
+]
+
+
+def _id(args: list) -> str:
+    return " ".join(Path(a).name if isinstance(a, Path) else a for a in args)
+
+
+@pytest.mark.parametrize("args, says", BAD, ids=[_id(a) for a, _ in BAD])
+def test_bad_values_get_one_line_and_exit_2(cli, args, says):
+    r = cli(*args)
+    assert r.returncode == 2, (r.stdout, r.stderr)
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and says in lines[0] and lines[0].startswith("sum-abm: "), r.stderr
+    assert "Traceback" not in r.stderr + r.stdout
+
+
+@pytest.mark.parametrize(
+    "file, old, new, says",
+    [
+        ("game", "replications = 2", "replications = 0", "replications: expected a value >= 1"),
+        ("game", "seed = 3", "seed = -3", "seed: expected a value >= 0, got -3"),
+        ("sweep", "replications = 2", "replications = 0", "replications: expected a value >= 1"),
+        ("sweep", "seed = 7", "seed = -1", "seed: expected a value >= 0, got -1"),
+        ("sweep", "replications = 2", "replications = 10000000", "expected a value <= 100000"),
+    ],
+)
+def test_bad_values_in_game_and_sweep_files(cli, tmp_path, file, old, new, says):
+    f = (_game_with if file == "game" else _sweep_with)(tmp_path, old, new)
+    r = cli("validate", f)
+    assert r.returncode == 2 and says in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_a_real_process_exits_2_with_one_line_and_no_traceback():
+    """The console script itself (what only a real process shows: its exit status and stderr)."""
+    r = subprocess.run(
+        [sys.executable, "-c", "from sum_abm.cli import main; main()", "run", "quickstart"]
+        + ["--seed", "-5", "--no-report"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert r.returncode == 2 and r.stdout == ""
+    assert r.stderr.strip() == "sum-abm: --seed: seed: expected a value >= 0, got -5"

@@ -1,0 +1,168 @@
+"""The market's fast paths (claim book, skipped proven rejections) against the naive walk.
+
+``run.naive_claims = true`` sends every call the reference simulator would, rejected ones
+included, and lets the contract predict. The fast market must reach the same end: the same
+accepted transactions in the same order (time, sender, call, value, gas, fee, amount), the same
+final contract state (balances, stored contributions with their claimers, mechanism counters) and
+bit-identical learner parameters, over every mechanism and the strategic policies.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import mesa
+import polars as pl
+import pytest
+
+from sum_abm.market.model import MarketModel
+from sum_abm.market.results import collect
+from sum_abm.scenario import load_scenario
+
+ROOT = Path(__file__).resolve().parents[1]
+SMALL = {"data.n_rows": 1200, "run.max_time_s": 40 * 86_400}
+
+
+def _final(sc, seed):
+    m = MarketModel(scenario=sc, seed=seed)
+    try:
+        m.run()
+        tx = collect(m)["transactions"].filter(pl.col("accepted"))
+        contract = m.contract.mech.contract  # the trainer, or the prediction market
+        snap = getattr(contract, "state_snapshot", None) or contract.snapshot
+        state = snap()
+        counters = [
+            (a.address, a.adds_accepted, a.refunded, a.taken, a.reports_won, a.points)
+            for a in m.participants
+        ]
+        return tx, state, counters, m.accuracy
+    finally:
+        mesa.Agent._ids.pop(m, None)
+
+
+def _assert_same(sc, seed=2):
+    fast = _final(sc, seed)
+    naive = _final(sc.with_overrides({"run.naive_claims": True}), seed)
+    assert len(fast[0]) > 0
+    assert fast[0].equals(naive[0]), "accepted transactions differ"
+    assert fast[1] == naive[1], "final contract or learner state differs"
+    assert fast[2] == naive[2]
+    assert fast[3] == naive[3]
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "quickstart",
+        "points",
+        "reference_drt_nb",
+        "reference_pm",
+        "reference_pm_corrected",
+        "attack_sybil",
+        "attack_free_rider",
+        "attack_deposit_hunter",
+        "attack_adaptive",
+        "attack_targeted",
+        "attack_targeted_boundary",
+    ],
+)
+def test_fast_market_equals_naive_walk(name):
+    over = dict(SMALL)
+    sc0 = load_scenario(ROOT / "scenarios" / f"{name}.toml")
+    if sc0.data.kind != "imdb_synthetic":
+        over.pop("data.n_rows")
+    elif sc0.data.train_rows:
+        over.update({"data.train_rows": 300, "data.test_rows": 100, "mechanism.bounty": 500})
+    _assert_same(load_scenario(ROOT / "scenarios" / f"{name}.toml", over))
+
+
+@pytest.mark.parametrize(
+    "learner",
+    # NB's naive walk takes several seconds: the slow lane's
+    ["sgd_perceptron", "perceptron", pytest.param("multinomial_nb", marks=pytest.mark.slow)],
+)
+def test_reference_walk_equals_naive_walk_per_learner(learner):
+    sc = load_scenario(
+        ROOT / "scenarios" / "reference_drt_perceptron.toml",
+        {"data.n_rows": 3000, "learner.kind": learner, "run.max_time_s": 60 * 86_400},
+    )
+    _assert_same(sc, seed=1)
+
+
+@pytest.mark.slow
+def test_full_size_s1_equals_naive_walk():
+    # The naive walk of S1 sends ~9 M calls (minutes); the fast one ~55 k.
+    _assert_same(load_scenario(ROOT / "scenarios" / "reference_drt_perceptron.toml"), seed=1)
+
+
+def test_book_scores_follow_perceptron_steps():
+    # ClaimBook.shift moves each slot's score by step * overlap + intercept step: after a few
+    # hundred steps every score still equals X @ w + b (to rounding) with the same sign.
+    import numpy as np
+
+    from sum_abm.market.claims import ClaimBook
+
+    rng = np.random.default_rng(5)
+    d, n = 300, 120
+    book = ClaimBook(binary_words=-(-d // 64))
+    rows = [np.sort(rng.choice(d, size=rng.integers(5, 60), replace=False)) for _ in range(n)]
+    w, b = rng.normal(size=d), 0.3
+    for i, r in enumerate(rows):
+        slot = book.add(i, 0, i, 1, r.astype(np.int32), np.ones(len(r)))
+        book.set_scores(slot, w[r].sum() + b, 0.0)
+    for _ in range(300):
+        f = np.sort(rng.choice(d, size=rng.integers(5, 60), replace=False))
+        step, db = float(rng.normal()), float(rng.normal() * 0.01)
+        w[f] += step
+        b += db
+        book.shift(book.bitset(f), step, db)
+    exact = np.array([w[r].sum() + b for r in rows])
+    assert np.allclose(book.score[:n], exact, rtol=0, atol=1e-9)
+    assert np.array_equal(book.score[:n] > 0, exact > 0)
+    assert ClaimBook(binary_words=5).scored and not ClaimBook().scored
+
+
+@pytest.mark.parametrize("semantics", ["solidity", "reference-python", "corrected", "points"])
+def test_claim_rules_are_the_contracts_checks(semantics):
+    # The book selects claims with the mechanism's refundable/reportable; they must say exactly
+    # what the contract's checks accept, for every age around the waits and every flag.
+    import itertools
+
+    import numpy as np
+
+    from sum_abm.chain import Rejected
+    from sum_abm.contract.data_handler import StoredData
+    from sum_abm.contract.drt import DepositRefundTake
+    from sum_abm.contract.points import Points
+
+    rt, aw = 100, 300
+    im = Points(rt, aw) if semantics == "points" else DepositRefundTake(rt, aw, 1, semantics)
+    now = 1_000
+    for age, agrees, own, claimed, good in itertools.product(
+        (0, rt - 1, rt, rt + 1, aw - 1, aw, aw + 1), (False, True), *[(False, True)] * 3
+    ):
+        if own and claimed:
+            continue  # an author that claimed its own contribution emptied it
+        author = "me" if own else "other"
+        claimers = {"me"} if claimed else set()
+        if semantics == "points" and claimed:
+            continue  # a claimed contribution is out of the book
+        im.num_good = {"me": 1} if good else {}
+        im.total_good = 1 if good else 0
+        stored = StoredData(author, now - age, 1, 10, 10, set(claimers))
+        pred = 1 if agrees else 0
+        a = np.array([age])
+        if own:
+            try:
+                im.refund_amount("me", stored, pred, now)
+                ok = True
+            except Rejected:
+                ok = False
+            assert bool(im.refundable(a, np.array([agrees]))[0]) == ok, (age, agrees)
+        try:
+            im.report_amount("me", stored, pred, now)
+            ok = True
+        except Rejected:
+            ok = False
+        got = im.reportable(a, np.array([agrees]), np.array([own]), np.array([claimed]), good)
+        assert bool(got[0]) == ok, (age, agrees, own, claimed, good)

@@ -1,0 +1,69 @@
+"""The columnar transaction log (sum_abm.market.recording.TxLog) against a list of tuples."""
+
+from __future__ import annotations
+
+import polars as pl
+import pytest
+
+from sum_abm.chain import Chain, Rejected
+from sum_abm.market.recording import TX_SCHEMA, TxLog
+
+
+def _records():
+    return [
+        (0, "A", "add_data", True, None, 50, 0, 0, 50.0),
+        (7, "B", "report", False, "too_early", 0, 900, 1800, None),
+        (7, "A", "refund", True, None, 0, 0, 0, 12.5),
+        (9, "contract", "predict", True, None, 3, 21_000, 0, None),
+        (9, "A", "add_data", True, None, 41.75, 0, 0, 41.0),
+    ]
+
+
+def test_log_reads_like_the_tuples_it_replaces():
+    log = TxLog()
+    for r in _records():
+        log.append(r)
+    assert len(log) == 5
+    assert list(log)[:4] == _records()[:4]
+    assert log[4][5] == 41  # a float value is stored truncated, as the Int64 column holds it
+    assert log[-2] == _records()[-2] and log[1] == _records()[1]
+    assert log[-4:-1][::-1] == _records()[-4:-1][::-1]
+    with pytest.raises(IndexError):
+        log[5]
+
+
+def test_frame_equals_the_row_built_frame():
+    log = TxLog()
+    for r in _records():
+        log.append(r)
+    expected = pl.DataFrame(_records(), orient="row", schema=TX_SCHEMA)
+    assert log.frame().equals(expected)
+    assert log.frame()["amount"].null_count() == 2
+    assert TxLog().frame().equals(pl.DataFrame(schema=TX_SCHEMA))
+
+
+def test_chain_logs_into_it():
+    log = TxLog()
+    chain = Chain(log=log.append)
+    chain.ledger.mint("A", 10)
+    with pytest.raises(Rejected):
+        chain.execute("A", "add_data", 11, lambda: None)
+    assert chain.execute("A", "add_data", 5, lambda: 5) == 5
+    assert [(r[2], r[3], r[4], r[8]) for r in log] == [
+        ("add_data", False, "insufficient_funds", None),
+        ("add_data", True, None, 5.0),
+    ]
+
+
+def test_packed_chunks_read_the_same(monkeypatch):
+    import sum_abm.market.recording as recording
+
+    monkeypatch.setattr(recording, "CHUNK", 2)
+    log = TxLog()
+    for r in _records():
+        log.append(r)
+    assert len(log._chunks) == 2 and len(log) == 5
+    expected = pl.DataFrame(_records(), orient="row", schema=TX_SCHEMA)
+    assert log.frame().equals(expected)
+    assert list(log) == list(expected.iter_rows())
+    assert log[3] == expected.row(3) and log[-1] == expected.row(4)
