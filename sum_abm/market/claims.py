@@ -31,7 +31,6 @@ _SLOT_ARRAYS = (
     "x_l1",
     "score",
     "mag",
-    "bits",
 )
 
 
@@ -74,13 +73,13 @@ class ClaimBook:
         self.scored_version = -1  # learner version the scores belong to
         self.score = np.zeros(capacity, dtype=np.float64)
         self.mag = np.zeros(capacity, dtype=np.float64)
-        self.bits = np.zeros((capacity, self.words), dtype=np.uint64)
+        # word-major (words x slots): an update ANDs one contiguous row per word it touches
+        self.bits = np.zeros((self.words, capacity), dtype=np.uint64)
         self.x_l1_max = 0.0  # the largest sum|value| of any slot so far
         # Running maxima of max|w| and |b| since the scores were started: with sum|x| they bound
         # any score term, for the rounding allowance (never smaller than at any earlier time).
         self.w_bound = 0.0
         self.b_bound = 0.0
-        self._ones = np.ones(self.words, dtype=np.uint16)  # overlap sums up to 64 x words
         self.claimed: dict[int, np.ndarray] = {}  # reporter address index -> bool per slot
         self.live_by_author: dict[int, int] = {}  # address index -> its live contributions
         # Each slot's features back to back (CSR parts), so a window of slots is one contiguous
@@ -103,6 +102,9 @@ class ClaimBook:
             new = np.zeros(cap, dtype=bool)
             new[: self.n] = old[: self.n]
             self.claimed[k] = new
+        bits = np.zeros((self.words, cap), dtype=np.uint64)
+        bits[:, : self.n] = self.bits[:, : self.n]
+        self.bits = bits
         ptr = np.zeros(cap + 1, dtype=np.int64)
         ptr[: self.n + 1] = self.fptr[: self.n + 1]
         self.fptr = ptr
@@ -114,6 +116,7 @@ class ClaimBook:
             if name != "live":
                 arr = getattr(self, name)
                 arr[:m] = arr[keep]
+        self.bits[:, :m] = self.bits[:, keep]
         self.live[:m] = True
         self.live[m : self.n] = False
         for arr in self.claimed.values():
@@ -161,7 +164,7 @@ class ClaimBook:
         nv = len(values)
         if self.scored and (nv == 0 or values.min() == 1.0 == values.max()):
             self.x_inf[i], self.x_l1[i] = (1.0 if nv else 0.0), float(nv)
-            self.bits[i] = self.bitset(indices) if bits is None else bits
+            self.bits[:, i] = self.bitset(indices) if bits is None else bits
             self.x_l1_max = max(self.x_l1_max, float(nv))
         else:
             self.scored = False  # not 0/1 features: the overlap no longer gives the change
@@ -204,8 +207,9 @@ class ClaimBook:
         lo, hi = self.head, self.n
         if hi <= lo:
             return
-        both = self.bits[lo:hi] & bits
-        overlap = np.bitwise_count(both) @ self._ones  # exact integers (at most 64 per word)
+        overlap = np.zeros(hi - lo, dtype=np.uint16)  # exact integers, at most 64 per word
+        for j in np.flatnonzero(bits).tolist():
+            overlap += np.bitwise_count(self.bits[j, lo:hi] & bits[j])
         self.score[lo:hi] += step * overlap + intercept_step
         self.mag[lo:hi] += (abs(step) + slack / SCORE_TOL) * overlap + abs(intercept_step)
 
