@@ -6,7 +6,16 @@ simulator's figures (REFERENCE_SCENARIOS.md, measured on 2 vCPU), and one line p
 ``speedup <scenario>: <x>x`` = reference wall time / our wall time for one run (data generation and
 the clean-baseline run excluded; each run in a fresh process so peak RSS is its own).
 
-    python3 benchmarks/reference_scenarios.py [--seeds 1 2 3]
+Measured in the same invocation, per scenario:
+
+- ``sum-abm run <scenario> --no-report``: the whole process (imports, data from the disk cache,
+  the clean baseline when the scenario has attackers, Parquet output), wall seconds and peak RSS
+  (line ``process <scenario>: <s> s``);
+- the same run with ``run.naive_claims = true`` — the reference's call pattern, every claim the
+  reference walk would send, rejected ones included — as a same-run baseline for the claim book
+  (line ``naive <scenario>: <s> s (<x>x slower)``; ``--no-naive`` skips it: S1's takes minutes).
+
+    python3 benchmarks/reference_scenarios.py [--seeds 1 2 3] [--only S1] [--no-naive]
 
 Not a test: the figures depend on the machine.
 """
@@ -15,8 +24,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
+import tempfile
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -40,7 +52,8 @@ import json, resource, sys, time
 from sum_abm.data import load_dataset
 from sum_abm.market.run import run
 from sum_abm.scenario import load_scenario
-sc = load_scenario(sys.argv[1])
+over = {"run.naive_claims": True} if sys.argv[3:] == ["naive"] else {}
+sc = load_scenario(sys.argv[1], over)
 ds = load_dataset(sc.data, sc.learner.kind, sc.name)
 t = time.perf_counter()
 r = run(sc, seed=int(sys.argv[2]), baseline=False, dataset=ds)
@@ -58,22 +71,39 @@ print(json.dumps({
 """
 
 
+def child(path: Path, seed: int, naive: bool = False) -> dict:
+    """One in-process run in a fresh interpreter; its JSON line."""
+    argv = [sys.executable, "-c", CHILD, str(path), str(seed)] + (["naive"] if naive else [])
+    out = subprocess.run(argv, capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def whole_process(path: Path, seed: int) -> tuple[float, float]:
+    """Wall seconds and peak RSS (MB) of ``sum-abm run <path> --no-report`` as one process."""
+    with tempfile.TemporaryDirectory(prefix="sumabm-bench") as out:
+        argv = ["sum-abm", "run", str(path), "--seed", str(seed), "--out", out, "--no-report"]
+        t = time.perf_counter()
+        proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - t
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        if proc.returncode:
+            raise SystemExit(f"sum-abm run {path.name} failed: {proc.stderr.read().decode()}")
+        return wall, usage.ru_maxrss / 1024
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", type=int, nargs="+", default=[1])
     ap.add_argument("--only", nargs="+", choices=list(SCEN), default=list(SCEN))
+    ap.add_argument("--no-naive", action="store_true", help="skip the naive-walk baseline runs")
     args = ap.parse_args()
     for key in args.only:
         name, ref_wall, ref_outcome = SCEN[key]
         walls = []
+        path = ROOT / "scenarios" / f"{name}.toml"
         for seed in args.seeds:
-            out = subprocess.run(
-                [sys.executable, "-c", CHILD, str(ROOT / "scenarios" / f"{name}.toml"), str(seed)],
-                capture_output=True,
-                text=True,
-                check=True,
-            )
-            res = json.loads(out.stdout.strip().splitlines()[-1])
+            res = child(path, seed)
             walls.append(res["wall_s"])
             print(
                 f"{key} seed {seed}: {res['wall_s']:.2f} s wall, peak RSS {res['peak_rss_mb']:.0f} MB, "
@@ -87,6 +117,17 @@ def main() -> None:
             )
         print(f"{key} reference: {ref_wall:.0f} s wall; {ref_outcome}")
         med = sorted(walls)[len(walls) // 2]
+        seed = args.seeds[0]
+        wall, rss = whole_process(path, seed)
+        print(
+            f"process {key}: {wall:.2f} s (sum-abm run --no-report, seed {seed}; peak RSS {rss:.0f} MB)"
+        )
+        if not args.no_naive:
+            naive = child(path, seed, naive=True)
+            print(
+                f"naive {key}: {naive['wall_s']:.2f} s, {naive['calls']:,} calls "
+                f"({naive['wall_s'] / walls[0]:.1f}x the claim book's {walls[0]:.2f} s, seed {seed})"
+            )
         print(f"speedup {key}: {ref_wall / med:.0f}x")
 
 

@@ -1,13 +1,15 @@
 """Sweep speed: the same short runs serially in one process versus on every core, whole sweep.
 
     python3 benchmarks/sweeps.py [--runs 400] [--workers N] [--memory 2000]
+    python3 benchmarks/sweeps.py --runs 0 --memory 2000      # the memory check alone
 
 The sweep: the quick-start market at 600 rows, 10 simulated days, Naive Bayes, ``runs / 2`` deposit
 weights x 2 replications (``scenarios/sweeps/quickstart_400.toml`` at 400 runs). Measured in this one
 invocation, so that the ratios hold on a shared machine:
 
 1. whole process: ``sum-abm sweep FILE --serial`` against ``sum-abm sweep FILE`` (every core), each
-   a fresh process timed from launch to exit; the two tables must be equal;
+   a fresh process timed from launch to exit; the two tables must be equal; serial and parallel
+   alternate for ``--rounds`` rounds and the best of each counts;
 2. whole sweep through the Python API (``sum_abm.sweep``), each in a fresh process, timed from the
    call to its return: data loading, Ray's start-up and the workers' warm-up included;
 3. steady state: warm executors in this process (Ray already up, actors warm), and the Ray path's
@@ -112,32 +114,46 @@ def steady_state(f: Path, workers: int, d: Path) -> None:
     )
 
 
+def _processes() -> dict[int, tuple[int, float, str]]:
+    """Every process: pid -> (parent pid, resident MB, command), read from /proc."""
+    out = {}
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            stat = (d / "stat").read_text()
+            ppid = int(stat.rsplit(")", 1)[1].split()[1])
+            rss = int((d / "statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+            out[int(d.name)] = (ppid, rss, stat.split("(", 1)[1].rsplit(")", 1)[0])
+        except (OSError, ValueError, IndexError):
+            pass
+    return out
+
+
+def tree_rss_mb(root: int) -> float:
+    """Resident memory (MB) of ``root`` and all its descendants (the driver and the Ray it started)."""
+    procs = _processes()
+    keep, grew = {root}, True
+    while grew:
+        new = {p for p, (pp, _, _) in procs.items() if pp in keep and p not in keep}
+        keep |= new
+        grew = bool(new)
+    return sum(procs[p][1] for p in keep if p in procs)
+
+
 def memory(n: int, workers: int, d: Path) -> None:
     """An n-run sweep on every core: the sweep's processes' resident memory at 20 % and 100 %."""
-    import psutil
-
     from sum_abm.sweeps import load_failures, load_sweep_file, sweep
 
     (d / "mem").mkdir()
     f = sweep_file(d / "mem", n)
-    me = psutil.Process()
     marks: dict[str, float] = {}
-
-    def rss_mb() -> float:
-        procs = [me, *me.children(recursive=True)]
-        total = 0
-        for p in procs:
-            try:
-                total += p.memory_info().rss
-            except psutil.Error:
-                pass
-        return total / 2**20
 
     def progress(done: int, failed: int, total: int) -> None:
         if "20%" not in marks and done >= 0.2 * total:
-            marks["20%"] = rss_mb()
+            marks["20%"] = tree_rss_mb(os.getpid())
         if done == total:
-            marks["100%"] = rss_mb()
+            marks["100%"] = tree_rss_mb(os.getpid())
 
     t = time.perf_counter()
     out = sweep(f, d / "mem_out", workers=workers, progress=progress)
@@ -159,26 +175,39 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=400)
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="default: every core")
     ap.add_argument("--memory", type=int, default=0, help="also an N-run memory check (e.g. 2000)")
+    ap.add_argument("--rounds", type=int, default=2, help="alternating serial/parallel rounds")
     args = ap.parse_args()
     n, w = args.runs, args.workers
     print(f"{n} runs, {w} workers, machine load {os.getloadavg()[0]:.1f} (shared: ratios count)")
     with tempfile.TemporaryDirectory() as tmp:
         d = Path(tmp)
+        if n == 0:  # --runs 0 --memory N: the memory check alone
+            memory(args.memory, w, d)
+            return
         f = sweep_file(d, n)
         # Warm the on-disk data cache once so neither side pays the generation.
         timed(CLI + ["sweep", str(f), "--out", str(d / "warm"), "--serial"])
-        cli_serial, _ = timed(CLI + ["sweep", str(f), "--out", str(d / "s"), "--serial"])
-        cli_par, _ = timed(CLI + ["sweep", str(f), "--out", str(d / "p"), "--workers", str(w)])
-        same = table(d / "s").equals(table(d / "p"))
+        # Serial and parallel alternate (--rounds times, best of each): on a shared machine the
+        # load drifts, and alternating keeps both sides under the same drift.
+        cli = {"s": [], "p": []}
+        api = {"s": [], "p": []}
+        for k in range(args.rounds):
+            for side, extra in (("s", ["--serial"]), ("p", ["--workers", str(w)])):
+                out = d / f"cli_{side}{k}"
+                cli[side].append(timed(CLI + ["sweep", str(f), "--out", str(out), *extra])[0])
+            for side, serial in (("s", True), ("p", None)):
+                code = API.format(serial=serial, workers=w if serial is None else None)
+                _, text = timed([sys.executable, "-c", code, str(f), str(d / f"api_{side}{k}")])
+                api[side].append(float(text.strip().splitlines()[-1]))
+        same = table(d / "cli_s0").equals(table(d / "cli_p0"))
+        cli_serial, cli_par = min(cli["s"]), min(cli["p"])
+        api_serial, api_par = min(api["s"]), min(api["p"])
         print(
             f"whole process, sum-abm sweep: --serial {cli_serial:.2f} s, every core "
-            f"{cli_par:.2f} s: {cli_serial / cli_par:.2f}x (target >= 1.6x); same table: {same}"
+            f"{cli_par:.2f} s: {cli_serial / cli_par:.2f}x (target >= 1.6x); same table: {same} "
+            f"(best of {args.rounds}: serial {', '.join(f'{t:.1f}' for t in cli['s'])}; "
+            f"parallel {', '.join(f'{t:.1f}' for t in cli['p'])})"
         )
-        api = [sys.executable, "-c"]
-        _, s_out = timed(api + [API.format(serial=True, workers=None), str(f), str(d / "as")])
-        _, p_out = timed(api + [API.format(serial=None, workers=w), str(f), str(d / "ap")])
-        api_serial = float(s_out.strip().splitlines()[-1])
-        api_par = float(p_out.strip().splitlines()[-1])
         steady_state(f, w, d)
         if args.memory:
             memory(args.memory, w, d)

@@ -1,8 +1,9 @@
 """Scenario files: a validated description of one market run.
 
-Each component owns its config (data: :mod:`sum_abm.data.config`, learner:
-:mod:`sum_abm.learners.config`, mechanisms: :mod:`sum_abm.mechanisms`, agent groups:
-:mod:`sum_abm.policies`); this module composes them, reads files and applies overrides.
+Each component owns its config (chain: :mod:`sum_abm.chain.config`, data:
+:mod:`sum_abm.data.config`, learner: :mod:`sum_abm.learners.config`, mechanisms:
+:mod:`sum_abm.mechanisms`, agent groups: :mod:`sum_abm.policies`); this module composes them with
+the run control (:class:`RunConfig`), reads files and applies overrides.
 
 A scenario is a TOML file (data, not code: nothing in it is executed) validated by pydantic with
 unknown keys rejected. Every error becomes one :class:`~sum_abm.errors.InputError` line naming the
@@ -20,32 +21,17 @@ import copy
 import re
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError, model_validator
 
+from sum_abm.chain.config import ChainConfig
 from sum_abm.config import StrictModel
 from sum_abm.data.config import DataConfig
 from sum_abm.errors import InputError
 from sum_abm.learners.config import LearnerConfig
 from sum_abm.mechanisms import default_mechanism_config, mechanism_config_union
 from sum_abm.policies import POLICIES, GroupConfig, group_config_union
-
-
-class ChainConfig(StrictModel):
-    """Chain substrate: block time (seconds), gas price (token units per gas; 0 = free calls) and
-    backend: ``"python"`` (the contract layer) or ``"evm"`` (the same, with every Deposit-Refund-Take
-    transaction also run on the Vyper contracts on py-evm and compared: a slow spot check for small
-    scenarios; needs the ``evm`` extra). ``chain = "evm"`` is short for ``chain.backend = "evm"``."""
-
-    block_time_s: int = Field(1, ge=1)
-    gas_price: int = Field(0, ge=0)
-    backend: Literal["python", "evm"] = "python"
-
-    @model_validator(mode="before")
-    @classmethod
-    def _shorthand(cls, data: Any) -> Any:
-        return {"backend": data} if isinstance(data, str) else data
 
 
 class RunConfig(StrictModel):

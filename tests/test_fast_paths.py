@@ -76,7 +76,11 @@ def test_fast_market_equals_naive_walk(name):
     _assert_same(load_scenario(ROOT / "scenarios" / f"{name}.toml", over))
 
 
-@pytest.mark.parametrize("learner", ["sgd_perceptron", "perceptron", "multinomial_nb"])
+@pytest.mark.parametrize(
+    "learner",
+    # NB's naive walk takes several seconds: the slow lane's
+    ["sgd_perceptron", "perceptron", pytest.param("multinomial_nb", marks=pytest.mark.slow)],
+)
 def test_reference_walk_equals_naive_walk_per_learner(learner):
     sc = load_scenario(
         ROOT / "scenarios" / "reference_drt_perceptron.toml",
@@ -116,3 +120,49 @@ def test_book_scores_follow_perceptron_steps():
     assert np.allclose(book.score[:n], exact, rtol=0, atol=1e-9)
     assert np.array_equal(book.score[:n] > 0, exact > 0)
     assert ClaimBook(binary_words=5).scored and not ClaimBook().scored
+
+
+@pytest.mark.parametrize("semantics", ["solidity", "reference-python", "corrected", "points"])
+def test_claim_rules_are_the_contracts_checks(semantics):
+    # The book selects claims with the mechanism's refundable/reportable; they must say exactly
+    # what the contract's checks accept, for every age around the waits and every flag.
+    import itertools
+
+    import numpy as np
+
+    from sum_abm.chain import Rejected
+    from sum_abm.contract.data_handler import StoredData
+    from sum_abm.contract.drt import DepositRefundTake
+    from sum_abm.contract.points import Points
+
+    rt, aw = 100, 300
+    im = Points(rt, aw) if semantics == "points" else DepositRefundTake(rt, aw, 1, semantics)
+    now = 1_000
+    for age, agrees, own, claimed, good in itertools.product(
+        (0, rt - 1, rt, rt + 1, aw - 1, aw, aw + 1), (False, True), *[(False, True)] * 3
+    ):
+        if own and claimed:
+            continue  # an author that claimed its own contribution emptied it
+        author = "me" if own else "other"
+        claimers = {"me"} if claimed else set()
+        if semantics == "points" and claimed:
+            continue  # a claimed contribution is out of the book
+        im.num_good = {"me": 1} if good else {}
+        im.total_good = 1 if good else 0
+        stored = StoredData(author, now - age, 1, 10, 10, set(claimers))
+        pred = 1 if agrees else 0
+        a = np.array([age])
+        if own:
+            try:
+                im.refund_amount("me", stored, pred, now)
+                ok = True
+            except Rejected:
+                ok = False
+            assert bool(im.refundable(a, np.array([agrees]))[0]) == ok, (age, agrees)
+        try:
+            im.report_amount("me", stored, pred, now)
+            ok = True
+        except Rejected:
+            ok = False
+        got = im.reportable(a, np.array([agrees]), np.array([own]), np.array([claimed]), good)
+        assert bool(got[0]) == ok, (age, agrees, own, claimed, good)

@@ -119,3 +119,15 @@ if __name__ == "__main__":
         print("cycle:", " ".join(comp))
     print(f"{len(found)} cycle(s)")
     sys.exit(1 if found else 0)
+
+
+def test_the_layer_contracts_are_kept(monkeypatch):
+    """``lint-imports`` (also run by .ci/run): the layers of pyproject.toml's [tool.importlinter]."""
+    from importlinter.cli import EXIT_STATUS_SUCCESS, lint_imports
+
+    root = Path(__file__).resolve().parents[1]
+    monkeypatch.chdir(root)
+    monkeypatch.syspath_prepend(str(root))
+    assert lint_imports(config_filename=str(root / "pyproject.toml"), no_cache=True) == (
+        EXIT_STATUS_SUCCESS
+    )

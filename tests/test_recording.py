@@ -15,6 +15,7 @@ def _records():
         (7, "B", "report", False, "too_early", 0, 900, 1800, None),
         (7, "A", "refund", True, None, 0, 0, 0, 12.5),
         (9, "contract", "predict", True, None, 3, 21_000, 0, None),
+        (9, "A", "add_data", True, None, 41.75, 0, 0, 41.0),
     ]
 
 
@@ -22,12 +23,13 @@ def test_log_reads_like_the_tuples_it_replaces():
     log = TxLog()
     for r in _records():
         log.append(r)
-    assert len(log) == 4
-    assert list(log) == _records()
-    assert log[-1] == _records()[-1] and log[1] == _records()[1]
-    assert log[-3:][::-1] == _records()[-3:][::-1]
+    assert len(log) == 5
+    assert list(log)[:4] == _records()[:4]
+    assert log[4][5] == 41  # a float value is stored truncated, as the Int64 column holds it
+    assert log[-2] == _records()[-2] and log[1] == _records()[1]
+    assert log[-4:-1][::-1] == _records()[-4:-1][::-1]
     with pytest.raises(IndexError):
-        log[4]
+        log[5]
 
 
 def test_frame_equals_the_row_built_frame():
@@ -51,3 +53,17 @@ def test_chain_logs_into_it():
         ("add_data", False, "insufficient_funds", None),
         ("add_data", True, None, 5.0),
     ]
+
+
+def test_packed_chunks_read_the_same(monkeypatch):
+    import sum_abm.market.recording as recording
+
+    monkeypatch.setattr(recording, "CHUNK", 2)
+    log = TxLog()
+    for r in _records():
+        log.append(r)
+    assert len(log._chunks) == 2 and len(log) == 5
+    expected = pl.DataFrame(_records(), orient="row", schema=TX_SCHEMA)
+    assert log.frame().equals(expected)
+    assert list(log) == list(expected.iter_rows())
+    assert log[3] == expected.row(3) and log[-1] == expected.row(4)

@@ -81,3 +81,21 @@ def test_learner_params_are_checked():
     with pytest.raises(InputError, match="params.alpha: expected a number, got 'x'"):
         load_scenario(q, {"learner.params.alpha": "x"})
     assert load_scenario(q, {"learner.params.alpha": 0.01}).learner.params == {"alpha": 0.01}
+
+
+def test_learner_params_follow_the_learners_params_model():
+    q = ROOT / "scenarios" / "quickstart.toml"
+    over = {"learner.kind": "perceptron", "learner.params.integer_weights": 1}
+    with pytest.raises(InputError, match="params.integer_weights: expected true or false, got 1"):
+        load_scenario(q, over)
+    with pytest.raises(
+        InputError, match=r"expected some of \['learning_rate', 'integer_weights'\]"
+    ):
+        load_scenario(q, {"learner.kind": "perceptron", "learner.params.alpha": 1.0})
+
+
+def test_a_dict_becomes_a_scenario_at_the_edge():
+    import sum_abm
+
+    with pytest.raises(InputError, match=r"^<scenario dict>: agents: expected at least 1 item"):
+        sum_abm.run({"agents": []})

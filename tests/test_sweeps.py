@@ -402,6 +402,26 @@ def test_a_worker_that_dies_is_replaced_and_its_runs_retried_once(tmp_path, ray_
     assert all(o.summary.equals(serial[o.run.run_id]) for o in outcomes)
 
 
+def test_a_short_sweep_stays_in_process_and_says_so(tmp_path):
+    # One simulated day: a run takes well under a second, so 3 runs cannot repay Ray's start-up.
+    base = load_scenario(
+        ROOT / "scenarios" / "quickstart.toml", {"data.n_rows": 800, "run.max_time_s": 86_400}
+    )
+    said = []
+    t = run_many(
+        base,
+        [{"mechanism.cost_weight": w} for w in (1, 2, 3)],
+        tmp_path / "o",
+        root_seed=1,
+        notify=said.append,
+    )
+    assert t.height == 3 and len(said) == 1 and "running them in this process" in said[0]
+    ex = load_executions(tmp_path / "o")
+    assert ex["executor"].to_list() == ["driver"] * 3 and ex["pid"].unique().to_list() == [
+        os.getpid()
+    ]
+
+
 def test_resume_adds_grown_grid_points_and_refuses_another_base(tmp_path):
     f = write_sweep(tmp_path, {"mechanism.cost_weight": [1, 2]})
     from sum_abm import sweep

@@ -74,13 +74,34 @@ class DepositRefundTake:
             return 0
         return (self.cost_weight * 3600) // (1 if dt == 0 else isqrt(dt))
 
-    def too_early(self, age: int) -> bool:
-        return age <= self.refund_time_s if self.python else age < self.refund_time_s
-
+    # -- the claim rules, written once: the contract's checks below and the market's claim book
+    # (sum_abm.market.model.MarketModel.claim_walk) both use these. Elementwise: ages may be ints
+    # or numpy arrays, flags numpy bool arrays.
     @property
     def min_claim_age(self) -> int:
         """The smallest age (seconds) at which a refund or report can succeed."""
         return self.refund_time_s + 1 if self.python else self.refund_time_s
+
+    def too_early(self, age: Any) -> Any:
+        """Whether a refund or report of a contribution ``age`` seconds old is too early."""
+        return age < self.min_claim_age
+
+    def open_to_anyone(self, age: Any) -> Any:
+        """Whether anyone (its author included) may take all that is left of a contribution."""
+        return age >= self.any_address_claim_wait_time_s
+
+    def refundable(self, age: Any, agrees: Any) -> Any:
+        """Which of its author's contributions (with something left to claim) a refund would
+        be accepted for: old enough, and the model agrees with the label (:meth:`refund_amount`)."""
+        return agrees & ~self.too_early(age)
+
+    def reportable(self, age: Any, agrees: Any, own: Any, claimed: Any, reporter_good: Any) -> Any:
+        """Which contributions (with something left to claim) a report by a reporter would be
+        accepted for (:meth:`report_amount`): open to anyone, or another's, not yet claimed by
+        the reporter, old enough, the model disagrees, and the reporter has verified data."""
+        return self.open_to_anyone(age) | (
+            ~own & ~claimed & ~self.too_early(age) & ~agrees & reporter_good
+        )
 
     def good_count(self, address: str) -> int:
         return self.num_good.get(address, 0)
@@ -127,7 +148,7 @@ class DepositRefundTake:
         if stored.claimable <= 0:
             raise Rejected("nothing_left_to_claim")
         age = now - stored.time
-        if age >= self.any_address_claim_wait_time_s:
+        if self.open_to_anyone(age):
             return stored.claimable
         if reporter == stored.sender:
             raise Rejected("own_deposit")
@@ -156,7 +177,7 @@ class DepositRefundTake:
         return amount
 
     def report_needs_prediction(self, stored: StoredData, now: int) -> bool:
-        return now - stored.time < self.any_address_claim_wait_time_s
+        return not self.open_to_anyone(now - stored.time)
 
     # -- prediction payments (a reference-Python feature) ---------------------------------------
     def prediction_payments(self, value: Any) -> dict[str, Any]:

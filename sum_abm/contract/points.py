@@ -50,6 +50,24 @@ class Points:
         """The smallest age (seconds) at which a claim can succeed."""
         return self.refund_time_s
 
+    # -- the claim rules, written once (the checks below and the market's claim book use them);
+    # elementwise over numpy arrays, for contributions nobody has claimed yet.
+    def too_early(self, age: Any) -> Any:
+        """Whether the author's claim of a contribution ``age`` seconds old is too early."""
+        return age < self.refund_time_s
+
+    def report_too_early(self, age: Any) -> Any:
+        """Whether a report of a contribution ``age`` seconds old is too early."""
+        return age < min(self.refund_time_s, self.any_address_claim_wait_time_s)
+
+    def refundable(self, age: Any, agrees: Any) -> Any:
+        """Unclaimed contributions whose author may claim a point now (:meth:`refund_amount`)."""
+        return agrees & ~self.too_early(age)
+
+    def reportable(self, age: Any, agrees: Any, own: Any, claimed: Any, reporter_good: Any) -> Any:
+        """Unclaimed contributions a report would be accepted for (:meth:`report_amount`)."""
+        return ~self.report_too_early(age) & ~own & ~agrees
+
     def required_deposit(self, now: int) -> int:
         """Adding data is free (token units)."""
         return 0
@@ -75,7 +93,7 @@ class Points:
         """Check a claim by the author; the amount is always 0 (a point, not money)."""
         if stored.claimed_by:
             raise Rejected("nothing_left_to_claim")
-        if now - stored.time < self.refund_time_s:
+        if self.too_early(now - stored.time):
             raise Rejected("too_early")
         if prediction != stored.y:
             raise Rejected("model_disagrees")
@@ -89,7 +107,7 @@ class Points:
         self, reporter: str, stored: StoredData, prediction: int | None, now: int
     ) -> int:
         """Check a report; the amount is always 0 (it only marks the contribution claimed)."""
-        if now - stored.time < min(self.refund_time_s, self.any_address_claim_wait_time_s):
+        if self.report_too_early(now - stored.time):
             raise Rejected("too_early")
         if stored.claimed_by:
             raise Rejected("nothing_left_to_claim")

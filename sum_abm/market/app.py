@@ -73,7 +73,7 @@ def knobs(sc: Scenario) -> dict[str, Any]:
     att = [g for g in sc.agents if g.is_attacker]
     return {
         "mechanism": m.kind,
-        "semantics": getattr(m, "semantics", "solidity"),
+        "semantics": getattr(m, "semantics", ALL_SEMANTICS[0]),
         "cost_weight": getattr(m, "cost_weight", 1),
         "refund_time_h": round(getattr(m, "refund_time_s", 86_400) / 3600),
         "attacker_share": attacker_share(sc),

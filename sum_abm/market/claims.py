@@ -76,6 +76,10 @@ class ClaimBook:
         self.mag = np.zeros(capacity, dtype=np.float64)
         self.bits = np.zeros((capacity, self.words), dtype=np.uint64)
         self.x_l1_max = 0.0  # the largest sum|value| of any slot so far
+        # Running maxima of max|w| and |b| since the scores were started: with sum|x| they bound
+        # any score term, for the rounding allowance (never smaller than at any earlier time).
+        self.w_bound = 0.0
+        self.b_bound = 0.0
         self._ones = np.ones(self.words, dtype=np.uint16)  # overlap sums up to 64 x words
         self.claimed: dict[int, np.ndarray] = {}  # reporter address index -> bool per slot
         self.live_by_author: dict[int, int] = {}  # address index -> its live contributions
@@ -154,14 +158,15 @@ class ClaimBook:
         self.live[i] = True
         self.pred_ver[i] = -1
         self.epoch_at[i] = -1
-        self.x_inf[i] = float(np.abs(values).max()) if len(values) else 0.0
-        self.x_l1[i] = float(np.abs(values).sum())
-        if self.scored:
-            if len(values) and not (values == 1.0).all():
-                self.scored = False  # not 0/1 features: the overlap no longer gives the change
-            else:
-                self.bits[i] = self.bitset(indices) if bits is None else bits
-                self.x_l1_max = max(self.x_l1_max, self.x_l1[i])
+        nv = len(values)
+        if self.scored and (nv == 0 or values.min() == 1.0 == values.max()):
+            self.x_inf[i], self.x_l1[i] = (1.0 if nv else 0.0), float(nv)
+            self.bits[i] = self.bitset(indices) if bits is None else bits
+            self.x_l1_max = max(self.x_l1_max, float(nv))
+        else:
+            self.scored = False  # not 0/1 features: the overlap no longer gives the change
+            self.x_inf[i] = float(np.abs(values).max()) if nv else 0.0
+            self.x_l1[i] = float(np.abs(values).sum())
         for arr in self.claimed.values():
             arr[i] = False
         a = int(self.fptr[i])

@@ -70,9 +70,16 @@ class MarketModel(mesa.Model):
         words = -(-int(self.data.n_features) // 64)
         self.book = ClaimBook(binary_words=words if linear and words <= 64 else 0)
         self.book.scored_version = self.learner.version
+        if self.book.scored:
+            self.book.w_bound = float(np.abs(self.learner.w).max(initial=0.0))
+            self.book.b_bound = abs(float(self.learner.b))
+        # (address index, walk rules) -> when its last walk found nothing: (learner version,
+        # walker had verified data, pool not empty, valid until); see claim_walk.
+        self._idle_walks: dict[tuple, tuple] = {}
 
-        # Participants (addresses are stable names: group, or group-i when count > 1).
-        self.participants: list[Participant] = []
+        # Participants are Mesa agents: creating one registers it in the model's AgentSet
+        # (``self.agents``; in creation order). Addresses are stable names: group, or group-i
+        # when count > 1.
         self.addr_index: dict[str, int] = {}
         self.addr_owner: dict[str, Participant] = {}
         for g in scenario.agents:
@@ -86,7 +93,6 @@ class MarketModel(mesa.Model):
                     self.contract.fund(a, share)
                     self.addr_index[a] = len(self.addr_index)
                     self.addr_owner[a] = agent
-                self.participants.append(agent)
         self.addresses = list(self.addr_index)
         self.contract.start(
             self.rng
@@ -104,15 +110,19 @@ class MarketModel(mesa.Model):
         self._sample()
 
         # Wake order: shuffled like the reference; ties at equal times broken by address.
-        order = [self.participants[i] for i in self.rng.permutation(len(self.participants))]
-        ranks = {
-            a.address: r for r, a in enumerate(sorted(self.participants, key=lambda a: a.address))
-        }
+        everyone = list(self.participants)
+        order = [everyone[i] for i in self.rng.permutation(len(everyone))]
+        ranks = {a.address: r for r, a in enumerate(sorted(everyone, key=lambda a: a.address))}
         for agent in order:
             agent.rank = ranks[agent.address]
             self.schedule_event(
                 agent.wake, after=agent.policy.first_wait(agent), priority=agent.rank
             )
+
+    @property
+    def participants(self) -> mesa.agent.AgentSet:
+        """The market's participants: Mesa's AgentSet of :class:`Participant` (creation order)."""
+        return self.agents_by_type[Participant]
 
     # -- Mesa 3.5-style time API ------------------------------------------------------------
     @property
@@ -303,8 +313,8 @@ class MarketModel(mesa.Model):
         if self.contract.uses_claim_book:
             slot = b.add(self.clock.now, self.addr_index[addr], row, y, x.indices, x.values, bits)
             if b.scored:
-                wx = L.w[x.indices]
-                b.set_scores(slot, float(wx @ x.values + L.b), float(np.abs(wx).sum() + abs(L.b)))
+                # w·x + b to rounding; the allowance's w_bound * sum|x| + b_bound covers its terms
+                b.set_scores(slot, float(L.w[x.indices] @ x.values + L.b), 0.0)
         else:
             self.contract.note_contribution(addr, row, y, self.clock.now)
         return True
@@ -334,45 +344,70 @@ class MarketModel(mesa.Model):
         if self.naive:
             self._naive_walk(agent, addr, me, lo, hi, rules)
             return
+        # An idle walk stays idle until the model changes, a contribution crosses an age the
+        # rules look at, the walker gains verified data or the pool runs dry (the rest only
+        # shrinks: contributions are claimed or emptied, never refilled).
+        L, im = self.learner, self.contract.im
+        good = self.num_good(addr) > 0
+        left = self.data_left()
+        memo = self._idle_walks.get((me, rules))
+        if memo is not None and memo[:3] == (L.version, good, left) and now < memo[3]:
+            return
         live = b.live[lo:hi]
         age = now - b.time[lo:hi]
         own = b.author[lo:hi] == me
         take_branch = age > aw if rules.reference else age >= aw
-        early = age < self.contract.min_claim_age
-        need_pred = live & ~take_branch & ~early
-        pred = (
-            self._scored_predictions(lo, hi) if b.scored else self._predictions(lo, hi, need_pred)
-        )
+        if b.scored:
+            pred = self._scored_predictions(lo, hi)
+        else:
+            pred = self._predictions(lo, hi, live & ~take_branch & ~im.too_early(age))
         agree = pred == b.label[lo:hi]
-        cand = np.zeros(hi - lo, dtype=bool)
-        if rules.take:
-            cand |= take_branch
+        # Candidates by the mechanism's own claim rules (the contract checks each again).
+        cand = take_branch.copy() if rules.take else np.zeros(hi - lo, dtype=bool)
         if rules.refund:
-            cand |= ~take_branch & own & agree & ~early
+            refund = ~take_branch & own & im.refundable(age, agree)
+            cand |= refund
+            good = good or bool(refund.any())  # a refund earlier in the walk verifies data
         if rules.report:
-            rep = ~take_branch & ~own & ~early & ~b.claimed_by(me, lo, hi)
-            rep &= (age >= aw) | ~agree if self.contract.report_needs_disagreement else (age >= aw)
-            if (
-                self.contract.report_needs_good_data
-                and self.num_good(addr) <= 0
-                and not np.any(cand & own)
-            ):
-                rep &= age >= aw
-            cand |= rep
+            claimed = b.claimed_by(me, lo, hi)
+            cand |= ~take_branch & ~own & im.reportable(age, agree, own, claimed, good)
         cand &= live
-        for k in np.flatnonzero(cand):
-            slot = lo + int(k)
-            kind = "take" if take_branch[k] else ("refund" if own[k] else "report")
-            if (
-                kind == "report"
-                and self.contract.report_needs_good_data
-                and age[k] < aw
-                and self.num_good(addr) <= 0
-            ):
-                continue  # proven rejection: a reporter without verified data
+        ks = np.flatnonzero(cand)
+        if not len(ks):
+            self._idle_walks[(me, rules)] = (L.version, good, left, self._next_crossing(now))
+            return
+        # The candidates' fields as Python values once (not one numpy scalar per read).
+        slots = ks + lo
+        takes, owns, ages = take_branch[ks].tolist(), own[ks].tolist(), age[ks].tolist()
+        preds = pred[ks].tolist()
+        rows, labels = b.row[slots].tolist(), b.label[slots].tolist()
+        times, authors = b.time[slots].tolist(), b.author[slots].tolist()
+        needs_good = self.contract.report_needs_good_data
+        has_good = self.num_good(addr) > 0  # only grows during a walk (its own refunds)
+        for i, slot in enumerate(slots.tolist()):
+            kind = "take" if takes[i] else ("refund" if owns[i] else "report")
+            if kind == "report" and needs_good and ages[i] < aw and not has_good:
+                has_good = self.num_good(addr) > 0
+                if not has_good:
+                    continue  # proven rejection: a reporter without verified data
             # The book's prediction is current: the model does not change during a walk.
-            p = None if kind == "take" else int(pred[k])
-            self._claim(agent, addr, slot, kind, check=True, prediction=p)
+            p = None if kind == "take" else int(preds[i])
+            self._claim(
+                agent, addr, slot, kind, True, p, (rows[i], labels[i], times[i], authors[i])
+            )
+
+    def _next_crossing(self, now: int) -> float:
+        """The first time (seconds) a contribution in the book, or one added from ``now`` on,
+        reaches an age at which a walk or a claim rule changes its answer."""
+        b, c = self.book, self.contract
+        rt, aw = c.refund_time_s, c.any_wait_s
+        ages = {rt, c.min_claim_age, aw, aw + 1, min(rt, aw)}
+        first = now + min(ages)
+        for a in ages:
+            k = b.slots_older_than(now - a)
+            if k < b.n:
+                first = min(first, int(b.time[k]) + a)
+        return first
 
     def _naive_walk(
         self, agent: Participant, addr: str, me: int, lo: int, hi: int, rules: WalkRules
@@ -403,11 +438,14 @@ class MarketModel(mesa.Model):
         b, L = self.book, self.learner
         if b.scored_version != v0 or L.version != v0 + 1 or not len(x.indices):
             return  # the scores were already stale: the next walk re-scores them
-        dw = L.w[x.indices] - w0
+        w1 = L.w[x.indices]
+        dw = w1 - w0
         step = float(dw[0])
         slack = float(np.abs(dw - step).max())
         if slack > 1e-6 * abs(step):
             return  # not one step for every feature: re-scored at the next walk
+        b.w_bound = max(b.w_bound, float(np.abs(w1).max()))
+        b.b_bound = max(b.b_bound, abs(L.b))
         b.shift(bits, step, float(L.b - off0), slack)
         b.scored_version = L.version
 
@@ -419,7 +457,9 @@ class MarketModel(mesa.Model):
         idx, val, starts, lens = b.features_of(slots)
         indptr = np.append(starts, starts[-1] + lens[-1]) if len(starts) else np.zeros(1, int)
         scores = L.kernel_scores(indptr, idx, val)
-        b.set_scores(slots, scores, float(np.abs(L.w).max()) * b.x_l1[slots] + abs(L.b))
+        b.w_bound = max(b.w_bound, float(np.abs(L.w).max()))
+        b.b_bound = max(b.b_bound, abs(L.b))
+        b.set_scores(slots, scores, 0.0)
 
     def _scored_predictions(self, lo: int, hi: int) -> np.ndarray:
         """The model's class of slots [lo, hi) from the book's incremental scores; a score within
@@ -430,10 +470,10 @@ class MarketModel(mesa.Model):
             b.scored_version = L.version
         s = b.score[lo:hi]
         a = np.abs(s)
-        wl = float(np.abs(L.w).max()) * b.x_l1_max + abs(L.b)
+        wl = b.w_bound * b.x_l1_max + b.b_bound
         if a.min(initial=np.inf) <= SCORE_TOL * (b.mag[lo:hi].max(initial=0.0) + wl):
             # some score may be within its rounding allowance of zero: check slot by slot
-            tol = SCORE_TOL * (b.mag[lo:hi] + float(np.abs(L.w).max()) * b.x_l1[lo:hi] + abs(L.b))
+            tol = SCORE_TOL * (b.mag[lo:hi] + b.w_bound * b.x_l1[lo:hi] + b.b_bound)
             unsure = np.flatnonzero(a <= tol)
             if len(unsure):
                 self._rescore(unsure + lo)
@@ -477,10 +517,16 @@ class MarketModel(mesa.Model):
         kind: str,
         check: bool,
         prediction: int | None = None,
+        fields: tuple[int, int, int, int] | None = None,
     ) -> None:
+        """Send (or, with ``check``, send only if accepted) the claim of book ``slot``;
+        ``fields``: the slot's (row, label, time, author index) when the caller has them."""
         b = self.book
-        author_addr = self.addresses[int(b.author[slot])]
-        x, y, t = self.sample(int(b.row[slot])), int(b.label[slot]), int(b.time[slot])
+        if fields is None:
+            fields = (int(b.row[slot]), int(b.label[slot]), int(b.time[slot]), int(b.author[slot]))
+        row, y, t, author = fields
+        author_addr = self.addresses[author]
+        x = self.sample(row)
         if kind == "refund":
             ok, amount, left = self.contract.refund(
                 addr, x, y, t, check=check, prediction=prediction

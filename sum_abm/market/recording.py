@@ -1,107 +1,98 @@
 """The market's transaction log, kept as columns.
 
 The chain reports every call as one record (fields :data:`sum_abm.chain.TX_FIELDS`). A market of
-1,000 agents makes millions of calls; as Python tuples they took ~180 bytes each (1.4 GB at
-2.7 M calls). :class:`TxLog` keeps them as typed arrays instead: eight integers (strings as codes)
-and one float per call, 72 bytes, appended in place. It still reads like the list of tuples it
-replaces (``len``, indexing, slicing, iteration), and :meth:`TxLog.frame` builds the
-``transactions`` frame in one vectorised pass.
+1,000 agents makes millions of calls; kept as Python tuples they took ~180 bytes each (1.4 GB at
+2.7 M calls). :class:`TxLog` packs them into typed columnar chunks as it goes; it still reads like
+the list of tuples it replaces (``len``, indexing, slicing, iteration), and :meth:`TxLog.frame`
+concatenates the chunks into the ``transactions`` frame.
 """
 
 from __future__ import annotations
 
-from array import array
 from collections.abc import Iterator
 from typing import Any
 
-import numpy as np
 import polars as pl
 
 from sum_abm import schema
 
 #: The ``transactions`` frame's columns and types, as the results schema declares them.
 TX_SCHEMA = schema.dtypes("transactions")
-_INTS = 8  # time, sender, call, accepted, reason, value, gas, fee
+CHUNK = 1 << 16  # records held as tuples before they are packed into a frame
 
 
 class TxLog:
-    """Append-only columnar record of contract calls; ``append(record)`` is the chain's log."""
+    """Append-only record of contract calls; ``append(record)`` is the chain's log.
+
+    Records arrive as tuples (the cheapest thing to append, ~0.1 µs) and every :data:`CHUNK` of
+    them are packed into a typed polars frame (strings as views, numbers as columns), so memory
+    stays near the frame's size however many calls a run makes.
+    """
 
     def __init__(self) -> None:
-        self._ints = array("q")
-        self._amount = array("d")
-        self._codes: dict[Any, int] = {None: 0}  # strings (senders, calls, reasons) -> code
-        self._names: list[Any] = [None]
+        self._chunks: list[pl.DataFrame] = []
+        self._packed = 0
+        self._pending: list[tuple] = []
+        self.append = self._append  # bound once: the chain calls it for every transaction
 
-    def _code(self, s: Any) -> int:
-        c = self._codes.get(s)
-        if c is None:
-            c = self._codes[s] = len(self._names)
-            self._names.append(s)
-        return c
-
-    def append(self, rec: tuple) -> None:
+    def _append(self, rec: tuple) -> None:
         """Record one call: ``(time_s, sender, call, accepted, reason, value, gas, fee, amount)``
         (seconds; token units; ``amount`` None when the call returned no number)."""
-        t, sender, call, ok, reason, value, gas, fee, amount = rec
-        codes = self._codes
-        cs, cc, cr = codes.get(sender), codes.get(call), codes.get(reason)
-        if cs is None or cc is None or cr is None:
-            cs, cc, cr = self._code(sender), self._code(call), self._code(reason)
-        if value.__class__ is not int:
-            # reference-python deposits are floats; the Int64 column truncates them toward zero
-            value = int(value)
-        self._ints.extend((t, cs, cc, ok, cr, value, gas, fee))
-        self._amount.append(np.nan if amount is None else amount)
+        p = self._pending
+        p.append(rec)
+        if len(p) >= CHUNK:
+            self._pack()
+
+    def _pack(self) -> None:
+        if self._pending:
+            self._chunks.append(pl.DataFrame(self._pending, orient="row", schema=TX_SCHEMA))
+            self._packed += len(self._pending)
+            self._pending = []
 
     def __len__(self) -> int:
-        return len(self._amount)
-
-    def _row(self, i: int) -> tuple:
-        t, cs, cc, ok, cr, value, gas, fee = self._ints[_INTS * i : _INTS * (i + 1)]
-        a = self._amount[i]
-        names = self._names
-        return (
-            t,
-            names[cs],
-            names[cc],
-            bool(ok),
-            names[cr],
-            value,
-            gas,
-            fee,
-            None if a != a else a,
-        )
+        return self._packed + len(self._pending)
 
     def __getitem__(self, key: int | slice) -> Any:
         if isinstance(key, slice):
-            return [self._row(i) for i in range(*key.indices(len(self)))]
+            return [self[i] for i in range(*key.indices(len(self)))]
         n = len(self)
         if key < 0:
             key += n
         if not 0 <= key < n:
             raise IndexError("transaction index out of range")
-        return self._row(key)
+        if key >= self._packed:
+            return _typed(self._pending[key - self._packed])
+        for df in self._chunks:
+            if key < len(df):
+                return df.row(key)
+            key -= len(df)
+        raise IndexError(key)  # pragma: no cover
 
     def __iter__(self) -> Iterator[tuple]:
-        return (self._row(i) for i in range(len(self)))
+        for df in self._chunks:
+            yield from df.iter_rows()
+        for rec in self._pending:
+            yield _typed(rec)
 
     def frame(self) -> pl.DataFrame:
         """The ``transactions`` frame (columns :data:`TX_SCHEMA`), rows in call order."""
-        ints = np.frombuffer(self._ints, dtype=np.int64).reshape(-1, _INTS)
-        names = pl.Series("names", self._names, dtype=pl.String)
-        amount = np.frombuffer(self._amount, dtype=np.float64)
-        cols = {
-            "time_s": pl.Series(ints[:, 0]),
-            "sender": names.gather(ints[:, 1]),
-            "call": names.gather(ints[:, 2]),
-            "accepted": pl.Series(ints[:, 3].astype(bool)),
-            "reason": names.gather(ints[:, 4]),
-            "value": pl.Series(ints[:, 5]),
-            "gas": pl.Series(ints[:, 6]),
-            "fee": pl.Series(ints[:, 7]),
-            "amount": pl.Series(amount).fill_nan(None),
-        }
-        return pl.DataFrame(
-            {k: s.alias(k).cast(TX_SCHEMA[k]) for k, s in cols.items()}, schema=TX_SCHEMA
-        )
+        self._pack()
+        if not self._chunks:
+            return pl.DataFrame(schema=TX_SCHEMA)
+        return pl.concat(self._chunks, rechunk=True)
+
+
+def _typed(rec: tuple) -> tuple:
+    """A pending record as the frame holds it (integers truncated, the amount a float)."""
+    t, sender, call, ok, reason, value, gas, fee, amount = rec
+    return (
+        t,
+        sender,
+        call,
+        ok,
+        reason,
+        int(value),
+        int(gas),
+        int(fee),
+        None if amount is None else float(amount),
+    )

@@ -15,17 +15,15 @@ import json
 import platform
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import polars as pl
 
 from sum_abm import schema
 from sum_abm.atomic import write_parquet_atomic, write_text_atomic
-
-if TYPE_CHECKING:  # pragma: no cover
-    from sum_abm.market.model import MarketModel
-    from sum_abm.scenario import Scenario
+from sum_abm.market.model import MarketModel
+from sum_abm.scenario import Scenario
 
 
 @dataclass

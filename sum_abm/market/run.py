@@ -11,7 +11,7 @@ import mesa
 from sum_abm.data import load_dataset
 from sum_abm.market.model import MarketModel
 from sum_abm.market.results import RunResult, collect, summarize
-from sum_abm.scenario import Scenario, load_scenario
+from sum_abm.scenario import Scenario, load_scenario, parse_scenario
 
 
 def _simulate(
@@ -38,20 +38,23 @@ def _simulate(
 
 
 def run(
-    scenario: Scenario | str | Path,
+    scenario: Scenario | dict[str, Any] | str | Path,
     seed: int | None = None,
     *,
     baseline: bool = True,
     dataset: Any = None,
     progress: Any = None,
 ) -> RunResult:
-    """Run one scenario (a :class:`Scenario` or a TOML path) with ``seed`` (default: the scenario's).
+    """Run one scenario (a :class:`Scenario`, its fields as a dict, or a TOML path) with ``seed``
+    (default: the scenario's). A dict becomes a validated :class:`Scenario` here, at the edge.
 
     When a group is an attacker and ``baseline`` is true, the same scenario and seed without the
     attacking groups is run first, and the summary gains the attack-success columns.
     ``progress(label, fraction)`` is called as each run advances (for progress bars).
     """
-    if not isinstance(scenario, Scenario):
+    if isinstance(scenario, dict):
+        scenario = parse_scenario(scenario, "<scenario dict>")
+    elif not isinstance(scenario, Scenario):
         scenario = load_scenario(scenario)
     seed = scenario.seed if seed is None else int(seed)
     if dataset is None:

@@ -62,6 +62,8 @@ class MarketAdapter:
     points_per_refund: ClassVar[int] = 0
     #: The calls an agent may send to this mechanism.
     calls: ClassVar[tuple[str, ...]] = ("add_data", "refund", "report", "predict")
+    #: Accounts the mechanism itself sends calls from (e.g. a bounty provider); they pay gas.
+    accounts: ClassVar[tuple[str, ...]] = ()
 
     contract: Any
     trainer: Any = None  # the CollaborativeTrainer, for mechanisms built on one
@@ -153,25 +155,27 @@ class MarketAdapter:
         return self.contract.state_snapshot()
 
     def snapshot(self) -> Any:
-        """Everything a call can change, to put back with :meth:`restore`."""
-        own = {k: v for k, v in vars(self.contract).items() if k not in ("chain", "learner")}
-        mine = {k: v for k, v in vars(self).items() if k not in ("chain", "learner", "contract")}
-        return (
-            self.chain.ledger.snapshot(),
-            self.learner.snapshot(),
-            copy.deepcopy(own),
-            copy.deepcopy(mine),
-        )
+        """Everything a call can change (balances, the learner, the contract's and this adapter's
+        own fields), to put back with :meth:`restore`."""
+        shared = (self.chain, self.learner, self.contract)
+        own = {k: v for k, v in vars(self.contract).items() if not any(v is o for o in shared)}
+        mine = {k: v for k, v in vars(self).items() if not any(v is o for o in shared)}
+        # One deepcopy, so objects the adapter and its contract share (e.g. DRT's rules) stay shared.
+        return self.chain.ledger.snapshot(), self.learner.snapshot(), copy.deepcopy((own, mine))
 
     def restore(self, snap: Any) -> None:
-        """Put back a :meth:`snapshot` exactly."""
-        ledger, learner, own, mine = snap
+        """Put back a :meth:`snapshot` exactly (the snapshot stays usable)."""
+        ledger, learner, fields = snap
         self.chain.ledger.restore(ledger)
         self.learner.restore(learner)
-        for k, v in copy.deepcopy(own).items():
-            setattr(self.contract, k, v)
-        for k, v in copy.deepcopy(mine).items():
-            setattr(self, k, v)
+        own, mine = copy.deepcopy(fields)
+        shared = (self.chain, self.learner, self.contract)
+        for obj, saved in ((self.contract, own), (self, mine)):
+            for k, v in list(vars(obj).items()):
+                if k not in saved and not any(v is o for o in shared):
+                    delattr(obj, k)  # a field the contract created after the snapshot
+            for k, v in saved.items():
+                setattr(obj, k, v)
 
 
 class TrainerAdapter(MarketAdapter):

@@ -42,6 +42,7 @@ class PMAdapter(MarketAdapter):
 
     uses_claim_book = False
     calls = ("add_data", "refund", "report")  # predictions are free reads of the model
+    accounts = (PROVIDER,)
 
     def __init__(self, config: PMConfig, chain: Chain, learner: Any) -> None:
         super().__init__(config, chain, learner)

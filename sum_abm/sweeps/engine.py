@@ -183,8 +183,8 @@ def execute(
 
 
 def _for(executor: Executor, task: RunTask, out: Path) -> RunTask:
-    """Workers that share this filesystem write their own parts: the driver only records."""
-    return dataclasses.replace(task, out=str(out)) if executor.shares_filesystem else task
+    """Workers that may write their runs' parts get the folder: the driver only records those."""
+    return dataclasses.replace(task, out=str(out)) if executor.writes_parts else task
 
 
 def _run_on(

@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import uuid
 from collections import deque
@@ -34,7 +35,7 @@ class Executor(Protocol):
     """Runs tasks over runs; yields each run's outcome as it finishes."""
 
     name: str
-    shares_filesystem: bool  # True when workers can write the sweep folder themselves
+    writes_parts: bool  # True when its workers may write parts into the sweep folder themselves
 
     def map(self, task: Task, runs: Sequence[RunSpec]) -> Iterator[RunOutcome]: ...
 
@@ -45,7 +46,7 @@ class SerialExecutor:
     """Every run in this process, in order."""
 
     name = "serial"
-    shares_filesystem = False
+    writes_parts = False  # the driver records every outcome
 
     def map(self, task: Task, runs: Sequence[RunSpec]) -> Iterator[RunOutcome]:
         for run in runs:
@@ -74,7 +75,7 @@ def chunk_size(durations: Sequence[float], remaining: int, workers: int) -> int:
 class _Worker:
     """The body of a warm Ray actor: tasks are cached by key, so a task travels once per actor."""
 
-    def __init__(self) -> None:
+    def __init__(self, driver_node: str) -> None:
         import ray
 
         # One thread per pool: the environment (runtime_env) set it at process start; BLAS may
@@ -86,6 +87,7 @@ class _Worker:
         except ImportError:  # pragma: no cover - scikit-learn brings threadpoolctl
             self._limits = None
         self.node_id = ray.get_runtime_context().get_node_id()
+        self.on_driver_node = self.node_id == driver_node
         self.tasks: dict[str, Any] = {}
 
     def _task(self, key: str, box: list[Any]) -> Any:
@@ -94,7 +96,10 @@ class _Worker:
         if key not in self.tasks:
             if len(self.tasks) >= 4:
                 self.tasks.clear()
-            self.tasks[key] = ray.get(box[0])
+            task = ray.get(box[0])
+            if not self.on_driver_node and getattr(task, "out", None) is not None:
+                task = dataclasses.replace(task, out=None)  # another machine: rows travel back
+            self.tasks[key] = task
         return self.tasks[key]
 
     def warm(self, key: str, box: list[Any]) -> str:
@@ -131,7 +136,10 @@ class RayExecutor:
         self.address = address
         self.workers = workers
         self.max_attempts = max_attempts
-        self.shares_filesystem = address in (None, "local")
+        self.local = address in (None, "local")
+        # Workers on the driver's node write their runs' parts into the sweep folder themselves;
+        # those on other nodes send the rows back (the folder lives on the driver's machine).
+        self.writes_parts = True
         self.durations: list[float] = []  # measured run times (seconds), chunk sizes follow them
         self.chunk_sizes: list[int] = []  # runs per chunk sent, in order (what the sizing chose)
         self._started_ray = False
@@ -172,7 +180,7 @@ class RayExecutor:
             import ray
 
             self._started_ray = init_ray(self.address, self.workers)
-            if self.shares_filesystem and self.workers:
+            if self.local and self.workers:
                 n = self.workers
             else:
                 n = int(ray.cluster_resources().get("CPU", 1))
@@ -183,7 +191,8 @@ class RayExecutor:
             self._actor_cls = actor.options(
                 scheduling_strategy="SPREAD", runtime_env={"env_vars": dict(PINNED_THREADS)}
             )
-            self._actors = [self._actor_cls.remote() for _ in range(n)]
+            self._driver_node = ray.get_runtime_context().get_node_id()
+            self._actors = [self._actor_cls.remote(self._driver_node) for _ in range(n)]
             if task is not None:
                 key, box = self._box(task)
                 self._warming = [a.warm.remote(key, box) for a in self._actors]
@@ -288,7 +297,7 @@ class RayExecutor:
             ray.kill(self._actors[i])
         except Exception:  # noqa: BLE001 - already gone
             pass
-        self._actors[i] = self._actor_cls.remote()
+        self._actors[i] = self._actor_cls.remote(self._driver_node)
 
     def close(self) -> None:
         """Stop the actors; stop Ray too when this executor started it."""

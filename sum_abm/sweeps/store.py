@@ -197,7 +197,10 @@ class SweepStore:
         (self.out / "agents").mkdir(exist_ok=True)
         f = self.out / "failures.parquet"
         self.failures: list[dict[str, Any]] = pl.read_parquet(f).to_dicts() if f.exists() else []
-        self.rows: dict[str, pl.DataFrame] = {}
+        # Each run's row as (schema key, values): a one-row frame costs tens of KB, a tuple of
+        # values a few hundred bytes, and runs share a handful of schemas.
+        self._schemas: dict[tuple, pl.Schema] = {}
+        self.rows: dict[str, tuple[tuple, tuple]] = {}
 
     def done_ids(self) -> set[str]:
         """Ids of the runs whose runs part exists."""
@@ -223,21 +226,37 @@ class SweepStore:
             return False
         if not outcome.written:
             write_parts(self.out, outcome.summary, outcome.agents)
-        self.rows[rid] = outcome.summary
+        self._keep(rid, outcome.summary)
         if any(f["run_id"] == rid for f in self.failures):  # a resumed run that failed before
             self.failures = [f for f in self.failures if f["run_id"] != rid]
             self._write_failures()
         return True
 
+    def _keep(self, rid: str, summary: pl.DataFrame) -> None:
+        key = tuple((name, str(dtype)) for name, dtype in summary.schema.items())
+        self._schemas.setdefault(key, summary.schema)
+        self.rows[rid] = (key, summary.row(0))
+
     def table(self) -> pl.DataFrame:
         """The runs table: the rows returned by this sweep's runs, plus the parts of runs finished
-        before (resume), in run-id order — equal to :func:`load_runs` of the folder."""
-        earlier = sorted(self.done_ids() - set(self.rows))
-        frames = {rid: pl.read_parquet(run_part(self.out, rid)) for rid in earlier}
-        frames.update(self.rows)
-        if not frames:
+        before (resume), in run-id order — equal to :func:`load_runs` of the folder (columns in
+        order of first appearance by run id, each at the supertype of its parts)."""
+        for rid in sorted(self.done_ids() - set(self.rows)):
+            self._keep(rid, pl.read_parquet(run_part(self.out, rid)))
+        if not self.rows:
             return pl.DataFrame()
-        return pl.concat([frames[k] for k in sorted(frames)], how="diagonal_relaxed")
+        ids = sorted(self.rows)
+        order: dict[str, None] = {}
+        groups: dict[tuple, list[tuple]] = {}
+        for rid in ids:
+            key, values = self.rows[rid]
+            order.update(dict.fromkeys(self._schemas[key]))
+            groups.setdefault(key, []).append(values)
+        frames = [
+            pl.DataFrame(rows, schema=self._schemas[key], orient="row")
+            for key, rows in groups.items()
+        ]
+        return pl.concat(frames, how="diagonal_relaxed").select(list(order)).sort("run_id")
 
     def _log_execution(self, o: RunOutcome) -> None:
         line = {

@@ -8,6 +8,7 @@ of the run itself (a deterministic error belongs in the failures table, not in a
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -59,10 +60,14 @@ class RunTask:
     out: str | None = None
 
     def warm(self) -> None:
-        """Import the simulator and load the base scenario's data, so the first run pays neither."""
-        import sum_abm.market.run  # noqa: F401 - the import is the warm-up
+        """Load the base scenario's data and simulate one second of it without its baseline, so
+        that the first real run pays no import (the learner's libraries are imported lazily) and
+        no data loading; the warm-up's results are discarded."""
+        from sum_abm.market.run import run as run_scenario
 
-        dataset_for(self.base)
+        with contextlib.suppress(Exception):  # a base that cannot run: its runs will say why
+            short = self.base.with_overrides({"run.max_time_s": 1})
+            run_scenario(short, 0, baseline=False, dataset=dataset_for(short))
 
     def __call__(self, run: RunSpec) -> RunOutcome:
         """Run ``run``; a run error becomes the outcome's failure row (never raised)."""
