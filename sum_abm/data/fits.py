@@ -13,14 +13,13 @@ file that cannot be read or written is skipped silently and the model is fitted 
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
 
+from sum_abm.atomic import write_with
 from sum_abm.data.imdb import cache_dir
 
 FIT_CACHE_VERSION = 1  # bump when a learner's fit or state layout changes
@@ -56,18 +55,13 @@ def _versions() -> str:
 
 
 def _save(path: Path, key: str, state: tuple) -> None:
-    tmp = None
+    arrays = {f"s{i}": np.asarray(v) for i, v in enumerate(state)}
+    scalar = np.array([not isinstance(v, np.ndarray) for v in state])
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-        arrays = {f"s{i}": np.asarray(v) for i, v in enumerate(state)}
-        scalar = np.array([not isinstance(v, np.ndarray) for v in state])
-        with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, key=np.array(key), scalar=scalar, **arrays)
-        os.replace(tmp, path)
+        write_with(path, lambda fh: np.savez(fh, key=np.array(key), scalar=scalar, **arrays))
     except OSError:
-        if tmp is not None:
-            Path(tmp).unlink(missing_ok=True)
+        pass  # a cache that cannot be written is only slower next time
 
 
 def _load(path: Path, key: str) -> tuple | None:
