@@ -238,24 +238,27 @@ def parse_sweep(data: dict[str, Any], path: Path) -> Sweep:
 
 def check_points(base: Scenario, points: list[dict[str, Any]], source: str) -> None:
     """Validate every override set against ``base`` before anything runs; the first problem raises a
-    one-line InputError naming ``source`` and the path (each value alone first, so the line names the
-    value at fault rather than a combination)."""
+    one-line InputError naming ``source`` and the path. When a combination fails, the value that
+    fails on its own is named rather than the combination; values that are only valid together
+    (``data.kind = "csv"`` with its ``data.path``) pass."""
     checked: set[str] = set()
     for ov in points:
-        for key, value in ov.items():
+        for key in ov:
             if split_path(key) in (["seed"], ["run_id"], ["replication"]):
                 raise InputError(
                     f"{source}: {key}: the sweep sets each run's {key} itself (vary replications "
                     f"and the sweep's root seed instead)"
                 )
-            tag = json.dumps([key, value], sort_keys=True, default=str)
-            if (
-                tag not in checked
-            ):  # each distinct (path, value) once: a 10,000-point grid stays fast
-                base.with_overrides({key: value}, source=source)
-                checked.add(tag)
-        if len(ov) > 1:
-            base.with_overrides(ov, source=source)  # the combination must validate too
+        tag = json.dumps(ov, sort_keys=True, default=str)
+        if tag in checked:  # each distinct point once: replications repeat them
+            continue
+        try:
+            base.with_overrides(ov, source=source)
+        except InputError:
+            for key, value in ov.items():
+                base.with_overrides({key: value}, source=source)  # names the value at fault
+            raise
+        checked.add(tag)
 
 
 def load_sweep_file(path: str | Path) -> Sweep:
