@@ -155,7 +155,9 @@ def test_sweep_report_renders_offline(browser, tmp_path):
     expected = report.read_text().count("Plotly.newPlot(")
     ctx, page, requests, errors = _open_offline(browser, report)
     _every_chart_drawn(page, expected)
-    assert expected == 4 and not errors  # three heatmaps and the frontier line
+    # three heatmaps, the frontier line, the k-of-n chart, and every run of each of the three
+    # metrics by each of the two parameters
+    assert expected == 3 + 1 + 1 + 3 * 2 and not errors
     assert page.locator(".heatmaplayer").count() >= 3
     assert all(u.startswith(("file:", "data:", "blob:")) for u in requests), requests
     ctx.close()
