@@ -238,10 +238,12 @@ def parse_sweep(data: dict[str, Any], path: Path) -> Sweep:
 
 def check_points(base: Scenario, points: list[dict[str, Any]], source: str) -> None:
     """Validate every override set against ``base`` before anything runs; the first problem raises a
-    one-line InputError naming ``source`` and the path (each value alone first, so the line names the
-    value at fault rather than a combination)."""
+    one-line InputError naming ``source`` and the path (each value alone first, so the line names
+    the value at fault rather than a combination — unless the value only makes sense together with
+    the point's other values, such as ``data.kind = "csv"`` with its ``data.path``)."""
     checked: set[str] = set()
     for ov in points:
+        first_error: InputError | None = None
         for key, value in ov.items():
             if split_path(key) in (["seed"], ["run_id"], ["replication"]):
                 raise InputError(
@@ -249,13 +251,22 @@ def check_points(base: Scenario, points: list[dict[str, Any]], source: str) -> N
                     f"and the sweep's root seed instead)"
                 )
             tag = json.dumps([key, value], sort_keys=True, default=str)
-            if (
-                tag not in checked
-            ):  # each distinct (path, value) once: a 10,000-point grid stays fast
+            if tag in checked:  # each distinct (path, value) once: a 10,000-point grid stays fast
+                continue
+            try:
                 base.with_overrides({key: value}, source=source)
                 checked.add(tag)
+            except InputError as err:
+                first_error = first_error or err
         if len(ov) > 1:
-            base.with_overrides(ov, source=source)  # the combination must validate too
+            try:
+                base.with_overrides(ov, source=source)  # the combination must validate too
+            except InputError:
+                if first_error is not None:
+                    raise first_error from None
+                raise
+        elif first_error is not None:
+            raise first_error
 
 
 def load_sweep_file(path: str | Path) -> Sweep:
