@@ -130,15 +130,16 @@ def _processes() -> dict[int, tuple[int, float, str]]:
     return out
 
 
-def tree_rss_mb(root: int) -> float:
-    """Resident memory (MB) of ``root`` and all its descendants (the driver and the Ray it started)."""
+def tree_rss(root: int) -> dict[int, tuple[str, float]]:
+    """Resident memory (MB) of ``root`` and each of its descendants (the driver and the Ray it
+    started): pid -> (command, MB)."""
     procs = _processes()
     keep, grew = {root}, True
     while grew:
         new = {p for p, (pp, _, _) in procs.items() if pp in keep and p not in keep}
         keep |= new
         grew = bool(new)
-    return sum(procs[p][1] for p in keep if p in procs)
+    return {p: (procs[p][2], procs[p][1]) for p in keep if p in procs}
 
 
 def memory(n: int, workers: int, d: Path) -> None:
@@ -147,13 +148,13 @@ def memory(n: int, workers: int, d: Path) -> None:
 
     (d / "mem").mkdir()
     f = sweep_file(d / "mem", n)
-    marks: dict[str, float] = {}
+    marks: dict[str, dict[int, tuple[str, float]]] = {}
 
     def progress(done: int, failed: int, total: int) -> None:
         if "20%" not in marks and done >= 0.2 * total:
-            marks["20%"] = tree_rss_mb(os.getpid())
+            marks["20%"] = tree_rss(os.getpid())
         if done == total:
-            marks["100%"] = tree_rss_mb(os.getpid())
+            marks["100%"] = tree_rss(os.getpid())
 
     t = time.perf_counter()
     out = sweep(f, d / "mem_out", workers=workers, progress=progress)
@@ -161,13 +162,18 @@ def memory(n: int, workers: int, d: Path) -> None:
     ids = out["run_id"]
     expected = {r.run_id for r in load_sweep_file(f).runs}
     once = ids.n_unique() == len(ids) == n and set(ids) == expected
-    growth = marks["100%"] - marks["20%"]
+    at20, at100 = (sum(mb for _, mb in marks[k].values()) for k in ("20%", "100%"))
     print(
         f"memory, {n} runs in {elapsed:.1f} s: every run present once: {once}; "
         f"failed: {load_failures(d / 'mem_out').height}; driver + Ray processes "
-        f"{marks['20%']:.0f} MB at 20 %, {marks['100%']:.0f} MB at 100 %: "
-        f"{growth:+.0f} MB (target <= 150 MB)"
+        f"{at20:.0f} MB at 20 %, {at100:.0f} MB at 100 %: "
+        f"{at100 - at20:+.0f} MB (target <= 150 MB)"
     )
+    grew = sorted(
+        ((mb - marks["20%"].get(p, (c, 0.0))[1], c, p) for p, (c, mb) in marks["100%"].items()),
+        reverse=True,
+    )
+    print("  grew most: " + ", ".join(f"{c} ({p}) {g:+.0f} MB" for g, c, p in grew[:4]))
 
 
 def main() -> None:

@@ -1,5 +1,6 @@
 """The game reports: ``game_report.html`` (the verdict on the reference profile, payoff heatmaps,
-deviation gains, replicator dynamics, the payoff, regret and equilibria tables) and
+deviation gains, replicator dynamics, every replication's payoff per profile with k of n runs
+above zero, the payoff, regret and equilibria tables) and
 ``frontier_report.html`` (where the best attack's ROI crosses zero).
 
 The game runner (:mod:`sum_abm.game.runner`) computes the tables and calls these builders through its
@@ -18,11 +19,15 @@ import plotly.graph_objects as go
 import polars as pl
 
 from dashboards.style import layout, page, table_html
+from sum_abm.errors import InputError
 from sum_abm.game.dynamics import replicator
-from sum_abm.game.empirical import EmpiricalGame
+from sum_abm.game.empirical import EmpiricalGame, run_payoffs
 from sum_abm.game.equilibria import deviations
 from sum_abm.game.symmetric import SymmetricGame
 from sum_abm.game.tables import Game
+from sum_abm.sweeps import load_agents, load_runs
+from sum_abm.sweeps.spec import run_id
+from sum_abm.sweeps.stats import wilson
 
 
 def verdict_html(answer: dict[str, Any]) -> str:
@@ -69,6 +74,87 @@ def verdict_html(answer: dict[str, Any]) -> str:
     return text
 
 
+def payoff_spread_sections(
+    game: EmpiricalGame, table: pl.DataFrame, sweep_dir: Path
+) -> list[tuple[str, object]]:
+    """Every replication, not only the mean: each role's payoff in every run of every profile
+    (a box per profile with every run as a point; profiles are categories), and per profile and
+    role in how many runs the payoff was above zero, with a Wilson 95 % interval. Read from the
+    game's sweep folder; [] when it holds no finished run."""
+    try:
+        agents, runs = load_agents(sweep_dir).collect(), load_runs(sweep_dir).collect()
+    except InputError:
+        return []
+    per = run_payoffs(game, agents, runs)
+    profiles = table.unique("profile", keep="first", maintain_order=True)
+    rows = []
+    for label, idx in profiles.select("profile", "profile_index").iter_rows():
+        ov = game.profile_overrides(tuple(idx))
+        for rep in range(game.spec.replications):
+            rid = run_id(ov, rep)
+            for role in game.spec.roles:
+                if (rid, role.name) in per:
+                    rows.append(
+                        {
+                            "profile": label,
+                            "role": role.name,
+                            "run_id": rid,
+                            "payoff": per[(rid, role.name)],
+                        }
+                    )
+    if not rows:
+        return []
+    d = pl.DataFrame(rows)
+    order = profiles["profile"].to_list()
+    sections: list[tuple[str, object]] = []
+    for role in game.spec.roles:
+        part = d.filter(pl.col("role") == role.name)
+        if not part.height:
+            continue
+        unit = game.spec.role_payoff(role)
+        fig = go.Figure(
+            go.Box(
+                x=part["profile"].to_list(),
+                y=part["payoff"].to_list(),
+                boxpoints="all",
+                jitter=0.35,
+                pointpos=0,
+                marker=dict(size=5, opacity=0.7),
+                fillcolor="rgba(0,0,0,0)",
+                text=[f"run {r}" for r in part["run_id"]],
+                name=role.name,
+                hovertemplate="%{x}<br>%{y:.4g}<br>%{text}<extra></extra>",
+            )
+        )
+        fig.add_hline(y=0, line=dict(color="#9e9e9e", dash="dot"))
+        fig.update_xaxes(type="category", categoryorder="array", categoryarray=order)
+        sections.append(
+            (
+                f"Payoff of {role.name}: every replication",
+                layout(
+                    fig,
+                    f"Payoff of {role.name} ({unit}) in every run of each profile",
+                    "profile",
+                    unit,
+                    height=max(420, 60 + 14 * len(order)),
+                ),
+            )
+        )
+    k = d.group_by("profile", "role", maintain_order=True).agg(
+        (pl.col("payoff") > 0).sum().alias("above zero"),
+        pl.len().alias("runs"),
+        pl.col("payoff").median().alias("median"),
+        pl.col("payoff").min().alias("worst"),
+        pl.col("payoff").max().alias("best"),
+    )
+    ci = [wilson(a, n) for a, n in k.select("above zero", "runs").iter_rows()]
+    k = k.with_columns(
+        pl.Series("Wilson 95 % (%)", [f"{lo * 100:.0f} – {hi * 100:.0f}" for lo, hi in ci])
+    )
+    sections.append(("Payoff above zero in k of n runs", table_html(k)))
+    return sections
+
+
 def write_game_report(
     game: EmpiricalGame,
     g: Game,
@@ -79,7 +165,8 @@ def write_game_report(
     path: Path,
 ) -> None:
     """``game_report.html`` of a game over profiles: the verdict, payoff heatmaps (two roles), the
-    gain of each deviation from the reference, replicator dynamics (full tables) and the tables."""
+    gain of each deviation from the reference, replicator dynamics (full tables), every
+    replication's payoff per profile (with k of n runs above zero) and the tables."""
     traj = (
         replicator(g, steps=600)
         if not answer["sampled_deviations_only"] and all(np.isfinite(m).all() for m in g.means)
@@ -177,6 +264,7 @@ def write_game_report(
                 ),
             )
         )
+    sections += payoff_spread_sections(game, table, path.parent / "sweep")
     sections.append(("Payoff table", table_html(table.drop("profile_index"))))
     if regrets:
         sections.append(("Regret of each profile", table_html(pl.DataFrame(regrets))))

@@ -22,6 +22,7 @@ import polars as pl
 from plotly.subplots import make_subplots
 
 from dashboards.style import kpis_html, layout, page, table_html
+from sum_abm.sweeps.stats import wilson
 
 MAX_FACETS = 6  # a third parameter with more values than this is averaged over instead of split
 MAX_LEVELS = 12  # an axis parameter with more values than this (random draws) is binned
@@ -436,21 +437,6 @@ def line_figure(runs: pl.DataFrame, x: str, metric: str) -> go.Figure:
     if not numeric:
         fig.update_xaxes(type="category")
     return layout(fig, f"{m.title} — mean ± sd over replications", x, m.unit)
-
-
-WILSON_Z = 1.959964  # two-sided 95 %
-
-
-def wilson(k: int, n: int, z: float = WILSON_Z) -> tuple[float, float]:
-    """Wilson score interval of a proportion ``k`` of ``n`` (95 % by default): sound at k = 0 or
-    k = n and for small n, where the normal approximation is not. (nan, nan) when n = 0."""
-    if n <= 0:
-        return float("nan"), float("nan")
-    p = k / n
-    d = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / d
-    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / d
-    return max(0.0, float(centre - half)), min(1.0, float(centre + half))
 
 
 def _numeric(runs: pl.DataFrame, col: str) -> bool:

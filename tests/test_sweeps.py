@@ -721,7 +721,7 @@ def test_bad_cluster_address_is_one_line(tmp_path):
 
 
 def test_wilson_interval_matches_the_closed_form():
-    from dashboards.sweep_report import wilson
+    from sum_abm.sweeps.stats import wilson
 
     lo, hi = wilson(5, 10)
     assert round(lo, 4) == 0.2366 and round(hi, 4) == 0.7634  # the textbook 5 of 10 interval
@@ -778,3 +778,34 @@ def test_sweep_report_shows_every_run_and_k_of_n(tmp_path):
     html = build_sweep_report(tmp_path / "o").read_text()
     assert "The attack paid in k of n runs" in html and "ROI by group" in html
     assert "every run by mechanism.semantics" in html
+
+
+@pytest.mark.slow
+def test_game_report_shows_every_replications_payoff(tmp_path):
+    """The game report's spread: a box of every run per profile and role, and 'above zero in k of
+    n runs' counted from the per-run payoffs the payoff table averages."""
+    import dashboards.game_report as gr
+    from sum_abm.bundled import resolve
+    from sum_abm.game.empirical import load_game, run_payoffs
+    from sum_abm.game.runner import run_game
+    from sum_abm.sweeps import use_executor
+
+    path = resolve("quickstart_game", "game")
+    with use_executor(SerialExecutor()):
+        run_game(path, tmp_path, reports=gr)
+    game = load_game(path)
+    table = pl.read_parquet(tmp_path / "payoffs.parquet")
+    sections = dict(gr.payoff_spread_sections(game, table, tmp_path / "sweep"))
+    box = sections["Payoff of deviant: every replication"]
+    n_profiles = table["profile"].n_unique()
+    assert box.data[0].type == "box" and box.data[0].boxpoints == "all"
+    assert len(box.data[0].y) == n_profiles * game.spec.replications  # every run, not a mean
+    per = run_payoffs(
+        game, load_agents(tmp_path / "sweep").collect(), load_sweep(tmp_path / "sweep").collect()
+    )
+    above = sum(1 for (_, role), u in per.items() if role == "deviant" and u > 0)
+    html = (tmp_path / "game_report.html").read_text()
+    assert "Payoff above zero in k of n runs" in html and "every replication" in html
+    k_table = sections["Payoff above zero in k of n runs"]
+    assert k_table.count("<tr") - 1 == n_profiles * len(game.spec.roles)
+    assert sum(1 for u in box.data[0].y if u > 0) == above  # the k of n line counts these runs
