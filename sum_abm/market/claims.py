@@ -31,6 +31,7 @@ _SLOT_ARRAYS = (
     "x_l1",
     "score",
     "mag",
+    "bits",
 )
 
 
@@ -38,6 +39,22 @@ _SLOT_ARRAYS = (
 #: ``SCORE_TOL * (mag + max|w| * sum|x| + |b|)`` of zero is re-scored exactly. Float64 rounding of
 #: 10^5 increments stays below 10^-10 of the same sum.
 SCORE_TOL = 1e-8
+
+
+def csr_bitsets(indptr: np.ndarray, indices: np.ndarray, words: int) -> np.ndarray:
+    """Each CSR row's set of columns as ``words`` little-endian 64-bit words (rows x words),
+    as :meth:`ClaimBook.bitset` gives one row's."""
+    n = len(indptr) - 1
+    out = np.zeros((n, words), dtype=np.uint64)
+    step = 4096  # rows per block: a (block x 64*words) bool mask stays a few MB
+    for lo in range(0, n, step):
+        hi = min(n, lo + step)
+        a, b = int(indptr[lo]), int(indptr[hi])
+        m = np.zeros((hi - lo, 64 * words), dtype=bool)
+        rows = np.repeat(np.arange(hi - lo), np.diff(indptr[lo : hi + 1]))
+        m[rows, indices[a:b]] = True
+        out[lo:hi] = np.packbits(m, axis=1, bitorder="little").view(np.uint64)
+    return out
 
 
 class ClaimBook:
@@ -73,8 +90,8 @@ class ClaimBook:
         self.scored_version = -1  # learner version the scores belong to
         self.score = np.zeros(capacity, dtype=np.float64)
         self.mag = np.zeros(capacity, dtype=np.float64)
-        # word-major (words x slots): an update ANDs one contiguous row per word it touches
-        self.bits = np.zeros((self.words, capacity), dtype=np.uint64)
+        # slot-major (slots x words): an update ANDs the whole active block with its bitset at once
+        self.bits = np.zeros((capacity, self.words), dtype=np.uint64)
         self.x_l1_max = 0.0  # the largest sum|value| of any slot so far
         # Running maxima of max|w| and |b| since the scores were started: with sum|x| they bound
         # any score term, for the rounding allowance (never smaller than at any earlier time).
@@ -102,9 +119,6 @@ class ClaimBook:
             new = np.zeros(cap, dtype=bool)
             new[: self.n] = old[: self.n]
             self.claimed[k] = new
-        bits = np.zeros((self.words, cap), dtype=np.uint64)
-        bits[:, : self.n] = self.bits[:, : self.n]
-        self.bits = bits
         ptr = np.zeros(cap + 1, dtype=np.int64)
         ptr[: self.n + 1] = self.fptr[: self.n + 1]
         self.fptr = ptr
@@ -116,7 +130,6 @@ class ClaimBook:
             if name != "live":
                 arr = getattr(self, name)
                 arr[:m] = arr[keep]
-        self.bits[:, :m] = self.bits[:, keep]
         self.live[:m] = True
         self.live[m : self.n] = False
         for arr in self.claimed.values():
@@ -145,9 +158,11 @@ class ClaimBook:
         indices: np.ndarray,
         values: np.ndarray,
         bits: np.ndarray | None = None,
+        binary: bool | None = None,
     ) -> int:
         """Record a new contribution (its features as non-zero indices/values, and their
-        :meth:`bitset` when the caller has it); returns its slot."""
+        :meth:`bitset` when the caller has it; ``binary``: whether every value is 1, when the
+        caller knows); returns its slot."""
         # Keep the active region mostly live, so a window of slots is a cheap contiguous slice.
         if (self.n - self.head) - self.live_count > max(256, self.live_count):
             self._compact()
@@ -162,9 +177,11 @@ class ClaimBook:
         self.pred_ver[i] = -1
         self.epoch_at[i] = -1
         nv = len(values)
-        if self.scored and (nv == 0 or values.min() == 1.0 == values.max()):
+        if binary is None:
+            binary = nv == 0 or values.min() == 1.0 == values.max()
+        if self.scored and binary:
             self.x_inf[i], self.x_l1[i] = (1.0 if nv else 0.0), float(nv)
-            self.bits[:, i] = self.bitset(indices) if bits is None else bits
+            self.bits[i] = self.bitset(indices) if bits is None else bits
             self.x_l1_max = max(self.x_l1_max, float(nv))
         else:
             self.scored = False  # not 0/1 features: the overlap no longer gives the change
@@ -207,9 +224,10 @@ class ClaimBook:
         lo, hi = self.head, self.n
         if hi <= lo:
             return
-        overlap = np.zeros(hi - lo, dtype=np.uint16)  # exact integers, at most 64 per word
-        for j in np.flatnonzero(bits).tolist():
-            overlap += np.bitwise_count(self.bits[j, lo:hi] & bits[j])
+        # exact integer overlaps: popcounts (at most 64 per word) summed per slot
+        overlap = np.einsum(
+            "ij->i", np.bitwise_count(self.bits[lo:hi] & bits), dtype=np.uint16, casting="safe"
+        )
         self.score[lo:hi] += step * overlap + intercept_step
         self.mag[lo:hi] += (abs(step) + slack / SCORE_TOL) * overlap + abs(intercept_step)
 

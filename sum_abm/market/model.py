@@ -11,21 +11,21 @@ from __future__ import annotations
 
 from typing import Any
 
-import mesa
 import numpy as np
 
 from sum_abm.chain import TX_FIELDS
 from sum_abm.data import load_dataset
 from sum_abm.market.agents import Participant
-from sum_abm.market.claims import SCORE_TOL, ClaimBook
+from sum_abm.market.claims import SCORE_TOL, ClaimBook, csr_bitsets
 from sum_abm.market.contract_setup import MarketContract, build_contract
 from sum_abm.market.events import EventQueue
+from sum_abm.market.mesa_core import AgentSet, Model
 from sum_abm.market.recording import TxLog
 from sum_abm.policies import WalkRules, make_policy
 from sum_abm.scenario import Scenario
 
 
-class MarketModel(mesa.Model):
+class MarketModel(Model):
     """A SUM market for one scenario and seed.
 
     ``MarketModel(scenario=..., seed=...)`` builds data, learner, contract and agents; ``run()``
@@ -73,6 +73,8 @@ class MarketModel(mesa.Model):
         if self.book.scored:
             self.book.w_bound = float(np.abs(self.learner.w).max(initial=0.0))
             self.book.b_bound = abs(float(self.learner.b))
+        # Every pool row's bitset, built once per data set when the pool is 0/1 (None otherwise).
+        self._pool_bits = self._binary_pool_bits(words) if self.book.scored else None
         # (address index, walk rules) -> when its last walk found nothing: (learner version,
         # walker had verified data, pool not empty, valid until); see claim_walk.
         self._idle_walks: dict[tuple, tuple] = {}
@@ -120,7 +122,7 @@ class MarketModel(mesa.Model):
             )
 
     @property
-    def participants(self) -> mesa.agent.AgentSet:
+    def participants(self) -> AgentSet:
         """The market's participants: Mesa's AgentSet of :class:`Participant` (creation order)."""
         return self.agents_by_type[Participant]
 
@@ -199,6 +201,16 @@ class MarketModel(mesa.Model):
         self.accuracy = self.contract.accuracy()
         self._sample()
         self.ledger.check_conserved()
+
+    def _binary_pool_bits(self, words: int) -> np.ndarray | None:
+        """The pool's rows as bitsets (rows x ``words``) when every pool value is 1, else None;
+        kept in the data set's cache (the clean baseline and the run share it)."""
+        key = ("pool_bitsets", words)
+        if key not in self.data.cache:
+            X = self.data.X_pool
+            ok = self.data.sparse and bool((X.data == 1.0).all())
+            self.data.cache[key] = csr_bitsets(X.indptr, X.indices, words) if ok else None
+        return self.data.cache[key]
 
     # -- sampling ---------------------------------------------------------------------------
     def _sample(self) -> None:
@@ -303,7 +315,8 @@ class MarketModel(mesa.Model):
             return False
         bits = None
         if b.scored:
-            bits = b.bitset(x.indices)
+            pb = self._pool_bits
+            bits = pb[row] if pb is not None else b.bitset(x.indices)
             if L.version != v0:
                 self._follow_update(x, bits, w0, off0, v0)
         agent.adds_accepted += 1
@@ -311,7 +324,10 @@ class MarketModel(mesa.Model):
         if row == self.cursor:
             self.cursor += 1
         if self.contract.uses_claim_book:
-            slot = b.add(self.clock.now, self.addr_index[addr], row, y, x.indices, x.values, bits)
+            binary = True if bits is not None and self._pool_bits is not None else None
+            slot = b.add(
+                self.clock.now, self.addr_index[addr], row, y, x.indices, x.values, bits, binary
+            )
             if b.scored:
                 # w·x + b to rounding; the allowance's w_bound * sum|x| + b_bound covers its terms
                 b.set_scores(slot, float(L.w[x.indices] @ x.values + L.b), 0.0)

@@ -6,9 +6,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-import mesa
-
 from sum_abm.data import load_dataset
+from sum_abm.market.mesa_core import Agent
 from sum_abm.market.model import MarketModel
 from sum_abm.market.results import RunResult, collect, summarize
 from sum_abm.scenario import Scenario, load_scenario, parse_scenario
@@ -26,7 +25,7 @@ def _simulate(
     finally:
         # Mesa 3.3.1 keeps every model that created an agent alive in a class-level dict
         # (fixed upstream in 3.4.2); without this a Ray worker grows by megabytes per run.
-        mesa.Agent._ids.pop(model, None)
+        Agent._ids.pop(model, None)
     return RunResult(
         scenario=scenario,
         seed=seed,
