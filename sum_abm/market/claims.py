@@ -97,6 +97,8 @@ class ClaimBook:
         # any score term, for the rounding allowance (never smaller than at any earlier time).
         self.w_bound = 0.0
         self.b_bound = 0.0
+        # Counts the model changes that may have changed some live slot's class (see shift).
+        self.flip_epoch = 0
         self.claimed: dict[int, np.ndarray] = {}  # reporter address index -> bool per slot
         self.live_by_author: dict[int, int] = {}  # address index -> its live contributions
         # Each slot's features back to back (CSR parts), so a window of slots is one contiguous
@@ -228,8 +230,18 @@ class ClaimBook:
         overlap = np.einsum(
             "ij->i", np.bitwise_count(self.bits[lo:hi] & bits), dtype=np.uint16, casting="safe"
         )
-        self.score[lo:hi] += step * overlap + intercept_step
-        self.mag[lo:hi] += (abs(step) + slack / SCORE_TOL) * overlap + abs(intercept_step)
+        score = self.score[lo:hi]
+        before = score > 0
+        score += step * overlap + intercept_step
+        mag = self.mag[lo:hi]
+        mag += (abs(step) + slack / SCORE_TOL) * overlap + abs(intercept_step)
+        # A live slot's class may have changed: its sign moved, or it is within its rounding
+        # allowance of zero (an exact re-score could move it). Walks that remember an earlier
+        # answer (MarketModel.claim_walk) start afresh then.
+        unsure = np.abs(score) <= SCORE_TOL * (mag + self.w_bound * self.x_l1[lo:hi] + self.b_bound)
+        unsure |= (score > 0) != before
+        if unsure.any(where=self.live[lo:hi]):
+            self.flip_epoch += 1
 
     def features_of(
         self, slots: np.ndarray

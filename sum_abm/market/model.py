@@ -78,6 +78,25 @@ class MarketModel(Model):
         # (address index, walk rules) -> when its last walk found nothing: (learner version,
         # walker had verified data, pool not empty, valid until); see claim_walk.
         self._idle_walks: dict[tuple, tuple] = {}
+        # The ages (seconds) at which a claim rule or the walk can change its answer.
+        c = self.contract
+        self._crossing_ages = np.array(
+            sorted(
+                {
+                    c.refund_time_s,
+                    c.min_claim_age,
+                    c.any_wait_s,
+                    c.any_wait_s + 1,
+                    min(c.refund_time_s, c.any_wait_s),
+                },
+                reverse=True,
+            ),
+            dtype=np.int64,
+        )
+        self._rule_tables: dict[tuple, tuple] = {}
+        # (address index, walk rules) -> after a walk that left nothing claimable to its walker:
+        # (book flip epoch, walker had verified data, pool not empty, time); see claim_walk.
+        self._walk_state: dict[tuple, tuple] = {}
 
         # Participants are Mesa agents: creating one registers it in the model's AgentSet
         # (``self.agents``; in creation order). Addresses are stable names: group, or group-i
@@ -363,54 +382,171 @@ class MarketModel(Model):
         # An idle walk stays idle until the model changes, a contribution crosses an age the
         # rules look at, the walker gains verified data or the pool runs dry (the rest only
         # shrinks: contributions are claimed or emptied, never refilled).
-        L, im = self.learner, self.contract.im
+        L = self.learner
         good = self.num_good(addr) > 0
         left = self.data_left()
         memo = self._idle_walks.get((me, rules))
         if memo is not None and memo[:3] == (L.version, good, left) and now < memo[3]:
             return
-        live = b.live[lo:hi]
-        age = now - b.time[lo:hi]
-        own = b.author[lo:hi] == me
-        take_branch = age > aw if rules.reference else age >= aw
-        if b.scored:
-            pred = self._scored_predictions(lo, hi)
-        else:
-            pred = self._predictions(lo, hi, live & ~take_branch & ~im.too_early(age))
-        agree = pred == b.label[lo:hi]
-        # Candidates by the mechanism's own claim rules (the contract checks each again).
-        cand = take_branch.copy() if rules.take else np.zeros(hi - lo, dtype=bool)
-        if rules.refund:
-            refund = ~take_branch & own & im.refundable(age, agree)
-            cand |= refund
-            good = good or bool(refund.any())  # a refund earlier in the walk verifies data
-        if rules.report:
-            claimed = b.claimed_by(me, lo, hi)
-            cand |= ~take_branch & ~own & im.reportable(age, agree, own, claimed, good)
-        cand &= live
-        ks = np.flatnonzero(cand)
-        if not len(ks):
+        # The window splits at the ages where a rule can change its answer (as in _next_crossing);
+        # within a segment every rule is a function of (agrees, own, claimed) alone, tabulated
+        # once from the mechanism's own elementwise rules.
+        # Incremental walk (scored book): the last walk left nothing this walker could claim and
+        # no live slot's class has changed since, so only slots whose age crossed a threshold
+        # since then (or entered the window) can hold a new candidate; the rest only shrinks.
+        # Only for a walker with verified data: one without may gain it by a refund in this walk,
+        # which opens reports anywhere in the window.
+        key = (me, rules)
+        ranges = [(lo, hi)]
+        st = self._walk_state.pop(key, None) if b.scored else None
+        if (
+            good
+            and st is not None
+            and st[:3] == (b.flip_epoch, good, left)
+            and b.scored_version == L.version
+        ):
+            ranges = self._crossed(st[3], now, lo, hi)
+            if not ranges:
+                self._walk_state[key] = (b.flip_epoch, good, left, now)
+                return
+        version0 = L.version
+        segs = []
+        for r_lo, r_hi in ranges:
+            segs += self._segments(now, r_lo, r_hi, rules) or []
+        if not segs:
+            if b.scored:
+                self._walk_state[key] = (b.flip_epoch, good, left, now)
+            return
+        # Predictions, where a rule reads them (the model does not change during a walk).
+        need = [sg for sg in segs if sg[3] is not None and sg[3][2]]
+        pred = agree = None
+        p_lo = p_hi = hi
+        if need:
+            p_lo, p_hi = need[0][0], need[-1][1]
+            if b.scored:
+                pred = self._scored_predictions(p_lo, p_hi)
+            else:
+                pred = self._predictions(p_lo, p_hi, b.live[p_lo:p_hi])
+            agree = pred == b.label[p_lo:p_hi]
+        codes = []
+        for s0, s1, _take, tab in segs:
+            if tab is None:
+                codes.append(None)
+                continue
+            code = (b.author[s0:s1] == me).view(np.uint8) << 1
+            if tab[2]:
+                code |= agree[s0 - p_lo : s1 - p_lo].view(np.uint8) << 2
+            if tab[3]:
+                code |= b.claimed_by(me, s0, s1).view(np.uint8)
+            codes.append(code)
+            if not good and tab[0][code].any(where=b.live[s0:s1]):
+                good = True  # a refund earlier in the walk verifies data
+        parts = []
+        for (s0, s1, take, tab), code in zip(segs, codes, strict=True):
+            if tab is None:
+                if take and rules.take:
+                    parts.append(np.flatnonzero(b.live[s0:s1]) + s0)
+                continue
+            cand = tab[1 if good else 4][code]
+            cand &= b.live[s0:s1]
+            parts.append(np.flatnonzero(cand) + s0)
+        slots = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
+        if not len(slots):
             self._idle_walks[(me, rules)] = (L.version, good, left, self._next_crossing(now))
+            if b.scored:
+                self._walk_state[key] = (b.flip_epoch, good, left, now)
             return
         # The candidates' fields as Python values once (not one numpy scalar per read).
-        slots = ks + lo
-        takes, owns, ages = take_branch[ks].tolist(), own[ks].tolist(), age[ks].tolist()
-        preds = pred[ks].tolist()
+        take_end = max((s1 for s0, s1, take, _ in segs if take), default=lo)
         rows, labels = b.row[slots].tolist(), b.label[slots].tolist()
         times, authors = b.time[slots].tolist(), b.author[slots].tolist()
         needs_good = self.contract.report_needs_good_data
         has_good = self.num_good(addr) > 0  # only grows during a walk (its own refunds)
+        resolved = True  # every candidate claimed and no longer claimable by this walker
         for i, slot in enumerate(slots.tolist()):
-            kind = "take" if takes[i] else ("refund" if owns[i] else "report")
-            if kind == "report" and needs_good and ages[i] < aw and not has_good:
+            if slot < take_end:
+                kind = "take"
+            else:
+                kind = "refund" if authors[i] == me else "report"
+            if kind == "report" and needs_good and now - times[i] < aw and not has_good:
                 has_good = self.num_good(addr) > 0
                 if not has_good:
+                    resolved = False
                     continue  # proven rejection: a reporter without verified data
-            # The book's prediction is current: the model does not change during a walk.
-            p = None if kind == "take" else int(preds[i])
-            self._claim(
+            # the book's prediction where a rule read it; else the contract predicts if it must
+            p = None if kind == "take" or not p_lo <= slot < p_hi else int(pred[slot - p_lo])
+            resolved &= self._claim(
                 agent, addr, slot, kind, True, p, (rows[i], labels[i], times[i], authors[i])
             )
+        good_end = self.num_good(addr) > 0
+        if b.scored and resolved and good_end == good and L.version == version0:
+            self._walk_state[key] = (b.flip_epoch, good, left, now)
+
+    def _crossed(self, t_prev: int, now: int, lo: int, hi: int) -> list[tuple[int, int]]:
+        """Slot ranges within [lo, hi) whose age crossed a rule threshold in (t_prev, now]."""
+        t = self.book.time[lo:hi]
+        c = self._crossing_ages
+        a = np.searchsorted(t, t_prev - c, side="right").tolist()
+        z = np.searchsorted(t, now - c, side="right").tolist()
+        out: list[tuple[int, int]] = []
+        for x, y in sorted(zip(a, z, strict=True)):
+            x, y = x + lo, y + lo
+            if y <= x:
+                continue
+            if out and x <= out[-1][1]:
+                out[-1] = (out[-1][0], max(out[-1][1], y))
+            else:
+                out.append((x, y))
+        return out
+
+    def _segments(self, now: int, lo: int, hi: int, rules: WalkRules) -> list | None:
+        """Slots [lo, hi) cut where an age crosses a rule's threshold: (start, end, take, table)
+        per segment, oldest first; ``table`` (None for the take branch) is
+        (refund by code, candidate by code when good, whether the rules read ``agrees``, whether
+        they read ``claimed``, candidate by code when not good), ``code`` = agrees * 4 + own * 2
+        + claimed. None when no segment can hold a candidate."""
+        b = self.book
+        cuts = np.searchsorted(b.time[lo:hi], now - self._crossing_ages, side="right").tolist()
+        bounds = sorted({lo, hi, *(c + lo for c in cuts)})
+        segs = []
+        aw = self.contract.any_wait_s
+        useful = False
+        for s0, s1 in zip(bounds, bounds[1:], strict=False):
+            age = now - int(b.time[s0])
+            take = age > aw if rules.reference else age >= aw
+            tab = None if take else self._rule_table(age, rules)
+            useful = useful or (take and rules.take) or (tab is not None and tab[5])
+            segs.append((s0, s1, take, tab))
+        return segs if useful else None
+
+    def _rule_table(self, age: int, rules: WalkRules) -> tuple:
+        """The walk's claim choice at ``age`` as lookup tables over ``code`` (see _segments),
+        from the mechanism's elementwise rules; cached per side of every threshold."""
+        key = (tuple(age >= c for c in self._crossing_ages.tolist()), rules)
+        tab = self._rule_tables.get(key)
+        if tab is None:
+            im = self.contract.im
+            code = np.arange(8)
+            agree, own, claimed = (code & 4) > 0, (code & 2) > 0, (code & 1) > 0
+            a = np.int64(age)
+            refund = own & im.refundable(a, agree) if rules.refund else np.zeros(8, dtype=bool)
+
+            def cand(good: bool) -> np.ndarray:
+                c = refund.copy()
+                if rules.report:
+                    c |= ~own & im.reportable(a, agree, own, claimed, np.bool_(good))
+                return c
+
+            c_good, c_bad = cand(True), cand(False)
+            reads_agree = any(
+                not np.array_equal(t[code & 3], t[(code & 3) | 4]) for t in (refund, c_good, c_bad)
+            )
+            reads_claimed = any(
+                not np.array_equal(t[code & 6], t[(code & 6) | 1]) for t in (refund, c_good, c_bad)
+            )
+            tab = (refund, c_good, reads_agree, reads_claimed, c_bad, bool(c_good.any()))
+            self._rule_tables[key] = tab
+        return tab
 
     def _next_crossing(self, now: int) -> float:
         """The first time (seconds) a contribution in the book, or one added from ``now`` on,
@@ -484,6 +620,7 @@ class MarketModel(Model):
         if b.scored_version != L.version:  # changed other than by an add the book followed
             self._rescore(np.flatnonzero(b.live[b.head : b.n]) + b.head)
             b.scored_version = L.version
+            b.flip_epoch += 1
         s = b.score[lo:hi]
         a = np.abs(s)
         wl = b.w_bound * b.x_l1_max + b.b_bound
@@ -534,9 +671,11 @@ class MarketModel(Model):
         check: bool,
         prediction: int | None = None,
         fields: tuple[int, int, int, int] | None = None,
-    ) -> None:
+    ) -> bool:
         """Send (or, with ``check``, send only if accepted) the claim of book ``slot``;
-        ``fields``: the slot's (row, label, time, author index) when the caller has them."""
+        ``fields``: the slot's (row, label, time, author index) when the caller has them.
+        True when the claim was accepted and the slot can no longer be claimed by ``addr``
+        (emptied, or reported by it)."""
         b = self.book
         if fields is None:
             fields = (int(b.row[slot]), int(b.label[slot]), int(b.time[slot]), int(b.author[slot]))
@@ -562,3 +701,5 @@ class MarketModel(Model):
                 b.mark_claimed(slot, self.addr_index[addr])
         if left is not None and left <= 0:
             b.remove(slot)
+            return ok
+        return ok and kind != "refund"
