@@ -9,6 +9,7 @@ the contract layer (``sum_abm.contract``); this module only decides *which* call
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from typing import Any
 
 import numpy as np
@@ -94,6 +95,7 @@ class MarketModel(Model):
             dtype=np.int64,
         )
         self._rule_tables: dict[tuple, tuple] = {}
+        self._crossing_asc = sorted(self._crossing_ages.tolist())
         # (address index, walk rules) -> after a walk that left nothing claimable to its walker:
         # (book flip epoch, walker had verified data, pool not empty, time); see claim_walk.
         self._walk_state: dict[tuple, tuple] = {}
@@ -409,6 +411,9 @@ class MarketModel(Model):
             if not ranges:
                 self._walk_state[key] = (b.flip_epoch, good, left, now)
                 return
+            if sum(r1 - r0 for r0, r1 in ranges) <= 8:  # a few slots: plain Python is cheaper
+                self._walk_few(agent, addr, me, rules, ranges, key, left)
+                return
         version0 = L.version
         segs = []
         for r_lo, r_hi in ranges:
@@ -482,6 +487,63 @@ class MarketModel(Model):
         if b.scored and resolved and good_end == good and L.version == version0:
             self._walk_state[key] = (b.flip_epoch, good, left, now)
 
+    def _walk_few(
+        self,
+        agent: Participant,
+        addr: str,
+        me: int,
+        rules: WalkRules,
+        ranges: list[tuple[int, int]],
+        key: tuple,
+        left: bool,
+    ) -> None:
+        """The incremental walk over a few slots, one at a time: the same candidates, order and
+        predictions as the array walk (the walker has verified data, see claim_walk)."""
+        b, L = self.book, self.learner
+        now = self.clock.now
+        aw = self.contract.any_wait_s
+        version0 = L.version
+        cands = []
+        for r0, r1 in ranges:
+            for slot in range(r0, r1):
+                if not b.live[slot]:
+                    continue
+                t = int(b.time[slot])
+                age = now - t
+                if (age > aw) if rules.reference else (age >= aw):
+                    if rules.take:
+                        cands.append((slot, "take", None, t))
+                    continue
+                tab = self._rule_table(age, rules)
+                own = int(b.author[slot]) == me
+                code = 2 if own else 0
+                p = None
+                if tab[2]:
+                    p = self._scored_class(slot)
+                    if p == int(b.label[slot]):
+                        code |= 4
+                if tab[3] and b.claimed_by(me, slot, slot + 1)[0]:
+                    code |= 1
+                if tab[1][code]:
+                    cands.append((slot, "refund" if own else "report", p, t))
+        resolved = True
+        for slot, kind, p, t in cands:
+            fields = (int(b.row[slot]), int(b.label[slot]), t, int(b.author[slot]))
+            resolved &= self._claim(agent, addr, slot, kind, True, p, fields)
+        if resolved and L.version == version0:
+            self._walk_state[key] = (b.flip_epoch, True, left, now)
+
+    def _scored_class(self, slot: int) -> int:
+        """The model's class of one slot from its incremental score (re-scored exactly first
+        when within its rounding allowance of zero), as :meth:`_scored_predictions`."""
+        b = self.book
+        s = float(b.score[slot])
+        tol = SCORE_TOL * (float(b.mag[slot]) + b.w_bound * float(b.x_l1[slot]) + b.b_bound)
+        if abs(s) <= tol:
+            self._rescore(np.array([slot]))
+            s = float(b.score[slot])
+        return int(s > 0)
+
     def _crossed(self, t_prev: int, now: int, lo: int, hi: int) -> list[tuple[int, int]]:
         """Slot ranges within [lo, hi) whose age crossed a rule threshold in (t_prev, now]."""
         t = self.book.time[lo:hi]
@@ -522,7 +584,7 @@ class MarketModel(Model):
     def _rule_table(self, age: int, rules: WalkRules) -> tuple:
         """The walk's claim choice at ``age`` as lookup tables over ``code`` (see _segments),
         from the mechanism's elementwise rules; cached per side of every threshold."""
-        key = (tuple(age >= c for c in self._crossing_ages.tolist()), rules)
+        key = (bisect_right(self._crossing_asc, age), rules)  # the side of every threshold
         tab = self._rule_tables.get(key)
         if tab is None:
             im = self.contract.im

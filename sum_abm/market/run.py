@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import time
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,11 @@ def _simulate(
         # Mesa 3.3.1 keeps every model that created an agent alive in a class-level dict
         # (fixed upstream in 3.4.2); without this a Ray worker grows by megabytes per run.
         Agent._ids.pop(model, None)
+        # The model's agents point back at it: without a collection now, its learner, test-set
+        # evaluator and contract storage (~80 MB in S1) live on into the next run (the clean
+        # baseline's into the attacked run's), raising the peak memory.
+        del model
+        gc.collect()
     return RunResult(
         scenario=scenario,
         seed=seed,
