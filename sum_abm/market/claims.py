@@ -24,8 +24,7 @@ _SLOT_ARRAYS = (
     "live",
     "pred",
     "pred_ver",
-    "margin",
-    "drift_at",
+    "cap",
     "epoch_at",
     "x_inf",
     "x_l1",
@@ -75,10 +74,9 @@ class ClaimBook:
         self.pred = np.zeros(capacity, dtype=np.int64)
         self.pred_ver = np.full(capacity, -1, dtype=np.int64)
         # For skipping re-predictions the learner proves unnecessary (Learner.margin_drift):
-        # the margin and the learner's drift/epoch when each slot was last predicted, and the
-        # slot's max-|value| and sum-|value|.
-        self.margin = np.zeros(capacity, dtype=np.float64)
-        self.drift_at = np.zeros((capacity, 3), dtype=np.float64)
+        # each slot's margin plus the learner's drift bound (since its start) when the slot was
+        # last predicted, the drift epoch then, and the slot's max-|value| and sum-|value|.
+        self.cap = np.zeros(capacity, dtype=np.float64)
         self.epoch_at = np.full(capacity, -1, dtype=np.int64)
         self.x_inf = np.zeros(capacity, dtype=np.float64)
         self.x_l1 = np.zeros(capacity, dtype=np.float64)

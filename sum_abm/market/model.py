@@ -25,6 +25,8 @@ from sum_abm.market.recording import TxLog
 from sum_abm.policies import WalkRules, make_policy
 from sum_abm.scenario import Scenario
 
+_NO_DRIFT = np.zeros((1, 3))  # Learner.margin_drift since the start of the drift count
+
 
 class MarketModel(Model):
     """A SUM market for one scenario and seed.
@@ -704,24 +706,26 @@ class MarketModel(Model):
         stale = need & (b.pred_ver[sl] != L.version)
         if not stale.any():
             return b.pred[sl]
-        maybe = stale & (b.epoch_at[sl] == L.drift_epoch)
-        if maybe.any():
-            # Within its margin a cached class is proven right: only refresh the version.
-            k = np.flatnonzero(maybe)
-            bound = L.margin_drift(b.drift_at[lo + k], b.x_inf[lo + k], b.x_l1[lo + k])
-            safe = k[bound * (1 + 1e-9) + 1e-12 < b.margin[lo + k]]
-            b.pred_ver[lo + safe] = L.version
-            stale[safe] = False
+        # Within its margin a cached class is proven right. The drift bound is linear in the
+        # learner's cumulative drift, so "bound since prediction < margin" is "bound since the
+        # start < cap" with cap = margin + the bound since the start when predicted; the
+        # relative allowance (a larger bound) covers the rounding of the two large sums.
+        total = L.margin_drift(_NO_DRIFT, b.x_inf[sl], b.x_l1[sl])
+        safe = stale & (b.epoch_at[sl] == L.drift_epoch)
+        safe &= total * (1 + 1e-9) + 1e-12 < b.cap[sl]
+        b.pred_ver[sl][safe] = L.version
+        stale &= ~safe
         idx = np.flatnonzero(stale) + lo
         if len(idx):
             if 2 * len(idx) >= hi - lo:  # a contiguous slice beats gathering scattered rows
                 labels, margins = L.predict_segments(*b.features(lo, hi), margins=True)
                 idx = np.arange(lo, hi)
+                b.cap[idx] = margins + total
             else:
                 labels, margins = L.predict_segments(*b.features_of(idx), margins=True)
-            b.pred[idx], b.margin[idx] = labels, margins
+                b.cap[idx] = margins + total[idx - lo]
+            b.pred[idx] = labels
             b.pred_ver[idx], b.epoch_at[idx] = L.version, L.drift_epoch
-            b.drift_at[idx] = L.drift
         return b.pred[sl]
 
     def _claim(
