@@ -548,12 +548,14 @@ class MarketModel(Model):
 
     def _crossed(self, t_prev: int, now: int, lo: int, hi: int) -> list[tuple[int, int]]:
         """Slot ranges within [lo, hi) whose age crossed a rule threshold in (t_prev, now]."""
-        t = self.book.time[lo:hi]
-        c = self._crossing_ages
-        a = np.searchsorted(t, t_prev - c, side="right").tolist()
-        z = np.searchsorted(t, now - c, side="right").tolist()
+        k = len(self._crossing_ages)
+        ends = np.searchsorted(
+            self.book.time[lo:hi],
+            np.subtract.outer((t_prev, now), self._crossing_ages).ravel(),
+            side="right",
+        ).tolist()
         out: list[tuple[int, int]] = []
-        for x, y in sorted(zip(a, z, strict=True)):
+        for x, y in sorted(zip(ends[:k], ends[k:], strict=True)):
             x, y = x + lo, y + lo
             if y <= x:
                 continue
