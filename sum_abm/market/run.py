@@ -27,11 +27,6 @@ def _simulate(
         # Mesa 3.3.1 keeps every model that created an agent alive in a class-level dict
         # (fixed upstream in 3.4.2); without this a Ray worker grows by megabytes per run.
         Agent._ids.pop(model, None)
-        # The model's agents point back at it: without a collection now, its learner, test-set
-        # evaluator and contract storage (~80 MB in S1) live on into the next run (the clean
-        # baseline's into the attacked run's), raising the peak memory.
-        del model
-        gc.collect()
     return RunResult(
         scenario=scenario,
         seed=seed,
@@ -68,6 +63,10 @@ def run(
     if baseline and scenario.attacker_groups:
         cb = (lambda f: progress("baseline", f)) if progress else None
         base = _simulate(scenario.without_attackers(), seed, dataset, None, cb)
+        # The finished model's agents point back at it: collected now, its learner, test-set
+        # evaluator and contract storage (~80 MB in S1) are freed before the attacked run builds
+        # its own, instead of whenever the cyclic collector next runs.
+        gc.collect()
     return _simulate(
         scenario, seed, dataset, base, (lambda f: progress("run", f)) if progress else None
     )
