@@ -48,6 +48,8 @@ class Participant(Agent):
     @property
     def balance(self) -> int:
         """Tokens held over all of the agent's addresses (token units)."""
+        if len(self.addresses) == 1:  # the common case, read on every wake-up
+            return self.model.address_balance(self.address)
         return sum(self.model.address_balance(a) for a in self.addresses)
 
     def wake(self) -> None:

@@ -90,6 +90,7 @@ class ClaimBook:
         self.mag = np.zeros(capacity, dtype=np.float64)
         # slot-major (slots x words): an update ANDs the whole active block with its bitset at once
         self.bits = np.zeros((capacity, self.words), dtype=np.uint64)
+        self._ones_w = np.ones(self.words)  # sums a row of popcounts in one matrix product
         self.x_l1_max = 0.0  # the largest sum|value| of any slot so far
         # Running maxima of max|w| and |b| since the scores were started: with sum|x| they bound
         # any score term, for the rounding allowance (never smaller than at any earlier time).
@@ -224,10 +225,8 @@ class ClaimBook:
         lo, hi = self.head, self.n
         if hi <= lo:
             return
-        # exact integer overlaps: popcounts (at most 64 per word) summed per slot
-        overlap = np.einsum(
-            "ij->i", np.bitwise_count(self.bits[lo:hi] & bits), dtype=np.uint16, casting="safe"
-        )
+        # exact integer overlaps (as float64): popcounts, at most 64 per word, summed per slot
+        overlap = np.bitwise_count(self.bits[lo:hi] & bits) @ self._ones_w
         score = self.score[lo:hi]
         before = score > 0
         score += step * overlap + intercept_step
@@ -236,10 +235,17 @@ class ClaimBook:
         # A live slot's class may have changed: its sign moved, or it is within its rounding
         # allowance of zero (an exact re-score could move it). Walks that remember an earlier
         # answer (MarketModel.claim_walk) start afresh then.
-        unsure = np.abs(score) <= SCORE_TOL * (mag + self.w_bound * self.x_l1[lo:hi] + self.b_bound)
-        unsure |= (score > 0) != before
-        if unsure.any(where=self.live[lo:hi]):
-            self.flip_epoch += 1
+        live = self.live[lo:hi]
+        changed = (score > 0) != before
+        if not changed.any(where=live):
+            a = np.abs(score)
+            tol_max = SCORE_TOL * (mag.max() + self.w_bound * self.x_l1_max + self.b_bound)
+            if a.min(where=live, initial=np.inf) > tol_max:
+                return  # no class can have changed
+            changed = a <= SCORE_TOL * (mag + self.w_bound * self.x_l1[lo:hi] + self.b_bound)
+            if not changed.any(where=live):
+                return
+        self.flip_epoch += 1
 
     def features_of(
         self, slots: np.ndarray
