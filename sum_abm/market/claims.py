@@ -96,8 +96,12 @@ class ClaimBook:
         # any score term, for the rounding allowance (never smaller than at any earlier time).
         self.w_bound = 0.0
         self.b_bound = 0.0
-        # Counts the model changes that may have changed some live slot's class (see shift).
+        # Counts the model changes that may have changed some live slot's class (see shift);
+        # ``flip_log`` names the slots of each since epoch ``flip_base`` (slot numbers change
+        # when the book is compacted, which starts the log afresh).
         self.flip_epoch = 0
+        self.flip_base = 0
+        self.flip_log: list[tuple[int, np.ndarray]] = []
         self.claimed: dict[int, np.ndarray] = {}  # reporter address index -> bool per slot
         self.live_by_author: dict[int, int] = {}  # address index -> its live contributions
         # Each slot's features back to back (CSR parts), so a window of slots is one contiguous
@@ -124,7 +128,26 @@ class ClaimBook:
         ptr[: self.n + 1] = self.fptr[: self.n + 1]
         self.fptr = ptr
 
+    def unlogged_flip(self) -> None:
+        """Some live slot's class may have changed, which slots unknown."""
+        self.flip_epoch += 1
+        self.restart_flip_log()
+
+    def restart_flip_log(self) -> None:
+        self.flip_log.clear()
+        self.flip_base = self.flip_epoch
+
+    def flipped_since(self, epoch: int) -> np.ndarray | None:
+        """Slots whose class may have changed after flip ``epoch``; None when not known."""
+        if epoch == self.flip_epoch:
+            return np.zeros(0, dtype=np.int64)
+        if epoch < self.flip_base:
+            return None
+        parts = [s for e, s in self.flip_log if e > epoch]
+        return np.unique(np.concatenate(parts)) if len(parts) > 1 else parts[0]
+
     def _compact(self) -> None:
+        self.restart_flip_log()  # slot numbers change
         keep = np.flatnonzero(self.live[self.head : self.n]) + self.head
         m = len(keep)
         for name in _SLOT_ARRAYS:
@@ -237,15 +260,18 @@ class ClaimBook:
         # answer (MarketModel.claim_walk) start afresh then.
         live = self.live[lo:hi]
         changed = (score > 0) != before
-        if not changed.any(where=live):
-            a = np.abs(score)
-            tol_max = SCORE_TOL * (mag.max() + self.w_bound * self.x_l1_max + self.b_bound)
-            if a.min(where=live, initial=np.inf) > tol_max:
-                return  # no class can have changed
-            changed = a <= SCORE_TOL * (mag + self.w_bound * self.x_l1[lo:hi] + self.b_bound)
-            if not changed.any(where=live):
-                return
+        a = np.abs(score)
+        tol_max = SCORE_TOL * (mag.max() + self.w_bound * self.x_l1_max + self.b_bound)
+        if a.min(where=live, initial=np.inf) <= tol_max:
+            changed |= a <= SCORE_TOL * (mag + self.w_bound * self.x_l1[lo:hi] + self.b_bound)
+        changed &= live
+        slots = np.flatnonzero(changed)
+        if not len(slots):
+            return  # no class can have changed
         self.flip_epoch += 1
+        self.flip_log.append((self.flip_epoch, slots + lo))
+        if len(self.flip_log) > 256:  # keep the log short: older walks start afresh
+            self.flip_base = self.flip_log.pop(0)[0]
 
     def features_of(
         self, slots: np.ndarray

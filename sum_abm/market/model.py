@@ -403,13 +403,11 @@ class MarketModel(Model):
         key = (me, rules)
         ranges = [(lo, hi)]
         st = self._walk_state.pop(key, None) if b.scored else None
-        if (
-            good
-            and st is not None
-            and st[:3] == (b.flip_epoch, good, left)
-            and b.scored_version == L.version
-        ):
-            ranges = self._crossed(st[3], now, lo, hi)
+        flipped = None
+        if good and st is not None and st[1:3] == (good, left) and b.scored_version == L.version:
+            flipped = b.flipped_since(st[0])
+        if flipped is not None:
+            ranges = self._crossed(st[3], now, lo, hi, flipped)
             if not ranges:
                 self._walk_state[key] = (b.flip_epoch, good, left, now)
                 return
@@ -546,17 +544,23 @@ class MarketModel(Model):
             s = float(b.score[slot])
         return int(s > 0)
 
-    def _crossed(self, t_prev: int, now: int, lo: int, hi: int) -> list[tuple[int, int]]:
-        """Slot ranges within [lo, hi) whose age crossed a rule threshold in (t_prev, now]."""
+    def _crossed(
+        self, t_prev: int, now: int, lo: int, hi: int, flipped: np.ndarray
+    ) -> list[tuple[int, int]]:
+        """Slot ranges within [lo, hi) whose age crossed a rule threshold in (t_prev, now], and
+        the ``flipped`` slots there (whose class may have changed), merged in slot order."""
         k = len(self._crossing_ages)
         ends = np.searchsorted(
             self.book.time[lo:hi],
             np.subtract.outer((t_prev, now), self._crossing_ages).ravel(),
             side="right",
         ).tolist()
+        spans = [(x + lo, y + lo) for x, y in zip(ends[:k], ends[k:], strict=True)]
+        if len(flipped):
+            f = flipped[(flipped >= lo) & (flipped < hi)].tolist()
+            spans += [(x, x + 1) for x in f]
         out: list[tuple[int, int]] = []
-        for x, y in sorted(zip(ends[:k], ends[k:], strict=True)):
-            x, y = x + lo, y + lo
+        for x, y in sorted(spans):
             if y <= x:
                 continue
             if out and x <= out[-1][1]:
@@ -686,7 +690,7 @@ class MarketModel(Model):
         if b.scored_version != L.version:  # changed other than by an add the book followed
             self._rescore(np.flatnonzero(b.live[b.head : b.n]) + b.head)
             b.scored_version = L.version
-            b.flip_epoch += 1
+            b.unlogged_flip()
         s = b.score[lo:hi]
         a = np.abs(s)
         wl = b.w_bound * b.x_l1_max + b.b_bound
