@@ -53,3 +53,34 @@ def test_unreadable_cache_file_is_refitted(tmp_path, monkeypatch):
     b = make_learner("sgd_perceptron", ds.n_features, 2)
     fit_cached(b, ds.X_init, ds.y_init, "k")
     assert learner_state(a) == learner_state(b)
+
+
+def test_generated_splits_are_named_prefixes_of_the_generated_rows():
+    # the fit cache names init and all-data rows "rows 0..n of the generator's key": check that
+    # holds for the splits load_dataset makes, including a truncated train part
+    from sum_abm.data import imdb_synthetic_cached
+
+    for cfg in (
+        DataConfig(kind="imdb_synthetic", n_rows=800, init_train_portion=0.2),
+        DataConfig(kind="imdb_synthetic", n_rows=800, init_train_rows=50, train_rows=300),
+    ):
+        ds = load_dataset(cfg)
+        X, y = imdb_synthetic_cached(cfg.n_rows, cfg.n_features, cfg.noise, cfg.data_seed)
+        assert ds.cache["rows_origin"].startswith("imdb_synthetic-v")
+        for Xs, ys in ((ds.X_init, ds.y_init), ds.all_train()):
+            n = len(ys)
+            assert (Xs != X[:n]).nnz == 0 and np.array_equal(ys, y[:n])
+        assert len(ds.all_train()[1]) == (300 if cfg.train_rows else 400)
+
+
+def test_rows_key_replaces_the_row_hash(tmp_path, monkeypatch):
+    monkeypatch.setenv("SUM_ABM_CACHE", str(tmp_path))
+    ds = _data()
+    a = make_learner("sgd_perceptron", ds.n_features, 2)
+    fit_cached(a, ds.X_init, ds.y_init, "k", rows_key="src-rows0-160")
+    b = make_learner("sgd_perceptron", ds.n_features, 2)
+    fit_cached(b, ds.X_init, ds.y_init, "k", rows_key="src-rows0-160")  # restored by name
+    c = make_learner("sgd_perceptron", ds.n_features, 2)
+    fit_cached(c, ds.X_init[:-1], ds.y_init[:-1], "k", rows_key="src-rows0-159")
+    assert learner_state(a) == learner_state(b)
+    assert len(list(tmp_path.glob("fit-*.npz"))) == 2

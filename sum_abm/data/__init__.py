@@ -15,7 +15,12 @@ import numpy as np
 import scipy.sparse as sp
 
 from sum_abm.data.config import SKLEARN_KINDS, DataConfig
-from sum_abm.data.imdb import imdb_synthetic_cached, make_imdb_synthetic, peak_bytes
+from sum_abm.data.imdb import (
+    imdb_synthetic_cached,
+    imdb_synthetic_key,
+    make_imdb_synthetic,
+    peak_bytes,
+)
 from sum_abm.errors import InputError
 from sum_abm.learners import LEARNERS
 from sum_abm.learners.base import Sample
@@ -230,6 +235,11 @@ def load_dataset(cfg: DataConfig, learner_kind: str = "", source: str = "scenari
         except ValueError as exc:
             raise InputError(f"{source}: data.n_features: {exc}") from None
         ds = _split(X, y, cfg.n_rows // 2, cfg, "imdb_synthetic", source)
+        # init and pool are the generated rows 0.. in order, so their row counts and the generator's
+        # key name them exactly: a cached fit is found without hashing the rows (see fits.py)
+        ds.cache["rows_origin"] = imdb_synthetic_key(
+            cfg.n_rows, cfg.n_features, cfg.noise, cfg.data_seed
+        )
     elif cfg.kind in SKLEARN_KINDS:
         X, y, n_train = _sklearn(cfg.kind, cfg.data_seed)
         ds = _split(X, y, n_train, cfg, cfg.kind, source)

@@ -105,6 +105,12 @@ def cache_dir() -> Path | None:
     return Path(base) / "sum_abm"
 
 
+def imdb_synthetic_key(n_rows: int, n_features: int, noise: float, seed: int) -> str:
+    """Names the generated rows exactly: the generator is deterministic given these parameters and
+    :data:`GENERATOR_VERSION` (the on-disk data cache and fit cache are keyed by it)."""
+    return f"imdb_synthetic-v{GENERATOR_VERSION}-{n_rows}-{n_features}-{float(noise)!r}-{seed}"
+
+
 def imdb_synthetic_cached(
     n_rows: int = 50_000, n_features: int = 1_000, noise: float = 0.15, seed: int = 0
 ) -> tuple[sp.csr_matrix, np.ndarray]:
@@ -115,7 +121,7 @@ def imdb_synthetic_cached(
     A cache that cannot be read or written is skipped silently: the data is regenerated.
     """
     d = cache_dir()
-    key = f"imdb_synthetic-v{GENERATOR_VERSION}-{n_rows}-{n_features}-{float(noise)!r}-{seed}"
+    key = imdb_synthetic_key(n_rows, n_features, noise, seed)
     path = None if d is None else d / f"{hashlib.sha256(key.encode()).hexdigest()[:20]}.npz"
     if path is not None and path.is_file():
         try:

@@ -41,8 +41,10 @@ def _learner(scenario: Scenario, data: Dataset, all_data: bool = False) -> Any:
     cached = data.cache.get(key)
     if cached is None:
         X, y = data.all_train() if all_data else (data.X_init, data.y_init)
+        origin = data.cache.get("rows_origin")  # rows 0..len(y) of a named source: no row hash
+        rows_key = None if origin is None else f"{origin}-rows0-{len(y)}"
         try:
-            fit_cached(learner, X, y, f"{kind}-{key[3]!r}")
+            fit_cached(learner, X, y, f"{kind}-{key[3]!r}", rows_key)
         except ValueError as exc:  # e.g. scikit-learn's one-class refusal on a tiny initial set
             raise InputError(
                 f"{scenario.name}: data: the initial model cannot be fitted on {len(y)} rows "
