@@ -197,5 +197,9 @@ def test_a_market_run_imports_mesa_core_only_and_mesa_stays_whole():
         "from sum_abm.market.mesa_core import Agent, Model\n"
         "assert mesa.Agent is Agent and mesa.Model is Model\n"
         "assert mesa.DataCollector.__name__ == 'DataCollector' and 'mesa.space' in sys.modules\n"
+        # imported with source-free stack inspection: same logger names, inspect restored
+        "import inspect, mesa.model, mesa.mesa_logging as ml\n"
+        "assert mesa.model._mesa_logger.name == 'MESA.mesa.model'\n"
+        "assert inspect.stack.__module__ == 'inspect' and inspect.getouterframes.__module__ == 'inspect'\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -34,9 +34,44 @@ def _register_lazily() -> None:
     sys.modules["mesa"] = pkg
 
 
-_register_lazily()
+def _frames(frame: types.FrameType | None) -> list:
+    """``inspect.getouterframes(frame)`` without source lookups: the frames and function names."""
+    import inspect
 
-from mesa.agent import Agent, AgentSet  # noqa: E402
-from mesa.model import Model  # noqa: E402
+    out = []
+    while frame is not None:
+        code = frame.f_code
+        out.append(
+            inspect.FrameInfo(frame, code.co_filename, frame.f_lineno, code.co_name, None, None)
+        )
+        frame = frame.f_back
+    return out
+
+
+def _import_model() -> tuple[type, type, type]:
+    """Import ``mesa.agent`` and ``mesa.model`` with a source-free stack inspection.
+
+    At import Mesa's logging finds the importing module's and class's names with
+    ``inspect.stack()`` and ``inspect.getouterframes(...)``, which look up every frame's source
+    file (for the import machinery's frozen frames a scan of all loaded modules, each): 0.1-0.3 s at
+    a CLI command's depth. Only the frames and function names are used, so for the length of the
+    import the two functions return just those.
+    """
+    import inspect
+
+    stack, outer = inspect.stack, inspect.getouterframes
+    # as inspect.stack: the frames from its caller's (sys._getframe(1)) outwards
+    inspect.stack = lambda context=1: _frames(sys._getframe(1))  # type: ignore[assignment]
+    inspect.getouterframes = lambda frame, context=1: _frames(frame)  # type: ignore[assignment]
+    try:
+        from mesa.agent import Agent, AgentSet
+        from mesa.model import Model
+    finally:
+        inspect.stack, inspect.getouterframes = stack, outer
+    return Agent, AgentSet, Model
+
+
+_register_lazily()
+Agent, AgentSet, Model = _import_model()
 
 __all__ = ["Agent", "AgentSet", "Model"]
