@@ -270,8 +270,13 @@ class Learner(ABC):
         y = np.asarray(y)
         return float(np.mean(self.predict(X) == y)) if len(y) else float("nan")
 
-    def set_test_set(self, X: Any, y: Any) -> None:
-        """The hidden test set for :meth:`test_accuracy` (CSR or dense rows, labels 0..n_classes-1)."""
+    def set_test_set(self, X: Any, y: Any, per_update: bool = False) -> None:
+        """The hidden test set for :meth:`test_accuracy` (CSR or dense rows, labels 0..n_classes-1).
+
+        ``per_update``: the caller will ask for the accuracy after single updates, so what makes
+        those cheap (a linear learner's bitset copy of a binary test set, the compiled step; about
+        0.5 s once) is prepared now instead of when first needed.
+        """
         from sum_abm.learners.evaluation import TestSetEvaluator
 
         X = as_csr(X, self.n_features)
@@ -281,6 +286,8 @@ class Learner(ABC):
         self._X_test, self._y_test = X, y
         self._evaluator = TestSetEvaluator(X, y, linear_delta=self.linear_delta)
         self._acc_cache = None
+        if per_update:
+            self._evaluator.prepare_bitsets()
 
     def test_accuracy(self) -> float:
         """Accuracy on the test set, kept incrementally; always equal to ``score(X_test, y_test)``.
