@@ -5,32 +5,38 @@ After one single-sample update almost no test row changes class, so re-scoring a
 decision scores from a *reference* parameter set and re-scores only the rows whose class the change
 since then could have flipped:
 
-* **Bound, any learner.** With ``ΔW = W - W_ref`` split into its mean ``c`` and the rest, a row's
-  score moves by exactly ``c·Σx + Δb`` plus at most ``‖ΔW - c‖₂·‖x‖₂`` (Cauchy–Schwarz; the mean
-  carries MultinomialNB's normaliser change exactly). Rows whose reference margin exceeds the
-  bound keep a known class; the rest (usually a handful) are re-scored exactly. Rows are kept
-  sorted by reference margin, so only the rows near the boundary are even looked at.
-* **Touched columns, linear learners.** When a perceptron step moves the bound past most margins,
-  the reference scores are advanced by ``X[:, F] @ Δw_F + Δb`` through a column-indexed (CSC) copy
-  of the test set: O(non-zeros of the touched columns), not O(n_test × d). On a binary test set
-  (bag-of-words presence) a step that moves every touched weight by the same ``v`` (one perceptron
-  mistake) advances each score by ``v`` times the row's overlap with the step's features, counted
-  exactly on the rows packed as bitsets (:class:`RowBits`): one AND and popcount over n_test × d/64
-  words, several times cheaper than the touched columns (about a third of the test set's
-  non-zeros on the IMDB-shaped data).
+* **Bound, any learner.** With ``ΔW = W - W_ref`` split into its mean ``c`` and the rest ``e``, a
+  row's score moves by exactly ``c·Σx + Δb`` plus at most ``‖e‖₂·‖x‖₂`` (Cauchy–Schwarz; the mean
+  carries MultinomialNB's normaliser change exactly) and at most ``max|x|`` times the sum of the
+  row's-non-zeros-many largest ``|e_j|`` (tighter when ``e`` is uneven or spread out). Rows whose
+  reference margin exceeds the bound keep a known class; the rest (usually a handful) are
+  re-scored exactly. Rows are kept sorted by reference margin, so only the rows near the boundary
+  are even looked at.
+* **Bitset steps, linear learners on a binary test set** (bag-of-words presence). A perceptron
+  mistake moves every touched weight by the same ``v``, so each score moves by ``v`` times the
+  row's overlap with the step's features (plus the intercept's step): exact integer overlaps of
+  the rows packed as bitsets (:class:`RowBits`), one AND and popcount over n_test × d/64 words,
+  compiled (:mod:`sum_abm.learners._bitkernel`) or in numpy passes. Float steps whose values differ
+  by rounding share one pass; the difference and the advance's own rounding go into an explicit
+  error bound, and rows within it of 0 are re-scored exactly.
+* **Touched columns, other linear steps.** The reference scores are advanced by
+  ``X[:, F] @ Δw_F + Δb`` through a column-indexed (CSC) copy of the test set: O(non-zeros of the
+  touched columns), not O(n_test × d).
 * **Full pass** (one compiled CSR kernel call) when neither is cheaper; it also resets the
   reference every :data:`MAX_DELTAS` column steps so rounding cannot accumulate.
 
 Exactness: while the test values, the reference parameters and every step are integers (the
-Solidity perceptron at ``learning_rate`` 1) all the float64 sums are exact, so advanced scores equal
-the kernel's bit for bit and need neither re-scoring nor periodic full passes. Otherwise a re-scored row goes through :meth:`Learner.kernel_scores`, the very arithmetic of
-``predict``; an un-rescored row's class is proven by a bound that includes a rounding allowance
-(``TOL`` × the largest possible |score| term), so ``accuracy()`` equals ``score(X_test, y_test)``
-bit for bit, ties included.
+Solidity perceptron at ``learning_rate`` 1), all the float64 sums are exact, so advanced scores
+equal the kernel's bit for bit and need neither re-scoring nor periodic full passes. Otherwise a
+re-scored row goes through :meth:`Learner.kernel_scores`, the very arithmetic of ``predict``; an
+un-rescored row's class is proven by a bound that includes a rounding allowance (``TOL`` × the
+largest possible |score| term, plus the bitset steps' error), so ``accuracy()`` equals
+``score(X_test, y_test)`` bit for bit, ties included.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -41,6 +47,7 @@ TOL = (
     1e-9  # rounding allowance, relative to the largest |score| term (float64 error is ~1e-13 here)
 )
 MAX_DELTAS = 64  # column steps between exact full passes
+EPS = float(np.finfo(np.float64).eps)
 RESCORE_SHARE = (
     0.25  # re-score candidates while their non-zeros are below this share of the test set's
 )
@@ -171,6 +178,11 @@ class TestSetEvaluator:
         self.row_l2 = np.sqrt(np.bincount(rows, weights=X.data * X.data, minlength=self.n))
         self.row_nnz = np.diff(X.indptr)
         self.row_nnz_max = int(self.row_nnz.max(initial=0))
+        self.row_inf = np.zeros(self.n)  # max |value| per row
+        full_rows = self.row_nnz > 0
+        if X.nnz:
+            self.row_inf[full_rows] = np.maximum.reduceat(np.abs(X.data), X.indptr[:-1][full_rows])
+        self.inf_max = float(self.row_inf.max(initial=0.0))
         l1 = np.bincount(rows, weights=np.abs(X.data), minlength=self.n)
         self.l1_max = float(l1.max(initial=0.0))
         self.sum_max = float(np.abs(self.row_sum).max(initial=0.0))
@@ -280,11 +292,31 @@ class TestSetEvaluator:
         w_ref, b_ref = self.ref
         dW = w - w_ref
         db = np.asarray(b, dtype=np.float64) - b_ref
+        scale = self._scale(w, b)
+        columns_ok = (
+            self.linear_delta
+            and self.single
+            and (self.exact or self.deltas < MAX_DELTAS)
+            and self.spent <= self.nnz
+        )
+        if columns_ok and self.binary and self.order is None and math.isfinite(scale):
+            # Margins unsorted since a column step: the bound could not pick rows; step again.
+            return self._columns(learner, w, b, dW, float(db), scale)
         c = dW.mean(axis=-1)
-        r = np.linalg.norm(dW - np.expand_dims(c, -1), axis=-1) * (1.0 + 1e-12)
-        tol = TOL * (self.ref_scale + self._scale(w, b))
+        e = dW - c[..., None]
+        r = np.linalg.norm(e, axis=-1) * (1.0 + 1e-12)
+        tol = TOL * (self.ref_scale + scale)
+        top = None
         if self.single:
-            thr = abs(float(c)) * self.sum_max + abs(float(db)) + float(r) * self.l2_max + tol
+            # Besides Cauchy–Schwarz: a row's Σ e_j x_j is at most its max |x| times the sum of
+            # the nnz largest |e_j| (tighter when the change is uneven or spread over many
+            # features, as Naive Bayes' counts after a few updates).
+            top = np.empty(len(e) + 1)
+            top[0] = 0.0
+            np.cumsum(np.sort(np.abs(e))[::-1], out=top[1:])
+            top *= 1.0 + 1e-9  # the sum's own rounding
+            move = min(float(r) * self.l2_max, self.inf_max * float(top[self.row_nnz_max]))
+            thr = abs(float(c)) * self.sum_max + abs(float(db)) + move + tol
         else:
             thr = (
                 2.0
@@ -297,30 +329,40 @@ class TestSetEvaluator:
             )
         if not np.isfinite(thr):  # e.g. a class not seen yet has a log-prior of -inf
             return self._full(learner, w, b)
-        columns_ok = self.linear_delta and self.single and (self.exact or self.deltas < MAX_DELTAS)
         if thr < self.T0:
             rows = self.order[: int(np.searchsorted(self.order_margin, thr, side="right"))]
         elif columns_ok and (self.binary or thr > self.m_quarter):
-            return self._columns(learner, w, b, dW, float(db))
+            return self._columns(learner, w, b, dW, float(db), scale)
         else:
             rows = None  # every row
-        acc = self._bounded(learner, rows, c, r, db, tol)
+        acc = self._bounded(learner, rows, c, r, db, tol, top)
         if acc is None:
             if columns_ok:
-                return self._columns(learner, w, b, dW, float(db))
+                return self._columns(learner, w, b, dW, float(db), scale)
             return self._full(learner, w, b)
         return acc
 
     def _bounded(
-        self, learner: Any, rows: np.ndarray | None, c: Any, r: Any, db: Any, tol: float
+        self,
+        learner: Any,
+        rows: np.ndarray | None,
+        c: Any,
+        r: Any,
+        db: Any,
+        tol: float,
+        top: np.ndarray | None = None,
     ) -> float | None:
         """Classes of ``rows`` (None: all) from the reference scores and the bound; rows the
-        bound cannot decide are re-scored exactly. None when that would cost too much."""
+        bound cannot decide are re-scored exactly. None when that would cost too much.
+        ``top[k]``: the sum of the k largest |ΔW - c| (single score only)."""
         sel = slice(None) if rows is None else rows
         s, l2 = self.row_sum[sel], self.row_l2[sel]
         if self.single:
             est = self.S[sel] + (float(c) * s + float(db))
-            undecided = np.abs(est) <= float(r) * l2 + tol
+            move = float(r) * l2
+            if top is not None:
+                move = np.minimum(move, self.row_inf[sel] * top[self.row_nnz[sel]])
+            undecided = np.abs(est) <= move + tol
             labels = (est > 0).astype(np.int64)
         else:
             est = self.S[sel] + (c[None, :] * s[:, None] + db[None, :])
@@ -347,16 +389,14 @@ class TestSetEvaluator:
     def _bit_groups(
         self, dW: np.ndarray, F: np.ndarray
     ) -> tuple[list[tuple[float, np.ndarray]], float] | None:
-        """``dW`` on ``F`` as (value, features) groups, and the most any row's advance is off by
-        (``dW`` minus its group's value, summed over a row's features), when bitset steps over
-        them are cheaper than the touched columns (binary test sets only), else None.
+        """``dW`` on ``F`` (not empty) as (value, features) groups, and the most any row's advance
+        is off by (``dW`` minus its group's value, summed over a row's features); None when there
+        are more than :data:`MAX_BIT_GROUPS` groups.
 
         A float step ``w + d`` moves weights by ``d`` only up to rounding (``(w + d) - w`` differs
         by an ulp of ``w``), so values within ``GROUP_REL`` of each other share a group and the
         difference is carried in the error bound instead.
         """
-        if not self.binary or not len(F):
-            return None
         vals = dW[F]
         lo, hi = float(vals.min()), float(vals.max())
         span = GROUP_REL * max(abs(lo), abs(hi))
@@ -374,51 +414,63 @@ class TestSetEvaluator:
                 g_lo, g_hi = float(sv[a]), float(sv[b - 1])
                 groups.append((g_lo if g_lo == g_hi else 0.5 * (g_lo + g_hi), F[order[a:b]]))
                 dev.append(0.5 * (g_hi - g_lo))
-        if len(groups) * (self.bit_cost + BIT_GROUP_COST) > int(self.col_nnz[F].sum()):
-            return None
         err = sum(
             d * min(len(Fg), self.row_nnz_max) for d, (_, Fg) in zip(dev, groups, strict=True)
         )
         return groups, err
 
-    def _columns(self, learner: Any, w: np.ndarray, b: float, dW: np.ndarray, db: float) -> float:
+    def _columns(
+        self, learner: Any, w: np.ndarray, b: float, dW: np.ndarray, db: float, scale: float
+    ) -> float:
         """Advance the reference scores by ``X[:, F] @ Δw_F + Δb``: by bitset overlaps (one pass per
-        distinct step value) on a binary test set, else through the CSC copy."""
+        distinct step value) on a binary test set, else through the CSC copy. ``scale``:
+        ``_scale(w, b)``."""
+        scale = max(self.ref_scale, scale)
         F = np.flatnonzero(dW)
-        grouped = self._bit_groups(dW, F)
+        grouped = self._bit_groups(dW, F) if self.binary and len(F) else None
+        if grouped is not None:
+            # The CSC copy's cost includes building it (about a full pass) until it exists.
+            by_columns = int(self.col_nnz[F].sum()) + (self.nnz if self._csc is None else 0)
+            if len(grouped[0]) * (self.bit_cost + BIT_GROUP_COST) > by_columns:
+                grouped = None
+        elif self.binary and len(F):
+            return self._full(learner, w, b)  # too uneven for bitsets: a pass beats the columns
         if grouped is not None:
             groups, err = grouped
             if self._bits is None:
                 self._bits = RowBits(self.X)
             self.stats["bitsets"] += 1
-            self.err += err
+            # Each row's advance rounds once per product and sum (|values| below 2·scale): with
+            # that in the error bound, bitset steps need no periodic full pass.
+            self.err += err + (2 * len(groups) + 1) * EPS * 2.0 * scale
             exact = (
                 self.exact
                 and err == 0.0
                 and all(v == round(v) for v, _ in groups)
                 and db == round(db)
-                and max(self.ref_scale, self._scale(w, b)) < EXACT_LIMIT
+                and scale < EXACT_LIMIT
             )
             # Exact scores need no re-scoring (tol < 0: no row is "near").
-            tol = -1.0 if exact else self._tol(max(self.ref_scale, self._scale(w, b)))
+            tol = -1.0 if exact else self._tol(scale)
             n_correct, n_near = self._bits.advance(groups, db, self.S, self.y_bool, tol)
-            self._advanced(w, b, F, exact)
+            self._advanced(w, b, F, exact, scale, counts=False)
             if n_near:
                 positive = self.S > 0
                 near = np.flatnonzero(np.abs(self.S) <= tol)
                 positive[near] = self._labels_of(learner, near) == 1
                 n_correct = int(np.count_nonzero(positive == self.y_bool))
+                self.spent += int(self.row_nnz[near].sum())  # a full pass once this adds up
             self.n_correct = n_correct
             self.correct = None  # not kept per row: only a full pass's ordering reads it
             return self.n_correct / self.n
-        if self._csc is None:
-            C = self.X.tocsc()
-            C.sort_indices()
-            self._csc = (C.indptr, C.indices, C.data)
-        cp, ci, cd = self._csc
         if int(self.col_nnz[F].sum()) > COLUMN_SHARE * self.nnz:
             return self._full(learner, w, b)
         if len(F):
+            if self._csc is None:
+                C = self.X.tocsc()
+                C.sort_indices()
+                self._csc = (C.indptr, C.indices, C.data)
+            cp, ci, cd = self._csc
             Fd = F[::-1]  # descending, so the interleaved gaps are empty ranges
             ap = _interleave(cp[Fd], cp[Fd + 1])
             v = np.zeros(len(ap) - 1)
@@ -427,7 +479,7 @@ class TestSetEvaluator:
         if db:
             self.S += db
         exact = self.exact and bool(np.all(dW[F] == np.rint(dW[F]))) and db == round(db)
-        self._advanced(w, b, F, exact)
+        self._advanced(w, b, F, exact, scale, counts=True)
         positive = self.S > 0
         if not self.exact:
             # The advanced scores carry rounding: rows within the allowance of 0 are re-scored.
@@ -444,15 +496,19 @@ class TestSetEvaluator:
         score term ``scale``, plus the grouped bitset steps' error (:meth:`_bit_groups`)."""
         return TOL * 2.0 * scale + self.err
 
-    def _advanced(self, w: np.ndarray, b: float, F: np.ndarray, exact: bool) -> None:
-        """The reference is now ``(w, b)``: the scores were advanced by a column step."""
+    def _advanced(
+        self, w: np.ndarray, b: float, F: np.ndarray, exact: bool, scale: float, counts: bool
+    ) -> None:
+        """The reference is now ``(w, b)``: the scores were advanced by a column step (one that
+        ``counts`` towards :data:`MAX_DELTAS` when its rounding is not in the error bound)."""
         self.stats["columns"] += 1
         w_ref = self.ref[0]
         w_ref[F] = w[F]
         self.ref = (w_ref, float(b))
-        self.ref_scale = max(self.ref_scale, self._scale(w, b))
+        self.ref_scale = scale
         self.exact = exact and self.ref_scale < EXACT_LIMIT
-        self.deltas += 1
-        self.spent = 0
+        if counts:
+            self.deltas += 1
+            self.spent = 0
         # Margins moved; the sort is stale until the next full pass.
         self.order, self.T0 = None, -np.inf
