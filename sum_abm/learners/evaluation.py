@@ -280,6 +280,12 @@ class TestSetEvaluator:
         o = np.argsort(m[part], kind="stable")
         self.order = part[o]
         self.order_margin = m[self.order]
+        # The per-row quantities of the bound in that order, so a prefix of rows is a slice.
+        order = self.order
+        self.pre = tuple(
+            a[order] for a in (S, self.row_sum, self.row_l2, self.row_inf, self.row_nnz, self.y)
+        )
+        self.pre_correct = np.concatenate(([0], np.cumsum(self.correct[order])))
 
     # -- the update ------------------------------------------------------------------------------
     def accuracy(self, learner: Any) -> float:
@@ -330,11 +336,11 @@ class TestSetEvaluator:
         if not np.isfinite(thr):  # e.g. a class not seen yet has a log-prior of -inf
             return self._full(learner, w, b)
         if thr < self.T0:
-            rows = self.order[: int(np.searchsorted(self.order_margin, thr, side="right"))]
+            rows = int(np.searchsorted(self.order_margin, thr, side="right"))
         elif columns_ok and (self.binary or thr > self.m_quarter):
             return self._columns(learner, w, b, dW, float(db), scale)
         else:
-            rows = None  # every row
+            rows = None  # every row (a count of lowest-margin rows otherwise)
         acc = self._bounded(learner, rows, c, r, db, tol, top)
         if acc is None:
             if columns_ok:
@@ -345,34 +351,39 @@ class TestSetEvaluator:
     def _bounded(
         self,
         learner: Any,
-        rows: np.ndarray | None,
+        m: int | None,
         c: Any,
         r: Any,
         db: Any,
         tol: float,
         top: np.ndarray | None = None,
     ) -> float | None:
-        """Classes of ``rows`` (None: all) from the reference scores and the bound; rows the
-        bound cannot decide are re-scored exactly. None when that would cost too much.
-        ``top[k]``: the sum of the k largest |ΔW - c| (single score only)."""
-        sel = slice(None) if rows is None else rows
-        s, l2 = self.row_sum[sel], self.row_l2[sel]
+        """Classes of the ``m`` rows of lowest reference margin (None: all rows) from the
+        reference scores and the bound; rows the bound cannot decide are re-scored exactly. None
+        when that would cost too much. ``top[k]``: the sum of the k largest |ΔW - c| (single
+        score only)."""
+        if m is None:
+            S, s, l2, inf, nnz, y = (
+                self.S, self.row_sum, self.row_l2, self.row_inf, self.row_nnz, self.y
+            )  # fmt: skip
+        else:
+            S, s, l2, inf, nnz, y = (a[:m] for a in self.pre)
         if self.single:
-            est = self.S[sel] + (float(c) * s + float(db))
+            est = S + (float(c) * s + float(db))
             move = float(r) * l2
             if top is not None:
-                move = np.minimum(move, self.row_inf[sel] * top[self.row_nnz[sel]])
+                np.minimum(move, inf * top[nnz], out=move)
             undecided = np.abs(est) <= move + tol
             labels = (est > 0).astype(np.int64)
         else:
-            est = self.S[sel] + (c[None, :] * s[:, None] + db[None, :])
+            est = S + (c[None, :] * s[:, None] + db[None, :])
             top2 = np.partition(est, -2, axis=1)[:, -2:]
             undecided = top2[:, 1] - top2[:, 0] <= 2.0 * float(r.max()) * l2 + tol
             labels = np.argmax(est, axis=1).astype(np.int64)
         idx = np.flatnonzero(undecided)
         if len(idx):
-            pos = idx if rows is None else rows[idx]
-            cost = int(self.row_nnz[pos].sum())
+            pos = idx if m is None else self.order[idx]
+            cost = int(nnz[idx].sum())
             limit = RESCORE_SHARE * self.nnz
             if self.binary and self.linear_delta and self.single:
                 limit = min(limit, self.bit_cost)  # a bitset step would be cheaper
@@ -381,8 +392,7 @@ class TestSetEvaluator:
             self.spent += cost
             labels[idx] = self._labels_of(learner, pos)
         self.stats["bound"] += 1
-        y = self.y[sel]
-        old = int(self.correct[sel].sum()) if rows is not None else self.n_correct
+        old = int(self.pre_correct[m]) if m is not None else self.n_correct
         rest = self.n_correct - old
         return (rest + int((labels == y).sum())) / self.n
 
