@@ -113,14 +113,17 @@ class RowBits:
     def __init__(self, X: sp.csr_matrix) -> None:
         n, d = X.shape
         self.n, self.words = n, (d + 63) // 64
-        nbytes = 8 * self.words
-        rows = np.repeat(np.arange(n, dtype=np.int64), np.diff(X.indptr))
-        cols = X.indices.astype(np.int64)
-        buf = np.zeros(n * nbytes, dtype=np.uint8)
-        # Bits of one byte come from distinct columns of one row (canonical CSR), so OR is a sum.
-        np.bitwise_or.at(buf, rows * nbytes + cols // 8, (1 << (cols % 8)).astype(np.uint8))
-        # Little-endian bytes: bit j % 8 of byte j // 8 is bit j % 64 of word j // 64.
-        self.rows = buf.view("<u8").reshape(n, self.words)
+        width = 64 * self.words
+        packed = np.empty((n, 8 * self.words), dtype=np.uint8)
+        step = max(1, 2**22 // width)  # rows per dense block: about 4 MB of booleans
+        block = np.zeros((min(step, n), width), dtype=bool)
+        for lo in range(0, n, step):
+            part = X[lo : lo + step]
+            dense = block[: part.shape[0]]
+            dense[:, :d] = part.toarray() != 0
+            # Little-endian bit order: bit j % 8 of byte j // 8 is bit j % 64 of word j // 64.
+            packed[lo : lo + part.shape[0]] = np.packbits(dense, axis=1, bitorder="little")
+        self.rows = packed.view("<u8")
         self._T: np.ndarray | None = None
         self._sum = np.uint16 if d < 2**16 else np.int64
 
