@@ -29,6 +29,18 @@ def test_overlaps_are_exact_counts():
     assert bits.overlaps(bits.mask(F)).tolist() == np.asarray(XT[:, F].sum(axis=1)).ravel().tolist()
 
 
+def test_overlaps_with_many_features_packed_in_blocks():
+    # 70,000 features: about 60 rows per dense block, so 200 rows take four blocks; overlaps
+    # beyond 2**16 features are summed in int64.
+    rng = np.random.default_rng(2)
+    Xw = sp.random(200, 70_000, density=0.002, format="csr", random_state=3)
+    Xw.data[:] = 1.0
+    bits = RowBits(Xw)
+    F = np.sort(rng.choice(70_000, size=20_000, replace=False))
+    want = np.asarray(Xw[:, F].sum(axis=1)).ravel()
+    assert bits.overlaps(bits.mask(F)).tolist() == want.tolist()
+
+
 def test_numpy_passes_and_compiled_step_give_the_same_scores(monkeypatch):
     rng = np.random.default_rng(1)
     bits = RowBits(XT)
