@@ -19,7 +19,6 @@ _M4 = np.uint64(0x0F0F0F0F0F0F0F0F)
 _H01 = np.uint64(0x0101010101010101)
 
 
-@numba.njit(cache=True, boundscheck=False, nogil=True)
 def advance(
     bits: np.ndarray,
     masks: np.ndarray,
@@ -52,3 +51,9 @@ def advance(
         correct += (s > 0.0) == y_pos[i]
         near += abs(s) <= tol
     return correct, near
+
+
+try:  # machine code cached next to this file (or in the user's cache): compiled once per install
+    advance = numba.njit(cache=True, boundscheck=False, nogil=True)(advance)
+except RuntimeError:  # no writable cache location: compile in each process instead
+    advance = numba.njit(cache=False, boundscheck=False, nogil=True)(advance)
