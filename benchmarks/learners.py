@@ -88,7 +88,7 @@ def main() -> None:
     X0, y0 = X[:2000], y[:2000]
     Xu, yu = X[2000 : 2000 + args.updates], y[2000 : 2000 + args.updates]
     Xt, yt = X[25_000:], y[25_000:]
-    ratios = {}
+    ratios, with_setup = {}, {}
     for kind in ("perceptron", "sgd_perceptron", "multinomial_nb", "nearest_centroid"):
         ours, a, setup = bench_ours(kind, X0, y0, Xu, yu, Xt, yt)
         base, b = bench_sklearn(kind, X0, y0, Xu, yu, Xt, yt)
@@ -97,8 +97,12 @@ def main() -> None:
         print(
             f"{kind:18s} sum_abm {ours * 1e3 / args.updates:8.3f} ms/update  scikit-learn "
             f"{base * 1e3 / args.updates:8.3f} ms/update  ratio {base / ours:6.1f}x{agree}"
-            f"  (set-up {setup:.2f} s)"
+            f"  (set-up {setup:.2f} s; with it counted {base / (ours + setup):.1f}x)"
         )
+        with_setup[kind] = base / (ours + setup)
+    # The set-up is paid once per process and test set; a market run amortises it over thousands of
+    # updates, these 500 do not: both figures are printed, the headline is the per-update one.
+    print(f"with set-up counted: {min(with_setup.values()):.1f}x (lowest)")
     print(f"speedup learners: {min(ratios.values()):.1f}x")
 
 
