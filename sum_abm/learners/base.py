@@ -10,7 +10,7 @@ the test rows whose class could have changed are re-scored, and it always equals
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Hashable
+from collections.abc import Hashable, Iterator
 from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
@@ -163,6 +163,23 @@ class Learner(ABC):
         if changed:
             self.version += 1
         return changed
+
+    def update_rows(
+        self, indptr: np.ndarray, indices: np.ndarray, values: np.ndarray, y: np.ndarray
+    ) -> Iterator[int]:
+        """Learn CSR rows ``indices/values[indptr[i]:indptr[i+1]]`` with labels ``y``, in order,
+        exactly as :meth:`update` row by row (the prediction market's reward passes); yields the
+        position of each row whose update changed the parameters, right after that update, so
+        the caller can read the model (say, its test accuracy) at that point.
+
+        ``indptr`` holds absolute offsets (a slice of a larger CSR ``indptr`` will do) and has
+        the dtype of ``indices``. This default calls :meth:`update` per row; learners whose
+        updates are mostly no-ops override it.
+        """
+        for i in range(len(y)):
+            lo, hi = indptr[i], indptr[i + 1]
+            if self.update(Sample(indices[lo:hi], values[lo:hi]), int(y[i])):
+                yield i
 
     def _labels(self, scores: np.ndarray) -> np.ndarray:
         if scores.ndim == 1:

@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
 
-from sum_abm.learners.base import Learner, LearnerParams, Sample, Writes, as_matrix, as_sample
+from sum_abm.learners.base import (
+    Learner,
+    LearnerParams,
+    Sample,
+    Writes,
+    _csr_matvec,
+    as_matrix,
+    as_sample,
+)
 
 
 class _Linear(Learner):
@@ -57,6 +66,65 @@ class _Linear(Learner):
 
     def _set_state(self, state: Any) -> None:
         self.w, self.b = state[0].copy(), state[1]
+
+    def update_rows(
+        self, indptr: np.ndarray, indices: np.ndarray, values: np.ndarray, y: np.ndarray
+    ) -> Iterator[int]:
+        """:meth:`Learner.update_rows` for a mistake-driven rule: a row whose margin is positive
+        changes nothing but the step counter (:meth:`_skip_rows`), so rows are scored a block at a
+        time with the current weights by the compiled CSR kernel, and only the first row of a
+        block that may be a mistake goes through :meth:`update` (which decides it exactly).
+
+        Exact: the kernel sums a row in another order than :meth:`decision_one`'s dot product,
+        so a row counts as certainly right only when its margin exceeds a bound on that rounding
+        difference (1e-9 of the largest possible |score| term, far above it); the rest go
+        through :meth:`update`. Parameters, step counter, drift and version end bit for bit as
+        after :meth:`update` row by row.
+        """
+        y = np.asarray(y)
+        n = len(y)
+        if not n or not np.all((y == 0) | (y == 1)):  # invalid labels: let update() raise in turn
+            yield from super().update_rows(indptr, indices, values, y)
+            return
+        sign = np.where(y == 1, 1.0, -1.0)
+        base = int(indptr[0])
+        # Values times their row's sign, so the kernel gives sign * (w·x) at once; each row's
+        # sum of |values|, for the rounding bound.
+        signed = values[base : indptr[-1]] * np.repeat(sign, np.diff(indptr))
+        ptr = indptr - base
+        l1 = np.zeros(n)
+        full = np.flatnonzero(ptr[1:] > ptr[:-1])
+        if len(full):
+            l1[full] = np.add.reduceat(np.abs(signed), ptr[:-1][full]) * (1.0 + 1e-9)
+        l1 *= 1e-9
+        p, block, wmax = 0, 32, None
+        while p < n:
+            q = min(n, p + block)
+            w = self.w
+            if wmax is None:  # the largest |weight|, again after each update
+                wmax = float(np.abs(w).max(initial=0.0))
+                floor = 1e-9 * abs(self.b) + 1e-300
+            margin = sign[p:q] * self.b
+            _csr_matvec(q - p, len(w), ptr[p : q + 1], indices[base:], signed, w, margin)
+            tol = l1[p:q] * wmax
+            tol += floor
+            maybe = margin <= tol  # NaN margins count too
+            k = int(maybe.argmax())
+            if not maybe[k]:
+                self._skip_rows(q - p)
+                p, block = q, min(2 * block, 1024)
+                continue
+            j = p + k
+            if k:
+                self._skip_rows(k)
+            lo, hi = indptr[j], indptr[j + 1]
+            if self.update(Sample(indices[lo:hi], values[lo:hi]), int(y[j])):
+                wmax = None
+                yield j
+            p, block = j + 1, max(16, 2 * (k + 1))
+
+    def _skip_rows(self, n: int) -> None:
+        """The effect of ``n`` rows learned without a mistake (none for the plain perceptron)."""
 
 
 class Perceptron(_Linear):
@@ -194,6 +262,15 @@ class SGDPerceptron(_Linear):
         self.b += eta * sign * self.intercept_decay
         self._add_drift(eta * self.intercept_decay, eta * float(np.abs(s.values).sum()), 0.0)
         return len(s.indices) + 1
+
+    def _skip_rows(self, n: int) -> None:
+        # _update advances t by 1.0 per row, mistake or not; an integer-valued t below 2**53
+        # takes n at once exactly.
+        if float(self.t).is_integer() and self.t + n < 2.0**53:
+            self.t += float(n)
+        else:
+            for _ in range(n):
+                self.t += 1.0
 
     def _state(self) -> Any:
         return self.w.copy(), self.b, self.t
