@@ -70,7 +70,12 @@ def _both(sc, monkeypatch):
         {"mechanism.max_process_calls": 777},
     ],
 )
-def test_batched_reward_phase_equals_single_calls(semantics, options, monkeypatch):
+@pytest.mark.parametrize("compiled", [False, True])
+def test_batched_reward_phase_equals_single_calls(semantics, options, compiled, monkeypatch):
+    from sum_abm.learners import _sgd_kernel, linear
+
+    sweep = _sgd_kernel.sgd_rows if compiled else None
+    monkeypatch.setattr(linear, "_compiled_sweep", lambda: sweep)
     over = {
         "data.train_rows": 600,
         "data.test_rows": 200,
@@ -89,7 +94,12 @@ def test_batched_reward_phase_equals_single_calls(semantics, options, monkeypatc
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["reference_pm", "reference_pm_corrected"])
-def test_full_size_s3_batched_equals_single_calls(name, monkeypatch):
+@pytest.mark.parametrize("compiled", [False, True])
+def test_full_size_s3_batched_equals_single_calls(name, compiled, monkeypatch):
+    from sum_abm.learners import _sgd_kernel, linear
+
+    sweep = _sgd_kernel.sgd_rows if compiled else None
+    monkeypatch.setattr(linear, "_compiled_sweep", lambda: sweep)
     fast, slow = _both(load_scenario(ROOT / "scenarios" / f"{name}.toml"), monkeypatch)
     assert fast[0].filter(pl.col("call") == "process_contribution").height > 100_000
     assert fast[0].equals(slow[0])
@@ -97,10 +107,18 @@ def test_full_size_s3_batched_equals_single_calls(name, monkeypatch):
     assert fast[2:] == slow[2:]
 
 
+@pytest.mark.parametrize("compiled", [False, True])
 @pytest.mark.parametrize("cls", [SGDPerceptron, Perceptron])
-def test_update_rows_is_update_row_by_row(cls):
-    """The block sweep yields the rows that changed the model and leaves parameters, step
-    counter, drift and version bit for bit as :meth:`update` per row, ties at 0 included."""
+@pytest.mark.parametrize("levels", [(1.0, 2.0, 3.0), (1.0, 0.5, 3.0)])
+def test_update_rows_is_update_row_by_row(cls, levels, compiled, monkeypatch):
+    """The sweep (numpy blocks, or compiled) yields the rows that changed the model and leaves
+    parameters, step counter, drift and version bit for bit as :meth:`update` per row, ties at
+    0 included."""
+    from sum_abm.learners import _sgd_kernel, linear
+
+    monkeypatch.setattr(
+        linear, "_compiled_sweep", lambda: _sgd_kernel.sgd_rows if compiled else None
+    )
     rng = np.random.default_rng(5)
     n, d = 3_000, 60
     lens = rng.integers(0, 12, n)
@@ -109,24 +127,28 @@ def test_update_rows_is_update_row_by_row(cls):
     indices = np.concatenate([np.sort(rng.choice(d, k, replace=False)) for k in lens]).astype(
         np.int32
     )
-    values = rng.choice([1.0, 0.5, 3.0], len(indices))
+    values = rng.choice(levels, len(indices))
     y = rng.integers(0, 2, n)
-    a, b = cls(d), cls(d)  # zero weights: the first rows score exactly 0 (mistakes)
+    a, b, c = cls(d), cls(d), cls(d)  # zero weights: the first rows score exactly 0 (mistakes)
     seen = []
     for i in range(n):
         lo, hi = indptr[i], indptr[i + 1]
         if a.update(Sample(indices[lo:hi], values[lo:hi]), int(y[i])):
             seen.append(i)
     got = list(b.update_rows(indptr, indices, values, y))
+    assert list(c.update_rows(indptr, indices, values, y, pause=False)) == []
     assert 50 < len(seen) < n - 50
     assert got == seen
-    assert (a.version, a.b, a.w.tobytes(), a.drift.tobytes()) == (
-        b.version,
-        b.b,
-        b.w.tobytes(),
-        b.drift.tobytes(),
-    )
-    assert getattr(a, "t", None) == getattr(b, "t", None)
+    for m in (b, c):
+        assert (a.version, a.b, a.w.tobytes(), a.drift.tobytes(), a.drift_epoch) == (
+            m.version,
+            m.b,
+            m.w.tobytes(),
+            m.drift.tobytes(),
+            m.drift_epoch,
+        )
+        assert type(a.b) is type(m.b)
+        assert getattr(a, "t", None) == getattr(m, "t", None)
 
 
 def _revealed(pieces):

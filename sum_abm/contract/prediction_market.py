@@ -396,7 +396,7 @@ class PredictionMarket:
         market = self.market[lo:hi]
         need_eval = self.reset or not rows.known[seg].all()
         indptr, indices, values, y = rows.pass_rows(lo, hi)
-        updates = self.learner.update_rows(indptr, indices, values, y)
+        updates = self.learner.update_rows(indptr, indices, values, y, pause=need_eval)
         if need_eval:  # the accuracy after each row's update: it moves only where the model does
             now = np.empty(k)
             cur, last = self.evaluate(), 0

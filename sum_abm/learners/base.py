@@ -165,7 +165,12 @@ class Learner(ABC):
         return changed
 
     def update_rows(
-        self, indptr: np.ndarray, indices: np.ndarray, values: np.ndarray, y: np.ndarray
+        self,
+        indptr: np.ndarray,
+        indices: np.ndarray,
+        values: np.ndarray,
+        y: np.ndarray,
+        pause: bool = True,
     ) -> Iterator[int]:
         """Learn CSR rows ``indices/values[indptr[i]:indptr[i+1]]`` with labels ``y``, in order,
         exactly as :meth:`update` row by row (the prediction market's reward passes); yields the
@@ -173,12 +178,13 @@ class Learner(ABC):
         the caller can read the model (say, its test accuracy) at that point.
 
         ``indptr`` holds absolute offsets (a slice of a larger CSR ``indptr`` will do) and has
-        the dtype of ``indices``. This default calls :meth:`update` per row; learners whose
-        updates are mostly no-ops override it.
+        the dtype of ``indices``. With ``pause`` False nothing is yielded (the caller only wants
+        the rows learned). This default calls :meth:`update` per row; learners whose updates are
+        mostly no-ops override it.
         """
         for i in range(len(y)):
             lo, hi = indptr[i], indptr[i + 1]
-            if self.update(Sample(indices[lo:hi], values[lo:hi]), int(y[i])):
+            if self.update(Sample(indices[lo:hi], values[lo:hi]), int(y[i])) and pause:
                 yield i
 
     def _labels(self, scores: np.ndarray) -> np.ndarray:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -17,6 +18,28 @@ from sum_abm.learners.base import (
     as_matrix,
     as_sample,
 )
+
+# Rows swept by the numpy block path in this process, and how many make loading numba worth it
+# (rent or buy): loading took 0.21-0.22 s CPU with the sweep's first call, the block path
+# ~3.5 µs a row (S3 on 2 busy cores), so 60,000 rows cost about as much as loading.
+_block_rows = 0
+BUY_ROWS = 60_000
+_SWEEP: Any = None
+
+
+def _compiled_sweep() -> Any:
+    """The compiled SGD sweep once numba is loaded: at once when something in this process has
+    already loaded it (its start-up is paid; the cached sweep then loads in ~5 ms), else after
+    the block path has swept :data:`BUY_ROWS` rows. None before that."""
+    global _SWEEP
+    if _SWEEP is None and ("numba" in sys.modules or _block_rows >= BUY_ROWS):
+        from sum_abm.learners._sgd_kernel import sgd_rows
+
+        # First call: numba loads the cached machine code (or compiles it, once per install).
+        i32, f64 = np.zeros(2, np.int32), np.zeros(4)
+        sgd_rows(i32, i32, f64, f64[:1], f64, f64, f64[:3], 1.0, 1.0, 1.0, 0, True)
+        _SWEEP = sgd_rows
+    return _SWEEP
 
 
 class _Linear(Learner):
@@ -68,7 +91,12 @@ class _Linear(Learner):
         self.w, self.b = state[0].copy(), state[1]
 
     def update_rows(
-        self, indptr: np.ndarray, indices: np.ndarray, values: np.ndarray, y: np.ndarray
+        self,
+        indptr: np.ndarray,
+        indices: np.ndarray,
+        values: np.ndarray,
+        y: np.ndarray,
+        pause: bool = True,
     ) -> Iterator[int]:
         """:meth:`Learner.update_rows` for a mistake-driven rule: a row whose margin is positive
         changes nothing but the step counter (:meth:`_skip_rows`), so rows are scored a block at a
@@ -84,8 +112,10 @@ class _Linear(Learner):
         y = np.asarray(y)
         n = len(y)
         if not n or not np.all((y == 0) | (y == 1)):  # invalid labels: let update() raise in turn
-            yield from super().update_rows(indptr, indices, values, y)
+            yield from super().update_rows(indptr, indices, values, y, pause)
             return
+        global _block_rows
+        _block_rows += n
         sign = np.where(y == 1, 1.0, -1.0)
         base = int(indptr[0])
         # Values times their row's sign, so the kernel gives sign * (w·x) at once; each row's
@@ -120,7 +150,8 @@ class _Linear(Learner):
             lo, hi = indptr[j], indptr[j + 1]
             if self.update(Sample(indices[lo:hi], values[lo:hi]), int(y[j])):
                 wmax = None
-                yield j
+                if pause:
+                    yield j
             p, block = j + 1, max(16, 2 * (k + 1))
 
     def _skip_rows(self, n: int) -> None:
@@ -262,6 +293,53 @@ class SGDPerceptron(_Linear):
         self.b += eta * sign * self.intercept_decay
         self._add_drift(eta * self.intercept_decay, eta * float(np.abs(s.values).sum()), 0.0)
         return len(s.indices) + 1
+
+    def update_rows(
+        self,
+        indptr: np.ndarray,
+        indices: np.ndarray,
+        values: np.ndarray,
+        y: np.ndarray,
+        pause: bool = True,
+    ) -> Iterator[int]:
+        """:meth:`Learner.update_rows` by the compiled sweep (:mod:`sum_abm.learners._sgd_kernel`)
+        once numba is loaded (:func:`_compiled_sweep`), else the block sweep of :class:`_Linear`. The same parameters, step counter, drift and
+        version bit for bit either way."""
+        sweep = _compiled_sweep()
+        y = np.asarray(y)
+        w = self.w
+        if (
+            sweep is None
+            or not len(y)
+            or not np.all((y == 0) | (y == 1))
+            or not (w.dtype == np.float64 and w.flags.c_contiguous)
+            or values.dtype != np.float64
+        ):
+            yield from super().update_rows(indptr, indices, values, y, pause)
+            return
+        sign = np.where(y == 1, 1.0, -1.0)
+        state = np.zeros(4)
+        p = 0
+        while True:
+            state[:] = (self.b, self.t, 0.0, 0.0)
+            p, code = sweep(
+                indptr, indices, values, sign, self.w, state, self.drift,
+                self.alpha, self.t0, self.intercept_decay, p, pause,
+            )  # fmt: skip
+            if state[2]:  # as _update's arithmetic leaves it (t0 is a numpy float)
+                self.b = type(self.b + self.t0)(state[0])
+            self.t = float(state[1])
+            self.version += int(state[2])
+            self.drift_epoch += int(state[3])
+            if code == 0:
+                return
+            if code == 1:
+                yield p - 1
+                continue
+            lo, hi = indptr[p], indptr[p + 1]  # a margin too close to 0: update() decides
+            if self.update(Sample(indices[lo:hi], values[lo:hi]), int(y[p])) and pause:
+                yield p
+            p += 1
 
     def _skip_rows(self, n: int) -> None:
         # _update advances t by 1.0 per row, mistake or not; an integer-valued t below 2**53
