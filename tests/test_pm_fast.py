@@ -18,7 +18,7 @@ import polars as pl
 import pytest
 import scipy.sparse as sp
 
-from sum_abm.chain import Chain
+from sum_abm.chain import Chain, Rejected
 from sum_abm.contract.prediction_market import Piece, PredictionMarket, hash_piece
 from sum_abm.contract.state import freeze
 from sum_abm.learners.base import Sample
@@ -190,3 +190,31 @@ def test_a_piece_with_nan_or_negative_zero_hashes_as_its_pairs():
         assert hash_piece(Piece(X[2:], np.array([1]))) == hash_piece(
             Piece(X[2:], np.array([1])).pairs()
         )
+
+
+def test_process_contributions_keeps_the_single_calls_rules():
+    """Outside the reward phase the first call is rejected as a single call is: one rejected row,
+    nothing else changes; with no calls allowed or nothing left it sends none."""
+    rows = []
+    chain = Chain(log=rows.append)
+    chain.ledger.mint("P", 10)
+    pm = PredictionMarket(chain, SGDPerceptron(4))
+    X = sp.csr_matrix(np.eye(4))
+    pieces = [Piece(X[:2], np.array([0, 1])), Piece(X[2:], np.array([1, 0]))]
+    pm.initialize_market("P", 10, [hash_piece(p) for p in pieces], 0, 1, 0)
+    pm.reveal_init_test_set("P", pieces[0])
+    chain.ledger.mint("A", 5)
+    pm.add_data("A", 1, Sample(np.array([1], np.int32), np.array([1.0]), key=("row", 1)), 1)
+    before, n = pm.state_snapshot(), len(rows)
+    with pytest.raises(Rejected, match="wrong_phase"):
+        pm.process_contributions("P", 5)
+    assert pm.state_snapshot() == before
+    assert [r[2:5] for r in rows[n:]] == [("process_contribution", False, "wrong_phase")]
+    pm.end_market("P")
+    pm.verify_next_test_set("P", pieces[1])
+    assert pm.process_contributions("P", 0) == 0 and pm.state == "REWARD_RESTART"
+    sent = pm.process_contributions("P", 100)
+    assert sent >= 1 and pm.state == "REWARD_COLLECT"
+    assert pm.process_contributions("P", 100) == 0
+    calls = [r for r in rows if r[2] == "process_contribution" and r[3]]
+    assert len(calls) == sent

@@ -369,6 +369,8 @@ class PredictionMarket:
             not self.chain.gas_price  # a free call from a wallet that never goes below 0
             and not self.group
             and self.state in ("REWARD_RESTART", "REWARD")
+            and self.remaining_bounty_rounds > 0
+            and self.market
             and callable(getattr(self.learner, "update_rows", None))
             and all(hasattr(c.x, "indices") and hasattr(c.x, "values") for c in self.market)
         )
