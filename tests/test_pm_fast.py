@@ -50,8 +50,20 @@ def _final(sc, seed=3):
         mesa.Agent._ids.pop(m, None)
 
 
-def _both(sc, monkeypatch):
-    fast = _final(sc)
+_batched = PredictionMarket.process_contributions
+
+
+def _mixed(self, sender, max_calls):
+    """A few single calls first, so the batch starts in the middle of a pass."""
+    sent = _one_by_one(self, sender, min(max_calls, 7))
+    return sent + _batched(self, sender, max_calls - sent)
+
+
+def _both(sc, monkeypatch, mixed=False):
+    with monkeypatch.context() as mp:
+        if mixed:
+            mp.setattr(PredictionMarket, "process_contributions", _mixed)
+        fast = _final(sc)
     with monkeypatch.context() as mp:
         mp.setattr(PredictionMarket, "process_contributions", _one_by_one)
         slow = _final(sc)
@@ -68,6 +80,7 @@ def _both(sc, monkeypatch):
         {"learner.kind": "perceptron"},
         {"learner.kind": "multinomial_nb"},
         {"mechanism.max_process_calls": 777},
+        {"mixed": True},
     ],
 )
 @pytest.mark.parametrize("compiled", [False, True])
@@ -83,8 +96,9 @@ def test_batched_reward_phase_equals_single_calls(semantics, options, compiled, 
         "mechanism.semantics": semantics,
         **options,
     }
+    mixed = over.pop("mixed", False)
     sc = load_scenario(ROOT / "scenarios" / "reference_pm.toml", over)
-    fast, slow = _both(sc, monkeypatch)
+    fast, slow = _both(sc, monkeypatch, mixed)
     calls = fast[0].filter(pl.col("call") == "process_contribution").height
     assert calls > 500 and fast[2] >= 2  # many calls over more than one pass
     assert fast[0].equals(slow[0]), "transactions differ"
