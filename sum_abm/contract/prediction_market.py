@@ -332,7 +332,8 @@ class PredictionMarket:
             if self.next_verify == self.reveal_index:
                 self.next_verify += 1
             if self.next_verify >= len(self.hashes):
-                self.learner.set_test_set(_stack(self.test_x), self.test_y)
+                # the reward phase asks the accuracy after single updates
+                self.learner.set_test_set(_stack(self.test_x), self.test_y, per_update=True)
                 self.state = "REWARD_RESTART"
 
         self._exec(sender, "verify_next_test_set", 0, run)

@@ -59,7 +59,8 @@ class _Linear(Learner):
         return np.asarray(X @ self.w).ravel() + self.b
 
     def decision_one(self, s: Sample) -> float:
-        return float(self.w[s.indices] @ s.values + self.b)
+        # take + dot: the same BLAS dot as ``w[idx] @ x`` (same sum order), with less overhead
+        return float(self.w.take(s.indices).dot(s.values)) + self.b
 
     def update_writes(self, x: Any, y: int) -> Writes:
         """A perceptron learns only from a mistake (a margin that is not positive); it then writes
