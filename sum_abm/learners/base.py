@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Hashable
+from collections.abc import Hashable, Iterator
 from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
@@ -165,6 +165,29 @@ class Learner(ABC):
         if changed:
             self.version += 1
         return changed
+
+    def update_rows(
+        self,
+        indptr: np.ndarray,
+        indices: np.ndarray,
+        values: np.ndarray,
+        y: np.ndarray,
+        pause: bool = True,
+    ) -> Iterator[int]:
+        """Learn CSR rows ``indices/values[indptr[i]:indptr[i+1]]`` with labels ``y``, in order,
+        exactly as :meth:`update` row by row (the prediction market's reward passes); yields the
+        position of each row whose update changed the parameters, right after that update, so
+        the caller can read the model (say, its test accuracy) at that point.
+
+        ``indptr`` holds absolute offsets (a slice of a larger CSR ``indptr`` will do) and has
+        the dtype of ``indices``. With ``pause`` False nothing is yielded (the caller only wants
+        the rows learned). This default calls :meth:`update` per row; learners whose updates are
+        mostly no-ops override it.
+        """
+        for i in range(len(y)):
+            lo, hi = indptr[i], indptr[i + 1]
+            if self.update(Sample(indices[lo:hi], values[lo:hi]), int(y[i])) and pause:
+                yield i
 
     def _labels(self, scores: np.ndarray) -> np.ndarray:
         if scores.ndim == 1:
