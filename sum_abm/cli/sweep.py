@@ -20,7 +20,10 @@ def register(app: typer.Typer) -> None:
             None, help="Ray cluster address (host:port, auto, ray://...); default: local Ray"
         ),
         workers: int = typer.Option(
-            None, min=1, help="local Ray worker processes (default: every core)"
+            None,
+            min=1,
+            help="cores for a local sweep: this process and a Ray worker per other core "
+            "(default: every core; 1: in this process)",
         ),
         resume: bool = typer.Option(
             False,
