@@ -198,7 +198,7 @@ class CollaborativeTrainer:
         self._pay(sender, amount)
         stored.claimable = 0 if self.im.refund_clears_deposit else stored.claimable - amount
         stored.claimed_by.add(sender)
-        self.im.on_refunded(sender)
+        self.im.on_refunded(sender, stored, amount)
 
     def _report_effects(self, sender: str, stored: StoredData, amount: Any) -> None:
         stored.claimed_by.add(sender)
