@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from sum_abm.chain import Chain, Rejected
-from sum_abm.contract.data_handler import DataHandler, StoredData
+from sum_abm.contract.data_handler import Claimers, DataHandler, StoredData
 from sum_abm.contract.state import freeze, learner_state
 
 
@@ -52,6 +52,10 @@ class CollaborativeTrainer:
         self.data = data_handler if data_handler is not None else DataHandler()
         self.address = address
         self.learner_kind = getattr(learner, "kind", "")
+        # Resolved once, not per call: what is left of a contribution (Points count claims, not
+        # tokens) and whether payouts are the reference's floats (capped at the contract balance).
+        self._remaining = getattr(mechanism, "remaining", None)
+        self._float_pay = bool(getattr(mechanism, "python", False))
 
     @property
     def now(self) -> int:
@@ -98,7 +102,9 @@ class CollaborativeTrainer:
             # effects
             self.im.on_added(now)
             self.chain.ledger.transfer(sender, self.address, cost)
-            claimed = old.claimed_by if old is not None else set()  # Solidity keeps old mappings
+            claimed = (
+                old.claimed_by if old is not None else Claimers()
+            )  # Solidity keeps old mappings
             self.data.put(key, StoredData(sender, now, int(y), cost, cost, claimed))
             if self.im.updates_model_on_add:
                 self.learner.update(x, int(y))
@@ -228,7 +234,7 @@ class CollaborativeTrainer:
         stored = self.data.get(x, y, added_time, author)
         if stored is None:
             return False, 0, 0
-        im, now = self.im, self.now
+        im, now = self.im, self.chain.clock.now
         try:
             if call == "refund":
                 if prediction is None:
@@ -253,7 +259,7 @@ class CollaborativeTrainer:
         return True, amount, self._left(stored)
 
     def _left(self, stored: StoredData) -> Any:
-        fn = getattr(self.im, "remaining", None)
+        fn = self._remaining
         return fn(stored) if fn is not None else stored.claimable
 
     def report(
@@ -275,7 +281,7 @@ class CollaborativeTrainer:
         return self._exec(sender, "report", 0, run, x)
 
     def _pay(self, to: str, amount: Any) -> None:
-        if getattr(self.im, "python", False):
+        if self._float_pay:
             # Float report rewards leave the contract a hair short of its integer claims; the
             # reference's Balances.send then silently sends what there is, and so does this.
             amount = min(amount, self.chain.ledger.balance(self.address))

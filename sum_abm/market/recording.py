@@ -45,7 +45,8 @@ class TxLog:
 
     def _pack(self) -> None:
         if self._pending:
-            self._chunks.append(pl.DataFrame(self._pending, orient="row", schema=TX_SCHEMA))
+            frame = pl.DataFrame(self._pending, orient="row", schema=TX_SCHEMA)
+            self._chunks.append(frame)
             self._packed += len(self._pending)
             self._pending = []
 
@@ -79,7 +80,10 @@ class TxLog:
         self._pack()
         if not self._chunks:
             return pl.DataFrame(schema=TX_SCHEMA)
-        return pl.concat(self._chunks, rechunk=True)
+        if len(self._chunks) > 1:
+            # One contiguous frame replaces the chunks, so the log is not held twice.
+            self._chunks = [pl.concat(self._chunks, rechunk=True)]
+        return self._chunks[0]
 
 
 def _typed(rec: tuple) -> tuple:
