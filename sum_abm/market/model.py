@@ -378,23 +378,26 @@ class MarketModel(mesa.Model):
             return
         # The candidates' fields as Python values once (not one numpy scalar per read).
         slots = ks + lo
-        takes, owns, ages = take_branch[ks].tolist(), own[ks].tolist(), age[ks].tolist()
-        preds = pred[ks].tolist()
+        takes, owns = take_branch[ks].tolist(), own[ks].tolist()
+        preds = pred[ks].astype(np.int64).tolist()
         rows, labels = b.row[slots].tolist(), b.label[slots].tolist()
         times, authors = b.time[slots].tolist(), b.author[slots].tolist()
-        needs_good = self.contract.report_needs_good_data
-        has_good = self.num_good(addr) > 0  # only grows during a walk (its own refunds)
-        for i, slot in enumerate(slots.tolist()):
+        # One batch to the contract, which sends each claim only if accepted, in order (so a
+        # refund verifies data for the reports after it). The book's predictions are current:
+        # the model does not change during a walk.
+        sample, names = self.sample, self.addresses
+        claims, kinds = [], []
+        for i in range(len(ks)):
             kind = "take" if takes[i] else ("refund" if owns[i] else "report")
-            if kind == "report" and needs_good and ages[i] < aw and not has_good:
-                has_good = self.num_good(addr) > 0
-                if not has_good:
-                    continue  # proven rejection: a reporter without verified data
-            # The book's prediction is current: the model does not change during a walk.
-            p = None if kind == "take" else int(preds[i])
-            self._claim(
-                agent, addr, slot, kind, True, p, (rows[i], labels[i], times[i], authors[i])
-            )
+            call = "refund" if kind == "refund" else "report"
+            p = None if kind == "take" else preds[i]
+            claims.append((call, sample(rows[i]), labels[i], times[i], names[authors[i]], p))
+            kinds.append(kind)
+        results = self.contract.claims(addr, claims)
+        for slot, kind, claim, (ok, _, left) in zip(
+            slots.tolist(), kinds, claims, results, strict=True
+        ):
+            self._claimed(addr, slot, kind, claim[4], ok, left)
 
     def _next_crossing(self, now: int) -> float:
         """The first time (seconds) a contribution in the book, or one added from ``now`` on,
@@ -535,6 +538,13 @@ class MarketModel(mesa.Model):
             ok, amount, left = self.contract.report(
                 addr, x, y, t, author_addr, check=check, prediction=prediction
             )
+        self._claimed(addr, slot, kind, author_addr, ok, left)
+
+    def _claimed(
+        self, addr: str, slot: int, kind: str, author_addr: str, ok: bool, left: Any
+    ) -> None:
+        """Book-keeping after the claim of book ``slot``: counters, claimed marks, removal."""
+        b = self.book
         if ok:
             owner = self.addr_owner[addr]
             if kind == "refund":
