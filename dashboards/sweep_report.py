@@ -443,10 +443,6 @@ def _numeric(runs: pl.DataFrame, col: str) -> bool:
     return all(_is_number(v) for v in runs[col].drop_nulls().to_list())
 
 
-def _point_label(row: dict, params: list[str]) -> str:
-    return ", ".join(f"{p.rsplit('.', 1)[-1]}={_label(row[p])}" for p in params)
-
-
 def paid_rows(runs: pl.DataFrame, params: list[str], metric: str = "attacker_roi") -> pl.DataFrame:
     """Per parameter point: in how many runs ``metric`` was above zero (the attack paid), of how
     many, the share and its Wilson 95 % interval."""

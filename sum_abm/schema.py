@@ -222,6 +222,36 @@ FRONTIER = (
     C("evaluations", pl.String, "every (x, mean ROI, stderr) as JSON, or why none was found"),
     C("found", pl.Boolean, "whether the best attack's ROI crosses zero in the range"),
 )
+_DESIGN = (
+    "one column per design parameter (its dotted path); per attacker strategy `<name>.attacker_roi`, "
+    "`<name>.attacker_roi_lo`, `<name>.attacker_roi_hi` (mean and 95 % interval over the "
+    "replications), `<name>.honest_roi` (mean) and `<name>.runs` (runs measured); per constraint "
+    "`constraint_<i>` (the value compared with its bound: the metric's mean, or its one-sided "
+    "bound with a `confidence`; for `attacker_roi` the worst over the covered strategies) and "
+    "`violation_<i>` (how far it misses: > 0 violated, inf when unmeasured)"
+)
+DESIGNS = (
+    C("candidate", pl.Int64, "candidate number (row order of the search)"),
+    C("origin", pl.String, "how it was proposed: grid, tpe or nsga2 (Optuna)"),
+    C("best_response", pl.String, "the covered strategy with the highest mean attacker ROI"),
+    C("best_response_roi", pl.Float64, "its mean attacker ROI (profit / start balance)"),
+    C("best_response_roi_lo", pl.Float64, "lower end of its 95 % Student-t interval"),
+    C("best_response_roi_hi", pl.Float64, "upper end of its 95 % Student-t interval"),
+    C("attacker_roi", pl.Float64, "mean attacker ROI under the best response"),
+    C("honest_roi", pl.Float64, "mean honest ROI under the best response"),
+    C("honest_profit", pl.Float64, "mean honest profit under the best response (token units)"),
+    C("honest_fees", pl.Float64, "mean fees paid by honest groups (token units)"),
+    C("fees_total", pl.Float64, "mean fees paid by everyone (token units)"),
+    C("accuracy_final", pl.Float64, "mean final accuracy under the best response"),
+    C("accuracy_min", pl.Float64, "mean lowest accuracy under the best response"),
+    C("accuracy_time_weighted", pl.Float64, "mean time-weighted accuracy"),
+    C("pool_used", pl.Float64, "mean share of the honest data pool contributed"),
+    C("violation", pl.Float64, "sum of the constraints' positive violations (0: feasible)"),
+    C("feasible", pl.Boolean, "every constraint holds"),
+    C("valid", pl.Boolean, "the setting makes a valid scenario (false: never run)"),
+    C("pareto", pl.Boolean, "on the Pareto front of the objectives among feasible candidates"),
+    C("recommended", pl.Boolean, "the recommended setting (at most one row)"),
+)
 del C
 
 FRAMES: dict[str, Frame] = {
@@ -259,6 +289,16 @@ FRAMES: dict[str, Frame] = {
         Frame("game_equilibria", "equilibria.parquet", "equilibrium found", GAME_EQUILIBRIA),
         Frame(
             "frontier", "frontier.parquet", "value of --across (a single row without it)", FRONTIER
+        ),
+        Frame(
+            "designs", "designs.parquet", "candidate setting of `sum-abm design`", DESIGNS, _DESIGN
+        ),
+        Frame(
+            "pareto",
+            "pareto.parquet",
+            "candidate on the Pareto front (the rows of `designs` with `pareto` true)",
+            DESIGNS,
+            _DESIGN,
         ),
     )
 }
@@ -328,9 +368,14 @@ def problems(name: str, df: pl.DataFrame) -> list[str]:
 def markdown() -> str:
     """The README's description of the result files: one table per frame."""
     parts = []
+    described: dict[tuple[Column, ...], str] = {}  # input-dependent frames already tabled
     for f in FRAMES.values():
         parts.append(f"**`{f.file}`** (`{f.name}`): one row per {f.row}.")
-        if f.extra:  # the sweep parts: a run's frame with the run's id and parameters in front
+        if f.extra and f.columns in described:
+            parts[-1] += f" Columns: those of `{described[f.columns]}`."
+            continue
+        if f.extra and f.columns[: len(SWEEP_META)] == SWEEP_META:
+            # the sweep parts: a run's frame with the run's id and parameters in front
             meta = ", ".join(f"`{c.name}` ({c.dtype})" for c in SWEEP_META)
             rest = "`summary` (but its `seed`)" if "runs" in f.name else "`agents`"
             parts[-1] += f" Columns: {meta}, {f.extra}, then those of {rest}."
@@ -340,6 +385,9 @@ def markdown() -> str:
             when = f" ({c.when})" if c.when else ""
             lines.append(f"| `{c.name}` | {c.dtype} | {c.meaning}{when} |")
         parts.append("\n".join(lines))
+        if f.extra:
+            parts.append(f"Also, between these: {f.extra}.")
+            described[f.columns] = f.file
     return "\n\n".join(parts) + "\n"
 
 

@@ -16,6 +16,7 @@ import numpy as np
 import polars as pl
 import pytest
 
+from sum_abm import schema
 from sum_abm.bundled import bundled
 from sum_abm.design.evaluate import evaluate_candidate, mean_interval, one_sided_bound, pareto_mask
 from sum_abm.design.search import VERIFY_REPLICATION, crn_seeds, run_design, set_args
@@ -180,6 +181,37 @@ def test_grid_search_finds_the_known_answer(tmp_path):
     page = build_design_report(tmp_path / "out").read_text()
     for heading in ("Pareto front", "Best response over the settings", "recommended", "sybil"):
         assert heading in page
+
+
+@pytest.mark.parametrize("valid", [True, False])
+def test_written_design_frames_match_their_schema(tmp_path, valid):
+    # not valid: each wait is valid alone, but the refund wait beyond the any-address wait makes
+    # no valid scenario, so nothing runs and every measured value is missing; the files still
+    # carry the declared types (an all-missing column is not Null-typed).
+    text = SYNTHETIC
+    if not valid:
+        text = text.replace(
+            "[parameters]\n",
+            '[parameters]\n"mechanism.refund_time_s" = { values = [700000] }\n'
+            '"mechanism.any_address_claim_wait_time_s" = { values = [600000] }\n',
+        )
+    run_design(write(tmp_path, text), tmp_path / "out", measure=Synthetic())
+    spec = load_design(write(tmp_path, text)).spec
+    per_input = set(spec.parameters) | {"constraint_0", "violation_0"}
+    per_input |= {
+        f"{s.name}.{k}"
+        for s in spec.attacker.strategies
+        for k in ("attacker_roi", "attacker_roi_lo", "attacker_roi_hi", "honest_roi", "runs")
+    }
+    for name in ("designs", "pareto"):
+        df = pl.read_parquet(tmp_path / "out" / f"{name}.parquet")
+        assert schema.problems(name, df) == []
+        declared = schema.FRAMES[name].names
+        # every declared column is written, and every other one is what the schema's words name
+        assert [c for c in df.columns if c in declared] == declared
+        assert set(df.columns) - set(declared) == per_input
+    designs = pl.read_parquet(tmp_path / "out" / "designs.parquet")
+    assert designs["valid"].to_list() == [valid] * 18
 
 
 def test_no_feasible_candidate_names_the_closest(tmp_path):

@@ -192,7 +192,14 @@ def test_drt_reference_python(calls, cw):
 
 @given(st.lists(call, max_size=25), st.integers(0, 3))
 def test_drt_corrected(calls, cw):
-    run_trainer(DepositRefundTake(3_600, 86_400, cw, "corrected"), calls)
+    tr = run_trainer(DepositRefundTake(3_600, 86_400, cw, "corrected"), calls)
+    # FIX 2: only some refunds verify data (those of whole deposits); never more than were made
+    refunds: dict[str, int] = {}
+    for row in tr.chain.log.rows:
+        if row[2] == "refund" and row[3]:
+            refunds[row[1]] = refunds.get(row[1], 0) + 1
+    assert all(n <= refunds.get(a, 0) for a, n in tr.im.num_good.items())
+    assert tr.im.total_good == sum(tr.im.num_good.values())
 
 
 @given(
@@ -221,12 +228,82 @@ def test_drt_corrected_refuses_exactly_the_zero_shares_solidity_pays_whole(
             "solidity": "nothing_left_to_claim",
             "corrected": "nothing_left_to_claim",
         }
-    elif expired:  # anyone takes what is left after the long wait, in both rules
+    elif expired:  # a verified taker takes what is left after the long wait, in both rules
         assert amounts == {"solidity": claimable, "corrected": claimable}
     elif share == 0:
         assert amounts == {"solidity": claimable, "corrected": "share_rounds_to_zero"}
     else:
         assert amounts["solidity"] == amounts["corrected"] == min(share, claimable)
+
+
+@given(
+    st.integers(1, 50),  # initial deposit (token units)
+    st.integers(0, 50),  # already taken by reporters
+    st.integers(0, 5),  # the taker's verified contributions
+    st.booleans(),  # the taker is the author
+)
+def test_drt_corrected_take_after_the_long_wait_needs_verified_data(deposit, taken, ng, own):
+    # FIX 3: Solidity lets any address (the author included) take what is left after the
+    # any-address wait; corrected asks the taker for verified data, as a report does.
+    claimable = deposit - min(taken, deposit)
+    out = {}
+    for semantics in ("solidity", "corrected"):
+        im = DepositRefundTake(3_600, 86_400, 1, semantics)
+        im.num_good, im.total_good = ({"R": ng} if ng else {}), ng + 3
+        stored = StoredData("R" if own else "A", 0, 1, deposit, claimable)
+        try:
+            out[semantics] = im.report_amount("R", stored, None, 86_400)
+        except Rejected as rej:
+            out[semantics] = rej.reason
+        if claimable:  # the market's claim selection uses the same rule
+            accepted = isinstance(out[semantics], int)
+            assert bool(im.reportable(86_400, True, own, True, ng > 0)) == accepted
+    if claimable == 0:
+        assert out == {"solidity": "nothing_left_to_claim", "corrected": "nothing_left_to_claim"}
+    elif ng == 0:
+        assert out == {"solidity": claimable, "corrected": "reporter_has_no_good_data"}
+    else:
+        assert out == {"solidity": claimable, "corrected": claimable}
+
+
+@given(
+    st.integers(1, 1_000_000),  # seconds from deploy to the add: the deposit is 3600 // isqrt(t)
+    st.integers(1, 5),  # the reporter's verified contributions
+    st.integers(0, 20),  # everyone else's
+    st.booleans(),  # a report comes before the refund
+    st.sampled_from(["solidity", "corrected"]),
+)
+def test_drt_corrected_refund_of_reported_data_pays_but_does_not_verify(
+    t_add, ng, others, reported, semantics
+):
+    # FIX 2: the author of data that a reporter already took part of (the model disagreed with it
+    # after the wait) still gets what is left once the model agrees; Solidity also counts it as
+    # verified-good data, which sells reporting rights for the last token of a flipped label.
+    chain = Chain()
+    for a in ("A", "R"):
+        chain.ledger.mint(a, 10_000)
+    learner = ScriptedLearner()
+    mech = DepositRefundTake(0, 10_000_000, 1, semantics)
+    tr = CollaborativeTrainer(chain, learner, DataHandler(), mech)
+    mech.num_good, mech.total_good = {"R": ng}, ng + others
+    chain.clock.advance_to(t_add)
+    cost = tr.add_data("A", 10_000, [1, 7], 1)
+    if reported:
+        learner.p = 0  # the model disagrees with A's label
+        try:
+            tr.report("R", [1, 7], 1, t_add, "A")
+        except Rejected as rej:
+            assert (semantics, rej.reason) == ("corrected", "share_rounds_to_zero")
+    left = tr.remaining([1, 7], 1, t_add, "A")
+    learner.p = 1  # the model has come to agree
+    if left == 0:
+        assert tr.check_refund("A", [1, 7], 1, t_add) == "nothing_left_to_claim"
+        return
+    total = mech.total_good
+    assert tr.refund("A", [1, 7], 1, t_add) == left
+    assert mech.total_good - total == mech.num_good.get("A", 0)
+    assert mech.num_good.get("A", 0) == (1 if semantics == "solidity" or left == cost else 0)
+    chain.ledger.check_conserved()
 
 
 def test_drt_corrected_zero_share_report_moves_nothing():

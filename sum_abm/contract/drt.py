@@ -13,10 +13,22 @@ report reward             ``dep*num_good // total_good`` (int)     ``dep*num_goo
 duplicate data            overwrite allowed when nothing claimable always rejected
 ========================  ======================================  ==========================================
 
-``corrected`` is ``solidity`` with one fix, marked ``FIX`` below: a report whose proportional share
-``initial_deposit * num_good // total_good`` floors to 0 is refused (``share_rounds_to_zero``,
-nothing moves). Solidity instead pays the whole claimable deposit, which lets a label flipper with
-one verified contribution take honest deposits whole once ``total_good`` is large.
+``corrected`` is ``solidity`` with three fixes, each marked ``FIX`` below, where the Solidity rules
+defeat their own stated purpose (that deposits go to contributors whose data the model verified):
+
+1. a report whose proportional share ``initial_deposit * num_good // total_good`` floors to 0 is
+   refused (``share_rounds_to_zero``, nothing moves); Solidity pays the whole claimable deposit,
+   which lets a label flipper with one verified contribution take honest deposits whole once
+   ``total_good`` is large;
+2. a refund of a contribution that reporters already took part of pays what is left but does not
+   count as verified-good data (``num_good``, ``total_good`` unchanged): the data was found bad
+   after the wait, and in Solidity a flipper buys reporting rights by refunding the last token of
+   its own reported data once the model drifts;
+3. after the any-address wait, only a taker with verified-good data may take what is left
+   (``reporter_has_no_good_data``); Solidity lets any address take it, so a bad contributor gets
+   its deposit back from a fresh address, or harvests honest deposits, without ever sending data
+   the model agreed with -- exactly what the report rule's good-data requirement is there to stop.
+   Deposits still do not stay stuck while any contributor has verified data.
 """
 
 from __future__ import annotations
@@ -58,6 +70,7 @@ class DepositRefundTake:
         self.cost_weight = cost_weight
         self.semantics = semantics
         self.python = semantics == "reference-python"
+        self.corrected = semantics == "corrected"
         #: The smallest age (seconds) at which a refund or report can succeed (an attribute, not
         #: a property: every claim reads it).
         self.min_claim_age = self.refund_time_s + 1 if self.python else self.refund_time_s
@@ -96,11 +109,13 @@ class DepositRefundTake:
 
     def reportable(self, age: Any, agrees: Any, own: Any, claimed: Any, reporter_good: Any) -> Any:
         """Which contributions (with something left to claim) a report by a reporter would be
-        accepted for (:meth:`report_amount`): open to anyone, or another's, not yet claimed by
-        the reporter, old enough, the model disagrees, and the reporter has verified data."""
-        return self.open_to_anyone(age) | (
-            ~own & ~claimed & ~self.too_early(age) & ~agrees & reporter_good
-        )
+        accepted for (:meth:`report_amount`): open to anyone (corrected: to a reporter with
+        verified data), or another's, not yet claimed by the reporter, old enough, the model
+        disagrees, and the reporter has verified data."""
+        expired = self.open_to_anyone(age)
+        if self.corrected:
+            expired = expired & reporter_good
+        return expired | (~own & ~claimed & ~self.too_early(age) & ~agrees & reporter_good)
 
     def good_count(self, address: str) -> int:
         return self.num_good.get(address, 0)
@@ -135,7 +150,12 @@ class DepositRefundTake:
             raise Rejected("model_disagrees")
         return stored.claimable
 
-    def on_refunded(self, sender: str) -> None:
+    def on_refunded(self, sender: str, stored: StoredData, amount: Any) -> None:
+        """Count a refund of ``amount`` (token units) as verified-good data of ``sender``."""
+        if self.corrected and amount < stored.initial_deposit:
+            # FIX 2: reporters took part of this deposit (the model disagreed with it after the
+            # wait): its author may refund what is left, but data found bad is not verified.
+            return
         self.num_good[sender] = self.num_good.get(sender, 0) + 1
         self.total_good += 1
 
@@ -148,6 +168,10 @@ class DepositRefundTake:
             raise Rejected("nothing_left_to_claim")
         age = now - stored.time
         if self.open_to_anyone(age):
+            if self.corrected and self.num_good.get(reporter, 0) <= 0:
+                # FIX 3: a take needs verified data, as a report does; the long wait keeps
+                # deposits from being stuck, it does not let unverified addresses take them.
+                raise Rejected("reporter_has_no_good_data")
             return stored.claimable
         if reporter == stored.sender:
             raise Rejected("own_deposit")
@@ -166,8 +190,8 @@ class DepositRefundTake:
                 amount = stored.claimable
         else:
             amount = stored.initial_deposit * ng // self.total_good
-            if amount == 0 and self.semantics == "corrected":
-                # FIX: a share that floors to 0 earns nothing, not the whole deposit.
+            if amount == 0 and self.corrected:
+                # FIX 1: a share that floors to 0 earns nothing, not the whole deposit.
                 raise Rejected(
                     "share_rounds_to_zero", f"{stored.initial_deposit}*{ng}//{self.total_good}"
                 )

@@ -99,7 +99,7 @@ class Points:
             raise Rejected("model_disagrees")
         return 0
 
-    def on_refunded(self, sender: str) -> None:
+    def on_refunded(self, sender: str, stored: StoredData, amount: Any) -> None:
         self.num_valid[sender] = self.num_valid.get(sender, 0) + 1
         self.total_valid += 1
 

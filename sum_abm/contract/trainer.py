@@ -103,9 +103,8 @@ class CollaborativeTrainer:
             # effects
             self.im.on_added(now)
             self.chain.ledger.transfer(sender, self.address, cost)
-            claimed = (
-                old.claimed_by if old is not None else Claimers()
-            )  # Solidity keeps old mappings
+            # Solidity keeps the old claim marks when a key is re-added
+            claimed = old.claimed_by if old is not None else Claimers()
             self.data.put(key, StoredData(sender, now, int(y), cost, cost, claimed))
             if self.im.updates_model_on_add:
                 self.learner.update(x, int(y))
@@ -205,7 +204,7 @@ class CollaborativeTrainer:
         self._pay(sender, amount)
         stored.claimable = 0 if self.im.refund_clears_deposit else stored.claimable - amount
         stored.claimed_by.add(sender)
-        self.im.on_refunded(sender)
+        self.im.on_refunded(sender, stored, amount)
 
     def _report_effects(self, sender: str, stored: StoredData, amount: Any) -> None:
         stored.claimed_by.add(sender)

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from sum_abm import schema
 from sum_abm.atomic import write_parquet_atomic, write_text_atomic
 from sum_abm.design.evaluate import closest, evaluate_candidate, recommend, run_metrics
 from sum_abm.design.spec import METRICS, Design, load_design
@@ -306,7 +307,9 @@ def _designs_frame(
         for j, v in enumerate(ev.get("_violations", [])):
             row[f"violation_{j}"] = v
         rows.append(row)
-    return pl.DataFrame(rows, infer_schema_length=None, strict=False)
+    df = pl.DataFrame(rows, infer_schema_length=None, strict=False)
+    # the declared types even where a column's values cannot show them (e.g. all missing)
+    return df.cast(schema.dtypes("designs", df.columns))
 
 
 def _dedupe(settings: list[dict[str, Any]]) -> list[dict[str, Any]]:
