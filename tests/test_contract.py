@@ -478,3 +478,23 @@ def test_a_batch_of_claims_is_the_same_claims_one_by_one(semantics, gas_price) -
     assert [r[2] for r in log2[-2:]] == ["refund", "report"]
     assert all(r[7] == (r[6] if gas_price else 0) for r in log2)
     chain2.ledger.check_conserved()
+
+
+def test_claimers_read_like_the_set_of_addresses_they_replace() -> None:
+    import copy
+    import pickle
+
+    from sum_abm.contract.data_handler import Claimers
+
+    names = [f"claimer-{i}" for i in (0, 7, 300, 999)]
+    c = Claimers(names[:3])
+    c.add(names[3])
+    c.add(names[0])  # a second claim by the same address changes nothing
+    assert len(c) == 4 and c == set(names) and set(c) == set(names)
+    assert names[2] in c and "claimer-1" not in c and "never-seen" not in c
+    assert not Claimers() and c
+    twin = copy.deepcopy(c)
+    twin.add("claimer-1")
+    assert "claimer-1" not in c and len(twin) == 5
+    # pickled by address (another process numbers addresses its own way)
+    assert b"claimer-300" in pickle.dumps(c) and pickle.loads(pickle.dumps(c)) == c

@@ -73,6 +73,15 @@ class Claimers:
 
     __hash__ = None  # type: ignore[assignment]  # mutable, like a set
 
+    def __deepcopy__(self, memo: dict) -> Claimers:
+        c = Claimers()
+        c.mask = self.mask
+        return c
+
+    def __reduce__(self) -> tuple:
+        # Pickled by address, not by bit: another process numbers the addresses its own way.
+        return (Claimers, (list(self),))
+
     def __repr__(self) -> str:
         return f"Claimers({sorted(self)!r})"
 
