@@ -166,3 +166,27 @@ def test_claim_rules_are_the_contracts_checks(semantics):
             ok = False
         got = im.reportable(a, np.array([agrees]), np.array([own]), np.array([claimed]), good)
         assert bool(got[0]) == ok, (age, agrees, own, claimed, good)
+
+
+def test_book_logs_the_slots_whose_class_may_have_changed():
+    # ClaimBook.shift names the live slots whose score changed sign (what an incremental claim
+    # walk re-examines); a compaction renumbers slots, so the log restarts and older epochs
+    # are no longer answerable.
+    import numpy as np
+
+    from sum_abm.market.claims import ClaimBook
+
+    book = ClaimBook(binary_words=1)
+    rows = [np.array([0, 1], dtype=np.int32), np.array([2], dtype=np.int32)]
+    for i, r in enumerate(rows):
+        slot = book.add(i, 0, i, 1, r, np.ones(len(r)))
+        book.set_scores(slot, 0.5, 0.0)
+    book.w_bound, book.b_bound = 1.0, 0.0
+    assert len(book.flipped_since(0)) == 0
+    book.shift(book.bitset(np.array([1])), -1.0, 0.0)  # slot 0: 0.5 -> -0.5; slot 1 unmoved
+    assert book.flipped_since(0).tolist() == [0] and len(book.flipped_since(1)) == 0
+    book.shift(book.bitset(np.array([2])), 0.25, 0.0)  # slot 1 stays positive: nothing logged
+    assert book.flip_epoch == 1
+    book.remove(1)
+    book._compact()
+    assert book.flipped_since(0) is None and len(book.flipped_since(1)) == 0

@@ -181,3 +181,21 @@ def test_finished_models_are_freed(monkeypatch):
     assert len(refs) == 2 and result.baseline is not None  # the run and its clean baseline
     gc.collect()
     assert [r() for r in refs] == [None, None]
+
+
+def test_a_market_run_imports_mesa_core_only_and_mesa_stays_whole():
+    # sum_abm.market.mesa_core loads Mesa's Model and Agent without Mesa's __init__ (which pulls
+    # in networkx and pandas); the first other use of ``mesa`` still gets the whole package.
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; import sum_abm.market.run\n"
+        "heavy = [m for m in ('networkx', 'pandas', 'mesa.space') if m in sys.modules]\n"
+        "assert not heavy, heavy\n"
+        "import mesa\n"
+        "from sum_abm.market.mesa_core import Agent, Model\n"
+        "assert mesa.Agent is Agent and mesa.Model is Model\n"
+        "assert mesa.DataCollector.__name__ == 'DataCollector' and 'mesa.space' in sys.modules\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)

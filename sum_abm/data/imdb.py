@@ -121,9 +121,9 @@ def imdb_synthetic_cached(
         try:
             with np.load(path, allow_pickle=False) as f:
                 if str(f["key"]) == key:
+                    indices = f["indices"]  # each f[...] reads the member again: once only
                     X = sp.csr_matrix(
-                        (np.ones(len(f["indices"])), f["indices"], f["indptr"]),
-                        shape=(n_rows, n_features),
+                        (np.ones(len(indices)), indices, f["indptr"]), shape=(n_rows, n_features)
                     )
                     return X, f["y"].astype(np.int64)
         except (OSError, ValueError, KeyError):

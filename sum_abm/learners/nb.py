@@ -35,6 +35,9 @@ class MultinomialNB(Learner):
         self.class_count = np.zeros(n_classes, dtype=np.float64)
         self.total = np.zeros(n_classes, dtype=np.float64)  # sum of counts per class
         self._logs: tuple[int, np.ndarray, np.ndarray] | None = None
+        # log(counts + alpha) and log(total + alpha * d), kept current through one-sample updates
+        # (only the update's own features change); None: recomputed whole at the next use.
+        self._logc: tuple[np.ndarray, np.ndarray] | None = None
 
     def fit(self, X: Any, y: Any) -> MultinomialNB:
         X = as_matrix(X)
@@ -48,6 +51,7 @@ class MultinomialNB(Learner):
         )
         self.class_count = Y.sum(axis=0)
         self.total = self.counts.sum(axis=1)
+        self._logc = None
         self.version += 1
         self.drift_epoch += 1
         return self
@@ -74,6 +78,10 @@ class MultinomialNB(Learner):
         self.counts[y, s.indices] += s.values  # a sample's indices are unique
         self.total[y] += s.values.sum()
         self.class_count[y] += 1
+        if self._logc is not None:  # the same elementwise logs as a whole recomputation
+            logc, lognorm = self._logc
+            logc[y, s.indices] = np.log(self.counts[y, s.indices] + a)
+            lognorm[y] = np.log(self.total[y : y + 1] + a * d)[0]
         # Margin change bound: priors (twice: two classes' scores move), the touched features'
         # log-counts (times max|x|), and the class normaliser (times sum|x|).
         shift = math.log1p(1.0 / c_all) if c_all > 0 else math.inf  # every prior: -log((C+1)/C)
@@ -87,10 +95,12 @@ class MultinomialNB(Learner):
         if self._logs is None or self._logs[0] != self.version:
             with np.errstate(divide="ignore"):
                 prior = np.log(self.class_count) - np.log(self.class_count.sum())
-            flp = (
-                np.log(self.counts + self.alpha)
-                - np.log(self.total + self.alpha * self.n_features)[:, None]
-            )
+            if self._logc is None:
+                self._logc = (
+                    np.log(self.counts + self.alpha),
+                    np.log(self.total + self.alpha * self.n_features),
+                )
+            flp = self._logc[0] - self._logc[1][:, None]
             self._logs = (self.version, prior, flp)
         return self._logs[1], self._logs[2]
 
@@ -116,3 +126,4 @@ class MultinomialNB(Learner):
 
     def _set_state(self, state: Any) -> None:
         self.counts, self.class_count, self.total = (a.copy() for a in state)
+        self._logc = None

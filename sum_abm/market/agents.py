@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-import mesa
-
+from sum_abm.market.mesa_core import Agent
 from sum_abm.policies import GroupConfig, MarketView, Policy
 
 
@@ -19,7 +18,7 @@ class Host(MarketView, Protocol):
     ) -> None: ...
 
 
-class Participant(mesa.Agent):
+class Participant(Agent):
     """One agent of a group. ``address`` is its main chain address; a Sybil has several.
 
     Counters (``adds_accepted`` …) are filled by the market when the contract accepts a call.
@@ -49,6 +48,8 @@ class Participant(mesa.Agent):
     @property
     def balance(self) -> int:
         """Tokens held over all of the agent's addresses (token units)."""
+        if len(self.addresses) == 1:  # the common case, read on every wake-up
+            return self.model.address_balance(self.address)
         return sum(self.model.address_balance(a) for a in self.addresses)
 
     def wake(self) -> None:

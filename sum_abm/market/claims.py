@@ -24,13 +24,13 @@ _SLOT_ARRAYS = (
     "live",
     "pred",
     "pred_ver",
-    "margin",
-    "drift_at",
+    "cap",
     "epoch_at",
     "x_inf",
     "x_l1",
     "score",
     "mag",
+    "bits",
 )
 
 
@@ -38,6 +38,22 @@ _SLOT_ARRAYS = (
 #: ``SCORE_TOL * (mag + max|w| * sum|x| + |b|)`` of zero is re-scored exactly. Float64 rounding of
 #: 10^5 increments stays below 10^-10 of the same sum.
 SCORE_TOL = 1e-8
+
+
+def csr_bitsets(indptr: np.ndarray, indices: np.ndarray, words: int) -> np.ndarray:
+    """Each CSR row's set of columns as ``words`` little-endian 64-bit words (rows x words),
+    as :meth:`ClaimBook.bitset` gives one row's."""
+    n = len(indptr) - 1
+    out = np.zeros((n, words), dtype=np.uint64)
+    step = 4096  # rows per block: a (block x 64*words) bool mask stays a few MB
+    for lo in range(0, n, step):
+        hi = min(n, lo + step)
+        a, b = int(indptr[lo]), int(indptr[hi])
+        m = np.zeros((hi - lo, 64 * words), dtype=bool)
+        rows = np.repeat(np.arange(hi - lo), np.diff(indptr[lo : hi + 1]))
+        m[rows, indices[a:b]] = True
+        out[lo:hi] = np.packbits(m, axis=1, bitorder="little").view(np.uint64)
+    return out
 
 
 class ClaimBook:
@@ -58,10 +74,9 @@ class ClaimBook:
         self.pred = np.zeros(capacity, dtype=np.int64)
         self.pred_ver = np.full(capacity, -1, dtype=np.int64)
         # For skipping re-predictions the learner proves unnecessary (Learner.margin_drift):
-        # the margin and the learner's drift/epoch when each slot was last predicted, and the
-        # slot's max-|value| and sum-|value|.
-        self.margin = np.zeros(capacity, dtype=np.float64)
-        self.drift_at = np.zeros((capacity, 3), dtype=np.float64)
+        # each slot's margin plus the learner's drift bound (since its start) when the slot was
+        # last predicted, the drift epoch then, and the slot's max-|value| and sum-|value|.
+        self.cap = np.zeros(capacity, dtype=np.float64)
         self.epoch_at = np.full(capacity, -1, dtype=np.int64)
         self.x_inf = np.zeros(capacity, dtype=np.float64)
         self.x_l1 = np.zeros(capacity, dtype=np.float64)
@@ -73,13 +88,20 @@ class ClaimBook:
         self.scored_version = -1  # learner version the scores belong to
         self.score = np.zeros(capacity, dtype=np.float64)
         self.mag = np.zeros(capacity, dtype=np.float64)
-        # word-major (words x slots): an update ANDs one contiguous row per word it touches
-        self.bits = np.zeros((self.words, capacity), dtype=np.uint64)
+        # slot-major (slots x words): an update ANDs the whole active block with its bitset at once
+        self.bits = np.zeros((capacity, self.words), dtype=np.uint64)
+        self._ones_w = np.ones(self.words)  # sums a row of popcounts in one matrix product
         self.x_l1_max = 0.0  # the largest sum|value| of any slot so far
         # Running maxima of max|w| and |b| since the scores were started: with sum|x| they bound
         # any score term, for the rounding allowance (never smaller than at any earlier time).
         self.w_bound = 0.0
         self.b_bound = 0.0
+        # Counts the model changes that may have changed some live slot's class (see shift);
+        # ``flip_log`` names the slots of each since epoch ``flip_base`` (slot numbers change
+        # when the book is compacted, which starts the log afresh).
+        self.flip_epoch = 0
+        self.flip_base = 0
+        self.flip_log: list[tuple[int, np.ndarray]] = []
         self.claimed: dict[int, np.ndarray] = {}  # reporter address index -> bool per slot
         self.live_by_author: dict[int, int] = {}  # address index -> its live contributions
         # Each slot's features back to back (CSR parts), so a window of slots is one contiguous
@@ -102,21 +124,36 @@ class ClaimBook:
             new = np.zeros(cap, dtype=bool)
             new[: self.n] = old[: self.n]
             self.claimed[k] = new
-        bits = np.zeros((self.words, cap), dtype=np.uint64)
-        bits[:, : self.n] = self.bits[:, : self.n]
-        self.bits = bits
         ptr = np.zeros(cap + 1, dtype=np.int64)
         ptr[: self.n + 1] = self.fptr[: self.n + 1]
         self.fptr = ptr
 
+    def unlogged_flip(self) -> None:
+        """Some live slot's class may have changed, which slots unknown."""
+        self.flip_epoch += 1
+        self.restart_flip_log()
+
+    def restart_flip_log(self) -> None:
+        self.flip_log.clear()
+        self.flip_base = self.flip_epoch
+
+    def flipped_since(self, epoch: int) -> np.ndarray | None:
+        """Slots whose class may have changed after flip ``epoch``; None when not known."""
+        if epoch == self.flip_epoch:
+            return np.zeros(0, dtype=np.int64)
+        if epoch < self.flip_base:
+            return None
+        parts = [s for e, s in self.flip_log if e > epoch]
+        return np.unique(np.concatenate(parts)) if len(parts) > 1 else parts[0]
+
     def _compact(self) -> None:
+        self.restart_flip_log()  # slot numbers change
         keep = np.flatnonzero(self.live[self.head : self.n]) + self.head
         m = len(keep)
         for name in _SLOT_ARRAYS:
             if name != "live":
                 arr = getattr(self, name)
                 arr[:m] = arr[keep]
-        self.bits[:, :m] = self.bits[:, keep]
         self.live[:m] = True
         self.live[m : self.n] = False
         for arr in self.claimed.values():
@@ -145,9 +182,11 @@ class ClaimBook:
         indices: np.ndarray,
         values: np.ndarray,
         bits: np.ndarray | None = None,
+        binary: bool | None = None,
     ) -> int:
         """Record a new contribution (its features as non-zero indices/values, and their
-        :meth:`bitset` when the caller has it); returns its slot."""
+        :meth:`bitset` when the caller has it; ``binary``: whether every value is 1, when the
+        caller knows); returns its slot."""
         # Keep the active region mostly live, so a window of slots is a cheap contiguous slice.
         if (self.n - self.head) - self.live_count > max(256, self.live_count):
             self._compact()
@@ -162,9 +201,11 @@ class ClaimBook:
         self.pred_ver[i] = -1
         self.epoch_at[i] = -1
         nv = len(values)
-        if self.scored and (nv == 0 or values.min() == 1.0 == values.max()):
+        if binary is None:
+            binary = nv == 0 or values.min() == 1.0 == values.max()
+        if self.scored and binary:
             self.x_inf[i], self.x_l1[i] = (1.0 if nv else 0.0), float(nv)
-            self.bits[:, i] = self.bitset(indices) if bits is None else bits
+            self.bits[i] = self.bitset(indices) if bits is None else bits
             self.x_l1_max = max(self.x_l1_max, float(nv))
         else:
             self.scored = False  # not 0/1 features: the overlap no longer gives the change
@@ -207,11 +248,30 @@ class ClaimBook:
         lo, hi = self.head, self.n
         if hi <= lo:
             return
-        overlap = np.zeros(hi - lo, dtype=np.uint16)  # exact integers, at most 64 per word
-        for j in np.flatnonzero(bits).tolist():
-            overlap += np.bitwise_count(self.bits[j, lo:hi] & bits[j])
-        self.score[lo:hi] += step * overlap + intercept_step
-        self.mag[lo:hi] += (abs(step) + slack / SCORE_TOL) * overlap + abs(intercept_step)
+        # exact integer overlaps (as float64): popcounts, at most 64 per word, summed per slot
+        overlap = np.bitwise_count(self.bits[lo:hi] & bits) @ self._ones_w
+        score = self.score[lo:hi]
+        before = score > 0
+        score += step * overlap + intercept_step
+        mag = self.mag[lo:hi]
+        mag += (abs(step) + slack / SCORE_TOL) * overlap + abs(intercept_step)
+        # A live slot's class may have changed: its sign moved, or it is within its rounding
+        # allowance of zero (an exact re-score could move it). Walks that remember an earlier
+        # answer (MarketModel.claim_walk) start afresh then.
+        live = self.live[lo:hi]
+        changed = (score > 0) != before
+        a = np.abs(score)
+        tol_max = SCORE_TOL * (mag.max() + self.w_bound * self.x_l1_max + self.b_bound)
+        if a.min(where=live, initial=np.inf) <= tol_max:
+            changed |= a <= SCORE_TOL * (mag + self.w_bound * self.x_l1[lo:hi] + self.b_bound)
+        changed &= live
+        slots = np.flatnonzero(changed)
+        if not len(slots):
+            return  # no class can have changed
+        self.flip_epoch += 1
+        self.flip_log.append((self.flip_epoch, slots + lo))
+        if len(self.flip_log) > 256:  # keep the log short: older walks start afresh
+            self.flip_base = self.flip_log.pop(0)[0]
 
     def features_of(
         self, slots: np.ndarray

@@ -9,23 +9,26 @@ the contract layer (``sum_abm.contract``); this module only decides *which* call
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from typing import Any
 
-import mesa
 import numpy as np
 
 from sum_abm.chain import TX_FIELDS
 from sum_abm.data import load_dataset
 from sum_abm.market.agents import Participant
-from sum_abm.market.claims import SCORE_TOL, ClaimBook
+from sum_abm.market.claims import SCORE_TOL, ClaimBook, csr_bitsets
 from sum_abm.market.contract_setup import MarketContract, build_contract
 from sum_abm.market.events import EventQueue
+from sum_abm.market.mesa_core import AgentSet, Model
 from sum_abm.market.recording import TxLog
 from sum_abm.policies import WalkRules, make_policy
 from sum_abm.scenario import Scenario
 
+_NO_DRIFT = np.zeros((1, 3))  # Learner.margin_drift since the start of the drift count
 
-class MarketModel(mesa.Model):
+
+class MarketModel(Model):
     """A SUM market for one scenario and seed.
 
     ``MarketModel(scenario=..., seed=...)`` builds data, learner, contract and agents; ``run()``
@@ -73,9 +76,31 @@ class MarketModel(mesa.Model):
         if self.book.scored:
             self.book.w_bound = float(np.abs(self.learner.w).max(initial=0.0))
             self.book.b_bound = abs(float(self.learner.b))
+        # Every pool row's bitset, built once per data set when the pool is 0/1 (None otherwise).
+        self._pool_bits = self._binary_pool_bits(words) if self.book.scored else None
         # (address index, walk rules) -> when its last walk found nothing: (learner version,
         # walker had verified data, pool not empty, valid until); see claim_walk.
         self._idle_walks: dict[tuple, tuple] = {}
+        # The ages (seconds) at which a claim rule or the walk can change its answer.
+        c = self.contract
+        self._crossing_ages = np.array(
+            sorted(
+                {
+                    c.refund_time_s,
+                    c.min_claim_age,
+                    c.any_wait_s,
+                    c.any_wait_s + 1,
+                    min(c.refund_time_s, c.any_wait_s),
+                },
+                reverse=True,
+            ),
+            dtype=np.int64,
+        )
+        self._rule_tables: dict[tuple, tuple] = {}
+        self._crossing_asc = sorted(self._crossing_ages.tolist())
+        # (address index, walk rules) -> after a walk that left nothing claimable to its walker:
+        # (book flip epoch, walker had verified data, pool not empty, time); see claim_walk.
+        self._walk_state: dict[tuple, tuple] = {}
 
         # Participants are Mesa agents: creating one registers it in the model's AgentSet
         # (``self.agents``; in creation order). Addresses are stable names: group, or group-i
@@ -120,7 +145,7 @@ class MarketModel(mesa.Model):
             )
 
     @property
-    def participants(self) -> mesa.agent.AgentSet:
+    def participants(self) -> AgentSet:
         """The market's participants: Mesa's AgentSet of :class:`Participant` (creation order)."""
         return self.agents_by_type[Participant]
 
@@ -199,6 +224,16 @@ class MarketModel(mesa.Model):
         self.accuracy = self.contract.accuracy()
         self._sample()
         self.ledger.check_conserved()
+
+    def _binary_pool_bits(self, words: int) -> np.ndarray | None:
+        """The pool's rows as bitsets (rows x ``words``) when every pool value is 1, else None;
+        kept in the data set's cache (the clean baseline and the run share it)."""
+        key = ("pool_bitsets", words)
+        if key not in self.data.cache:
+            X = self.data.X_pool
+            ok = self.data.sparse and bool((X.data == 1.0).all())
+            self.data.cache[key] = csr_bitsets(X.indptr, X.indices, words) if ok else None
+        return self.data.cache[key]
 
     # -- sampling ---------------------------------------------------------------------------
     def _sample(self) -> None:
@@ -303,7 +338,8 @@ class MarketModel(mesa.Model):
             return False
         bits = None
         if b.scored:
-            bits = b.bitset(x.indices)
+            pb = self._pool_bits
+            bits = pb[row] if pb is not None else b.bitset(x.indices)
             if L.version != v0:
                 self._follow_update(x, bits, w0, off0, v0)
         agent.adds_accepted += 1
@@ -311,7 +347,10 @@ class MarketModel(mesa.Model):
         if row == self.cursor:
             self.cursor += 1
         if self.contract.uses_claim_book:
-            slot = b.add(self.clock.now, self.addr_index[addr], row, y, x.indices, x.values, bits)
+            binary = True if bits is not None and self._pool_bits is not None else None
+            slot = b.add(
+                self.clock.now, self.addr_index[addr], row, y, x.indices, x.values, bits, binary
+            )
             if b.scored:
                 # w·x + b to rounding; the allowance's w_bound * sum|x| + b_bound covers its terms
                 b.set_scores(slot, float(L.w[x.indices] @ x.values + L.b), 0.0)
@@ -347,57 +386,239 @@ class MarketModel(mesa.Model):
         # An idle walk stays idle until the model changes, a contribution crosses an age the
         # rules look at, the walker gains verified data or the pool runs dry (the rest only
         # shrinks: contributions are claimed or emptied, never refilled).
-        L, im = self.learner, self.contract.im
+        L = self.learner
         good = self.num_good(addr) > 0
         left = self.data_left()
         memo = self._idle_walks.get((me, rules))
         if memo is not None and memo[:3] == (L.version, good, left) and now < memo[3]:
             return
-        live = b.live[lo:hi]
-        age = now - b.time[lo:hi]
-        own = b.author[lo:hi] == me
-        take_branch = age > aw if rules.reference else age >= aw
-        if b.scored:
-            pred = self._scored_predictions(lo, hi)
-        else:
-            pred = self._predictions(lo, hi, live & ~take_branch & ~im.too_early(age))
-        agree = pred == b.label[lo:hi]
-        # Candidates by the mechanism's own claim rules (the contract checks each again).
-        cand = take_branch.copy() if rules.take else np.zeros(hi - lo, dtype=bool)
-        if rules.refund:
-            refund = ~take_branch & own & im.refundable(age, agree)
-            cand |= refund
-            good = good or bool(refund.any())  # a refund earlier in the walk verifies data
-        if rules.report:
-            claimed = b.claimed_by(me, lo, hi)
-            cand |= ~take_branch & ~own & im.reportable(age, agree, own, claimed, good)
-        cand &= live
-        ks = np.flatnonzero(cand)
-        if not len(ks):
+        # The window splits at the ages where a rule can change its answer (as in _next_crossing);
+        # within a segment every rule is a function of (agrees, own, claimed) alone, tabulated
+        # once from the mechanism's own elementwise rules.
+        # Incremental walk (scored book): the last walk left nothing this walker could claim and
+        # no live slot's class has changed since, so only slots whose age crossed a threshold
+        # since then (or entered the window) can hold a new candidate; the rest only shrinks.
+        # Only for a walker with verified data: one without may gain it by a refund in this walk,
+        # which opens reports anywhere in the window.
+        key = (me, rules)
+        ranges = [(lo, hi)]
+        st = self._walk_state.pop(key, None) if b.scored else None
+        flipped = None
+        if good and st is not None and st[1:3] == (good, left) and b.scored_version == L.version:
+            flipped = b.flipped_since(st[0])
+        if flipped is not None:
+            ranges = self._crossed(st[3], now, lo, hi, flipped)
+            if not ranges:
+                self._walk_state[key] = (b.flip_epoch, good, left, now)
+                return
+            if sum(r1 - r0 for r0, r1 in ranges) <= 8:  # a few slots: plain Python is cheaper
+                self._walk_few(agent, addr, me, rules, ranges, key, left)
+                return
+        version0 = L.version
+        segs = []
+        for r_lo, r_hi in ranges:
+            segs += self._segments(now, r_lo, r_hi, rules) or []
+        if not segs:
+            if b.scored:
+                self._walk_state[key] = (b.flip_epoch, good, left, now)
+            return
+        # Predictions, where a rule reads them (the model does not change during a walk).
+        need = [sg for sg in segs if sg[3] is not None and sg[3][2]]
+        pred = agree = None
+        p_lo = p_hi = hi
+        if need:
+            p_lo, p_hi = need[0][0], need[-1][1]
+            if b.scored:
+                pred = self._scored_predictions(p_lo, p_hi)
+            else:
+                pred = self._predictions(p_lo, p_hi, b.live[p_lo:p_hi])
+            agree = pred == b.label[p_lo:p_hi]
+        codes = []
+        for s0, s1, _take, tab in segs:
+            if tab is None:
+                codes.append(None)
+                continue
+            code = (b.author[s0:s1] == me).view(np.uint8) << 1
+            if tab[2]:
+                code |= agree[s0 - p_lo : s1 - p_lo].view(np.uint8) << 2
+            if tab[3]:
+                code |= b.claimed_by(me, s0, s1).view(np.uint8)
+            codes.append(code)
+            if not good and tab[0][code].any(where=b.live[s0:s1]):
+                good = True  # a refund earlier in the walk verifies data
+        parts = []
+        for (s0, s1, take, tab), code in zip(segs, codes, strict=True):
+            if tab is None:
+                if take and rules.take:
+                    parts.append(np.flatnonzero(b.live[s0:s1]) + s0)
+                continue
+            cand = tab[1 if good else 4][code]
+            cand &= b.live[s0:s1]
+            parts.append(np.flatnonzero(cand) + s0)
+        slots = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
+        if not len(slots):
             self._idle_walks[(me, rules)] = (L.version, good, left, self._next_crossing(now))
+            if b.scored:
+                self._walk_state[key] = (b.flip_epoch, good, left, now)
             return
         # The candidates' fields as Python values once (not one numpy scalar per read).
-        slots = ks + lo
-        takes, owns = take_branch[ks].tolist(), own[ks].tolist()
-        preds = pred[ks].astype(np.int64).tolist()
+        take_end = max((s1 for s0, s1, take, _ in segs if take), default=lo)
         rows, labels = b.row[slots].tolist(), b.label[slots].tolist()
         times, authors = b.time[slots].tolist(), b.author[slots].tolist()
         # One batch to the contract, which sends each claim only if accepted, in order (so a
-        # refund verifies data for the reports after it). The book's predictions are current:
-        # the model does not change during a walk.
+        # refund verifies data for the reports after it; a report it still rejects, e.g. by a
+        # walker without verified data, leaves the walk unresolved).
         sample, names = self.sample, self.addresses
+        slot_list = slots.tolist()
         claims, kinds = [], []
-        for i in range(len(ks)):
-            kind = "take" if takes[i] else ("refund" if owns[i] else "report")
+        for i, slot in enumerate(slot_list):
+            if slot < take_end:
+                kind = "take"
+            else:
+                kind = "refund" if authors[i] == me else "report"
+            # the book's prediction where a rule read it; else the contract predicts if it must
+            p = None if kind == "take" or not p_lo <= slot < p_hi else int(pred[slot - p_lo])
             call = "refund" if kind == "refund" else "report"
-            p = None if kind == "take" else preds[i]
             claims.append((call, sample(rows[i]), labels[i], times[i], names[authors[i]], p))
             kinds.append(kind)
+        resolved = True  # every candidate claimed and no longer claimable by this walker
         results = self.contract.claims(addr, claims)
-        for slot, kind, claim, (ok, _, left) in zip(
-            slots.tolist(), kinds, claims, results, strict=True
-        ):
-            self._claimed(addr, slot, kind, claim[4], ok, left)
+        for slot, kind, claim, (ok, _, rest) in zip(slot_list, kinds, claims, results, strict=True):
+            resolved &= self._claimed(addr, slot, kind, claim[4], ok, rest)
+        good_end = self.num_good(addr) > 0
+        if b.scored and resolved and good_end == good and L.version == version0:
+            self._walk_state[key] = (b.flip_epoch, good, left, now)
+
+    def _walk_few(
+        self,
+        agent: Participant,
+        addr: str,
+        me: int,
+        rules: WalkRules,
+        ranges: list[tuple[int, int]],
+        key: tuple,
+        left: bool,
+    ) -> None:
+        """The incremental walk over a few slots, one at a time: the same candidates, order and
+        predictions as the array walk (the walker has verified data, see claim_walk)."""
+        b, L = self.book, self.learner
+        now = self.clock.now
+        aw = self.contract.any_wait_s
+        version0 = L.version
+        cands = []
+        for r0, r1 in ranges:
+            for slot in range(r0, r1):
+                if not b.live[slot]:
+                    continue
+                t = int(b.time[slot])
+                age = now - t
+                if (age > aw) if rules.reference else (age >= aw):
+                    if rules.take:
+                        cands.append((slot, "take", None, t))
+                    continue
+                tab = self._rule_table(age, rules)
+                own = int(b.author[slot]) == me
+                code = 2 if own else 0
+                p = None
+                if tab[2]:
+                    p = self._scored_class(slot)
+                    if p == int(b.label[slot]):
+                        code |= 4
+                if tab[3] and b.claimed_by(me, slot, slot + 1)[0]:
+                    code |= 1
+                if tab[1][code]:
+                    cands.append((slot, "refund" if own else "report", p, t))
+        resolved = True
+        for slot, kind, p, t in cands:
+            fields = (int(b.row[slot]), int(b.label[slot]), t, int(b.author[slot]))
+            resolved &= self._claim(agent, addr, slot, kind, True, p, fields)
+        if resolved and L.version == version0:
+            self._walk_state[key] = (b.flip_epoch, True, left, now)
+
+    def _scored_class(self, slot: int) -> int:
+        """The model's class of one slot from its incremental score (re-scored exactly first
+        when within its rounding allowance of zero), as :meth:`_scored_predictions`."""
+        b = self.book
+        s = float(b.score[slot])
+        tol = SCORE_TOL * (float(b.mag[slot]) + b.w_bound * float(b.x_l1[slot]) + b.b_bound)
+        if abs(s) <= tol:
+            self._rescore(np.array([slot]))
+            s = float(b.score[slot])
+        return int(s > 0)
+
+    def _crossed(
+        self, t_prev: int, now: int, lo: int, hi: int, flipped: np.ndarray
+    ) -> list[tuple[int, int]]:
+        """Slot ranges within [lo, hi) whose age crossed a rule threshold in (t_prev, now], and
+        the ``flipped`` slots there (whose class may have changed), merged in slot order."""
+        k = len(self._crossing_ages)
+        ends = np.searchsorted(
+            self.book.time[lo:hi],
+            np.subtract.outer((t_prev, now), self._crossing_ages).ravel(),
+            side="right",
+        ).tolist()
+        spans = [(x + lo, y + lo) for x, y in zip(ends[:k], ends[k:], strict=True)]
+        if len(flipped):
+            f = flipped[(flipped >= lo) & (flipped < hi)].tolist()
+            spans += [(x, x + 1) for x in f]
+        out: list[tuple[int, int]] = []
+        for x, y in sorted(spans):
+            if y <= x:
+                continue
+            if out and x <= out[-1][1]:
+                out[-1] = (out[-1][0], max(out[-1][1], y))
+            else:
+                out.append((x, y))
+        return out
+
+    def _segments(self, now: int, lo: int, hi: int, rules: WalkRules) -> list | None:
+        """Slots [lo, hi) cut where an age crosses a rule's threshold: (start, end, take, table)
+        per segment, oldest first; ``table`` (None for the take branch) is
+        (refund by code, candidate by code when good, whether the rules read ``agrees``, whether
+        they read ``claimed``, candidate by code when not good), ``code`` = agrees * 4 + own * 2
+        + claimed. None when no segment can hold a candidate."""
+        b = self.book
+        cuts = np.searchsorted(b.time[lo:hi], now - self._crossing_ages, side="right").tolist()
+        bounds = sorted({lo, hi, *(c + lo for c in cuts)})
+        segs = []
+        aw = self.contract.any_wait_s
+        useful = False
+        for s0, s1 in zip(bounds, bounds[1:], strict=False):
+            age = now - int(b.time[s0])
+            take = age > aw if rules.reference else age >= aw
+            tab = None if take else self._rule_table(age, rules)
+            useful = useful or (take and rules.take) or (tab is not None and tab[5])
+            segs.append((s0, s1, take, tab))
+        return segs if useful else None
+
+    def _rule_table(self, age: int, rules: WalkRules) -> tuple:
+        """The walk's claim choice at ``age`` as lookup tables over ``code`` (see _segments),
+        from the mechanism's elementwise rules; cached per side of every threshold."""
+        key = (bisect_right(self._crossing_asc, age), rules)  # the side of every threshold
+        tab = self._rule_tables.get(key)
+        if tab is None:
+            im = self.contract.im
+            code = np.arange(8)
+            agree, own, claimed = (code & 4) > 0, (code & 2) > 0, (code & 1) > 0
+            a = np.int64(age)
+            refund = own & im.refundable(a, agree) if rules.refund else np.zeros(8, dtype=bool)
+
+            def cand(good: bool) -> np.ndarray:
+                c = refund.copy()
+                if rules.report:
+                    c |= ~own & im.reportable(a, agree, own, claimed, np.bool_(good))
+                return c
+
+            c_good, c_bad = cand(True), cand(False)
+            reads_agree = any(
+                not np.array_equal(t[code & 3], t[(code & 3) | 4]) for t in (refund, c_good, c_bad)
+            )
+            reads_claimed = any(
+                not np.array_equal(t[code & 6], t[(code & 6) | 1]) for t in (refund, c_good, c_bad)
+            )
+            tab = (refund, c_good, reads_agree, reads_claimed, c_bad, bool(c_good.any()))
+            self._rule_tables[key] = tab
+        return tab
 
     def _next_crossing(self, now: int) -> float:
         """The first time (seconds) a contribution in the book, or one added from ``now`` on,
@@ -471,6 +692,7 @@ class MarketModel(mesa.Model):
         if b.scored_version != L.version:  # changed other than by an add the book followed
             self._rescore(np.flatnonzero(b.live[b.head : b.n]) + b.head)
             b.scored_version = L.version
+            b.unlogged_flip()
         s = b.score[lo:hi]
         a = np.abs(s)
         wl = b.w_bound * b.x_l1_max + b.b_bound
@@ -492,24 +714,26 @@ class MarketModel(mesa.Model):
         stale = need & (b.pred_ver[sl] != L.version)
         if not stale.any():
             return b.pred[sl]
-        maybe = stale & (b.epoch_at[sl] == L.drift_epoch)
-        if maybe.any():
-            # Within its margin a cached class is proven right: only refresh the version.
-            k = np.flatnonzero(maybe)
-            bound = L.margin_drift(b.drift_at[lo + k], b.x_inf[lo + k], b.x_l1[lo + k])
-            safe = k[bound * (1 + 1e-9) + 1e-12 < b.margin[lo + k]]
-            b.pred_ver[lo + safe] = L.version
-            stale[safe] = False
+        # Within its margin a cached class is proven right. The drift bound is linear in the
+        # learner's cumulative drift, so "bound since prediction < margin" is "bound since the
+        # start < cap" with cap = margin + the bound since the start when predicted; the
+        # relative allowance (a larger bound) covers the rounding of the two large sums.
+        total = L.margin_drift(_NO_DRIFT, b.x_inf[sl], b.x_l1[sl])
+        safe = stale & (b.epoch_at[sl] == L.drift_epoch)
+        safe &= total * (1 + 1e-9) + 1e-12 < b.cap[sl]
+        b.pred_ver[sl][safe] = L.version
+        stale &= ~safe
         idx = np.flatnonzero(stale) + lo
         if len(idx):
             if 2 * len(idx) >= hi - lo:  # a contiguous slice beats gathering scattered rows
                 labels, margins = L.predict_segments(*b.features(lo, hi), margins=True)
                 idx = np.arange(lo, hi)
+                b.cap[idx] = margins + total
             else:
                 labels, margins = L.predict_segments(*b.features_of(idx), margins=True)
-            b.pred[idx], b.margin[idx] = labels, margins
+                b.cap[idx] = margins + total[idx - lo]
+            b.pred[idx] = labels
             b.pred_ver[idx], b.epoch_at[idx] = L.version, L.drift_epoch
-            b.drift_at[idx] = L.drift
         return b.pred[sl]
 
     def _claim(
@@ -521,9 +745,11 @@ class MarketModel(mesa.Model):
         check: bool,
         prediction: int | None = None,
         fields: tuple[int, int, int, int] | None = None,
-    ) -> None:
+    ) -> bool:
         """Send (or, with ``check``, send only if accepted) the claim of book ``slot``;
-        ``fields``: the slot's (row, label, time, author index) when the caller has them."""
+        ``fields``: the slot's (row, label, time, author index) when the caller has them.
+        True when the claim was accepted and the slot can no longer be claimed by ``addr``
+        (emptied, or reported by it)."""
         b = self.book
         if fields is None:
             fields = (int(b.row[slot]), int(b.label[slot]), int(b.time[slot]), int(b.author[slot]))
@@ -538,12 +764,13 @@ class MarketModel(mesa.Model):
             ok, amount, left = self.contract.report(
                 addr, x, y, t, author_addr, check=check, prediction=prediction
             )
-        self._claimed(addr, slot, kind, author_addr, ok, left)
+        return self._claimed(addr, slot, kind, author_addr, ok, left)
 
     def _claimed(
         self, addr: str, slot: int, kind: str, author_addr: str, ok: bool, left: Any
-    ) -> None:
-        """Book-keeping after the claim of book ``slot``: counters, claimed marks, removal."""
+    ) -> bool:
+        """Book-keeping after the claim of book ``slot`` (counters, claimed marks, removal);
+        True when it was accepted and the slot can no longer be claimed by ``addr``."""
         b = self.book
         if ok:
             owner = self.addr_owner[addr]
@@ -556,3 +783,5 @@ class MarketModel(mesa.Model):
                 b.mark_claimed(slot, self.addr_index[addr])
         if left is not None and left <= 0:
             b.remove(slot)
+            return ok
+        return ok and kind != "refund"
