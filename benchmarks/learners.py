@@ -5,7 +5,10 @@ IMDB-shaped synthetic data (REFERENCE_SCENARIOS.md): 2,000 initial rows, a 25,00
 scikit-learn doing the same in this process: ``partial_fit`` of one sample, then ``score``
 (NearestCentroid has no ``partial_fit``: it is refitted on all data seen so far, its only oracle).
 Rows are sliced before the clocks start on both sides (ours get a :class:`Sample`, the form the
-contract stores; scikit-learn gets a 1-row CSR matrix). Prints both timings per learner, whether
+contract stores; scikit-learn gets a 1-row CSR matrix). Our test set is given with
+``set_test_set(..., per_update=True)``, so its one-time set-up (the perceptrons' bitset copy of the
+test set and the compiled numba step, about 0.5 s once per process) happens before the clocks, as
+scikit-learn's import and fit do; it is printed as ``set-up``. Prints both timings per learner, whether
 the accuracy sequences agree (the Solidity perceptron steps its intercept by the full rate where
 scikit-learn's Perceptron damps it by 0.01 on sparse input, so only its sequence may differ), and
 ends with ``speedup learners: <min over learners>x``.
@@ -28,8 +31,10 @@ from sum_abm.learners import Sample, make_learner
 def bench_ours(kind, X0, y0, Xu, yu, Xt, yt):
     params = {"random_state": 0} if kind == "sgd_perceptron" else {}
     m = make_learner(kind, X0.shape[1], **params).fit(X0, y0)
-    m.set_test_set(Xt, yt)
+    t = time.perf_counter()
+    m.set_test_set(Xt, yt, per_update=True)  # one-time set-up, like scikit-learn's import and fit
     m.test_accuracy()
+    setup = time.perf_counter() - t
     rows = [
         Sample(
             Xu.indices[Xu.indptr[i] : Xu.indptr[i + 1]], Xu.data[Xu.indptr[i] : Xu.indptr[i + 1]]
@@ -42,7 +47,7 @@ def bench_ours(kind, X0, y0, Xu, yu, Xt, yt):
     for s, label in zip(rows, labels, strict=False):
         m.update(s, label)
         accs.append(m.test_accuracy())
-    return time.perf_counter() - t, accs
+    return time.perf_counter() - t, accs, setup
 
 
 def bench_sklearn(kind, X0, y0, Xu, yu, Xt, yt):
@@ -83,16 +88,21 @@ def main() -> None:
     X0, y0 = X[:2000], y[:2000]
     Xu, yu = X[2000 : 2000 + args.updates], y[2000 : 2000 + args.updates]
     Xt, yt = X[25_000:], y[25_000:]
-    ratios = {}
+    ratios, with_setup = {}, {}
     for kind in ("perceptron", "sgd_perceptron", "multinomial_nb", "nearest_centroid"):
-        ours, a = bench_ours(kind, X0, y0, Xu, yu, Xt, yt)
+        ours, a, setup = bench_ours(kind, X0, y0, Xu, yu, Xt, yt)
         base, b = bench_sklearn(kind, X0, y0, Xu, yu, Xt, yt)
         ratios[kind] = base / ours
         agree = f", accuracies equal: {bool(np.array_equal(a, b))}"
         print(
             f"{kind:18s} sum_abm {ours * 1e3 / args.updates:8.3f} ms/update  scikit-learn "
             f"{base * 1e3 / args.updates:8.3f} ms/update  ratio {base / ours:6.1f}x{agree}"
+            f"  (set-up {setup:.2f} s; with it counted {base / (ours + setup):.1f}x)"
         )
+        with_setup[kind] = base / (ours + setup)
+    # The set-up is paid once per process and test set; a market run amortises it over thousands of
+    # updates, these 500 do not: both figures are printed, the headline is the per-update one.
+    print(f"with set-up counted: {min(with_setup.values()):.1f}x (lowest)")
     print(f"speedup learners: {min(ratios.values()):.1f}x")
 
 

@@ -11,7 +11,9 @@ invocation, so that the ratios hold on a shared machine:
    a fresh process timed from launch to exit; the two tables must be equal; serial and parallel
    alternate for ``--rounds`` rounds and the best of each counts;
 2. whole sweep through the Python API (``sum_abm.sweep``), each in a fresh process, timed from the
-   call to its return: data loading, Ray's start-up and the workers' warm-up included;
+   call to its return: data loading, Ray's start-up and the workers' warm-up included; with a
+   breakdown of the parallel one (this process alone until Ray's warm workers join, both
+   together until the last run, closing);
 3. steady state: warm executors in this process (Ray already up, actors warm), and the Ray path's
    per-run overhead in core time.
 
@@ -24,6 +26,7 @@ present once with no failure.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import subprocess
 import sys
@@ -35,10 +38,17 @@ import polars as pl
 
 ROOT = Path(__file__).resolve().parents[1]
 CLI = [sys.executable, "-c", "from sum_abm.cli import main; main()"]
+# The whole sweep through the API in a fresh process: prints its seconds, then (JSON) when the
+# last run finished and when Ray's warm workers joined (seconds from the call; None: never).
 API = (
-    "import sys, time; import sum_abm; t = time.perf_counter(); "
-    "sum_abm.sweep(sys.argv[1], sys.argv[2], serial={serial}, workers={workers}); "
-    "print(time.perf_counter() - t)"
+    "import json, sys, time; import sum_abm; t = time.perf_counter(); m = {{}}\n"
+    "def said(line):\n"
+    "    if 'warm Ray' in line: m['joined'] = time.perf_counter() - t\n"
+    "def progress(done, failed, total):\n"
+    "    if done == total: m['last'] = time.perf_counter() - t\n"
+    "sum_abm.sweep(sys.argv[1], sys.argv[2], serial={serial}, workers={workers}, "
+    "progress=progress, notify=said)\n"
+    "print(json.dumps(m)); print(time.perf_counter() - t)"
 )
 
 
@@ -111,6 +121,27 @@ def steady_state(f: Path, workers: int, d: Path) -> None:
         f"ray overhead per run: {(ray_s * workers - serial) / n * 1e3:.1f} ms of core time "
         f"(the workers' own run time differs from serial by "
         f"{(ray_runs - serial_runs) / n * 1e3:+.1f} ms per run)"
+    )
+
+
+def breakdown(out: Path, marks: dict, whole: float, serial: float) -> None:
+    """Where the parallel whole sweep's time went: this process alone until Ray's warm workers
+    joined (Ray's start-up and warm-up), both together until the last run, then closing (Ray's
+    shutdown, the runs table). ``whole`` and ``serial``: the parallel and serial sweeps' seconds."""
+    from sum_abm.sweeps import load_executions
+
+    ex = load_executions(out)
+    by = {e: ex.filter(ex["executor"] == e).height for e in ("driver", "ray")}
+    joined, last = marks.get("joined"), marks.get("last", whole)
+    if joined is None:
+        print(f"  breakdown: Ray's workers never joined; {by['driver']} runs in this process")
+        return
+    print(
+        f"  breakdown (parallel, best round): this process alone until Ray's warm workers joined "
+        f"at {joined:.2f} s (start-up + warm-up), then together until the last run at "
+        f"{last:.2f} s, closing {whole - last:.2f} s; runs here {by['driver']}, on Ray "
+        f"{by['ray']} (two cores sharing the serial work perfectly after that join: "
+        f"{joined + (serial - joined) / 2:.2f} s)"
     )
 
 
@@ -197,6 +228,7 @@ def main() -> None:
         # load drifts, and alternating keeps both sides under the same drift.
         cli = {"s": [], "p": []}
         api = {"s": [], "p": []}
+        marks: dict[str, list[dict]] = {"s": [], "p": []}
         for k in range(args.rounds):
             for side, extra in (("s", ["--serial"]), ("p", ["--workers", str(w)])):
                 out = d / f"cli_{side}{k}"
@@ -204,7 +236,9 @@ def main() -> None:
             for side, serial in (("s", True), ("p", None)):
                 code = API.format(serial=serial, workers=w if serial is None else None)
                 _, text = timed([sys.executable, "-c", code, str(f), str(d / f"api_{side}{k}")])
-                api[side].append(float(text.strip().splitlines()[-1]))
+                lines = text.strip().splitlines()
+                api[side].append(float(lines[-1]))
+                marks[side].append(json.loads(lines[-2]))
         same = table(d / "cli_s0").equals(table(d / "cli_p0"))
         cli_serial, cli_par = min(cli["s"]), min(cli["p"])
         api_serial, api_par = min(api["s"]), min(api["p"])
@@ -221,6 +255,8 @@ def main() -> None:
             f"whole sweep (sum_abm.sweep, start-up and warm-up included): serial "
             f"{api_serial:.2f} s, every core {api_par:.2f} s"
         )
+        best = api["p"].index(api_par)
+        breakdown(d / f"api_p{best}", marks["p"][best], api_par, api_serial)
         print(f"speedup sweeps: {api_serial / api_par:.2f}x (target >= 1.7x on 2 cores)")
 
 

@@ -402,6 +402,123 @@ def test_a_worker_that_dies_is_replaced_and_its_runs_retried_once(tmp_path, ray_
     assert all(o.summary.equals(serial[o.run.run_id]) for o in outcomes)
 
 
+_BESIDE = """
+import dataclasses, json, os, sys, time
+from pathlib import Path
+
+import ray.cloudpickle
+
+from sum_abm.scenario import load_scenario
+from sum_abm.sweeps import AutoExecutor, SerialExecutor
+from sum_abm.sweeps.spec import runs_for
+from sum_abm.sweeps.store import SweepStore
+from sum_abm.sweeps.task import RunTask
+
+
+@dataclasses.dataclass(frozen=True)
+class SlowHereUntilRay:
+    # The driver's runs wait (up to 2 s each) until a Ray actor has run one: Ray joins part-way
+    # on any machine, however slowly Ray starts there.
+    inner: RunTask
+    marker: str
+    driver: int
+
+    def warm(self):
+        self.inner.warm()
+
+    def __call__(self, run):
+        if os.getpid() != self.driver:
+            Path(self.marker).touch()
+        else:
+            end = time.time() + 2
+            while not os.path.exists(self.marker) and time.time() < end:
+                time.sleep(0.05)
+        return self.inner(run)
+
+
+ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
+out, marker = Path(sys.argv[1]), sys.argv[2]
+base = load_scenario(sys.argv[3], {"data.n_rows": 800, "run.max_time_s": 86_400})
+runs = runs_for([{"mechanism.cost_weight": w} for w in range(1, 31)], 1, 7)
+SweepStore(out)
+task = SlowHereUntilRay(RunTask(base, baseline=False, out=str(out)), marker, os.getpid())
+said = []
+with AutoExecutor(workers=2, probe=False, notify=said.append) as auto:
+    outcomes = list(auto.map(task, runs))
+    actors, chunks = auto.ray.n_workers, list(auto.ray.chunk_sizes)
+serial = {o.run.run_id: o.summary for o in SerialExecutor().map(task.inner, runs)}
+print(json.dumps({
+    "ids": [o.run.run_id for o in outcomes],
+    "expected": [r.run_id for r in runs],
+    "where": [o.executor for o in outcomes],
+    "pids": sorted({o.pid for o in outcomes}),
+    "driver": os.getpid(),
+    "equal": all(o.ok and o.summary.equals(serial[o.run.run_id]) for o in outcomes),
+    "actors": actors,
+    "said": said,
+    "chunks": chunks,
+}))
+"""
+
+
+@pytest.mark.ray
+def test_a_local_sweep_runs_in_the_driver_and_on_ray_beside_it(tmp_path):
+    """A fresh local Ray on 2 cores: this process is one worker and Ray starts one actor for the
+    other core; the driver runs runs while Ray starts, the actor joins part-way, every run once,
+    results equal to serial ones."""
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            _BESIDE,
+            str(tmp_path / "o"),
+            str(tmp_path / "m"),
+            str(ROOT / "scenarios" / "quickstart.toml"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert r.returncode == 0, r.stderr[-3000:]
+    got = json.loads(r.stdout.strip().splitlines()[-1])
+    assert got["actors"] == 1  # 2 cores: the driver and one actor
+    assert sorted(got["ids"]) == sorted(got["expected"])  # every run once
+    assert set(got["where"]) == {"driver", "ray"} and got["equal"]
+    assert len(got["pids"]) == 2 and got["driver"] in got["pids"]
+    assert sum(got["chunks"]) == got["where"].count("ray")
+    assert len(got["said"]) == 1 and "1 warm Ray worker and this process" in got["said"][0]
+
+
+@pytest.mark.ray
+def test_one_executor_serves_many_sweeps_and_stops_at_the_end(tmp_path, ray_local):
+    """``shared_executor``: successive sweeps (a game's profiles) share one Ray executor and its
+    warm actors; it closes when the block ends."""
+    from sum_abm.sweeps import AutoExecutor, shared_executor
+
+    base = load_scenario(
+        ROOT / "scenarios" / "quickstart.toml", {"data.n_rows": 800, "run.max_time_s": 86_400}
+    )
+    seen = []
+    with shared_executor() as ex:
+        assert isinstance(ex, AutoExecutor)
+        ex.probe = False  # Ray whatever the length: these runs are short
+        for k, ws in enumerate(([1, 2], [3, 4, 5])):
+            points = [{"mechanism.cost_weight": w} for w in ws]
+            t = run_many(base, points, tmp_path / f"s{k}", root_seed=1, baseline=False)
+            assert t.height == len(ws)
+            seen.append((ex.ray, set(load_executions(tmp_path / f"s{k}")["executor"])))
+            deadline = time.time() + 120
+            while not ex.ray.ready() and time.time() < deadline:  # the actors warm up
+                time.sleep(0.05)
+        with shared_executor() as inner:
+            assert inner is ex  # a nested block keeps the executor already set
+    assert seen[0][0] is not None and seen[0][0] is seen[1][0]  # one Ray executor for both
+    # The first sweep's runs may run here while the actors warm up; the second finds them warm
+    # (and a Ray this process did not start: its actors take every run).
+    assert seen[0][1] <= {"driver", "ray"} and seen[1][1] == {"ray"}
+    assert ex.ray is None  # closed at the end of the block
+
+
 def test_a_short_sweep_stays_in_process_and_says_so(tmp_path):
     # One simulated day: a run takes well under a second, so 3 runs cannot repay Ray's start-up.
     base = load_scenario(

@@ -31,20 +31,13 @@ def register(app: typer.Typer) -> None:
         interrupted (complete it with --resume).
         """
         from rich.console import Console
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-            TimeRemainingColumn,
-        )
 
         from dashboards import game_report
         from sum_abm.bundled import resolve
         from sum_abm.game.empirical import load_game
         from sum_abm.game.runner import run_game
         from sum_abm.sweeps.engine import check_address, check_out
+        from sum_abm.sweeps.progress import runs_bar
 
         game_file = resolve(game_file, "game")
         g = load_game(game_file)
@@ -53,32 +46,14 @@ def register(app: typer.Typer) -> None:
         if address:
             check_address(address)
         console = Console(stderr=True)
-        with Progress(
-            TextColumn("[bold]{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[failed]} failed"),
-            TimeElapsedColumn(),
-            TextColumn("left"),
-            TimeRemainingColumn(),
-            console=console,
-        ) as bar:
-            task = bar.add_task(f"{g.spec.name}: runs", total=None, failed=0)
-            first = {"seen": False}
-
-            def progress(done: int, failed: int, total: int) -> None:
-                if not first["seen"]:  # runs resumed from --out must not count in the rate
-                    first["seen"] = True
-                    bar.reset(task, total=total, completed=done, failed=failed)
-                bar.update(task, completed=done, failed=failed)
-
+        with runs_bar(console, f"{g.spec.name}: runs") as bar:
             try:
                 ans = run_game(
                     game_file,
                     out,
                     address=address,
                     resume=resume,
-                    progress=progress,
+                    progress=bar,
                     reports=game_report,
                 )
             except KeyboardInterrupt:

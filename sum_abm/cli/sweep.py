@@ -20,7 +20,10 @@ def register(app: typer.Typer) -> None:
             None, help="Ray cluster address (host:port, auto, ray://...); default: local Ray"
         ),
         workers: int = typer.Option(
-            None, min=1, help="local Ray worker processes (default: every core)"
+            None,
+            min=1,
+            help="cores for a local sweep: this process and a Ray worker per other core "
+            "(default: every core; 1: in this process)",
         ),
         resume: bool = typer.Option(
             False,
@@ -68,44 +71,16 @@ def register(app: typer.Typer) -> None:
         import time
 
         from rich.console import Console
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-            TimeRemainingColumn,
-        )
 
         from sum_abm.sweeps import execute, load_failures
+        from sum_abm.sweeps.progress import runs_bar
 
         console = Console(stderr=True)
         console.print(
             f"{sweep_file}: {len(sw.points())} points x {sw.spec.replications} replications = {len(sw.runs)} runs"
         )
         t0 = time.perf_counter()
-        state = {"done": 0, "failed": 0, "start": None}
-        with Progress(
-            TextColumn("[bold]{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[failed]} failed"),
-            TimeElapsedColumn(),
-            TextColumn("left"),
-            TimeRemainingColumn(),
-            console=console,
-        ) as bar:
-            task = bar.add_task(sw.spec.name, total=len(sw.runs), failed=0)
-
-            def progress(done: int, failed: int, total: int) -> None:
-                if (
-                    state["start"] is None
-                ):  # runs already in --out must not count in the rate (time left)
-                    state["start"] = done
-                    bar.reset(task, total=total, completed=done, failed=failed)
-                state["done"], state["failed"] = done, failed
-                bar.update(task, completed=done, failed=failed)
-
+        with runs_bar(console, sw.spec.name, len(sw.runs)) as bar:
             try:
                 table = execute(
                     sw.base,
@@ -117,19 +92,19 @@ def register(app: typer.Typer) -> None:
                     workers=workers,
                     resume=resume,
                     serial=True if serial else None,
-                    progress=progress,
-                    notify=lambda line: bar.console.print(line, highlight=False),
+                    progress=bar,
+                    notify=bar.say,
                 )
             except KeyboardInterrupt:
                 bar.stop()
                 console.print(
-                    f"interrupted: {state['done']} of {len(sw.runs)} runs are in {out}/; "
+                    f"interrupted: {bar.done} of {len(sw.runs)} runs are in {out}/; "
                     f"complete them with: sum-abm sweep {sweep_file} --out {out} --resume"
                 )
                 raise typer.Exit(130) from None
         n_fail = load_failures(out).height
         elapsed = time.perf_counter() - t0
-        ran = state["done"] - (state["start"] or 0)
+        ran = bar.done - (bar.start or 0)
         print(
             f"{len(table)} of {len(sw.runs)} runs finished, {n_fail} failed"
             + (

@@ -23,6 +23,12 @@ then contributors collect (``refund``) and, after a long wait, anyone may ``repo
    after the reward phase the provider may withdraw what exceeds the outstanding balances (the
    unused bounty and the rounding fractions), which the reference leaves locked forever.
 
+A caller with many reward-phase calls to send uses ``process_contributions``: the same
+transactions (one log row each, the same effects), run as passes over arrays — each pass's model
+updates in one ``update_rows`` sweep of the learner, scores, rounds, balances and removals with
+numpy — and checked bit for bit against the calls sent one at a time (tests/test_pm_fast.py).
+Test-set pieces may be :class:`Piece` blocks of rows, committed and revealed as their pairs.
+
 Market balances are computed in floats in both semantics (scores are accuracy differences);
 reference-python also pays them as floats, as the reference does.
 """
@@ -32,8 +38,13 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+from collections import deque
 from dataclasses import dataclass
+from itertools import repeat
 from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
 
 from sum_abm.chain import Chain, Rejected
 from sum_abm.contract.data_handler import DataHandler, StoredData
@@ -42,10 +53,58 @@ from sum_abm.contract.state import freeze, learner_state
 SEMANTICS = ("corrected", "reference-python")
 
 
-def hash_piece(piece: list[tuple[Any, int]]) -> str:
-    """SHA-256 commitment of a test-set piece: a canonical JSON of its ``(x, y)`` pairs."""
-    canon = [[_canon(x), int(y)] for x, y in piece]
-    return hashlib.sha256(json.dumps(canon, separators=(",", ":")).encode()).hexdigest()
+@dataclass(frozen=True)
+class Piece:
+    """A test-set piece as a block of rows: ``X`` (CSR matrix or 2-D array) and labels ``y``.
+    The same commitment and the same revealed test set as its rows as ``(x, y)`` pairs."""
+
+    X: Any
+    y: Any
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    def pairs(self) -> list[tuple[Any, int]]:
+        """The piece as ``(row, label)`` pairs."""
+        return [(self.X[j], int(self.y[j])) for j in range(len(self.y))]
+
+
+def hash_piece(piece: Piece | list[tuple[Any, int]]) -> str:
+    """SHA-256 commitment of a test-set piece: a canonical JSON of its ``(x, y)`` pairs
+    (a :class:`Piece` hashes as its pairs, its text written from its row ranges)."""
+    text = _canon_block(piece) if isinstance(piece, Piece) else None
+    if text is None:
+        pairs = piece.pairs() if isinstance(piece, Piece) else piece
+        canon = [[_canon(x), int(y)] for x, y in pairs]
+        text = json.dumps(canon, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _canon_block(piece: Piece) -> str | None:
+    """The JSON text ``json.dumps`` writes for the piece's pairs, from its row ranges at once
+    (None for :func:`_special` values or an unknown row type)."""
+    X = piece.X
+    ys = [str(int(v)) for v in np.asarray(piece.y).tolist()]
+    if hasattr(X, "indptr") and getattr(X, "format", "") == "csr":
+        data = np.asarray(X.data, dtype=np.float64)
+        if _special(data):
+            return None
+        ind, val = _texts(X.indices, str), _texts(data, float.__repr__)
+        ptr = X.indptr.tolist()
+        rows = [
+            f"[[[{','.join(ind[a:b])}],[{','.join(val[a:b])}]],{y}]"
+            for a, b, y in zip(ptr[:-1], ptr[1:], ys, strict=True)
+        ]
+    elif isinstance(X, np.ndarray) and X.ndim == 2:
+        data = X.astype(np.float64, copy=False)
+        if _special(data):
+            return None
+        val = _texts(data.ravel(), float.__repr__)
+        d = data.shape[1]
+        rows = [f"[[{','.join(val[i * d : (i + 1) * d])}],{y}]" for i, y in enumerate(ys)]
+    else:
+        return None
+    return f"[{','.join(rows)}]"
 
 
 def _canon(x: Any) -> Any:
@@ -53,6 +112,18 @@ def _canon(x: Any) -> Any:
         r = x.tocsr()
         return [r.indices.tolist(), [float(v) for v in r.data]]
     return [float(v) for v in (x.tolist() if hasattr(x, "tolist") else x)]
+
+
+def _special(data: np.ndarray) -> bool:
+    """Values the block writer leaves to ``json.dumps``: NaN, infinities and -0.0 (which
+    ``np.unique`` would merge with 0.0)."""
+    return not np.isfinite(data).all() or bool((np.signbit(data) & (data == 0)).any())
+
+
+def _texts(a: np.ndarray, fmt: Any) -> list[str]:
+    """``[fmt(v) for v in a.tolist()]``, formatting each distinct value once."""
+    u, inv = np.unique(a, return_inverse=True)
+    return np.array([fmt(v) for v in u.tolist()], dtype=object)[inv].tolist()
 
 
 @dataclass
@@ -200,7 +271,7 @@ class PredictionMarket:
 
         return self._exec(sender, "initialize_market", bounty, run)
 
-    def reveal_init_test_set(self, sender: str, piece: list[tuple[Any, int]]) -> None:
+    def reveal_init_test_set(self, sender: str, piece: Piece | list[tuple[Any, int]]) -> None:
         """Reveal the committed piece at the reveal index; opens participation."""
 
         def run() -> None:
@@ -242,7 +313,7 @@ class PredictionMarket:
 
         self._exec(sender, "end_market", 0, run)
 
-    def verify_next_test_set(self, sender: str, piece: list[tuple[Any, int]]) -> None:
+    def verify_next_test_set(self, sender: str, piece: Piece | list[tuple[Any, int]]) -> None:
         """Reveal the next committed piece (index order, skipping the first revealed one)."""
 
         def run() -> None:
@@ -251,13 +322,18 @@ class PredictionMarket:
                 len(piece) > 0 and hash_piece(piece) == self.hashes[self.next_verify],
                 "test_set_mismatch",
             )
-            self.test_x += [x for x, _ in piece]
-            self.test_y += [int(y) for _, y in piece]
+            if isinstance(piece, Piece):  # a block of rows, stacked as its rows would be
+                self.test_x.append(piece.X)
+                self.test_y += [int(y) for y in np.asarray(piece.y).tolist()]
+            else:
+                self.test_x += [x for x, _ in piece]
+                self.test_y += [int(y) for _, y in piece]
             self.next_verify += 1
             if self.next_verify == self.reveal_index:
                 self.next_verify += 1
             if self.next_verify >= len(self.hashes):
-                self.learner.set_test_set(_stack(self.test_x), self.test_y)
+                # the reward phase asks the accuracy after single updates
+                self.learner.set_test_set(_stack(self.test_x), self.test_y, per_update=True)
                 self.state = "REWARD_RESTART"
 
         self._exec(sender, "verify_next_test_set", 0, run)
@@ -280,23 +356,205 @@ class PredictionMarket:
 
         self._exec(sender, "process_contribution", 0, run)
 
+    def process_contributions(self, sender: str, max_calls: int) -> int:
+        """Send ``process_contribution`` from ``sender`` while bounty rounds and contributions
+        remain, at most ``max_calls`` times; returns how many were sent.
+
+        Each call is its own transaction, with the same effects, log row and fee as when sent one
+        at a time (a caller's loop ``while pm.remaining_bounty_rounds > 0 and pm.market``); with
+        free calls they run as passes over arrays (:meth:`_run_batch`). A rejected call raises
+        :class:`Rejected` as :meth:`process_contribution` does, after the calls before it.
+        """
+        sent = 0
+        batch = (
+            not self.chain.gas_price  # a free call from a wallet that never goes below 0
+            and not self.group
+            and self.state in ("REWARD_RESTART", "REWARD")
+            and self.remaining_bounty_rounds > 0
+            and self.market
+            and callable(getattr(self.learner, "update_rows", None))
+            and all(hasattr(c.x, "indices") and hasattr(c.x, "values") for c in self.market)
+        )
+        if batch:
+            sent = self._run_batch(max_calls)
+            if self.chain.log is not None:  # one accepted row per call, as execute() logs it
+                rec = (self.now, sender, "process_contribution", True, None, 0, 0, 0, None)
+                deque(map(self.chain.log, repeat(rec, sent)), maxlen=0)
+        while sent < max_calls and self.remaining_bounty_rounds > 0 and self.market:
+            self.process_contribution(sender)
+            sent += 1
+        return sent
+
+    def _run_batch(self, max_calls: int) -> int:
+        """The effects of up to ``max_calls`` process_contribution calls (no log rows): each
+        pass's model updates in one :meth:`update_rows` sweep, its scores, balances and
+        removals with numpy. Bit for bit the state :meth:`_process` reaches call by call."""
+        rows = _Rows(self.market)
+        sent = 0
+        while sent < max_calls and self.remaining_bounty_rounds > 0 and self.market:
+            if self.state == "REWARD_RESTART":
+                self._start_pass()
+            k = min(len(self.market) - self.next, max_calls - sent)
+            self._segment(rows, k)
+            sent += k
+        return sent
+
+    def _segment(self, rows: _Rows, k: int) -> None:
+        """The next ``k`` contributions of the pass (non-grouped), as ``k`` calls of :meth:`_step`."""
+        lo, hi = self.next, self.next + k
+        seg = rows.order[lo:hi]
+        market = self.market[lo:hi]
+        need_eval = self.reset or not rows.known[seg].all()
+        indptr, indices, values, y = rows.pass_rows(lo, hi)
+        updates = self.learner.update_rows(indptr, indices, values, y, pause=need_eval)
+        if need_eval:  # the accuracy after each row's update: it moves only where the model does
+            now = np.empty(k)
+            cur, last = self.evaluate(), 0
+            for j in updates:
+                now[last:j] = cur
+                cur, last = self.evaluate(), j
+            now[last:] = cur
+        else:
+            for _ in updates:
+                pass
+        if self.reset:
+            acc = now
+        else:
+            new = seg[~rows.known[seg]]
+            if len(new):
+                rows.acc[new] = now[~rows.known[seg]]
+                rows.known[new] = True
+                for c, a in zip(market, now.tolist(), strict=True):
+                    if c.accuracy is None:
+                        c.accuracy = a
+            acc = rows.acc[seg]
+        prev = np.empty(k)
+        prev[0] = self.prev_acc
+        prev[1:] = acc[:-1]
+        change = acc - prev
+        rows.score[seg] = change
+        for c, v in zip(market, change.tolist(), strict=True):
+            c.score = v
+        cid = rows.cid[seg]
+        counts = np.bincount(cid, minlength=len(rows.names))
+        for i in np.flatnonzero(counts).tolist():
+            who = rows.names[i]
+            self.pass_counts[who] = self.pass_counts.get(who, 0) + int(counts[i])
+        if np.isnan(change).any():  # NaN never passes a comparison: replay them in order
+            for c, v in zip(market, change.tolist(), strict=True):
+                if v > self.best_change.get(c.contributor, -math.inf):
+                    self.best_change[c.contributor] = v
+                if v < self.min_score:
+                    self.min_score, self.worst = v, c
+        else:
+            for i in np.flatnonzero(counts).tolist():
+                best = float(change[cid == i].max())
+                if best > self.best_change.get(rows.names[i], -math.inf):
+                    self.best_change[rows.names[i]] = best
+            m = int(np.argmin(change))  # the first lowest, as the strict < of the call loop
+            if change[m] < self.min_score:
+                self.min_score, self.worst = float(change[m]), market[m]
+        self.prev_acc = float(acc[-1])
+        self.next = hi
+        if hi >= len(self.market):
+            self._end_of_pass_rows(rows)
+
+    def _end_of_pass_rows(self, rows: _Rows) -> None:
+        """:meth:`_end_of_pass` (non-grouped) over arrays."""
+        seg = rows.order
+        if not self.min_score < 0:
+            rounds = self.remaining_bounty_rounds
+            self.remaining_bounty_rounds = 0
+            self._end_reward_phase_rows(rows, rounds)
+            return
+        score, bal = rows.score[seg], rows.balance[seg]
+        if self.fixed:  # FIX 3
+            neg = score < 0
+            rounds = float((bal[neg] / -score[neg]).min())
+        else:
+            rounds = self.worst.balance / -self.min_score
+        rounds = min(rounds, self.remaining_bounty_rounds)
+        self.remaining_bounty_rounds -= rounds
+        if self.remaining_bounty_rounds == 0:
+            self._end_reward_phase_rows(rows, rounds)
+            return
+        d = score * rounds
+        if self.fixed:  # FIX 2
+            d = np.maximum(d, -bal)
+            self._credit_rows(rows, seg, d)
+            bal = bal + d
+        else:
+            bal = bal + d
+            low = bal < 1
+            self._credit_rows(rows, seg[low], bal[low], add=True)
+        rows.balance[seg] = bal
+        for c, v in zip(self.market, bal.tolist(), strict=True):
+            c.balance = v
+        keep = bal >= 1
+        self.num_removed += len(seg) - int(keep.sum())
+        if not keep.all():
+            self.market = [c for c, kk in zip(self.market, keep.tolist(), strict=True) if kk]
+            rows.keep(keep)
+        if not self.market:
+            self.state = "REWARD_COLLECT"
+            self.remaining_bounty_rounds = 0
+            self.reward_phase_end_time_s = self.now
+        else:
+            self.state = "REWARD_RESTART"
+
+    def _end_reward_phase_rows(self, rows: _Rows, rounds: float) -> None:
+        """:meth:`_end_reward_phase` (non-grouped) over arrays."""
+        self.reward_phase_end_time_s = self.now
+        self.state = "REWARD_COLLECT"
+        seg = rows.order
+        d = rows.score[seg] * rounds
+        if self.fixed:
+            d = np.maximum(d, -rows.balance[seg])
+        self._credit_rows(rows, seg, d)
+        self.market = []
+
+    def _credit_rows(self, rows: _Rows, seg: np.ndarray, d: np.ndarray, add: bool = False) -> None:
+        """:meth:`_credit` of ``d[i]`` to row ``seg[i]``'s contributor, in row order (``add``: the
+        reference's plain addition, no floor). Each contributor's running sum is one sequential
+        ``np.add.accumulate``, the additions of the call-by-call loop; corrected floors a
+        balance at 0 after each step, so a contributor whose sum dips below 0 is replayed."""
+        if not len(seg):
+            return
+        cid = rows.cid[seg]
+        first = np.unique(cid, return_index=True)[1]
+        for i in cid[np.sort(first)].tolist():
+            who = rows.names[i]
+            mine = d[cid == i]
+            run = np.add.accumulate(np.concatenate(([self.market_balances.get(who, 0.0)], mine)))
+            if self.fixed and not add and (run < 0).any():
+                for v in mine.tolist():
+                    self._credit(who, v)
+            else:
+                self.market_balances[who] = float(run[-1])
+
     def _process(self) -> None:
         if self.state == "REWARD_RESTART":
-            self.next = 0
-            self.scores: dict[str, float] = {}
-            if self.reset:
-                self.learner.restore(self.init_snapshot)
-            if self.prev_acc is None:
-                self.prev_acc = self.original_acc = self.evaluate()
-            elif (
-                not self.reset or self.fixed
-            ):  # FIX 4: every pass starts from the original accuracy
-                self.prev_acc = self.original_acc
-            self.pass_counts: dict[str, int] = {}
-            self.num_passes += 1
-            self.worst: Any = None
-            self.min_score = math.inf
-            self.state = "REWARD"
+            self._start_pass()
+        self._step()
+
+    def _start_pass(self) -> None:
+        """A pass starts: scores cleared, the model reset if asked, the accuracy baseline set."""
+        self.next = 0
+        self.scores: dict[str, float] = {}
+        if self.reset:
+            self.learner.restore(self.init_snapshot)
+        if self.prev_acc is None:
+            self.prev_acc = self.original_acc = self.evaluate()
+        elif not self.reset or self.fixed:  # FIX 4: every pass starts from the original accuracy
+            self.prev_acc = self.original_acc
+        self.pass_counts: dict[str, int] = {}
+        self.num_passes += 1
+        self.worst: Any = None
+        self.min_score = math.inf
+        self.state = "REWARD"
+
+    def _step(self) -> None:
+        """One contribution of the pass, as one ``process_contribution`` call processes it."""
         c = self.market[self.next]
         self.pass_counts[c.contributor] = self.pass_counts.get(c.contributor, 0) + 1
         self.learner.update(c.x, c.y)
@@ -475,6 +733,50 @@ class PredictionMarket:
     snapshot = state_snapshot
 
 
+class _Rows:
+    """The contributions of a reward phase as arrays (derived from ``market``, not contract
+    state): CSR rows and labels for the learner, contributor ids, scores, balances and first-pass
+    accuracies by row, and ``order``, the rows of the current market in pass order."""
+
+    def __init__(self, market: list[Contribution]) -> None:
+        n = len(market)
+        lens = np.fromiter((len(c.x.indices) for c in market), np.int64, n)
+        itype = np.result_type(*(c.x.indices.dtype for c in market[:1]), np.int32)
+        if lens.sum() >= 2**31:
+            itype = np.int64
+        self.indptr = np.zeros(n + 1, dtype=itype)
+        np.cumsum(lens, out=self.indptr[1:])
+        self.indices = np.concatenate([c.x.indices for c in market]).astype(itype, copy=False)
+        self.values = np.concatenate([c.x.values for c in market]).astype(np.float64, copy=False)
+        self.y = np.fromiter((c.y for c in market), np.int64, n)
+        names: dict[str, int] = {}
+        self.cid = np.fromiter(
+            (names.setdefault(c.contributor, len(names)) for c in market), np.int64, n
+        )
+        self.names = list(names)
+        self.balance = np.fromiter((c.balance for c in market), np.float64, n)
+        # scores of this pass so far (a batch may start in the middle of a pass)
+        self.score = np.array([0.0 if c.score is None else c.score for c in market])
+        self.known = np.fromiter((c.accuracy is not None for c in market), bool, n)
+        self.acc = np.array([0.0 if c.accuracy is None else c.accuracy for c in market])
+        self.order = np.arange(n)
+        self.matrix = sp.csr_matrix((self.values, self.indices, self.indptr), copy=False)
+        self._pass: tuple | None = (self.indptr, self.indices, self.values, self.y)
+
+    def keep(self, mask: np.ndarray) -> None:
+        """The market lost the rows where ``mask`` is False."""
+        self.order = self.order[mask]
+        self._pass = None
+
+    def pass_rows(self, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """CSR parts of market positions ``lo:hi`` (``indptr`` with absolute offsets) and labels."""
+        if self._pass is None:  # gather the market's rows once per pass (scipy's row kernel)
+            m = self.matrix[self.order]
+            self._pass = (m.indptr, m.indices, m.data, self.y[self.order])
+        ptr, ind, val, y = self._pass
+        return ptr[lo : hi + 1], ind, val, y[lo:hi]
+
+
 def _nnz(x: Any) -> int:
     idx = getattr(x, "indices", None)
     return len(idx) if idx is not None else len(x)
@@ -487,11 +789,10 @@ def whole_units(amount: float) -> int:
 
 
 def _stack(xs: list[Any]) -> Any:
-    import numpy as np
-    import scipy.sparse as sp
-
     if xs and sp.issparse(xs[0]):
         return sp.vstack(xs).tocsr()
     if xs and hasattr(xs[0], "indices") and hasattr(xs[0], "values"):
         raise TypeError("stack test rows as CSR rows or dense lists")
+    if any(isinstance(x, np.ndarray) and x.ndim == 2 for x in xs):  # blocks of rows (Piece)
+        return np.vstack([np.atleast_2d(np.asarray(x, dtype=np.float64)) for x in xs])
     return np.asarray(xs, dtype=np.float64)

@@ -69,8 +69,9 @@ def _key(setting: dict[str, Any]) -> tuple[tuple[str, Any], ...]:
 class EngineMeasure:
     """A :data:`Measure` that runs the requests through the sweep engine into ``out`` (resumable:
     a finished run is never repeated). The one place that knows the engine's interface: one
-    executor serves every batch of the search (warm Ray workers, or this process when
-    ``workers == 1``) and :meth:`close` stops it."""
+    executor serves every batch of the search (this process beside warm Ray workers, as a local
+    sweep; this process alone when ``workers == 1``; the cluster's workers with ``address``) and
+    :meth:`close` stops it."""
 
     def __init__(
         self,
@@ -81,11 +82,13 @@ class EngineMeasure:
         progress: Any = None,
         notify: Callable[[str], None] | None = None,
     ) -> None:
-        from sum_abm.sweeps.executors import RayExecutor, SerialExecutor
+        from sum_abm.sweeps.executors import AutoExecutor, SerialExecutor
 
         self.out, self.progress, self.notify = out, progress, notify
         serial = workers == 1 and address is None
-        self.executor = SerialExecutor() if serial else RayExecutor(address, workers)
+        self.executor = (
+            SerialExecutor() if serial else AutoExecutor(address, workers, notify=notify)
+        )
 
     def __call__(self, design: Design, requests: list[Request]) -> list[dict[str, float] | None]:
         from sum_abm.sweeps.engine import execute, load_agents, load_runs

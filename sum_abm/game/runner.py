@@ -6,7 +6,9 @@ passes :mod:`dashboards.game_report`). The runner orchestrates: the tables live 
 
 from __future__ import annotations
 
+import functools
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -99,6 +101,21 @@ def _simulate(
     )
 
 
+def _one_executor(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Every sweep of the call on one executor: a Ray it starts serves all of them (warm actors,
+    one start-up) and stops when the call returns."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, address: str | None = None, **kwargs: Any) -> Any:
+        from sum_abm.sweeps.engine import shared_executor
+
+        with shared_executor(address):
+            return fn(*args, address=address, **kwargs)
+
+    return wrapper
+
+
+@_one_executor
 def run_game(
     path: str | Path,
     out: str | Path,
@@ -376,6 +393,7 @@ def _run_population_game(
     return answer
 
 
+@_one_executor
 def run_frontier(
     path: str | Path,
     out: str | Path,

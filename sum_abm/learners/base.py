@@ -9,8 +9,9 @@ the test rows whose class could have changed are re-scored, and it always equals
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
-from collections.abc import Hashable
+from collections.abc import Hashable, Iterator
 from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
@@ -127,6 +128,7 @@ class Learner(ABC):
         self._y_test: np.ndarray | None = None
         self._acc_cache: tuple[int, float] | None = None
         self._evaluator: Any = None
+        self._score_params: tuple[int, np.ndarray, Any] | None = None
 
     # -- to implement --------------------------------------------------------------------------
     @abstractmethod
@@ -163,6 +165,29 @@ class Learner(ABC):
         if changed:
             self.version += 1
         return changed
+
+    def update_rows(
+        self,
+        indptr: np.ndarray,
+        indices: np.ndarray,
+        values: np.ndarray,
+        y: np.ndarray,
+        pause: bool = True,
+    ) -> Iterator[int]:
+        """Learn CSR rows ``indices/values[indptr[i]:indptr[i+1]]`` with labels ``y``, in order,
+        exactly as :meth:`update` row by row (the prediction market's reward passes); yields the
+        position of each row whose update changed the parameters, right after that update, so
+        the caller can read the model (say, its test accuracy) at that point.
+
+        ``indptr`` holds absolute offsets (a slice of a larger CSR ``indptr`` will do) and has
+        the dtype of ``indices``. With ``pause`` False nothing is yielded (the caller only wants
+        the rows learned). This default calls :meth:`update` per row; learners whose updates are
+        mostly no-ops override it.
+        """
+        for i in range(len(y)):
+            lo, hi = indptr[i], indptr[i + 1]
+            if self.update(Sample(indices[lo:hi], values[lo:hi]), int(y[i])) and pause:
+                yield i
 
     def _labels(self, scores: np.ndarray) -> np.ndarray:
         if scores.ndim == 1:
@@ -221,6 +246,9 @@ class Learner(ABC):
     def score_params(self) -> tuple[np.ndarray, Any]:
         """``(w, b)`` with scores ``X @ w.T + b``: a (d,) vector and a float for binary models
         (two-class scores reduced to class 1 minus class 0), else (k, d) and (k,). Contiguous float64."""
+        cached = self._score_params
+        if cached is not None and cached[0] == self.version:
+            return cached[1], cached[2]  # parameters unchanged since (``version`` counts changes)
         W, offset = self._segment_params()
         off = np.ravel(np.asarray(offset, dtype=np.float64))
         if W.ndim == 1:
@@ -229,6 +257,7 @@ class Learner(ABC):
             w, b = np.ascontiguousarray(W[1] - W[0]), float(off[1] - off[0])
         else:
             w, b = np.ascontiguousarray(W, dtype=np.float64), off.copy()
+        self._score_params = (self.version, w, b)
         return w, b
 
     def _segment_params(self) -> tuple[np.ndarray, Any]:
@@ -270,8 +299,13 @@ class Learner(ABC):
         y = np.asarray(y)
         return float(np.mean(self.predict(X) == y)) if len(y) else float("nan")
 
-    def set_test_set(self, X: Any, y: Any) -> None:
-        """The hidden test set for :meth:`test_accuracy` (CSR or dense rows, labels 0..n_classes-1)."""
+    def set_test_set(self, X: Any, y: Any, per_update: bool = False) -> None:
+        """The hidden test set for :meth:`test_accuracy` (CSR or dense rows, labels 0..n_classes-1).
+
+        ``per_update``: the caller will ask for the accuracy after single updates, so what makes
+        those cheap (a linear learner's bitset copy of a binary test set, the compiled step; about
+        0.5 s once) is prepared now instead of when first needed.
+        """
         from sum_abm.learners.evaluation import TestSetEvaluator
 
         X = as_csr(X, self.n_features)
@@ -281,6 +315,8 @@ class Learner(ABC):
         self._X_test, self._y_test = X, y
         self._evaluator = TestSetEvaluator(X, y, linear_delta=self.linear_delta)
         self._acc_cache = None
+        if per_update:
+            self._evaluator.prepare_bitsets()
 
     def test_accuracy(self) -> float:
         """Accuracy on the test set, kept incrementally; always equal to ``score(X_test, y_test)``.
@@ -307,8 +343,11 @@ class Learner(ABC):
 
     def _add_drift(self, d0: float, d_inf: float, d_l1: float) -> None:
         """Record an update's worst-case margin change (see :meth:`margin_drift`)."""
-        if np.isfinite(d0) and np.isfinite(d_inf) and np.isfinite(d_l1):
-            self.drift += (d0, d_inf, d_l1)
+        if math.isfinite(d0) and math.isfinite(d_inf) and math.isfinite(d_l1):
+            drift = self.drift  # element by element: the same sums as adding the triple
+            drift[0] += d0
+            drift[1] += d_inf
+            drift[2] += d_l1
         else:
             self.drift_epoch += 1  # no finite bound: every cached prediction is stale
 

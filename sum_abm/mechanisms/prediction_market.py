@@ -10,7 +10,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field
 
 from sum_abm.chain import Chain, Rejected
-from sum_abm.contract.prediction_market import SEMANTICS, PredictionMarket, hash_piece
+from sum_abm.contract.prediction_market import SEMANTICS, Piece, PredictionMarket, hash_piece
 from sum_abm.mechanisms.base import Call, MarketAdapter, MechanismBase, MechanismConfig
 
 PROVIDER = "bounty_provider"
@@ -59,7 +59,7 @@ class PMAdapter(MarketAdapter):
         self.any_wait_s = config.any_address_claim_wait_time_s
         self.contributions: dict[str, list[tuple[int, int, int]]] = {}
         self.process_calls = 0
-        self.pieces: list[list[tuple[Any, int]]] = []
+        self.pieces: list[Piece] = []
 
     # -- run start and end ---------------------------------------------------------------------
     def start(self, rng: Any, data: Any) -> None:
@@ -70,7 +70,7 @@ class PMAdapter(MarketAdapter):
         self.pieces = []
         for i in range(n):
             lo, hi = int(i / n * len(y)), int((i + 1) / n * len(y))
-            self.pieces.append([(X[j], int(y[j])) for j in range(lo, hi)])
+            self.pieces.append(Piece(X[lo:hi], y[lo:hi]))
         hashes = [hash_piece(p) for p in self.pieces]
         reveal = int(rng.integers(len(hashes))) if rng is not None else 0
         n_min = m.min_num_contributions or len(data.y_pool)
@@ -88,13 +88,9 @@ class PMAdapter(MarketAdapter):
             return []  # the market could not end (too few contributions before the time limit)
         while pm.state == "REVEAL_TEST_SET":
             pm.verify_next_test_set(PROVIDER, self.pieces[pm.next_verify])
-        while (
-            pm.remaining_bounty_rounds > 0
-            and pm.market
-            and self.process_calls < m.max_process_calls
-        ):
-            pm.process_contribution(PROVIDER)
-            self.process_calls += 1
+        self.process_calls += pm.process_contributions(
+            PROVIDER, m.max_process_calls - self.process_calls
+        )
         collected = []
         for addr in addresses:
             mine = self.contributions.get(addr)

@@ -6,8 +6,8 @@ LazyFrame over the finished runs (one row per run: run_id, replication, seed, th
 dotted path, then the summary columns); ``load_sweep(dir, "agents")`` the agents rows;
 ``load_failures(dir)`` the runs that raised, ``load_executions(dir)`` where each run executed.
 :func:`run_many` runs arbitrary override sets through the same engine; an :class:`Executor`
-(:class:`SerialExecutor`, :class:`RayExecutor`) chooses where, for one call or for a block
-(:func:`use_executor`).
+(:class:`SerialExecutor`, :class:`RayExecutor`, :class:`AutoExecutor`) chooses where, for one call
+or for a block (:func:`use_executor`; :func:`shared_executor` keeps one Ray for many sweeps).
 """
 
 from __future__ import annotations
@@ -25,9 +25,10 @@ from sum_abm.sweeps.engine import (
     load_failures,
     load_runs,
     run_many,
+    shared_executor,
     use_executor,
 )
-from sum_abm.sweeps.executors import Executor, RayExecutor, SerialExecutor
+from sum_abm.sweeps.executors import AutoExecutor, Executor, RayExecutor, SerialExecutor
 from sum_abm.sweeps.outcome import RunOutcome
 from sum_abm.sweeps.spec import RunSpec, Sweep, load_sweep_file, run_id, run_seed
 
@@ -42,13 +43,15 @@ def sweep(
     serial: bool | None = None,
     executor: Executor | None = None,
     progress: Any = None,
+    notify: Any = None,
 ) -> pl.DataFrame:
     """Run the sweep file ``path`` into the folder ``out``; returns the runs table (one row per run).
 
     ``address``: None = local Ray (``workers`` cores, default every core), or a cluster address;
     ``serial=True`` runs in this process (identical results), ``executor`` on the one given (see
     :mod:`sum_abm.sweeps.executors`); ``resume=True`` skips finished runs;
-    ``progress(done, failed, total)`` is called as runs finish. See ``sum-abm sweep --help``.
+    ``progress(done, failed, total)`` is called as runs finish; ``notify(line)`` hears where the
+    runs execute (in this process, on how many Ray workers). See ``sum-abm sweep --help``.
     """
     sw = load_sweep_file(path)
     return execute(
@@ -63,6 +66,7 @@ def sweep(
         serial=serial,
         executor=executor,
         progress=progress,
+        notify=notify,
     )
 
 
@@ -77,6 +81,7 @@ def load_sweep(out: str | Path, table: Literal["runs", "agents"] = "runs") -> pl
 
 
 __all__ = [
+    "AutoExecutor",
     "Executor",
     "RayExecutor",
     "RunOutcome",
@@ -91,6 +96,7 @@ __all__ = [
     "run_id",
     "run_many",
     "run_seed",
+    "shared_executor",
     "sweep",
     "use_executor",
 ]

@@ -6,10 +6,12 @@ the runs table built from the returned rows. Where the runs execute:
 
 - ``executor=`` given, or one set for a block with :func:`use_executor`: that executor;
 - ``serial=True``: this process (:class:`SerialExecutor`);
-- otherwise (local): the first runs execute in this process and are timed; when what remains is
-  too short for Ray to win (under ``IN_PROCESS_BELOW_S`` seconds of work) the sweep finishes here
-  and says so; else Ray starts in the background while this process keeps running runs, and the
-  rest goes to the warm Ray actors once they are ready. With ``address``, a Ray cluster.
+- otherwise :class:`AutoExecutor`: local, the first runs execute in this process and are timed;
+  when what remains is too short for Ray to win (under ``IN_PROCESS_BELOW_S`` seconds of work)
+  the sweep finishes here and says so; else this process stays one of the workers for the whole
+  sweep while Ray starts in the background with one warm actor per other core, which join as soon
+  as they are ready. With ``address``, a Ray cluster's actors. :func:`shared_executor` keeps one
+  for many sweeps (a game's), so that Ray starts once.
 
 Storage (parts, manifest, failures, executions log, loaders) lives in :mod:`sum_abm.sweeps.store`,
 one run as a task and its outcome in :mod:`sum_abm.sweeps.task`, the executors in
@@ -21,7 +23,6 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import dataclasses
-from collections import deque
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -29,7 +30,13 @@ from typing import Any
 import polars as pl
 
 from sum_abm.scenario import Scenario
-from sum_abm.sweeps.executors import Executor, RayExecutor, SerialExecutor, chunk_size
+from sum_abm.sweeps.executors import (
+    AutoExecutor,
+    Executor,
+    RayExecutor,
+    SerialExecutor,
+    chunk_size,
+)
 from sum_abm.sweeps.outcome import RunOutcome, failure_row
 from sum_abm.sweeps.raynode import (
     AUTH_HELP,
@@ -54,11 +61,6 @@ from sum_abm.sweeps.store import (
 )
 from sum_abm.sweeps.task import RunTask
 
-# Ray's start-up (3-4 s) and its workers' warm-up (2 s) overlap runs in this process; below this
-# much remaining work (seconds, measured) Ray cannot win and the sweep stays in-process.
-IN_PROCESS_BELOW_S = 6.0
-PROBE_RUNS = 2  # runs timed in this process before deciding (the first pays imports and data)
-
 Progress = Callable[[int, int, int], None]  # (done, failed, total)
 Notify = Callable[[str], None]
 
@@ -75,6 +77,20 @@ def use_executor(executor: Executor) -> Iterator[Executor]:
         yield executor
     finally:
         _SCOPED.reset(token)
+
+
+@contextlib.contextmanager
+def shared_executor(address: str | None = None, workers: int | None = None) -> Iterator[Executor]:
+    """One executor for every sweep started in the block (a game's successive profiles, a
+    frontier's bisection steps): the one set with :func:`use_executor` if any, else an
+    :class:`AutoExecutor` whose Ray, once a sweep is long enough to start it, serves the rest of
+    the block and stops at its end."""
+    current = _SCOPED.get()
+    if current is not None:
+        yield current
+        return
+    with AutoExecutor(address, workers) as ex, use_executor(ex):
+        yield ex
 
 
 def run_many(
@@ -178,7 +194,9 @@ def execute(
             if chosen is not None:
                 _run_on(chosen, task, todo, out, record)
             else:
-                _run_auto(task, todo, out, record, address, workers, serial, notify)
+                auto = AutoExecutor(address, workers, probe=serial is None, notify=notify)
+                with auto:
+                    _run_on(auto, task, todo, out, record)
         return store.table()
 
 
@@ -198,68 +216,9 @@ def _run_on(
         record(outcome)
 
 
-def _run_auto(
-    task: RunTask,
-    todo: list[RunSpec],
-    out: Path,
-    record: Callable[[RunOutcome], None],
-    address: str | None,
-    workers: int | None,
-    serial: bool | None,
-    notify: Notify | None,
-) -> None:
-    """Local: time the first runs here, stay here when the rest is short, else overlap Ray's
-    start-up with more runs here and hand the rest to its warm actors. A cluster: Ray directly."""
-    queue = deque(todo)
-    durations: list[float] = []
-
-    def here() -> None:
-        outcome = task(queue.popleft())
-        outcome.executor = "driver"
-        if outcome.ok:
-            durations.append(outcome.wall_s)
-        record(outcome)
-
-    local = address in (None, "local")
-    if local and serial is None:
-        task.warm()  # imports and data first, so that the timed runs measure runs
-        per_run = 0.0
-        while queue and len(durations) < PROBE_RUNS and len(todo) - len(queue) < 2 * PROBE_RUNS:
-            here()
-            per_run = min(durations) if durations else 0.0
-            if per_run * len(queue) >= IN_PROCESS_BELOW_S:
-                break  # clearly worth Ray: start it now rather than after more runs here
-        if queue and per_run * len(queue) < IN_PROCESS_BELOW_S:
-            if notify:
-                notify(
-                    f"{len(queue)} runs left of about {per_run:.2f} s each: running them in this "
-                    f"process (Ray's start-up would cost more than it saves)"
-                )
-            while queue:
-                here()
-            return
-    if not queue:
-        return
-    ray_ex = RayExecutor(address, workers)
-    ray_ex.durations = durations
-    worker_task = _for(ray_ex, task, out)
-    try:
-        # Local: Ray starts and its actors warm up while this process keeps running runs. A
-        # cluster is already connected (the command line connects first): its actors go at once.
-        ray_ex.start(worker_task, background=local)
-        while local and queue and not ray_ex.ready():
-            here()
-        if queue:
-            if notify:
-                notify(f"{len(queue)} runs on {ray_ex.n_workers} Ray workers")
-            for outcome in ray_ex.map(worker_task, list(queue)):
-                record(outcome)
-    finally:
-        ray_ex.close()
-
-
 __all__ = [
     "AUTH_HELP",
+    "AutoExecutor",
     "FAILURE_SCHEMA",
     "Executor",
     "RayExecutor",
@@ -280,6 +239,7 @@ __all__ = [
     "ray_running",
     "read_manifest",
     "run_many",
+    "shared_executor",
     "shutdown_ray",
     "use_executor",
 ]

@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import threading
 import uuid
 from collections import deque
@@ -21,7 +22,13 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Protocol
 
 from sum_abm.sweeps.outcome import RunOutcome, failure_row
-from sum_abm.sweeps.raynode import PINNED_THREADS, first_line, init_ray, shutdown_ray
+from sum_abm.sweeps.raynode import (
+    PINNED_THREADS,
+    first_line,
+    init_ray,
+    ray_running,
+    shutdown_ray,
+)
 from sum_abm.sweeps.spec import RunSpec
 
 Task = Callable[[RunSpec], RunOutcome]
@@ -187,10 +194,10 @@ class RayExecutor:
             n = max(1, n)
             actor = ray.remote(num_cpus=1, max_restarts=0, max_task_retries=0)(_Worker)
             # The pinned thread counts at the actor's process start (polars sizes its pool on
-            # import): also when this process joined a Ray it did not start.
-            self._actor_cls = actor.options(
-                scheduling_strategy="SPREAD", runtime_env={"env_vars": dict(PINNED_THREADS)}
-            )
+            # import): a local Ray this executor started passes them in the raylet's environment
+            # (see init_ray); any other Ray gets them in the actor's runtime_env.
+            env = {} if self._started_ray else {"runtime_env": {"env_vars": dict(PINNED_THREADS)}}
+            self._actor_cls = actor.options(scheduling_strategy="SPREAD", **env)
             self._driver_node = ray.get_runtime_context().get_node_id()
             self._actors = [self._actor_cls.remote(self._driver_node) for _ in range(n)]
             if task is not None:
@@ -240,51 +247,19 @@ class RayExecutor:
 
     # -- running ----------------------------------------------------------------------------
     def map(self, task: Task, runs: Sequence[RunSpec]) -> Iterator[RunOutcome]:
+        chunks = self.chunks(task, deque(runs))
+        while chunks.busy:
+            chunks.fill()
+            yield from chunks.collect(block=True)
+
+    def chunks(self, task: Task, queue: deque[RunSpec], others: int = 0) -> Chunks:
+        """Chunks of ``queue``'s runs on the actors, without blocking: ``fill()`` sends, ``collect()``
+        returns finished outcomes. ``others`` is how many other consumers (the driver) also take
+        runs from ``queue``: the tail is sized for every consumer, so that all finish together."""
         if self._thread is None and not self._up:
             self.start(task)
         self._join()
-        import ray
-        from ray.exceptions import RayActorError, RayTaskError
-
-        key, box = self._box(task)
-        queue = deque(runs)
-        attempts: dict[str, int] = {}
-        gen = [0] * len(self._actors)
-        in_flight: dict[Any, tuple[int, int, list[RunSpec]]] = {}
-        per_actor = [0] * len(self._actors)
-        while queue or in_flight:
-            for i, actor in enumerate(self._actors):
-                while queue and per_actor[i] < IN_FLIGHT_PER_WORKER:
-                    n = chunk_size(self.durations, len(queue), len(self._actors))
-                    chunk = [queue.popleft() for _ in range(min(n, len(queue)))]
-                    self.chunk_sizes.append(len(chunk))
-                    in_flight[actor.run_chunk.remote(key, box, chunk)] = (i, gen[i], chunk)
-                    per_actor[i] += 1
-            ready, _ = ray.wait(list(in_flight), num_returns=1)
-            for ref in ready:
-                i, g, chunk = in_flight.pop(ref)
-                per_actor[i] -= 1
-                try:
-                    outcomes = ray.get(ref)
-                except RayTaskError as exc:  # the chunk itself broke (not a run): each run fails
-                    for run in chunk:
-                        yield self._failed(run, exc)
-                    continue
-                except RayActorError as exc:  # the worker died: replace it, retry its runs
-                    if g == gen[i]:
-                        self._replace(i)
-                        gen[i] += 1
-                    for run in reversed(chunk):
-                        attempts[run.run_id] = attempts.get(run.run_id, 0) + 1
-                        if attempts[run.run_id] >= self.max_attempts:
-                            yield self._failed(run, exc)
-                        else:
-                            queue.appendleft(run)
-                    continue
-                for outcome in outcomes:
-                    if not outcome.reused:
-                        self.durations.append(outcome.wall_s)
-                    yield outcome
+        return Chunks(self, task, queue, others)
 
     def _failed(self, run: RunSpec, exc: BaseException) -> RunOutcome:
         fail = failure_row(run, type(exc).__name__, first_line(exc), str(exc))
@@ -326,3 +301,200 @@ class RayExecutor:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+# Ray's start-up (2.7-4.3 s) and its actor's warm-up (1-2 s) overlap runs in this process; below
+# this much remaining work (seconds, measured) Ray cannot win and the sweep stays in-process.
+IN_PROCESS_BELOW_S = 6.0
+PROBE_RUNS = 2  # runs timed in this process before deciding (the first pays imports and data)
+
+
+class AutoExecutor:
+    """Local sweeps where they run fastest, decided from measured run times; or a Ray cluster.
+
+    Local (``address`` None): the first runs execute in this process and are timed; when what
+    remains is under ``IN_PROCESS_BELOW_S`` seconds of work, the rest stays here too (``notify``
+    says so). Else this process stays one of the sweep's workers for the whole sweep while a local
+    Ray starts in the background with one warm actor per other core (``workers`` cores in all,
+    default every core); the actors take chunks as soon as they are warm, and the tail is sized so
+    that all finish together. A Ray this process did not start (a notebook's) takes every run once
+    its actors are warm. ``probe=False``: Ray whatever the runs' length. With ``address``: the
+    cluster's actors take every run.
+
+    One instance may serve many sweeps (a game's successive profiles): Ray, once started, stays up
+    with its warm actors until :meth:`close`.
+    """
+
+    name = "auto"
+    writes_parts = True  # this process and local actors write parts; remote actors send rows
+
+    def __init__(
+        self,
+        address: str | None = None,
+        workers: int | None = None,
+        *,
+        probe: bool = True,
+        notify: Callable[[str], None] | None = None,
+    ) -> None:
+        self.address, self.workers, self.probe, self.notify = address, workers, probe, notify
+        self.local = address in (None, "local")
+        self.durations: list[float] = []  # measured run times (seconds), here and on Ray
+        self.ray: RayExecutor | None = None
+        self._joins = False  # this process takes runs beside Ray's actors
+
+    def _say(self, line: str) -> None:
+        if self.notify:
+            self.notify(line)
+
+    def _here(self, task: Task, queue: deque[RunSpec]) -> RunOutcome:
+        outcome = task(queue.popleft())
+        outcome.executor = "driver"
+        if outcome.ok and not outcome.reused:
+            self.durations.append(outcome.wall_s)
+        return outcome
+
+    def _probe(self, task: Task, queue: deque[RunSpec]) -> Iterator[RunOutcome]:
+        """Run and time the first runs here; returns True when the rest should stay here too."""
+        if hasattr(task, "warm"):
+            task.warm()  # imports and data first, so that the timed runs measure runs
+        n0, total = len(self.durations), len(queue)
+        per_run = 0.0
+        while (
+            queue and len(self.durations) - n0 < PROBE_RUNS and total - len(queue) < 2 * PROBE_RUNS
+        ):
+            yield self._here(task, queue)
+            per_run = min(self.durations[n0:], default=0.0)
+            if per_run * len(queue) >= IN_PROCESS_BELOW_S:
+                break  # clearly worth Ray: start it now rather than after more runs here
+        if queue and per_run * len(queue) < IN_PROCESS_BELOW_S:
+            self._say(
+                f"{len(queue)} runs left of about {per_run:.2f} s each: running them in this "
+                f"process (Ray's start-up would cost more than it saves)"
+            )
+            return True
+        return False
+
+    def map(self, task: Task, runs: Sequence[RunSpec]) -> Iterator[RunOutcome]:
+        queue = deque(runs)
+        if self.ray is None:
+            cores = self.workers or os.cpu_count() or 1
+            fresh = self.local and not ray_running()
+            stay = False
+            if fresh and cores < 2:
+                self._say(f"{len(queue)} runs in this process (one core: Ray would add no worker)")
+                stay = True
+            elif self.local and self.probe:
+                stay = yield from self._probe(task, queue)
+            if stay:
+                while queue:
+                    yield self._here(task, queue)
+                return
+            if not queue:
+                return
+            self._joins = fresh
+            self.ray = RayExecutor(self.address, cores - 1 if fresh else self.workers)
+            self.ray.durations = self.durations
+            # Local: Ray starts and its actors warm up while this process keeps running runs.
+            self.ray.start(task, background=self.local)
+        if not self.local:
+            self._say(f"{len(queue)} runs on the Ray cluster")
+            yield from self.ray.map(task, list(queue))
+            return
+        chunks = None
+        while queue or (chunks is not None and chunks.busy):
+            if chunks is None and self.ray.ready():
+                chunks = self.ray.chunks(task, queue, others=1 if self._joins else 0)
+                n = self.ray.n_workers
+                self._say(
+                    f"{len(queue)} runs left: on {n} warm Ray worker{'s' if n != 1 else ''}"
+                    + (" and this process" if self._joins else "")
+                )
+            mine = bool(queue) and (chunks is None or self._joins)
+            if chunks is not None:
+                chunks.fill()
+                yield from chunks.collect(block=not mine)
+            if mine and queue:
+                yield self._here(task, queue)
+
+    def close(self) -> None:
+        """Stop the actors, and Ray if this executor started it."""
+        if self.ray is not None:
+            ray_ex, self.ray = self.ray, None
+            ray_ex.close()
+
+    def __enter__(self) -> AutoExecutor:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class Chunks:
+    """The chunks a :class:`RayExecutor`'s actors are running, fed from a queue of runs that other
+    consumers (the driver) may share. A worker that dies is replaced and the runs of its chunk go
+    back to the front of the queue (each at most ``max_attempts`` times)."""
+
+    def __init__(self, ex: RayExecutor, task: Task, queue: deque[RunSpec], others: int) -> None:
+        self.ex, self.queue, self.others = ex, queue, others
+        self.key, self.box = ex._box(task)
+        n = len(ex._actors)
+        self.gen = [0] * n  # bumped when actor i is replaced: late errors of the old one are stale
+        self.per_actor = [0] * n
+        self.in_flight: dict[Any, tuple[int, int, list[RunSpec]]] = {}
+        self.attempts: dict[str, int] = {}
+
+    @property
+    def busy(self) -> bool:
+        """True while runs are queued or chunks are in flight."""
+        return bool(self.queue or self.in_flight)
+
+    def fill(self) -> None:
+        """Send chunks until every actor has ``IN_FLIGHT_PER_WORKER`` of them (or the queue is empty)."""
+        ex, queue = self.ex, self.queue
+        consumers = len(ex._actors) + self.others
+        for i, actor in enumerate(ex._actors):
+            while queue and self.per_actor[i] < IN_FLIGHT_PER_WORKER:
+                n = chunk_size(ex.durations, len(queue), consumers)
+                chunk = [queue.popleft() for _ in range(min(n, len(queue)))]
+                ex.chunk_sizes.append(len(chunk))
+                ref = actor.run_chunk.remote(self.key, self.box, chunk)
+                self.in_flight[ref] = (i, self.gen[i], chunk)
+                self.per_actor[i] += 1
+
+    def collect(self, *, block: bool) -> list[RunOutcome]:
+        """The outcomes of the chunks finished so far; with ``block``, wait for at least one."""
+        if not self.in_flight:
+            return []
+        import ray
+        from ray.exceptions import RayActorError, RayTaskError
+
+        refs = list(self.in_flight)
+        if block:
+            ready, _ = ray.wait(refs, num_returns=1)
+        else:
+            ready, _ = ray.wait(refs, num_returns=len(refs), timeout=0)
+        out: list[RunOutcome] = []
+        for ref in ready:
+            i, g, chunk = self.in_flight.pop(ref)
+            self.per_actor[i] -= 1
+            try:
+                outcomes = ray.get(ref)
+            except RayTaskError as exc:  # the chunk itself broke (not a run): each run fails
+                out.extend(self.ex._failed(run, exc) for run in chunk)
+                continue
+            except RayActorError as exc:  # the worker died: replace it, retry its runs
+                if g == self.gen[i]:
+                    self.ex._replace(i)
+                    self.gen[i] += 1
+                for run in reversed(chunk):
+                    self.attempts[run.run_id] = self.attempts.get(run.run_id, 0) + 1
+                    if self.attempts[run.run_id] >= self.ex.max_attempts:
+                        out.append(self.ex._failed(run, exc))
+                    else:
+                        self.queue.appendleft(run)
+                continue
+            for outcome in outcomes:
+                if not outcome.reused:
+                    self.ex.durations.append(outcome.wall_s)
+                out.append(outcome)
+        return out

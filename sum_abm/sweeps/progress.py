@@ -1,0 +1,60 @@
+"""The progress bar of the commands that run sweeps (``sweep``, ``game``): one home for it."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
+
+class RunsBar:
+    """A rich progress bar fed by the sweep engine's ``progress(done, failed, total)`` callback.
+
+    The first call resets the bar at the runs already finished (``--resume``), so that they do not
+    count in the rate and the time left. ``done``, ``failed`` and ``start`` (runs finished before
+    this command) are kept for the command's closing lines.
+    """
+
+    def __init__(self, bar: Any, task: Any) -> None:
+        self.bar, self.task = bar, task
+        self.done = self.failed = 0
+        self.start: int | None = None
+
+    def __call__(self, done: int, failed: int, total: int) -> None:
+        if self.start is None:
+            self.start = done
+            self.bar.reset(self.task, total=total, completed=done, failed=failed)
+        self.done, self.failed = done, failed
+        self.bar.update(self.task, completed=done, failed=failed)
+
+    def say(self, line: str) -> None:
+        """Print a line above the bar."""
+        self.bar.console.print(line, highlight=False)
+
+    def stop(self) -> None:
+        self.bar.stop()
+
+
+@contextlib.contextmanager
+def runs_bar(console: Any, description: str, total: int | None = None) -> Iterator[RunsBar]:
+    """A bar with runs done of total, failed runs, time elapsed and time left, on ``console``."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[failed]} failed"),
+        TimeElapsedColumn(),
+        TextColumn("left"),
+        TimeRemainingColumn(),
+        console=console,
+    ) as bar:
+        yield RunsBar(bar, bar.add_task(description, total=total, failed=0))

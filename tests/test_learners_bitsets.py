@@ -1,0 +1,127 @@
+"""Bitset steps of the incremental test accuracy (binary test sets, linear learners): exact overlaps,
+the numpy passes and the compiled step agree, and the accuracy after every update equals a full
+re-evaluation, whichever kernel runs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from sum_abm.data import make_imdb_synthetic
+from sum_abm.learners import Sample, evaluation, make_learner
+from sum_abm.learners.evaluation import RowBits, load_compiled_kernels
+
+X, Y = make_imdb_synthetic(3000, 150, 0.15, 7)  # 150 features: 3 words, the last one partial
+XT, YT = X[1500:], Y[1500:]
+
+
+def test_overlaps_are_exact_counts():
+    rng = np.random.default_rng(0)
+    bits = RowBits(XT)
+    assert bits.rows.shape == (XT.shape[0], 3)
+    for size in (1, 5, 60, 150):
+        F = np.sort(rng.choice(150, size=size, replace=False))
+        want = np.asarray(XT[:, F].sum(axis=1)).ravel()
+        got = bits.overlaps(bits.mask(F))
+        assert got.tolist() == want.tolist()
+    F = np.arange(64, 128)  # features of one word only: the numpy pass skips the others
+    assert bits.overlaps(bits.mask(F)).tolist() == np.asarray(XT[:, F].sum(axis=1)).ravel().tolist()
+
+
+def test_overlaps_with_many_features_packed_in_blocks():
+    # 70,000 features: about 60 rows per dense block, so 200 rows take four blocks; overlaps
+    # beyond 2**16 features are summed in int64.
+    rng = np.random.default_rng(2)
+    Xw = sp.random(200, 70_000, density=0.002, format="csr", random_state=3)
+    Xw.data[:] = 1.0
+    bits = RowBits(Xw)
+    F = np.sort(rng.choice(70_000, size=20_000, replace=False))
+    want = np.asarray(Xw[:, F].sum(axis=1)).ravel()
+    assert bits.overlaps(bits.mask(F)).tolist() == want.tolist()
+
+
+def test_numpy_passes_and_compiled_step_give_the_same_scores(monkeypatch):
+    rng = np.random.default_rng(1)
+    bits = RowBits(XT)
+    S0 = rng.normal(scale=3.0, size=XT.shape[0])
+    y_pos = YT == 1
+    groups = [
+        (0.37, np.sort(rng.choice(150, 40, replace=False))),
+        (-1.25, np.sort(rng.choice(150, 25, replace=False))),
+    ]
+    monkeypatch.setattr(evaluation, "_KERNEL", None)
+    monkeypatch.setattr(evaluation, "LOAD_AFTER", np.inf)
+    S_np = S0.copy()
+    res_np = bits.advance(groups, 0.5, S_np, y_pos, 0.8)
+    load_compiled_kernels()
+    assert evaluation._KERNEL is not None
+    S_c = S0.copy()
+    res_c = bits.advance(groups, 0.5, S_c, y_pos, 0.8)
+    assert np.array_equal(S_np, S_c)
+    assert res_np == res_c
+    want = S0.copy()
+    for v, F in groups:
+        want += v * np.asarray(XT[:, F].sum(axis=1)).ravel()
+    want += 0.5
+    assert np.array_equal(S_np, want)
+    assert res_np == (
+        int(np.count_nonzero((want > 0) == y_pos)),
+        int(np.count_nonzero(np.abs(want) <= 0.8)),
+    )
+
+
+def rows(lo, hi):
+    return [Sample(X.indices[X.indptr[i] : X.indptr[i + 1]], X.data[X.indptr[i] : X.indptr[i + 1]])
+            for i in range(lo, hi)]  # fmt: skip
+
+
+@pytest.mark.parametrize("compiled", [False, True])
+@pytest.mark.parametrize(
+    "kind, params",
+    [
+        ("perceptron", {}),  # integer steps: exact scores
+        ("perceptron", {"learning_rate": 0.1}),  # float steps that round: re-scored near 0
+        ("sgd_perceptron", {"random_state": 0}),
+    ],
+)
+def test_accuracy_after_each_update_equals_full_evaluation(monkeypatch, compiled, kind, params):
+    # A bitset step is forced even for this small test set (no fixed cost per step value).
+    monkeypatch.setattr(evaluation, "BIT_GROUP_COST", 0)
+    if compiled:
+        load_compiled_kernels()
+    else:
+        monkeypatch.setattr(evaluation, "_KERNEL", None)
+        monkeypatch.setattr(evaluation, "LOAD_AFTER", np.inf)
+    m = make_learner(kind, 150, **params).fit(X[:200], Y[:200])
+    m.set_test_set(XT, YT, per_update=compiled)
+    assert m.test_accuracy() == m.score(XT, YT)
+    snap = m.snapshot()
+    samples = rows(200, 700)
+    for i, s in enumerate(samples):
+        m.update(s, int(Y[200 + i]))
+        if i % 7 == 3:
+            continue  # two updates, then one evaluation: two step values
+        if i == 250:
+            m.restore(snap)  # the prediction market resets its model
+        assert m.test_accuracy() == float(np.mean(m.predict(XT) == YT))
+    st = m._evaluator.stats
+    assert st["bitsets"] > 50, st
+    if kind == "perceptron" and not params:
+        # Exact integer scores: no row re-scored, and no periodic full pass (64 steps apart).
+        assert st["rescored_rows"] == 0 and st["full"] <= 3, st
+
+
+def test_no_bitsets_for_non_binary_test_sets():
+    Xc = X[1500:].copy()
+    Xc.data = Xc.data * 2.0  # counts, not presence
+    m = make_learner("perceptron", 150).fit(X[:200], Y[:200])
+    m.set_test_set(Xc, YT, per_update=True)
+    assert not m._evaluator.binary and m._evaluator._bits is None
+    for i, s in enumerate(rows(200, 260)):
+        m.update(s, int(Y[200 + i]))
+        assert m.test_accuracy() == m.score(Xc, YT)
+    assert m._evaluator.stats["bitsets"] == 0
+    dense = make_learner("multinomial_nb", 150).fit(X[:200], Y[:200])
+    dense.set_test_set(sp.csr_matrix(XT), YT, per_update=True)  # not linear: nothing to prepare
+    assert dense._evaluator._bits is None
