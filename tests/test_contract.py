@@ -435,3 +435,66 @@ def test_a_refund_pays_gas_for_the_counters_it_writes_first():
     assert (
         abs(first - steady - 2 * 17_100) <= 2
     )  # two first writes; fitted terms rounded to whole gas
+
+
+@pytest.mark.parametrize("gas_price", [0, 1])
+@pytest.mark.parametrize("semantics", ["solidity", "reference-python", "corrected"])
+def test_a_batch_of_claims_is_the_same_claims_one_by_one(semantics, gas_price) -> None:
+    """claims_if_accepted (the market's lean path) against claim_if_accepted claim by claim:
+    same results, balances, contract state and log, a refund verifying data for the reports
+    after it in the same batch."""
+
+    def deployed():
+        log: list[tuple] = []
+        chain = Chain(gas_price=gas_price, log=log.append)
+        for a in "ABC":
+            chain.ledger.mint(a, 10**8)
+        tr = CollaborativeTrainer(chain, Oracle(), DepositRefundTake(10, 10_000, 1, semantics))
+        for t, (who, x) in enumerate([("A", 1), ("B", 2), ("C", 3), ("C", 4)], start=1):
+            chain.clock.now = t * 4
+            tr.add_data(who, 3_600, [x], 1)
+        chain.clock.now = 100
+        tr.claim_if_accepted("B", "refund", [2], 1, 8, "B", prediction=1)
+        return chain, tr, log
+
+    claims = [
+        ("report", [3], 1, 12, "C", 0),  # A has no verified data yet: not sent
+        ("refund", [1], 1, 4, "A", 1),  # verifies A's data
+        ("report", [3], 1, 12, "C", 0),  # now accepted: A's share of C's deposit
+        ("report", [3], 1, 12, "C", 0),  # already claimed by A
+        ("report", [4], 1, 16, "C", 1),  # the model agrees
+        ("report", [9], 1, 16, "C", 0),  # no such contribution
+    ]
+    chain1, tr1, log1 = deployed()
+    one_by_one = [tr1.claim_if_accepted("A", *c) for c in claims]
+    chain2, tr2, log2 = deployed()
+    batch = tr2.claims_if_accepted("A", claims)
+    assert batch == one_by_one
+    assert tr2.state_snapshot() == tr1.state_snapshot() and log2 == log1
+    dep = tr1.data.get([3], 1, 12, "C").initial_deposit
+    share = dep * 1 / 2 if semantics == "reference-python" else dep * 1 // 2
+    assert [ok for ok, _, _ in batch] == [False, True, True, False, False, False]
+    assert batch[2][1] == share and batch[2][2] == dep - share
+    assert [r[2] for r in log2[-2:]] == ["refund", "report"]
+    assert all(r[7] == (r[6] if gas_price else 0) for r in log2)
+    chain2.ledger.check_conserved()
+
+
+def test_claimers_read_like_the_set_of_addresses_they_replace() -> None:
+    import copy
+    import pickle
+
+    from sum_abm.contract.data_handler import Claimers
+
+    names = [f"claimer-{i}" for i in (0, 7, 300, 999)]
+    c = Claimers(names[:3])
+    c.add(names[3])
+    c.add(names[0])  # a second claim by the same address changes nothing
+    assert len(c) == 4 and c == set(names) and set(c) == set(names)
+    assert names[2] in c and "claimer-1" not in c and "never-seen" not in c
+    assert not Claimers() and c
+    twin = copy.deepcopy(c)
+    twin.add("claimer-1")
+    assert "claimer-1" not in c and len(twin) == 5
+    # pickled by address (another process numbers addresses its own way)
+    assert b"claimer-300" in pickle.dumps(c) and pickle.loads(pickle.dumps(c)) == c

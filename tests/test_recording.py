@@ -67,3 +67,20 @@ def test_packed_chunks_read_the_same(monkeypatch):
     assert log.frame().equals(expected)
     assert list(log) == list(expected.iter_rows())
     assert log[3] == expected.row(3) and log[-1] == expected.row(4)
+
+
+def test_a_frame_handed_out_stays_whole_when_the_log_grows(monkeypatch):
+    import sum_abm.market.recording as recording
+
+    monkeypatch.setattr(recording, "CHUNK", 2)
+    log = TxLog()
+    recs = _records()
+    for r in recs[:3]:
+        log.append(r)
+    first = log.frame()
+    for r in recs[3:]:
+        log.append(r)
+    expected = pl.DataFrame(recs, orient="row", schema=TX_SCHEMA)
+    assert log.frame().equals(expected)
+    assert first.equals(expected.head(3))
+    assert log.frame().equals(expected) and len(log._chunks) == 1

@@ -83,7 +83,8 @@ class Chain:
         (``value + fee`` above its balance) is logged as ``insufficient_funds``, charges
         nothing, and returns None."""
         fee = gas * self.gas_price
-        if value + fee > self.ledger.balance(sender):
+        # No balance is ever negative, so a call sending nothing and paying no fee always passes.
+        if (value or fee) and value + fee > self.ledger.balance(sender):
             self._log(sender, call, False, "insufficient_funds", value, 0, 0, None)
             return None
         if fee:

@@ -71,6 +71,9 @@ class DepositRefundTake:
         self.semantics = semantics
         self.python = semantics == "reference-python"
         self.corrected = semantics == "corrected"
+        #: The smallest age (seconds) at which a refund or report can succeed (an attribute, not
+        #: a property: every claim reads it).
+        self.min_claim_age = self.refund_time_s + 1 if self.python else self.refund_time_s
         self.last_update_time_s = int(deploy_time_s)
         self.total_good = 0
         self.num_good: dict[str, int] = {}  # insertion order = order of first verified refund
@@ -90,10 +93,6 @@ class DepositRefundTake:
     # -- the claim rules, written once: the contract's checks below and the market's claim book
     # (sum_abm.market.model.MarketModel.claim_walk) both use these. Elementwise: ages may be ints
     # or numpy arrays, flags numpy bool arrays.
-    @property
-    def min_claim_age(self) -> int:
-        """The smallest age (seconds) at which a refund or report can succeed."""
-        return self.refund_time_s + 1 if self.python else self.refund_time_s
 
     def too_early(self, age: Any) -> Any:
         """Whether a refund or report of a contribution ``age`` seconds old is too early."""

@@ -9,10 +9,11 @@ nothing but the fee.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from sum_abm.chain import Chain, Rejected
-from sum_abm.contract.data_handler import DataHandler, StoredData
+from sum_abm.contract.data_handler import Claimers, DataHandler, StoredData
 from sum_abm.contract.state import freeze, learner_state
 
 
@@ -52,6 +53,10 @@ class CollaborativeTrainer:
         self.data = data_handler if data_handler is not None else DataHandler()
         self.address = address
         self.learner_kind = getattr(learner, "kind", "")
+        # Resolved once, not per call: what is left of a contribution (Points count claims, not
+        # tokens) and whether payouts are the reference's floats (capped at the contract balance).
+        self._remaining = getattr(mechanism, "remaining", None)
+        self._float_pay = bool(getattr(mechanism, "python", False))
 
     @property
     def now(self) -> int:
@@ -98,7 +103,8 @@ class CollaborativeTrainer:
             # effects
             self.im.on_added(now)
             self.chain.ledger.transfer(sender, self.address, cost)
-            claimed = old.claimed_by if old is not None else set()  # Solidity keeps old mappings
+            # Solidity keeps the old claim marks when a key is re-added
+            claimed = old.claimed_by if old is not None else Claimers()
             self.data.put(key, StoredData(sender, now, int(y), cost, cost, claimed))
             if self.im.updates_model_on_add:
                 self.learner.update(x, int(y))
@@ -225,35 +231,52 @@ class CollaborativeTrainer:
         model's current class for ``x`` when the caller knows it. Returns (accepted, amount,
         what is still claimable afterwards), token units.
         """
-        stored = self.data.get(x, y, added_time, author)
-        if stored is None:
-            return False, 0, 0
-        im, now = self.im, self.now
-        try:
+        return self.claims_if_accepted(sender, [(call, x, y, added_time, author, prediction)])[0]
+
+    def claims_if_accepted(
+        self, sender: str, claims: Iterable[tuple[str, Any, int, int, str, int | None]]
+    ) -> list[tuple[bool, Any, Any]]:
+        """:meth:`claim_if_accepted` for each ``(call, x, y, added_time, author, prediction)`` of
+        ``claims`` in order, as one call: the market's walk sends up to hundreds per wake-up, and
+        this keeps the per-claim work to the rule checks, the fee, the effects and the record.
+        One result per claim, as :meth:`claim_if_accepted` returns it."""
+        im, chain, now = self.im, self.chain, self.chain.clock.now
+        get, left = self.data.get, self._left
+        charge, record, priced = chain.charge, chain.record, bool(chain.gas_price)
+        refund_amount, report_amount = im.refund_amount, im.report_amount
+        out = []
+        for call, x, y, added_time, author, prediction in claims:
+            stored = get(x, y, added_time, author)
+            if stored is None:
+                out.append((False, 0, 0))
+                continue
+            try:
+                if call == "refund":
+                    if prediction is None:
+                        prediction = self._prediction_if_needed(stored, x, refund=True)
+                    amount = refund_amount(sender, stored, prediction, now)
+                else:
+                    if prediction is None and im.report_needs_prediction(stored, now):
+                        prediction = int(self.learner.predict_one(x))
+                    amount = report_amount(sender, stored, prediction, now)
+            except Rejected:
+                out.append((False, 0, left(stored)))
+                continue
+            gas = self.call_gas(call, x, None, sender) if priced else 0
+            fee = charge(sender, call, 0, gas)
+            if fee is None:
+                out.append((False, 0, left(stored)))
+                continue
             if call == "refund":
-                if prediction is None:
-                    prediction = self._prediction_if_needed(stored, x, refund=True)
-                amount = im.refund_amount(sender, stored, prediction, now)
+                self._refund_effects(sender, stored, amount)
             else:
-                if prediction is None and im.report_needs_prediction(stored, now):
-                    prediction = int(self.learner.predict_one(x))
-                amount = im.report_amount(sender, stored, prediction, now)
-        except Rejected:
-            return False, 0, self._left(stored)
-        chain = self.chain
-        gas = self.call_gas(call, x, None, sender) if chain.gas_price else 0
-        fee = chain.charge(sender, call, 0, gas)
-        if fee is None:
-            return False, 0, self._left(stored)
-        if call == "refund":
-            self._refund_effects(sender, stored, amount)
-        else:
-            self._report_effects(sender, stored, amount)
-        chain.record(sender, call, 0, gas, fee, amount)
-        return True, amount, self._left(stored)
+                self._report_effects(sender, stored, amount)
+            record(sender, call, 0, gas, fee, amount)
+            out.append((True, amount, left(stored)))
+        return out
 
     def _left(self, stored: StoredData) -> Any:
-        fn = getattr(self.im, "remaining", None)
+        fn = self._remaining
         return fn(stored) if fn is not None else stored.claimable
 
     def report(
@@ -275,7 +298,7 @@ class CollaborativeTrainer:
         return self._exec(sender, "report", 0, run, x)
 
     def _pay(self, to: str, amount: Any) -> None:
-        if getattr(self.im, "python", False):
+        if self._float_pay:
             # Float report rewards leave the contract a hair short of its integer claims; the
             # reference's Balances.send then silently sends what there is, and so does this.
             amount = min(amount, self.chain.ledger.balance(self.address))

@@ -178,6 +178,18 @@ class MarketContract:
             amount, ok = 0, False
         return ok, amount, tr.remaining(x, y, t, address)
 
+    def claims(self, address: str, claims: list[tuple]) -> list[tuple[bool, Any, Any]]:
+        """Send each ``(call, x, y, t, author, prediction)`` claim (``refund`` or ``report``)
+        from ``address`` only if it would be accepted, in order; (accepted, amount, left) each."""
+        if self.evm is None:
+            return self.trainer.claims_if_accepted(address, claims)
+        return [
+            self.refund(address, x, y, t, True, p)
+            if call == "refund"
+            else self.report(address, x, y, t, author, True, p)
+            for call, x, y, t, author, p in claims
+        ]
+
     def report(
         self,
         address: str,

@@ -465,24 +465,26 @@ class MarketModel(Model):
         take_end = max((s1 for s0, s1, take, _ in segs if take), default=lo)
         rows, labels = b.row[slots].tolist(), b.label[slots].tolist()
         times, authors = b.time[slots].tolist(), b.author[slots].tolist()
-        needs_good = self.contract.report_needs_good_data
-        has_good = self.num_good(addr) > 0  # only grows during a walk (its own refunds)
-        resolved = True  # every candidate claimed and no longer claimable by this walker
-        for i, slot in enumerate(slots.tolist()):
+        # One batch to the contract, which sends each claim only if accepted, in order (so a
+        # refund verifies data for the reports after it; a report it still rejects, e.g. by a
+        # walker without verified data, leaves the walk unresolved).
+        sample, names = self.sample, self.addresses
+        slot_list = slots.tolist()
+        claims, kinds = [], []
+        for i, slot in enumerate(slot_list):
             if slot < take_end:
                 kind = "take"
             else:
                 kind = "refund" if authors[i] == me else "report"
-            if kind == "report" and needs_good and now - times[i] < aw and not has_good:
-                has_good = self.num_good(addr) > 0
-                if not has_good:
-                    resolved = False
-                    continue  # proven rejection: a reporter without verified data
             # the book's prediction where a rule read it; else the contract predicts if it must
             p = None if kind == "take" or not p_lo <= slot < p_hi else int(pred[slot - p_lo])
-            resolved &= self._claim(
-                agent, addr, slot, kind, True, p, (rows[i], labels[i], times[i], authors[i])
-            )
+            call = "refund" if kind == "refund" else "report"
+            claims.append((call, sample(rows[i]), labels[i], times[i], names[authors[i]], p))
+            kinds.append(kind)
+        resolved = True  # every candidate claimed and no longer claimable by this walker
+        results = self.contract.claims(addr, claims)
+        for slot, kind, claim, (ok, _, rest) in zip(slot_list, kinds, claims, results, strict=True):
+            resolved &= self._claimed(addr, slot, kind, claim[4], ok, rest)
         good_end = self.num_good(addr) > 0
         if b.scored and resolved and good_end == good and L.version == version0:
             self._walk_state[key] = (b.flip_epoch, good, left, now)
@@ -762,6 +764,14 @@ class MarketModel(Model):
             ok, amount, left = self.contract.report(
                 addr, x, y, t, author_addr, check=check, prediction=prediction
             )
+        return self._claimed(addr, slot, kind, author_addr, ok, left)
+
+    def _claimed(
+        self, addr: str, slot: int, kind: str, author_addr: str, ok: bool, left: Any
+    ) -> bool:
+        """Book-keeping after the claim of book ``slot`` (counters, claimed marks, removal);
+        True when it was accepted and the slot can no longer be claimed by ``addr``."""
+        b = self.book
         if ok:
             owner = self.addr_owner[addr]
             if kind == "refund":

@@ -10,6 +10,7 @@ concatenates the chunks into the ``transactions`` frame.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from operator import itemgetter
 from typing import Any
 
 import polars as pl
@@ -45,7 +46,14 @@ class TxLog:
 
     def _pack(self) -> None:
         if self._pending:
-            self._chunks.append(pl.DataFrame(self._pending, orient="row", schema=TX_SCHEMA))
+            # Column by column (2-3x faster than polars' row-wise constructor); strict=False
+            # truncates a float value into its Int64 column, as the row-wise constructor did.
+            rows = self._pending
+            cols = [
+                pl.Series(name, list(map(itemgetter(j), rows)), dtype=dtype, strict=False)
+                for j, (name, dtype) in enumerate(TX_SCHEMA.items())
+            ]
+            self._chunks.append(pl.DataFrame(cols))
             self._packed += len(self._pending)
             self._pending = []
 
@@ -79,7 +87,16 @@ class TxLog:
         self._pack()
         if not self._chunks:
             return pl.DataFrame(schema=TX_SCHEMA)
-        return pl.concat(self._chunks, rechunk=True)
+        if len(self._chunks) > 1:
+            # One contiguous frame replaces the chunks, built a column at a time with each
+            # column's chunks freed as it is joined, so the log is never held twice.
+            # (shallow clones: a frame handed out earlier keeps its columns)
+            chunks, self._chunks = [c.clone() for c in self._chunks], []
+            cols = []
+            for name in TX_SCHEMA:
+                cols.append(pl.concat([c.drop_in_place(name) for c in chunks], rechunk=True))
+            self._chunks = [pl.DataFrame(cols)]
+        return self._chunks[0]
 
 
 def _typed(rec: tuple) -> tuple:
