@@ -26,6 +26,9 @@ from sum_abm.policies import WalkRules, make_policy
 from sum_abm.scenario import Scenario
 
 _NO_DRIFT = np.zeros((1, 3))  # Learner.margin_drift since the start of the drift count
+#: The incremental claim walk is used while the window holds at least this many slots per slot the
+#: book logged as possibly flipped since the walker's last walk (else the full walk: same result).
+WALK_FLIP_RATIO = 16
 
 
 class MarketModel(Model):
@@ -405,7 +408,12 @@ class MarketModel(Model):
         st = self._walk_state.pop(key, None) if b.scored else None
         flipped = None
         if good and st is not None and st[1:3] == (good, left) and b.scored_version == L.version:
-            flipped = b.flipped_since(st[0])
+            # Worth it only while the slots to re-examine are few beside the window: with many
+            # walkers each walks rarely, so many model changes pass between its walks and the
+            # full walk (numpy over the window) is cheaper than gathering them (benchmarks/scale.py).
+            n_flip = b.flip_count(st[0])
+            if n_flip is not None and n_flip * WALK_FLIP_RATIO <= hi - lo:
+                flipped = b.flipped_since(st[0])
         if flipped is not None:
             ranges = self._crossed(st[3], now, lo, hi, flipped)
             if not ranges:
