@@ -631,14 +631,12 @@ class MarketModel(Model):
     def _next_crossing(self, now: int) -> float:
         """The first time (seconds) a contribution in the book, or one added from ``now`` on,
         reaches an age at which a walk or a claim rule changes its answer."""
-        b, c = self.book, self.contract
-        rt, aw = c.refund_time_s, c.any_wait_s
-        ages = {rt, c.min_claim_age, aw, aw + 1, min(rt, aw)}
-        first = now + min(ages)
-        for a in ages:
-            k = b.slots_older_than(now - a)
-            if k < b.n:
-                first = min(first, int(b.time[k]) + a)
+        b, ages = self.book, self._crossing_ages  # the same ages, one search for all
+        first = now + int(ages[-1])
+        ks = b.head + np.searchsorted(b.time[b.head : b.n], now - ages, side="right")
+        inside = ks < b.n
+        if inside.any():
+            first = min(first, int((b.time[ks[inside]] + ages[inside]).min()))
         return first
 
     def _naive_walk(
