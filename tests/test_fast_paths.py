@@ -190,3 +190,33 @@ def test_book_logs_the_slots_whose_class_may_have_changed():
     book.remove(1)
     book._compact()
     assert book.flipped_since(0) is None and len(book.flipped_since(1)) == 0
+
+
+def test_book_counts_logged_flips_and_new_slots_start_unclaimed():
+    # flip_count (what claim_walk weighs against its window) counts the logged slots after an
+    # epoch with repeats; flipped_since gives them once each, sorted. A slot added after a
+    # compaction or a growth is claimed by nobody, though a reporter's array held marks there.
+    import numpy as np
+
+    from sum_abm.market.claims import ClaimBook
+
+    book = ClaimBook(capacity=4, binary_words=1)
+    for i in range(3):
+        slot = book.add(i, 0, i, 1, np.array([i], dtype=np.int32), np.ones(1))
+        book.set_scores(slot, 0.5, 0.0)
+    book.w_bound, book.b_bound = 1.0, 0.0
+    assert book.flip_count(0) == 0
+    book.shift(book.bitset(np.array([0, 2])), -1.0, 0.0)  # slots 0 and 2 flip
+    book.shift(book.bitset(np.array([2])), 1.0, 0.0)  # slot 2 flips back
+    assert book.flip_count(0) == 3 and book.flip_count(1) == 1 and book.flip_count(2) == 0
+    assert book.flipped_since(0).tolist() == [0, 2] and book.flipped_since(1).tolist() == [2]
+    book.mark_claimed(1, 7)
+    book.mark_claimed(2, 7)
+    book.remove(0)
+    book.remove(1)
+    book._compact()  # slot 2 becomes slot 0, keeping its mark; slot 1 is free again
+    assert book.flip_count(0) is None
+    assert book.claimed_by(7, 0, 2).tolist() == [True, False]
+    for t in range(3, 8):  # refills slot 1 and grows past the capacity of 4
+        book.add(t, 0, t, 1, np.array([0], dtype=np.int32), np.ones(1))
+    assert book.claimed_by(7, 0, book.n).tolist() == [True] + [False] * 5

@@ -102,6 +102,10 @@ class ClaimBook:
         self.flip_epoch = 0
         self.flip_base = 0
         self.flip_log: list[tuple[int, np.ndarray]] = []
+        # Slots logged in all (with repeats), and before each log entry: how many a walk since
+        # some epoch would examine, in O(1) (flip_count), so it can choose the full walk instead.
+        self.flip_total = 0
+        self.flip_before: list[int] = []
         self.claimed: dict[int, np.ndarray] = {}  # reporter address index -> bool per slot
         self.live_by_author: dict[int, int] = {}  # address index -> its live contributions
         # Each slot's features back to back (CSR parts), so a window of slots is one contiguous
@@ -135,15 +139,27 @@ class ClaimBook:
 
     def restart_flip_log(self) -> None:
         self.flip_log.clear()
+        self.flip_before.clear()
         self.flip_base = self.flip_epoch
 
+    def flip_count(self, epoch: int) -> int | None:
+        """How many slots (counting repeats) the log names after flip ``epoch``; None when not
+        known."""
+        if epoch == self.flip_epoch:
+            return 0
+        if epoch < self.flip_base:
+            return None
+        # the log holds epochs flip_base+1 .. flip_epoch in order, one entry each
+        return self.flip_total - self.flip_before[epoch - self.flip_base]
+
     def flipped_since(self, epoch: int) -> np.ndarray | None:
-        """Slots whose class may have changed after flip ``epoch``; None when not known."""
+        """Slots whose class may have changed after flip ``epoch`` (sorted, distinct); None when
+        not known."""
         if epoch == self.flip_epoch:
             return np.zeros(0, dtype=np.int64)
         if epoch < self.flip_base:
             return None
-        parts = [s for e, s in self.flip_log if e > epoch]
+        parts = [s for _, s in self.flip_log[epoch - self.flip_base :]]
         return np.unique(np.concatenate(parts)) if len(parts) > 1 else parts[0]
 
     def _compact(self) -> None:
@@ -211,8 +227,7 @@ class ClaimBook:
             self.scored = False  # not 0/1 features: the overlap no longer gives the change
             self.x_inf[i] = float(np.abs(values).max()) if nv else 0.0
             self.x_l1[i] = float(np.abs(values).sum())
-        for arr in self.claimed.values():
-            arr[i] = False
+        # (no claimed marks to clear: slots from n on are never marked, see _compact and _grow)
         a = int(self.fptr[i])
         b = a + len(indices)
         if b > len(self.fidx):
@@ -270,8 +285,11 @@ class ClaimBook:
             return  # no class can have changed
         self.flip_epoch += 1
         self.flip_log.append((self.flip_epoch, slots + lo))
+        self.flip_before.append(self.flip_total)
+        self.flip_total += len(slots)
         if len(self.flip_log) > 256:  # keep the log short: older walks start afresh
             self.flip_base = self.flip_log.pop(0)[0]
+            self.flip_before.pop(0)
 
     def features_of(
         self, slots: np.ndarray

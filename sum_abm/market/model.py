@@ -26,6 +26,9 @@ from sum_abm.policies import WalkRules, make_policy
 from sum_abm.scenario import Scenario
 
 _NO_DRIFT = np.zeros((1, 3))  # Learner.margin_drift since the start of the drift count
+#: The incremental claim walk is used while the window holds at least this many slots per slot the
+#: book logged as possibly flipped since the walker's last walk (else the full walk: same result).
+WALK_FLIP_RATIO = 16
 
 
 class MarketModel(Model):
@@ -405,7 +408,12 @@ class MarketModel(Model):
         st = self._walk_state.pop(key, None) if b.scored else None
         flipped = None
         if good and st is not None and st[1:3] == (good, left) and b.scored_version == L.version:
-            flipped = b.flipped_since(st[0])
+            # Worth it only while the slots to re-examine are few beside the window: with many
+            # walkers each walks rarely, so many model changes pass between its walks and the
+            # full walk (numpy over the window) is cheaper than gathering them (benchmarks/scale.py).
+            n_flip = b.flip_count(st[0])
+            if n_flip is not None and n_flip * WALK_FLIP_RATIO <= hi - lo:
+                flipped = b.flipped_since(st[0])
         if flipped is not None:
             ranges = self._crossed(st[3], now, lo, hi, flipped)
             if not ranges:
@@ -623,14 +631,12 @@ class MarketModel(Model):
     def _next_crossing(self, now: int) -> float:
         """The first time (seconds) a contribution in the book, or one added from ``now`` on,
         reaches an age at which a walk or a claim rule changes its answer."""
-        b, c = self.book, self.contract
-        rt, aw = c.refund_time_s, c.any_wait_s
-        ages = {rt, c.min_claim_age, aw, aw + 1, min(rt, aw)}
-        first = now + min(ages)
-        for a in ages:
-            k = b.slots_older_than(now - a)
-            if k < b.n:
-                first = min(first, int(b.time[k]) + a)
+        b, ages = self.book, self._crossing_ages  # the same ages, one search for all
+        first = now + int(ages[-1])
+        ks = b.head + np.searchsorted(b.time[b.head : b.n], now - ages, side="right")
+        inside = ks < b.n
+        if inside.any():
+            first = min(first, int((b.time[ks[inside]] + ages[inside]).min()))
         return first
 
     def _naive_walk(
