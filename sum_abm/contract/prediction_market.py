@@ -495,6 +495,11 @@ class PredictionMarket:
         if not keep.all():
             self.market = [c for c, kk in zip(self.market, keep.tolist(), strict=True) if kk]
             rows.keep(keep)
+        self._after_pass()
+
+    def _after_pass(self) -> None:
+        """The state after a pass over the market: collection when no contribution is left,
+        else another pass."""
         if not self.market:
             self.state = "REWARD_COLLECT"
             self.remaining_bounty_rounds = 0
@@ -629,12 +634,7 @@ class PredictionMarket:
                 kept = [c for c in self.market if c.balance >= 1]
                 self.num_removed += len(self.market) - len(kept)
                 self.market = kept
-            if not self.market:
-                self.state = "REWARD_COLLECT"
-                self.remaining_bounty_rounds = 0
-                self.reward_phase_end_time_s = self.now
-            else:
-                self.state = "REWARD_RESTART"
+            self._after_pass()
         else:
             rounds = self.remaining_bounty_rounds
             self.remaining_bounty_rounds = 0
