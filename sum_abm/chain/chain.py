@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
+from itertools import repeat
 from typing import Any
 
 from sum_abm.chain.clock import Clock
@@ -13,6 +14,7 @@ from sum_abm.chain.ledger import Ledger
 # One record per call, in this order (the market's ``transactions`` frame has these columns).
 TX_FIELDS = ("time_s", "sender", "call", "accepted", "reason", "value", "gas", "fee", "amount")
 TxLog = Callable[[tuple], None]
+TxLogMany = Callable[[Iterator[tuple]], None]
 
 
 class Chain:
@@ -30,14 +32,17 @@ class Chain:
         gas_schedule: GasSchedule | None = None,
         fee_sink: str = "fee_sink",
         log: TxLog | None = None,
+        log_many: TxLogMany | None = None,
     ) -> None:
-        """``log`` receives one tuple per call, fields as :data:`TX_FIELDS`."""
+        """``log`` receives one tuple per call, fields as :data:`TX_FIELDS`; ``log_many``, when
+        given, an iterator of such tuples at once (:meth:`record_many`), in the same order."""
         self.ledger = Ledger()
         self.clock = Clock(0, block_time_s)
         self.gas_schedule = gas_schedule or GasSchedule.load()
         self.gas_price = int(gas_price)
         self.fee_sink = fee_sink
         self.log = log
+        self.log_many = log_many
 
     def execute(
         self,
@@ -95,6 +100,28 @@ class Chain:
         """Log an accepted transaction whose effects are done (for callers that ran its checks
         and effects themselves after :meth:`charge`, without a closure per call)."""
         self._log(sender, call, True, None, value, gas, fee, amount)
+
+    def record_many(self, sender: str, calls: Iterable[str], amounts: Iterable[Any]) -> None:
+        """:meth:`record` for accepted calls from ``sender`` that sent nothing and paid no gas
+        (each ``calls[i]`` returned the number ``amounts[i]``), in order, at once."""
+        if self.log is None:
+            return
+        recs = zip(
+            repeat(self.clock.now),
+            repeat(sender),
+            calls,
+            repeat(True),
+            repeat(None),
+            repeat(0),
+            repeat(0),
+            repeat(0),
+            map(float, amounts),
+        )
+        if self.log_many is not None:
+            self.log_many(recs)
+        else:
+            for rec in recs:
+                self.log(rec)
 
     def _log(self, sender, call, ok, reason, value, gas, fee, amount) -> None:
         if self.log is not None:

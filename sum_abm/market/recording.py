@@ -9,7 +9,7 @@ concatenates the chunks into the ``transactions`` frame.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from operator import itemgetter
 from typing import Any
 
@@ -41,6 +41,13 @@ class TxLog:
         (seconds; token units; ``amount`` None when the call returned no number)."""
         p = self._pending
         p.append(rec)
+        if len(p) >= CHUNK:
+            self._pack()
+
+    def extend(self, recs: Iterable[tuple]) -> None:
+        """Record many calls at once (each as :meth:`_append` takes it), in order."""
+        p = self._pending
+        p.extend(recs)
         if len(p) >= CHUNK:
             self._pack()
 
