@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
-from itertools import repeat
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from sum_abm.chain.clock import Clock
@@ -14,7 +13,7 @@ from sum_abm.chain.ledger import Ledger
 # One record per call, in this order (the market's ``transactions`` frame has these columns).
 TX_FIELDS = ("time_s", "sender", "call", "accepted", "reason", "value", "gas", "fee", "amount")
 TxLog = Callable[[tuple], None]
-TxLogMany = Callable[[Iterator[tuple]], None]
+TxLogMany = Callable[[int, str, Sequence[str], Sequence[Any]], None]
 
 
 class Chain:
@@ -35,7 +34,8 @@ class Chain:
         log_many: TxLogMany | None = None,
     ) -> None:
         """``log`` receives one tuple per call, fields as :data:`TX_FIELDS`; ``log_many``, when
-        given, an iterator of such tuples at once (:meth:`record_many`), in the same order."""
+        given, ``(time_s, sender, calls, amounts)`` for a batch of accepted calls that sent
+        nothing and paid no gas (:meth:`record_many`)."""
         self.ledger = Ledger()
         self.clock = Clock(0, block_time_s)
         self.gas_schedule = gas_schedule or GasSchedule.load()
@@ -101,27 +101,14 @@ class Chain:
         and effects themselves after :meth:`charge`, without a closure per call)."""
         self._log(sender, call, True, None, value, gas, fee, amount)
 
-    def record_many(self, sender: str, calls: Iterable[str], amounts: Iterable[Any]) -> None:
+    def record_many(self, sender: str, calls: Sequence[str], amounts: Sequence[Any]) -> None:
         """:meth:`record` for accepted calls from ``sender`` that sent nothing and paid no gas
         (each ``calls[i]`` returned the number ``amounts[i]``), in order, at once."""
-        if self.log is None:
-            return
-        recs = zip(
-            repeat(self.clock.now),
-            repeat(sender),
-            calls,
-            repeat(True),
-            repeat(None),
-            repeat(0),
-            repeat(0),
-            repeat(0),
-            map(float, amounts),
-        )
         if self.log_many is not None:
-            self.log_many(recs)
-        else:
-            for rec in recs:
-                self.log(rec)
+            self.log_many(self.clock.now, sender, calls, amounts)
+        elif self.log is not None:
+            for call, amount in zip(calls, amounts, strict=True):
+                self._log(sender, call, True, None, 0, 0, 0, amount)
 
     def _log(self, sender, call, ok, reason, value, gas, fee, amount) -> None:
         if self.log is not None:

@@ -63,7 +63,7 @@ class MarketModel(Model):
         # as columns; it reads like a list of tuples.
         self.tx_rows = TxLog()
         self.contract: MarketContract = build_contract(
-            scenario, self.data, self.tx_rows.append, self.tx_rows.extend
+            scenario, self.data, self.tx_rows.append, self.tx_rows.extend_accepted
         )
         self.ledger = self.contract.ledger
         self.clock = self.contract.chain.clock

@@ -9,7 +9,8 @@ concatenates the chunks into the ``transactions`` frame.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator, Sequence
+from itertools import repeat
 from operator import itemgetter
 from typing import Any
 
@@ -33,6 +34,9 @@ class TxLog:
     def __init__(self) -> None:
         self._chunks: list[pl.DataFrame] = []
         self._packed = 0
+        # Not yet packed, in this order: records as columns (batches arrive this way), then
+        # records as tuples (single calls).
+        self._cols: list[list] = [[] for _ in TX_SCHEMA]
         self._pending: list[tuple] = []
         self.append = self._append  # bound once: the chain calls it for every transaction
 
@@ -44,28 +48,55 @@ class TxLog:
         if len(p) >= CHUNK:
             self._pack()
 
-    def extend(self, recs: Iterable[tuple]) -> None:
-        """Record many calls at once (each as :meth:`_append` takes it), in order."""
-        p = self._pending
-        p.extend(recs)
-        if len(p) >= CHUNK:
+    def extend_accepted(
+        self, time_s: int, sender: str, calls: Sequence[str], amounts: Sequence[Any]
+    ) -> None:
+        """Record accepted calls from ``sender`` at ``time_s`` that sent nothing and paid no gas,
+        ``calls[i]`` returning the number ``amounts[i]`` (token units), in order: a column at a
+        time, without a tuple per call (the market's claim batches)."""
+        self._columns_from_tuples()
+        k = len(calls)
+        t, snd, call, ok, reason, value, gas, fee, amount = self._cols
+        t.extend(repeat(time_s, k))
+        snd.extend(repeat(sender, k))
+        call.extend(calls)
+        ok.extend(repeat(True, k))
+        reason.extend(repeat(None, k))
+        value.extend(repeat(0, k))
+        gas.extend(repeat(0, k))
+        fee.extend(repeat(0, k))
+        amount.extend(map(float, amounts))
+        if len(t) >= CHUNK:
             self._pack()
 
-    def _pack(self) -> None:
-        if self._pending:
-            # Column by column (2-3x faster than polars' row-wise constructor); strict=False
-            # truncates a float value into its Int64 column, as the row-wise constructor did.
-            rows = self._pending
-            cols = [
-                pl.Series(name, list(map(itemgetter(j), rows)), dtype=dtype, strict=False)
-                for j, (name, dtype) in enumerate(TX_SCHEMA.items())
-            ]
-            self._chunks.append(pl.DataFrame(cols))
-            self._packed += len(self._pending)
+    def _columns_from_tuples(self) -> None:
+        """Move the pending tuples to the end of the pending columns."""
+        rows = self._pending
+        if rows:
+            for j, col in enumerate(self._cols):
+                col.extend(map(itemgetter(j), rows))
             self._pending = []
 
+    def _pack(self) -> None:
+        self._columns_from_tuples()
+        n = len(self._cols[0])
+        if n:
+            # Column by column (2-3x faster than polars' row-wise constructor); strict=False
+            # truncates a float value into its Int64 column, as the row-wise constructor did.
+            series = [
+                pl.Series(name, col, dtype=dtype, strict=False)
+                for col, (name, dtype) in zip(self._cols, TX_SCHEMA.items(), strict=True)
+            ]
+            self._chunks.append(pl.DataFrame(series))
+            self._packed += n
+            self._cols = [[] for _ in TX_SCHEMA]
+
+    def _pending_rows(self) -> list[tuple]:
+        """The records not yet packed, as tuples in order."""
+        return list(zip(*self._cols, strict=True)) + self._pending
+
     def __len__(self) -> int:
-        return self._packed + len(self._pending)
+        return self._packed + len(self._cols[0]) + len(self._pending)
 
     def __getitem__(self, key: int | slice) -> Any:
         if isinstance(key, slice):
@@ -76,7 +107,11 @@ class TxLog:
         if not 0 <= key < n:
             raise IndexError("transaction index out of range")
         if key >= self._packed:
-            return _typed(self._pending[key - self._packed])
+            key -= self._packed
+            n = len(self._cols[0])
+            if key < n:
+                return _typed(tuple(col[key] for col in self._cols))
+            return _typed(self._pending[key - n])
         for df in self._chunks:
             if key < len(df):
                 return df.row(key)
@@ -86,7 +121,7 @@ class TxLog:
     def __iter__(self) -> Iterator[tuple]:
         for df in self._chunks:
             yield from df.iter_rows()
-        for rec in self._pending:
+        for rec in self._pending_rows():
             yield _typed(rec)
 
     def frame(self) -> pl.DataFrame:
