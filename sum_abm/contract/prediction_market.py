@@ -406,16 +406,10 @@ class PredictionMarket:
         market = self.market[lo:hi]
         need_eval = self.reset or not rows.known[seg].all()
         indptr, indices, values, y = rows.pass_rows(lo, hi)
-        updates = self.learner.update_rows(indptr, indices, values, y, pause=need_eval)
-        if need_eval:  # the accuracy after each row's update: it moves only where the model does
-            now = np.empty(k)
-            cur, last = self.evaluate(), 0
-            for j in updates:
-                now[last:j] = cur
-                cur, last = self.evaluate(), j
-            now[last:] = cur
+        if need_eval:  # the accuracy after each row's update
+            now = self.learner.update_rows_accuracy(indptr, indices, values, y)
         else:
-            for _ in updates:
+            for _ in self.learner.update_rows(indptr, indices, values, y, pause=False):
                 pass
         if self.reset:
             acc = now

@@ -189,6 +189,20 @@ class Learner(ABC):
             if self.update(Sample(indices[lo:hi], values[lo:hi]), int(y[i])) and pause:
                 yield i
 
+    def update_rows_accuracy(
+        self, indptr: np.ndarray, indices: np.ndarray, values: np.ndarray, y: np.ndarray
+    ) -> np.ndarray:
+        """:meth:`update_rows`, returning the test accuracy (:meth:`test_accuracy`) after each
+        row's update, shape (n,). The accuracy moves only where the model does, so this default
+        asks it after each row that changed the parameters."""
+        acc = np.empty(len(y))
+        cur, last = self.test_accuracy(), 0
+        for j in self.update_rows(indptr, indices, values, y, pause=True):
+            acc[last:j] = cur
+            cur, last = self.test_accuracy(), j
+        acc[last:] = cur
+        return acc
+
     def _labels(self, scores: np.ndarray) -> np.ndarray:
         if scores.ndim == 1:
             return (scores > 0).astype(np.int64)

@@ -342,6 +342,59 @@ class SGDPerceptron(_Linear):
                 yield p
             p += 1
 
+    def update_rows_accuracy(
+        self, indptr: np.ndarray, indices: np.ndarray, values: np.ndarray, y: np.ndarray
+    ) -> np.ndarray:
+        """:meth:`Learner.update_rows_accuracy` in one compiled sweep that also advances the test
+        scores (:mod:`sum_abm.learners._sgd_scored`) when the compiled sweep is loaded, the test
+        set and the rows are 0/1 and the labels 0/1; else the default. The same accuracies,
+        parameters, step counter, drift and version bit for bit either way."""
+        sweep = _compiled_sweep()
+        ev = self._evaluator
+        y = np.asarray(y)
+        n = len(y)
+        bits = ev.bit_rows() if sweep is not None and ev is not None and n else None
+        if (
+            bits is None
+            or not np.all((y == 0) | (y == 1))
+            or not (self.w.dtype == np.float64 and self.w.flags.c_contiguous)
+            or values.dtype != np.float64
+            or not bool((values[indptr[0] : indptr[-1]] == 1.0).all())
+        ):
+            return super().update_rows_accuracy(indptr, indices, values, y)
+        from sum_abm.learners import _sgd_scored
+        from sum_abm.learners.evaluation import TOL
+
+        X = ev.X
+        sign = np.where(y == 1, 1.0, -1.0)
+        acc = np.empty(n)
+        state = np.zeros(4)
+        p = 0
+        while p < n:
+            # Exact scores at the current parameters (the arithmetic of predict) to start from.
+            S = self.kernel_scores(X.indptr, X.indices, X.data)
+            right = int(np.count_nonzero((S > 0) == ev.y_bool))
+            wmax = float(np.abs(self.w).max(initial=0.0))
+            evs = np.array([right, 0.0, wmax, ev.l1_max, ev.row_nnz_max, TOL], dtype=np.float64)
+            state[:] = (self.b, self.t, 0.0, 0.0)
+            p, code = _sgd_scored.sgd_rows_scored(
+                indptr, indices, values, sign, self.w, state, self.drift,
+                self.alpha, self.t0, self.intercept_decay, p, bits, S, ev.y_bool, acc, evs,
+            )  # fmt: skip
+            if state[2]:  # as _update's arithmetic leaves it (t0 is a numpy float)
+                self.b = type(self.b + self.t0)(state[0])
+            self.t = float(state[1])
+            self.version += int(state[2])
+            self.drift_epoch += int(state[3])
+            if code == _sgd_scored.NEAR:  # a test score too close to 0: decided exactly
+                acc[p - 1] = self.test_accuracy()
+            elif code == _sgd_scored.UNCERTAIN:  # a margin too close to 0: update() decides
+                lo, hi = indptr[p], indptr[p + 1]
+                self.update(Sample(indices[lo:hi], values[lo:hi]), int(y[p]))
+                acc[p] = self.test_accuracy()
+                p += 1
+        return acc
+
     def _skip_rows(self, n: int) -> None:
         # _update advances t by 1.0 per row, mistake or not; an integer-valued t below 2**53
         # takes n at once exactly.
