@@ -30,7 +30,8 @@ _H01 = np.uint64(0x0101010101010101)
 
 @numba.njit(cache=True, boundscheck=False, nogil=True)
 def sgd_rows_scored(
-    ptr: np.ndarray,
+    starts: np.ndarray,
+    ends: np.ndarray,
     ind: np.ndarray,
     val: np.ndarray,
     sign: np.ndarray,
@@ -47,7 +48,7 @@ def sgd_rows_scored(
     acc: np.ndarray,
     ev: np.ndarray,
 ) -> tuple[int, int]:
-    """Learn rows ``start..`` (0/1 values; ``ptr`` absolute CSR offsets, ``sign`` ±1 per row)
+    """Learn rows ``start..`` (0/1 values; row ``i``: ``ind/val[starts[i]:ends[i]]``; ``sign`` ±1)
     into ``w`` and ``state = [b, t, changes, drift epochs]``, ``drift``, and write each row's
     test accuracy after its update into ``acc``. Test rows ``bits`` (n_test, words) with
     labels ``y_pos`` and exact scores ``S`` at the start (advanced in place);
@@ -71,8 +72,8 @@ def sgd_rows_scored(
     code = DONE
     i = start
     while i < n:
-        lo = ptr[i]
-        hi = ptr[i + 1]
+        lo = starts[i]
+        hi = ends[i]
         s = 0.0
         a = 0.0
         for jj in range(lo, hi):
