@@ -38,9 +38,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from collections import deque
 from dataclasses import dataclass
-from itertools import repeat
 from typing import Any
 
 import numpy as np
@@ -377,9 +375,8 @@ class PredictionMarket:
         )
         if batch:
             sent = self._run_batch(max_calls)
-            if self.chain.log is not None:  # one accepted row per call, as execute() logs it
-                rec = (self.now, sender, "process_contribution", True, None, 0, 0, 0, None)
-                deque(map(self.chain.log, repeat(rec, sent)), maxlen=0)
+            # one accepted row per call, as execute() logs it
+            self.chain.record_repeated(sent, sender, "process_contribution")
         while sent < max_calls and self.remaining_bounty_rounds > 0 and self.market:
             self.process_contribution(sender)
             sent += 1
