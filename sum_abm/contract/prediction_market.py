@@ -385,17 +385,38 @@ class PredictionMarket:
     def _run_batch(self, max_calls: int) -> int:
         """The effects of up to ``max_calls`` process_contribution calls (no log rows): each
         pass's model updates in one :meth:`update_rows` sweep, its scores, balances and
-        removals with numpy. Bit for bit the state :meth:`_process` reaches call by call."""
+        removals with numpy. Bit for bit the state :meth:`_process` reaches call by call.
+
+        While it runs, the arrays of ``rows`` are the contributions' state (the market is
+        ``rows.order``); the :class:`Contribution` objects and ``market`` are brought up to date
+        once at the end (:meth:`_sync`), not at every pass."""
         rows = _Rows(self.market)
         sent = 0
-        while sent < max_calls and self.remaining_bounty_rounds > 0 and self.market:
-            if self.state == "REWARD_RESTART":
-                self._start_pass()
-            k = min(len(self.market) - self.next, max_calls - sent)
-            self._segment(rows, k)
-            sent += k
-        self._learn(rows)
+        try:
+            while sent < max_calls and self.remaining_bounty_rounds > 0 and len(rows.order):
+                if self.state == "REWARD_RESTART":
+                    self._start_pass()
+                k = min(len(rows.order) - self.next, max_calls - sent)
+                self._segment(rows, k)
+                sent += k
+        finally:
+            self._learn(rows)
+            self._sync(rows)
         return sent
+
+    def _sync(self, rows: _Rows) -> None:
+        """Write the batch's arrays back: each contribution's balance, the scores and first-pass
+        accuracies set in the batch, and the market (the rows left, in pass order)."""
+        objs = rows.contribs
+        for c, v in zip(objs, rows.balance.tolist(), strict=True):
+            c.balance = v
+        scored = np.flatnonzero(rows.scored)
+        for i, v in zip(scored.tolist(), rows.score[scored].tolist(), strict=True):
+            objs[i].score = v
+        new = np.flatnonzero(rows.known & ~rows.known_before)
+        for i, v in zip(new.tolist(), rows.acc[new].tolist(), strict=True):
+            objs[i].accuracy = v
+        self.market = [objs[i] for i in rows.order.tolist()]
 
     def _learn(self, rows: _Rows) -> None:
         """Learn the rows whose updates were deferred, in order, in one sweep.
@@ -418,7 +439,6 @@ class PredictionMarket:
         """The next ``k`` contributions of the pass (non-grouped), as ``k`` calls of :meth:`_step`."""
         lo, hi = self.next, self.next + k
         seg = rows.order[lo:hi]
-        market = self.market[lo:hi]
         need_eval = self.reset or not rows.known[seg].all()
         if need_eval:  # the accuracy after each row's update
             self._learn(rows)
@@ -433,24 +453,21 @@ class PredictionMarket:
             if len(new):
                 rows.acc[new] = now[~rows.known[seg]]
                 rows.known[new] = True
-                for c, a in zip(market, now.tolist(), strict=True):
-                    if c.accuracy is None:
-                        c.accuracy = a
             acc = rows.acc[seg]
         prev = np.empty(k)
         prev[0] = self.prev_acc
         prev[1:] = acc[:-1]
         change = acc - prev
         rows.score[seg] = change
-        for c, v in zip(market, change.tolist(), strict=True):
-            c.score = v
+        rows.scored[seg] = True
         cid = rows.cid[seg]
         counts = np.bincount(cid, minlength=len(rows.names))
         for i in np.flatnonzero(counts).tolist():
             who = rows.names[i]
             self.pass_counts[who] = self.pass_counts.get(who, 0) + int(counts[i])
         if np.isnan(change).any():  # NaN never passes a comparison: replay them in order
-            for c, v in zip(market, change.tolist(), strict=True):
+            for i, v in zip(seg.tolist(), change.tolist(), strict=True):
+                c = rows.contribs[i]
                 if v > self.best_change.get(c.contributor, -math.inf):
                     self.best_change[c.contributor] = v
                 if v < self.min_score:
@@ -462,10 +479,10 @@ class PredictionMarket:
                     self.best_change[rows.names[i]] = best
             m = int(np.argmin(change))  # the first lowest, as the strict < of the call loop
             if change[m] < self.min_score:
-                self.min_score, self.worst = float(change[m]), market[m]
+                self.min_score, self.worst = float(change[m]), rows.contribs[seg[m]]
         self.prev_acc = float(acc[-1])
         self.next = hi
-        if hi >= len(self.market):
+        if hi >= len(rows.order):
             self._end_of_pass_rows(rows)
 
     def _end_of_pass_rows(self, rows: _Rows) -> None:
@@ -480,8 +497,8 @@ class PredictionMarket:
         if self.fixed:  # FIX 3
             neg = score < 0
             rounds = float((bal[neg] / -score[neg]).min())
-        else:
-            rounds = self.worst.balance / -self.min_score
+        else:  # the worst contribution's balance (as the arrays hold it)
+            rounds = rows.balance[rows.row_of[id(self.worst)]] / -self.min_score
         rounds = min(rounds, self.remaining_bounty_rounds)
         self.remaining_bounty_rounds -= rounds
         if self.remaining_bounty_rounds == 0:
@@ -497,13 +514,12 @@ class PredictionMarket:
             low = bal < 1
             self._credit_rows(rows, seg[low], bal[low], add=True)
         rows.balance[seg] = bal
-        for c, v in zip(self.market, bal.tolist(), strict=True):
-            c.balance = v
         keep = bal >= 1
         self.num_removed += len(seg) - int(keep.sum())
         if not keep.all():
-            self.market = [c for c, kk in zip(self.market, keep.tolist(), strict=True) if kk]
             rows.keep(keep)
+            if not len(rows.order):
+                self.market = []  # (the rest of market is written back by _sync)
         self._after_pass()
 
     def _after_pass(self) -> None:
@@ -526,6 +542,7 @@ class PredictionMarket:
             d = np.maximum(d, -rows.balance[seg])
         self._credit_rows(rows, seg, d)
         self.market = []
+        rows.order = rows.order[:0]
 
     def _credit_rows(self, rows: _Rows, seg: np.ndarray, d: np.ndarray, add: bool = False) -> None:
         """:meth:`_credit` of ``d[i]`` to row ``seg[i]``'s contributor, in row order (``add``: the
@@ -749,6 +766,8 @@ class _Rows:
 
     def __init__(self, market: list[Contribution]) -> None:
         n = len(market)
+        self.contribs = list(market)
+        self.row_of = {id(c): i for i, c in enumerate(market)}
         lens = np.fromiter((len(c.x.indices) for c in market), np.int64, n)
         itype = np.result_type(*(c.x.indices.dtype for c in market[:1]), np.int32)
         if lens.sum() >= 2**31:
@@ -767,9 +786,11 @@ class _Rows:
         # scores of this pass so far (a batch may start in the middle of a pass)
         self.score = np.array([0.0 if c.score is None else c.score for c in market])
         self.known = np.fromiter((c.accuracy is not None for c in market), bool, n)
+        self.known_before = self.known.copy()
+        self.scored = np.zeros(n, dtype=bool)  # rows scored in this batch
         self.acc = np.array([0.0 if c.accuracy is None else c.accuracy for c in market])
         self.order = np.arange(n)
-        # Rows learned by no sweep yet, in order (see PredictionMarket._defer).
+        # Rows learned by no sweep yet, in order (see PredictionMarket._learn).
         self.unlearned: list[np.ndarray] = []
 
     def keep(self, mask: np.ndarray) -> None:
