@@ -70,8 +70,10 @@ class MarketModel(Model):
         self.learner = self.contract.learner
         # A linear two-class learner on 0/1 features: the book keeps every pending slot's score
         # current through the updates (ClaimBook.shift), so a walk reads its predictions.
+        # (Not for a contract without a claim book: the prediction market's adds skip it.)
         linear = (
-            getattr(self.learner, "linear_delta", False)
+            self.contract.uses_claim_book
+            and getattr(self.learner, "linear_delta", False)
             and self.n_classes == 2
             and isinstance(getattr(self.learner, "w", None), np.ndarray)
         )
