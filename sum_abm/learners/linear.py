@@ -26,6 +26,7 @@ from sum_abm.learners.base import (
 _block_rows = 0
 BUY_ROWS = 60_000
 _SWEEP: Any = None
+GATHER_ROWS = 1024  # scattered rows copied at a time for the block sweep (memory stays bounded)
 
 
 def _compiled_sweep() -> Any:
@@ -117,8 +118,28 @@ class _Linear(Learner):
         if not n or not np.all((y == 0) | (y == 1)):  # invalid labels: let update() raise in turn
             yield from super().update_rows(indptr, indices, values, y, pause, ends)
             return
-        if ends is not None:  # scattered rows: one contiguous copy for the block kernel
-            indptr, indices, values = gather_rows(indptr, ends, indices, values)
+        if ends is None:
+            yield from self._sweep_blocks(indptr, indices, values, y, pause)
+            return
+        # Scattered rows: contiguous copies for the block kernel, a bounded share at a time.
+        p = 0
+        while p < n:
+            q = p + GATHER_ROWS
+            parts = gather_rows(indptr[p:q], ends[p:q], indices, values)
+            for j in self._sweep_blocks(*parts, y[p:q], pause):
+                yield p + j
+            p = q
+
+    def _sweep_blocks(
+        self,
+        indptr: np.ndarray,
+        indices: np.ndarray,
+        values: np.ndarray,
+        y: np.ndarray,
+        pause: bool,
+    ) -> Iterator[int]:
+        """:meth:`update_rows` of contiguous rows with 0/1 labels (the block sweep)."""
+        n = len(y)
         global _block_rows
         _block_rows += n
         sign = np.where(y == 1, 1.0, -1.0)
