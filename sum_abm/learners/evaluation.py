@@ -176,31 +176,48 @@ class TestSetEvaluator:
         self.y_bool = y == 1
         self.n = X.shape[0]
         self.nnz = max(int(X.nnz), 1)
-        rows = np.repeat(np.arange(self.n), np.diff(X.indptr))
-        self.row_sum = np.bincount(rows, weights=X.data, minlength=self.n)
-        self.row_l2 = np.sqrt(np.bincount(rows, weights=X.data * X.data, minlength=self.n))
         self.row_nnz = np.diff(X.indptr)
         self.row_nnz_max = int(self.row_nnz.max(initial=0))
-        self.row_inf = np.zeros(self.n)  # max |value| per row
         full_rows = self.row_nnz > 0
-        if X.nnz:
-            self.row_inf[full_rows] = np.maximum.reduceat(np.abs(X.data), X.indptr[:-1][full_rows])
+        # Integer test values keep integer scores exact; 0/1 values allow bitset steps.
+        ones = bool(np.all(X.data == 1.0))
+        if ones:
+            # 0/1 values: every per-row sum below is the row's count of non-zeros (exact in
+            # float64), so no pass over the non-zeros, and none of their full-size temporaries
+            # (about 35 MB each for S1's test set: the run's peak memory).
+            self.row_sum = self.row_nnz.astype(np.float64)
+            self.row_l2 = np.sqrt(self.row_sum)
+            self.row_inf = full_rows.astype(np.float64)
+            l1 = self.row_sum
+        else:
+            rows = np.repeat(np.arange(self.n), self.row_nnz)
+            self.row_sum = np.bincount(rows, weights=X.data, minlength=self.n)
+            self.row_l2 = np.sqrt(np.bincount(rows, weights=X.data * X.data, minlength=self.n))
+            self.row_inf = np.zeros(self.n)  # max |value| per row
+            absx = np.abs(X.data)
+            if X.nnz:
+                self.row_inf[full_rows] = np.maximum.reduceat(absx, X.indptr[:-1][full_rows])
+            l1 = np.bincount(rows, weights=absx, minlength=self.n)
         self.inf_max = float(self.row_inf.max(initial=0.0))
-        l1 = np.bincount(rows, weights=np.abs(X.data), minlength=self.n)
         self.l1_max = float(l1.max(initial=0.0))
         self.sum_max = float(np.abs(self.row_sum).max(initial=0.0))
         self.l2_max = float(self.row_l2.max(initial=0.0))
         self.linear_delta = linear_delta
         self._csc: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
-        self.col_nnz = np.bincount(X.indices, minlength=X.shape[1])
-        # Integer test values keep integer scores exact; 0/1 values allow bitset steps.
-        ones = bool(np.all(X.data == 1.0))
+        self._col_nnz: np.ndarray | None = None
         self.int_data = ones or bool(np.all(X.data == np.rint(X.data)))
         self.binary = linear_delta and X.nnz > 0 and ones
         self._bits: RowBits | None = None
         self.bit_cost = BIT_WORD_COST * self.n * ((X.shape[1] + 63) // 64)
         self.ref: tuple[np.ndarray, Any] | None = None  # (W_ref, b_ref)
         self.stats = {"full": 0, "bound": 0, "columns": 0, "bitsets": 0, "rescored_rows": 0}
+
+    @property
+    def col_nnz(self) -> np.ndarray:
+        """Non-zeros per test column (read by column steps only; counted when first read)."""
+        if self._col_nnz is None:
+            self._col_nnz = np.bincount(self.X.indices, minlength=self.X.shape[1])
+        return self._col_nnz
 
     def prepare_bitsets(self) -> bool:
         """Build the bitset copy of a binary test set and load the compiled step now, rather than
