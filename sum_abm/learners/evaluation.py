@@ -210,6 +210,9 @@ class TestSetEvaluator:
         self._bits: RowBits | None = None
         self.bit_cost = BIT_WORD_COST * self.n * ((X.shape[1] + 63) // 64)
         self.ref: tuple[np.ndarray, Any] | None = None  # (W_ref, b_ref)
+        self.k_low = min(self.n, max(256, self.n // 8))  # rows kept sorted by margin
+        self._sort_pending = False
+        self.order: np.ndarray | None = None  # set by _sort_margins
         self.stats = {"full": 0, "bound": 0, "columns": 0, "bitsets": 0, "rescored_rows": 0}
 
     @property
@@ -272,25 +275,51 @@ class TestSetEvaluator:
         self.deltas = 0
         self.err = 0.0  # bound on what grouped bitset steps added beyond rounding (see _tol)
         self.spent = 0  # non-zeros re-scored since this reference
-        self._sort_margins()
+        # Sorted when the bound first needs them (_below_t0): after most full passes the next
+        # change is too large for the bound, and the sort would be wasted (S1: 72 of 72).
+        self._m = None
+        self._sort_pending = True
         return self.n_correct / self.n
+
+    def _margins(self) -> np.ndarray:
+        """Each row's reference margin (distance of the winning score from the runner-up)."""
+        if self._m is None:
+            S = self.S
+            if self.single:
+                self._m = np.abs(S)
+            elif S.shape[1] >= 2:
+                top2 = np.partition(S, -2, axis=1)[:, -2:]
+                self._m = top2[:, 1] - top2[:, 0]
+            else:
+                self._m = np.full(self.n, np.inf)
+        return self._m
+
+    def _below_t0(self, thr: float) -> bool:
+        """``thr < self.T0``, sorting margins a full pass left unsorted only when it is: while
+        at least ``k_low`` margins are ``<= thr``, ``thr`` is at least their largest, ``T0``."""
+        if self._sort_pending:
+            if self.k_low < self.n and np.count_nonzero(self._margins() <= thr) >= self.k_low:
+                return False
+            self._sort_margins()
+        return thr < self.T0
+
+    def _quarter(self) -> float:
+        """``m_quarter`` (see :meth:`_sort_margins`), sorting pending margins first."""
+        if self._sort_pending:
+            self._sort_margins()
+        return self.m_quarter
 
     def _sort_margins(self) -> None:
         """Rows ordered by reference margin, only the lowest share (the rest never get looked at
         while the bound stays below ``self.T0``)."""
+        m = self._margins()
+        self._m, self._sort_pending = None, False
         S = self.S
-        if self.single:
-            m = np.abs(S)
-        elif S.shape[1] >= 2:
-            top2 = np.partition(S, -2, axis=1)[:, -2:]
-            m = top2[:, 1] - top2[:, 0]
-        else:
-            m = np.full(self.n, np.inf)
         # The margin a quarter of the rows lie under: a bound above it leaves too many rows
         # undecided to re-score, so a linear learner goes straight to the column step.
         q = int(RESCORE_SHARE * (self.n - 1))
         self.m_quarter = float(np.partition(m, q)[q]) if self.n else np.inf
-        k = min(self.n, max(256, self.n // 8))
+        k = self.k_low
         if k < self.n:
             part = np.argpartition(m, k - 1)[:k]
             self.T0 = float(m[part].max())
@@ -325,7 +354,8 @@ class TestSetEvaluator:
             and (self.exact or self.deltas < MAX_DELTAS)
             and self.spent <= self.nnz
         )
-        if columns_ok and self.binary and self.order is None and math.isfinite(scale):
+        unsorted = self.order is None and not self._sort_pending
+        if columns_ok and self.binary and unsorted and math.isfinite(scale):
             # Margins unsorted since a column step: the bound could not pick rows; step again.
             return self._columns(learner, w, b, dW, float(db), scale)
         c = dW.mean(axis=-1)
@@ -355,9 +385,9 @@ class TestSetEvaluator:
             )
         if not np.isfinite(thr):  # e.g. a class not seen yet has a log-prior of -inf
             return self._full(learner, w, b)
-        if thr < self.T0:
+        if self._below_t0(thr):
             rows = int(np.searchsorted(self.order_margin, thr, side="right"))
-        elif columns_ok and (self.binary or thr > self.m_quarter):
+        elif columns_ok and (self.binary or thr > self._quarter()):
             return self._columns(learner, w, b, dW, float(db), scale)
         else:
             rows = None  # every row (a count of lowest-margin rows otherwise)
@@ -542,3 +572,4 @@ class TestSetEvaluator:
             self.spent = 0
         # Margins moved; the sort is stale until the next full pass.
         self.order, self.T0 = None, -np.inf
+        self._m, self._sort_pending = None, False
