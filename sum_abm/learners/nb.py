@@ -20,6 +20,7 @@ class MultinomialNB(Learner):
 
     kind = "multinomial_nb"
     nonnegative_features = True
+    follow_margins = True
 
     class Params(LearnerParams):
         """Laplace smoothing ``alpha`` (> 0)."""
@@ -91,17 +92,23 @@ class MultinomialNB(Learner):
         self._add_drift(d_prior, d_feat, d_norm)
         return len(s.indices) + 1
 
+    def _log_counts(self) -> tuple[np.ndarray, np.ndarray]:
+        """(log(counts + alpha), log(total + alpha * d)), started whole when not kept."""
+        if self._logc is None:
+            self._logc = (
+                np.log(self.counts + self.alpha),
+                np.log(self.total + self.alpha * self.n_features),
+            )
+        return self._logc
+
+    def _prior(self) -> np.ndarray:
+        with np.errstate(divide="ignore"):
+            return np.log(self.class_count) - np.log(self.class_count.sum())
+
     def _log_params(self) -> tuple[np.ndarray, np.ndarray]:
         if self._logs is None or self._logs[0] != self.version:
-            with np.errstate(divide="ignore"):
-                prior = np.log(self.class_count) - np.log(self.class_count.sum())
-            if self._logc is None:
-                self._logc = (
-                    np.log(self.counts + self.alpha),
-                    np.log(self.total + self.alpha * self.n_features),
-                )
-            flp = self._logc[0] - self._logc[1][:, None]
-            self._logs = (self.version, prior, flp)
+            logc, lognorm = self._log_counts()
+            self._logs = (self.version, self._prior(), logc - lognorm[:, None])
         return self._logs[1], self._logs[2]
 
     def decision(self, X: Any) -> np.ndarray:
@@ -115,6 +122,21 @@ class MultinomialNB(Learner):
     def _segment_params(self) -> tuple[np.ndarray, Any]:
         prior, flp = self._log_params()
         return flp, prior[:, None]
+
+    def score_params(self) -> tuple[np.ndarray, Any]:
+        """:meth:`Learner.score_params` bit for bit (the same elementwise differences of logs),
+        built straight from the kept logs, without the log-probability matrix."""
+        cached = self._score_params
+        if cached is not None and cached[0] == self.version:
+            return cached[1], cached[2]
+        logc, lognorm = self._log_counts()
+        prior = self._prior()
+        if self.n_classes == 2:  # class 1 minus class 0
+            w, b = (logc[1] - lognorm[1]) - (logc[0] - lognorm[0]), float(prior[1] - prior[0])
+        else:
+            w, b = logc - lognorm[:, None], prior
+        self._score_params = (self.version, w, b)
+        return w, b
 
     def predict_log_proba(self, X: Any) -> np.ndarray:
         jll = self.decision(as_matrix(X))
