@@ -38,9 +38,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from collections import deque
 from dataclasses import dataclass
-from itertools import repeat
 from typing import Any
 
 import numpy as np
@@ -377,9 +375,8 @@ class PredictionMarket:
         )
         if batch:
             sent = self._run_batch(max_calls)
-            if self.chain.log is not None:  # one accepted row per call, as execute() logs it
-                rec = (self.now, sender, "process_contribution", True, None, 0, 0, 0, None)
-                deque(map(self.chain.log, repeat(rec, sent)), maxlen=0)
+            # one accepted row per call, as execute() logs it
+            self.chain.record_repeated(sent, sender, "process_contribution")
         while sent < max_calls and self.remaining_bounty_rounds > 0 and self.market:
             self.process_contribution(sender)
             sent += 1
@@ -397,7 +394,25 @@ class PredictionMarket:
             k = min(len(self.market) - self.next, max_calls - sent)
             self._segment(rows, k)
             sent += k
+        self._learn(rows)
         return sent
+
+    def _learn(self, rows: _Rows) -> None:
+        """Learn the rows whose updates were deferred, in order, in one sweep.
+
+        A pass whose accuracies are all known (every pass after the first, without
+        ``reset_model_during_reward_phase``) reads nothing from the model: its scores, rounds
+        and removals come from the first pass's accuracies. So its rows are only queued, and
+        the model learns them all at once before anything reads it: the same updates in the
+        same order as pass by pass."""
+        if rows.unlearned:
+            seq = np.concatenate(rows.unlearned)
+            rows.unlearned = []
+            starts, ends, y = rows.ranges(seq)
+            for _ in self.learner.update_rows(
+                starts, rows.indices, rows.values, y, pause=False, ends=ends
+            ):
+                pass
 
     def _segment(self, rows: _Rows, k: int) -> None:
         """The next ``k`` contributions of the pass (non-grouped), as ``k`` calls of :meth:`_step`."""
@@ -405,18 +420,12 @@ class PredictionMarket:
         seg = rows.order[lo:hi]
         market = self.market[lo:hi]
         need_eval = self.reset or not rows.known[seg].all()
-        indptr, indices, values, y = rows.pass_rows(lo, hi)
-        updates = self.learner.update_rows(indptr, indices, values, y, pause=need_eval)
-        if need_eval:  # the accuracy after each row's update: it moves only where the model does
-            now = np.empty(k)
-            cur, last = self.evaluate(), 0
-            for j in updates:
-                now[last:j] = cur
-                cur, last = self.evaluate(), j
-            now[last:] = cur
+        if need_eval:  # the accuracy after each row's update
+            self._learn(rows)
+            starts, ends, y = rows.ranges(seg)
+            now = self.learner.update_rows_accuracy(starts, rows.indices, rows.values, y, ends)
         else:
-            for _ in updates:
-                pass
+            rows.unlearned.append(seg)
         if self.reset:
             acc = now
         else:
@@ -760,21 +769,17 @@ class _Rows:
         self.known = np.fromiter((c.accuracy is not None for c in market), bool, n)
         self.acc = np.array([0.0 if c.accuracy is None else c.accuracy for c in market])
         self.order = np.arange(n)
-        self.matrix = sp.csr_matrix((self.values, self.indices, self.indptr), copy=False)
-        self._pass: tuple | None = (self.indptr, self.indices, self.values, self.y)
+        # Rows learned by no sweep yet, in order (see PredictionMarket._defer).
+        self.unlearned: list[np.ndarray] = []
 
     def keep(self, mask: np.ndarray) -> None:
         """The market lost the rows where ``mask`` is False."""
         self.order = self.order[mask]
-        self._pass = None
 
-    def pass_rows(self, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """CSR parts of market positions ``lo:hi`` (``indptr`` with absolute offsets) and labels."""
-        if self._pass is None:  # gather the market's rows once per pass (scipy's row kernel)
-            m = self.matrix[self.order]
-            self._pass = (m.indptr, m.indices, m.data, self.y[self.order])
-        ptr, ind, val, y = self._pass
-        return ptr[lo : hi + 1], ind, val, y[lo:hi]
+    def ranges(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Where ``rows`` lie in ``indices``/``values`` (starts, ends) and their labels: the
+        learner reads them in place, no copy per pass."""
+        return self.indptr[rows], self.indptr[rows + 1], self.y[rows]
 
 
 def _nnz(x: Any) -> int:

@@ -63,7 +63,9 @@ class MarketModel(Model):
         # Transaction log: one record per contract call (fields: sum_abm.chain.TX_FIELDS), kept
         # as columns; it reads like a list of tuples.
         self.tx_rows = TxLog()
-        self.contract: MarketContract = build_contract(scenario, self.data, self.tx_rows.append)
+        self.contract: MarketContract = build_contract(
+            scenario, self.data, self.tx_rows.append, self.tx_rows.append_repeated
+        )
         self.ledger = self.contract.ledger
         self.clock = self.contract.chain.clock
         self.learner = self.contract.learner
