@@ -127,6 +127,24 @@ def test_no_bitsets_for_non_binary_test_sets():
     assert dense._evaluator._bits is None
 
 
+@pytest.mark.parametrize("scale", [1.0, -1.5])  # presence (0/1), other values
+def test_row_norms_of_the_bound_match_the_test_rows(scale):
+    keep = np.ones(XT.shape[0])
+    keep[3] = 0.0  # an empty row
+    Xs = sp.csr_matrix(sp.diags(keep * scale) @ XT)
+    Xs.eliminate_zeros()
+    ev = evaluation.TestSetEvaluator(Xs, YT, linear_delta=True)
+    dense = Xs.toarray()
+    assert ev.binary == (scale == 1.0)
+    assert ev.row_nnz.tolist() == (dense != 0).sum(axis=1).tolist()
+    assert ev.row_sum.tolist() == dense.sum(axis=1).tolist()
+    assert np.allclose(ev.row_l2, np.sqrt((dense * dense).sum(axis=1)), rtol=1e-15, atol=0)
+    assert ev.row_inf.tolist() == np.abs(dense).max(axis=1).tolist()
+    assert ev.row_inf[3] == 0.0 and ev.row_sum[3] == 0.0
+    assert ev.l1_max == np.abs(dense).sum(axis=1).max()
+    assert ev.col_nnz.tolist() == (dense != 0).sum(axis=0).tolist()
+
+
 @pytest.mark.parametrize("compiled", [False, True])
 @pytest.mark.parametrize("start", ["fitted", "zero"])  # zero weights: margins and scores tie at 0
 @pytest.mark.parametrize("tol", [None, 1e-3])  # 1e-3: many test scores "near" 0, decided exactly

@@ -124,6 +124,10 @@ class Learner(ABC):
     #: Parameters change only on the update's own features (plus the offset): the test evaluator
     #: may re-score through the test set's columns (linear learners).
     linear_delta: bool = False
+    #: The market's claim book follows each pending contribution's class through every update by
+    #: :meth:`margin_drift` (re-predicting only the ones whose margin the bound no longer covers):
+    #: for learners whose updates move every score a little (Naive Bayes).
+    follow_margins: ClassVar[bool] = False
 
     def __init__(self, n_features: int, n_classes: int = 2) -> None:
         if n_features < 1 or n_classes < 2:
