@@ -24,9 +24,12 @@ then contributors collect (``refund``) and, after a long wait, anyone may ``repo
    unused bounty and the rounding fractions), which the reference leaves locked forever.
 
 A caller with many reward-phase calls to send uses ``process_contributions``: the same
-transactions (one log row each, the same effects), run as passes over arrays — each pass's model
-updates in one ``update_rows`` sweep of the learner, scores, rounds, balances and removals with
-numpy — and checked bit for bit against the calls sent one at a time (tests/test_pm_fast.py).
+transactions (one log row each, the same effects), run as passes over arrays — scores, rounds,
+balances and removals with numpy; a pass that needs the accuracy after each update (the first,
+or every one with ``reset_model_during_reward_phase``) in one ``update_rows_accuracy`` sweep of
+the learner, the updates of the others (which nothing reads until the batch ends) all in one
+``update_rows`` sweep — and checked bit for bit against the calls sent one at a time
+(tests/test_pm_fast.py).
 Test-set pieces may be :class:`Piece` blocks of rows, committed and revealed as their pairs.
 
 Market balances are computed in floats in both semantics (scores are accuracy differences);
