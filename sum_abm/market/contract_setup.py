@@ -59,13 +59,21 @@ def _learner(scenario: Scenario, data: Dataset, all_data: bool = False) -> Any:
 class MarketContract:
     """One deployed contract (the scenario's mechanism) with its chain, learner and adapter."""
 
-    def __init__(self, scenario: Scenario, data: Dataset, log: Any, log_many: Any = None) -> None:
+    def __init__(
+        self,
+        scenario: Scenario,
+        data: Dataset,
+        log: Any,
+        log_repeated: Any = None,
+        log_many: Any = None,
+    ) -> None:
         self.scenario = scenario
         self.data = data
         self.chain = Chain(
             gas_price=scenario.chain.gas_price,
             block_time_s=scenario.chain.block_time_s,
             log=log,
+            log_repeated=log_repeated,
             log_many=log_many,
         )
         self.ledger = self.chain.ledger
@@ -227,8 +235,13 @@ class MarketContract:
 
 
 def build_contract(
-    scenario: Scenario, data: Dataset, log: Any, log_many: Any = None
+    scenario: Scenario,
+    data: Dataset,
+    log: Any,
+    log_repeated: Any = None,
+    log_many: Any = None,
 ) -> MarketContract:
-    """Deploy the scenario's contract on a fresh chain whose transactions go to ``log`` (one
-    record per call) or ``log_many`` (many records at once, when given; see ``Chain``)."""
-    return MarketContract(scenario, data, log, log_many)
+    """Deploy the scenario's contract on a fresh chain whose transactions go to ``log``
+    (``log_repeated(record, n)``: ``n`` identical ones at once; ``log_many``: a batch of accepted
+    free calls at once; see :class:`Chain`)."""
+    return MarketContract(scenario, data, log, log_repeated, log_many)
