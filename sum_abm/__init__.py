@@ -9,10 +9,19 @@ import os
 from typing import Any
 
 # polars' allocator (jemalloc; polars sets 0.5 s / 1 s page decay) kept the freed chunks of a big
-# frame (the transactions of a long run) while the joined frame was built: 1,000 agents peaked at
-# 880 MB instead of 630 MB. Pages are returned at once instead (no measurable time cost); a
-# user's setting wins. Read when polars is imported, so set before it is.
-os.environ.setdefault("_RJEM_MALLOC_CONF", "dirty_decay_ms:0,muzzy_decay_ms:0")
+# frame (the transactions of a long run) while the joined frame was built: S1 with 1,000 agents
+# as `sum-abm run` peaked at 880 MB instead of 650 MB. Pages are returned at once instead (no
+# measurable time cost). Read when polars is imported, so set before it is. A user's setting
+# wins; polars' own default, which a process inherits from a parent that imported polars, does
+# not (jemalloc reads the options in order: the last one wins).
+_POLARS_JEMALLOC = "dirty_decay_ms:500,muzzy_decay_ms:1000"
+_conf = os.environ.get("_RJEM_MALLOC_CONF", "")
+if not _conf or (
+    _conf.startswith(_POLARS_JEMALLOC) and "decay" not in _conf[len(_POLARS_JEMALLOC) :]
+):
+    os.environ["_RJEM_MALLOC_CONF"] = (_conf + "," if _conf else "") + (
+        "dirty_decay_ms:0,muzzy_decay_ms:0"
+    )
 
 __all__ = ["load_scenario", "load_sweep", "run", "sweep"]
 

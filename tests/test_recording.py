@@ -94,12 +94,23 @@ def test_importing_sum_abm_makes_polars_return_freed_memory_unless_told_otherwis
     # polars puts its own defaults first; jemalloc reads the options in order, the last wins
     code = "import os, sum_abm, polars; print(os.environ['_RJEM_MALLOC_CONF'])"
     env = {k: v for k, v in os.environ.items() if k != "_RJEM_MALLOC_CONF"}
-    run = [sys.executable, "-c", code]
-    out = subprocess.run(run, env=env, capture_output=True, text=True, check=True).stdout
-    assert out.strip().endswith(",dirty_decay_ms:0,muzzy_decay_ms:0")
-    env["_RJEM_MALLOC_CONF"] = "dirty_decay_ms:250"
-    out = subprocess.run(run, env=env, capture_output=True, text=True, check=True).stdout
-    assert out.strip().endswith(",dirty_decay_ms:250") and "decay_ms:0" not in out
+
+    def conf(value: str | None) -> str:
+        if value is not None:
+            env["_RJEM_MALLOC_CONF"] = value
+        run = [sys.executable, "-c", code]
+        return subprocess.run(run, env=env, capture_output=True, text=True, check=True).stdout
+
+    ours = ",dirty_decay_ms:0,muzzy_decay_ms:0\n"
+    assert conf(None).endswith(ours)
+    # a parent that imported polars passes polars' default on: still ours
+    assert conf("dirty_decay_ms:500,muzzy_decay_ms:1000").endswith(ours)
+    # a parent that imported sum_abm: ours, once
+    assert conf(conf(None).strip()).count("decay_ms:0") == 2
+    # the user's own setting wins, also when it reaches us after a parent's polars
+    for user in ("dirty_decay_ms:250", "dirty_decay_ms:500,muzzy_decay_ms:1000,dirty_decay_ms:250"):
+        out = conf(user)
+        assert out.endswith(",dirty_decay_ms:250\n") and "decay_ms:0" not in out
 
 
 @pytest.mark.parametrize("chunk", [2, 3, 1 << 16])
