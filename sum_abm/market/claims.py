@@ -332,4 +332,4 @@ class ClaimBook:
 
     def slots_older_than(self, t_max: int) -> int:
         """End (exclusive) of the slots added at or before ``t_max`` (items are in time order)."""
-        return self.head + int(np.searchsorted(self.time[self.head : self.n], t_max, side="right"))
+        return self.head + int(self.time[self.head : self.n].searchsorted(t_max, side="right"))

@@ -101,6 +101,8 @@ class MarketModel(Model):
         )
         self._rule_tables: dict[tuple, tuple] = {}
         self._crossing_asc = sorted(self._crossing_ages.tolist())
+        self._cross_ages2 = np.tile(self._crossing_ages, 2)  # see _crossed
+        self._cross_edges = np.empty_like(self._cross_ages2)
         # (address index, walk rules) -> after a walk that left nothing claimable to its walker:
         # (book flip epoch, walker had verified data, pool not empty, time); see claim_walk.
         self._walk_state: dict[tuple, tuple] = {}
@@ -559,20 +561,23 @@ class MarketModel(Model):
     ) -> list[tuple[int, int]]:
         """Slot ranges within [lo, hi) whose age crossed a rule threshold in (t_prev, now], and
         the ``flipped`` slots there (whose class may have changed), merged in slot order."""
+        # Called at most wake-ups (S1: 27,000 times), mostly to find one span or none: one
+        # search for both ends of every age, in a buffer, through the array's own method
+        # (np.searchsorted's dispatch costs more than the search).
         k = len(self._crossing_ages)
-        ends = np.searchsorted(
-            self.book.time[lo:hi],
-            np.subtract.outer((t_prev, now), self._crossing_ages).ravel(),
-            side="right",
-        ).tolist()
-        spans = [(x + lo, y + lo) for x, y in zip(ends[:k], ends[k:], strict=True)]
+        edges = self._cross_edges
+        edges[:k] = t_prev
+        edges[k:] = now
+        edges -= self._cross_ages2
+        ends = self.book.time[lo:hi].searchsorted(edges, side="right").tolist()
+        spans = [(x + lo, y + lo) for x, y in zip(ends[:k], ends[k:], strict=True) if y > x]
         if len(flipped):
             f = flipped[(flipped >= lo) & (flipped < hi)].tolist()
             spans += [(x, x + 1) for x in f]
+        if len(spans) < 2:
+            return spans
         out: list[tuple[int, int]] = []
         for x, y in sorted(spans):
-            if y <= x:
-                continue
             if out and x <= out[-1][1]:
                 out[-1] = (out[-1][0], max(out[-1][1], y))
             else:
@@ -586,7 +591,7 @@ class MarketModel(Model):
         they read ``claimed``, candidate by code when not good), ``code`` = agrees * 4 + own * 2
         + claimed. None when no segment can hold a candidate."""
         b = self.book
-        cuts = np.searchsorted(b.time[lo:hi], now - self._crossing_ages, side="right").tolist()
+        cuts = b.time[lo:hi].searchsorted(now - self._crossing_ages, side="right").tolist()
         bounds = sorted({lo, hi, *(c + lo for c in cuts)})
         segs = []
         aw = self.contract.any_wait_s
@@ -633,7 +638,7 @@ class MarketModel(Model):
         reaches an age at which a walk or a claim rule changes its answer."""
         b, ages = self.book, self._crossing_ages  # the same ages, one search for all
         first = now + int(ages[-1])
-        ks = b.head + np.searchsorted(b.time[b.head : b.n], now - ages, side="right")
+        ks = b.head + b.time[b.head : b.n].searchsorted(now - ages, side="right")
         inside = ks < b.n
         if inside.any():
             first = min(first, int((b.time[ks[inside]] + ages[inside]).min()))
