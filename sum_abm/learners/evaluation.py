@@ -233,6 +233,15 @@ class TestSetEvaluator:
         load_compiled_kernels()
         return True
 
+    def bit_rows(self) -> np.ndarray | None:
+        """The test rows as bitsets, (n, words) uint64 row-major (:class:`RowBits`), for a
+        compiled step that advances scores itself; None unless bitset steps apply."""
+        if not self.binary:
+            return None
+        if self._bits is None:
+            self._bits = RowBits(self.X)
+        return self._bits.rows
+
     # -- exact scoring ---------------------------------------------------------------------------
     def _labels_of(self, learner: Any, rows: np.ndarray) -> np.ndarray:
         """Exact labels of test ``rows`` (unique) by the learner's own kernel, the arithmetic of

@@ -16,6 +16,7 @@ import numpy as np
 
 from sum_abm.chain import TX_FIELDS
 from sum_abm.data import load_dataset
+from sum_abm.learners.base import _margins
 from sum_abm.market.agents import Participant
 from sum_abm.market.claims import SCORE_TOL, ClaimBook, csr_bitsets
 from sum_abm.market.contract_setup import MarketContract, build_contract
@@ -62,20 +63,28 @@ class MarketModel(Model):
         # Transaction log: one record per contract call (fields: sum_abm.chain.TX_FIELDS), kept
         # as columns; it reads like a list of tuples.
         self.tx_rows = TxLog()
-        self.contract: MarketContract = build_contract(scenario, self.data, self.tx_rows.append)
+        self.contract: MarketContract = build_contract(
+            scenario, self.data, self.tx_rows.append, self.tx_rows.append_repeated
+        )
         self.ledger = self.contract.ledger
         self.clock = self.contract.chain.clock
         self.learner = self.contract.learner
         # A linear two-class learner on 0/1 features: the book keeps every pending slot's score
         # current through the updates (ClaimBook.shift), so a walk reads its predictions.
+        # (Not for a contract without a claim book: the prediction market's adds skip it.)
         linear = (
-            getattr(self.learner, "linear_delta", False)
+            self.contract.uses_claim_book
+            and getattr(self.learner, "linear_delta", False)
             and self.n_classes == 2
             and isinstance(getattr(self.learner, "w", None), np.ndarray)
         )
         words = -(-int(self.data.n_features) // 64)
         self.book = ClaimBook(binary_words=words if linear and words <= 64 else 0)
         self.book.scored_version = self.learner.version
+        # Otherwise, for a learner that asks for it, the book follows each slot's class through
+        # the updates by the learner's margin bound (_follow_classes).
+        self.book.tracked = not self.book.scored and self.learner.follow_margins
+        self.book.track_epoch = self.learner.drift_epoch
         if self.book.scored:
             self.book.w_bound = float(np.abs(self.learner.w).max(initial=0.0))
             self.book.b_bound = abs(float(self.learner.b))
@@ -336,8 +345,9 @@ class MarketModel(Model):
             return False
         x = self.sample(row)
         b, L = self.book, self.learner
+        v0 = L.version
         if b.scored:
-            v0, w0, off0 = L.version, L.w[x.indices], L.b
+            w0, off0 = L.w[x.indices], L.b
         ok, cost = self.contract.add_data(addr, value, x, y)
         if not ok:
             return False
@@ -359,6 +369,8 @@ class MarketModel(Model):
             if b.scored:
                 # w·x + b to rounding; the allowance's w_bound * sum|x| + b_bound covers its terms
                 b.set_scores(slot, float(L.w[x.indices] @ x.values + L.b), 0.0)
+            elif b.tracked and L.version != v0:
+                self._follow_classes(v0, slot)
         else:
             self.contract.note_contribution(addr, row, y, self.clock.now)
         return True
@@ -407,7 +419,7 @@ class MarketModel(Model):
         # which opens reports anywhere in the window.
         key = (me, rules)
         ranges = [(lo, hi)]
-        st = self._walk_state.pop(key, None) if b.scored else None
+        st = self._walk_state.pop(key, None) if b.follows else None
         flipped = None
         if good and st is not None and st[1:3] == (good, left) and b.scored_version == L.version:
             # Worth it only while the slots to re-examine are few beside the window: with many
@@ -429,7 +441,7 @@ class MarketModel(Model):
         for r_lo, r_hi in ranges:
             segs += self._segments(now, r_lo, r_hi, rules) or []
         if not segs:
-            if b.scored:
+            if b.follows:
                 self._walk_state[key] = (b.flip_epoch, good, left, now)
             return
         # Predictions, where a rule reads them (the model does not change during a walk).
@@ -440,6 +452,8 @@ class MarketModel(Model):
             p_lo, p_hi = need[0][0], need[-1][1]
             if b.scored:
                 pred = self._scored_predictions(p_lo, p_hi)
+            elif b.tracked:
+                pred = self._tracked_predictions(p_lo, p_hi)
             else:
                 pred = self._predictions(p_lo, p_hi, b.live[p_lo:p_hi])
             agree = pred == b.label[p_lo:p_hi]
@@ -468,7 +482,7 @@ class MarketModel(Model):
         slots = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
         if not len(slots):
             self._idle_walks[(me, rules)] = (L.version, good, left, self._next_crossing(now))
-            if b.scored:
+            if b.follows:
                 self._walk_state[key] = (b.flip_epoch, good, left, now)
             return
         # The candidates' fields as Python values once (not one numpy scalar per read).
@@ -496,7 +510,7 @@ class MarketModel(Model):
         for slot, kind, claim, (ok, _, rest) in zip(slot_list, kinds, claims, results, strict=True):
             resolved &= self._claimed(addr, slot, kind, claim[4], ok, rest)
         good_end = self.num_good(addr) > 0
-        if b.scored and resolved and good_end == good and L.version == version0:
+        if b.follows and resolved and good_end == good and L.version == version0:
             self._walk_state[key] = (b.flip_epoch, good, left, now)
 
     def _walk_few(
@@ -531,7 +545,7 @@ class MarketModel(Model):
                 code = 2 if own else 0
                 p = None
                 if tab[2]:
-                    p = self._scored_class(slot)
+                    p = self._scored_class(slot) if b.scored else self._tracked_class(slot)
                     if p == int(b.label[slot]):
                         code |= 4
                 if tab[3] and b.claimed_by(me, slot, slot + 1)[0]:
@@ -715,6 +729,77 @@ class MarketModel(Model):
                 self._rescore(unsure + lo)
                 s = b.score[lo:hi]
         return s > 0
+
+    def _follow_classes(self, v0: int, new_slot: int) -> None:
+        """Carry the tracked classes through the update just made (learner version ``v0``
+        before it): re-predict the live slots whose margin the learner's drift bound no longer
+        covers, and ``new_slot``; log the tracked ones whose class changed (ClaimBook.log_flips)."""
+        b, L = self.book, self.learner
+        if b.scored_version != v0 or L.version != v0 + 1 or b.track_epoch != L.drift_epoch:
+            return  # the classes were already stale: the next walk starts them afresh
+        lo = b.head
+        total = self._drift_total(lo, b.n)
+        # the test of _predictions, negated: the cached class is no longer proven (``cap`` is
+        # infinite for a slot not tracked or not live)
+        lapsed = np.flatnonzero(total * (1 + 1e-9) + 1e-12 >= b.cap[lo : b.n])
+        idx = np.empty(len(lapsed) + 1, dtype=np.int64)
+        idx[0] = new_slot  # the last slot; then the lapsed ones, descending (so the odd rows of
+        # the interleaved pointers below run backwards: empty, as in evaluation._interleave)
+        np.add(lapsed[::-1], lo, out=idx[1:])
+        # the rows in place (see _interleave), the pointers of the indices' dtype (no copy)
+        ap = np.empty(2 * len(idx), dtype=b.fidx.dtype)
+        ap[0::2] = b.fptr[idx]
+        ap[1::2] = b.fptr[idx + 1]
+        scores = L.kernel_scores(ap, b.fidx, b.fval)[0::2]
+        labels, margins = L._labels(scores), _margins(scores)
+        flipped = idx[1:][labels[1:] != b.pred[idx[1:]]]
+        b.pred[idx] = labels
+        b.cap[idx] = margins + total[idx - lo]
+        b.epoch_at[idx] = L.drift_epoch
+        b.scored_version = L.version
+        if len(flipped):
+            b.log_flips(flipped[::-1])
+
+    def _drift_total(self, lo: int, hi: int) -> np.ndarray:
+        """The learner's margin drift bound since its start for slots [lo, hi)."""
+        b = self.book
+        d0, d1, d2 = self.learner.drift.tolist()
+        total = b.x_inf[lo:hi] * d1
+        total += b.x_l1[lo:hi] * d2
+        total += d0
+        return total
+
+    def _tracked_predictions(self, lo: int, hi: int) -> np.ndarray:
+        """The model's class of slots [lo, hi) (live ones) from the tracked classes; slots not
+        tracked yet are predicted (and tracked from then on)."""
+        b, L = self.book, self.learner
+        if b.scored_version != L.version or b.track_epoch != L.drift_epoch:
+            # changed other than by an update the book followed: every class is unknown
+            b.epoch_at[b.head : b.n] = -1
+            b.cap[b.head : b.n] = np.inf
+            b.scored_version, b.track_epoch = L.version, L.drift_epoch
+            b.unlogged_flip()
+        sl = slice(lo, hi)
+        stale = b.live[sl] & (b.epoch_at[sl] != L.drift_epoch)
+        idx = np.flatnonzero(stale) + lo
+        if len(idx):
+            if 2 * len(idx) >= hi - lo:  # a contiguous slice beats gathering scattered rows
+                labels, margins = L.predict_segments(*b.features(lo, hi), margins=True)
+                labels, margins = labels[idx - lo], margins[idx - lo]
+            else:
+                labels, margins = L.predict_segments(*b.features_of(idx), margins=True)
+            b.pred[idx] = labels
+            b.cap[idx] = margins + self._drift_total(lo, hi)[idx - lo]
+            b.epoch_at[idx] = L.drift_epoch
+        return b.pred[sl]
+
+    def _tracked_class(self, slot: int) -> int:
+        """The model's class of one live slot, as :meth:`_tracked_predictions`."""
+        b, L = self.book, self.learner
+        e = L.drift_epoch
+        if b.epoch_at[slot] == e and b.scored_version == L.version and b.track_epoch == e:
+            return int(b.pred[slot])
+        return int(self._tracked_predictions(slot, slot + 1)[0])
 
     def _predictions(self, lo: int, hi: int, need: np.ndarray) -> np.ndarray:
         """The model's class for each slot in [lo, hi) where ``need``; cached, and re-predicted only
