@@ -13,6 +13,7 @@ import polars as pl
 import pytest
 
 import sum_abm
+from sum_abm.errors import InputError
 from sum_abm.market.run import run
 from sum_abm.scenario import load_scenario
 
@@ -131,6 +132,35 @@ def test_s3_like_prediction_market(semantics, bad_loses):
     assert (bad < 0) == bad_loses
     if semantics == "corrected":  # no contributor loses more than it staked (calls are free here)
         assert (r.agents["profit"] >= -r.agents["deposits_paid"]).all()
+
+
+def _pm_with_gas(**extra):
+    over = {
+        "data.train_rows": 400,
+        "data.test_rows": 200,
+        "data.n_rows": 2000,
+        "mechanism.bounty": 2000,
+        "chain.gas_price": 3,
+        **{f"agents.{g}.start_balance": 10**9 for g in ("Good1", "Good2", "Good3", "Bad1", "Bad2")},
+        **extra,
+    }
+    return load_scenario(ROOT / "scenarios" / "reference_pm.toml", over)
+
+
+def test_prediction_market_with_gas_the_provider_pays_its_calls():
+    r = run(_pm_with_gas(), seed=1, baseline=False)
+    tx = r.transactions
+    mine = tx.filter(pl.col("sender") == "bounty_provider")
+    process = mine.filter(pl.col("call") == "process_contribution")
+    assert process.height > 100 and process["accepted"].all()
+    # Every provider call paid its gas at the chain's price, as anyone's call does.
+    assert (mine["fee"] == mine["gas"] * 3).all() and (mine["fee"] > 0).all()
+    assert r.summary["money_conserved"][0]
+
+
+def test_prediction_market_provider_allowance_too_small_is_one_clear_error():
+    with pytest.raises(InputError, match="provider_gas_allowance: 1000 tokens"):
+        run(_pm_with_gas(**{"mechanism.provider_gas_allowance": 1000}), seed=1, baseline=False)
 
 
 @pytest.mark.parametrize("name", sorted(p.stem for p in (ROOT / "scenarios").glob("*.toml")))

@@ -84,3 +84,39 @@ def test_a_frame_handed_out_stays_whole_when_the_log_grows(monkeypatch):
     assert log.frame().equals(expected)
     assert first.equals(expected.head(3))
     assert log.frame().equals(expected) and len(log._chunks) == 1
+
+
+@pytest.mark.parametrize("n", [0, 1, 5])
+def test_repeated_records_are_the_appends_they_replace(monkeypatch, n):
+    """``append_repeated(rec, n)`` between single appends (and packed chunks) records what
+    ``n`` appends would: the same frame, length, indexing and iteration."""
+    monkeypatch.setattr("sum_abm.market.recording.CHUNK", 2)
+    rec = (8, "provider", "process_contribution", True, None, 0, 0, 0, None)
+    fast, slow = TxLog(), TxLog()
+    recs = _records()
+    for log, repeated in ((fast, True), (slow, False)):
+        for r in recs[:3]:
+            log.append(r)
+        if repeated:
+            log.append_repeated(rec, n)
+        else:
+            for _ in range(n):
+                log.append(rec)
+        for r in recs[3:]:
+            log.append(r)
+    assert len(fast) == len(slow) == 5 + n
+    assert list(fast) == list(slow)
+    assert [fast[i] for i in range(-len(fast), len(fast))] == [
+        slow[i] for i in range(-len(slow), len(slow))
+    ]
+    assert fast.frame().equals(slow.frame())
+
+
+def test_chain_logs_repeated_calls_at_once_or_one_by_one():
+    for with_repeated in (True, False):
+        log = TxLog()
+        chain = Chain(log=log.append, log_repeated=log.append_repeated if with_repeated else None)
+        chain.clock.advance_to(40)
+        chain.record_repeated(3, "P", "process_contribution")
+        chain.record_repeated(0, "P", "process_contribution")
+        assert list(log) == [(40, "P", "process_contribution", True, None, 0, 0, 0, None)] * 3

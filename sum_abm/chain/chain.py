@@ -30,14 +30,17 @@ class Chain:
         gas_schedule: GasSchedule | None = None,
         fee_sink: str = "fee_sink",
         log: TxLog | None = None,
+        log_repeated: Callable[[tuple, int], None] | None = None,
     ) -> None:
-        """``log`` receives one tuple per call, fields as :data:`TX_FIELDS`."""
+        """``log`` receives one tuple per call, fields as :data:`TX_FIELDS`;
+        ``log_repeated(record, n)``, if given, records ``n`` identical calls at once."""
         self.ledger = Ledger()
         self.clock = Clock(0, block_time_s)
         self.gas_schedule = gas_schedule or GasSchedule.load()
         self.gas_price = int(gas_price)
         self.fee_sink = fee_sink
         self.log = log
+        self.log_repeated = log_repeated
 
     def execute(
         self,
@@ -95,6 +98,18 @@ class Chain:
         """Log an accepted transaction whose effects are done (for callers that ran its checks
         and effects themselves after :meth:`charge`, without a closure per call)."""
         self._log(sender, call, True, None, value, gas, fee, amount)
+
+    def record_repeated(self, n: int, sender: str, call: str) -> None:
+        """Log ``n`` accepted transactions sending nothing and paying no fee, their effects done
+        (a batch of free calls, as :meth:`record` ``n`` times)."""
+        if self.log is None or n <= 0:
+            return
+        rec = (self.clock.now, sender, call, True, None, 0, 0, 0, None)
+        if self.log_repeated is not None:
+            self.log_repeated(rec, n)
+        else:
+            for _ in range(n):
+                self.log(rec)
 
     def _log(self, sender, call, ok, reason, value, gas, fee, amount) -> None:
         if self.log is not None:

@@ -70,14 +70,18 @@ class MarketModel(Model):
         # Transaction log: one record per contract call (fields: sum_abm.chain.TX_FIELDS), kept
         # as columns; it reads like a list of tuples.
         self.tx_rows = TxLog()
-        self.contract: MarketContract = build_contract(scenario, self.data, self.tx_rows.append)
+        self.contract: MarketContract = build_contract(
+            scenario, self.data, self.tx_rows.append, self.tx_rows.append_repeated
+        )
         self.ledger = self.contract.ledger
         self.clock = self.contract.chain.clock
         self.learner = self.contract.learner
         # A linear two-class learner on 0/1 features: the book keeps every pending slot's score
         # current through the updates (ClaimBook.shift), so a walk reads its predictions.
+        # (Not for a contract without a claim book: the prediction market's adds skip it.)
         linear = (
-            getattr(self.learner, "linear_delta", False)
+            self.contract.uses_claim_book
+            and getattr(self.learner, "linear_delta", False)
             and self.n_classes == 2
             and isinstance(getattr(self.learner, "w", None), np.ndarray)
         )

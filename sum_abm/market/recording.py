@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from operator import itemgetter
 from typing import Any
 
+import numpy as np
 import polars as pl
 
 from sum_abm import schema
@@ -44,16 +45,17 @@ class TxLog:
         if len(p) >= CHUNK:
             self._pack()
 
+    def append_repeated(self, rec: tuple, n: int) -> None:
+        """Record ``n`` identical calls at once: what ``n`` calls of ``append(rec)`` record
+        (a batch of reward-phase calls), without a Python call per record."""
+        if n > 0:
+            self._pack()
+            self._chunks.append(_frame([rec])[np.zeros(n, dtype=np.int64)])
+            self._packed += n
+
     def _pack(self) -> None:
         if self._pending:
-            # Column by column (2-3x faster than polars' row-wise constructor); strict=False
-            # truncates a float value into its Int64 column, as the row-wise constructor did.
-            rows = self._pending
-            cols = [
-                pl.Series(name, list(map(itemgetter(j), rows)), dtype=dtype, strict=False)
-                for j, (name, dtype) in enumerate(TX_SCHEMA.items())
-            ]
-            self._chunks.append(pl.DataFrame(cols))
+            self._chunks.append(_frame(self._pending))
             self._packed += len(self._pending)
             self._pending = []
 
@@ -97,6 +99,18 @@ class TxLog:
                 cols.append(pl.concat([c.drop_in_place(name) for c in chunks], rechunk=True))
             self._chunks = [pl.DataFrame(cols)]
         return self._chunks[0]
+
+
+def _frame(rows: list[tuple]) -> pl.DataFrame:
+    """Records as a typed frame: column by column (2-3x faster than polars' row-wise
+    constructor); strict=False truncates a float value into its Int64 column, as the row-wise
+    constructor did."""
+    return pl.DataFrame(
+        [
+            pl.Series(name, list(map(itemgetter(j), rows)), dtype=dtype, strict=False)
+            for j, (name, dtype) in enumerate(TX_SCHEMA.items())
+        ]
+    )
 
 
 def _typed(rec: tuple) -> tuple:
