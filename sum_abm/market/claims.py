@@ -348,6 +348,13 @@ class ClaimBook:
             arr = self.claimed[reporter] = np.zeros(len(self.time), dtype=bool)
         arr[slot] = True
 
+    def mark_claimed_many(self, slots: np.ndarray, reporter: int) -> None:
+        """:meth:`mark_claimed` for each of ``slots``."""
+        arr = self.claimed.get(reporter)
+        if arr is None:
+            arr = self.claimed[reporter] = np.zeros(len(self.time), dtype=bool)
+        arr[slots] = True
+
     def claimed_by(self, reporter: int, lo: int, hi: int) -> np.ndarray:
         arr = self.claimed.get(reporter)
         return np.zeros(hi - lo, dtype=bool) if arr is None else arr[lo:hi]
