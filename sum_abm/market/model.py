@@ -30,6 +30,13 @@ _NO_DRIFT = np.zeros((1, 3))  # Learner.margin_drift since the start of the drif
 #: The incremental claim walk is used while the window holds at least this many slots per slot the
 #: book logged as possibly flipped since the walker's last walk (else the full walk: same result).
 WALK_FLIP_RATIO = 16
+#: A book that tracks classes (ClaimBook.tracked) passes over them at least every this many
+#: updates, so that new slots are tracked before a walk needs them...
+TRACK_PASS_EVERY = 16
+#: ...and at each pass re-predicts the slots whose margin the learner's drift may use up within
+#: about this many updates (at the rate of the last ones). In S2 (seed 1): a pass every 5.8
+#: updates, 81 rows each (4: 4.3 updates, 50 rows; 16: 6.6 updates, 149 rows).
+TRACK_LOOKAHEAD = 8
 
 
 class MarketModel(Model):
@@ -89,6 +96,13 @@ class MarketModel(Model):
         # the updates by the learner's margin bound (_follow_classes).
         self.book.tracked = not self.book.scored and self.learner.follow_margins
         self.book.track_epoch = self.learner.drift_epoch
+        # Between two passes over the tracked classes (_track_pass): the learner's drift at the
+        # last pass, how far any tracked slot's bound may grow before one could lapse (the
+        # budget), the largest max-|value| and sum-|value| of any slot, and the updates since.
+        self._track_base = self.learner.drift.tolist()
+        self._track_budget = np.inf
+        self._track_xmax = [0.0, 0.0]
+        self._track_updates = 0
         if self.book.scored:
             self.book.w_bound = float(np.abs(self.learner.w).max(initial=0.0))
             self.book.b_bound = abs(float(self.learner.b))
@@ -114,6 +128,8 @@ class MarketModel(Model):
         )
         self._rule_tables: dict[tuple, tuple] = {}
         self._crossing_asc = sorted(self._crossing_ages.tolist())
+        self._cross_ages2 = np.tile(self._crossing_ages, 2)  # see _crossed
+        self._cross_edges = np.empty_like(self._cross_ages2)
         # (address index, walk rules) -> after a walk that left nothing claimable to its walker:
         # (book flip epoch, walker had verified data, pool not empty, time); see claim_walk.
         self._walk_state: dict[tuple, tuple] = {}
@@ -373,7 +389,7 @@ class MarketModel(Model):
                 # w·x + b to rounding; the allowance's w_bound * sum|x| + b_bound covers its terms
                 b.set_scores(slot, float(L.w[x.indices] @ x.values + L.b), 0.0)
             elif b.tracked and L.version != v0:
-                self._follow_classes(v0, slot)
+                self._follow_classes(v0)
         else:
             self.contract.note_contribution(addr, row, y, self.clock.now)
         return True
@@ -600,20 +616,23 @@ class MarketModel(Model):
     ) -> list[tuple[int, int]]:
         """Slot ranges within [lo, hi) whose age crossed a rule threshold in (t_prev, now], and
         the ``flipped`` slots there (whose class may have changed), merged in slot order."""
+        # Called at most wake-ups (S1: 27,000 times), mostly to find one span or none: one
+        # search for both ends of every age, in a buffer, through the array's own method
+        # (np.searchsorted's dispatch costs more than the search).
         k = len(self._crossing_ages)
-        ends = np.searchsorted(
-            self.book.time[lo:hi],
-            np.subtract.outer((t_prev, now), self._crossing_ages).ravel(),
-            side="right",
-        ).tolist()
-        spans = [(x + lo, y + lo) for x, y in zip(ends[:k], ends[k:], strict=True)]
+        edges = self._cross_edges
+        edges[:k] = t_prev
+        edges[k:] = now
+        edges -= self._cross_ages2
+        ends = self.book.time[lo:hi].searchsorted(edges, side="right").tolist()
+        spans = [(x + lo, y + lo) for x, y in zip(ends[:k], ends[k:], strict=True) if y > x]
         if len(flipped):
             f = flipped[(flipped >= lo) & (flipped < hi)].tolist()
             spans += [(x, x + 1) for x in f]
+        if len(spans) < 2:
+            return spans
         out: list[tuple[int, int]] = []
         for x, y in sorted(spans):
-            if y <= x:
-                continue
             if out and x <= out[-1][1]:
                 out[-1] = (out[-1][0], max(out[-1][1], y))
             else:
@@ -627,7 +646,7 @@ class MarketModel(Model):
         they read ``claimed``, candidate by code when not good), ``code`` = agrees * 4 + own * 2
         + claimed. None when no segment can hold a candidate."""
         b = self.book
-        cuts = np.searchsorted(b.time[lo:hi], now - self._crossing_ages, side="right").tolist()
+        cuts = b.time[lo:hi].searchsorted(now - self._crossing_ages, side="right").tolist()
         bounds = sorted({lo, hi, *(c + lo for c in cuts)})
         segs = []
         aw = self.contract.any_wait_s
@@ -674,7 +693,7 @@ class MarketModel(Model):
         reaches an age at which a walk or a claim rule changes its answer."""
         b, ages = self.book, self._crossing_ages  # the same ages, one search for all
         first = now + int(ages[-1])
-        ks = b.head + np.searchsorted(b.time[b.head : b.n], now - ages, side="right")
+        ks = b.head + b.time[b.head : b.n].searchsorted(now - ages, side="right")
         inside = ks < b.n
         if inside.any():
             first = min(first, int((b.time[ks[inside]] + ages[inside]).min()))
@@ -752,35 +771,73 @@ class MarketModel(Model):
                 s = b.score[lo:hi]
         return s > 0
 
-    def _follow_classes(self, v0: int, new_slot: int) -> None:
+    def _follow_classes(self, v0: int) -> None:
         """Carry the tracked classes through the update just made (learner version ``v0``
-        before it): re-predict the live slots whose margin the learner's drift bound no longer
-        covers, and ``new_slot``; log the tracked ones whose class changed (ClaimBook.log_flips)."""
+        before it): when the learner's drift since the last pass may have used up some tracked
+        slot's margin, a new pass (_track_pass); else no tracked class changed (O(1)). A new
+        slot is tracked from the next pass on (or when a walk needs it)."""
         b, L = self.book, self.learner
         if b.scored_version != v0 or L.version != v0 + 1 or b.track_epoch != L.drift_epoch:
             return  # the classes were already stale: the next walk starts them afresh
-        lo = b.head
-        total = self._drift_total(lo, b.n)
-        # the test of _predictions, negated: the cached class is no longer proven (``cap`` is
-        # infinite for a slot not tracked or not live)
-        lapsed = np.flatnonzero(total * (1 + 1e-9) + 1e-12 >= b.cap[lo : b.n])
-        idx = np.empty(len(lapsed) + 1, dtype=np.int64)
-        idx[0] = new_slot  # the last slot; then the lapsed ones, descending (so the odd rows of
-        # the interleaved pointers below run backwards: empty, as in evaluation._interleave)
-        np.add(lapsed[::-1], lo, out=idx[1:])
-        # the rows in place (see _interleave), the pointers of the indices' dtype (no copy)
-        ap = np.empty(2 * len(idx), dtype=b.fidx.dtype)
-        ap[0::2] = b.fptr[idx]
-        ap[1::2] = b.fptr[idx + 1]
-        scores = L.kernel_scores(ap, b.fidx, b.fval)[0::2]
-        labels, margins = L._labels(scores), _margins(scores)
-        flipped = idx[1:][labels[1:] != b.pred[idx[1:]]]
-        b.pred[idx] = labels
-        b.cap[idx] = margins + total[idx - lo]
-        b.epoch_at[idx] = L.drift_epoch
         b.scored_version = L.version
-        if len(flipped):
-            b.log_flips(flipped[::-1])
+        self._track_updates += 1
+        if self._track_growth() * (1 + 2e-9) < self._track_budget:
+            if self._track_updates < TRACK_PASS_EVERY:
+                return  # every tracked class is proven (see _track_pass); new slots can wait
+        self._track_pass()
+
+    def _track_growth(self) -> float:
+        """An upper bound on how far any tracked slot's drift bound has grown since the last
+        pass (``_track_xmax`` is at least every tracked slot's max-|value| and sum-|value|)."""
+        d, base, xm = self.learner.drift.tolist(), self._track_base, self._track_xmax
+        return (d[0] - base[0]) + (d[1] - base[1]) * xm[0] + (d[2] - base[2]) * xm[1]
+
+    def _track_widen(self, slots: np.ndarray) -> None:
+        """``slots`` become tracked: keep ``_track_xmax`` above their values."""
+        b, xm = self.book, self._track_xmax
+        xm[0] = max(xm[0], float(b.x_inf[slots].max()))
+        xm[1] = max(xm[1], float(b.x_l1[slots].max()))
+
+    def _track_budgets(self, total_base: np.ndarray, cap: np.ndarray) -> np.ndarray:
+        """How far each slot's bound may grow past the last pass (drift bound ``total_base``
+        then) while its class stays proven: the test of _predictions, ``total * (1 + 1e-9) +
+        1e-12 < cap``, with twice the allowance for the rounding of the growth bound."""
+        return cap - total_base * (1 + 2e-9) - 2e-12
+
+    def _track_pass(self) -> None:
+        """Re-predict every live slot not tracked yet and every tracked one whose margin the
+        drift bound may use up within about TRACK_PASS_EVERY updates (at the rate of the last
+        ones); log the tracked ones whose class changed (ClaimBook.log_flips). Until the drift
+        grows past the smallest budget left (or new slots pile up), no class can change."""
+        b, L = self.book, self.learner
+        lo, hi = b.head, b.n
+        e = L.drift_epoch
+        rate = self._track_growth() / max(1, self._track_updates)
+        total = self._drift_total(lo, hi)
+        budget = self._track_budgets(total, b.cap[lo:hi])  # infinite where not tracked or live
+        redo = budget < TRACK_LOOKAHEAD * rate  # (lapsed: budget <= 0)
+        redo |= b.live[lo:hi] & (b.epoch_at[lo:hi] != e)
+        idx = np.flatnonzero(redo)[::-1] + lo  # descending (see below)
+        if len(idx):
+            # the rows in place: interleaved pointers whose odd rows run backwards, so empty (as
+            # in evaluation._interleave); of the indices' dtype (no copy)
+            ap = np.empty(2 * len(idx), dtype=b.fidx.dtype)
+            ap[0::2] = b.fptr[idx]
+            ap[1::2] = b.fptr[idx + 1]
+            scores = L.kernel_scores(ap, b.fidx, b.fval)[0::2]
+            labels, margins = L._labels(scores), _margins(scores)
+            self._track_widen(idx)
+            was = b.epoch_at[idx] == e
+            flipped = idx[was & (labels != b.pred[idx])]
+            b.pred[idx] = labels
+            b.cap[idx] = margins + total[idx - lo]
+            b.epoch_at[idx] = e
+            budget[idx - lo] = self._track_budgets(total[idx - lo], b.cap[idx])
+            if len(flipped):
+                b.log_flips(flipped[::-1])
+        self._track_budget = float(budget.min(initial=np.inf))
+        self._track_base = L.drift.tolist()
+        self._track_updates = 0
 
     def _drift_total(self, lo: int, hi: int) -> np.ndarray:
         """The learner's margin drift bound since its start for slots [lo, hi)."""
@@ -801,6 +858,8 @@ class MarketModel(Model):
             b.cap[b.head : b.n] = np.inf
             b.scored_version, b.track_epoch = L.version, L.drift_epoch
             b.unlogged_flip()
+            self._track_base, self._track_budget = L.drift.tolist(), np.inf
+            self._track_updates = 0
         sl = slice(lo, hi)
         stale = b.live[sl] & (b.epoch_at[sl] != L.drift_epoch)
         idx = np.flatnonzero(stale) + lo
@@ -813,6 +872,12 @@ class MarketModel(Model):
             b.pred[idx] = labels
             b.cap[idx] = margins + self._drift_total(lo, hi)[idx - lo]
             b.epoch_at[idx] = L.drift_epoch
+            self._track_widen(idx)
+            # tracked from now on: their budgets count from the last pass, as the others'
+            d0, d1, d2 = self._track_base
+            base = b.x_inf[idx] * d1 + b.x_l1[idx] * d2 + d0
+            budget = self._track_budgets(base, b.cap[idx]).min()
+            self._track_budget = min(self._track_budget, float(budget))
         return b.pred[sl]
 
     def _tracked_class(self, slot: int) -> int:
