@@ -213,6 +213,37 @@ def test_finished_models_are_freed(monkeypatch):
     assert [r() for r in refs] == [None, None]
 
 
+def test_the_cyclic_collector_is_paused_during_a_run_and_restored_after(monkeypatch):
+    from sum_abm.market.model import MarketModel
+
+    seen = []
+    original = MarketModel.run
+
+    def run_and_look(self, *args, **kwargs):
+        seen.append(gc.isenabled())
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(MarketModel, "run", run_and_look)
+    assert gc.isenabled()
+    sum_abm.run(small("quickstart"), seed=1, baseline=False)
+    assert seen == [False] and gc.isenabled()
+
+    def fail(self, *args, **kwargs):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(MarketModel, "run", fail)
+    with pytest.raises(RuntimeError, match="boom"):
+        sum_abm.run(small("quickstart"), seed=1, baseline=False)
+    assert gc.isenabled()  # restored when the run fails too
+    gc.disable()  # a caller that keeps it off: left off
+    try:
+        monkeypatch.setattr(MarketModel, "run", run_and_look)
+        sum_abm.run(small("quickstart"), seed=1, baseline=False)
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+
+
 def test_a_market_run_imports_mesa_core_only_and_mesa_stays_whole():
     # sum_abm.market.mesa_core loads Mesa's Model and Agent without Mesa's __init__ (which pulls
     # in networkx and pandas); the first other use of ``mesa`` still gets the whole package.

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from sum_abm.chain.clock import Clock
@@ -13,6 +13,7 @@ from sum_abm.chain.ledger import Ledger
 # One record per call, in this order (the market's ``transactions`` frame has these columns).
 TX_FIELDS = ("time_s", "sender", "call", "accepted", "reason", "value", "gas", "fee", "amount")
 TxLog = Callable[[tuple], None]
+TxLogMany = Callable[[int, str, Sequence[str], Sequence[Any]], None]
 
 
 class Chain:
@@ -31,9 +32,12 @@ class Chain:
         fee_sink: str = "fee_sink",
         log: TxLog | None = None,
         log_repeated: Callable[[tuple, int], None] | None = None,
+        log_many: TxLogMany | None = None,
     ) -> None:
         """``log`` receives one tuple per call, fields as :data:`TX_FIELDS`;
-        ``log_repeated(record, n)``, if given, records ``n`` identical calls at once."""
+        ``log_repeated(record, n)``, if given, records ``n`` identical calls at once;
+        ``log_many``, if given, ``(time_s, sender, calls, amounts)`` for a batch of accepted
+        calls that sent nothing and paid no gas (:meth:`record_many`)."""
         self.ledger = Ledger()
         self.clock = Clock(0, block_time_s)
         self.gas_schedule = gas_schedule or GasSchedule.load()
@@ -41,6 +45,7 @@ class Chain:
         self.fee_sink = fee_sink
         self.log = log
         self.log_repeated = log_repeated
+        self.log_many = log_many
 
     def execute(
         self,
@@ -110,6 +115,15 @@ class Chain:
         else:
             for _ in range(n):
                 self.log(rec)
+
+    def record_many(self, sender: str, calls: Sequence[str], amounts: Sequence[Any]) -> None:
+        """:meth:`record` for accepted calls from ``sender`` that sent nothing and paid no gas
+        (each ``calls[i]`` returned the number ``amounts[i]``), in order, at once."""
+        if self.log_many is not None:
+            self.log_many(self.clock.now, sender, calls, amounts)
+        elif self.log is not None:
+            for call, amount in zip(calls, amounts, strict=True):
+                self._log(sender, call, True, None, 0, 0, 0, amount)
 
     def _log(self, sender, call, ok, reason, value, gas, fee, amount) -> None:
         if self.log is not None:

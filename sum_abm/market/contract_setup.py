@@ -60,7 +60,12 @@ class MarketContract:
     """One deployed contract (the scenario's mechanism) with its chain, learner and adapter."""
 
     def __init__(
-        self, scenario: Scenario, data: Dataset, log: Any, log_repeated: Any = None
+        self,
+        scenario: Scenario,
+        data: Dataset,
+        log: Any,
+        log_repeated: Any = None,
+        log_many: Any = None,
     ) -> None:
         self.scenario = scenario
         self.data = data
@@ -69,6 +74,7 @@ class MarketContract:
             block_time_s=scenario.chain.block_time_s,
             log=log,
             log_repeated=log_repeated,
+            log_many=log_many,
         )
         self.ledger = self.chain.ledger
         self.learner = _learner(scenario, data)
@@ -229,8 +235,13 @@ class MarketContract:
 
 
 def build_contract(
-    scenario: Scenario, data: Dataset, log: Any, log_repeated: Any = None
+    scenario: Scenario,
+    data: Dataset,
+    log: Any,
+    log_repeated: Any = None,
+    log_many: Any = None,
 ) -> MarketContract:
     """Deploy the scenario's contract on a fresh chain whose transactions go to ``log``
-    (``log_repeated(record, n)``: ``n`` identical ones at once; see :class:`Chain`)."""
-    return MarketContract(scenario, data, log, log_repeated)
+    (``log_repeated(record, n)``: ``n`` identical ones at once; ``log_many``: a batch of accepted
+    free calls at once; see :class:`Chain`)."""
+    return MarketContract(scenario, data, log, log_repeated, log_many)

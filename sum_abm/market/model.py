@@ -71,7 +71,11 @@ class MarketModel(Model):
         # as columns; it reads like a list of tuples.
         self.tx_rows = TxLog()
         self.contract: MarketContract = build_contract(
-            scenario, self.data, self.tx_rows.append, self.tx_rows.append_repeated
+            scenario,
+            self.data,
+            self.tx_rows.append,
+            self.tx_rows.append_repeated,
+            self.tx_rows.extend_accepted,
         )
         self.ledger = self.contract.ledger
         self.clock = self.contract.chain.clock
@@ -126,6 +130,8 @@ class MarketModel(Model):
         )
         self._rule_tables: dict[tuple, tuple] = {}
         self._crossing_asc = sorted(self._crossing_ages.tolist())
+        self._cross_ages2 = np.tile(self._crossing_ages, 2)  # see _crossed
+        self._cross_edges = np.empty_like(self._cross_ages2)
         # (address index, walk rules) -> after a walk that left nothing claimable to its walker:
         # (book flip epoch, walker had verified data, pool not empty, time); see claim_walk.
         self._walk_state: dict[tuple, tuple] = {}
@@ -147,6 +153,7 @@ class MarketModel(Model):
                     self.addr_index[a] = len(self.addr_index)
                     self.addr_owner[a] = agent
         self.addresses = list(self.addr_index)
+        self._owners = [self.addr_owner[a] for a in self.addresses]  # by address index
         self.contract.start(
             self.rng
         )  # e.g. the prediction market's bounty and test-set commitments
@@ -406,11 +413,13 @@ class MarketModel(Model):
         now = self.clock.now
         rt, aw = self.contract.refund_time_s, self.contract.any_wait_s
         lo = b.head
-        hi = b.slots_older_than(now - rt)
+        t_max = now - rt
         if rules.reference and not self.data_left():
-            hi = min(hi, b.slots_older_than(now - aw))
-        if hi <= lo:
+            t_max = min(t_max, now - aw)
+        # Most wake-ups find nothing old enough: the oldest live slot tells, in O(1).
+        if lo >= b.n or b.time[lo] > t_max:
             return
+        hi = b.slots_older_than(t_max)
         if self.naive:
             self._naive_walk(agent, addr, me, lo, hi, rules)
             return
@@ -508,21 +517,41 @@ class MarketModel(Model):
         # walker without verified data, leaves the walk unresolved).
         sample, names = self.sample, self.addresses
         slot_list = slots.tolist()
-        claims, kinds = [], []
-        for i, slot in enumerate(slot_list):
+        claims = []
+        for slot, row, y, t, author in zip(slot_list, rows, labels, times, authors, strict=True):
             if slot < take_end:
-                kind = "take"
-            else:
-                kind = "refund" if authors[i] == me else "report"
+                claims.append(("report", sample(row), y, t, names[author], None))
+                continue
             # the book's prediction where a rule read it; else the contract predicts if it must
-            p = None if kind == "take" or not p_lo <= slot < p_hi else int(pred[slot - p_lo])
-            call = "refund" if kind == "refund" else "report"
-            claims.append((call, sample(rows[i]), labels[i], times[i], names[authors[i]], p))
-            kinds.append(kind)
-        resolved = True  # every candidate claimed and no longer claimable by this walker
+            p = int(pred[slot - p_lo]) if p_lo <= slot < p_hi else None
+            call = "refund" if author == me else "report"
+            claims.append((call, sample(row), y, t, names[author], p))
         results = self.contract.claims(addr, claims)
-        for slot, kind, claim, (ok, _, rest) in zip(slot_list, kinds, claims, results, strict=True):
-            resolved &= self._claimed(addr, slot, kind, claim[4], ok, rest)
+        # _claimed's book-keeping, with the counters and claimed marks added up once
+        resolved = True  # every candidate claimed and no longer claimable by this walker
+        owners, won, n_refunds = self._owners, [], 0
+        for slot, author, claim, (ok, _, rest) in zip(
+            slot_list, authors, claims, results, strict=True
+        ):
+            refund = claim[0] == "refund"
+            if ok:
+                if refund:
+                    n_refunds += 1
+                else:
+                    won.append(slot)
+                    owners[author].taken += 1
+            if rest is not None and rest <= 0:
+                b.remove(slot)
+                resolved = resolved and ok
+            else:
+                resolved = resolved and ok and not refund
+        walker = self.addr_owner[addr]
+        if n_refunds:
+            walker.refunded += n_refunds
+            walker.points += n_refunds * self.contract.points_per_refund
+        if won:
+            walker.reports_won += len(won)
+            b.mark_claimed_many(won, me)
         good_end = self.num_good(addr) > 0
         if b.follows and resolved and good_end == good and L.version == version0:
             self._walk_state[key] = (b.flip_epoch, good, left, now)
@@ -589,20 +618,23 @@ class MarketModel(Model):
     ) -> list[tuple[int, int]]:
         """Slot ranges within [lo, hi) whose age crossed a rule threshold in (t_prev, now], and
         the ``flipped`` slots there (whose class may have changed), merged in slot order."""
+        # Called at most wake-ups (S1: 27,000 times), mostly to find one span or none: one
+        # search for both ends of every age, in a buffer, through the array's own method
+        # (np.searchsorted's dispatch costs more than the search).
         k = len(self._crossing_ages)
-        ends = np.searchsorted(
-            self.book.time[lo:hi],
-            np.subtract.outer((t_prev, now), self._crossing_ages).ravel(),
-            side="right",
-        ).tolist()
-        spans = [(x + lo, y + lo) for x, y in zip(ends[:k], ends[k:], strict=True)]
+        edges = self._cross_edges
+        edges[:k] = t_prev
+        edges[k:] = now
+        edges -= self._cross_ages2
+        ends = self.book.time[lo:hi].searchsorted(edges, side="right").tolist()
+        spans = [(x + lo, y + lo) for x, y in zip(ends[:k], ends[k:], strict=True) if y > x]
         if len(flipped):
             f = flipped[(flipped >= lo) & (flipped < hi)].tolist()
             spans += [(x, x + 1) for x in f]
+        if len(spans) < 2:
+            return spans
         out: list[tuple[int, int]] = []
         for x, y in sorted(spans):
-            if y <= x:
-                continue
             if out and x <= out[-1][1]:
                 out[-1] = (out[-1][0], max(out[-1][1], y))
             else:
@@ -616,7 +648,7 @@ class MarketModel(Model):
         they read ``claimed``, candidate by code when not good), ``code`` = agrees * 4 + own * 2
         + claimed. None when no segment can hold a candidate."""
         b = self.book
-        cuts = np.searchsorted(b.time[lo:hi], now - self._crossing_ages, side="right").tolist()
+        cuts = b.time[lo:hi].searchsorted(now - self._crossing_ages, side="right").tolist()
         bounds = sorted({lo, hi, *(c + lo for c in cuts)})
         segs = []
         aw = self.contract.any_wait_s
@@ -663,7 +695,7 @@ class MarketModel(Model):
         reaches an age at which a walk or a claim rule changes its answer."""
         b, ages = self.book, self._crossing_ages  # the same ages, one search for all
         first = now + int(ages[-1])
-        ks = b.head + np.searchsorted(b.time[b.head : b.n], now - ages, side="right")
+        ks = b.head + b.time[b.head : b.n].searchsorted(now - ages, side="right")
         inside = ks < b.n
         if inside.any():
             first = min(first, int((b.time[ks[inside]] + ages[inside]).min()))
