@@ -94,7 +94,9 @@ class MarketModel(Model):
         self.book.scored_version = self.learner.version
         # Otherwise, for a learner that asks for it, the book follows each slot's class through
         # the updates by the learner's margin bound (_follow_classes).
-        self.book.tracked = not self.book.scored and self.learner.follow_margins
+        self.book.tracked = (
+            self.contract.uses_claim_book and not self.book.scored and self.learner.follow_margins
+        )
         self.book.track_epoch = self.learner.drift_epoch
         # Between two passes over the tracked classes (_track_pass): the learner's drift at the
         # last pass, how far any tracked slot's bound may grow before one could lapse (the
