@@ -489,6 +489,57 @@ def test_a_local_sweep_runs_in_the_driver_and_on_ray_beside_it(tmp_path):
     assert len(got["said"]) == 1 and "1 warm Ray worker and this process" in got["said"][0]
 
 
+_LEAN = """
+import json, os
+from pathlib import Path
+
+import ray
+from ray._private.node import Node
+
+from sum_abm.sweeps.raynode import init_ray, shutdown_ray
+
+def children():
+    out = {}
+    for p in Path("/proc").iterdir():
+        try:
+            if p.name.isdigit() and int((p / "stat").read_text().rsplit(")", 1)[1].split()[1]) == os.getpid():
+                out[int(p.name)] = (p / "cmdline").read_bytes().replace(b"\\0", b" ").decode()
+        except OSError:
+            pass
+    return out
+
+@ray.remote
+def pid():
+    return os.getpid()
+
+api_server = Node.start_api_server
+assert init_ray(None, 1)
+kids = children()
+worker = ray.get(pid.remote())
+shutdown_ray()
+print(json.dumps({"kids": list(kids.values()), "worker": worker, "me": os.getpid(),
+                  "alive_after": [k for k in kids if Path(f"/proc/{k}").exists()],
+                  "restored": Node.start_api_server is api_server}))
+"""
+
+
+@pytest.mark.ray
+def test_a_local_ray_starts_only_what_a_sweep_uses(tmp_path):
+    """The local Ray a sweep starts has its GCS, raylet and workers, but no autoscaler monitor,
+    log monitor or dashboard API server; Ray's node class is left as it was; all stop with it."""
+    r = subprocess.run(
+        [sys.executable, "-c", _LEAN], capture_output=True, text=True, timeout=300, cwd=tmp_path
+    )
+    assert r.returncode == 0, r.stderr[-3000:]
+    got = json.loads(r.stdout.strip().splitlines()[-1])
+    kids = " | ".join(got["kids"])
+    assert "gcs_server" in kids and "raylet" in kids
+    for absent in ("monitor.py", "log_monitor.py", "dashboard/dashboard.py"):
+        assert absent not in kids
+    assert got["worker"] != got["me"] and got["restored"]
+    assert got["alive_after"] == []
+
+
 @pytest.mark.ray
 def test_one_executor_serves_many_sweeps_and_stops_at_the_end(tmp_path, ray_local):
     """``shared_executor``: successive sweeps (a game's profiles) share one Ray executor and its
