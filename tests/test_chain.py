@@ -154,3 +154,53 @@ def test_gas_price_zero_is_free() -> None:
     chain.ledger.mint("A", 1)
     chain.execute("A", "add_data", 1, lambda: None, n_features=1_000)
     assert chain.ledger.balance("A") == 1 and chain.ledger.balance("fee_sink") == 0
+
+
+@pytest.mark.parametrize("cap", [False, True])
+def test_transfer_many_is_the_transfers_one_by_one(cap: bool) -> None:
+    """Float shares (the reference-python report rewards) round exactly as one transfer at a
+    time; with ``cap`` each step sends at most what the payer holds then."""
+    amounts = [7 / 3, 0, 10 / 7, 5, 0.1, 0.2, 1e-9, 3]  # sum 12.06...
+    held = 12 if cap else 14
+    one, many = Ledger(), Ledger()
+    for led in (one, many):
+        led.mint("contract", held)
+        led.mint("A", 1)
+    for a in amounts:
+        one.transfer("contract", "A", min(a, one.balance("contract")) if cap else a)
+    many.transfer_many("contract", "A", amounts, cap=cap)
+    assert many.snapshot() == one.snapshot()  # bit for bit, not approximately
+    assert (many.balance("contract") == 0) == cap  # capped: the last 3 took what was left
+    many.check_conserved()
+
+
+def test_transfer_many_keeps_the_steps_before_a_refused_one() -> None:
+    led = Ledger()
+    led.mint("C", 10)
+    with pytest.raises(InsufficientFunds):
+        led.transfer_many("C", "A", [4, 5, 2])
+    assert (led.balance("C"), led.balance("A")) == (1, 9)
+    led.transfer_many("C", "A", [0, 0])
+    assert "A" in led.accounts() and led.snapshot() == {"C": 1, "A": 9}
+
+
+def test_record_many_logs_what_record_logs() -> None:
+    one, many = [], []
+    chains = [Chain(log=one.append), Chain(log=many.append)]  # no log_many: one record each
+    for chain in chains:
+        chain.clock.advance_to(42)
+    for call, amount in [("refund", 50), ("report", 12.5)]:
+        chains[0].record("A", call, 0, 0, 0, amount)
+    chains[1].record_many("A", ["refund", "report"], [50, 12.5])
+    assert (
+        many
+        == one
+        == [
+            (42, "A", "refund", True, None, 0, 0, 0, 50.0),
+            (42, "A", "report", True, None, 0, 0, 0, 12.5),
+        ]
+    )
+    batches: list[tuple] = []
+    chain = Chain(log=one.append, log_many=lambda *batch: batches.append(batch))
+    chain.record_many("B", ["report"], [3])
+    assert batches == [(0, "B", ["report"], [3])]

@@ -220,3 +220,44 @@ def test_book_counts_logged_flips_and_new_slots_start_unclaimed():
     for t in range(3, 8):  # refills slot 1 and grows past the capacity of 4
         book.add(t, 0, t, 1, np.array([0], dtype=np.int32), np.ones(1))
     assert book.claimed_by(7, 0, book.n).tolist() == [True] + [False] * 5
+
+
+def test_book_tracks_nb_classes_through_updates_and_logs_every_change():
+    # For Naive Bayes the book follows each pending slot's class through every update by the
+    # learner's margin bound: a tracked class always equals a fresh prediction, and a slot whose
+    # class changed after flip epoch e is named by flipped_since(e).
+    import numpy as np
+
+    sc = load_scenario(
+        ROOT / "scenarios" / "reference_drt_nb.toml",
+        {"data.n_rows": 1000, "run.max_time_s": 20 * 86_400},
+    )
+    m = MarketModel(scenario=sc, seed=3)
+    try:
+        b, L = m.book, m.learner
+        assert b.tracked and b.follows and not b.scored
+        seen = {}  # pool row -> (flip epoch, class) when last checked
+        checked = changed = 0
+        for t in range(600, 20 * 86_400, 600):  # about one update per step
+            m.run_until(t)
+            if m.finished:
+                break
+            if b.scored_version != L.version:
+                continue
+            live = np.flatnonzero(b.live[b.head : b.n]) + b.head
+            tracked = live[b.epoch_at[live] == L.drift_epoch]
+            rows = b.row[tracked]
+            fresh = L.predict(m.data.X_pool[rows])
+            assert np.array_equal(b.pred[tracked], fresh)
+            checked += len(tracked)
+            for slot, row, cls in zip(tracked.tolist(), rows.tolist(), fresh.tolist(), strict=True):
+                e0, c0 = seen.get(row, (None, cls))
+                since = None if e0 is None else b.flipped_since(e0)
+                if c0 != cls and since is not None:  # (None: the log no longer reaches e0)
+                    changed += 1
+                    assert slot in since.tolist()  # slot numbers as they are now
+                seen[row] = (b.flip_epoch, cls)
+        assert checked > 1000
+        assert changed > 0  # the log was put to the test
+    finally:
+        mesa.Agent._ids.pop(m, None)

@@ -125,3 +125,74 @@ def test_no_bitsets_for_non_binary_test_sets():
     dense = make_learner("multinomial_nb", 150).fit(X[:200], Y[:200])
     dense.set_test_set(sp.csr_matrix(XT), YT, per_update=True)  # not linear: nothing to prepare
     assert dense._evaluator._bits is None
+
+
+@pytest.mark.parametrize("scale", [1.0, -1.5])  # presence (0/1), other values
+def test_row_norms_of_the_bound_match_the_test_rows(scale):
+    keep = np.ones(XT.shape[0])
+    keep[3] = 0.0  # an empty row
+    Xs = sp.csr_matrix(sp.diags(keep * scale) @ XT)
+    Xs.eliminate_zeros()
+    ev = evaluation.TestSetEvaluator(Xs, YT, linear_delta=True)
+    dense = Xs.toarray()
+    assert ev.binary == (scale == 1.0)
+    assert ev.row_nnz.tolist() == (dense != 0).sum(axis=1).tolist()
+    assert ev.row_sum.tolist() == dense.sum(axis=1).tolist()
+    assert np.allclose(ev.row_l2, np.sqrt((dense * dense).sum(axis=1)), rtol=1e-15, atol=0)
+    assert ev.row_inf.tolist() == np.abs(dense).max(axis=1).tolist()
+    assert ev.row_inf[3] == 0.0 and ev.row_sum[3] == 0.0
+    assert ev.l1_max == np.abs(dense).sum(axis=1).max()
+    assert ev.col_nnz.tolist() == (dense != 0).sum(axis=0).tolist()
+
+
+@pytest.mark.parametrize("compiled", [False, True])
+@pytest.mark.parametrize("start", ["fitted", "zero"])  # zero weights: margins and scores tie at 0
+@pytest.mark.parametrize("tol", [None, 1e-3])  # 1e-3: many test scores "near" 0, decided exactly
+def test_update_rows_accuracy_is_the_accuracy_after_each_update(monkeypatch, compiled, start, tol):
+    """The prediction market's first pass: rows learned in order with the test accuracy after
+    each, by the compiled sweep that advances the test scores itself, equals update() row by row
+    and a full evaluation after each row; parameters, step counter, drift and version bit for
+    bit."""
+    from sum_abm.learners import _sgd_kernel, _sgd_scored, linear
+
+    monkeypatch.setattr(
+        linear, "_compiled_sweep", lambda: _sgd_kernel.sgd_rows if compiled else None
+    )
+    if tol is not None:
+        monkeypatch.setattr(evaluation, "TOL", tol)
+    calls = []
+    kernel = _sgd_scored.sgd_rows_scored
+
+    def counted(*a):
+        r = kernel(*a)
+        calls.append(r[1])
+        return r
+
+    monkeypatch.setattr(_sgd_scored, "sgd_rows_scored", counted)
+    a, b = (make_learner("sgd_perceptron", 150, random_state=0) for _ in range(2))
+    if start == "fitted":
+        a.fit(X[:200], Y[:200])
+        b.fit(X[:200], Y[:200])
+    for m in (a, b):
+        m.set_test_set(XT, YT, per_update=True)
+    lo, hi = 200, 1400
+    want = []
+    for i, s in enumerate(rows(lo, hi)):
+        a.update(s, int(Y[lo + i]))
+        want.append(float(np.mean(a.predict(XT) == YT)))
+    ptr = X.indptr[lo : hi + 1]
+    got = b.update_rows_accuracy(ptr, X.indices, X.data, Y[lo:hi])
+    assert got.tolist() == want
+    assert (a.version, a.b, a.t, a.w.tobytes(), a.drift.tobytes(), a.drift_epoch) == (
+        b.version, b.b, b.t, b.w.tobytes(), b.drift.tobytes(), b.drift_epoch,
+    )  # fmt: skip
+    assert type(a.b) is type(b.b)
+    assert len(set(want)) > 20  # the accuracy moved
+    if not compiled:
+        assert calls == []
+    else:
+        assert calls[-1] == _sgd_scored.DONE
+        if tol is not None:
+            assert calls.count(_sgd_scored.NEAR) > 10
+        if start == "zero":
+            assert _sgd_scored.UNCERTAIN in calls

@@ -13,6 +13,7 @@ import polars as pl
 import pytest
 
 import sum_abm
+from sum_abm.errors import InputError
 from sum_abm.market.run import run
 from sum_abm.scenario import load_scenario
 
@@ -133,6 +134,35 @@ def test_s3_like_prediction_market(semantics, bad_loses):
         assert (r.agents["profit"] >= -r.agents["deposits_paid"]).all()
 
 
+def _pm_with_gas(**extra):
+    over = {
+        "data.train_rows": 400,
+        "data.test_rows": 200,
+        "data.n_rows": 2000,
+        "mechanism.bounty": 2000,
+        "chain.gas_price": 3,
+        **{f"agents.{g}.start_balance": 10**9 for g in ("Good1", "Good2", "Good3", "Bad1", "Bad2")},
+        **extra,
+    }
+    return load_scenario(ROOT / "scenarios" / "reference_pm.toml", over)
+
+
+def test_prediction_market_with_gas_the_provider_pays_its_calls():
+    r = run(_pm_with_gas(), seed=1, baseline=False)
+    tx = r.transactions
+    mine = tx.filter(pl.col("sender") == "bounty_provider")
+    process = mine.filter(pl.col("call") == "process_contribution")
+    assert process.height > 100 and process["accepted"].all()
+    # Every provider call paid its gas at the chain's price, as anyone's call does.
+    assert (mine["fee"] == mine["gas"] * 3).all() and (mine["fee"] > 0).all()
+    assert r.summary["money_conserved"][0]
+
+
+def test_prediction_market_provider_allowance_too_small_is_one_clear_error():
+    with pytest.raises(InputError, match="provider_gas_allowance: 1000 tokens"):
+        run(_pm_with_gas(**{"mechanism.provider_gas_allowance": 1000}), seed=1, baseline=False)
+
+
 @pytest.mark.parametrize("name", sorted(p.stem for p in (ROOT / "scenarios").glob("*.toml")))
 def test_every_bundled_scenario_runs_at_reduced_size(name):
     over = {"run.max_time_s": 20 * 86_400}
@@ -181,6 +211,37 @@ def test_finished_models_are_freed(monkeypatch):
     assert len(refs) == 2 and result.baseline is not None  # the run and its clean baseline
     gc.collect()
     assert [r() for r in refs] == [None, None]
+
+
+def test_the_cyclic_collector_is_paused_during_a_run_and_restored_after(monkeypatch):
+    from sum_abm.market.model import MarketModel
+
+    seen = []
+    original = MarketModel.run
+
+    def run_and_look(self, *args, **kwargs):
+        seen.append(gc.isenabled())
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(MarketModel, "run", run_and_look)
+    assert gc.isenabled()
+    sum_abm.run(small("quickstart"), seed=1, baseline=False)
+    assert seen == [False] and gc.isenabled()
+
+    def fail(self, *args, **kwargs):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(MarketModel, "run", fail)
+    with pytest.raises(RuntimeError, match="boom"):
+        sum_abm.run(small("quickstart"), seed=1, baseline=False)
+    assert gc.isenabled()  # restored when the run fails too
+    gc.disable()  # a caller that keeps it off: left off
+    try:
+        monkeypatch.setattr(MarketModel, "run", run_and_look)
+        sum_abm.run(small("quickstart"), seed=1, baseline=False)
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
 
 
 def test_a_market_run_imports_mesa_core_only_and_mesa_stays_whole():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from sum_abm.learners.base import Learner
 from sum_abm.learners.nb import MultinomialNB
 
 
@@ -30,3 +31,20 @@ def test_incremental_log_params_equal_a_whole_recomputation_bit_for_bit():
     kept.update(np.ones(d), 0)
     kept.restore(snap)  # a restore starts the kept logs afresh
     assert np.array_equal(kept._log_params()[1], fresh._log_params()[1])
+
+
+def test_score_params_equal_those_of_the_log_probabilities_bit_for_bit():
+    # score_params is built from the kept logs directly; it must equal the generic reduction of
+    # the log-probability matrix (class 1 minus class 0 for two classes) exactly.
+    rng = np.random.default_rng(11)
+    d = 300
+    for k in (2, 3):
+        nb = MultinomialNB(d, k, alpha=0.7)
+        nb.fit((rng.random((30, d)) < 0.2).astype(float), rng.integers(0, k, size=30))
+        for _ in range(40):
+            nb.update((rng.random(d) < 0.1) * rng.integers(1, 3, size=d).astype(float), 1)
+            w, b = nb.score_params()
+            nb._score_params = None
+            w0, b0 = Learner.score_params(nb)  # via _segment_params: the whole matrix
+            assert np.array_equal(w, w0) and np.array_equal(np.asarray(b), np.asarray(b0))
+            assert w.flags.c_contiguous and w.dtype == np.float64

@@ -165,6 +165,42 @@ def test_update_rows_is_update_row_by_row(cls, levels, compiled, monkeypatch):
         assert getattr(a, "t", None) == getattr(m, "t", None)
 
 
+@pytest.mark.parametrize("compiled", [False, True])
+@pytest.mark.parametrize("cls", [SGDPerceptron, Perceptron])
+def test_update_rows_over_scattered_ranges(cls, compiled, monkeypatch):
+    """``ends``: rows given as ranges of shared arrays, in any order and repeated (the reward
+    passes read the market's rows in place), learned as update() learns them one by one."""
+    from sum_abm.learners import _sgd_kernel, linear
+
+    monkeypatch.setattr(
+        linear, "_compiled_sweep", lambda: _sgd_kernel.sgd_rows if compiled else None
+    )
+    monkeypatch.setattr(linear, "GATHER_ROWS", 37)  # the numpy path copies them in parts
+    rng = np.random.default_rng(9)
+    n, d = 400, 40
+    lens = rng.integers(0, 9, n)
+    indptr = np.zeros(n + 1, dtype=np.int32)
+    np.cumsum(lens, out=indptr[1:])
+    indices = np.concatenate([np.sort(rng.choice(d, k, replace=False)) for k in lens]).astype(
+        np.int32
+    )
+    values = rng.choice([1.0, 2.0], len(indices))
+    labels = rng.integers(0, 2, n)
+    seq = np.concatenate([rng.permutation(n), rng.permutation(n)[: n // 2]])
+    a, b = cls(d), cls(d)
+    seen = []
+    for j, i in enumerate(seq):
+        lo, hi = indptr[i], indptr[i + 1]
+        if a.update(Sample(indices[lo:hi], values[lo:hi]), int(labels[i])):
+            seen.append(j)
+    got = list(b.update_rows(indptr[seq], indices, values, labels[seq], ends=indptr[seq + 1]))
+    assert got == seen and len(seen) > 50
+    assert (a.version, a.b, a.w.tobytes(), a.drift.tobytes()) == (
+        b.version, b.b, b.w.tobytes(), b.drift.tobytes(),
+    )  # fmt: skip
+    assert getattr(a, "t", None) == getattr(b, "t", None)
+
+
 def _revealed(pieces):
     """The test set a market holds after the pieces are committed, revealed and verified."""
     chain = Chain()

@@ -84,3 +84,80 @@ def test_a_frame_handed_out_stays_whole_when_the_log_grows(monkeypatch):
     assert log.frame().equals(expected)
     assert first.equals(expected.head(3))
     assert log.frame().equals(expected) and len(log._chunks) == 1
+
+
+def test_importing_sum_abm_makes_polars_return_freed_memory_unless_told_otherwise():
+    import os
+    import subprocess
+    import sys
+
+    # polars puts its own defaults first; jemalloc reads the options in order, the last wins
+    code = "import os, sum_abm, polars; print(os.environ['_RJEM_MALLOC_CONF'])"
+    env = {k: v for k, v in os.environ.items() if k != "_RJEM_MALLOC_CONF"}
+    run = [sys.executable, "-c", code]
+    out = subprocess.run(run, env=env, capture_output=True, text=True, check=True).stdout
+    assert out.strip().endswith(",dirty_decay_ms:0,muzzy_decay_ms:0")
+    env["_RJEM_MALLOC_CONF"] = "dirty_decay_ms:250"
+    out = subprocess.run(run, env=env, capture_output=True, text=True, check=True).stdout
+    assert out.strip().endswith(",dirty_decay_ms:250") and "decay_ms:0" not in out
+
+
+@pytest.mark.parametrize("chunk", [2, 3, 1 << 16])
+def test_batches_and_single_records_keep_their_order(monkeypatch, chunk):
+    """Accepted claim batches (Chain.record_many -> TxLog.extend_accepted) between single
+    records: the same rows, in call order, as every record logged one at a time."""
+    import sum_abm.market.recording as recording
+
+    monkeypatch.setattr(recording, "CHUNK", chunk)
+    log, rows = TxLog(), []
+    chains = [Chain(log=log.append, log_many=log.extend_accepted), Chain(log=rows.append)]
+    for chain in chains:
+        chain.ledger.mint("A", 10)
+        chain.execute("A", "add_data", 5, lambda: 5)
+        chain.clock.advance_to(30)
+        chain.record_many("A", ["refund", "report", "report"], [5, 2.5, 1])
+        chain.record_many("B", [], [])
+        with pytest.raises(Rejected):
+            chain.execute("A", "add_data", 99, lambda: None)
+        chain.record_many("B", ["report"], [0.25])
+    expected = pl.DataFrame(rows, orient="row", schema=TX_SCHEMA)
+    assert len(log) == 6 and [log[i] for i in range(6)] == list(expected.iter_rows())
+    assert list(log) == list(expected.iter_rows())
+    assert log.frame().equals(expected)
+    assert log[2] == (30, "A", "report", True, None, 0, 0, 0, 2.5)
+
+
+@pytest.mark.parametrize("n", [0, 1, 5])
+def test_repeated_records_are_the_appends_they_replace(monkeypatch, n):
+    """``append_repeated(rec, n)`` between single appends (and packed chunks) records what
+    ``n`` appends would: the same frame, length, indexing and iteration."""
+    monkeypatch.setattr("sum_abm.market.recording.CHUNK", 2)
+    rec = (8, "provider", "process_contribution", True, None, 0, 0, 0, None)
+    fast, slow = TxLog(), TxLog()
+    recs = _records()
+    for log, repeated in ((fast, True), (slow, False)):
+        for r in recs[:3]:
+            log.append(r)
+        if repeated:
+            log.append_repeated(rec, n)
+        else:
+            for _ in range(n):
+                log.append(rec)
+        for r in recs[3:]:
+            log.append(r)
+    assert len(fast) == len(slow) == 5 + n
+    assert list(fast) == list(slow)
+    assert [fast[i] for i in range(-len(fast), len(fast))] == [
+        slow[i] for i in range(-len(slow), len(slow))
+    ]
+    assert fast.frame().equals(slow.frame())
+
+
+def test_chain_logs_repeated_calls_at_once_or_one_by_one():
+    for with_repeated in (True, False):
+        log = TxLog()
+        chain = Chain(log=log.append, log_repeated=log.append_repeated if with_repeated else None)
+        chain.clock.advance_to(40)
+        chain.record_repeated(3, "P", "process_contribution")
+        chain.record_repeated(0, "P", "process_contribution")
+        assert list(log) == [(40, "P", "process_contribution", True, None, 0, 0, 0, None)] * 3

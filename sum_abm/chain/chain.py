@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from sum_abm.chain.clock import Clock
@@ -13,6 +13,7 @@ from sum_abm.chain.ledger import Ledger
 # One record per call, in this order (the market's ``transactions`` frame has these columns).
 TX_FIELDS = ("time_s", "sender", "call", "accepted", "reason", "value", "gas", "fee", "amount")
 TxLog = Callable[[tuple], None]
+TxLogMany = Callable[[int, str, Sequence[str], Sequence[Any]], None]
 
 
 class Chain:
@@ -30,14 +31,21 @@ class Chain:
         gas_schedule: GasSchedule | None = None,
         fee_sink: str = "fee_sink",
         log: TxLog | None = None,
+        log_repeated: Callable[[tuple, int], None] | None = None,
+        log_many: TxLogMany | None = None,
     ) -> None:
-        """``log`` receives one tuple per call, fields as :data:`TX_FIELDS`."""
+        """``log`` receives one tuple per call, fields as :data:`TX_FIELDS`;
+        ``log_repeated(record, n)``, if given, records ``n`` identical calls at once;
+        ``log_many``, if given, ``(time_s, sender, calls, amounts)`` for a batch of accepted
+        calls that sent nothing and paid no gas (:meth:`record_many`)."""
         self.ledger = Ledger()
         self.clock = Clock(0, block_time_s)
         self.gas_schedule = gas_schedule or GasSchedule.load()
         self.gas_price = int(gas_price)
         self.fee_sink = fee_sink
         self.log = log
+        self.log_repeated = log_repeated
+        self.log_many = log_many
 
     def execute(
         self,
@@ -95,6 +103,27 @@ class Chain:
         """Log an accepted transaction whose effects are done (for callers that ran its checks
         and effects themselves after :meth:`charge`, without a closure per call)."""
         self._log(sender, call, True, None, value, gas, fee, amount)
+
+    def record_repeated(self, n: int, sender: str, call: str) -> None:
+        """Log ``n`` accepted transactions sending nothing and paying no fee, their effects done
+        (a batch of free calls, as :meth:`record` ``n`` times)."""
+        if self.log is None or n <= 0:
+            return
+        rec = (self.clock.now, sender, call, True, None, 0, 0, 0, None)
+        if self.log_repeated is not None:
+            self.log_repeated(rec, n)
+        else:
+            for _ in range(n):
+                self.log(rec)
+
+    def record_many(self, sender: str, calls: Sequence[str], amounts: Sequence[Any]) -> None:
+        """:meth:`record` for accepted calls from ``sender`` that sent nothing and paid no gas
+        (each ``calls[i]`` returned the number ``amounts[i]``), in order, at once."""
+        if self.log_many is not None:
+            self.log_many(self.clock.now, sender, calls, amounts)
+        elif self.log is not None:
+            for call, amount in zip(calls, amounts, strict=True):
+                self._log(sender, call, True, None, 0, 0, 0, amount)
 
     def _log(self, sender, call, ok, reason, value, gas, fee, amount) -> None:
         if self.log is not None:

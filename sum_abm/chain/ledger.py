@@ -7,6 +7,7 @@ over all accounts never changes after the initial endowments: :meth:`Ledger.chec
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from numbers import Real
 
 
@@ -51,6 +52,36 @@ class Ledger:
             raise InsufficientFunds(src, have, amount)
         self._bal[src] = have - amount
         self._bal[dst] = self._bal.get(dst, 0) + amount
+
+    def transfer_many(self, src: str, dst: str, amounts: Iterable[Real], cap: bool = False) -> None:
+        """:meth:`transfer` of each of ``amounts`` from ``src`` to ``dst``, in order, with one
+        read and one write of each balance. ``cap``: send at most what ``src`` holds at each step
+        (the reference Python's ``Balances.send``) instead of refusing an overdraft."""
+        if src == dst:
+            for a in amounts:
+                self.transfer(src, dst, min(a, self.balance(src)) if cap else a)
+            return
+        bal = self._bal
+        have, got, moved = bal.get(src, 0), bal.get(dst, 0), False
+        try:
+            for a in amounts:
+                if cap:
+                    a = min(a, have)
+                if a < 0:
+                    raise ValueError(f"negative transfer {a}")
+                if a == 0:
+                    continue
+                if have < a:
+                    raise InsufficientFunds(src, have, a)
+                # the same operations in the same order as one transfer at a time (float
+                # balances round identically)
+                have = have - a
+                got = got + a
+                moved = True
+        finally:
+            if moved:
+                bal[src] = have
+                bal[dst] = got
 
     def total(self) -> Real:
         """Sum over all accounts (token units)."""

@@ -52,6 +52,7 @@ def register(app: typer.Typer) -> None:
         from sum_abm.design import load_design, plain_answer, run_design
         from sum_abm.design.search import check_out_dir
         from sum_abm.sweeps.engine import check_address
+        from sum_abm.sweeps.progress import runs_bar
 
         design_file = resolve(design_file, "design")
         d = load_design(design_file)
@@ -64,30 +65,9 @@ def register(app: typer.Typer) -> None:
             f"strategies x {d.spec.replications} seeds per candidate, at most {d.spec.budget} "
             f"candidates"
         )
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-        )
-
-        bar = Progress(
-            TextColumn("[bold]{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[failed]} failed"),
-            TimeElapsedColumn(),
-            console=console,
-        )
-        task = bar.add_task(f"{d.spec.name}: runs", total=None, failed=0)
-
-        def progress(done: int, failed: int, total: int) -> None:
-            # one engine call per batch of candidates: the bar shows the current batch
-            bar.update(task, total=total, completed=done, failed=failed)
-
         try:
-            with bar:
+            # one engine call per batch of candidates: the bar shows the current batch
+            with runs_bar(console, f"{d.spec.name}: runs") as bar:
                 ans = run_design(
                     design_file,
                     out,
@@ -95,8 +75,8 @@ def register(app: typer.Typer) -> None:
                     workers=workers,
                     resume=resume,
                     verify=verify,
-                    progress=progress,
-                    notify=lambda line: console.print(line),
+                    progress=bar,
+                    notify=bar.say,
                 )
         except KeyboardInterrupt:
             console.print(

@@ -24,9 +24,12 @@ then contributors collect (``refund``) and, after a long wait, anyone may ``repo
    unused bounty and the rounding fractions), which the reference leaves locked forever.
 
 A caller with many reward-phase calls to send uses ``process_contributions``: the same
-transactions (one log row each, the same effects), run as passes over arrays — each pass's model
-updates in one ``update_rows`` sweep of the learner, scores, rounds, balances and removals with
-numpy — and checked bit for bit against the calls sent one at a time (tests/test_pm_fast.py).
+transactions (one log row each, the same effects), run as passes over arrays — scores, rounds,
+balances and removals with numpy; a pass that needs the accuracy after each update (the first,
+or every one with ``reset_model_during_reward_phase``) in one ``update_rows_accuracy`` sweep of
+the learner, the updates of the others (which nothing reads until the batch ends) all in one
+``update_rows`` sweep — and checked bit for bit against the calls sent one at a time
+(tests/test_pm_fast.py).
 Test-set pieces may be :class:`Piece` blocks of rows, committed and revealed as their pairs.
 
 Market balances are computed in floats in both semantics (scores are accuracy differences);
@@ -38,9 +41,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from collections import deque
 from dataclasses import dataclass
-from itertools import repeat
 from typing import Any
 
 import numpy as np
@@ -377,9 +378,8 @@ class PredictionMarket:
         )
         if batch:
             sent = self._run_batch(max_calls)
-            if self.chain.log is not None:  # one accepted row per call, as execute() logs it
-                rec = (self.now, sender, "process_contribution", True, None, 0, 0, 0, None)
-                deque(map(self.chain.log, repeat(rec, sent)), maxlen=0)
+            # one accepted row per call, as execute() logs it
+            self.chain.record_repeated(sent, sender, "process_contribution")
         while sent < max_calls and self.remaining_bounty_rounds > 0 and self.market:
             self.process_contribution(sender)
             sent += 1
@@ -388,35 +388,67 @@ class PredictionMarket:
     def _run_batch(self, max_calls: int) -> int:
         """The effects of up to ``max_calls`` process_contribution calls (no log rows): each
         pass's model updates in one :meth:`update_rows` sweep, its scores, balances and
-        removals with numpy. Bit for bit the state :meth:`_process` reaches call by call."""
+        removals with numpy. Bit for bit the state :meth:`_process` reaches call by call.
+
+        While it runs, the arrays of ``rows`` are the contributions' state (the market is
+        ``rows.order``); the :class:`Contribution` objects and ``market`` are brought up to date
+        once at the end (:meth:`_sync`), not at every pass."""
         rows = _Rows(self.market)
         sent = 0
-        while sent < max_calls and self.remaining_bounty_rounds > 0 and self.market:
-            if self.state == "REWARD_RESTART":
-                self._start_pass()
-            k = min(len(self.market) - self.next, max_calls - sent)
-            self._segment(rows, k)
-            sent += k
+        try:
+            while sent < max_calls and self.remaining_bounty_rounds > 0 and len(rows.order):
+                if self.state == "REWARD_RESTART":
+                    self._start_pass()
+                k = min(len(rows.order) - self.next, max_calls - sent)
+                self._segment(rows, k)
+                sent += k
+        finally:
+            self._learn(rows)
+            self._sync(rows)
         return sent
+
+    def _sync(self, rows: _Rows) -> None:
+        """Write the batch's arrays back: each contribution's balance, the scores and first-pass
+        accuracies set in the batch, and the market (the rows left, in pass order)."""
+        objs = rows.contribs
+        for c, v in zip(objs, rows.balance.tolist(), strict=True):
+            c.balance = v
+        scored = np.flatnonzero(rows.scored)
+        for i, v in zip(scored.tolist(), rows.score[scored].tolist(), strict=True):
+            objs[i].score = v
+        new = np.flatnonzero(rows.known & ~rows.known_before)
+        for i, v in zip(new.tolist(), rows.acc[new].tolist(), strict=True):
+            objs[i].accuracy = v
+        self.market = [objs[i] for i in rows.order.tolist()]
+
+    def _learn(self, rows: _Rows) -> None:
+        """Learn the rows whose updates were deferred, in order, in one sweep.
+
+        A pass whose accuracies are all known (every pass after the first, without
+        ``reset_model_during_reward_phase``) reads nothing from the model: its scores, rounds
+        and removals come from the first pass's accuracies. So its rows are only queued, and
+        the model learns them all at once before anything reads it: the same updates in the
+        same order as pass by pass."""
+        if rows.unlearned:
+            seq = np.concatenate(rows.unlearned)
+            rows.unlearned = []
+            starts, ends, y = rows.ranges(seq)
+            for _ in self.learner.update_rows(
+                starts, rows.indices, rows.values, y, pause=False, ends=ends
+            ):
+                pass
 
     def _segment(self, rows: _Rows, k: int) -> None:
         """The next ``k`` contributions of the pass (non-grouped), as ``k`` calls of :meth:`_step`."""
         lo, hi = self.next, self.next + k
         seg = rows.order[lo:hi]
-        market = self.market[lo:hi]
         need_eval = self.reset or not rows.known[seg].all()
-        indptr, indices, values, y = rows.pass_rows(lo, hi)
-        updates = self.learner.update_rows(indptr, indices, values, y, pause=need_eval)
-        if need_eval:  # the accuracy after each row's update: it moves only where the model does
-            now = np.empty(k)
-            cur, last = self.evaluate(), 0
-            for j in updates:
-                now[last:j] = cur
-                cur, last = self.evaluate(), j
-            now[last:] = cur
+        if need_eval:  # the accuracy after each row's update
+            self._learn(rows)
+            starts, ends, y = rows.ranges(seg)
+            now = self.learner.update_rows_accuracy(starts, rows.indices, rows.values, y, ends)
         else:
-            for _ in updates:
-                pass
+            rows.unlearned.append(seg)
         if self.reset:
             acc = now
         else:
@@ -424,24 +456,21 @@ class PredictionMarket:
             if len(new):
                 rows.acc[new] = now[~rows.known[seg]]
                 rows.known[new] = True
-                for c, a in zip(market, now.tolist(), strict=True):
-                    if c.accuracy is None:
-                        c.accuracy = a
             acc = rows.acc[seg]
         prev = np.empty(k)
         prev[0] = self.prev_acc
         prev[1:] = acc[:-1]
         change = acc - prev
         rows.score[seg] = change
-        for c, v in zip(market, change.tolist(), strict=True):
-            c.score = v
+        rows.scored[seg] = True
         cid = rows.cid[seg]
         counts = np.bincount(cid, minlength=len(rows.names))
         for i in np.flatnonzero(counts).tolist():
             who = rows.names[i]
             self.pass_counts[who] = self.pass_counts.get(who, 0) + int(counts[i])
         if np.isnan(change).any():  # NaN never passes a comparison: replay them in order
-            for c, v in zip(market, change.tolist(), strict=True):
+            for i, v in zip(seg.tolist(), change.tolist(), strict=True):
+                c = rows.contribs[i]
                 if v > self.best_change.get(c.contributor, -math.inf):
                     self.best_change[c.contributor] = v
                 if v < self.min_score:
@@ -453,10 +482,10 @@ class PredictionMarket:
                     self.best_change[rows.names[i]] = best
             m = int(np.argmin(change))  # the first lowest, as the strict < of the call loop
             if change[m] < self.min_score:
-                self.min_score, self.worst = float(change[m]), market[m]
+                self.min_score, self.worst = float(change[m]), rows.contribs[seg[m]]
         self.prev_acc = float(acc[-1])
         self.next = hi
-        if hi >= len(self.market):
+        if hi >= len(rows.order):
             self._end_of_pass_rows(rows)
 
     def _end_of_pass_rows(self, rows: _Rows) -> None:
@@ -471,8 +500,8 @@ class PredictionMarket:
         if self.fixed:  # FIX 3
             neg = score < 0
             rounds = float((bal[neg] / -score[neg]).min())
-        else:
-            rounds = self.worst.balance / -self.min_score
+        else:  # the worst contribution's balance (as the arrays hold it)
+            rounds = rows.balance[rows.row_of[id(self.worst)]] / -self.min_score
         rounds = min(rounds, self.remaining_bounty_rounds)
         self.remaining_bounty_rounds -= rounds
         if self.remaining_bounty_rounds == 0:
@@ -488,13 +517,12 @@ class PredictionMarket:
             low = bal < 1
             self._credit_rows(rows, seg[low], bal[low], add=True)
         rows.balance[seg] = bal
-        for c, v in zip(self.market, bal.tolist(), strict=True):
-            c.balance = v
         keep = bal >= 1
         self.num_removed += len(seg) - int(keep.sum())
         if not keep.all():
-            self.market = [c for c, kk in zip(self.market, keep.tolist(), strict=True) if kk]
             rows.keep(keep)
+            if not len(rows.order):
+                self.market = []  # (the rest of market is written back by _sync)
         self._after_pass()
 
     def _after_pass(self) -> None:
@@ -517,6 +545,7 @@ class PredictionMarket:
             d = np.maximum(d, -rows.balance[seg])
         self._credit_rows(rows, seg, d)
         self.market = []
+        rows.order = rows.order[:0]
 
     def _credit_rows(self, rows: _Rows, seg: np.ndarray, d: np.ndarray, add: bool = False) -> None:
         """:meth:`_credit` of ``d[i]`` to row ``seg[i]``'s contributor, in row order (``add``: the
@@ -740,6 +769,8 @@ class _Rows:
 
     def __init__(self, market: list[Contribution]) -> None:
         n = len(market)
+        self.contribs = list(market)
+        self.row_of = {id(c): i for i, c in enumerate(market)}
         lens = np.fromiter((len(c.x.indices) for c in market), np.int64, n)
         itype = np.result_type(*(c.x.indices.dtype for c in market[:1]), np.int32)
         if lens.sum() >= 2**31:
@@ -758,23 +789,21 @@ class _Rows:
         # scores of this pass so far (a batch may start in the middle of a pass)
         self.score = np.array([0.0 if c.score is None else c.score for c in market])
         self.known = np.fromiter((c.accuracy is not None for c in market), bool, n)
+        self.known_before = self.known.copy()
+        self.scored = np.zeros(n, dtype=bool)  # rows scored in this batch
         self.acc = np.array([0.0 if c.accuracy is None else c.accuracy for c in market])
         self.order = np.arange(n)
-        self.matrix = sp.csr_matrix((self.values, self.indices, self.indptr), copy=False)
-        self._pass: tuple | None = (self.indptr, self.indices, self.values, self.y)
+        # Rows learned by no sweep yet, in order (see PredictionMarket._learn).
+        self.unlearned: list[np.ndarray] = []
 
     def keep(self, mask: np.ndarray) -> None:
         """The market lost the rows where ``mask`` is False."""
         self.order = self.order[mask]
-        self._pass = None
 
-    def pass_rows(self, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """CSR parts of market positions ``lo:hi`` (``indptr`` with absolute offsets) and labels."""
-        if self._pass is None:  # gather the market's rows once per pass (scipy's row kernel)
-            m = self.matrix[self.order]
-            self._pass = (m.indptr, m.indices, m.data, self.y[self.order])
-        ptr, ind, val, y = self._pass
-        return ptr[lo : hi + 1], ind, val, y[lo:hi]
+    def ranges(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Where ``rows`` lie in ``indices``/``values`` (starts, ends) and their labels: the
+        learner reads them in place, no copy per pass."""
+        return self.indptr[rows], self.indptr[rows + 1], self.y[rows]
 
 
 def _nnz(x: Any) -> int:

@@ -202,14 +202,22 @@ class CollaborativeTrainer:
 
     def _refund_effects(self, sender: str, stored: StoredData, amount: Any) -> None:
         self._pay(sender, amount)
+        self._refund_state(sender, stored, amount)
+
+    def _refund_state(self, sender: str, stored: StoredData, amount: Any) -> None:
+        """A refund's effects but the payout (which reads no state these write)."""
         stored.claimable = 0 if self.im.refund_clears_deposit else stored.claimable - amount
         stored.claimed_by.add(sender)
         self.im.on_refunded(sender, stored, amount)
 
     def _report_effects(self, sender: str, stored: StoredData, amount: Any) -> None:
+        self._report_state(sender, stored, amount)
+        self._pay(sender, amount)
+
+    def _report_state(self, sender: str, stored: StoredData, amount: Any) -> None:
+        """A report's effects but the payout."""
         stored.claimed_by.add(sender)
         stored.claimable -= amount
-        self._pay(sender, amount)
 
     def claim_if_accepted(
         self,
@@ -242,37 +250,51 @@ class CollaborativeTrainer:
         One result per claim, as :meth:`claim_if_accepted` returns it."""
         im, chain, now = self.im, self.chain, self.chain.clock.now
         get, left = self.data.get, self._left
-        charge, record, priced = chain.charge, chain.record, bool(chain.gas_price)
         refund_amount, report_amount = im.refund_amount, im.report_amount
+        refund_state, report_state = self._refund_state, self._report_state
+        priced = bool(chain.gas_price)
+        # Without gas no claim pays a fee or reads a balance (the rules read the stored data and
+        # the mechanism's counters), so the payouts and the records of the accepted claims are
+        # made once, in claim order, after the loop: the same balances, bit for bit, and rows.
+        calls: list[str] = []
+        paid: list[Any] = []
         out = []
-        for call, x, y, added_time, author, prediction in claims:
-            stored = get(x, y, added_time, author)
-            if stored is None:
-                out.append((False, 0, 0))
-                continue
-            try:
-                if call == "refund":
-                    if prediction is None:
-                        prediction = self._prediction_if_needed(stored, x, refund=True)
-                    amount = refund_amount(sender, stored, prediction, now)
+        try:
+            for call, x, y, added_time, author, prediction in claims:
+                stored = get(x, y, added_time, author)
+                if stored is None:
+                    out.append((False, 0, 0))
+                    continue
+                try:
+                    if call == "refund":
+                        if prediction is None:
+                            prediction = self._prediction_if_needed(stored, x, refund=True)
+                        amount = refund_amount(sender, stored, prediction, now)
+                    else:
+                        if prediction is None and im.report_needs_prediction(stored, now):
+                            prediction = int(self.learner.predict_one(x))
+                        amount = report_amount(sender, stored, prediction, now)
+                except Rejected:
+                    out.append((False, 0, left(stored)))
+                    continue
+                if priced:
+                    gas = self.call_gas(call, x, None, sender)
+                    fee = chain.charge(sender, call, 0, gas)
+                    if fee is None:
+                        out.append((False, 0, left(stored)))
+                        continue
+                    self._pay(sender, amount)
+                    (refund_state if call == "refund" else report_state)(sender, stored, amount)
+                    chain.record(sender, call, 0, gas, fee, amount)
                 else:
-                    if prediction is None and im.report_needs_prediction(stored, now):
-                        prediction = int(self.learner.predict_one(x))
-                    amount = report_amount(sender, stored, prediction, now)
-            except Rejected:
-                out.append((False, 0, left(stored)))
-                continue
-            gas = self.call_gas(call, x, None, sender) if priced else 0
-            fee = charge(sender, call, 0, gas)
-            if fee is None:
-                out.append((False, 0, left(stored)))
-                continue
-            if call == "refund":
-                self._refund_effects(sender, stored, amount)
-            else:
-                self._report_effects(sender, stored, amount)
-            record(sender, call, 0, gas, fee, amount)
-            out.append((True, amount, left(stored)))
+                    (refund_state if call == "refund" else report_state)(sender, stored, amount)
+                    calls.append(call)
+                    paid.append(amount)
+                out.append((True, amount, left(stored)))
+        finally:
+            if paid:
+                self.chain.ledger.transfer_many(self.address, sender, paid, cap=self._float_pay)
+                chain.record_many(sender, calls, paid)
         return out
 
     def _left(self, stored: StoredData) -> Any:

@@ -18,7 +18,8 @@ DONE, CHANGED, UNCERTAIN = 0, 1, 2
 
 @numba.njit(cache=True, boundscheck=False, nogil=True)
 def sgd_rows(
-    ptr: np.ndarray,
+    starts: np.ndarray,
+    ends: np.ndarray,
     ind: np.ndarray,
     val: np.ndarray,
     sign: np.ndarray,
@@ -31,7 +32,8 @@ def sgd_rows(
     start: int,
     pause: bool,
 ) -> tuple[int, int]:
-    """Learn rows ``start..`` (``ptr`` absolute CSR offsets, ``sign`` ±1 per row) into ``w``,
+    """Learn rows ``start..`` (row ``i``: ``ind/val[starts[i]:ends[i]]``, any ranges of the
+    arrays; ``sign`` ±1 per row) into ``w``,
     ``state = [b, t, changes, drift epochs]`` and ``drift``; returns ``(next row, code)``:
     DONE at the end, CHANGED after a row that changed the model (when ``pause``), UNCERTAIN at a
     row left to :meth:`Learner.update` (not learned)."""
@@ -39,8 +41,8 @@ def sgd_rows(
     b = state[0]
     t = state[1]
     for i in range(start, n):
-        lo = ptr[i]
-        hi = ptr[i + 1]
+        lo = starts[i]
+        hi = ends[i]
         s = 0.0
         a = 0.0
         for jj in range(lo, hi):

@@ -56,6 +56,18 @@ def as_sample(x: Any) -> Sample:
     return Sample(nz, arr[nz])
 
 
+def gather_rows(
+    starts: np.ndarray, ends: np.ndarray, indices: np.ndarray, values: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Rows ``indices/values[starts[i]:ends[i]]`` copied into one CSR: ``(indptr, indices,
+    values)``, ``indptr`` from 0 in the dtype of ``indices``."""
+    lens = ends - starts
+    indptr = np.zeros(len(lens) + 1, dtype=indices.dtype)
+    np.cumsum(lens, out=indptr[1:])
+    pos = np.repeat(starts - indptr[:-1], lens) + np.arange(indptr[-1])
+    return indptr, indices[pos], values[pos]
+
+
 def as_matrix(X: Any) -> Any:
     """CSR for sparse input, a 2-D float64 array otherwise."""
     if sp.issparse(X):
@@ -112,6 +124,10 @@ class Learner(ABC):
     #: Parameters change only on the update's own features (plus the offset): the test evaluator
     #: may re-score through the test set's columns (linear learners).
     linear_delta: bool = False
+    #: The market's claim book follows each pending contribution's class through every update by
+    #: :meth:`margin_drift` (re-predicting only the ones whose margin the bound no longer covers):
+    #: for learners whose updates move every score a little (Naive Bayes).
+    follow_margins: ClassVar[bool] = False
 
     def __init__(self, n_features: int, n_classes: int = 2) -> None:
         if n_features < 1 or n_classes < 2:
@@ -173,6 +189,7 @@ class Learner(ABC):
         values: np.ndarray,
         y: np.ndarray,
         pause: bool = True,
+        ends: np.ndarray | None = None,
     ) -> Iterator[int]:
         """Learn CSR rows ``indices/values[indptr[i]:indptr[i+1]]`` with labels ``y``, in order,
         exactly as :meth:`update` row by row (the prediction market's reward passes); yields the
@@ -180,14 +197,36 @@ class Learner(ABC):
         the caller can read the model (say, its test accuracy) at that point.
 
         ``indptr`` holds absolute offsets (a slice of a larger CSR ``indptr`` will do) and has
-        the dtype of ``indices``. With ``pause`` False nothing is yielded (the caller only wants
-        the rows learned). This default calls :meth:`update` per row; learners whose updates are
-        mostly no-ops override it.
+        the dtype of ``indices``. With ``ends`` row ``i`` is ``indptr[i]:ends[i]`` instead (both
+        of length n): rows in any order over shared arrays, nothing copied. With ``pause``
+        False nothing is yielded (the caller only wants the rows learned). This default calls
+        :meth:`update` per row; learners whose updates are mostly no-ops override it.
         """
+        ends = indptr[1:] if ends is None else ends
         for i in range(len(y)):
-            lo, hi = indptr[i], indptr[i + 1]
+            lo, hi = indptr[i], ends[i]
             if self.update(Sample(indices[lo:hi], values[lo:hi]), int(y[i])) and pause:
                 yield i
+
+    def update_rows_accuracy(
+        self,
+        indptr: np.ndarray,
+        indices: np.ndarray,
+        values: np.ndarray,
+        y: np.ndarray,
+        ends: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """:meth:`update_rows` (``ends`` as there), returning the test accuracy
+        (:meth:`test_accuracy`) after each row's update, shape (n,). The accuracy moves only
+        where the model does, so this default asks it after each row that changed the
+        parameters."""
+        acc = np.empty(len(y))
+        cur, last = self.test_accuracy(), 0
+        for j in self.update_rows(indptr, indices, values, y, pause=True, ends=ends):
+            acc[last:j] = cur
+            cur, last = self.test_accuracy(), j
+        acc[last:] = cur
+        return acc
 
     def _labels(self, scores: np.ndarray) -> np.ndarray:
         if scores.ndim == 1:

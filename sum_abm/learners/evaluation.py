@@ -176,31 +176,51 @@ class TestSetEvaluator:
         self.y_bool = y == 1
         self.n = X.shape[0]
         self.nnz = max(int(X.nnz), 1)
-        rows = np.repeat(np.arange(self.n), np.diff(X.indptr))
-        self.row_sum = np.bincount(rows, weights=X.data, minlength=self.n)
-        self.row_l2 = np.sqrt(np.bincount(rows, weights=X.data * X.data, minlength=self.n))
         self.row_nnz = np.diff(X.indptr)
         self.row_nnz_max = int(self.row_nnz.max(initial=0))
-        self.row_inf = np.zeros(self.n)  # max |value| per row
         full_rows = self.row_nnz > 0
-        if X.nnz:
-            self.row_inf[full_rows] = np.maximum.reduceat(np.abs(X.data), X.indptr[:-1][full_rows])
+        # Integer test values keep integer scores exact; 0/1 values allow bitset steps.
+        ones = bool(np.all(X.data == 1.0))
+        if ones:
+            # 0/1 values: every per-row sum below is the row's count of non-zeros (exact in
+            # float64), so no pass over the non-zeros, and none of their full-size temporaries
+            # (about 35 MB each for S1's test set: the run's peak memory).
+            self.row_sum = self.row_nnz.astype(np.float64)
+            self.row_l2 = np.sqrt(self.row_sum)
+            self.row_inf = full_rows.astype(np.float64)
+            l1 = self.row_sum
+        else:
+            rows = np.repeat(np.arange(self.n), self.row_nnz)
+            self.row_sum = np.bincount(rows, weights=X.data, minlength=self.n)
+            self.row_l2 = np.sqrt(np.bincount(rows, weights=X.data * X.data, minlength=self.n))
+            self.row_inf = np.zeros(self.n)  # max |value| per row
+            absx = np.abs(X.data)
+            if X.nnz:
+                self.row_inf[full_rows] = np.maximum.reduceat(absx, X.indptr[:-1][full_rows])
+            l1 = np.bincount(rows, weights=absx, minlength=self.n)
         self.inf_max = float(self.row_inf.max(initial=0.0))
-        l1 = np.bincount(rows, weights=np.abs(X.data), minlength=self.n)
         self.l1_max = float(l1.max(initial=0.0))
         self.sum_max = float(np.abs(self.row_sum).max(initial=0.0))
         self.l2_max = float(self.row_l2.max(initial=0.0))
         self.linear_delta = linear_delta
         self._csc: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
-        self.col_nnz = np.bincount(X.indices, minlength=X.shape[1])
-        # Integer test values keep integer scores exact; 0/1 values allow bitset steps.
-        ones = bool(np.all(X.data == 1.0))
+        self._col_nnz: np.ndarray | None = None
         self.int_data = ones or bool(np.all(X.data == np.rint(X.data)))
         self.binary = linear_delta and X.nnz > 0 and ones
         self._bits: RowBits | None = None
         self.bit_cost = BIT_WORD_COST * self.n * ((X.shape[1] + 63) // 64)
         self.ref: tuple[np.ndarray, Any] | None = None  # (W_ref, b_ref)
+        self.k_low = min(self.n, max(256, self.n // 8))  # rows kept sorted by margin
+        self._sort_pending = False
+        self.order: np.ndarray | None = None  # set by _sort_margins
         self.stats = {"full": 0, "bound": 0, "columns": 0, "bitsets": 0, "rescored_rows": 0}
+
+    @property
+    def col_nnz(self) -> np.ndarray:
+        """Non-zeros per test column (read by column steps only; counted when first read)."""
+        if self._col_nnz is None:
+            self._col_nnz = np.bincount(self.X.indices, minlength=self.X.shape[1])
+        return self._col_nnz
 
     def prepare_bitsets(self) -> bool:
         """Build the bitset copy of a binary test set and load the compiled step now, rather than
@@ -212,6 +232,15 @@ class TestSetEvaluator:
             self._bits = RowBits(self.X)
         load_compiled_kernels()
         return True
+
+    def bit_rows(self) -> np.ndarray | None:
+        """The test rows as bitsets, (n, words) uint64 row-major (:class:`RowBits`), for a
+        compiled step that advances scores itself; None unless bitset steps apply."""
+        if not self.binary:
+            return None
+        if self._bits is None:
+            self._bits = RowBits(self.X)
+        return self._bits.rows
 
     # -- exact scoring ---------------------------------------------------------------------------
     def _labels_of(self, learner: Any, rows: np.ndarray) -> np.ndarray:
@@ -255,25 +284,51 @@ class TestSetEvaluator:
         self.deltas = 0
         self.err = 0.0  # bound on what grouped bitset steps added beyond rounding (see _tol)
         self.spent = 0  # non-zeros re-scored since this reference
-        self._sort_margins()
+        # Sorted when the bound first needs them (_below_t0): after most full passes the next
+        # change is too large for the bound, and the sort would be wasted (S1: 72 of 72).
+        self._m = None
+        self._sort_pending = True
         return self.n_correct / self.n
+
+    def _margins(self) -> np.ndarray:
+        """Each row's reference margin (distance of the winning score from the runner-up)."""
+        if self._m is None:
+            S = self.S
+            if self.single:
+                self._m = np.abs(S)
+            elif S.shape[1] >= 2:
+                top2 = np.partition(S, -2, axis=1)[:, -2:]
+                self._m = top2[:, 1] - top2[:, 0]
+            else:
+                self._m = np.full(self.n, np.inf)
+        return self._m
+
+    def _below_t0(self, thr: float) -> bool:
+        """``thr < self.T0``, sorting margins a full pass left unsorted only when it is: while
+        at least ``k_low`` margins are ``<= thr``, ``thr`` is at least their largest, ``T0``."""
+        if self._sort_pending:
+            if self.k_low < self.n and np.count_nonzero(self._margins() <= thr) >= self.k_low:
+                return False
+            self._sort_margins()
+        return thr < self.T0
+
+    def _quarter(self) -> float:
+        """``m_quarter`` (see :meth:`_sort_margins`), sorting pending margins first."""
+        if self._sort_pending:
+            self._sort_margins()
+        return self.m_quarter
 
     def _sort_margins(self) -> None:
         """Rows ordered by reference margin, only the lowest share (the rest never get looked at
         while the bound stays below ``self.T0``)."""
+        m = self._margins()
+        self._m, self._sort_pending = None, False
         S = self.S
-        if self.single:
-            m = np.abs(S)
-        elif S.shape[1] >= 2:
-            top2 = np.partition(S, -2, axis=1)[:, -2:]
-            m = top2[:, 1] - top2[:, 0]
-        else:
-            m = np.full(self.n, np.inf)
         # The margin a quarter of the rows lie under: a bound above it leaves too many rows
         # undecided to re-score, so a linear learner goes straight to the column step.
         q = int(RESCORE_SHARE * (self.n - 1))
         self.m_quarter = float(np.partition(m, q)[q]) if self.n else np.inf
-        k = min(self.n, max(256, self.n // 8))
+        k = self.k_low
         if k < self.n:
             part = np.argpartition(m, k - 1)[:k]
             self.T0 = float(m[part].max())
@@ -308,7 +363,8 @@ class TestSetEvaluator:
             and (self.exact or self.deltas < MAX_DELTAS)
             and self.spent <= self.nnz
         )
-        if columns_ok and self.binary and self.order is None and math.isfinite(scale):
+        unsorted = self.order is None and not self._sort_pending
+        if columns_ok and self.binary and unsorted and math.isfinite(scale):
             # Margins unsorted since a column step: the bound could not pick rows; step again.
             return self._columns(learner, w, b, dW, float(db), scale)
         c = dW.mean(axis=-1)
@@ -338,9 +394,9 @@ class TestSetEvaluator:
             )
         if not np.isfinite(thr):  # e.g. a class not seen yet has a log-prior of -inf
             return self._full(learner, w, b)
-        if thr < self.T0:
+        if self._below_t0(thr):
             rows = int(np.searchsorted(self.order_margin, thr, side="right"))
-        elif columns_ok and (self.binary or thr > self.m_quarter):
+        elif columns_ok and (self.binary or thr > self._quarter()):
             return self._columns(learner, w, b, dW, float(db), scale)
         else:
             rows = None  # every row (a count of lowest-margin rows otherwise)
@@ -525,3 +581,4 @@ class TestSetEvaluator:
             self.spent = 0
         # Margins moved; the sort is stale until the next full pass.
         self.order, self.T0 = None, -np.inf
+        self._m, self._sort_pending = None, False

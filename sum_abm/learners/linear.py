@@ -17,6 +17,7 @@ from sum_abm.learners.base import (
     _csr_matvec,
     as_matrix,
     as_sample,
+    gather_rows,
 )
 
 # Rows swept by the numpy block path in this process, and how many make loading numba worth it
@@ -25,6 +26,7 @@ from sum_abm.learners.base import (
 _block_rows = 0
 BUY_ROWS = 60_000
 _SWEEP: Any = None
+GATHER_ROWS = 1024  # scattered rows copied at a time for the block sweep (memory stays bounded)
 
 
 def _compiled_sweep() -> Any:
@@ -37,7 +39,7 @@ def _compiled_sweep() -> Any:
 
         # First call: numba loads the cached machine code (or compiles it, once per install).
         i32, f64 = np.zeros(2, np.int32), np.zeros(4)
-        sgd_rows(i32, i32, f64, f64[:1], f64, f64, f64[:3], 1.0, 1.0, 1.0, 0, True)
+        sgd_rows(i32[:1], i32[1:], i32, f64, f64[:1], f64, f64, f64[:3], 1.0, 1.0, 1.0, 0, True)
         _SWEEP = sgd_rows
     return _SWEEP
 
@@ -98,6 +100,7 @@ class _Linear(Learner):
         values: np.ndarray,
         y: np.ndarray,
         pause: bool = True,
+        ends: np.ndarray | None = None,
     ) -> Iterator[int]:
         """:meth:`Learner.update_rows` for a mistake-driven rule: a row whose margin is positive
         changes nothing but the step counter (:meth:`_skip_rows`), so rows are scored a block at a
@@ -113,8 +116,30 @@ class _Linear(Learner):
         y = np.asarray(y)
         n = len(y)
         if not n or not np.all((y == 0) | (y == 1)):  # invalid labels: let update() raise in turn
-            yield from super().update_rows(indptr, indices, values, y, pause)
+            yield from super().update_rows(indptr, indices, values, y, pause, ends)
             return
+        if ends is None:
+            yield from self._sweep_blocks(indptr, indices, values, y, pause)
+            return
+        # Scattered rows: contiguous copies for the block kernel, a bounded share at a time.
+        p = 0
+        while p < n:
+            q = p + GATHER_ROWS
+            parts = gather_rows(indptr[p:q], ends[p:q], indices, values)
+            for j in self._sweep_blocks(*parts, y[p:q], pause):
+                yield p + j
+            p = q
+
+    def _sweep_blocks(
+        self,
+        indptr: np.ndarray,
+        indices: np.ndarray,
+        values: np.ndarray,
+        y: np.ndarray,
+        pause: bool,
+    ) -> Iterator[int]:
+        """:meth:`update_rows` of contiguous rows with 0/1 labels (the block sweep)."""
+        n = len(y)
         global _block_rows
         _block_rows += n
         sign = np.where(y == 1, 1.0, -1.0)
@@ -302,6 +327,7 @@ class SGDPerceptron(_Linear):
         values: np.ndarray,
         y: np.ndarray,
         pause: bool = True,
+        ends: np.ndarray | None = None,
     ) -> Iterator[int]:
         """:meth:`Learner.update_rows` by the compiled sweep (:mod:`sum_abm.learners._sgd_kernel`)
         once numba is loaded (:func:`_compiled_sweep`), else the block sweep of :class:`_Linear`. The same parameters, step counter, drift and
@@ -316,15 +342,16 @@ class SGDPerceptron(_Linear):
             or not (w.dtype == np.float64 and w.flags.c_contiguous)
             or values.dtype != np.float64
         ):
-            yield from super().update_rows(indptr, indices, values, y, pause)
+            yield from super().update_rows(indptr, indices, values, y, pause, ends)
             return
+        starts, ends = (indptr[:-1], indptr[1:]) if ends is None else (indptr, ends)
         sign = np.where(y == 1, 1.0, -1.0)
         state = np.zeros(4)
         p = 0
         while True:
             state[:] = (self.b, self.t, 0.0, 0.0)
             p, code = sweep(
-                indptr, indices, values, sign, self.w, state, self.drift,
+                starts, ends, indices, values, sign, self.w, state, self.drift,
                 self.alpha, self.t0, self.intercept_decay, p, pause,
             )  # fmt: skip
             if state[2]:  # as _update's arithmetic leaves it (t0 is a numpy float)
@@ -337,10 +364,69 @@ class SGDPerceptron(_Linear):
             if code == 1:
                 yield p - 1
                 continue
-            lo, hi = indptr[p], indptr[p + 1]  # a margin too close to 0: update() decides
+            lo, hi = starts[p], ends[p]  # a margin too close to 0: update() decides
             if self.update(Sample(indices[lo:hi], values[lo:hi]), int(y[p])) and pause:
                 yield p
             p += 1
+
+    def update_rows_accuracy(
+        self,
+        indptr: np.ndarray,
+        indices: np.ndarray,
+        values: np.ndarray,
+        y: np.ndarray,
+        ends: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """:meth:`Learner.update_rows_accuracy` in one compiled sweep that also advances the test
+        scores (:mod:`sum_abm.learners._sgd_scored`) when the compiled sweep is loaded, the test
+        set and the rows are 0/1 and the labels 0/1; else the default. The same accuracies,
+        parameters, step counter, drift and version bit for bit either way."""
+        sweep = _compiled_sweep()
+        ev = self._evaluator
+        y = np.asarray(y)
+        n = len(y)
+        bits = ev.bit_rows() if sweep is not None and ev is not None and n else None
+        starts, ends = (indptr[:-1], indptr[1:]) if ends is None else (indptr, ends)
+        if (
+            bits is None
+            or not np.all((y == 0) | (y == 1))
+            or not (self.w.dtype == np.float64 and self.w.flags.c_contiguous)
+            or values.dtype != np.float64
+            or not bool((values[starts.min() : ends.max()] == 1.0).all())
+        ):
+            return super().update_rows_accuracy(starts, indices, values, y, ends)
+        from sum_abm.learners import _sgd_scored
+        from sum_abm.learners.evaluation import TOL
+
+        X = ev.X
+        sign = np.where(y == 1, 1.0, -1.0)
+        acc = np.empty(n)
+        state = np.zeros(4)
+        p = 0
+        while p < n:
+            # Exact scores at the current parameters (the arithmetic of predict) to start from.
+            S = self.kernel_scores(X.indptr, X.indices, X.data)
+            right = int(np.count_nonzero((S > 0) == ev.y_bool))
+            wmax = float(np.abs(self.w).max(initial=0.0))
+            evs = np.array([right, 0.0, wmax, ev.l1_max, ev.row_nnz_max, TOL], dtype=np.float64)
+            state[:] = (self.b, self.t, 0.0, 0.0)
+            p, code = _sgd_scored.sgd_rows_scored(
+                starts, ends, indices, values, sign, self.w, state, self.drift,
+                self.alpha, self.t0, self.intercept_decay, p, bits, S, ev.y_bool, acc, evs,
+            )  # fmt: skip
+            if state[2]:  # as _update's arithmetic leaves it (t0 is a numpy float)
+                self.b = type(self.b + self.t0)(state[0])
+            self.t = float(state[1])
+            self.version += int(state[2])
+            self.drift_epoch += int(state[3])
+            if code == _sgd_scored.NEAR:  # a test score too close to 0: decided exactly
+                acc[p - 1] = self.test_accuracy()
+            elif code == _sgd_scored.UNCERTAIN:  # a margin too close to 0: update() decides
+                lo, hi = starts[p], ends[p]
+                self.update(Sample(indices[lo:hi], values[lo:hi]), int(y[p]))
+                acc[p] = self.test_accuracy()
+                p += 1
+        return acc
 
     def _skip_rows(self, n: int) -> None:
         # _update advances t by 1.0 per row, mistake or not; an integer-valued t below 2**53

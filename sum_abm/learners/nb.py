@@ -20,6 +20,7 @@ class MultinomialNB(Learner):
 
     kind = "multinomial_nb"
     nonnegative_features = True
+    follow_margins = True
 
     class Params(LearnerParams):
         """Laplace smoothing ``alpha`` (> 0)."""
@@ -38,6 +39,7 @@ class MultinomialNB(Learner):
         # log(counts + alpha) and log(total + alpha * d), kept current through one-sample updates
         # (only the update's own features change); None: recomputed whole at the next use.
         self._logc: tuple[np.ndarray, np.ndarray] | None = None
+        self._every_class_seen = False  # every class count > 0 (known to be)
 
     def fit(self, X: Any, y: Any) -> MultinomialNB:
         X = as_matrix(X)
@@ -52,6 +54,7 @@ class MultinomialNB(Learner):
         self.class_count = Y.sum(axis=0)
         self.total = self.counts.sum(axis=1)
         self._logc = None
+        self._every_class_seen = False
         self.version += 1
         self.drift_epoch += 1
         return self
@@ -69,39 +72,54 @@ class MultinomialNB(Learner):
         return Writes(True, int(new))
 
     def _update(self, s: Sample, y: int) -> int:
-        if len(s.values) and s.values.min() < 0:
+        v, idx = s.values, s.indices
+        if len(v) and v.min() < 0:
             raise ValueError("MultinomialNB needs non-negative features")
         a, d = self.alpha, self.n_features
-        old_counts = self.counts[y, s.indices]
+        row = self.counts[y]
+        old_counts = row[idx]
+        new_counts = old_counts + v
+        row[idx] = new_counts  # a sample's indices are unique
+        v_sum = v.sum()
         old_total = self.total[y]
-        c_y, c_all = self.class_count[y], self.class_count.sum()
-        self.counts[y, s.indices] += s.values  # a sample's indices are unique
-        self.total[y] += s.values.sum()
-        self.class_count[y] += 1
+        self.total[y] = old_total + v_sum
+        cc = self.class_count
+        c_y, c_all = cc[y], cc.sum()
+        cc[y] = c_y + 1
         if self._logc is not None:  # the same elementwise logs as a whole recomputation
             logc, lognorm = self._logc
-            logc[y, s.indices] = np.log(self.counts[y, s.indices] + a)
+            logc[y, idx] = np.log(new_counts + a)
             lognorm[y] = np.log(self.total[y : y + 1] + a * d)[0]
         # Margin change bound: priors (twice: two classes' scores move), the touched features'
         # log-counts (times max|x|), and the class normaliser (times sum|x|).
         shift = math.log1p(1.0 / c_all) if c_all > 0 else math.inf  # every prior: -log((C+1)/C)
         d_prior = 2.0 * max(shift, abs(math.log1p(1.0 / c_y) - shift) if c_y > 0 else math.inf)
-        d_feat = float(np.log1p(s.values / (old_counts + a)).sum())
-        d_norm = math.log1p(float(s.values.sum()) / (old_total + a * d))
+        d_feat = float(np.log1p(v / (old_counts + a)).sum())
+        d_norm = math.log1p(float(v_sum) / (old_total + a * d))
         self._add_drift(d_prior, d_feat, d_norm)
-        return len(s.indices) + 1
+        return len(idx) + 1
+
+    def _log_counts(self) -> tuple[np.ndarray, np.ndarray]:
+        """(log(counts + alpha), log(total + alpha * d)), started whole when not kept."""
+        if self._logc is None:
+            self._logc = (
+                np.log(self.counts + self.alpha),
+                np.log(self.total + self.alpha * self.n_features),
+            )
+        return self._logc
+
+    def _prior(self) -> np.ndarray:
+        cc = self.class_count
+        if self._every_class_seen or cc.all():  # (entering errstate costs more than the logs)
+            self._every_class_seen = True  # class counts only grow (a refit or restore resets)
+            return np.log(cc) - np.log(cc.sum())
+        with np.errstate(divide="ignore"):  # a class without data: log 0 = -inf
+            return np.log(cc) - np.log(cc.sum())
 
     def _log_params(self) -> tuple[np.ndarray, np.ndarray]:
         if self._logs is None or self._logs[0] != self.version:
-            with np.errstate(divide="ignore"):
-                prior = np.log(self.class_count) - np.log(self.class_count.sum())
-            if self._logc is None:
-                self._logc = (
-                    np.log(self.counts + self.alpha),
-                    np.log(self.total + self.alpha * self.n_features),
-                )
-            flp = self._logc[0] - self._logc[1][:, None]
-            self._logs = (self.version, prior, flp)
+            logc, lognorm = self._log_counts()
+            self._logs = (self.version, self._prior(), logc - lognorm[:, None])
         return self._logs[1], self._logs[2]
 
     def decision(self, X: Any) -> np.ndarray:
@@ -116,6 +134,21 @@ class MultinomialNB(Learner):
         prior, flp = self._log_params()
         return flp, prior[:, None]
 
+    def score_params(self) -> tuple[np.ndarray, Any]:
+        """:meth:`Learner.score_params` bit for bit (the same elementwise differences of logs),
+        built straight from the kept logs, without the log-probability matrix."""
+        cached = self._score_params
+        if cached is not None and cached[0] == self.version:
+            return cached[1], cached[2]
+        logc, lognorm = self._log_counts()
+        prior = self._prior()
+        if self.n_classes == 2:  # class 1 minus class 0
+            w, b = (logc[1] - lognorm[1]) - (logc[0] - lognorm[0]), float(prior[1] - prior[0])
+        else:
+            w, b = logc - lognorm[:, None], prior
+        self._score_params = (self.version, w, b)
+        return w, b
+
     def predict_log_proba(self, X: Any) -> np.ndarray:
         jll = self.decision(as_matrix(X))
         m = jll.max(axis=1, keepdims=True)
@@ -127,3 +160,4 @@ class MultinomialNB(Learner):
     def _set_state(self, state: Any) -> None:
         self.counts, self.class_count, self.total = (a.copy() for a in state)
         self._logc = None
+        self._every_class_seen = False

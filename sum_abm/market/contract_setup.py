@@ -59,11 +59,22 @@ def _learner(scenario: Scenario, data: Dataset, all_data: bool = False) -> Any:
 class MarketContract:
     """One deployed contract (the scenario's mechanism) with its chain, learner and adapter."""
 
-    def __init__(self, scenario: Scenario, data: Dataset, log: Any) -> None:
+    def __init__(
+        self,
+        scenario: Scenario,
+        data: Dataset,
+        log: Any,
+        log_repeated: Any = None,
+        log_many: Any = None,
+    ) -> None:
         self.scenario = scenario
         self.data = data
         self.chain = Chain(
-            gas_price=scenario.chain.gas_price, block_time_s=scenario.chain.block_time_s, log=log
+            gas_price=scenario.chain.gas_price,
+            block_time_s=scenario.chain.block_time_s,
+            log=log,
+            log_repeated=log_repeated,
+            log_many=log_many,
         )
         self.ledger = self.chain.ledger
         self.learner = _learner(scenario, data)
@@ -223,6 +234,14 @@ class MarketContract:
         return ok, amount, tr.remaining(x, y, t, author)
 
 
-def build_contract(scenario: Scenario, data: Dataset, log: Any) -> MarketContract:
-    """Deploy the scenario's contract on a fresh chain whose transactions go to ``log``."""
-    return MarketContract(scenario, data, log)
+def build_contract(
+    scenario: Scenario,
+    data: Dataset,
+    log: Any,
+    log_repeated: Any = None,
+    log_many: Any = None,
+) -> MarketContract:
+    """Deploy the scenario's contract on a fresh chain whose transactions go to ``log``
+    (``log_repeated(record, n)``: ``n`` identical ones at once; ``log_many``: a batch of accepted
+    free calls at once; see :class:`Chain`)."""
+    return MarketContract(scenario, data, log, log_repeated, log_many)

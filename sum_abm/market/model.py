@@ -16,6 +16,7 @@ import numpy as np
 
 from sum_abm.chain import TX_FIELDS
 from sum_abm.data import load_dataset
+from sum_abm.learners.base import _margins
 from sum_abm.market.agents import Participant
 from sum_abm.market.claims import SCORE_TOL, ClaimBook, csr_bitsets
 from sum_abm.market.contract_setup import MarketContract, build_contract
@@ -29,6 +30,13 @@ _NO_DRIFT = np.zeros((1, 3))  # Learner.margin_drift since the start of the drif
 #: The incremental claim walk is used while the window holds at least this many slots per slot the
 #: book logged as possibly flipped since the walker's last walk (else the full walk: same result).
 WALK_FLIP_RATIO = 16
+#: A book that tracks classes (ClaimBook.tracked) passes over them at least every this many
+#: updates, so that new slots are tracked before a walk needs them...
+TRACK_PASS_EVERY = 16
+#: ...and at each pass re-predicts the slots whose margin the learner's drift may use up within
+#: about this many updates (at the rate of the last ones). In S2 (seed 1): a pass every 5.8
+#: updates, 81 rows each (4: 4.3 updates, 50 rows; 16: 6.6 updates, 149 rows).
+TRACK_LOOKAHEAD = 8
 
 
 class MarketModel(Model):
@@ -62,20 +70,39 @@ class MarketModel(Model):
         # Transaction log: one record per contract call (fields: sum_abm.chain.TX_FIELDS), kept
         # as columns; it reads like a list of tuples.
         self.tx_rows = TxLog()
-        self.contract: MarketContract = build_contract(scenario, self.data, self.tx_rows.append)
+        self.contract: MarketContract = build_contract(
+            scenario,
+            self.data,
+            self.tx_rows.append,
+            self.tx_rows.append_repeated,
+            self.tx_rows.extend_accepted,
+        )
         self.ledger = self.contract.ledger
         self.clock = self.contract.chain.clock
         self.learner = self.contract.learner
         # A linear two-class learner on 0/1 features: the book keeps every pending slot's score
         # current through the updates (ClaimBook.shift), so a walk reads its predictions.
+        # (Not for a contract without a claim book: the prediction market's adds skip it.)
         linear = (
-            getattr(self.learner, "linear_delta", False)
+            self.contract.uses_claim_book
+            and getattr(self.learner, "linear_delta", False)
             and self.n_classes == 2
             and isinstance(getattr(self.learner, "w", None), np.ndarray)
         )
         words = -(-int(self.data.n_features) // 64)
         self.book = ClaimBook(binary_words=words if linear and words <= 64 else 0)
         self.book.scored_version = self.learner.version
+        # Otherwise, for a learner that asks for it, the book follows each slot's class through
+        # the updates by the learner's margin bound (_follow_classes).
+        self.book.tracked = not self.book.scored and self.learner.follow_margins
+        self.book.track_epoch = self.learner.drift_epoch
+        # Between two passes over the tracked classes (_track_pass): the learner's drift at the
+        # last pass, how far any tracked slot's bound may grow before one could lapse (the
+        # budget), the largest max-|value| and sum-|value| of any slot, and the updates since.
+        self._track_base = self.learner.drift.tolist()
+        self._track_budget = np.inf
+        self._track_xmax = [0.0, 0.0]
+        self._track_updates = 0
         if self.book.scored:
             self.book.w_bound = float(np.abs(self.learner.w).max(initial=0.0))
             self.book.b_bound = abs(float(self.learner.b))
@@ -101,6 +128,8 @@ class MarketModel(Model):
         )
         self._rule_tables: dict[tuple, tuple] = {}
         self._crossing_asc = sorted(self._crossing_ages.tolist())
+        self._cross_ages2 = np.tile(self._crossing_ages, 2)  # see _crossed
+        self._cross_edges = np.empty_like(self._cross_ages2)
         # (address index, walk rules) -> after a walk that left nothing claimable to its walker:
         # (book flip epoch, walker had verified data, pool not empty, time); see claim_walk.
         self._walk_state: dict[tuple, tuple] = {}
@@ -122,6 +151,7 @@ class MarketModel(Model):
                     self.addr_index[a] = len(self.addr_index)
                     self.addr_owner[a] = agent
         self.addresses = list(self.addr_index)
+        self._owners = [self.addr_owner[a] for a in self.addresses]  # by address index
         self.contract.start(
             self.rng
         )  # e.g. the prediction market's bounty and test-set commitments
@@ -334,8 +364,9 @@ class MarketModel(Model):
             return False
         x = self.sample(row)
         b, L = self.book, self.learner
+        v0 = L.version
         if b.scored:
-            v0, w0, off0 = L.version, L.w[x.indices], L.b
+            w0, off0 = L.w[x.indices], L.b
         ok, cost = self.contract.add_data(addr, value, x, y)
         if not ok:
             return False
@@ -357,6 +388,8 @@ class MarketModel(Model):
             if b.scored:
                 # w·x + b to rounding; the allowance's w_bound * sum|x| + b_bound covers its terms
                 b.set_scores(slot, float(L.w[x.indices] @ x.values + L.b), 0.0)
+            elif b.tracked and L.version != v0:
+                self._follow_classes(v0)
         else:
             self.contract.note_contribution(addr, row, y, self.clock.now)
         return True
@@ -378,11 +411,13 @@ class MarketModel(Model):
         now = self.clock.now
         rt, aw = self.contract.refund_time_s, self.contract.any_wait_s
         lo = b.head
-        hi = b.slots_older_than(now - rt)
+        t_max = now - rt
         if rules.reference and not self.data_left():
-            hi = min(hi, b.slots_older_than(now - aw))
-        if hi <= lo:
+            t_max = min(t_max, now - aw)
+        # Most wake-ups find nothing old enough: the oldest live slot tells, in O(1).
+        if lo >= b.n or b.time[lo] > t_max:
             return
+        hi = b.slots_older_than(t_max)
         if self.naive:
             self._naive_walk(agent, addr, me, lo, hi, rules)
             return
@@ -405,7 +440,7 @@ class MarketModel(Model):
         # which opens reports anywhere in the window.
         key = (me, rules)
         ranges = [(lo, hi)]
-        st = self._walk_state.pop(key, None) if b.scored else None
+        st = self._walk_state.pop(key, None) if b.follows else None
         flipped = None
         if good and st is not None and st[1:3] == (good, left) and b.scored_version == L.version:
             # Worth it only while the slots to re-examine are few beside the window: with many
@@ -427,7 +462,7 @@ class MarketModel(Model):
         for r_lo, r_hi in ranges:
             segs += self._segments(now, r_lo, r_hi, rules) or []
         if not segs:
-            if b.scored:
+            if b.follows:
                 self._walk_state[key] = (b.flip_epoch, good, left, now)
             return
         # Predictions, where a rule reads them (the model does not change during a walk).
@@ -438,6 +473,8 @@ class MarketModel(Model):
             p_lo, p_hi = need[0][0], need[-1][1]
             if b.scored:
                 pred = self._scored_predictions(p_lo, p_hi)
+            elif b.tracked:
+                pred = self._tracked_predictions(p_lo, p_hi)
             else:
                 pred = self._predictions(p_lo, p_hi, b.live[p_lo:p_hi])
             agree = pred == b.label[p_lo:p_hi]
@@ -466,7 +503,7 @@ class MarketModel(Model):
         slots = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
         if not len(slots):
             self._idle_walks[(me, rules)] = (L.version, good, left, self._next_crossing(now))
-            if b.scored:
+            if b.follows:
                 self._walk_state[key] = (b.flip_epoch, good, left, now)
             return
         # The candidates' fields as Python values once (not one numpy scalar per read).
@@ -478,23 +515,43 @@ class MarketModel(Model):
         # walker without verified data, leaves the walk unresolved).
         sample, names = self.sample, self.addresses
         slot_list = slots.tolist()
-        claims, kinds = [], []
-        for i, slot in enumerate(slot_list):
+        claims = []
+        for slot, row, y, t, author in zip(slot_list, rows, labels, times, authors, strict=True):
             if slot < take_end:
-                kind = "take"
-            else:
-                kind = "refund" if authors[i] == me else "report"
+                claims.append(("report", sample(row), y, t, names[author], None))
+                continue
             # the book's prediction where a rule read it; else the contract predicts if it must
-            p = None if kind == "take" or not p_lo <= slot < p_hi else int(pred[slot - p_lo])
-            call = "refund" if kind == "refund" else "report"
-            claims.append((call, sample(rows[i]), labels[i], times[i], names[authors[i]], p))
-            kinds.append(kind)
-        resolved = True  # every candidate claimed and no longer claimable by this walker
+            p = int(pred[slot - p_lo]) if p_lo <= slot < p_hi else None
+            call = "refund" if author == me else "report"
+            claims.append((call, sample(row), y, t, names[author], p))
         results = self.contract.claims(addr, claims)
-        for slot, kind, claim, (ok, _, rest) in zip(slot_list, kinds, claims, results, strict=True):
-            resolved &= self._claimed(addr, slot, kind, claim[4], ok, rest)
+        # _claimed's book-keeping, with the counters and claimed marks added up once
+        resolved = True  # every candidate claimed and no longer claimable by this walker
+        owners, won, n_refunds = self._owners, [], 0
+        for slot, author, claim, (ok, _, rest) in zip(
+            slot_list, authors, claims, results, strict=True
+        ):
+            refund = claim[0] == "refund"
+            if ok:
+                if refund:
+                    n_refunds += 1
+                else:
+                    won.append(slot)
+                    owners[author].taken += 1
+            if rest is not None and rest <= 0:
+                b.remove(slot)
+                resolved = resolved and ok
+            else:
+                resolved = resolved and ok and not refund
+        walker = self.addr_owner[addr]
+        if n_refunds:
+            walker.refunded += n_refunds
+            walker.points += n_refunds * self.contract.points_per_refund
+        if won:
+            walker.reports_won += len(won)
+            b.mark_claimed_many(won, me)
         good_end = self.num_good(addr) > 0
-        if b.scored and resolved and good_end == good and L.version == version0:
+        if b.follows and resolved and good_end == good and L.version == version0:
             self._walk_state[key] = (b.flip_epoch, good, left, now)
 
     def _walk_few(
@@ -529,7 +586,7 @@ class MarketModel(Model):
                 code = 2 if own else 0
                 p = None
                 if tab[2]:
-                    p = self._scored_class(slot)
+                    p = self._scored_class(slot) if b.scored else self._tracked_class(slot)
                     if p == int(b.label[slot]):
                         code |= 4
                 if tab[3] and b.claimed_by(me, slot, slot + 1)[0]:
@@ -559,20 +616,23 @@ class MarketModel(Model):
     ) -> list[tuple[int, int]]:
         """Slot ranges within [lo, hi) whose age crossed a rule threshold in (t_prev, now], and
         the ``flipped`` slots there (whose class may have changed), merged in slot order."""
+        # Called at most wake-ups (S1: 27,000 times), mostly to find one span or none: one
+        # search for both ends of every age, in a buffer, through the array's own method
+        # (np.searchsorted's dispatch costs more than the search).
         k = len(self._crossing_ages)
-        ends = np.searchsorted(
-            self.book.time[lo:hi],
-            np.subtract.outer((t_prev, now), self._crossing_ages).ravel(),
-            side="right",
-        ).tolist()
-        spans = [(x + lo, y + lo) for x, y in zip(ends[:k], ends[k:], strict=True)]
+        edges = self._cross_edges
+        edges[:k] = t_prev
+        edges[k:] = now
+        edges -= self._cross_ages2
+        ends = self.book.time[lo:hi].searchsorted(edges, side="right").tolist()
+        spans = [(x + lo, y + lo) for x, y in zip(ends[:k], ends[k:], strict=True) if y > x]
         if len(flipped):
             f = flipped[(flipped >= lo) & (flipped < hi)].tolist()
             spans += [(x, x + 1) for x in f]
+        if len(spans) < 2:
+            return spans
         out: list[tuple[int, int]] = []
         for x, y in sorted(spans):
-            if y <= x:
-                continue
             if out and x <= out[-1][1]:
                 out[-1] = (out[-1][0], max(out[-1][1], y))
             else:
@@ -586,7 +646,7 @@ class MarketModel(Model):
         they read ``claimed``, candidate by code when not good), ``code`` = agrees * 4 + own * 2
         + claimed. None when no segment can hold a candidate."""
         b = self.book
-        cuts = np.searchsorted(b.time[lo:hi], now - self._crossing_ages, side="right").tolist()
+        cuts = b.time[lo:hi].searchsorted(now - self._crossing_ages, side="right").tolist()
         bounds = sorted({lo, hi, *(c + lo for c in cuts)})
         segs = []
         aw = self.contract.any_wait_s
@@ -633,7 +693,7 @@ class MarketModel(Model):
         reaches an age at which a walk or a claim rule changes its answer."""
         b, ages = self.book, self._crossing_ages  # the same ages, one search for all
         first = now + int(ages[-1])
-        ks = b.head + np.searchsorted(b.time[b.head : b.n], now - ages, side="right")
+        ks = b.head + b.time[b.head : b.n].searchsorted(now - ages, side="right")
         inside = ks < b.n
         if inside.any():
             first = min(first, int((b.time[ks[inside]] + ages[inside]).min()))
@@ -710,6 +770,123 @@ class MarketModel(Model):
                 self._rescore(unsure + lo)
                 s = b.score[lo:hi]
         return s > 0
+
+    def _follow_classes(self, v0: int) -> None:
+        """Carry the tracked classes through the update just made (learner version ``v0``
+        before it): when the learner's drift since the last pass may have used up some tracked
+        slot's margin, a new pass (_track_pass); else no tracked class changed (O(1)). A new
+        slot is tracked from the next pass on (or when a walk needs it)."""
+        b, L = self.book, self.learner
+        if b.scored_version != v0 or L.version != v0 + 1 or b.track_epoch != L.drift_epoch:
+            return  # the classes were already stale: the next walk starts them afresh
+        b.scored_version = L.version
+        self._track_updates += 1
+        if self._track_growth() * (1 + 2e-9) < self._track_budget:
+            if self._track_updates < TRACK_PASS_EVERY:
+                return  # every tracked class is proven (see _track_pass); new slots can wait
+        self._track_pass()
+
+    def _track_growth(self) -> float:
+        """An upper bound on how far any tracked slot's drift bound has grown since the last
+        pass (``_track_xmax`` is at least every tracked slot's max-|value| and sum-|value|)."""
+        d, base, xm = self.learner.drift.tolist(), self._track_base, self._track_xmax
+        return (d[0] - base[0]) + (d[1] - base[1]) * xm[0] + (d[2] - base[2]) * xm[1]
+
+    def _track_widen(self, slots: np.ndarray) -> None:
+        """``slots`` become tracked: keep ``_track_xmax`` above their values."""
+        b, xm = self.book, self._track_xmax
+        xm[0] = max(xm[0], float(b.x_inf[slots].max()))
+        xm[1] = max(xm[1], float(b.x_l1[slots].max()))
+
+    def _track_budgets(self, total_base: np.ndarray, cap: np.ndarray) -> np.ndarray:
+        """How far each slot's bound may grow past the last pass (drift bound ``total_base``
+        then) while its class stays proven: the test of _predictions, ``total * (1 + 1e-9) +
+        1e-12 < cap``, with twice the allowance for the rounding of the growth bound."""
+        return cap - total_base * (1 + 2e-9) - 2e-12
+
+    def _track_pass(self) -> None:
+        """Re-predict every live slot not tracked yet and every tracked one whose margin the
+        drift bound may use up within about TRACK_PASS_EVERY updates (at the rate of the last
+        ones); log the tracked ones whose class changed (ClaimBook.log_flips). Until the drift
+        grows past the smallest budget left (or new slots pile up), no class can change."""
+        b, L = self.book, self.learner
+        lo, hi = b.head, b.n
+        e = L.drift_epoch
+        rate = self._track_growth() / max(1, self._track_updates)
+        total = self._drift_total(lo, hi)
+        budget = self._track_budgets(total, b.cap[lo:hi])  # infinite where not tracked or live
+        redo = budget < TRACK_LOOKAHEAD * rate  # (lapsed: budget <= 0)
+        redo |= b.live[lo:hi] & (b.epoch_at[lo:hi] != e)
+        idx = np.flatnonzero(redo)[::-1] + lo  # descending (see below)
+        if len(idx):
+            # the rows in place: interleaved pointers whose odd rows run backwards, so empty (as
+            # in evaluation._interleave); of the indices' dtype (no copy)
+            ap = np.empty(2 * len(idx), dtype=b.fidx.dtype)
+            ap[0::2] = b.fptr[idx]
+            ap[1::2] = b.fptr[idx + 1]
+            scores = L.kernel_scores(ap, b.fidx, b.fval)[0::2]
+            labels, margins = L._labels(scores), _margins(scores)
+            self._track_widen(idx)
+            was = b.epoch_at[idx] == e
+            flipped = idx[was & (labels != b.pred[idx])]
+            b.pred[idx] = labels
+            b.cap[idx] = margins + total[idx - lo]
+            b.epoch_at[idx] = e
+            budget[idx - lo] = self._track_budgets(total[idx - lo], b.cap[idx])
+            if len(flipped):
+                b.log_flips(flipped[::-1])
+        self._track_budget = float(budget.min(initial=np.inf))
+        self._track_base = L.drift.tolist()
+        self._track_updates = 0
+
+    def _drift_total(self, lo: int, hi: int) -> np.ndarray:
+        """The learner's margin drift bound since its start for slots [lo, hi)."""
+        b = self.book
+        d0, d1, d2 = self.learner.drift.tolist()
+        total = b.x_inf[lo:hi] * d1
+        total += b.x_l1[lo:hi] * d2
+        total += d0
+        return total
+
+    def _tracked_predictions(self, lo: int, hi: int) -> np.ndarray:
+        """The model's class of slots [lo, hi) (live ones) from the tracked classes; slots not
+        tracked yet are predicted (and tracked from then on)."""
+        b, L = self.book, self.learner
+        if b.scored_version != L.version or b.track_epoch != L.drift_epoch:
+            # changed other than by an update the book followed: every class is unknown
+            b.epoch_at[b.head : b.n] = -1
+            b.cap[b.head : b.n] = np.inf
+            b.scored_version, b.track_epoch = L.version, L.drift_epoch
+            b.unlogged_flip()
+            self._track_base, self._track_budget = L.drift.tolist(), np.inf
+            self._track_updates = 0
+        sl = slice(lo, hi)
+        stale = b.live[sl] & (b.epoch_at[sl] != L.drift_epoch)
+        idx = np.flatnonzero(stale) + lo
+        if len(idx):
+            if 2 * len(idx) >= hi - lo:  # a contiguous slice beats gathering scattered rows
+                labels, margins = L.predict_segments(*b.features(lo, hi), margins=True)
+                labels, margins = labels[idx - lo], margins[idx - lo]
+            else:
+                labels, margins = L.predict_segments(*b.features_of(idx), margins=True)
+            b.pred[idx] = labels
+            b.cap[idx] = margins + self._drift_total(lo, hi)[idx - lo]
+            b.epoch_at[idx] = L.drift_epoch
+            self._track_widen(idx)
+            # tracked from now on: their budgets count from the last pass, as the others'
+            d0, d1, d2 = self._track_base
+            base = b.x_inf[idx] * d1 + b.x_l1[idx] * d2 + d0
+            budget = self._track_budgets(base, b.cap[idx]).min()
+            self._track_budget = min(self._track_budget, float(budget))
+        return b.pred[sl]
+
+    def _tracked_class(self, slot: int) -> int:
+        """The model's class of one live slot, as :meth:`_tracked_predictions`."""
+        b, L = self.book, self.learner
+        e = L.drift_epoch
+        if b.epoch_at[slot] == e and b.scored_version == L.version and b.track_epoch == e:
+            return int(b.pred[slot])
+        return int(self._tracked_predictions(slot, slot + 1)[0])
 
     def _predictions(self, lo: int, hi: int, need: np.ndarray) -> np.ndarray:
         """The model's class for each slot in [lo, hi) where ``need``; cached, and re-predicted only

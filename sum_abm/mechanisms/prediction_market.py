@@ -11,6 +11,7 @@ from pydantic import Field
 
 from sum_abm.chain import Chain, Rejected
 from sum_abm.contract.prediction_market import SEMANTICS, Piece, PredictionMarket, hash_piece
+from sum_abm.errors import InputError
 from sum_abm.mechanisms.base import Call, MarketAdapter, MechanismBase, MechanismConfig
 
 PROVIDER = "bounty_provider"
@@ -33,6 +34,13 @@ class PMConfig(MechanismConfig):
     reset_model_during_reward_phase: bool = False
     any_address_claim_wait_time_s: int = Field(9 * 86_400, ge=0)
     max_process_calls: int = Field(2_000_000, ge=1, description="safety cap on reward-phase calls")
+    provider_gas_allowance: int | None = Field(
+        None,
+        ge=0,
+        description="tokens the bounty provider is endowed with, beside the bounty, to pay the gas "
+        "of its own calls (token units); default: enough for every provider call up to "
+        "max_process_calls at the chain's gas price (0 when calls are free)",
+    )
 
 
 class PMAdapter(MarketAdapter):
@@ -65,7 +73,7 @@ class PMAdapter(MarketAdapter):
     def start(self, rng: Any, data: Any) -> None:
         """Fund the bounty, commit the test pieces, reveal one (drawn by ``rng``)."""
         m: PMConfig = self.config  # type: ignore[assignment]
-        self.chain.ledger.mint(PROVIDER, m.bounty)
+        self.chain.ledger.mint(PROVIDER, m.bounty + self.provider_gas_allowance())
         X, y, n = data.X_test, data.y_test, m.num_test_pieces
         self.pieces = []
         for i in range(n):
@@ -74,8 +82,34 @@ class PMAdapter(MarketAdapter):
         hashes = [hash_piece(p) for p in self.pieces]
         reveal = int(rng.integers(len(hashes))) if rng is not None else 0
         n_min = m.min_num_contributions or len(data.y_pool)
-        self.pm.initialize_market(PROVIDER, m.bounty, hashes, m.min_length_s, n_min, reveal)
-        self.pm.reveal_init_test_set(PROVIDER, self.pieces[reveal])
+        try:
+            self.pm.initialize_market(PROVIDER, m.bounty, hashes, m.min_length_s, n_min, reveal)
+            self.pm.reveal_init_test_set(PROVIDER, self.pieces[reveal])
+        except Rejected as rej:
+            if rej.reason != "insufficient_funds":
+                raise
+            raise InputError(
+                f"mechanism.provider_gas_allowance: {self.provider_gas_allowance()} tokens do not "
+                f"pay the gas of the market's set-up at gas price {self.chain.gas_price}"
+            ) from None
+
+    def provider_gas_allowance(self) -> int:
+        """Tokens (token units) the provider gets beside the bounty to pay its own calls' gas: the
+        configured allowance, or the fees of its worst case (set-up, ``num_test_pieces``
+        verifications, ``max_process_calls`` reward calls, the withdrawal)."""
+        m: PMConfig = self.config  # type: ignore[assignment]
+        if m.provider_gas_allowance is not None:
+            return m.provider_gas_allowance
+        price = self.chain.gas_price
+        if not price:
+            return 0
+        kind = getattr(self.learner, "kind", "")
+        gas = self.chain.gas_schedule.gas
+        once = ("pm_initialize_market", "pm_reveal_init_test_set", "pm_end_market", "pm_withdraw")
+        total = sum(gas(op, kind) for op in once)
+        total += m.num_test_pieces * gas("pm_verify_next_test_set", kind)
+        total += m.max_process_calls * gas("pm_process_contribution", kind)
+        return price * total
 
     def finish(self, addresses: list[str], sample: Any) -> list[str]:
         """End the market, reveal the test set, run the reward phase (at most
@@ -88,9 +122,13 @@ class PMAdapter(MarketAdapter):
             return []  # the market could not end (too few contributions before the time limit)
         while pm.state == "REVEAL_TEST_SET":
             pm.verify_next_test_set(PROVIDER, self.pieces[pm.next_verify])
-        self.process_calls += pm.process_contributions(
-            PROVIDER, m.max_process_calls - self.process_calls
-        )
+        try:
+            self.process_calls += pm.process_contributions(
+                PROVIDER, m.max_process_calls - self.process_calls
+            )
+        except Rejected as rej:  # the provider's gas allowance ran out: the reward phase stops
+            if rej.reason != "insufficient_funds":
+                raise
         collected = []
         for addr in addresses:
             mine = self.contributions.get(addr)

@@ -11,19 +11,24 @@ class RunsBar:
     """A rich progress bar fed by the sweep engine's ``progress(done, failed, total)`` callback.
 
     The first call resets the bar at the runs already finished (``--resume``), so that they do not
-    count in the rate and the time left. ``done``, ``failed`` and ``start`` (runs finished before
-    this command) are kept for the command's closing lines.
+    count in the rate and the time left; so does the first call of a new batch (another total, or
+    fewer runs done: the design search sends its candidates' runs in batches). ``done``,
+    ``failed`` and ``start`` (runs finished before this command) are kept for the command's
+    closing lines.
     """
 
     def __init__(self, bar: Any, task: Any) -> None:
         self.bar, self.task = bar, task
         self.done = self.failed = 0
+        self.total: int | None = None
         self.start: int | None = None
 
     def __call__(self, done: int, failed: int, total: int) -> None:
         if self.start is None:
             self.start = done
+        if self.total is None or total != self.total or done < self.done:
             self.bar.reset(self.task, total=total, completed=done, failed=failed)
+            self.total = total
         self.done, self.failed = done, failed
         self.bar.update(self.task, completed=done, failed=failed)
 
