@@ -489,6 +489,44 @@ def test_a_local_sweep_runs_in_the_driver_and_on_ray_beside_it(tmp_path):
     assert len(got["said"]) == 1 and "1 warm Ray worker and this process" in got["said"][0]
 
 
+_AT_ONCE = """
+import json, sys
+
+from sum_abm.scenario import load_scenario
+from sum_abm.sweeps import AutoExecutor, executors
+from sum_abm.sweeps.spec import runs_for
+from sum_abm.sweeps.task import RunTask
+
+base = load_scenario(sys.argv[1], {"data.n_rows": 800, "run.max_time_s": 86_400})
+runs = runs_for([{"mechanism.cost_weight": w} for w in range(1, 5)], 1, 3)
+task = RunTask(base, baseline=False)
+seen = {}
+for at_once in (executors.START_AT_ONCE_RUNS, len(runs)):
+    executors.START_AT_ONCE_RUNS = at_once
+    with AutoExecutor(workers=2) as auto:
+        seen[at_once] = [(o.run.run_id, auto.ray is not None) for o in auto.map(task, runs)]
+print(json.dumps({"seen": list(seen.values()), "ids": [r.run_id for r in runs]}))
+"""
+
+
+@pytest.mark.ray
+def test_a_long_sweep_starts_ray_before_its_first_run_ends(tmp_path):
+    """Four short runs are timed first and stay in this process; the same four runs counted as
+    many (``START_AT_ONCE_RUNS``) start Ray at once, before the first run here has finished."""
+    r = subprocess.run(
+        [sys.executable, "-c", _AT_ONCE, str(ROOT / "scenarios" / "quickstart.toml")],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert r.returncode == 0, r.stderr[-3000:]
+    got = json.loads(r.stdout.strip().splitlines()[-1])
+    probed, at_once = got["seen"]
+    assert sorted(i for i, _ in probed) == sorted(got["ids"]) == sorted(i for i, _ in at_once)
+    assert not any(started for _, started in probed)  # timed, too short: Ray never started
+    assert all(started for _, started in at_once)  # Ray was starting when the first run ended
+
+
 _LEAN = """
 import json, os
 from pathlib import Path
