@@ -9,7 +9,9 @@ invocation, so that the ratios hold on a shared machine:
 
 1. whole process: ``sum-abm sweep FILE --serial`` against ``sum-abm sweep FILE`` (every core), each
    a fresh process timed from launch to exit; the two tables must be equal; serial and parallel
-   alternate for ``--rounds`` rounds and the best of each counts;
+   alternate for ``--rounds`` rounds and the best of each counts; with the CPU seconds of each
+   side's processes (the driver, Ray's workers, Ray's own processes), steadier than the clock on a
+   shared machine;
 2. whole sweep through the Python API (``sum_abm.sweep``), each in a fresh process, timed from the
    call to its return: data loading, Ray's start-up and the workers' warm-up included; with a
    breakdown of the parallel one (this process alone until Ray's warm workers join, both
@@ -65,13 +67,38 @@ def sweep_file(folder: Path, runs: int) -> Path:
     return f
 
 
-def timed(cmd: list[str]) -> tuple[float, str]:
+def timed(cmd: list[str], cpu: dict[str, float] | None = None) -> tuple[float, str]:
+    """Run ``cmd`` from the repository; returns (seconds from launch to exit, its stdout). With
+    ``cpu``: also the CPU seconds of the process and of everything it started, sampled from /proc
+    every 0.2 s (the last 0.2 s of a process may be missed), by kind (see :func:`cpu_kind`)."""
     t = time.perf_counter()
-    r = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    seen: dict[tuple[int, int], tuple[str, float]] = {}  # (pid, start tick) -> (kind, CPU s)
+    if cpu is not None:
+        while p.poll() is None:
+            procs = _processes()
+            for pid in _tree(p.pid, procs):
+                ppid, _, name, cpu_s, start = procs[pid]
+                seen[(pid, start)] = (cpu_kind(pid, name, p.pid), cpu_s)
+            time.sleep(0.2)
+    stdout, stderr = p.communicate()
     elapsed = time.perf_counter() - t
-    if r.returncode != 0:
-        raise SystemExit(f"{' '.join(cmd[3:])}: exit {r.returncode}\n{r.stderr[-2000:]}")
-    return elapsed, r.stdout
+    if p.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd[3:])}: exit {p.returncode}\n{stderr[-2000:]}")
+    if cpu is not None:
+        for kind, cpu_s in seen.values():
+            cpu[kind] = cpu.get(kind, 0.0) + cpu_s
+    return elapsed, stdout
+
+
+def cpu_kind(pid: int, name: str, root: int) -> str:
+    """Which part of a sweep a process is: the driver, a Ray worker (``ray::`` named after the
+    actor), or one of Ray's own processes (GCS, raylet, agents, and any monitor)."""
+    if pid == root:
+        return "driver"
+    if name.startswith("ray::") and "Agent" not in name and not name.startswith("ray::Runtime"):
+        return "Ray workers"
+    return "Ray's own"
 
 
 def table(out: Path) -> pl.DataFrame:
@@ -145,32 +172,40 @@ def breakdown(out: Path, marks: dict, whole: float, serial: float) -> None:
     )
 
 
-def _processes() -> dict[int, tuple[int, float, str]]:
-    """Every process: pid -> (parent pid, resident MB, command), read from /proc."""
+def _processes() -> dict[int, tuple[int, float, str, float, int]]:
+    """Every process: pid -> (parent pid, resident MB, command, CPU seconds, start tick), from /proc."""
     out = {}
+    tick = os.sysconf("SC_CLK_TCK")
     for d in Path("/proc").iterdir():
         if not d.name.isdigit():
             continue
         try:
             stat = (d / "stat").read_text()
-            ppid = int(stat.rsplit(")", 1)[1].split()[1])
+            rest = stat.rsplit(")", 1)[1].split()
             rss = int((d / "statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
-            out[int(d.name)] = (ppid, rss, stat.split("(", 1)[1].rsplit(")", 1)[0])
+            cpu_s = (int(rest[11]) + int(rest[12])) / tick
+            name = stat.split("(", 1)[1].rsplit(")", 1)[0]
+            out[int(d.name)] = (int(rest[1]), rss, name, cpu_s, int(rest[19]))
         except (OSError, ValueError, IndexError):
             pass
     return out
+
+
+def _tree(root: int, procs: dict[int, tuple]) -> set[int]:
+    """``root`` and its descendants among ``procs``."""
+    keep, grew = {root}, True
+    while grew:
+        new = {p for p, v in procs.items() if v[0] in keep and p not in keep}
+        keep |= new
+        grew = bool(new)
+    return keep & set(procs)
 
 
 def tree_rss(root: int) -> dict[int, tuple[str, float]]:
     """Resident memory (MB) of ``root`` and each of its descendants (the driver and the Ray it
     started): pid -> (command, MB)."""
     procs = _processes()
-    keep, grew = {root}, True
-    while grew:
-        new = {p for p, (pp, _, _) in procs.items() if pp in keep and p not in keep}
-        keep |= new
-        grew = bool(new)
-    return {p: (procs[p][2], procs[p][1]) for p in keep if p in procs}
+    return {p: (procs[p][2], procs[p][1]) for p in _tree(root, procs)}
 
 
 def memory(n: int, workers: int, d: Path) -> None:
@@ -207,6 +242,23 @@ def memory(n: int, workers: int, d: Path) -> None:
     print("  grew most: " + ", ".join(f"{c} ({p}) {g:+.0f} MB" for g, c, p in grew[:4]))
 
 
+def cpu_line(cpus: dict[str, list[dict[str, float]]]) -> None:
+    """CPU seconds of the whole-process sweeps (median round of each side): what Ray costs in CPU,
+    which on a shared machine is steadier than the seconds on the clock."""
+
+    def median(side: str, kind: str | None = None) -> float:
+        vals = sorted(sum(c.values()) if kind is None else c.get(kind, 0.0) for c in cpus[side])
+        return vals[len(vals) // 2]
+
+    serial, par = median("s"), median("p")
+    parts = ", ".join(f"{k} {median('p', k):.1f}" for k in ("driver", "Ray workers", "Ray's own"))
+    print(
+        f"  CPU seconds (median of {len(cpus['s'])} rounds): --serial {serial:.1f}; every core "
+        f"{par:.1f} ({parts}): Ray adds {par - serial:+.1f} s of CPU, so at most "
+        f"{serial / (par / 2):.2f}x on 2 cores (both busy from launch to exit)"
+    )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=int, default=400)
@@ -227,12 +279,15 @@ def main() -> None:
         # Serial and parallel alternate (--rounds times, best of each): on a shared machine the
         # load drifts, and alternating keeps both sides under the same drift.
         cli = {"s": [], "p": []}
+        cpus: dict[str, list[dict[str, float]]] = {"s": [], "p": []}
         api = {"s": [], "p": []}
         marks: dict[str, list[dict]] = {"s": [], "p": []}
         for k in range(args.rounds):
             for side, extra in (("s", ["--serial"]), ("p", ["--workers", str(w)])):
                 out = d / f"cli_{side}{k}"
-                cli[side].append(timed(CLI + ["sweep", str(f), "--out", str(out), *extra])[0])
+                cpus[side].append({})
+                cmd = CLI + ["sweep", str(f), "--out", str(out), *extra]
+                cli[side].append(timed(cmd, cpus[side][-1])[0])
             for side, serial in (("s", True), ("p", None)):
                 code = API.format(serial=serial, workers=w if serial is None else None)
                 _, text = timed([sys.executable, "-c", code, str(f), str(d / f"api_{side}{k}")])
@@ -248,6 +303,7 @@ def main() -> None:
             f"(best of {args.rounds}: serial {', '.join(f'{t:.1f}' for t in cli['s'])}; "
             f"parallel {', '.join(f'{t:.1f}' for t in cli['p'])})"
         )
+        cpu_line(cpus)
         steady_state(f, w, d)
         if args.memory:
             memory(args.memory, w, d)

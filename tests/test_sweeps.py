@@ -489,6 +489,95 @@ def test_a_local_sweep_runs_in_the_driver_and_on_ray_beside_it(tmp_path):
     assert len(got["said"]) == 1 and "1 warm Ray worker and this process" in got["said"][0]
 
 
+_AT_ONCE = """
+import json, sys
+
+from sum_abm.scenario import load_scenario
+from sum_abm.sweeps import AutoExecutor, executors
+from sum_abm.sweeps.spec import runs_for
+from sum_abm.sweeps.task import RunTask
+
+base = load_scenario(sys.argv[1], {"data.n_rows": 800, "run.max_time_s": 86_400})
+runs = runs_for([{"mechanism.cost_weight": w} for w in range(1, 5)], 1, 3)
+task = RunTask(base, baseline=False)
+seen = {}
+for at_once in (executors.START_AT_ONCE_RUNS, len(runs)):
+    executors.START_AT_ONCE_RUNS = at_once
+    with AutoExecutor(workers=2) as auto:
+        seen[at_once] = [(o.run.run_id, auto.ray is not None) for o in auto.map(task, runs)]
+print(json.dumps({"seen": list(seen.values()), "ids": [r.run_id for r in runs]}))
+"""
+
+
+@pytest.mark.ray
+def test_a_long_sweep_starts_ray_before_its_first_run_ends(tmp_path):
+    """Four short runs are timed first and stay in this process; the same four runs counted as
+    many (``START_AT_ONCE_RUNS``) start Ray at once, before the first run here has finished."""
+    r = subprocess.run(
+        [sys.executable, "-c", _AT_ONCE, str(ROOT / "scenarios" / "quickstart.toml")],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert r.returncode == 0, r.stderr[-3000:]
+    got = json.loads(r.stdout.strip().splitlines()[-1])
+    probed, at_once = got["seen"]
+    assert sorted(i for i, _ in probed) == sorted(got["ids"]) == sorted(i for i, _ in at_once)
+    assert not any(started for _, started in probed)  # timed, too short: Ray never started
+    assert all(started for _, started in at_once)  # Ray was starting when the first run ended
+
+
+_LEAN = """
+import json, os
+from pathlib import Path
+
+import ray
+from ray._private.node import Node
+
+from sum_abm.sweeps.raynode import init_ray, shutdown_ray
+
+def children():
+    out = {}
+    for p in Path("/proc").iterdir():
+        try:
+            if p.name.isdigit() and int((p / "stat").read_text().rsplit(")", 1)[1].split()[1]) == os.getpid():
+                out[int(p.name)] = (p / "cmdline").read_bytes().replace(b"\\0", b" ").decode()
+        except OSError:
+            pass
+    return out
+
+@ray.remote
+def pid():
+    return os.getpid()
+
+api_server = Node.start_api_server
+assert init_ray(None, 1)
+kids = children()
+worker = ray.get(pid.remote())
+shutdown_ray()
+print(json.dumps({"kids": list(kids.values()), "worker": worker, "me": os.getpid(),
+                  "alive_after": [k for k in kids if Path(f"/proc/{k}").exists()],
+                  "restored": Node.start_api_server is api_server}))
+"""
+
+
+@pytest.mark.ray
+def test_a_local_ray_starts_only_what_a_sweep_uses(tmp_path):
+    """The local Ray a sweep starts has its GCS, raylet and workers, but no autoscaler monitor,
+    log monitor or dashboard API server; Ray's node class is left as it was; all stop with it."""
+    r = subprocess.run(
+        [sys.executable, "-c", _LEAN], capture_output=True, text=True, timeout=300, cwd=tmp_path
+    )
+    assert r.returncode == 0, r.stderr[-3000:]
+    got = json.loads(r.stdout.strip().splitlines()[-1])
+    kids = " | ".join(got["kids"])
+    assert "gcs_server" in kids and "raylet" in kids
+    for absent in ("monitor.py", "log_monitor.py", "dashboard/dashboard.py"):
+        assert absent not in kids
+    assert got["worker"] != got["me"] and got["restored"]
+    assert got["alive_after"] == []
+
+
 @pytest.mark.ray
 def test_one_executor_serves_many_sweeps_and_stops_at_the_end(tmp_path, ray_local):
     """``shared_executor``: successive sweeps (a game's profiles) share one Ray executor and its

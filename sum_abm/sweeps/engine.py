@@ -6,7 +6,8 @@ the runs table built from the returned rows. Where the runs execute:
 
 - ``executor=`` given, or one set for a block with :func:`use_executor`: that executor;
 - ``serial=True``: this process (:class:`SerialExecutor`);
-- otherwise :class:`AutoExecutor`: local, the first runs execute in this process and are timed;
+- otherwise :class:`AutoExecutor`: local, the first runs execute in this process and are timed
+  (unless the sweep has ``START_AT_ONCE_RUNS`` runs or more: then Ray starts at once);
   when what remains is too short for Ray to win (under ``IN_PROCESS_BELOW_S`` seconds of work)
   the sweep finishes here and says so; else this process stays one of the workers for the whole
   sweep while Ray starts in the background with one warm actor per other core, which join as soon

@@ -307,6 +307,12 @@ class RayExecutor:
 # this much remaining work (seconds, measured) Ray cannot win and the sweep stays in-process.
 IN_PROCESS_BELOW_S = 6.0
 PROBE_RUNS = 2  # runs timed in this process before deciding (the first pays imports and data)
+# A local sweep of this many runs starts Ray at once, beside its first runs here, instead of after
+# timing them: even at 30 ms a run (the quick-start's short runs) they make IN_PROCESS_BELOW_S of
+# work, and Ray's start-up then overlaps this process's imports. Measured on 2 shared cores, 400
+# short runs: the actor joined earlier and ran ~2.5 s more of the runs (CPU seconds, 2 rounds).
+# The price: that many runs of under 30 ms each pay Ray's start-up (seconds) for nothing.
+START_AT_ONCE_RUNS = 200
 
 
 class AutoExecutor:
@@ -314,7 +320,8 @@ class AutoExecutor:
 
     Local (``address`` None): the first runs execute in this process and are timed; when what
     remains is under ``IN_PROCESS_BELOW_S`` seconds of work, the rest stays here too (``notify``
-    says so). Else this process stays one of the sweep's workers for the whole sweep while a local
+    says so); a sweep of ``START_AT_ONCE_RUNS`` runs or more skips that timing. Else this process
+    stays one of the sweep's workers for the whole sweep while a local
     Ray starts in the background with one warm actor per other core (``workers`` cores in all,
     default every core); the actors take chunks as soon as they are warm, and the tail is sized so
     that all finish together. A Ray this process did not start (a notebook's) takes every run once
@@ -383,7 +390,7 @@ class AutoExecutor:
             if fresh and cores < 2:
                 self._say(f"{len(queue)} runs in this process (one core: Ray would add no worker)")
                 stay = True
-            elif self.local and self.probe:
+            elif self.local and self.probe and len(queue) < START_AT_ONCE_RUNS:
                 stay = yield from self._probe(task, queue)
             if stay:
                 while queue:
