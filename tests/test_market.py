@@ -158,6 +158,19 @@ def test_prediction_market_with_gas_the_provider_pays_its_calls():
     assert r.summary["money_conserved"][0]
 
 
+@pytest.mark.parametrize("allowance", [700_000, 3_000_000])  # out in verification / reward phase
+def test_prediction_market_provider_out_of_gas_stops_the_market_there(allowance):
+    r = run(_pm_with_gas(**{"mechanism.provider_gas_allowance": allowance}), seed=1, baseline=False)
+    mine = r.transactions.filter(pl.col("sender") == "bounty_provider")
+    refused = mine.filter(~pl.col("accepted"))
+    # the one call it could not pay is refused by the wallet rule, charging nothing; then it stops
+    assert refused["reason"].to_list() == ["insufficient_funds"] and refused["fee"][0] == 0
+    assert mine["fee"].sum() <= allowance
+    processed = mine.filter(pl.col("call") == "process_contribution").height
+    assert (processed == 0) == (allowance == 700_000)
+    assert r.summary["money_conserved"][0]
+
+
 def test_prediction_market_provider_allowance_too_small_is_one_clear_error():
     with pytest.raises(InputError, match="provider_gas_allowance: 1000 tokens"):
         run(_pm_with_gas(**{"mechanism.provider_gas_allowance": 1000}), seed=1, baseline=False)

@@ -120,13 +120,13 @@ class PMAdapter(MarketAdapter):
             pm.end_market(PROVIDER)
         except Rejected:
             return []  # the market could not end (too few contributions before the time limit)
-        while pm.state == "REVEAL_TEST_SET":
-            pm.verify_next_test_set(PROVIDER, self.pieces[pm.next_verify])
         try:
+            while pm.state == "REVEAL_TEST_SET":
+                pm.verify_next_test_set(PROVIDER, self.pieces[pm.next_verify])
             self.process_calls += pm.process_contributions(
                 PROVIDER, m.max_process_calls - self.process_calls
             )
-        except Rejected as rej:  # the provider's gas allowance ran out: the reward phase stops
+        except Rejected as rej:  # the provider's gas allowance ran out: the market stops there
             if rej.reason != "insufficient_funds":
                 raise
         collected = []
