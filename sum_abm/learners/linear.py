@@ -354,11 +354,7 @@ class SGDPerceptron(_Linear):
                 starts, ends, indices, values, sign, self.w, state, self.drift,
                 self.alpha, self.t0, self.intercept_decay, p, pause,
             )  # fmt: skip
-            if state[2]:  # as _update's arithmetic leaves it (t0 is a numpy float)
-                self.b = type(self.b + self.t0)(state[0])
-            self.t = float(state[1])
-            self.version += int(state[2])
-            self.drift_epoch += int(state[3])
+            self._take_sweep_state(state)
             if code == 0:
                 return
             if code == 1:
@@ -368,6 +364,14 @@ class SGDPerceptron(_Linear):
             if self.update(Sample(indices[lo:hi], values[lo:hi]), int(y[p])) and pause:
                 yield p
             p += 1
+
+    def _take_sweep_state(self, state: np.ndarray) -> None:
+        """Take back what a compiled sweep left in ``state = [b, t, changes, drift epochs]``."""
+        if state[2]:  # as _update's arithmetic leaves it (t0 is a numpy float)
+            self.b = type(self.b + self.t0)(state[0])
+        self.t = float(state[1])
+        self.version += int(state[2])
+        self.drift_epoch += int(state[3])
 
     def update_rows_accuracy(
         self,
@@ -414,11 +418,7 @@ class SGDPerceptron(_Linear):
                 starts, ends, indices, values, sign, self.w, state, self.drift,
                 self.alpha, self.t0, self.intercept_decay, p, bits, S, ev.y_bool, acc, evs,
             )  # fmt: skip
-            if state[2]:  # as _update's arithmetic leaves it (t0 is a numpy float)
-                self.b = type(self.b + self.t0)(state[0])
-            self.t = float(state[1])
-            self.version += int(state[2])
-            self.drift_epoch += int(state[3])
+            self._take_sweep_state(state)
             if code == _sgd_scored.NEAR:  # a test score too close to 0: decided exactly
                 acc[p - 1] = self.test_accuracy()
             elif code == _sgd_scored.UNCERTAIN:  # a margin too close to 0: update() decides
