@@ -72,24 +72,27 @@ class MultinomialNB(Learner):
         return Writes(True, int(new))
 
     def _update(self, s: Sample, y: int) -> int:
-        v, idx = s.values, s.indices
-        if len(v) and v.min() < 0:
+        v = s.values
+        if len(v) and np.minimum.reduce(v) < 0:
             raise ValueError("MultinomialNB needs non-negative features")
+        # Index with intp: numpy converts int32 indices at every gather and scatter (4x slower).
+        idx = s.indices.astype(np.intp)
         a, d = self.alpha, self.n_features
         row = self.counts[y]
         old_counts = row[idx]
         new_counts = old_counts + v
         row[idx] = new_counts  # a sample's indices are unique
         v_sum = v.sum()
-        old_total = self.total[y]
-        self.total[y] = old_total + v_sum
+        tot = self.total
+        old_total = float(tot[y])
+        tot[y] = old_total + v_sum
         cc = self.class_count
-        c_y, c_all = cc[y], cc.sum()
+        c_y, c_all = float(cc[y]), float(cc.sum())
         cc[y] = c_y + 1
         if self._logc is not None:  # the same elementwise logs as a whole recomputation
             logc, lognorm = self._logc
-            logc[y, idx] = np.log(new_counts + a)
-            lognorm[y] = np.log(self.total[y : y + 1] + a * d)[0]
+            logc[y][idx] = np.log(new_counts + a)
+            lognorm[y] = np.log(tot[y : y + 1] + a * d)[0]
         # Margin change bound: priors (twice: two classes' scores move), the touched features'
         # log-counts (times max|x|), and the class normaliser (times sum|x|).
         shift = math.log1p(1.0 / c_all) if c_all > 0 else math.inf  # every prior: -log((C+1)/C)

@@ -229,12 +229,13 @@ class ClaimBook:
         self.epoch_at[i] = -1
         self.cap[i] = np.inf  # no class proven yet
         nv = len(values)
-        if binary is None:
+        if binary is None and self.scored:
             binary = nv == 0 or values.min() == 1.0 == values.max()
-        if self.scored and binary:
+        if binary:  # 0/1 features: max|value| and sum|value| without a pass over the values
             self.x_inf[i], self.x_l1[i] = (1.0 if nv else 0.0), float(nv)
-            self.bits[i] = self.bitset(indices) if bits is None else bits
-            self.x_l1_max = max(self.x_l1_max, float(nv))
+            if self.scored:
+                self.bits[i] = self.bitset(indices) if bits is None else bits
+                self.x_l1_max = max(self.x_l1_max, float(nv))
         else:
             self.scored = False  # not 0/1 features: the overlap no longer gives the change
             self.x_inf[i] = float(np.abs(values).max()) if nv else 0.0

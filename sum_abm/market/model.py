@@ -108,7 +108,9 @@ class MarketModel(Model):
         if self.book.scored:
             self.book.w_bound = float(np.abs(self.learner.w).max(initial=0.0))
             self.book.b_bound = abs(float(self.learner.b))
-        # Every pool row's bitset, built once per data set when the pool is 0/1 (None otherwise).
+        # Whether every pool value is 1 (the book then needs no pass over an added row's values),
+        # and every pool row's bitset, built once per data set when so (None otherwise).
+        self._pool_binary = self._binary_pool()
         self._pool_bits = self._binary_pool_bits(words) if self.book.scored else None
         # (address index, walk rules) -> when its last walk found nothing: (learner version,
         # walker had verified data, pool not empty, valid until); see claim_walk.
@@ -260,13 +262,20 @@ class MarketModel(Model):
         self._sample()
         self.ledger.check_conserved()
 
+    def _binary_pool(self) -> bool:
+        """Whether the pool is sparse with every stored value 1; kept in the data set's cache."""
+        cache = self.data.cache
+        if "pool_binary" not in cache:
+            cache["pool_binary"] = self.data.sparse and bool((self.data.X_pool.data == 1.0).all())
+        return cache["pool_binary"]
+
     def _binary_pool_bits(self, words: int) -> np.ndarray | None:
         """The pool's rows as bitsets (rows x ``words``) when every pool value is 1, else None;
         kept in the data set's cache (the clean baseline and the run share it)."""
         key = ("pool_bitsets", words)
         if key not in self.data.cache:
             X = self.data.X_pool
-            ok = self.data.sparse and bool((X.data == 1.0).all())
+            ok = self._binary_pool()
             self.data.cache[key] = csr_bitsets(X.indptr, X.indices, words) if ok else None
         return self.data.cache[key]
 
@@ -383,7 +392,7 @@ class MarketModel(Model):
         if row == self.cursor:
             self.cursor += 1
         if self.contract.uses_claim_book:
-            binary = True if bits is not None and self._pool_bits is not None else None
+            binary = True if self._pool_binary else None
             slot = b.add(
                 self.clock.now, self.addr_index[addr], row, y, x.indices, x.values, bits, binary
             )
