@@ -535,13 +535,23 @@ class MarketModel(Model):
             p = int(pred[slot - p_lo]) if p_lo <= slot < p_hi else None
             call = "refund" if author == me else "report"
             claims.append((call, sample(row), y, t, names[author], p))
+        resolved = self._send_claims(addr, me, slot_list, authors, claims)
+        good_end = self.num_good(addr) > 0
+        if b.follows and resolved and good_end == good and L.version == version0:
+            self._walk_state[key] = (b.flip_epoch, good, left, now)
+
+    def _send_claims(
+        self, addr: str, me: int, slots: list[int], authors: list[int], claims: list[tuple]
+    ) -> bool:
+        """Send a walk's ``claims`` (``(call, x, y, t, author address, prediction)`` of book
+        ``slots`` by author index ``authors``) as one batch, each only if accepted, in order,
+        and do _claimed's book-keeping with the counters and claimed marks added up once. True
+        when every claim was accepted and no slot can be claimed again by ``addr``."""
+        b = self.book
         results = self.contract.claims(addr, claims)
-        # _claimed's book-keeping, with the counters and claimed marks added up once
         resolved = True  # every candidate claimed and no longer claimable by this walker
         owners, won, n_refunds = self._owners, [], 0
-        for slot, author, claim, (ok, _, rest) in zip(
-            slot_list, authors, claims, results, strict=True
-        ):
+        for slot, author, claim, (ok, _, rest) in zip(slots, authors, claims, results, strict=True):
             refund = claim[0] == "refund"
             if ok:
                 if refund:
@@ -561,9 +571,7 @@ class MarketModel(Model):
         if won:
             walker.reports_won += len(won)
             b.mark_claimed_many(won, me)
-        good_end = self.num_good(addr) > 0
-        if b.follows and resolved and good_end == good and L.version == version0:
-            self._walk_state[key] = (b.flip_epoch, good, left, now)
+        return resolved
 
     def _walk_few(
         self,
@@ -604,11 +612,20 @@ class MarketModel(Model):
                     code |= 1
                 if tab[1][code]:
                     cands.append((slot, "refund" if own else "report", p, t))
-        resolved = True
-        for slot, kind, p, t in cands:
-            fields = (int(b.row[slot]), int(b.label[slot]), t, int(b.author[slot]))
-            resolved &= self._claim(agent, addr, slot, kind, True, p, fields)
-        if resolved and L.version == version0:
+        if cands:
+            sample, names = self.sample, self.addresses
+            slots, authors, claims = [], [], []
+            for slot, kind, p, t in cands:
+                author = int(b.author[slot])
+                call = "refund" if kind == "refund" else "report"
+                claims.append(
+                    (call, sample(int(b.row[slot])), int(b.label[slot]), t, names[author], p)
+                )
+                slots.append(slot)
+                authors.append(author)
+            if not self._send_claims(addr, me, slots, authors, claims):
+                return
+        if L.version == version0:
             self._walk_state[key] = (b.flip_epoch, True, left, now)
 
     def _scored_class(self, slot: int) -> int:
@@ -637,9 +654,11 @@ class MarketModel(Model):
         edges -= self._cross_ages2
         ends = self.book.time[lo:hi].searchsorted(edges, side="right").tolist()
         spans = [(x + lo, y + lo) for x, y in zip(ends[:k], ends[k:], strict=True) if y > x]
-        if len(flipped):
-            f = flipped[(flipped >= lo) & (flipped < hi)].tolist()
-            spans += [(x, x + 1) for x in f]
+        n_flip = len(flipped)
+        if n_flip:
+            if n_flip > 16:
+                flipped = flipped[(flipped >= lo) & (flipped < hi)]
+            spans += [(x, x + 1) for x in flipped.tolist() if lo <= x < hi]
         if len(spans) < 2:
             return spans
         out: list[tuple[int, int]] = []
