@@ -131,9 +131,12 @@ class MarketModel(Model):
             dtype=np.int64,
         )
         self._rule_tables: dict[tuple, tuple] = {}
+        self._rules_ids: dict[WalkRules, int] = {}  # see _rules_id
+        self._last_rules: WalkRules | None = None
+        self._last_rules_id = -1
+        self._good_count = self.contract.mech.num_good  # verified data of an address (a view)
         self._crossing_asc = sorted(self._crossing_ages.tolist())
-        self._cross_ages2 = np.tile(self._crossing_ages, 2)  # see _crossed
-        self._cross_edges = np.empty_like(self._cross_ages2)
+        self._crossing_desc = self._crossing_ages.tolist()  # see _crossed
         # (address index, walk rules) -> after a walk that left nothing claimable to its walker:
         # (book flip epoch, walker had verified data, pool not empty, time); see claim_walk.
         self._walk_state: dict[tuple, tuple] = {}
@@ -426,7 +429,7 @@ class MarketModel(Model):
         if rules.reference and not self.data_left():
             t_max = min(t_max, now - aw)
         # Most wake-ups find nothing old enough: the oldest live slot tells, in O(1).
-        if lo >= b.n or b.time[lo] > t_max:
+        if lo >= b.n or b.times[lo] > t_max:
             return
         hi = b.slots_older_than(t_max)
         if self.naive:
@@ -436,9 +439,10 @@ class MarketModel(Model):
         # rules look at, the walker gains verified data or the pool runs dry (the rest only
         # shrinks: contributions are claimed or emptied, never refilled).
         L = self.learner
-        good = self.num_good(addr) > 0
+        good = self._good_count(addr) > 0
         left = self.data_left()
-        memo = self._idle_walks.get((me, rules))
+        key = (me, self._rules_id(rules))
+        memo = self._idle_walks.get(key)
         if memo is not None and memo[:3] == (L.version, good, left) and now < memo[3]:
             return
         # The window splits at the ages where a rule can change its answer (as in _next_crossing);
@@ -449,7 +453,6 @@ class MarketModel(Model):
         # since then (or entered the window) can hold a new candidate; the rest only shrinks.
         # Only for a walker with verified data: one without may gain it by a refund in this walk,
         # which opens reports anywhere in the window.
-        key = (me, rules)
         ranges = [(lo, hi)]
         st = self._walk_state.pop(key, None) if b.follows else None
         flipped = None
@@ -513,7 +516,7 @@ class MarketModel(Model):
             parts.append(np.flatnonzero(cand) + s0)
         slots = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
         if not len(slots):
-            self._idle_walks[(me, rules)] = (L.version, good, left, self._next_crossing(now))
+            self._idle_walks[key] = (L.version, good, left, self._next_crossing(now))
             if b.follows:
                 self._walk_state[key] = (b.flip_epoch, good, left, now)
             return
@@ -536,7 +539,7 @@ class MarketModel(Model):
             call = "refund" if author == me else "report"
             claims.append((call, sample(row), y, t, names[author], p))
         resolved = self._send_claims(addr, me, slot_list, authors, claims)
-        good_end = self.num_good(addr) > 0
+        good_end = self._good_count(addr) > 0
         if b.follows and resolved and good_end == good and L.version == version0:
             self._walk_state[key] = (b.flip_epoch, good, left, now)
 
@@ -594,7 +597,7 @@ class MarketModel(Model):
             for slot in range(r0, r1):
                 if not b.live[slot]:
                     continue
-                t = int(b.time[slot])
+                t = b.times[slot]
                 age = now - t
                 if (age > aw) if rules.reference else (age >= aw):
                     if rules.take:
@@ -644,16 +647,15 @@ class MarketModel(Model):
     ) -> list[tuple[int, int]]:
         """Slot ranges within [lo, hi) whose age crossed a rule threshold in (t_prev, now], and
         the ``flipped`` slots there (whose class may have changed), merged in slot order."""
-        # Called at most wake-ups (S1: 27,000 times), mostly to find one span or none: one
-        # search for both ends of every age, in a buffer, through the array's own method
-        # (np.searchsorted's dispatch costs more than the search).
-        k = len(self._crossing_ages)
-        edges = self._cross_edges
-        edges[:k] = t_prev
-        edges[k:] = now
-        edges -= self._cross_ages2
-        ends = self.book.time[lo:hi].searchsorted(edges, side="right").tolist()
-        spans = [(x + lo, y + lo) for x, y in zip(ends[:k], ends[k:], strict=True) if y > x]
+        # Called at most wake-ups (S1: 27,000 times), mostly to find one span or none: binary
+        # searches of the book's times as a Python list (numpy's dispatch costs more).
+        times = self.book.times
+        spans = []
+        for age in self._crossing_desc:
+            x = bisect_right(times, t_prev - age, lo, hi)
+            y = bisect_right(times, now - age, lo, hi)
+            if y > x:
+                spans.append((x, y))
         n_flip = len(flipped)
         if n_flip:
             if n_flip > 16:
@@ -692,7 +694,8 @@ class MarketModel(Model):
     def _rule_table(self, age: int, rules: WalkRules) -> tuple:
         """The walk's claim choice at ``age`` as lookup tables over ``code`` (see _segments),
         from the mechanism's elementwise rules; cached per side of every threshold."""
-        key = (bisect_right(self._crossing_asc, age), rules)  # the side of every threshold
+        # the side of every threshold
+        key = (bisect_right(self._crossing_asc, age), self._rules_id(rules))
         tab = self._rule_tables.get(key)
         if tab is None:
             im = self.contract.im
@@ -717,6 +720,15 @@ class MarketModel(Model):
             tab = (refund, c_good, reads_agree, reads_claimed, c_bad, bool(c_good.any()))
             self._rule_tables[key] = tab
         return tab
+
+    def _rules_id(self, rules: WalkRules) -> int:
+        """A small int per distinct walk rules, for the walk's memo keys (an int hashes faster
+        than the dataclass; policies pass the same rules object on every walk)."""
+        if rules is self._last_rules:
+            return self._last_rules_id
+        rid = self._rules_ids.setdefault(rules, len(self._rules_ids))
+        self._last_rules, self._last_rules_id = rules, rid
+        return rid
 
     def _next_crossing(self, now: int) -> float:
         """The first time (seconds) a contribution in the book, or one added from ``now`` on,
@@ -847,25 +859,28 @@ class MarketModel(Model):
         budget = self._track_budgets(total, b.cap[lo:hi])  # infinite where not tracked or live
         redo = budget < TRACK_LOOKAHEAD * rate  # (lapsed: budget <= 0)
         redo |= b.live[lo:hi] & (b.epoch_at[lo:hi] != e)
-        idx = np.flatnonzero(redo)[::-1] + lo  # descending (see below)
-        if len(idx):
+        j = np.flatnonzero(redo)[::-1]  # descending (see below), from lo
+        if len(j):
+            idx = j + lo
             # the rows in place: interleaved pointers whose odd rows run backwards, so empty (as
             # in evaluation._interleave); of the indices' dtype (no copy)
             ap = np.empty(2 * len(idx), dtype=b.fidx.dtype)
             ap[0::2] = b.fptr[idx]
             ap[1::2] = b.fptr[idx + 1]
             scores = L.kernel_scores(ap, b.fidx, b.fval)[0::2]
-            labels, margins = L._labels(scores), _margins(scores)
+            labels = L._labels(scores)
+            total_j = total[j]
+            cap = _margins(scores)
+            cap += total_j
             self._track_widen(idx)
-            was = b.epoch_at[idx] == e
-            flipped = idx[was & (labels != b.pred[idx])]
+            flipped = idx[(b.epoch_at[idx] == e) & (labels != b.pred[idx])]
             b.pred[idx] = labels
-            b.cap[idx] = margins + total[idx - lo]
+            b.cap[idx] = cap
             b.epoch_at[idx] = e
-            budget[idx - lo] = self._track_budgets(total[idx - lo], b.cap[idx])
+            budget[j] = self._track_budgets(total_j, cap)
             if len(flipped):
                 b.log_flips(flipped[::-1])
-        self._track_budget = float(budget.min(initial=np.inf))
+        self._track_budget = float(np.minimum.reduce(budget)) if len(budget) else np.inf
         self._track_base = L.drift.tolist()
         self._track_updates = 0
 

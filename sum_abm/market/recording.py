@@ -66,10 +66,13 @@ class TxLog:
         k = len(calls)
         if k <= 4:  # most batches hold one claim: tuples, without moving the pending ones
             p = self._pending
-            p.extend(
-                (time_s, sender, c, True, None, 0, 0, 0, float(a))
-                for c, a in zip(calls, amounts, strict=True)
-            )
+            if k == 1:
+                p.append((time_s, sender, calls[0], True, None, 0, 0, 0, float(amounts[0])))
+            else:
+                p.extend(
+                    (time_s, sender, c, True, None, 0, 0, 0, float(a))
+                    for c, a in zip(calls, amounts, strict=True)
+                )
             if len(p) >= CHUNK:
                 self._pack()
             return
