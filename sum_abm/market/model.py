@@ -380,7 +380,8 @@ class MarketModel(Model):
         b, L = self.book, self.learner
         v0 = L.version
         if b.scored:
-            w0, off0 = L.w[x.indices], L.b
+            ix = x.indices.astype(np.intp)  # numpy converts int32 indices at every gather
+            w0, off0 = L.w[ix], L.b
         ok, cost = self.contract.add_data(addr, value, x, y)
         if not ok:
             return False
@@ -389,7 +390,7 @@ class MarketModel(Model):
             pb = self._pool_bits
             bits = pb[row] if pb is not None else b.bitset(x.indices)
             if L.version != v0:
-                self._follow_update(x, bits, w0, off0, v0)
+                self._follow_update(ix, bits, w0, off0, v0)
         agent.adds_accepted += 1
         agent.deposits_paid += int(cost)
         if row == self.cursor:
@@ -401,7 +402,7 @@ class MarketModel(Model):
             )
             if b.scored:
                 # w·x + b to rounding; the allowance's w_bound * sum|x| + b_bound covers its terms
-                b.set_scores(slot, float(L.w[x.indices] @ x.values + L.b), 0.0)
+                b.set_scores(slot, float(L.w[ix] @ x.values + L.b), 0.0)
             elif b.tracked and L.version != v0:
                 self._follow_classes(v0)
         else:
@@ -763,14 +764,15 @@ class MarketModel(Model):
                 self._claim(agent, addr, slot, "report", check=False)
 
     def _follow_update(
-        self, x: Any, bits: np.ndarray, w0: np.ndarray, off0: float, v0: int
+        self, ix: np.ndarray, bits: np.ndarray, w0: np.ndarray, off0: float, v0: int
     ) -> None:
         """Carry the book's scores through the update just made (weights ``w0`` and intercept
-        ``off0`` at ``x``'s features before it, learner version ``v0``; ``bits``: x's bitset)."""
+        ``off0`` at the sample's features ``ix`` before it, learner version ``v0``; ``bits``:
+        the sample's bitset)."""
         b, L = self.book, self.learner
-        if b.scored_version != v0 or L.version != v0 + 1 or not len(x.indices):
+        if b.scored_version != v0 or L.version != v0 + 1 or not len(ix):
             return  # the scores were already stale: the next walk re-scores them
-        w1 = L.w[x.indices]
+        w1 = L.w[ix]
         dw = w1 - w0
         step = float(dw[0])
         slack = float(np.abs(dw - step).max())
