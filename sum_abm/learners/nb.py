@@ -85,12 +85,14 @@ class MultinomialNB(Learner):
         old_counts = row[idx]
         new_counts = old_counts + v
         row[idx] = new_counts  # a sample's indices are unique
-        v_sum = v.sum()
+        v_sum = np.add.reduce(v)  # (v.sum(), without the method's Python wrapper)
         tot = self.total
         old_total = float(tot[y])
         tot[y] = old_total + v_sum
         cc = self.class_count
-        c_y, c_all = float(cc[y]), float(cc.sum())
+        counts = cc.tolist()
+        # numpy sums fewer than 8 values in order, as Python's sum does
+        c_y, c_all = counts[y], float(sum(counts) if len(counts) < 8 else cc.sum())
         cc[y] = c_y + 1
         if self._logc is not None:
             self._stale.append((y, idx))
@@ -100,7 +102,7 @@ class MultinomialNB(Learner):
         # log-counts (times max|x|), and the class normaliser (times sum|x|).
         shift = math.log1p(1.0 / c_all) if c_all > 0 else math.inf  # every prior: -log((C+1)/C)
         d_prior = 2.0 * max(shift, abs(math.log1p(1.0 / c_y) - shift) if c_y > 0 else math.inf)
-        d_feat = float(np.log1p(v / (old_counts + a)).sum())
+        d_feat = float(np.add.reduce(np.log1p(v / (old_counts + a))))
         d_norm = math.log1p(float(v_sum) / (old_total + a * d))
         self._add_drift(d_prior, d_feat, d_norm)
         return len(idx) + 1

@@ -207,19 +207,21 @@ class MarketModel(Model):
 
     def run_until(self, t_end: int) -> None:
         """Process every event up to simulated time ``t_end`` (seconds), or until the run is done."""
-        max_t = self.scenario.run.max_time_s
+        max_t, stop = self.scenario.run.max_time_s, self.scenario.run.stop_when_done
+        peek, pop, advance = self.events.peek_time, self.events.pop, self.clock.advance_to
         while not self.finished:
-            if self._done():
+            # (_done is False while data is left: checked here first, once per event)
+            if stop and self.cursor >= self.n_pool and self._done():
                 self._finish()
                 break
-            t = self.events.peek_time()
+            t = peek()
             if t is None or t > max_t:
                 self._finish()
                 break
             if t > t_end:
                 break
-            _, fn = self.events.pop()
-            self.clock.advance_to(t)  # transactions land in the block containing t
+            _, fn = pop()
+            advance(t)  # transactions land in the block containing t
             if t > self.next_eval:
                 self.accuracy = self.contract.accuracy()
                 self.next_eval += self.scenario.run.sample_interval_s
