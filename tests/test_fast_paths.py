@@ -222,6 +222,40 @@ def test_book_counts_logged_flips_and_new_slots_start_unclaimed():
     assert book.claimed_by(7, 0, book.n).tolist() == [True] + [False] * 5
 
 
+def test_book_claimed_marks_follow_a_set_through_growth_and_compaction():
+    # The claimed marks are one bit per slot: against a plain set of (reporter, contribution)
+    # pairs, through single and batched marks (several in one byte), removals, compactions and
+    # growth, every reporter's marks over every range read the same.
+    import numpy as np
+
+    from sum_abm.market.claims import ClaimBook
+
+    rng = np.random.default_rng(5)
+    book = ClaimBook(capacity=12)
+    ids: list[int] = []  # slot -> contribution id (its time)
+    marks: set[tuple[int, int]] = set()
+    for t in range(400):
+        book.add(t, t % 3, t, 0, np.array([t % 7], dtype=np.int32), np.ones(1))
+        live = [s for s in range(book.head, book.n) if book.live[s]]
+        ids = book.time.tolist()
+        r = int(rng.integers(4))
+        picks = sorted({int(x) for x in rng.choice(live, size=min(len(live), 5), replace=False)})
+        if r == 0:
+            book.mark_claimed(picks[0], 1)
+        else:
+            book.mark_claimed_many(picks, r)
+        marks |= {(r if r else 1, ids[s]) for s in picks}
+        for s in rng.choice(live, size=min(len(live), 2), replace=False).tolist():
+            book.remove(int(s))
+        ids = book.time.tolist()
+        lo = int(rng.integers(0, book.n))
+        hi = int(rng.integers(lo, book.n + 1))
+        for rep in range(4):
+            want = [(rep, ids[s]) in marks for s in range(lo, hi)]
+            assert book.claimed_by(rep, lo, hi).tolist() == want, (t, rep, lo, hi)
+    assert book.n < 400  # it compacted along the way
+
+
 def test_book_tracks_nb_classes_through_updates_and_logs_every_change():
     # For Naive Bayes the book follows each pending slot's class through every update by the
     # learner's margin bound: a tracked class always equals a fresh prediction, and a slot whose

@@ -15,6 +15,7 @@ Per-item state kept here mirrors what the contract would answer, cached by learn
 from __future__ import annotations
 
 from bisect import bisect_right
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -35,6 +36,8 @@ _SLOT_ARRAYS = (
     "bits",
 )
 
+
+_BIT = np.left_shift(np.uint8(1), np.arange(8, dtype=np.uint8))  # a byte's bit i set
 
 #: Relative rounding allowance of an incremental score: a slot whose |score| is within
 #: ``SCORE_TOL * (mag + max|w| * sum|x| + |b|)`` of zero is re-scored exactly. Float64 rounding of
@@ -116,7 +119,9 @@ class ClaimBook:
         # some epoch would examine, in O(1) (flip_count), so it can choose the full walk instead.
         self.flip_total = 0
         self.flip_before: list[int] = []
-        self.claimed: dict[int, np.ndarray] = {}  # reporter address index -> bool per slot
+        # reporter address index -> one bit per slot (little-endian bytes): a market of 1,000
+        # reporters holds 1,000 of them (bools took 31 MB)
+        self.claimed: dict[int, np.ndarray] = {}
         self.live_by_author: dict[int, int] = {}  # address index -> its live contributions
         # Each slot's features back to back (CSR parts), so a window of slots is one contiguous
         # slice that a learner scores with numpy alone (Learner.predict_segments).
@@ -135,8 +140,8 @@ class ClaimBook:
             new[: self.n] = old[: self.n]
             setattr(self, name, new)
         for k, old in self.claimed.items():
-            new = np.zeros(cap, dtype=bool)
-            new[: self.n] = old[: self.n]
+            new = np.zeros((cap + 7) // 8, dtype=np.uint8)
+            new[: len(old)] = old
             self.claimed[k] = new
         ptr = np.zeros(cap + 1, dtype=np.int64)
         ptr[: self.n + 1] = self.fptr[: self.n + 1]
@@ -189,8 +194,11 @@ class ClaimBook:
         self.live[:m] = True
         self.live[m : self.n] = False
         for arr in self.claimed.values():
-            arr[:m] = arr[keep]
-            arr[m : self.n] = False
+            kept = np.packbits(
+                np.unpackbits(arr, count=self.n, bitorder="little")[keep], bitorder="little"
+            )
+            arr[: len(kept)] = kept
+            arr[len(kept) :] = 0
         self.pred_ver[m : self.n] = -1
         self.epoch_at[m : self.n] = -1
         lens = self.fptr[keep + 1] - self.fptr[keep]
@@ -350,22 +358,30 @@ class ClaimBook:
             while self.head < self.n and not self.live[self.head]:
                 self.head += 1
 
-    def mark_claimed(self, slot: int, reporter: int) -> None:
+    def _claimed_bits(self, reporter: int) -> np.ndarray:
         arr = self.claimed.get(reporter)
-        if arr is None:
-            arr = self.claimed[reporter] = np.zeros(len(self.time), dtype=bool)
-        arr[slot] = True
+        if arr is None:  # one bit per slot of capacity
+            arr = self.claimed[reporter] = np.zeros((len(self.time) + 7) // 8, dtype=np.uint8)
+        return arr
 
-    def mark_claimed_many(self, slots: np.ndarray, reporter: int) -> None:
+    def mark_claimed(self, slot: int, reporter: int) -> None:
+        """``reporter`` (address index) has claimed book ``slot``."""
+        self._claimed_bits(reporter)[slot >> 3] |= 1 << (slot & 7)
+
+    def mark_claimed_many(self, slots: Sequence[int] | np.ndarray, reporter: int) -> None:
         """:meth:`mark_claimed` for each of ``slots``."""
-        arr = self.claimed.get(reporter)
-        if arr is None:
-            arr = self.claimed[reporter] = np.zeros(len(self.time), dtype=bool)
-        arr[slots] = True
+        s = np.asarray(slots, dtype=np.intp)
+        # (.at: several slots may share a byte)
+        np.bitwise_or.at(self._claimed_bits(reporter), s >> 3, _BIT[s & 7])
 
     def claimed_by(self, reporter: int, lo: int, hi: int) -> np.ndarray:
+        """Whether ``reporter`` (address index) has claimed each slot in [lo, hi) (bools)."""
         arr = self.claimed.get(reporter)
-        return np.zeros(hi - lo, dtype=bool) if arr is None else arr[lo:hi]
+        if arr is None:
+            return np.zeros(hi - lo, dtype=bool)
+        b0 = lo >> 3
+        bits = np.unpackbits(arr[b0 : (hi + 7) >> 3], bitorder="little")
+        return bits[lo - 8 * b0 : hi - 8 * b0].view(bool)
 
     def __len__(self) -> int:
         return self.live_count

@@ -85,7 +85,10 @@ def collect(model: MarketModel) -> dict[str, pl.DataFrame]:
     """Build the transactions, timeseries and agents frames (and ``evm``) from a finished model."""
     tx = model.tx_rows.frame()
     ts = schema.frame("timeseries", model.samples)
-    fees = dict(tx.group_by("sender").agg(pl.col("fee").sum()).iter_rows()) if len(tx) else {}
+    # Fees per sender over the calls that paid one (a run at gas price 0 pays none: no grouping
+    # of its millions of rows, the run's peak memory at 1,000 agents)
+    paid = tx.filter(pl.col("fee") != 0)
+    fees = dict(paid.group_by("sender").agg(pl.col("fee").sum()).iter_rows()) if len(paid) else {}
     rows = []
     for a in model.participants:
         end = a.balance
