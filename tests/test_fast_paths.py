@@ -90,6 +90,25 @@ def test_reference_walk_equals_naive_walk_per_learner(learner):
 
 
 @pytest.mark.slow
+def test_many_agent_market_equals_naive_walk():
+    # 100 walkers (80 Good, 20 Bad; ~5 s, the naive walk's 350 k calls): many walks between two
+    # model changes (the predictions kept per learner version), 100 reporters per contribution
+    # (claimed marks sharing bytes), and book compactions under them (Good adds slowly, so its
+    # refunds empty slots while adds go on).
+    sc = load_scenario(
+        ROOT / "scenarios" / "reference_drt_perceptron.toml",
+        {
+            "data.n_rows": 6000,
+            "agents.Good.count": 80,
+            "agents.Bad.count": 20,
+            "agents.Good.mean_wait_s": 6000,
+            "run.max_time_s": 30 * 86_400,
+        },
+    )
+    _assert_same(sc, seed=4)
+
+
+@pytest.mark.slow
 def test_full_size_s1_equals_naive_walk():
     # The naive walk of S1 sends ~9 M calls (minutes); the fast one ~55 k.
     _assert_same(load_scenario(ROOT / "scenarios" / "reference_drt_perceptron.toml"), seed=1)

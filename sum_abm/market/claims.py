@@ -37,8 +37,6 @@ _SLOT_ARRAYS = (
 )
 
 
-_BIT = np.left_shift(np.uint8(1), np.arange(8, dtype=np.uint8))  # a byte's bit i set
-
 #: Relative rounding allowance of an incremental score: a slot whose |score| is within
 #: ``SCORE_TOL * (mag + max|w| * sum|x| + |b|)`` of zero is re-scored exactly. Float64 rounding of
 #: 10^5 increments stays below 10^-10 of the same sum.
@@ -120,9 +118,11 @@ class ClaimBook:
         self.flip_total = 0
         self.flip_before: list[int] = []
         # reporter address index -> one bit per slot (little-endian bytes): a market of 1,000
-        # reporters holds 1,000 of them (bools took 31 MB)
-        self.claimed: dict[int, np.ndarray] = {}
+        # reporters holds 1,000 of them (bools took 31 MB); a bytearray, as a walk's marks are
+        # set one at a time from Python (numpy's scalar or .at calls cost more)
+        self.claimed: dict[int, bytearray] = {}
         self.live_by_author: dict[int, int] = {}  # address index -> its live contributions
+        self.compactions = 0  # slot numbers change at each (see _compact)
         # Each slot's features back to back (CSR parts), so a window of slots is one contiguous
         # slice that a learner scores with numpy alone (Learner.predict_segments).
         self.fptr = np.zeros(capacity + 1, dtype=np.int64)
@@ -139,10 +139,8 @@ class ClaimBook:
                 new[:] = -1
             new[: self.n] = old[: self.n]
             setattr(self, name, new)
-        for k, old in self.claimed.items():
-            new = np.zeros((cap + 7) // 8, dtype=np.uint8)
-            new[: len(old)] = old
-            self.claimed[k] = new
+        for arr in self.claimed.values():
+            arr.extend(bytes((cap + 7) // 8 - len(arr)))
         ptr = np.zeros(cap + 1, dtype=np.int64)
         ptr[: self.n + 1] = self.fptr[: self.n + 1]
         self.fptr = ptr
@@ -194,11 +192,12 @@ class ClaimBook:
         self.live[:m] = True
         self.live[m : self.n] = False
         for arr in self.claimed.values():
-            kept = np.packbits(
-                np.unpackbits(arr, count=self.n, bitorder="little")[keep], bitorder="little"
+            bits = np.unpackbits(
+                np.frombuffer(arr, dtype=np.uint8), count=self.n, bitorder="little"
             )
+            kept = np.packbits(bits[keep], bitorder="little").tobytes()
             arr[: len(kept)] = kept
-            arr[len(kept) :] = 0
+            arr[len(kept) :] = bytes(len(arr) - len(kept))
         self.pred_ver[m : self.n] = -1
         self.epoch_at[m : self.n] = -1
         lens = self.fptr[keep + 1] - self.fptr[keep]
@@ -212,6 +211,7 @@ class ClaimBook:
         self.fptr[1 : m + 1] = np.cumsum(lens)
         self.n = m
         self.times = self.time[:m].tolist()
+        self.compactions += 1
         self.head = 0
 
     def add(
@@ -358,10 +358,10 @@ class ClaimBook:
             while self.head < self.n and not self.live[self.head]:
                 self.head += 1
 
-    def _claimed_bits(self, reporter: int) -> np.ndarray:
+    def _claimed_bits(self, reporter: int) -> bytearray:
         arr = self.claimed.get(reporter)
         if arr is None:  # one bit per slot of capacity
-            arr = self.claimed[reporter] = np.zeros((len(self.time) + 7) // 8, dtype=np.uint8)
+            arr = self.claimed[reporter] = bytearray((len(self.time) + 7) // 8)
         return arr
 
     def mark_claimed(self, slot: int, reporter: int) -> None:
@@ -370,17 +370,18 @@ class ClaimBook:
 
     def mark_claimed_many(self, slots: Sequence[int] | np.ndarray, reporter: int) -> None:
         """:meth:`mark_claimed` for each of ``slots``."""
-        s = np.asarray(slots, dtype=np.intp)
-        # (.at: several slots may share a byte)
-        np.bitwise_or.at(self._claimed_bits(reporter), s >> 3, _BIT[s & 7])
+        arr = self._claimed_bits(reporter)
+        for s in slots.tolist() if isinstance(slots, np.ndarray) else slots:
+            arr[s >> 3] |= 1 << (s & 7)
 
     def claimed_by(self, reporter: int, lo: int, hi: int) -> np.ndarray:
         """Whether ``reporter`` (address index) has claimed each slot in [lo, hi) (bools)."""
         arr = self.claimed.get(reporter)
-        if arr is None:
-            return np.zeros(hi - lo, dtype=bool)
+        if arr is None or hi <= lo:
+            return np.zeros(max(0, hi - lo), dtype=bool)
         b0 = lo >> 3
-        bits = np.unpackbits(arr[b0 : (hi + 7) >> 3], bitorder="little")
+        view = np.frombuffer(arr, dtype=np.uint8, count=((hi + 7) >> 3) - b0, offset=b0)
+        bits = np.unpackbits(view, bitorder="little")
         return bits[lo - 8 * b0 : hi - 8 * b0].view(bool)
 
     def __len__(self) -> int:

@@ -9,7 +9,7 @@ the contract layer (``sum_abm.contract``); this module only decides *which* call
 
 from __future__ import annotations
 
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from typing import Any
 
 import numpy as np
@@ -140,6 +140,11 @@ class MarketModel(Model):
         # (address index, walk rules) -> after a walk that left nothing claimable to its walker:
         # (book flip epoch, walker had verified data, pool not empty, time); see claim_walk.
         self._walk_state: dict[tuple, tuple] = {}
+        # A scored book's classes (and whether they equal the labels) per slot for one learner
+        # version: (version, book compactions, first slot, end slot); see _kept_scored_predictions.
+        self._kept = (-1, -1, 0, 0)
+        self._kept_pred = np.zeros(0, dtype=bool)
+        self._kept_agree = np.zeros(0, dtype=bool)
 
         # Participants are Mesa agents: creating one registers it in the model's AgentSet
         # (``self.agents``; in creation order). Addresses are stable names: group, or group-i
@@ -489,12 +494,13 @@ class MarketModel(Model):
         if need:
             p_lo, p_hi = need[0][0], need[-1][1]
             if b.scored:
-                pred = self._scored_predictions(p_lo, p_hi)
-            elif b.tracked:
-                pred = self._tracked_predictions(p_lo, p_hi)
+                pred, agree = self._kept_scored_predictions(p_lo, p_hi)
             else:
-                pred = self._predictions(p_lo, p_hi, b.live[p_lo:p_hi])
-            agree = pred == b.label[p_lo:p_hi]
+                if b.tracked:
+                    pred = self._tracked_predictions(p_lo, p_hi)
+                else:
+                    pred = self._predictions(p_lo, p_hi, b.live[p_lo:p_hi])
+                agree = pred == b.label[p_lo:p_hi]
         codes = []
         for s0, s1, _take, tab in segs:
             if tab is None:
@@ -525,22 +531,31 @@ class MarketModel(Model):
             return
         # The candidates' fields as Python values once (not one numpy scalar per read).
         take_end = max((s1 for s0, s1, take, _ in segs if take), default=lo)
+        slot_list = slots.tolist()
         rows, labels = b.row[slots].tolist(), b.label[slots].tolist()
         times, authors = b.time[slots].tolist(), b.author[slots].tolist()
+        # The book's prediction where a rule read it (slots past the take branch, within the
+        # predicted span; one gather); else None: the contract predicts if it must.
+        preds: list = [None] * len(slot_list)
+        if pred is not None:
+            i0 = bisect_left(slot_list, max(p_lo, take_end))
+            i1 = bisect_left(slot_list, p_hi, i0)
+            if i1 > i0:
+                got = pred[slots[i0:i1] - p_lo]
+                preds[i0:i1] = (got.view(np.uint8) if got.dtype == bool else got).tolist()
         # One batch to the contract, which sends each claim only if accepted, in order (so a
         # refund verifies data for the reports after it; a report it still rejects, e.g. by a
         # walker without verified data, leaves the walk unresolved).
-        sample, names = self.sample, self.addresses
-        slot_list = slots.tolist()
+        cached, sample, names = self._samples.get, self.sample, self.addresses
         claims = []
-        for slot, row, y, t, author in zip(slot_list, rows, labels, times, authors, strict=True):
-            if slot < take_end:
-                claims.append(("report", sample(row), y, t, names[author], None))
-                continue
-            # the book's prediction where a rule read it; else the contract predicts if it must
-            p = int(pred[slot - p_lo]) if p_lo <= slot < p_hi else None
-            call = "refund" if author == me else "report"
-            claims.append((call, sample(row), y, t, names[author], p))
+        for slot, row, y, t, author, p in zip(
+            slot_list, rows, labels, times, authors, preds, strict=True
+        ):
+            x = cached(row)
+            if x is None:
+                x = sample(row)
+            call = "refund" if author == me and slot >= take_end else "report"
+            claims.append((call, x, y, t, names[author], p))
         resolved = self._send_claims(addr, me, slot_list, authors, claims)
         good_end = self._good_count(addr) > 0
         if b.follows and resolved and good_end == good and L.version == version0:
@@ -680,14 +695,14 @@ class MarketModel(Model):
         (refund by code, candidate by code when good, whether the rules read ``agrees``, whether
         they read ``claimed``, candidate by code when not good), ``code`` = agrees * 4 + own * 2
         + claimed. None when no segment can hold a candidate."""
-        b = self.book
-        cuts = b.time[lo:hi].searchsorted(now - self._crossing_ages, side="right").tolist()
-        bounds = sorted({lo, hi, *(c + lo for c in cuts)})
+        times = self.book.times  # binary searches of a Python list (see _crossed)
+        cuts = [bisect_right(times, now - age, lo, hi) for age in self._crossing_desc]
+        bounds = sorted({lo, hi, *cuts})
         segs = []
         aw = self.contract.any_wait_s
         useful = False
         for s0, s1 in zip(bounds, bounds[1:], strict=False):
-            age = now - int(b.time[s0])
+            age = now - times[s0]
             take = age > aw if rules.reference else age >= aw
             tab = None if take else self._rule_table(age, rules)
             useful = useful or (take and rules.take) or (tab is not None and tab[5])
@@ -736,12 +751,14 @@ class MarketModel(Model):
     def _next_crossing(self, now: int) -> float:
         """The first time (seconds) a contribution in the book, or one added from ``now`` on,
         reaches an age at which a walk or a claim rule changes its answer."""
-        b, ages = self.book, self._crossing_ages  # the same ages, one search for all
-        first = now + int(ages[-1])
-        ks = b.head + b.time[b.head : b.n].searchsorted(now - ages, side="right")
-        inside = ks < b.n
-        if inside.any():
-            first = min(first, int((b.time[ks[inside]] + ages[inside]).min()))
+        b = self.book
+        times, head, n = b.times, b.head, b.n
+        first = now + self._crossing_asc[0]
+        # a few binary searches of the times as a Python list (numpy's dispatch costs more)
+        for age in self._crossing_desc:
+            k = bisect_right(times, now - age, head, n)
+            if k < n:
+                first = min(first, times[k] + age)
         return first
 
     def _naive_walk(
@@ -796,6 +813,31 @@ class MarketModel(Model):
         b.w_bound = max(b.w_bound, float(np.abs(L.w).max()))
         b.b_bound = max(b.b_bound, abs(L.b))
         b.set_scores(slots, scores, 0.0)
+
+    def _kept_scored_predictions(self, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
+        """(:meth:`_scored_predictions`, whether each equals the slot's label) for slots [lo,
+        hi), kept per learner version for every slot from the book's head: the many walks
+        between two model changes (S1 with 1,000 agents: ~26) read them, and only slots added
+        since are predicted. (A kept class is exact for its version: proven by its score's
+        margin or re-scored exactly.)"""
+        b, L = self.book, self.learner
+        ver, comp, first, end = self._kept
+        if ver != L.version or comp != b.compactions or lo < first or b.scored_version != ver:
+            first = end = b.head
+        if len(self._kept_pred) < len(b.score):  # the book grew: same slot numbers
+            pred = np.zeros(len(b.score), dtype=bool)
+            agree = np.zeros(len(b.score), dtype=bool)
+            pred[first:end] = self._kept_pred[first:end]
+            agree[first:end] = self._kept_agree[first:end]
+            self._kept_pred, self._kept_agree = pred, agree
+        if hi > end:
+            n = b.n
+            p = self._kept_pred[end:n]
+            p[:] = self._scored_predictions(end, n)
+            np.equal(p, b.label[end:n], out=self._kept_agree[end:n])
+            end = n
+        self._kept = (L.version, b.compactions, first, end)
+        return self._kept_pred[lo:hi], self._kept_agree[lo:hi]
 
     def _scored_predictions(self, lo: int, hi: int) -> np.ndarray:
         """The model's class of slots [lo, hi) from the book's incremental scores; a score within
