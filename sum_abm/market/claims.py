@@ -361,7 +361,10 @@ class ClaimBook:
         arr = self.claimed.get(reporter)
         if arr is None:
             arr = self.claimed[reporter] = np.zeros(len(self.time), dtype=bool)
-        arr[slots] = True
+        if len(slots) == 1:  # (a list of one, mostly: no conversion to an index array)
+            arr[slots[0]] = True
+        else:
+            arr[slots] = True
 
     def claimed_by(self, reporter: int, lo: int, hi: int) -> np.ndarray:
         arr = self.claimed.get(reporter)
