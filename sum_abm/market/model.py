@@ -589,8 +589,9 @@ class MarketModel(Model):
         key: tuple,
         left: bool,
     ) -> None:
-        """The incremental walk over a few slots, one at a time: the same candidates, order and
-        predictions as the array walk (the walker has verified data, see claim_walk)."""
+        """The incremental walk over a few slots, examined one at a time: the same candidates,
+        order and predictions as the array walk (the walker has verified data, see
+        claim_walk), sent as one batch (_send_claims)."""
         b, L = self.book, self.learner
         now = self.clock.now
         aw = self.contract.any_wait_s
