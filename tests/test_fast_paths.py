@@ -242,7 +242,7 @@ def test_book_counts_logged_flips_and_new_slots_start_unclaimed():
 
 
 def test_book_claimed_marks_follow_a_set_through_growth_and_compaction():
-    # The claimed marks are one bit per slot: against a plain set of (reporter, contribution)
+    # The claimed marks (bools, or one bit per slot): against a plain set of (reporter, contribution)
     # pairs, through single and batched marks (several in one byte), removals, compactions and
     # growth, every reporter's marks over every range read the same.
     import numpy as np
@@ -251,7 +251,7 @@ def test_book_claimed_marks_follow_a_set_through_growth_and_compaction():
 
     rng = np.random.default_rng(5)
     book = ClaimBook(capacity=12)
-    ids: list[int] = []  # slot -> contribution id (its time)
+    book.BOOL_REPORTERS = 2  # reporters 1..3 as they come: two as bools, the others as bits
     marks: set[tuple[int, int]] = set()
     for t in range(400):
         book.add(t, t % 3, t, 0, np.array([t % 7], dtype=np.int32), np.ones(1))
@@ -273,6 +273,11 @@ def test_book_claimed_marks_follow_a_set_through_growth_and_compaction():
             want = [(rep, ids[s]) in marks for s in range(lo, hi)]
             assert book.claimed_by(rep, lo, hi).tolist() == want, (t, rep, lo, hi)
     assert book.n < 400  # it compacted along the way
+    assert sorted(type(a).__name__ for a in book.claimed.values()) == [
+        "bytearray",
+        "ndarray",
+        "ndarray",
+    ]
 
 
 def test_book_tracks_nb_classes_through_updates_and_logs_every_change():

@@ -64,6 +64,9 @@ def csr_bitsets(indptr: np.ndarray, indices: np.ndarray, words: int) -> np.ndarr
 class ClaimBook:
     """Append-only arrays of contributions (time order) with a live mask; compacted when sparse."""
 
+    #: Reporters whose claimed marks are kept as bools (cheapest to read); the rest as bits.
+    BOOL_REPORTERS = 64
+
     def __init__(self, capacity: int = 1024, binary_words: int = 0) -> None:
         """``binary_words`` > 0: keep each slot's score current by the update's overlap with it
         (:meth:`shift`), for a linear binary learner on 0/1 features of up to 64 × that many
@@ -119,10 +122,10 @@ class ClaimBook:
         # some epoch would examine, in O(1) (flip_count), so it can choose the full walk instead.
         self.flip_total = 0
         self.flip_before: list[int] = []
-        # reporter address index -> one bit per slot (little-endian bytes): a market of 1,000
-        # reporters holds 1,000 of them (bools took 31 MB); a bytearray, as a walk's marks are
-        # set one at a time from Python (numpy's scalar or .at calls cost more)
-        self.claimed: dict[int, bytearray] = {}
+        # reporter address index -> a bool per slot for the first BOOL_REPORTERS reporters (a
+        # walk reads them as a slice, no unpacking), then one bit per slot (little-endian bytes
+        # in a bytearray, set from Python): a market of 1,000 reporters took 31 MB in bools
+        self.claimed: dict[int, np.ndarray | bytearray] = {}
         self.live_by_author: dict[int, int] = {}  # address index -> its live contributions
         self.compactions = 0  # slot numbers change at each (see _compact)
         # Each slot's features back to back (CSR parts), so a window of slots is one contiguous
@@ -141,8 +144,13 @@ class ClaimBook:
                 new[:] = -1
             new[: self.n] = old[: self.n]
             setattr(self, name, new)
-        for arr in self.claimed.values():
-            arr.extend(bytes((cap + 7) // 8 - len(arr)))
+        for k, arr in self.claimed.items():
+            if isinstance(arr, bytearray):
+                arr.extend(bytes((cap + 7) // 8 - len(arr)))
+            else:
+                new = np.zeros(cap, dtype=bool)
+                new[: self.n] = arr[: self.n]
+                self.claimed[k] = new
         ptr = np.zeros(cap + 1, dtype=np.int64)
         ptr[: self.n + 1] = self.fptr[: self.n + 1]
         self.fptr = ptr
@@ -194,6 +202,10 @@ class ClaimBook:
         self.live[:m] = True
         self.live[m : self.n] = False
         for arr in self.claimed.values():
+            if not isinstance(arr, bytearray):
+                arr[:m] = arr[keep]
+                arr[m : self.n] = False
+                continue
             bits = np.unpackbits(
                 np.frombuffer(arr, dtype=np.uint8), count=self.n, bitorder="little"
             )
@@ -360,19 +372,28 @@ class ClaimBook:
             while self.head < self.n and not self.live[self.head]:
                 self.head += 1
 
-    def _claimed_bits(self, reporter: int) -> bytearray:
+    def _claimed_marks(self, reporter: int) -> np.ndarray | bytearray:
         arr = self.claimed.get(reporter)
-        if arr is None:  # one bit per slot of capacity
-            arr = self.claimed[reporter] = bytearray((len(self.time) + 7) // 8)
+        if arr is None:  # a slot of capacity each
+            if len(self.claimed) < self.BOOL_REPORTERS:
+                arr = self.claimed[reporter] = np.zeros(len(self.time), dtype=bool)
+            else:
+                arr = self.claimed[reporter] = bytearray((len(self.time) + 7) // 8)
         return arr
 
     def mark_claimed(self, slot: int, reporter: int) -> None:
         """``reporter`` (address index) has claimed book ``slot``."""
-        self._claimed_bits(reporter)[slot >> 3] |= 1 << (slot & 7)
+        self.mark_claimed_many([slot], reporter)
 
     def mark_claimed_many(self, slots: Sequence[int] | np.ndarray, reporter: int) -> None:
         """:meth:`mark_claimed` for each of ``slots``."""
-        arr = self._claimed_bits(reporter)
+        arr = self._claimed_marks(reporter)
+        if not isinstance(arr, bytearray):
+            if len(slots) == 1:  # (a list of one, mostly: no conversion to an index array)
+                arr[slots[0]] = True
+            else:
+                arr[slots] = True
+            return
         for s in slots.tolist() if isinstance(slots, np.ndarray) else slots:
             arr[s >> 3] |= 1 << (s & 7)
 
@@ -381,6 +402,8 @@ class ClaimBook:
         arr = self.claimed.get(reporter)
         if arr is None or hi <= lo:
             return np.zeros(max(0, hi - lo), dtype=bool)
+        if not isinstance(arr, bytearray):
+            return arr[lo:hi]
         b0 = lo >> 3
         view = np.frombuffer(arr, dtype=np.uint8, count=((hi + 7) >> 3) - b0, offset=b0)
         bits = np.unpackbits(view, bitorder="little")
