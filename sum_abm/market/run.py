@@ -8,7 +8,6 @@ second process while this one runs the attacked market: the results are the same
 from __future__ import annotations
 
 import gc
-import multiprocessing
 import os
 import signal
 import sys
@@ -290,7 +289,9 @@ class BaselineProcess:
         self.start_method = start_method or ("fork" if fork_is_safe() else "spawn")
         self.progress = progress
         self._result: RunResult | None = None
-        self._conn, child_end = multiprocessing.Pipe(duplex=False)
+        from multiprocessing import Pipe
+
+        self._conn, child_end = Pipe(duplex=False)
         report = progress is not None
         parent = os.getpid()
         if self.start_method == "fork":
