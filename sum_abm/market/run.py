@@ -246,6 +246,10 @@ class _Forked:
         if self.pid == 0:  # the child: never returns into the caller's code
             code = 1
             try:
+                # A thread of the parent (a progress bar redrawing) may hold the locks of its
+                # stream objects at the fork: a warning printed here goes through fresh ones.
+                sys.stdout = open(1, "w", buffering=1, closefd=False)  # noqa: SIM115 - until os._exit
+                sys.stderr = open(2, "w", buffering=1, closefd=False)  # noqa: SIM115
                 child()
                 code = 0
             finally:
