@@ -18,6 +18,8 @@ from bisect import bisect_right
 
 import numpy as np
 
+_max = np.maximum.reduce  # arr.max() without the method's Python wrapper (once per update)
+
 _SLOT_ARRAYS = (
     "time",
     "author",
@@ -304,9 +306,9 @@ class ClaimBook:
         changed = score > 0
         changed ^= before
         a = np.abs(score)
-        tol_max = SCORE_TOL * (mag.max() + self.w_bound * self.x_l1_max + self.b_bound)
+        tol_max = SCORE_TOL * (_max(mag) + self.w_bound * self.x_l1_max + self.b_bound)
         # (over every slot, dead ones too: a cheaper test that only ever checks more of them)
-        if a.min() <= tol_max:
+        if np.minimum.reduce(a) <= tol_max:
             changed |= a <= SCORE_TOL * (mag + self.w_bound * self.x_l1[lo:hi] + self.b_bound)
         changed &= live
         slots = np.flatnonzero(changed)

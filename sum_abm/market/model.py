@@ -26,7 +26,8 @@ from sum_abm.market.recording import TxLog
 from sum_abm.policies import WalkRules, make_policy
 from sum_abm.scenario import Scenario
 
-_NO_DRIFT = np.zeros((1, 3))  # Learner.margin_drift since the start of the drift count
+_NO_DRIFT = np.zeros((1, 3))
+_max = np.maximum.reduce  # arr.max() without the method's Python wrapper (hot paths)  # Learner.margin_drift since the start of the drift count
 #: The incremental claim walk is used while the window holds at least this many slots per slot the
 #: book logged as possibly flipped since the walker's last walk (else the full walk: same result).
 WALK_FLIP_RATIO = 16
@@ -589,8 +590,9 @@ class MarketModel(Model):
         key: tuple,
         left: bool,
     ) -> None:
-        """The incremental walk over a few slots, one at a time: the same candidates, order and
-        predictions as the array walk (the walker has verified data, see claim_walk)."""
+        """The incremental walk over a few slots, examined one at a time: the same candidates,
+        order and predictions as the array walk (the walker has verified data, see
+        claim_walk), sent as one batch (_send_claims)."""
         b, L = self.book, self.learner
         now = self.clock.now
         aw = self.contract.any_wait_s
@@ -777,10 +779,10 @@ class MarketModel(Model):
         w1 = L.w[ix]
         dw = w1 - w0
         step = float(dw[0])
-        slack = float(np.abs(dw - step).max())
+        slack = float(_max(np.abs(dw - step)))
         if slack > 1e-6 * abs(step):
             return  # not one step for every feature: re-scored at the next walk
-        b.w_bound = max(b.w_bound, float(np.abs(w1).max()))
+        b.w_bound = max(b.w_bound, float(_max(np.abs(w1))))
         b.b_bound = max(b.b_bound, abs(L.b))
         b.shift(bits, step, float(L.b - off0), slack)
         b.scored_version = L.version
@@ -841,8 +843,8 @@ class MarketModel(Model):
     def _track_widen(self, slots: np.ndarray) -> None:
         """``slots`` become tracked: keep ``_track_xmax`` above their values."""
         b, xm = self.book, self._track_xmax
-        xm[0] = max(xm[0], float(b.x_inf[slots].max()))
-        xm[1] = max(xm[1], float(b.x_l1[slots].max()))
+        xm[0] = max(xm[0], float(_max(b.x_inf[slots])))
+        xm[1] = max(xm[1], float(_max(b.x_l1[slots])))
 
     def _track_budgets(self, total_base: np.ndarray, cap: np.ndarray) -> np.ndarray:
         """How far each slot's bound may grow past the last pass (drift bound ``total_base``
