@@ -618,7 +618,9 @@ start_process = services.start_ray_process
 assert init_ray(None, 1)
 before = descendants()
 plain = ray.get(env.remote("SWEEP_TEST_VAR"))
-with_env = ray.get(env.options(runtime_env={"env_vars": {"SWEEP_TEST_VAR": "42"}}).remote("SWEEP_TEST_VAR"))
+with_env = ray.get(
+    env.options(runtime_env={"env_vars": {"SWEEP_TEST_VAR": "42"}}).remote("SWEEP_TEST_VAR")
+)
 after = descendants()
 shutdown_ray()
 deadline = time.time() + 10

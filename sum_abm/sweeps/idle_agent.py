@@ -11,10 +11,11 @@ no runtime environment (their pinned thread counts come through the raylet's env
   service), then waits, idle, until its raylet is gone.
 - ``runtime-env ... -- COMMAND``: listens where Ray's runtime-env agent would and writes that port;
   if the raylet ever connects (a task or actor with a ``runtime_env``), it hands the port to Ray's
-  own agent, ``COMMAND``, which it becomes (the raylet retries the connection meanwhile).
+  own agent, ``RAY_AGENT_COMMAND``, which it becomes (the raylet retries the connection meanwhile).
 
     python -S idle_agent.py dashboard --session-dir=DIR --node-id=HEX
-    python -S idle_agent.py runtime-env --session-dir=DIR --node-id=HEX --node-ip-address=IP -- CMD...
+    python -S idle_agent.py runtime-env --session-dir=DIR --node-id=HEX --node-ip-address=IP \\
+        -- RAY_AGENT_COMMAND...
 """
 
 from __future__ import annotations

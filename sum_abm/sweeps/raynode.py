@@ -2,9 +2,10 @@
 
 Local Ray: ``address="local"`` with a short temp dir (Ray's socket paths must stay under 107 bytes),
 node IP 127.0.0.1, and only the processes a sweep uses (no dashboard, autoscaler or log monitor;
-idle stand-ins for the raylet's agents: :mod:`sum_abm.sweeps.idle_agent`). A cluster: ``ray.init(address=...)`` with no ``num_cpus``. Every
-worker's thread pools are pinned to one thread (``PINNED_THREADS``): the sweep's parallelism is one
-worker per core, and nested pools would oversubscribe the cores.
+idle stand-ins for the raylet's agents: :mod:`sum_abm.sweeps.idle_agent`). A cluster:
+``ray.init(address=...)`` with no ``num_cpus``. Every worker's thread pools are pinned to one
+thread (``PINNED_THREADS``): the sweep's parallelism is one worker per core, and nested pools would
+oversubscribe the cores.
 """
 
 from __future__ import annotations
