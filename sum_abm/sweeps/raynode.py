@@ -163,6 +163,10 @@ def init_ray(address: str | None, workers: int | None) -> bool:
                 address="local",
                 num_cpus=workers or os.cpu_count(),
                 _node_ip_address="127.0.0.1",
+                # One worker per CPU starts with the raylet, not once this driver has registered
+                # (Ray's default): the actors' processes import Ray while this process connects.
+                # Measured with runs beside the start: the actor's process began ~1 s sooner.
+                _system_config={"enable_worker_prestart": True},
                 **opts,
             )
         return True
