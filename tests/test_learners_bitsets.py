@@ -41,6 +41,35 @@ def test_overlaps_with_many_features_packed_in_blocks():
     assert bits.overlaps(bits.mask(F)).tolist() == want.tolist()
 
 
+@pytest.mark.parametrize("canonical", [True, False])
+def test_bits_are_the_non_zero_entries(canonical):
+    """A bit is set exactly where the row's entry is non-zero: explicit zeros set none, and
+    in a matrix with duplicate entries (not canonical) only where they do not sum to 0; rows
+    packed over several dense blocks (70,000 features)."""
+    rng = np.random.default_rng(4)
+    for n, d in ((60, 150), (200, 70_000)):
+        M = sp.random(n, d, density=min(0.2, 400 / d), format="csr", random_state=5)
+        M.data[:] = 1.0
+        M.data[::7] = 0.0  # explicit zeros
+        if not canonical:  # a duplicate of some entries: +1 and -1 cancel, +1 and +1 do not
+            r = np.repeat(np.arange(n), np.diff(M.indptr))
+            dup = rng.choice(np.flatnonzero(M.data), size=M.nnz // 5, replace=False)
+            vals = np.where(np.arange(len(dup)) % 2 == 0, -1.0, 1.0)
+            rows_ = np.r_[r, r[dup]]
+            order = np.argsort(rows_, kind="stable")
+            ptr = np.r_[0, np.cumsum(np.bincount(rows_, minlength=n))]
+            cols = np.r_[M.indices, M.indices[dup]][order]
+            M = sp.csr_matrix((np.r_[M.data, vals][order], cols, ptr), shape=(n, d))
+            assert (M.toarray() != 0).sum() < np.count_nonzero(M.data)  # some cancel
+        assert M.has_canonical_format == canonical
+        dense = M.toarray() != 0
+        bits = RowBits(M)
+        want = np.packbits(
+            np.pad(dense, ((0, 0), (0, 64 * bits.words - d))), axis=1, bitorder="little"
+        ).view("<u8")
+        assert bits.rows.tolist() == want.tolist()
+
+
 def test_numpy_passes_and_compiled_step_give_the_same_scores(monkeypatch):
     rng = np.random.default_rng(1)
     bits = RowBits(XT)

@@ -33,6 +33,32 @@ def test_incremental_log_params_equal_a_whole_recomputation_bit_for_bit():
     assert np.array_equal(kept._log_params()[1], fresh._log_params()[1])
 
 
+def test_logs_brought_up_to_date_after_several_updates_equal_a_whole_recomputation():
+    # The kept logs are re-logged when next used, over every update since (features repeated
+    # across updates, both classes, more updates than the batch limit): bit for bit as fresh.
+    rng = np.random.default_rng(5)
+    d = 120
+    X0 = (rng.random((30, d)) < 0.3).astype(float)
+    y0 = rng.integers(0, 2, size=30)
+    kept, fresh = MultinomialNB(d, 2), MultinomialNB(d, 2)
+    kept.fit(X0, y0)
+    fresh.fit(X0, y0)
+    kept._log_params()
+    for gap in (1, 2, 5, 17, 64, 65, 150):
+        for _ in range(gap):
+            x = (rng.random(d) < 0.3) * rng.integers(1, 3, size=d).astype(float)
+            y = int(rng.integers(0, 2))
+            kept.update(x, y)
+            fresh.update(x, y)
+        fresh._logs = fresh._logc = None
+        for a, b in zip(kept._log_params(), fresh._log_params(), strict=True):
+            assert np.array_equal(a, b)
+        w, b = kept.score_params()
+        fresh._score_params = None
+        w0, b0 = fresh.score_params()
+        assert np.array_equal(w, w0) and b == b0
+
+
 def test_score_params_equal_those_of_the_log_probabilities_bit_for_bit():
     # score_params is built from the kept logs directly; it must equal the generic reduction of
     # the log-probability matrix (class 1 minus class 0 for two classes) exactly.

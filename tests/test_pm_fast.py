@@ -232,6 +232,28 @@ def test_a_piece_commits_and_reveals_as_its_pairs(sparse):
     assert _revealed(pieces) == _revealed(pairs)
 
 
+@pytest.mark.parametrize("n_features", [9, 3_000_000])
+def test_a_binary_piece_hashes_as_its_pairs(n_features):
+    """Rows of one value (the block writer repeats its text) and column indices far above the
+    row count (written without the index table) hash as their pairs; a changed index or value
+    changes the hash."""
+    rng = np.random.default_rng(5)
+    D = (rng.random((12, 9)) < 0.4).astype(np.float64)
+    D[3] = 0.0  # a row without non-zeros
+    X = sp.csr_matrix(D)
+    X = sp.csr_matrix((X.data, X.indices * (n_features // 9), X.indptr), shape=(12, n_features))
+    y = rng.integers(0, 2, 12)
+    piece = Piece(X, y)
+    assert hash_piece(piece) == hash_piece(piece.pairs())
+    for data in (np.where(np.arange(X.nnz) == 4, 2.0, 1.0), np.full(X.nnz, 0.5)):
+        other = Piece(sp.csr_matrix((data, X.indices, X.indptr), shape=X.shape), y)
+        assert hash_piece(other) == hash_piece(other.pairs()) != hash_piece(piece)
+    moved = X.indices.copy()
+    moved[0] += 1 if moved[0] + 1 not in X.indices[: X.indptr[1]] else 2
+    shifted = Piece(sp.csr_matrix((X.data, moved, X.indptr), shape=X.shape), y)
+    assert hash_piece(shifted) == hash_piece(shifted.pairs()) != hash_piece(piece)
+
+
 def test_a_piece_with_nan_or_negative_zero_hashes_as_its_pairs():
     D = np.array([[1.0, np.nan, 0.0], [0.0, 2.0, np.inf], [-0.0, 1.0, 0.0]])
     for X in (D, sp.csr_matrix(D)):

@@ -90,11 +90,17 @@ def _canon_block(piece: Piece) -> str | None:
         data = np.asarray(X.data, dtype=np.float64)
         if _special(data):
             return None
-        ind, val = _texts(X.indices, str), _texts(data, float.__repr__)
-        ptr = X.indptr.tolist()
+        ind, ptr = _int_texts(X.indices), X.indptr.tolist()
+        spans = list(zip(ptr[:-1], ptr[1:], strict=True))
+        if len(data) and data[0] == data.min() == data.max():  # one value (binary rows): no join
+            one = float.__repr__(data[:1].tolist()[0])
+            vals = [((one + ",") * (b - a))[:-1] for a, b in spans]
+        else:
+            val = _texts(data, float.__repr__)
+            vals = [",".join(val[a:b]) for a, b in spans]
         rows = [
-            f"[[[{','.join(ind[a:b])}],[{','.join(val[a:b])}]],{y}]"
-            for a, b, y in zip(ptr[:-1], ptr[1:], ys, strict=True)
+            f"[[[{','.join(ind[a:b])}],[{v}]],{y}]"
+            for (a, b), v, y in zip(spans, vals, ys, strict=True)
         ]
     elif isinstance(X, np.ndarray) and X.ndim == 2:
         data = X.astype(np.float64, copy=False)
@@ -125,6 +131,21 @@ def _texts(a: np.ndarray, fmt: Any) -> list[str]:
     """``[fmt(v) for v in a.tolist()]``, formatting each distinct value once."""
     u, inv = np.unique(a, return_inverse=True)
     return np.array([fmt(v) for v in u.tolist()], dtype=object)[inv].tolist()
+
+
+_INT_TEXTS = np.array([], dtype=object)  # str(i) at i, grown on demand (process-wide)
+
+
+def _int_texts(a: np.ndarray) -> list[str]:
+    """``[str(v) for v in a.tolist()]`` for column indices: looked up in a table of the texts of
+    ``0..max`` (kept) when that is not much longer than ``a``, else :func:`_texts`."""
+    global _INT_TEXTS
+    if not len(a) or a.min() < 0 or a.max() >= 4 * len(a) + 4096:
+        return _texts(a, str)
+    top = int(a.max()) + 1
+    if top > len(_INT_TEXTS):
+        _INT_TEXTS = np.array([str(v) for v in range(top)], dtype=object)
+    return _INT_TEXTS[a].tolist()
 
 
 @dataclass

@@ -315,7 +315,8 @@ class SGDPerceptron(_Linear):
         self.t += 1.0
         if sign * self.decision_one(s) > 0:
             return 0
-        self.w[s.indices] += eta * sign * s.values  # a sample's indices are unique
+        # a sample's indices are unique; intp, as numpy converts int32 at every gather/scatter
+        self.w[s.indices.astype(np.intp)] += eta * sign * s.values
         self.b += eta * sign * self.intercept_decay
         self._add_drift(eta * self.intercept_decay, eta * float(np.abs(s.values).sum()), 0.0)
         return len(s.indices) + 1

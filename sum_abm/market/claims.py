@@ -14,7 +14,11 @@ Per-item state kept here mirrors what the contract would answer, cached by learn
 
 from __future__ import annotations
 
+from bisect import bisect_right
+
 import numpy as np
+
+_max = np.maximum.reduce  # arr.max() without the method's Python wrapper (once per update)
 
 _SLOT_ARRAYS = (
     "time",
@@ -67,6 +71,9 @@ class ClaimBook:
         self.head = 0  # first possibly-live slot
         self.live_count = 0
         self.time = np.zeros(capacity, dtype=np.int64)
+        # time[:n] as Python ints: a walk's few binary searches and reads (bisect on a list)
+        # cost less than numpy's dispatch
+        self.times: list[int] = []
         self.author = np.zeros(capacity, dtype=np.int64)  # address index
         self.row = np.zeros(capacity, dtype=np.int64)  # pool row
         self.label = np.zeros(capacity, dtype=np.int64)
@@ -198,6 +205,7 @@ class ClaimBook:
         self.fptr[0] = 0
         self.fptr[1 : m + 1] = np.cumsum(lens)
         self.n = m
+        self.times = self.time[:m].tolist()
         self.head = 0
 
     def add(
@@ -224,17 +232,19 @@ class ClaimBook:
                 self._grow()
         i = self.n
         self.time[i], self.author[i], self.row[i], self.label[i] = time, author, row, label
+        self.times.append(int(time))
         self.live[i] = True
         self.pred_ver[i] = -1
         self.epoch_at[i] = -1
         self.cap[i] = np.inf  # no class proven yet
         nv = len(values)
-        if binary is None:
+        if binary is None and self.scored:
             binary = nv == 0 or values.min() == 1.0 == values.max()
-        if self.scored and binary:
+        if binary:  # 0/1 features: max|value| and sum|value| without a pass over the values
             self.x_inf[i], self.x_l1[i] = (1.0 if nv else 0.0), float(nv)
-            self.bits[i] = self.bitset(indices) if bits is None else bits
-            self.x_l1_max = max(self.x_l1_max, float(nv))
+            if self.scored:
+                self.bits[i] = self.bitset(indices) if bits is None else bits
+                self.x_l1_max = max(self.x_l1_max, float(nv))
         else:
             self.scored = False  # not 0/1 features: the overlap no longer gives the change
             self.x_inf[i] = float(np.abs(values).max()) if nv else 0.0
@@ -296,9 +306,9 @@ class ClaimBook:
         changed = score > 0
         changed ^= before
         a = np.abs(score)
-        tol_max = SCORE_TOL * (mag.max() + self.w_bound * self.x_l1_max + self.b_bound)
+        tol_max = SCORE_TOL * (_max(mag) + self.w_bound * self.x_l1_max + self.b_bound)
         # (over every slot, dead ones too: a cheaper test that only ever checks more of them)
-        if a.min() <= tol_max:
+        if np.minimum.reduce(a) <= tol_max:
             changed |= a <= SCORE_TOL * (mag + self.w_bound * self.x_l1[lo:hi] + self.b_bound)
         changed &= live
         slots = np.flatnonzero(changed)
@@ -353,7 +363,10 @@ class ClaimBook:
         arr = self.claimed.get(reporter)
         if arr is None:
             arr = self.claimed[reporter] = np.zeros(len(self.time), dtype=bool)
-        arr[slots] = True
+        if len(slots) == 1:  # (a list of one, mostly: no conversion to an index array)
+            arr[slots[0]] = True
+        else:
+            arr[slots] = True
 
     def claimed_by(self, reporter: int, lo: int, hi: int) -> np.ndarray:
         arr = self.claimed.get(reporter)
@@ -364,4 +377,4 @@ class ClaimBook:
 
     def slots_older_than(self, t_max: int) -> int:
         """End (exclusive) of the slots added at or before ``t_max`` (items are in time order)."""
-        return self.head + int(self.time[self.head : self.n].searchsorted(t_max, side="right"))
+        return bisect_right(self.times, t_max, self.head, self.n)

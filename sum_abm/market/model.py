@@ -26,7 +26,8 @@ from sum_abm.market.recording import TxLog
 from sum_abm.policies import WalkRules, make_policy
 from sum_abm.scenario import Scenario
 
-_NO_DRIFT = np.zeros((1, 3))  # Learner.margin_drift since the start of the drift count
+_NO_DRIFT = np.zeros((1, 3))
+_max = np.maximum.reduce  # arr.max() without the method's Python wrapper (hot paths)  # Learner.margin_drift since the start of the drift count
 #: The incremental claim walk is used while the window holds at least this many slots per slot the
 #: book logged as possibly flipped since the walker's last walk (else the full walk: same result).
 WALK_FLIP_RATIO = 16
@@ -108,7 +109,9 @@ class MarketModel(Model):
         if self.book.scored:
             self.book.w_bound = float(np.abs(self.learner.w).max(initial=0.0))
             self.book.b_bound = abs(float(self.learner.b))
-        # Every pool row's bitset, built once per data set when the pool is 0/1 (None otherwise).
+        # Whether every pool value is 1 (the book then needs no pass over an added row's values),
+        # and every pool row's bitset, built once per data set when so (None otherwise).
+        self._pool_binary = self._binary_pool()
         self._pool_bits = self._binary_pool_bits(words) if self.book.scored else None
         # (address index, walk rules) -> when its last walk found nothing: (learner version,
         # walker had verified data, pool not empty, valid until); see claim_walk.
@@ -129,9 +132,12 @@ class MarketModel(Model):
             dtype=np.int64,
         )
         self._rule_tables: dict[tuple, tuple] = {}
+        self._rules_ids: dict[WalkRules, int] = {}  # see _rules_id
+        self._last_rules: WalkRules | None = None
+        self._last_rules_id = -1
+        self._good_count = self.contract.mech.num_good  # verified data of an address (a view)
         self._crossing_asc = sorted(self._crossing_ages.tolist())
-        self._cross_ages2 = np.tile(self._crossing_ages, 2)  # see _crossed
-        self._cross_edges = np.empty_like(self._cross_ages2)
+        self._crossing_desc = self._crossing_ages.tolist()  # see _crossed
         # (address index, walk rules) -> after a walk that left nothing claimable to its walker:
         # (book flip epoch, walker had verified data, pool not empty, time); see claim_walk.
         self._walk_state: dict[tuple, tuple] = {}
@@ -202,19 +208,21 @@ class MarketModel(Model):
 
     def run_until(self, t_end: int) -> None:
         """Process every event up to simulated time ``t_end`` (seconds), or until the run is done."""
-        max_t = self.scenario.run.max_time_s
+        max_t, stop = self.scenario.run.max_time_s, self.scenario.run.stop_when_done
+        peek, pop, advance = self.events.peek_time, self.events.pop, self.clock.advance_to
         while not self.finished:
-            if self._done():
+            # (_done is False while data is left: checked here first, once per event)
+            if stop and self.cursor >= self.n_pool and self._done():
                 self._finish()
                 break
-            t = self.events.peek_time()
+            t = peek()
             if t is None or t > max_t:
                 self._finish()
                 break
             if t > t_end:
                 break
-            _, fn = self.events.pop()
-            self.clock.advance_to(t)  # transactions land in the block containing t
+            _, fn = pop()
+            advance(t)  # transactions land in the block containing t
             if t > self.next_eval:
                 self.accuracy = self.contract.accuracy()
                 self.next_eval += self.scenario.run.sample_interval_s
@@ -260,13 +268,20 @@ class MarketModel(Model):
         self._sample()
         self.ledger.check_conserved()
 
+    def _binary_pool(self) -> bool:
+        """Whether the pool is sparse with every stored value 1; kept in the data set's cache."""
+        cache = self.data.cache
+        if "pool_binary" not in cache:
+            cache["pool_binary"] = self.data.sparse and bool((self.data.X_pool.data == 1.0).all())
+        return cache["pool_binary"]
+
     def _binary_pool_bits(self, words: int) -> np.ndarray | None:
         """The pool's rows as bitsets (rows x ``words``) when every pool value is 1, else None;
         kept in the data set's cache (the clean baseline and the run share it)."""
         key = ("pool_bitsets", words)
         if key not in self.data.cache:
             X = self.data.X_pool
-            ok = self.data.sparse and bool((X.data == 1.0).all())
+            ok = self._binary_pool()
             self.data.cache[key] = csr_bitsets(X.indptr, X.indices, words) if ok else None
         return self.data.cache[key]
 
@@ -368,7 +383,8 @@ class MarketModel(Model):
         b, L = self.book, self.learner
         v0 = L.version
         if b.scored:
-            w0, off0 = L.w[x.indices], L.b
+            ix = x.indices.astype(np.intp)  # numpy converts int32 indices at every gather
+            w0, off0 = L.w[ix], L.b
         ok, cost = self.contract.add_data(addr, value, x, y)
         if not ok:
             return False
@@ -377,19 +393,19 @@ class MarketModel(Model):
             pb = self._pool_bits
             bits = pb[row] if pb is not None else b.bitset(x.indices)
             if L.version != v0:
-                self._follow_update(x, bits, w0, off0, v0)
+                self._follow_update(ix, bits, w0, off0, v0)
         agent.adds_accepted += 1
         agent.deposits_paid += int(cost)
         if row == self.cursor:
             self.cursor += 1
         if self.contract.uses_claim_book:
-            binary = True if bits is not None and self._pool_bits is not None else None
+            binary = True if self._pool_binary else None
             slot = b.add(
                 self.clock.now, self.addr_index[addr], row, y, x.indices, x.values, bits, binary
             )
             if b.scored:
                 # w·x + b to rounding; the allowance's w_bound * sum|x| + b_bound covers its terms
-                b.set_scores(slot, float(L.w[x.indices] @ x.values + L.b), 0.0)
+                b.set_scores(slot, float(L.w[ix] @ x.values + L.b), 0.0)
             elif b.tracked and L.version != v0:
                 self._follow_classes(v0)
         else:
@@ -417,7 +433,7 @@ class MarketModel(Model):
         if rules.reference and not self.data_left():
             t_max = min(t_max, now - aw)
         # Most wake-ups find nothing old enough: the oldest live slot tells, in O(1).
-        if lo >= b.n or b.time[lo] > t_max:
+        if lo >= b.n or b.times[lo] > t_max:
             return
         hi = b.slots_older_than(t_max)
         if self.naive:
@@ -427,9 +443,10 @@ class MarketModel(Model):
         # rules look at, the walker gains verified data or the pool runs dry (the rest only
         # shrinks: contributions are claimed or emptied, never refilled).
         L = self.learner
-        good = self.num_good(addr) > 0
+        good = self._good_count(addr) > 0
         left = self.data_left()
-        memo = self._idle_walks.get((me, rules))
+        key = (me, self._rules_id(rules))
+        memo = self._idle_walks.get(key)
         if memo is not None and memo[:3] == (L.version, good, left) and now < memo[3]:
             return
         # The window splits at the ages where a rule can change its answer (as in _next_crossing);
@@ -440,7 +457,6 @@ class MarketModel(Model):
         # since then (or entered the window) can hold a new candidate; the rest only shrinks.
         # Only for a walker with verified data: one without may gain it by a refund in this walk,
         # which opens reports anywhere in the window.
-        key = (me, rules)
         ranges = [(lo, hi)]
         st = self._walk_state.pop(key, None) if b.follows else None
         flipped = None
@@ -504,7 +520,7 @@ class MarketModel(Model):
             parts.append(np.flatnonzero(cand) + s0)
         slots = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
         if not len(slots):
-            self._idle_walks[(me, rules)] = (L.version, good, left, self._next_crossing(now))
+            self._idle_walks[key] = (L.version, good, left, self._next_crossing(now))
             if b.follows:
                 self._walk_state[key] = (b.flip_epoch, good, left, now)
             return
@@ -526,13 +542,23 @@ class MarketModel(Model):
             p = int(pred[slot - p_lo]) if p_lo <= slot < p_hi else None
             call = "refund" if author == me else "report"
             claims.append((call, sample(row), y, t, names[author], p))
+        resolved = self._send_claims(addr, me, slot_list, authors, claims)
+        good_end = self._good_count(addr) > 0
+        if b.follows and resolved and good_end == good and L.version == version0:
+            self._walk_state[key] = (b.flip_epoch, good, left, now)
+
+    def _send_claims(
+        self, addr: str, me: int, slots: list[int], authors: list[int], claims: list[tuple]
+    ) -> bool:
+        """Send a walk's ``claims`` (``(call, x, y, t, author address, prediction)`` of book
+        ``slots`` by author index ``authors``) as one batch, each only if accepted, in order,
+        and do _claimed's book-keeping with the counters and claimed marks added up once. True
+        when every claim was accepted and no slot can be claimed again by ``addr``."""
+        b = self.book
         results = self.contract.claims(addr, claims)
-        # _claimed's book-keeping, with the counters and claimed marks added up once
         resolved = True  # every candidate claimed and no longer claimable by this walker
         owners, won, n_refunds = self._owners, [], 0
-        for slot, author, claim, (ok, _, rest) in zip(
-            slot_list, authors, claims, results, strict=True
-        ):
+        for slot, author, claim, (ok, _, rest) in zip(slots, authors, claims, results, strict=True):
             refund = claim[0] == "refund"
             if ok:
                 if refund:
@@ -552,9 +578,7 @@ class MarketModel(Model):
         if won:
             walker.reports_won += len(won)
             b.mark_claimed_many(won, me)
-        good_end = self.num_good(addr) > 0
-        if b.follows and resolved and good_end == good and L.version == version0:
-            self._walk_state[key] = (b.flip_epoch, good, left, now)
+        return resolved
 
     def _walk_few(
         self,
@@ -566,8 +590,9 @@ class MarketModel(Model):
         key: tuple,
         left: bool,
     ) -> None:
-        """The incremental walk over a few slots, one at a time: the same candidates, order and
-        predictions as the array walk (the walker has verified data, see claim_walk)."""
+        """The incremental walk over a few slots, examined one at a time: the same candidates,
+        order and predictions as the array walk (the walker has verified data, see
+        claim_walk), sent as one batch (_send_claims)."""
         b, L = self.book, self.learner
         now = self.clock.now
         aw = self.contract.any_wait_s
@@ -577,7 +602,7 @@ class MarketModel(Model):
             for slot in range(r0, r1):
                 if not b.live[slot]:
                     continue
-                t = int(b.time[slot])
+                t = b.times[slot]
                 age = now - t
                 if (age > aw) if rules.reference else (age >= aw):
                     if rules.take:
@@ -595,11 +620,20 @@ class MarketModel(Model):
                     code |= 1
                 if tab[1][code]:
                     cands.append((slot, "refund" if own else "report", p, t))
-        resolved = True
-        for slot, kind, p, t in cands:
-            fields = (int(b.row[slot]), int(b.label[slot]), t, int(b.author[slot]))
-            resolved &= self._claim(agent, addr, slot, kind, True, p, fields)
-        if resolved and L.version == version0:
+        if cands:
+            sample, names = self.sample, self.addresses
+            slots, authors, claims = [], [], []
+            for slot, kind, p, t in cands:
+                author = int(b.author[slot])
+                call = "refund" if kind == "refund" else "report"
+                claims.append(
+                    (call, sample(int(b.row[slot])), int(b.label[slot]), t, names[author], p)
+                )
+                slots.append(slot)
+                authors.append(author)
+            if not self._send_claims(addr, me, slots, authors, claims):
+                return
+        if L.version == version0:
             self._walk_state[key] = (b.flip_epoch, True, left, now)
 
     def _scored_class(self, slot: int) -> int:
@@ -618,19 +652,20 @@ class MarketModel(Model):
     ) -> list[tuple[int, int]]:
         """Slot ranges within [lo, hi) whose age crossed a rule threshold in (t_prev, now], and
         the ``flipped`` slots there (whose class may have changed), merged in slot order."""
-        # Called at most wake-ups (S1: 27,000 times), mostly to find one span or none: one
-        # search for both ends of every age, in a buffer, through the array's own method
-        # (np.searchsorted's dispatch costs more than the search).
-        k = len(self._crossing_ages)
-        edges = self._cross_edges
-        edges[:k] = t_prev
-        edges[k:] = now
-        edges -= self._cross_ages2
-        ends = self.book.time[lo:hi].searchsorted(edges, side="right").tolist()
-        spans = [(x + lo, y + lo) for x, y in zip(ends[:k], ends[k:], strict=True) if y > x]
-        if len(flipped):
-            f = flipped[(flipped >= lo) & (flipped < hi)].tolist()
-            spans += [(x, x + 1) for x in f]
+        # Called at most wake-ups (S1: 27,000 times), mostly to find one span or none: binary
+        # searches of the book's times as a Python list (numpy's dispatch costs more).
+        times = self.book.times
+        spans = []
+        for age in self._crossing_desc:
+            x = bisect_right(times, t_prev - age, lo, hi)
+            y = bisect_right(times, now - age, lo, hi)
+            if y > x:
+                spans.append((x, y))
+        n_flip = len(flipped)
+        if n_flip:
+            if n_flip > 16:
+                flipped = flipped[(flipped >= lo) & (flipped < hi)]
+            spans += [(x, x + 1) for x in flipped.tolist() if lo <= x < hi]
         if len(spans) < 2:
             return spans
         out: list[tuple[int, int]] = []
@@ -664,7 +699,8 @@ class MarketModel(Model):
     def _rule_table(self, age: int, rules: WalkRules) -> tuple:
         """The walk's claim choice at ``age`` as lookup tables over ``code`` (see _segments),
         from the mechanism's elementwise rules; cached per side of every threshold."""
-        key = (bisect_right(self._crossing_asc, age), rules)  # the side of every threshold
+        # the side of every threshold
+        key = (bisect_right(self._crossing_asc, age), self._rules_id(rules))
         tab = self._rule_tables.get(key)
         if tab is None:
             im = self.contract.im
@@ -689,6 +725,15 @@ class MarketModel(Model):
             tab = (refund, c_good, reads_agree, reads_claimed, c_bad, bool(c_good.any()))
             self._rule_tables[key] = tab
         return tab
+
+    def _rules_id(self, rules: WalkRules) -> int:
+        """A small int per distinct walk rules, for the walk's memo keys (an int hashes faster
+        than the dataclass; policies pass the same rules object on every walk)."""
+        if rules is self._last_rules:
+            return self._last_rules_id
+        rid = self._rules_ids.setdefault(rules, len(self._rules_ids))
+        self._last_rules, self._last_rules_id = rules, rid
+        return rid
 
     def _next_crossing(self, now: int) -> float:
         """The first time (seconds) a contribution in the book, or one added from ``now`` on,
@@ -723,20 +768,21 @@ class MarketModel(Model):
                 self._claim(agent, addr, slot, "report", check=False)
 
     def _follow_update(
-        self, x: Any, bits: np.ndarray, w0: np.ndarray, off0: float, v0: int
+        self, ix: np.ndarray, bits: np.ndarray, w0: np.ndarray, off0: float, v0: int
     ) -> None:
         """Carry the book's scores through the update just made (weights ``w0`` and intercept
-        ``off0`` at ``x``'s features before it, learner version ``v0``; ``bits``: x's bitset)."""
+        ``off0`` at the sample's features ``ix`` before it, learner version ``v0``; ``bits``:
+        the sample's bitset)."""
         b, L = self.book, self.learner
-        if b.scored_version != v0 or L.version != v0 + 1 or not len(x.indices):
+        if b.scored_version != v0 or L.version != v0 + 1 or not len(ix):
             return  # the scores were already stale: the next walk re-scores them
-        w1 = L.w[x.indices]
+        w1 = L.w[ix]
         dw = w1 - w0
         step = float(dw[0])
-        slack = float(np.abs(dw - step).max())
+        slack = float(_max(np.abs(dw - step)))
         if slack > 1e-6 * abs(step):
             return  # not one step for every feature: re-scored at the next walk
-        b.w_bound = max(b.w_bound, float(np.abs(w1).max()))
+        b.w_bound = max(b.w_bound, float(_max(np.abs(w1))))
         b.b_bound = max(b.b_bound, abs(L.b))
         b.shift(bits, step, float(L.b - off0), slack)
         b.scored_version = L.version
@@ -797,8 +843,8 @@ class MarketModel(Model):
     def _track_widen(self, slots: np.ndarray) -> None:
         """``slots`` become tracked: keep ``_track_xmax`` above their values."""
         b, xm = self.book, self._track_xmax
-        xm[0] = max(xm[0], float(b.x_inf[slots].max()))
-        xm[1] = max(xm[1], float(b.x_l1[slots].max()))
+        xm[0] = max(xm[0], float(_max(b.x_inf[slots])))
+        xm[1] = max(xm[1], float(_max(b.x_l1[slots])))
 
     def _track_budgets(self, total_base: np.ndarray, cap: np.ndarray) -> np.ndarray:
         """How far each slot's bound may grow past the last pass (drift bound ``total_base``
@@ -819,25 +865,28 @@ class MarketModel(Model):
         budget = self._track_budgets(total, b.cap[lo:hi])  # infinite where not tracked or live
         redo = budget < TRACK_LOOKAHEAD * rate  # (lapsed: budget <= 0)
         redo |= b.live[lo:hi] & (b.epoch_at[lo:hi] != e)
-        idx = np.flatnonzero(redo)[::-1] + lo  # descending (see below)
-        if len(idx):
+        j = np.flatnonzero(redo)[::-1]  # descending (see below), from lo
+        if len(j):
+            idx = j + lo
             # the rows in place: interleaved pointers whose odd rows run backwards, so empty (as
             # in evaluation._interleave); of the indices' dtype (no copy)
             ap = np.empty(2 * len(idx), dtype=b.fidx.dtype)
             ap[0::2] = b.fptr[idx]
             ap[1::2] = b.fptr[idx + 1]
             scores = L.kernel_scores(ap, b.fidx, b.fval)[0::2]
-            labels, margins = L._labels(scores), _margins(scores)
+            labels = L._labels(scores)
+            total_j = total[j]
+            cap = _margins(scores)
+            cap += total_j
             self._track_widen(idx)
-            was = b.epoch_at[idx] == e
-            flipped = idx[was & (labels != b.pred[idx])]
+            flipped = idx[(b.epoch_at[idx] == e) & (labels != b.pred[idx])]
             b.pred[idx] = labels
-            b.cap[idx] = margins + total[idx - lo]
+            b.cap[idx] = cap
             b.epoch_at[idx] = e
-            budget[idx - lo] = self._track_budgets(total[idx - lo], b.cap[idx])
+            budget[j] = self._track_budgets(total_j, cap)
             if len(flipped):
                 b.log_flips(flipped[::-1])
-        self._track_budget = float(budget.min(initial=np.inf))
+        self._track_budget = float(np.minimum.reduce(budget)) if len(budget) else np.inf
         self._track_base = L.drift.tolist()
         self._track_updates = 0
 

@@ -63,8 +63,20 @@ class TxLog:
         """Record accepted calls from ``sender`` at ``time_s`` that sent nothing and paid no gas,
         ``calls[i]`` returning the number ``amounts[i]`` (token units), in order: a column at a
         time, without a tuple per call (the market's claim batches)."""
-        self._columns_from_tuples()
         k = len(calls)
+        if k <= 4:  # most batches hold one claim: tuples, without moving the pending ones
+            p = self._pending
+            if k == 1:
+                p.append((time_s, sender, calls[0], True, None, 0, 0, 0, float(amounts[0])))
+            else:
+                p.extend(
+                    (time_s, sender, c, True, None, 0, 0, 0, float(a))
+                    for c, a in zip(calls, amounts, strict=True)
+                )
+            if len(p) >= CHUNK:
+                self._pack()
+            return
+        self._columns_from_tuples()
         t, snd, call, ok, reason, value, gas, fee, amount = self._cols
         t.extend(repeat(time_s, k))
         snd.extend(repeat(sender, k))
