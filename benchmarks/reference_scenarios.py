@@ -10,7 +10,8 @@ Measured in the same invocation, per scenario:
 
 - ``sum-abm run <scenario> --no-report``: the whole process (imports, data from the disk cache,
   the clean baseline when the scenario has attackers, Parquet output), wall seconds and peak RSS
-  (line ``process <scenario>: <s> s``);
+  (line ``process <scenario>: <s> s``); when the clean baseline ran in a second process at the same
+  time, that process's peak RSS too (pages shared since the fork count in both);
 - the same run with ``run.naive_claims = true`` — the reference's call pattern, every claim the
   reference walk would send, rejected ones included — as a same-run baseline for the claim book
   (line ``naive <scenario>: <s> s (<x>x slower)``; ``--no-naive`` skips it: S1's takes minutes).
@@ -25,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -88,19 +90,24 @@ def sum_abm_command() -> str:
     return str(own) if own.is_file() else "sum-abm"
 
 
-def whole_process(path: Path, seed: int) -> tuple[float, float]:
-    """Wall seconds and peak RSS (MB) of ``sum-abm run <path> --no-report`` as one process."""
+def whole_process(path: Path, seed: int) -> tuple[float, float, float | None]:
+    """Wall seconds and peak RSS (MB) of ``sum-abm run <path> --no-report``, and the peak RSS of
+    the clean baseline's process when it ran in a second one (None otherwise)."""
     with tempfile.TemporaryDirectory(prefix="sumabm-bench") as out:
         argv = [sum_abm_command(), "run", str(path), "--seed", str(seed)]
         argv += ["--out", out, "--no-report"]
         t = time.perf_counter()
-        proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        _, status, usage = os.wait4(proc.pid, 0)
+        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        _, status, usage = os.wait4(proc.pid, 0)  # the larger of its and its children's peaks
         wall = time.perf_counter() - t
         proc.returncode = os.waitstatus_to_exitcode(status)
         if proc.returncode:
             raise SystemExit(f"sum-abm run {path.name} failed: {proc.stderr.read().decode()}")
-        return wall, usage.ru_maxrss / 1024
+        side = re.search(
+            r"clean baseline: run in a second process.* peak RSS (\d+) MB",
+            proc.stdout.read().decode(),
+        )
+        return wall, usage.ru_maxrss / 1024, float(side[1]) if side else None
 
 
 def main() -> None:
@@ -129,9 +136,10 @@ def main() -> None:
         print(f"{key} reference: {ref_wall:.0f} s wall; {ref_outcome}")
         med = sorted(walls)[len(walls) // 2]
         seed = args.seeds[0]
-        wall, rss = whole_process(path, seed)
+        wall, rss, side = whole_process(path, seed)
+        both = f" + {side:.0f} MB its clean baseline's process" if side is not None else ""
         print(
-            f"process {key}: {wall:.2f} s (sum-abm run --no-report, seed {seed}; peak RSS {rss:.0f} MB)"
+            f"process {key}: {wall:.2f} s (sum-abm run --no-report, seed {seed}; peak RSS {rss:.0f} MB{both})"
         )
         if not args.no_naive:
             naive = child(path, seed, naive=True)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import shlex
 import shutil
 import signal
 import socket
@@ -576,6 +577,107 @@ def test_a_local_ray_starts_only_what_a_sweep_uses(tmp_path):
         assert absent not in kids
     assert got["worker"] != got["me"] and got["restored"]
     assert got["alive_after"] == []
+
+
+_AGENTS = """
+import json, os, time
+from pathlib import Path
+
+import ray
+from ray._private import services
+
+from sum_abm.sweeps.raynode import init_ray, shutdown_ray
+
+def descendants():
+    parent = {}
+    for p in Path("/proc").iterdir():
+        try:
+            if p.name.isdigit():
+                parent[int(p.name)] = int((p / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except OSError:
+            pass
+    keep, grew = {os.getpid()}, True
+    while grew:
+        new = {c for c, pp in parent.items() if pp in keep and c not in keep}
+        keep |= new
+        grew = bool(new)
+    out = {}
+    for k in keep - {os.getpid()}:
+        try:
+            # the program and its first arguments (the raylet's later ones name the agents)
+            out[k] = " ".join(Path(f"/proc/{k}/cmdline").read_bytes().decode().split("\\0")[:4])
+        except OSError:
+            pass
+    return out
+
+@ray.remote
+def env(name):
+    return os.environ.get(name)
+
+start_process = services.start_ray_process
+assert init_ray(None, 1)
+before = descendants()
+plain = ray.get(env.remote("SWEEP_TEST_VAR"))
+with_env = ray.get(
+    env.options(runtime_env={"env_vars": {"SWEEP_TEST_VAR": "42"}}).remote("SWEEP_TEST_VAR")
+)
+after = descendants()
+shutdown_ray()
+deadline = time.time() + 10
+while time.time() < deadline and any(Path(f"/proc/{k}").exists() for k in after):
+    time.sleep(0.2)
+print(json.dumps({"before": list(before.values()), "after": list(after.values()),
+                  "plain": plain, "with_env": with_env,
+                  "alive_after": [after[k] for k in after if Path(f"/proc/{k}").exists()],
+                  "restored": services.start_ray_process is start_process}))
+"""
+
+
+@pytest.mark.ray
+def test_a_local_rays_agents_are_idle_stand_ins_that_hand_over_when_needed(tmp_path):
+    """The raylet of the local Ray a sweep starts runs the idle agent in place of its dashboard and
+    runtime-env agents (no Python process importing Ray for services a sweep does not use); a task
+    with a runtime_env still gets it (Ray's runtime-env agent takes over the port); everything stops
+    with Ray, and Ray's process launcher is left as it was."""
+    r = subprocess.run(
+        [sys.executable, "-c", _AGENTS], capture_output=True, text=True, timeout=300, cwd=tmp_path
+    )
+    assert r.returncode == 0, r.stderr[-3000:]
+    got = json.loads(r.stdout.strip().splitlines()[-1])
+    before, after = " | ".join(got["before"]), " | ".join(got["after"])
+    assert "idle_agent.py dashboard" in before and "idle_agent.py runtime-env" in before
+    for ray_agent in (
+        "dashboard/agent.py",
+        "runtime_env/agent/main.py",
+        "Agent",
+    ):  # Agent: its title
+        assert ray_agent not in before
+    assert got["plain"] is None and got["with_env"] == "42"
+    assert "ray::RuntimeEnvAgent" in after and "idle_agent.py runtime-env" not in after
+    assert got["alive_after"] == [] and got["restored"]
+
+
+def test_only_the_agents_commands_are_replaced():
+    """The raylet's other arguments, and an agent command without the options the idle agent
+    needs, pass unchanged; the runtime-env stand-in keeps Ray's command to hand over to."""
+    from sum_abm.sweeps.raynode import _idle_agent_flag
+
+    assert _idle_agent_flag("--node_manager_port=0") == "--node_manager_port=0"
+    odd = "--dashboard_agent_command=python agent.py --node-id=ab"
+    assert _idle_agent_flag(odd) == odd
+    ray_cmd = (
+        "python -u /x/runtime_env/agent/main.py --node-id=ab --session-dir=/t/s --log-dir=/t/l"
+    )
+    got = _idle_agent_flag("--runtime_env_agent_command=" + ray_cmd)
+    flag, command = got.split("=", 1)
+    args = shlex.split(command)
+    assert flag == "--runtime_env_agent_command" and args[2].endswith("idle_agent.py")
+    assert args[3:6] == ["runtime-env", "--session-dir=/t/s", "--node-id=ab"]
+    assert args[args.index("--") + 1 :] == shlex.split(ray_cmd)
+    dash = _idle_agent_flag(
+        "--dashboard_agent_command=python agent.py --node-id=ab --session-dir=/t"
+    )
+    assert "--" not in shlex.split(dash.split("=", 1)[1]) and "idle_agent.py dashboard" in dash
 
 
 @pytest.mark.ray

@@ -31,12 +31,19 @@ def register(app: typer.Typer) -> None:
             help="also run the clean baseline (the scenario without attackers) for attack metrics",
         ),
         report: bool = typer.Option(True, "--report/--no-report", help="write report.html"),
+        parallel: bool = typer.Option(
+            None,
+            "--parallel-baseline/--serial-baseline",
+            help="run the clean baseline in a second process at the same time as the run "
+            "(same results; default: when this process may use two or more cores)",
+        ),
     ) -> None:
         """Run one scenario; print a summary and where the Parquet results are."""
         from rich.console import Console
         from rich.table import Table
 
         from sum_abm.market.run import run as run_scenario
+        from sum_abm.market.run import usable_cores
         from sum_abm.scenario import load_scenario, parse_set_options
 
         path = resolve(scenario)
@@ -75,7 +82,16 @@ def register(app: typer.Typer) -> None:
                     tasks[label] = bar.add_task(what, total=1.0)
                 bar.update(tasks[label], completed=fraction)
 
-            result = run_scenario(sc, seed, baseline=baseline, dataset=dataset, progress=progress)
+            if parallel is None:
+                parallel = usable_cores() >= 2
+            result = run_scenario(
+                sc,
+                seed,
+                baseline=baseline,
+                dataset=dataset,
+                progress=progress,
+                parallel_baseline=parallel,
+            )
         result.write(out_dir)
         s = result.summary.row(0, named=True)
         t = Table(
@@ -128,6 +144,11 @@ def register(app: typer.Typer) -> None:
             print(
                 f"EVM: {s['evm_calls']:,} calls mirrored ({s['evm_classifier']} classifier), every call and the "
                 f"final state agree{err}"
+            )
+        if result.baseline is not None and result.baseline.peak_rss_mb is not None:
+            print(
+                f"clean baseline: run in a second process alongside, "
+                f"{result.baseline.wall_time_s:.2f} s, peak RSS {result.baseline.peak_rss_mb:.0f} MB"
             )
         frames = ", ".join(result.frames())
         print(f"results: {out_dir}/  ({frames} .parquet; run.json)")

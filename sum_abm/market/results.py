@@ -39,6 +39,8 @@ class RunResult:
     wall_time_s: float = 0.0
     baseline: RunResult | None = field(default=None, repr=False)
     evm: pl.DataFrame | None = None
+    # MB; only for a run that had a process of its own (the clean baseline run in parallel)
+    peak_rss_mb: float | None = None
 
     def frames(self) -> dict[str, pl.DataFrame]:
         """The frames written to Parquet (``evm`` too when the run was mirrored on the EVM)."""
