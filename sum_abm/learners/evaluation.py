@@ -117,20 +117,12 @@ class RowBits:
         packed = np.empty((n, 8 * self.words), dtype=np.uint8)
         step = max(1, 2**22 // width)  # rows per dense block: about 4 MB of booleans
         block = np.zeros((min(step, n), width), dtype=bool)
-        canonical = X.has_canonical_format  # no duplicates: a non-zero entry is a set bit
         for lo in range(0, n, step):
-            hi = min(n, lo + step)
-            dense = block[: hi - lo]
-            if canonical:  # the entries set in place (toarray's float copy is 8x the size)
-                dense[:] = False
-                a, b = X.indptr[lo], X.indptr[hi]
-                nz = X.data[a:b] != 0
-                r = np.repeat(np.arange(hi - lo), np.diff(X.indptr[lo : hi + 1]))
-                dense[r[nz], X.indices[a:b][nz]] = True
-            else:
-                dense[:, :d] = X[lo:hi].toarray() != 0
+            part = X[lo : lo + step]
+            dense = block[: part.shape[0]]
+            dense[:, :d] = part.toarray() != 0
             # Little-endian bit order: bit j % 8 of byte j // 8 is bit j % 64 of word j // 64.
-            packed[lo:hi] = np.packbits(dense, axis=1, bitorder="little")
+            packed[lo : lo + part.shape[0]] = np.packbits(dense, axis=1, bitorder="little")
         self.rows = packed.view("<u8")
         self._T: np.ndarray | None = None
         self._sum = np.uint16 if d < 2**16 else np.int64
