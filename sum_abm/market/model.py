@@ -547,16 +547,13 @@ class MarketModel(Model):
         # One batch to the contract, which sends each claim only if accepted, in order (so a
         # refund verifies data for the reports after it; a report it still rejects, e.g. by a
         # walker without verified data, leaves the walk unresolved).
-        cached, sample, names = self._samples.get, self.sample, self.addresses
+        sample, names = self.sample, self.addresses
         claims = []
         for slot, row, y, t, author, p in zip(
             slot_list, rows, labels, times, authors, preds, strict=True
         ):
-            x = cached(row)
-            if x is None:
-                x = sample(row)
             call = "refund" if author == me and slot >= take_end else "report"
-            claims.append((call, x, y, t, names[author], p))
+            claims.append((call, sample(row), y, t, names[author], p))
         resolved = self._send_claims(addr, me, slot_list, authors, claims)
         good_end = self._good_count(addr) > 0
         if b.follows and resolved and good_end == good and L.version == version0:
