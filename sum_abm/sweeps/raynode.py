@@ -166,7 +166,14 @@ def init_ray(address: str | None, workers: int | None) -> bool:
                 # One worker per CPU starts with the raylet, not once this driver has registered
                 # (Ray's default): the actors' processes import Ray while this process connects.
                 # Measured with runs beside the start: the actor's process began ~1 s sooner.
-                _system_config={"enable_worker_prestart": True},
+                # No task events or metrics: they serve Ray's dashboard and state API, which a
+                # local sweep does not start, and flushing them on shutdown made ray.shutdown()
+                # take 0.32 s instead of 0.07 s (measured, 2 cores).
+                _system_config={
+                    "enable_worker_prestart": True,
+                    "task_events_report_interval_ms": 0,
+                    "metrics_report_interval_ms": 0,
+                },
                 **opts,
             )
         return True
