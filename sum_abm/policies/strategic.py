@@ -53,10 +53,12 @@ class ContributorPolicy(Policy):
     def deposit(self, agent: ParticipantView) -> int | None:
         """Tokens to offer now, or None to wait (the required deposit is above ``max_deposit``)."""
         c = self.config
-        value = agent.model.required_deposit() if c.deposit is None else c.deposit
-        if c.max_deposit is not None and agent.model.required_deposit() > c.max_deposit:
+        if c.deposit is not None and c.max_deposit is None:
+            return c.deposit
+        required = agent.model.required_deposit()  # a view, read once (every wake-up asks)
+        if c.max_deposit is not None and required > c.max_deposit:
             return None
-        return value
+        return required if c.deposit is None else c.deposit
 
     def contribute(self, agent: ParticipantView, address: int | None = None) -> bool:
         m = agent.model
