@@ -208,8 +208,10 @@ def test_stopping_sum_abm_run_leaves_no_baseline_process(tmp_path, how):
         assert kids, "sum-abm run ended before its baseline process was seen"
         if how == "ctrl-c":
             os.killpg(proc.pid, signal.SIGINT)
-            proc.communicate(timeout=60)
+            _, err = proc.communicate(timeout=60)
             assert proc.returncode == 130  # as without a second process
+            assert "sum-abm: interrupted" in err.decode().splitlines()  # one line, no traceback
+            assert "Traceback" not in err.decode()
         else:  # killed without a chance to clean up: Linux takes the child down with it
             proc.kill()
             proc.wait(timeout=60)

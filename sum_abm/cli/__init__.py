@@ -53,6 +53,14 @@ class Group(TyperGroup):
             raise
         raise SystemExit(rv if isinstance(rv, int) else 0)
 
+    def invoke(self, ctx: Any) -> Any:
+        # Typer >= 0.26 turns a Ctrl-C inside a command into a silent exit 130 before main() sees
+        # it: caught here first, it says so in one line, as any other way the command can end.
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt:
+            fail("interrupted", 130)
+
 
 app = typer.Typer(
     name="sum-abm",
