@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import os
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -26,6 +27,13 @@ import polars as pl
 
 ROOT = Path(__file__).resolve().parents[1]
 S1 = ROOT / "scenarios" / "reference_drt_perceptron.toml"
+# ``sum-abm`` as the console script runs it, from whichever checkout PYTHONPATH names (an older
+# one may have only ``main``); not the script on PATH, which may be a version manager's shim.
+SUM_ABM = [
+    sys.executable,
+    "-c",
+    "import sum_abm.cli as c; getattr(c, 'console', c.main)()",
+]
 
 
 def run_size(n: int, seed: int, code: Path | None = None) -> tuple[float, float, int, float]:
@@ -36,7 +44,7 @@ def run_size(n: int, seed: int, code: Path | None = None) -> tuple[float, float,
     if code is not None:
         env["PYTHONPATH"] = str(code)
     with tempfile.TemporaryDirectory(prefix="sumabm-scale") as out:
-        argv = ["sum-abm", "run", str(S1), "--seed", str(seed), "--out", out]
+        argv = [*SUM_ABM, "run", str(S1), "--seed", str(seed), "--out", out]
         argv += ["--no-report", "--no-baseline"]
         argv += ["--set", f"agents.Good.count={good}", "--set", f"agents.Bad.count={bad}"]
         t = time.perf_counter()

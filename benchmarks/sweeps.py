@@ -39,7 +39,7 @@ from pathlib import Path
 import polars as pl
 
 ROOT = Path(__file__).resolve().parents[1]
-CLI = [sys.executable, "-c", "from sum_abm.cli import main; main()"]
+CLI = [sys.executable, "-c", "from sum_abm.cli import console; console()"]  # as `sum-abm`
 # The whole sweep through the API in a fresh process: prints its seconds, then (JSON) when the
 # last run finished and when Ray's warm workers joined (seconds from the call; None: never).
 API = (

@@ -3,6 +3,7 @@ a group's policy, and every out-of-range value gets one line naming it and exit 
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -186,3 +187,32 @@ def test_a_real_process_exits_2_with_one_line_and_no_traceback():
     )
     assert r.returncode == 2 and r.stdout == ""
     assert r.stderr.strip() == "sum-abm: --seed: seed: expected a value >= 0, got -5"
+
+
+def _console(prelude: str, *args: str) -> subprocess.CompletedProcess:
+    """``sum-abm ARGS`` as the console script runs it, after ``prelude`` (Python) in its process."""
+    code = f"{prelude}\nfrom sum_abm.cli import console\nconsole()"
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}  # pipes buffer output
+    return subprocess.run(
+        [sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=120, env=env
+    )
+
+
+def test_the_console_script_leaves_after_its_exit_handlers_with_the_commands_status():
+    """``sum-abm`` skips the interpreter's teardown, not what the process owes: piped output is
+    complete, exit handlers run after the command, the exit status and the one-line error are
+    the command's, and a thread still running is waited for as usual."""
+    bye = "import atexit\natexit.register(lambda: print('exit handler ran'))"
+    ok = _console(bye, "scenarios")
+    assert ok.returncode == 0, ok.stderr
+    lines = ok.stdout.splitlines()
+    assert lines[-1] == "exit handler ran" and any(ln.startswith("quickstart ") for ln in lines)
+    bad = _console(bye, "run", str(ROOT / "no_such.toml"))
+    assert bad.returncode == 2 and bad.stdout.strip() == "exit handler ran"
+    assert bad.stderr.count("\n") == 1 and "no such scenario file" in bad.stderr
+    thread = (
+        "import threading, time\n"
+        "threading.Thread(target=lambda: (time.sleep(0.5), print('thread done'))).start()"
+    )
+    waited = _console(thread, "scenarios")
+    assert waited.returncode == 0 and waited.stdout.splitlines()[-1] == "thread done"
