@@ -7,7 +7,6 @@ from pathlib import Path
 
 import typer
 
-from sum_abm.atomic import write_text_atomic
 from sum_abm.errors import InputError
 
 
@@ -202,6 +201,7 @@ def register(app: typer.Typer) -> None:
         )
         print(f"largest relative error of the fit on its own measurements: {worst_fit:.2%}")
         if write or out is not None:
+            from sum_abm.atomic import write_text_atomic
             from sum_abm.chain.gas import _DEFAULT
 
             start = json.loads(Path(schedule or _DEFAULT).read_text())
