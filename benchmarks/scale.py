@@ -48,7 +48,11 @@ def run_size(n: int, seed: int, code: Path | None = None) -> tuple[float, float,
         argv += ["--no-report", "--no-baseline"]
         argv += ["--set", f"agents.Good.count={good}", "--set", f"agents.Bad.count={bad}"]
         t = time.perf_counter()
-        proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+        # cwd: the out folder, so that `-c` (which puts the cwd first on sys.path) imports the
+        # checkout PYTHONPATH names, not the one the benchmark was started from
+        proc = subprocess.Popen(
+            argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, cwd=out
+        )
         _, status, usage = os.wait4(proc.pid, 0)
         wall = time.perf_counter() - t
         if os.waitstatus_to_exitcode(status):
