@@ -210,9 +210,15 @@ def test_the_console_script_leaves_after_its_exit_handlers_with_the_commands_sta
     bad = _console(bye, "run", str(ROOT / "no_such.toml"))
     assert bad.returncode == 2 and bad.stdout.strip() == "exit handler ran"
     assert bad.stderr.count("\n") == 1 and "no such scenario file" in bad.stderr
+    # a thread that is still running when the command has finished (it starts its last 0.3 s
+    # once exit_now is entered): the process must wait for it
     thread = (
-        "import threading, time\n"
-        "threading.Thread(target=lambda: (time.sleep(0.5), print('thread done'))).start()"
+        "import threading, time\nimport sum_abm.cli as c\n"
+        "entered, exit_now = threading.Event(), c.exit_now\n"
+        "c.exit_now = lambda code: (entered.set(), exit_now(code))\n"
+        "threading.Thread(\n"
+        "    target=lambda: (entered.wait(), time.sleep(0.3), print('thread done'))\n"
+        ").start()"
     )
     waited = _console(thread, "scenarios")
     assert waited.returncode == 0 and waited.stdout.splitlines()[-1] == "thread done"
