@@ -26,8 +26,8 @@ from sum_abm.market.recording import TxLog
 from sum_abm.policies import WalkRules, make_policy
 from sum_abm.scenario import Scenario
 
-_NO_DRIFT = np.zeros((1, 3))
-_max = np.maximum.reduce  # arr.max() without the method's Python wrapper (hot paths)  # Learner.margin_drift since the start of the drift count
+_NO_DRIFT = np.zeros((1, 3))  # Learner.margin_drift since the start of the drift count
+_max = np.maximum.reduce  # arr.max() without the method's Python wrapper (hot paths)
 #: The incremental claim walk is used while the window holds at least this many slots per slot the
 #: book logged as possibly flipped since the walker's last walk (else the full walk: same result).
 WALK_FLIP_RATIO = 16
@@ -637,7 +637,7 @@ class MarketModel(Model):
             slots, authors, claims = [], [], []
             for slot, kind, p, t in cands:
                 author = int(b.author[slot])
-                call = "refund" if kind == "refund" else "report"
+                call = "refund" if kind == "refund" else "report"  # a take is a report call
                 claims.append(
                     (call, sample(int(b.row[slot])), int(b.label[slot]), t, names[author], p)
                 )
