@@ -7,7 +7,7 @@ over all accounts never changes after the initial endowments: :meth:`Ledger.chec
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Sequence
 from numbers import Real
 
 
@@ -53,10 +53,14 @@ class Ledger:
         self._bal[src] = have - amount
         self._bal[dst] = self._bal.get(dst, 0) + amount
 
-    def transfer_many(self, src: str, dst: str, amounts: Iterable[Real], cap: bool = False) -> None:
+    def transfer_many(self, src: str, dst: str, amounts: Sequence[Real], cap: bool = False) -> None:
         """:meth:`transfer` of each of ``amounts`` from ``src`` to ``dst``, in order, with one
         read and one write of each balance. ``cap``: send at most what ``src`` holds at each step
         (the reference Python's ``Balances.send``) instead of refusing an overdraft."""
+        if len(amounts) == 1:  # (the market's claim batches hold one claim, mostly)
+            a = amounts[0]
+            self.transfer(src, dst, min(a, self._bal.get(src, 0)) if cap else a)
+            return
         if src == dst:
             for a in amounts:
                 self.transfer(src, dst, min(a, self.balance(src)) if cap else a)

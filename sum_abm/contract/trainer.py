@@ -292,10 +292,7 @@ class CollaborativeTrainer:
                     paid.append(amount)
                 out.append((True, amount, left(stored)))
         finally:
-            if len(paid) == 1:  # (the market's few-slot walks: most batches hold one claim)
-                self._pay(sender, paid[0])
-                chain.record(sender, calls[0], 0, 0, 0, paid[0])
-            elif paid:
+            if paid:
                 self.chain.ledger.transfer_many(self.address, sender, paid, cap=self._float_pay)
                 chain.record_many(sender, calls, paid)
         return out
