@@ -174,6 +174,24 @@ def test_transfer_many_is_the_transfers_one_by_one(cap: bool) -> None:
     many.check_conserved()
 
 
+@pytest.mark.parametrize("cap", [False, True])
+def test_transfer_many_of_one_is_one_transfer(cap: bool) -> None:
+    """A batch of one amount (the market's usual claim batch) moves what one transfer moves,
+    capped at what the payer holds with ``cap``, and refuses an overdraft without it."""
+    one, many = Ledger(), Ledger()
+    for led in (one, many):
+        led.mint("contract", 5)
+    for a in [7 / 3, 0, 4]:  # the last one is more than the 2.67 left
+        one.transfer("contract", "A", min(a, one.balance("contract")) if cap else min(a, 2))
+        many.transfer_many("contract", "A", [a if cap else min(a, 2)], cap=cap)
+        assert many.snapshot() == one.snapshot()
+    assert (many.balance("contract") == 0) == cap
+    if not cap:
+        with pytest.raises(InsufficientFunds):
+            many.transfer_many("contract", "A", [5])
+        assert many.snapshot() == one.snapshot()
+
+
 def test_transfer_many_keeps_the_steps_before_a_refused_one() -> None:
     led = Ledger()
     led.mint("C", 10)
