@@ -7,7 +7,7 @@ scikit-learn doing the same in this process: ``partial_fit`` of one sample, then
 Rows are sliced before the clocks start on both sides (ours get a :class:`Sample`, the form the
 contract stores; scikit-learn gets a 1-row CSR matrix). Our test set is given with
 ``set_test_set(..., per_update=True)``, so its one-time set-up (the perceptrons' bitset copy of the
-test set and the compiled numba step, about 0.5 s once per process) happens before the clocks, as
+test set, once per test set) happens before the clocks, as
 scikit-learn's import and fit do; it is printed as ``set-up``. Prints both timings per learner, whether
 the accuracy sequences agree (the Solidity perceptron steps its intercept by the full rate where
 scikit-learn's Perceptron damps it by 0.01 on sparse input, so only its sequence may differ), and

@@ -10,7 +10,7 @@ import scipy.sparse as sp
 
 from sum_abm.data import make_imdb_synthetic
 from sum_abm.learners import Sample, evaluation, make_learner
-from sum_abm.learners.evaluation import RowBits, load_compiled_kernels
+from sum_abm.learners.evaluation import RowBits
 
 X, Y = make_imdb_synthetic(3000, 150, 0.15, 7)  # 150 features: 3 words, the last one partial
 XT, YT = X[1500:], Y[1500:]
@@ -80,10 +80,9 @@ def test_numpy_passes_and_compiled_step_give_the_same_scores(monkeypatch):
         (-1.25, np.sort(rng.choice(150, 25, replace=False))),
     ]
     monkeypatch.setattr(evaluation, "_KERNEL", None)
-    monkeypatch.setattr(evaluation, "LOAD_AFTER", np.inf)
     S_np = S0.copy()
     res_np = bits.advance(groups, 0.5, S_np, y_pos, 0.8)
-    load_compiled_kernels()
+    monkeypatch.undo()
     assert evaluation._KERNEL is not None
     S_c = S0.copy()
     res_c = bits.advance(groups, 0.5, S_c, y_pos, 0.8)
@@ -117,11 +116,8 @@ def rows(lo, hi):
 def test_accuracy_after_each_update_equals_full_evaluation(monkeypatch, compiled, kind, params):
     # A bitset step is forced even for this small test set (no fixed cost per step value).
     monkeypatch.setattr(evaluation, "BIT_GROUP_COST", 0)
-    if compiled:
-        load_compiled_kernels()
-    else:
+    if not compiled:
         monkeypatch.setattr(evaluation, "_KERNEL", None)
-        monkeypatch.setattr(evaluation, "LOAD_AFTER", np.inf)
     m = make_learner(kind, 150, **params).fit(X[:200], Y[:200])
     m.set_test_set(XT, YT, per_update=compiled)
     assert m.test_accuracy() == m.score(XT, YT)
@@ -182,22 +178,20 @@ def test_update_rows_accuracy_is_the_accuracy_after_each_update(monkeypatch, com
     each, by the compiled sweep that advances the test scores itself, equals update() row by row
     and a full evaluation after each row; parameters, step counter, drift and version bit for
     bit."""
-    from sum_abm.learners import _sgd_kernel, _sgd_scored, linear
+    from sum_abm.learners import _compiled, linear
 
-    monkeypatch.setattr(
-        linear, "_compiled_sweep", lambda: _sgd_kernel.sgd_rows if compiled else None
-    )
+    monkeypatch.setattr(linear, "_compiled_sweep", lambda: _compiled.sgd_rows if compiled else None)
     if tol is not None:
         monkeypatch.setattr(evaluation, "TOL", tol)
     calls = []
-    kernel = _sgd_scored.sgd_rows_scored
+    kernel = _compiled.sgd_rows_scored
 
     def counted(*a):
         r = kernel(*a)
         calls.append(r[1])
         return r
 
-    monkeypatch.setattr(_sgd_scored, "sgd_rows_scored", counted)
+    monkeypatch.setattr(_compiled, "sgd_rows_scored", counted)
     a, b = (make_learner("sgd_perceptron", 150, random_state=0) for _ in range(2))
     if start == "fitted":
         a.fit(X[:200], Y[:200])
@@ -220,8 +214,39 @@ def test_update_rows_accuracy_is_the_accuracy_after_each_update(monkeypatch, com
     if not compiled:
         assert calls == []
     else:
-        assert calls[-1] == _sgd_scored.DONE
+        assert calls[-1] == _compiled.DONE
         if tol is not None:
-            assert calls.count(_sgd_scored.NEAR) > 10
+            assert calls.count(_compiled.NEAR) > 10
         if start == "zero":
-            assert _sgd_scored.UNCERTAIN in calls
+            assert _compiled.UNCERTAIN in calls
+
+
+def test_the_compiled_loops_are_built_and_refuse_arrays_they_cannot_read():
+    from sum_abm.learners import _compiled
+
+    assert _compiled.BUILT, "the install did not compile sum_abm/learners/_kernels.c"
+    bits = RowBits(XT).rows
+    S, y = np.zeros(XT.shape[0]), YT == 1
+    masks = np.zeros((1, bits.shape[1]), np.uint64)
+    assert _compiled.bit_advance(bits, masks, np.ones(1), 0.5, S, y, 0.0) == (y.sum(), 0)
+    assert S.tolist() == [0.5] * len(S)
+    with pytest.raises(TypeError, match="scores: unexpected item type 'f'"):
+        _compiled.bit_advance(bits, masks, np.ones(1), 0.0, S.astype(np.float32), y, 0.0)
+    with pytest.raises(ValueError, match="shapes do not match"):
+        _compiled.bit_advance(bits, masks[:, :1], np.ones(1), 0.0, S, y, 0.0)
+    with pytest.raises(ValueError, match="not C-contiguous"):
+        _compiled.bit_advance(bits, masks, np.ones(1), 0.0, np.zeros(2 * len(S))[::2], y, 0.0)
+
+    def sweep(starts, ends, ind, w):
+        state, drift = np.array([0.0, 1.0, 0.0, 0.0]), np.zeros(3)
+        n = len(starts)
+        args = (np.ones(len(ind)), np.ones(n), w, state, drift, 1e-4, 1.0, 1.0, 0, False)
+        return _compiled.sgd_rows(np.array(starts), np.array(ends), np.array(ind), *args)
+
+    w = np.full(150, 0.5)  # both rows right (sign +1): nothing learned
+    assert sweep([0, 1], [1, 3], [4, 5, 149], w) == (2, _compiled.DONE)
+    assert sweep([0, 1], [1, 3], [4, 5, 149], np.zeros(150)) == (0, _compiled.UNCERTAIN)
+    with pytest.raises(IndexError, match="row 1: a range or a feature index outside"):
+        sweep([0, 1], [1, 3], [4, 5, 150], w)  # a feature beyond w
+    with pytest.raises(IndexError, match="row 0"):
+        sweep([0], [4], [4, 5, 6], w)  # a range beyond the indices

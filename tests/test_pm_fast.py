@@ -85,9 +85,9 @@ def _both(sc, monkeypatch, mixed=False):
 )
 @pytest.mark.parametrize("compiled", [False, True])
 def test_batched_reward_phase_equals_single_calls(semantics, options, compiled, monkeypatch):
-    from sum_abm.learners import _sgd_kernel, linear
+    from sum_abm.learners import _compiled, linear
 
-    sweep = _sgd_kernel.sgd_rows if compiled else None
+    sweep = _compiled.sgd_rows if compiled else None
     monkeypatch.setattr(linear, "_compiled_sweep", lambda: sweep)
     over = {
         "data.train_rows": 600,
@@ -110,9 +110,9 @@ def test_batched_reward_phase_equals_single_calls(semantics, options, compiled, 
 @pytest.mark.parametrize("name", ["reference_pm", "reference_pm_corrected"])
 @pytest.mark.parametrize("compiled", [False, True])
 def test_full_size_s3_batched_equals_single_calls(name, compiled, monkeypatch):
-    from sum_abm.learners import _sgd_kernel, linear
+    from sum_abm.learners import _compiled, linear
 
-    sweep = _sgd_kernel.sgd_rows if compiled else None
+    sweep = _compiled.sgd_rows if compiled else None
     monkeypatch.setattr(linear, "_compiled_sweep", lambda: sweep)
     fast, slow = _both(load_scenario(ROOT / "scenarios" / f"{name}.toml"), monkeypatch)
     assert fast[0].filter(pl.col("call") == "process_contribution").height > 100_000
@@ -128,11 +128,9 @@ def test_update_rows_is_update_row_by_row(cls, levels, compiled, monkeypatch):
     """The sweep (numpy blocks, or compiled) yields the rows that changed the model and leaves
     parameters, step counter, drift and version bit for bit as :meth:`update` per row, ties at
     0 included."""
-    from sum_abm.learners import _sgd_kernel, linear
+    from sum_abm.learners import _compiled, linear
 
-    monkeypatch.setattr(
-        linear, "_compiled_sweep", lambda: _sgd_kernel.sgd_rows if compiled else None
-    )
+    monkeypatch.setattr(linear, "_compiled_sweep", lambda: _compiled.sgd_rows if compiled else None)
     rng = np.random.default_rng(5)
     n, d = 3_000, 60
     lens = rng.integers(0, 12, n)
@@ -170,11 +168,9 @@ def test_update_rows_is_update_row_by_row(cls, levels, compiled, monkeypatch):
 def test_update_rows_over_scattered_ranges(cls, compiled, monkeypatch):
     """``ends``: rows given as ranges of shared arrays, in any order and repeated (the reward
     passes read the market's rows in place), learned as update() learns them one by one."""
-    from sum_abm.learners import _sgd_kernel, linear
+    from sum_abm.learners import _compiled, linear
 
-    monkeypatch.setattr(
-        linear, "_compiled_sweep", lambda: _sgd_kernel.sgd_rows if compiled else None
-    )
+    monkeypatch.setattr(linear, "_compiled_sweep", lambda: _compiled.sgd_rows if compiled else None)
     monkeypatch.setattr(linear, "GATHER_ROWS", 37)  # the numpy path copies them in parts
     rng = np.random.default_rng(9)
     n, d = 400, 40

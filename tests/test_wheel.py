@@ -32,7 +32,7 @@ def test_wheel_ships_and_runs_the_bundled_scenarios(tmp_path):
     # Build from a copy of the sources: pip builds in the source tree (build/, *.egg-info), and the
     # checkout must stay untouched. Symlinks are followed, so the copy holds real files.
     src = tmp_path / "src"
-    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info")
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info", "*.so")
     for name in ("sum_abm", "dashboards"):
         shutil.copytree(ROOT / name, src / name, ignore=ignore)
     for name in ("pyproject.toml", "README.md"):
@@ -41,8 +41,12 @@ def test_wheel_ships_and_runs_the_bundled_scenarios(tmp_path):
     _run([sys.executable, "-m", "pip", "wheel", "--no-deps", ".", "-w", dist], src, env)
     (wheel,) = dist.glob("sum_abm-*.whl")
 
-    # The bundled files are in the wheel as real files, under the package.
+    # The bundled files are in the wheel as real files, under the package; the learners' compiled
+    # loops were built for it (the copy held no built module).
     with zipfile.ZipFile(wheel) as zf:
+        assert any(
+            n.startswith("sum_abm/learners/_kernels.") and n.endswith(".so") for n in zf.namelist()
+        )
         shipped = {n for n in zf.namelist() if n.startswith("sum_abm/scenarios/")}
         for name in shipped:  # a regular file, not a symbolic link
             assert (zf.getinfo(name).external_attr >> 16) & 0o170000 != 0o120000, name
@@ -61,7 +65,8 @@ def test_wheel_ships_and_runs_the_bundled_scenarios(tmp_path):
 
     elsewhere = tmp_path / "elsewhere"  # outside the checkout: no scenarios/ folder around
     elsewhere.mkdir()
-    where = _run([py, "-c", "import sum_abm; print(sum_abm.__file__)"], elsewhere, env).stdout
+    code = "import sum_abm.learners._kernels as k; print(k.__file__)"
+    where = _run([py, "-c", code], elsewhere, env).stdout
     assert Path(where.strip()).is_relative_to(venv), f"the venv imports {where.strip()}"
 
     listed = _run([cli, "scenarios"], elsewhere, env).stdout.split("\n")

@@ -342,8 +342,8 @@ class Learner(ABC):
         """The hidden test set for :meth:`test_accuracy` (CSR or dense rows, labels 0..n_classes-1).
 
         ``per_update``: the caller will ask for the accuracy after single updates, so what makes
-        those cheap (a linear learner's bitset copy of a binary test set, the compiled step; about
-        0.5 s once) is prepared now instead of when first needed.
+        those cheap (a linear learner's bitset copy of a binary test set) is built now instead of
+        when first needed.
         """
         from sum_abm.learners.evaluation import TestSetEvaluator
 

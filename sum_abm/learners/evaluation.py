@@ -16,7 +16,7 @@ since then could have flipped:
   mistake moves every touched weight by the same ``v``, so each score moves by ``v`` times the
   row's overlap with the step's features (plus the intercept's step): exact integer overlaps of
   the rows packed as bitsets (:class:`RowBits`), one AND and popcount over n_test × d/64 words,
-  compiled (:mod:`sum_abm.learners._bitkernel`) or in numpy passes. Float steps whose values differ
+  compiled (:func:`sum_abm.learners._compiled.bit_advance`) or in numpy passes. Float steps whose values differ
   by rounding share one pass; the difference and the advance's own rounding go into an explicit
   error bound, and rows within it of 0 are re-scored exactly.
 * **Touched columns, other linear steps.** The reference scores are advanced by
@@ -43,6 +43,8 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.sparse import _sparsetools
 
+import sum_abm.learners._compiled as _compiled
+
 TOL = (
     1e-9  # rounding allowance, relative to the largest |score| term (float64 error is ~1e-13 here)
 )
@@ -62,7 +64,6 @@ BIT_WORD_COST = 0.5
 BIT_GROUP_COST = 20_000
 GROUP_REL = 1e-9  # step values this close (relative) share one bitset pass; see _bit_groups
 MAX_BIT_GROUPS = 8  # distinct step values a bitset step handles (one overlap pass each)
-LOAD_AFTER = 2e8  # numpy bitset work (about 0.5 s) after which loading the compiled step pays
 EXACT_LIMIT = 2.0**50  # integer sums below this are exact in float64
 
 
@@ -79,27 +80,7 @@ def _interleave(starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
     return ap
 
 
-_KERNEL: Any = None  # the compiled bitset step, once loaded (one per process)
-_numpy_work = 0.0  # the numpy bitset passes' work in this process (units of BIT_WORD_COST)
-
-
-def load_compiled_kernels() -> None:
-    """Import numba and load the compiled bitset step now (about 0.5 s, once per process).
-
-    Without this call it is loaded by itself once the numpy passes have done about as much work
-    as loading costs (rent or buy), so runs that take few bitset steps never pay for it. Results
-    do not depend on which one runs (:mod:`sum_abm.learners._bitkernel`).
-    """
-    global _KERNEL
-    if _KERNEL is None:
-        from sum_abm.learners import _bitkernel
-
-        _KERNEL = _bitkernel.advance
-        # First call: numba loads the cached machine code (or compiles it, once per install).
-        _KERNEL(
-            np.zeros((1, 1), np.uint64), np.zeros((1, 1), np.uint64), np.zeros(1), 0.0,
-            np.zeros(1), np.zeros(1, bool), 0.0,
-        )  # fmt: skip
+_KERNEL: Any = _compiled.bit_advance  # the compiled bitset step (None: numpy passes only)
 
 
 class RowBits:
@@ -148,14 +129,10 @@ class RowBits:
     ) -> tuple[int, int]:  # fmt: skip
         """``S += Σ v·overlap(F) + db`` over the (value, features) ``groups``; returns the rows
         with ``S > 0`` equal to ``y_pos`` and the rows with ``|S| <= tol``."""
-        global _numpy_work
         masks = np.stack([self.mask(F) for _, F in groups])
         values = np.array([v for v, _ in groups])
-        if _KERNEL is None and _numpy_work > LOAD_AFTER:
-            load_compiled_kernels()
         if _KERNEL is not None:
             return _KERNEL(self.rows, masks, values, float(db), S, y_pos, float(tol))
-        _numpy_work += len(groups) * (BIT_WORD_COST * self.n * self.words + BIT_GROUP_COST)
         for (v, _), m in zip(groups, masks, strict=True):
             ov = self.overlaps(m)
             S += ov * v if v != 1.0 else ov
@@ -223,14 +200,13 @@ class TestSetEvaluator:
         return self._col_nnz
 
     def prepare_bitsets(self) -> bool:
-        """Build the bitset copy of a binary test set and load the compiled step now, rather than
-        at the first bitset step (for callers that evaluate after single updates); False when
-        bitset steps do not apply (the test set is not binary, or the learner not linear)."""
+        """Build the bitset copy of a binary test set now, rather than at the first bitset step
+        (for callers that evaluate after single updates); False when bitset steps do not apply
+        (the test set is not binary, or the learner not linear)."""
         if not self.binary:
             return False
         if self._bits is None:
             self._bits = RowBits(self.X)
-        load_compiled_kernels()
         return True
 
     def bit_rows(self) -> np.ndarray | None:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
 
+import sum_abm.learners._compiled as _compiled
 from sum_abm.learners.base import (
     Learner,
     LearnerParams,
@@ -20,28 +20,13 @@ from sum_abm.learners.base import (
     gather_rows,
 )
 
-# Rows swept by the numpy block path in this process, and how many make loading numba worth it
-# (rent or buy): loading took 0.21-0.22 s CPU with the sweep's first call, the block path
-# ~3.5 µs a row (S3 on 2 busy cores), so 60,000 rows cost about as much as loading.
-_block_rows = 0
-BUY_ROWS = 60_000
-_SWEEP: Any = None
 GATHER_ROWS = 1024  # scattered rows copied at a time for the block sweep (memory stays bounded)
 
 
 def _compiled_sweep() -> Any:
-    """The compiled SGD sweep once numba is loaded: at once when something in this process has
-    already loaded it (its start-up is paid; the cached sweep then loads in ~5 ms), else after
-    the block path has swept :data:`BUY_ROWS` rows. None before that."""
-    global _SWEEP
-    if _SWEEP is None and ("numba" in sys.modules or _block_rows >= BUY_ROWS):
-        from sum_abm.learners._sgd_kernel import sgd_rows
-
-        # First call: numba loads the cached machine code (or compiles it, once per install).
-        i32, f64 = np.zeros(2, np.int32), np.zeros(4)
-        sgd_rows(i32[:1], i32[1:], i32, f64, f64[:1], f64, f64, f64[:3], 1.0, 1.0, 1.0, 0, True)
-        _SWEEP = sgd_rows
-    return _SWEEP
+    """The compiled SGD sweep (:func:`sum_abm.learners._compiled.sgd_rows`), None when the
+    package was built without it."""
+    return _compiled.sgd_rows
 
 
 class _Linear(Learner):
@@ -140,8 +125,6 @@ class _Linear(Learner):
     ) -> Iterator[int]:
         """:meth:`update_rows` of contiguous rows with 0/1 labels (the block sweep)."""
         n = len(y)
-        global _block_rows
-        _block_rows += n
         sign = np.where(y == 1, 1.0, -1.0)
         base = int(indptr[0])
         # Values times their row's sign, so the kernel gives sign * (w·x) at once; each row's
@@ -330,8 +313,8 @@ class SGDPerceptron(_Linear):
         pause: bool = True,
         ends: np.ndarray | None = None,
     ) -> Iterator[int]:
-        """:meth:`Learner.update_rows` by the compiled sweep (:mod:`sum_abm.learners._sgd_kernel`)
-        once numba is loaded (:func:`_compiled_sweep`), else the block sweep of :class:`_Linear`. The same parameters, step counter, drift and
+        """:meth:`Learner.update_rows` by the compiled sweep (:func:`_compiled_sweep`), else the
+        block sweep of :class:`_Linear`. The same parameters, step counter, drift and
         version bit for bit either way."""
         sweep = _compiled_sweep()
         y = np.asarray(y)
@@ -383,7 +366,7 @@ class SGDPerceptron(_Linear):
         ends: np.ndarray | None = None,
     ) -> np.ndarray:
         """:meth:`Learner.update_rows_accuracy` in one compiled sweep that also advances the test
-        scores (:mod:`sum_abm.learners._sgd_scored`) when the compiled sweep is loaded, the test
+        scores (:func:`sum_abm.learners._compiled.sgd_rows_scored`) when the sweep is compiled, the test
         set and the rows are 0/1 and the labels 0/1; else the default. The same accuracies,
         parameters, step counter, drift and version bit for bit either way."""
         sweep = _compiled_sweep()
@@ -400,7 +383,6 @@ class SGDPerceptron(_Linear):
             or not bool((values[starts.min() : ends.max()] == 1.0).all())
         ):
             return super().update_rows_accuracy(starts, indices, values, y, ends)
-        from sum_abm.learners import _sgd_scored
         from sum_abm.learners.evaluation import TOL
 
         X = ev.X
@@ -415,14 +397,14 @@ class SGDPerceptron(_Linear):
             wmax = float(np.abs(self.w).max(initial=0.0))
             evs = np.array([right, 0.0, wmax, ev.l1_max, ev.row_nnz_max, TOL], dtype=np.float64)
             state[:] = (self.b, self.t, 0.0, 0.0)
-            p, code = _sgd_scored.sgd_rows_scored(
+            p, code = _compiled.sgd_rows_scored(
                 starts, ends, indices, values, sign, self.w, state, self.drift,
                 self.alpha, self.t0, self.intercept_decay, p, bits, S, ev.y_bool, acc, evs,
             )  # fmt: skip
             self._take_sweep_state(state)
-            if code == _sgd_scored.NEAR:  # a test score too close to 0: decided exactly
+            if code == _compiled.NEAR:  # a test score too close to 0: decided exactly
                 acc[p - 1] = self.test_accuracy()
-            elif code == _sgd_scored.UNCERTAIN:  # a margin too close to 0: update() decides
+            elif code == _compiled.UNCERTAIN:  # a margin too close to 0: update() decides
                 lo, hi = starts[p], ends[p]
                 self.update(Sample(indices[lo:hi], values[lo:hi]), int(y[p]))
                 acc[p] = self.test_accuracy()

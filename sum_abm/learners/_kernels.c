@@ -1,0 +1,516 @@
+/* The learners' compiled loops: a C extension built with the package (see pyproject.toml).
+ *
+ * Three loops that Python would run per row or per test row, each called with numpy arrays (any
+ * C-contiguous buffer of the expected item type) and run without the GIL:
+ *
+ *   bit_advance      the bitset step of sum_abm.learners.evaluation.RowBits.advance
+ *   sgd_rows         the SGD perceptron sweep of SGDPerceptron.update_rows
+ *   sgd_rows_scored  the same sweep with the test accuracy after every row (update_rows_accuracy)
+ *
+ * sum_abm/learners/_compiled.py documents what each computes and says whether they were built.
+ * The float arithmetic is the Python code's, operation for operation and in the same order: built
+ * with -ffp-contract=off (no fused multiply-add) and without -ffast-math, so the results equal the
+ * numpy paths' bit for bit. Out-of-range indices raise IndexError instead of
+ * reading outside an array.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+#define DONE 0
+#define CHANGED 1
+#define UNCERTAIN 2
+#define NEAR 3
+#define EPS 2.220446049250313e-16
+
+/* A signed count: converting it to double is one instruction (an unsigned one is not). */
+#define OVERLAP(row, mask, words, c)                                                           \
+    do {                                                                                       \
+        c = 0;                                                                                 \
+        for (Py_ssize_t k_ = 0; k_ < (words); k_++)                                            \
+            c += __builtin_popcountll((row)[k_] & (mask)[k_]);                                 \
+    } while (0)
+
+/* S[r] += Σ_g values[g]·|row r ∩ masks[g]| + db for every row; counts the rows with S > 0 equal
+ * to y_pos and the rows with |S| <= tol. Compiled once per instruction set below. */
+#define ADVANCE_ROWS(NAME, ATTR)                                                                \
+    ATTR static void NAME(const uint64_t *bits, Py_ssize_t n, Py_ssize_t words,                 \
+                          const uint64_t *masks, Py_ssize_t groups, const double *values,       \
+                          double db, double *S, const uint8_t *y_pos, double tol,               \
+                          int64_t *correct, int64_t *near)                                      \
+    {                                                                                           \
+        int64_t good = 0, close = 0;                                                            \
+        for (Py_ssize_t r = 0; r < n; r++) {                                                    \
+            double s = S[r];                                                                    \
+            for (Py_ssize_t g = 0; g < groups; g++) {                                           \
+                int64_t c;                                                                      \
+                OVERLAP(bits + r * words, masks + g * words, words, c);                         \
+                s = s + values[g] * (double)c;                                                  \
+            }                                                                                   \
+            s = s + db;                                                                         \
+            S[r] = s;                                                                           \
+            good += (s > 0.0) == (y_pos[r] != 0);                                               \
+            close += fabs(s) <= tol;                                                            \
+        }                                                                                       \
+        *correct = good;                                                                        \
+        *near = close;                                                                          \
+    }
+
+typedef void (*advance_fn)(const uint64_t *, Py_ssize_t, Py_ssize_t, const uint64_t *,
+                           Py_ssize_t, const double *, double, double *, const uint8_t *, double,
+                           int64_t *, int64_t *);
+
+/* On x86-64 the loop is also compiled for the popcnt instruction and for AVX-512's vector
+ * popcount (VPOPCNTDQ), and the module picks the best the CPU has when it loads. The float
+ * arithmetic stays scalar and unfused (-ffp-contract=off), so every version gives the same
+ * scores. */
+ADVANCE_ROWS(advance_rows_base, )
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+ADVANCE_ROWS(advance_rows_popcnt, __attribute__((target("popcnt"))))
+ADVANCE_ROWS(advance_rows_vpopcnt, __attribute__((target("popcnt,avx512f,avx512vpopcntdq"))))
+static advance_fn
+best_advance(void)
+{
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512vpopcntdq"))
+        return advance_rows_vpopcnt;
+    if (__builtin_cpu_supports("popcnt"))
+        return advance_rows_popcnt;
+    return advance_rows_base;
+}
+#else
+static advance_fn
+best_advance(void)
+{
+    return advance_rows_base;
+}
+#endif
+
+static advance_fn advance_rows = advance_rows_base; /* set when the module loads */
+
+/* ---------------------------------------------------------------------------------------------
+ * Arguments: buffers checked for their item type, released together. */
+
+enum kind { F64, INDEX, U64, BOOL };
+
+typedef struct {
+    Py_buffer views[16]; /* the most a call holds: 13 */
+    int held;
+} Buffers;
+
+static void
+release(Buffers *b)
+{
+    while (b->held > 0)
+        PyBuffer_Release(&b->views[--b->held]);
+}
+
+/* A C-contiguous view of `obj` whose items are of `kind` (INDEX: a 4- or 8-byte signed integer),
+ * writable when asked; NULL with an exception set otherwise. */
+static Py_buffer *
+view(Buffers *b, PyObject *obj, enum kind kind, int writable, const char *name)
+{
+    if (b->held == (int)(sizeof b->views / sizeof b->views[0])) {
+        PyErr_SetString(PyExc_RuntimeError, "_kernels: too many buffers in one call");
+        return NULL;
+    }
+    Py_buffer *v = &b->views[b->held];
+    int flags = PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | (writable ? PyBUF_WRITABLE : 0);
+    if (PyObject_GetBuffer(obj, v, flags) < 0)
+        return NULL;
+    b->held++;
+    const char *f = v->format ? v->format : "B";
+    char c = f[strlen(f) - 1];
+    int ok = 0;
+    switch (kind) {
+    case F64:
+        ok = c == 'd' && v->itemsize == 8;
+        break;
+    case INDEX:
+        ok = (c == 'i' || c == 'l' || c == 'q') && (v->itemsize == 4 || v->itemsize == 8);
+        break;
+    case U64:
+        ok = (c == 'L' || c == 'Q') && v->itemsize == 8;
+        break;
+    case BOOL:
+        ok = c == '?' && v->itemsize == 1;
+        break;
+    }
+    if (!ok) {
+        PyErr_Format(PyExc_TypeError, "%s: unexpected item type '%s' (%zd bytes)", name, f,
+                     v->itemsize);
+        return NULL;
+    }
+    return v;
+}
+
+static inline Py_ssize_t
+items(const Py_buffer *v)
+{
+    return v->len / v->itemsize;
+}
+
+/* Item i of an INDEX buffer. */
+static inline int64_t
+at(const Py_buffer *v, Py_ssize_t i)
+{
+    return v->itemsize == 4 ? ((const int32_t *)v->buf)[i] : ((const int64_t *)v->buf)[i];
+}
+
+/* The (rows, words) shape of a 2-D bitset buffer. */
+static int
+shape2(const Py_buffer *v, const char *name, Py_ssize_t *rows, Py_ssize_t *words)
+{
+    if (v->ndim != 2) {
+        PyErr_Format(PyExc_ValueError, "%s: expected a 2-D array", name);
+        return -1;
+    }
+    *rows = v->shape[0];
+    *words = v->shape[1];
+    return 0;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * The SGD perceptron sweep: the rows' ranges, indices and values, and the learner's state. */
+
+typedef struct {
+    const Py_buffer *starts, *ends, *ind;
+    const double *val, *sign;
+    double *w, *state, *drift;
+    Py_ssize_t n, n_ind, n_w;
+    double alpha, t0, decay;
+} Sweep;
+
+/* Row i's range [lo, hi), checked against the index and value arrays; -1 when out of range. */
+static inline int
+row_range(const Sweep *s, Py_ssize_t i, int64_t *lo, int64_t *hi)
+{
+    *lo = at(s->starts, i);
+    *hi = at(s->ends, i);
+    return (*lo < 0 || *hi < *lo || *hi > s->n_ind) ? -1 : 0;
+}
+
+static int
+sweep_args(Buffers *b, Sweep *s, PyObject *starts, PyObject *ends, PyObject *ind, PyObject *val,
+           PyObject *sign, PyObject *w, PyObject *state, PyObject *drift, double alpha, double t0,
+           double decay)
+{
+    s->alpha = alpha;
+    s->t0 = t0;
+    s->decay = decay;
+    Py_buffer *vs = view(b, starts, INDEX, 0, "starts");
+    Py_buffer *ve = vs ? view(b, ends, INDEX, 0, "ends") : NULL;
+    Py_buffer *vi = ve ? view(b, ind, INDEX, 0, "ind") : NULL;
+    Py_buffer *vv = vi ? view(b, val, F64, 0, "val") : NULL;
+    Py_buffer *vg = vv ? view(b, sign, F64, 0, "sign") : NULL;
+    Py_buffer *vw = vg ? view(b, w, F64, 1, "w") : NULL;
+    Py_buffer *vst = vw ? view(b, state, F64, 1, "state") : NULL;
+    Py_buffer *vd = vst ? view(b, drift, F64, 1, "drift") : NULL;
+    if (!vd)
+        return -1;
+    s->starts = vs;
+    s->ends = ve;
+    s->ind = vi;
+    s->val = vv->buf;
+    s->sign = vg->buf;
+    s->w = vw->buf;
+    s->state = vst->buf;
+    s->drift = vd->buf;
+    s->n = items(vg);
+    s->n_ind = items(vi) < items(vv) ? items(vi) : items(vv);
+    s->n_w = items(vw);
+    if (items(vs) < s->n || items(ve) < s->n || items(vst) < 4 || items(vd) < 3) {
+        PyErr_SetString(PyExc_ValueError, "sweep: starts, ends, state or drift too short");
+        return -1;
+    }
+    return 0;
+}
+
+static PyObject *
+out_of_range(Py_ssize_t i)
+{
+    PyErr_Format(PyExc_IndexError, "row %zd: a range or a feature index outside the arrays", i);
+    return NULL;
+}
+
+static PyObject *
+sgd_rows(PyObject *self, PyObject *args)
+{
+    PyObject *starts, *ends, *ind, *val, *sign, *w, *state, *drift;
+    double alpha, t0, decay;
+    Py_ssize_t start;
+    int pause;
+    if (!PyArg_ParseTuple(args, "OOOOOOOOdddnp", &starts, &ends, &ind, &val, &sign, &w, &state,
+                          &drift, &alpha, &t0, &decay, &start, &pause))
+        return NULL;
+    Buffers b = {.held = 0};
+    Sweep s;
+    if (sweep_args(&b, &s, starts, ends, ind, val, sign, w, state, drift, alpha, t0, decay) < 0) {
+        release(&b);
+        return NULL;
+    }
+    double *st = s.state, *wt = s.w, *dr = s.drift;
+    double bias = st[0], t = st[1];
+    /* A start past the last row returns the last row, DONE (as a loop over range(start, n)). */
+    Py_ssize_t i = start < 0 ? 0 : (start > s.n ? s.n : start), bad = -1;
+    int code = DONE;
+    Py_BEGIN_ALLOW_THREADS
+    for (; i < s.n; i++) {
+        int64_t lo, hi;
+        if (row_range(&s, i, &lo, &hi) < 0) {
+            bad = i;
+            break;
+        }
+        double sum = 0.0, a = 0.0;
+        for (int64_t jj = lo; jj < hi; jj++) {
+            int64_t k = at(s.ind, jj);
+            if (k < 0 || k >= s.n_w) {
+                bad = i;
+                break;
+            }
+            double p = wt[k] * s.val[jj];
+            sum += p;
+            a += fabs(p);
+        }
+        if (bad >= 0)
+            break;
+        double m = s.sign[i] * (sum + bias);
+        if (!(fabs(m) > 1e-9 * (a + fabs(bias)) + 1e-300)) { /* NaN included */
+            code = UNCERTAIN;
+            break;
+        }
+        double l1 = 0.0;
+        if (m <= 0) { /* a mistake: its |values| must sum exactly in any order (whole numbers) */
+            int whole = 1;
+            for (int64_t jj = lo; jj < hi; jj++) {
+                double v = fabs(s.val[jj]);
+                whole = whole && v == floor(v);
+                l1 += v;
+            }
+            if (!whole || !(l1 < 9007199254740992.0)) {
+                code = UNCERTAIN;
+                break;
+            }
+        }
+        double eta = 1.0 / (s.alpha * (s.t0 + t - 1.0));
+        t += 1.0;
+        if (m > 0)
+            continue;
+        double c = eta * s.sign[i];
+        for (int64_t jj = lo; jj < hi; jj++)
+            wt[at(s.ind, jj)] += c * s.val[jj];
+        bias += c * s.decay;
+        double d0 = eta * s.decay, d1 = eta * l1;
+        if (isfinite(d0) && isfinite(d1)) {
+            dr[0] += d0;
+            dr[1] += d1;
+            dr[2] += 0.0;
+        } else {
+            st[3] += 1.0;
+        }
+        st[2] += 1.0;
+        if (pause) {
+            i++;
+            code = CHANGED;
+            break;
+        }
+    }
+    st[0] = bias;
+    st[1] = t;
+    Py_END_ALLOW_THREADS
+    release(&b);
+    if (bad >= 0)
+        return out_of_range(bad);
+    return Py_BuildValue("(ni)", i, code);
+}
+
+static PyObject *
+sgd_rows_scored(PyObject *self, PyObject *args)
+{
+    PyObject *starts, *ends, *ind, *val, *sign, *w, *state, *drift, *bits_o, *S_o, *y_o, *acc_o,
+        *ev_o;
+    double alpha, t0, decay;
+    Py_ssize_t start;
+    if (!PyArg_ParseTuple(args, "OOOOOOOOdddnOOOOO", &starts, &ends, &ind, &val, &sign, &w,
+                          &state, &drift, &alpha, &t0, &decay, &start, &bits_o, &S_o, &y_o,
+                          &acc_o, &ev_o))
+        return NULL;
+    Buffers b = {.held = 0};
+    Sweep s;
+    Py_buffer *vb, *vS, *vy, *va, *vev;
+    Py_ssize_t n_test, words;
+    if (sweep_args(&b, &s, starts, ends, ind, val, sign, w, state, drift, alpha, t0, decay) < 0 ||
+        !(vb = view(&b, bits_o, U64, 0, "bits")) || !(vS = view(&b, S_o, F64, 1, "S")) ||
+        !(vy = view(&b, y_o, BOOL, 0, "y_pos")) || !(va = view(&b, acc_o, F64, 1, "acc")) ||
+        !(vev = view(&b, ev_o, F64, 1, "ev")) || shape2(vb, "bits", &n_test, &words) < 0) {
+        release(&b);
+        return NULL;
+    }
+    if (items(vS) < n_test || items(vy) < n_test || items(va) < s.n || items(vev) < 6 ||
+        n_test == 0) {
+        release(&b);
+        PyErr_SetString(PyExc_ValueError, "sgd_rows_scored: S, y_pos, acc or ev too short");
+        return NULL;
+    }
+    uint64_t *mask = PyMem_Calloc(words ? words : 1, sizeof(uint64_t));
+    if (!mask) {
+        release(&b);
+        return PyErr_NoMemory();
+    }
+    const uint64_t *bits = vb->buf;
+    const uint8_t *y_pos = vy->buf;
+    double *S = vS->buf, *acc = va->buf, *ev = vev->buf;
+    double *st = s.state, *wt = s.w, *dr = s.drift;
+    double bias = st[0], t = st[1];
+    int64_t right = (int64_t)ev[0];
+    double err = ev[1], wmax = ev[2], l1_max = ev[3], nnz_max = ev[4], tol_rel = ev[5];
+    double cur = (double)right / (double)n_test;
+    int code = DONE;
+    Py_ssize_t i = start < 0 ? 0 : start, bad = -1;
+    Py_BEGIN_ALLOW_THREADS
+    while (i < s.n) {
+        int64_t lo, hi;
+        if (row_range(&s, i, &lo, &hi) < 0) {
+            bad = i;
+            break;
+        }
+        double sum = 0.0, a = 0.0;
+        for (int64_t jj = lo; jj < hi; jj++) {
+            int64_t k = at(s.ind, jj);
+            if (k < 0 || k >= s.n_w || k >= 64 * words) {
+                bad = i;
+                break;
+            }
+            double p = wt[k] * s.val[jj];
+            sum += p;
+            a += fabs(p);
+        }
+        if (bad >= 0)
+            break;
+        double m = s.sign[i] * (sum + bias);
+        if (!(fabs(m) > 1e-9 * (a + fabs(bias)) + 1e-300)) { /* NaN included */
+            code = UNCERTAIN;
+            break;
+        }
+        double eta = 1.0 / (s.alpha * (s.t0 + t - 1.0));
+        t += 1.0;
+        if (m > 0) {
+            acc[i] = cur;
+            i++;
+            continue;
+        }
+        /* A mistake (0/1 values: |values| sum exactly, to the row's length). */
+        double l1 = 0.0;
+        for (int64_t jj = lo; jj < hi; jj++)
+            l1 += fabs(s.val[jj]);
+        double c = eta * s.sign[i];
+        for (int64_t jj = lo; jj < hi; jj++) {
+            int64_t k = at(s.ind, jj);
+            double x = wt[k] + c * s.val[jj];
+            wt[k] = x;
+            if (fabs(x) > wmax)
+                wmax = fabs(x);
+            mask[k >> 6] |= (uint64_t)1 << (k & 63);
+        }
+        bias += c * s.decay;
+        double d0 = eta * s.decay, d1 = eta * l1;
+        if (isfinite(d0) && isfinite(d1)) {
+            dr[0] += d0;
+            dr[1] += d1;
+            dr[2] += 0.0;
+        } else {
+            st[3] += 1.0;
+        }
+        st[2] += 1.0;
+        /* Each touched weight moved by c up to its own rounding (half an ulp of the new weight),
+         * the intercept by c*decay up to half an ulp of b; the advance rounds 3 times. */
+        double db = c * s.decay;
+        double scale = l1_max * wmax + fabs(bias);
+        double len = (double)(hi - lo) < nnz_max ? (double)(hi - lo) : nnz_max;
+        err += len * EPS * wmax + EPS * fabs(bias) + 6.0 * EPS * scale;
+        double tol = tol_rel * 2.0 * scale + err;
+        int64_t good, near;
+        advance_rows(bits, n_test, words, mask, 1, &c, db, S, y_pos, tol, &good, &near);
+        for (int64_t jj = lo; jj < hi; jj++)
+            mask[at(s.ind, jj) >> 6] = 0;
+        i++;
+        if (near) {
+            code = NEAR;
+            break;
+        }
+        right = good;
+        cur = (double)right / (double)n_test;
+        acc[i - 1] = cur;
+    }
+    st[0] = bias;
+    st[1] = t;
+    ev[0] = (double)right;
+    ev[1] = err;
+    ev[2] = wmax;
+    Py_END_ALLOW_THREADS
+    PyMem_Free(mask);
+    release(&b);
+    if (bad >= 0)
+        return out_of_range(bad);
+    return Py_BuildValue("(ni)", i, code);
+}
+
+static PyObject *
+bit_advance(PyObject *self, PyObject *args)
+{
+    PyObject *bits_o, *masks_o, *values_o, *S_o, *y_o;
+    double db, tol;
+    if (!PyArg_ParseTuple(args, "OOOdOOd", &bits_o, &masks_o, &values_o, &db, &S_o, &y_o, &tol))
+        return NULL;
+    Buffers b = {.held = 0};
+    Py_buffer *vb, *vm, *vv, *vS, *vy;
+    Py_ssize_t n, words, groups, mwords;
+    if (!(vb = view(&b, bits_o, U64, 0, "bits")) || !(vm = view(&b, masks_o, U64, 0, "masks")) ||
+        !(vv = view(&b, values_o, F64, 0, "values")) || !(vS = view(&b, S_o, F64, 1, "scores")) ||
+        !(vy = view(&b, y_o, BOOL, 0, "y_pos")) || shape2(vb, "bits", &n, &words) < 0 ||
+        shape2(vm, "masks", &groups, &mwords) < 0) {
+        release(&b);
+        return NULL;
+    }
+    if (mwords != words || items(vv) < groups || items(vS) < n || items(vy) < n) {
+        release(&b);
+        PyErr_SetString(PyExc_ValueError, "bit_advance: the arrays' shapes do not match");
+        return NULL;
+    }
+    const uint64_t *bits = vb->buf, *masks = vm->buf;
+    const double *values = vv->buf;
+    const uint8_t *y_pos = vy->buf;
+    double *S = vS->buf;
+    int64_t correct, near;
+    Py_BEGIN_ALLOW_THREADS
+    advance_rows(bits, n, words, masks, groups, values, db, S, y_pos, tol, &correct, &near);
+    Py_END_ALLOW_THREADS
+    release(&b);
+    return Py_BuildValue("(LL)", (long long)correct, (long long)near);
+}
+
+static PyMethodDef methods[] = {
+    {"bit_advance", bit_advance, METH_VARARGS,
+     "bit_advance(bits, masks, values, db, scores, y_pos, tol) -> (correct, near)"},
+    {"sgd_rows", sgd_rows, METH_VARARGS,
+     "sgd_rows(starts, ends, ind, val, sign, w, state, drift, alpha, t0, decay, start, pause)"
+     " -> (next row, code)"},
+    {"sgd_rows_scored", sgd_rows_scored, METH_VARARGS,
+     "sgd_rows_scored(starts, ends, ind, val, sign, w, state, drift, alpha, t0, decay, start, "
+     "bits, S, y_pos, acc, ev) -> (next row, code)"},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, "_kernels", "The learners' compiled loops (see _kernels.c).", -1,
+    methods,
+};
+
+PyMODINIT_FUNC
+PyInit__kernels(void)
+{
+    advance_rows = best_advance();
+    return PyModule_Create(&module);
+}
