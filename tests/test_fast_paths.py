@@ -141,6 +141,55 @@ def test_book_scores_follow_perceptron_steps():
     assert ClaimBook(binary_words=5).scored and not ClaimBook().scored
 
 
+def test_book_shift_compiled_equals_numpy(monkeypatch):
+    # The compiled shift and the numpy passes move every score and allowance bit for bit alike
+    # and log the same slots: sign changes, slots near zero once any is, only live ones; slack
+    # and intercept steps included, dead slots and a head past 0.
+    import numpy as np
+
+    import sum_abm.learners._compiled as compiled
+    from sum_abm.market.claims import ClaimBook
+
+    assert compiled.book_shift is not None
+    rng = np.random.default_rng(11)
+    d, n = 200, 150
+    # Every fifth slot has only features 150+, which no step touches: its score near 0 stays
+    # there (within the rounding allowance), so the near-zero test runs at every step.
+    rows = [
+        np.sort(rng.choice(d, size=rng.integers(1, 40), replace=False))
+        if i % 5
+        else np.sort(rng.choice(np.arange(150, d), size=3, replace=False))
+        for i in range(n)
+    ]
+    w = rng.normal(size=d) * 0.05
+    w[150:] = 0.0
+
+    def book_and_log(kernel):
+        monkeypatch.setattr(compiled, "book_shift", kernel)
+        r = np.random.default_rng(3)
+        book = ClaimBook(binary_words=-(-d // 64))
+        for i, row in enumerate(rows):
+            slot = book.add(i, 0, i, 1, row.astype(np.int32), np.ones(len(row)))
+            book.set_scores(slot, float(w[row].sum()) + 1e-9 * (i % 3 - 1), 0.0)
+        book.w_bound, book.b_bound, book.head = 1.0, 0.5, 7
+        for s in (20, 40, 41, 90):
+            book.remove(s)
+        for _ in range(200):
+            f = np.sort(r.choice(150, size=r.integers(1, 40), replace=False))
+            step, db, slack = float(r.normal() * 0.01), float(r.normal() * 1e-11), 1e-12
+            book.shift(book.bitset(f), step, db, slack if r.random() < 0.5 else 0.0)
+        return book.score.copy(), book.mag.copy(), [s.tolist() for _, s in book.flip_log]
+
+    fast = book_and_log(compiled.book_shift)
+    slow = book_and_log(None)
+    assert np.array_equal(fast[0], slow[0]) and np.array_equal(fast[1], slow[1])
+    assert fast[2] == slow[2]
+    assert sum(len(s) for s in fast[2]) > 50  # classes did change
+    assert fast[0][:7].tolist() == [
+        float(w[r].sum()) + 1e-9 * (i % 3 - 1) for i, r in enumerate(rows[:7])
+    ]
+
+
 @pytest.mark.parametrize("semantics", ["solidity", "reference-python", "corrected", "points"])
 def test_claim_rules_are_the_contracts_checks(semantics):
     # The book selects claims with the mechanism's refundable/reportable; they must say exactly

@@ -1,6 +1,6 @@
 """The learners' compiled loops (C, :file:`_kernels.c`, built with the package), or None each.
 
-Three loops that Python would run row by row, each run in C without the GIL. Each has a numpy
+Four loops that Python would run row by row, each run in C without the GIL. Each has a numpy
 path that gives the same results bit for bit (the float arithmetic is the same, operation for
 operation and in the same order: no fused multiply-add, no fast-math); without a C compiler at
 install the package still works, on those paths only (:data:`BUILT` is False).
@@ -35,6 +35,16 @@ start, bits, S, y_pos, acc, ev) -> (next row, code)``
     a test row lands within that bound (plus ``tol_rel`` of the largest score term) of 0, the
     sweep stops with NEAR after learning the row, so :meth:`Learner.test_accuracy` decides
     exactly; UNCERTAIN as in :func:`sgd_rows`.
+
+:func:`book_shift` ``(bits, lo, hi, mask, step, intercept_step, k, score, mag, live, x_l1,
+w_bound, x_l1_max, b_bound, tol, out) -> count``
+    :meth:`sum_abm.market.claims.ClaimBook.shift` for a linear model's single step, over the
+    claim book's pending contributions ``lo..hi`` (rows of ``bits``): each score moves by
+    ``step * overlap + intercept_step`` and its rounding allowance by ``k * overlap +
+    |intercept_step|`` (``k = |step| + slack / tol``); the live slots whose class may have changed
+    (sign changed, or within ``tol * (mag + w_bound * x_l1 + b_bound)`` of zero once any slot is
+    within ``tol * (max mag + w_bound * x_l1_max + b_bound)``) are written to ``out`` as offsets
+    from ``lo``, in order.
 """
 
 from __future__ import annotations
@@ -55,3 +65,4 @@ BUILT = _kernels is not None
 bit_advance: Any = _kernels.bit_advance if BUILT else None
 sgd_rows: Any = _kernels.sgd_rows if BUILT else None
 sgd_rows_scored: Any = _kernels.sgd_rows_scored if BUILT else None
+book_shift: Any = _kernels.book_shift if BUILT else None

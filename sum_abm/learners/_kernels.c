@@ -491,6 +491,93 @@ bit_advance(PyObject *self, PyObject *args)
     return Py_BuildValue("(LL)", (long long)correct, (long long)near);
 }
 
+/* NaN-propagating max and min, as numpy's maximum.reduce and minimum.reduce. */
+static inline double
+max_nan(double acc, double x)
+{
+    return (isnan(acc) || isnan(x)) ? NAN : (x > acc ? x : acc);
+}
+
+static inline double
+min_nan(double acc, double x)
+{
+    return (isnan(acc) || isnan(x)) ? NAN : (x < acc ? x : acc);
+}
+
+static PyObject *
+book_shift(PyObject *self, PyObject *args)
+{
+    PyObject *bits_o, *mask_o, *score_o, *mag_o, *live_o, *xl1_o, *out_o;
+    Py_ssize_t lo, hi;
+    double step, istep, k, w_bound, x_l1_max, b_bound, tol;
+    if (!PyArg_ParseTuple(args, "OnnOdddOOOOddddO", &bits_o, &lo, &hi, &mask_o, &step, &istep, &k,
+                          &score_o, &mag_o, &live_o, &xl1_o, &w_bound, &x_l1_max, &b_bound, &tol,
+                          &out_o))
+        return NULL;
+    Buffers b = {.held = 0};
+    Py_buffer *vb, *vm, *vs, *vg, *vl, *vx, *vo;
+    Py_ssize_t rows, words;
+    if (!(vb = view(&b, bits_o, U64, 0, "bits")) || !(vm = view(&b, mask_o, U64, 0, "mask")) ||
+        !(vs = view(&b, score_o, F64, 1, "score")) || !(vg = view(&b, mag_o, F64, 1, "mag")) ||
+        !(vl = view(&b, live_o, BOOL, 0, "live")) || !(vx = view(&b, xl1_o, F64, 0, "x_l1")) ||
+        !(vo = view(&b, out_o, INDEX, 1, "out")) || shape2(vb, "bits", &rows, &words) < 0) {
+        release(&b);
+        return NULL;
+    }
+    if (lo < 0 || hi < lo || hi > rows || hi > items(vs) || hi > items(vg) || hi > items(vl) ||
+        hi > items(vx) || items(vm) != words || items(vo) < hi - lo || vo->itemsize != 8) {
+        release(&b);
+        PyErr_SetString(PyExc_ValueError, "book_shift: the arrays' shapes do not match");
+        return NULL;
+    }
+    unsigned char *flip = PyMem_Malloc(hi > lo ? (size_t)(hi - lo) : 1);
+    if (!flip) {
+        release(&b);
+        return PyErr_NoMemory();
+    }
+    const uint64_t *bits = vb->buf, *mask = vm->buf;
+    const uint8_t *live = vl->buf;
+    const double *x_l1 = vx->buf;
+    double *score = vs->buf, *mag = vg->buf;
+    int64_t *out = vo->buf;
+    Py_ssize_t count = 0;
+    Py_BEGIN_ALLOW_THREADS
+    /* Pass 1: scores and allowances moved; which signs changed; the largest allowance and the
+     * smallest |score| (over every slot, dead ones too, as the numpy path). */
+    double abs_istep = fabs(istep), mag_max = -INFINITY, a_min = INFINITY;
+    for (Py_ssize_t i = lo; i < hi; i++) {
+        int64_t c;
+        OVERLAP(bits + i * words, mask, words, c);
+        double ov = (double)c;
+        double s0 = score[i];
+        double d = ov * step;
+        d = d + istep;
+        double s = s0 + d;
+        score[i] = s;
+        double o = ov * k;
+        o = o + abs_istep;
+        double m = mag[i] + o;
+        mag[i] = m;
+        flip[i - lo] = (s > 0) != (s0 > 0);
+        mag_max = max_nan(mag_max, m);
+        a_min = min_nan(a_min, fabs(s));
+    }
+    /* Pass 2: a live slot within its rounding allowance of zero may have changed class too. */
+    double tol_max = tol * (mag_max + w_bound * x_l1_max + b_bound);
+    int near = a_min <= tol_max;
+    for (Py_ssize_t i = lo; i < hi; i++) {
+        int c = flip[i - lo];
+        if (near)
+            c |= fabs(score[i]) <= tol * (mag[i] + w_bound * x_l1[i] + b_bound);
+        if (c && live[i])
+            out[count++] = i - lo;
+    }
+    Py_END_ALLOW_THREADS
+    PyMem_Free(flip);
+    release(&b);
+    return PyLong_FromSsize_t(count);
+}
+
 static PyMethodDef methods[] = {
     {"bit_advance", bit_advance, METH_VARARGS,
      "bit_advance(bits, masks, values, db, scores, y_pos, tol) -> (correct, near)"},
@@ -500,6 +587,9 @@ static PyMethodDef methods[] = {
     {"sgd_rows_scored", sgd_rows_scored, METH_VARARGS,
      "sgd_rows_scored(starts, ends, ind, val, sign, w, state, drift, alpha, t0, decay, start, "
      "bits, S, y_pos, acc, ev) -> (next row, code)"},
+    {"book_shift", book_shift, METH_VARARGS,
+     "book_shift(bits, lo, hi, mask, step, intercept_step, k, score, mag, live, x_l1, w_bound, "
+     "x_l1_max, b_bound, tol, out) -> number of slots written to out"},
     {NULL, NULL, 0, NULL},
 };
 

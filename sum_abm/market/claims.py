@@ -19,6 +19,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+import sum_abm.learners._compiled as _compiled
+
 _max = np.maximum.reduce  # arr.max() without the method's Python wrapper (once per update)
 
 _SLOT_ARRAYS = (
@@ -304,6 +306,16 @@ class ClaimBook:
         that change plus ``slack * overlap``."""
         lo, hi = self.head, self.n
         if hi <= lo:
+            return
+        if _compiled.book_shift is not None:  # the same arithmetic in one pass (no temporaries)
+            out = np.empty(hi - lo, dtype=np.int64)
+            k = abs(step) + slack / SCORE_TOL
+            n = _compiled.book_shift(
+                self.bits, lo, hi, bits, step, intercept_step, k, self.score, self.mag,
+                self.live, self.x_l1, self.w_bound, self.x_l1_max, self.b_bound, SCORE_TOL, out,
+            )  # fmt: skip
+            if n:
+                self.log_flips(out[:n] + lo)
             return
         # exact integer overlaps (as float64): popcounts, at most 64 per word, summed per slot
         overlap = np.bitwise_count(self.bits[lo:hi] & bits) @ self._ones_w
