@@ -58,6 +58,44 @@
         *near = close;                                                                          \
     }
 
+/* The claim book's pass 1 (see book_shift): scores and allowances moved, which signs changed,
+ * the largest allowance and the smallest |score| (over every slot, dead ones too, as the numpy
+ * path), NaN-propagating as numpy's maximum.reduce and minimum.reduce. */
+#define SHIFT_ROWS(NAME, ATTR)                                                                  \
+    ATTR static void NAME(const uint64_t *bits, Py_ssize_t lo, Py_ssize_t hi, Py_ssize_t words, \
+                          const uint64_t *mask, double step, double istep, double k,            \
+                          double *score, double *mag, unsigned char *flip, double *mag_max,     \
+                          double *a_min)                                                        \
+    {                                                                                           \
+        double abs_istep = fabs(istep), mx = -INFINITY, mn = INFINITY;                          \
+        int nan = 0;                                                                            \
+        for (Py_ssize_t i = lo; i < hi; i++) {                                                  \
+            int64_t c;                                                                          \
+            OVERLAP(bits + i * words, mask, words, c);                                          \
+            double ov = (double)c;                                                              \
+            double s0 = score[i];                                                               \
+            double d = ov * step;                                                               \
+            d = d + istep;                                                                      \
+            double s = s0 + d;                                                                  \
+            score[i] = s;                                                                       \
+            double o = ov * k;                                                                  \
+            o = o + abs_istep;                                                                  \
+            double m = mag[i] + o;                                                              \
+            mag[i] = m;                                                                         \
+            flip[i - lo] = (s > 0) != (s0 > 0);                                                 \
+            double a = fabs(s);                                                                 \
+            nan |= isnan(m) || isnan(a);                                                        \
+            mx = m > mx ? m : mx;                                                               \
+            mn = a < mn ? a : mn;                                                               \
+        }                                                                                       \
+        *mag_max = nan ? NAN : mx;                                                              \
+        *a_min = nan ? NAN : mn;                                                                \
+    }
+
+typedef void (*shift_fn)(const uint64_t *, Py_ssize_t, Py_ssize_t, Py_ssize_t, const uint64_t *,
+                         double, double, double, double *, double *, unsigned char *, double *,
+                         double *);
+
 typedef void (*advance_fn)(const uint64_t *, Py_ssize_t, Py_ssize_t, const uint64_t *,
                            Py_ssize_t, const double *, double, double *, const uint8_t *, double,
                            int64_t *, int64_t *);
@@ -67,28 +105,35 @@ typedef void (*advance_fn)(const uint64_t *, Py_ssize_t, Py_ssize_t, const uint6
  * arithmetic stays scalar and unfused (-ffp-contract=off), so every version gives the same
  * scores. */
 ADVANCE_ROWS(advance_rows_base, )
+SHIFT_ROWS(shift_rows_base, )
+static advance_fn advance_rows = advance_rows_base; /* both set when the module loads */
+static shift_fn shift_rows = shift_rows_base;
+
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-ADVANCE_ROWS(advance_rows_popcnt, __attribute__((target("popcnt"))))
-ADVANCE_ROWS(advance_rows_vpopcnt, __attribute__((target("popcnt,avx512f,avx512vpopcntdq"))))
-static advance_fn
-best_advance(void)
+#define POPCNT __attribute__((target("popcnt")))
+#define VPOPCNT __attribute__((target("popcnt,avx512f,avx512vpopcntdq")))
+ADVANCE_ROWS(advance_rows_popcnt, POPCNT)
+ADVANCE_ROWS(advance_rows_vpopcnt, VPOPCNT)
+SHIFT_ROWS(shift_rows_popcnt, POPCNT)
+SHIFT_ROWS(shift_rows_vpopcnt, VPOPCNT)
+static void
+choose_loops(void)
 {
     __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx512vpopcntdq"))
-        return advance_rows_vpopcnt;
-    if (__builtin_cpu_supports("popcnt"))
-        return advance_rows_popcnt;
-    return advance_rows_base;
+    if (__builtin_cpu_supports("avx512vpopcntdq")) {
+        advance_rows = advance_rows_vpopcnt;
+        shift_rows = shift_rows_vpopcnt;
+    } else if (__builtin_cpu_supports("popcnt")) {
+        advance_rows = advance_rows_popcnt;
+        shift_rows = shift_rows_popcnt;
+    }
 }
 #else
-static advance_fn
-best_advance(void)
+static void
+choose_loops(void)
 {
-    return advance_rows_base;
 }
 #endif
-
-static advance_fn advance_rows = advance_rows_base; /* set when the module loads */
 
 /* ---------------------------------------------------------------------------------------------
  * Arguments: buffers checked for their item type, released together. */
@@ -491,19 +536,6 @@ bit_advance(PyObject *self, PyObject *args)
     return Py_BuildValue("(LL)", (long long)correct, (long long)near);
 }
 
-/* NaN-propagating max and min, as numpy's maximum.reduce and minimum.reduce. */
-static inline double
-max_nan(double acc, double x)
-{
-    return (isnan(acc) || isnan(x)) ? NAN : (x > acc ? x : acc);
-}
-
-static inline double
-min_nan(double acc, double x)
-{
-    return (isnan(acc) || isnan(x)) ? NAN : (x < acc ? x : acc);
-}
-
 static PyObject *
 book_shift(PyObject *self, PyObject *args)
 {
@@ -542,26 +574,8 @@ book_shift(PyObject *self, PyObject *args)
     int64_t *out = vo->buf;
     Py_ssize_t count = 0;
     Py_BEGIN_ALLOW_THREADS
-    /* Pass 1: scores and allowances moved; which signs changed; the largest allowance and the
-     * smallest |score| (over every slot, dead ones too, as the numpy path). */
-    double abs_istep = fabs(istep), mag_max = -INFINITY, a_min = INFINITY;
-    for (Py_ssize_t i = lo; i < hi; i++) {
-        int64_t c;
-        OVERLAP(bits + i * words, mask, words, c);
-        double ov = (double)c;
-        double s0 = score[i];
-        double d = ov * step;
-        d = d + istep;
-        double s = s0 + d;
-        score[i] = s;
-        double o = ov * k;
-        o = o + abs_istep;
-        double m = mag[i] + o;
-        mag[i] = m;
-        flip[i - lo] = (s > 0) != (s0 > 0);
-        mag_max = max_nan(mag_max, m);
-        a_min = min_nan(a_min, fabs(s));
-    }
+    double mag_max, a_min;
+    shift_rows(bits, lo, hi, words, mask, step, istep, k, score, mag, flip, &mag_max, &a_min);
     /* Pass 2: a live slot within its rounding allowance of zero may have changed class too. */
     double tol_max = tol * (mag_max + w_bound * x_l1_max + b_bound);
     int near = a_min <= tol_max;
@@ -601,6 +615,6 @@ static struct PyModuleDef module = {
 PyMODINIT_FUNC
 PyInit__kernels(void)
 {
-    advance_rows = best_advance();
+    choose_loops();
     return PyModule_Create(&module);
 }
