@@ -189,7 +189,9 @@ def test_update_rows_over_scattered_ranges(cls, compiled, monkeypatch):
         lo, hi = indptr[i], indptr[i + 1]
         if a.update(Sample(indices[lo:hi], values[lo:hi]), int(labels[i])):
             seen.append(j)
-    got = list(b.update_rows(indptr[seq], indices, values, labels[seq], ends=indptr[seq + 1]))
+    # starts and ends as strided views (columns of one array), as a caller may hold them
+    ranges = np.stack([indptr[seq], indptr[seq + 1]], axis=1)
+    got = list(b.update_rows(ranges[:, 0], indices, values, labels[seq], ends=ranges[:, 1]))
     assert got == seen and len(seen) > 50
     assert (a.version, a.b, a.w.tobytes(), a.drift.tobytes()) == (
         b.version, b.b, b.w.tobytes(), b.drift.tobytes(),

@@ -16,9 +16,9 @@ since then could have flipped:
   mistake moves every touched weight by the same ``v``, so each score moves by ``v`` times the
   row's overlap with the step's features (plus the intercept's step): exact integer overlaps of
   the rows packed as bitsets (:class:`RowBits`), one AND and popcount over n_test × d/64 words,
-  compiled (:func:`sum_abm.learners._compiled.bit_advance`) or in numpy passes. Float steps whose values differ
-  by rounding share one pass; the difference and the advance's own rounding go into an explicit
-  error bound, and rows within it of 0 are re-scored exactly.
+  compiled (:func:`sum_abm.learners._compiled.bit_advance`) or in numpy passes. Float steps whose
+  values differ by rounding share one pass; the difference and the advance's own rounding go into
+  an explicit error bound, and rows within it of 0 are re-scored exactly.
 * **Touched columns, other linear steps.** The reference scores are advanced by
   ``X[:, F] @ Δw_F + Δb`` through a column-indexed (CSC) copy of the test set: O(non-zeros of the
   touched columns), not O(n_test × d).

@@ -329,6 +329,8 @@ class SGDPerceptron(_Linear):
             yield from super().update_rows(indptr, indices, values, y, pause, ends)
             return
         starts, ends = (indptr[:-1], indptr[1:]) if ends is None else (indptr, ends)
+        # The compiled loop reads contiguous arrays (a copy only of a strided view).
+        starts, ends, indices, values = map(np.ascontiguousarray, (starts, ends, indices, values))
         sign = np.where(y == 1, 1.0, -1.0)
         state = np.zeros(4)
         p = 0
@@ -366,8 +368,8 @@ class SGDPerceptron(_Linear):
         ends: np.ndarray | None = None,
     ) -> np.ndarray:
         """:meth:`Learner.update_rows_accuracy` in one compiled sweep that also advances the test
-        scores (:func:`sum_abm.learners._compiled.sgd_rows_scored`) when the sweep is compiled, the test
-        set and the rows are 0/1 and the labels 0/1; else the default. The same accuracies,
+        scores (:func:`sum_abm.learners._compiled.sgd_rows_scored`) when the sweep is compiled,
+        the test set and the rows are 0/1 and the labels 0/1; else the default. The same accuracies,
         parameters, step counter, drift and version bit for bit either way."""
         sweep = _compiled_sweep()
         ev = self._evaluator
@@ -385,6 +387,7 @@ class SGDPerceptron(_Linear):
             return super().update_rows_accuracy(starts, indices, values, y, ends)
         from sum_abm.learners.evaluation import TOL
 
+        starts, ends, indices, values = map(np.ascontiguousarray, (starts, ends, indices, values))
         X = ev.X
         sign = np.where(y == 1, 1.0, -1.0)
         acc = np.empty(n)
