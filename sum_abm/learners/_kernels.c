@@ -100,10 +100,11 @@ typedef void (*advance_fn)(const uint64_t *, Py_ssize_t, Py_ssize_t, const uint6
                            Py_ssize_t, const double *, double, double *, const uint8_t *, double,
                            int64_t *, int64_t *);
 
-/* On x86-64 the loop is also compiled for the popcnt instruction and for AVX-512's vector
- * popcount (VPOPCNTDQ), and the module picks the best the CPU has when it loads. The float
- * arithmetic stays scalar and unfused (-ffp-contract=off), so every version gives the same
- * scores. */
+/* On x86-64 the loops are also compiled for the popcnt instruction and for AVX-512's vector
+ * popcount (VPOPCNTDQ), and the module picks the best the CPU has when it loads. Whatever the
+ * version vectorises, each float operation stays the same IEEE operation on the same operands
+ * (never fused: -ffp-contract=off; never reordered: no fast-math), so every version gives the
+ * same scores. */
 ADVANCE_ROWS(advance_rows_base, )
 SHIFT_ROWS(shift_rows_base, )
 static advance_fn advance_rows = advance_rows_base; /* both set when the module loads */
