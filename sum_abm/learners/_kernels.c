@@ -238,6 +238,51 @@ row_range(const Sweep *s, Py_ssize_t i, int64_t *lo, int64_t *hi)
     return (*lo < 0 || *hi < *lo || *hi > s->n_ind) ? -1 : 0;
 }
 
+/* Row i's margin sign * (w·x + b) into *m and Σ|w_k x_k| into *a, summed in index order; -1
+ * when its range or one of its features lies outside the arrays (or at or past `limit`). */
+static inline int
+row_margin(const Sweep *s, Py_ssize_t i, double bias, int64_t limit, int64_t *lo, int64_t *hi,
+           double *m, double *a)
+{
+    if (row_range(s, i, lo, hi) < 0)
+        return -1;
+    double sum = 0.0, abs_sum = 0.0;
+    for (int64_t jj = *lo; jj < *hi; jj++) {
+        int64_t k = at(s->ind, jj);
+        if (k < 0 || k >= limit)
+            return -1;
+        double p = s->w[k] * s->val[jj];
+        sum += p;
+        abs_sum += fabs(p);
+    }
+    *m = s->sign[i] * (sum + bias);
+    *a = abs_sum;
+    return 0;
+}
+
+/* A row whose margin is within 1e-9 of the largest |score| term of 0 (NaN included) is left to
+ * Learner.update. */
+static inline int
+margin_uncertain(double m, double a, double bias)
+{
+    return !(fabs(m) > 1e-9 * (a + fabs(bias)) + 1e-300);
+}
+
+/* A mistake's drift bound (Learner._add_drift) and the change counter in state. */
+static inline void
+record_change(const Sweep *s, double eta, double l1)
+{
+    double d0 = eta * s->decay, d1 = eta * l1;
+    if (isfinite(d0) && isfinite(d1)) {
+        s->drift[0] += d0;
+        s->drift[1] += d1;
+        s->drift[2] += 0.0;
+    } else {
+        s->state[3] += 1.0;
+    }
+    s->state[2] += 1.0;
+}
+
 static int
 sweep_args(Buffers *b, Sweep *s, PyObject *starts, PyObject *ends, PyObject *ind, PyObject *val,
            PyObject *sign, PyObject *w, PyObject *state, PyObject *drift, double alpha, double t0,
@@ -297,7 +342,7 @@ sgd_rows(PyObject *self, PyObject *args)
         release(&b);
         return NULL;
     }
-    double *st = s.state, *wt = s.w, *dr = s.drift;
+    double *st = s.state, *wt = s.w;
     double bias = st[0], t = st[1];
     /* A start past the last row returns the last row, DONE (as a loop over range(start, n)). */
     Py_ssize_t i = start < 0 ? 0 : (start > s.n ? s.n : start), bad = -1;
@@ -305,25 +350,12 @@ sgd_rows(PyObject *self, PyObject *args)
     Py_BEGIN_ALLOW_THREADS
     for (; i < s.n; i++) {
         int64_t lo, hi;
-        if (row_range(&s, i, &lo, &hi) < 0) {
+        double m, a;
+        if (row_margin(&s, i, bias, s.n_w, &lo, &hi, &m, &a) < 0) {
             bad = i;
             break;
         }
-        double sum = 0.0, a = 0.0;
-        for (int64_t jj = lo; jj < hi; jj++) {
-            int64_t k = at(s.ind, jj);
-            if (k < 0 || k >= s.n_w) {
-                bad = i;
-                break;
-            }
-            double p = wt[k] * s.val[jj];
-            sum += p;
-            a += fabs(p);
-        }
-        if (bad >= 0)
-            break;
-        double m = s.sign[i] * (sum + bias);
-        if (!(fabs(m) > 1e-9 * (a + fabs(bias)) + 1e-300)) { /* NaN included */
+        if (margin_uncertain(m, a, bias)) {
             code = UNCERTAIN;
             break;
         }
@@ -348,15 +380,7 @@ sgd_rows(PyObject *self, PyObject *args)
         for (int64_t jj = lo; jj < hi; jj++)
             wt[at(s.ind, jj)] += c * s.val[jj];
         bias += c * s.decay;
-        double d0 = eta * s.decay, d1 = eta * l1;
-        if (isfinite(d0) && isfinite(d1)) {
-            dr[0] += d0;
-            dr[1] += d1;
-            dr[2] += 0.0;
-        } else {
-            st[3] += 1.0;
-        }
-        st[2] += 1.0;
+        record_change(&s, eta, l1);
         if (pause) {
             i++;
             code = CHANGED;
@@ -408,7 +432,7 @@ sgd_rows_scored(PyObject *self, PyObject *args)
     const uint64_t *bits = vb->buf;
     const uint8_t *y_pos = vy->buf;
     double *S = vS->buf, *acc = va->buf, *ev = vev->buf;
-    double *st = s.state, *wt = s.w, *dr = s.drift;
+    double *st = s.state, *wt = s.w;
     double bias = st[0], t = st[1];
     int64_t right = (int64_t)ev[0];
     double err = ev[1], wmax = ev[2], l1_max = ev[3], nnz_max = ev[4], tol_rel = ev[5];
@@ -416,27 +440,16 @@ sgd_rows_scored(PyObject *self, PyObject *args)
     int code = DONE;
     Py_ssize_t i = start < 0 ? 0 : start, bad = -1;
     Py_BEGIN_ALLOW_THREADS
+    /* Features must also fall within the test rows' bitsets (the mistake's mask). */
+    int64_t limit = s.n_w < 64 * words ? s.n_w : 64 * words;
     while (i < s.n) {
         int64_t lo, hi;
-        if (row_range(&s, i, &lo, &hi) < 0) {
+        double m, a;
+        if (row_margin(&s, i, bias, limit, &lo, &hi, &m, &a) < 0) {
             bad = i;
             break;
         }
-        double sum = 0.0, a = 0.0;
-        for (int64_t jj = lo; jj < hi; jj++) {
-            int64_t k = at(s.ind, jj);
-            if (k < 0 || k >= s.n_w || k >= 64 * words) {
-                bad = i;
-                break;
-            }
-            double p = wt[k] * s.val[jj];
-            sum += p;
-            a += fabs(p);
-        }
-        if (bad >= 0)
-            break;
-        double m = s.sign[i] * (sum + bias);
-        if (!(fabs(m) > 1e-9 * (a + fabs(bias)) + 1e-300)) { /* NaN included */
+        if (margin_uncertain(m, a, bias)) {
             code = UNCERTAIN;
             break;
         }
@@ -461,15 +474,7 @@ sgd_rows_scored(PyObject *self, PyObject *args)
             mask[k >> 6] |= (uint64_t)1 << (k & 63);
         }
         bias += c * s.decay;
-        double d0 = eta * s.decay, d1 = eta * l1;
-        if (isfinite(d0) && isfinite(d1)) {
-            dr[0] += d0;
-            dr[1] += d1;
-            dr[2] += 0.0;
-        } else {
-            st[3] += 1.0;
-        }
-        st[2] += 1.0;
+        record_change(&s, eta, l1);
         /* Each touched weight moved by c up to its own rounding (half an ulp of the new weight),
          * the intercept by c*decay up to half an ulp of b; the advance rounds 3 times. */
         double db = c * s.decay;
