@@ -191,6 +191,99 @@ def test_book_shift_compiled_equals_numpy(monkeypatch):
     ]
 
 
+@pytest.mark.parametrize(
+    ("name", "over", "bool_reporters"),
+    [
+        ("quickstart", SMALL, 64),  # claimed marks read, walkers gaining verified data in a walk
+        ("quickstart", SMALL, 0),  # ... the marks kept as bits
+        ("points", {"run.max_time_s": 40 * 86_400}, 64),
+        (  # the take branch, 100 walkers
+            "reference_drt_perceptron",
+            {"data.n_rows": 3000, "agents.Good.count": 80, "agents.Bad.count": 20,
+             "run.max_time_s": 20 * 86_400},
+            64,
+        ),
+    ],
+)  # fmt: skip
+def test_walk_candidates_compiled_equals_numpy(monkeypatch, name, over, bool_reporters):
+    # Every array walk of a whole market: the compiled scan finds the same candidate slots, in
+    # the same order, and the same verified-data flag as the numpy tables.
+    import collections
+
+    import sum_abm.learners._compiled as compiled
+    from sum_abm.market.claims import ClaimBook
+
+    if not compiled.BUILT:
+        pytest.skip("sum_abm/learners/_kernels.c was not compiled at install")
+    monkeypatch.setattr(ClaimBook, "BOOL_REPORTERS", bool_reporters)
+    walk = MarketModel._walk_candidates
+    seen = collections.Counter()
+
+    def both(self, segs, me, good, agree, p_lo, rules, compiled=True):
+        fast = walk(self, segs, me, good, agree, p_lo, rules, compiled=True)
+        slow = walk(self, segs, me, good, agree, p_lo, rules, compiled=False)
+        assert fast[0].tolist() == slow[0].tolist() and fast[1] == slow[1]
+        marks, bits = self.book.marks(me)
+        reads = [t[3] for *_, t in segs if t is not None]
+        seen["bits read" if bits else "bools read"] += marks is not None and any(reads)
+        seen["agree read"] += any(t[2] for *_, t in segs if t is not None)
+        seen["take"] += any(t is None and take for _, _, take, t in segs)
+        seen["found"] += len(fast[0]) > 0
+        seen["became good"] += fast[1] and not good
+        return fast
+
+    monkeypatch.setattr(MarketModel, "_walk_candidates", both)
+    m = MarketModel(scenario=load_scenario(ROOT / "scenarios" / f"{name}.toml", over), seed=2)
+    try:
+        m.run()
+    finally:
+        mesa.Agent._ids.pop(m, None)
+    assert seen["found"] > 100 and seen["agree read"] > 100
+    if name == "quickstart":
+        assert seen["became good"] > 0
+        assert seen["bits read" if bool_reporters == 0 else "bools read"] > 100
+    if name == "reference_drt_perceptron":
+        assert seen["take"] > 100
+
+
+def test_walk_scan_refuses_arrays_it_cannot_read():
+    import numpy as np
+
+    import sum_abm.learners._compiled as compiled
+
+    if not compiled.BUILT:
+        pytest.skip("sum_abm/learners/_kernels.c was not compiled at install")
+    author = np.array([0, 1, 1, 0, 1], dtype=np.int64)
+    live = np.array([1, 1, 0, 1, 1], dtype=bool)
+    agree = np.array([1, 0, 1, 1, 0], dtype=bool)
+    marks = bytearray([0b10010])  # slots 1 and 4 claimed
+    table = np.zeros(8, dtype=bool)
+    table[3] = True  # own, claimed, disagreeing
+    out = np.zeros(5, dtype=np.int64)
+    args = (author, 1, 0, 5, agree, 0, marks, True, live, table, out, 5)
+    assert compiled.walk_scan(*args) == 2 and out[:2].tolist() == [1, 4]
+    assert compiled.walk_scan(*args[:-1], 1) == 1  # at most `limit`
+    table[4] = True  # not own, agreeing, not claimed: slots 0 and 3 (2 is not live)
+    assert compiled.walk_scan(*args) == 4 and out.tolist()[:4] == [0, 1, 3, 4]
+    assert compiled.walk_scan(*args[:2], 1, 4, *args[4:]) == 2 and out[:2].tolist() == [1, 3]
+    bools = np.array([0, 1, 0, 0, 1], dtype=bool)  # the same marks, one bool per slot
+    assert compiled.walk_scan(*args[:6], bools, False, *args[8:]) == 4
+    assert compiled.walk_scan(*args[:4], None, 0, *args[6:]) == 2  # no agreement: code 0 or 3
+    assert out[:2].tolist() == [1, 4]
+    assert compiled.walk_scan(author, 1, 1, 5, agree[1:], 1, *args[6:]) == 3  # from slot 1 on
+    assert out[:3].tolist() == [1, 3, 4]
+    with pytest.raises(ValueError, match="shapes do not match"):
+        compiled.walk_scan(author, 1, 0, 6, *args[4:])  # past the arrays
+    with pytest.raises(ValueError, match="shapes do not match"):
+        compiled.walk_scan(*args[:4], agree[:3], 0, *args[6:])  # agreement too short
+    with pytest.raises(ValueError, match="shapes do not match"):
+        compiled.walk_scan(*args[:4], agree[1:], 1, *args[6:])  # agreement starts past lo
+    with pytest.raises(ValueError, match="shapes do not match"):
+        compiled.walk_scan(*args[:8], live, table[:4], out, 5)
+    with pytest.raises(TypeError, match="live: unexpected item type"):
+        compiled.walk_scan(*args[:8], live.astype(np.int64), table, out, 5)
+
+
 @pytest.mark.parametrize("semantics", ["solidity", "reference-python", "corrected", "points"])
 def test_claim_rules_are_the_contracts_checks(semantics):
     # The book selects claims with the mechanism's refundable/reportable; they must say exactly

@@ -1,6 +1,6 @@
-"""The learners' compiled loops (C, :file:`_kernels.c`, built with the package), or None each.
+"""The compiled loops (C, :file:`_kernels.c`, built with the package), or None each.
 
-Four loops that Python would run row by row, each run in C without the GIL. Each has a numpy
+Five loops that Python would run row by row or slot by slot, each run in C without the GIL. Each has a numpy
 path that gives the same results bit for bit (the float arithmetic is the same, operation for
 operation and in the same order: no fused multiply-add, no fast-math); without a C compiler at
 install the package still works, on those paths only (:data:`BUILT` is False).
@@ -45,6 +45,15 @@ w_bound, x_l1_max, b_bound, tol, out) -> count``
     (sign changed, or within ``tol * (mag + w_bound * x_l1 + b_bound)`` of zero once any slot is
     within ``tol * (max mag + w_bound * x_l1_max + b_bound)``) are written to ``out`` as offsets
     from ``lo``, in order.
+
+:func:`walk_scan` ``(author, me, lo, hi, agree, agree_lo, marks, marks_are_bits, live, table,
+out, limit) -> count``
+    The candidates of :meth:`sum_abm.market.model.MarketModel.claim_walk` in book slots
+    ``lo..hi``: each live slot's code ``agrees * 4 + own * 2 + claimed`` (own: ``author == me``;
+    agrees: ``agree[slot - agree_lo]``, 0 when ``agree`` is None; claimed: bit ``slot`` of the
+    bytes ``marks`` when ``marks_are_bits``, else ``marks[slot]``, 0 when None) is looked up in
+    the 8 bools ``table``; the slots found are written to ``out`` (int64) in order, at most
+    ``limit`` of them. One pass instead of about a dozen numpy calls per segment of a walk.
 """
 
 from __future__ import annotations
@@ -66,3 +75,4 @@ bit_advance: Any = _kernels.bit_advance if BUILT else None
 sgd_rows: Any = _kernels.sgd_rows if BUILT else None
 sgd_rows_scored: Any = _kernels.sgd_rows_scored if BUILT else None
 book_shift: Any = _kernels.book_shift if BUILT else None
+walk_scan: Any = _kernels.walk_scan if BUILT else None

@@ -1,11 +1,13 @@
-/* The learners' compiled loops: a C extension built with the package (see pyproject.toml).
+/* The compiled loops: a C extension built with the package (see pyproject.toml).
  *
- * Three loops that Python would run per row or per test row, each called with numpy arrays (any
- * C-contiguous buffer of the expected item type) and run without the GIL:
+ * Loops that Python would run per row, per test row or per pending contribution, each called with
+ * numpy arrays (any C-contiguous buffer of the expected item type) and run without the GIL:
  *
  *   bit_advance      the bitset step of sum_abm.learners.evaluation.RowBits.advance
  *   sgd_rows         the SGD perceptron sweep of SGDPerceptron.update_rows
  *   sgd_rows_scored  the same sweep with the test accuracy after every row (update_rows_accuracy)
+ *   book_shift       the claim book's score shift after a perceptron mistake (ClaimBook.shift)
+ *   walk_scan        the claim walk's candidates in a run of book slots (MarketModel.claim_walk)
  *
  * sum_abm/learners/_compiled.py documents what each computes and says whether they were built.
  * The float arithmetic is the Python code's, operation for operation and in the same order: built
@@ -139,7 +141,7 @@ choose_loops(void)
 /* ---------------------------------------------------------------------------------------------
  * Arguments: buffers checked for their item type, released together. */
 
-enum kind { F64, INDEX, U64, BOOL };
+enum kind { F64, INDEX, U64, BOOL, BYTE };
 
 typedef struct {
     Py_buffer views[16]; /* the most a call holds: 13 */
@@ -182,6 +184,9 @@ view(Buffers *b, PyObject *obj, enum kind kind, int writable, const char *name)
         break;
     case BOOL:
         ok = c == '?' && v->itemsize == 1;
+        break;
+    case BYTE: /* bools or raw bytes (a bytearray) */
+        ok = (c == '?' || c == 'B' || c == 'b' || c == 'c') && v->itemsize == 1;
         break;
     }
     if (!ok) {
@@ -598,6 +603,59 @@ book_shift(PyObject *self, PyObject *args)
     return PyLong_FromSsize_t(count);
 }
 
+/* The claim walk's scan of book slots [lo, hi): each live slot's code (agrees * 4 + own * 2 +
+ * claimed, a bit 0 where its array is not given) looked up in an 8-entry table; the slots whose
+ * entry is true are written to out (slot numbers, in order), at most `limit` of them. */
+static PyObject *
+walk_scan(PyObject *self, PyObject *args)
+{
+    PyObject *author_o, *agree_o, *marks_o, *live_o, *table_o, *out_o;
+    Py_ssize_t lo, hi, a_lo, limit;
+    long long me;
+    int marks_bits;
+    if (!PyArg_ParseTuple(args, "OLnnOnOpOOOn", &author_o, &me, &lo, &hi, &agree_o, &a_lo,
+                          &marks_o, &marks_bits, &live_o, &table_o, &out_o, &limit))
+        return NULL;
+    Buffers b = {.held = 0};
+    Py_buffer *va, *vl, *vt, *vo, *vg = NULL, *vm = NULL;
+    if (!(va = view(&b, author_o, INDEX, 0, "author")) || !(vl = view(&b, live_o, BOOL, 0, "live")) ||
+        !(vt = view(&b, table_o, BOOL, 0, "table")) || !(vo = view(&b, out_o, INDEX, 1, "out")) ||
+        (agree_o != Py_None && !(vg = view(&b, agree_o, BOOL, 0, "agree"))) ||
+        (marks_o != Py_None && !(vm = view(&b, marks_o, BYTE, 0, "marks")))) {
+        release(&b);
+        return NULL;
+    }
+    Py_ssize_t room = hi - lo < limit ? hi - lo : limit;
+    if (lo < 0 || hi < lo || hi > items(va) || hi > items(vl) || items(vt) != 8 || limit < 0 ||
+        vo->itemsize != 8 || items(vo) < room ||
+        (vg && (a_lo < 0 || a_lo > lo || hi - a_lo > items(vg))) ||
+        (vm && (marks_bits ? (hi + 7) >> 3 : hi) > items(vm))) {
+        release(&b);
+        PyErr_SetString(PyExc_ValueError, "walk_scan: the arrays' shapes do not match");
+        return NULL;
+    }
+    const uint8_t *live = vl->buf, *table = vt->buf;
+    const uint8_t *agree = vg ? vg->buf : NULL;
+    const uint8_t *marks = vm ? vm->buf : NULL;
+    int64_t *out = vo->buf;
+    Py_ssize_t count = 0;
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t i = lo; i < hi && count < limit; i++) {
+        if (!live[i])
+            continue;
+        int code = (at(va, i) == me) << 1;
+        if (agree)
+            code |= (agree[i - a_lo] != 0) << 2;
+        if (marks)
+            code |= marks_bits ? (marks[i >> 3] >> (i & 7)) & 1 : marks[i] != 0;
+        if (table[code])
+            out[count++] = i;
+    }
+    Py_END_ALLOW_THREADS
+    release(&b);
+    return PyLong_FromSsize_t(count);
+}
+
 static PyMethodDef methods[] = {
     {"bit_advance", bit_advance, METH_VARARGS,
      "bit_advance(bits, masks, values, db, scores, y_pos, tol) -> (correct, near)"},
@@ -610,6 +668,9 @@ static PyMethodDef methods[] = {
     {"book_shift", book_shift, METH_VARARGS,
      "book_shift(bits, lo, hi, mask, step, intercept_step, k, score, mag, live, x_l1, w_bound, "
      "x_l1_max, b_bound, tol, out) -> number of slots written to out"},
+    {"walk_scan", walk_scan, METH_VARARGS,
+     "walk_scan(author, me, lo, hi, agree, agree_lo, marks, marks_are_bits, live, table, out, "
+     "limit) -> number of slots written to out"},
     {NULL, NULL, 0, NULL},
 };
 

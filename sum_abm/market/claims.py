@@ -409,6 +409,13 @@ class ClaimBook:
         for s in slots.tolist() if isinstance(slots, np.ndarray) else slots:
             arr[s >> 3] |= 1 << (s & 7)
 
+    def marks(self, reporter: int) -> tuple[np.ndarray | bytearray | None, bool]:
+        """``reporter``'s claimed marks as they are kept, and whether they are bits (a bytearray,
+        bit ``slot & 7`` of byte ``slot >> 3``) rather than one bool per slot; None when it
+        has claimed nothing."""
+        arr = self.claimed.get(reporter)
+        return arr, isinstance(arr, bytearray)
+
     def claimed_by(self, reporter: int, lo: int, hi: int) -> np.ndarray:
         """Whether ``reporter`` (address index) has claimed each slot in [lo, hi) (bools)."""
         arr = self.claimed.get(reporter)

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+import sum_abm.learners._compiled as _compiled
 from sum_abm.chain import TX_FIELDS
 from sum_abm.data import load_dataset
 from sum_abm.learners.base import _margins
@@ -28,6 +29,7 @@ from sum_abm.scenario import Scenario
 
 _NO_DRIFT = np.zeros((1, 3))  # Learner.margin_drift since the start of the drift count
 _max = np.maximum.reduce  # arr.max() without the method's Python wrapper (hot paths)
+_EVERY = np.ones(8, dtype=bool)  # a walk's table that takes every live slot, whatever its code
 #: The incremental claim walk is used while the window holds at least this many slots per slot the
 #: book logged as possibly flipped since the walker's last walk (else the full walk: same result).
 WALK_FLIP_RATIO = 16
@@ -502,29 +504,7 @@ class MarketModel(Model):
                 else:
                     pred = self._predictions(p_lo, p_hi, b.live[p_lo:p_hi])
                 agree = pred == b.label[p_lo:p_hi]
-        codes = []
-        for s0, s1, _take, tab in segs:
-            if tab is None:
-                codes.append(None)
-                continue
-            code = (b.author[s0:s1] == me).view(np.uint8) << 1
-            if tab[2]:
-                code |= agree[s0 - p_lo : s1 - p_lo].view(np.uint8) << 2
-            if tab[3]:
-                code |= b.claimed_by(me, s0, s1).view(np.uint8)
-            codes.append(code)
-            if not good and tab[0][code].any(where=b.live[s0:s1]):
-                good = True  # a refund earlier in the walk verifies data
-        parts = []
-        for (s0, s1, take, tab), code in zip(segs, codes, strict=True):
-            if tab is None:
-                if take and rules.take:
-                    parts.append(np.flatnonzero(b.live[s0:s1]) + s0)
-                continue
-            cand = tab[1 if good else 4][code]
-            cand &= b.live[s0:s1]
-            parts.append(np.flatnonzero(cand) + s0)
-        slots = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
+        slots, good = self._walk_candidates(segs, me, good, agree, p_lo, rules)
         if not len(slots):
             self._idle_walks[key] = (L.version, good, left, self._next_crossing(now))
             if b.follows:
@@ -558,6 +538,69 @@ class MarketModel(Model):
         good_end = self._good_count(addr) > 0
         if b.follows and resolved and good_end == good and L.version == version0:
             self._walk_state[key] = (b.flip_epoch, good, left, now)
+
+    def _walk_candidates(
+        self,
+        segs: list,
+        me: int,
+        good: bool,
+        agree: np.ndarray | None,
+        p_lo: int,
+        rules: WalkRules,
+        compiled: bool = True,
+    ) -> tuple[np.ndarray, bool]:
+        """The walk's candidate slots in ``segs`` (see _segments), in slot order, and whether the
+        walker (address index ``me``) has verified data: ``good`` already, or by a refund it can
+        claim in the walk. Each live slot's code is looked up in its segment's tables (``agree``:
+        the predictions' agreement from slot ``p_lo`` on, where a table reads it); in one compiled
+        pass per segment when built (``compiled``), else in numpy (the same slots)."""
+        b = self.book
+        scan = _compiled.walk_scan if compiled else None
+        if scan is not None:
+            author, live = b.author, b.live
+            marks, bits = b.marks(me)
+            out = np.empty(sum(s1 - s0 for s0, s1, _, _ in segs), dtype=np.int64)
+            for s0, s1, _take, tab in segs:
+                if good:
+                    break
+                if tab is not None:
+                    ag, mk = agree if tab[2] else None, marks if tab[3] else None
+                    good = scan(author, me, s0, s1, ag, p_lo, mk, bits, live, tab[0], out, 1) > 0
+            n = 0
+            for s0, s1, take, tab in segs:
+                if tab is None:
+                    if take and rules.take:  # every live slot
+                        n += scan(
+                            author, me, s0, s1, None, 0, None, False, live, _EVERY, out[n:], s1
+                        )
+                    continue
+                ag, mk = agree if tab[2] else None, marks if tab[3] else None
+                table = tab[1 if good else 4]
+                n += scan(author, me, s0, s1, ag, p_lo, mk, bits, live, table, out[n:], s1)
+            return out[:n], good
+        codes = []
+        for s0, s1, _take, tab in segs:
+            if tab is None:
+                codes.append(None)
+                continue
+            code = (b.author[s0:s1] == me).view(np.uint8) << 1
+            if tab[2]:
+                code |= agree[s0 - p_lo : s1 - p_lo].view(np.uint8) << 2
+            if tab[3]:
+                code |= b.claimed_by(me, s0, s1).view(np.uint8)
+            codes.append(code)
+            if not good and tab[0][code].any(where=b.live[s0:s1]):
+                good = True  # a refund earlier in the walk verifies data
+        parts = []
+        for (s0, s1, take, tab), code in zip(segs, codes, strict=True):
+            if tab is None:
+                if take and rules.take:
+                    parts.append(np.flatnonzero(b.live[s0:s1]) + s0)
+                continue
+            cand = tab[1 if good else 4][code]
+            cand &= b.live[s0:s1]
+            parts.append(np.flatnonzero(cand) + s0)
+        return (np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)), good
 
     def _send_claims(
         self, addr: str, me: int, slots: list[int], authors: list[int], claims: list[tuple]
@@ -720,12 +763,13 @@ class MarketModel(Model):
             agree, own, claimed = (code & 4) > 0, (code & 2) > 0, (code & 1) > 0
             a = np.int64(age)
             refund = own & im.refundable(a, agree) if rules.refund else np.zeros(8, dtype=bool)
+            refund = np.asarray(refund, dtype=bool)  # the compiled walk reads bools
 
             def cand(good: bool) -> np.ndarray:
                 c = refund.copy()
                 if rules.report:
                     c |= ~own & im.reportable(a, agree, own, claimed, np.bool_(good))
-                return c
+                return np.asarray(c, dtype=bool)
 
             c_good, c_bad = cand(True), cand(False)
             reads_agree = any(
