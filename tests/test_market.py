@@ -277,3 +277,28 @@ def test_a_market_run_imports_mesa_core_only_and_mesa_stays_whole():
         "assert inspect.stack.__module__ == 'inspect' and inspect.getouterframes.__module__ == 'inspect'\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_event_queue_orders_by_time_priority_then_scheduling_and_checks_its_input():
+    # Wake-ups go through schedule_after (the hot path); it must order exactly as
+    # schedule_event, and send anything but an int >= 0 through the same checks.
+    from sum_abm.market.events import EventQueue
+
+    ran: list[str] = []
+    q, r = EventQueue(), EventQueue()
+    plan = [(5, 1, "a"), (3, 0, "b"), (5, 0, "c"), (3, 0, "d"), (0, 2, "e"), (5, 1, "f")]
+    for after, prio, name in plan:
+        q.schedule_event(lambda n=name: ran.append(n), after=after, priority=prio)
+        r.schedule_after(lambda n=name: ran.append(n), after, prio)
+    for queue in (q, r):
+        while len(queue):
+            t, fn = queue.pop()
+            fn()
+            assert queue.time == t
+    assert ran[:6] == ["e", "b", "d", "c", "a", "f"] and ran[6:] == ran[:6]
+    r.schedule_after(ran.clear, 2.9)  # a float wait: truncated, as schedule_event does
+    assert r.peek_time() == 5 + 2
+    with pytest.raises(ValueError, match="in the past"):
+        r.schedule_after(ran.clear, -1)
+    with pytest.raises(TypeError):
+        r.schedule_after(ran.clear, None)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Protocol
 
+from sum_abm.market.events import EventQueue
 from sum_abm.market.mesa_core import Agent
 from sum_abm.policies import GroupConfig, MarketView, Policy
 
@@ -12,10 +13,7 @@ class Host(MarketView, Protocol):
     """What a participant needs of its model beyond the policies' view: the event queue."""
 
     finished: bool
-
-    def schedule_event(
-        self, fn: Any, *, at: int | None = None, after: int | None = None, priority: int = 0
-    ) -> None: ...
+    events: EventQueue
 
 
 class Participant(Agent):
@@ -58,8 +56,6 @@ class Participant(Agent):
             return
         keep = self.policy.act(self)
         if keep and not self.model.finished:
-            self.model.schedule_event(
-                self.wake, after=self.policy.next_wait(self), priority=self.rank
-            )
+            self.model.events.schedule_after(self.wake, self.policy.next_wait(self), self.rank)
         else:
             self.active = False

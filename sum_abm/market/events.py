@@ -37,6 +37,16 @@ class EventQueue:
         self._seq += 1
         heapq.heappush(self._heap, (t, priority, self._seq, fn))
 
+    def schedule_after(self, fn: Callable[[], None], after: int, priority: int = 0) -> None:
+        """``schedule_event(fn, after=after, priority=priority)`` for the wake-ups (one per
+        wake-up, the market's hottest call): an int ``after`` >= 0 goes straight on the heap;
+        anything else through :meth:`schedule_event`'s conversion and checks."""
+        if after.__class__ is not int or after < 0:
+            self.schedule_event(fn, after=after, priority=priority)
+            return
+        self._seq += 1
+        heapq.heappush(self._heap, (self.time + after, priority, self._seq, fn))
+
     def peek_time(self) -> int | None:
         return self._heap[0][0] if self._heap else None
 

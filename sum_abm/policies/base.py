@@ -53,10 +53,13 @@ class Policy:
     # -- timing ------------------------------------------------------------------------------
     def next_wait(self, agent: ParticipantView) -> int:
         """Seconds until the next wake-up: ``int(normal(mean, stdev))`` redrawn until >= 1."""
-        rng = agent.model.rng
+        draw = agent.model.rng.standard_normal
         c = self.config
+        mean, stdev = c.mean_wait_s, c.stdev_wait_s
         while True:
-            w = int(rng.normal(c.mean_wait_s, c.stdev_wait_s))
+            # rng.normal(mean, stdev) computes exactly this (the same draw, bit for bit), with
+            # more call overhead: one wait per wake-up
+            w = int(mean + stdev * draw())
             if w >= 1:
                 return w
 
@@ -75,6 +78,6 @@ class Policy:
 def draw_positive_int(rng: Any, mean: float, stdev: float) -> int:
     """``int(normal(mean, stdev))`` redrawn until > 0 (the reference's deposit rule), token units."""
     while True:
-        v = int(rng.normal(mean, stdev))
+        v = int(mean + stdev * rng.standard_normal())  # rng.normal(mean, stdev), bit for bit
         if v > 0:
             return v
