@@ -74,3 +74,60 @@ def test_score_params_equal_those_of_the_log_probabilities_bit_for_bit():
             w0, b0 = Learner.score_params(nb)  # via _segment_params: the whole matrix
             assert np.array_equal(w, w0) and np.array_equal(np.asarray(b), np.asarray(b0))
             assert w.flags.c_contiguous and w.dtype == np.float64
+
+
+def test_compiled_count_update_equals_the_numpy_one(monkeypatch):
+    # The compiled update writes the same counts, totals and logs bit for bit (fractional values:
+    # rounding matters); its drift term (the C library's log1p, summed in order) agrees to
+    # rounding. A refused sample changes nothing on either path.
+    import pytest
+
+    import sum_abm.learners._compiled as compiled
+
+    if not compiled.BUILT:
+        pytest.skip("sum_abm/learners/_kernels.c was not compiled at install")
+    rng = np.random.default_rng(17)
+    d, k = 300, 3
+    X0 = (rng.random((40, d)) < 0.2) * rng.random((40, d)) * 3
+    y0 = rng.integers(0, k, size=40)
+    xs = [(rng.random(d) < 0.1) * rng.random(d) * 5 for _ in range(400)]
+    ys = rng.integers(0, k, size=400).tolist()
+    calls = []
+
+    def counted(*args):
+        calls.append(1)
+        return add(*args)
+
+    add = compiled.nb_add
+
+    def learn(kernel):
+        monkeypatch.setattr(compiled, "nb_add", kernel)
+        nb = MultinomialNB(d, k, alpha=0.3)
+        nb.fit(X0, y0)
+        nb._log_params()  # kept logs, re-logged from the counts the updates write
+        for x, y in zip(xs, ys, strict=True):
+            nb.update(x, y)
+        bad = xs[0].copy()
+        bad[np.flatnonzero(bad)[0]] = -1.0
+        before = nb.counts.tobytes(), nb.total.tobytes(), nb.class_count.tobytes()
+        with pytest.raises(ValueError, match="non-negative"):
+            nb.update(bad, 1)
+        assert (nb.counts.tobytes(), nb.total.tobytes(), nb.class_count.tobytes()) == before
+        return nb
+
+    fast, slow = learn(counted), learn(None)
+    assert len(calls) == 401  # every update (and the refused one) went through the kernel
+    for a, b in [
+        (fast.counts, slow.counts),
+        (fast.total, slow.total),
+        (fast.class_count, slow.class_count),
+        *zip(fast._log_params(), slow._log_params(), strict=True),
+    ]:
+        assert np.array_equal(a, b)
+    assert np.allclose(fast.drift, slow.drift, rtol=1e-12, atol=0) and fast.drift[1] > 0
+    row = fast.counts[2].copy()
+    with pytest.raises(IndexError, match="outside the counts"):
+        add(fast.counts[2], np.array([0, d], dtype=np.int32), np.ones(2), 0.3)
+    with pytest.raises(ValueError, match="differ in length"):
+        add(fast.counts[2], np.array([0, 1], dtype=np.int32), np.ones(3), 0.3)
+    assert np.array_equal(fast.counts[2], row)

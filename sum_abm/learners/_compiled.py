@@ -1,9 +1,10 @@
 """The compiled loops (C, :file:`_kernels.c`, built with the package), or None each.
 
-Five loops that Python would run row by row or slot by slot, each run in C without the GIL. Each has a numpy
-path that gives the same results bit for bit (the float arithmetic is the same, operation for
-operation and in the same order: no fused multiply-add, no fast-math); without a C compiler at
-install the package still works, on those paths only (:data:`BUILT` is False).
+Six loops that Python would run row by row or slot by slot, each run in C without the GIL. Each
+has a numpy path that gives the same results bit for bit (the float arithmetic is the same,
+operation for operation and in the same order: no fused multiply-add, no fast-math), except
+:func:`nb_add`'s drift bound (see there); without a C compiler at install the package still
+works, on those paths only (:data:`BUILT` is False).
 
 :func:`bit_advance` ``(bits, masks, values, db, S, y_pos, tol) -> (correct, near)``
     The bitset step of :meth:`sum_abm.learners.evaluation.RowBits.advance`:
@@ -46,6 +47,15 @@ w_bound, x_l1_max, b_bound, tol, out) -> count``
     within ``tol * (max mag + w_bound * x_l1_max + b_bound)``) are written to ``out`` as offsets
     from ``lo``, in order.
 
+:func:`nb_add` ``(counts_row, indices, values, alpha) -> d_feat``
+    The count update of :meth:`sum_abm.learners.nb.MultinomialNB._update`: ``counts_row[indices]
+    += values`` (the same sums; every check and read before any write, so a refused sample
+    changes nothing), refusing negative values (``ValueError``) and indices outside the row
+    (``IndexError``); returns ``Σ log1p(values / (old counts + alpha))``, the update's bound on
+    the touched log-counts' change. That sum is the C library's ``log1p`` added in order: it may
+    differ from numpy's (SIMD ``log1p``, pairwise sum) in the last bits, which the drift bound's
+    users allow for (a relative 1e-9 at least); the counts are bit for bit the numpy path's.
+
 :func:`walk_scan` ``(author, me, lo, hi, agree, agree_lo, marks, marks_are_bits, live, table,
 out, limit) -> count``
     The candidates of :meth:`sum_abm.market.model.MarketModel.claim_walk` in book slots
@@ -76,3 +86,4 @@ sgd_rows: Any = _kernels.sgd_rows if BUILT else None
 sgd_rows_scored: Any = _kernels.sgd_rows_scored if BUILT else None
 book_shift: Any = _kernels.book_shift if BUILT else None
 walk_scan: Any = _kernels.walk_scan if BUILT else None
+nb_add: Any = _kernels.nb_add if BUILT else None

@@ -6,14 +6,16 @@
  *   bit_advance      the bitset step of sum_abm.learners.evaluation.RowBits.advance
  *   sgd_rows         the SGD perceptron sweep of SGDPerceptron.update_rows
  *   sgd_rows_scored  the same sweep with the test accuracy after every row (update_rows_accuracy)
+ *   nb_add           Naive Bayes' count update for one sample (MultinomialNB._update)
  *   book_shift       the claim book's score shift after a perceptron mistake (ClaimBook.shift)
  *   walk_scan        the claim walk's candidates in a run of book slots (MarketModel.claim_walk)
  *
  * sum_abm/learners/_compiled.py documents what each computes and says whether they were built.
  * The float arithmetic is the Python code's, operation for operation and in the same order: built
  * with -ffp-contract=off (no fused multiply-add) and without -ffast-math, so the results equal the
- * numpy paths' bit for bit. Out-of-range indices raise IndexError instead of
- * reading outside an array.
+ * numpy paths' bit for bit. One exception: nb_add's return value, a margin-drift bound (a sum of
+ * log1p by the C library, in order; numpy's may differ in the last bits), whose users allow far more
+ * than that. Out-of-range indices raise IndexError instead of reading outside an array.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -656,6 +658,71 @@ walk_scan(PyObject *self, PyObject *args)
     return PyLong_FromSsize_t(count);
 }
 
+/* Naive Bayes' count update for one sample (see nb_add). */
+static PyObject *
+nb_add(PyObject *self, PyObject *args)
+{
+    PyObject *row_o, *ind_o, *val_o;
+    double alpha;
+    if (!PyArg_ParseTuple(args, "OOOd", &row_o, &ind_o, &val_o, &alpha))
+        return NULL;
+    Buffers b = {.held = 0};
+    Py_buffer *vr, *vi, *vv;
+    if (!(vr = view(&b, row_o, F64, 1, "counts")) || !(vi = view(&b, ind_o, INDEX, 0, "indices")) ||
+        !(vv = view(&b, val_o, F64, 0, "values"))) {
+        release(&b);
+        return NULL;
+    }
+    Py_ssize_t n = items(vi), d = items(vr);
+    if (items(vv) != n) {
+        release(&b);
+        PyErr_SetString(PyExc_ValueError, "nb_add: indices and values differ in length");
+        return NULL;
+    }
+    const double *v = vv->buf;
+    double *row = vr->buf;
+    double *fresh = PyMem_Malloc(n > 0 ? (size_t)n * sizeof(double) : 1);
+    if (!fresh) {
+        release(&b);
+        return PyErr_NoMemory();
+    }
+    Py_ssize_t bad = -1;
+    int negative = 0;
+    double d_feat = 0.0;
+    Py_BEGIN_ALLOW_THREADS
+    /* Every check and read before any write: a refused sample changes nothing, and repeated
+     * indices end as numpy's row[idx] = row[idx] + v leaves them (the last one written). */
+    for (Py_ssize_t j = 0; j < n; j++) {
+        int64_t k = at(vi, j);
+        if (k < 0 || k >= d) {
+            bad = j;
+            break;
+        }
+        if (v[j] < 0) {
+            negative = 1;
+            break;
+        }
+        double old = row[k];
+        fresh[j] = old + v[j];
+        d_feat += log1p(v[j] / (old + alpha));
+    }
+    if (bad < 0 && !negative)
+        for (Py_ssize_t j = 0; j < n; j++)
+            row[at(vi, j)] = fresh[j];
+    Py_END_ALLOW_THREADS
+    PyMem_Free(fresh);
+    release(&b);
+    if (bad >= 0) {
+        PyErr_Format(PyExc_IndexError, "nb_add: feature index %zd outside the counts", bad);
+        return NULL;
+    }
+    if (negative) {
+        PyErr_SetString(PyExc_ValueError, "MultinomialNB needs non-negative features");
+        return NULL;
+    }
+    return PyFloat_FromDouble(d_feat);
+}
+
 static PyMethodDef methods[] = {
     {"bit_advance", bit_advance, METH_VARARGS,
      "bit_advance(bits, masks, values, db, scores, y_pos, tol) -> (correct, near)"},
@@ -668,6 +735,8 @@ static PyMethodDef methods[] = {
     {"book_shift", book_shift, METH_VARARGS,
      "book_shift(bits, lo, hi, mask, step, intercept_step, k, score, mag, live, x_l1, w_bound, "
      "x_l1_max, b_bound, tol, out) -> number of slots written to out"},
+    {"nb_add", nb_add, METH_VARARGS,
+     "nb_add(counts_row, indices, values, alpha) -> sum of log1p(values / (old counts + alpha))"},
     {"walk_scan", walk_scan, METH_VARARGS,
      "walk_scan(author, me, lo, hi, agree, agree_lo, marks, marks_are_bits, live, table, out, "
      "limit) -> number of slots written to out"},
