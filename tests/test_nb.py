@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from sum_abm.learners.base import Learner
+from sum_abm.learners.base import Learner, Sample
 from sum_abm.learners.nb import MultinomialNB
 
 
@@ -113,10 +113,12 @@ def test_compiled_count_update_equals_the_numpy_one(monkeypatch):
         with pytest.raises(ValueError, match="non-negative"):
             nb.update(bad, 1)
         assert (nb.counts.tobytes(), nb.total.tobytes(), nb.class_count.tobytes()) == before
+        # values the kernel cannot read (float32): the numpy path takes the sample
+        nb.update(Sample(np.array([3, 7], np.int32), np.array([0.5, 2.0], np.float32), None), 2)
         return nb
 
     fast, slow = learn(counted), learn(None)
-    assert len(calls) == 401  # every update (and the refused one) went through the kernel
+    assert len(calls) == 402  # every update (the refused one and the float32 one too) tried it
     for a, b in [
         (fast.counts, slow.counts),
         (fast.total, slow.total),

@@ -79,13 +79,18 @@ class MultinomialNB(Learner):
         v = s.values
         a, d = self.alpha, self.n_features
         row = self.counts[y]
-        add = _compiled.nb_add
-        if add is not None and row.flags.c_contiguous and v.dtype == np.float64:
+        add = _compiled.nb_add if row.flags.c_contiguous else None
+        if add is not None:
             # the same counts in one compiled pass (checks first, then writes); the drift term
             # from the C library's log1p (see _compiled.nb_add)
-            d_feat = add(row, s.indices, v, a)
-            idx = s.indices
-        else:
+            try:
+                d_feat = add(row, s.indices, v, a)
+                idx = s.indices
+            except (TypeError, ValueError, BufferError):
+                # arrays it cannot read (not float64 values, strided ones) or refused values,
+                # nothing written: the numpy path below decides and raises as before
+                add = None
+        if add is None:
             if len(v) and np.minimum.reduce(v) < 0:
                 raise ValueError("MultinomialNB needs non-negative features")
             # Index with intp: numpy converts int32 indices at every gather and scatter (4x slower).
