@@ -112,13 +112,15 @@ def test_compiled_count_update_equals_the_numpy_one(monkeypatch):
         before = nb.counts.tobytes(), nb.total.tobytes(), nb.class_count.tobytes()
         with pytest.raises(ValueError, match="non-negative"):
             nb.update(bad, 1)
+        with pytest.raises(IndexError, match="out of bounds"):  # numpy's error, either path
+            nb.update(Sample(np.array([1, d], np.int32), np.ones(2), None), 0)
         assert (nb.counts.tobytes(), nb.total.tobytes(), nb.class_count.tobytes()) == before
         # values the kernel cannot read (float32): the numpy path takes the sample
         nb.update(Sample(np.array([3, 7], np.int32), np.array([0.5, 2.0], np.float32), None), 2)
         return nb
 
     fast, slow = learn(counted), learn(None)
-    assert len(calls) == 402  # every update (the refused one and the float32 one too) tried it
+    assert len(calls) == 403  # every update (the refused ones and the float32 one too) tried it
     for a, b in [
         (fast.counts, slow.counts),
         (fast.total, slow.total),
@@ -128,7 +130,7 @@ def test_compiled_count_update_equals_the_numpy_one(monkeypatch):
         assert np.array_equal(a, b)
     assert np.allclose(fast.drift, slow.drift, rtol=1e-12, atol=0) and fast.drift[1] > 0
     row = fast.counts[2].copy()
-    with pytest.raises(IndexError, match="outside the counts"):
+    with pytest.raises(IndexError, match=rf"index {d} \(item 1\) outside the counts"):
         add(fast.counts[2], np.array([0, d], dtype=np.int32), np.ones(2), 0.3)
     with pytest.raises(ValueError, match="differ in length"):
         add(fast.counts[2], np.array([0, 1], dtype=np.int32), np.ones(3), 0.3)

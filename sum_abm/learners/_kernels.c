@@ -687,6 +687,7 @@ nb_add(PyObject *self, PyObject *args)
         return PyErr_NoMemory();
     }
     Py_ssize_t bad = -1;
+    int64_t bad_k = 0;
     int negative = 0;
     double d_feat = 0.0;
     Py_BEGIN_ALLOW_THREADS
@@ -696,6 +697,7 @@ nb_add(PyObject *self, PyObject *args)
         int64_t k = at(vi, j);
         if (k < 0 || k >= d) {
             bad = j;
+            bad_k = k;
             break;
         }
         if (v[j] < 0) {
@@ -713,7 +715,8 @@ nb_add(PyObject *self, PyObject *args)
     PyMem_Free(fresh);
     release(&b);
     if (bad >= 0) {
-        PyErr_Format(PyExc_IndexError, "nb_add: feature index %zd outside the counts", bad);
+        PyErr_Format(PyExc_IndexError, "nb_add: feature index %lld (item %zd) outside the counts",
+                     (long long)bad_k, bad);
         return NULL;
     }
     if (negative) {

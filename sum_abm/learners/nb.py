@@ -86,9 +86,9 @@ class MultinomialNB(Learner):
             try:
                 d_feat = add(row, s.indices, v, a)
                 idx = s.indices
-            except (TypeError, ValueError, BufferError):
-                # arrays it cannot read (not float64 values, strided ones) or refused values,
-                # nothing written: the numpy path below decides and raises as before
+            except (TypeError, ValueError, IndexError, BufferError):
+                # arrays it cannot read (not float64 values, strided ones) or a refused sample,
+                # nothing written: the numpy path below decides and raises as it always has
                 add = None
         if add is None:
             if len(v) and np.minimum.reduce(v) < 0:
