@@ -71,7 +71,9 @@ def test_bits_are_the_non_zero_entries(canonical):
 
 
 def test_numpy_passes_and_compiled_step_give_the_same_scores(monkeypatch):
-    if evaluation._KERNEL is None:
+    from sum_abm.learners import _compiled
+
+    if _compiled.bit_advance is None:
         pytest.skip("sum_abm/learners/_kernels.c was not compiled at install")
     rng = np.random.default_rng(1)
     bits = RowBits(XT)
@@ -81,11 +83,11 @@ def test_numpy_passes_and_compiled_step_give_the_same_scores(monkeypatch):
         (0.37, np.sort(rng.choice(150, 40, replace=False))),
         (-1.25, np.sort(rng.choice(150, 25, replace=False))),
     ]
-    monkeypatch.setattr(evaluation, "_KERNEL", None)
+    monkeypatch.setattr(_compiled, "bit_advance", None)
     S_np = S0.copy()
     res_np = bits.advance(groups, 0.5, S_np, y_pos, 0.8)
     monkeypatch.undo()
-    assert evaluation._KERNEL is not None
+    assert _compiled.bit_advance is not None
     S_c = S0.copy()
     res_c = bits.advance(groups, 0.5, S_c, y_pos, 0.8)
     assert np.array_equal(S_np, S_c)
@@ -119,7 +121,9 @@ def test_accuracy_after_each_update_equals_full_evaluation(monkeypatch, compiled
     # A bitset step is forced even for this small test set (no fixed cost per step value).
     monkeypatch.setattr(evaluation, "BIT_GROUP_COST", 0)
     if not compiled:
-        monkeypatch.setattr(evaluation, "_KERNEL", None)
+        from sum_abm.learners import _compiled
+
+        monkeypatch.setattr(_compiled, "bit_advance", None)
     m = make_learner(kind, 150, **params).fit(X[:200], Y[:200])
     m.set_test_set(XT, YT, per_update=compiled)
     assert m.test_accuracy() == m.score(XT, YT)
@@ -180,9 +184,10 @@ def test_update_rows_accuracy_is_the_accuracy_after_each_update(monkeypatch, com
     each, by the compiled sweep that advances the test scores itself, equals update() row by row
     and a full evaluation after each row; parameters, step counter, drift and version bit for
     bit."""
-    from sum_abm.learners import _compiled, linear
+    from sum_abm.learners import _compiled
 
-    monkeypatch.setattr(linear, "_compiled_sweep", lambda: _compiled.sgd_rows if compiled else None)
+    if not compiled:
+        monkeypatch.setattr(_compiled, "sgd_rows", None)
     if tol is not None:
         monkeypatch.setattr(evaluation, "TOL", tol)
     calls = []

@@ -85,10 +85,10 @@ def _both(sc, monkeypatch, mixed=False):
 )
 @pytest.mark.parametrize("compiled", [False, True])
 def test_batched_reward_phase_equals_single_calls(semantics, options, compiled, monkeypatch):
-    from sum_abm.learners import _compiled, linear
+    from sum_abm.learners import _compiled
 
-    sweep = _compiled.sgd_rows if compiled else None
-    monkeypatch.setattr(linear, "_compiled_sweep", lambda: sweep)
+    if not compiled:
+        monkeypatch.setattr(_compiled, "sgd_rows", None)
     over = {
         "data.train_rows": 600,
         "data.test_rows": 200,
@@ -110,10 +110,10 @@ def test_batched_reward_phase_equals_single_calls(semantics, options, compiled, 
 @pytest.mark.parametrize("name", ["reference_pm", "reference_pm_corrected"])
 @pytest.mark.parametrize("compiled", [False, True])
 def test_full_size_s3_batched_equals_single_calls(name, compiled, monkeypatch):
-    from sum_abm.learners import _compiled, linear
+    from sum_abm.learners import _compiled
 
-    sweep = _compiled.sgd_rows if compiled else None
-    monkeypatch.setattr(linear, "_compiled_sweep", lambda: sweep)
+    if not compiled:
+        monkeypatch.setattr(_compiled, "sgd_rows", None)
     fast, slow = _both(load_scenario(ROOT / "scenarios" / f"{name}.toml"), monkeypatch)
     assert fast[0].filter(pl.col("call") == "process_contribution").height > 100_000
     assert fast[0].equals(slow[0])
@@ -128,9 +128,10 @@ def test_update_rows_is_update_row_by_row(cls, levels, compiled, monkeypatch):
     """The sweep (numpy blocks, or compiled) yields the rows that changed the model and leaves
     parameters, step counter, drift and version bit for bit as :meth:`update` per row, ties at
     0 included."""
-    from sum_abm.learners import _compiled, linear
+    from sum_abm.learners import _compiled
 
-    monkeypatch.setattr(linear, "_compiled_sweep", lambda: _compiled.sgd_rows if compiled else None)
+    if not compiled:
+        monkeypatch.setattr(_compiled, "sgd_rows", None)
     rng = np.random.default_rng(5)
     n, d = 3_000, 60
     lens = rng.integers(0, 12, n)
@@ -170,7 +171,8 @@ def test_update_rows_over_scattered_ranges(cls, compiled, monkeypatch):
     passes read the market's rows in place), learned as update() learns them one by one."""
     from sum_abm.learners import _compiled, linear
 
-    monkeypatch.setattr(linear, "_compiled_sweep", lambda: _compiled.sgd_rows if compiled else None)
+    if not compiled:
+        monkeypatch.setattr(_compiled, "sgd_rows", None)
     monkeypatch.setattr(linear, "GATHER_ROWS", 37)  # the numpy path copies them in parts
     rng = np.random.default_rng(9)
     n, d = 400, 40

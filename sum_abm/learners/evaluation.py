@@ -80,9 +80,6 @@ def _interleave(starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
     return ap
 
 
-_KERNEL: Any = _compiled.bit_advance  # the compiled bitset step (None: numpy passes only)
-
-
 class RowBits:
     """The rows of a binary CSR matrix as bitsets, for exact integer overlaps with feature sets.
 
@@ -131,8 +128,9 @@ class RowBits:
         with ``S > 0`` equal to ``y_pos`` and the rows with ``|S| <= tol``."""
         masks = np.stack([self.mask(F) for _, F in groups])
         values = np.array([v for v, _ in groups])
-        if _KERNEL is not None:
-            return _KERNEL(self.rows, masks, values, float(db), S, y_pos, float(tol))
+        kernel = _compiled.bit_advance  # None: built without a C compiler, numpy passes
+        if kernel is not None:
+            return kernel(self.rows, masks, values, float(db), S, y_pos, float(tol))
         for (v, _), m in zip(groups, masks, strict=True):
             ov = self.overlaps(m)
             S += ov * v if v != 1.0 else ov

@@ -23,12 +23,6 @@ from sum_abm.learners.base import (
 GATHER_ROWS = 1024  # scattered rows copied at a time for the block sweep (memory stays bounded)
 
 
-def _compiled_sweep() -> Any:
-    """The compiled SGD sweep (:func:`sum_abm.learners._compiled.sgd_rows`), None when the
-    package was built without it."""
-    return _compiled.sgd_rows
-
-
 class _Linear(Learner):
     """``w·x + b``; class 1 when the score is > 0 (scikit-learn's rule). Two classes only."""
 
@@ -313,10 +307,10 @@ class SGDPerceptron(_Linear):
         pause: bool = True,
         ends: np.ndarray | None = None,
     ) -> Iterator[int]:
-        """:meth:`Learner.update_rows` by the compiled sweep (:func:`_compiled_sweep`), else the
-        block sweep of :class:`_Linear`. The same parameters, step counter, drift and
+        """:meth:`Learner.update_rows` by the compiled sweep (:func:`sum_abm.learners._compiled.sgd_rows`),
+        else the block sweep of :class:`_Linear`. The same parameters, step counter, drift and
         version bit for bit either way."""
-        sweep = _compiled_sweep()
+        sweep = _compiled.sgd_rows
         y = np.asarray(y)
         w = self.w
         if (
@@ -371,7 +365,7 @@ class SGDPerceptron(_Linear):
         scores (:func:`sum_abm.learners._compiled.sgd_rows_scored`) when the sweep is compiled,
         the test set and the rows are 0/1 and the labels 0/1; else the default. The same accuracies,
         parameters, step counter, drift and version bit for bit either way."""
-        sweep = _compiled_sweep()
+        sweep = _compiled.sgd_rows
         ev = self._evaluator
         y = np.asarray(y)
         n = len(y)
