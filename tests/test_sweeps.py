@@ -490,6 +490,123 @@ def test_a_local_sweep_runs_in_the_driver_and_on_ray_beside_it(tmp_path):
     assert len(got["said"]) == 1 and "1 warm Ray worker and this process" in got["said"][0]
 
 
+_HELPER = """
+import dataclasses, json, os, signal, sys, time
+from pathlib import Path
+
+from sum_abm.scenario import load_scenario
+from sum_abm.sweeps import AutoExecutor, SerialExecutor
+from sum_abm.sweeps.spec import runs_for
+from sum_abm.sweeps.store import SweepStore
+from sum_abm.sweeps.task import RunTask
+
+
+@dataclasses.dataclass(frozen=True)
+class FirstOnRay:
+    # The driver's runs wait (up to 2 s each) until an actor has begun a run (it writes the
+    # marker): Ray joins part-way on any machine. With ``die``, that actor dies there (os._exit).
+    inner: RunTask
+    marker: str
+    die: bool
+    driver: int
+
+    def warm(self):
+        self.inner.warm()
+
+    def __call__(self, run):
+        if os.getpid() == self.driver:
+            end = time.time() + 2
+            while not os.path.exists(self.marker) and time.time() < end:
+                time.sleep(0.05)
+        elif not os.path.exists(self.marker):
+            Path(self.marker).write_text(str(os.getpid()))
+            if self.die:
+                os._exit(1)
+        return self.inner(run)
+
+
+mode, out, marker = sys.argv[1], Path(sys.argv[2]), sys.argv[3]
+base = load_scenario(sys.argv[4], {"data.n_rows": 800, "run.max_time_s": 2 * 86_400})
+runs = runs_for([{"mechanism.cost_weight": w} for w in range(1, 61)], 1, 9)
+SweepStore(out)
+inner = RunTask(base, baseline=False, out=str(out))
+task = FirstOnRay(inner, marker, mode == "actor", os.getpid())
+said, outcomes, helper = [], [], None
+with AutoExecutor(workers=2, probe=False, notify=said.append) as auto:
+    for o in auto.map(task, runs):
+        outcomes.append(o)
+        if mode == "helper" and o.executor == "ray" and helper is None:
+            helper = auto.ray._proc.pid
+            os.kill(helper, signal.SIGKILL)  # the helper (and the Ray it started) dies part-way
+    kind = type(auto.ray).__name__
+serial = {o.run.run_id: o.summary for o in SerialExecutor().map(inner, runs)}
+print(json.dumps({
+    "kind": kind,
+    "ids": [o.run.run_id for o in outcomes],
+    "expected": [r.run_id for r in runs],
+    "where": [o.executor for o in outcomes],
+    "ok": all(o.ok for o in outcomes),
+    "equal": all(o.summary.equals(serial[o.run.run_id]) for o in outcomes),
+    "said": said,
+    "died": os.path.exists(marker),
+}))
+"""
+
+
+def _helper_script(tmp_path, mode: str) -> dict:
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            _HELPER,
+            mode,
+            str(tmp_path / "o"),
+            str(tmp_path / "died"),
+            str(ROOT / "scenarios" / "quickstart.toml"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert r.returncode == 0, r.stderr[-3000:]
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.ray
+def test_an_actor_of_the_ray_helper_that_dies_is_replaced_and_its_runs_retried(tmp_path):
+    """A fresh local Ray lives in a helper process: an actor that dies there is replaced, its
+    chunk's runs come back to the driver's queue and run again; every run once, equal to serial."""
+    got = _helper_script(tmp_path, "actor")
+    assert got["kind"] == "RayHelper" and got["died"]  # an actor of the helper really died
+    assert sorted(got["ids"]) == sorted(got["expected"])  # every run once
+    assert got["ok"] and got["equal"]
+
+
+@pytest.mark.ray
+def test_a_ray_helper_that_dies_leaves_its_runs_to_the_driver(tmp_path):
+    """The helper process killed part-way (SIGKILL): the driver says so in one line, takes back
+    the runs the helper had not returned and runs them itself; every run once, equal to serial."""
+    got = _helper_script(tmp_path, "helper")
+    assert got["kind"] == "RayHelper"
+    assert sorted(got["ids"]) == sorted(got["expected"]) and got["ok"] and got["equal"]
+    assert "ray" in got["where"]
+    ended = [line for line in got["said"] if "helper process ended" in line]
+    assert len(ended) == 1 and "continue in this process" in ended[0], got["said"]
+
+
+def test_the_ray_helper_starts_without_the_simulator():
+    """The helper process imports Ray, not polars or the simulator: importing its module (and the
+    sweeps package) loads neither."""
+    code = (
+        "import sys, sum_abm.sweeps.rayhelper, sum_abm.sweeps.rayworker\n"
+        "print(sorted(m for m in ('polars', 'numpy', 'sum_abm.scenario', 'sum_abm.market') "
+        "if m in sys.modules))"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "[]"
+
+
 _AT_ONCE = """
 import json, sys
 

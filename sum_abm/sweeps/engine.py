@@ -217,6 +217,45 @@ def _run_on(
         record(outcome)
 
 
+def sweep(
+    path: str | Path,
+    out: str | Path,
+    *,
+    address: str | None = None,
+    workers: int | None = None,
+    resume: bool = False,
+    serial: bool | None = None,
+    executor: Executor | None = None,
+    progress: Any = None,
+    notify: Any = None,
+) -> pl.DataFrame:
+    """Run the sweep file ``path`` into the folder ``out``; returns the runs table (one row per run).
+
+    ``address``: None = local Ray (``workers`` cores, default every core), or a cluster address;
+    ``serial=True`` runs in this process (identical results), ``executor`` on the one given (see
+    :mod:`sum_abm.sweeps.executors`); ``resume=True`` skips finished runs;
+    ``progress(done, failed, total)`` is called as runs finish; ``notify(line)`` hears where the
+    runs execute (in this process, on how many Ray workers). See ``sum-abm sweep --help``.
+    """
+    from sum_abm.sweeps.spec import load_sweep_file
+
+    sw = load_sweep_file(path)
+    return execute(
+        sw.base,
+        sw.runs,
+        Path(out),
+        sweep_text=Path(path).read_text(),
+        source=str(path),
+        address=address,
+        workers=workers,
+        resume=resume,
+        serial=serial,
+        executor=executor,
+        progress=progress,
+        notify=notify,
+    )
+
+
 __all__ = [
     "AUTH_HELP",
     "AutoExecutor",
@@ -242,5 +281,6 @@ __all__ = [
     "run_many",
     "shared_executor",
     "shutdown_ray",
+    "sweep",
     "use_executor",
 ]

@@ -13,7 +13,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import threading
 import uuid
@@ -22,6 +21,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Protocol
 
 from sum_abm.sweeps.outcome import RunOutcome, failure_row
+from sum_abm.sweeps.rayhelper import RayHelper
 from sum_abm.sweeps.raynode import (
     PINNED_THREADS,
     first_line,
@@ -29,6 +29,7 @@ from sum_abm.sweeps.raynode import (
     ray_running,
     shutdown_ray,
 )
+from sum_abm.sweeps.rayworker import Worker
 from sum_abm.sweeps.spec import RunSpec
 
 Task = Callable[[RunSpec], RunOutcome]
@@ -77,53 +78,6 @@ def chunk_size(durations: Sequence[float], remaining: int, workers: int) -> int:
         return 1
     size = min(MAX_CHUNK, int(CHUNK_S / max(median, 1e-4)) + 1)
     return max(1, min(size, remaining // (2 * max(workers, 1))))
-
-
-class _Worker:
-    """The body of a warm Ray actor: tasks are cached by key, so a task travels once per actor."""
-
-    def __init__(self, driver_node: str) -> None:
-        import ray
-
-        # One thread per pool: the environment (runtime_env) set it at process start; BLAS may
-        # have been loaded before (Ray imports numpy), so its pool is limited here as well.
-        try:
-            from threadpoolctl import threadpool_limits
-
-            self._limits = threadpool_limits(1)
-        except ImportError:  # pragma: no cover - scikit-learn brings threadpoolctl
-            self._limits = None
-        self.node_id = ray.get_runtime_context().get_node_id()
-        self.on_driver_node = self.node_id == driver_node
-        self.tasks: dict[str, Any] = {}
-
-    def _task(self, key: str, box: list[Any]) -> Any:
-        import ray
-
-        if key not in self.tasks:
-            if len(self.tasks) >= 4:
-                self.tasks.clear()
-            task = ray.get(box[0])
-            if not self.on_driver_node and getattr(task, "out", None) is not None:
-                task = dataclasses.replace(task, out=None)  # another machine: rows travel back
-            self.tasks[key] = task
-        return self.tasks[key]
-
-    def warm(self, key: str, box: list[Any]) -> str:
-        """Load the task and warm it up (imports, data); returns this actor's Ray node id."""
-        task = self._task(key, box)
-        if hasattr(task, "warm"):
-            task.warm()
-        return self.node_id
-
-    def run_chunk(self, key: str, box: list[Any], runs: list[RunSpec]) -> list[RunOutcome]:
-        task = self._task(key, box)
-        out = []
-        for run in runs:
-            outcome = task(run)
-            outcome.node_id, outcome.executor = self.node_id, "ray"
-            out.append(outcome)
-        return out
 
 
 class RayExecutor:
@@ -192,7 +146,7 @@ class RayExecutor:
             else:
                 n = int(ray.cluster_resources().get("CPU", 1))
             n = max(1, n)
-            actor = ray.remote(num_cpus=1, max_restarts=0, max_task_retries=0)(_Worker)
+            actor = ray.remote(num_cpus=1, max_restarts=0, max_task_retries=0)(Worker)
             # The pinned thread counts at the actor's process start (polars sizes its pool on
             # import): a local Ray this executor started passes them in the raylet's environment
             # (see init_ray); any other Ray gets them in the actor's runtime_env.
@@ -346,7 +300,7 @@ class AutoExecutor:
         self.address, self.workers, self.probe, self.notify = address, workers, probe, notify
         self.local = address in (None, "local")
         self.durations: list[float] = []  # measured run times (seconds), here and on Ray
-        self.ray: RayExecutor | None = None
+        self.ray: RayExecutor | RayHelper | None = None
         self._joins = False  # this process takes runs beside Ray's actors
 
     def _say(self, line: str) -> None:
@@ -399,7 +353,10 @@ class AutoExecutor:
             if not queue:
                 return
             self._joins = fresh
-            self.ray = RayExecutor(self.address, cores - 1 if fresh else self.workers)
+            if fresh:  # Ray in a helper process, so that this one keeps its core for runs
+                self.ray = RayHelper(cores - 1, notify=self.notify)
+            else:
+                self.ray = RayExecutor(self.address, self.workers)
             self.ray.durations = self.durations
             # Local: Ray starts and its actors warm up while this process keeps running runs.
             self.ray.start(task, background=self.local)

@@ -23,7 +23,7 @@ import os
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import polars as pl
 
@@ -333,3 +333,13 @@ def load_executions(out: str | Path) -> pl.DataFrame:
             }
         )
     return pl.read_ndjson(f)
+
+
+def load_sweep(out: str | Path, table: Literal["runs", "agents"] = "runs") -> pl.LazyFrame:
+    """A LazyFrame over a sweep folder: ``"runs"`` (default) has one row per finished run with the
+    parameter and summary columns; ``"agents"`` has every agent row of every run (same leading columns)."""
+    if table == "runs":
+        return load_runs(out)
+    if table == "agents":
+        return load_agents(out)
+    raise InputError(f"load_sweep: table: expected 'runs' or 'agents', got {table!r}")
