@@ -594,6 +594,135 @@ def test_a_ray_helper_that_dies_leaves_its_runs_to_the_driver(tmp_path):
     assert len(ended) == 1 and "continue in this process" in ended[0], got["said"]
 
 
+_PREPARED = """
+import json, os, sys, time
+from pathlib import Path
+
+from sum_abm.scenario import load_scenario
+from sum_abm.sweeps import AutoExecutor, executors
+from sum_abm.sweeps.spec import runs_for
+from sum_abm.sweeps.task import RunTask
+
+
+def children(pid):
+    out = []
+    for p in Path("/proc").iterdir():
+        try:
+            if p.name.isdigit() and int((p / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                out.append((p / "comm").read_text().strip())
+        except OSError:
+            pass
+    return out
+
+
+base = load_scenario(sys.argv[1], {"data.n_rows": 800, "run.max_time_s": 86_400})
+task = RunTask(base, baseline=False)
+runs = runs_for([{"mechanism.cost_weight": w} for w in range(1, 5)], 1, 3)
+got = {}
+# A helper spawned for a sweep whose runs stay here: it never starts Ray, and stops at close().
+with AutoExecutor(workers=2) as auto:
+    auto.prepare()
+    idle = auto._helper._proc
+    where = [o.executor for o in auto.map(task, runs)]
+    got["short"] = {"where": where, "ray": auto.ray is not None, "kids": children(idle.pid)}
+got["short"]["exit"] = idle.poll()
+# A long sweep's count (these 4 runs counted as many): Ray starts at once, before map(), and
+# map() adopts that helper.
+executors.START_AT_ONCE_RUNS = len(runs)
+with AutoExecutor(workers=2) as auto:
+    auto.prepare(len(runs))
+    helper = auto._helper
+    deadline = time.time() + 120
+    while "raylet" not in children(helper._proc.pid) and time.time() < deadline:
+        time.sleep(0.05)
+    got["long_kids_before_map"] = children(helper._proc.pid)
+    outcomes = list(auto.map(task, runs))
+    got["adopted"] = auto.ray is helper
+    got["ids"] = sorted(o.run.run_id for o in outcomes) == sorted(r.run_id for r in runs)
+print(json.dumps(got))
+"""
+
+
+@pytest.mark.ray
+def test_a_prepared_helper_starts_ray_only_for_a_long_sweep(tmp_path):
+    """``AutoExecutor.prepare()`` spawns the helper before the sweep is loaded: for runs that stay
+    in this process it never starts Ray and ends at close(); given a long sweep's count it starts
+    Ray at once (its raylet runs before ``map`` is called) and ``map`` uses that helper."""
+    r = subprocess.run(
+        [sys.executable, "-c", _PREPARED, str(ROOT / "scenarios" / "quickstart.toml")],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert r.returncode == 0, r.stderr[-3000:]
+    got = json.loads(r.stdout.strip().splitlines()[-1])
+    short = got["short"]
+    assert set(short["where"]) == {"driver"} and not short["ray"]
+    assert short["kids"] == [] and short["exit"] == 0  # no Ray process; stopped at close()
+    assert "raylet" in got["long_kids_before_map"]
+    assert got["adopted"] and got["ids"]
+
+
+_NOT_STARTED = """
+import json, sys, tempfile
+from collections import deque
+from pathlib import Path
+
+from sum_abm.scenario import load_scenario
+from sum_abm.sweeps.rayhelper import RayHelper
+from sum_abm.sweeps.spec import runs_for
+from sum_abm.sweeps.task import RunTask
+
+# A task class only this process can import: the helper's actors fail to load it while warming up.
+d = Path(tempfile.mkdtemp())
+(d / "driver_only_task.py").write_text(
+    "import dataclasses\\n"
+    "from sum_abm.sweeps.task import RunTask\\n\\n"
+    "@dataclasses.dataclass(frozen=True)\\n"
+    "class DriverOnly:\\n"
+    "    inner: RunTask\\n\\n"
+    "    def __call__(self, run):\\n"
+    "        return self.inner(run)\\n"
+)
+sys.path.insert(0, str(d))
+from driver_only_task import DriverOnly
+
+base = load_scenario(sys.argv[1], {"data.n_rows": 800, "run.max_time_s": 86_400})
+runs = runs_for([{"mechanism.cost_weight": w} for w in range(1, 5)], 1, 3)
+said = []
+helper = RayHelper(1, notify=said.append)
+task = DriverOnly(RunTask(base, baseline=False))
+helper.start(task)
+queue = deque(runs)
+chunks = helper.chunks(task, queue, others=1)  # waits until the helper has answered
+chunks.fill()
+left = [len(queue), chunks.busy, chunks.collect(block=True)]
+proc = helper._proc
+helper.close()
+print(json.dumps({"said": said, "left": left, "exit": proc.returncode}))
+"""
+
+
+@pytest.mark.ray
+def test_a_local_ray_that_does_not_start_leaves_the_runs_to_the_driver(tmp_path):
+    """The helper's actors cannot warm up (the task's module exists only in the driver): the
+    driver hears why in one line, and the chunks object takes no run, so the driver runs them."""
+    r = subprocess.run(
+        [sys.executable, "-c", _NOT_STARTED, str(ROOT / "scenarios" / "quickstart.toml")],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert r.returncode == 0, r.stderr[-3000:]
+    got = json.loads(r.stdout.strip().splitlines()[-1])
+    assert len(got["said"]) == 1, got["said"]
+    assert got["said"][0].startswith("local Ray did not start (")
+    assert "driver_only_task" in got["said"][0]  # why: the module the actors could not import
+    assert got["said"][0].endswith("the runs continue in this process")
+    assert got["left"] == [4, True, []]  # every run still queued, for the driver
+    assert got["exit"] == 1  # the helper said why, stopped its Ray and exited
+
+
 def test_the_ray_helper_starts_without_the_simulator():
     """The helper process imports Ray, not polars or the simulator: importing its module (and the
     sweeps package) loads neither."""

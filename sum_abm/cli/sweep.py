@@ -38,26 +38,37 @@ def register(app: typer.Typer) -> None:
         Exit status: 0 when every run finished, 1 when some raised (see failures.parquet),
         2 for bad input, 130 when interrupted (the folder resumes with --resume).
         """
-        from sum_abm.bundled import resolve
-        from sum_abm.sweeps import load_sweep_file
-        from sum_abm.sweeps.engine import check_address, check_out, init_ray, shutdown_ray
-        from sum_abm.sweeps.store import folder_lock
+        import contextlib
 
-        sweep_file = resolve(sweep_file, "sweep")
-        sw = load_sweep_file(sweep_file)
-        # One sweep per folder: a second driver is refused in one line (the lock dies with its
-        # process, so a killed driver leaves nothing stuck); bad input answers before any output.
-        with folder_lock(out):
-            check_out(out, resume, sw.base)
-            connected = False
-            if address and not serial:
-                check_address(address)
-                connected = init_ray(address, None)  # a refused driver (token auth): one line
-            try:
-                _run(sw, sweep_file, out, address, workers, resume, serial)
-            finally:
-                if connected:
-                    shutdown_ray()
+        from sum_abm.sweeps.executors import prepared_auto
+
+        # A local sweep's Ray helper process starts first: it imports Ray while this process
+        # loads the simulator and the sweep (it stops unused if the runs stay here).
+        early = prepared_auto(address, workers, True if serial else None)
+        with early or contextlib.nullcontext():
+            from sum_abm.bundled import resolve
+            from sum_abm.sweeps import load_sweep_file
+            from sum_abm.sweeps.engine import check_address, check_out, init_ray, shutdown_ray
+            from sum_abm.sweeps.store import folder_lock
+
+            sweep_file = resolve(sweep_file, "sweep")
+            sw = load_sweep_file(sweep_file)
+            if early is not None and not resume:
+                early.prepare(len(sw.runs))  # a long sweep: Ray starts now
+            # One sweep per folder: a second driver is refused in one line (the lock dies with
+            # its process, so a killed driver leaves nothing stuck); bad input answers before
+            # any output.
+            with folder_lock(out):
+                check_out(out, resume, sw.base)
+                connected = False
+                if address and not serial:
+                    check_address(address)
+                    connected = init_ray(address, None)  # a refused driver (token auth): one line
+                try:
+                    _run(sw, sweep_file, out, address, workers, resume, serial, early)
+                finally:
+                    if connected:
+                        shutdown_ray()
 
     def _run(
         sw,
@@ -67,6 +78,7 @@ def register(app: typer.Typer) -> None:
         workers: int | None,
         resume: bool,
         serial: bool,
+        early,
     ) -> None:
         import time
 
@@ -81,6 +93,8 @@ def register(app: typer.Typer) -> None:
         )
         t0 = time.perf_counter()
         with runs_bar(console, sw.spec.name, len(sw.runs)) as bar:
+            if early is not None:
+                early.notify = bar.say
             try:
                 table = execute(
                     sw.base,
@@ -92,6 +106,7 @@ def register(app: typer.Typer) -> None:
                     workers=workers,
                     resume=resume,
                     serial=True if serial else None,
+                    executor=early,
                     progress=bar,
                     notify=bar.say,
                 )

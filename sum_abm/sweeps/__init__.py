@@ -16,15 +16,18 @@ polars, the scenarios and the simulator.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    import polars as pl
+
     from sum_abm.sweeps.engine import (
         execute,
         run_many,
         shared_executor,
-        sweep,
         use_executor,
     )
     from sum_abm.sweeps.executors import AutoExecutor, Executor, RayExecutor, SerialExecutor
@@ -43,7 +46,6 @@ _HOME = {
     "execute": "engine",
     "run_many": "engine",
     "shared_executor": "engine",
-    "sweep": "engine",
     "use_executor": "engine",
     "AutoExecutor": "executors",
     "Executor": "executors",
@@ -61,6 +63,56 @@ _HOME = {
     "load_runs": "store",
     "load_sweep": "store",
 }
+
+
+def sweep(
+    path: str | Path,
+    out: str | Path,
+    *,
+    address: str | None = None,
+    workers: int | None = None,
+    resume: bool = False,
+    serial: bool | None = None,
+    executor: Executor | None = None,
+    progress: Any = None,
+    notify: Any = None,
+) -> pl.DataFrame:
+    """Run the sweep file ``path`` into the folder ``out``; returns the runs table (one row per run).
+
+    ``address``: None = local Ray (``workers`` cores, default every core), or a cluster address;
+    ``serial=True`` runs in this process (identical results), ``executor`` on the one given (see
+    :mod:`sum_abm.sweeps.executors`); ``resume=True`` skips finished runs;
+    ``progress(done, failed, total)`` is called as runs finish; ``notify(line)`` hears where the
+    runs execute (in this process, on how many Ray workers). See ``sum-abm sweep --help``.
+    """
+    from sum_abm.sweeps.executors import current_executor, prepared_auto
+
+    # A local Ray's helper process starts first: it imports Ray while this one loads the sweep.
+    chosen = executor or current_executor()
+    early = prepared_auto(address, workers, serial) if chosen is None else None
+    with early or contextlib.nullcontext():
+        from sum_abm.sweeps.engine import execute
+        from sum_abm.sweeps.spec import load_sweep_file
+
+        sw = load_sweep_file(path)
+        if early is not None:
+            early.notify = notify
+            if not resume:
+                early.prepare(len(sw.runs))
+        return execute(
+            sw.base,
+            sw.runs,
+            Path(out),
+            sweep_text=Path(path).read_text(),
+            source=str(path),
+            address=address,
+            workers=workers,
+            resume=resume,
+            serial=serial,
+            executor=chosen or early,
+            progress=progress,
+            notify=notify,
+        )
 
 
 def __getattr__(name: str) -> Any:

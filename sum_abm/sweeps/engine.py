@@ -22,7 +22,6 @@ one run as a task and its outcome in :mod:`sum_abm.sweeps.task`, the executors i
 from __future__ import annotations
 
 import contextlib
-import contextvars
 import dataclasses
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -37,6 +36,8 @@ from sum_abm.sweeps.executors import (
     RayExecutor,
     SerialExecutor,
     chunk_size,
+    current_executor,
+    use_executor,
 )
 from sum_abm.sweeps.outcome import RunOutcome, failure_row
 from sum_abm.sweeps.raynode import (
@@ -65,20 +66,6 @@ from sum_abm.sweeps.task import RunTask
 Progress = Callable[[int, int, int], None]  # (done, failed, total)
 Notify = Callable[[str], None]
 
-_SCOPED: contextvars.ContextVar[Executor | None] = contextvars.ContextVar("executor", default=None)
-
-
-@contextlib.contextmanager
-def use_executor(executor: Executor) -> Iterator[Executor]:
-    """Every sweep started in the block (``execute``, ``run_many``, a game) runs on ``executor``
-    unless it names another: ``with use_executor(SerialExecutor()): run_game(...)`` keeps a game in
-    this process; one :class:`RayExecutor` shared by many ``run_many`` calls keeps its warm workers."""
-    token = _SCOPED.set(executor)
-    try:
-        yield executor
-    finally:
-        _SCOPED.reset(token)
-
 
 @contextlib.contextmanager
 def shared_executor(address: str | None = None, workers: int | None = None) -> Iterator[Executor]:
@@ -86,7 +73,7 @@ def shared_executor(address: str | None = None, workers: int | None = None) -> I
     frontier's bisection steps): the one set with :func:`use_executor` if any, else an
     :class:`AutoExecutor` whose Ray, once a sweep is long enough to start it, serves the rest of
     the block and stops at its end."""
-    current = _SCOPED.get()
+    current = current_executor()
     if current is not None:
         yield current
         return
@@ -191,7 +178,7 @@ def execute(
 
         if todo:
             task = RunTask(base, baseline)
-            chosen = executor or _SCOPED.get() or (SerialExecutor() if serial else None)
+            chosen = executor or current_executor() or (SerialExecutor() if serial else None)
             if chosen is not None:
                 _run_on(chosen, task, todo, out, record)
             else:
@@ -215,45 +202,6 @@ def _run_on(
 ) -> None:
     for outcome in executor.map(_for(executor, task, out), todo):
         record(outcome)
-
-
-def sweep(
-    path: str | Path,
-    out: str | Path,
-    *,
-    address: str | None = None,
-    workers: int | None = None,
-    resume: bool = False,
-    serial: bool | None = None,
-    executor: Executor | None = None,
-    progress: Any = None,
-    notify: Any = None,
-) -> pl.DataFrame:
-    """Run the sweep file ``path`` into the folder ``out``; returns the runs table (one row per run).
-
-    ``address``: None = local Ray (``workers`` cores, default every core), or a cluster address;
-    ``serial=True`` runs in this process (identical results), ``executor`` on the one given (see
-    :mod:`sum_abm.sweeps.executors`); ``resume=True`` skips finished runs;
-    ``progress(done, failed, total)`` is called as runs finish; ``notify(line)`` hears where the
-    runs execute (in this process, on how many Ray workers). See ``sum-abm sweep --help``.
-    """
-    from sum_abm.sweeps.spec import load_sweep_file
-
-    sw = load_sweep_file(path)
-    return execute(
-        sw.base,
-        sw.runs,
-        Path(out),
-        sweep_text=Path(path).read_text(),
-        source=str(path),
-        address=address,
-        workers=workers,
-        resume=resume,
-        serial=serial,
-        executor=executor,
-        progress=progress,
-        notify=notify,
-    )
 
 
 __all__ = [
@@ -281,6 +229,6 @@ __all__ = [
     "run_many",
     "shared_executor",
     "shutdown_ray",
-    "sweep",
+    "current_executor",
     "use_executor",
 ]

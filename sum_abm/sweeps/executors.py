@@ -13,14 +13,15 @@
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import os
 import threading
 import uuid
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from sum_abm.sweeps.outcome import RunOutcome, failure_row
 from sum_abm.sweeps.rayhelper import RayHelper
 from sum_abm.sweeps.raynode import (
     PINNED_THREADS,
@@ -30,9 +31,12 @@ from sum_abm.sweeps.raynode import (
     shutdown_ray,
 )
 from sum_abm.sweeps.rayworker import Worker
-from sum_abm.sweeps.spec import RunSpec
 
-Task = Callable[[RunSpec], RunOutcome]
+if TYPE_CHECKING:  # light to import: a command can prepare() a local Ray before loading the sweep
+    from sum_abm.sweeps.outcome import RunOutcome
+    from sum_abm.sweeps.spec import RunSpec
+
+Task = Callable[["RunSpec"], "RunOutcome"]
 
 CHUNK_S = 0.25  # seconds of work per chunk: a chunk's round trip (~1-2 ms) stays under 1 %
 MAX_CHUNK = 256
@@ -216,6 +220,8 @@ class RayExecutor:
         return Chunks(self, task, queue, others)
 
     def _failed(self, run: RunSpec, exc: BaseException) -> RunOutcome:
+        from sum_abm.sweeps.outcome import RunOutcome, failure_row
+
         fail = failure_row(run, type(exc).__name__, first_line(exc), str(exc))
         return RunOutcome(run, failure=fail, executor=self.name)
 
@@ -301,7 +307,24 @@ class AutoExecutor:
         self.local = address in (None, "local")
         self.durations: list[float] = []  # measured run times (seconds), here and on Ray
         self.ray: RayExecutor | RayHelper | None = None
+        self._helper: RayHelper | None = None  # spawned by prepare(), not yet used
         self._joins = False  # this process takes runs beside Ray's actors
+
+    def _cores(self) -> int:
+        return self.workers or os.cpu_count() or 1
+
+    def prepare(self, runs: int | None = None) -> None:
+        """For a local sweep about to be loaded: spawn the helper process of a local Ray now, so
+        that it imports Ray while this process loads the sweep; with ``runs`` (the sweep's count),
+        start Ray at once when :meth:`map` would (``START_AT_ONCE_RUNS`` runs or more). Costs the
+        helper's import (about 0.4 s of the other core) when the runs end up in this process."""
+        if not self.local or self.ray is not None or self._cores() < 2 or ray_running():
+            return
+        if self._helper is None:
+            self._helper = RayHelper(self._cores() - 1, notify=self.notify)
+            self._helper.spawn()
+        if runs is not None and (runs >= START_AT_ONCE_RUNS or not self.probe):
+            self._helper.begin()
 
     def _say(self, line: str) -> None:
         if self.notify:
@@ -338,7 +361,7 @@ class AutoExecutor:
     def map(self, task: Task, runs: Sequence[RunSpec]) -> Iterator[RunOutcome]:
         queue = deque(runs)
         if self.ray is None:
-            cores = self.workers or os.cpu_count() or 1
+            cores = self._cores()
             fresh = self.local and not ray_running()
             stay = False
             if fresh and cores < 2:
@@ -354,7 +377,9 @@ class AutoExecutor:
                 return
             self._joins = fresh
             if fresh:  # Ray in a helper process, so that this one keeps its core for runs
-                self.ray = RayHelper(cores - 1, notify=self.notify)
+                helper, self._helper = self._helper, None
+                self.ray = helper or RayHelper(cores - 1, notify=self.notify)
+                self.ray.notify = self.notify
             else:
                 self.ray = RayExecutor(self.address, self.workers)
             self.ray.durations = self.durations
@@ -382,6 +407,9 @@ class AutoExecutor:
 
     def close(self) -> None:
         """Stop the actors, and Ray if this executor started it."""
+        if self._helper is not None:  # spawned, never used: the runs stayed here
+            helper, self._helper = self._helper, None
+            helper.close()
         if self.ray is not None:
             ray_ex, self.ray = self.ray, None
             ray_ex.close()
@@ -391,6 +419,39 @@ class AutoExecutor:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+_SCOPED: contextvars.ContextVar[Executor | None] = contextvars.ContextVar("executor", default=None)
+
+
+@contextlib.contextmanager
+def use_executor(executor: Executor) -> Iterator[Executor]:
+    """Every sweep started in the block (``execute``, ``run_many``, a game) runs on ``executor``
+    unless it names another: ``with use_executor(SerialExecutor()): run_game(...)`` keeps a game in
+    this process; one :class:`RayExecutor` shared by many ``run_many`` calls keeps its warm workers."""
+    token = _SCOPED.set(executor)
+    try:
+        yield executor
+    finally:
+        _SCOPED.reset(token)
+
+
+def current_executor() -> Executor | None:
+    """The executor set for the current block with :func:`use_executor`, if any."""
+    return _SCOPED.get()
+
+
+def prepared_auto(
+    address: str | None, workers: int | None, serial: bool | None
+) -> AutoExecutor | None:
+    """The executor of a sweep not yet loaded, made now: an :class:`AutoExecutor` whose local Ray
+    helper imports Ray while the caller loads the sweep (:meth:`AutoExecutor.prepare`); the caller
+    closes it. None for a serial sweep or a cluster's (the engine chooses as usual)."""
+    if serial or address not in (None, "local"):
+        return None
+    ex = AutoExecutor(address, workers, probe=serial is None)
+    ex.prepare()
+    return ex
 
 
 class Chunks:
