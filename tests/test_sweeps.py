@@ -625,7 +625,7 @@ with AutoExecutor(workers=2) as auto:
     idle = auto._helper._proc
     where = [o.executor for o in auto.map(task, runs)]
     got["short"] = {"where": where, "ray": auto.ray is not None, "kids": children(idle.pid)}
-got["short"]["exit"] = idle.poll()
+got["short"]["exit"] = idle.wait(timeout=60)  # close() returns at once; the helper then exits
 # A long sweep's count (these 4 runs counted as many): Ray starts at once, before map(), and
 # map() adopts that helper.
 executors.START_AT_ONCE_RUNS = len(runs)
@@ -699,7 +699,7 @@ chunks.fill()
 left = [len(queue), chunks.busy, chunks.collect(block=True)]
 proc = helper._proc
 helper.close()
-print(json.dumps({"said": said, "left": left, "exit": proc.returncode}))
+print(json.dumps({"said": said, "left": left, "exit": proc.wait(timeout=60)}))
 """
 
 

@@ -41,6 +41,7 @@ from typing import Any
 # chunk from the driver waits at most this long (each actor has a second chunk queued meanwhile).
 POLL_S = 0.02
 MAX_TASKS = 4  # tasks kept in the object store at once (a game's successive sweeps)
+_EXITING: list[subprocess.Popen] = []  # closed helpers still stopping their Ray: reaped later
 
 
 class RayHelper:
@@ -73,6 +74,7 @@ class RayHelper:
         self._error: str | None = None
         self._next_key = 0
         self._begun = False
+        self._relayed: Relayed | None = None  # the chunks of the current sweep
 
     # -- start-up ---------------------------------------------------------------------------
     def spawn(self) -> None:
@@ -183,26 +185,32 @@ class RayHelper:
         key, payload = self._key(task)
         if payload is not None:
             self._send(("task", key, payload))
-        return Relayed(self, key, queue, others)
+        self._relayed = Relayed(self, key, queue, others)
+        return self._relayed
 
     def close(self) -> None:
-        """Tell the helper to stop Ray and exit; wait for it (at most 30 s, then kill it)."""
+        """Tell the helper to stop Ray and exit. With chunks still in flight (an interrupted
+        sweep), wait for it (at most 30 s, then kill it), so that no actor writes into the sweep
+        folder once this returns; otherwise return at once: the helper stops Ray on its own
+        (0.1-0.3 s) while this process goes on."""
         proc, self._proc = self._proc, None
         if proc is None:
             return
         self._send(("close",))
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        if self._relayed is not None and self._relayed.in_flight:
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        _EXITING[:] = [p for p in _EXITING if p.poll() is None] + [proc]  # reaped when done
         if self._conn is not None:
             self._conn.close()
             self._conn = None
         if self._stderr is not None:
             self._stderr.close()
             self._stderr = None
-        self._ready, self._keys, self._begun = False, {}, False
+        self._ready, self._keys, self._begun, self._relayed = False, {}, False, None
 
     def __enter__(self) -> RayHelper:
         return self
