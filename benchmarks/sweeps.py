@@ -10,8 +10,9 @@ invocation, so that the ratios hold on a shared machine:
 1. whole process: ``sum-abm sweep FILE --serial`` against ``sum-abm sweep FILE`` (every core), each
    a fresh process timed from launch to exit; the two tables must be equal; serial and parallel
    alternate for ``--rounds`` rounds and the best of each counts; with the CPU seconds of each
-   side's processes (the driver, Ray's workers, Ray's own processes), steadier than the clock on a
-   shared machine;
+   side's processes (the driver, Ray's workers, Ray's own processes with the helper process that
+   owns the local Ray), steadier than the clock on a shared machine (sampled while the driver
+   runs: a helper stopping its Ray after the driver has exited is not counted);
 2. whole sweep through the Python API (``sum_abm.sweep``), each in a fresh process, timed from the
    call to its return: data loading, Ray's start-up and the workers' warm-up included; with a
    breakdown of the parallel one (this process alone until Ray's warm workers join, both
@@ -93,7 +94,8 @@ def timed(cmd: list[str], cpu: dict[str, float] | None = None) -> tuple[float, s
 
 def cpu_kind(pid: int, name: str, root: int) -> str:
     """Which part of a sweep a process is: the driver, a Ray worker (``ray::`` named after the
-    actor), or one of Ray's own processes (GCS, raylet, agents, and any monitor)."""
+    actor), or one of Ray's own processes (GCS, raylet, agents, any monitor, and the helper process
+    that owns a local Ray)."""
     if pid == root:
         return "driver"
     if name.startswith("ray::") and "Agent" not in name and not name.startswith("ray::Runtime"):
