@@ -24,7 +24,7 @@ from sum_abm.scenario import load_scenario
 from sum_abm.sweeps import (
     RayExecutor,
     SerialExecutor,
-    executors,
+    chunking,
     load_agents,
     load_executions,
     load_failures,
@@ -141,13 +141,13 @@ def test_expansion_ids_and_seeds_are_stable():
 
 
 def test_chunk_size_follows_measured_run_times():
-    cs = executors.chunk_size
+    cs = chunking.chunk_size
     assert cs([], 1000, 2) == 1  # nothing measured yet: one run per chunk
     assert cs([0.5, 0.4, 0.6], 1000, 2) == 1  # long runs (>= 0.25 s): one run per chunk
     assert cs([0.05] * 10, 1000, 2) == 6  # 50 ms runs: 0.25 s of work (+1) per chunk
     assert cs([0.05] * 10, 20, 2) == 5  # the tail: at least two chunks per worker remain
     assert cs([0.05] * 10, 3, 2) == 1
-    assert cs([1e-6] * 10, 10**6, 2) == executors.MAX_CHUNK
+    assert cs([1e-6] * 10, 10**6, 2) == chunking.MAX_CHUNK
     assert cs([9.0] * 64 + [0.01] * 65, 1000, 2) == 26  # the median of the last 64 runs counts
 
 
@@ -304,7 +304,7 @@ def test_short_runs_travel_in_chunks_with_identical_results(tmp_path, ray_local,
     )
     points = [{"mechanism.cost_weight": w} for w in range(1, 25)]
     serial = run_many(base, points, tmp_path / "serial", root_seed=2, serial=True, baseline=False)
-    monkeypatch.setattr(executors, "CHUNK_S", 10.0)  # every run counts as short here
+    monkeypatch.setattr(chunking, "CHUNK_S", 10.0)  # every run counts as short here
     steps = []
     ex = RayExecutor()
     chunked = run_many(

@@ -22,6 +22,7 @@ from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
+from sum_abm.sweeps.chunking import IN_FLIGHT_PER_WORKER, chunk_size
 from sum_abm.sweeps.rayhelper import RayHelper
 from sum_abm.sweeps.raynode import (
     PINNED_THREADS,
@@ -37,10 +38,6 @@ if TYPE_CHECKING:  # light to import: a command can prepare() a local Ray before
     from sum_abm.sweeps.spec import RunSpec
 
 Task = Callable[["RunSpec"], "RunOutcome"]
-
-CHUNK_S = 0.25  # seconds of work per chunk: a chunk's round trip (~1-2 ms) stays under 1 %
-MAX_CHUNK = 256
-IN_FLIGHT_PER_WORKER = 2  # one chunk running, one queued: a worker never waits for the driver
 
 
 class Executor(Protocol):
@@ -68,20 +65,6 @@ class SerialExecutor:
 
     def close(self) -> None:
         return None
-
-
-def chunk_size(durations: Sequence[float], remaining: int, workers: int) -> int:
-    """How many runs the next chunk carries: 1 before any run was measured or when runs last
-    ``CHUNK_S`` or more; else about ``CHUNK_S`` seconds of runs (median of the last 64), never so
-    many that the tail leaves workers idle (at least two chunks per worker for what remains)."""
-    if not durations:
-        return 1
-    recent = sorted(durations[-64:])
-    median = recent[len(recent) // 2]
-    if median >= CHUNK_S:
-        return 1
-    size = min(MAX_CHUNK, int(CHUNK_S / max(median, 1e-4)) + 1)
-    return max(1, min(size, remaining // (2 * max(workers, 1))))
 
 
 class RayExecutor:

@@ -37,6 +37,8 @@ from collections.abc import Callable, Sequence
 from multiprocessing.connection import Connection, Pipe
 from typing import Any
 
+from sum_abm.sweeps.chunking import IN_FLIGHT_PER_WORKER, chunk_size
+
 # The helper relays what finished at least this often (seconds) while chunks are in flight; a new
 # chunk from the driver waits at most this long (each actor has a second chunk queued meanwhile).
 POLL_S = 0.02
@@ -222,7 +224,7 @@ class RayHelper:
 class Relayed:
     """The chunks in flight at a :class:`RayHelper`, fed from a queue of runs that other
     consumers (the driver) share: at most ``IN_FLIGHT_PER_WORKER`` chunks per actor, sized by
-    :func:`sum_abm.sweeps.executors.chunk_size` for every consumer."""
+    the shared :func:`sum_abm.sweeps.chunking.chunk_size` for every consumer."""
 
     def __init__(self, helper: RayHelper, key: str, queue: deque, others: int) -> None:
         self.helper, self.key, self.queue, self.others = helper, key, queue, others
@@ -238,8 +240,6 @@ class Relayed:
     def fill(self) -> None:
         """Send chunks until every actor has its share in flight (or the queue is empty)."""
         import cloudpickle
-
-        from sum_abm.sweeps.executors import IN_FLIGHT_PER_WORKER, chunk_size
 
         h, queue = self.helper, self.queue
         if h._conn is None:
