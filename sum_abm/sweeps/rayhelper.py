@@ -132,8 +132,8 @@ class RayHelper:
             return False
 
     def ready(self) -> bool:
-        """True once the actors are warm, or the start failed (then :meth:`chunks` raises); never
-        blocks."""
+        """True once the actors are warm, or the start failed (then :meth:`chunks` says why and
+        leaves every run to the driver); never blocks."""
         if self._ready or self._error is not None:
             return True
         conn = self._conn
