@@ -723,6 +723,78 @@ def test_a_local_ray_that_does_not_start_leaves_the_runs_to_the_driver(tmp_path)
     assert got["exit"] == 1  # the helper said why, stopped its Ray and exited
 
 
+_TWO_TASKS = """
+import dataclasses, json, os, sys, time
+from pathlib import Path
+
+from sum_abm.scenario import load_scenario
+from sum_abm.sweeps import AutoExecutor, SerialExecutor
+from sum_abm.sweeps.spec import runs_for
+from sum_abm.sweeps.task import RunTask
+
+
+@dataclasses.dataclass(frozen=True)
+class FirstOnRay:
+    # The driver's runs wait (up to 2 s each) until an actor has begun a run of this task.
+    inner: RunTask
+    marker: str
+    driver: int
+
+    def __call__(self, run):
+        if os.getpid() == self.driver:
+            end = time.time() + 2
+            while not os.path.exists(self.marker) and time.time() < end:
+                time.sleep(0.05)
+        elif not os.path.exists(self.marker):
+            Path(self.marker).touch()
+        return self.inner(run)
+
+
+tmp = Path(sys.argv[2])
+runs = runs_for([{"mechanism.cost_weight": w} for w in range(1, 13)], 1, 5)
+got = []
+with AutoExecutor(workers=2, probe=False) as auto:
+    helpers = []
+    for k, days in enumerate((1, 2)):  # two sweeps, two tasks (a game's successive profiles)
+        base = load_scenario(sys.argv[1], {"data.n_rows": 800, "run.max_time_s": days * 86_400})
+        inner = RunTask(base, baseline=False)
+        task = FirstOnRay(inner, str(tmp / f"m{k}"), os.getpid())
+        outcomes = list(auto.map(task, runs))
+        serial = {o.run.run_id: o.summary for o in SerialExecutor().map(inner, runs)}
+        helpers.append(id(auto.ray))
+        got.append({
+            "once": sorted(o.run.run_id for o in outcomes) == sorted(r.run_id for r in runs),
+            "equal": all(o.ok and o.summary.equals(serial[o.run.run_id]) for o in outcomes),
+            "ray": sum(o.executor == "ray" for o in outcomes),
+            "kind": type(auto.ray).__name__,
+        })
+print(json.dumps({"sweeps": got, "one_helper": len(set(helpers)) == 1}))
+"""
+
+
+@pytest.mark.ray
+def test_one_ray_helper_serves_successive_sweeps_with_their_own_tasks(tmp_path):
+    """A game's successive sweeps share one fresh local Ray: the helper takes each new task, its
+    actors run each sweep's runs with that sweep's task, results equal to serial ones."""
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            _TWO_TASKS,
+            str(ROOT / "scenarios" / "quickstart.toml"),
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert r.returncode == 0, r.stderr[-3000:]
+    got = json.loads(r.stdout.strip().splitlines()[-1])
+    assert got["one_helper"]
+    for s in got["sweeps"]:
+        assert s["kind"] == "RayHelper" and s["once"] and s["equal"] and s["ray"] >= 1, got
+
+
 def test_the_ray_helper_starts_without_the_simulator():
     """The helper process imports Ray, not polars or the simulator: importing its module (and the
     sweeps package) loads neither."""
