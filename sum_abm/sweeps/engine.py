@@ -10,13 +10,15 @@ the runs table built from the returned rows. Where the runs execute:
   (unless the sweep has ``START_AT_ONCE_RUNS`` runs or more: then Ray starts at once);
   when what remains is too short for Ray to win (under ``IN_PROCESS_BELOW_S`` seconds of work)
   the sweep finishes here and says so; else this process stays one of the workers for the whole
-  sweep while Ray starts in the background with one warm actor per other core, which join as soon
-  as they are ready. With ``address``, a Ray cluster's actors. :func:`shared_executor` keeps one
+  sweep while a local Ray starts in a helper process with one warm actor per other core, which
+  join as soon as they are ready (``sum-abm sweep`` and :func:`sum_abm.sweep` spawn that helper
+  before they load the sweep: :func:`~sum_abm.sweeps.executors.prepared_auto`). With ``address``, a Ray cluster's actors. :func:`shared_executor` keeps one
   for many sweeps (a game's), so that Ray starts once.
 
 Storage (parts, manifest, failures, executions log, loaders) lives in :mod:`sum_abm.sweeps.store`,
 one run as a task and its outcome in :mod:`sum_abm.sweeps.task`, the executors in
-:mod:`sum_abm.sweeps.executors`.
+:mod:`sum_abm.sweeps.executors` (the local Ray's helper process in :mod:`sum_abm.sweeps.rayhelper`,
+the actors' body in :mod:`sum_abm.sweeps.rayworker`, chunk sizes in :mod:`sum_abm.sweeps.chunking`).
 """
 
 from __future__ import annotations

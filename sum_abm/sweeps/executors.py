@@ -6,7 +6,11 @@
   from the measured run times (about ``CHUNK_S`` seconds of work per chunk, one run per chunk for
   long runs). Every run still returns its own outcome; a run that raises comes back as a failure
   and the sweep goes on; an actor that dies is replaced and the runs of its unfinished chunks are
-  retried (runs whose parts it had written are not run again).
+  retried (runs whose parts it had written are not run again). It runs Ray in this process: a
+  cluster's driver, or a Ray this process already runs.
+- :class:`AutoExecutor` chooses: this process, or this process and a fresh local Ray's actors,
+  that Ray living in a helper process (:class:`sum_abm.sweeps.rayhelper.RayHelper`, the same
+  actors, chunks and retries), or a cluster's actors through a :class:`RayExecutor`.
 
 ``map`` yields :class:`RunOutcome` objects as runs finish, in no particular order.
 """
@@ -264,10 +268,11 @@ class AutoExecutor:
     Local (``address`` None): the first runs execute in this process and are timed; when what
     remains is under ``IN_PROCESS_BELOW_S`` seconds of work, the rest stays here too (``notify``
     says so); a sweep of ``START_AT_ONCE_RUNS`` runs or more skips that timing. Else this process
-    stays one of the sweep's workers for the whole sweep while a local
-    Ray starts in the background with one warm actor per other core (``workers`` cores in all,
-    default every core); the actors take chunks as soon as they are warm, and the tail is sized so
-    that all finish together. A Ray this process did not start (a notebook's) takes every run once
+    stays one of the sweep's workers for the whole sweep while a local Ray starts in a helper
+    process (:mod:`sum_abm.sweeps.rayhelper`: this interpreter never imports Ray) with one warm
+    actor per other core (``workers`` cores in all, default every core); the actors take chunks as
+    soon as they are warm, and the tail is sized so that all finish together. :meth:`prepare`
+    spawns that helper before the sweep is loaded. A Ray this process did not start (a notebook's) takes every run once
     its actors are warm. ``probe=False``: Ray whatever the runs' length. With ``address``: the
     cluster's actors take every run.
 
