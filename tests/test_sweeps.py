@@ -403,8 +403,53 @@ def test_a_worker_that_dies_is_replaced_and_its_runs_retried_once(tmp_path, ray_
     assert all(o.summary.equals(serial[o.run.run_id]) for o in outcomes)
 
 
-_BESIDE = """
-import dataclasses, json, os, sys, time
+def _script(code: str, *args: str) -> dict:
+    """Run ``code`` in a fresh interpreter (``python -c code args...``); its last line, as JSON."""
+    r = subprocess.run(
+        [sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=600
+    )
+    assert r.returncode == 0, r.stderr[-3000:]
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+# The task class of the subprocess scripts below (pickled by value: it lives in their __main__).
+_FIRST_ON_RAY = """
+import dataclasses, os, time
+from pathlib import Path
+
+from sum_abm.sweeps.task import RunTask
+
+
+@dataclasses.dataclass(frozen=True)
+class FirstOnRay:
+    # The driver's runs wait (up to 2 s each) until a Ray actor has begun a run (it writes the
+    # marker): Ray joins part-way on any machine, however slowly Ray starts there. With ``die``,
+    # that actor dies there (os._exit): a crashed worker.
+    inner: RunTask
+    marker: str
+    driver: int
+    die: bool = False
+
+    def warm(self):
+        self.inner.warm()
+
+    def __call__(self, run):
+        if os.getpid() == self.driver:
+            end = time.time() + 2
+            while not os.path.exists(self.marker) and time.time() < end:
+                time.sleep(0.05)
+        elif not os.path.exists(self.marker):
+            Path(self.marker).write_text(str(os.getpid()))
+            if self.die:
+                os._exit(1)
+        return self.inner(run)
+"""
+
+
+_BESIDE = (
+    _FIRST_ON_RAY
+    + """
+import json, sys
 from pathlib import Path
 
 import ray.cloudpickle
@@ -416,33 +461,12 @@ from sum_abm.sweeps.store import SweepStore
 from sum_abm.sweeps.task import RunTask
 
 
-@dataclasses.dataclass(frozen=True)
-class SlowHereUntilRay:
-    # The driver's runs wait (up to 2 s each) until a Ray actor has run one: Ray joins part-way
-    # on any machine, however slowly Ray starts there.
-    inner: RunTask
-    marker: str
-    driver: int
-
-    def warm(self):
-        self.inner.warm()
-
-    def __call__(self, run):
-        if os.getpid() != self.driver:
-            Path(self.marker).touch()
-        else:
-            end = time.time() + 2
-            while not os.path.exists(self.marker) and time.time() < end:
-                time.sleep(0.05)
-        return self.inner(run)
-
-
 ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
 out, marker = Path(sys.argv[1]), sys.argv[2]
 base = load_scenario(sys.argv[3], {"data.n_rows": 800, "run.max_time_s": 86_400})
 runs = runs_for([{"mechanism.cost_weight": w} for w in range(1, 31)], 1, 7)
 SweepStore(out)
-task = SlowHereUntilRay(RunTask(base, baseline=False, out=str(out)), marker, os.getpid())
+task = FirstOnRay(RunTask(base, baseline=False, out=str(out)), marker, os.getpid())
 said = []
 with AutoExecutor(workers=2, probe=False, notify=said.append) as auto:
     outcomes = list(auto.map(task, runs))
@@ -460,6 +484,7 @@ print(json.dumps({
     "chunks": chunks,
 }))
 """
+)
 
 
 @pytest.mark.ray
@@ -467,21 +492,12 @@ def test_a_local_sweep_runs_in_the_driver_and_on_ray_beside_it(tmp_path):
     """A fresh local Ray on 2 cores: this process is one worker and Ray starts one actor for the
     other core; the driver runs runs while Ray starts, the actor joins part-way, every run once,
     results equal to serial ones."""
-    r = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            _BESIDE,
-            str(tmp_path / "o"),
-            str(tmp_path / "m"),
-            str(ROOT / "scenarios" / "quickstart.toml"),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=600,
+    got = _script(
+        _BESIDE,
+        str(tmp_path / "o"),
+        str(tmp_path / "m"),
+        str(ROOT / "scenarios" / "quickstart.toml"),
     )
-    assert r.returncode == 0, r.stderr[-3000:]
-    got = json.loads(r.stdout.strip().splitlines()[-1])
     assert got["actors"] == 1  # 2 cores: the driver and one actor
     assert sorted(got["ids"]) == sorted(got["expected"])  # every run once
     assert set(got["where"]) == {"driver", "ray"} and got["equal"]
@@ -490,8 +506,10 @@ def test_a_local_sweep_runs_in_the_driver_and_on_ray_beside_it(tmp_path):
     assert len(got["said"]) == 1 and "1 warm Ray worker and this process" in got["said"][0]
 
 
-_HELPER = """
-import dataclasses, json, os, signal, sys, time
+_HELPER = (
+    _FIRST_ON_RAY
+    + """
+import json, signal, sys
 from pathlib import Path
 
 from sum_abm.scenario import load_scenario
@@ -501,36 +519,12 @@ from sum_abm.sweeps.store import SweepStore
 from sum_abm.sweeps.task import RunTask
 
 
-@dataclasses.dataclass(frozen=True)
-class FirstOnRay:
-    # The driver's runs wait (up to 2 s each) until an actor has begun a run (it writes the
-    # marker): Ray joins part-way on any machine. With ``die``, that actor dies there (os._exit).
-    inner: RunTask
-    marker: str
-    die: bool
-    driver: int
-
-    def warm(self):
-        self.inner.warm()
-
-    def __call__(self, run):
-        if os.getpid() == self.driver:
-            end = time.time() + 2
-            while not os.path.exists(self.marker) and time.time() < end:
-                time.sleep(0.05)
-        elif not os.path.exists(self.marker):
-            Path(self.marker).write_text(str(os.getpid()))
-            if self.die:
-                os._exit(1)
-        return self.inner(run)
-
-
 mode, out, marker = sys.argv[1], Path(sys.argv[2]), sys.argv[3]
 base = load_scenario(sys.argv[4], {"data.n_rows": 800, "run.max_time_s": 2 * 86_400})
 runs = runs_for([{"mechanism.cost_weight": w} for w in range(1, 61)], 1, 9)
 SweepStore(out)
 inner = RunTask(base, baseline=False, out=str(out))
-task = FirstOnRay(inner, marker, mode == "actor", os.getpid())
+task = FirstOnRay(inner, marker, os.getpid(), die=mode == "actor")
 said, outcomes, helper = [], [], None
 with AutoExecutor(workers=2, probe=False, notify=said.append) as auto:
     for o in auto.map(task, runs):
@@ -551,25 +545,17 @@ print(json.dumps({
     "died": os.path.exists(marker),
 }))
 """
+)
 
 
 def _helper_script(tmp_path, mode: str) -> dict:
-    r = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            _HELPER,
-            mode,
-            str(tmp_path / "o"),
-            str(tmp_path / "died"),
-            str(ROOT / "scenarios" / "quickstart.toml"),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=600,
+    return _script(
+        _HELPER,
+        mode,
+        str(tmp_path / "o"),
+        str(tmp_path / "died"),
+        str(ROOT / "scenarios" / "quickstart.toml"),
     )
-    assert r.returncode == 0, r.stderr[-3000:]
-    return json.loads(r.stdout.strip().splitlines()[-1])
 
 
 @pytest.mark.ray
@@ -648,14 +634,7 @@ def test_a_prepared_helper_starts_ray_only_for_a_long_sweep(tmp_path):
     """``AutoExecutor.prepare()`` spawns the helper before the sweep is loaded: for runs that stay
     in this process it never starts Ray and ends at close(); given a long sweep's count it starts
     Ray at once (its raylet runs before ``map`` is called) and ``map`` uses that helper."""
-    r = subprocess.run(
-        [sys.executable, "-c", _PREPARED, str(ROOT / "scenarios" / "quickstart.toml")],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert r.returncode == 0, r.stderr[-3000:]
-    got = json.loads(r.stdout.strip().splitlines()[-1])
+    got = _script(_PREPARED, str(ROOT / "scenarios" / "quickstart.toml"))
     short = got["short"]
     assert set(short["where"]) == {"driver"} and not short["ray"]
     assert short["kids"] == [] and short["exit"] == 0  # no Ray process; stopped at close()
@@ -707,14 +686,7 @@ print(json.dumps({"said": said, "left": left, "exit": proc.wait(timeout=60)}))
 def test_a_local_ray_that_does_not_start_leaves_the_runs_to_the_driver(tmp_path):
     """The helper's actors cannot warm up (the task's module exists only in the driver): the
     driver hears why in one line, and the chunks object takes no run, so the driver runs them."""
-    r = subprocess.run(
-        [sys.executable, "-c", _NOT_STARTED, str(ROOT / "scenarios" / "quickstart.toml")],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert r.returncode == 0, r.stderr[-3000:]
-    got = json.loads(r.stdout.strip().splitlines()[-1])
+    got = _script(_NOT_STARTED, str(ROOT / "scenarios" / "quickstart.toml"))
     assert len(got["said"]) == 1, got["said"]
     assert got["said"][0].startswith("local Ray did not start (")
     assert "driver_only_task" in got["said"][0]  # why: the module the actors could not import
@@ -723,31 +695,16 @@ def test_a_local_ray_that_does_not_start_leaves_the_runs_to_the_driver(tmp_path)
     assert got["exit"] == 1  # the helper said why, stopped its Ray and exited
 
 
-_TWO_TASKS = """
-import dataclasses, json, os, sys, time
+_TWO_TASKS = (
+    _FIRST_ON_RAY
+    + """
+import json, sys
 from pathlib import Path
 
 from sum_abm.scenario import load_scenario
 from sum_abm.sweeps import AutoExecutor, SerialExecutor
 from sum_abm.sweeps.spec import runs_for
 from sum_abm.sweeps.task import RunTask
-
-
-@dataclasses.dataclass(frozen=True)
-class FirstOnRay:
-    # The driver's runs wait (up to 2 s each) until an actor has begun a run of this task.
-    inner: RunTask
-    marker: str
-    driver: int
-
-    def __call__(self, run):
-        if os.getpid() == self.driver:
-            end = time.time() + 2
-            while not os.path.exists(self.marker) and time.time() < end:
-                time.sleep(0.05)
-        elif not os.path.exists(self.marker):
-            Path(self.marker).touch()
-        return self.inner(run)
 
 
 tmp = Path(sys.argv[2])
@@ -770,26 +727,14 @@ with AutoExecutor(workers=2, probe=False) as auto:
         })
 print(json.dumps({"sweeps": got, "one_helper": len(set(helpers)) == 1}))
 """
+)
 
 
 @pytest.mark.ray
 def test_one_ray_helper_serves_successive_sweeps_with_their_own_tasks(tmp_path):
     """A game's successive sweeps share one fresh local Ray: the helper takes each new task, its
     actors run each sweep's runs with that sweep's task, results equal to serial ones."""
-    r = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            _TWO_TASKS,
-            str(ROOT / "scenarios" / "quickstart.toml"),
-            str(tmp_path),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert r.returncode == 0, r.stderr[-3000:]
-    got = json.loads(r.stdout.strip().splitlines()[-1])
+    got = _script(_TWO_TASKS, str(ROOT / "scenarios" / "quickstart.toml"), str(tmp_path))
     assert got["one_helper"]
     for s in got["sweeps"]:
         assert s["kind"] == "RayHelper" and s["once"] and s["equal"] and s["ray"] >= 1, got
@@ -832,14 +777,7 @@ print(json.dumps({"seen": list(seen.values()), "ids": [r.run_id for r in runs]})
 def test_a_long_sweep_starts_ray_before_its_first_run_ends(tmp_path):
     """Four short runs are timed first and stay in this process; the same four runs counted as
     many (``START_AT_ONCE_RUNS``) start Ray at once, before the first run here has finished."""
-    r = subprocess.run(
-        [sys.executable, "-c", _AT_ONCE, str(ROOT / "scenarios" / "quickstart.toml")],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert r.returncode == 0, r.stderr[-3000:]
-    got = json.loads(r.stdout.strip().splitlines()[-1])
+    got = _script(_AT_ONCE, str(ROOT / "scenarios" / "quickstart.toml"))
     probed, at_once = got["seen"]
     assert sorted(i for i, _ in probed) == sorted(got["ids"]) == sorted(i for i, _ in at_once)
     assert not any(started for _, started in probed)  # timed, too short: Ray never started
