@@ -643,7 +643,7 @@ def test_a_prepared_helper_starts_ray_only_for_a_long_sweep(tmp_path):
 
 
 _NOT_STARTED = """
-import json, sys, tempfile
+import json, shutil, sys, tempfile
 from collections import deque
 from pathlib import Path
 
@@ -652,7 +652,7 @@ from sum_abm.sweeps.rayhelper import RayHelper
 from sum_abm.sweeps.spec import runs_for
 from sum_abm.sweeps.task import RunTask
 
-# A task class only this process can import: the helper's actors fail to load it while warming up.
+# A task class in a folder this process added to its sys.path (as a notebook would).
 d = Path(tempfile.mkdtemp())
 (d / "driver_only_task.py").write_text(
     "import dataclasses\\n"
@@ -668,31 +668,50 @@ from driver_only_task import DriverOnly
 
 base = load_scenario(sys.argv[1], {"data.n_rows": 800, "run.max_time_s": 86_400})
 runs = runs_for([{"mechanism.cost_weight": w} for w in range(1, 5)], 1, 3)
-said = []
-helper = RayHelper(1, notify=said.append)
 task = DriverOnly(RunTask(base, baseline=False))
-helper.start(task)
-queue = deque(runs)
-chunks = helper.chunks(task, queue, others=1)  # waits until the helper has answered
-chunks.fill()
-left = [len(queue), chunks.busy, chunks.collect(block=True)]
-proc = helper._proc
-helper.close()
-print(json.dumps({"said": said, "left": left, "exit": proc.wait(timeout=60)}))
+got = {}
+for phase in ("on the path", "gone"):
+    if phase == "gone":  # the module now exists only in this process: the actors cannot load it
+        shutil.rmtree(d)
+    said, outcomes = [], []
+    helper = RayHelper(1, notify=said.append)
+    helper.start(task)
+    queue = deque(runs)
+    chunks = helper.chunks(task, queue, others=1)  # waits until the helper has answered
+    while True:  # every run on the actors; none sent at all when Ray did not start
+        chunks.fill()
+        if not chunks.in_flight:
+            break
+        outcomes += chunks.collect(block=True)
+    proc = helper._proc
+    helper.close()
+    got[phase] = {
+        "said": said,
+        "left": len(queue),
+        "busy": chunks.busy,
+        "where": [o.executor for o in outcomes if o.ok],
+        "exit": proc.wait(timeout=60),
+    }
+print(json.dumps(got))
 """
 
 
 @pytest.mark.ray
 def test_a_local_ray_that_does_not_start_leaves_the_runs_to_the_driver(tmp_path):
-    """The helper's actors cannot warm up (the task's module exists only in the driver): the
-    driver hears why in one line, and the chunks object takes no run, so the driver runs them."""
+    """The helper and its actors import what the driver can (its sys.path, with a folder it
+    added): a task class from there runs on the actors. Once that module exists only in the
+    driver, the actors cannot warm up: the driver hears why in one line, and the chunks object
+    takes no run, so the driver runs them."""
     got = _script(_NOT_STARTED, str(ROOT / "scenarios" / "quickstart.toml"))
-    assert len(got["said"]) == 1, got["said"]
-    assert got["said"][0].startswith("local Ray did not start (")
-    assert "driver_only_task" in got["said"][0]  # why: the module the actors could not import
-    assert got["said"][0].endswith("the runs continue in this process")
-    assert got["left"] == [4, True, []]  # every run still queued, for the driver
-    assert got["exit"] == 1  # the helper said why, stopped its Ray and exited
+    on_path = got["on the path"]
+    assert on_path["said"] == [] and on_path["where"] == ["ray"] * 4 and on_path["exit"] == 0
+    gone = got["gone"]
+    assert len(gone["said"]) == 1, gone["said"]
+    assert gone["said"][0].startswith("local Ray did not start (")
+    assert "driver_only_task" in gone["said"][0]  # why: the module the actors could not import
+    assert gone["said"][0].endswith("the runs continue in this process")
+    assert [gone["left"], gone["busy"], gone["where"]] == [4, True, []]  # all still queued
+    assert gone["exit"] == 1  # the helper said why, stopped its Ray and exited
 
 
 _TWO_TASKS = (

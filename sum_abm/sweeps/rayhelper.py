@@ -86,12 +86,17 @@ class RayHelper:
             return
         here, there = Pipe()
         self._stderr = tempfile.TemporaryFile()
+        # The helper, and through it Ray's workers, import what this process can: its sys.path,
+        # as Ray started here would have passed it on to its workers (a notebook's added folder).
+        path = [p or os.getcwd() for p in sys.path]
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(dict.fromkeys(path))}
         self._proc = subprocess.Popen(
             [sys.executable, "-m", __name__, str(there.fileno())],
             pass_fds=(there.fileno(),),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=self._stderr,
+            env=env,
         )
         there.close()
         self._conn = here
