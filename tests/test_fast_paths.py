@@ -219,9 +219,15 @@ def test_walk_candidates_compiled_equals_numpy(monkeypatch, name, over, bool_rep
     walk = MarketModel._walk_candidates
     seen = collections.Counter()
 
-    def both(self, segs, me, good, agree, p_lo, rules, compiled=True):
-        fast = walk(self, segs, me, good, agree, p_lo, rules, compiled=True)
-        slow = walk(self, segs, me, good, agree, p_lo, rules, compiled=False)
+    scan = compiled.walk_scan
+
+    def both(self, segs, me, good, agree, p_lo, rules):
+        fast = walk(self, segs, me, good, agree, p_lo, rules)
+        compiled.walk_scan = None  # the numpy tables, on the same state
+        try:
+            slow = walk(self, segs, me, good, agree, p_lo, rules)
+        finally:
+            compiled.walk_scan = scan
         assert fast[0].tolist() == slow[0].tolist() and fast[1] == slow[1]
         marks, bits = self.book.marks(me)
         reads = [t[3] for *_, t in segs if t is not None]

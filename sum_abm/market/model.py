@@ -547,15 +547,14 @@ class MarketModel(Model):
         agree: np.ndarray | None,
         p_lo: int,
         rules: WalkRules,
-        compiled: bool = True,
     ) -> tuple[np.ndarray, bool]:
         """The walk's candidate slots in ``segs`` (see _segments), in slot order, and whether the
         walker (address index ``me``) has verified data: ``good`` already, or by a refund it can
         claim in the walk. Each live slot's code is looked up in its segment's tables (``agree``:
         the predictions' agreement from slot ``p_lo`` on, where a table reads it); in one compiled
-        pass per segment when built (``compiled``), else in numpy (the same slots)."""
+        pass per segment when built (:func:`_compiled.walk_scan`), else in numpy (the same slots)."""
         b = self.book
-        scan = _compiled.walk_scan if compiled else None
+        scan = _compiled.walk_scan
         if scan is not None:
             author, live = b.author, b.live
             marks, bits = b.marks(me)

@@ -53,15 +53,8 @@ class Policy:
     # -- timing ------------------------------------------------------------------------------
     def next_wait(self, agent: ParticipantView) -> int:
         """Seconds until the next wake-up: ``int(normal(mean, stdev))`` redrawn until >= 1."""
-        draw = agent.model.rng.standard_normal
         c = self.config
-        mean, stdev = c.mean_wait_s, c.stdev_wait_s
-        while True:
-            # rng.normal(mean, stdev) computes exactly this (the same draw, bit for bit), with
-            # more call overhead: one wait per wake-up
-            w = int(mean + stdev * draw())
-            if w >= 1:
-                return w
+        return draw_positive_int(agent.model.rng, c.mean_wait_s, c.stdev_wait_s)
 
     def first_wait(self, agent: ParticipantView) -> int:
         return self.next_wait(agent)
@@ -78,6 +71,8 @@ class Policy:
 def draw_positive_int(rng: Any, mean: float, stdev: float) -> int:
     """``int(normal(mean, stdev))`` redrawn until > 0 (the reference's deposit rule), token units."""
     while True:
-        v = int(mean + stdev * rng.standard_normal())  # rng.normal(mean, stdev), bit for bit
+        # rng.normal(mean, stdev) computes exactly this (the same draw, bit for bit), with more
+        # call overhead: the wait of every wake-up is drawn here
+        v = int(mean + stdev * rng.standard_normal())
         if v > 0:
             return v

@@ -1,9 +1,12 @@
-"""How many runs a chunk sent to a Ray worker carries, and how many chunks a worker holds at once
-(shared by the in-process executor's chunks and the Ray helper's)."""
+"""How many runs a chunk sent to a Ray worker carries, how many chunks a worker holds at once, and
+what becomes of a chunk whose worker died (shared by the in-process executor's chunks and the Ray
+helper's)."""
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Sequence
+from typing import Any
 
 CHUNK_S = 0.25  # seconds of work per chunk: a chunk's round trip (~1-2 ms) stays under 1 %
 MAX_CHUNK = 256
@@ -22,3 +25,19 @@ def chunk_size(durations: Sequence[float], remaining: int, workers: int) -> int:
         return 1
     size = min(MAX_CHUNK, int(CHUNK_S / max(median, 1e-4)) + 1)
     return max(1, min(size, remaining // (2 * max(workers, 1))))
+
+
+def retry_or_give_up(
+    chunk: Sequence[Any], attempts: dict[str, int], max_attempts: int, queue: deque
+) -> list[Any]:
+    """The runs of a chunk whose worker died: each counts one more attempt and goes back to the
+    front of ``queue`` (in its order); returns those that reached ``max_attempts`` instead, to be
+    recorded as failed."""
+    given_up = []
+    for run in reversed(chunk):
+        attempts[run.run_id] = attempts.get(run.run_id, 0) + 1
+        if attempts[run.run_id] >= max_attempts:
+            given_up.append(run)
+        else:
+            queue.appendleft(run)
+    return given_up

@@ -26,7 +26,7 @@ from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
-from sum_abm.sweeps.chunking import IN_FLIGHT_PER_WORKER, chunk_size
+from sum_abm.sweeps.chunking import IN_FLIGHT_PER_WORKER, chunk_size, retry_or_give_up
 from sum_abm.sweeps.rayhelper import RayHelper
 from sum_abm.sweeps.raynode import (
     PINNED_THREADS,
@@ -499,12 +499,8 @@ class Chunks:
                 if g == self.gen[i]:
                     self.ex._replace(i)
                     self.gen[i] += 1
-                for run in reversed(chunk):
-                    self.attempts[run.run_id] = self.attempts.get(run.run_id, 0) + 1
-                    if self.attempts[run.run_id] >= self.ex.max_attempts:
-                        out.append(self.ex._failed(run, exc))
-                    else:
-                        self.queue.appendleft(run)
+                given_up = retry_or_give_up(chunk, self.attempts, self.ex.max_attempts, self.queue)
+                out.extend(self.ex._failed(run, exc) for run in given_up)
                 continue
             for outcome in outcomes:
                 if not outcome.reused:

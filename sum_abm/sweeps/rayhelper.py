@@ -37,7 +37,7 @@ from collections.abc import Callable, Sequence
 from multiprocessing.connection import Connection, Pipe
 from typing import Any
 
-from sum_abm.sweeps.chunking import IN_FLIGHT_PER_WORKER, chunk_size
+from sum_abm.sweeps.chunking import IN_FLIGHT_PER_WORKER, chunk_size, retry_or_give_up
 
 # The helper relays what finished at least this often (seconds) while chunks are in flight; a new
 # chunk from the driver waits at most this long (each actor has a second chunk queued meanwhile).
@@ -52,9 +52,6 @@ class RayHelper:
     ``close``; the returned chunks object ``fill``\\s and ``collect``\\s as
     :class:`sum_abm.sweeps.executors.Chunks` does). A run is attempted at most ``max_attempts``
     times when its actor dies; ``notify`` hears when the helper stops early."""
-
-    name = "ray"
-    writes_parts = True
 
     def __init__(
         self,
@@ -290,14 +287,9 @@ class Relayed:
             return outcomes
         if kind == "failed":  # the chunk itself broke (not a run): each run fails
             return [_failed(run, "RayTaskError", message[2]) for run in chunk]
-        out = []  # "lost": the actor died (the helper replaced it): retry its runs
-        for run in reversed(chunk):
-            self.attempts[run.run_id] = self.attempts.get(run.run_id, 0) + 1
-            if self.attempts[run.run_id] >= self.helper.max_attempts:
-                out.append(_failed(run, "RayActorError", message[2]))
-            else:
-                self.queue.appendleft(run)
-        return out
+        # "lost": the actor died (the helper replaced it): retry its runs
+        given_up = retry_or_give_up(chunk, self.attempts, self.helper.max_attempts, self.queue)
+        return [_failed(run, "RayActorError", message[2]) for run in given_up]
 
     def _lost_helper(self) -> None:
         """The helper is gone: its unfinished runs go back to the queue, for the driver."""
