@@ -808,8 +808,10 @@ import json, os
 from pathlib import Path
 
 import ray
+from ray._private import services
 from ray._private.node import Node
 
+from sum_abm.sweeps import raynode
 from sum_abm.sweeps.raynode import init_ray, shutdown_ray
 
 def children():
@@ -822,25 +824,42 @@ def children():
             pass
     return out
 
+RETRY = "RAY_raylet_client_connect_timeout_milliseconds"
+
 @ray.remote
 def pid():
-    return os.getpid()
+    return os.getpid(), os.environ.get(RETRY)
 
-api_server = Node.start_api_server
+awaited, await_registration = [], raynode._await_registration
+
+def recorded(gcs_address, node_id):
+    await_registration(gcs_address, node_id)
+    state = ray._private.state.GlobalState()
+    state._initialize_global_state(services._get_gcs_client_options(gcs_address))
+    awaited.append((node_id, [n["NodeID"] for n in state.node_table() if n["Alive"]]))
+    state.disconnect()
+
+raynode._await_registration = recorded
+api_server, get_node = Node.start_api_server, services.get_node
 assert init_ray(None, 1)
 kids = children()
-worker = ray.get(pid.remote())
+worker, retry = ray.get(pid.remote())
+node = ray.get_runtime_context().get_node_id()
 shutdown_ray()
 print(json.dumps({"kids": list(kids.values()), "worker": worker, "me": os.getpid(),
                   "alive_after": [k for k in kids if Path(f"/proc/{k}").exists()],
-                  "restored": Node.start_api_server is api_server}))
+                  "restored": Node.start_api_server is api_server and services.get_node is get_node,
+                  "retry": [retry, os.environ.get(RETRY)], "awaited": awaited, "node": node}))
 """
 
 
 @pytest.mark.ray
 def test_a_local_ray_starts_only_what_a_sweep_uses(tmp_path):
     """The local Ray a sweep starts has its GCS, raylet and workers, but no autoscaler monitor,
-    log monitor or dashboard API server; Ray's node class is left as it was; all stop with it."""
+    log monitor or dashboard API server; its processes retry a local socket in 20 ms, not 1 s, and
+    ray.init asks for its node once it has registered (Ray's query sleeps 1 s when it has not);
+    Ray's node class and services, and this process's environment, are left as they were; all
+    stop with it."""
     r = subprocess.run(
         [sys.executable, "-c", _LEAN], capture_output=True, text=True, timeout=300, cwd=tmp_path
     )
@@ -851,6 +870,9 @@ def test_a_local_ray_starts_only_what_a_sweep_uses(tmp_path):
     for absent in ("monitor.py", "log_monitor.py", "dashboard/dashboard.py"):
         assert absent not in kids
     assert got["worker"] != got["me"] and got["restored"]
+    assert got["retry"] == ["20", None]  # in Ray's worker, not left in this process
+    ((awaited, alive),) = got["awaited"]
+    assert awaited == got["node"] and alive == [got["node"]]
     assert got["alive_after"] == []
 
 
