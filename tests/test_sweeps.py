@@ -615,6 +615,9 @@ got["short"]["exit"] = idle.wait(timeout=60)  # close() returns at once; the hel
 # A long sweep's count (these 4 runs counted as many): Ray starts at once, before map(), and
 # map() adopts that helper.
 executors.START_AT_ONCE_RUNS = len(runs)
+with AutoExecutor(workers=2) as auto:  # a resumed sweep: what is left is known only in map()
+    auto.prepare(len(runs), resume=True)
+    got["resumed_begun"] = auto._helper._begun
 with AutoExecutor(workers=2) as auto:
     auto.prepare(len(runs))
     helper = auto._helper
@@ -633,11 +636,13 @@ print(json.dumps(got))
 def test_a_prepared_helper_starts_ray_only_for_a_long_sweep(tmp_path):
     """``AutoExecutor.prepare()`` spawns the helper before the sweep is loaded: for runs that stay
     in this process it never starts Ray and ends at close(); given a long sweep's count it starts
-    Ray at once (its raylet runs before ``map`` is called) and ``map`` uses that helper."""
+    Ray at once (its raylet runs before ``map`` is called) and ``map`` uses that helper; not
+    when the sweep resumes."""
     got = _script(_PREPARED, str(ROOT / "scenarios" / "quickstart.toml"))
     short = got["short"]
     assert set(short["where"]) == {"driver"} and not short["ray"]
     assert short["kids"] == [] and short["exit"] == 0  # no Ray process; stopped at close()
+    assert got["resumed_begun"] is False
     assert "raylet" in got["long_kids_before_map"]
     assert got["adopted"] and got["ids"]
 

@@ -53,8 +53,8 @@ def register(app: typer.Typer) -> None:
 
             sweep_file = resolve(sweep_file, "sweep")
             sw = load_sweep_file(sweep_file)
-            if early is not None and not resume:
-                early.prepare(len(sw.runs))  # a long sweep: Ray starts now
+            if early is not None:
+                early.prepare(len(sw.runs), resume=resume)  # a long sweep: Ray starts now
             # One sweep per folder: a second driver is refused in one line (the lock dies with
             # its process, so a killed driver leaves nothing stuck); bad input answers before
             # any output.

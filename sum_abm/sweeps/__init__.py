@@ -97,8 +97,7 @@ def sweep(
         sw = load_sweep_file(path)
         if early is not None:
             early.notify = notify
-            if not resume:
-                early.prepare(len(sw.runs))
+            early.prepare(len(sw.runs), resume=resume)
         return execute(
             sw.base,
             sw.runs,

@@ -301,17 +301,18 @@ class AutoExecutor:
     def _cores(self) -> int:
         return self.workers or os.cpu_count() or 1
 
-    def prepare(self, runs: int | None = None) -> None:
+    def prepare(self, runs: int | None = None, *, resume: bool = False) -> None:
         """For a local sweep about to be loaded: spawn the helper process of a local Ray now, so
         that it imports Ray while this process loads the sweep; with ``runs`` (the sweep's count),
-        start Ray at once when :meth:`map` would (``START_AT_ONCE_RUNS`` runs or more). Costs the
-        helper's import (about 0.4 s of the other core) when the runs end up in this process."""
+        start Ray at once when :meth:`map` would (``START_AT_ONCE_RUNS`` runs or more), unless the
+        sweep is resumed (``resume``: what is left to run is known only then). Costs the helper's import
+        (about 0.4 s of the other core) when the runs end up in this process."""
         if not self.local or self.ray is not None or self._cores() < 2 or ray_running():
             return
         if self._helper is None:
             self._helper = RayHelper(self._cores() - 1, notify=self.notify)
             self._helper.spawn()
-        if runs is not None and (runs >= START_AT_ONCE_RUNS or not self.probe):
+        if runs is not None and not resume and (runs >= START_AT_ONCE_RUNS or not self.probe):
             self._helper.begin()
 
     def _say(self, line: str) -> None:
