@@ -23,7 +23,9 @@ ROOT = Path(__file__).resolve().parents[1]
 SMALL = {"data.n_rows": 1200, "run.max_time_s": 40 * 86_400}
 
 
-def _final(sc, seed):
+def _final(sc, seed, end=None):
+    """A run's accepted transactions, final contract state, counters and accuracy (and what
+    ``end(model)`` reads of the model at the end)."""
     m = MarketModel(scenario=sc, seed=seed)
     try:
         m.run()
@@ -35,7 +37,7 @@ def _final(sc, seed):
             (a.address, a.adds_accepted, a.refunded, a.taken, a.reports_won, a.points)
             for a in m.participants
         ]
-        return tx, state, counters, m.accuracy
+        return tx, state, counters, m.accuracy, end(m) if end is not None else None
     finally:
         mesa.Agent._ids.pop(m, None)
 
@@ -106,6 +108,46 @@ def test_many_agent_market_equals_naive_walk():
         },
     )
     _assert_same(sc, seed=4)
+
+
+def test_skipped_idle_wake_ups_equal_waking_each(monkeypatch):
+    # Once the pool is dry, a reference walker's wake-up only draws its next wait while the
+    # oldest contribution is younger than the walk's stop age: the market processes those
+    # without waking the agent (MarketModel._skip_idle). Waking each one instead must give the
+    # same run, bit for bit: transactions, contract state, counters, the random generator's
+    # state (the same draws in the same order) and the queue left behind. A block time of 7 s
+    # puts the stop age between two blocks.
+    sc = load_scenario(
+        ROOT / "scenarios" / "reference_drt_perceptron.toml",
+        {
+            "data.n_rows": 1500,
+            "agents.Good.count": 40,
+            "agents.Bad.count": 10,
+            "chain.block_time_s": 7,
+            "run.max_time_s": 40 * 86_400,
+        },
+    )
+    skip, skipped = MarketModel._skip_idle, []
+
+    def counted(self, limit):
+        n = len(self.events)
+        seq = self.events._seq
+        done = skip(self, limit)
+        skipped.append(self.events._seq - seq + n - len(self.events))
+        return done
+
+    def end(m):
+        queue = sorted((t, p, fn.__self__.address) for t, p, _, fn in m.events._heap)
+        return m.rng.bit_generator.state, m.events.time, m.clock.now, queue
+
+    monkeypatch.setattr(MarketModel, "_skip_idle", counted)
+    fast = _final(sc, 3, end)
+    monkeypatch.setattr(MarketModel, "_skip_idle", lambda self, limit: False)
+    each = _final(sc, 3, end)
+    print("SKIPPED", sum(skipped))
+    assert sum(skipped) > 5_000  # most of the dry pool's wake-ups
+    assert fast[0].equals(each[0])
+    assert fast[1:] == each[1:]
 
 
 @pytest.mark.slow

@@ -175,3 +175,43 @@ def test_books_with_fees_and_paid_predictions():
         assert row["profit"] == pytest.approx(mine["profit"], abs=1e-6), row["agent_id"]
     # the replayed payments did reach verified contributors, so the sharing rule was exercised
     assert sum(b["prediction_income"] for b in books.values()) > 0
+
+
+@pytest.mark.parametrize(
+    "policy", sorted(p for p, cls in POLICIES.items() if cls.dry_walk is not None)
+)
+@pytest.mark.parametrize("mech", ["deposit_refund_take", "points"])
+def test_a_declared_dry_pool_wake_up_is_only_the_walk(policy, mech, monkeypatch):
+    # Policy.dry_walk lets the market process a dry-pool wake-up whose walk finds nothing without
+    # calling act() (MarketModel._skip_idle). Hold each policy that declares it to that: with the
+    # pool dry, act() draws nothing, sends nothing, walks once with the declared rules for its
+    # main address, and keeps going exactly while its balance is positive.
+    import mesa
+
+    from sum_abm.market.model import MarketModel
+
+    sc = parse_scenario(scenario(policy, MECHANISMS[mech]), "battery")
+    m = MarketModel(scenario=sc, seed=5)
+    try:
+        for _ in range(5):
+            m.step()
+        assert m.data_left() and len(m.tx_rows) > 0
+        m.cursor = m.n_pool  # the pool runs dry
+        walks = []
+        monkeypatch.setattr(
+            m,
+            "claim_walk",
+            lambda agent, rules, address=None: walks.append((agent, rules, address)),
+        )
+        mine = [a for a in m.participants if a.group.policy == policy]
+        m.ledger.transfer(mine[0].address, "h-0", mine[0].balance)  # one of them broke
+        for agent in mine:
+            state, n_tx = m.rng.bit_generator.state, len(m.tx_rows)
+            walks.clear()
+            keep = agent.policy.act(agent)
+            assert m.rng.bit_generator.state == state and len(m.tx_rows) == n_tx
+            assert walks == [(agent, agent.policy.dry_walk, None)]
+            assert keep is (agent.balance > 0)
+        assert [a.balance > 0 for a in mine] == [False, True]
+    finally:
+        mesa.Agent._ids.pop(m, None)

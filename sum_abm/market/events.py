@@ -50,6 +50,21 @@ class EventQueue:
     def peek_time(self) -> int | None:
         return self._heap[0][0] if self._heap else None
 
+    def head(self) -> tuple[int, Callable[[], None]] | None:
+        """The next event's (time, callback), left in the queue; None when there is none."""
+        if not self._heap:
+            return None
+        t, _, _, fn = self._heap[0]
+        return t, fn
+
+    def reschedule_head(self, after: int, priority: int = 0) -> None:
+        """:meth:`pop` the next event, then :meth:`schedule_after` its callback ``after`` (an int
+        >= 0) seconds later with ``priority``, in one heap operation: the same queue after."""
+        t, _, _, fn = self._heap[0]
+        self.time = t
+        self._seq += 1
+        heapq.heapreplace(self._heap, (t + after, priority, self._seq, fn))
+
     def pop(self) -> tuple[int, Callable[[], None]]:
         t, _, _, fn = heapq.heappop(self._heap)
         self.time = t

@@ -12,7 +12,7 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from sum_abm.policies.view import ParticipantView
+from sum_abm.policies.view import ParticipantView, WalkRules
 
 
 class GroupConfig(BaseModel):
@@ -46,6 +46,12 @@ class Policy:
 
     Config: ClassVar[type[GroupConfig]] = GroupConfig
     name: ClassVar[str] = "base"
+    #: Set by a policy whose every wake-up, once the pool has no data left, is only its claim walk
+    #: with these rules for its main address: no draw from ``rng`` (but the next wait), no other
+    #: call, and it keeps being woken while its balance is positive. The market may then process
+    #: a wake-up whose walk cannot find anything without calling :meth:`act` (the same draws, in
+    #: the same order: MarketModel.run_until). None: nothing is assumed.
+    dry_walk: ClassVar[WalkRules | None] = None
 
     def __init__(self, config: GroupConfig) -> None:
         self.config = config

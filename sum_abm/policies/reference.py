@@ -42,6 +42,7 @@ class ReferencePolicy(Policy):
     Config: ClassVar[type[GroupConfig]] = ReferenceConfig
     name: ClassVar[str] = "reference"
     walk = WalkRules(reference=True)
+    dry_walk = walk  # with the pool dry, act() only reads the balance and walks
 
     def act(self, agent: ParticipantView) -> bool:
         m = agent.model
