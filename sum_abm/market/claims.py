@@ -21,7 +21,7 @@ import numpy as np
 
 import sum_abm.learners._compiled as _compiled
 
-_max = np.maximum.reduce  # arr.max() without the method's Python wrapper (once per update)
+_max = np.maximum.reduce  # arr.max() without the method's Python wrapper (hot paths)
 
 _SLOT_ARRAYS = (
     "time",

@@ -19,7 +19,7 @@ from sum_abm.chain import TX_FIELDS
 from sum_abm.data import load_dataset
 from sum_abm.learners.base import _margins
 from sum_abm.market.agents import Participant
-from sum_abm.market.claims import SCORE_TOL, ClaimBook, csr_bitsets
+from sum_abm.market.claims import SCORE_TOL, ClaimBook, _max, csr_bitsets
 from sum_abm.market.contract_setup import MarketContract, build_contract
 from sum_abm.market.events import EventQueue
 from sum_abm.market.mesa_core import AgentSet, Model
@@ -28,7 +28,6 @@ from sum_abm.policies import WalkRules, make_policy
 from sum_abm.scenario import Scenario
 
 _NO_DRIFT = np.zeros((1, 3))  # Learner.margin_drift since the start of the drift count
-_max = np.maximum.reduce  # arr.max() without the method's Python wrapper (hot paths)
 _WAKE = Participant.wake  # the callback of a participant's wake-up (see _skip_idle)
 _EVERY = np.ones(8, dtype=bool)  # a walk's table that takes every live slot, whatever its code
 #: The incremental claim walk is used while the window holds at least this many slots per slot the

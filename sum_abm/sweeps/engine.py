@@ -219,6 +219,7 @@ __all__ = [
     "check_out",
     "chunk_size",
     "code_revision",
+    "current_executor",
     "execute",
     "failure_row",
     "init_ray",
@@ -231,6 +232,5 @@ __all__ = [
     "run_many",
     "shared_executor",
     "shutdown_ray",
-    "current_executor",
     "use_executor",
 ]
