@@ -144,7 +144,6 @@ def test_skipped_idle_wake_ups_equal_waking_each(monkeypatch):
     fast = _final(sc, 3, end)
     monkeypatch.setattr(MarketModel, "_skip_idle", lambda self, limit: False)
     each = _final(sc, 3, end)
-    print("SKIPPED", sum(skipped))
     assert sum(skipped) > 5_000  # most of the dry pool's wake-ups
     assert fast[0].equals(each[0])
     assert fast[1:] == each[1:]
