@@ -144,6 +144,7 @@ BAD = [
     (["frontier", GAME, "--param", "x", "--range", "1", "5", "--iterations", "0"], "--iterations"),
     (["gas", "--gas-price-gwei", "-1"], "values >= 0 expected"),
     (["run", "no_such_scenario"], "no_such_scenario: no such scenario file"),
+    (["sweep", "no_such_sweep", "--out", "unused"], "no_such_sweep: no such sweep file"),
 ]
 
 
@@ -158,6 +159,21 @@ def test_bad_values_get_one_line_and_exit_2(cli, args, says):
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and says in lines[0] and lines[0].startswith("sum-abm: "), r.stderr
     assert "Traceback" not in r.stderr + r.stdout
+
+
+def test_a_mistyped_sweep_file_is_refused_before_the_ray_helper_starts(cli, monkeypatch, tmp_path):
+    # The helper process (it imports Ray on another core) starts only for a file that exists.
+    import sum_abm.sweeps.executors as executors
+
+    started = []
+    monkeypatch.setattr(executors, "prepared_auto", lambda *a: started.append(a))
+    r = cli("sweep", tmp_path / "no_such.toml", "--out", tmp_path / "out")
+    assert r.returncode == 2 and "no such sweep file" in r.stderr and started == []
+    assert not (tmp_path / "out").exists()
+    bad = _sweep_with(tmp_path, "replications = 2", "replications = 0")
+    r = cli("sweep", bad, "--out", tmp_path / "out")
+    assert r.returncode == 2 and "replications: expected a value >= 1" in r.stderr
+    assert started == [(None, None, None)]  # an existing file: the helper starts at once
 
 
 @pytest.mark.parametrize(

@@ -40,18 +40,18 @@ def register(app: typer.Typer) -> None:
         """
         import contextlib
 
+        from sum_abm.bundled import resolve
         from sum_abm.sweeps.executors import prepared_auto
 
+        sweep_file = resolve(sweep_file, "sweep")  # a mistyped name: one line, no helper
         # A local sweep's Ray helper process starts first: it imports Ray while this process
         # loads the simulator and the sweep (it stops unused if the runs stay here).
         early = prepared_auto(address, workers, True if serial else None)
         with early or contextlib.nullcontext():
-            from sum_abm.bundled import resolve
             from sum_abm.sweeps import load_sweep_file
             from sum_abm.sweeps.engine import check_address, check_out, init_ray, shutdown_ray
             from sum_abm.sweeps.store import folder_lock
 
-            sweep_file = resolve(sweep_file, "sweep")
             sw = load_sweep_file(sweep_file)
             if early is not None:
                 early.prepare(len(sw.runs), resume=resume)  # a long sweep: Ray starts now
