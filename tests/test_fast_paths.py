@@ -149,6 +149,63 @@ def test_skipped_idle_wake_ups_equal_waking_each(monkeypatch):
     assert fast[1:] == each[1:]
 
 
+@pytest.mark.parametrize(
+    "over, fewer",
+    [
+        (  # the reference walk's takes under Points: refused where the model agrees
+            {
+                "mechanism.kind": "points",
+                "mechanism.refund_time_s": 86_400,
+                "mechanism.any_address_claim_wait_time_s": 2 * 86_400,
+                "run.max_time_s": 6 * 86_400,
+                "data.n_rows": 300,
+            },
+            10,
+        ),
+        # corrected DRT: a walker without verified data is refused its takes (few walks are
+        # refused whole there: the memo must still keep the naive market's end)
+        (
+            {
+                "mechanism.semantics": "corrected",
+                "mechanism.any_address_claim_wait_time_s": 172_800,
+            },
+            1,
+        ),
+    ],
+)
+def test_a_walk_refused_whole_waits_for_a_change(monkeypatch, over, fewer):
+    # A walk whose every claim the contract refuses changed nothing, so it waits, as a walk that
+    # found nothing, for the model, the walker's verified data, the pool or an age threshold to
+    # change (MarketModel._refused_walk); before, it re-sent every refused claim at every
+    # wake-up. The naive market, which sends them all, must still reach the same end.
+    from sum_abm.market.contract_setup import MarketContract
+
+    sc = load_scenario(
+        ROOT / "scenarios" / "reference_drt_perceptron.toml",
+        {"data.n_rows": 600, "agents.Good.count": 4, "agents.Bad.count": 2, **over}
+        | ({} if "run.max_time_s" in over else {"run.max_time_s": 20 * 86_400}),
+    )
+    send, memo, refusals, walks = MarketContract.claims, MarketModel._refused_walk, [0], []
+
+    def counted(self, addr, claims):
+        out = send(self, addr, claims)
+        refusals[0] += sum(not ok for ok, _, _ in out)
+        return out
+
+    def remembered(self, *args):
+        walks.append(args)
+        memo(self, *args)
+
+    monkeypatch.setattr(MarketContract, "claims", counted)
+    monkeypatch.setattr(MarketModel, "_refused_walk", remembered)
+    _assert_same(sc, seed=1)  # (the naive market sends its claims one by one, not in batches)
+    assert len(walks) > 20
+    with_memo, refusals[0] = refusals[0], 0
+    monkeypatch.setattr(MarketModel, "_refused_walk", lambda self, *args: None)
+    _final(sc, 1)
+    assert refusals[0] >= fewer * with_memo > 0  # refused claims are not sent again at once
+
+
 @pytest.mark.slow
 def test_full_size_s1_equals_naive_walk():
     # The naive walk of S1 sends ~9 M calls (minutes); the fast one ~55 k.

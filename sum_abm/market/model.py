@@ -133,6 +133,9 @@ class MarketModel(Model):
             ),
             dtype=np.int64,
         )
+        # Without gas, a claim is refused only by the rules, never for want of a fee: a walk
+        # refused whole stays refused until what the rules read changes (_refused_walk).
+        self._refusals_stay = not self.contract.chain.gas_price
         self._rule_tables: dict[tuple, tuple] = {}
         self._rules_ids: dict[WalkRules, int] = {}  # see _rules_id
         self._last_rules: WalkRules | None = None
@@ -587,7 +590,10 @@ class MarketModel(Model):
         ):
             call = "refund" if author == me and slot >= take_end else "report"
             claims.append((call, sample(row), y, t, names[author], p))
-        resolved = self._send_claims(addr, me, slot_list, authors, claims)
+        resolved, accepted = self._send_claims(addr, me, slot_list, authors, claims)
+        if not accepted and self._refusals_stay:
+            self._refused_walk(key, addr, left, now)
+            return
         good_end = self._good_count(addr) > 0
         if b.follows and resolved and good_end == good and L.version == version0:
             self._walk_state[key] = (b.flip_epoch, good, left, now)
@@ -656,11 +662,12 @@ class MarketModel(Model):
 
     def _send_claims(
         self, addr: str, me: int, slots: list[int], authors: list[int], claims: list[tuple]
-    ) -> bool:
+    ) -> tuple[bool, bool]:
         """Send a walk's ``claims`` (``(call, x, y, t, author address, prediction)`` of book
         ``slots`` by author index ``authors``) as one batch, each only if accepted, in order,
-        and do _claimed's book-keeping with the counters and claimed marks added up once. True
-        when every claim was accepted and no slot can be claimed again by ``addr``."""
+        and do _claimed's book-keeping with the counters and claimed marks added up once.
+        Returns (resolved: every claim was accepted and no slot can be claimed again by
+        ``addr``; whether any claim was accepted)."""
         b = self.book
         results = self.contract.claims(addr, claims)
         resolved = True  # every candidate claimed and no longer claimable by this walker
@@ -685,7 +692,22 @@ class MarketModel(Model):
         if won:
             walker.reports_won += len(won)
             b.mark_claimed_many(won, me)
-        return resolved
+        return resolved, bool(won or n_refunds)
+
+    def _refused_walk(self, key: tuple, addr: str, left: bool, now: int) -> None:
+        """After a walk whose every claim the contract refused: nothing changed, so the same
+        walk is refused again until the model, the walker's verified data or the pool changes or
+        a contribution reaches a rule's age (a refusal never turns into an acceptance otherwise:
+        contributions are only claimed or emptied); idle until then, as a walk that found
+        nothing. Without it a walk of claims the mechanism refuses (e.g. the reference walk's
+        takes under Points, where the model agrees) re-sent them all at every wake-up."""
+        version = self.learner.version
+        self._idle_walks[key] = (
+            version,
+            self._good_count(addr) > 0,
+            left,
+            self._next_crossing(now),
+        )
 
     def _walk_few(
         self,
@@ -738,7 +760,11 @@ class MarketModel(Model):
                 )
                 slots.append(slot)
                 authors.append(author)
-            if not self._send_claims(addr, me, slots, authors, claims):
+            resolved, accepted = self._send_claims(addr, me, slots, authors, claims)
+            if not accepted and self._refusals_stay:
+                self._refused_walk(key, addr, left, now)
+                return
+            if not resolved:
                 return
         if L.version == version0:
             self._walk_state[key] = (b.flip_epoch, True, left, now)
