@@ -242,6 +242,13 @@ class MarketModel(Model):
                 self._sample()
             fn()
 
+    def _stop_age(self, reference: bool, dry: bool) -> int:
+        """The age (seconds) a contribution needs before a walk goes on to it: the refund wait;
+        for the reference walk once the pool is ``dry``, the longer of it and the any-address
+        wait (see WalkRules)."""
+        c = self.contract
+        return max(c.refund_time_s, c.any_wait_s) if reference and dry else c.refund_time_s
+
     def _skip_idle(self, limit: int) -> bool:
         """Process, without waking them, the wake-ups next in the queue that can only draw their
         next wait: at times up to ``limit`` and the next accuracy sample (seconds), of
@@ -255,12 +262,11 @@ class MarketModel(Model):
         b = self.book
         if len(b) == 0 or b.head >= b.n:
             return False
-        c, q, bt = self.contract, self.events, self.clock.block_time_s
+        q, bt = self.events, self.clock.block_time_s
         # Walks at blocks before t0 + stop age find nothing; as event times: before the first
-        # block at or after it.
+        # block at or after it (by rules.reference: other rules, the reference walk's).
         t0 = int(b.times[b.head])
-        h_ref = -(-(t0 + max(c.refund_time_s, c.any_wait_s)) // bt) * bt
-        h_other = -(-(t0 + c.refund_time_s) // bt) * bt
+        horizon = [-(-(t0 + self._stop_age(ref, True)) // bt) * bt for ref in (False, True)]
         limit = min(limit, self.next_eval)
         n = 0
         funded: dict[Participant, bool] = {}  # balances cannot change meanwhile
@@ -270,7 +276,7 @@ class MarketModel(Model):
                 break
             agent = fn.__self__
             rules = agent.policy.dry_walk
-            if rules is None or t >= (h_ref if rules.reference else h_other):
+            if rules is None or t >= horizon[rules.reference]:
                 break
             n += 1
             keep = funded.get(agent)
@@ -490,11 +496,8 @@ class MarketModel(Model):
         me = self.addr_index[addr]
         b = self.book
         now = self.clock.now
-        rt, aw = self.contract.refund_time_s, self.contract.any_wait_s
         lo = b.head
-        t_max = now - rt
-        if rules.reference and not self.data_left():
-            t_max = min(t_max, now - aw)
+        t_max = now - self._stop_age(rules.reference, not self.data_left())
         # Most wake-ups find nothing old enough: the oldest live slot tells, in O(1).
         if lo >= b.n or b.times[lo] > t_max:
             return
@@ -701,13 +704,8 @@ class MarketModel(Model):
         contributions are only claimed or emptied); idle until then, as a walk that found
         nothing. Without it a walk of claims the mechanism refuses (e.g. the reference walk's
         takes under Points, where the model agrees) re-sent them all at every wake-up."""
-        version = self.learner.version
-        self._idle_walks[key] = (
-            version,
-            self._good_count(addr) > 0,
-            left,
-            self._next_crossing(now),
-        )
+        good = self._good_count(addr) > 0
+        self._idle_walks[key] = (self.learner.version, good, left, self._next_crossing(now))
 
     def _walk_few(
         self,
