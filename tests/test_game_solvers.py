@@ -321,3 +321,20 @@ def test_deviation_walk_reports_a_cycle():
         _restricted(g, start), start, lambda p: _restricted(g, p), max_profiles=100
     )
     assert walk.stopped == "cycle" and walk.path == [(0, 0), (0, 1), (1, 1), (1, 0)]
+
+
+def test_a_solvers_rounding_noise_is_written_as_zero_not_minus_zero(monkeypatch):
+    # A support-enumeration mix can hold -1e-17 for a strategy out of the support (which side
+    # of zero depends on the numpy build): the equilibria table writes 0.0 either way, so its
+    # bytes do not change with the installed libraries.
+    import json
+
+    import sum_abm.game.runner as runner
+
+    g = Game.exact(["row", "col"], [["a", "b"], ["c", "d"]], [[[1, 0], [0, 1]], [[0, 1], [1, 0]]])
+    mix = [np.array([1.0 - 1e-12, -1e-17]), np.array([0.5, 0.5])]
+    monkeypatch.setattr(runner, "mixed_equilibria", lambda game: ([mix], "test"))
+    monkeypatch.setattr(runner, "mixed_regret", lambda game, m: 0.0)
+    (row,) = [r for r in runner._equilibria_rows(g, sampled=False) if r["kind"] == "mixed"]
+    assert '"b": 0.0' in row["mix"] and "-0.0" not in row["mix"]
+    assert json.loads(row["mix"]) == {"row": {"a": 1.0, "b": 0.0}, "col": {"c": 0.5, "d": 0.5}}

@@ -257,7 +257,8 @@ def _equilibria_rows(g: Game, sampled: bool) -> list[dict[str, Any]]:
                 "mix": json.dumps(
                     {
                         r: {
-                            s: round(float(x), 6)
+                            # + 0.0: a solver's -1e-17 is printed as 0.0, not -0.0
+                            s: round(float(x), 6) + 0.0
                             for s, x in zip(g.strategies[i], m[i], strict=False)
                         }
                         for i, r in enumerate(g.roles)
