@@ -302,3 +302,38 @@ def test_event_queue_orders_by_time_priority_then_scheduling_and_checks_its_inpu
         r.schedule_after(ran.clear, -1)
     with pytest.raises(TypeError):
         r.schedule_after(ran.clear, None)
+
+
+def test_stepping_gets_past_an_interval_that_holds_no_event():
+    # Agents waiting ~3.5 days between wake-ups, sampled hourly: most hours hold no event. Each
+    # step (the interactive server's) must still move the market on, and the progress loop of
+    # `sum-abm run` must end with the results of one run() (it used to loop for ever at the
+    # first empty hour: the model's time moves only with its events).
+    from polars.testing import assert_frame_equal
+
+    from sum_abm.market.model import MarketModel
+
+    waits = {"agents.honest.mean_wait_s": 300_000, "agents.attacker.mean_wait_s": 300_000}
+    sc = small("quickstart", **waits, **{"run.sample_interval_s": 3_600})
+    m = MarketModel(scenario=sc, seed=2)
+    first = m.events.peek_time()
+    assert first > 3_600
+    m.step()
+    assert m.time == first  # the first wake-up ran, though no event fell in the first hour
+    times = [m.time]
+    for _ in range(5):
+        m.step()
+        times.append(m.time)
+    assert times == sorted(set(times))  # every step moved on
+
+    steps = []
+
+    def progress(label: str, fraction: float) -> None:
+        steps.append(fraction)
+        assert len(steps) < 5_000, "the progress loop is not getting anywhere"
+
+    stepped, whole = run(sc, seed=2, baseline=False, progress=progress), run(sc, 2, baseline=False)
+    assert stepped.summary["calls"][0] > 20 and len(steps) > 10
+    for name in ("summary", "timeseries", "transactions", "agents"):
+        a, b = getattr(stepped, name), getattr(whole, name)
+        assert_frame_equal(a.drop("wall_time_s", strict=False), b.drop("wall_time_s", strict=False))

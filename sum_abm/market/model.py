@@ -299,8 +299,18 @@ class MarketModel(Model):
         return n > 0
 
     def step(self) -> None:
-        """Advance by one sampling interval of simulated time (the interactive server's step)."""
-        self.run_until(self.time + self.scenario.run.sample_interval_s)
+        """Advance by one sampling interval of simulated time (the interactive server's step), or
+        to the next event when that interval holds none (see :meth:`_next_stop`)."""
+        self.run_until(self._next_stop())
+
+    def _next_stop(self) -> int:
+        """Where a step ends (seconds): one sampling interval on, or the next event's time when
+        the interval holds none. The model's time moves only with its events, so a step over an
+        empty interval would leave it where it was: with agents that wait longer than the
+        interval, a stepping loop never got past that gap (``sum-abm run``'s progress loop)."""
+        end = self.time + self.scenario.run.sample_interval_s
+        nxt = self.events.peek_time()
+        return end if nxt is None else max(end, nxt)
 
     def run(self, progress: Any = None) -> MarketModel:
         """Run to the scenario's stop condition.
@@ -312,7 +322,7 @@ class MarketModel(Model):
             self.run_until(self.scenario.run.max_time_s)
         else:
             while not self.finished:
-                self.run_until(self.time + self.scenario.run.sample_interval_s)
+                self.run_until(self._next_stop())
                 progress(self.cursor / max(1, self.n_pool))
         if not self.finished:
             self._finish()
