@@ -335,6 +335,33 @@ def test_pm_report_bug_and_its_fix() -> None:
     assert took == int(mb["A"]) and a_refund == 0 and b_refund == int(mb["B"])
 
 
+def test_pm_reference_collections_read_balances_as_the_reference_does() -> None:
+    """The reference keeps market balances in a ``defaultdict``: a collection that reads a missing
+    balance leaves a 0 entry, which a later report's deletion of the reporter's entry finds; and
+    it pays a negative balance, which its ledger refuses. (Both found by replaying traces
+    recorded from the reference with other seeds.)"""
+    chain, pm = market("reference-python", bounty=4, allow_greater_deposit=True)
+    pm.reveal_init_test_set("P", PIECES[0])
+    pm.add_data("A", 10, [1.5, 1.5], 1)
+    pm.add_data("B", 10, [-1.5, -1.5], 0)
+    chain.clock.now = 50
+    finish(pm)
+    chain.clock.now = pm.reward_phase_end_time_s + 1_000
+    owed_a = pm.market_balances["A"]
+    assert pm.report("B", [1.5, 1.5], 1, 0, "A") == owed_a  # B's own entry goes (the bug)
+    assert reason(pm.report, "B", [1.5, 1.5], 1, 0, "A") == "reference_report_bug"
+    assert pm.refund("B", [-1.5, -1.5], 0, 0) == 0  # reads B's missing balance: a 0 entry
+    assert pm.market_balances["B"] == 0
+    assert pm.report("B", [1.5, 1.5], 1, 0, "A") == owed_a  # so this report finds it
+    assert chain.ledger.balance("B") == pytest.approx(90 + 2 * owed_a)
+    # A negative balance: the reference's report pays it and its ledger refuses the payment.
+    pm.market_balances["A"] = -0.5
+    before = pm.state_snapshot()
+    assert reason(pm.report, "P", [1.5, 1.5], 1, 0, "A") == "negative_amount"
+    assert pm.state_snapshot() == before
+    assert pm.refund("A", [1.5, 1.5], 1, 0) == 0  # a refund pays nothing instead
+
+
 def test_pm_withdraw_unused_bounty_only_corrected_and_only_the_provider() -> None:
     chain, pm = market("corrected", bounty=7)
     pm.reveal_init_test_set("P", PIECES[0])

@@ -53,6 +53,7 @@ PM_REASONS = {
     "market_cannot_end_yet",
     "rewards_not_processed",
     "reference_report_bug",
+    "negative_amount",  # reference-python: a report paying a negative market balance
     "data_not_found",
     "duplicate_data",
     "test_set_mismatch",

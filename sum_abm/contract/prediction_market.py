@@ -690,6 +690,16 @@ class PredictionMarket:
             self.remaining_bounty_rounds = 0
             self._end_reward_phase(rounds)
 
+    def _market_balance(self, who: str) -> float:
+        """``who``'s market balance (token units; 0 when it has none), read as the reference reads
+        it at a collection: its balances are a ``defaultdict``, so the read leaves a 0 entry,
+        which a later report's deletion of the reporter's entry finds (reference-python only; the
+        corrected market reads without writing). Reads come after every check that can refuse
+        the call, so a refused call still changes nothing."""
+        if self.fixed:
+            return self.market_balances.get(who, 0.0)
+        return self.market_balances.setdefault(who, 0.0)
+
     def _credit(self, who: str, d: float) -> None:
         bal = self.market_balances.get(who, 0.0) + d
         self.market_balances[who] = max(bal, 0.0) if self.fixed else bal
@@ -719,7 +729,7 @@ class PredictionMarket:
                 self.remaining_bounty_rounds == 0 and self.state == "REWARD_COLLECT",
                 "rewards_not_processed",
             )
-            amount = self.market_balances.get(sender, 0.0)
+            amount = self._market_balance(sender)
             if amount > 0:
                 del self.market_balances[sender]
                 amount = self._pay(sender, amount)
@@ -742,15 +752,19 @@ class PredictionMarket:
             )
             if self.now - self.reward_phase_end_time_s < self.any_address_claim_wait_time_s:
                 return 0
-            amount = self.market_balances.get(author, 0.0)
-            if amount <= 0:
-                return 0
+            amount = self._market_balance(author)
             if self.fixed:  # FIX 1: the submitter's balance goes to the reporter, once
+                if amount <= 0:
+                    return 0
                 del self.market_balances[author]
-            else:
-                # The reference deletes the reporter's entry (KeyError when it has none).
-                self._require(sender in self.market_balances, "reference_report_bug")
-                del self.market_balances[sender]
+                return self._pay(sender, amount)
+            # The reference pays a negative balance too, which its ledger refuses (an assertion).
+            self._require(amount >= 0, "negative_amount")
+            if amount == 0:
+                return 0
+            # The reference deletes the reporter's entry (KeyError when it has none).
+            self._require(sender in self.market_balances, "reference_report_bug")
+            del self.market_balances[sender]
             return self._pay(sender, amount)
 
         return self._exec(sender, "report", 0, run)
