@@ -26,6 +26,7 @@ REASONS: dict[str, str] = {
     "market_cannot_end_yet": "too few contributions and the earliest end time has not come",
     "rewards_not_processed": "rewards are claimed before every reward pass ran",
     "reference_report_bug": "a report whose reporter has no market balance (the reference's KeyError)",
+    "negative_amount": "a report on a negative market balance (the reference's ledger refuses it)",
 }
 
 
