@@ -360,6 +360,19 @@ def test_pm_reference_collections_read_balances_as_the_reference_does() -> None:
     assert reason(pm.report, "P", [1.5, 1.5], 1, 0, "A") == "negative_amount"
     assert pm.state_snapshot() == before
     assert pm.refund("A", [1.5, 1.5], 1, 0) == 0  # a refund pays nothing instead
+    # A reward phase that ended at time 0: the reference asserts the end time is > 0.
+    for semantics, refused in (("reference-python", "rewards_not_processed"), ("corrected", None)):
+        chain = Chain()
+        for a in ("A", "P"):
+            chain.ledger.mint(a, 100)
+        model = NearestCentroid(2).fit([[-2, -1], [-1, -2], [2, 1], [1, 2]], [0, 0, 1, 1])
+        pm = PredictionMarket(chain, model, semantics=semantics, any_address_claim_wait_time_s=0)
+        pm.initialize_market("P", 5, [hash_piece(p) for p in PIECES], 0, 1, 0)
+        pm.reveal_init_test_set("P", PIECES[0])
+        pm.add_data("A", 1, [1.5, 1.5], 1)
+        finish(pm)
+        assert pm.reward_phase_end_time_s == 0
+        assert reason(pm.report, "P", [1.5, 1.5], 1, 0, "A") == refused
 
 
 def test_pm_withdraw_unused_bounty_only_corrected_and_only_the_provider() -> None:

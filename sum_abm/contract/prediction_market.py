@@ -750,6 +750,8 @@ class PredictionMarket:
                 self.state == "REWARD_COLLECT" and self.remaining_bounty_rounds == 0,
                 "rewards_not_processed",
             )
+            # The reference also asserts a reward phase that ended after time 0 (0 as "unset").
+            self._require(self.fixed or self.reward_phase_end_time_s > 0, "rewards_not_processed")
             if self.now - self.reward_phase_end_time_s < self.any_address_claim_wait_time_s:
                 return 0
             amount = self._market_balance(author)
