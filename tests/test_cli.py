@@ -3,12 +3,19 @@ a group's policy, and every out-of-range value gets one line naming it and exit 
 
 from __future__ import annotations
 
+import copy
+import json
+import math
 import os
 import subprocess
 import sys
+import tempfile
+import tomllib
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from sum_abm.scenario import load_scenario
 
@@ -238,3 +245,87 @@ def test_the_console_script_leaves_after_its_exit_handlers_with_the_commands_sta
     )
     waited = _console(thread, "scenarios")
     assert waited.returncode == 0 and waited.stdout.splitlines()[-1] == "thread done"
+
+
+def _toml(d: dict, prefix: str = "") -> str:
+    """``d`` as TOML (tables and arrays of tables after the plain keys; enough for these files)."""
+    plain, tables, arrays = [], [], []
+    for k, v in d.items():
+        if isinstance(v, dict) and v:
+            tables.append((k, v))
+        elif isinstance(v, list) and v and all(isinstance(x, dict) for x in v):
+            arrays.append((k, v))
+        else:
+            plain.append(f"{json.dumps(k)} = {_toml_value(v)}")
+    for k, v in tables:
+        plain += [f"\n[{prefix}{json.dumps(k)}]", _toml(v, f"{prefix}{json.dumps(k)}.")]
+    for k, v in arrays:
+        for x in v:
+            plain += [f"\n[[{prefix}{json.dumps(k)}]]", _toml(x, f"{prefix}{json.dumps(k)}.")]
+    return "\n".join(plain)
+
+
+def _toml_value(v: object) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, float) and not math.isfinite(v):
+        return "nan" if math.isnan(v) else ("inf" if v > 0 else "-inf")
+    if isinstance(v, list):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    if isinstance(v, dict):
+        return "{" + ", ".join(f"{json.dumps(k)} = {_toml_value(x)}" for k, x in v.items()) + "}"
+    return json.dumps(v)  # int, finite float, str
+
+
+def _leaves(d: object, at: tuple = ()) -> list[tuple]:
+    out = []
+    items = d.items() if isinstance(d, dict) else enumerate(d) if isinstance(d, list) else ()
+    for k, v in items:
+        out.append((*at, k))
+        out += _leaves(v, (*at, k))
+    return out
+
+
+BUNDLED_FILES = sorted((ROOT / "scenarios").rglob("*.toml"))
+ODD_VALUES = [-1, 0, 2**63, 1.5, -0.5, 1e308, math.nan, math.inf, "", "x", True, [], {}, [1, "a"]]
+
+
+# (the cli fixture holds no state: one for every example is fine)
+@settings(
+    max_examples=120,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(
+    st.sampled_from(BUNDLED_FILES),
+    st.lists(
+        st.tuples(st.integers(0, 10**6), st.sampled_from(ODD_VALUES), st.booleans()),
+        min_size=1,
+        max_size=3,
+    ),
+)
+def test_a_mutated_bundled_file_is_valid_or_gets_one_line_and_exit_2(cli, path, edits):
+    # What a user's edit of a bundled file can look like: a value of the wrong kind or range, or
+    # a key deleted, anywhere. `validate` must accept the file or say what is wrong in one line.
+    data = tomllib.loads(path.read_text())
+    for k in ("base", "scenario"):  # sweep and game files name their base relative to themselves
+        if isinstance(data.get(k), str) and (path.parent / data[k]).exists():
+            data[k] = str((path.parent / data[k]).resolve())
+    for pick, value, delete in edits:
+        spots = _leaves(data)
+        where = spots[pick % len(spots)]
+        parent = data
+        for k in where[:-1]:
+            parent = parent[k]
+        if delete:
+            del parent[where[-1]]
+        else:
+            parent[where[-1]] = copy.deepcopy(value)  # (the pool's lists are shared)
+    with tempfile.TemporaryDirectory() as d:
+        f = Path(d) / path.name
+        f.write_text(_toml(data))
+        r = cli("validate", f)
+    assert r.returncode in (0, 2), (r.stdout, r.stderr)
+    if r.returncode == 2:
+        lines = r.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("sum-abm: "), r.stderr
