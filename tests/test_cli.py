@@ -17,6 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from sum_abm.design.search import toml_value
 from sum_abm.scenario import load_scenario
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -256,25 +257,13 @@ def _toml(d: dict, prefix: str = "") -> str:
         elif isinstance(v, list) and v and all(isinstance(x, dict) for x in v):
             arrays.append((k, v))
         else:
-            plain.append(f"{json.dumps(k)} = {_toml_value(v)}")
+            plain.append(f"{json.dumps(k)} = {toml_value(v)}")  # (the project's own writer)
     for k, v in tables:
         plain += [f"\n[{prefix}{json.dumps(k)}]", _toml(v, f"{prefix}{json.dumps(k)}.")]
     for k, v in arrays:
         for x in v:
             plain += [f"\n[[{prefix}{json.dumps(k)}]]", _toml(x, f"{prefix}{json.dumps(k)}.")]
     return "\n".join(plain)
-
-
-def _toml_value(v: object) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, float) and not math.isfinite(v):
-        return "nan" if math.isnan(v) else ("inf" if v > 0 else "-inf")
-    if isinstance(v, list):
-        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
-    if isinstance(v, dict):
-        return "{" + ", ".join(f"{json.dumps(k)} = {_toml_value(x)}" for k, x in v.items()) + "}"
-    return json.dumps(v)  # int, finite float, str
 
 
 def _leaves(d: object, at: tuple = ()) -> list[tuple]:
