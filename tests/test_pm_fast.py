@@ -290,3 +290,32 @@ def test_process_contributions_keeps_the_single_calls_rules():
     assert pm.process_contributions("P", 100) == 0
     calls = [r for r in rows if r[2] == "process_contribution" and r[3]]
     assert len(calls) == sent
+
+
+def test_test_pieces_are_refused_when_one_would_be_empty():
+    """The market commits ``num_test_pieces`` pieces with row bounds ``int(i / n * rows)`` (the
+    reference's split); an empty piece can never be revealed, so the market could never end.
+    Exactly the counts that leave one empty are refused, and the count named instead works."""
+    from types import SimpleNamespace
+
+    from sum_abm.errors import InputError
+    from sum_abm.mechanisms.prediction_market import PMConfig, PMMechanism
+
+    refused = 0
+    for rows in range(1, 160):
+        data = SimpleNamespace(y_test=np.zeros(rows))
+        for n in range(2, rows + 3):
+            sizes = [int((i + 1) / n * rows) - int(i / n * rows) for i in range(n)]
+            cfg = PMConfig(kind="prediction_market", num_test_pieces=n)
+            if min(sizes) > 0:
+                PMMechanism.check_data(cfg, data)
+                continue
+            refused += 1
+            with pytest.raises(InputError, match="expected at most") as err:
+                PMMechanism.check_data(cfg, data, "s")
+            fits = int(str(err.value).rsplit(" ", 1)[1])
+            assert (
+                fits < n
+                and min(int((i + 1) / fits * rows) - int(i / fits * rows) for i in range(fits)) > 0
+            )
+    assert refused > 300  # n > rows always; n == rows for some sizes (22, 23, 26, ..., 150)

@@ -69,6 +69,7 @@ class MarketContract:
     ) -> None:
         self.scenario = scenario
         self.data = data
+        MECHANISMS[scenario.mechanism.kind].check_data(scenario.mechanism, data, scenario.name)
         self.chain = Chain(
             gas_price=scenario.chain.gas_price,
             block_time_s=scenario.chain.block_time_s,

@@ -251,3 +251,9 @@ class MechanismBase:
     @classmethod
     def deploy(cls, config: MechanismConfig, chain: Chain, learner: Any) -> MarketAdapter:
         return cls.Adapter(config, chain, learner)
+
+    @classmethod
+    def check_data(cls, config: MechanismConfig, data: Any, source: str = "scenario") -> None:
+        """Refuse settings the data set cannot serve (raises :class:`~sum_abm.errors.InputError`
+        naming ``source`` and the setting) before anything is deployed: a run checks at its start,
+        a sweep checks each of its points before the first run. Nothing to check by default."""

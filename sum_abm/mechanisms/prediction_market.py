@@ -75,10 +75,7 @@ class PMAdapter(MarketAdapter):
         m: PMConfig = self.config  # type: ignore[assignment]
         self.chain.ledger.mint(PROVIDER, m.bounty + self.provider_gas_allowance())
         X, y, n = data.X_test, data.y_test, m.num_test_pieces
-        self.pieces = []
-        for i in range(n):
-            lo, hi = int(i / n * len(y)), int((i + 1) / n * len(y))
-            self.pieces.append(Piece(X[lo:hi], y[lo:hi]))
+        self.pieces = [Piece(X[lo:hi], y[lo:hi]) for lo, hi in piece_bounds(n, len(y))]
         hashes = [hash_piece(p) for p in self.pieces]
         reveal = int(rng.integers(len(hashes))) if rng is not None else 0
         n_min = m.min_num_contributions or len(data.y_pool)
@@ -205,6 +202,15 @@ class PMAdapter(MarketAdapter):
         }
 
 
+def piece_bounds(n: int, rows: int) -> list[tuple[int, int]]:
+    """Row ranges ``[lo, hi)`` of the ``n`` committed test pieces of a ``rows``-row test set."""
+    return [(int(i / n * rows), int((i + 1) / n * rows)) for i in range(n)]
+
+
+def _no_empty(n: int, rows: int) -> bool:
+    return all(lo < hi for lo, hi in piece_bounds(n, rows))
+
+
 class PMMechanism(MechanismBase):
     """The prediction market."""
 
@@ -214,3 +220,17 @@ class PMMechanism(MechanismBase):
     Adapter = PMAdapter
     semantics = SEMANTICS
     interactive_defaults: ClassVar[dict[str, Any]] = {"bounty": 20_000, "num_test_pieces": 5}
+
+    @classmethod
+    def check_data(cls, config: MechanismConfig, data: Any, source: str = "scenario") -> None:
+        """Every test piece needs a row: an empty one can never be revealed (the contract
+        refuses it), so the market could never end."""
+        n, rows = config.num_test_pieces, len(data.y_test)  # type: ignore[attr-defined]
+        # (the bounds round down, so some counts up to ``rows`` leave a piece empty as well)
+        empty = n > rows or any(lo == hi for lo, hi in piece_bounds(n, rows))
+        if empty:
+            fits = next(k for k in range(min(n, rows), 0, -1) if _no_empty(k, rows))
+            raise InputError(
+                f"{source}: mechanism.num_test_pieces: {n} pieces of the {rows}-row test set "
+                f"leave a piece empty, which can never be revealed; expected at most {fits}"
+            )
