@@ -141,6 +141,12 @@ BAD = [
     (RUN + ["--set", "learner.params.random_state=-3"], "params.random_state: expected an integer"),
     (RUN + ["--set", "learner.params.foo=1"], "params: unknown parameter(s) ['foo']"),
     (RUN + ["--set", "nothing.here=1"], "nothing.here: names no scenario field"),
+    # every test piece needs a row (3000 in 3000 leaves one empty: the bounds round down)
+    (
+        RUN
+        + ["--set", "mechanism.kind=prediction_market", "--set", "mechanism.num_test_pieces=3000"],
+        "mechanism.num_test_pieces: 3000 pieces of the 3000-row test set leave a piece empty",
+    ),
     (["data", "quickstart", "--set", "n_rows=100000000"], "data.n_rows: 100,000,000 rows"),
     (["data", "quickstart", "--learner", "bogus"], "--learner: expected one of"),
     (["data", "breast_cancer", "--set", "test_rows=0"], "test_rows: expected a value >= 1"),
@@ -192,12 +198,59 @@ def test_a_mistyped_sweep_file_is_refused_before_the_ray_helper_starts(cli, monk
         ("sweep", "replications = 2", "replications = 0", "replications: expected a value >= 1"),
         ("sweep", "seed = 7", "seed = -1", "seed: expected a value >= 0, got -1"),
         ("sweep", "replications = 2", "replications = 10000000", "expected a value <= 100000"),
+        ("sweep", "[1, 3, 9]", "[1, 3, 1]", "cost_weight: expected distinct values"),
+        (
+            "sweep",
+            '"data.n_rows" = [1600]\n"run.max_time_s" = [3456000]',
+            '"data.n_rows" = [1600, 1600]\n"run.max_time_s" = [3456000, 3456000]',
+            "zip: expected distinct rows",
+        ),
     ],
 )
 def test_bad_values_in_game_and_sweep_files(cli, tmp_path, file, old, new, says):
     f = (_game_with if file == "game" else _sweep_with)(tmp_path, old, new)
     r = cli("validate", f)
     assert r.returncode == 2 and says in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+PM_SMALL = ROOT / "scenarios" / "games" / "pm_small.toml"
+
+
+@pytest.mark.parametrize(
+    "base, point, says",
+    [
+        (QUICKSTART, '[zip]\n"data.n_features" = [1000, 2]', "data.n_features = 2}: quickstart:"),
+        (
+            PM_SMALL,  # 400 test rows; 400 pieces leave one empty (the bounds round down)
+            '[grid]\n"mechanism.num_test_pieces" = [10, 400]',
+            "num_test_pieces: 400 pieces of the 400-row test set leave a piece empty",
+        ),
+    ],
+)
+def test_a_sweep_point_the_data_refuses_is_refused_before_any_run(cli, tmp_path, base, point, says):
+    # What only the data tells (the generator's vocabulary; a row per test piece) used to pass
+    # the sweep's check and fail every run of that point (exit 1).
+    f = tmp_path / "s.toml"
+    f.write_text(f'name = "s"\nbase = "{base}"\nreplications = 1\n{point}\n')
+    assert cli("validate", f).returncode == 0  # each value is valid on its own
+    r = cli("sweep", f, "--out", tmp_path / "out", "--serial")
+    assert r.returncode == 2, r.stderr
+    line = r.stderr.strip().splitlines()[-1]
+    assert line.startswith(f"sum-abm: {f}: the point {{") and says in line, r.stderr
+    assert "Traceback" not in r.stderr and not (tmp_path / "out").exists()
+
+
+def test_a_sweep_expands_a_point_drawn_twice_once(tmp_path):
+    from sum_abm.sweeps import load_sweep_file
+
+    f = _sweep_with(
+        tmp_path,
+        "[zip]",
+        '[random]\ncount = 3\n[random.params]\n"agents.honest.count" = { dist = "choice", values = [2] }\n[zip]',
+    )
+    sw = load_sweep_file(f)
+    assert len(sw.points()) == 12 and len(sw.runs) == 24  # 3 draws of one value: one point
+    assert len({r.run_id for r in sw.runs}) == 24
 
 
 def test_a_real_process_exits_2_with_one_line_and_no_traceback():

@@ -1422,3 +1422,20 @@ def test_game_report_shows_every_replications_payoff(tmp_path):
     k_table = sections["Payoff above zero in k of n runs"]
     assert k_table.count("<tr") - 1 == n_profiles * len(game.spec.roles)
     assert sum(1 for u in box.data[0].y if u > 0) == above  # the k of n line counts these runs
+
+
+def test_run_many_refuses_a_point_the_data_refuses_before_any_run(tmp_path):
+    """The game and design layers' entry: a value only the data can refuse (400 test pieces of
+    a 400-row test set leave one empty) is one InputError naming the point; nothing is written."""
+    from sum_abm.errors import InputError
+    from sum_abm.scenario import load_scenario
+    from sum_abm.sweeps import run_many
+
+    base = load_scenario(Path(__file__).resolve().parents[1] / "scenarios/games/pm_small.toml")
+    points = [{"mechanism.num_test_pieces": 10}, {"mechanism.num_test_pieces": 400}]
+    with pytest.raises(InputError) as err:
+        run_many(base, points, tmp_path / "out", serial=True, source="g.toml")
+    msg = str(err.value)
+    assert msg.startswith("g.toml: the point {mechanism.num_test_pieces = 400}: pm_small: ")
+    assert "expected at most 399" in msg and "\n" not in msg
+    assert not (tmp_path / "out").exists()

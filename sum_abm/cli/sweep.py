@@ -51,10 +51,13 @@ def register(app: typer.Typer) -> None:
             from sum_abm.sweeps import load_sweep_file
             from sum_abm.sweeps.engine import check_address, check_out, init_ray, shutdown_ray
             from sum_abm.sweeps.store import folder_lock
+            from sum_abm.sweeps.task import check_data
 
             sw = load_sweep_file(sweep_file)
             if early is not None:
                 early.prepare(len(sw.runs), resume=resume)  # a long sweep: Ray starts now
+            # What only the data can refuse, before any output (the first runs reuse its data).
+            check_data(sw.base, sw.runs, str(sweep_file))
             # One sweep per folder: a second driver is refused in one line (the lock dies with
             # its process, so a killed driver leaves nothing stuck); bad input answers before
             # any output.

@@ -38,7 +38,11 @@ def make_imdb_synthetic(
     """
     if n_rows < 0 or n_features < 120:
         # 120 distinct sentiment words (from ranks 20..800 at the reference size; lower for small V)
-        raise ValueError(f"need n_rows >= 0 and n_features >= 120, got {n_rows} and {n_features}")
+        if n_rows < 0:
+            raise ValueError(f"expected n_rows >= 0, got {n_rows}")
+        raise ValueError(
+            f"expected at least 120 features (the generated vocabulary), got {n_features}"
+        )
     rng = np.random.default_rng(seed)
     r = np.arange(1, n_features + 1)
     w = 1.0 / (r + 2.7)

@@ -63,7 +63,7 @@ from sum_abm.sweeps.store import (
     read_manifest,
     write_manifest,
 )
-from sum_abm.sweeps.task import RunTask
+from sum_abm.sweeps.task import RunTask, check_data
 
 Progress = Callable[[int, int, int], None]  # (done, failed, total)
 Notify = Callable[[str], None]
@@ -160,6 +160,7 @@ def execute(
     """Run ``runs`` into ``out`` (skipping finished ones when ``resume``); returns the runs table.
     Where they run: see the module docstring and :func:`run_many`."""
     out = Path(out)
+    check_data(base, runs, source)
     with folder_lock(out):
         check_out(out, resume, base)
         write_manifest(out, sweep_text, source, base, runs)

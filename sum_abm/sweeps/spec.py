@@ -107,11 +107,18 @@ class SweepSpec(_Strict):
         for k, v in self.grid.items():
             if not v:
                 raise ValueError(f"grid.{k}: empty list (expected at least one value)")
+            if len({_canon(x) for x in v}) != len(v):
+                raise ValueError(f"grid.{k}: expected distinct values (each runs once), got {v}")
         lens = {len(v) for v in self.zip.values()}
         if len(lens) > 1:
             raise ValueError(f"zip: lists must have equal lengths, got {sorted(lens)}")
         if lens == {0}:
             raise ValueError("zip: empty lists")
+        rows = list(zip(*self.zip.values(), strict=True))
+        if len({_canon(r) for r in rows}) != len(rows):
+            raise ValueError(
+                f"zip: expected distinct rows (each runs once), got a repeated one in {sorted(self.zip)}"
+            )
         # One path, one section: a path both in [grid] and [zip] would silently take the last value.
         sections = {
             "grid": self.grid,
@@ -198,7 +205,14 @@ def expand(spec: SweepSpec) -> list[dict[str, Any]]:
             ]
         }
         rand = [{k: cols[k][i] for k in cols} for i in range(n)]
-    return [{**g, **z, **r} for g in grid for z in zipped for r in rand]
+    points = [{**g, **z, **r} for g in grid for z in zipped for r in rand]
+    # A point drawn twice (random draws repeat) is the same run (its id is its overrides): once.
+    return list({_canon(p): p for p in points}.values())
+
+
+def _canon(value: Any) -> str:
+    """A value's canonical JSON, what run ids are made of: equal values, equal strings."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
 
 
 def _digest(text: str) -> str:

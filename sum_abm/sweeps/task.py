@@ -20,6 +20,7 @@ from typing import Any
 
 import polars as pl
 
+from sum_abm.errors import InputError
 from sum_abm.scenario import Scenario
 from sum_abm.sweeps.outcome import RunOutcome, failure_row
 from sum_abm.sweeps.spec import RunSpec
@@ -40,6 +41,36 @@ def dataset_for(scenario: Scenario) -> Any:
             _DATASETS.clear()
         ds = _DATASETS[key] = load_dataset(scenario.data, scenario.learner.kind, scenario.name)
     return ds
+
+
+def check_data(base: Scenario, runs: list[RunSpec], source: str) -> None:
+    """What only the data can tell, checked before any run: each distinct data set of ``runs``
+    (with its learner and mechanism settings) is loaded as the runs will load it (the checks of
+    :func:`sum_abm.data.load_dataset`), and the mechanism checks its settings against it. The
+    first problem raises a one-line :class:`InputError` naming ``source`` and the point, so a bad
+    value refuses the sweep (exit 2) instead of failing every run that uses it."""
+    from sum_abm.mechanisms import MECHANISMS
+    from sum_abm.scenario import split_path
+
+    seen: set[str] = set()
+    for run in runs:
+        on_data = {
+            k: v
+            for k, v in run.overrides.items()
+            if split_path(k)[0] in ("data", "learner", "mechanism")
+        }
+        tag = json.dumps(on_data, sort_keys=True, default=str)
+        if tag in seen:  # the rest of the overrides cannot change what the data allows
+            continue
+        seen.add(tag)
+        scenario = base.with_overrides(run.overrides, source=source)
+        try:
+            data = dataset_for(scenario)
+            MECHANISMS[scenario.mechanism.kind].check_data(scenario.mechanism, data, scenario.name)
+        except InputError as exc:
+            point = ", ".join(f"{k} = {json.dumps(v, default=str)}" for k, v in on_data.items())
+            where = f"the point {{{point}}}" if point else "the base scenario"
+            raise InputError(f"{source}: {where}: {exc}") from None
 
 
 def _param_columns(overrides: dict[str, Any]) -> dict[str, Any]:
