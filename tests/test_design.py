@@ -294,6 +294,23 @@ def test_bad_design_files_are_one_line_and_exit_2(tmp_path, edit, message, monke
     assert not (tmp_path / "o").exists()
 
 
+def test_verify_with_one_seed_is_refused_when_a_constraint_has_a_confidence(
+    tmp_path, monkeypatch, capsys
+):
+    # One fresh seed gives no interval: every such constraint read "does not hold" (exit 1).
+    path = write(tmp_path, SYNTHETIC)
+    from sum_abm.cli import main
+
+    argv = ["sum-abm", "design", str(path), "--out", str(tmp_path / "o"), "--verify", "1"]
+    monkeypatch.setattr(sys, "argv", argv)
+    with pytest.raises(SystemExit) as code:
+        main()
+    err = capsys.readouterr().err
+    assert code.value.code == 2 and err.count("\n") == 1, err
+    assert "--verify: a constraint with a confidence level needs at least 2 fresh seeds" in err
+    assert not (tmp_path / "o").exists()
+
+
 def test_an_output_folder_is_not_overwritten_without_resume(tmp_path):
     path = write(tmp_path, SYNTHETIC)
     run_design(path, tmp_path / "out", measure=Synthetic())

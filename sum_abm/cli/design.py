@@ -57,6 +57,13 @@ def register(app: typer.Typer) -> None:
         design_file = resolve(design_file, "design")
         d = load_design(design_file)
         check_out_dir(d, out, resume)  # bad input answers in one line, before any output
+        if verify == 1 and any(c.confidence is not None for c in d.spec.constraints):
+            from sum_abm.errors import InputError
+
+            raise InputError(
+                "--verify: a constraint with a confidence level needs at least 2 fresh seeds "
+                "(an interval needs two), got 1"
+            )
         if address:
             check_address(address)
         console = Console(stderr=True)
