@@ -220,6 +220,11 @@ PM_SMALL = ROOT / "scenarios" / "games" / "pm_small.toml"
     "base, point, says",
     [
         (QUICKSTART, '[zip]\n"data.n_features" = [1000, 2]', "data.n_features = 2}: quickstart:"),
+        (  # one initial row: one class, which scikit-learn's fit refuses
+            QUICKSTART,
+            '[grid]\n"data.init_train_rows" = [50, 1]\n"learner.kind" = ["sgd_perceptron"]',
+            "the initial model cannot be fitted on 1 rows",
+        ),
         (
             PM_SMALL,  # 400 test rows; 400 pieces leave one empty (the bounds round down)
             '[grid]\n"mechanism.num_test_pieces" = [10, 400]',

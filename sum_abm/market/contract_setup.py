@@ -22,7 +22,7 @@ from sum_abm.mechanisms import MECHANISMS
 from sum_abm.scenario import Scenario
 
 
-def _learner(scenario: Scenario, data: Dataset, all_data: bool = False) -> Any:
+def fitted_learner(scenario: Scenario, data: Dataset, all_data: bool = False) -> Any:
     """The scenario's learner fitted on the initial data (or on initial data + pool).
 
     Fits are deterministic, so the fitted state is cached on the dataset and shared by the runs that
@@ -78,7 +78,7 @@ class MarketContract:
             log_many=log_many,
         )
         self.ledger = self.chain.ledger
-        self.learner = _learner(scenario, data)
+        self.learner = fitted_learner(scenario, data)
         self.learner.set_test_set(data.X_test, data.y_test)
         mech = self.mech = MECHANISMS[scenario.mechanism.kind].deploy(
             scenario.mechanism, self.chain, self.learner
@@ -126,7 +126,7 @@ class MarketContract:
 
     def accuracy_all_data(self) -> float:
         """Accuracy of the same learner trained on the initial data and the whole pool."""
-        learner = _learner(self.scenario, self.data, all_data=True)
+        learner = fitted_learner(self.scenario, self.data, all_data=True)
         return float(learner.score(self.data.X_test, self.data.y_test))
 
     def accepting_data(self) -> bool:

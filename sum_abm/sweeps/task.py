@@ -49,6 +49,7 @@ def check_data(base: Scenario, runs: list[RunSpec], source: str) -> None:
     :func:`sum_abm.data.load_dataset`), and the mechanism checks its settings against it. The
     first problem raises a one-line :class:`InputError` naming ``source`` and the point, so a bad
     value refuses the sweep (exit 2) instead of failing every run that uses it."""
+    from sum_abm.market.contract_setup import fitted_learner
     from sum_abm.mechanisms import MECHANISMS
     from sum_abm.scenario import split_path
 
@@ -67,6 +68,10 @@ def check_data(base: Scenario, runs: list[RunSpec], source: str) -> None:
         try:
             data = dataset_for(scenario)
             MECHANISMS[scenario.mechanism.kind].check_data(scenario.mechanism, data, scenario.name)
+            if len(set(data.y_init.tolist())) < 2:
+                # A learner may refuse to fit one class (scikit-learn's do): try that fit now
+                # (tiny, and kept with the data for the runs) rather than fail each run.
+                fitted_learner(scenario, data)
         except InputError as exc:
             point = ", ".join(f"{k} = {json.dumps(v, default=str)}" for k, v in on_data.items())
             where = f"the point {{{point}}}" if point else "the base scenario"
