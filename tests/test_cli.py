@@ -141,6 +141,16 @@ BAD = [
     (RUN + ["--set", "learner.params.random_state=-3"], "params.random_state: expected an integer"),
     (RUN + ["--set", "learner.params.foo=1"], "params: unknown parameter(s) ['foo']"),
     (RUN + ["--set", "nothing.here=1"], "nothing.here: names no scenario field"),
+    # true/false is no number (pydantic would read 1 or 0: one agent, a whole split)
+    (
+        RUN + ["--set", "agents.honest.count=true"],
+        "agents[0].count: expected an integer >= 0, got 'true'",
+    ),
+    (
+        RUN + ["--set", "data.init_train_portion=true"],
+        "init_train_portion: expected a number, got 'true'",
+    ),
+    (RUN + ["--set", "learner.params.alpha=false"], "params.alpha: expected a number"),
     # every test piece needs a row (3000 in 3000 leaves one empty: the bounds round down)
     (
         RUN
@@ -199,6 +209,8 @@ def test_a_mistyped_sweep_file_is_refused_before_the_ray_helper_starts(cli, monk
         ("sweep", "seed = 7", "seed = -1", "seed: expected a value >= 0, got -1"),
         ("sweep", "replications = 2", "replications = 10000000", "expected a value <= 100000"),
         ("sweep", "[1, 3, 9]", "[1, 3, 1]", "cost_weight: expected distinct values"),
+        ("sweep", "replications = 2", "replications = true", "expected an integer, got 'true'"),
+        ("game", "replications = 2", "replications = true", "expected an integer, got 'true'"),
         (
             "sweep",
             '"data.n_rows" = [1600]\n"run.max_time_s" = [3456000]',

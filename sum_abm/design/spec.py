@@ -31,8 +31,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
+from sum_abm.config import StrictModel
 from sum_abm.errors import InputError
 from sum_abm.game.empirical import EmpiricalGame, GameSpec, RoleSpec, StrategySpec
 from sum_abm.scenario import Scenario, load_scenario, read_toml, split_path, validate_file_model
@@ -54,8 +55,8 @@ METRICS = (
 MAX_GRID = 100_000  # a finite grid larger than this is searched, never listed
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class _Strict(StrictModel):
+    """Unknown keys are errors; true/false is no number (:class:`sum_abm.config.StrictModel`)."""
 
 
 class ParameterSpec(_Strict):

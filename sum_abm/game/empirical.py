@@ -36,17 +36,18 @@ from typing import Any, Literal
 
 import numpy as np
 import polars as pl
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from sum_abm import schema
+from sum_abm.config import StrictModel
 from sum_abm.errors import InputError
 from sum_abm.game.search import neighbourhood
 from sum_abm.game.tables import Game
 from sum_abm.scenario import Scenario, load_scenario, read_toml, validate_file_model
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class _Strict(StrictModel):
+    """Unknown keys are errors; true/false is no number (:class:`sum_abm.config.StrictModel`)."""
 
 
 AGENT_PAYOFFS = ("profit", "roi")

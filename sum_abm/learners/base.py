@@ -16,8 +16,10 @@ from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
 import scipy.sparse as sp
-from pydantic import BaseModel, ConfigDict
+from pydantic import ConfigDict
 from scipy.sparse import _sparsetools  # the compiled CSR kernels behind A @ x
+
+from sum_abm.config import StrictModel
 
 
 def _csr_matvec(n_row, n_col, indptr, indices, data, x, y) -> None:
@@ -104,7 +106,7 @@ def _margins(scores: np.ndarray) -> np.ndarray:
     return top2[:, 1] - top2[:, 0]
 
 
-class LearnerParams(BaseModel):
+class LearnerParams(StrictModel):
     """A learner's constructor parameters (beyond ``n_features`` and ``n_classes``); each learner
     declares its own subclass as ``Params``, and a scenario's ``learner.params`` are checked
     against it."""

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
+from sum_abm.config import StrictModel
 from sum_abm.policies.view import ParticipantView, WalkRules
 
 
-class GroupConfig(BaseModel):
+class GroupConfig(StrictModel):
     """An agent group of a scenario: ``count`` agents sharing a policy and its parameters.
 
     Balances are integers in token units; waits are seconds of simulated time.

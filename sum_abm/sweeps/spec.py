@@ -36,14 +36,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
+from sum_abm.config import StrictModel
 from sum_abm.errors import InputError
 from sum_abm.scenario import Scenario, load_scenario, read_toml, split_path, validate_file_model
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class _Strict(StrictModel):
+    """Unknown keys are errors; true/false is no number (:class:`sum_abm.config.StrictModel`)."""
 
 
 class RandomParam(_Strict):
