@@ -257,6 +257,24 @@ def test_a_sweep_point_the_data_refuses_is_refused_before_any_run(cli, tmp_path,
     assert "Traceback" not in r.stderr and not (tmp_path / "out").exists()
 
 
+def test_viz_checks_the_scenario_against_its_data_before_the_server_starts(cli, tmp_path):
+    # 400 pieces of pm_small's 400-row test set: the market would have failed at its end, in
+    # the browser, instead of one line here.
+    f = tmp_path / "pm.toml"
+    f.write_text(PM_SMALL.read_text().replace("num_test_pieces = 10", "num_test_pieces = 400"))
+    import socket
+
+    with socket.socket() as busy:  # a port in use: were the data not checked first, that says so
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        r = cli("viz", "--scenario", f, "--port", busy.getsockname()[1])
+    assert r.returncode == 2 and r.stdout == "", r.stdout
+    assert r.stderr.strip().splitlines() == [
+        "sum-abm: pm_small: mechanism.num_test_pieces: 400 pieces of the 400-row test set leave "
+        "a piece empty, which can never be revealed; expected at most 399"
+    ]
+
+
 def test_a_sweep_expands_a_point_drawn_twice_once(tmp_path):
     from sum_abm.sweeps import load_sweep_file
 

@@ -52,7 +52,12 @@ def register(app: typer.Typer) -> None:
         from sum_abm.scenario import load_scenario
 
         path = resolve(scenario)
-        load_scenario(path)  # a bad scenario answers in one line before the server starts
+        # A bad scenario answers in one line before the server starts, data checks included.
+        from sum_abm.data import load_dataset
+        from sum_abm.market.contract_setup import check_setup
+
+        sc = load_scenario(path)
+        check_setup(sc, load_dataset(sc.data, sc.learner.kind, sc.name))
         _check_port(host, port)
         app_py = Path(__file__).resolve().parents[1] / "market" / "app.py"
         env = {

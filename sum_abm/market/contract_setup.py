@@ -56,6 +56,16 @@ def fitted_learner(scenario: Scenario, data: Dataset, all_data: bool = False) ->
     return learner
 
 
+def check_setup(scenario: Scenario, data: Dataset) -> None:
+    """What only the data can refuse, checked before a market is built (raises a one-line
+    :class:`InputError`): the mechanism's settings against the data set, and the initial fit when
+    the initial rows hold a single class (a learner may refuse it; the fit is tiny and kept with
+    the data). Loading the data (:func:`sum_abm.data.load_dataset`) checked the rest."""
+    MECHANISMS[scenario.mechanism.kind].check_data(scenario.mechanism, data, scenario.name)
+    if len(set(data.y_init.tolist())) < 2:
+        fitted_learner(scenario, data)
+
+
 class MarketContract:
     """One deployed contract (the scenario's mechanism) with its chain, learner and adapter."""
 

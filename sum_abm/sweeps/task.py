@@ -46,11 +46,11 @@ def dataset_for(scenario: Scenario) -> Any:
 def check_data(base: Scenario, runs: list[RunSpec], source: str) -> None:
     """What only the data can tell, checked before any run: each distinct data set of ``runs``
     (with its learner and mechanism settings) is loaded as the runs will load it (the checks of
-    :func:`sum_abm.data.load_dataset`), and the mechanism checks its settings against it. The
-    first problem raises a one-line :class:`InputError` naming ``source`` and the point, so a bad
-    value refuses the sweep (exit 2) instead of failing every run that uses it."""
-    from sum_abm.market.contract_setup import fitted_learner
-    from sum_abm.mechanisms import MECHANISMS
+    :func:`sum_abm.data.load_dataset`) and checked as a run would be built on it
+    (:func:`~sum_abm.market.contract_setup.check_setup`). The first problem raises a one-line
+    :class:`InputError` naming ``source`` and the point, so a bad value refuses the sweep (exit 2)
+    instead of failing every run that uses it."""
+    from sum_abm.market.contract_setup import check_setup
     from sum_abm.scenario import split_path
 
     seen: set[str] = set()
@@ -66,12 +66,7 @@ def check_data(base: Scenario, runs: list[RunSpec], source: str) -> None:
         seen.add(tag)
         scenario = base.with_overrides(run.overrides, source=source)
         try:
-            data = dataset_for(scenario)
-            MECHANISMS[scenario.mechanism.kind].check_data(scenario.mechanism, data, scenario.name)
-            if len(set(data.y_init.tolist())) < 2:
-                # A learner may refuse to fit one class (scikit-learn's do): try that fit now
-                # (tiny, and kept with the data for the runs) rather than fail each run.
-                fitted_learner(scenario, data)
+            check_setup(scenario, dataset_for(scenario))
         except InputError as exc:
             point = ", ".join(f"{k} = {json.dumps(v, default=str)}" for k, v in on_data.items())
             where = f"the point {{{point}}}" if point else "the base scenario"
