@@ -9,7 +9,6 @@ run folder and assembles the page. Money is in token units, time in simulated da
 from __future__ import annotations
 
 import html
-import json
 from pathlib import Path
 
 import plotly.graph_objects as go
@@ -32,7 +31,7 @@ from dashboards.style import (
     table_html,
 )
 from sum_abm.mechanisms import MECHANISMS
-from sum_abm.schema import FRAMES, RUN_FRAMES
+from sum_abm.schema import FRAMES, RUN_FRAMES, read_frame, read_json_object
 
 MAX_AGENT_LINES = 12  # beyond this many agents, balances are drawn per group
 
@@ -555,12 +554,16 @@ def read_run(run_dir: str | Path) -> tuple[dict[str, pl.DataFrame], pl.DataFrame
     missing = [FRAMES[n].file for n in RUN_FRAMES if not (d / FRAMES[n].file).exists()]
     if missing:
         raise InputError(f"{d}: not a complete run folder: missing {', '.join(missing)}")
-    frames = {n: pl.read_parquet(d / FRAMES[n].file) for n in RUN_FRAMES}
+    frames = {n: read_frame(d / FRAMES[n].file, n) for n in RUN_FRAMES}
+    if frames["summary"].height != 1:
+        raise InputError(
+            f"{d / FRAMES['summary'].file}: expected one row, got {frames['summary'].height}"
+        )
     if (d / FRAMES["evm"].file).exists():
-        frames["evm"] = pl.read_parquet(d / FRAMES["evm"].file)
+        frames["evm"] = read_frame(d / FRAMES["evm"].file, "evm")
     base_f = d / FRAMES["baseline_timeseries"].file
-    baseline = pl.read_parquet(base_f) if base_f.exists() else None
-    meta = json.loads((d / "run.json").read_text()) if (d / "run.json").exists() else {}
+    baseline = read_frame(base_f, "baseline_timeseries") if base_f.exists() else None
+    meta = read_json_object(d / "run.json") if (d / "run.json").exists() else {}
     return frames, baseline, meta
 
 

@@ -11,7 +11,6 @@ report says so).
 from __future__ import annotations
 
 import html
-import json
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +21,7 @@ import polars as pl
 from plotly.subplots import make_subplots
 
 from dashboards.style import kpis_html, layout, page, table_html
+from sum_abm.schema import read_json_object
 from sum_abm.sweeps.stats import wilson
 
 MAX_FACETS = 6  # a third parameter with more values than this is averaged over instead of split
@@ -734,7 +734,12 @@ def build_sweep_report(
         if not failures.height:
             raise
         runs = pl.DataFrame()  # every run so far failed: the report shows why
-    manifest = json.loads((d / "sweep.json").read_text()) if (d / "sweep.json").exists() else {}
+    except pl.exceptions.PolarsError as exc:  # a damaged part: one line, not a traceback
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise InputError(f"{d}: runs/: a part cannot be read ({first})") from None
+    if runs.height and not {"run_id", "replication"} <= set(runs.columns):
+        raise InputError(f"{d}: runs/: parts without run_id or replication: not a sweep's runs")
+    manifest = read_json_object(d / "sweep.json") if (d / "sweep.json").exists() else {}
     try:
         agents = load_sweep(d, "agents").select("run_id", "agent_id", "group", "roi").collect()
         agents = agents.join(

@@ -12,8 +12,10 @@ test set. This module sits at the bottom of the layers: it imports only polars.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import polars as pl
@@ -363,6 +365,43 @@ def problems(name: str, df: pl.DataFrame) -> list[str]:
     if declared != order:
         out.append(f"{name}: columns out of declared order")
     return out
+
+
+def read_json_object(path: Any) -> dict[str, Any]:
+    """The JSON object in the file ``path`` (``run.json``, ``sweep.json``); a file that cannot be
+    read or holds no JSON object raises a one-line :class:`~sum_abm.errors.InputError`."""
+    from sum_abm.errors import InputError
+
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise InputError(f"{path}: not a readable JSON file ({first})") from None
+    if not isinstance(data, dict):
+        raise InputError(f"{path}: expected a JSON object, got {type(data).__name__}")
+    return data
+
+
+def read_frame(path: Any, name: str) -> pl.DataFrame:
+    """The result frame ``name`` read from the file ``path``, checked against its declaration: a
+    file that is no Parquet, lacks a column the frame always has, or holds one of another type
+    raises a one-line :class:`~sum_abm.errors.InputError` (what a report or a loader shows
+    instead of a traceback)."""
+    from sum_abm.errors import InputError
+
+    try:
+        df = pl.read_parquet(path)
+    except (pl.exceptions.PolarsError, OSError) as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise InputError(f"{path}: not a readable {name} file ({first})") from None
+    f = FRAMES[name]
+    missing = [c.name for c in f.columns if not c.when and c.name not in df.columns]
+    if missing:
+        raise InputError(f"{path}: not a valid {name} file: no column {', '.join(missing)}")
+    wrong = [p for p in problems(name, df) if not p.endswith("out of declared order")]
+    if wrong:
+        raise InputError(f"{path}: not a valid {name} file: {wrong[0]}")
+    return df
 
 
 def markdown() -> str:

@@ -3,6 +3,7 @@ report's grid, axes, panels and frontier, the self-contained HTML files, and the
 
 from __future__ import annotations
 
+import shutil
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -460,6 +461,70 @@ def test_report_cli_for_run_and_sweep_and_bad_folders(run_dir, tmp_path, cli):
         "report", tmp_path / "sw", "--x", "agents.attacker.count", "--y", "mechanism.cost_weight"
     )
     assert r.returncode == 0, r.stderr
+
+
+def _damage_garbage(d, f):
+    (d / f).write_bytes(b"\xff\x00 not parquet")
+
+
+def _damage_column(d, f):
+    pl.read_parquet(d / f).drop(pl.read_parquet(d / f).columns[0]).write_parquet(d / f)
+
+
+def _damage_type(d, f):
+    df = pl.read_parquet(d / f)
+    df.with_columns(pl.col(df.columns[0]).cast(pl.Utf8)).write_parquet(d / f)
+
+
+def _damage_rows(d, f):
+    pl.read_parquet(d / f).head(0).write_parquet(d / f)
+
+
+def _damage_json(d, f):
+    (d / f).write_text("[]")
+
+
+@pytest.mark.parametrize(
+    "file, damage, says",
+    [
+        ("summary.parquet", _damage_garbage, "not a readable summary file (parquet"),
+        ("agents.parquet", _damage_column, "not a valid agents file: no column agent_id"),
+        ("timeseries.parquet", _damage_type, "timeseries.time_s: String, declared Int64"),
+        ("summary.parquet", _damage_rows, "expected one row, got 0"),
+        ("transactions.parquet", _damage_garbage, "not a readable transactions file"),
+        ("run.json", _damage_json, "run.json: expected a JSON object, got list"),
+    ],
+)
+def test_report_on_a_damaged_run_folder_is_one_line(run_dir, tmp_path, cli, file, damage, says):
+    # Each of these printed a traceback (polars, json, KeyError) and exited 1.
+    d = tmp_path / "run"
+    shutil.copytree(run_dir, d)
+    damage(d, file)
+    r = cli("report", d)
+    lines = r.stderr.strip().splitlines()
+    assert r.returncode == 2 and len(lines) == 1 and lines[0].startswith("sum-abm: "), r.stderr
+    assert f"{d / file}: " in lines[0] and says in lines[0]
+
+
+def test_report_on_a_damaged_sweep_folder_is_one_line(tmp_path, cli):
+    runs = _runs()
+    sw = tmp_path / "sw"
+    (sw / "runs").mkdir(parents=True)
+    for part in runs.partition_by("run_id"):
+        part.write_parquet(sw / "runs" / f"{part['run_id'][0]}.parquet")
+    assert cli("report", sw).returncode == 0
+    for damage, says in [
+        (lambda: (sw / "sweep.json").write_text("{not json"), "sweep.json: not a readable JSON"),
+        (
+            lambda: next((sw / "runs").iterdir()).write_bytes(b"junk"),
+            "runs/: a part cannot be read",
+        ),
+        (lambda: (sw / "failures.parquet").write_bytes(b"junk"), "not a readable failures file"),
+    ]:
+        damage()
+        r = cli("report", sw)
+        lines = r.stderr.strip().splitlines()
+        assert r.returncode == 2 and len(lines) == 1 and says in lines[0], r.stderr
 
 
 def test_sweep_report_from_parts_with_failures_and_an_all_failed_sweep(tmp_path):

@@ -312,7 +312,13 @@ def load_failures(out: str | Path) -> pl.DataFrame:
     """``DIR/failures.parquet`` (run_id, replication, seed, parameters as JSON, error_type, message,
     traceback); an empty frame when no run failed."""
     f = Path(out) / "failures.parquet"
-    return pl.read_parquet(f) if f.exists() else pl.DataFrame(schema=FAILURE_SCHEMA)
+    if not f.exists():
+        return pl.DataFrame(schema=FAILURE_SCHEMA)
+    try:
+        return pl.read_parquet(f)
+    except (pl.exceptions.PolarsError, OSError) as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise InputError(f"{f}: not a readable failures file ({first})") from None
 
 
 def load_executions(out: str | Path) -> pl.DataFrame:
