@@ -56,8 +56,18 @@ class GasSchedule:
 
     @classmethod
     def load(cls, path: str | Path | None = None) -> GasSchedule:
-        """The schedule in ``path`` (default: the one shipped with the package)."""
-        data: dict[str, Any] = json.loads(Path(path or _DEFAULT).read_text())
+        """The schedule in ``path`` (default: the one shipped with the package); ValueError, in
+        one line, for a file that is no gas schedule."""
+        p = Path(path or _DEFAULT)
+        try:
+            data = json.loads(p.read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise ValueError(f"{p}: not a readable gas-schedule file ({first})") from None
+        if not isinstance(data, dict) or not isinstance(data.get("base"), dict):
+            raise ValueError(
+                f"{p}: not a gas schedule (expected a JSON object with a 'base' table)"
+            )
         return cls(
             base=data["base"],
             per_feature=data.get("per_feature", {}),

@@ -75,12 +75,24 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Measure gas of deploy, add_data, refund, report and predict for each learner on py-evm
         (titanoboa; offline), fit the gas schedule's coefficients and print gas and fees."""
-        if gas_price_gwei < 0 or token_price < 0:
+        import math
+
+        if not all(math.isfinite(v) and v >= 0 for v in (gas_price_gwei, token_price)):
             raise InputError(
-                f"--gas-price-gwei, --token-price: values >= 0 expected, got {gas_price_gwei}, {token_price}"
+                f"--gas-price-gwei, --token-price: finite values >= 0 expected, got {gas_price_gwei}, {token_price}"
             )
-        if schedule is not None and not schedule.is_file():
-            raise InputError(f"{schedule}: no such gas-schedule file")
+        if schedule is not None:
+            if not schedule.is_file():
+                raise InputError(f"{schedule}: no such gas-schedule file")
+            from sum_abm.chain.gas import GasSchedule
+
+            try:
+                GasSchedule.load(schedule)  # a file that is no schedule: one line, before measuring
+            except ValueError as exc:
+                raise InputError(str(exc)) from None
+        if out is not None and (out.is_dir() or not out.parent.is_dir()):
+            why = "is a folder" if out.is_dir() else f"no folder {out.parent}"
+            raise InputError(f"--out {out}: {why} (expected a JSON file's path)")
         try:
             import boa  # noqa: F401
         except ImportError:
