@@ -1439,3 +1439,13 @@ def test_run_many_refuses_a_point_the_data_refuses_before_any_run(tmp_path):
     assert msg.startswith("g.toml: the point {mechanism.num_test_pieces = 400}: pm_small: ")
     assert "expected at most 399" in msg and "\n" not in msg
     assert not (tmp_path / "out").exists()
+
+
+def test_an_output_folder_that_cannot_be_made_is_one_input_error():
+    from sum_abm.errors import InputError
+    from sum_abm.scenario import load_scenario
+    from sum_abm.sweeps import run_many
+
+    base = load_scenario(Path(__file__).resolve().parents[1] / "scenarios/quickstart.toml")
+    with pytest.raises(InputError, match=r"^/proc/no/such: cannot create the output folder \("):
+        run_many(base, [{"mechanism.cost_weight": 2}], "/proc/no/such", serial=True)

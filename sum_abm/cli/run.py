@@ -11,9 +11,14 @@ from sum_abm.errors import InputError
 
 
 def check_out_folder(out: Path) -> None:
-    """``--out`` must be a folder or not exist yet: refused before any run, in one line."""
+    """``--out`` must be a folder or one that can be made (it is made now): refused before any
+    run, in one line."""
     if out.exists() and not out.is_dir():
         raise InputError(f"--out: {str(out)!r} is a file, expected a folder")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"--out: cannot create {str(out)!r} ({exc.strerror or exc})") from None
 
 
 def register(app: typer.Typer) -> None:

@@ -58,7 +58,12 @@ def folder_lock(out: Path) -> Iterator[None]:
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise InputError(f"{out}: exists and is not a folder (expected a sweep output folder)")
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(
+            f"{out}: cannot create the output folder ({exc.strerror or exc})"
+        ) from None
     key = str(out.resolve())
     if key in _HELD:
         fd, depth = _HELD[key]
