@@ -19,7 +19,7 @@ class StrictModel(BaseModel):
     and ``true``/``false`` is no number (pydantic reads it as 1 or 0: ``count = true`` would be one
     agent)."""
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
     @model_validator(mode="before")
     @classmethod

@@ -254,6 +254,8 @@ def _describe(err: dict[str, Any]) -> str:
         base = "expected an integer"
     elif typ in ("float_parsing", "float_type"):
         base = "expected a number"
+    elif typ == "finite_number":
+        base = "expected a finite number"
     elif typ in ("bool_parsing", "bool_type"):
         base = "expected true or false"
     elif typ in ("string_type",):

@@ -137,7 +137,20 @@ BAD = [
     (RUN + ["--set", "agents.attacker.policy=wizard"], "agents[1].policy: expected one of"),
     (RUN + ["--set", "run.sample_interval_s=0"], "run.sample_interval_s: expected a value >= 1"),
     (RUN + ["--set", "mechanism.cost_weight=-1"], "mechanism.cost_weight: expected a value >= 0"),
-    (RUN + ["--set", "learner.params.alpha=-1"], "params.alpha: expected a number > 0, got -1"),
+    (
+        RUN + ["--set", "learner.params.alpha=-1"],
+        "params.alpha: expected a finite number > 0, got -1",
+    ),
+    (
+        RUN + ["--set", "learner.params.alpha=inf"],
+        "params.alpha: expected a finite number > 0, got inf",
+    ),
+    (RUN + ["--set", "data.noise=nan"], "data.noise: expected a finite number, got nan"),
+    (
+        RUN + ["--set", "mechanism.kind=prediction_market", "--set", f"mechanism.bounty={2**63}"],
+        "mechanism.bounty: expected a value <= 9223372036854775807",
+    ),
+    (RUN + ["--out", "/proc/no/such/folder"], "--out: cannot create '/proc/no/such/folder'"),
     (RUN + ["--set", "learner.params.random_state=-3"], "params.random_state: expected an integer"),
     (RUN + ["--set", "learner.params.foo=1"], "params: unknown parameter(s) ['foo']"),
     (RUN + ["--set", "nothing.here=1"], "nothing.here: names no scenario field"),
@@ -167,6 +180,22 @@ BAD = [
     (["frontier", GAME, "--param", "agents.honest.start_balance", "--range", "5", "1"], "LO < HI"),
     (["frontier", GAME, "--param", "x", "--range", "1", "5", "--iterations", "0"], "--iterations"),
     (["gas", "--gas-price-gwei", "-1"], "values >= 0 expected"),
+    (["gas", "--gas-price-gwei", "nan"], "finite values >= 0 expected, got nan"),
+    (["gas", "--schedule", ROOT / "pyproject.toml"], "not a readable gas-schedule file"),
+    (["gas", "--out", ROOT / "scenarios"], "is a folder (expected a JSON file's path)"),
+    (
+        [
+            "frontier",
+            GAME,
+            "--param",
+            "mechanism.cost_weight",
+            "--range",
+            "0",
+            "1e308",
+            "--integer",
+        ],
+        "with --integer, values within 64 bits expected",
+    ),
     (["run", "no_such_scenario"], "no_such_scenario: no such scenario file"),
     (["sweep", "no_such_sweep", "--out", "unused"], "no_such_sweep: no such sweep file"),
 ]
@@ -209,6 +238,7 @@ def test_a_mistyped_sweep_file_is_refused_before_the_ray_helper_starts(cli, monk
         ("sweep", "seed = 7", "seed = -1", "seed: expected a value >= 0, got -1"),
         ("sweep", "replications = 2", "replications = 10000000", "expected a value <= 100000"),
         ("sweep", "[1, 3, 9]", "[1, 3, 1]", "cost_weight: expected distinct values"),
+        ("sweep", "[1, 3, 9]", f"[1, 3, {2**64}]", "expected an integer that fits in 64 bits"),
         ("sweep", "replications = 2", "replications = true", "expected an integer, got 'true'"),
         ("game", "replications = 2", "replications = true", "expected an integer, got 'true'"),
         (

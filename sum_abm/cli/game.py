@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import typer
@@ -126,6 +127,12 @@ def register(app: typer.Typer) -> None:
         lo, hi = range_
         if not lo < hi:
             raise InputError(f"--range {lo} {hi}: expected LO < HI")
+        if not (math.isfinite(lo) and math.isfinite(hi)):
+            raise InputError(f"--range {lo} {hi}: expected finite numbers")
+        if integer and not (-(2**63) <= lo and hi < 2**63):
+            raise InputError(
+                f"--range {lo:g} {hi:g}: with --integer, values within 64 bits expected"
+            )
         acr = None
         if across:
             if "=" not in across:

@@ -3,6 +3,7 @@ own ``Params`` model)."""
 
 from __future__ import annotations
 
+import math
 from typing import Any, Literal
 
 from pydantic import Field, model_validator
@@ -42,8 +43,8 @@ class LearnerConfig(StrictModel):
             ):
                 raise ValueError(f"params.{name}: expected a number, got {value!r}")
             # rates and smoothing are positive; seeds are what numpy and scikit-learn accept
-            if isinstance(default, float) and not value > 0:
-                raise ValueError(f"params.{name}: expected a number > 0, got {value!r}")
+            if isinstance(default, float) and not 0 < value < math.inf:
+                raise ValueError(f"params.{name}: expected a finite number > 0, got {value!r}")
             if isinstance(default, int) and not isinstance(default, bool):
                 if not isinstance(value, int) or not 0 <= value < 2**32:
                     raise ValueError(

@@ -22,7 +22,7 @@ class PMConfig(MechanismConfig):
 
     kind: Literal["prediction_market"]
     semantics: Literal[SEMANTICS] = SEMANTICS[0]  # type: ignore[valid-type]
-    bounty: int = Field(100_000, ge=1)
+    bounty: int = Field(100_000, ge=1, le=2**63 - 1)  # the results' 64-bit integer columns
     num_test_pieces: int = Field(10, ge=2)
     min_length_s: int = Field(1_000, ge=0)
     min_num_contributions: int | None = Field(

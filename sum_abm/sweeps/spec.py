@@ -267,6 +267,11 @@ def check_points(base: Scenario, points: list[dict[str, Any]], source: str) -> N
         tag = json.dumps(ov, sort_keys=True, default=str)
         if tag in checked:  # each distinct point once: replications repeat them
             continue
+        for key, value in ov.items():  # a parameter column of the runs table is 64-bit
+            if isinstance(value, int) and not -(2**63) <= value < 2**63:
+                raise InputError(
+                    f"{source}: {key}: expected an integer that fits in 64 bits, got {value:.3g}"
+                )
         try:
             base.with_overrides(ov, source=source)
         except InputError:
