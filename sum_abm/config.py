@@ -16,8 +16,8 @@ from pydantic import BaseModel, ConfigDict, model_validator
 
 class StrictModel(BaseModel):
     """Base of every config model: unknown keys are errors, values are validated on assignment,
-    and ``true``/``false`` is no number (pydantic reads it as 1 or 0: ``count = true`` would be one
-    agent)."""
+    ``inf`` and ``nan`` are no values, and ``true``/``false`` is no number (pydantic reads it as 1
+    or 0: ``count = true`` would be one agent)."""
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
