@@ -253,13 +253,14 @@ SMALL = {"data.n_rows": 800, "run.max_time_s": 1_728_000}
 
 @pytest.mark.ray
 def test_a_run_that_raises_is_recorded_and_the_sweep_goes_on(tmp_path, ray_local):
-    # The data file exists when the sweep is validated but not where the run happens (a cluster node
-    # without it): the run raises, lands in failures.parquet, and the other runs finish.
+    # A point that passes every check before the runs but raises when its market starts (a bounty
+    # provider whose allowance cannot pay the set-up's gas): the run raises, lands in
+    # failures.parquet, and the other runs finish.
     base = load_scenario(ROOT / "scenarios" / "quickstart.toml", SMALL)
-    gone = tmp_path / "gone.csv"
+    broke = {"mechanism.kind": "prediction_market", "chain.gas_price": 3}
     points = [
         {"mechanism.cost_weight": 1},
-        {"data.kind": "csv", "data.path": str(gone)},
+        {**broke, "mechanism.provider_gas_allowance": 1},
         {"mechanism.cost_weight": 2},
     ]
     frames = {}
@@ -270,9 +271,10 @@ def test_a_run_that_raises_is_recorded_and_the_sweep_goes_on(tmp_path, ray_local
         assert (
             f.height == 1
             and f["error_type"][0] == "InputError"
-            and "no such file" in f["message"][0]
+            and "provider_gas_allowance: 1 tokens do not pay the gas" in f["message"][0]
         )
-        assert '"data.kind": "csv"' in f["parameters"][0] and "Traceback" in f["traceback"][0]
+        assert '"mechanism.kind": "prediction_market"' in f["parameters"][0]
+        assert "Traceback" in f["traceback"][0]
         frames[mode] = (t.sort("run_id"), f.drop("traceback"))
     assert frames["serial"][0].equals(frames["ray"][0]) and frames["serial"][1].equals(
         frames["ray"][1]
