@@ -723,7 +723,7 @@ def build_sweep_report(
 ) -> Path:
     """Write the report of a sweep folder (default ``sweep_dir/report.html``); ``x``/``y`` pick the
     heatmap axes (dotted parameter paths; default: the numeric parameters with the most values)."""
-    from sum_abm.errors import InputError
+    from sum_abm.errors import InputError, first_line
     from sum_abm.sweeps import load_failures, load_sweep
 
     d = Path(sweep_dir)
@@ -735,8 +735,7 @@ def build_sweep_report(
             raise
         runs = pl.DataFrame()  # every run so far failed: the report shows why
     except pl.exceptions.PolarsError as exc:  # a damaged part: one line, not a traceback
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise InputError(f"{d}: runs/: a part cannot be read ({first})") from None
+        raise InputError(f"{d}: runs/: a part cannot be read ({first_line(exc)})") from None
     if runs.height and not {"run_id", "replication"} <= set(runs.columns):
         raise InputError(f"{d}: runs/: parts without run_id or replication: not a sweep's runs")
     manifest = read_json_object(d / "sweep.json") if (d / "sweep.json").exists() else {}

@@ -18,3 +18,10 @@ class InputError(ValueError):
 class CheckFailed(RuntimeError):
     """A cross-check found a disagreement (e.g. the EVM mirror of a run). ``str(err)`` is the one
     line shown to the user; commands exit with status 1."""
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (its type when empty): what a one-line error
+    quotes of a library's error."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

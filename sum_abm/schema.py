@@ -370,13 +370,12 @@ def problems(name: str, df: pl.DataFrame) -> list[str]:
 def read_json_object(path: Any) -> dict[str, Any]:
     """The JSON object in the file ``path`` (``run.json``, ``sweep.json``); a file that cannot be
     read or holds no JSON object raises a one-line :class:`~sum_abm.errors.InputError`."""
-    from sum_abm.errors import InputError
+    from sum_abm.errors import InputError, first_line
 
     try:
         data = json.loads(Path(path).read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise InputError(f"{path}: not a readable JSON file ({first})") from None
+        raise InputError(f"{path}: not a readable JSON file ({first_line(exc)})") from None
     if not isinstance(data, dict):
         raise InputError(f"{path}: expected a JSON object, got {type(data).__name__}")
     return data
@@ -387,13 +386,12 @@ def read_frame(path: Any, name: str) -> pl.DataFrame:
     file that is no Parquet, lacks a column the frame always has, or holds one of another type
     raises a one-line :class:`~sum_abm.errors.InputError` (what a report or a loader shows
     instead of a traceback)."""
-    from sum_abm.errors import InputError
+    from sum_abm.errors import InputError, first_line
 
     try:
         df = pl.read_parquet(path)
     except (pl.exceptions.PolarsError, OSError) as exc:
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise InputError(f"{path}: not a readable {name} file ({first})") from None
+        raise InputError(f"{path}: not a readable {name} file ({first_line(exc)})") from None
     f = FRAMES[name]
     missing = [c.name for c in f.columns if not c.when and c.name not in df.columns]
     if missing:

@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sum_abm.errors import first_line
+
 _DEFAULT = Path(__file__).with_name("gas_schedule.json")
 #: Gas refunded for each storage slot a transaction sets from non-zero to zero (EIP-3529); the
 #: refunds of a transaction are capped at a fifth of its gas.
@@ -62,8 +64,7 @@ class GasSchedule:
         try:
             data = json.loads(p.read_text())
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            raise ValueError(f"{p}: not a readable gas-schedule file ({first})") from None
+            raise ValueError(f"{p}: not a readable gas-schedule file ({first_line(exc)})") from None
         if not isinstance(data, dict) or not isinstance(data.get("base"), dict):
             raise ValueError(
                 f"{p}: not a gas schedule (expected a JSON object with a 'base' table)"

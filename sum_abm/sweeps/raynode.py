@@ -23,7 +23,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from sum_abm.errors import InputError
+from sum_abm.errors import InputError, first_line
 
 # One thread per worker for polars, OpenMP and BLAS (read when those libraries start their pools).
 PINNED_THREADS = {"POLARS_MAX_THREADS": "1", "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
@@ -283,12 +283,6 @@ def _stderr_captured() -> Iterator[_Captured]:
             os.close(saved)
             tmp.seek(0)
             cap.text = tmp.read().decode("utf-8", "replace")
-
-
-def first_line(exc: BaseException) -> str:
-    """The first line of an exception's message (its type when empty)."""
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def check_address(address: str) -> None:

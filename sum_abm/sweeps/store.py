@@ -29,7 +29,7 @@ import polars as pl
 
 from sum_abm import schema
 from sum_abm.atomic import write_parquet_atomic, write_text_atomic
-from sum_abm.errors import InputError
+from sum_abm.errors import InputError, first_line
 from sum_abm.market.results import versions
 from sum_abm.scenario import Scenario
 from sum_abm.sweeps.outcome import RunOutcome
@@ -322,8 +322,7 @@ def load_failures(out: str | Path) -> pl.DataFrame:
     try:
         return pl.read_parquet(f)
     except (pl.exceptions.PolarsError, OSError) as exc:
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise InputError(f"{f}: not a readable failures file ({first})") from None
+        raise InputError(f"{f}: not a readable failures file ({first_line(exc)})") from None
 
 
 def load_executions(out: str | Path) -> pl.DataFrame:
