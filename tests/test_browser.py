@@ -174,6 +174,29 @@ def _points(page, chart: int = 0) -> int:
     return page.evaluate(f"document.querySelectorAll('.js-plotly-plot')[{chart}].data[0].x.length")
 
 
+def _pause(page, within: float = 90.0) -> None:
+    """Click pause until the play button is back (``within`` seconds).
+
+    While playing, the page re-renders its controls after every step, so Playwright's wait for a
+    "stable" button can outlast any timeout on a loaded machine (seen in CI): the click is forced
+    at the button's place, and repeated should it land on a button being replaced.
+    """
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    deadline = time.time() + within
+    while True:
+        try:
+            page.get_by_text("❚❚", exact=True).click(timeout=5_000, force=True)
+        except PlaywrightTimeout:
+            pass  # already paused: the pause button is gone
+        try:
+            page.get_by_text("▶", exact=True).wait_for(timeout=10_000)
+            return
+        except PlaywrightTimeout:
+            if time.time() > deadline:
+                raise
+
+
 def test_viz_server_loads_slider_step_and_reset(browser, tmp_path):
     port = _free_port()
     cli = [sys.executable, "-c", "from sum_abm.cli import main; main()", "viz", "--port", str(port)]
@@ -230,8 +253,7 @@ def test_viz_server_loads_slider_step_and_reset(browser, tmp_path):
             f"document.querySelectorAll('.js-plotly-plot')[0].data[0].x.length >= {n + 2}",
             timeout=60_000,
         )
-        page.get_by_text("❚❚", exact=True).click()
-        page.get_by_text("▶", exact=True).wait_for(timeout=30_000)
+        _pause(page)
         # offline: the page and its scripts come from this server only (Solara's bundled assets)
         assert requests and all(
             u.startswith((url, f"ws://127.0.0.1:{port}/", "data:", "blob:")) for u in requests
