@@ -8,6 +8,7 @@ would fail. With ``chain.backend = "evm"`` every call is also sent to the Vyper 
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import numpy as np
@@ -22,13 +23,8 @@ from sum_abm.mechanisms import MECHANISMS
 from sum_abm.scenario import Scenario
 
 
-def fitted_learner(scenario: Scenario, data: Dataset, all_data: bool = False) -> Any:
-    """The scenario's learner fitted on the initial data (or on initial data + pool).
-
-    Fits are deterministic, so the fitted state is cached on the dataset and shared by the runs that
-    use it (a run and its baseline; the runs of a sweep in one worker), and on disk beside the
-    generated data (:func:`~sum_abm.data.fits.fit_cached`) for the next process.
-    """
+def _learner_and_key(scenario: Scenario, data: Dataset, all_data: bool) -> tuple[Any, tuple]:
+    """A new (unfitted) learner of the scenario, and the key of its fit in ``data.cache``."""
     kind = scenario.learner.kind
     params = dict(scenario.learner.params)
     if "sparse" in LEARNERS[kind].Params.model_fields:  # a learner that damps sparse input
@@ -37,20 +33,71 @@ def fitted_learner(scenario: Scenario, data: Dataset, all_data: bool = False) ->
         learner = make_learner(kind, data.n_features, data.n_classes, **params)
     except (TypeError, ValueError) as exc:
         raise InputError(f"{scenario.name}: learner.params: {exc}") from None
-    key = ("fit", all_data, kind, tuple(sorted((k, repr(v)) for k, v in params.items())))
+    return learner, ("fit", all_data, kind, tuple(sorted((k, repr(v)) for k, v in params.items())))
+
+
+def _fit(scenario: Scenario, data: Dataset, all_data: bool, learner: Any, key: tuple) -> None:
+    """Fit ``learner`` (disk cache first) and keep its state in ``data.cache[key]``."""
+    X, y = data.all_train() if all_data else (data.X_init, data.y_init)
+    origin = data.cache.get("rows_origin")  # rows 0..len(y) of a named source: no row hash
+    rows_key = None if origin is None else f"{origin}-rows0-{len(y)}"
+    try:
+        fit_cached(learner, X, y, f"{key[2]}-{key[3]!r}", rows_key)
+    except ValueError as exc:  # e.g. scikit-learn's one-class refusal on a tiny initial set
+        raise InputError(
+            f"{scenario.name}: data: the initial model cannot be fitted on {len(y)} rows "
+            f"({exc}); raise data.init_train_portion or data.init_train_rows"
+        ) from None
+    data.cache[key] = learner.snapshot()
+
+
+class _Background:
+    """A function running in a thread; :meth:`wait` joins it and raises what it raised."""
+
+    def __init__(self, fn: Any) -> None:
+        self._fn, self._error = fn, None
+        self._thread = threading.Thread(target=self._run, name="sum_abm-fit", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            self._fn()
+        except BaseException as exc:  # re-raised in the caller's thread by wait()
+            self._error = exc
+
+    def wait(self) -> None:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+
+
+def fit_all_data_in_background(scenario: Scenario, data: Dataset) -> None:
+    """Start the all-data fit (for ``accuracy_all_data``, read when the run ends) in a thread.
+
+    The first run of a data set on a machine fits it (scikit-learn's SGD on S1's 25,000 rows:
+    ~2 s, without the GIL) while the market runs, on a core that is otherwise idle in a single
+    run; later runs restore it from the caches at once. :func:`fitted_learner` waits for it.
+    """
+    learner, key = _learner_and_key(scenario, data, True)
+    if key in data.cache or ("pending", key) in data.cache:
+        return
+    data.cache[("pending", key)] = _Background(lambda: _fit(scenario, data, True, learner, key))
+
+
+def fitted_learner(scenario: Scenario, data: Dataset, all_data: bool = False) -> Any:
+    """The scenario's learner fitted on the initial data (or on initial data + pool).
+
+    Fits are deterministic, so the fitted state is cached on the dataset and shared by the runs that
+    use it (a run and its baseline; the runs of a sweep in one worker), and on disk beside the
+    generated data (:func:`~sum_abm.data.fits.fit_cached`) for the next process.
+    """
+    learner, key = _learner_and_key(scenario, data, all_data)
+    pending = data.cache.pop(("pending", key), None)
+    if pending is not None:
+        pending.wait()  # (in a process forked meanwhile the thread is gone: fitted below)
     cached = data.cache.get(key)
     if cached is None:
-        X, y = data.all_train() if all_data else (data.X_init, data.y_init)
-        origin = data.cache.get("rows_origin")  # rows 0..len(y) of a named source: no row hash
-        rows_key = None if origin is None else f"{origin}-rows0-{len(y)}"
-        try:
-            fit_cached(learner, X, y, f"{kind}-{key[3]!r}", rows_key)
-        except ValueError as exc:  # e.g. scikit-learn's one-class refusal on a tiny initial set
-            raise InputError(
-                f"{scenario.name}: data: the initial model cannot be fitted on {len(y)} rows "
-                f"({exc}); raise data.init_train_portion or data.init_train_rows"
-            ) from None
-        data.cache[key] = learner.snapshot()
+        _fit(scenario, data, all_data, learner, key)
     else:
         learner.restore(cached)
     return learner
@@ -88,6 +135,7 @@ class MarketContract:
             log_many=log_many,
         )
         self.ledger = self.chain.ledger
+        fit_all_data_in_background(scenario, data)  # while the initial fit and the market run
         self.learner = fitted_learner(scenario, data)
         self.learner.set_test_set(data.X_test, data.y_test)
         mech = self.mech = MECHANISMS[scenario.mechanism.kind].deploy(
