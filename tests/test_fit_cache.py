@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import threading
+from pathlib import Path
+
 import numpy as np
 
 from sum_abm.contract.state import learner_state
 from sum_abm.data import DataConfig, load_dataset
 from sum_abm.data.fits import fit_cached
 from sum_abm.learners import make_learner
+
+QUICKSTART = Path(__file__).resolve().parents[1] / "scenarios" / "quickstart.toml"
 
 
 def _data():
@@ -84,3 +89,46 @@ def test_rows_key_replaces_the_row_hash(tmp_path, monkeypatch):
     fit_cached(c, ds.X_init[:-1], ds.y_init[:-1], "k", rows_key="src-rows0-159")
     assert learner_state(a) == learner_state(b)
     assert len(list(tmp_path.glob("fit-*.npz"))) == 2
+
+
+def test_the_all_data_fit_in_a_thread_equals_one_in_the_callers_thread(tmp_path, monkeypatch):
+    from sum_abm.market import contract_setup
+    from sum_abm.scenario import load_scenario
+
+    monkeypatch.setenv("SUM_ABM_CACHE", "off")  # both fit, neither restores
+    sc = load_scenario(QUICKSTART)
+    ds = load_dataset(sc.data, sc.learner.kind, sc.name)
+    contract_setup.fit_all_data_in_background(sc, ds)
+    assert any(isinstance(k, tuple) and k[0] == "pending" for k in ds.cache)
+    background = contract_setup.fitted_learner(sc, ds, all_data=True)  # waits for the thread
+    assert not any(isinstance(k, tuple) and k[0] == "pending" for k in ds.cache)
+    here = make_learner(sc.learner.kind, ds.n_features, ds.n_classes, **sc.learner.params)
+    here.fit(*ds.all_train())
+    assert learner_state(background) == learner_state(here)
+    assert background.score(ds.X_test, ds.y_test) == here.score(ds.X_test, ds.y_test)
+
+
+def test_an_all_data_fit_that_fails_in_its_thread_fails_the_run(monkeypatch):
+    import pytest
+
+    from sum_abm.errors import InputError
+    from sum_abm.market import contract_setup
+    from sum_abm.market.run import run
+    from sum_abm.scenario import load_scenario
+
+    sc = load_scenario(QUICKSTART)
+    ds = load_dataset(sc.data, sc.learner.kind, sc.name)
+    real = contract_setup.fit_cached
+    n_init, threads = len(ds.y_init), []
+
+    def refuse_all_data(learner, X, y, *args):
+        if len(y) > n_init:  # the all-data rows only: the initial fit goes through
+            threads.append(threading.current_thread())
+            raise ValueError("test: no all-data fit")
+        real(learner, X, y, *args)
+
+    monkeypatch.setattr(contract_setup, "fit_cached", refuse_all_data)
+    with pytest.raises(InputError, match="test: no all-data fit"):
+        run(sc, baseline=False, dataset=ds)
+    # tried once, in the background thread: its error, not a second fit's, reached the caller
+    assert len(threads) == 1 and threads[0] is not threading.main_thread()
