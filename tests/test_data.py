@@ -192,6 +192,10 @@ def files(tmp_path):
         tmp_path / "str.csv"
     )
     (tmp_path / "bad.parquet").write_bytes(b"garbage")
+    # a blank label in a numeric column, one in a text column, a regression target
+    (tmp_path / "blank.csv").write_text("x,label\n1,0\n2,\n3,1\n4,0\n5,1\n6,0\n")
+    (tmp_path / "blank_text.csv").write_text("x,label\n1,ham\n2,\n3,spam\n4,ham\n5,spam\n")
+    (tmp_path / "frac.csv").write_text("x,label\n1,0.0\n2,1.0\n3,0.25\n4,1.0\n5,0.0\n")
     return tmp_path
 
 
@@ -207,6 +211,9 @@ def files(tmp_path):
         ({"kind": "csv", "path": "{d}/str.csv"}, "", "non-numeric feature column"),
         ({"kind": "csv", "path": "{d}/neg.csv"}, "multinomial_nb", "non-negative features"),
         ({"kind": "parquet", "path": "{d}/bad.parquet"}, "", "cannot read parquet"),
+        ({"kind": "csv", "path": "{d}/blank.csv"}, "", "1 of 6 rows of 'label' have no label"),
+        ({"kind": "csv", "path": "{d}/blank_text.csv"}, "", "1 of 5 rows of 'label' have no"),
+        ({"kind": "csv", "path": "{d}/frac.csv"}, "", r"fractional numbers \(e.g. 0.25\)"),
         ({"kind": "breast_cancer", "test_rows": 500}, "", "data.test_rows: expected at most 171"),
         ({"kind": "iris", "train_rows": 1000}, "", "data.train_rows: expected at most 105"),
         ({"kind": "iris"}, "perceptron", "binary but the data has 3 classes"),
@@ -239,3 +246,10 @@ def test_imdb_splits_share_the_generated_rows():
         )
         M.check_format(full_check=True)
     assert ds.X_init.shape[0] + ds.X_pool.shape[0] == 1000
+
+
+def test_whole_numbers_written_as_floats_are_classes(tmp_path):
+    (tmp_path / "w.csv").write_text("x,label\n1,0.0\n2,1.0\n3,0.0\n4,1.0\n5,0.0\n6,1.0\n")
+    ds = _load({"kind": "csv", "path": str(tmp_path / "w.csv"), "init_train_rows": 2})
+    assert ds.n_classes == 2
+    assert sorted(np.concatenate([ds.y_init, ds.y_pool, ds.y_test]).tolist()) == [0, 0, 0, 1, 1, 1]

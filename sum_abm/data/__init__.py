@@ -171,6 +171,19 @@ def _user_file(cfg: Any, source: str) -> tuple[Any, np.ndarray, int]:
             f"{source}: data.label_column: no column {cfg.label_column!r} in {path.name} (columns: {df.columns})"
         )
     labels = df[cfg.label_column]
+    if labels.dtype.is_float():  # a blank cell in a numeric column reads as null or NaN
+        labels = labels.fill_nan(None)
+    if labels.null_count():
+        raise InputError(
+            f"{source}: data.label_column: {labels.null_count()} of {len(labels)} rows of "
+            f"{cfg.label_column!r} have no label"
+        )
+    if labels.dtype.is_float() and (labels != labels.round()).any():
+        frac = labels.filter(labels != labels.round())[0]
+        raise InputError(
+            f"{source}: data.label_column: {cfg.label_column!r} holds fractional numbers (e.g. "
+            f"{frac}): the learners classify, so labels must be classes (whole numbers or text)"
+        )
     classes, y = np.unique(labels.to_numpy(), return_inverse=True)
     if cfg.text_column is not None:
         if cfg.text_column not in df.columns:
