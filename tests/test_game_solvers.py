@@ -257,6 +257,9 @@ def test_bisection_finds_the_known_crossing():
     assert abs(c.estimate - 3.7) < 1e-4 and c.low <= 3.7 <= c.high and c.high - c.low <= 10 / 2**20
     with pytest.raises(ValueError, match="no crossing"):
         bisect_zero(lambda x: (1.0 + x, 0.0), 0.0, 1.0)
+    with pytest.raises(ValueError, match="0 at both ends"):  # flat: not a crossing at the low end
+        bisect_zero(lambda x: (0.0, 0.0), 0.0, 1.0)
+    assert bisect_zero(lambda x: (x - 1.0, 0.0), 1.0, 4.0).estimate == 1.0  # zero at an end only
 
 
 def test_bisection_with_replications_on_a_noisy_payoff():

@@ -100,10 +100,13 @@ def bisect_zero(
     its standard error at ``x`` (e.g. over replications). The bracket moves by the sign of the
     means; the reported interval only trusts points whose sign is clear at 95 % (see
     :class:`Crossing`). Stops after ``iterations`` midpoints or when the bracket is no wider than
-    ``tol``. Raises ValueError when the means at the ends have the same sign (no crossing)."""
+    ``tol``. Raises ValueError when the means at the ends have the same sign or are both 0 (no
+    crossing)."""
     f_lo, s_lo = f(lo)
     f_hi, s_hi = f(hi)
     evals = [(lo, f_lo, s_lo), (hi, f_hi, s_hi)]
+    if f_lo == 0 and f_hi == 0:  # flat (e.g. an attack that never acts): no crossing to place
+        raise ValueError(f"no crossing in [{lo}, {hi}]: f = 0 at both ends")
     if f_lo == 0:
         return Crossing(lo, lo, lo, evals, (lo, lo))
     if f_hi == 0:
