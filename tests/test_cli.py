@@ -287,6 +287,20 @@ def test_a_sweep_point_the_data_refuses_is_refused_before_any_run(cli, tmp_path,
     assert "Traceback" not in r.stderr and not (tmp_path / "out").exists()
 
 
+def test_a_game_the_data_refuses_prints_one_line_and_no_bar(cli, tmp_path):
+    # The data check runs inside the game's runner; the progress bar used to be drawn (0/?) first.
+    (tmp_path / "pm_small.toml").write_text(
+        PM_SMALL.read_text().replace("num_test_pieces = 10", "num_test_pieces = 400")
+    )
+    src = ROOT / "scenarios" / "games" / "pm_flippers_corrected_group_true.toml"
+    f = tmp_path / "game.toml"
+    f.write_text(src.read_text().replace('"pm_small.toml"', f'"{tmp_path / "pm_small.toml"}"'))
+    r = cli("game", f, "--out", tmp_path / "out")
+    assert r.returncode == 2 and r.stdout == "", (r.stdout, r.stderr)
+    (line,) = r.stderr.strip().splitlines()
+    assert "400 pieces of the 400-row test set leave a piece empty" in line
+
+
 def test_viz_checks_the_scenario_against_its_data_before_the_server_starts(cli, tmp_path):
     # 400 pieces of pm_small's 400-row test set: the market would have failed at its end, in
     # the browser, instead of one line here.

@@ -22,8 +22,12 @@ class RunsBar:
         self.done = self.failed = 0
         self.total: int | None = None
         self.start: int | None = None
+        self.shown = False  # drawn from the first call on: a refusal before any run prints no bar
 
     def __call__(self, done: int, failed: int, total: int) -> None:
+        if not self.shown:
+            self.bar.start()
+            self.shown = True
         if self.start is None:
             self.start = done
         if self.total is None or total != self.total or done < self.done:
@@ -37,7 +41,8 @@ class RunsBar:
         self.bar.console.print(line, highlight=False)
 
     def stop(self) -> None:
-        self.bar.stop()
+        if self.shown:
+            self.bar.stop()
 
 
 @contextlib.contextmanager
@@ -52,7 +57,7 @@ def runs_bar(console: Any, description: str, total: int | None = None) -> Iterat
         TimeRemainingColumn,
     )
 
-    with Progress(
+    bar = Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
@@ -61,5 +66,9 @@ def runs_bar(console: Any, description: str, total: int | None = None) -> Iterat
         TextColumn("left"),
         TimeRemainingColumn(),
         console=console,
-    ) as bar:
-        yield RunsBar(bar, bar.add_task(description, total=total, failed=0))
+    )
+    runs = RunsBar(bar, bar.add_task(description, total=total, failed=0))
+    try:
+        yield runs
+    finally:
+        runs.stop()
