@@ -15,8 +15,9 @@ Measured in the same invocation, per scenario:
 - the same run with an empty fit cache (line ``cold <scenario>: <s> s``): the first run of a data
   set on a machine fits the initial model and the all-data model (for ``accuracy_all_data``) and
   caches them beside the generated data; every later run, in any process, restores them. The
-  timed runs above use the cache that this cold run filled (a temporary folder: the user's cache
-  is left alone), so the ``speedup`` line is the steady figure and the ``cold`` line the first;
+  per-seed runs and the whole process run after it, on the cache it filled (a temporary folder of
+  this invocation: the user's cache is left alone), so ``speedup`` is the figure of every run but a
+  data set's first on a machine, and ``cold`` that first one's;
 - the same run with ``run.naive_claims = true`` — the reference's call pattern, every claim the
   reference walk would send, rejected ones included — as a same-run baseline for the claim book
   (line ``naive <scenario>: <s> s (<x>x slower)``; ``--no-naive`` skips it: S1's takes minutes).

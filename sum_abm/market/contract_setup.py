@@ -44,6 +44,10 @@ def _fit(scenario: Scenario, data: Dataset, all_data: bool, learner: Any, key: t
     try:
         fit_cached(learner, X, y, f"{key[2]}-{key[3]!r}", rows_key)
     except ValueError as exc:  # e.g. scikit-learn's one-class refusal on a tiny initial set
+        if all_data:
+            raise InputError(
+                f"{scenario.name}: data: the all-data model cannot be fitted on {len(y)} rows ({exc})"
+            ) from None
         raise InputError(
             f"{scenario.name}: data: the initial model cannot be fitted on {len(y)} rows "
             f"({exc}); raise data.init_train_portion or data.init_train_rows"
