@@ -178,11 +178,11 @@ def _user_file(cfg: Any, source: str) -> tuple[Any, np.ndarray, int]:
             f"{source}: data.label_column: {labels.null_count()} of {len(labels)} rows of "
             f"{cfg.label_column!r} have no label"
         )
-    if labels.dtype.is_float() and (labels != labels.round()).any():
-        frac = labels.filter(labels != labels.round())[0]
+    frac = labels.filter(labels != labels.round()) if labels.dtype.is_float() else []
+    if len(frac):
         raise InputError(
             f"{source}: data.label_column: {cfg.label_column!r} holds fractional numbers (e.g. "
-            f"{frac}): the learners classify, so labels must be classes (whole numbers or text)"
+            f"{frac[0]}): the learners classify, so labels must be classes (whole numbers or text)"
         )
     classes, y = np.unique(labels.to_numpy(), return_inverse=True)
     if cfg.text_column is not None:
