@@ -23,17 +23,22 @@ from sum_abm.mechanisms import MECHANISMS
 from sum_abm.scenario import Scenario
 
 
-def _learner_and_key(scenario: Scenario, data: Dataset, all_data: bool) -> tuple[Any, tuple]:
-    """A new (unfitted) learner of the scenario, and the key of its fit in ``data.cache``."""
+def _params_and_key(scenario: Scenario, data: Dataset, all_data: bool) -> tuple[dict, tuple]:
+    """The scenario's learner parameters (defaults the data decides filled in), and the key of
+    its fit in ``data.cache``."""
     kind = scenario.learner.kind
     params = dict(scenario.learner.params)
     if "sparse" in LEARNERS[kind].Params.model_fields:  # a learner that damps sparse input
         params.setdefault("sparse", data.sparse)
+    return params, ("fit", all_data, kind, tuple(sorted((k, repr(v)) for k, v in params.items())))
+
+
+def _new_learner(scenario: Scenario, data: Dataset, params: dict) -> Any:
+    """An unfitted learner of the scenario (bad parameters: a one-line :class:`InputError`)."""
     try:
-        learner = make_learner(kind, data.n_features, data.n_classes, **params)
+        return make_learner(scenario.learner.kind, data.n_features, data.n_classes, **params)
     except (TypeError, ValueError) as exc:
         raise InputError(f"{scenario.name}: learner.params: {exc}") from None
-    return learner, ("fit", all_data, kind, tuple(sorted((k, repr(v)) for k, v in params.items())))
 
 
 def _fit(scenario: Scenario, data: Dataset, all_data: bool, learner: Any, key: tuple) -> None:
@@ -82,9 +87,10 @@ def fit_all_data_in_background(scenario: Scenario, data: Dataset) -> None:
     ~2 s, without the GIL) while the market runs, on a core that is otherwise idle in a single
     run; later runs restore it from the caches at once. :func:`fitted_learner` waits for it.
     """
-    learner, key = _learner_and_key(scenario, data, True)
+    params, key = _params_and_key(scenario, data, True)
     if key in data.cache or ("pending", key) in data.cache:
-        return
+        return  # fitted already (every run of a sweep's worker but its first)
+    learner = _new_learner(scenario, data, params)
     data.cache[("pending", key)] = _Background(lambda: _fit(scenario, data, True, learner, key))
 
 
@@ -95,7 +101,8 @@ def fitted_learner(scenario: Scenario, data: Dataset, all_data: bool = False) ->
     use it (a run and its baseline; the runs of a sweep in one worker), and on disk beside the
     generated data (:func:`~sum_abm.data.fits.fit_cached`) for the next process.
     """
-    learner, key = _learner_and_key(scenario, data, all_data)
+    params, key = _params_and_key(scenario, data, all_data)
+    learner = _new_learner(scenario, data, params)
     pending = data.cache.pop(("pending", key), None)
     if pending is not None:
         pending.wait()  # (in a process forked meanwhile the thread is gone: fitted below)
