@@ -257,3 +257,35 @@ def test_the_compiled_loops_are_built_and_refuse_arrays_they_cannot_read():
         sweep([0, 1], [1, 3], [4, 5, 150], w)  # a feature beyond w
     with pytest.raises(IndexError, match="row 0"):
         sweep([0], [4], [4, 5, 6], w)  # a range beyond the indices
+
+
+@pytest.mark.parametrize("kind", ["sgd_perceptron", "multinomial_nb"])
+@pytest.mark.parametrize("index_type", [np.int32, np.int64])
+def test_scores_of_0_1_rows_skip_the_values_bit_for_bit(kind, index_type):
+    """``kernel_scores(..., ones=True)`` (the compiled sums, which read no values) equals scipy's
+    kernel with the values, to the bit: whole rows, gathered rows with the interleaved empty
+    ranges, rows of different lengths paired, an odd count, a two-class score matrix."""
+    from sum_abm.learners import _compiled
+
+    m = make_learner(kind, 150, n_classes=3 if kind == "multinomial_nb" else 2)
+    y0 = Y[:400] if kind != "multinomial_nb" else np.arange(400) % 3
+    m.fit(X[:400], y0)
+    ptr, ind = X.indptr.astype(index_type), X.indices.astype(index_type)
+    rows = np.array([2999, 1200, 7, 6, 0])  # descending gaps run backwards: empty
+    ap = np.empty(2 * len(rows) - 1, dtype=index_type)
+    ap[0::2], ap[1::2] = ptr[rows], ptr[rows[:-1] + 1]
+    for p in (ptr, ptr[:6], ptr[:2], ptr[:1], ap):
+        want = m.kernel_scores(p, ind, X.data)
+        got = m.kernel_scores(p, ind, X.data, ones=True)
+        assert want.shape == got.shape
+        assert want.view(np.int64).tolist() == got.view(np.int64).tolist()
+    assert _compiled.csr_sums is not None
+    out = np.zeros(2)
+    with pytest.raises(IndexError, match="row 0 reaches outside"):
+        _compiled.csr_sums(np.array([0, 1, 2]), np.array([150, 3]), np.ones(150), out)
+    with pytest.raises(IndexError, match="row 1 reaches outside"):
+        _compiled.csr_sums(np.array([0, 1, 3]), np.array([3, 4]), np.ones(150), out)
+    with pytest.raises(IndexError, match="row 2 reaches outside"):
+        _compiled.csr_sums(np.array([0, 0, 0, 5]), np.array([3, 4]), np.ones(150), np.zeros(3))
+    with pytest.raises(ValueError, match="one item per row"):
+        _compiled.csr_sums(np.array([0, 1]), np.array([3]), np.ones(150), out)

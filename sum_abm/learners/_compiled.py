@@ -1,6 +1,6 @@
 """The compiled loops (C, :file:`_kernels.c`, built with the package), or None each.
 
-Six loops that Python would run row by row or slot by slot, each run in C without the GIL. Each
+Seven loops that Python would run row by row or slot by slot, each run in C without the GIL. Each
 has a numpy path that gives the same results bit for bit (the float arithmetic is the same,
 operation for operation and in the same order: no fused multiply-add, no fast-math), except
 :func:`nb_add`'s drift bound (see there); without a C compiler at install the package still
@@ -64,6 +64,12 @@ out, limit) -> count``
     bytes ``marks`` when ``marks_are_bits``, else ``marks[slot]``, 0 when None) is looked up in
     the 8 bools ``table``; the slots found are written to ``out`` (int64) in order, at most
     ``limit`` of them. One pass instead of about a dozen numpy calls per segment of a walk.
+:func:`csr_sums` ``(indptr, indices, w, out)``
+    The scores of CSR rows whose values are all 1, for :meth:`Learner.kernel_scores` with
+    ``ones=True``: ``out[i] = Σ w[indices[k]]`` over ``k`` in ``indptr[i]..indptr[i+1]`` (empty
+    when the end is not past the start), summed from 0.0 in order, as scipy's ``csr_matvec``
+    sums ``1.0 * w[j]``; without reading the values (half the memory a pass moves). A range or
+    index outside the arrays raises ``IndexError``.
 """
 
 from __future__ import annotations
@@ -87,3 +93,4 @@ sgd_rows_scored: Any = _kernels.sgd_rows_scored if BUILT else None
 book_shift: Any = _kernels.book_shift if BUILT else None
 walk_scan: Any = _kernels.walk_scan if BUILT else None
 nb_add: Any = _kernels.nb_add if BUILT else None
+csr_sums: Any = _kernels.csr_sums if BUILT else None

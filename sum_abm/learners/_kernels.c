@@ -9,6 +9,7 @@
  *   nb_add           Naive Bayes' count update for one sample (MultinomialNB._update)
  *   book_shift       the claim book's score shift after a perceptron mistake (ClaimBook.shift)
  *   walk_scan        the claim walk's candidates in a run of book slots (MarketModel.claim_walk)
+ *   csr_sums         the scores of 0/1 rows (Learner.kernel_scores with ones=True)
  *
  * sum_abm/learners/_compiled.py documents what each computes and says whether they were built.
  * The float arithmetic is the Python code's, operation for operation and in the same order: built
@@ -726,6 +727,93 @@ nb_add(PyObject *self, PyObject *args)
     return PyFloat_FromDouble(d_feat);
 }
 
+/* Scores of CSR rows whose values are all 1 (see csr_sums): out[i] = Σ w[ind[k]] over
+ * k in [ptr[i], ptr[i+1]) (empty when the end is not past the start), summed from 0.0 in order:
+ * scipy's csr_matvec with every value 1.0 (x * 1.0 is x), without reading the values. Two rows at
+ * a time, each with its own sum (independent additions overlap in the pipeline). Returns a row
+ * whose range or an index of it lies outside the arrays (the first such pair's), or -1. */
+#define CSR_SUMS(NAME, T)                                                                       \
+    static Py_ssize_t NAME(const Py_buffer *vp, const T *ind, Py_ssize_t n_ind, const double *w, \
+                           Py_ssize_t d, double *out, Py_ssize_t n)                             \
+    {                                                                                           \
+        Py_ssize_t i = 0;                                                                       \
+        for (; i < n; i += 2) {                                                                 \
+            int64_t a0 = at(vp, i), a1 = at(vp, i + 1);                                         \
+            int64_t b0 = i + 1 < n ? a1 : 0, b1 = i + 1 < n ? at(vp, i + 2) : 0;                \
+            if (a1 < a0)                                                                        \
+                a1 = a0;                                                                        \
+            if (b1 < b0)                                                                        \
+                b1 = b0;                                                                        \
+            if (a0 < 0 || a1 > n_ind)                                                           \
+                return i;                                                                       \
+            if (b0 < 0 || b1 > n_ind)                                                           \
+                return i + 1;                                                                   \
+            int64_t l0 = a1 - a0, l1 = b1 - b0, m = l0 < l1 ? l0 : l1, k;                       \
+            double s0 = 0.0, s1 = 0.0;                                                          \
+            for (k = 0; k < m; k++) {                                                           \
+                T j0 = ind[a0 + k], j1 = ind[b0 + k];                                           \
+                if ((uint64_t)j0 >= (uint64_t)d)                                                \
+                    return i;                                                                   \
+                if ((uint64_t)j1 >= (uint64_t)d)                                                \
+                    return i + 1;                                                               \
+                s0 += w[j0];                                                                    \
+                s1 += w[j1];                                                                    \
+            }                                                                                   \
+            for (int64_t q = k; q < l0; q++) {                                                  \
+                T j = ind[a0 + q];                                                              \
+                if ((uint64_t)j >= (uint64_t)d)                                                 \
+                    return i;                                                                   \
+                s0 += w[j];                                                                     \
+            }                                                                                   \
+            for (int64_t q = k; q < l1; q++) {                                                  \
+                T j = ind[b0 + q];                                                              \
+                if ((uint64_t)j >= (uint64_t)d)                                                 \
+                    return i + 1;                                                               \
+                s1 += w[j];                                                                     \
+            }                                                                                   \
+            out[i] = s0;                                                                        \
+            if (i + 1 < n)                                                                      \
+                out[i + 1] = s1;                                                                \
+        }                                                                                       \
+        return -1;                                                                              \
+    }
+CSR_SUMS(csr_sums_i32, int32_t)
+CSR_SUMS(csr_sums_i64, int64_t)
+
+static PyObject *
+csr_sums(PyObject *self, PyObject *args)
+{
+    PyObject *ptr_o, *ind_o, *w_o, *out_o;
+    if (!PyArg_ParseTuple(args, "OOOO", &ptr_o, &ind_o, &w_o, &out_o))
+        return NULL;
+    Buffers b = {.held = 0};
+    Py_buffer *vp, *vi, *vw, *vo;
+    if (!(vp = view(&b, ptr_o, INDEX, 0, "indptr")) || !(vi = view(&b, ind_o, INDEX, 0, "indices")) ||
+        !(vw = view(&b, w_o, F64, 0, "w")) || !(vo = view(&b, out_o, F64, 1, "out"))) {
+        release(&b);
+        return NULL;
+    }
+    Py_ssize_t n = items(vp) - 1;
+    if (n < 0 || items(vo) != n) {
+        release(&b);
+        PyErr_SetString(PyExc_ValueError, "csr_sums: out needs one item per row");
+        return NULL;
+    }
+    Py_ssize_t bad;
+    Py_BEGIN_ALLOW_THREADS
+    if (vi->itemsize == 4)
+        bad = csr_sums_i32(vp, vi->buf, items(vi), vw->buf, items(vw), vo->buf, n);
+    else
+        bad = csr_sums_i64(vp, vi->buf, items(vi), vw->buf, items(vw), vo->buf, n);
+    Py_END_ALLOW_THREADS
+    release(&b);
+    if (bad >= 0) {
+        PyErr_Format(PyExc_IndexError, "csr_sums: row %zd reaches outside the arrays", bad);
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef methods[] = {
     {"bit_advance", bit_advance, METH_VARARGS,
      "bit_advance(bits, masks, values, db, scores, y_pos, tol) -> (correct, near)"},
@@ -743,6 +831,8 @@ static PyMethodDef methods[] = {
     {"walk_scan", walk_scan, METH_VARARGS,
      "walk_scan(author, me, lo, hi, agree, agree_lo, marks, marks_are_bits, live, table, out, "
      "limit) -> number of slots written to out"},
+    {"csr_sums", csr_sums, METH_VARARGS,
+     "csr_sums(indptr, indices, w, out): out[i] = sum of w over row i's indices (values all 1)"},
     {NULL, NULL, 0, NULL},
 };
 

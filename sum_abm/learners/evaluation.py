@@ -155,7 +155,7 @@ class TestSetEvaluator:
         self.row_nnz_max = int(self.row_nnz.max(initial=0))
         full_rows = self.row_nnz > 0
         # Integer test values keep integer scores exact; 0/1 values allow bitset steps.
-        ones = bool(np.all(X.data == 1.0))
+        ones = self.ones = bool(np.all(X.data == 1.0))
         if ones:
             # 0/1 values: every per-row sum below is the row's count of non-zeros (exact in
             # float64), so no pass over the non-zeros, and none of their full-size temporaries
@@ -226,7 +226,9 @@ class TestSetEvaluator:
         desc = rows[order]
         ap = _interleave(self.X.indptr[desc], self.X.indptr[desc + 1])
         out = np.empty(len(rows), dtype=np.int64)
-        out[order] = learner._labels(learner.kernel_scores(ap, self.X.indices, self.X.data))[0::2]
+        out[order] = learner._labels(
+            learner.kernel_scores(ap, self.X.indices, self.X.data, self.ones)
+        )[0::2]
         self.stats["rescored_rows"] += len(rows)
         return out
 
@@ -241,7 +243,7 @@ class TestSetEvaluator:
         """Score every row exactly and make the current parameters the reference."""
         self.stats["full"] += 1
         X = self.X
-        scores = learner.kernel_scores(X.indptr, X.indices, X.data)
+        scores = learner.kernel_scores(X.indptr, X.indices, X.data, self.ones)
         self.single = scores.ndim == 1
         self.S = scores
         self.correct = learner._labels(scores) == self.y

@@ -389,7 +389,7 @@ class SGDPerceptron(_Linear):
         p = 0
         while p < n:
             # Exact scores at the current parameters (the arithmetic of predict) to start from.
-            S = self.kernel_scores(X.indptr, X.indices, X.data)
+            S = self.kernel_scores(X.indptr, X.indices, X.data, ev.ones)
             right = int(np.count_nonzero((S > 0) == ev.y_bool))
             wmax = float(np.abs(self.w).max(initial=0.0))
             evs = np.array([right, 0.0, wmax, ev.l1_max, ev.row_nnz_max, TOL], dtype=np.float64)

@@ -938,7 +938,7 @@ class MarketModel(Model):
             return
         idx, val, starts, lens = b.features_of(slots)
         indptr = np.append(starts, starts[-1] + lens[-1]) if len(starts) else np.zeros(1, int)
-        scores = L.kernel_scores(indptr, idx, val)
+        scores = L.kernel_scores(indptr, idx, val, self._pool_binary)
         b.w_bound = max(b.w_bound, float(np.abs(L.w).max()))
         b.b_bound = max(b.b_bound, abs(L.b))
         b.set_scores(slots, scores, 0.0)
@@ -1042,7 +1042,7 @@ class MarketModel(Model):
             ap = np.empty(2 * len(idx), dtype=b.fidx.dtype)
             ap[0::2] = b.fptr[idx]
             ap[1::2] = b.fptr[idx + 1]
-            scores = L.kernel_scores(ap, b.fidx, b.fval)[0::2]
+            scores = L.kernel_scores(ap, b.fidx, b.fval, self._pool_binary)[0::2]
             labels = L._labels(scores)
             total_j = total[j]
             cap = _margins(scores)
@@ -1085,10 +1085,14 @@ class MarketModel(Model):
         idx = np.flatnonzero(stale) + lo
         if len(idx):
             if 2 * len(idx) >= hi - lo:  # a contiguous slice beats gathering scattered rows
-                labels, margins = L.predict_segments(*b.features(lo, hi), margins=True)
+                labels, margins = L.predict_segments(
+                    *b.features(lo, hi), margins=True, ones=self._pool_binary
+                )
                 labels, margins = labels[idx - lo], margins[idx - lo]
             else:
-                labels, margins = L.predict_segments(*b.features_of(idx), margins=True)
+                labels, margins = L.predict_segments(
+                    *b.features_of(idx), margins=True, ones=self._pool_binary
+                )
             b.pred[idx] = labels
             b.cap[idx] = margins + self._drift_total(lo, hi)[idx - lo]
             b.epoch_at[idx] = L.drift_epoch
@@ -1129,11 +1133,15 @@ class MarketModel(Model):
         idx = np.flatnonzero(stale) + lo
         if len(idx):
             if 2 * len(idx) >= hi - lo:  # a contiguous slice beats gathering scattered rows
-                labels, margins = L.predict_segments(*b.features(lo, hi), margins=True)
+                labels, margins = L.predict_segments(
+                    *b.features(lo, hi), margins=True, ones=self._pool_binary
+                )
                 idx = np.arange(lo, hi)
                 b.cap[idx] = margins + total
             else:
-                labels, margins = L.predict_segments(*b.features_of(idx), margins=True)
+                labels, margins = L.predict_segments(
+                    *b.features_of(idx), margins=True, ones=self._pool_binary
+                )
                 b.cap[idx] = margins + total[idx - lo]
             b.pred[idx] = labels
             b.pred_ver[idx], b.epoch_at[idx] = L.version, L.drift_epoch
