@@ -135,3 +135,27 @@ def test_compiled_count_update_equals_the_numpy_one(monkeypatch):
     with pytest.raises(ValueError, match="differ in length"):
         add(fast.counts[2], np.array([0, 1], dtype=np.int32), np.ones(3), 0.3)
     assert np.array_equal(fast.counts[2], row)
+
+
+def test_updates_after_a_fit_on_a_sparse_matrix_take_the_compiled_count_update(monkeypatch):
+    # A sparse fit computes the counts as (X.T @ Y).T, column-major: the compiled update needs a
+    # class's row contiguous, so the fit stores them in C order (else every update of a run
+    # fitted from scratch fell back to the numpy path, ~7 µs more each on IMDB-shaped data).
+    import pytest
+    import scipy.sparse as sp
+
+    import sum_abm.learners._compiled as compiled
+
+    if not compiled.BUILT:
+        pytest.skip("sum_abm/learners/_kernels.c was not compiled at install")
+    rng = np.random.default_rng(5)
+    X = sp.random(60, 80, density=0.2, format="csr", random_state=6)
+    X.data[:] = 1.0
+    y = rng.integers(0, 2, size=60)
+    add, calls = compiled.nb_add, []
+    monkeypatch.setattr(compiled, "nb_add", lambda *a: calls.append(1) or add(*a))
+    nb = MultinomialNB(80, 2).fit(X[:40], y[:40])
+    for i in range(40, 60):
+        nb.update(Sample(X[i].indices, X[i].data, None), int(y[i]))
+    assert len(calls) == 20
+    assert np.array_equal(nb.counts, MultinomialNB(80, 2).fit(X, y).counts)

@@ -52,8 +52,10 @@ class MultinomialNB(Learner):
             raise ValueError("MultinomialNB needs non-negative features")
         Y = np.zeros((len(y), self.n_classes))
         Y[np.arange(len(y)), y] = 1.0
-        self.counts = (
-            np.asarray(Y.T @ X, dtype=np.float64) if not sp.issparse(X) else np.asarray((X.T @ Y).T)
+        # C order: an update adds to one class's row (the compiled count update needs it
+        # contiguous; (X.T @ Y).T is column-major)
+        self.counts = np.ascontiguousarray(
+            np.asarray(Y.T @ X, dtype=np.float64) if not sp.issparse(X) else (X.T @ Y).T
         )
         self.class_count = Y.sum(axis=0)
         self.total = self.counts.sum(axis=1)
