@@ -285,6 +285,9 @@ def test_a_sweep_point_the_data_refuses_is_refused_before_any_run(cli, tmp_path,
     line = r.stderr.strip().splitlines()[-1]
     assert line.startswith(f"sum-abm: {f}: the point {{") and says in line, r.stderr
     assert "Traceback" not in r.stderr and not (tmp_path / "out").exists()
+    # `validate --data` says the same, without running anything
+    v = cli("validate", "--data", f)
+    assert v.returncode == 2 and v.stdout == "" and v.stderr.strip().splitlines() == [line]
 
 
 def test_a_game_the_data_refuses_prints_one_line_and_no_bar(cli, tmp_path):
@@ -299,6 +302,51 @@ def test_a_game_the_data_refuses_prints_one_line_and_no_bar(cli, tmp_path):
     assert r.returncode == 2 and r.stdout == "", (r.stdout, r.stderr)
     (line,) = r.stderr.strip().splitlines()
     assert "400 pieces of the 400-row test set leave a piece empty" in line
+
+
+def test_validate_data_checks_each_file_against_its_data_as_a_run_would(cli, tmp_path):
+    # Without --data only the file is read: a label column missing from the CSV, or a test set
+    # too small for a designer's pieces, passed `validate` and failed the run.
+    (tmp_path / "rows.csv").write_text(
+        "a,b,label\n" + "".join(f"{i},{i % 3},{i % 2}\n" for i in range(40))
+    )
+    scen = tmp_path / "csv.toml"
+    scen.write_text(
+        f'name = "csvtest"\n[data]\nkind = "csv"\npath = "{tmp_path / "rows.csv"}"\n'
+        'label_column = "target"\n'
+        '[learner]\nkind = "perceptron"\n[mechanism]\nkind = "deposit_refund_take"\n'
+        '[[agents]]\nname = "h"\npolicy = "honest"\ncount = 2\n'
+    )
+    assert cli("validate", scen).returncode == 0
+    r = cli("validate", "--data", scen)
+    assert r.returncode == 2 and r.stdout == ""
+    assert r.stderr.strip().splitlines() == [
+        f"sum-abm: {scen}: csvtest: data.label_column: no column 'target' in rows.csv "
+        "(columns: ['a', 'b', 'label'])"
+    ]
+    scen.write_text(scen.read_text().replace('"target"', '"label"'))
+    ok = cli("validate", "--data", scen, QUICKSTART)
+    assert ok.returncode == 0, ok.stderr
+    assert ok.stdout.splitlines() == [
+        f"{scen}: ok (deposit_refund_take, 1 groups); data checked",
+        f"{QUICKSTART}: ok (deposit_refund_take, 2 groups); data checked",
+    ]
+    # a game: a designer strategy that asks pm_small's 400-row test set for 400 pieces
+    game = tmp_path / "g.toml"
+    game.write_text(
+        f'name = "g"\nbase = "{PM_SMALL}"\nreplications = 1\npayoff = "roi"\n'
+        '[[roles]]\nname = "designer"\nkind = "designer"\npayoff = "accuracy_final"\n'
+        'strategies = [\n  { name = "few", set = { "mechanism.num_test_pieces" = 10 } },\n'
+        '  { name = "many", set = { "mechanism.num_test_pieces" = 400 } },\n]\n'
+        '[[roles]]\nname = "bad"\ngroup = "Bad1"\n'
+        'strategies = [{ name = "flip", policy = "reference" }]\n'
+    )
+    assert cli("validate", game).returncode == 0
+    g = cli("validate", "--data", game)
+    assert g.returncode == 2 and g.stdout == "", g.stderr
+    (line,) = g.stderr.strip().splitlines()
+    assert line.startswith(f"sum-abm: {game}: the point {{")
+    assert "num_test_pieces: 400 pieces of the 400-row test set leave a piece empty" in line
 
 
 def test_viz_checks_the_scenario_against_its_data_before_the_server_starts(cli, tmp_path):

@@ -165,26 +165,53 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def validate(
         files: list[Path] = typer.Argument(..., help="scenario, sweep or game files"),
+        data: bool = typer.Option(
+            False,
+            "--data",
+            help="also load the data of each file (generated data from the disk cache when "
+            "present) and check it as a run would: files, columns, labels, and what the "
+            "mechanism needs of the data (e.g. enough test rows for every piece)",
+        ),
     ) -> None:
         """Check scenario, sweep and game files; one line per file, exit 2 at the first invalid one."""
+        from sum_abm.market.contract_setup import check_setup
         from sum_abm.scenario import parse_scenario, read_toml
-        from sum_abm.sweeps.spec import is_sweep_file, parse_sweep
+        from sum_abm.sweeps.spec import RunSpec, is_sweep_file, parse_sweep
+        from sum_abm.sweeps.task import check_data, dataset_for
 
         for f in files:
-            data = read_toml(f)
-            if isinstance(data, dict) and "roles" in data:
+            raw = read_toml(f)
+            if isinstance(raw, dict) and "roles" in raw:
                 from sum_abm.game.empirical import load_game
 
                 g = load_game(f)
-                print(f"{f}: ok (game of {g.spec.base}: roles {', '.join(g.roles)})")
-            elif is_sweep_file(data):
-                sw = parse_sweep(data, f)
-                print(
-                    f"{f}: ok (sweep of {sw.spec.base}: {len(sw.points())} points, {len(sw.runs)} runs)"
-                )
+                line = f"{f}: ok (game of {g.spec.base}: roles {', '.join(g.roles)})"
+                base = g.base
+                # a designer's strategies may set data, learner or mechanism fields
+                runs = [
+                    RunSpec(s.name, g.overrides_for({r.name: s}), 0, base.seed)
+                    for r in g.spec.roles
+                    for s in r.strategies
+                ]
+            elif is_sweep_file(raw):
+                sw = parse_sweep(raw, f)
+                line = f"{f}: ok (sweep of {sw.spec.base}: {len(sw.points())} points, {len(sw.runs)} runs)"
+                base, runs = sw.base, sw.runs
             else:
-                sc = parse_scenario(data, str(f))
-                print(f"{f}: ok ({sc.mechanism.kind}, {len(sc.agents)} groups)")
+                base = parse_scenario(raw, str(f))
+                line = f"{f}: ok ({base.mechanism.kind}, {len(base.agents)} groups)"
+                runs = None
+            if data:
+                # the same checks as `run`, `sweep` and `game` make before their first run
+                if runs is None:
+                    try:
+                        check_setup(base, dataset_for(base))
+                    except InputError as exc:
+                        raise InputError(f"{f}: {exc}") from None
+                else:
+                    check_data(base, runs, str(f))
+                line += "; data checked"
+            print(line)
 
     @app.command()
     def scenarios() -> None:
