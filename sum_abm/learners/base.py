@@ -275,8 +275,8 @@ class Learner(ABC):
         A row range with end < start is empty (score = offset), which lets callers gather
         scattered rows without copying them (see :mod:`sum_abm.learners.evaluation`).
         ``ones``: the caller knows every value is 1; the sums then skip the values
-        (:func:`_compiled.csr_sums`, when built: scipy's sums bit for bit, x * 1.0 being x, in
-        less than half its time on S1's test set; benchmarks/learners.py).
+        (:func:`_compiled.csr_sums`, when built: scipy's sums bit for bit, x * 1.0 being x;
+        1.3-2.9x faster over S1's test set, benchmarks/learners.py).
         """
         n = len(indptr) - 1
         w, off = self.score_params()
