@@ -566,3 +566,155 @@ def test_book_tracks_nb_classes_through_updates_and_logs_every_change():
         assert changed > 0  # the log was put to the test
     finally:
         mesa.Agent._ids.pop(m, None)
+
+
+def test_tracking_pass_compiled_equals_numpy(monkeypatch):
+    # Every tracking pass of a Naive Bayes market, made both ways from the same state: the
+    # compiled pass re-predicts the same slots to the same classes and caps (bit for bit), logs
+    # the same flips and leaves the same smallest budget and value maxima as the numpy pass.
+    import copy
+
+    import numpy as np
+
+    import sum_abm.learners._compiled as compiled
+
+    if not compiled.BUILT:
+        pytest.skip("sum_abm/learners/_kernels.c was not compiled at install")
+    select = compiled.track_select
+    npass = MarketModel._track_pass
+    seen = {"passes": 0, "re-predicted": 0, "flips": 0}
+    fields = ("pred", "cap", "epoch_at")
+    flip = ("flip_epoch", "flip_base", "flip_log", "flip_before", "flip_total")
+
+    def state(m):
+        b = m.book
+        arrays = tuple(getattr(b, f)[: b.n].tobytes() for f in fields)
+        log = tuple(copy.deepcopy(getattr(b, f)) for f in flip)
+        track = (m._track_budget, m._track_base, list(m._track_xmax), m._track_updates)
+        return arrays, log, track
+
+    def restore(m, saved):
+        b = m.book
+        arrays, log, track = saved
+        for f, raw in zip(fields, arrays, strict=True):
+            getattr(b, f)[: b.n] = np.frombuffer(raw, dtype=getattr(b, f).dtype)
+        for f, v in zip(flip, log, strict=True):
+            setattr(b, f, copy.deepcopy(v))
+        m._track_budget, m._track_base, xm, m._track_updates = copy.deepcopy(track)
+        m._track_xmax[:] = xm
+
+    def same(a, b):
+        (arr_a, log_a, tr_a), (arr_b, log_b, tr_b) = a, b
+        assert arr_a == arr_b
+        assert [log_a[i] for i in (0, 1, 3, 4)] == [log_b[i] for i in (0, 1, 3, 4)]
+        assert [(e, s.tolist()) for e, s in log_a[2]] == [(e, s.tolist()) for e, s in log_b[2]]
+        assert np.array_equal(np.array(tr_a[0]), np.array(tr_b[0]), equal_nan=True)
+        assert tr_a[1:] == tr_b[1:]
+
+    def both(self):
+        before = state(self)
+        compiled.track_select = None
+        try:
+            npass(self)  # the numpy pass
+        finally:
+            compiled.track_select = select
+        slow = state(self)
+        restore(self, before)
+        npass(self)  # the compiled pass, from the same state
+        fast = state(self)
+        same(fast, slow)
+        seen["passes"] += 1
+        seen["re-predicted"] += sum(
+            a != b for a, b in zip(before[0][2], fast[0][2], strict=True)
+        )  # (bytes of epoch_at rewritten: a rough count)
+        seen["flips"] += len(fast[1][2]) > len(before[1][2])
+
+    monkeypatch.setattr(MarketModel, "_track_pass", both)
+    sc = load_scenario(
+        ROOT / "scenarios" / "reference_drt_nb.toml",
+        {"data.n_rows": 2000, "run.max_time_s": 40 * 86_400},
+    )
+    m = MarketModel(scenario=sc, seed=4)
+    try:
+        assert m._pool_binary and m.book.tracked
+        m.run()
+    finally:
+        mesa.Agent._ids.pop(m, None)
+    assert seen["passes"] > 100 and seen["re-predicted"] > 100 and seen["flips"] > 5
+
+
+def test_tracking_kernels_check_their_arrays():
+    import numpy as np
+
+    import sum_abm.learners._compiled as compiled
+
+    if not compiled.BUILT:
+        pytest.skip("sum_abm/learners/_kernels.c was not compiled at install")
+    n = 5
+    x_inf, x_l1 = np.ones(n), np.array([3.0, 2.0, 4.0, 1.0, 2.0])
+    cap = np.array([10.0, 0.5, np.inf, 10.0, 10.0])
+    live = np.array([True, True, True, False, True])
+    epoch = np.array([7, 7, 7, 7, 6])
+    out, total = np.zeros(n, dtype=np.int64), np.zeros(n)
+    # bound 0.1 + 0.2 * l1; budgets ~9.3, -0.1 (redo), inf, ~9.7, redo (live, epoch 6)
+    k, rest = compiled.track_select(
+        0, n, x_inf, x_l1, cap, live, epoch, 7, 0.1, 0.0, 0.2, 1.0, out, total
+    )
+    assert k == 2 and out[:2].tolist() == [1, 4]
+    assert total[:2].tolist() == [0.0 * 1 + 2.0 * 0.2 + 0.1, 0.0 * 1 + 2.0 * 0.2 + 0.1]
+    assert rest == 10.0 - (0.0 + 3.0 * 0.2 + 0.1) * (1 + 2e-9) - 2e-12  # slot 0's, below 3's
+    assert compiled.track_select(
+        1, 1, x_inf, x_l1, cap, live, epoch, 7, 0, 0, 0, 0, out, total
+    ) == (0, np.inf)
+    cap[0] = np.nan
+    assert np.isnan(
+        compiled.track_select(0, n, x_inf, x_l1, cap, live, epoch, 7, 0, 0, 0, 1.0, out, total)[1]
+    )
+    with pytest.raises(ValueError, match="shapes"):
+        compiled.track_select(0, n + 1, x_inf, x_l1, cap, live, epoch, 7, 0, 0, 0, 0, out, total)
+    with pytest.raises(TypeError, match="live"):
+        compiled.track_select(
+            0, n, x_inf, x_l1, cap, live.astype(np.int64), epoch, 7, 0, 0, 0, 0, out, total
+        )
+    # apply: slots 1 and 4, rows [0, 2) and [2, 5) of the features
+    fptr = np.array([0, 0, 2, 2, 2, 5])
+    fidx = np.array([0, 2, 1, 2, 3], dtype=np.int32)
+    w = np.array([0.5, -1.0, 0.25, -0.125])
+    pred = np.array([0, 0, 0, 0, 1])
+    cap[:] = 0.0
+    flipped = np.zeros(2, dtype=np.int64)
+    res = compiled.track_apply(
+        out, 2, total, fptr, fidx, w, -0.5, pred, cap, epoch, 7, x_inf, x_l1, flipped, 3.0, 0.5, 9.0
+    )
+    s1, s4 = (0.0 + 0.5 + 0.25) + -0.5, (0.0 + -1.0 + 0.25 + -0.125) + -0.5
+    assert res[0] == 1 and flipped[0] == 1  # slot 1 was class 0 in this epoch; slot 4's another
+    assert pred.tolist() == [0, 1, 0, 0, 0] and epoch.tolist() == [7, 7, 7, 7, 7]
+    assert cap[1] == abs(s1) + total[0] and cap[4] == abs(s4) + total[1]
+    assert res[1] == min(
+        3.0, cap[1] - total[0] * (1 + 2e-9) - 2e-12, cap[4] - total[1] * (1 + 2e-9) - 2e-12
+    )
+    assert res[2:] == (1.0, 9.0)  # max(0.5, 1, 1); max(9, 2, 2): the earlier value unless exceeded
+    with pytest.raises(IndexError, match="slot 1"):
+        compiled.track_apply(
+            out,
+            2,
+            total,
+            fptr,
+            fidx,
+            w[:3],
+            0.0,
+            pred,
+            cap,
+            epoch,
+            7,
+            x_inf,
+            x_l1,
+            flipped,
+            0,
+            0,
+            0,
+        )
+    with pytest.raises(ValueError, match="shapes"):
+        compiled.track_apply(
+            out, 3, total, fptr, fidx, w, 0.0, pred, cap, epoch, 7, x_inf, x_l1, flipped, 0, 0, 0
+        )

@@ -1,6 +1,6 @@
 """The compiled loops (C, :file:`_kernels.c`, built with the package), or None each.
 
-Seven loops that Python would run row by row or slot by slot, each run in C without the GIL. Each
+Nine loops that Python would run row by row or slot by slot, each run in C without the GIL. Each
 has a numpy path that gives the same results bit for bit (the float arithmetic is the same,
 operation for operation and in the same order: no fused multiply-add, no fast-math), except
 :func:`nb_add`'s drift bound (see there); without a C compiler at install the package still
@@ -70,6 +70,26 @@ out, limit) -> count``
     when the end is not past the start), summed from 0.0 in order, as scipy's ``csr_matvec``
     sums ``1.0 * w[j]``; without reading the values (half the memory a pass moves). A range or
     index outside the arrays raises ``IndexError``.
+
+:func:`track_select` ``(lo, hi, x_inf, x_l1, cap, live, epoch_at, epoch, d0, d1, d2, threshold,
+out, total) -> (n, smallest other budget)``
+    The choice of :meth:`sum_abm.market.model.MarketModel._track_pass` over claim-book slots
+    ``lo..hi``: each slot's drift bound ``x_inf * d1 + x_l1 * d2 + d0`` and budget ``cap - bound
+    * (1 + 2e-9) - 2e-12`` (the numpy path's operations, in its order); the slots whose budget is
+    below ``threshold``, or live and tracked in another drift ``epoch``, are written to ``out``
+    (in order) with their bounds to ``total``; returns their number and the smallest budget of
+    the rest (NaN if any is NaN, as numpy's ``minimum``; infinity if none). One pass instead of
+    about ten numpy calls over the window.
+
+:func:`track_apply` ``(slots, n, total, fptr, fidx, w, offset, pred, cap, epoch_at, epoch, x_inf,
+x_l1, flipped, budget0, x_inf0, x_l1_0) -> (n_flipped, budget, max x_inf, max x_l1)``
+    That pass's re-predictions for a binary model on 0/1 rows: each of the first ``n`` ``slots``
+    is scored as :func:`csr_sums` then ``+ offset`` (``Learner.kernel_scores`` with
+    ``ones=True``, bit for bit), its class (score > 0) and ``cap = |score| + total`` stored with
+    the ``epoch``; the slots tracked in that epoch whose class changed are written to
+    ``flipped`` in order. Returns their number and the smallest of ``budget0`` and the new
+    budgets, the largest of ``x_inf0`` and the slots' ``x_inf``, and of ``x_l1_0`` and their
+    ``x_l1`` (NaN-propagating). A slot or index outside the arrays raises ``IndexError``.
 """
 
 from __future__ import annotations
@@ -94,3 +114,5 @@ book_shift: Any = _kernels.book_shift if BUILT else None
 walk_scan: Any = _kernels.walk_scan if BUILT else None
 nb_add: Any = _kernels.nb_add if BUILT else None
 csr_sums: Any = _kernels.csr_sums if BUILT else None
+track_select: Any = _kernels.track_select if BUILT else None
+track_apply: Any = _kernels.track_apply if BUILT else None

@@ -10,6 +10,8 @@
  *   book_shift       the claim book's score shift after a perceptron mistake (ClaimBook.shift)
  *   walk_scan        the claim walk's candidates in a run of book slots (MarketModel.claim_walk)
  *   csr_sums         the scores of 0/1 rows (Learner.kernel_scores with ones=True)
+ *   track_select     the slots a tracking pass re-predicts (MarketModel._track_pass)
+ *   track_apply      that pass's re-predictions of a binary model on 0/1 rows (the same)
  *
  * sum_abm/learners/_compiled.py documents what each computes and says whether they were built.
  * The float arithmetic is the Python code's, operation for operation and in the same order: built
@@ -659,6 +661,176 @@ walk_scan(PyObject *self, PyObject *args)
     return PyLong_FromSsize_t(count);
 }
 
+/* Smallest of a and b, NaN if either is (numpy's minimum). */
+static inline double
+nan_min(double a, double b)
+{
+    return (a != a || b != b) ? NAN : (b < a ? b : a);
+}
+
+/* Largest of a and b, NaN if either is (numpy's maximum). */
+static inline double
+nan_max(double a, double b)
+{
+    return (a != a || b != b) ? NAN : (b > a ? b : a);
+}
+
+/* A tracked slot's budget: how far its drift bound may grow past `total` while its class stays
+ * proven (MarketModel._track_budgets). */
+static inline double
+track_budget(double cap, double total)
+{
+    return cap - total * (1.0 + 2e-9) - 2e-12;
+}
+
+/* The tracking pass's choice (see track_select): the slots of [lo, hi) to re-predict, written to
+ * out (in order) with their drift bound since the learner's start; the smallest budget of the
+ * others. */
+static PyObject *
+track_select(PyObject *self, PyObject *args)
+{
+    PyObject *inf_o, *l1_o, *cap_o, *live_o, *ep_o, *out_o, *tot_o;
+    Py_ssize_t lo, hi;
+    long long e;
+    double d0, d1, d2, thresh;
+    if (!PyArg_ParseTuple(args, "nnOOOOOLddddOO", &lo, &hi, &inf_o, &l1_o, &cap_o, &live_o, &ep_o,
+                          &e, &d0, &d1, &d2, &thresh, &out_o, &tot_o))
+        return NULL;
+    Buffers b = {.held = 0};
+    Py_buffer *vi, *vl, *vc, *vv, *ve, *vo, *vt;
+    if (!(vi = view(&b, inf_o, F64, 0, "x_inf")) || !(vl = view(&b, l1_o, F64, 0, "x_l1")) ||
+        !(vc = view(&b, cap_o, F64, 0, "cap")) || !(vv = view(&b, live_o, BOOL, 0, "live")) ||
+        !(ve = view(&b, ep_o, INDEX, 0, "epoch_at")) || !(vo = view(&b, out_o, INDEX, 1, "out")) ||
+        !(vt = view(&b, tot_o, F64, 1, "total"))) {
+        release(&b);
+        return NULL;
+    }
+    if (lo < 0 || hi < lo || hi > items(vi) || hi > items(vl) || hi > items(vc) ||
+        hi > items(vv) || hi > items(ve) || vo->itemsize != 8 || items(vo) < hi - lo ||
+        items(vt) < hi - lo) {
+        release(&b);
+        PyErr_SetString(PyExc_ValueError, "track_select: the arrays' shapes do not match");
+        return NULL;
+    }
+    const double *x_inf = vi->buf, *x_l1 = vl->buf, *cap = vc->buf;
+    const uint8_t *live = vv->buf;
+    int64_t *out = vo->buf;
+    double *tot = vt->buf, rest = INFINITY;
+    Py_ssize_t n = 0;
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t i = lo; i < hi; i++) {
+        double total = x_inf[i] * d1; /* MarketModel._drift_total's operations, in its order */
+        total = total + x_l1[i] * d2;
+        total = total + d0;
+        double budget = track_budget(cap[i], total);
+        if (budget < thresh || (live[i] && at(ve, i) != e)) {
+            out[n] = i;
+            tot[n++] = total;
+        } else {
+            rest = nan_min(rest, budget);
+        }
+    }
+    Py_END_ALLOW_THREADS
+    release(&b);
+    return Py_BuildValue("nd", n, rest);
+}
+
+/* The tracking pass's re-predictions (see track_apply). */
+#define TRACK_APPLY(NAME, T)                                                                    \
+    static Py_ssize_t NAME(const int64_t *idx, Py_ssize_t n, const double *tot,                 \
+                           const Py_buffer *vp, Py_ssize_t n_ptr, const T *ind, Py_ssize_t n_ind, \
+                           const double *w, Py_ssize_t d, double off, int64_t *pred,            \
+                           double *cap, int64_t *epoch_at, int64_t e, const double *x_inf,      \
+                           const double *x_l1, Py_ssize_t n_slots, int64_t *flipped,            \
+                           Py_ssize_t *n_flip, double *acc)                                     \
+    {                                                                                           \
+        Py_ssize_t nf = 0;                                                                      \
+        double lo_budget = acc[0], mx_inf = -INFINITY, mx_l1 = -INFINITY;                       \
+        for (Py_ssize_t k = 0; k < n; k++) {                                                    \
+            int64_t i = idx[k];                                                                 \
+            if (i < 0 || i >= n_slots || i + 1 >= n_ptr)                                        \
+                return k;                                                                       \
+            int64_t a = at(vp, i), z = at(vp, i + 1);                                           \
+            if (a < 0 || z > n_ind)                                                             \
+                return k;                                                                       \
+            double s = 0.0;                                                                     \
+            for (int64_t q = a; q < z; q++) {                                                   \
+                T j = ind[q];                                                                   \
+                if ((uint64_t)j >= (uint64_t)d)                                                 \
+                    return k;                                                                   \
+                s += w[j];                                                                      \
+            }                                                                                   \
+            s = s + off;                                                                        \
+            int64_t label = s > 0.0;                                                            \
+            double c = fabs(s) + tot[k];                                                        \
+            if (epoch_at[i] == e && label != pred[i])                                           \
+                flipped[nf++] = i;                                                              \
+            pred[i] = label;                                                                    \
+            cap[i] = c;                                                                         \
+            epoch_at[i] = e;                                                                    \
+            lo_budget = nan_min(lo_budget, track_budget(c, tot[k]));                            \
+            mx_inf = nan_max(mx_inf, x_inf[i]);                                                 \
+            mx_l1 = nan_max(mx_l1, x_l1[i]);                                                    \
+        }                                                                                       \
+        *n_flip = nf;                                                                           \
+        acc[0] = lo_budget;                                                                     \
+        /* Python's max(before, the slots' numpy maximum): the earlier value unless exceeded */ \
+        acc[1] = mx_inf > acc[1] ? mx_inf : acc[1];                                             \
+        acc[2] = mx_l1 > acc[2] ? mx_l1 : acc[2];                                               \
+        return -1;                                                                              \
+    }
+TRACK_APPLY(track_apply_i32, int32_t)
+TRACK_APPLY(track_apply_i64, int64_t)
+
+static PyObject *
+track_apply(PyObject *self, PyObject *args)
+{
+    PyObject *idx_o, *tot_o, *ptr_o, *ind_o, *w_o, *pred_o, *cap_o, *ep_o, *inf_o, *l1_o, *fl_o;
+    Py_ssize_t n;
+    double off, acc[3];
+    long long e;
+    if (!PyArg_ParseTuple(args, "OnOOOOdOOOLOOOddd", &idx_o, &n, &tot_o, &ptr_o, &ind_o, &w_o,
+                          &off, &pred_o, &cap_o, &ep_o, &e, &inf_o, &l1_o, &fl_o, &acc[0],
+                          &acc[1], &acc[2]))
+        return NULL;
+    Buffers b = {.held = 0};
+    Py_buffer *vx, *vt, *vp, *vi, *vw, *vd, *vc, *ve, *vf, *vl, *vo;
+    if (!(vx = view(&b, idx_o, INDEX, 0, "slots")) || !(vt = view(&b, tot_o, F64, 0, "total")) ||
+        !(vp = view(&b, ptr_o, INDEX, 0, "fptr")) || !(vi = view(&b, ind_o, INDEX, 0, "fidx")) ||
+        !(vw = view(&b, w_o, F64, 0, "w")) || !(vd = view(&b, pred_o, INDEX, 1, "pred")) ||
+        !(vc = view(&b, cap_o, F64, 1, "cap")) || !(ve = view(&b, ep_o, INDEX, 1, "epoch_at")) ||
+        !(vf = view(&b, inf_o, F64, 0, "x_inf")) || !(vl = view(&b, l1_o, F64, 0, "x_l1")) ||
+        !(vo = view(&b, fl_o, INDEX, 1, "flipped"))) {
+        release(&b);
+        return NULL;
+    }
+    Py_ssize_t slots = items(vc);
+    if (n < 0 || items(vx) < n || items(vt) < n || items(vo) < n || vx->itemsize != 8 ||
+        vd->itemsize != 8 || ve->itemsize != 8 || vo->itemsize != 8 || items(vd) < slots ||
+        items(ve) < slots || items(vf) < slots || items(vl) < slots) {
+        release(&b);
+        PyErr_SetString(PyExc_ValueError, "track_apply: the arrays' shapes do not match");
+        return NULL;
+    }
+    Py_ssize_t bad, nf = 0;
+    Py_BEGIN_ALLOW_THREADS
+    if (vi->itemsize == 4)
+        bad = track_apply_i32(vx->buf, n, vt->buf, vp, items(vp), vi->buf, items(vi), vw->buf,
+                              items(vw), off, vd->buf, vc->buf, ve->buf, e, vf->buf, vl->buf,
+                              slots, vo->buf, &nf, acc);
+    else
+        bad = track_apply_i64(vx->buf, n, vt->buf, vp, items(vp), vi->buf, items(vi), vw->buf,
+                              items(vw), off, vd->buf, vc->buf, ve->buf, e, vf->buf, vl->buf,
+                              slots, vo->buf, &nf, acc);
+    Py_END_ALLOW_THREADS
+    release(&b);
+    if (bad >= 0) {
+        PyErr_Format(PyExc_IndexError, "track_apply: slot %zd reaches outside the arrays", bad);
+        return NULL;
+    }
+    return Py_BuildValue("nddd", nf, acc[0], acc[1], acc[2]);
+}
+
 /* Naive Bayes' count update for one sample (see nb_add). */
 static PyObject *
 nb_add(PyObject *self, PyObject *args)
@@ -831,6 +1003,12 @@ static PyMethodDef methods[] = {
     {"walk_scan", walk_scan, METH_VARARGS,
      "walk_scan(author, me, lo, hi, agree, agree_lo, marks, marks_are_bits, live, table, out, "
      "limit) -> number of slots written to out"},
+    {"track_select", track_select, METH_VARARGS,
+     "track_select(lo, hi, x_inf, x_l1, cap, live, epoch_at, epoch, d0, d1, d2, threshold, out, "
+     "total) -> (number of slots written to out, smallest budget of the others)"},
+    {"track_apply", track_apply, METH_VARARGS,
+     "track_apply(slots, n, total, fptr, fidx, w, offset, pred, cap, epoch_at, epoch, x_inf, x_l1, "
+     "flipped, budget0, x_inf0, x_l1_0) -> (flipped count, smallest budget, max x_inf, max x_l1)"},
     {"csr_sums", csr_sums, METH_VARARGS,
      "csr_sums(indptr, indices, w, out): out[i] = sum of w over row i's indices (values all 1)"},
     {NULL, NULL, 0, NULL},
