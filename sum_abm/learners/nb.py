@@ -139,7 +139,7 @@ class MultinomialNB(Learner):
         elementwise logs of the same counts as a whole recomputation (a feature updated twice
         is simply re-logged twice)."""
         logc, lognorm = self._logc  # type: ignore[misc]
-        a, ad, stale = self.alpha, self.alpha * self.n_features, self._stale
+        a, stale = self.alpha, self._stale
         for c in {y for y, _ in stale}:
             parts = [idx for y, idx in stale if y == c]
             if 4 * sum(map(len, parts)) >= self.n_features:
@@ -149,16 +149,17 @@ class MultinomialNB(Learner):
             else:
                 ids = parts[0] if len(parts) == 1 else np.concatenate(parts)
                 logc[c][ids] = np.log(self.counts[c][ids] + a)
-            lognorm[c] = np.log(self.total[c : c + 1] + ad)[0]
+        # every class's normaliser at once, as _log_counts starts them (unchanged ones re-log equal)
+        np.log(self.total + self.alpha * self.n_features, out=lognorm)
         stale.clear()
 
     def _prior(self) -> np.ndarray:
         cc = self.class_count
         if self._every_class_seen or cc.all():  # (entering errstate costs more than the logs)
             self._every_class_seen = True  # class counts only grow (a refit or restore resets)
-            return np.log(cc) - np.log(cc.sum())
+            return np.log(cc) - np.log(np.add.reduce(cc))  # (cc.sum() without its wrapper)
         with np.errstate(divide="ignore"):  # a class without data: log 0 = -inf
-            return np.log(cc) - np.log(cc.sum())
+            return np.log(cc) - np.log(np.add.reduce(cc))
 
     def _log_params(self) -> tuple[np.ndarray, np.ndarray]:
         if self._logs is None or self._logs[0] != self.version:
