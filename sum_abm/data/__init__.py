@@ -25,6 +25,8 @@ from sum_abm.errors import InputError
 from sum_abm.learners import LEARNERS
 from sum_abm.learners.base import Sample
 
+_CSR = frozenset((sp.csr_matrix, sp.csr_array))
+
 
 @dataclass
 class Dataset:
@@ -50,9 +52,11 @@ class Dataset:
     def sample(self, row: int) -> Sample:
         """Pool row ``row`` as a :class:`Sample` keyed by its row number."""
         X = self.X_pool
-        if sp.issparse(X):
-            lo, hi = X.indptr[row], X.indptr[row + 1]
-            return Sample(X.indices[lo:hi], X.data[lo:hi], key=("pool", int(row)))
+        # (every add samples a row: the class test first, before issparse's slower ABC check)
+        if X.__class__ in _CSR or sp.issparse(X):
+            ptr = X.indptr
+            lo, hi = ptr[row], ptr[row + 1]
+            return Sample(X.indices[lo:hi], X.data[lo:hi], ("pool", int(row)))
         v = X[row]
         nz = np.flatnonzero(v).astype(np.int32)
         return Sample(nz, v[nz], key=("pool", int(row)))
