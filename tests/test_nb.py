@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from sum_abm.learners.base import Learner, Sample
 from sum_abm.learners.nb import MultinomialNB
@@ -76,11 +77,12 @@ def test_score_params_equal_those_of_the_log_probabilities_bit_for_bit():
             assert w.flags.c_contiguous and w.dtype == np.float64
 
 
-def test_compiled_count_update_equals_the_numpy_one(monkeypatch):
+@pytest.mark.parametrize("whole", [False, True])
+def test_compiled_count_update_equals_the_numpy_one(monkeypatch, whole):
     # The compiled update writes the same counts, totals and logs bit for bit (fractional values:
-    # rounding matters); its drift term (the C library's log1p, summed in order) agrees to
-    # rounding. A refused sample changes nothing on either path.
-    import pytest
+    # rounding matters; whole ones: the kernel's own sum of them); its drift term (the C
+    # library's log1p, summed in order) agrees to rounding. A refused sample changes nothing on
+    # either path.
 
     import sum_abm.learners._compiled as compiled
 
@@ -91,12 +93,17 @@ def test_compiled_count_update_equals_the_numpy_one(monkeypatch):
     X0 = (rng.random((40, d)) < 0.2) * rng.random((40, d)) * 3
     y0 = rng.integers(0, k, size=40)
     xs = [(rng.random(d) < 0.1) * rng.random(d) * 5 for _ in range(400)]
+    if whole:  # counts, some beyond 2**53 in all (summed by numpy then)
+        xs = [np.floor(x * 3) for x in xs]
+        xs[5][np.flatnonzero(xs[5])[:2]] = 2.0**52
     ys = rng.integers(0, k, size=400).tolist()
-    calls = []
+    calls, sums = [], []
 
     def counted(*args):
         calls.append(1)
-        return add(*args)
+        out = add(*args)
+        sums.append(out[1] is not None)
+        return out
 
     add = compiled.nb_add
 
@@ -121,6 +128,8 @@ def test_compiled_count_update_equals_the_numpy_one(monkeypatch):
 
     fast, slow = learn(counted), learn(None)
     assert len(calls) == 403  # every update (the refused ones and the float32 one too) tried it
+    # the kernel summed the whole values itself (all but the sum past 2**53), never fractions
+    assert sum(sums) == (399 if whole else 0)
     for a, b in [
         (fast.counts, slow.counts),
         (fast.total, slow.total),

@@ -47,7 +47,7 @@ w_bound, x_l1_max, b_bound, tol, out) -> count``
     within ``tol * (max mag + w_bound * x_l1_max + b_bound)``) are written to ``out`` as offsets
     from ``lo``, in order.
 
-:func:`nb_add` ``(counts_row, indices, values, alpha) -> d_feat``
+:func:`nb_add` ``(counts_row, indices, values, alpha) -> (d_feat, v_sum)``
     The count update of :meth:`sum_abm.learners.nb.MultinomialNB._update`: ``counts_row[indices]
     += values`` (the same sums; every check and read before any write, so a refused sample
     changes nothing), refusing negative values (``ValueError``) and indices outside the row
@@ -55,6 +55,8 @@ w_bound, x_l1_max, b_bound, tol, out) -> count``
     the touched log-counts' change. That sum is the C library's ``log1p`` added in order: it may
     differ from numpy's (SIMD ``log1p``, pairwise sum) in the last bits, which the drift bound's
     users allow for (a relative 1e-9 at least); the counts are bit for bit the numpy path's.
+    ``v_sum``: the sum of ``values`` when they are whole numbers summing to at most 2**53 (then
+    exact in any order, so numpy's pairwise sum bit for bit), else None (the caller sums them).
 
 :func:`walk_scan` ``(author, me, lo, hi, agree, agree_lo, marks, marks_are_bits, live, table,
 out, limit) -> count``

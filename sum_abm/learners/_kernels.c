@@ -861,8 +861,8 @@ nb_add(PyObject *self, PyObject *args)
     }
     Py_ssize_t bad = -1;
     int64_t bad_k = 0;
-    int negative = 0;
-    double d_feat = 0.0;
+    int negative = 0, whole = 1;
+    double d_feat = 0.0, v_sum = 0.0;
     Py_BEGIN_ALLOW_THREADS
     /* Every check and read before any write: a refused sample changes nothing, and repeated
      * indices end as numpy's row[idx] = row[idx] + v leaves them (the last one written). */
@@ -880,6 +880,8 @@ nb_add(PyObject *self, PyObject *args)
         double old = row[k];
         fresh[j] = old + v[j];
         d_feat += log1p(v[j] / (old + alpha));
+        v_sum += v[j];
+        whole &= v[j] == floor(v[j]);
     }
     if (bad < 0 && !negative)
         for (Py_ssize_t j = 0; j < n; j++)
@@ -896,7 +898,11 @@ nb_add(PyObject *self, PyObject *args)
         PyErr_SetString(PyExc_ValueError, "MultinomialNB needs non-negative features");
         return NULL;
     }
-    return PyFloat_FromDouble(d_feat);
+    /* Whole values summing to at most 2**53: every partial sum is exact, in any order, so this
+     * is numpy's pairwise sum bit for bit; otherwise the caller sums them with numpy. */
+    if (whole && v_sum <= 9007199254740992.0)
+        return Py_BuildValue("dd", d_feat, v_sum);
+    return Py_BuildValue("dO", d_feat, Py_None);
 }
 
 /* Scores of CSR rows whose values are all 1 (see csr_sums): out[i] = Σ w[ind[k]] over
@@ -999,7 +1005,8 @@ static PyMethodDef methods[] = {
      "book_shift(bits, lo, hi, mask, step, intercept_step, k, score, mag, live, x_l1, w_bound, "
      "x_l1_max, b_bound, tol, out) -> number of slots written to out"},
     {"nb_add", nb_add, METH_VARARGS,
-     "nb_add(counts_row, indices, values, alpha) -> sum of log1p(values / (old counts + alpha))"},
+     "nb_add(counts_row, indices, values, alpha) -> (sum of log1p(values / (old counts + alpha)), "
+     "sum of values or None)"},
     {"walk_scan", walk_scan, METH_VARARGS,
      "walk_scan(author, me, lo, hi, agree, agree_lo, marks, marks_are_bits, live, table, out, "
      "limit) -> number of slots written to out"},

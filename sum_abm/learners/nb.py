@@ -86,7 +86,7 @@ class MultinomialNB(Learner):
             # the same counts in one compiled pass (checks first, then writes); the drift term
             # from the C library's log1p (see _compiled.nb_add)
             try:
-                d_feat = add(row, s.indices, v, a)
+                d_feat, v_sum = add(row, s.indices, v, a)
                 idx = s.indices
             except (TypeError, ValueError, IndexError, BufferError):
                 # arrays it cannot read (not float64 values, strided ones) or a refused sample,
@@ -101,7 +101,9 @@ class MultinomialNB(Learner):
             new_counts = old_counts + v
             row[idx] = new_counts  # a sample's indices are unique
             d_feat = float(np.add.reduce(np.log1p(v / (old_counts + a))))
-        v_sum = np.add.reduce(v)  # (v.sum(), without the method's Python wrapper)
+            v_sum = None
+        if v_sum is None:  # (the compiled update sums whole values only, see nb_add)
+            v_sum = np.add.reduce(v)  # (v.sum(), without the method's Python wrapper)
         tot = self.total
         old_total = float(tot[y])
         tot[y] = old_total + v_sum
