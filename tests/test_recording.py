@@ -131,8 +131,14 @@ def test_batches_and_single_records_keep_their_order(monkeypatch, chunk):
         with pytest.raises(Rejected):
             chain.execute("A", "add_data", 99, lambda: None)
         chain.record_many("B", ["report"], [0.25])
+        chain.record_many("C", ["report", "report"], [3, 0.5])  # one kind of call
+        chain.clock.advance_to(31)
+        chain.record_many("A", ["report", "report", "report"], [1, 2, 2**60 + 1])
     expected = pl.DataFrame(rows, orient="row", schema=TX_SCHEMA)
-    assert len(log) == 6 and [log[i] for i in range(6)] == list(expected.iter_rows())
+    assert len(log) == 11 and [log[i] for i in range(11)] == list(expected.iter_rows())
+    assert [log[i] for i in range(-11, 0)] == list(expected.iter_rows())
+    for sl in (slice(3, 9), slice(None, None, -2), slice(-4, None), slice(5, 5)):
+        assert log[sl] == list(expected.iter_rows())[sl]
     assert list(log) == list(expected.iter_rows())
     assert log.frame().equals(expected)
     assert log[2] == (30, "A", "report", True, None, 0, 0, 0, 2.5)
