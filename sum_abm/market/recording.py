@@ -197,14 +197,15 @@ def _frame_of_items(items: list[tuple]) -> pl.DataFrame:
             batch_amounts.append(am)
     counts = np.array(counts)
     rows = np.repeat(np.arange(len(items)), counts)
-    in_batch = np.repeat(counts > 1, counts) if len(batch_amounts) < len(items) else None
-    amount = np.fromiter(chain.from_iterable(batch_amounts), dtype=np.float64)
-    if in_batch is not None:
-        full = np.zeros(len(rows))
-        full[in_batch] = amount
-        amount = pl.when(pl.Series(in_batch)).then(pl.Series(full)).otherwise(pl.col("amount"))
+    in_batch = np.repeat(counts > 1, counts)  # a batch holds two or more records
+    amount = np.zeros(len(rows))
+    amount[in_batch] = np.fromiter(chain.from_iterable(batch_amounts), dtype=np.float64)
+    # a record keeps its own amount (None stays null)
     frame = _frame(shared)[rows].with_columns(
-        amount.alias("amount") if in_batch is not None else pl.Series("amount", amount)
+        pl.when(pl.Series(in_batch))
+        .then(pl.Series(amount))
+        .otherwise(pl.col("amount"))
+        .alias("amount")
     )
     if not uniform:
         calls = chain.from_iterable((it[2],) if len(it) == width else it[2] for it in items)
