@@ -4,10 +4,13 @@ Each size runs as one whole ``sum-abm run --no-report --no-baseline`` process (i
 the disk cache, the run, Parquet output); printed per size: wall seconds, CPU seconds (user +
 system: on a shared machine the steadier figure), contract calls, microseconds per call, peak RSS.
 With ``--against DIR`` each size also runs with the code of another checkout (``PYTHONPATH=DIR``)
-right after, and the CPU-time and RSS ratios are printed. The last line is
-``scale 1000 agents: <s> s``.
+right after, and the CPU-time and RSS ratios are printed. ``--pairs K`` (with ``--against``) runs K
+such pairs per size, alternating which goes first, and prints the median and the range of the CPU
+ratios: this machine's speed drifts by 20-40 % over minutes, more than most changes move the run,
+so one pair decides little. The last line is ``scale 1000 agents: <s> s`` (the median of the
+size's own runs).
 
-    python3 benchmarks/scale.py [--sizes 10 100 1000] [--seed 1] [--against ../main]
+    python3 benchmarks/scale.py [--sizes 10 100 1000] [--seed 1] [--against ../main [--pairs 5]]
 
 Not a test: the figures depend on the machine (targets: 1,000 agents within 10 s and 600 MB, and
 at most twice the 10-agent run's microseconds per call).
@@ -17,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -67,22 +71,50 @@ def main() -> None:
     ap.add_argument("--sizes", type=int, nargs="+", default=[10, 100, 1000])
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--against", type=Path, help="another checkout to compare with, size by size")
+    ap.add_argument(
+        "--pairs", type=int, default=1, help="with --against: alternating pairs per size"
+    )
     args = ap.parse_args()
+    if min(args.sizes) < 1 or args.pairs < 1:
+        ap.error("--sizes and --pairs must be at least 1")
+    if args.pairs > 1 and args.against is None:
+        ap.error("--pairs needs --against")
+    if args.against is not None and not (args.against / "sum_abm" / "__init__.py").is_file():
+        ap.error(f"--against {args.against}: no sum_abm package there")
+    other = None if args.against is None else args.against.resolve()
     per_call = {}
     last = None
     for n in args.sizes:
-        wall, cpu, calls, rss = run_size(n, args.seed)
-        per_call[n] = 1e6 * wall / max(1, calls)
-        print(
-            f"{n} agents ({n - n // 5} Good, {n // 5} Bad): {wall:.2f} s, CPU {cpu:.2f} s, "
-            f"{calls:,} calls, {per_call[n]:.1f} us per call, peak RSS {rss:.0f} MB"
-        )
-        if args.against is not None:
-            w0, c0, calls0, r0 = run_size(n, args.seed, args.against.resolve())
+        walls, ratios = [], []
+        for k in range(args.pairs):
+            # alternate the order: a drift of the machine's speed favours neither side
+            first_mine = k % 2 == 0 or other is None
+            if not first_mine:
+                theirs = run_size(n, args.seed, other)
+            wall, cpu, calls, rss = run_size(n, args.seed)
+            walls.append(wall)
+            print(
+                f"{n} agents ({n - n // 5} Good, {n // 5} Bad): {wall:.2f} s, CPU {cpu:.2f} s, "
+                f"{calls:,} calls, {1e6 * wall / max(1, calls):.1f} us per call, "
+                f"peak RSS {rss:.0f} MB"
+            )
+            if other is None:
+                continue
+            if first_mine:
+                theirs = run_size(n, args.seed, other)
+            w0, c0, calls0, r0 = theirs
+            ratios.append(cpu / c0)
             print(
                 f"  {args.against}: {w0:.2f} s, CPU {c0:.2f} s, {calls0:,} calls, peak RSS "
                 f"{r0:.0f} MB; CPU {cpu / c0:.2f}x, RSS {rss / r0:.2f}x of it"
             )
+        if len(ratios) > 1:
+            print(
+                f"  CPU ratio over {len(ratios)} pairs: median {statistics.median(ratios):.2f}x "
+                f"(range {min(ratios):.2f}-{max(ratios):.2f}x)"
+            )
+        wall = statistics.median(walls)
+        per_call[n] = 1e6 * wall / max(1, calls)
         last = (n, wall)
     first = args.sizes[0]
     for n in args.sizes[1:]:
