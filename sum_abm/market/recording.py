@@ -149,18 +149,13 @@ class TxLog:
 
 
 def _frame(rows: list[tuple]) -> pl.DataFrame:
-    """Records (tuples) as a typed frame."""
-    return _frame_of_columns([list(map(itemgetter(j), rows)) for j in range(len(TX_SCHEMA))])
-
-
-def _frame_of_columns(cols: list[list]) -> pl.DataFrame:
-    """Records as columns (lists, :data:`TX_SCHEMA` order) as a typed frame: column by column
-    (2-3x faster than polars' row-wise constructor); strict=False truncates a float value into
-    its Int64 column, as the row-wise constructor did."""
+    """Records (tuples) as a typed frame, built column by column (2-3x faster than polars'
+    row-wise constructor); strict=False truncates a float value into its Int64 column, as the
+    row-wise constructor did."""
     return pl.DataFrame(
         [
-            pl.Series(name, col, dtype=dtype, strict=False)
-            for col, (name, dtype) in zip(cols, TX_SCHEMA.items(), strict=True)
+            pl.Series(name, list(map(itemgetter(j), rows)), dtype=dtype, strict=False)
+            for j, (name, dtype) in enumerate(TX_SCHEMA.items())
         ]
     )
 
