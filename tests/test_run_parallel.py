@@ -163,6 +163,26 @@ def test_a_failing_baseline_process_fails_the_run_as_the_serial_order_does(tmp_p
     assert not (tmp_path / "p" / "summary.parquet").exists()
 
 
+@linux
+def test_a_forked_baseline_process_holds_ctrl_c_until_it_ignores_it(tmp_path, monkeypatch):
+    """A Ctrl-C that reached the child between the fork and its ignoring SIGINT (in Python's
+    at-fork hooks) printed a traceback under the parent's one-line message: the child starts
+    with SIGINT blocked, and the parent's mask is as it was."""
+    seen = tmp_path / "mask"
+
+    def probe(conn, *args):  # stands in for the baseline run, in the child
+        seen.write_text(str(signal.SIGINT in signal.pthread_sigmask(signal.SIG_BLOCK, [])))
+        conn.close()
+
+    monkeypatch.setattr(RUN_MODULE, "_baseline_main", probe)
+    before = signal.pthread_sigmask(signal.SIG_BLOCK, [])
+    proc = RUN_MODULE.BaselineProcess(load_scenario(QUICKSTART), 1, None, start_method="fork")
+    assert signal.pthread_sigmask(signal.SIG_BLOCK, []) == before
+    assert proc._proc.wait() == 0
+    proc._conn.close()
+    assert seen.read_text() == "True"
+
+
 def children(pid: int) -> list[int]:
     kids = []
     for task in Path(f"/proc/{pid}/task").iterdir():

@@ -193,12 +193,31 @@ def _exit_with_parent(parent: int) -> None:
         os._exit(1)
 
 
+@contextmanager
+def _sigint_held() -> Iterator[None]:
+    """SIGINT blocked in this thread while a baseline process starts: held pending, not lost
+    (the parent gets it when the block ends), and the child starts with it blocked (the mask
+    survives fork and exec) until it ignores it (_baseline_main). A terminal's Ctrl-C signals
+    the whole group: one that reached a child just forked, in Python's at-fork hooks, printed a
+    traceback under the parent's one-line message."""
+    if not hasattr(signal, "pthread_sigmask"):  # pragma: no cover - not POSIX
+        yield
+        return
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
 def _baseline_main(
     conn: Any, parent: int, scenario: Scenario, seed: int, dataset: Any, report: bool
 ) -> None:
     """The second process: run the clean baseline, send ("result", RunResult) or ("error", exc,
     traceback), then ("peak_rss_mb", MB). Progress goes as ("progress", fraction), 1 % steps."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C stops it through the parent
+    if hasattr(signal, "pthread_sigmask"):  # started blocked (_sigint_held): ignored from now on
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     _exit_with_parent(parent)
     try:
         if dataset is None:
@@ -304,7 +323,8 @@ class BaselineProcess:
                 self._conn.close()  # the parent's end
                 _baseline_main(child_end, parent, scenario, seed, dataset, report)
 
-            self._proc: Any = _Forked(child)
+            with _sigint_held():
+                self._proc: Any = _Forked(child)
         else:
             import pickle
             import subprocess
@@ -314,9 +334,10 @@ class BaselineProcess:
                 f"import sys; sys.path[:0] = {sys.path!r}; "
                 "from sum_abm.market.run import _spawned_baseline; _spawned_baseline()"
             )
-            self._proc = subprocess.Popen(
-                [sys.executable, "-c", code], stdin=subprocess.PIPE, pass_fds=(fd,)
-            )
+            with _sigint_held():
+                self._proc = subprocess.Popen(
+                    [sys.executable, "-c", code], stdin=subprocess.PIPE, pass_fds=(fd,)
+                )
             assert self._proc.stdin is not None
             with self._proc.stdin as args:
                 pickle.dump((fd, parent, scenario, seed, report), args)
