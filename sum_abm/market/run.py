@@ -159,12 +159,16 @@ def fork_is_safe() -> bool:
     if sys.platform != "linux" or not hasattr(os, "fork"):
         return False
     try:
-        names = []
-        for tid in os.listdir("/proc/self/task"):
-            with open(f"/proc/self/task/{tid}/comm") as f:
-                names.append(f.read().strip())
+        tids = os.listdir("/proc/self/task")
     except OSError:  # pragma: no cover - /proc not mounted
         return False
+    names = []
+    for tid in tids:
+        try:
+            with open(f"/proc/self/task/{tid}/comm") as f:
+                names.append(f.read().strip())
+        except FileNotFoundError:  # a thread that ended since the listing (it starts no pool)
+            continue
     return not any(
         n.startswith("tokio-") or (n.startswith("polars-") and n[7:].isdigit()) for n in names
     )
