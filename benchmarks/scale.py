@@ -4,7 +4,8 @@ Each size runs as one whole ``sum-abm run --no-report --no-baseline`` process (i
 the disk cache, the run, Parquet output); printed per size: wall seconds, CPU seconds (user +
 system: on a shared machine the steadier figure), contract calls, microseconds per call, peak RSS.
 With ``--against DIR`` each size also runs with the code of another checkout (``PYTHONPATH=DIR``)
-right after, and the CPU-time and RSS ratios are printed. ``--pairs K`` (with ``--against``) runs K
+right after, and the CPU-time and RSS ratios are printed (with a note when only one of the two
+has its compiled kernels built: a plain ``git clone`` has none until it is installed). ``--pairs K`` (with ``--against``) runs K
 such pairs per size, alternating which goes first, and prints the median and the range of the CPU
 ratios: this machine's speed drifts by 20-40 % over minutes, more than most changes move the run,
 so one pair decides little. The last line is ``scale 1000 agents: <s> s`` (the median of the
@@ -19,6 +20,7 @@ at most twice the 10-agent run's microseconds per call).
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import statistics
 import subprocess
@@ -66,6 +68,29 @@ def run_size(n: int, seed: int, code: Path | None = None) -> tuple[float, float,
     return wall, cpu, int(calls), usage.ru_maxrss / 1024
 
 
+def built_kernels(package: Path) -> bool:
+    """Whether the ``sum_abm`` package folder ``package`` holds its compiled kernels."""
+    return any((package / "learners").glob("_kernels*.so")) or any(
+        (package / "learners").glob("_kernels*.pyd")
+    )
+
+
+def warn_unlike_kernels(other: Path) -> None:
+    """Say so when only one side of a comparison has the compiled kernels: without them a run
+    takes the numpy fallbacks (a plain ``git clone`` has none until it is installed), and the
+    ratios would measure the build, not the code."""
+    spec = importlib.util.find_spec("sum_abm")
+    if spec is None or spec.origin is None:
+        return
+    mine, theirs = built_kernels(Path(spec.origin).parent), built_kernels(other / "sum_abm")
+    if mine != theirs:
+        side = other if mine else Path(spec.origin).parent.parent
+        print(
+            f"note: {side} has no compiled kernels (sum_abm/learners/_kernels*.so): its runs "
+            "take the numpy fallbacks, so the ratios below compare builds as well as code"
+        )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", type=int, nargs="+", default=[10, 100, 1000])
@@ -82,6 +107,8 @@ def main() -> None:
     if args.against is not None and not (args.against / "sum_abm" / "__init__.py").is_file():
         ap.error(f"--against {args.against}: no sum_abm package there")
     other = None if args.against is None else args.against.resolve()
+    if other is not None:
+        warn_unlike_kernels(other)
     per_call = {}
     last = None
     for n in args.sizes:
