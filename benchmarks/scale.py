@@ -5,10 +5,10 @@ the disk cache, the run, Parquet output); printed per size: wall seconds, CPU se
 system: on a shared machine the steadier figure), contract calls, microseconds per call, peak RSS.
 With ``--against DIR`` each size also runs with the code of another checkout (``PYTHONPATH=DIR``)
 right after, and the CPU-time and RSS ratios are printed (with a note when only one of the two
-has its compiled kernels built: a plain ``git clone`` has none until it is installed). ``--pairs K`` (with ``--against``) runs K
-such pairs per size, alternating which goes first, and prints the median and the range of the CPU
-ratios: this machine's speed drifts by 20-40 % over minutes, more than most changes move the run,
-so one pair decides little. The last line is ``scale 1000 agents: <s> s`` (the median of the
+has its compiled kernels built: a plain ``git clone`` has none until it is installed).
+``--pairs K`` (with ``--against``) runs K such pairs per size, alternating which goes first, and
+prints the median and the range of the CPU ratios: this machine's speed drifts by 20-40 % over
+minutes, more than most changes move the run, so one pair decides little. The last line is ``scale 1000 agents: <s> s`` (the median of the
 size's own runs).
 
     python3 benchmarks/scale.py [--sizes 10 100 1000] [--seed 1] [--against ../main [--pairs 5]]
