@@ -8,8 +8,8 @@ right after, and the CPU-time and RSS ratios are printed (with a note when only 
 has its compiled kernels built: a plain ``git clone`` has none until it is installed).
 ``--pairs K`` (with ``--against``) runs K such pairs per size, alternating which goes first, and
 prints the median and the range of the CPU ratios: this machine's speed drifts by 20-40 % over
-minutes, more than most changes move the run, so one pair decides little. The last line is ``scale 1000 agents: <s> s`` (the median of the
-size's own runs).
+minutes, more than most changes move the run, so one pair decides little. The last line is
+``scale 1000 agents: <s> s`` (the median of the size's own runs).
 
     python3 benchmarks/scale.py [--sizes 10 100 1000] [--seed 1] [--against ../main [--pairs 5]]
 
@@ -70,9 +70,7 @@ def run_size(n: int, seed: int, code: Path | None = None) -> tuple[float, float,
 
 def built_kernels(package: Path) -> bool:
     """Whether the ``sum_abm`` package folder ``package`` holds its compiled kernels."""
-    return any((package / "learners").glob("_kernels*.so")) or any(
-        (package / "learners").glob("_kernels*.pyd")
-    )
+    return any(p.suffix in (".so", ".pyd") for p in (package / "learners").glob("_kernels*"))
 
 
 def warn_unlike_kernels(other: Path) -> None:

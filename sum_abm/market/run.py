@@ -167,7 +167,7 @@ def fork_is_safe() -> bool:
         try:
             with open(f"/proc/self/task/{tid}/comm") as f:
                 names.append(f.read().strip())
-        except FileNotFoundError:  # a thread that ended since the listing (it starts no pool)
+        except FileNotFoundError:  # ended since the listing: no thread a child would inherit
             continue
     return not any(
         n.startswith("tokio-") or (n.startswith("polars-") and n[7:].isdigit()) for n in names
