@@ -20,7 +20,6 @@ at most twice the 10-agent run's microseconds per call).
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import os
 import statistics
 import subprocess
@@ -46,9 +45,7 @@ def run_size(n: int, seed: int, code: Path | None = None) -> tuple[float, float,
     """(wall seconds, CPU seconds, calls, peak RSS MB) of one ``sum-abm run`` of S1 with ``n``
     agents, with the code of checkout ``code`` (default: whatever ``sum_abm`` imports)."""
     good, bad = n - n // 5, n // 5
-    env = dict(os.environ)
-    if code is not None:
-        env["PYTHONPATH"] = str(code)
+    env = code_env(code)
     with tempfile.TemporaryDirectory(prefix="sumabm-scale") as out:
         argv = [*SUM_ABM, "run", str(S1), "--seed", str(seed), "--out", out]
         argv += ["--no-report", "--no-baseline"]
@@ -68,24 +65,40 @@ def run_size(n: int, seed: int, code: Path | None = None) -> tuple[float, float,
     return wall, cpu, int(calls), usage.ru_maxrss / 1024
 
 
-def built_kernels(package: Path) -> bool:
-    """Whether the ``sum_abm`` package folder ``package`` holds its compiled kernels."""
-    return any(p.suffix in (".so", ".pyd") for p in (package / "learners").glob("_kernels*"))
+def code_env(code: Path | None) -> dict[str, str]:
+    """The environment that makes a child process import the checkout ``code`` (default: whatever
+    ``sum_abm`` imports)."""
+    env = dict(os.environ)
+    if code is not None:
+        env["PYTHONPATH"] = str(code)
+    return env
+
+
+def kernels_built(code: Path | None) -> str:
+    """``True``/``False``: whether the compiled kernels import with the code of checkout ``code``
+    (the project's own answer, ``sum_abm.learners._compiled.BUILT``); ``?`` when it cannot tell."""
+    probe = "import sum_abm.learners._compiled as c; print(getattr(c, 'BUILT', '?'))"
+    # cwd: a folder without sum_abm, as in run_size
+    done = subprocess.run(
+        [sys.executable, "-c", probe],
+        env=code_env(code),
+        cwd=tempfile.gettempdir(),
+        capture_output=True,
+        text=True,
+    )
+    return done.stdout.strip() if done.returncode == 0 else "?"
 
 
 def warn_unlike_kernels(other: Path) -> None:
     """Say so when only one side of a comparison has the compiled kernels: without them a run
     takes the numpy fallbacks (a plain ``git clone`` has none until it is installed), and the
     ratios would measure the build, not the code."""
-    spec = importlib.util.find_spec("sum_abm")
-    if spec is None or spec.origin is None:
-        return
-    mine, theirs = built_kernels(Path(spec.origin).parent), built_kernels(other / "sum_abm")
-    if mine != theirs:
-        side = other if mine else Path(spec.origin).parent.parent
+    mine, theirs = kernels_built(None), kernels_built(other)
+    if {mine, theirs} == {"True", "False"}:
+        side = other if theirs == "False" else "this checkout"
         print(
-            f"note: {side} has no compiled kernels (sum_abm/learners/_kernels*.so): its runs "
-            "take the numpy fallbacks, so the ratios below compare builds as well as code"
+            f"note: {side} runs without its compiled kernels (the numpy fallbacks), so the "
+            "ratios below compare builds as well as code"
         )
 
 
