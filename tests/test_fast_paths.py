@@ -450,7 +450,7 @@ def test_book_logs_the_slots_whose_class_may_have_changed():
     book.w_bound, book.b_bound = 1.0, 0.0
     assert len(book.flipped_since(0)) == 0
     book.shift(book.bitset(np.array([1])), -1.0, 0.0)  # slot 0: 0.5 -> -0.5; slot 1 unmoved
-    assert book.flipped_since(0).tolist() == [0] and len(book.flipped_since(1)) == 0
+    assert book.flipped_since(0) == [0] and len(book.flipped_since(1)) == 0
     book.shift(book.bitset(np.array([2])), 0.25, 0.0)  # slot 1 stays positive: nothing logged
     assert book.flip_epoch == 1
     book.remove(1)
@@ -475,7 +475,7 @@ def test_book_counts_logged_flips_and_new_slots_start_unclaimed():
     book.shift(book.bitset(np.array([0, 2])), -1.0, 0.0)  # slots 0 and 2 flip
     book.shift(book.bitset(np.array([2])), 1.0, 0.0)  # slot 2 flips back
     assert book.flip_count(0) == 3 and book.flip_count(1) == 1 and book.flip_count(2) == 0
-    assert book.flipped_since(0).tolist() == [0, 2] and book.flipped_since(1).tolist() == [2]
+    assert book.flipped_since(0) == [0, 2] and book.flipped_since(1) == [2]
     book.mark_claimed(1, 7)
     book.mark_claimed(2, 7)
     book.remove(0)
@@ -560,7 +560,7 @@ def test_book_tracks_nb_classes_through_updates_and_logs_every_change():
                 since = None if e0 is None else b.flipped_since(e0)
                 if c0 != cls and since is not None:  # (None: the log no longer reaches e0)
                     changed += 1
-                    assert slot in since.tolist()  # slot numbers as they are now
+                    assert slot in since  # slot numbers as they are now
                 seen[row] = (b.flip_epoch, cls)
         assert checked > 1000
         assert changed > 0  # the log was put to the test

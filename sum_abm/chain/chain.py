@@ -77,7 +77,7 @@ class Chain:
         try:
             result = fn()
         except Rejected as rej:
-            self._log(sender, call, False, rej.reason, value, gas, fee, None)
+            self.reject(sender, call, rej.reason, value, gas, fee)
             raise
         amount = (
             result if isinstance(result, (int, float)) and not isinstance(result, bool) else None
@@ -103,6 +103,11 @@ class Chain:
         """Log an accepted transaction whose effects are done (for callers that ran its checks
         and effects themselves after :meth:`charge`, without a closure per call)."""
         self._log(sender, call, True, None, value, gas, fee, amount)
+
+    def reject(self, sender: str, call: str, reason: str, value: Any, gas: int, fee: int) -> None:
+        """Log a transaction the contract rejected after :meth:`charge` (its ``fee`` kept, as on
+        chain; nothing else changed), for callers that run its checks without a closure."""
+        self._log(sender, call, False, reason, value, gas, fee, None)
 
     def record_repeated(self, n: int, sender: str, call: str) -> None:
         """Log ``n`` accepted transactions sending nothing and paying no fee, their effects done

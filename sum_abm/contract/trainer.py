@@ -95,22 +95,34 @@ class CollaborativeTrainer:
 
     # -- add ------------------------------------------------------------------------------------
     def add_data(self, sender: str, value: Any, x: Any, y: int) -> Any:
-        """Add ``(x, y)`` paying the mechanism's deposit out of ``value``; returns the cost."""
+        """Add ``(x, y)`` paying the mechanism's deposit out of ``value``; returns the cost.
 
-        def run() -> Any:
-            now = self.now
+        The transaction of :meth:`Chain.execute` (gas priced first, the wallet rule and the fee,
+        the checks, then the effects, one record) without a closure per call: every contribution
+        of a market run comes through here."""
+        chain = self.chain
+        gas = self.call_gas("add_data", x, y, sender) if chain.gas_price else 0
+        fee = chain.charge(sender, "add_data", value, gas)
+        if fee is None:
+            raise Rejected("insufficient_funds")
+        try:
+            now = chain.clock.now
             cost, key, old = self._check_add(sender, value, x, y)
             # effects
             self.im.on_added(now)
-            self.chain.ledger.transfer(sender, self.address, cost)
+            chain.ledger.transfer(sender, self.address, cost)
             # Solidity keeps the old claim marks when a key is re-added
             claimed = old.claimed_by if old is not None else Claimers()
             self.data.put(key, StoredData(sender, now, int(y), cost, cost, claimed))
             if self.im.updates_model_on_add:
                 self.learner.update(x, int(y))
-            return cost
-
-        return self._exec(sender, "add_data", value, run, x, y)
+        except Rejected as rej:
+            chain.reject(sender, "add_data", rej.reason, value, gas, fee)
+            raise
+        # the amount recorded as Chain.execute records a call's result
+        numeric = isinstance(cost, (int, float)) and not isinstance(cost, bool)
+        chain.record(sender, "add_data", value, gas, fee, cost if numeric else None)
+        return cost
 
     # -- checks shared by the real calls and by the free view calls ------------------------------
     def _check_add(

@@ -28,6 +28,10 @@ class _Linear(Learner):
 
     linear_delta = True  # an update moves only its own features' weights and the intercept
     binary = True
+    #: (sample, :meth:`decision_one` of it) as the last :meth:`update` computed it before
+    #: learning: after an update that left the model as it was (same ``version``), a caller
+    #: scoring that sample reads it here instead of computing it again (the market's book)
+    last_decision: tuple[Sample, float] | None = None
 
     def __init__(self, n_features: int, n_classes: int = 2) -> None:
         if n_classes != 2:
@@ -213,7 +217,9 @@ class Perceptron(_Linear):
 
     def _update(self, s: Sample, y: int) -> int:
         sign = 1.0 if y == 1 else -1.0
-        if sign * self.decision_one(s) > 0:
+        d = self.decision_one(s)
+        self.last_decision = (s, d)
+        if sign * d > 0:
             return 0
         step = self.lr * sign
         delta = step * s.values
@@ -290,7 +296,9 @@ class SGDPerceptron(_Linear):
         sign = 1.0 if y == 1 else -1.0
         eta = 1.0 / (self.alpha * (self.t0 + self.t - 1.0))
         self.t += 1.0
-        if sign * self.decision_one(s) > 0:
+        d = self.decision_one(s)
+        self.last_decision = (s, d)
+        if sign * d > 0:
             return 0
         # a sample's indices are unique; intp, as numpy converts int32 at every gather/scatter
         self.w[s.indices.astype(np.intp)] += eta * sign * s.values

@@ -183,15 +183,18 @@ class ClaimBook:
         # the log holds epochs flip_base+1 .. flip_epoch in order, one entry each
         return self.flip_total - self.flip_before[epoch - self.flip_base]
 
-    def flipped_since(self, epoch: int) -> np.ndarray | None:
+    def flipped_since(self, epoch: int) -> list[int] | None:
         """Slots whose class may have changed after flip ``epoch`` (sorted, distinct); None when
-        not known."""
+        not known. A list: its caller (the incremental walk, at most wake-ups) reads a few slots
+        one by one, and a set of a few ints sorts faster than numpy's unique."""
         if epoch == self.flip_epoch:
-            return np.zeros(0, dtype=np.int64)
+            return []
         if epoch < self.flip_base:
             return None
-        parts = [s for _, s in self.flip_log[epoch - self.flip_base :]]
-        return np.unique(np.concatenate(parts)) if len(parts) > 1 else parts[0]
+        parts = [s.tolist() for _, s in self.flip_log[epoch - self.flip_base :]]
+        if len(parts) == 1:
+            return parts[0]
+        return sorted(set().union(*parts))
 
     def _compact(self) -> None:
         self.restart_flip_log()  # slot numbers change
