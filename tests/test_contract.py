@@ -193,6 +193,30 @@ def test_rejected_add_leaves_a_real_model_untouched() -> None:
     assert after[3] != before[3] and model.centroids[1].tolist() == [3.0, 3.0]
 
 
+def test_a_rejected_add_keeps_its_fee_logs_one_record_and_changes_nothing_else() -> None:
+    """An add runs as Chain.execute runs a call (without its closure): priced and charged
+    first; a check that rejects it keeps the fee, logs one rejected record with the gas and the
+    fee, and writes nothing else; a sender who cannot pay value + fee is refused before any fee;
+    an accepted add logs its cost as the amount."""
+    rows: list = []
+    chain = Chain(gas_price=2, log=rows.append)
+    chain.ledger.mint("A", 10**6)  # the add's fee: 2 x ~200,000 gas
+    model = NearestCentroid(2).fit([[0.0, 0.0], [1.0, 1.0]], [0, 1])
+    tr = CollaborativeTrainer(chain, model, DataHandler(), DepositRefundTake(cost_weight=1))
+    chain.clock.now = 100
+    state, fee = tr.state_snapshot(), 2 * tr.call_gas("add_data", [5.0, 5.0], 1, "A")
+    assert reason(tr.add_data, "A", 99, [5.0, 5.0], 1) == "insufficient_value"  # needs 360
+    assert rows[-1] == (100, "A", "add_data", False, "insufficient_value", 99, fee // 2, fee, None)
+    assert chain.ledger.balance("A") == 10**6 - fee and chain.ledger.balance("fee_sink") == fee
+    assert tr.state_snapshot()[1:] == state[1:] and len(rows) == 1  # [0]: the balances
+    assert reason(tr.add_data, "A", 10**6 - fee, [5.0, 5.0], 1) == "insufficient_funds"
+    assert rows[-1][3:9] == (False, "insufficient_funds", 10**6 - fee, 0, 0, None)
+    assert chain.ledger.balance("A") == 10**6 - fee and tr.state_snapshot()[1:] == state[1:]
+    assert tr.add_data("A", 400, [5.0, 5.0], 1) == 360
+    assert rows[-1] == (100, "A", "add_data", True, None, 400, fee // 2, fee, 360.0)
+    assert chain.ledger.balance("A") == 10**6 - 2 * fee - 360 and len(rows) == 3
+
+
 def test_trainer_accepts_the_older_three_argument_form() -> None:
     chain = Chain()
     im = Points()

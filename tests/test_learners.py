@@ -303,3 +303,21 @@ def test_update_writes_says_what_update_will_write(seed, kind):
         seen.add((changes, new > 0, cleared > 0))
     if kind == "perceptron":
         assert (True, False, True) in seen or (True, True, True) in seen  # weights did cross zero
+
+
+@pytest.mark.parametrize("name", ["perceptron", "sgd_perceptron"])
+def test_linear_update_keeps_the_decision_it_tested(name):
+    # The market's claim book takes a new contribution's score from the update's own test when
+    # the update changed nothing: it must be the sample's decision_one with the model as it is.
+    X, y = make_imdb_synthetic(n_rows=300, n_features=200, seed=3)
+    L = make_learner(name, 200)
+    kept = 0
+    for i in range(300):
+        s = as_sample(X[i])
+        v0 = L.version
+        L.update(s, int(y[i]))
+        assert L.last_decision[0] is s
+        if L.version == v0:
+            kept += 1
+            assert L.last_decision[1] == L.decision_one(s)
+    assert 0 < kept < 300  # both kinds of update were seen
