@@ -260,25 +260,33 @@ def test_the_compiled_loops_are_built_and_refuse_arrays_they_cannot_read():
 
 
 @pytest.mark.parametrize("kind", ["sgd_perceptron", "multinomial_nb"])
-@pytest.mark.parametrize("index_type", [np.int32, np.int64])
-def test_scores_of_0_1_rows_skip_the_values_bit_for_bit(kind, index_type):
+@pytest.mark.parametrize("index_type", [np.int32, np.int64, np.uint16])
+def test_scores_of_0_1_rows_skip_the_values_bit_for_bit(kind, index_type, monkeypatch):
     """``kernel_scores(..., ones=True)`` (the compiled sums, which read no values) equals scipy's
     kernel with the values, to the bit: whole rows, gathered rows with the interleaved empty
-    ranges, rows of different lengths paired, an odd count, a two-class score matrix."""
+    ranges, rows of different lengths side by side, counts that are not a multiple of the four
+    rows summed at a time, a two-class score matrix; 2-byte indices (the test set's copy) too,
+    and without the compiled sums (scipy reads them converted)."""
     from sum_abm.learners import _compiled
 
     m = make_learner(kind, 150, n_classes=3 if kind == "multinomial_nb" else 2)
     y0 = Y[:400] if kind != "multinomial_nb" else np.arange(400) % 3
     m.fit(X[:400], y0)
-    ptr, ind = X.indptr.astype(index_type), X.indices.astype(index_type)
+    ptr_type = np.int32 if index_type == np.uint16 else index_type
+    ptr, ind = X.indptr.astype(ptr_type), X.indices.astype(index_type)
     rows = np.array([2999, 1200, 7, 6, 0])  # descending gaps run backwards: empty
-    ap = np.empty(2 * len(rows) - 1, dtype=index_type)
+    ap = np.empty(2 * len(rows) - 1, dtype=ptr_type)
     ap[0::2], ap[1::2] = ptr[rows], ptr[rows[:-1] + 1]
-    for p in (ptr, ptr[:6], ptr[:2], ptr[:1], ap):
-        want = m.kernel_scores(p, ind, X.data)
+    want_all = m.kernel_scores(X.indptr, X.indices, X.data)
+    for p in (ptr, ptr[:6], ptr[:4], ptr[:3], ptr[:2], ptr[:1], ap):
+        want = m.kernel_scores(p, X.indices, X.data)
         got = m.kernel_scores(p, ind, X.data, ones=True)
         assert want.shape == got.shape
         assert want.view(np.int64).tolist() == got.view(np.int64).tolist()
+    monkeypatch.setattr(_compiled, "csr_sums", None)
+    got = m.kernel_scores(ptr, ind, X.data, ones=True)
+    assert want_all.view(np.int64).tolist() == got.view(np.int64).tolist()
+    monkeypatch.undo()
     assert _compiled.csr_sums is not None
     out = np.zeros(2)
     with pytest.raises(IndexError, match="row 0 reaches outside"):
@@ -289,3 +297,22 @@ def test_scores_of_0_1_rows_skip_the_values_bit_for_bit(kind, index_type):
         _compiled.csr_sums(np.array([0, 0, 0, 5]), np.array([3, 4]), np.ones(150), np.zeros(3))
     with pytest.raises(ValueError, match="one item per row"):
         _compiled.csr_sums(np.array([0, 1]), np.array([3]), np.ones(150), out)
+    # four rows at a time: the first row of the four that reaches outside, for any index type
+    ptr5 = np.array([0, 2, 4, 6, 8, 10])
+    for t in (np.uint16, np.int32, np.int64):
+        ind5 = np.array([1, 2, 3, 4, 5, 150, 6, 150, 7, 150], dtype=t)  # rows 2, 3, 4 reach out
+        with pytest.raises(IndexError, match="row 2 reaches outside"):
+            _compiled.csr_sums(ptr5, ind5, np.ones(150), np.zeros(5))
+        ind5[[5, 7]] = 8
+        with pytest.raises(IndexError, match="row 4 reaches outside"):
+            _compiled.csr_sums(ptr5, ind5, np.ones(150), np.zeros(5))
+    # 2-byte indices into a w of 65,536 items: none can reach outside, and the sums are the same
+    w = np.zeros(65536)
+    w[:150] = np.linspace(-1.0, 1.0, 150)
+    ind5 = np.array([1, 2, 3, 4, 5, 149, 6, 65535, 7, 0], dtype=np.uint16)
+    got, want = np.zeros(5), np.zeros(5)
+    _compiled.csr_sums(ptr5, ind5, w, got)
+    _compiled.csr_sums(ptr5, ind5.astype(np.int64), w, want)
+    assert got.tolist() == want.tolist() and got[3] == w[6]
+    with pytest.raises(TypeError, match="unexpected item type"):
+        _compiled.csr_sums(ptr5, ind5.astype(np.int16), w, got)  # signed 2-byte: refused

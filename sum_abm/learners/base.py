@@ -115,6 +115,17 @@ class LearnerParams(StrictModel):
     model_config = ConfigDict(extra="forbid")
 
 
+def _padded(w: np.ndarray) -> np.ndarray:
+    """``w`` followed by zeros up to 65,536 items, for :func:`_compiled.csr_sums` with 2-byte
+    indices: no such index can reach outside it, so the pass tests none (a new zeroed buffer per
+    call: its pages past ``w`` are never touched, and no two passes share one)."""
+    if len(w) >= 65536:
+        return w
+    pad = np.zeros(65536)
+    pad[: len(w)] = w
+    return pad
+
+
 class Learner(ABC):
     """Uniform interface: fit, update, predict_one, predict, score, test set, snapshot/restore."""
 
@@ -276,15 +287,20 @@ class Learner(ABC):
         scattered rows without copying them (see :mod:`sum_abm.learners.evaluation`).
         ``ones``: the caller knows every value is 1; the sums then skip the values
         (:func:`_compiled.csr_sums`, when built: scipy's sums bit for bit, x * 1.0 being x;
-        1.3-2.9x faster over S1's test set, benchmarks/learners.py).
+        1.3-2.9x faster over S1's test set, benchmarks/learners.py). With ``ones``,
+        ``indices`` may also be 2-byte (uint16, :data:`_compiled.INDEX16`: the test set's copy, see
+        :class:`~sum_abm.learners.evaluation.TestSetEvaluator`): half the memory a pass streams.
         """
         n = len(indptr) - 1
         w, off = self.score_params()
         sums = _compiled.csr_sums if ones else None
+        short = indices.dtype == _compiled.INDEX16
+        if short and sums is None:
+            indices = indices.astype(indptr.dtype)  # scipy's kernel reads its own index type
         if w.ndim == 1:
             out = np.zeros(n)
             if sums is not None:
-                sums(indptr, indices, w, out)
+                sums(indptr, indices, _padded(w) if short else w, out)
             else:
                 _csr_matvec(n, w.shape[0], indptr, indices, values, w, out)
             out += off
@@ -292,7 +308,8 @@ class Learner(ABC):
         out = np.zeros((w.shape[0], n))
         for k in range(w.shape[0]):  # one compiled pass per class beats the multi-vector kernel
             if sums is not None:  # (a class's weights may be strided: Naive Bayes' are)
-                sums(indptr, indices, np.ascontiguousarray(w[k]), out[k])
+                wk = np.ascontiguousarray(w[k])
+                sums(indptr, indices, _padded(wk) if short else wk, out[k])
             else:
                 _csr_matvec(n, w.shape[1], indptr, indices, values, w[k], out[k])
         return out.T + off
