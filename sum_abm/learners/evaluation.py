@@ -173,10 +173,10 @@ class TestSetEvaluator:
             if X.nnz:
                 self.row_inf[full_rows] = np.maximum.reduceat(absx, X.indptr[:-1][full_rows])
             l1 = np.bincount(rows, weights=absx, minlength=self.n)
-        # The indices of the exact passes (a full one, re-scored rows) as 2 bytes each where the
-        # compiled sums read them (0/1 values, fewer than 65,536 features, every index checked
-        # once here): half the memory streamed (S1's test set: 2.0 ms a pass against 3.0,
-        # benchmarks/learners.py).
+        # A full pass's indices as 2 bytes each where the compiled sums read them (0/1 values,
+        # fewer than 65,536 features, every index checked once here): half the memory streamed
+        # (S1's test set: 2.0 ms a pass against 3.0, benchmarks/learners.py). Not for re-scored
+        # rows: a few at a time, where padding the weights (kernel_scores) costs more than it saves.
         self.sum_indices = X.indices
         d = X.shape[1]
         if ones and _compiled.csr_sums is not None and 0 < X.nnz and d <= 65536:
@@ -236,7 +236,7 @@ class TestSetEvaluator:
         ap = _interleave(self.X.indptr[desc], self.X.indptr[desc + 1])
         out = np.empty(len(rows), dtype=np.int64)
         out[order] = learner._labels(
-            learner.kernel_scores(ap, self.sum_indices, self.X.data, self.ones)
+            learner.kernel_scores(ap, self.X.indices, self.X.data, self.ones)
         )[0::2]
         self.stats["rescored_rows"] += len(rows)
         return out

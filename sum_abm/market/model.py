@@ -849,7 +849,8 @@ class MarketModel(Model):
 
     def _rule_table(self, age: int, rules: WalkRules) -> tuple:
         """The walk's claim choice at ``age`` as lookup tables over ``code`` (see _segments),
-        from the mechanism's elementwise rules; cached per side of every threshold."""
+        from the mechanism's elementwise rules; cached per side of every threshold (the key
+        _walk_few also reads the cache with, per slot, before calling this)."""
         # the side of every threshold
         key = (bisect_right(self._crossing_asc, age), self._rules_id(rules))
         tab = self._rule_tables.get(key)
