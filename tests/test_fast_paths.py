@@ -91,6 +91,32 @@ def test_reference_walk_equals_naive_walk_per_learner(learner):
     _assert_same(sc, seed=1)
 
 
+def test_walks_over_claimed_bits_equal_naive_walk(monkeypatch):
+    # Every reporter's claimed marks kept as bits (as past the first 64 reporters of a large
+    # market): the few-slot walk tests a mark in place, bit ``slot & 7`` of byte ``slot >> 3``,
+    # and must still send exactly the naive walk's accepted claims.
+    import collections
+
+    from sum_abm.market.claims import ClaimBook
+
+    monkeypatch.setattr(ClaimBook, "BOOL_REPORTERS", 0)
+    seen: collections.Counter = collections.Counter()
+    marks = ClaimBook.marks
+
+    def counting(self, reporter):
+        arr, bits = marks(self, reporter)
+        seen["bits"] += arr is not None and bits
+        return arr, bits
+
+    monkeypatch.setattr(ClaimBook, "marks", counting)
+    sc = load_scenario(
+        ROOT / "scenarios" / "reference_drt_perceptron.toml",
+        {"data.n_rows": 3000, "run.max_time_s": 60 * 86_400},
+    )
+    _assert_same(sc, seed=1)
+    assert seen["bits"] > 100  # walks read marks kept as bits
+
+
 @pytest.mark.slow
 def test_many_agent_market_equals_naive_walk():
     # 100 walkers (80 Good, 20 Bad; ~5 s, the naive walk's 350 k calls): many walks between two
