@@ -1,6 +1,6 @@
 """The chain substrate: integer money, block time, gas, atomic transactions."""
 
-from sum_abm.chain.chain import TX_FIELDS, Chain
+from sum_abm.chain.chain import TX_FIELDS, Chain, logged_amount
 from sum_abm.chain.clock import Clock
 from sum_abm.chain.errors import Rejected
 from sum_abm.chain.gas import GasSchedule
@@ -15,4 +15,5 @@ __all__ = [
     "Ledger",
     "MoneyNotConserved",
     "Rejected",
+    "logged_amount",
 ]

@@ -16,6 +16,12 @@ TxLog = Callable[[tuple], None]
 TxLogMany = Callable[[int, str, Sequence[str], Sequence[Any]], None]
 
 
+def logged_amount(result: Any) -> Any:
+    """What a transaction's record holds as its ``amount``: the call's result when it is a number
+    (token units), else None."""
+    return result if isinstance(result, (int, float)) and not isinstance(result, bool) else None
+
+
 class Chain:
     """Everything below the contracts. ``execute`` runs one transaction atomically.
 
@@ -79,10 +85,7 @@ class Chain:
         except Rejected as rej:
             self.reject(sender, call, rej.reason, value, gas, fee)
             raise
-        amount = (
-            result if isinstance(result, (int, float)) and not isinstance(result, bool) else None
-        )
-        self._log(sender, call, True, None, value, gas, fee, amount)
+        self._log(sender, call, True, None, value, gas, fee, logged_amount(result))
         return result
 
     def charge(self, sender: str, call: str, value: Any, gas: int) -> int | None:

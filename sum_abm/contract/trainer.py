@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from sum_abm.chain import Chain, Rejected
+from sum_abm.chain import Chain, Rejected, logged_amount
 from sum_abm.contract.data_handler import Claimers, DataHandler, StoredData
 from sum_abm.contract.state import freeze, learner_state
 
@@ -119,9 +119,7 @@ class CollaborativeTrainer:
         except Rejected as rej:
             chain.reject(sender, "add_data", rej.reason, value, gas, fee)
             raise
-        # the amount recorded as Chain.execute records a call's result
-        numeric = isinstance(cost, (int, float)) and not isinstance(cost, bool)
-        chain.record(sender, "add_data", value, gas, fee, cost if numeric else None)
+        chain.record(sender, "add_data", value, gas, fee, logged_amount(cost))
         return cost
 
     # -- checks shared by the real calls and by the free view calls ------------------------------
