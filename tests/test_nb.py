@@ -168,3 +168,112 @@ def test_updates_after_a_fit_on_a_sparse_matrix_take_the_compiled_count_update(m
         nb.update(Sample(X[i].indices, X[i].data, None), int(y[i]))
     assert len(calls) == 20
     assert np.array_equal(nb.counts, MultinomialNB(80, 2).fit(X, y).counts)
+
+
+def test_table_drift_terms_equal_the_computed_ones_bit_for_bit():
+    # nb_add reads the drift term of a value 1 added to a whole count k < len(table) from
+    # nb_drift_table; every other term (a fraction, a value of 2, a count past the table) is
+    # computed. Either way the sum is the same float as without a table.
+    import sum_abm.learners._compiled as compiled
+
+    if not compiled.BUILT:
+        pytest.skip("sum_abm/learners/_kernels.c was not compiled at install")
+    rng = np.random.default_rng(23)
+    d, alpha = 400, 0.37
+    table = np.empty(50)
+    compiled.nb_drift_table(table, alpha)
+    assert np.array_equal(table, np.log1p(1.0 / (np.arange(50) + alpha)))  # to numpy's rounding
+    row = np.floor(rng.random(d) * 90)  # whole counts, some past the table
+    row[:40] = rng.random(40) * 30  # and some fractional ones
+    hits = 0
+    for _ in range(60):
+        idx = np.sort(rng.choice(d, size=30, replace=False)).astype(np.int32)
+        v = np.where(rng.random(30) < 0.8, 1.0, 2.0)
+        hits += int(np.sum((v == 1.0) & (row[idx] < 50) & (row[idx] == np.floor(row[idx]))))
+        with_table, without = row.copy(), row.copy()
+        got = compiled.nb_add(with_table, idx, v, alpha, table)
+        want = compiled.nb_add(without, idx, v, alpha)
+        assert got == want and np.array_equal(with_table, without)
+        row = with_table
+    assert hits > 300  # the table was read, not only the computed terms
+    with pytest.raises(TypeError, match="table"):
+        compiled.nb_add(row, idx, v, alpha, table.astype(np.float32))
+
+
+def test_table_logs_equal_numpys_logs_bit_for_bit():
+    # nb_logs reads log(k + alpha) of whole counts from a table numpy computed: the same bits as
+    # numpy's log of the row, whole or at some ids; otherwise it writes nothing and says why.
+    import sum_abm.learners._compiled as compiled
+
+    if not compiled.BUILT:
+        pytest.skip("sum_abm/learners/_kernels.c was not compiled at install")
+    rng = np.random.default_rng(29)
+    d = 1000
+    for alpha in (1.0, 0.5, 1e-3, 2.7):
+        table = np.log(np.arange(3000, dtype=np.float64) + alpha)
+        counts = np.floor(rng.random(d) * 3000)
+        out = np.zeros(d)
+        assert compiled.nb_logs(counts, table, out) == 0
+        assert np.array_equal(out, np.log(counts + alpha))
+        ids = rng.choice(d, size=77).astype(np.int32)  # repeats too
+        part = np.zeros(d)
+        assert compiled.nb_logs(counts, table, part, ids) == 0
+        assert np.array_equal(part[ids], np.log(counts[ids] + alpha))
+        assert np.count_nonzero(part) == np.count_nonzero(np.log(counts[np.unique(ids)] + alpha))
+    counts[7] = 5000.0  # past the table: the size it needs, nothing written
+    out[:] = 0.0
+    assert compiled.nb_logs(counts, table, out) == 5001 and not out.any()
+    for bad in (2.5, -1.0, np.nan, np.inf, 2.0**53):
+        counts[7] = bad
+        assert compiled.nb_logs(counts, table, out) == -1 and not out.any()
+    assert compiled.nb_logs(counts, table, out, np.array([3, 8], np.int64)) == 0  # 7 not read
+    with pytest.raises(IndexError, match=rf"index {d} \(item 1\) outside the counts"):
+        compiled.nb_logs(counts, table, out, np.array([0, d], np.int32))
+    with pytest.raises(ValueError, match="differ in length"):
+        compiled.nb_logs(counts, table, out[:-1])
+
+
+def test_kept_logs_from_the_tables_equal_numpys_as_counts_outgrow_them(monkeypatch):
+    # The learner's tables grow with its counts and stop at TABLE_MAX (past it numpy logs the
+    # row, and nb_add computes the drift terms); the kept logs stay those of the numpy paths bit
+    # for bit, the drift equal to rounding.
+    import sum_abm.learners._compiled as compiled
+    import sum_abm.learners.nb as nb_mod
+
+    if not compiled.BUILT:
+        pytest.skip("sum_abm/learners/_kernels.c was not compiled at install")
+    monkeypatch.setattr(nb_mod, "TABLE_MAX", 1500)
+    rng = np.random.default_rng(31)
+    d = 60
+    X0 = np.floor(rng.random((20, d)) * 40)  # whole counts from the start, up to ~400
+    y0 = np.arange(20) % 2
+    logs, reads, sizes = compiled.nb_logs, [], set()
+    monkeypatch.setattr(compiled, "nb_logs", lambda *a: reads.append(logs(*a)) or reads[-1])
+
+    def learn(tables: bool) -> MultinomialNB:
+        if not tables:
+            monkeypatch.setattr(compiled, "nb_logs", None)
+            monkeypatch.setattr(compiled, "nb_drift_table", None)
+        nb = MultinomialNB(d, 2, alpha=0.25).fit(X0, y0)
+        nb._log_params()
+        for i in range(6000):  # +~1,500 per class and feature
+            x = (rng.random(d) < 0.5).astype(float)
+            if i == 5990:
+                x[0] = 0.5  # a fractional count: numpy logs that row from then on
+            nb.update(x, i % 2)
+            if i % 7 == 0 and tables:
+                nb.score_params()
+                sizes.add(len(nb._log_table))
+        return nb
+
+    state = rng.bit_generator.state
+    fast = learn(True)
+    rng.bit_generator.state = state
+    slow = learn(False)
+    for a, b in zip(fast._log_params(), slow._log_params(), strict=True):
+        assert np.array_equal(a, b)
+    # (the drift: the C library's log1p summed in order against numpy's, see nb_add)
+    assert np.allclose(fast.drift, slow.drift, rtol=1e-12, atol=0)
+    assert 0 in reads and -1 in reads  # done, and refused a fraction
+    assert any(0 < r <= 1500 for r in reads) and any(r > 1500 for r in reads)  # grown, capped
+    assert sizes == {1024, 1500} and len(fast._drift_table) == 1500

@@ -1,9 +1,9 @@
 """The compiled loops (C, :file:`_kernels.c`, built with the package), or None each.
 
-Nine loops that Python would run row by row or slot by slot, each run in C without the GIL. Each
-has a numpy path that gives the same results bit for bit (the float arithmetic is the same,
-operation for operation and in the same order: no fused multiply-add, no fast-math), except
-:func:`nb_add`'s drift bound (see there); without a C compiler at install the package still
+Eleven loops that Python would run row by row, slot by slot or item by item, run in C (the long
+ones without the GIL). Each has a numpy path that gives the same results bit for bit (the float
+arithmetic is the same, operation for operation and in the same order: no fused multiply-add, no
+fast-math), except :func:`nb_add`'s drift bound (see there); without a C compiler at install the package still
 works, on those paths only (:data:`BUILT` is False).
 
 :func:`bit_advance` ``(bits, masks, values, db, S, y_pos, tol) -> (correct, near)``
@@ -47,7 +47,7 @@ w_bound, x_l1_max, b_bound, tol, out) -> count``
     within ``tol * (max mag + w_bound * x_l1_max + b_bound)``) are written to ``out`` as offsets
     from ``lo``, in order.
 
-:func:`nb_add` ``(counts_row, indices, values, alpha) -> (d_feat, v_sum)``
+:func:`nb_add` ``(counts_row, indices, values, alpha, table=None) -> (d_feat, v_sum)``
     The count update of :meth:`sum_abm.learners.nb.MultinomialNB._update`: ``counts_row[indices]
     += values`` (the same sums; every check and read before any write, so a refused sample
     changes nothing), refusing negative values (``ValueError``) and indices outside the row
@@ -57,6 +57,23 @@ w_bound, x_l1_max, b_bound, tol, out) -> count``
     users allow for (a relative 1e-9 at least); the counts are bit for bit the numpy path's.
     ``v_sum``: the sum of ``values`` when they are whole numbers summing to at most 2**53 (then
     exact in any order, so numpy's pairwise sum bit for bit), else None (the caller sums them).
+    With ``table`` (from :func:`nb_drift_table`), a value 1 added to a whole count ``k`` below
+    its length adds ``table[k]``: the same ``log1p`` of the same quotient, computed once.
+
+:func:`nb_drift_table` ``(out, alpha)``
+    ``out[k] = log1p(1.0 / (k + alpha))`` (the C library's, as :func:`nb_add` computes it), the
+    drift term of a 0/1 feature added to count ``k``: Naive Bayes on 0/1 data looks up, rather
+    than computes, nearly every term (S2: ~175 per update).
+
+:func:`nb_logs` ``(counts_row, table, out, ids=None) -> status``
+    ``out[j] = table[counts_row[j]]`` for every ``j`` (or every ``j`` in ``ids``): the logs of
+    whole-number counts read from ``table = numpy.log(arange(n) + alpha)``, equal to
+    ``numpy.log(counts_row + alpha)`` bit for bit (numpy's ``log`` is elementwise: the same input
+    gives the same output wherever it stands in an array). Returns 0 when done; otherwise it
+    writes nothing and returns the table size the counts need (> 0), or -1 when some count is
+    not a whole number from 0 to 2**53 (the caller logs them with numpy). An id outside the row
+    raises ``IndexError``. A table read instead of ~1,000 logs per class row (S2 re-logs two rows
+    at ~4,000 tracking passes).
 
 :func:`walk_scan` ``(author, me, lo, hi, agree, agree_lo, marks, marks_are_bits, live, table,
 out, limit) -> count``
@@ -122,6 +139,8 @@ sgd_rows_scored: Any = _kernels.sgd_rows_scored if BUILT else None
 book_shift: Any = _kernels.book_shift if BUILT else None
 walk_scan: Any = _kernels.walk_scan if BUILT else None
 nb_add: Any = _kernels.nb_add if BUILT else None
+nb_drift_table: Any = _kernels.nb_drift_table if BUILT else None
+nb_logs: Any = _kernels.nb_logs if BUILT else None
 csr_sums: Any = _kernels.csr_sums if BUILT else None
 track_select: Any = _kernels.track_select if BUILT else None
 track_apply: Any = _kernels.track_apply if BUILT else None

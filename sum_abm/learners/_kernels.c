@@ -7,6 +7,8 @@
  *   sgd_rows         the SGD perceptron sweep of SGDPerceptron.update_rows
  *   sgd_rows_scored  the same sweep with the test accuracy after every row (update_rows_accuracy)
  *   nb_add           Naive Bayes' count update for one sample (MultinomialNB._update)
+ *   nb_drift_table   the per-count terms of nb_add's drift bound, for a table it reads
+ *   nb_logs          log(counts + alpha) of whole-number counts, read from a table (the same)
  *   book_shift       the claim book's score shift after a perceptron mistake (ClaimBook.shift)
  *   walk_scan        the claim walk's candidates in a run of book slots (MarketModel.claim_walk)
  *   csr_sums         the scores of 0/1 rows (Learner.kernel_scores with ones=True)
@@ -839,17 +841,21 @@ track_apply(PyObject *self, PyObject *args)
 static PyObject *
 nb_add(PyObject *self, PyObject *args)
 {
-    PyObject *row_o, *ind_o, *val_o;
+    PyObject *row_o, *ind_o, *val_o, *tab_o = Py_None;
     double alpha;
-    if (!PyArg_ParseTuple(args, "OOOd", &row_o, &ind_o, &val_o, &alpha))
+    if (!PyArg_ParseTuple(args, "OOOd|O", &row_o, &ind_o, &val_o, &alpha, &tab_o))
         return NULL;
     Buffers b = {.held = 0};
-    Py_buffer *vr, *vi, *vv;
+    Py_buffer *vr, *vi, *vv, *vt = NULL;
     if (!(vr = view(&b, row_o, F64, 1, "counts")) || !(vi = view(&b, ind_o, INDEX, 0, "indices")) ||
-        !(vv = view(&b, val_o, F64, 0, "values"))) {
+        !(vv = view(&b, val_o, F64, 0, "values")) ||
+        (tab_o != Py_None && !(vt = view(&b, tab_o, F64, 0, "table")))) {
         release(&b);
         return NULL;
     }
+    /* drift terms of a value 1 added to a whole count k < tn: tab[k] (see nb_drift_table) */
+    const double *tab = vt ? vt->buf : NULL;
+    double tn = vt ? (double)items(vt) : 0.0;
     Py_ssize_t n = items(vi), d = items(vr);
     if (items(vv) != n) {
         release(&b);
@@ -883,7 +889,11 @@ nb_add(PyObject *self, PyObject *args)
         }
         double old = row[k];
         fresh[j] = old + v[j];
-        d_feat += log1p(v[j] / (old + alpha));
+        Py_ssize_t c = old >= 0.0 && old < tn ? (Py_ssize_t)old : -1; /* (no cast out of range) */
+        if (v[j] == 1.0 && c >= 0 && (double)c == old)
+            d_feat += tab[c]; /* log1p(1.0 / (old + alpha)), as below */
+        else
+            d_feat += log1p(v[j] / (old + alpha));
         v_sum += v[j];
         whole &= v[j] == floor(v[j]);
     }
@@ -907,6 +917,88 @@ nb_add(PyObject *self, PyObject *args)
     if (whole && v_sum <= 9007199254740992.0)
         return Py_BuildValue("dd", d_feat, v_sum);
     return Py_BuildValue("dO", d_feat, Py_None);
+}
+
+/* nb_add's drift terms for a value 1 added to count k: out[k] = log1p(1.0 / (k + alpha)), the
+ * expression nb_add computes otherwise (see nb_drift_table). */
+static PyObject *
+nb_drift_table(PyObject *self, PyObject *args)
+{
+    PyObject *out_o;
+    double alpha;
+    if (!PyArg_ParseTuple(args, "Od", &out_o, &alpha))
+        return NULL;
+    Buffers b = {.held = 0};
+    Py_buffer *vo = view(&b, out_o, F64, 1, "out");
+    if (!vo)
+        return NULL;
+    double *out = vo->buf;
+    Py_ssize_t n = items(vo);
+    for (Py_ssize_t k = 0; k < n; k++)
+        out[k] = log1p(1.0 / ((double)k + alpha));
+    release(&b);
+    Py_RETURN_NONE;
+}
+
+/* out[j] = table[counts[j]] for every j (or every j in ids): the logs of whole-number counts read
+ * from a table of log(k + alpha) (see nb_logs). Returns 0 when done; else nothing is written, and
+ * it returns the table size the counts need (> 0) when they are all whole numbers >= 0 below
+ * 2**53, or -1 (a count the table cannot hold). */
+static PyObject *
+nb_logs(PyObject *self, PyObject *args)
+{
+    PyObject *row_o, *tab_o, *out_o, *ids_o = Py_None;
+    if (!PyArg_ParseTuple(args, "OOO|O", &row_o, &tab_o, &out_o, &ids_o))
+        return NULL;
+    Buffers b = {.held = 0};
+    Py_buffer *vr, *vt, *vo, *vi = NULL;
+    if (!(vr = view(&b, row_o, F64, 0, "counts")) || !(vt = view(&b, tab_o, F64, 0, "table")) ||
+        !(vo = view(&b, out_o, F64, 1, "out")) ||
+        (ids_o != Py_None && !(vi = view(&b, ids_o, INDEX, 0, "ids")))) {
+        release(&b);
+        return NULL;
+    }
+    const double *row = vr->buf, *tab = vt->buf;
+    double *out = vo->buf;
+    Py_ssize_t d = items(vr), n = vi ? items(vi) : d, tn = items(vt);
+    if (items(vo) != d) {
+        release(&b);
+        PyErr_SetString(PyExc_ValueError, "nb_logs: counts and out differ in length");
+        return NULL;
+    }
+    Py_ssize_t bad = -1;
+    int64_t bad_k = 0;
+    double top = -1.0; /* the largest count, or NaN once one cannot be looked up */
+    for (Py_ssize_t j = 0; j < n; j++) {
+        int64_t k = vi ? at(vi, j) : j;
+        if (k < 0 || k >= d) {
+            bad = j;
+            bad_k = k;
+            break;
+        }
+        double c = row[k];
+        if (!(c >= 0.0 && c < 9007199254740992.0 && c == floor(c))) {
+            top = NAN;
+            break;
+        }
+        if (c > top)
+            top = c;
+    }
+    long long need = 0;
+    if (bad < 0 && top == top && top >= (double)tn)
+        need = (long long)top + 1;
+    if (bad < 0 && top == top && !need)
+        for (Py_ssize_t j = 0; j < n; j++) {
+            int64_t k = vi ? at(vi, j) : j;
+            out[k] = tab[(Py_ssize_t)row[k]];
+        }
+    release(&b);
+    if (bad >= 0) {
+        PyErr_Format(PyExc_IndexError, "nb_logs: feature index %lld (item %zd) outside the counts",
+                     (long long)bad_k, bad);
+        return NULL;
+    }
+    return PyLong_FromLongLong(top != top ? -1 : need);
 }
 
 /* Scores of CSR rows whose values are all 1 (see csr_sums): out[i] = Σ w[ind[k]] over
@@ -1056,8 +1148,14 @@ static PyMethodDef methods[] = {
      "book_shift(bits, lo, hi, mask, step, intercept_step, k, score, mag, live, x_l1, w_bound, "
      "x_l1_max, b_bound, tol, out) -> number of slots written to out"},
     {"nb_add", nb_add, METH_VARARGS,
-     "nb_add(counts_row, indices, values, alpha) -> (sum of log1p(values / (old counts + alpha)), "
+     "nb_add(counts_row, indices, values, alpha, table=None) -> (sum of log1p(values / (old counts "
+     "+ alpha)), "
      "sum of values or None)"},
+    {"nb_drift_table", nb_drift_table, METH_VARARGS,
+     "nb_drift_table(out, alpha): out[k] = log1p(1 / (k + alpha))"},
+    {"nb_logs", nb_logs, METH_VARARGS,
+     "nb_logs(counts_row, table, out, ids=None) -> 0 when out[j] = table[counts_row[j]] was "
+     "written, else the table size needed (> 0) or -1"},
     {"walk_scan", walk_scan, METH_VARARGS,
      "walk_scan(author, me, lo, hi, agree, agree_lo, marks, marks_are_bits, live, table, out, "
      "limit) -> number of slots written to out"},

@@ -11,6 +11,9 @@ import scipy.sparse as sp
 import sum_abm.learners._compiled as _compiled
 from sum_abm.learners.base import Learner, LearnerParams, Sample, Writes, as_matrix, as_sample
 
+#: The most items of a table of whole-number counts (8 MB); larger counts are computed.
+TABLE_MAX = 1 << 20
+
 
 class MultinomialNB(Learner):
     """Counts per class and feature; agrees with ``sklearn.naive_bayes.MultinomialNB.partial_fit``.
@@ -44,6 +47,10 @@ class MultinomialNB(Learner):
         # date: re-logged together at the next use (_log_counts), not at every update.
         self._stale: list[tuple[int, np.ndarray]] = []
         self._every_class_seen = False  # every class count > 0 (known to be)
+        # Tables of the compiled paths for whole-number counts k (0/1 data), grown on demand:
+        # nb_add's drift term log1p(1 / (k + alpha)) and the kept logs' log(k + alpha).
+        self._drift_table: np.ndarray | None = None
+        self._log_table: np.ndarray | None = None
 
     def fit(self, X: Any, y: Any) -> MultinomialNB:
         X = as_matrix(X)
@@ -84,9 +91,15 @@ class MultinomialNB(Learner):
         add = _compiled.nb_add if row.flags.c_contiguous else None
         if add is not None:
             # the same counts in one compiled pass (checks first, then writes); the drift term
-            # from the C library's log1p (see _compiled.nb_add)
+            # from the C library's log1p, looked up for 0/1 data (see _compiled.nb_add)
+            tab, top = self._drift_table, self.class_count.item(y)  # (0/1 data: counts <= it)
+            fill = _compiled.nb_drift_table
+            if fill is not None and (tab is None or (top >= len(tab) and len(tab) < TABLE_MAX)):
+                tab = self._grown(tab, top)
+                fill(tab, a)
+                self._drift_table = tab
             try:
-                d_feat, v_sum = add(row, s.indices, v, a)
+                d_feat, v_sum = add(row, s.indices, v, a, tab)
                 idx = s.indices
             except (TypeError, ValueError, IndexError, BufferError):
                 # arrays it cannot read (not float64 values, strided ones) or a refused sample,
@@ -147,13 +160,44 @@ class MultinomialNB(Learner):
             if 4 * sum(map(len, parts)) >= self.n_features:
                 # the whole row: cheaper than gathering and scattering a quarter of it or more
                 # (S2's tracking passes re-log after about 6 updates of ~175 features of 1,000)
-                np.log(self.counts[c] + a, out=logc[c])
+                if not self._table_logs(self.counts[c], logc[c], None):
+                    np.log(self.counts[c] + a, out=logc[c])
             else:
                 ids = parts[0] if len(parts) == 1 else np.concatenate(parts)
-                logc[c][ids] = np.log(self.counts[c][ids] + a)
+                if not self._table_logs(self.counts[c], logc[c], ids):
+                    logc[c][ids] = np.log(self.counts[c][ids] + a)
         # every class's normaliser at once, as _log_counts starts them (unchanged ones re-log equal)
         np.log(self.total + self.alpha * self.n_features, out=lognorm)
         stale.clear()
+
+    def _table_logs(self, counts: np.ndarray, out: np.ndarray, ids: np.ndarray | None) -> bool:
+        """``out[ids] = log(counts[ids] + alpha)`` (every item when ``ids`` is None) read from
+        the table of whole-number counts (_compiled.nb_logs: the same logs bit for bit); False
+        when not done (no compiled kernels, or a count that is not a whole number)."""
+        logs = _compiled.nb_logs
+        if logs is None:
+            return False
+        tab = self._log_table
+        if tab is None:  # (an empty table: the call says the size the counts need)
+            tab = self._log_table = np.empty(0)
+        try:
+            need = logs(counts, tab, out, ids)
+            if 0 < need <= TABLE_MAX:
+                tab = self._grown(tab, need - 1)
+                np.log(np.arange(len(tab), dtype=np.float64) + self.alpha, out=tab)
+                self._log_table = tab
+                need = logs(counts, tab, out, ids)
+        except (TypeError, ValueError, BufferError):  # arrays it cannot read: the numpy path
+            return False
+        return need == 0
+
+    @staticmethod
+    def _grown(table: np.ndarray | None, top: float) -> np.ndarray:
+        """A table (for _compiled.nb_logs, nb_drift_table) of at least 1,024 items and twice
+        what count ``top`` needs, at most TABLE_MAX: doubling keeps the refills few as counts
+        grow."""
+        n = max(1024, 2 * int(top) + 2, 0 if table is None else 2 * len(table))
+        return np.empty(min(n, TABLE_MAX))
 
     def _prior(self) -> np.ndarray:
         cc = self.class_count
