@@ -278,9 +278,14 @@ class ClaimBook:
         a = int(self.fptr[i])
         b = a + len(indices)
         if b > len(self.fidx):
+            # the used part copied into zeroed arrays (np.resize would tile the old contents
+            # over the new half: 40-70 ms per doubling at 1,000 agents' sizes)
             size = max(2 * len(self.fidx), b)
-            self.fidx = np.resize(self.fidx, size)
-            self.fval = np.resize(self.fval, size)
+            for name in ("fidx", "fval"):
+                old = getattr(self, name)
+                new = np.zeros(size, dtype=old.dtype)
+                new[:a] = old[:a]
+                setattr(self, name, new)
         self.fidx[a:b] = indices
         self.fval[a:b] = values
         self.fptr[i + 1] = b
