@@ -1148,9 +1148,8 @@ static PyMethodDef methods[] = {
      "book_shift(bits, lo, hi, mask, step, intercept_step, k, score, mag, live, x_l1, w_bound, "
      "x_l1_max, b_bound, tol, out) -> number of slots written to out"},
     {"nb_add", nb_add, METH_VARARGS,
-     "nb_add(counts_row, indices, values, alpha, table=None) -> (sum of log1p(values / (old counts "
-     "+ alpha)), "
-     "sum of values or None)"},
+     "nb_add(counts_row, indices, values, alpha, table=None) -> "
+     "(sum of log1p(values / (old counts + alpha)), sum of values or None)"},
     {"nb_drift_table", nb_drift_table, METH_VARARGS,
      "nb_drift_table(out, alpha): out[k] = log1p(1 / (k + alpha))"},
     {"nb_logs", nb_logs, METH_VARARGS,

@@ -48,7 +48,8 @@ class MultinomialNB(Learner):
         self._stale: list[tuple[int, np.ndarray]] = []
         self._every_class_seen = False  # every class count > 0 (known to be)
         # Tables of the compiled paths for whole-number counts k (0/1 data), grown on demand:
-        # nb_add's drift term log1p(1 / (k + alpha)) and the kept logs' log(k + alpha).
+        # nb_add's drift term log1p(1 / (k + alpha)) and the kept logs' log(k + alpha) (alpha
+        # is fixed at construction, so they hold for every later state of the counts).
         self._drift_table: np.ndarray | None = None
         self._log_table: np.ndarray | None = None
 
