@@ -247,13 +247,15 @@ def test_kept_logs_from_the_tables_equal_numpys_as_counts_outgrow_them(monkeypat
     d = 60
     X0 = np.floor(rng.random((20, d)) * 40)  # whole counts from the start, up to ~400
     y0 = np.arange(20) % 2
-    logs, reads, sizes = compiled.nb_logs, [], set()
-    monkeypatch.setattr(compiled, "nb_logs", lambda *a: reads.append(logs(*a)) or reads[-1])
+    reads, sizes = [], set()
+    for name in ("nb_logs", "nb_binary_weights"):
+        kernel = getattr(compiled, name)
+        monkeypatch.setattr(compiled, name, lambda *a, k=kernel: reads.append(k(*a)) or reads[-1])
 
     def learn(tables: bool) -> MultinomialNB:
         if not tables:
-            monkeypatch.setattr(compiled, "nb_logs", None)
-            monkeypatch.setattr(compiled, "nb_drift_table", None)
+            for name in ("nb_logs", "nb_binary_weights", "nb_drift_table"):
+                monkeypatch.setattr(compiled, name, None)
         nb = MultinomialNB(d, 2, alpha=0.25).fit(X0, y0)
         nb._log_params()
         for i in range(6000):  # +~1,500 per class and feature
@@ -272,8 +274,47 @@ def test_kept_logs_from_the_tables_equal_numpys_as_counts_outgrow_them(monkeypat
     slow = learn(False)
     for a, b in zip(fast._log_params(), slow._log_params(), strict=True):
         assert np.array_equal(a, b)
+    fast._score_params = slow._score_params = None
+    w, b = fast.score_params()
+    w0, b0 = slow.score_params()
+    assert np.array_equal(w, w0) and b == b0
     # (the drift: the C library's log1p summed in order against numpy's, see nb_add)
     assert np.allclose(fast.drift, slow.drift, rtol=1e-12, atol=0)
     assert 0 in reads and -1 in reads  # done, and refused a fraction
     assert any(0 < r <= 1500 for r in reads) and any(r > 1500 for r in reads)  # grown, capped
     assert sizes == {1024, 1500} and len(fast._drift_table) == 1500
+
+
+def test_two_class_weights_from_the_table_equal_those_of_the_kept_logs_bit_for_bit():
+    # nb_binary_weights gives score_params' weights straight from whole-number counts: the same
+    # differences of the same logs as numpy's; else, nothing written, the status nb_logs gives.
+    import sum_abm.learners._compiled as compiled
+
+    if not compiled.BUILT:
+        pytest.skip("sum_abm/learners/_kernels.c was not compiled at install")
+    rng = np.random.default_rng(37)
+    d, alpha = 1000, 0.8
+    table = np.log(np.arange(5000, dtype=np.float64) + alpha)
+    c0, c1 = np.floor(rng.random(d) * 5000), np.floor(rng.random(d) * 5000)
+    n0, n1 = np.log(np.array([c0.sum(), c1.sum()]) + alpha * d).tolist()
+    w = np.zeros(d)
+    assert compiled.nb_binary_weights(c0, c1, table, n0, n1, w) == 0
+    assert np.array_equal(w, (np.log(c1 + alpha) - n1) - (np.log(c0 + alpha) - n0))
+    w[:] = 0.0
+    c1[3] = 7000.0  # one row past the table: the larger size either needs
+    c0[5] = 6000.0
+    assert compiled.nb_binary_weights(c0, c1, table, n0, n1, w) == 7001 and not w.any()
+    c0[5] = 0.5  # a fraction in either row
+    assert compiled.nb_binary_weights(c0, c1, table, n0, n1, w) == -1 and not w.any()
+    with pytest.raises(ValueError, match="differ in length"):
+        compiled.nb_binary_weights(c0, c1[:-1], table, n0, n1, w)
+    # the learner asks for its weights this way and leaves its kept logs stale meanwhile
+    nb = MultinomialNB(d, 2, alpha=alpha).fit(np.vstack([c0 * 0 + 1, c1]), [0, 1])
+    nb._log_params()
+    nb.update((rng.random(d) < 0.2).astype(float), 0)
+    stale = len(nb._stale)
+    w, b = nb.score_params()
+    assert len(nb._stale) == stale == 1
+    nb._score_params = None
+    w0, b0 = Learner.score_params(nb)  # via the log-probability matrix (re-logs the kept logs)
+    assert np.array_equal(w, w0) and b == b0 and not nb._stale

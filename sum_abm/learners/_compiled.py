@@ -1,6 +1,6 @@
 """The compiled loops (C, :file:`_kernels.c`, built with the package), or None each.
 
-Eleven loops that Python would run row by row, slot by slot or item by item, run in C (the long
+Twelve loops that Python would run row by row, slot by slot or item by item, run in C (the long
 ones without the GIL). Each has a numpy path that gives the same results bit for bit (the float
 arithmetic is the same, operation for operation and in the same order: no fused multiply-add, no
 fast-math), except :func:`nb_add`'s drift bound (see there); without a C compiler at install the package still
@@ -72,8 +72,16 @@ w_bound, x_l1_max, b_bound, tol, out) -> count``
     gives the same output wherever it stands in an array). Returns 0 when done; otherwise it
     writes nothing and returns the table size the counts need (> 0), or -1 when some count is
     not a whole number from 0 to 2**53 (the caller logs them with numpy). An id outside the row
-    raises ``IndexError``. A table read instead of ~1,000 logs per class row (S2 re-logs two rows
-    at ~4,000 tracking passes).
+    raises ``IndexError``. A table read instead of ~1,000 logs per class row.
+
+:func:`nb_binary_weights` ``(counts0, counts1, table, n0, n1, out) -> status``
+    A two-class Naive Bayes' weights from whole-number counts: ``out[j] = (table[counts1[j]] -
+    n1) - (table[counts0[j]] - n0)``, the operations of
+    :meth:`sum_abm.learners.nb.MultinomialNB.score_params` on the logs :func:`nb_logs` reads
+    (``n0``, ``n1``: the classes' log normalisers), bit for bit; the same status as
+    :func:`nb_logs` (the larger size the two rows need). One pass instead of re-logging both
+    rows and three numpy passes: S2 asks for the weights at ~4,000 tracking passes, about six
+    updates apart.
 
 :func:`walk_scan` ``(author, me, lo, hi, agree, agree_lo, marks, marks_are_bits, live, table,
 out, limit) -> count``
@@ -141,6 +149,7 @@ walk_scan: Any = _kernels.walk_scan if BUILT else None
 nb_add: Any = _kernels.nb_add if BUILT else None
 nb_drift_table: Any = _kernels.nb_drift_table if BUILT else None
 nb_logs: Any = _kernels.nb_logs if BUILT else None
+nb_binary_weights: Any = _kernels.nb_binary_weights if BUILT else None
 csr_sums: Any = _kernels.csr_sums if BUILT else None
 track_select: Any = _kernels.track_select if BUILT else None
 track_apply: Any = _kernels.track_apply if BUILT else None

@@ -9,6 +9,7 @@
  *   nb_add           Naive Bayes' count update for one sample (MultinomialNB._update)
  *   nb_drift_table   the per-count terms of nb_add's drift bound, for a table it reads
  *   nb_logs          log(counts + alpha) of whole-number counts, read from a table (the same)
+ *   nb_binary_weights  a two-class model's weights from such logs (MultinomialNB.score_params)
  *   book_shift       the claim book's score shift after a perceptron mistake (ClaimBook.shift)
  *   walk_scan        the claim walk's candidates in a run of book slots (MarketModel.claim_walk)
  *   csr_sums         the scores of 0/1 rows (Learner.kernel_scores with ones=True)
@@ -940,10 +941,34 @@ nb_drift_table(PyObject *self, PyObject *args)
     Py_RETURN_NONE;
 }
 
+/* The table size whole-number counts row[ids[j]] (every row[j] when ids is NULL; n of them) need:
+ * their largest + 1, 0 when every one is below tn (a table of tn items holds them), -1 when one
+ * is not a whole number from 0 to 2**53, or -2 with *bad set to an index outside the row (0..d). */
+static long long
+whole_counts_need(const double *row, Py_ssize_t d, const Py_buffer *ids, Py_ssize_t n,
+                  Py_ssize_t tn, Py_ssize_t *bad)
+{
+    double top = -1.0;
+    for (Py_ssize_t j = 0; j < n; j++) {
+        int64_t k = ids ? at(ids, j) : j;
+        if (k < 0 || k >= d) {
+            *bad = j;
+            return -2;
+        }
+        double c = row[k];
+        /* (a whole number: the truncating conversion, exact below 2**53, gives it back) */
+        if (!(c >= 0.0 && c < 9007199254740992.0 && (double)(int64_t)c == c))
+            return -1;
+        if (c > top)
+            top = c;
+    }
+    return top >= (double)tn ? (long long)top + 1 : 0;
+}
+
 /* out[j] = table[counts[j]] for every j (or every j in ids): the logs of whole-number counts read
- * from a table of log(k + alpha) (see nb_logs). Returns 0 when done; else nothing is written, and
- * it returns the table size the counts need (> 0) when they are all whole numbers >= 0 below
- * 2**53, or -1 (a count the table cannot hold). */
+ * from a table of log(k + alpha) (see nb_logs in _compiled.py). Returns 0 when done; else nothing
+ * is written, and it returns the table size the counts need (> 0), or -1 (a count that is not a
+ * whole number from 0 to 2**53). */
 static PyObject *
 nb_logs(PyObject *self, PyObject *args)
 {
@@ -960,45 +985,62 @@ nb_logs(PyObject *self, PyObject *args)
     }
     const double *row = vr->buf, *tab = vt->buf;
     double *out = vo->buf;
-    Py_ssize_t d = items(vr), n = vi ? items(vi) : d, tn = items(vt);
+    Py_ssize_t d = items(vr), n = vi ? items(vi) : d, bad = -1;
     if (items(vo) != d) {
         release(&b);
         PyErr_SetString(PyExc_ValueError, "nb_logs: counts and out differ in length");
         return NULL;
     }
-    Py_ssize_t bad = -1;
-    int64_t bad_k = 0;
-    double top = -1.0; /* the largest count, or NaN once one cannot be looked up */
-    for (Py_ssize_t j = 0; j < n; j++) {
-        int64_t k = vi ? at(vi, j) : j;
-        if (k < 0 || k >= d) {
-            bad = j;
-            bad_k = k;
-            break;
-        }
-        double c = row[k];
-        if (!(c >= 0.0 && c < 9007199254740992.0 && c == floor(c))) {
-            top = NAN;
-            break;
-        }
-        if (c > top)
-            top = c;
-    }
-    long long need = 0;
-    if (bad < 0 && top == top && top >= (double)tn)
-        need = (long long)top + 1;
-    if (bad < 0 && top == top && !need)
+    long long need = whole_counts_need(row, d, vi, n, items(vt), &bad);
+    if (need == 0)
         for (Py_ssize_t j = 0; j < n; j++) {
             int64_t k = vi ? at(vi, j) : j;
             out[k] = tab[(Py_ssize_t)row[k]];
         }
-    release(&b);
-    if (bad >= 0) {
+    if (need == -2) {
         PyErr_Format(PyExc_IndexError, "nb_logs: feature index %lld (item %zd) outside the counts",
-                     (long long)bad_k, bad);
+                     (long long)at(vi, bad), bad);
+        release(&b);
         return NULL;
     }
-    return PyLong_FromLongLong(top != top ? -1 : need);
+    release(&b);
+    return PyLong_FromLongLong(need);
+}
+
+/* A two-class model's weights from whole-number counts: w[j] = (table[c1[j]] - n1) - (table[c0[j]]
+ * - n0), the operations of MultinomialNB.score_params on logs read from the table (see
+ * nb_binary_weights in _compiled.py). Returns as nb_logs does. */
+static PyObject *
+nb_binary_weights(PyObject *self, PyObject *args)
+{
+    PyObject *c0_o, *c1_o, *tab_o, *out_o;
+    double n0, n1;
+    if (!PyArg_ParseTuple(args, "OOOddO", &c0_o, &c1_o, &tab_o, &n0, &n1, &out_o))
+        return NULL;
+    Buffers b = {.held = 0};
+    Py_buffer *v0, *v1, *vt, *vo;
+    if (!(v0 = view(&b, c0_o, F64, 0, "counts0")) || !(v1 = view(&b, c1_o, F64, 0, "counts1")) ||
+        !(vt = view(&b, tab_o, F64, 0, "table")) || !(vo = view(&b, out_o, F64, 1, "out"))) {
+        release(&b);
+        return NULL;
+    }
+    Py_ssize_t d = items(vo), tn = items(vt), bad = -1;
+    if (items(v0) != d || items(v1) != d) {
+        release(&b);
+        PyErr_SetString(PyExc_ValueError, "nb_binary_weights: counts and out differ in length");
+        return NULL;
+    }
+    const double *c0 = v0->buf, *c1 = v1->buf, *tab = vt->buf;
+    double *w = vo->buf;
+    long long need = whole_counts_need(c0, d, NULL, d, tn, &bad);
+    long long need1 = need < 0 ? need : whole_counts_need(c1, d, NULL, d, tn, &bad);
+    if (need1 < 0 || need1 > need)
+        need = need1;
+    if (need == 0)
+        for (Py_ssize_t j = 0; j < d; j++)
+            w[j] = (tab[(Py_ssize_t)c1[j]] - n1) - (tab[(Py_ssize_t)c0[j]] - n0);
+    release(&b);
+    return PyLong_FromLongLong(need);
 }
 
 /* Scores of CSR rows whose values are all 1 (see csr_sums): out[i] = Σ w[ind[k]] over
@@ -1152,6 +1194,9 @@ static PyMethodDef methods[] = {
      "(sum of log1p(values / (old counts + alpha)), sum of values or None)"},
     {"nb_drift_table", nb_drift_table, METH_VARARGS,
      "nb_drift_table(out, alpha): out[k] = log1p(1 / (k + alpha))"},
+    {"nb_binary_weights", nb_binary_weights, METH_VARARGS,
+     "nb_binary_weights(counts0, counts1, table, n0, n1, out) -> 0 when out[j] = (table[counts1[j]] "
+     "- n1) - (table[counts0[j]] - n0) was written, else the table size needed (> 0) or -1"},
     {"nb_logs", nb_logs, METH_VARARGS,
      "nb_logs(counts_row, table, out, ids=None) -> 0 when out[j] = table[counts_row[j]] was "
      "written, else the table size needed (> 0) or -1"},

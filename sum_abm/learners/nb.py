@@ -176,21 +176,38 @@ class MultinomialNB(Learner):
         the table of whole-number counts (_compiled.nb_logs: the same logs bit for bit); False
         when not done (no compiled kernels, or a count that is not a whole number)."""
         logs = _compiled.nb_logs
-        if logs is None:
-            return False
+        return logs is not None and self._with_log_table(lambda t: logs(counts, t, out, ids))
+
+    def _with_log_table(self, call: Any) -> bool:
+        """``call(table)`` with the table of ``log(k + alpha)``, grown and called again when it
+        answers that the counts need a larger one (the protocol of _compiled.nb_logs); whether
+        it was done."""
         tab = self._log_table
         if tab is None:  # (an empty table: the call says the size the counts need)
             tab = self._log_table = np.empty(0)
         try:
-            need = logs(counts, tab, out, ids)
+            need = call(tab)
             if 0 < need <= TABLE_MAX:
                 tab = self._grown(tab, need - 1)
                 np.log(np.arange(len(tab), dtype=np.float64) + self.alpha, out=tab)
                 self._log_table = tab
-                need = logs(counts, tab, out, ids)
+                need = call(tab)
         except (TypeError, ValueError, BufferError):  # arrays it cannot read: the numpy path
             return False
         return need == 0
+
+    def _binary_weights(self) -> np.ndarray | None:
+        """The two-class weights of :meth:`score_params` straight from whole-number counts and
+        the table (_compiled.nb_binary_weights: the same bits), without bringing the kept logs
+        up to date (they stay stale until their next use); None when not possible."""
+        weights = _compiled.nb_binary_weights
+        if weights is None:
+            return None
+        c = self.counts
+        # the normalisers as _log_counts logs them
+        n0, n1 = np.log(self.total + self.alpha * self.n_features).tolist()
+        w = np.empty(self.n_features)
+        return w if self._with_log_table(lambda t: weights(c[0], c[1], t, n0, n1, w)) else None
 
     @staticmethod
     def _grown(table: np.ndarray | None, top: float) -> np.ndarray:
@@ -232,11 +249,16 @@ class MultinomialNB(Learner):
         cached = self._score_params
         if cached is not None and cached[0] == self.version:
             return cached[1], cached[2]
-        logc, lognorm = self._log_counts()
-        prior = self._prior()
         if self.n_classes == 2:  # class 1 minus class 0
-            w, b = (logc[1] - lognorm[1]) - (logc[0] - lognorm[0]), float(prior[1] - prior[0])
+            w = self._binary_weights()
+            if w is None:
+                logc, lognorm = self._log_counts()
+                w = (logc[1] - lognorm[1]) - (logc[0] - lognorm[0])
+            prior = self._prior()
+            b = float(prior[1] - prior[0])
         else:
+            logc, lognorm = self._log_counts()
+            prior = self._prior()
             w, b = logc - lognorm[:, None], prior
         self._score_params = (self.version, w, b)
         return w, b
