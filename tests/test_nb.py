@@ -318,3 +318,49 @@ def test_two_class_weights_from_the_table_equal_those_of_the_kept_logs_bit_for_b
     nb._score_params = None
     w0, b0 = Learner.score_params(nb)  # via the log-probability matrix (re-logs the kept logs)
     assert np.array_equal(w, w0) and b == b0 and not nb._stale
+
+
+@pytest.mark.parametrize("k", [2, 3, 9])
+def test_compiled_rest_of_the_update_equals_the_python_one_bit_for_bit(monkeypatch, k):
+    # With the learner's state nb_add also writes the class total and count and adds the drift
+    # bound (fewer than 8 classes; 8 or more are left to Python, which sums them pairwise): the
+    # same bits as _update_rest given the kernel's own count update, including the first updates
+    # of classes without data (no finite bound: the drift epoch moves instead).
+    import sum_abm.learners._compiled as compiled
+
+    if not compiled.BUILT:
+        pytest.skip("sum_abm/learners/_kernels.c was not compiled at install")
+    rng = np.random.default_rng(41)
+    d = 300
+    xs = [(rng.random(d) < 0.2).astype(float) * rng.integers(1, 3, size=d) for _ in range(300)]
+    ys = rng.integers(0, k, size=300).tolist()
+    add, dones = compiled.nb_add, []
+
+    def counted(*args):
+        out = add(*args)
+        dones.append(out[2])
+        return out
+
+    def learn(kernel) -> MultinomialNB:
+        monkeypatch.setattr(compiled, "nb_add", kernel)
+        nb = MultinomialNB(d, k, alpha=0.6)  # not fitted: every class starts without data
+        for x, y in zip(xs, ys, strict=True):
+            nb.update(x, y)
+        return nb
+
+    fast = learn(counted)
+    slow = learn(lambda *args: (*add(*args[:5]), -1))  # counts only: _update_rest the rest
+    for a, b in [
+        (fast.total, slow.total),
+        (fast.class_count, slow.class_count),
+        (fast.drift, slow.drift),
+    ]:
+        assert np.array_equal(a, b)
+    assert fast.drift_epoch == slow.drift_epoch >= k  # each class's first update
+    if k < 8:
+        assert dones.count(0) == fast.drift_epoch and dones.count(1) == 300 - fast.drift_epoch
+    else:
+        assert set(dones) == {-1}
+    with pytest.raises(IndexError, match="class outside"):
+        add(fast.counts[0], xs[0].nonzero()[0].astype(np.int32), np.ones(60), 0.6, None, k,
+            fast.total, fast.class_count, fast.drift)  # fmt: skip

@@ -838,20 +838,61 @@ track_apply(PyObject *self, PyObject *args)
     return Py_BuildValue("nddd", nf, acc[0], acc[1], acc[2]);
 }
 
-/* Naive Bayes' count update for one sample (see nb_add). */
+/* The rest of a Naive Bayes update once class y's counts are written (MultinomialNB._update after
+ * its count update, and Learner._add_drift): the class's total and sample count, and the drift
+ * bound added when finite. The same operations in the same order as the Python code (Python's sum
+ * of the class counts from 0, max() keeping the first of equals, math.log1p being the C
+ * library's). Returns 1 when the drift was added, 0 when it was not finite. */
+static int
+nb_tail(double *total, double *cc, Py_ssize_t k, double *drift, Py_ssize_t y, double v_sum,
+        double d_feat, double alpha, Py_ssize_t d)
+{
+    double old_total = total[y];
+    total[y] = old_total + v_sum;
+    double c_all = 0.0;
+    for (Py_ssize_t i = 0; i < k; i++)
+        c_all += cc[i];
+    double c_y = cc[y];
+    cc[y] = c_y + 1.0;
+    double shift = c_all > 0 ? log1p(1.0 / c_all) : INFINITY; /* every prior: -log((C+1)/C) */
+    double other = c_y > 0 ? fabs(log1p(1.0 / c_y) - shift) : INFINITY;
+    double d_prior = 2.0 * (other > shift ? other : shift);
+    double d_norm = log1p(v_sum / (old_total + alpha * (double)d));
+    if (!(isfinite(d_prior) && isfinite(d_feat) && isfinite(d_norm)))
+        return 0;
+    drift[0] += d_prior;
+    drift[1] += d_feat;
+    drift[2] += d_norm;
+    return 1;
+}
+
+/* Naive Bayes' count update for one sample, and with the learner's state the rest of the update
+ * (see nb_add). */
 static PyObject *
 nb_add(PyObject *self, PyObject *args)
 {
     PyObject *row_o, *ind_o, *val_o, *tab_o = Py_None;
+    PyObject *tot_o = Py_None, *cc_o = Py_None, *drift_o = Py_None;
+    Py_ssize_t y = -1;
     double alpha;
-    if (!PyArg_ParseTuple(args, "OOOd|O", &row_o, &ind_o, &val_o, &alpha, &tab_o))
+    if (!PyArg_ParseTuple(args, "OOOd|OnOOO", &row_o, &ind_o, &val_o, &alpha, &tab_o, &y, &tot_o,
+                          &cc_o, &drift_o))
         return NULL;
     Buffers b = {.held = 0};
-    Py_buffer *vr, *vi, *vv, *vt = NULL;
+    Py_buffer *vr, *vi, *vv, *vt = NULL, *vtot = NULL, *vcc = NULL, *vdr = NULL;
+    int state = tot_o != Py_None;
     if (!(vr = view(&b, row_o, F64, 1, "counts")) || !(vi = view(&b, ind_o, INDEX, 0, "indices")) ||
         !(vv = view(&b, val_o, F64, 0, "values")) ||
-        (tab_o != Py_None && !(vt = view(&b, tab_o, F64, 0, "table")))) {
+        (tab_o != Py_None && !(vt = view(&b, tab_o, F64, 0, "table"))) ||
+        (state && (!(vtot = view(&b, tot_o, F64, 1, "total")) ||
+                   !(vcc = view(&b, cc_o, F64, 1, "class_count")) ||
+                   !(vdr = view(&b, drift_o, F64, 1, "drift"))))) {
         release(&b);
+        return NULL;
+    }
+    if (state && (items(vtot) != items(vcc) || y < 0 || y >= items(vcc) || items(vdr) != 3)) {
+        release(&b);
+        PyErr_SetString(PyExc_IndexError, "nb_add: class outside the totals, or a drift not of 3");
         return NULL;
     }
     /* drift terms of a value 1 added to a whole count k < tn: tab[k] (see nb_drift_table) */
@@ -896,28 +937,42 @@ nb_add(PyObject *self, PyObject *args)
         else
             d_feat += log1p(v[j] / (old + alpha));
         v_sum += v[j];
-        whole &= v[j] == floor(v[j]);
+        /* whole: as v == floor(v) (NaN not, 2**53 and beyond always), by the truncating
+         * conversion where it is exact: no libm call per value */
+        whole &= v[j] < 9007199254740992.0 ? (double)(int64_t)v[j] == v[j]
+                                           : v[j] >= 9007199254740992.0;
     }
     if (bad < 0 && !negative)
         for (Py_ssize_t j = 0; j < n; j++)
             row[at(vi, j)] = fresh[j];
     Py_END_ALLOW_THREADS
     PyMem_Free(fresh);
-    release(&b);
-    if (bad >= 0) {
-        PyErr_Format(PyExc_IndexError, "nb_add: feature index %lld (item %zd) outside the counts",
-                     (long long)bad_k, bad);
-        return NULL;
-    }
-    if (negative) {
-        PyErr_SetString(PyExc_ValueError, "MultinomialNB needs non-negative features");
+    if (bad >= 0 || negative) {
+        release(&b);
+        if (negative)
+            PyErr_SetString(PyExc_ValueError, "MultinomialNB needs non-negative features");
+        else
+            PyErr_Format(PyExc_IndexError,
+                         "nb_add: feature index %lld (item %zd) outside the counts",
+                         (long long)bad_k, bad);
         return NULL;
     }
     /* Whole values summing to at most 2**53: every partial sum is exact, in any order, so this
      * is numpy's pairwise sum bit for bit; otherwise the caller sums them with numpy. */
-    if (whole && v_sum <= 9007199254740992.0)
-        return Py_BuildValue("dd", d_feat, v_sum);
-    return Py_BuildValue("dO", d_feat, Py_None);
+    int exact = whole && v_sum <= 9007199254740992.0;
+    if (!state) {
+        release(&b);
+        return exact ? Py_BuildValue("dd", d_feat, v_sum) : Py_BuildValue("dO", d_feat, Py_None);
+    }
+    /* the rest of the update, where its Python code would give the same bits: an exact v_sum
+     * and fewer than 8 classes (numpy sums 8 or more pairwise) */
+    int tail = -1;
+    if (exact && items(vcc) < 8)
+        tail = nb_tail(vtot->buf, vcc->buf, items(vcc), vdr->buf, y, v_sum, d_feat, alpha, d);
+    release(&b);
+    if (exact)
+        return Py_BuildValue("ddi", d_feat, v_sum, tail);
+    return Py_BuildValue("dOi", d_feat, Py_None, tail);
 }
 
 /* nb_add's drift terms for a value 1 added to count k: out[k] = log1p(1.0 / (k + alpha)), the
@@ -1190,8 +1245,9 @@ static PyMethodDef methods[] = {
      "book_shift(bits, lo, hi, mask, step, intercept_step, k, score, mag, live, x_l1, w_bound, "
      "x_l1_max, b_bound, tol, out) -> number of slots written to out"},
     {"nb_add", nb_add, METH_VARARGS,
-     "nb_add(counts_row, indices, values, alpha, table=None) -> "
-     "(sum of log1p(values / (old counts + alpha)), sum of values or None)"},
+     "nb_add(counts_row, indices, values, alpha, table=None, y=-1, total=None, class_count=None, "
+     "drift=None) -> (sum of log1p(values / (old counts + alpha)), sum of values or None"
+     "[, the rest done: 1, done without a finite drift: 0, left: -1])"},
     {"nb_drift_table", nb_drift_table, METH_VARARGS,
      "nb_drift_table(out, alpha): out[k] = log1p(1 / (k + alpha))"},
     {"nb_binary_weights", nb_binary_weights, METH_VARARGS,

@@ -87,12 +87,14 @@ class MultinomialNB(Learner):
 
     def _update(self, s: Sample, y: int) -> int:
         v = s.values
-        a, d = self.alpha, self.n_features
+        a = self.alpha
         row = self.counts[y]
         add = _compiled.nb_add if row.flags.c_contiguous else None
+        done = -1  # the compiled update's word on the rest of the update (see _compiled.nb_add)
         if add is not None:
             # the same counts in one compiled pass (checks first, then writes); the drift term
-            # from the C library's log1p, looked up for 0/1 data (see _compiled.nb_add)
+            # from the C library's log1p, looked up for 0/1 data; then, where it gives the same
+            # bits, the rest of the update (totals, class counts, drift)
             tab, top = self._drift_table, self.class_count.item(y)  # (0/1 data: counts <= it)
             fill = _compiled.nb_drift_table
             if fill is not None and (tab is None or (top >= len(tab) and len(tab) < TABLE_MAX)):
@@ -100,7 +102,9 @@ class MultinomialNB(Learner):
                 fill(tab, a)
                 self._drift_table = tab
             try:
-                d_feat, v_sum = add(row, s.indices, v, a, tab)
+                d_feat, v_sum, done = add(
+                    row, s.indices, v, a, tab, y, self.total, self.class_count, self.drift
+                )
                 idx = s.indices
             except (TypeError, ValueError, IndexError, BufferError):
                 # arrays it cannot read (not float64 values, strided ones) or a refused sample,
@@ -116,6 +120,19 @@ class MultinomialNB(Learner):
             row[idx] = new_counts  # a sample's indices are unique
             d_feat = float(np.add.reduce(np.log1p(v / (old_counts + a))))
             v_sum = None
+        if done < 0:
+            self._update_rest(y, v, v_sum, d_feat)
+        elif not done:
+            self.drift_epoch += 1  # no finite drift bound (as _add_drift)
+        if self._logc is not None:
+            self._stale.append((y, idx))
+            if len(self._stale) >= 64:
+                self._relog()
+        return len(idx) + 1
+
+    def _update_rest(self, y: int, v: np.ndarray, v_sum: float | None, d_feat: float) -> None:
+        """An update's class total and sample count, and its drift bound (``d_feat``: the
+        touched log-counts' change); ``v_sum``: the values' sum when known."""
         if v_sum is None:  # (the compiled update sums whole values only, see nb_add)
             v_sum = np.add.reduce(v)  # (v.sum(), without the method's Python wrapper)
         tot = self.total
@@ -126,17 +143,12 @@ class MultinomialNB(Learner):
         # numpy sums fewer than 8 values in order, as Python's sum does
         c_y, c_all = counts[y], float(sum(counts) if len(counts) < 8 else cc.sum())
         cc[y] = c_y + 1
-        if self._logc is not None:
-            self._stale.append((y, idx))
-            if len(self._stale) >= 64:
-                self._relog()
         # Margin change bound: priors (twice: two classes' scores move), the touched features'
         # log-counts (times max|x|), and the class normaliser (times sum|x|).
         shift = math.log1p(1.0 / c_all) if c_all > 0 else math.inf  # every prior: -log((C+1)/C)
         d_prior = 2.0 * max(shift, abs(math.log1p(1.0 / c_y) - shift) if c_y > 0 else math.inf)
-        d_norm = math.log1p(float(v_sum) / (old_total + a * d))
+        d_norm = math.log1p(float(v_sum) / (old_total + self.alpha * self.n_features))
         self._add_drift(d_prior, d_feat, d_norm)
-        return len(idx) + 1
 
     def _log_counts(self) -> tuple[np.ndarray, np.ndarray]:
         """(log(counts + alpha), log(total + alpha * d)), started whole when not kept."""
