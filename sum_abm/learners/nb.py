@@ -172,7 +172,7 @@ class MultinomialNB(Learner):
             parts = [idx for y, idx in stale if y == c]
             if 4 * sum(map(len, parts)) >= self.n_features:
                 # the whole row: cheaper than gathering and scattering a quarter of it or more
-                # (S2's tracking passes re-log after about 6 updates of ~175 features of 1,000)
+                # (64 updates of S2's ~175 features of 1,000 touch most of a row)
                 if not self._table_logs(self.counts[c], logc[c], None):
                     np.log(self.counts[c] + a, out=logc[c])
             else:
@@ -257,7 +257,8 @@ class MultinomialNB(Learner):
 
     def score_params(self) -> tuple[np.ndarray, Any]:
         """:meth:`Learner.score_params` bit for bit (the same elementwise differences of logs),
-        built straight from the kept logs, without the log-probability matrix."""
+        without the log-probability matrix: for two classes straight from whole-number counts
+        (:meth:`_binary_weights`), else from the kept logs."""
         cached = self._score_params
         if cached is not None and cached[0] == self.version:
             return cached[1], cached[2]
