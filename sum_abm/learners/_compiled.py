@@ -3,7 +3,8 @@
 Twelve loops that Python would run row by row, slot by slot or item by item, run in C (the long
 ones without the GIL). Each has a numpy path that gives the same results bit for bit (the float
 arithmetic is the same, operation for operation and in the same order: no fused multiply-add, no
-fast-math), except :func:`nb_add`'s drift bound (see there); without a C compiler at install the package still
+fast-math), except :func:`nb_add`'s drift bound (see there), and :func:`nb_drift_table` only
+fills the table that :func:`nb_add` reads; without a C compiler at install the package still
 works, on those paths only (:data:`BUILT` is False).
 
 :func:`bit_advance` ``(bits, masks, values, db, S, y_pos, tol) -> (correct, near)``
