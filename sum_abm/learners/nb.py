@@ -153,10 +153,7 @@ class MultinomialNB(Learner):
     def _log_counts(self) -> tuple[np.ndarray, np.ndarray]:
         """(log(counts + alpha), log(total + alpha * d)), started whole when not kept."""
         if self._logc is None:
-            self._logc = (
-                np.log(self.counts + self.alpha),
-                np.log(self.total + self.alpha * self.n_features),
-            )
+            self._logc = (np.log(self.counts + self.alpha), self._log_norms())
             self._stale.clear()
         elif self._stale:
             self._relog()
@@ -180,8 +177,12 @@ class MultinomialNB(Learner):
                 if not self._table_logs(self.counts[c], logc[c], ids):
                     logc[c][ids] = np.log(self.counts[c][ids] + a)
         # every class's normaliser at once, as _log_counts starts them (unchanged ones re-log equal)
-        np.log(self.total + self.alpha * self.n_features, out=lognorm)
+        self._log_norms(out=lognorm)
         stale.clear()
+
+    def _log_norms(self, out: np.ndarray | None = None) -> np.ndarray:
+        """Every class's log normaliser ``log(total + alpha * d)`` (into ``out`` when given)."""
+        return np.log(self.total + self.alpha * self.n_features, out=out)
 
     def _table_logs(self, counts: np.ndarray, out: np.ndarray, ids: np.ndarray | None) -> bool:
         """``out[ids] = log(counts[ids] + alpha)`` (every item when ``ids`` is None) read from
@@ -216,8 +217,7 @@ class MultinomialNB(Learner):
         if weights is None:
             return None
         c = self.counts
-        # the normalisers as _log_counts logs them
-        n0, n1 = np.log(self.total + self.alpha * self.n_features).tolist()
+        n0, n1 = self._log_norms().tolist()
         w = np.empty(self.n_features)
         return w if self._with_log_table(lambda t: weights(c[0], c[1], t, n0, n1, w)) else None
 
