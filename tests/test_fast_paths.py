@@ -14,6 +14,8 @@ from pathlib import Path
 import mesa
 import polars as pl
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from sum_abm.market.model import MarketModel
 from sum_abm.market.results import collect
@@ -458,6 +460,47 @@ def test_claim_rules_are_the_contracts_checks(semantics):
             ok = False
         got = im.reportable(a, np.array([agrees]), np.array([own]), np.array([claimed]), good)
         assert bool(got[0]) == ok, (age, agrees, own, claimed, good)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    times=st.lists(st.integers(0, 40), max_size=30).map(sorted),
+    ages=st.sets(st.integers(0, 15), min_size=1, max_size=6),
+    t_prev=st.integers(0, 60),
+    gap=st.integers(-2, 20),
+    bounds=st.tuples(st.integers(0, 30), st.integers(0, 30)).map(sorted),
+    flipped=st.sets(st.integers(0, 35), max_size=6).map(sorted),
+)
+# a run of two ages: a time each side of where it ends; no time passed (nothing crossed)
+@example([10, 11, 12, 13, 14, 15], {4, 5}, 14, 4, (0, 6), [])
+@example([5, 6, 7], {2, 3}, 9, 0, (0, 3), [])
+def test_crossed_spans_are_the_slots_whose_age_crossed_a_threshold(
+    times, ages, t_prev, gap, bounds, flipped
+):
+    # _crossed (the incremental walk's slots to re-examine) against its definition, slot by slot:
+    # a slot in [lo, hi) whose age crossed one of the ages in (t_prev, now], or a flipped slot
+    # there, as maximal runs of slots. Ages in runs (a, a + 1, ...) are searched per run.
+    from types import SimpleNamespace
+
+    from sum_abm.market.model import age_runs
+
+    now = t_prev + gap
+    lo, hi = bounds
+    hi = min(hi, len(times))
+    desc = sorted(ages, reverse=True)
+    model = SimpleNamespace(book=SimpleNamespace(times=times), _crossing_runs=age_runs(desc))
+    got = MarketModel._crossed(model, t_prev, now, lo, hi, flipped)
+    want = [
+        s for s in range(lo, hi) if s in flipped or any(t_prev < times[s] + a <= now for a in ages)
+    ]
+    runs: list[list[int]] = []
+    for s in want:
+        if runs and runs[-1][1] == s:
+            runs[-1][1] = s + 1
+        else:
+            runs.append([s, s + 1])
+    assert got == [tuple(r) for r in runs]
+    assert [a for run in age_runs(desc) for a in range(run[0], run[1] - 1, -1)] == desc
 
 
 def test_book_logs_the_slots_whose_class_may_have_changed():

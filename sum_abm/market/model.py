@@ -42,6 +42,18 @@ TRACK_PASS_EVERY = 16
 TRACK_LOOKAHEAD = 8
 
 
+def age_runs(ages_desc: list[int]) -> list[tuple[int, int]]:
+    """Distinct ages (seconds, descending) as runs of consecutive ones: (oldest, youngest) each,
+    oldest run first."""
+    runs: list[tuple[int, int]] = []
+    for age in ages_desc:
+        if runs and runs[-1][1] == age + 1:
+            runs[-1] = (runs[-1][0], age)
+        else:
+            runs.append((age, age))
+    return runs
+
+
 class MarketModel(Model):
     """A SUM market for one scenario and seed.
 
@@ -142,7 +154,10 @@ class MarketModel(Model):
         self._last_rules_id = -1
         self._good_count = self.contract.mech.num_good  # verified data of an address (a view)
         self._crossing_asc = sorted(self._crossing_ages.tolist())
-        self._crossing_desc = self._crossing_ages.tolist()  # see _crossed
+        self._crossing_desc = self._crossing_ages.tolist()  # see _segments
+        # The reference rules' thresholds come in pairs (a, a + 1), whose crossings _crossed
+        # finds as one span.
+        self._crossing_runs = age_runs(self._crossing_desc)
         # (address index, walk rules) -> after a walk that left nothing claimable to its walker:
         # (book flip epoch, walker had verified data, pool not empty, time); see claim_walk.
         self._walk_state: dict[tuple, tuple] = {}
@@ -810,11 +825,15 @@ class MarketModel(Model):
         # searches of the book's times as a Python list (numpy's dispatch costs more).
         times = self.book.times
         spans = []
-        for age in self._crossing_desc:
-            x = bisect_right(times, t_prev - age, lo, hi)
-            y = bisect_right(times, now - age, lo, hi)
-            if y > x:
-                spans.append((x, y))
+        if now > t_prev:
+            # A slot's age crossed one of the ages a..b (consecutive, a <= b) in (t_prev, now]
+            # when t_prev - b < time <= now - a, for integer times: one span per run of ages,
+            # the union of the runs' single-age spans.
+            for oldest, youngest in self._crossing_runs:
+                x = bisect_right(times, t_prev - oldest, lo, hi)
+                y = bisect_right(times, now - youngest, lo, hi)
+                if y > x:
+                    spans.append((x, y))
         if flipped:
             spans += [(x, x + 1) for x in flipped if lo <= x < hi]
         if len(spans) < 2:
