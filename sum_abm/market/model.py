@@ -154,7 +154,7 @@ class MarketModel(Model):
         self._last_rules_id = -1
         self._good_count = self.contract.mech.num_good  # verified data of an address (a view)
         self._crossing_asc = sorted(self._crossing_ages.tolist())
-        self._crossing_desc = self._crossing_ages.tolist()  # see _segments
+        self._crossing_desc = self._crossing_ages.tolist()  # see _segments, _next_crossing
         # The reference rules' thresholds come in pairs (a, a + 1), whose crossings _crossed
         # finds as one span.
         self._crossing_runs = age_runs(self._crossing_desc)
