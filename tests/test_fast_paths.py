@@ -547,14 +547,23 @@ def test_book_counts_logged_flips_and_new_slots_start_unclaimed():
     assert book.flipped_since(0) == [0, 2] and book.flipped_since(1) == [2]
     book.mark_claimed(1, 7)
     book.mark_claimed(2, 7)
+    # as a tracking pass leaves them: predicted, in a drift epoch, with a class proven up to a cap
+    book.pred_ver[:3], book.epoch_at[:3], book.cap[:3] = 2, 3, 1.5
     book.remove(0)
     book.remove(1)
     book._compact()  # slot 2 becomes slot 0, keeping its mark; slot 1 is free again
     assert book.flip_count(0) is None
     assert book.claimed_by(7, 0, 2).tolist() == [True, False]
     for t in range(3, 8):  # refills slot 1 and grows past the capacity of 4
-        book.add(t, 0, t, 1, np.array([0], dtype=np.int32), np.ones(1))
+        book.add(t, 0, t, 1, np.array([0, t], dtype=np.int32), np.ones(2))
     assert book.claimed_by(7, 0, book.n).tolist() == [True] + [False] * 5
+    # ... and neither predicted nor tracked, while the kept slot keeps its own; every slot's
+    # features where fptr says
+    assert book.pred_ver[: book.n].tolist() == [2] + [-1] * 5
+    assert book.epoch_at[: book.n].tolist() == [3] + [-1] * 5
+    assert book.cap[: book.n].tolist() == [1.5] + [np.inf] * 5
+    feats = [book.fidx[book.fptr[s] : book.fptr[s + 1]].tolist() for s in range(book.n)]
+    assert feats == [[2]] + [[0, t] for t in range(3, 8)]
 
 
 def test_book_claimed_marks_follow_a_set_through_growth_and_compaction():

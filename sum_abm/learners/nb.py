@@ -209,17 +209,17 @@ class MultinomialNB(Learner):
             return False
         return need == 0
 
-    def _binary_weights(self) -> np.ndarray | None:
+    def _binary_weights(self, n0: float, n1: float) -> np.ndarray | None:
         """The two-class weights of :meth:`score_params` straight from whole-number counts and
         the table (_compiled.nb_binary_weights: the same bits), without bringing the kept logs
-        up to date (they stay stale until their next use); None when not possible."""
+        up to date (they stay stale until their next use); ``n0``, ``n1``: the classes' log
+        normalisers (:meth:`_log_norms`). None when not possible."""
         weights = _compiled.nb_binary_weights
         if weights is None:
             return None
-        c = self.counts
-        n0, n1 = self._log_norms().tolist()
+        c0, c1 = self.counts
         w = np.empty(self.n_features)
-        return w if self._with_log_table(lambda t: weights(c[0], c[1], t, n0, n1, w)) else None
+        return w if self._with_log_table(lambda t: weights(c0, c1, t, n0, n1, w)) else None
 
     @staticmethod
     def _grown(table: np.ndarray | None, top: float) -> np.ndarray:
@@ -263,12 +263,26 @@ class MultinomialNB(Learner):
         if cached is not None and cached[0] == self.version:
             return cached[1], cached[2]
         if self.n_classes == 2:  # class 1 minus class 0
-            w = self._binary_weights()
+            cc = self.class_count
+            if self._every_class_seen or cc.all():
+                self._every_class_seen = True  # (as in _prior)
+                # Every log the parameters read in one numpy call, of the same values as
+                # _log_norms and _prior take them: log(total + alpha * d) per class, log of
+                # the class counts and of their sum (two whole numbers: numpy's sum is exact).
+                t0, t1 = self.total.tolist()
+                k0, k1 = cc.tolist()
+                ad = self.alpha * self.n_features
+                logs = np.log(np.array((t0 + ad, t1 + ad, k0, k1, k0 + k1)))
+                n0, n1, l0, l1, ls = logs.tolist()
+                b = (l1 - ls) - (l0 - ls)  # prior[1] - prior[0]
+            else:
+                n0, n1 = self._log_norms().tolist()
+                prior = self._prior()
+                b = float(prior[1] - prior[0])
+            w = self._binary_weights(n0, n1)
             if w is None:
                 logc, lognorm = self._log_counts()
                 w = (logc[1] - lognorm[1]) - (logc[0] - lognorm[0])
-            prior = self._prior()
-            b = float(prior[1] - prior[0])
         else:
             logc, lognorm = self._log_counts()
             prior = self._prior()

@@ -39,6 +39,9 @@ _SLOT_ARRAYS = (
     "mag",
     "bits",
 )
+#: What the slot arrays hold in every slot from ``n`` on (zero where not named), so an add writes
+#: only what it knows: no class predicted (-1), no drift epoch (-1), no class to prove (cap inf).
+_UNUSED = {"pred_ver": -1, "epoch_at": -1, "cap": np.inf}
 
 
 #: Relative rounding allowance of an incremental score: a slot whose |score| is within
@@ -89,7 +92,7 @@ class ClaimBook:
         # For skipping re-predictions the learner proves unnecessary (Learner.margin_drift):
         # each slot's margin plus the learner's drift bound (since its start) when the slot was
         # last predicted, the drift epoch then, and the slot's max-|value| and sum-|value|.
-        self.cap = np.zeros(capacity, dtype=np.float64)
+        self.cap = np.full(capacity, np.inf)
         self.epoch_at = np.full(capacity, -1, dtype=np.int64)
         self.x_inf = np.zeros(capacity, dtype=np.float64)
         self.x_l1 = np.zeros(capacity, dtype=np.float64)
@@ -133,6 +136,7 @@ class ClaimBook:
         # Each slot's features back to back (CSR parts), so a window of slots is one contiguous
         # slice that a learner scores with numpy alone (Learner.predict_segments).
         self.fptr = np.zeros(capacity + 1, dtype=np.int64)
+        self._fend = 0  # fptr[n] as a Python int (read by every add)
         self.fidx = np.zeros(capacity * 64, dtype=np.int32)
         self.fval = np.zeros(capacity * 64, dtype=np.float64)
 
@@ -142,8 +146,8 @@ class ClaimBook:
         for name in _SLOT_ARRAYS:
             old = getattr(self, name)
             new = np.zeros((cap,) + old.shape[1:], dtype=old.dtype)
-            if name in ("pred_ver", "epoch_at"):
-                new[:] = -1
+            if name in _UNUSED:
+                new[:] = _UNUSED[name]
             new[: self.n] = old[: self.n]
             setattr(self, name, new)
         for k, arr in self.claimed.items():
@@ -217,8 +221,8 @@ class ClaimBook:
             kept = np.packbits(bits[keep], bitorder="little").tobytes()
             arr[: len(kept)] = kept
             arr[len(kept) :] = bytes(len(arr) - len(kept))
-        self.pred_ver[m : self.n] = -1
-        self.epoch_at[m : self.n] = -1
+        for name, unused in _UNUSED.items():
+            getattr(self, name)[m : self.n] = unused
         lens = self.fptr[keep + 1] - self.fptr[keep]
         pos = np.repeat(
             self.fptr[keep] - np.concatenate([[0], np.cumsum(lens)[:-1]]), lens
@@ -228,6 +232,7 @@ class ClaimBook:
         self.fval[:total] = self.fval[pos]
         self.fptr[0] = 0
         self.fptr[1 : m + 1] = np.cumsum(lens)
+        self._fend = total
         self.n = m
         self.times = self.time[:m].tolist()
         self.compactions += 1
@@ -259,9 +264,7 @@ class ClaimBook:
         self.time[i], self.author[i], self.row[i], self.label[i] = time, author, row, label
         self.times.append(int(time))
         self.live[i] = True
-        self.pred_ver[i] = -1
-        self.epoch_at[i] = -1
-        self.cap[i] = np.inf  # no class proven yet
+        # (pred_ver, epoch_at and cap: slots from n on hold their _UNUSED values already)
         nv = len(values)
         if binary is None and self.scored:
             binary = nv == 0 or values.min() == 1.0 == values.max()
@@ -275,7 +278,7 @@ class ClaimBook:
             self.x_inf[i] = float(np.abs(values).max()) if nv else 0.0
             self.x_l1[i] = float(np.abs(values).sum())
         # (no claimed marks to clear: slots from n on are never marked, see _compact and _grow)
-        a = int(self.fptr[i])
+        a = self._fend
         b = a + len(indices)
         if b > len(self.fidx):
             # the used part copied into zeroed arrays (np.resize tiles the old contents over
@@ -288,7 +291,7 @@ class ClaimBook:
                 setattr(self, name, new)
         self.fidx[a:b] = indices
         self.fval[a:b] = values
-        self.fptr[i + 1] = b
+        self.fptr[i + 1] = self._fend = b
         self.n += 1
         self.live_count += 1
         self.live_by_author[author] = self.live_by_author.get(author, 0) + 1

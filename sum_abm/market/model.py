@@ -569,7 +569,9 @@ class MarketModel(Model):
             if not ranges:
                 self._walk_state[key] = (b.flip_epoch, good, left, now)
                 return
-            if sum(r1 - r0 for r0, r1 in ranges) <= 8:  # a few slots: plain Python is cheaper
+            # a few slots: plain Python is cheaper (one range, mostly: no generator for it)
+            r0, r1 = ranges[0]
+            if (r1 - r0 if len(ranges) == 1 else sum(y - x for x, y in ranges)) <= 8:
                 self._walk_few(agent, addr, me, rules, ranges, key, left)
                 return
         version0 = L.version
@@ -1168,8 +1170,8 @@ class MarketModel(Model):
         """The model's class of one live slot, as :meth:`_tracked_predictions`."""
         b, L = self.book, self.learner
         e = L.drift_epoch
-        if b.epoch_at[slot] == e and b.scored_version == L.version and b.track_epoch == e:
-            return int(b.pred[slot])
+        if b.epoch_at.item(slot) == e and b.scored_version == L.version and b.track_epoch == e:
+            return b.pred.item(slot)
         return int(self._tracked_predictions(slot, slot + 1)[0])
 
     def _predictions(self, lo: int, hi: int, need: np.ndarray) -> np.ndarray:
