@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 
 from sum_abm.market.model import MarketModel
 from sum_abm.market.results import collect
+from sum_abm.policies.reference import ReferencePolicy
 from sum_abm.scenario import load_scenario
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -138,13 +139,23 @@ def test_many_agent_market_equals_naive_walk():
     _assert_same(sc, seed=4)
 
 
-def test_skipped_idle_wake_ups_equal_waking_each(monkeypatch):
+@pytest.mark.parametrize("own_wait", [False, True])
+def test_skipped_idle_wake_ups_equal_waking_each(monkeypatch, own_wait):
     # Once the pool is dry, a reference walker's wake-up only draws its next wait while the
     # oldest contribution is younger than the walk's stop age: the market processes those
     # without waking the agent (MarketModel._skip_idle). Waking each one instead must give the
     # same run, bit for bit: transactions, contract state, counters, the random generator's
     # state (the same draws in the same order) and the queue left behind. A block time of 7 s
-    # puts the stop age between two blocks.
+    # puts the stop age between two blocks. The waits are drawn ahead in blocks (BlockNormals);
+    # ``own_wait``: a policy with a next_wait of its own (here mixing other draws with the
+    # normal ones) is asked for it, and draws from the generator itself.
+    if own_wait:
+
+        def next_wait(self, agent):
+            rng = agent.model.rng
+            return int(rng.integers(300, 900)) if rng.random() < 0.5 else self.draw_wait(rng)
+
+        monkeypatch.setattr(ReferencePolicy, "next_wait", next_wait)
     sc = load_scenario(
         ROOT / "scenarios" / "reference_drt_perceptron.toml",
         {

@@ -5,11 +5,15 @@ transactions frame alone, match the agents frame."""
 
 from __future__ import annotations
 
+import numpy as np
 import polars as pl
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from sum_abm.market.run import run
-from sum_abm.policies import POLICIES
+from sum_abm.policies import POLICIES, BlockNormals
+from sum_abm.policies.base import draw_positive_int
 from sum_abm.scenario import parse_scenario
 
 MECHANISMS = {
@@ -215,3 +219,31 @@ def test_a_declared_dry_pool_wake_up_is_only_the_walk(policy, mech, monkeypatch)
         assert [a.balance > 0 for a in mine] == [False, True]
     finally:
         mesa.Agent._ids.pop(m, None)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    runs=st.lists(st.integers(0, 300), min_size=1, max_size=6),
+    first=st.integers(1, 16),
+)
+def test_block_normals_give_the_single_draws_and_leave_the_generator_as_they_do(seed, runs, first):
+    # The dry wake-ups' waits are drawn through BlockNormals (MarketModel._skip_idle): runs of
+    # draws, each closed before anything else draws (here a uniform draw), must give the values
+    # and leave the generator exactly as single standard_normal() calls do.
+    single, block = np.random.default_rng(seed), np.random.default_rng(seed)
+    normals = BlockNormals(block, first_block=first, max_block=64)
+    for k in runs:
+        want = [single.standard_normal() for _ in range(k)]
+        got = [normals.standard_normal() for _ in range(k)]
+        normals.close()
+        assert got == want
+        assert block.bit_generator.state == single.bit_generator.state
+        assert block.random() == single.random()
+    # the wait rule through it: the same waits as from the generator itself
+    waits = [draw_positive_int(single, 5.0, 4.0) for _ in range(50)]
+    assert [draw_positive_int(normals, 5.0, 4.0) for _ in range(50)] == waits
+    normals.close()
+    assert block.bit_generator.state == single.bit_generator.state
+    with pytest.raises(ValueError):
+        BlockNormals(block, first_block=0)

@@ -24,11 +24,13 @@ from sum_abm.market.contract_setup import MarketContract, build_contract
 from sum_abm.market.events import EventQueue
 from sum_abm.market.mesa_core import AgentSet, Model
 from sum_abm.market.recording import TxLog
-from sum_abm.policies import WalkRules, make_policy
+from sum_abm.policies import BlockNormals, Policy, WalkRules, make_policy
 from sum_abm.scenario import Scenario
 
 _NO_DRIFT = np.zeros((1, 3))  # Learner.margin_drift since the start of the drift count
 _WAKE = Participant.wake  # the callback of a participant's wake-up (see _skip_idle)
+# a policy's wait unless it has its own (see _skip_idle)
+_NEXT_WAIT, _DRAW_WAIT = Policy.next_wait, Policy.draw_wait
 _EVERY = np.ones(8, dtype=bool)  # a walk's table that takes every live slot, whatever its code
 #: The incremental claim walk is used while the window holds at least this many slots per slot the
 #: book logged as possibly flipped since the walker's last walk (else the full walk: same result).
@@ -284,31 +286,46 @@ class MarketModel(Model):
         horizon = [-(-(t0 + self._stop_age(ref, True)) // bt) * bt for ref in (False, True)]
         limit = min(limit, self.next_eval)
         n = 0
-        funded: dict[Participant, bool] = {}  # balances cannot change meanwhile
-        while (head := q.head()) is not None:
-            t, fn = head
-            if t > limit or getattr(fn, "__func__", None) is not _WAKE:
-                break
-            agent = fn.__self__
-            rules = agent.policy.dry_walk
-            if rules is None or t >= horizon[rules.reference]:
-                break
-            n += 1
-            keep = funded.get(agent)
-            if keep is None:
-                keep = funded[agent] = agent.balance > 0
-            if not agent.active:
-                q.pop()  # wake() returns at once
-            elif keep:
-                after = agent.policy.next_wait(agent)
-                if after.__class__ is int and after >= 0:
-                    q.reschedule_head(after, agent.rank)
-                else:  # schedule_after's conversions and checks
+        # per participant: 0 without a positive balance (balances cannot change meanwhile), 2
+        # when its wait is the Policy's own rule (drawn here, see below), else 1
+        funded: dict[Participant, int] = {}
+        # Nothing but the waits draws from the model's generator here: they are taken ahead in
+        # blocks (the same values, and the generator left where single draws leave it).
+        normals = BlockNormals(self.rng)
+        try:
+            while (head := q.head()) is not None:
+                t, fn = head
+                if t > limit or getattr(fn, "__func__", None) is not _WAKE:
+                    break
+                agent = fn.__self__
+                policy = agent.policy
+                rules = policy.dry_walk
+                if rules is None or t >= horizon[rules.reference]:
+                    break
+                n += 1
+                keep = funded.get(agent)
+                if keep is None:
+                    cls = policy.__class__
+                    rule = cls.next_wait is _NEXT_WAIT and cls.draw_wait is _DRAW_WAIT
+                    keep = funded[agent] = 0 if agent.balance <= 0 else 2 if rule else 1
+                if not agent.active:
+                    q.pop()  # wake() returns at once
+                elif keep:
+                    if keep == 2:
+                        after = policy.draw_wait(normals)
+                    else:  # a policy's own wait may draw anything: from the generator itself
+                        normals.close()
+                        after = policy.next_wait(agent)
+                    if after.__class__ is int and after >= 0:
+                        q.reschedule_head(after, agent.rank)
+                    else:  # schedule_after's conversions and checks
+                        q.pop()
+                        q.schedule_after(fn, after, agent.rank)
+                else:
                     q.pop()
-                    q.schedule_after(fn, after, agent.rank)
-            else:
-                q.pop()
-                agent.active = False
+                    agent.active = False
+        finally:
+            normals.close()
         if n:
             self.clock.advance_to(q.time)
         return n > 0

@@ -13,7 +13,7 @@ from typing import Annotated
 from pydantic import Field
 
 from sum_abm.policies.adaptive import AdaptivePolicy
-from sum_abm.policies.base import GroupConfig, Policy
+from sum_abm.policies.base import BlockNormals, GroupConfig, Policy
 from sum_abm.policies.reference import ReferencePolicy
 from sum_abm.policies.strategic import (
     CarelessPolicy,
@@ -58,6 +58,7 @@ def make_policy(config: GroupConfig) -> Policy:
 
 __all__ = [
     "POLICIES",
+    "BlockNormals",
     "GroupConfig",
     "MarketView",
     "ParticipantView",
