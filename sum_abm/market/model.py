@@ -620,7 +620,10 @@ class MarketModel(Model):
                 self._walk_state[key] = (b.flip_epoch, good, left, now)
             return
         # The candidates' fields as Python values once (not one numpy scalar per read).
-        take_end = max((s1 for s0, s1, take, _ in segs if take), default=lo)
+        take_end = lo
+        for _, s1, take, _ in segs:
+            if take and s1 > take_end:
+                take_end = s1
         slot_list = slots.tolist()
         rows, labels = b.row[slots].tolist(), b.label[slots].tolist()
         times, authors = b.time[slots].tolist(), b.author[slots].tolist()
@@ -670,7 +673,8 @@ class MarketModel(Model):
         if scan is not None:
             author, live = b.author, b.live
             marks, bits = b.marks(me)
-            out = np.empty(sum(s1 - s0 for s0, s1, _, _ in segs), dtype=np.int64)
+            # (the segments are in slot order: their span holds them all)
+            out = np.empty(segs[-1][1] - segs[0][0], dtype=np.int64)
             for s0, s1, _take, tab in segs:
                 if good:
                     break
@@ -687,7 +691,9 @@ class MarketModel(Model):
                     continue
                 ag, mk = agree if tab[2] else None, marks if tab[3] else None
                 table = tab[1 if good else 4]
-                n += scan(author, me, s0, s1, ag, p_lo, mk, bits, live, table, out[n:], s1)
+                n += scan(
+                    author, me, s0, s1, ag, p_lo, mk, bits, live, table, out[n:] if n else out, s1
+                )
             return out[:n], good
         codes = []
         for s0, s1, _take, tab in segs:
@@ -871,11 +877,25 @@ class MarketModel(Model):
         (refund by code, candidate by code when good, whether the rules read ``agrees``, whether
         they read ``claimed``, candidate by code when not good), ``code`` = agrees * 4 + own * 2
         + claimed. None when no segment can hold a candidate."""
+        if hi <= lo:
+            return None
         times = self.book.times  # binary searches of a Python list (see _crossed)
+        aw = self.contract.any_wait_s
+        # Ages fall in slot order, so when the oldest and the youngest slot are on the same side
+        # of every threshold (most walks: no slot crosses one), the window is one segment.
+        asc, oldest = self._crossing_asc, now - times[lo]
+        side = bisect_right(asc, oldest)
+        if side == bisect_right(asc, now - times[hi - 1]):
+            take = oldest > aw if rules.reference else oldest >= aw
+            if take:
+                return [(lo, hi, True, None)] if rules.take else None
+            tab = self._rule_tables.get((side, self._rules_id(rules)))
+            if tab is None:
+                tab = self._rule_table(oldest, rules)
+            return [(lo, hi, False, tab)] if tab[5] else None
         cuts = [bisect_right(times, now - age, lo, hi) for age in self._crossing_desc]
         bounds = sorted({lo, hi, *cuts})
         segs = []
-        aw = self.contract.any_wait_s
         useful = False
         for s0, s1 in zip(bounds, bounds[1:], strict=False):
             age = now - times[s0]
