@@ -94,6 +94,33 @@ def test_reference_walk_equals_naive_walk_per_learner(learner):
     _assert_same(sc, seed=1)
 
 
+def test_walks_across_the_rules_thresholds_equal_naive_walk(monkeypatch):
+    # Waits short beside the rules' ages put a threshold (the refund wait, the any-address
+    # wait) inside many walks' windows: _segments cuts those into segments, and answers a
+    # window no threshold cuts from its two ends alone. Both must send the naive walk's claims.
+    segments = MarketModel._segments
+    cut = []
+
+    def counting(self, now, lo, hi, rules):
+        segs = segments(self, now, lo, hi, rules)
+        cut.append(len(segs or ()))
+        return segs
+
+    monkeypatch.setattr(MarketModel, "_segments", counting)
+    sc = load_scenario(
+        ROOT / "scenarios" / "reference_drt_perceptron.toml",
+        {
+            "data.n_rows": 2000,
+            "mechanism.refund_time_s": 3_600,
+            "mechanism.any_address_claim_wait_time_s": 9_000,
+            "run.max_time_s": 20 * 86_400,
+        },
+    )
+    _assert_same(sc, seed=3)
+    assert sum(c > 1 for c in cut) > 50  # windows a threshold cuts
+    assert sum(c == 1 for c in cut) > 50
+
+
 def test_walks_over_claimed_bits_equal_naive_walk(monkeypatch):
     # Every reporter's claimed marks kept as bits (as past the first 64 reporters of a large
     # market): the few-slot walk tests a mark in place, bit ``slot & 7`` of byte ``slot >> 3``,
