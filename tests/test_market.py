@@ -302,6 +302,18 @@ def test_event_queue_orders_by_time_priority_then_scheduling_and_checks_its_inpu
         r.schedule_after(ran.clear, -1)
     with pytest.raises(TypeError):
         r.schedule_after(ran.clear, None)
+    # reschedule_head (the dry wake-ups' step) leaves the queue a pop and a schedule_after
+    # leave, and returns the new head
+    a, b = EventQueue(), EventQueue()
+    for after, prio, name in plan:
+        a.schedule_after(name, after, prio)  # (any object as the callback: never called here)
+        b.schedule_after(name, after, prio)
+    for after, prio in [(4, 1), (0, 0), (1, 2), (7, 0), (0, 1), (3, 1)]:
+        new_head = a.reschedule_head(after, prio)
+        _, fn = b.pop()
+        b.schedule_after(fn, after, prio)
+        assert new_head == b.head() and a.time == b.time
+        assert sorted(a._heap) == sorted(b._heap)
 
 
 def test_stepping_gets_past_an_interval_that_holds_no_event():

@@ -57,13 +57,17 @@ class EventQueue:
         t, _, _, fn = self._heap[0]
         return t, fn
 
-    def reschedule_head(self, after: int, priority: int = 0) -> None:
+    def reschedule_head(self, after: int, priority: int = 0) -> tuple[int, Callable[[], None]]:
         """:meth:`pop` the next event, then :meth:`schedule_after` its callback ``after`` (an int
-        >= 0) seconds later with ``priority``, in one heap operation: the same queue after."""
-        t, _, _, fn = self._heap[0]
+        >= 0) seconds later with ``priority``, in one heap operation: the same queue after.
+        Returns the new next event, as :meth:`head` would."""
+        heap = self._heap
+        t, _, _, fn = heap[0]
         self.time = t
         self._seq += 1
-        heapq.heapreplace(self._heap, (t + after, priority, self._seq, fn))
+        heapq.heapreplace(heap, (t + after, priority, self._seq, fn))
+        t, _, _, fn = heap[0]
+        return t, fn
 
     def pop(self) -> tuple[int, Callable[[], None]]:
         t, _, _, fn = heapq.heappop(self._heap)

@@ -286,44 +286,51 @@ class MarketModel(Model):
         horizon = [-(-(t0 + self._stop_age(ref, True)) // bt) * bt for ref in (False, True)]
         limit = min(limit, self.next_eval)
         n = 0
-        # per participant: 0 without a positive balance (balances cannot change meanwhile), 2
-        # when its wait is the Policy's own rule (drawn here, see below), else 1
-        funded: dict[Participant, int] = {}
+        # Per participant, once per call (balances cannot change meanwhile): its horizon, 0
+        # without a positive balance, 2 when its wait is the Policy's own rule (drawn here, see
+        # below), else 1, and its rank.
+        seen: dict[Participant, tuple[int, int, int]] = {}
         # Nothing but the waits draws from the model's generator here: they are taken ahead in
         # blocks (the same values, and the generator left where single draws leave it).
         normals = BlockNormals(self.rng)
+        head = q.head()
         try:
-            while (head := q.head()) is not None:
+            while head is not None:
                 t, fn = head
                 if t > limit or getattr(fn, "__func__", None) is not _WAKE:
                     break
                 agent = fn.__self__
-                policy = agent.policy
-                rules = policy.dry_walk
-                if rules is None or t >= horizon[rules.reference]:
-                    break
-                n += 1
-                keep = funded.get(agent)
-                if keep is None:
+                info = seen.get(agent)
+                if info is None:
+                    policy = agent.policy
+                    rules = policy.dry_walk
+                    if rules is None:
+                        break
                     cls = policy.__class__
                     rule = cls.next_wait is _NEXT_WAIT and cls.draw_wait is _DRAW_WAIT
-                    keep = funded[agent] = 0 if agent.balance <= 0 else 2 if rule else 1
+                    keep = 0 if agent.balance <= 0 else 2 if rule else 1
+                    info = seen[agent] = (horizon[rules.reference], keep, agent.rank)
+                h, keep, rank = info
+                if t >= h:
+                    break
+                n += 1
                 if not agent.active:
                     q.pop()  # wake() returns at once
                 elif keep:
                     if keep == 2:
-                        after = policy.draw_wait(normals)
+                        after = agent.policy.draw_wait(normals)
                     else:  # a policy's own wait may draw anything: from the generator itself
                         normals.close()
-                        after = policy.next_wait(agent)
+                        after = agent.policy.next_wait(agent)
                     if after.__class__ is int and after >= 0:
-                        q.reschedule_head(after, agent.rank)
-                    else:  # schedule_after's conversions and checks
-                        q.pop()
-                        q.schedule_after(fn, after, agent.rank)
+                        head = q.reschedule_head(after, rank)
+                        continue
+                    q.pop()  # schedule_after's conversions and checks
+                    q.schedule_after(fn, after, rank)
                 else:
                     q.pop()
                     agent.active = False
+                head = q.head()
         finally:
             normals.close()
         if n:
