@@ -63,9 +63,9 @@ class Policy:
         return self.draw_wait(agent.model.rng)
 
     def draw_wait(self, rng: Any) -> int:
-        """:meth:`next_wait`'s draw from ``rng`` (anything with numpy's ``standard_normal()``,
-        e.g. :class:`BlockNormals`; the market draws the dry wake-ups' waits through it when
-        :meth:`next_wait` is this class's own), seconds."""
+        """Seconds until the next wake-up, :meth:`next_wait`'s rule, drawn from ``rng``
+        (anything with numpy's ``standard_normal()``). For a policy that overrides neither, the
+        market draws the dry wake-ups' waits with it from a :class:`BlockNormals`."""
         c = self.config
         return draw_positive_int(rng, c.mean_wait_s, c.stdev_wait_s)
 
