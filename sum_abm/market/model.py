@@ -887,22 +887,16 @@ class MarketModel(Model):
         if hi <= lo:
             return None
         times = self.book.times  # binary searches of a Python list (see _crossed)
-        aw = self.contract.any_wait_s
+        asc = self._crossing_asc
         # Ages fall in slot order, so when the oldest and the youngest slot are on the same side
         # of every threshold (most walks: no slot crosses one), the window is one segment.
-        asc, oldest = self._crossing_asc, now - times[lo]
-        side = bisect_right(asc, oldest)
-        if side == bisect_right(asc, now - times[hi - 1]):
-            take = oldest > aw if rules.reference else oldest >= aw
-            if take:
-                return [(lo, hi, True, None)] if rules.take else None
-            tab = self._rule_tables.get((side, self._rules_id(rules)))
-            if tab is None:
-                tab = self._rule_table(oldest, rules)
-            return [(lo, hi, False, tab)] if tab[5] else None
-        cuts = [bisect_right(times, now - age, lo, hi) for age in self._crossing_desc]
-        bounds = sorted({lo, hi, *cuts})
+        if bisect_right(asc, now - times[lo]) == bisect_right(asc, now - times[hi - 1]):
+            bounds = [lo, hi]
+        else:
+            cuts = [bisect_right(times, now - age, lo, hi) for age in self._crossing_desc]
+            bounds = sorted({lo, hi, *cuts})
         segs = []
+        aw = self.contract.any_wait_s
         useful = False
         for s0, s1 in zip(bounds, bounds[1:], strict=False):
             age = now - times[s0]
