@@ -10,7 +10,7 @@ concatenates the chunks into the ``transactions`` frame.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from itertools import chain, islice
+from itertools import chain, compress, islice
 from operator import itemgetter
 from typing import Any
 
@@ -150,14 +150,25 @@ class TxLog:
 
 def _frame(rows: list[tuple]) -> pl.DataFrame:
     """Records (tuples) as a typed frame, built column by column (2-3x faster than polars'
-    row-wise constructor); strict=False truncates a float value into its Int64 column, as the
-    row-wise constructor did."""
+    row-wise constructor); a float value in an Int64 column is truncated, as the row-wise
+    constructor did."""
     return pl.DataFrame(
-        [
-            pl.Series(name, list(map(itemgetter(j), rows)), dtype=dtype, strict=False)
-            for j, (name, dtype) in enumerate(TX_SCHEMA.items())
-        ]
+        [_column(rows, j, name, dtype) for j, (name, dtype) in enumerate(TX_SCHEMA.items())]
     )
+
+
+def _column(rows: list[tuple], j: int, name: str, dtype: Any) -> pl.Series:
+    """Field ``j`` of ``rows`` as a Series of ``dtype``. An Int64 column through numpy when every
+    value fits (ints, and floats truncated as ``int()`` does: a deposit under reference-python
+    rules), which polars builds 4-5x slower from a mixed list; polars' own ``strict=False``
+    conversion otherwise (None, out of range)."""
+    values = map(itemgetter(j), rows)
+    if dtype == pl.Int64:
+        try:
+            return pl.Series(name, np.fromiter(values, dtype=np.int64, count=len(rows)))
+        except (TypeError, ValueError, OverflowError):
+            values = map(itemgetter(j), rows)
+    return pl.Series(name, list(values), dtype=dtype, strict=False)
 
 
 def _rows(items: list[tuple]) -> Iterator[tuple]:
@@ -173,39 +184,55 @@ def _rows(items: list[tuple]) -> Iterator[tuple]:
 
 
 def _frame_of_items(items: list[tuple]) -> pl.DataFrame:
-    """Pending items (some of them batches) as a typed frame: the fields a batch shares built
-    once per item and repeated, its amounts converted in one pass (as ``float()`` converts each),
-    its calls repeated too when every batch holds one kind of call (all reports, mostly)."""
+    """Pending items (some of them batches) as a typed frame: the records built as :func:`_frame`
+    builds them, the batches' rows a column at a time (the fields a batch shares repeated, its
+    amounts converted in one pass, as ``float()`` converts each; its calls repeated too when every
+    batch holds one kind of call: all reports, mostly), then both interleaved in call order by
+    one gather."""
     width = len(TX_SCHEMA)
-    counts, shared, batch_amounts = [], [], []
-    uniform = True
-    for item in items:
-        if len(item) == width:
-            counts.append(1)
-            shared.append(item)
-        else:
-            t, sender, cs, am = item
-            k, c0 = len(cs), cs[0]
-            uniform = uniform and cs.count(c0) == k
-            counts.append(k)
-            shared.append((t, sender, c0, True, None, 0, 0, 0, None))
-            batch_amounts.append(am)
-    counts = np.array(counts)
-    rows = np.repeat(np.arange(len(items)), counts)
-    in_batch = np.repeat(counts > 1, counts)  # a batch holds two or more records
-    amount = np.zeros(len(rows))
-    amount[in_batch] = np.fromiter(chain.from_iterable(batch_amounts), dtype=np.float64)
-    # a record keeps its own amount (None stays null)
-    frame = _frame(shared)[rows].with_columns(
-        pl.when(pl.Series(in_batch))
-        .then(pl.Series(amount))
-        .otherwise(pl.col("amount"))
-        .alias("amount")
+    is_rec = [len(it) == width for it in items]
+    recs = list(compress(items, is_rec))
+    batches = [it for it in items if len(it) != width]
+    if not batches:
+        return _frame(recs)
+    counts = np.array([len(it[2]) for it in batches])
+    n_rows = int(counts.sum())
+    of_batch = np.repeat(np.arange(len(batches)), counts)
+    calls = [it[2] for it in batches]
+    if all(cs.count(cs[0]) == len(cs) for cs in calls):
+        call = pl.Series("call", [cs[0] for cs in calls], dtype=pl.String).gather(of_batch)
+    else:
+        call = pl.Series("call", list(chain.from_iterable(calls)), dtype=pl.String)
+    n = pl.repeat(0, n_rows, dtype=pl.Int64, eager=True)
+    rows = pl.DataFrame(
+        [
+            pl.Series("time_s", np.array([it[0] for it in batches], dtype=np.int64)[of_batch]),
+            pl.Series("sender", [it[1] for it in batches], dtype=pl.String).gather(of_batch),
+            call,
+            pl.repeat(True, n_rows, dtype=pl.Boolean, eager=True).alias("accepted"),
+            pl.repeat(None, n_rows, dtype=pl.String, eager=True).alias("reason"),
+            n.alias("value"),
+            n.alias("gas"),
+            n.alias("fee"),
+            pl.Series(
+                "amount",
+                np.fromiter(
+                    chain.from_iterable(it[3] for it in batches), dtype=np.float64, count=n_rows
+                ),
+            ),
+        ]
     )
-    if not uniform:
-        calls = chain.from_iterable((it[2],) if len(it) == width else it[2] for it in items)
-        frame = frame.with_columns(pl.Series("call", list(calls), dtype=TX_SCHEMA["call"]))
-    return frame
+    if not recs:
+        return rows
+    # row i of the result: the next record, or the next batch row after all the records
+    batch = ~np.array(is_rec)
+    per_item = np.ones(len(items), dtype=np.int64)
+    per_item[batch] = counts
+    in_batch = np.repeat(batch, per_item)
+    src = np.empty(len(in_batch), dtype=np.int64)
+    src[~in_batch] = np.arange(len(recs))
+    src[in_batch] = np.arange(len(recs), len(recs) + n_rows)
+    return pl.concat([_frame(recs), rows])[src]
 
 
 def _typed(rec: tuple) -> tuple:
