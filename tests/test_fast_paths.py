@@ -166,8 +166,8 @@ def test_many_agent_market_equals_naive_walk():
     _assert_same(sc, seed=4)
 
 
-@pytest.mark.parametrize("own_wait", [False, True])
-def test_skipped_idle_wake_ups_equal_waking_each(monkeypatch, own_wait):
+@pytest.mark.parametrize("own_wait, compiled", [(False, True), (False, False), (True, True)])
+def test_skipped_idle_wake_ups_equal_waking_each(monkeypatch, own_wait, compiled):
     # Once the pool is dry, a reference walker's wake-up only draws its next wait while the
     # oldest contribution is younger than the walk's stop age: the market processes those
     # without waking the agent (MarketModel._skip_idle). Waking each one instead must give the
@@ -175,7 +175,15 @@ def test_skipped_idle_wake_ups_equal_waking_each(monkeypatch, own_wait):
     # state (the same draws in the same order) and the queue left behind. A block time of 7 s
     # puts the stop age between two blocks. The waits are drawn ahead in blocks (BlockNormals);
     # ``own_wait``: a policy with a next_wait of its own (here mixing other draws with the
-    # normal ones) is asked for it, and draws from the generator itself.
+    # normal ones) is asked for it, and draws from the generator itself. ``compiled``: the
+    # skipped wake-ups of the Policy's own wait in one compiled loop (_compiled.dry_wakes), else
+    # one by one in Python.
+    import sum_abm.learners._compiled as kernels
+
+    if not compiled:
+        monkeypatch.setattr(kernels, "dry_wakes", None)
+    elif not kernels.BUILT:
+        pytest.skip("sum_abm/learners/_kernels.c was not compiled at install")
     if own_wait:
 
         def next_wait(self, agent):
@@ -452,6 +460,120 @@ def test_walk_scan_refuses_arrays_it_cannot_read():
         compiled.walk_scan(*args[:8], live, table[:4], out, 5)
     with pytest.raises(TypeError, match="live: unexpected item type"):
         compiled.walk_scan(*args[:8], live.astype(np.int64), table, out, 5)
+
+
+class _Waker:
+    """A stand-in participant for the dry_wakes oracle: ``wake`` is its event callback."""
+
+    def __init__(self, i, active, mean, stdev):
+        self.active, self.address, self.rank = active, f"p{i}", i % 3
+        self.config = type("Config", (), {"mean_wait_s": mean, "stdev_wait_s": stdev})()
+
+    def wake(self):  # pragma: no cover - never called: the loop only reschedules it
+        raise AssertionError
+
+
+def _dry_wakes_in_python(heap, infos, balances, normals, pos, limit, h0, h1, seq):
+    """What _compiled.dry_wakes does, with heapq: the oracle of the test below."""
+    import heapq
+
+    n = time = 0
+    while heap:
+        t, _, _, fn = heap[0]
+        info = infos.get(fn)
+        if t > limit or info is None:
+            break
+        agent, address, ref, rank, cfg = info
+        if t >= (h1 if ref else h0) or not agent.active or not balances.get(address, 0) > 0:
+            break
+        for p in range(pos, len(normals)):
+            v = int(cfg.mean_wait_s + cfg.stdev_wait_s * normals[p])  # draw_positive_int
+            if v > 0:
+                break
+        else:
+            return n, pos, seq, time, 1  # the normals ran out
+        heapq.heapreplace(heap, (t + v, rank, seq + 1, fn))
+        n, pos, seq, time = n + 1, p + 1, seq + 1, t
+    return n, pos, seq, time, 0
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    n=st.integers(1, 40),
+    n_normals=st.integers(0, 300),
+    mean=st.sampled_from([1.0, 5.0, 600.0, 3600, 0.5]),
+)
+def test_dry_wakes_reschedule_as_heapq_does(seed, n, n_normals, mean):
+    # MarketModel._skip_idle hands the dry wake-ups that only draw their next wait to a compiled
+    # loop. It must leave the queue's list, the draws used and the sequence exactly as the same
+    # loop in Python with heapq: stopping at a wake-up of a participant it was not given, an
+    # inactive one, one without a positive balance (or none at all), one past the limit or at
+    # its horizon, and asking for more normals when they run out (nothing of that wake-up done).
+    import heapq
+    from types import MappingProxyType
+
+    import numpy as np
+
+    import sum_abm.learners._compiled as compiled
+
+    if not compiled.BUILT:
+        pytest.skip("sum_abm/learners/_kernels.c was not compiled at install")
+    rng = np.random.default_rng(seed)
+    wakers = [_Waker(i, rng.random() < 0.9, mean, float(rng.choice([0.0, 1.0, 9.0, 900.0])))
+              for i in range(n)]  # fmt: skip
+    heap, times = [], rng.integers(0, 4_000, n).tolist()
+    for i, w in enumerate(wakers):
+        heapq.heappush(heap, (times[i], w.rank, i, w.wake))
+    infos = {w.wake: (w, w.address, bool(rng.random() < 0.5), w.rank, w.config)
+             for w in wakers if rng.random() < 0.95}  # fmt: skip
+    balances = {w.address: int(rng.choice([0, 5, 100])) for w in wakers if rng.random() < 0.95}
+    normals = rng.standard_normal(n_normals)
+    pos = int(rng.integers(0, n_normals + 1))
+    # the limit and the horizons at, just below or just past some wake-up's time, or far on
+    limit, h0, h1 = (int(rng.choice(times)) + int(rng.integers(-1, 2)) if rng.random() < 0.5
+                     else 10**6 for _ in range(3))  # fmt: skip
+    args = (infos, MappingProxyType(balances), normals, pos, limit, h0, h1, n)
+    ours, theirs = list(heap), list(heap)
+    got = compiled.dry_wakes(ours, *args)
+    want = _dry_wakes_in_python(theirs, infos, balances, normals.tolist(), *args[3:])
+    assert got == want
+    assert ours == theirs  # the same items, in the same places
+
+
+def test_dry_wakes_leave_a_queue_they_cannot_order():
+    import numpy as np
+
+    import sum_abm.learners._compiled as compiled
+
+    if not compiled.BUILT:
+        pytest.skip("sum_abm/learners/_kernels.c was not compiled at install")
+    w = [_Waker(i, True, 600.0, 1.0) for i in range(3)]
+    infos = {x.wake: (x, x.address, False, x.rank, x.config) for x in w}
+    balances = {x.address: 10 for x in w}
+    normals = np.zeros(10)
+    # (a float priority, a sequence past 64 bits, a list, the third item's key: Python would
+    # compare the callbacks)
+    odds = (
+        (9, 0.5, 2, w[1].wake),
+        (9, 0, 2**70, w[1].wake),
+        [9, 0, 2, w[1].wake],
+        (9, 0, 3, w[1].wake),
+    )
+    for odd in odds:
+        heap = [(0, 0, 1, w[0].wake), odd, (9, 0, 3, w[2].wake)]
+        before = list(heap)
+        # the first wake-up's new place needs the odd item's order (times tie): nothing done
+        assert compiled.dry_wakes(heap, infos, balances, normals, 0, 99, 99, 99, 3)[:2] == (0, 0)
+        assert heap == before
+    # a wait rule it cannot read as numbers: left to Python, nothing done
+    w[0].config.mean_wait_s = "600"
+    heap = [(0, 0, 1, w[0].wake), (9, 0, 3, w[2].wake)]
+    assert compiled.dry_wakes(heap, infos, balances, normals, 0, 99, 99, 99, 3) == (0, 0, 3, 0, 0)
+    with pytest.raises(ValueError, match="pos outside"):
+        compiled.dry_wakes(heap, infos, balances, normals, 11, 99, 99, 99, 3)
+    with pytest.raises(TypeError, match="infos holds"):
+        compiled.dry_wakes(heap, {w[0].wake: (1, 2)}, balances, normals, 0, 99, 99, 99, 3)
 
 
 @pytest.mark.parametrize("semantics", ["solidity", "reference-python", "corrected", "points"])

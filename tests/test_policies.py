@@ -233,9 +233,17 @@ def test_block_normals_give_the_single_draws_and_leave_the_generator_as_they_do(
     # and leave the generator exactly as single standard_normal() calls do.
     single, block = np.random.default_rng(seed), np.random.default_rng(seed)
     normals = BlockNormals(block, first_block=first, max_block=64)
-    for k in runs:
+    for i, k in enumerate(runs):
         want = [single.standard_normal() for _ in range(k)]
-        got = [normals.standard_normal() for _ in range(k)]
+        got = []
+        while len(got) < k:
+            if (i + len(got)) % 3:
+                got.append(normals.standard_normal())
+            else:  # a compiled reader's way: the block, then how far it read
+                values, pos = normals.block()
+                take = min(k - len(got), len(values) - pos, 1 + len(got) % 5)
+                got += values[pos : pos + take].tolist()
+                normals.advance(pos + take)
         normals.close()
         assert got == want
         assert block.bit_generator.state == single.bit_generator.state
@@ -247,3 +255,7 @@ def test_block_normals_give_the_single_draws_and_leave_the_generator_as_they_do(
     assert block.bit_generator.state == single.bit_generator.state
     with pytest.raises(ValueError):
         BlockNormals(block, first_block=0)
+    normals.block()
+    normals.advance(2)
+    with pytest.raises(ValueError, match="cannot advance"):
+        normals.advance(1)  # backwards

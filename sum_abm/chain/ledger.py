@@ -7,8 +7,9 @@ over all accounts never changes after the initial endowments: :meth:`Ledger.chec
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from numbers import Real
+from types import MappingProxyType
 
 
 class InsufficientFunds(Exception):
@@ -40,6 +41,11 @@ class Ledger:
     def balance(self, address: str) -> Real:
         """Tokens held by ``address`` (0 for an unknown account)."""
         return self._bal.get(address, 0)
+
+    def balances(self) -> Mapping[str, Real]:
+        """Every balance as a read-only view, current until the next :meth:`restore` (an account
+        missing from it holds 0): for compiled readers, which take a dict."""
+        return MappingProxyType(self._bal)
 
     def transfer(self, src: str, dst: str, amount: Real) -> None:
         """Move ``amount`` tokens from ``src`` to ``dst``; an overdraft raises InsufficientFunds."""

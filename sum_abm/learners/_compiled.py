@@ -1,6 +1,6 @@
 """The compiled loops (C, :file:`_kernels.c`, built with the package), or None each.
 
-Twelve loops that Python would run row by row, slot by slot or item by item, run in C (the long
+Thirteen loops that Python would run row by row, slot by slot or item by item, run in C (the long
 ones without the GIL). Each has a numpy path that gives the same results bit for bit (the float
 arithmetic is the same, operation for operation and in the same order: no fused multiply-add, no
 fast-math), except :func:`nb_add`'s drift bound (see there), and :func:`nb_drift_table` only
@@ -130,6 +130,23 @@ x_l1, flipped, budget0, x_inf0, x_l1_0) -> (n_flipped, budget, max x_inf, max x_
     ``flipped`` in order. Returns their number and the smallest of ``budget0`` and the new
     budgets, the largest of ``x_inf0`` and the slots' ``x_inf``, and of ``x_l1_0`` and their
     ``x_l1`` (NaN-propagating). A slot or index outside the arrays raises ``IndexError``.
+
+:func:`dry_wakes` ``(heap, infos, balances, normals, pos, limit, h0, h1, seq) -> (n, pos, seq,
+time, more)``
+    The loop of :meth:`sum_abm.market.model.MarketModel._skip_idle` over the dry-pool wake-ups
+    that only draw their next wait, on the event queue's own list ``heap`` of ``(time, priority,
+    sequence, callback)``: while the next event's callback is in ``infos`` (``callback ->
+    (agent, address, reference, rank, config)``), its time is at most ``limit`` and before the
+    horizon (``h1`` for a reference walk, else ``h0``), the agent is ``active`` and its
+    ``balances[address]`` is positive, its wait ``int(config.mean_wait_s + config.stdev_wait_s
+    * normals[pos])`` is drawn (redrawn while not positive: :func:`draw_positive_int`) and the
+    event replaced by ``(time + wait, rank, seq + 1, callback)`` as ``heapq.heapreplace`` does
+    (the same list after). Returns the events done, the next unused normal, the last sequence
+    number, the last event's time and ``more`` = 1 when the normals ran out (that wake-up not
+    done). Anything else stops it with nothing of that event done: an item it cannot order as
+    ints of 64 bits (Python would then compare otherwise), a wait rule that is not numbers, a
+    wait beyond 64 bits. The same queue, draws and sequence as the Python loop, about 0.3-0.9 µs
+    an event against 1.9 µs.
 """
 
 from __future__ import annotations
@@ -163,3 +180,4 @@ nb_binary_weights: Any = _kernels.nb_binary_weights if BUILT else None
 csr_sums: Any = _kernels.csr_sums if BUILT else None
 track_select: Any = _kernels.track_select if BUILT else None
 track_apply: Any = _kernels.track_apply if BUILT else None
+dry_wakes: Any = _kernels.dry_wakes if BUILT else None

@@ -15,6 +15,7 @@
  *   csr_sums         the scores of 0/1 rows (Learner.kernel_scores with ones=True)
  *   track_select     the slots a tracking pass re-predicts (MarketModel._track_pass)
  *   track_apply      that pass's re-predictions of a binary model on 0/1 rows (the same)
+ *   dry_wakes        the dry-pool wake-ups that only draw their next wait (MarketModel._skip_idle)
  *
  * sum_abm/learners/_compiled.py documents what each computes and says whether they were built.
  * The float arithmetic is the Python code's, operation for operation and in the same order: built
@@ -25,6 +26,7 @@
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <limits.h>
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
@@ -1232,6 +1234,230 @@ csr_sums(PyObject *self, PyObject *args)
     Py_RETURN_NONE;
 }
 
+/* The event queue's order: a heap item is a tuple (time, priority, sequence, callback) whose first
+ * three items are ints fitting 64 bits (what EventQueue schedules). item_key reads them; item_lt
+ * sets *lt = item a < item b as Python compares them (sequences are unique: the callbacks are
+ * never compared). Both return -1 for an item of another form. */
+static int
+item_key(PyObject *item, long long key[3])
+{
+    if (!PyTuple_CheckExact(item) || PyTuple_GET_SIZE(item) != 4)
+        return -1;
+    for (int i = 0; i < 3; i++) {
+        PyObject *o = PyTuple_GET_ITEM(item, i);
+        int overflow = 0;
+        if (!PyLong_CheckExact(o))
+            return -1;
+        key[i] = PyLong_AsLongLongAndOverflow(o, &overflow);
+        if (overflow || (key[i] == -1 && PyErr_Occurred())) {
+            PyErr_Clear();
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static int
+item_lt(PyObject *a, PyObject *b, int *lt)
+{
+    if (!PyTuple_CheckExact(a) || PyTuple_GET_SIZE(a) != 4 || !PyTuple_CheckExact(b) ||
+        PyTuple_GET_SIZE(b) != 4)
+        return -1;
+    for (int i = 0; i < 3; i++) { /* the first items that differ decide (mostly the times) */
+        PyObject *x = PyTuple_GET_ITEM(a, i), *y = PyTuple_GET_ITEM(b, i);
+        int ox = 0, oy = 0;
+        if (!PyLong_CheckExact(x) || !PyLong_CheckExact(y))
+            return -1;
+        long long u = PyLong_AsLongLongAndOverflow(x, &ox), v = PyLong_AsLongLongAndOverflow(y, &oy);
+        if (ox || oy || ((u == -1 || v == -1) && PyErr_Occurred())) {
+            PyErr_Clear();
+            return -1;
+        }
+        if (u != v) {
+            *lt = u < v;
+            return 0;
+        }
+    }
+    return -1; /* equal keys: Python would compare the callbacks */
+}
+
+/* heapq.heapreplace(heap, item) with the same resulting list: heapq's _siftup (the smaller child
+ * moved up until a leaf) then _siftdown of the item from there. Every comparison is made before
+ * any write, so -1 (an item it cannot compare) leaves the list as it was; 0 when done (the list
+ * holds `item`'s reference, the old head's is released). */
+static int
+heap_replace(PyObject *heap, PyObject *item)
+{
+    Py_ssize_t n = PyList_GET_SIZE(heap), path[64], depth = 0, child = 1;
+    int lt;
+    path[0] = 0;
+    while (child < n) {
+        Py_ssize_t right = child + 1;
+        if (right < n) {
+            if (item_lt(PyList_GET_ITEM(heap, child), PyList_GET_ITEM(heap, right), &lt) < 0)
+                return -1;
+            if (!lt)
+                child = right;
+        }
+        path[++depth] = child;
+        child = 2 * child + 1;
+    }
+    Py_ssize_t m = depth; /* the item's place: above every path item it is smaller than */
+    while (m > 0) {
+        if (item_lt(item, PyList_GET_ITEM(heap, path[m]), &lt) < 0)
+            return -1;
+        if (!lt)
+            break;
+        m--;
+    }
+    PyObject *old = PyList_GET_ITEM(heap, 0);
+    for (Py_ssize_t k = 0; k < m; k++)
+        PyList_SET_ITEM(heap, path[k], PyList_GET_ITEM(heap, path[k + 1]));
+    PyList_SET_ITEM(heap, path[m], item);
+    Py_DECREF(old);
+    return 0;
+}
+
+static PyObject *str_active, *str_mean_wait, *str_stdev_wait, *zero;
+
+/* A number the wait rule reads (mean_wait_s, stdev_wait_s) as Python's arithmetic converts it to
+ * a float: a float, or an int (correctly rounded); -1 for anything else. */
+static int
+wait_number(PyObject *cfg, PyObject *name, double *out)
+{
+    PyObject *o = PyObject_GetAttr(cfg, name);
+    if (o == NULL)
+        return -2;
+    int ok = PyFloat_CheckExact(o) || PyLong_CheckExact(o);
+    if (ok) {
+        *out = PyFloat_AsDouble(o);
+        if (*out == -1.0 && PyErr_Occurred()) {
+            PyErr_Clear();
+            ok = 0;
+        }
+    }
+    Py_DECREF(o);
+    return ok ? 0 : -1;
+}
+
+/* MarketModel._skip_idle's loop over the dry wake-ups at the head of the event queue: see
+ * _compiled.dry_wakes. */
+static PyObject *
+dry_wakes(PyObject *self, PyObject *args)
+{
+    PyObject *heap, *infos, *bal, *z_o;
+    Py_ssize_t pos;
+    long long limit, h0, h1, seq;
+    if (!PyArg_ParseTuple(args, "O!O!OOnLLLL", &PyList_Type, &heap, &PyDict_Type, &infos, &bal,
+                          &z_o, &pos, &limit, &h0, &h1, &seq))
+        return NULL;
+    Buffers b = {.held = 0};
+    Py_buffer *vz = view(&b, z_o, F64, 0, "normals");
+    if (vz == NULL)
+        return NULL;
+    const double *z = vz->buf;
+    Py_ssize_t nz = items(vz);
+    if (pos < 0 || pos > nz) {
+        release(&b);
+        PyErr_SetString(PyExc_ValueError, "dry_wakes: pos outside the normals");
+        return NULL;
+    }
+    long long n = 0, time = 0;
+    int need = 0;
+    while (PyList_GET_SIZE(heap) > 0) {
+        PyObject *top = PyList_GET_ITEM(heap, 0), *info, *bv;
+        long long key[3], v = 0;
+        if (item_key(top, key) < 0 || key[0] > limit)
+            break;
+        PyObject *fn = PyTuple_GET_ITEM(top, 3);
+        info = PyDict_GetItemWithError(infos, fn);
+        if (info == NULL) {
+            if (PyErr_Occurred())
+                goto fail;
+            break;
+        }
+        if (!PyTuple_CheckExact(info) || PyTuple_GET_SIZE(info) != 5) {
+            PyErr_SetString(PyExc_TypeError,
+                            "dry_wakes: infos holds (agent, address, reference, rank, config)");
+            goto fail;
+        }
+        PyObject *agent = PyTuple_GET_ITEM(info, 0), *rank = PyTuple_GET_ITEM(info, 3);
+        int ref = PyObject_IsTrue(PyTuple_GET_ITEM(info, 2)), on, paid;
+        if (ref < 0)
+            goto fail;
+        if (key[0] >= (ref ? h1 : h0))
+            break;
+        PyObject *act = PyObject_GetAttr(agent, str_active);
+        if (act == NULL)
+            goto fail;
+        on = PyObject_IsTrue(act);
+        Py_DECREF(act);
+        if (on < 0)
+            goto fail;
+        if (!on)
+            break;
+        bv = PyObject_GetItem(bal, PyTuple_GET_ITEM(info, 1)); /* a missing account holds 0 */
+        if (bv == NULL) {
+            if (!PyErr_ExceptionMatches(PyExc_KeyError))
+                goto fail;
+            PyErr_Clear();
+        }
+        paid = bv == NULL ? 0 : PyObject_RichCompareBool(bv, zero, Py_GT);
+        Py_XDECREF(bv);
+        if (paid < 0)
+            goto fail;
+        if (!paid)
+            break;
+        double mean, stdev;
+        int rm = wait_number(PyTuple_GET_ITEM(info, 4), str_mean_wait, &mean);
+        int rs = rm ? rm : wait_number(PyTuple_GET_ITEM(info, 4), str_stdev_wait, &stdev);
+        if (rm == -2 || rs == -2)
+            goto fail;
+        if (rm || rs)
+            break;
+        /* draw_positive_int: int(mean + stdev * z) redrawn until > 0 */
+        Py_ssize_t p = pos;
+        int drawn = 0, odd = 0;
+        while (p < nz) {
+            double x = mean + stdev * z[p++];
+            if (!(x > -9.0e18 && x < 9.0e18)) {
+                odd = 1; /* int() of it leaves 64 bits (or raises): Python draws it */
+                break;
+            }
+            v = (long long)x;
+            if (v > 0) {
+                drawn = 1;
+                break;
+            }
+        }
+        if (!drawn) {
+            need = !odd; /* the normals ran out: the caller draws more and calls again */
+            break;
+        }
+        if (v > LLONG_MAX - key[0] || seq == LLONG_MAX)
+            break;
+        PyObject *t_new = PyLong_FromLongLong(key[0] + v), *s_new = PyLong_FromLongLong(seq + 1);
+        PyObject *item = t_new && s_new ? PyTuple_Pack(4, t_new, rank, s_new, fn) : NULL;
+        Py_XDECREF(t_new);
+        Py_XDECREF(s_new);
+        if (item == NULL)
+            goto fail;
+        if (heap_replace(heap, item) < 0) {
+            Py_DECREF(item);
+            break;
+        }
+        pos = p;
+        seq += 1;
+        n += 1;
+        time = key[0];
+    }
+    release(&b);
+    return Py_BuildValue("LnLLi", n, pos, seq, time, need);
+fail:
+    release(&b);
+    return NULL;
+}
+
 static PyMethodDef methods[] = {
     {"bit_advance", bit_advance, METH_VARARGS,
      "bit_advance(bits, masks, values, db, scores, y_pos, tol) -> (correct, near)"},
@@ -1267,6 +1493,9 @@ static PyMethodDef methods[] = {
      "flipped, budget0, x_inf0, x_l1_0) -> (flipped count, smallest budget, max x_inf, max x_l1)"},
     {"csr_sums", csr_sums, METH_VARARGS,
      "csr_sums(indptr, indices, w, out): out[i] = sum of w over row i's indices (values all 1)"},
+    {"dry_wakes", dry_wakes, METH_VARARGS,
+     "dry_wakes(heap, infos, balances, normals, pos, limit, h0, h1, seq) -> (n, pos, seq, time, "
+     "need)"},
     {NULL, NULL, 0, NULL},
 };
 
@@ -1279,5 +1508,11 @@ PyMODINIT_FUNC
 PyInit__kernels(void)
 {
     choose_loops();
+    str_active = PyUnicode_InternFromString("active");
+    str_mean_wait = PyUnicode_InternFromString("mean_wait_s");
+    str_stdev_wait = PyUnicode_InternFromString("stdev_wait_s");
+    zero = PyLong_FromLong(0);
+    if (!str_active || !str_mean_wait || !str_stdev_wait || !zero)
+        return NULL;
     return PyModule_Create(&module);
 }

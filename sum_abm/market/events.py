@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Callable
+from typing import Any
 
 
 class EventQueue:
@@ -68,6 +69,17 @@ class EventQueue:
         heapq.heapreplace(heap, (t + after, priority, self._seq, fn))
         t, _, _, fn = heap[0]
         return t, fn
+
+    def reschedule_heads(self, loop: Callable[..., tuple], *args: Any) -> tuple[int, int, bool]:
+        """Let a compiled ``loop(heap, *args, sequence) -> (n, pos, sequence, time, more)``
+        (:func:`sum_abm.learners._compiled.dry_wakes`) reschedule the next events as
+        :meth:`reschedule_head` would, one by one; ``args`` end with a pair, passed as two.
+        Returns (events rescheduled, ``pos``, ``more``)."""
+        *first, (a, b) = args
+        n, pos, self._seq, t, more = loop(self._heap, *first, a, b, self._seq)
+        if n:
+            self.time = t
+        return n, pos, bool(more)
 
     def pop(self) -> tuple[int, Callable[[], None]]:
         t, _, _, fn = heapq.heappop(self._heap)

@@ -132,6 +132,10 @@ class MarketModel(Model):
         # (address index, walk rules) -> when its last walk found nothing: (learner version,
         # walker had verified data, pool not empty, valid until); see claim_walk.
         self._idle_walks: dict[tuple, tuple] = {}
+        # The participants whose dry wake-ups the compiled loop of _skip_idle draws (single
+        # address, the Policy's own wait rule), by wake-up callback: (agent, address, whether its
+        # dry walk is the reference one, rank, policy config), for the run.
+        self._dry_wakers: dict[Any, tuple] = {}
         # The ages (seconds) at which a claim rule or the walk can change its answer.
         c = self.contract
         self._crossing_ages = np.array(
@@ -285,6 +289,7 @@ class MarketModel(Model):
         t0 = int(b.times[b.head])
         horizon = [-(-(t0 + self._stop_age(ref, True)) // bt) * bt for ref in (False, True)]
         limit = min(limit, self.next_eval)
+        bal = self.ledger.balances()
         n = 0
         # Per participant, once per call (balances cannot change meanwhile): its horizon, 0
         # without a positive balance, 2 when its wait is the Policy's own rule (drawn here, see
@@ -292,7 +297,8 @@ class MarketModel(Model):
         seen: dict[Participant, tuple[int, int, int]] = {}
         # Nothing but the waits draws from the model's generator here: they are taken ahead in
         # blocks (the same values, and the generator left where single draws leave it).
-        normals = BlockNormals(self.rng)
+        kernel, dry = _compiled.dry_wakes, self._dry_wakers
+        normals = BlockNormals(self.rng, first_block=64 if kernel is not None else 8)
         head = q.head()
         try:
             while head is not None:
@@ -309,15 +315,28 @@ class MarketModel(Model):
                     cls = policy.__class__
                     rule = cls.next_wait is _NEXT_WAIT and cls.draw_wait is _DRAW_WAIT
                     keep = 0 if agent.balance <= 0 else 2 if rule else 1
+                    if keep == 2 and kernel is not None and len(agent.addresses) == 1:
+                        keep = 3
+                        dry[fn] = (agent, agent.address, rules.reference, agent.rank, policy.config)
                     info = seen[agent] = (horizon[rules.reference], keep, agent.rank)
                 h, keep, rank = info
                 if t >= h:
                     break
+                if keep == 3 and agent.active:
+                    # this wake-up and the next ones like it in one compiled loop (the same
+                    # checks, draws and queue), up to one it leaves to the lines below
+                    block, pos = normals.block()
+                    k, pos, more = q.reschedule_heads(kernel, dry, bal, block, pos, limit, horizon)
+                    normals.advance(pos)
+                    if k or more:
+                        n += k
+                        head = q.head()
+                        continue
                 n += 1
                 if not agent.active:
                     q.pop()  # wake() returns at once
                 elif keep:
-                    if keep == 2:
+                    if keep >= 2:
                         after = agent.policy.draw_wait(normals)
                     else:  # a policy's own wait may draw anything: from the generator itself
                         normals.close()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+import numpy as np
 from pydantic import ConfigDict, Field
 
 from sum_abm.config import StrictModel
@@ -91,49 +92,75 @@ def draw_positive_int(rng: Any, mean: float, stdev: float) -> int:
             return v
 
 
+_NO_BLOCK = np.zeros(0)
+
+
 class BlockNormals:
     """A numpy ``Generator``'s standard normal draws, taken ahead in blocks.
 
     :meth:`standard_normal` returns one by one the values that successive
     ``rng.standard_normal()`` calls would (numpy draws a block with the same algorithm from the
-    same bits), for a list pop each instead of a numpy call (~0.5 µs); :meth:`close` then leaves
+    same bits), for a list read each instead of a numpy call (~0.5 µs); :meth:`close` then leaves
     ``rng`` exactly where those single calls would have, the block's unused draws undone. Nothing
     else may draw from ``rng`` until :meth:`close`. For long runs of draws of nothing else: the
-    dry wake-ups' waits (``MarketModel._skip_idle``, a million at 1,000 agents).
+    dry wake-ups' waits (``MarketModel._skip_idle``, a million at 1,000 agents). A compiled
+    consumer reads the block itself: :meth:`block`, then :meth:`advance` past what it used.
     """
 
-    __slots__ = ("_rng", "_start", "_left", "_size", "_next_size", "_max_size")
+    __slots__ = ("_rng", "_start", "_block", "_vals", "_pos", "_next_size", "_max_size")
 
     def __init__(self, rng: Any, first_block: int = 8, max_block: int = 1024) -> None:
         if not 1 <= first_block <= max_block:
             raise ValueError("need 1 <= first_block <= max_block")
         self._rng = rng
         self._start: Any = None  # the generator's state before the current block
-        self._left: list[float] = []  # the current block's unused values, the next one last
-        self._size = 0
+        self._block: np.ndarray = _NO_BLOCK  # the current block's values
+        self._vals: list[float] | None = []  # the same as a list, made when first read
+        self._pos = 0  # the next unused value of the block
         # Doubling blocks: a short run of draws pays for a short block only (the undo re-draws
         # what was used), a long one for few numpy calls.
         self._next_size = first_block
         self._max_size = max_block
 
+    def _draw(self) -> None:
+        rng = self._rng
+        self._start = rng.bit_generator.state
+        n = self._next_size
+        self._next_size = min(2 * n, self._max_size)
+        self._block, self._vals, self._pos = rng.standard_normal(n), None, 0
+
     def standard_normal(self) -> float:
         """The next value ``rng.standard_normal()`` would give."""
-        left = self._left
-        if not left:
-            rng = self._rng
-            self._start = rng.bit_generator.state
-            n = self._size = self._next_size
-            self._next_size = min(2 * n, self._max_size)
-            left = self._left = rng.standard_normal(n).tolist()
-            left.reverse()
-        return left.pop()
+        pos, vals = self._pos, self._vals
+        if pos >= len(self._block):
+            self._draw()
+            pos, vals = 0, None
+        if vals is None:
+            vals = self._vals = self._block.tolist()
+        self._pos = pos + 1
+        return vals[pos]
+
+    def block(self) -> tuple[np.ndarray, int]:
+        """The current block (float64) and the index of its next unused value, a new block drawn
+        when it is used up: for a consumer that reads the values in order itself, then says how
+        far with :meth:`advance`."""
+        if self._pos >= len(self._block):
+            self._draw()
+        return self._block, self._pos
+
+    def advance(self, pos: int) -> None:
+        """The current block's values before index ``pos`` are used."""
+        if not self._pos <= pos <= len(self._block):
+            raise ValueError(
+                f"cannot advance from {self._pos} to {pos} in a block of {len(self._block)}"
+            )
+        self._pos = pos
 
     def close(self) -> None:
         """Leave ``rng`` as after the values given alone (the rest of the block undrawn)."""
-        left = self._left
-        if left:
-            used = self._size - len(left)
+        used = self._pos
+        if used < len(self._block):
             self._rng.bit_generator.state = self._start
             if used:
                 self._rng.standard_normal(used)
-            self._left = []
+        self._block, self._vals, self._pos = _NO_BLOCK, [], 0
