@@ -73,10 +73,9 @@ class EventQueue:
     def reschedule_heads(self, loop: Callable[..., tuple], *args: Any) -> tuple[int, int, bool]:
         """Let a compiled ``loop(heap, *args, sequence) -> (n, pos, sequence, time, more)``
         (:func:`sum_abm.learners._compiled.dry_wakes`) reschedule the next events as
-        :meth:`reschedule_head` would, one by one; ``args`` end with a pair, passed as two.
-        Returns (events rescheduled, ``pos``, ``more``)."""
-        *first, (a, b) = args
-        n, pos, self._seq, t, more = loop(self._heap, *first, a, b, self._seq)
+        :meth:`reschedule_head` would, one by one. Returns (events rescheduled, ``pos``,
+        ``more``)."""
+        n, pos, self._seq, t, more = loop(self._heap, *args, self._seq)
         if n:
             self.time = t
         return n, pos, bool(more)

@@ -293,7 +293,7 @@ class MarketModel(Model):
         n = 0
         # Per participant, once per call (balances cannot change meanwhile): its horizon, 0
         # without a positive balance, 2 when its wait is the Policy's own rule (drawn here, see
-        # below), else 1, and its rank.
+        # below; 3 when by the compiled loop too), else 1, and its rank.
         seen: dict[Participant, tuple[int, int, int]] = {}
         # Nothing but the waits draws from the model's generator here: they are taken ahead in
         # blocks (the same values, and the generator left where single draws leave it).
@@ -326,7 +326,7 @@ class MarketModel(Model):
                     # this wake-up and the next ones like it in one compiled loop (the same
                     # checks, draws and queue), up to one it leaves to the lines below
                     block, pos = normals.block()
-                    k, pos, more = q.reschedule_heads(kernel, dry, bal, block, pos, limit, horizon)
+                    k, pos, more = q.reschedule_heads(kernel, dry, bal, block, pos, limit, *horizon)
                     normals.advance(pos)
                     if k or more:
                         n += k
