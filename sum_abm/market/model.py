@@ -31,6 +31,7 @@ _NO_DRIFT = np.zeros((1, 3))  # Learner.margin_drift since the start of the drif
 _WAKE = Participant.wake  # the callback of a participant's wake-up (see _skip_idle)
 # a policy's wait unless it has its own (see _skip_idle)
 _NEXT_WAIT, _DRAW_WAIT = Policy.next_wait, Policy.draw_wait
+_I64_MAX = 2**63 - 1
 _EVERY = np.ones(8, dtype=bool)  # a walk's table that takes every live slot, whatever its code
 #: The incremental claim walk is used while the window holds at least this many slots per slot the
 #: book logged as possibly flipped since the walker's last walk (else the full walk: same result).
@@ -298,6 +299,8 @@ class MarketModel(Model):
         # Nothing but the waits draws from the model's generator here: they are taken ahead in
         # blocks (the same values, and the generator left where single draws leave it).
         kernel, dry = _compiled.dry_wakes, self._dry_wakers
+        # (the compiled loop's limit and horizons as 64-bit ints: no event time reaches past them)
+        bounds = [min(x, _I64_MAX) for x in (limit, *horizon)]
         normals = BlockNormals(self.rng, first_block=64 if kernel is not None else 8)
         head = q.head()
         try:
@@ -326,7 +329,7 @@ class MarketModel(Model):
                     # this wake-up and the next ones like it in one compiled loop (the same
                     # checks, draws and queue), up to one it leaves to the lines below
                     block, pos = normals.block()
-                    k, pos, more = q.reschedule_heads(kernel, dry, bal, block, pos, limit, *horizon)
+                    k, pos, more = q.reschedule_heads(kernel, dry, bal, block, pos, *bounds)
                     normals.advance(pos)
                     if k or more:
                         n += k
