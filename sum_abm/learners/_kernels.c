@@ -1340,6 +1340,103 @@ wait_number(PyObject *cfg, PyObject *name, double *out)
     return ok ? 0 : -1;
 }
 
+/* One wake-up of dry_wakes: the head event `top` (held by the caller) checked, its wait drawn
+ * from z[*pos...] and the head replaced. 1 when done (*pos, *seq and *time moved on), 0 when left
+ * to the caller (*more = 1 when the normals ran out), -1 on an error. */
+static int
+dry_wake(PyObject *heap, PyObject *top, PyObject *infos, PyObject *bal, const double *z,
+         Py_ssize_t nz, Py_ssize_t *pos, long long limit, long long h0, long long h1,
+         long long *seq, long long *time, int *more)
+{
+    long long key[3], v = 0;
+    if (item_key(top, key) < 0 || key[0] > limit)
+        return 0;
+    PyObject *fn = PyTuple_GET_ITEM(top, 3);
+    PyObject *info = PyDict_GetItemWithError(infos, fn);
+    if (info == NULL)
+        return PyErr_Occurred() ? -1 : 0;
+    if (!PyTuple_CheckExact(info) || PyTuple_GET_SIZE(info) != 5) {
+        PyErr_SetString(PyExc_TypeError,
+                        "dry_wakes: infos holds (agent, address, reference, rank, config)");
+        return -1;
+    }
+    Py_INCREF(info); /* (the reads below could, in principle, run code that changes infos) */
+    int r = 0;
+    PyObject *agent = PyTuple_GET_ITEM(info, 0), *rank = PyTuple_GET_ITEM(info, 3);
+    PyObject *cfg = PyTuple_GET_ITEM(info, 4), *act = NULL, *bv = NULL;
+    int ref = PyObject_IsTrue(PyTuple_GET_ITEM(info, 2)), on, paid;
+    if (ref < 0)
+        goto error;
+    if (key[0] >= (ref ? h1 : h0))
+        goto out;
+    if ((act = PyObject_GetAttr(agent, str_active)) == NULL || (on = PyObject_IsTrue(act)) < 0)
+        goto error;
+    if (!on)
+        goto out;
+    bv = PyObject_GetItem(bal, PyTuple_GET_ITEM(info, 1)); /* a missing account holds 0 */
+    if (bv == NULL) {
+        if (!PyErr_ExceptionMatches(PyExc_KeyError))
+            goto error;
+        PyErr_Clear();
+    }
+    paid = bv == NULL ? 0 : PyObject_RichCompareBool(bv, zero, Py_GT);
+    if (paid < 0)
+        goto error;
+    if (!paid)
+        goto out;
+    double mean, stdev;
+    int rm = wait_number(cfg, str_mean_wait, &mean);
+    int rs = rm ? rm : wait_number(cfg, str_stdev_wait, &stdev);
+    if (rm == -2 || rs == -2)
+        goto error;
+    if (rm || rs)
+        goto out;
+    /* draw_positive_int: int(mean + stdev * z) redrawn until > 0 */
+    Py_ssize_t p = *pos;
+    int drawn = 0, odd = 0;
+    while (p < nz) {
+        double x = mean + stdev * z[p++];
+        if (!(x > -9.0e18 && x < 9.0e18)) {
+            odd = 1; /* int() of it leaves 64 bits (or raises): Python draws it */
+            break;
+        }
+        v = (long long)x;
+        if (v > 0) {
+            drawn = 1;
+            break;
+        }
+    }
+    if (!drawn) {
+        *more = !odd; /* the normals ran out: the caller draws more and calls again */
+        goto out;
+    }
+    if (v > LLONG_MAX - key[0] || *seq == LLONG_MAX)
+        goto out;
+    PyObject *t_new = PyLong_FromLongLong(key[0] + v), *s_new = PyLong_FromLongLong(*seq + 1);
+    PyObject *item = t_new && s_new ? PyTuple_Pack(4, t_new, rank, s_new, fn) : NULL;
+    Py_XDECREF(t_new);
+    Py_XDECREF(s_new);
+    if (item == NULL)
+        goto error;
+    if (PyList_GET_SIZE(heap) == 0 || PyList_GET_ITEM(heap, 0) != top ||
+        heap_replace(heap, item) < 0) { /* (the head moved meanwhile, or cannot be ordered) */
+        Py_DECREF(item);
+        goto out;
+    }
+    *pos = p;
+    *seq += 1;
+    *time = key[0];
+    r = 1;
+    goto out;
+error:
+    r = -1;
+out:
+    Py_XDECREF(act);
+    Py_XDECREF(bv);
+    Py_DECREF(info);
+    return r;
+}
+
 /* MarketModel._skip_idle's loop over the dry wake-ups at the head of the event queue: see
  * _compiled.dry_wakes. */
 static PyObject *
@@ -1355,7 +1452,6 @@ dry_wakes(PyObject *self, PyObject *args)
     Py_buffer *vz = view(&b, z_o, F64, 0, "normals");
     if (vz == NULL)
         return NULL;
-    const double *z = vz->buf;
     Py_ssize_t nz = items(vz);
     if (pos < 0 || pos > nz) {
         release(&b);
@@ -1363,99 +1459,18 @@ dry_wakes(PyObject *self, PyObject *args)
         return NULL;
     }
     long long n = 0, time = 0;
-    int need = 0;
-    while (PyList_GET_SIZE(heap) > 0) {
-        PyObject *top = PyList_GET_ITEM(heap, 0), *info, *bv;
-        long long key[3], v = 0;
-        if (item_key(top, key) < 0 || key[0] > limit)
-            break;
-        PyObject *fn = PyTuple_GET_ITEM(top, 3);
-        info = PyDict_GetItemWithError(infos, fn);
-        if (info == NULL) {
-            if (PyErr_Occurred())
-                goto fail;
-            break;
-        }
-        if (!PyTuple_CheckExact(info) || PyTuple_GET_SIZE(info) != 5) {
-            PyErr_SetString(PyExc_TypeError,
-                            "dry_wakes: infos holds (agent, address, reference, rank, config)");
-            goto fail;
-        }
-        PyObject *agent = PyTuple_GET_ITEM(info, 0), *rank = PyTuple_GET_ITEM(info, 3);
-        int ref = PyObject_IsTrue(PyTuple_GET_ITEM(info, 2)), on, paid;
-        if (ref < 0)
-            goto fail;
-        if (key[0] >= (ref ? h1 : h0))
-            break;
-        PyObject *act = PyObject_GetAttr(agent, str_active);
-        if (act == NULL)
-            goto fail;
-        on = PyObject_IsTrue(act);
-        Py_DECREF(act);
-        if (on < 0)
-            goto fail;
-        if (!on)
-            break;
-        bv = PyObject_GetItem(bal, PyTuple_GET_ITEM(info, 1)); /* a missing account holds 0 */
-        if (bv == NULL) {
-            if (!PyErr_ExceptionMatches(PyExc_KeyError))
-                goto fail;
-            PyErr_Clear();
-        }
-        paid = bv == NULL ? 0 : PyObject_RichCompareBool(bv, zero, Py_GT);
-        Py_XDECREF(bv);
-        if (paid < 0)
-            goto fail;
-        if (!paid)
-            break;
-        double mean, stdev;
-        int rm = wait_number(PyTuple_GET_ITEM(info, 4), str_mean_wait, &mean);
-        int rs = rm ? rm : wait_number(PyTuple_GET_ITEM(info, 4), str_stdev_wait, &stdev);
-        if (rm == -2 || rs == -2)
-            goto fail;
-        if (rm || rs)
-            break;
-        /* draw_positive_int: int(mean + stdev * z) redrawn until > 0 */
-        Py_ssize_t p = pos;
-        int drawn = 0, odd = 0;
-        while (p < nz) {
-            double x = mean + stdev * z[p++];
-            if (!(x > -9.0e18 && x < 9.0e18)) {
-                odd = 1; /* int() of it leaves 64 bits (or raises): Python draws it */
-                break;
-            }
-            v = (long long)x;
-            if (v > 0) {
-                drawn = 1;
-                break;
-            }
-        }
-        if (!drawn) {
-            need = !odd; /* the normals ran out: the caller draws more and calls again */
-            break;
-        }
-        if (v > LLONG_MAX - key[0] || seq == LLONG_MAX)
-            break;
-        PyObject *t_new = PyLong_FromLongLong(key[0] + v), *s_new = PyLong_FromLongLong(seq + 1);
-        PyObject *item = t_new && s_new ? PyTuple_Pack(4, t_new, rank, s_new, fn) : NULL;
-        Py_XDECREF(t_new);
-        Py_XDECREF(s_new);
-        if (item == NULL)
-            goto fail;
-        if (heap_replace(heap, item) < 0) {
-            Py_DECREF(item);
-            break;
-        }
-        pos = p;
-        seq += 1;
-        n += 1;
-        time = key[0];
+    int more = 0, r = 1;
+    while (r == 1 && PyList_GET_SIZE(heap) > 0) {
+        PyObject *top = PyList_GET_ITEM(heap, 0);
+        Py_INCREF(top); /* held while its callback and key are read */
+        r = dry_wake(heap, top, infos, bal, vz->buf, nz, &pos, limit, h0, h1, &seq, &time, &more);
+        Py_DECREF(top);
+        n += r == 1;
     }
     release(&b);
-    return Py_BuildValue("LnLLi", n, pos, seq, time, need);
-fail:
-    release(&b);
-    return NULL;
+    if (r < 0)
+        return NULL;
+    return Py_BuildValue("LnLLi", n, pos, seq, time, more);
 }
 
 static PyMethodDef methods[] = {
