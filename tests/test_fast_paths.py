@@ -424,6 +424,161 @@ def test_walk_candidates_compiled_equals_numpy(monkeypatch, name, over, bool_rep
         assert seen["take"] > 100
 
 
+def _walk_claims_both(book, samples, names, slots, me, take_end, pred, p_lo, p_hi):
+    """MarketModel._walk_claims compiled and in Python on the same stand-in market (the samples
+    list each made its own copy of, so each path fills it alone)."""
+    from types import SimpleNamespace
+
+    import sum_abm.learners._compiled as compiled
+
+    out = []
+    for fn in (compiled.walk_claims, None):
+        xs = list(samples)
+        made = []
+
+        def sample(row, xs=xs, made=made):
+            made.append(row)
+            xs[row] = ("made", row)
+            return xs[row]
+
+        m = SimpleNamespace(book=book, _samples=xs, sample=sample, addresses=names)
+        kernel = compiled.walk_claims
+        compiled.walk_claims = fn
+        try:
+            got = MarketModel._walk_claims(m, slots, me, take_end, pred, p_lo, p_hi)
+        finally:
+            compiled.walk_claims = kernel
+        out.append((got, xs, made))
+    return out
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    n_book=st.integers(1, 60),
+    pred_kind=st.sampled_from([None, "bool", "int64", "int32"]),
+)
+def test_walk_claims_compiled_equals_python(seed, n_book, pred_kind):
+    # The walk's batch (one claim tuple per candidate slot, the slots and the authors) built in
+    # one compiled pass: the same lists, tuples and types as the Python path, the predictions
+    # read only in [max(p_lo, take_end), p_hi), a row not sampled yet made by sample().
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    import sum_abm.learners._compiled as compiled
+
+    if not compiled.BUILT:
+        pytest.skip("sum_abm/learners/_kernels.c was not compiled at install")
+    rng = np.random.default_rng(seed)
+    n_rows, n_names = 40, 6
+    book = SimpleNamespace(
+        row=rng.integers(0, n_rows, n_book),
+        label=rng.integers(0, 3, n_book),
+        time=rng.integers(0, 2**40, n_book),
+        author=rng.integers(0, n_names, n_book),
+    )
+    samples = [None if rng.random() < 0.3 else ("pool", r) for r in range(n_rows)]
+    names = [f"agent-{i}" for i in range(n_names)]
+    slots = np.flatnonzero(rng.random(n_book) < 0.5).astype(np.int64)
+    me = int(rng.integers(0, n_names))
+    take_end = int(rng.integers(0, n_book + 1))
+    p_lo = int(rng.integers(0, n_book + 1))
+    p_hi = int(rng.integers(p_lo, n_book + 1))
+    pred = None
+    if pred_kind == "bool":
+        pred = rng.random(p_hi - p_lo) < 0.5
+    elif pred_kind is not None:
+        pred = rng.integers(0, 3, p_hi - p_lo).astype(pred_kind)
+    (fast, xs_f, made_f), (slow, xs_s, made_s) = _walk_claims_both(
+        book, samples, names, slots, me, take_end, pred, p_lo, p_hi
+    )
+    assert fast == slow and xs_f == xs_s and made_f == made_s
+    claims, slot_list, authors = fast
+    assert slot_list == slots.tolist() and all(type(s) is int for s in slot_list + authors)
+    for c, s in zip(claims, slot_list, strict=True):
+        assert c[0] == ("refund" if book.author[s] == me and s >= take_end else "report")
+        assert c[5] is None or (type(c[5]) is int and max(p_lo, take_end) <= s < p_hi)
+        assert all(type(v) is int for v in c[2:4])
+
+
+@pytest.mark.parametrize(
+    ("name", "over"),
+    [
+        ("quickstart", SMALL),  # scored book: the kept classes as bools
+        (
+            "reference_drt_nb",
+            {
+                "data.n_rows": 3000,
+                "agents.Good.count": 8,
+                "agents.Bad.count": 2,
+                "run.max_time_s": 30 * 86_400,
+            },
+        ),  # tracked
+    ],
+)
+def test_walk_claims_compiled_equals_python_in_a_market(monkeypatch, name, over):
+    # Every full walk's batch of a whole market, compiled and in Python on the same state.
+    import collections
+
+    import sum_abm.learners._compiled as compiled
+
+    if not compiled.BUILT:
+        pytest.skip("sum_abm/learners/_kernels.c was not compiled at install")
+    build = MarketModel._walk_claims
+    kernel = compiled.walk_claims
+    seen = collections.Counter()
+
+    def both(self, slots, me, take_end, pred, p_lo, p_hi):
+        fast = build(self, slots, me, take_end, pred, p_lo, p_hi)
+        compiled.walk_claims = None
+        try:
+            slow = build(self, slots, me, take_end, pred, p_lo, p_hi)
+        finally:
+            compiled.walk_claims = kernel
+        assert fast == slow
+        seen[str(None if pred is None else pred.dtype)] += 1
+        seen["predicted"] += sum(c[5] is not None for c in fast[0])
+        seen["refunds"] += sum(c[0] == "refund" for c in fast[0])
+        return fast
+
+    monkeypatch.setattr(MarketModel, "_walk_claims", both)
+    _final(load_scenario(ROOT / "scenarios" / f"{name}.toml", over), 2)
+    assert seen["predicted"] > 100 and seen["refunds"] > 10
+    assert seen["bool" if name == "quickstart" else "int64"] > 20
+
+
+def test_walk_claims_refuses_what_it_cannot_read():
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    import sum_abm.learners._compiled as compiled
+
+    if not compiled.BUILT:
+        pytest.skip("sum_abm/learners/_kernels.c was not compiled at install")
+    z = np.zeros(4, dtype=np.int64)
+    book = SimpleNamespace(row=z, label=z, time=z, author=z)
+    names, xs = ["a"], [("pool", 0)]
+
+    def call(slots, pred=None, p_lo=0, p_hi=0, row=z):
+        return compiled.walk_claims(
+            np.array(slots, dtype=np.int64), row, z, z, z, 0, 0, pred, p_lo, p_hi, xs,
+            lambda r: xs[r], names, "refund", "report",
+        )  # fmt: skip
+
+    assert call([0, 3])[0] == [("refund", ("pool", 0), 0, 0, "a", None)] * 2
+    with pytest.raises(IndexError, match="outside the book"):
+        call([4])
+    with pytest.raises(IndexError, match="out of range"):
+        call([1], row=np.array([0, 1, 0, 0]))  # row 1: no sample slot
+    with pytest.raises(IndexError, match="past the predictions"):
+        call([3], pred=np.zeros(2, dtype=bool), p_lo=0, p_hi=4)
+    with pytest.raises(TypeError, match="pred"):
+        call([0], pred=np.zeros(4), p_lo=0, p_hi=4)  # floats are no classes
+    assert _walk_claims_both(book, xs, names, np.array([0]), 0, 0, None, 0, 0)[0][0][1] == [0]
+
+
 def test_walk_scan_refuses_arrays_it_cannot_read():
     import numpy as np
 

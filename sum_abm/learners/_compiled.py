@@ -1,6 +1,6 @@
 """The compiled loops (C, :file:`_kernels.c`, built with the package), or None each.
 
-Thirteen loops that Python would run row by row, slot by slot or item by item, run in C (the long
+Fourteen loops that Python would run row by row, slot by slot or item by item, run in C (the long
 ones without the GIL). Each has a numpy path that gives the same results bit for bit (the float
 arithmetic is the same, operation for operation and in the same order: no fused multiply-add, no
 fast-math), except :func:`nb_add`'s drift bound (see there), and :func:`nb_drift_table` only
@@ -101,6 +101,15 @@ out, limit) -> count``
     bytes ``marks`` when ``marks_are_bits``, else ``marks[slot]``, 0 when None) is looked up in
     the 8 bools ``table``; the slots found are written to ``out`` (int64) in order, at most
     ``limit`` of them. One pass instead of about a dozen numpy calls per segment of a walk.
+:func:`walk_claims` ``(slots, row, label, time, author, me, take_end, pred, p_lo, p_hi, samples,
+sample, names, own_call, other_call) -> (claims, slot list, author list)``
+    The batch of :meth:`sum_abm.market.model.MarketModel._walk_claims` for the candidate book
+    ``slots``: per slot ``(call, samples[row] (else sample(row)), label, time, names[author],
+    prediction)``, ``call`` being ``own_call`` for a slot of author ``me`` at or past
+    ``take_end`` and ``other_call`` otherwise, and ``prediction`` the int ``pred[slot - p_lo]``
+    (bools or integers) for slots in ``max(p_lo, take_end)..p_hi``, else None; with the slots
+    and their authors as lists of ints. One pass instead of five gathers, their lists and a tuple
+    per claim built in Python. Holds the GIL (it builds Python objects).
 :func:`csr_sums` ``(indptr, indices, w, out)``
     The scores of CSR rows whose values are all 1, for :meth:`Learner.kernel_scores` with
     ``ones=True``: ``out[i] = Σ w[indices[k]]`` over ``k`` in ``indptr[i]..indptr[i+1]`` (empty
@@ -173,6 +182,7 @@ sgd_rows: Any = _kernels.sgd_rows if BUILT else None
 sgd_rows_scored: Any = _kernels.sgd_rows_scored if BUILT else None
 book_shift: Any = _kernels.book_shift if BUILT else None
 walk_scan: Any = _kernels.walk_scan if BUILT else None
+walk_claims: Any = _kernels.walk_claims if BUILT else None
 nb_add: Any = _kernels.nb_add if BUILT else None
 nb_drift_table: Any = _kernels.nb_drift_table if BUILT else None
 nb_logs: Any = _kernels.nb_logs if BUILT else None

@@ -1,7 +1,8 @@
 /* The compiled loops: a C extension built with the package (see pyproject.toml).
  *
  * Loops that Python would run per row, per test row or per pending contribution, each called with
- * numpy arrays (any C-contiguous buffer of the expected item type) and run without the GIL:
+ * numpy arrays (any C-contiguous buffer of the expected item type), the long ones run without the
+ * GIL (walk_claims and dry_wakes make and read Python objects: they hold it):
  *
  *   bit_advance      the bitset step of sum_abm.learners.evaluation.RowBits.advance
  *   sgd_rows         the SGD perceptron sweep of SGDPerceptron.update_rows
@@ -12,6 +13,7 @@
  *   nb_binary_weights  a two-class model's weights from such logs (MultinomialNB.score_params)
  *   book_shift       the claim book's score shift after a perceptron mistake (ClaimBook.shift)
  *   walk_scan        the claim walk's candidates in a run of book slots (MarketModel.claim_walk)
+ *   walk_claims      the walk's batch: one claim tuple per candidate (MarketModel._walk_claims)
  *   csr_sums         the scores of 0/1 rows (Learner.kernel_scores with ones=True)
  *   track_select     the slots a tracking pass re-predicts (MarketModel._track_pass)
  *   track_apply      that pass's re-predictions of a binary model on 0/1 rows (the same)
@@ -1473,6 +1475,119 @@ dry_wakes(PyObject *self, PyObject *args)
     return Py_BuildValue("LnLLi", n, pos, seq, time, more);
 }
 
+/* ---------------------------------------------------------------------------------------------
+ * The claim walk's batch: one tuple per candidate slot (MarketModel._walk_claims). */
+
+/* Item i of a 1-byte (bool) or INDEX buffer. */
+static inline int64_t
+at_any(const Py_buffer *v, Py_ssize_t i)
+{
+    return v->itemsize == 1 ? ((const uint8_t *)v->buf)[i] : at(v, i);
+}
+
+static PyObject *
+walk_claims(PyObject *self, PyObject *args)
+{
+    PyObject *slots_o, *row_o, *label_o, *time_o, *author_o, *pred_o, *samples, *sample, *names;
+    PyObject *own_call, *other_call;
+    long long me, take_end, p_lo, p_hi;
+    if (!PyArg_ParseTuple(args, "OOOOOLLOLLO!OO!OO", &slots_o, &row_o, &label_o, &time_o,
+                          &author_o, &me, &take_end, &pred_o, &p_lo, &p_hi, &PyList_Type, &samples,
+                          &sample, &PyList_Type, &names, &own_call, &other_call))
+        return NULL;
+    Buffers b = {.held = 0};
+    Py_buffer *vs, *vr, *vy, *vt, *va, *vp = NULL;
+    if (!(vs = view(&b, slots_o, INDEX, 0, "slots")) || !(vr = view(&b, row_o, INDEX, 0, "row")) ||
+        !(vy = view(&b, label_o, INDEX, 0, "label")) || !(vt = view(&b, time_o, INDEX, 0, "time")) ||
+        !(va = view(&b, author_o, INDEX, 0, "author"))) {
+        release(&b);
+        return NULL;
+    }
+    if (pred_o != Py_None) {
+        /* the model's classes: bools, or integers */
+        Py_buffer *v = &b.views[b.held];
+        if (PyObject_GetBuffer(pred_o, v, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0) {
+            release(&b);
+            return NULL;
+        }
+        b.held++;
+        const char *f = v->format ? v->format : "B";
+        char c = f[strlen(f) - 1];
+        int ok = (v->itemsize == 1 && (c == '?' || c == 'B')) ||
+                 ((c == 'i' || c == 'l' || c == 'q') && (v->itemsize == 4 || v->itemsize == 8));
+        if (!ok) {
+            release(&b);
+            PyErr_Format(PyExc_TypeError, "pred: unexpected item type '%s'", f);
+            return NULL;
+        }
+        vp = v;
+    }
+    Py_ssize_t n = items(vs), n_book = items(vr);
+    if (items(vy) < n_book || items(vt) < n_book || items(va) < n_book) {
+        release(&b);
+        PyErr_SetString(PyExc_ValueError, "walk_claims: the book's arrays' sizes do not match");
+        return NULL;
+    }
+    /* predictions are given for slots in [max(p_lo, take_end), p_hi), read at slot - p_lo */
+    long long first = p_lo > take_end ? p_lo : take_end;
+    PyObject *claims = PyList_New(n), *slot_list = PyList_New(n), *authors = PyList_New(n);
+    if (!claims || !slot_list || !authors)
+        goto fail;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        int64_t s = at(vs, i);
+        if (s < 0 || s >= n_book) {
+            PyErr_SetString(PyExc_IndexError, "walk_claims: a slot outside the book");
+            goto fail;
+        }
+        int64_t r = at(vr, s), a = at(va, s);
+        if (r < 0 || r >= PyList_GET_SIZE(samples) || a < 0 || a >= PyList_GET_SIZE(names)) {
+            PyErr_SetString(PyExc_IndexError, "walk_claims: a row or an author out of range");
+            goto fail;
+        }
+        PyObject *p;
+        if (vp != NULL && s >= first && s < p_hi) {
+            if (s - p_lo >= items(vp)) {
+                PyErr_SetString(PyExc_IndexError, "walk_claims: a slot past the predictions");
+                goto fail;
+            }
+            p = PyLong_FromLongLong(at_any(vp, s - p_lo));
+        } else {
+            p = Py_NewRef(Py_None);
+        }
+        PyObject *x = PyList_GET_ITEM(samples, r);
+        if (x == Py_None) /* not sampled yet: the market's own sample() makes and keeps it */
+            x = PyObject_CallFunction(sample, "L", (long long)r);
+        else
+            Py_INCREF(x);
+        PyObject *so = PyLong_FromLongLong(s), *ao = PyLong_FromLongLong(a);
+        PyObject *y = PyLong_FromLongLong(at(vy, s)), *t = PyLong_FromLongLong(at(vt, s));
+        PyObject *call = (a == me && s >= take_end) ? own_call : other_call;
+        PyObject *c = (p && x && so && ao && y && t)
+                          ? PyTuple_Pack(6, call, x, y, t, PyList_GET_ITEM(names, a), p)
+                          : NULL;
+        Py_XDECREF(p);
+        Py_XDECREF(x);
+        Py_XDECREF(y);
+        Py_XDECREF(t);
+        if (c == NULL) {
+            Py_XDECREF(so);
+            Py_XDECREF(ao);
+            goto fail;
+        }
+        PyList_SET_ITEM(claims, i, c);
+        PyList_SET_ITEM(slot_list, i, so);
+        PyList_SET_ITEM(authors, i, ao);
+    }
+    release(&b);
+    return Py_BuildValue("NNN", claims, slot_list, authors);
+fail:
+    release(&b);
+    Py_XDECREF(claims);
+    Py_XDECREF(slot_list);
+    Py_XDECREF(authors);
+    return NULL;
+}
+
 static PyMethodDef methods[] = {
     {"bit_advance", bit_advance, METH_VARARGS,
      "bit_advance(bits, masks, values, db, scores, y_pos, tol) -> (correct, near)"},
@@ -1508,6 +1623,9 @@ static PyMethodDef methods[] = {
      "flipped, budget0, x_inf0, x_l1_0) -> (flipped count, smallest budget, max x_inf, max x_l1)"},
     {"csr_sums", csr_sums, METH_VARARGS,
      "csr_sums(indptr, indices, w, out): out[i] = sum of w over row i's indices (values all 1)"},
+    {"walk_claims", walk_claims, METH_VARARGS,
+     "walk_claims(slots, row, label, time, author, me, take_end, pred, p_lo, p_hi, samples, "
+     "sample, names, own_call, other_call) -> (claims, slot list, author list)"},
     {"dry_wakes", dry_wakes, METH_VARARGS,
      "dry_wakes(heap, infos, balances, normals, pos, limit, h0, h1, seq) -> (n, pos, seq, time, "
      "need)"},
