@@ -321,3 +321,34 @@ def test_linear_update_keeps_the_decision_it_tested(name):
             kept += 1
             assert L.last_decision[1] == L.decision_one(s)
     assert 0 < kept < 300  # both kinds of update were seen
+
+
+def test_a_stale_build_turns_the_compiled_loops_off(monkeypatch):
+    # A checkout updated without reinstalling keeps a _kernels built from an older _kernels.c:
+    # every loop then runs on its numpy path (with a warning that says how to rebuild), instead
+    # of an AttributeError at import or a loop of the old source.
+    import importlib.util
+    import sys
+    import types
+
+    import sum_abm.learners._compiled as compiled
+
+    if compiled.BUILT:  # LOOPS names every loop the source defines
+        assert set(compiled.LOOPS) == {n for n in dir(compiled._kernels) if not n.startswith("_")}
+    fake = types.ModuleType("sum_abm.learners._kernels")
+    monkeypatch.setitem(sys.modules, "sum_abm.learners._kernels", fake)
+
+    def load():
+        spec = importlib.util.spec_from_file_location("_compiled_again", compiled.__file__)
+        mod = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mod)
+        return mod
+
+    for name in compiled.LOOPS[:-1]:
+        setattr(fake, name, object())
+    with pytest.warns(RuntimeWarning, match=f"older _kernels.c .no {compiled.LOOPS[-1]}"):
+        stale = load()
+    assert not stale.BUILT and stale.walk_claims is None and stale.dry_wakes is None
+    setattr(fake, compiled.LOOPS[-1], object())
+    whole = load()
+    assert whole.BUILT and whole.walk_claims is fake.walk_claims

@@ -161,6 +161,7 @@ time, more)``
 from __future__ import annotations
 
 import importlib
+import warnings
 from typing import Any
 
 import numpy as np
@@ -169,13 +170,37 @@ DONE, CHANGED, UNCERTAIN, NEAR = 0, 1, 2, 3
 #: The 2-byte index type :func:`csr_sums` also reads (features below 65,536).
 INDEX16 = np.dtype(np.uint16)
 
-try:
-    # By name: the import-graph tools (grimp, lint-imports) see no source for a compiled module
-    # and would count a plain import as one of the package root.
-    _kernels: Any = importlib.import_module("sum_abm.learners._kernels")
-except ImportError:  # built without a C compiler: the numpy paths only
-    _kernels = None
+#: Every loop the C source defines (a build of an older source lacks some).
+LOOPS = (
+    "bit_advance", "sgd_rows", "sgd_rows_scored", "book_shift", "walk_scan", "walk_claims",
+    "nb_add", "nb_drift_table", "nb_logs", "nb_binary_weights", "csr_sums", "track_select",
+    "track_apply", "dry_wakes",
+)  # fmt: skip
 
+
+def _load() -> Any:
+    """The compiled module, or None: not built (no C compiler at install), or built from an older
+    ``_kernels.c`` (a checkout updated without reinstalling), which would lack some loops."""
+    try:
+        # By name: the import-graph tools (grimp, lint-imports) see no source for a compiled
+        # module and would count a plain import as one of the package root.
+        kernels = importlib.import_module("sum_abm.learners._kernels")
+    except ImportError:  # built without a C compiler: the numpy paths only
+        return None
+    missing = [name for name in LOOPS if not hasattr(kernels, name)]
+    if missing:
+        warnings.warn(
+            f"sum_abm/learners/_kernels was built from an older _kernels.c (no {', '.join(missing)}):"
+            " the compiled loops are off until the package is installed again"
+            " (python3 -m pip install -e .)",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+        return None
+    return kernels
+
+
+_kernels: Any = _load()
 BUILT = _kernels is not None
 bit_advance: Any = _kernels.bit_advance if BUILT else None
 sgd_rows: Any = _kernels.sgd_rows if BUILT else None
