@@ -707,7 +707,7 @@ class MarketModel(Model):
         claims = [
             (
                 "refund" if author == me and slot >= take_end else "report",
-                xs[row] or sample(row),
+                xs[row] if xs[row] is not None else sample(row),
                 y, t, names[author], p,
             )
             for slot, row, y, t, author, p in zip(
