@@ -312,6 +312,41 @@ def test_pm_commitments_are_checked_and_phases_enforced() -> None:
     assert reason(pm.refund, "A", [1.5, 1.5], 1, 0) == "rewards_not_processed"
 
 
+def test_a_pm_add_runs_as_chain_execute_runs_a_call() -> None:
+    """A stake (PredictionMarket.add_data, without Chain.execute's closure) is priced by the
+    schedule's add_data gas for the features sent, charged first; a check that rejects it keeps
+    the fee, logs one rejected record with the gas and the fee and writes nothing else; a sender
+    who cannot pay value + fee is refused before any fee; an accepted stake logs its cost."""
+    rows: list = []
+    chain = Chain(gas_price=2, log=rows.append)
+    for a in ("A", "P"):
+        chain.ledger.mint(a, 10**7)
+    model = NearestCentroid(2).fit([[-2, -1], [-1, -2], [2, 1], [1, 2]], [0, 0, 1, 1])
+    pm = PredictionMarket(chain, model, semantics="corrected", any_address_claim_wait_time_s=1_000)
+    pm.initialize_market("P", 5, [hash_piece(p) for p in PIECES], 50, 10, 0)
+    x = [0.5, 0.0]  # a dense list sends every feature: 2
+    gas = chain.gas_schedule.gas("add_data", "nearest_centroid", 2)
+    fee, before, n = 2 * gas, pm.state_snapshot(), len(rows)
+    assert reason(pm.add_data, "A", 1, x, 1) == "wrong_phase"  # before the test set's reveal
+    assert rows[-1] == (0, "A", "add_data", False, "wrong_phase", 1, gas, fee, None)
+    assert pm.state_snapshot()[1:] == before[1:] and chain.ledger.balance("A") == 10**7 - fee
+    pm.reveal_init_test_set("P", PIECES[pm.reveal_index])
+    chain.clock.now = 7
+    assert reason(pm.add_data, "A", pm.min_stake - 1, x, 1) == "insufficient_value"
+    assert rows[-1][3:9] == (False, "insufficient_value", pm.min_stake - 1, gas, fee, None)
+    held = chain.ledger.balance("A")
+    assert reason(pm.add_data, "A", held, x, 1) == "insufficient_funds"  # held + fee > held
+    assert rows[-1][3:9] == (False, "insufficient_funds", held, 0, 0, None)
+    assert chain.ledger.balance("A") == held
+    assert pm.add_data("A", pm.min_stake, x, 1) == pm.min_stake
+    assert rows[-1] == (7, "A", "add_data", True, None, pm.min_stake, gas, fee, float(pm.min_stake))
+    assert chain.ledger.balance("A") == held - fee - pm.min_stake
+    assert reason(pm.add_data, "A", pm.min_stake, x, 1) == "duplicate_data"
+    assert rows[-1][3:9] == (False, "duplicate_data", pm.min_stake, gas, fee, None)
+    assert len(rows) == n + 6 and len(pm.market) == 1
+    chain.ledger.check_conserved()
+
+
 def test_pm_bad_contributor_is_paid_more_than_its_stake_only_by_the_reference() -> None:
     """Bug 2: without grouping, a removed contribution's losses are never debited."""
     out = {}

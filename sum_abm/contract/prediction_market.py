@@ -47,7 +47,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from sum_abm.chain import Chain, Rejected
+from sum_abm.chain import Chain, Rejected, logged_amount
 from sum_abm.contract.data_handler import DataHandler, StoredData
 from sum_abm.contract.state import freeze, learner_state
 
@@ -305,23 +305,36 @@ class PredictionMarket:
 
     # -- participation --------------------------------------------------------------------------
     def add_data(self, sender: str, value: Any, x: Any, y: int) -> float:
-        """Stake on ``(x, y)``: ``value`` if greater deposits are allowed, else ``min_stake``."""
+        """Stake on ``(x, y)``: ``value`` if greater deposits are allowed, else ``min_stake``.
 
-        def run() -> float:
+        The transaction of :meth:`Chain.execute` (gas priced first, the wallet rule and the fee,
+        the checks, then the effects, one record) without a closure per call: every contribution
+        of the participation phase comes through here."""
+        chain = self.chain
+        n_features = _nnz(x)  # gas: the features sent and stored (a dense list sends every one)
+        gas = 0
+        if chain.gas_price:
+            gas = chain.gas_schedule.gas("add_data", getattr(self.learner, "kind", ""), n_features)
+        fee = chain.charge(sender, "add_data", value, gas)
+        if fee is None:
+            raise Rejected("insufficient_funds")
+        try:
             self._require(self.state == "PARTICIPATION", "wrong_phase")
             self._require(value >= self.min_stake, "insufficient_value")
             cost = value if self.allow_greater_deposit else self.min_stake
-            key = self.data.key(x, y, self.now, sender)
+            now = chain.clock.now
+            key = self.data.key(x, y, now, sender)
             self._require(self.data._data.get(key) is None, "duplicate_data")
-            self.chain.ledger.transfer(sender, self.address, cost)
-            self.data.put(key, StoredData(sender, self.now, int(y), cost, cost))
+            chain.ledger.transfer(sender, self.address, cost)
+            self.data.put(key, StoredData(sender, now, int(y), cost, cost))
             self.market.append(Contribution(sender, x, int(y), float(cost)))
             self.market_balances[sender] = self.market_balances.get(sender, 0.0) + cost
             self.staked += cost
-            return cost
-
-        # gas: the features sent and stored (a dense list sends every one)
-        return self._exec(sender, "add_data", value, run, n_features=_nnz(x))
+        except Rejected as rej:
+            chain.reject(sender, "add_data", rej.reason, value, gas, fee)
+            raise
+        chain.record(sender, "add_data", value, gas, fee, logged_amount(cost))
+        return cost
 
     def end_market(self, sender: str) -> None:
         """End participation (needs enough contributions or the minimum length)."""
