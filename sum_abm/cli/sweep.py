@@ -62,7 +62,7 @@ def register(app: typer.Typer) -> None:
             # its process, so a killed driver leaves nothing stuck); bad input answers before
             # any output.
             with folder_lock(out):
-                check_out(out, resume, sw.base)
+                check_out(out, resume, sw.base, sw.runs)
                 connected = False
                 if address and not serial:
                     check_address(address)

@@ -162,7 +162,7 @@ def execute(
     out = Path(out)
     check_data(base, runs, source)
     with folder_lock(out):
-        check_out(out, resume, base)
+        check_out(out, resume, base, runs)
         write_manifest(out, sweep_text, source, base, runs)
         store = SweepStore(out)
         store.clean_temporaries()

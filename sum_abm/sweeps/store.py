@@ -94,9 +94,12 @@ def folder_lock(out: Path) -> Iterator[None]:
 
 
 # -- checks before anything runs ----------------------------------------------------------------
-def check_out(out: Path, resume: bool, base: Scenario | None = None) -> None:
+def check_out(
+    out: Path, resume: bool, base: Scenario | None = None, runs: list[RunSpec] | None = None
+) -> None:
     """Refuse to mix a new sweep into a folder that holds results, unless resuming; refuse to resume
-    into a folder whose runs came from another base scenario."""
+    into a folder whose runs came from another base scenario, or (``runs``: this sweep's) another
+    root seed: a run keeps its id under a new seed, so its old part would be taken as done."""
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise InputError(f"{out}: exists and is not a folder (expected a sweep output folder)")
@@ -113,6 +116,14 @@ def check_out(out: Path, resume: bool, base: Scenario | None = None) -> None:
         ):
             raise InputError(
                 f"{out}: its runs come from another base scenario than this sweep's; "
+                f"choose another --out (resume only completes the same sweep or a grown one)"
+            )
+    if resume and runs:
+        old = read_manifest(out)
+        seeds = {e.get("run_id"): e.get("seed") for e in (old or {}).get("runs", [])}
+        if any(r.run_id in seeds and seeds[r.run_id] != r.seed for r in runs):
+            raise InputError(
+                f"{out}: its runs were seeded from another root seed than this sweep's; "
                 f"choose another --out (resume only completes the same sweep or a grown one)"
             )
 
