@@ -725,6 +725,7 @@ def build_sweep_report(
     heatmap axes (dotted parameter paths; default: the numeric parameters with the most values)."""
     from sum_abm.errors import InputError, first_line
     from sum_abm.sweeps import load_failures, load_sweep
+    from sum_abm.sweeps.store import readable
 
     d = Path(sweep_dir)
     failures = load_failures(d)
@@ -735,7 +736,11 @@ def build_sweep_report(
             raise
         runs = pl.DataFrame()  # every run so far failed: the report shows why
     except pl.exceptions.PolarsError as exc:  # a damaged part: one line, not a traceback
-        raise InputError(f"{d}: runs/: a part cannot be read ({first_line(exc)})") from None
+        bad = next((p for p in sorted((d / "runs").glob("*.parquet")) if not readable(p)), None)
+        raise InputError(
+            f"{bad or d / 'runs'}: a part cannot be read ({first_line(exc)}); "
+            f"`sum-abm sweep ... --resume` runs it again"
+        ) from None
     if runs.height and not {"run_id", "replication"} <= set(runs.columns):
         raise InputError(f"{d}: runs/: parts without run_id or replication: not a sweep's runs")
     manifest = read_json_object(d / "sweep.json") if (d / "sweep.json").exists() else {}

@@ -513,12 +513,10 @@ def test_report_on_a_damaged_sweep_folder_is_one_line(tmp_path, cli):
     for part in runs.partition_by("run_id"):
         part.write_parquet(sw / "runs" / f"{part['run_id'][0]}.parquet")
     assert cli("report", sw).returncode == 0
+    part = min((sw / "runs").iterdir())
     for damage, says in [
         (lambda: (sw / "sweep.json").write_text("{not json"), "sweep.json: not a readable JSON"),
-        (
-            lambda: next((sw / "runs").iterdir()).write_bytes(b"junk"),
-            "runs/: a part cannot be read",
-        ),
+        (lambda: part.write_bytes(b"junk"), f"{part}: a part cannot be read"),
         (lambda: (sw / "failures.parquet").write_bytes(b"junk"), "not a readable failures file"),
     ]:
         damage()

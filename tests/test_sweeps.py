@@ -1089,6 +1089,18 @@ def test_resume_adds_grown_grid_points_and_refuses_another_base(tmp_path):
     with pytest.raises(InputError, match="another root seed"):
         sweep(tmp_path / "reseeded.toml", tmp_path / "o", serial=True, resume=True)
     assert json.loads((tmp_path / "o" / "sweep.json").read_text()) == manifest
+    # A part damaged after it was written (a full disk, a partial copy) is a run to do again.
+    full = load_sweep(tmp_path / "o").collect().sort("run_id")
+    damaged = min((tmp_path / "o" / "runs").iterdir())
+    damaged.write_bytes(damaged.read_bytes()[:100])
+    said, calls = [], []
+    t = sweep(
+        f, tmp_path / "o", serial=True, resume=True, notify=said.append,
+        progress=lambda d, fl, n: calls.append(d),
+    )  # fmt: skip
+    assert calls == [2, 3] and any(damaged.name in line for line in said), said
+    assert t.equals(full)
+    assert load_sweep(tmp_path / "o").collect().sort("run_id").equals(full.sort("run_id"))
     with pytest.raises(InputError, match="table: expected 'runs' or 'agents'"):
         load_sweep(tmp_path / "o", "failures")
     with pytest.raises(InputError, match="no runs/"):

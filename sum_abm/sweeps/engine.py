@@ -167,6 +167,15 @@ def execute(
         store = SweepStore(out)
         store.clean_temporaries()
         done_ids = store.done_ids() if resume else set()
+        if resume and notify:
+            damaged = sorted(
+                p.name for p in (out / "runs").glob("*.parquet") if p.stem not in done_ids
+            )
+            if damaged:
+                notify(
+                    f"{len(damaged)} finished run(s) whose parts cannot be read (runs/{damaged[0]}"
+                    f"{', ...' if len(damaged) > 1 else ''}): running them again"
+                )
         todo = [r for r in runs if r.run_id not in done_ids]
         counts = {"done": len(runs) - len(todo), "failed": 0, "total": len(runs)}
         if progress:

@@ -191,6 +191,15 @@ def code_revision() -> str | None:
 
 
 # -- parts, failures, executions ----------------------------------------------------------------
+def readable(part: Path) -> bool:
+    """Whether a Parquet part exists and its footer (schema and row groups) can be read."""
+    try:
+        pl.read_parquet_schema(part)
+    except (pl.exceptions.PolarsError, OSError):
+        return False
+    return True
+
+
 def run_part(out: Path, run_id: str) -> Path:
     """Where a run's row lives; its existence marks the run done (it is written last)."""
     return Path(out) / "runs" / f"{run_id}.parquet"
@@ -219,8 +228,14 @@ class SweepStore:
         self.rows: dict[str, tuple[tuple, tuple]] = {}
 
     def done_ids(self) -> set[str]:
-        """Ids of the runs whose runs part exists."""
-        return {p.stem for p in (self.out / "runs").glob("*.parquet")}
+        """Ids of the runs whose runs part exists and, with its agents part, can be read: a part
+        damaged after it was written (a full disk, a partial copy) marks a run to do again."""
+        agents = self.out / "agents"
+        return {
+            p.stem
+            for p in (self.out / "runs").glob("*.parquet")
+            if readable(p) and readable(agents / p.name)
+        }
 
     def clean_temporaries(self) -> int:
         """Remove temporary files a killed writer left behind (``.<name>.<random>``); returns how many."""
