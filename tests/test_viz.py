@@ -203,3 +203,45 @@ def test_viz_cli_refuses_a_busy_port_and_a_bad_scenario_in_one_line():
         and "no_such_market" in r.stderr
         and len(r.stderr.strip().splitlines()) == 1
     )
+
+
+@pytest.mark.slow
+def test_viz_stopped_by_its_process_id_leaves_no_server(tmp_path):
+    """``kill PID`` of ``sum-abm viz`` (SIGTERM, not Ctrl-C to the whole group) stops the server:
+    nothing is left listening on the port."""
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cli = [sys.executable, "-c", "from sum_abm.cli import main; main()", "viz", "--port", str(port)]
+    log = (tmp_path / "server.log").open("w")
+    server = subprocess.Popen(cli, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.time() + 120
+        while True:
+            try:
+                if urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2).status == 200:
+                    break
+            except OSError:
+                assert time.time() < deadline and server.poll() is None, "the server did not start"
+                time.sleep(0.5)
+        server.send_signal(signal.SIGTERM)  # the process alone, as `kill PID` does
+        server.wait(timeout=30)
+        # nothing answers on the port any more, and it can be bound again
+        with pytest.raises(OSError):
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2)
+        with socket.socket() as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.bind(("127.0.0.1", port))
+    finally:
+        try:
+            os.killpg(server.pid, signal.SIGKILL)  # whatever is left of its group
+        except ProcessLookupError:
+            pass
+        server.wait()

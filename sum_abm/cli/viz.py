@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -79,9 +78,6 @@ def register(app: typer.Typer) -> None:
             "--production",
             "--no-open",
         ]
-        try:
-            rc = subprocess.call(cmd, env=env)
-        except KeyboardInterrupt:
-            rc = 0
-        if rc not in (0, -2, -15, 130, 143):
-            raise InputError(f"the server exited with status {rc}")
+        # This process becomes the server: a signal to the PID the user sees (kill, a hang-up, a
+        # service manager's stop) stops it, where a child server outlived its parent.
+        os.execve(sys.executable, cmd, env)
