@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import html
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -22,12 +23,16 @@ from dashboards.style import layout, page, table_html
 from sum_abm.errors import InputError
 from sum_abm.game.dynamics import replicator
 from sum_abm.game.empirical import EmpiricalGame, run_payoffs
-from sum_abm.game.equilibria import deviations
+from sum_abm.game.equilibria import deviations, interval_text
 from sum_abm.game.symmetric import SymmetricGame
 from sum_abm.game.tables import Game
 from sum_abm.sweeps import load_agents, load_runs
 from sum_abm.sweeps.spec import run_id
 from sum_abm.sweeps.stats import wilson
+
+
+def _finite(x: float) -> float | None:
+    return x if math.isfinite(x) else None
 
 
 def verdict_html(answer: dict[str, Any]) -> str:
@@ -44,7 +49,7 @@ def verdict_html(answer: dict[str, Any]) -> str:
         text += (
             f"<p>Best deviation: <b>{html.escape(bd['role'])}</b> → <b>{html.escape(bd['strategy'])}</b> "
             f"{word} {abs(bd['gain']):.4g} ({html.escape(answer['payoffs'].get(bd['role'], answer['payoff']))} "
-            f"per agent; 95 % interval {bd['ci95'][0]:+.4g} … {bd['ci95'][1]:+.4g}"
+            f"per agent; 95 % interval {interval_text(*bd['ci95'], sep=' … ')}"
             f"{'' if bd['significant'] or bd['gain'] <= 0 else '; not significant'}).</p>"
         )
     text += (
@@ -223,8 +228,9 @@ def write_game_report(
                 error_x=dict(
                     type="data",
                     symmetric=False,
-                    array=[d.ci_high - d.gain for d in ref_devs],
-                    arrayminus=[d.gain - d.ci_low for d in ref_devs],
+                    # (no bar for an unbounded interval: one replication)
+                    array=[_finite(d.ci_high - d.gain) for d in ref_devs],
+                    arrayminus=[_finite(d.gain - d.ci_low) for d in ref_devs],
                 ),
             )
         )

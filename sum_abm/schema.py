@@ -202,8 +202,16 @@ GAME_REGRET = (
     C("best_deviation_role", pl.String, "the role whose deviation gains most"),
     C("best_deviation_strategy", pl.String, "the strategy it deviates to"),
     C("gain", pl.Float64, "that deviation's gain (payoff units)"),
-    C("gain_ci_low", pl.Float64, "lower end of the gain's 95 % interval"),
-    C("gain_ci_high", pl.Float64, "upper end of the gain's 95 % interval"),
+    C(
+        "gain_ci_low",
+        pl.Float64,
+        "lower end of the gain's 95 % Welch interval (-inf: 1 replication)",
+    ),
+    C(
+        "gain_ci_high",
+        pl.Float64,
+        "upper end of the gain's 95 % Welch interval (inf: 1 replication)",
+    ),
     C("significant", pl.Boolean, "the gain is positive at 95 %"),
     C("deviations_measured", pl.Int64, "unilateral deviations that were run", _PROF),
     C("plausible_equilibrium", pl.Boolean, "no deviation gains at 95 %", _PROF),

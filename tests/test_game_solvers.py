@@ -4,6 +4,7 @@ payoff tables (profile, role, strategy, mean, stderr, n), exactly what the marke
 from __future__ import annotations
 
 import itertools
+import math
 
 import numpy as np
 import polars as pl
@@ -14,6 +15,7 @@ from sum_abm.game.dynamics import replicator
 from sum_abm.game.equilibria import (
     best_deviation,
     deviations,
+    interval_text,
     mixed_equilibria,
     mixed_regret,
     plausible_equilibria,
@@ -179,14 +181,43 @@ def test_confidence_interval_on_a_deviation_gain():
     g = Game.from_table(t)
     dev = best_deviation(g, (0, 0))
     assert dev.gain == pytest.approx(0.5)
-    half = 1.959964 * 0.5  # hypot(0.3, 0.4) = 0.5
-    assert dev.ci_low == pytest.approx(0.5 - half, rel=1e-5) and dev.ci_high == pytest.approx(
-        0.5 + half, rel=1e-5
+    # Welch: 5 replications a mean, df = (0.3² + 0.4²)² / ((0.3⁴ + 0.4⁴) / 4) = 7.418; t = 2.3379
+    half = 2.3379 * 0.5  # hypot(0.3, 0.4) = 0.5
+    assert dev.ci_low == pytest.approx(0.5 - half, rel=1e-4) and dev.ci_high == pytest.approx(
+        0.5 + half, rel=1e-4
     )
     assert not dev.significant
     # (a, a) is not an equilibrium of the means, but the noise cannot rule it out
     assert (0, 0) not in pure_equilibria(g) and (0, 0) in plausible_equilibria(g)
     assert len(deviations(g, (0, 0))) == 2
+    # Without counts the standard errors are known: the normal quantile.
+    known = best_deviation(Game.from_table(t.drop("n")), (0, 0))
+    assert known.ci_low == pytest.approx(0.5 - 1.959964 * 0.5, rel=1e-5)
+
+
+def test_a_gain_measured_by_few_replications_is_not_called_significant():
+    """1.96 standard errors is a 95 % interval only for many replications: with 2 a mean, Welch's
+    degrees of freedom are 2 (equal spreads) and the quantile 4.30; one replication has no spread
+    to estimate, so no bounds."""
+    gain_of = {"a": 1.0, "b": 2.0}  # the row role gains 1.0 by deviating to b
+
+    def game(n):
+        t = table(["r", "c"], [["a", "b"], ["a", "b"]], lambda p: (gain_of[p[0]], 0.0))
+        t = t.with_columns(stderr=pl.when(pl.col("role") == "r").then(0.3).otherwise(0.0), n=n)
+        return Game.from_table(t)
+
+    two = best_deviation(game(2), (0, 0))
+    assert two.gain == pytest.approx(1.0)
+    assert two.ci_low == pytest.approx(1.0 - 4.3027 * 0.3 * 2**0.5, rel=1e-4)
+    # (1.96 standard errors would call it significant: 1.0 - 1.96 * 0.42 > 0)
+    assert not two.significant and (0, 0) in plausible_equilibria(game(2))
+    many = best_deviation(game(50), (0, 0))  # df = 98: t = 1.9845
+    assert many.significant
+    assert many.ci_low == pytest.approx(1.0 - 1.9845 * 0.3 * 2**0.5, rel=1e-4)
+    one = best_deviation(game(1), (0, 0))
+    assert one.ci_low == -math.inf and one.ci_high == math.inf and not one.significant
+    assert interval_text(one.ci_low, one.ci_high).startswith("unbounded")
+    assert interval_text(0.25, 1.5) == "+0.25 .. +1.5"
 
 
 def test_sampled_table_leaves_unrun_profiles_out():
@@ -273,6 +304,11 @@ def test_bisection_with_replications_on_a_noisy_payoff():
     assert c.low <= 3.75 <= c.high
     assert abs(c.estimate - 3.75) < 0.5 and c.high - c.low < 2.6
     assert all(np.sign(m) == np.sign(1.5 - 0.4 * x) or abs(m) < 2 * s for x, m, s in c.evaluations)
+    # With 2 replications a point's sign is clear only beyond t(1) = 12.7 standard errors.
+    few = bisect_zero(lambda x: (1.5 - 0.4 * x, 0.1), 0.0, 10.0, iterations=6, replications=2)
+    z = bisect_zero(lambda x: (1.5 - 0.4 * x, 0.1), 0.0, 10.0, iterations=6)
+    assert z.low <= 3.75 <= z.high and few.low <= z.low and few.high >= z.high
+    assert (few.high - few.low) > (z.high - z.low)
 
 
 def _restricted(full: Game, profiles) -> Game:

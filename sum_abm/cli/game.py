@@ -36,6 +36,7 @@ def register(app: typer.Typer) -> None:
         from dashboards import game_report
         from sum_abm.bundled import resolve
         from sum_abm.game.empirical import load_game
+        from sum_abm.game.equilibria import interval_text
         from sum_abm.game.runner import run_game
         from sum_abm.sweeps.engine import check_address, check_out
         from sum_abm.sweeps.progress import runs_bar
@@ -76,7 +77,7 @@ def register(app: typer.Typer) -> None:
             sig = "" if bd["gain"] <= 0 or bd["significant"] else "; not significant"
             print(
                 f"best deviation: {bd['role']} -> {bd['strategy']}: {word} {abs(bd['gain']):.4g} "
-                f"(gain 95% interval {bd['ci95'][0]:+.4g} .. {bd['ci95'][1]:+.4g}{sig})"
+                f"(gain 95% interval {interval_text(*bd['ci95'])}{sig})"
             )
         if ans["sampled_deviations_only"]:
             se = ans["search"]

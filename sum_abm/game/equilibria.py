@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from sum_abm.game.dynamics import replicator
-from sum_abm.game.tables import Z95, Game, strategy_payoffs
+from sum_abm.game.tables import Game, half_width, strategy_payoffs
 
 
 @dataclass
@@ -38,13 +38,24 @@ class Deviation:
         return self.ci_low > 0
 
 
+def interval_text(low: float | None, high: float | None, sep: str = " .. ") -> str:
+    """A gain's 95 % interval as text (``+a .. +b``), or why it has no bounds (None or infinite
+    ends: a payoff measured by one replication, whose spread is unknown)."""
+    if low is None or high is None or not (math.isfinite(low) and math.isfinite(high)):
+        return "unbounded (a payoff from one replication has no spread to estimate)"
+    return f"{low:+.4g}{sep}{high:+.4g}"
+
+
 def deviations(game: Game, profile: tuple[int, ...]) -> list[Deviation]:
     """Every unilateral deviation from ``profile`` that was measured, with its gain and 95 % interval
-    (independent estimates: the standard errors add in quadrature)."""
+    (independent estimates: Welch's interval from their standard errors and replications, see
+    :func:`~sum_abm.game.tables.half_width`; unbounded when either comes from one replication)."""
     out = []
+    counts = game.counts
     for r in range(len(game.roles)):
         here = game.means[r][profile]
         se_here = game.stderrs[r][profile]
+        n_here = None if counts is None else int(counts[r][profile])
         for s in range(game.shape[r]):
             if s == profile[r]:
                 continue
@@ -54,7 +65,8 @@ def deviations(game: Game, profile: tuple[int, ...]) -> list[Deviation]:
             gain = float(game.means[r][dev_t] - here)
             if not math.isfinite(gain):
                 continue  # a profile that was not run (sampled tables)
-            half = Z95 * math.hypot(game.stderrs[r][dev_t], se_here)
+            n_dev = None if counts is None else int(counts[r][dev_t])
+            half = half_width((game.stderrs[r][dev_t], se_here), (n_dev, n_here))
             out.append(Deviation(profile, r, s, gain, gain - half, gain + half))
     return out
 

@@ -22,7 +22,7 @@ from sum_abm import schema
 from sum_abm.errors import InputError
 from sum_abm.game.empirical import EmpiricalGame, mean_stderr, run_payoffs
 from sum_abm.game.symmetric import SymmetricGame, compositions
-from sum_abm.game.tables import Z95
+from sum_abm.game.tables import half_width
 
 Option = int | tuple[int, ...]  # a strategy index, or a count vector for a symmetric role
 
@@ -154,10 +154,12 @@ def regrets(
     deviation loses); regret = max(0, gain), 0 at an equilibrium. For a symmetric role an agent of
     strategy ``a`` compares ``u_a(c)`` with ``u_b(c - e_a + e_b)``."""
     index = {p: i for i, p in enumerate(profs)}
-    u: dict[tuple[int, str, str], tuple[float, float]] = {
-        (pid, role, strat): (m, se)
-        for pid, role, strat, m, se in table.select(
-            "profile_id", "role", "strategy", "mean", "stderr"
+    # (a table without replication counts: its standard errors are taken as known)
+    n_col = pl.col("n") if "n" in table.columns else pl.lit(None).alias("n")
+    u: dict[tuple[int, str, str], tuple[float, float, int | None]] = {
+        (pid, role, strat): (m, se, n)
+        for pid, role, strat, m, se, n in table.select(
+            "profile_id", "role", "strategy", "mean", "stderr", n_col
         ).iter_rows()
     }
     out = []
@@ -186,10 +188,10 @@ def regrets(
                 j = index.get(tuple(dev))
                 if j is None or (i, r.name, frm) not in u or (j, r.name, to) not in u:
                     continue
-                (m0, s0), (m1, s1) = u[(i, r.name, frm)], u[(j, r.name, to)]
+                (m0, s0, n0), (m1, s1, n1) = u[(i, r.name, frm)], u[(j, r.name, to)]
                 gain = m1 - m0
                 if math.isfinite(gain) and gain > best["gain"]:
-                    half = Z95 * math.hypot(s0, s1)
+                    half = half_width((s0, s1), (n0, n1))
                     best = {
                         "gain": gain,
                         "role": r.name,

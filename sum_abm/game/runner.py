@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
@@ -292,7 +293,8 @@ def _answer(
             "role": role,
             "strategy": strategy,
             "gain": dev.gain,
-            "ci95": [dev.ci_low, dev.ci_high],
+            # (JSON has no infinity: an unbounded end is null)
+            "ci95": [x if math.isfinite(x) else None for x in (dev.ci_low, dev.ci_high)],
             "significant": dev.ci_low > 0,
         }
     return {
@@ -449,7 +451,14 @@ def run_frontier(
 
         a_str = None if a_val is None else str(a_val)
         try:
-            c = bisect_zero(f, lo, hi, iterations=iterations, tol=1.0 if integer else 0.0)
+            c = bisect_zero(
+                f,
+                lo,
+                hi,
+                iterations=iterations,
+                tol=1.0 if integer else 0.0,
+                replications=game.spec.replications,
+            )
             near = min(
                 best_names, key=lambda x: abs(x - c.estimate)
             )  # the evaluation nearest the crossing

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from sum_abm.game.equilibria import best_deviation
-from sum_abm.game.tables import Z95, Game
+from sum_abm.game.tables import Game, half_width
 
 
 def neighbourhood(
@@ -76,7 +76,7 @@ class Crossing:
 
     ``estimate``: the middle of the final bisection bracket (``bracket``), which follows the sign of
     the means. ``low``/``high``: the interval the crossing lies in at 95 % — between the last point
-    whose sign is clear (mean beyond 1.96 standard errors of zero) on the ``lo`` side and the first
+    whose sign is clear (zero outside the mean's 95 % interval) on the ``lo`` side and the first
     clear one on the ``hi`` side (an end of the range when no point there is clear).
     ``evaluations``: every (x, mean, stderr) computed.
     """
@@ -95,12 +95,15 @@ def bisect_zero(
     *,
     iterations: int = 8,
     tol: float = 0.0,
+    replications: int | None = None,
 ) -> Crossing:
     """Bisection for the zero crossing of a monotone ``f`` on [lo, hi]; ``f(x)`` returns the mean and
     its standard error at ``x`` (e.g. over replications). The bracket moves by the sign of the
     means; the reported interval only trusts points whose sign is clear at 95 % (see
     :class:`Crossing`). Stops after ``iterations`` midpoints or when the bracket is no wider than
-    ``tol``. Raises ValueError when the means at the ends have the same sign or are both 0 (no
+    ``tol``. ``replications``: how many values each mean averages (Student's t for the interval,
+    see :func:`~sum_abm.game.tables.half_width`); None when the standard errors are known. Raises
+    ValueError when the means at the ends have the same sign or are both 0 (no
     crossing)."""
     f_lo, s_lo = f(lo)
     f_hi, s_hi = f(hi)
@@ -128,7 +131,7 @@ def bisect_zero(
             a = m
         else:
             b = m
-    clear = [(x, fx) for x, fx, sx in evals if abs(fx) > Z95 * sx]
+    clear = [(x, fx) for x, fx, sx in evals if abs(fx) > half_width((sx,), (replications,))]
     low = max((x for x, fx in clear if np.sign(fx) == side and x <= a), default=lo)
     high = min((x for x, fx in clear if np.sign(fx) == -side and x >= b), default=hi)
     return Crossing(low, high, 0.5 * (a + b), evals, (a, b))
