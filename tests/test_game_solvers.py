@@ -290,7 +290,30 @@ def test_bisection_finds_the_known_crossing():
         bisect_zero(lambda x: (1.0 + x, 0.0), 0.0, 1.0)
     with pytest.raises(ValueError, match="0 at both ends"):  # flat: not a crossing at the low end
         bisect_zero(lambda x: (0.0, 0.0), 0.0, 1.0)
-    assert bisect_zero(lambda x: (x - 1.0, 0.0), 1.0, 4.0).estimate == 1.0  # zero at an end only
+    # zero at an end only: it does not pay there, and pays everywhere after
+    c = bisect_zero(lambda x: (x - 1.0, 0.0), 1.0, 4.0)
+    assert c.bracket[0] == c.low == 1.0 and c.estimate == pytest.approx(1.0, abs=3 / 2**8)
+
+
+def test_bisection_counts_a_mean_of_exactly_zero_as_not_paying():
+    """An attack that cannot act earns exactly 0: from 60 on here. Its frontier is where it stops
+    paying, not the end of the range where 0 was first seen."""
+
+    def roi(x):  # decreasing, positive below 60, exactly 0 from 60 on
+        return max(0.0, 0.02 * (60.0 - x)), 0.0
+
+    c = bisect_zero(roi, 1.0, 100.0, iterations=12)
+    assert (
+        c.low <= 60.0 <= c.high
+        and c.high - c.low < 0.05
+        and c.estimate == pytest.approx(60.0, abs=0.05)
+    )
+    up = bisect_zero(
+        lambda x: (max(0.0, x - 30.0), 0.0), 0.0, 100.0, iterations=12
+    )  # starts paying
+    assert up.estimate == pytest.approx(30.0, abs=0.05) and up.low <= 30.0 <= up.high
+    with pytest.raises(ValueError, match="no crossing"):  # never pays: no frontier to place
+        bisect_zero(lambda x: (min(0.0, 50.0 - x), 0.0), 0.0, 100.0)
 
 
 def test_bisection_with_replications_on_a_noisy_payoff():

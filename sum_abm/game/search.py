@@ -7,8 +7,6 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import numpy as np
-
 from sum_abm.game.equilibria import best_deviation
 from sum_abm.game.tables import Game, half_width
 
@@ -72,13 +70,15 @@ def deviation_walk(
 
 @dataclass
 class Crossing:
-    """Where a noisy monotone function crosses zero.
+    """Where a noisy monotone function stops (or starts) being positive: for an attack's ROI, where
+    it stops paying. A mean of exactly 0 (an attack that cannot act earns nothing) is on the side
+    that does not pay.
 
-    ``estimate``: the middle of the final bisection bracket (``bracket``), which follows the sign of
-    the means. ``low``/``high``: the interval the crossing lies in at 95 % — between the last point
-    whose sign is clear (zero outside the mean's 95 % interval) on the ``lo`` side and the first
-    clear one on the ``hi`` side (an end of the range when no point there is clear).
-    ``evaluations``: every (x, mean, stderr) computed.
+    ``estimate``: the middle of the final bisection bracket (``bracket``), which follows the means.
+    ``low``/``high``: the interval the crossing lies in at 95 % — between the last point on the
+    ``lo`` end's side whose side is clear (its mean's 95 % interval all above 0, or all at or
+    below it) and the first clear one on the ``hi`` end's side (an end of the range when no point
+    there is clear). ``evaluations``: every (x, mean, stderr) computed.
     """
 
     low: float
@@ -97,26 +97,21 @@ def bisect_zero(
     tol: float = 0.0,
     replications: int | None = None,
 ) -> Crossing:
-    """Bisection for the zero crossing of a monotone ``f`` on [lo, hi]; ``f(x)`` returns the mean and
-    its standard error at ``x`` (e.g. over replications). The bracket moves by the sign of the
-    means; the reported interval only trusts points whose sign is clear at 95 % (see
-    :class:`Crossing`). Stops after ``iterations`` midpoints or when the bracket is no wider than
-    ``tol``. ``replications``: how many values each mean averages (Student's t for the interval,
-    see :func:`~sum_abm.game.tables.half_width`); None when the standard errors are known. Raises
-    ValueError when the means at the ends have the same sign or are both 0 (no
-    crossing)."""
+    """Bisection on [lo, hi] for where a monotone ``f`` stops (or starts) being positive (see
+    :class:`Crossing`); ``f(x)`` returns the mean and its standard error at ``x`` (e.g. over
+    replications). The bracket moves by the means; the reported interval only trusts points
+    whose side is clear at 95 %. Stops after ``iterations`` midpoints or when the bracket is no
+    wider than ``tol``. ``replications``: how many values each mean averages (Student's t for the
+    interval, see :func:`~sum_abm.game.tables.half_width`); None when the standard errors are
+    known. Raises ValueError when both ends are on the same side (no crossing)."""
     f_lo, s_lo = f(lo)
     f_hi, s_hi = f(hi)
     evals = [(lo, f_lo, s_lo), (hi, f_hi, s_hi)]
     if f_lo == 0 and f_hi == 0:  # flat (e.g. an attack that never acts): no crossing to place
         raise ValueError(f"no crossing in [{lo}, {hi}]: f = 0 at both ends")
-    if f_lo == 0:
-        return Crossing(lo, lo, lo, evals, (lo, lo))
-    if f_hi == 0:
-        return Crossing(hi, hi, hi, evals, (hi, hi))
-    if np.sign(f_lo) == np.sign(f_hi):
+    up = f_lo > 0  # the lo end's side: positive, or not
+    if (f_hi > 0) == up:
         raise ValueError(f"no crossing in [{lo}, {hi}]: f = {f_lo:.4g} and {f_hi:.4g}")
-    side = np.sign(f_lo)
     a, b = lo, hi
     for _ in range(iterations):
         if tol and b - a <= tol:
@@ -124,14 +119,17 @@ def bisect_zero(
         m = 0.5 * (a + b)
         fm, sm = f(m)
         evals.append((m, fm, sm))
-        if fm == 0:
-            a = b = m
-            break
-        if np.sign(fm) == side:
+        if (fm > 0) == up:
             a = m
         else:
             b = m
-    clear = [(x, fx) for x, fx, sx in evals if abs(fx) > half_width((sx,), (replications,))]
-    low = max((x for x, fx in clear if np.sign(fx) == side and x <= a), default=lo)
-    high = min((x for x, fx in clear if np.sign(fx) == -side and x >= b), default=hi)
+
+    def side(fx: float, sx: float) -> bool | None:
+        """Whether ``fx`` is positive at 95 % (True), at or below 0 (False), or unclear (None)."""
+        h = half_width((sx,), (replications,))
+        return True if fx - h > 0 else False if fx + h <= 0 else None
+
+    sides = [(x, side(fx, sx)) for x, fx, sx in evals]
+    low = max((x for x, sd in sides if sd is up and x <= a), default=lo)
+    high = min((x for x, sd in sides if sd is (not up) and x >= b), default=hi)
     return Crossing(low, high, 0.5 * (a + b), evals, (a, b))
