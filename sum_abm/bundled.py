@@ -40,3 +40,21 @@ def resolve(name: str | Path, kind: str = "scenario") -> Path:
         return cand
     see = "see `sum-abm scenarios`" if kind == "scenario" else f"see {bundled_dir(kind)}"
     raise InputError(f"{text}: no such {kind} file (and no bundled {kind} of that name; {see})")
+
+
+def resolve_any(name: str | Path) -> Path:
+    """:func:`resolve` over every kind: an existing path as given, else the bundled scenario,
+    sweep, game or design file called ``name`` (the first kind that has one). Raises InputError
+    (one line) when none exists."""
+    p = Path(name)
+    if p.exists():
+        return p
+    for kind in KINDS:
+        try:
+            return resolve(name, kind)
+        except InputError:
+            continue
+    raise InputError(
+        f"{name}: no such file (and no bundled scenario, sweep, game or design of that name; "
+        f"see `sum-abm scenarios` and {bundled_dir('scenario')})"
+    )

@@ -349,6 +349,44 @@ def test_validate_data_checks_each_file_against_its_data_as_a_run_would(cli, tmp
     assert "num_test_pieces: 400 pieces of the 400-row test set leave a piece empty" in line
 
 
+def test_validate_reads_design_files_and_bundled_names(cli, tmp_path):
+    """Every bundled file validates, design files included (they were read as sweeps: "budget:
+    unknown key"), by path or by the name the other commands take; a broken design answers with
+    the design's own error."""
+    files = sorted((ROOT / "scenarios").glob("*.toml")) + sorted(
+        (ROOT / "scenarios").glob("*/*.toml")
+    )
+    r = cli("validate", *files)
+    assert r.returncode == 0, r.stderr
+    assert len(r.stdout.splitlines()) == len(files)
+    design = ROOT / "scenarios" / "designs" / "quickstart_design.toml"
+    assert f"{design}: ok (design of ../quickstart.toml" in r.stdout
+    by_name = cli(
+        "validate", "quickstart", "quickstart_sweep", "quickstart_game", "quickstart_design"
+    )
+    assert by_name.returncode == 0, by_name.stderr
+    assert [line.split(": ok")[0].rsplit("/", 1)[1] for line in by_name.stdout.splitlines()] == [
+        "quickstart.toml",
+        "quickstart_sweep.toml",
+        "quickstart_game.toml",
+        "quickstart_design.toml",
+    ]
+    bad = tmp_path / "d.toml"
+    bad.write_text(
+        design.read_text()
+        .replace(
+            'base = "../quickstart.toml"', f'base = "{ROOT / "scenarios" / "quickstart.toml"}"'
+        )
+        .replace("replications = 3", "replications = 1")
+    )
+    r = cli("validate", bad)
+    assert r.returncode == 2 and r.stdout == ""
+    (line,) = r.stderr.strip().splitlines()
+    assert f"{bad}" in line and "replications" in line
+    r = cli("validate", "no_such_thing")
+    assert r.returncode == 2 and "no bundled scenario, sweep, game or design" in r.stderr
+
+
 def test_viz_checks_the_scenario_against_its_data_before_the_server_starts(cli, tmp_path):
     # 400 pieces of pm_small's 400-row test set: the market would have failed at its end, in
     # the browser, instead of one line here.

@@ -164,7 +164,9 @@ def register(app: typer.Typer) -> None:
 
     @app.command()
     def validate(
-        files: list[Path] = typer.Argument(..., help="scenario, sweep or game files"),
+        files: list[Path] = typer.Argument(
+            ..., help="scenario, sweep, game or design files, or bundled names"
+        ),
         data: bool = typer.Option(
             False,
             "--data",
@@ -173,15 +175,28 @@ def register(app: typer.Typer) -> None:
             "mechanism needs of the data (e.g. enough test rows for every piece)",
         ),
     ) -> None:
-        """Check scenario, sweep and game files; one line per file, exit 2 at the first invalid one."""
+        """Check scenario, sweep, game and design files (paths or bundled names); one line per
+        file, exit 2 at the first invalid one."""
+        from sum_abm.bundled import resolve_any
         from sum_abm.market.contract_setup import check_setup
         from sum_abm.scenario import parse_scenario, read_toml
         from sum_abm.sweeps.spec import RunSpec, is_sweep_file, parse_sweep
         from sum_abm.sweeps.task import check_data, dataset_for
 
-        for f in files:
+        for f in map(resolve_any, files):
             raw = read_toml(f)
-            if isinstance(raw, dict) and "roles" in raw:
+            if isinstance(raw, dict) and ("objectives" in raw or "attacker" in raw):
+                from sum_abm.design.spec import load_design
+
+                d = load_design(f)
+                line = (
+                    f"{f}: ok (design of {d.spec.base}: parameters {', '.join(d.spec.parameters)}; "
+                    f"attacker strategies {', '.join(d.strategies)})"
+                )
+                base = d.base
+                # each attacker strategy at the base's values (candidates change mechanism fields)
+                runs = [RunSpec(s, d.strategy_overrides(s), 0, base.seed) for s in d.strategies]
+            elif isinstance(raw, dict) and "roles" in raw:
                 from sum_abm.game.empirical import load_game
 
                 g = load_game(f)
