@@ -1089,6 +1089,11 @@ def test_resume_adds_grown_grid_points_and_refuses_another_base(tmp_path):
     with pytest.raises(InputError, match="another root seed"):
         sweep(tmp_path / "reseeded.toml", tmp_path / "o", serial=True, resume=True)
     assert json.loads((tmp_path / "o" / "sweep.json").read_text()) == manifest
+    # A sweep file with fewer points than the folder holds is not this folder's sweep.
+    shrunk = write_sweep(tmp_path, {"mechanism.cost_weight": [1, 2]})
+    with pytest.raises(InputError, match="holds 1 runs this sweep does not have"):
+        sweep(shrunk, tmp_path / "o", serial=True, resume=True)
+    f = write_sweep(tmp_path, {"mechanism.cost_weight": [1, 2, 3]})
     # A part damaged after it was written (a full disk, a partial copy) is a run to do again.
     full = load_sweep(tmp_path / "o").collect().sort("run_id")
     damaged = min((tmp_path / "o" / "runs").iterdir())

@@ -62,7 +62,7 @@ def register(app: typer.Typer) -> None:
             # its process, so a killed driver leaves nothing stuck); bad input answers before
             # any output.
             with folder_lock(out):
-                check_out(out, resume, sw.base, sw.runs)
+                check_out(out, resume, sw.base, sw.runs, whole=True)
                 connected = False
                 if address and not serial:
                     check_address(address)
@@ -112,6 +112,7 @@ def register(app: typer.Typer) -> None:
                     executor=early,
                     progress=bar,
                     notify=bar.say,
+                    whole=True,
                 )
             except KeyboardInterrupt:
                 bar.stop()

@@ -111,6 +111,7 @@ def sweep(
             executor=chosen or early,
             progress=progress,
             notify=notify,
+            whole=True,
         )
 
 

@@ -156,13 +156,16 @@ def execute(
     baseline: bool = True,
     progress: Progress | None = None,
     notify: Notify | None = None,
+    whole: bool = False,
 ) -> pl.DataFrame:
     """Run ``runs`` into ``out`` (skipping finished ones when ``resume``); returns the runs table.
-    Where they run: see the module docstring and :func:`run_many`."""
+    Where they run: see the module docstring and :func:`run_many`. ``whole``: ``runs`` are a sweep
+    file's every run (resume then refuses a folder holding others, see
+    :func:`~sum_abm.sweeps.store.check_out`); a search adding batches to one folder is not."""
     out = Path(out)
     check_data(base, runs, source)
     with folder_lock(out):
-        check_out(out, resume, base, runs)
+        check_out(out, resume, base, runs, whole=whole)
         write_manifest(out, sweep_text, source, base, runs)
         store = SweepStore(out)
         store.clean_temporaries()

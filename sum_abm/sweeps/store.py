@@ -95,11 +95,18 @@ def folder_lock(out: Path) -> Iterator[None]:
 
 # -- checks before anything runs ----------------------------------------------------------------
 def check_out(
-    out: Path, resume: bool, base: Scenario | None = None, runs: list[RunSpec] | None = None
+    out: Path,
+    resume: bool,
+    base: Scenario | None = None,
+    runs: list[RunSpec] | None = None,
+    *,
+    whole: bool = False,
 ) -> None:
     """Refuse to mix a new sweep into a folder that holds results, unless resuming; refuse to resume
     into a folder whose runs came from another base scenario, or (``runs``: this sweep's) another
-    root seed: a run keeps its id under a new seed, so its old part would be taken as done."""
+    root seed: a run keeps its id under a new seed, so its old part would be taken as done.
+    ``whole``: ``runs`` are a sweep file's every run, and a folder holding runs outside them (the
+    file has fewer points or replications now) is refused too: its tables would mix them in."""
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise InputError(f"{out}: exists and is not a folder (expected a sweep output folder)")
@@ -125,6 +132,13 @@ def check_out(
             raise InputError(
                 f"{out}: its runs were seeded from another root seed than this sweep's; "
                 f"choose another --out (resume only completes the same sweep or a grown one)"
+            )
+        extra = set(seeds) - {r.run_id for r in runs} if whole else set()
+        if extra:
+            raise InputError(
+                f"{out}: holds {len(extra)} runs this sweep does not have (fewer points or "
+                f"replications, or other values); choose another --out (resume only completes "
+                f"the same sweep or a grown one)"
             )
 
 
