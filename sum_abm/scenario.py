@@ -23,7 +23,14 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, Field, TypeAdapter, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from sum_abm.chain.config import ChainConfig
 from sum_abm.config import StrictModel
@@ -64,6 +71,18 @@ class Scenario(StrictModel):
     chain: ChainConfig = Field(default_factory=ChainConfig)
     run: RunConfig = Field(default_factory=RunConfig)
     agents: list[group_config_union()] = Field(min_length=1)  # type: ignore[valid-type]
+
+    @field_validator("name")
+    @classmethod
+    def _plain_name(cls, v: str) -> str:
+        # The default output folder is runs/<name>-seed<N>: a name with a path in it would put a
+        # run's files anywhere a shared scenario file chose.
+        if not v or v in (".", "..") or any(c in v for c in "/\\\0"):
+            raise ValueError(
+                f"expected a plain name without / or \\ (it names the output folder "
+                f"runs/<name>-seed<N>), got {v!r}"
+            )
+        return v
 
     @model_validator(mode="after")
     def _evm_backend(self) -> Scenario:

@@ -67,6 +67,24 @@ def test_cli_bad_scenario_is_one_line_exit_2(tmp_path, cli):
         assert "count: expected a value >= 1, got -3" in r.stderr or "no_such" in args[1]
 
 
+def test_a_name_with_a_path_in_it_is_refused(tmp_path, cli, monkeypatch):
+    """The default output folder is runs/<name>-seed<N>: a shared scenario file must not be able
+    to put a run's files elsewhere."""
+    for bad in ("../../evil", "/tmp/absolute", "a\\b", "..", ""):
+        with pytest.raises(InputError, match="name: expected a plain name"):
+            load_scenario(ROOT / "scenarios" / "quickstart.toml", {"name": bad})
+    assert (
+        load_scenario(ROOT / "scenarios" / "quickstart.toml", {"name": "a b (2)"}).name == "a b (2)"
+    )
+    f = tmp_path / "deep" / "x.toml"
+    f.parent.mkdir()
+    f.write_text(QUICK.replace('name = "quickstart"', 'name = "../escaped"'))
+    monkeypatch.chdir(f.parent)
+    r = cli("run", f, "--no-baseline", "--no-report")
+    assert r.returncode == 2 and "name: expected a plain name" in r.stderr
+    assert not (tmp_path / "escaped-seed1").exists() and not (f.parent / "runs").exists()
+
+
 def test_every_bundled_scenario_validates():
     files = sorted((ROOT / "scenarios").glob("*.toml"))
     assert len(files) >= 14
