@@ -86,6 +86,19 @@ def test_drt_add_pays_only_the_cost_and_the_cost_clock_restarts() -> None:
     assert reason(tr.add_data, "A", 500, [1, 2], 1) == "add_too_soon"  # dt = 0
 
 
+@pytest.mark.parametrize("semantics", ["solidity", "reference-python"])
+def test_drt_add_with_the_clock_behind_the_last_add_is_too_soon(semantics) -> None:
+    # Never on a chain, but a replayed trace's times can go back: a rejection, not a traceback
+    # (isqrt of a negative age).
+    chain, _, tr = drt(semantics)
+    chain.clock.now = 100
+    tr.add_data("A", 5_000, [1, 2], 1)
+    before = chain.ledger.snapshot()
+    chain.clock.now = 50
+    assert reason(tr.add_data, "B", 5_000, [1, 3], 1) == "add_too_soon"
+    assert chain.ledger.snapshot() == before and tr.im.last_update_time_s == 100
+
+
 def test_drt_refund_window_is_one_second_later_in_reference_python() -> None:
     for semantics, first_ok_age in (("solidity", 100), ("reference-python", 101)):
         chain, oracle, tr = drt(semantics, refund_s=100)

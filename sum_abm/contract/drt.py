@@ -88,6 +88,8 @@ class DepositRefundTake:
             return max(1, int(self.cost_weight * 60 / isqrt(dt)))
         if self.cost_weight == 0:
             return 0
+        if dt < 0:
+            return None  # a clock behind the last add (never on a chain: a replayed trace's time)
         return (self.cost_weight * 3600) // (1 if dt == 0 else isqrt(dt))
 
     # -- the claim rules, written once: the contract's checks below and the market's claim book
