@@ -54,6 +54,46 @@ def test_a_changed_expectation_is_reported(tmp_path: Path, cli) -> None:
     assert "1 mismatching steps" in r.stdout and "balances.contract" in r.stdout
 
 
+@pytest.mark.parametrize(
+    "file, call, field",
+    [
+        ("drt_solidity.json", "add_data", "cost"),
+        ("drt_reference_python.json", "refund", "amount"),
+        ("drt_solidity.json", "report", "amount"),
+        ("drt_solidity.json", "predict", "returned_prediction"),
+        ("drt_reference_python.json", "predict", "payments"),
+        ("pm_reference_python.json", "initialize_market", "test_reveal_index"),
+    ],
+)
+def test_a_changed_result_is_reported(tmp_path: Path, file, call, field) -> None:
+    """An accepted call's return value is compared too: a trace whose expected cost, amount,
+    prediction, payments or reveal index differs from the contract's is a mismatch."""
+    for tr in json.loads((HERE / file).read_text()):
+        hits = [
+            j
+            for j, (st, ex) in enumerate(zip(tr["steps"], tr["expect"], strict=True))
+            if st["call"] == call and field in ex.get("result", {})
+            and (field != "payments" or ex["result"]["payments"])
+        ]  # fmt: skip
+        if hits:
+            break
+    j = hits[0]
+    res = tr["expect"][j]["result"]
+    if field == "payments":
+        who = next(iter(res["payments"]))
+        res["payments"][who] += 1
+        where = f"result.payments.{who}"
+    else:
+        res[field] += 1
+        where = f"result.{field}"
+    f = tmp_path / "t.json"
+    f.write_text(json.dumps([tr]))
+    rep = replay_file(f)
+    assert rep.mismatching_steps == 1 and [(m.step, m.field) for m in rep.mismatches] == [
+        (j, where)
+    ]
+
+
 def _mutations(base: list) -> dict[str, object]:
     t = base[0]
     m = {}

@@ -1,7 +1,9 @@
 """Replay traces against the contract layer and report every step that differs.
 
-Compared per step (absolute tolerance 1e-9): ``status``, every balance, and for the prediction
-market the market balances and ``prev_acc``. ``reason`` is informative (TRACE_FORMAT.md §2).
+Compared per step (absolute tolerance 1e-9): ``status``, every balance, an accepted call's
+``result`` (a cost, an amount, a prediction and its payments, a reveal index), and for the
+prediction market the market balances and ``prev_acc``. ``reason`` is informative
+(TRACE_FORMAT.md §2).
 """
 
 from __future__ import annotations
@@ -119,13 +121,19 @@ def replay_trace(tr: dict[str, Any]) -> tuple[int, list[Mismatch]]:
         chain.clock.now = st["time"]
         if isinstance(model, OracleModel) and "prediction" in st:
             model.next_prediction = st["prediction"]
-        status = "ok"
+        status, got = "ok", None
         try:
-            _run_step(target, st, steps, pieces)
+            got = _result(st["call"], _run_step(target, st, steps, pieces))
         except Rejected:
             status = "rejected"
         if status != ex["status"]:
             out.append(Mismatch(name, j, "status", ex["status"], status))
+        elif "result" in ex and got is not None:
+            for k, e in ex["result"].items():
+                if isinstance(e, dict):
+                    _compare_map(out, name, j, f"result.{k}", e, got.get(k) or {})
+                elif _num_diff(e, got.get(k)):
+                    out.append(Mismatch(name, j, f"result.{k}", e, got.get(k)))
         got_bal = {a: chain.ledger.balance(a) for a in accounts}
         _compare_map(out, name, j, "balances", ex["balances"], got_bal)
         pm = ex.get("pm")
@@ -143,25 +151,40 @@ def replay_trace(tr: dict[str, Any]) -> tuple[int, list[Mismatch]]:
     return len(steps), out
 
 
+def _result(call: str, ret: Any) -> dict[str, Any] | None:
+    """A call's return value under the names a trace's ``result`` gives it (§3, §5)."""
+    if call == "add_data":
+        return {"cost": ret}
+    if call in ("refund", "report"):
+        return {"amount": ret}
+    if call == "predict":
+        prediction, payments = ret
+        return {"returned_prediction": prediction, "payments": payments}
+    if call == "initialize_market":
+        return {"test_reveal_index": ret}
+    return None
+
+
 def _ref(steps: list[dict], st: dict) -> dict:
     return steps[st["data_ref"]]
 
 
-def _run_step(target: Any, st: dict, steps: list[dict], pieces: list | None) -> None:
+def _run_step(target: Any, st: dict, steps: list[dict], pieces: list | None) -> Any:
+    """Send one step's call; returns what the call returns."""
     call, sender, value = st["call"], st.get("from", ""), st.get("value", 0)
     if call == "add_data":
-        target.add_data(sender, value, st["x"], st["y"])
+        return target.add_data(sender, value, st["x"], st["y"])
     elif call == "refund":
         a = _ref(steps, st)
-        target.refund(sender, a["x"], a["y"], a["time"])
+        return target.refund(sender, a["x"], a["y"], a["time"])
     elif call == "report":
         a = _ref(steps, st)
-        target.report(sender, a["x"], a["y"], a["time"], a["from"])
+        return target.report(sender, a["x"], a["y"], a["time"], a["from"])
     elif call == "predict":
-        target.predict(sender, st["x"], value)
+        return target.predict(sender, st["x"], value)
     elif call == "initialize_market":
         hashes = [hash_piece(p) for p in pieces]
-        target.initialize_market(
+        return target.initialize_market(
             sender,
             value,
             hashes,
