@@ -318,6 +318,15 @@ def _validate_expectation(ex: Any, ew: str) -> None:
     if status not in ("ok", "rejected"):
         raise InputError(f"{ew}: field 'status': expected 'ok' or 'rejected', got {status!r}")
     _numbers(_need(ex, "balances", DICT, ew), f"{ew}: balances")
+    res = _need(ex, "result", DICT, ew, optional=True)  # compared by the replay
+    for k, v in (res or {}).items():
+        if isinstance(v, dict):
+            _numbers(v, f"{ew}: result: {k}")
+        elif not _is_num(v):
+            raise InputError(
+                f"{ew}: result: field {k!r}: expected a number or an object of numbers, "
+                f"got {_short(v)}"
+            )
     pm = _need(ex, "pm", DICT, ew, optional=True)
     if pm is not None:
         mb = _need(pm, "market_balances", DICT, f"{ew}: pm", optional=True)
