@@ -168,6 +168,22 @@ def test_chunk_size_follows_measured_run_times():
             "integer needs whole-number bounds",
         ),
         (
+            {
+                "mechanism.cost_weight": [1],
+                "__extra": '[random]\ncount = 2\n[random.params]\n"chain.gas_price" = '
+                '{ dist = "integer", low = 1, high = 1e30 }',
+            },
+            "integer needs bounds that fit a 64-bit integer",
+        ),
+        (
+            {
+                "mechanism.cost_weight": [1],
+                "__extra": '[random]\ncount = 100000000\n[random.params]\n"chain.gas_price" = '
+                '{ dist = "integer", low = 1, high = 3 }',
+            },
+            "random.count: expected a value <= 100000",
+        ),
+        (
             {"mechanism.cost_weight": [1], "__base": "nowhere.toml"},
             "base: no scenario file 'nowhere.toml'",
         ),

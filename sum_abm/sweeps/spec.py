@@ -74,6 +74,11 @@ class RandomParam(_Strict):
                 raise ValueError(
                     f"integer needs whole-number bounds, got low={self.low}, high={self.high}"
                 )
+            if self.dist == "integer" and not (-(2**63) <= self.low and self.high < 2**63 - 1):
+                raise ValueError(
+                    f"integer needs bounds that fit a 64-bit integer (results store Int64), "
+                    f"got low={self.low:g}, high={self.high:g}"
+                )
         return self
 
     def draw(self, rng: np.random.Generator) -> Any:
@@ -87,7 +92,7 @@ class RandomParam(_Strict):
 
 
 class RandomSpec(_Strict):
-    count: int = Field(ge=1)
+    count: int = Field(ge=1, le=100_000, description="draws (each one point of the sweep)")
     params: dict[str, RandomParam] = Field(min_length=1)
 
 
