@@ -106,7 +106,11 @@ AGENTS = (
     C("deposits_paid", pl.Int64, "deposits and stakes sent with add_data (token units)"),
     C("adds_accepted", pl.Int64, "contributions the contract accepted"),
     C("refunded", pl.Int64, "own contributions refunded"),
-    C("taken", pl.Int64, "others' deposits taken by report or after the any-address wait"),
+    C(
+        "taken",
+        pl.Int64,
+        "reports accepted against its own contributions (takes after the any-address wait included)",
+    ),
     C("reports_won", pl.Int64, "accepted reports that paid out"),
     C("predictions", pl.Int64, "paid predictions made (model users)"),
     C("points", pl.Int64, "points scored (Points mechanism; 0 otherwise)"),
