@@ -349,6 +349,35 @@ def test_validate_data_checks_each_file_against_its_data_as_a_run_would(cli, tmp
     assert "num_test_pieces: 400 pieces of the 400-row test set leave a piece empty" in line
 
 
+def test_run_refuses_what_the_data_cannot_give_and_a_sweep_folder_before_any_output(
+    cli, tmp_path, monkeypatch
+):
+    """A targeted attacker's class the data lacks never finds a row to poison (it ran as a
+    reporter only, as an attacked run); a sweep's folder would mix a run's files with its parts.
+    Both refused in one line, with no folder made."""
+    monkeypatch.chdir(tmp_path)
+    bad = ["--set", "agents.attacker.policy=targeted", "--set", "agents.attacker.target_class=2"]
+    r = cli("run", "quickstart", *bad)
+    assert r.returncode == 2 and r.stdout == "", r.stdout
+    assert r.stderr.strip() == (
+        "sum-abm: quickstart: agents[1].target_class: expected a class of the data (0..1), got 2"
+    )
+    assert not (tmp_path / "runs").exists()
+    scen = tmp_path / "t.toml"
+    scen.write_text(
+        QUICKSTART.read_text().replace(
+            'policy = "label_flip"', 'policy = "targeted"\ntarget_class = 2'
+        )
+    )
+    assert cli("validate", scen).returncode == 0  # the file alone is fine
+    v = cli("validate", "--data", scen)
+    assert v.returncode == 2 and "target_class: expected a class of the data" in v.stderr
+    (tmp_path / "sw" / "runs").mkdir(parents=True)
+    r = cli("run", "quickstart", "--out", tmp_path / "sw")
+    assert r.returncode == 2 and "holds a sweep's results" in r.stderr
+    assert list((tmp_path / "sw").iterdir()) == [tmp_path / "sw" / "runs"]
+
+
 def test_validate_reads_design_files_and_bundled_names(cli, tmp_path):
     """Every bundled file validates, design files included (they were read as sweeps: "budget:
     unknown key"), by path or by the name the other commands take; a broken design answers with

@@ -59,10 +59,18 @@ def register(app: typer.Typer) -> None:
         from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
         from sum_abm.data import load_dataset
+        from sum_abm.market.contract_setup import check_setup
 
-        # loaded before the progress bar, so that a bad data setting is one clean line
+        # loaded and checked before the progress bar and the output folder, so that a bad data
+        # setting is one clean line and leaves nothing behind
         dataset = load_dataset(sc.data, sc.learner.kind, sc.name)
+        check_setup(sc, dataset)
         out_dir = out or Path("runs") / f"{sc.name}-seed{seed}"
+        if (out_dir / "sweep.json").exists() or (out_dir / "runs").is_dir():
+            raise InputError(
+                f"--out: {str(out_dir)!r} holds a sweep's results (a run's files would mix with "
+                f"them); choose another folder"
+            )
         check_out_folder(out_dir)
         try:  # a folder that cannot be written is refused before the run, not after it
             out_dir.mkdir(parents=True, exist_ok=True)

@@ -119,9 +119,20 @@ def check_setup(scenario: Scenario, data: Dataset) -> None:
     :class:`InputError`): the mechanism's settings against the data set, and the initial fit when
     the initial rows hold a single class (a learner may refuse it; the fit is tiny and kept with
     the data). Loading the data (:func:`sum_abm.data.load_dataset`) checked the rest."""
-    MECHANISMS[scenario.mechanism.kind].check_data(scenario.mechanism, data, scenario.name)
+    check_needs(scenario, data)
     if len(set(data.y_init.tolist())) < 2:
         fitted_learner(scenario, data)
+
+
+def check_needs(scenario: Scenario, data: Dataset) -> None:
+    """What the mechanism's settings and the agent groups' ask of the data set (one-line
+    :class:`InputError`), e.g. a test row for every prediction-market piece, a targeted
+    attacker's class."""
+    MECHANISMS[scenario.mechanism.kind].check_data(scenario.mechanism, data, scenario.name)
+    for i, group in enumerate(scenario.agents):
+        problem = group.check_data(data.n_classes)
+        if problem:
+            raise InputError(f"{scenario.name}: agents[{i}].{problem}")
 
 
 class MarketContract:
@@ -137,7 +148,7 @@ class MarketContract:
     ) -> None:
         self.scenario = scenario
         self.data = data
-        MECHANISMS[scenario.mechanism.kind].check_data(scenario.mechanism, data, scenario.name)
+        check_needs(scenario, data)
         self.chain = Chain(
             gas_price=scenario.chain.gas_price,
             block_time_s=scenario.chain.block_time_s,

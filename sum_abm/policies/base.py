@@ -39,6 +39,11 @@ class GroupConfig(StrictModel):
     def is_attacker(self) -> bool:
         return self.default_attacker if self.attacker is None else self.attacker
 
+    def check_data(self, n_classes: int) -> str | None:
+        """What the group's settings ask of a data set of ``n_classes`` classes that it lacks
+        (``field: reason``), or None; checked before a market is built."""
+        return None
+
 
 class Policy:
     """Strategy object held by a market participant (a :class:`ParticipantView`).

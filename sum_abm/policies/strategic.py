@@ -139,6 +139,15 @@ class TargetedConfig(ContributorConfig):
     candidates: int = Field(16, ge=1, description="boundary mode: rows examined per contribution")
     default_attacker: ClassVar[bool] = True
 
+    def check_data(self, n_classes: int) -> str | None:
+        if self.mode == "class" and self.target_class >= n_classes:
+            # (it would never find a row to poison, and run as a reporter only)
+            return (
+                f"target_class: expected a class of the data (0..{n_classes - 1}), "
+                f"got {self.target_class}"
+            )
+        return None
+
 
 class TargetedPolicy(ContributorPolicy):
     """Attacker: poisons one class (``class``) or the rows nearest the decision boundary."""
