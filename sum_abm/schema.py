@@ -150,7 +150,12 @@ SUMMARY = (
     C("attacker_profit", pl.Float64, "profit of the attackers together; null without any"),
     C("baseline_accuracy_final", pl.Float64, "final accuracy of the clean baseline", _BASE),
     C("accuracy_drop_final", pl.Float64, "baseline_accuracy_final - accuracy_final", _BASE),
-    C("accuracy_drop_max", pl.Float64, "largest drop below the baseline at any time", _BASE),
+    C(
+        "accuracy_drop_max",
+        pl.Float64,
+        "largest drop below the baseline at any time (an ended run at its final accuracy)",
+        _BASE,
+    ),
     C("attacker_roi", pl.Float64, "attackers' profit / their start balance", _BASE),
     C(
         "attacker_spend_per_point",

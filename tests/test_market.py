@@ -81,6 +81,36 @@ def test_corrected_drt_walk_equals_the_naive_walk(scenario, rows):
     assert fast.transactions.filter(pl.col("reason") == "share_rounds_to_zero").height == 0
 
 
+def worst_drop(base: dict[int, float], mine: dict[int, float]) -> float:
+    """The largest baseline-minus-attacked accuracy at any sample time of either run, each run
+    at its latest sample (its last one once it has ended)."""
+
+    def at(curve: dict[int, float], t: int) -> float:
+        return curve[max(x for x in curve if x <= t)]
+
+    times = sorted(t for t in set(base) | set(mine) if t >= max(min(base), min(mine)))
+    return max(at(base, t) - at(mine, t) for t in times)
+
+
+@pytest.mark.parametrize("seed", [2, 3])
+def test_the_worst_drop_is_never_below_the_final_one(seed):
+    # The attacked prediction market ends days before its baseline: its final drop compares the
+    # two ends, and the worst drop, over the attacked run's samples only, came out below it.
+    sc = load_scenario(
+        ROOT / "scenarios" / "reference_pm.toml", {"data.n_rows": 3000, "data.train_rows": 1000}
+    )
+    r = run(sc, seed=seed)
+    s = r.summary.row(0, named=True)
+    assert s["end_time_s"] < r.baseline.timeseries["time_s"].max()  # the case in question
+    base = dict(
+        zip(r.baseline.timeseries["time_s"], r.baseline.timeseries["accuracy"], strict=True)
+    )
+    mine = dict(zip(r.timeseries["time_s"], r.timeseries["accuracy"], strict=True))
+    assert s["accuracy_drop_final"] > 0
+    assert s["accuracy_drop_max"] >= s["accuracy_drop_final"]
+    assert s["accuracy_drop_max"] == pytest.approx(worst_drop(base, mine))
+
+
 @pytest.mark.slow
 def test_attack_metrics_use_a_clean_baseline():
     # A pure label flipper (no reporting, no taking of expired deposits) can only lose its deposits.
@@ -97,9 +127,8 @@ def test_attack_metrics_use_a_clean_baseline():
     mine = dict(zip(r.timeseries["time_s"], r.timeseries["accuracy"], strict=True))
     assert s["baseline_accuracy_final"] == base[max(base)]
     assert s["accuracy_drop_final"] == pytest.approx(base[max(base)] - mine[max(mine)])
-    # the worst drop over time: each sample of the attacked run against the baseline's latest
-    drops = [base[max(x for x in base if x <= t)] - a for t, a in mine.items() if t >= min(base)]
-    assert s["accuracy_drop_max"] == pytest.approx(max(drops))
+    # the worst drop over time: at every sample time of either run, each run's latest sample
+    assert s["accuracy_drop_max"] == pytest.approx(worst_drop(base, mine))
     att = r.agents.filter(pl.col("attacker"))
     assert s["attacker_roi"] == pytest.approx(att["profit"].sum() / att["start_balance"].sum())
     honest = r.agents.filter(~pl.col("attacker"))

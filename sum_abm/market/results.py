@@ -179,7 +179,13 @@ def summarize(
     if len(att) and baseline is not None:
         b = accuracy_curve(baseline.timeseries)
         drop_final = float(b["accuracy"][-1] - acc[-1])
-        joined = curve.join_asof(b.rename({"accuracy": "base"}), on="time_s")
+        # Over every sample time of either run, each holding its last value once it has ended
+        # (its model no longer changes): the two ends compared are one of those times, so the
+        # largest drop is never below the final one.
+        times = pl.concat([curve.select("time_s"), b.select("time_s")]).unique().sort("time_s")
+        joined = times.join_asof(curve, on="time_s").join_asof(
+            b.rename({"accuracy": "base"}), on="time_s"
+        )
         drop_max = float((joined["base"] - joined["accuracy"]).max())
         start = float(att["start_balance"].sum())
         spend = max(0.0, -float(att["profit"].sum())) + float(att["fees"].sum())
