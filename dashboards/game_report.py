@@ -25,7 +25,7 @@ from sum_abm.game.dynamics import replicator
 from sum_abm.game.empirical import EmpiricalGame, run_payoffs
 from sum_abm.game.equilibria import deviations, interval_text
 from sum_abm.game.symmetric import SymmetricGame
-from sum_abm.game.tables import Game
+from sum_abm.game.tables import Game, half_width
 from sum_abm.sweeps import load_agents, load_runs
 from sum_abm.sweeps.spec import run_id
 from sum_abm.sweeps.stats import wilson
@@ -377,7 +377,9 @@ def write_frontier_report(
                 x=[p[0] for p in pts],
                 y=[p[1] for p in pts],
                 mode="markers+lines",
-                error_y=dict(array=[1.96 * p[2] for p in pts]),
+                error_y=dict(
+                    array=[_finite(half_width((p[2],), (game.spec.replications,))) for p in pts]
+                ),
                 name=str(a or "best attack ROI"),
             )
         )

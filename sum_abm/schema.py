@@ -238,7 +238,11 @@ FRONTIER = (
     C("high", pl.Float64, "the crossing lies below this at 95 %"),
     C("estimate", pl.Float64, "middle of the final bisection bracket; null when not found"),
     C("best_attack", pl.String, "the best attack nearest the crossing"),
-    C("evaluations", pl.String, "every (x, mean ROI, stderr) as JSON, or why none was found"),
+    C(
+        "evaluations",
+        pl.String,
+        "every (x, mean ROI, stderr) measured, as JSON (without a crossing: the range's two ends)",
+    ),
     C("found", pl.Boolean, "whether the best attack's ROI crosses zero in the range"),
 )
 _DESIGN = (

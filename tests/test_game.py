@@ -398,9 +398,10 @@ def test_frontier_line_by_bisection(tmp_path, monkeypatch):
         assert (
             r["found"] and r["low"] <= 2000 * w <= r["high"] and abs(r["estimate"] - 2000 * w) <= 2
         )
-    assert (
-        not rows[3]["found"] and "no crossing" in rows[3]["evaluations"]
-    )  # 40,000 is outside the range
+    # 40,000 is outside the range: no crossing, and the two ends measured are kept
+    assert not rows[3]["found"]
+    ends = json.loads(rows[3]["evaluations"])
+    assert [e[0] for e in ends] == [100, 20000] and all(e[1] > 0 for e in ends)
     assert all(
         isinstance(v, int) for _, v, _ in calls
     )  # --integer: every point is a whole token amount

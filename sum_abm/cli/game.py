@@ -161,8 +161,23 @@ def register(app: typer.Typer) -> None:
                     f"(between {r['low']:.4g} and {r['high']:.4g}; best attack there: {r['best_attack']})"
                 )
             else:
-                print(f"no crossing{where}: {r['evaluations']}")
+                print(f"no crossing{where}: {_ends(r['evaluations'], param)}")
         print(f"results: {out}/  (frontier.parquet, frontier_report.html)")
+
+
+def _ends(evaluations: str, param: str) -> str:
+    """Why a frontier has no crossing, from its evaluations (JSON, the two ends first)."""
+    import json
+
+    try:
+        (lo, f_lo, _), (hi, f_hi, _) = json.loads(evaluations)[:2]
+    except (ValueError, TypeError):
+        return evaluations  # a reason in words
+    side = "pays at both ends" if f_lo > 0 else "pays at neither end"
+    return (
+        f"the best attack's ROI is {f_lo:+.4g} at {param} = {lo:.4g} and {f_hi:+.4g} at "
+        f"{hi:.4g}: it {side}"
+    )
 
 
 def _value(text: str):

@@ -474,6 +474,7 @@ def run_frontier(
                 }
             )
         except ValueError as exc:
+            ev = getattr(exc, "evaluations", None)  # (NoCrossing: the ends were measured)
             rows.append(
                 {
                     "across": a_str,
@@ -481,7 +482,7 @@ def run_frontier(
                     "high": hi,
                     "estimate": None,
                     "best_attack": None,
-                    "evaluations": str(exc),
+                    "evaluations": json.dumps(ev) if ev is not None else str(exc),
                     "found": False,
                 }
             )

@@ -88,6 +88,15 @@ class Crossing:
     bracket: tuple[float, float] = (math.nan, math.nan)
 
 
+class NoCrossing(ValueError):
+    """Both ends of the range on the same side: no crossing to place. ``evaluations``: the
+    (x, mean, stderr) measured at the ends."""
+
+    def __init__(self, message: str, evaluations: list[tuple[float, float, float]]) -> None:
+        super().__init__(message)
+        self.evaluations = evaluations
+
+
 def bisect_zero(
     f: Callable[[float], tuple[float, float]],
     lo: float,
@@ -103,15 +112,15 @@ def bisect_zero(
     whose side is clear at 95 %. Stops after ``iterations`` midpoints or when the bracket is no
     wider than ``tol``. ``replications``: how many values each mean averages (Student's t for the
     interval, see :func:`~sum_abm.game.tables.half_width`); None when the standard errors are
-    known. Raises ValueError when both ends are on the same side (no crossing)."""
+    known. Raises :class:`NoCrossing` (a ValueError) when both ends are on the same side."""
     f_lo, s_lo = f(lo)
     f_hi, s_hi = f(hi)
     evals = [(lo, f_lo, s_lo), (hi, f_hi, s_hi)]
     if f_lo == 0 and f_hi == 0:  # flat (e.g. an attack that never acts): no crossing to place
-        raise ValueError(f"no crossing in [{lo}, {hi}]: f = 0 at both ends")
+        raise NoCrossing(f"no crossing in [{lo}, {hi}]: f = 0 at both ends", evals)
     up = f_lo > 0  # the lo end's side: positive, or not
     if (f_hi > 0) == up:
-        raise ValueError(f"no crossing in [{lo}, {hi}]: f = {f_lo:.4g} and {f_hi:.4g}")
+        raise NoCrossing(f"no crossing in [{lo}, {hi}]: f = {f_lo:.4g} and {f_hi:.4g}", evals)
     a, b = lo, hi
     for _ in range(iterations):
         if tol and b - a <= tol:
