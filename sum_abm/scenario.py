@@ -323,7 +323,7 @@ def validate_file_model(model: type[BaseModel], data: Any, source: str) -> Any:
             disc = str((err.get("ctx") or {}).get("discriminator", "")).strip("'")
             loc = f"{loc}.{disc}" if loc != "(top level)" else disc
         msg = _describe(err)
-        if loc.endswith(("deposit", "balance", "count")) and "expected an integer" in msg:
+        if loc.endswith(("deposit", "balance")) and "expected an integer" in msg:
             msg = msg.replace("expected an integer", "expected an integer >= 0", 1)
         if loc == "(top level)" and err["type"] == "value_error":
             raise InputError(f"{source}: {msg}") from None  # the message names its fields

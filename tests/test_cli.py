@@ -157,7 +157,7 @@ BAD = [
     # true/false is no number (pydantic would read 1 or 0: one agent, a whole split)
     (
         RUN + ["--set", "agents.honest.count=true"],
-        "agents[0].count: expected an integer >= 0, got 'true'",
+        "agents[0].count: expected an integer, got 'true'",  # (its bound is >= 1)
     ),
     (
         RUN + ["--set", "data.init_train_portion=true"],
