@@ -58,3 +58,20 @@ def resolve_any(name: str | Path) -> Path:
         f"{name}: no such file (and no bundled scenario, sweep, game or design of that name; "
         f"see `sum-abm scenarios` and {bundled_dir('scenario')})"
     )
+
+
+def resolve_base(base: str, file: str | Path, what: str) -> Path:
+    """The base scenario a ``what`` (sweep, game, design) file names: a path relative to
+    ``file``, else the name of a bundled scenario (as ``sum-abm run`` takes it). Raises
+    InputError (one line) when neither exists."""
+    f = Path(file)
+    p = (f.parent / base).resolve()
+    if p.is_file():
+        return p
+    cand = bundled_dir("scenario") / (base if base.endswith(".toml") else f"{base}.toml")
+    if Path(base).name == base and cand.is_file():
+        return cand
+    raise InputError(
+        f"{file}: base: no scenario file {base!r} (relative to the {what} file) and no bundled "
+        f"scenario of that name"
+    )

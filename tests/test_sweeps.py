@@ -1501,3 +1501,17 @@ def test_an_output_folder_that_cannot_be_made_is_one_input_error():
     base = load_scenario(Path(__file__).resolve().parents[1] / "scenarios/quickstart.toml")
     with pytest.raises(InputError, match=r"^/proc/no/such: cannot create the output folder \("):
         run_many(base, [{"mechanism.cost_weight": 2}], "/proc/no/such", serial=True)
+
+
+def test_a_base_may_be_a_bundled_scenario_name(tmp_path):
+    """As ``sum-abm run quickstart`` takes it: a sweep, game or design file anywhere can start
+    from a bundled scenario without its path; a path relative to the file comes first."""
+    f = tmp_path / "s.toml"
+    f.write_text('base = "quickstart"\n[grid]\n"mechanism.cost_weight" = [1, 2]\n')
+    sw = load_sweep_file(f)
+    assert sw.base == load_scenario(ROOT / "scenarios" / "quickstart.toml") and len(sw.runs) == 2
+    (tmp_path / "quickstart").write_text((ROOT / "scenarios" / "attack_sybil.toml").read_text())
+    assert load_sweep_file(f).base.name == "attack_sybil"  # the file beside it wins
+    f.write_text('base = "no_such_market"\n[grid]\n"mechanism.cost_weight" = [1]\n')
+    with pytest.raises(InputError, match="no scenario file 'no_such_market'.*no bundled scenario"):
+        load_sweep_file(f)

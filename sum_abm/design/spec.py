@@ -33,6 +33,7 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
+from sum_abm.bundled import resolve_base
 from sum_abm.config import StrictModel
 from sum_abm.errors import InputError
 from sum_abm.game.empirical import EmpiricalGame, GameSpec, RoleSpec, StrategySpec
@@ -261,11 +262,7 @@ def load_design(path: str | Path) -> Design:
     data = read_toml(p)
     src = str(p)
     spec = validate_file_model(DesignSpec, data, src)
-    base_path = (p.parent / spec.base).resolve()
-    if not base_path.is_file():
-        raise InputError(
-            f"{src}: base: no scenario file {spec.base!r} (relative to the design file)"
-        )
+    base_path = resolve_base(spec.base, p, "design")
     base = load_scenario(base_path)
     if spec.set:
         try:

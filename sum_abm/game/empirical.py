@@ -39,6 +39,7 @@ import polars as pl
 from pydantic import Field, field_validator, model_validator
 
 from sum_abm import schema
+from sum_abm.bundled import resolve_base
 from sum_abm.config import StrictModel
 from sum_abm.errors import InputError
 from sum_abm.game.search import neighbourhood
@@ -284,9 +285,7 @@ def load_game(path: str | Path) -> EmpiricalGame:
     p = Path(path)
     data = read_toml(p)
     spec = validate_file_model(GameSpec, data, str(p))
-    base_path = (p.parent / spec.base).resolve()
-    if not base_path.is_file():
-        raise InputError(f"{p}: base: no scenario file {spec.base!r} (relative to the game file)")
+    base_path = resolve_base(spec.base, p, "game")
     base = load_scenario(base_path)
     if spec.set:
         try:

@@ -38,6 +38,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import Field, model_validator
 
+from sum_abm.bundled import resolve_base
 from sum_abm.config import StrictModel
 from sum_abm.errors import InputError
 from sum_abm.scenario import Scenario, load_scenario, read_toml, split_path, validate_file_model
@@ -245,11 +246,7 @@ def parse_sweep(data: dict[str, Any], path: Path) -> Sweep:
     before anything runs (one-line InputError naming the file, the path and the problem)."""
     src = str(path)
     spec = validate_file_model(SweepSpec, data, src)
-    base_path = (path.parent / spec.base).resolve()
-    if not base_path.is_file():
-        raise InputError(
-            f"{src}: base: no scenario file {spec.base!r} (relative to the sweep file)"
-        )
+    base_path = resolve_base(spec.base, path, "sweep")
     base = load_scenario(base_path)
     points = expand(spec)
     check_points(base, points, src)
