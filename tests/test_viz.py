@@ -116,7 +116,9 @@ def test_slider_changes_the_parameter_and_reset_rebuilds(track_models):
 def test_select_switches_the_mechanism(track_models):
     rc = _render()
     sel = rc.find(vw.Select, label="Mechanism")
-    sel.widget.v_model = "prediction_market"
+    # one menu of mechanisms with their rule sets: no rule set a mechanism lacks can be chosen
+    assert "prediction_market (solidity)" not in sel.widget.items
+    sel.widget.v_model = "prediction_market (corrected)"
     _button(rc, "Reset").widget.click()
     m = track_models[-1]
     assert (

@@ -3,7 +3,7 @@ examples (``model.py``, ``agents.py`` and ``app.py`` side by side).
 
 Run it with ``sum-abm viz [--scenario NAME|FILE]`` (or ``solara run sum_abm/market/app.py``; the
 scenario then comes from ``SUM_ABM_VIZ_SCENARIO``, default ``quickstart``). The sliders and selects
-start at the scenario's own values: the mechanism and its semantics, the deposit weight, the refund
+start at the scenario's own values: the mechanism with its rule set (one menu), the deposit weight, the refund
 window, the attackers' share and policy, the learner, the gas price and the seed. Reset rebuilds the
 market with them, Step advances one sampling interval of simulated time, Play runs it. With
 attackers, a clean baseline (the same market and seed without them) runs in lockstep, so the attack's
@@ -28,6 +28,7 @@ from plotly.subplots import make_subplots  # noqa: E402
 
 from dashboards.style import ACCURACY, ALL_DATA, ATTACKER, BASELINE, DAY_S, HONEST, group_colors  # noqa: E402
 from sum_abm.bundled import resolve  # noqa: E402
+from sum_abm.errors import InputError  # noqa: E402
 from sum_abm.learners import LEARNERS  # noqa: E402
 from sum_abm.market.model import MarketModel  # noqa: E402
 from sum_abm.mechanisms import MECHANISMS  # noqa: E402
@@ -37,7 +38,22 @@ from sum_abm.scenario import Scenario, load_scenario, parse_scenario  # noqa: E4
 # The menus follow the registries (mechanisms, their semantics, learners).
 SEMANTICS = {kind: list(m.semantics) for kind, m in MECHANISMS.items()}
 DEFAULT_MECHANISM = next(iter(MECHANISMS))
-ALL_SEMANTICS = list(dict.fromkeys(s for m in MECHANISMS.values() for s in m.semantics))
+
+
+def rules_label(kind: str, semantics: str | None = None) -> str:
+    """One entry of the mechanism menu: the mechanism and its rule set, as the status line shows
+    them (``deposit_refund_take (solidity)``); one menu, so that no rule set can be chosen for a
+    mechanism that lacks it."""
+    return f"{kind} ({semantics})" if SEMANTICS[kind] else kind
+
+
+#: The menu: every mechanism with each of its rule sets.
+RULES = {
+    rules_label(kind, sem): (kind, sem)
+    for kind, sems in SEMANTICS.items()
+    for sem in (sems or [None])
+}
+DEFAULT_RULES = rules_label(DEFAULT_MECHANISM, (SEMANTICS[DEFAULT_MECHANISM] or [None])[0])
 ATTACK_POLICIES = [
     "label_flip",
     "targeted",
@@ -72,8 +88,7 @@ def knobs(sc: Scenario) -> dict[str, Any]:
     m = sc.mechanism
     att = [g for g in sc.agents if g.is_attacker]
     return {
-        "mechanism": m.kind,
-        "semantics": getattr(m, "semantics", ALL_SEMANTICS[0]),
+        "rules": rules_label(m.kind, getattr(m, "semantics", None)),
         "cost_weight": getattr(m, "cost_weight", 1),
         "refund_time_h": round(getattr(m, "refund_time_s", 86_400) / 3600),
         "attacker_share": attacker_share(sc),
@@ -84,13 +99,14 @@ def knobs(sc: Scenario) -> dict[str, Any]:
     }
 
 
-def _mechanism(
-    base: Scenario, kind: str, semantics: str, cost_weight: int, refund_time_h: int
-) -> dict[str, Any]:
+def _mechanism(base: Scenario, rules: str, cost_weight: int, refund_time_h: int) -> dict[str, Any]:
+    if rules not in RULES:
+        raise InputError(f"rules: expected one of {list(RULES)}, got {rules!r}")
+    kind, semantics = RULES[rules]
     same = base.mechanism.kind == kind
     mech: dict[str, Any] = base.mechanism.model_dump() if same else {"kind": kind}
-    if SEMANTICS[kind]:
-        mech["semantics"] = semantics if semantics in SEMANTICS[kind] else SEMANTICS[kind][0]
+    if semantics is not None:
+        mech["semantics"] = semantics
     fields = MECHANISMS[kind].Config.model_fields
     if "cost_weight" in fields:
         mech["cost_weight"] = int(cost_weight)
@@ -142,8 +158,7 @@ def _attackers(base: Scenario, share: int, policy: str) -> list[dict[str, Any]]:
 def build_scenario(
     base: Scenario,
     *,
-    mechanism: str,
-    semantics: str,
+    rules: str,
     cost_weight: int,
     refund_time_h: int,
     attacker_share: int,
@@ -158,7 +173,7 @@ def build_scenario(
     their counts; the attackers are as many as that share needs), ``gas_price`` token units per gas.
     """
     data = base.to_dict()
-    data["mechanism"] = _mechanism(base, mechanism, semantics, cost_weight, refund_time_h)
+    data["mechanism"] = _mechanism(base, rules, cost_weight, refund_time_h)
     data["agents"] = _attackers(base, attacker_share, attacker_policy)
     if learner != base.learner.kind:
         data["learner"] = {"kind": learner, "params": {}}
@@ -185,8 +200,7 @@ class VizMarket(MarketModel):
     def __init__(
         self,
         *,
-        mechanism: str = DEFAULT_MECHANISM,
-        semantics: str = SEMANTICS[DEFAULT_MECHANISM][0],
+        rules: str = DEFAULT_RULES,
         cost_weight: int = 1,
         refund_time_h: int = 24,
         attacker_share: int = 20,
@@ -196,8 +210,7 @@ class VizMarket(MarketModel):
         seed: int = 1,
     ) -> None:
         self.params = dict(
-            mechanism=mechanism,
-            semantics=semantics,
+            rules=rules,
             cost_weight=cost_weight,
             refund_time_h=refund_time_h,
             attacker_share=attacker_share,
@@ -243,17 +256,11 @@ def model_params(base: Scenario) -> dict[str, dict[str, Any]]:
     charts states the values the running market uses."""
     k = knobs(base)
     return {
-        "mechanism": {
+        "rules": {
             "type": "Select",
-            "value": k["mechanism"],
-            "values": list(MECHANISMS),
+            "value": k["rules"],
+            "values": list(RULES),
             "label": "Mechanism",
-        },
-        "semantics": {
-            "type": "Select",
-            "value": k["semantics"],
-            "values": ALL_SEMANTICS,
-            "label": "Semantics",
         },
         "cost_weight": {
             "type": "SliderInt",
@@ -472,7 +479,7 @@ def AttackPlot(model: VizMarket):
 def mechanism_text(sc: Scenario) -> str:
     """The mechanism and the knobs it uses, in words."""
     m = sc.mechanism
-    text = m.kind + (f" ({m.semantics})" if hasattr(m, "semantics") else "")
+    text = rules_label(m.kind, getattr(m, "semantics", None))
     if hasattr(m, "cost_weight"):
         text += f", deposit weight {m.cost_weight}"
     if hasattr(m, "refund_time_s"):
