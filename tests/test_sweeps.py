@@ -1077,31 +1077,24 @@ def test_resume_adds_grown_grid_points_and_refuses_another_base(tmp_path):
         base=str(ROOT / "scenarios" / "attack_label_flip.toml"),
     )
     other = other.rename(tmp_path / "other.toml")
-    r = subprocess.run(
-        CLI + ["sweep", str(other), "--out", str(tmp_path / "o"), "--resume", "--serial"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert (
-        r.returncode == 2
-        and "another base scenario" in r.stderr
-        and len(r.stderr.strip().splitlines()) == 1
-    )
+
+    def refusal(sweep_file: Path) -> str:
+        """The one line ``sum-abm sweep FILE --resume`` into the folder answers (exit 2)."""
+        r = subprocess.run(
+            CLI + ["sweep", str(sweep_file), "--out", str(tmp_path / "o"), "--resume", "--serial"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        (line,) = r.stderr.strip().splitlines()
+        assert r.returncode == 2
+        return line
+
+    assert "another base scenario" in refusal(other)
     # Another root seed keeps every run id: its old parts would pass for the new seed's runs.
     f = write_sweep(tmp_path, {"mechanism.cost_weight": [1, 2, 3]})
     (tmp_path / "reseeded.toml").write_text(f.read_text().replace("seed = 5", "seed = 6"))
-    r = subprocess.run(
-        CLI + ["sweep", str(tmp_path / "reseeded.toml"), "--out", str(tmp_path / "o"), "--resume"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert (
-        r.returncode == 2
-        and "another root seed" in r.stderr
-        and len(r.stderr.strip().splitlines()) == 1
-    )
+    assert "another root seed" in refusal(tmp_path / "reseeded.toml")
     with pytest.raises(InputError, match="another root seed"):
         sweep(tmp_path / "reseeded.toml", tmp_path / "o", serial=True, resume=True)
     assert json.loads((tmp_path / "o" / "sweep.json").read_text()) == manifest
