@@ -372,10 +372,14 @@ def test_run_refuses_what_the_data_cannot_give_and_a_sweep_folder_before_any_out
     assert cli("validate", scen).returncode == 0  # the file alone is fine
     v = cli("validate", "--data", scen)
     assert v.returncode == 2 and "target_class: expected a class of the data" in v.stderr
-    (tmp_path / "sw" / "runs").mkdir(parents=True)
+    for sub in ("runs", "agents"):
+        (tmp_path / "sw" / sub).mkdir(parents=True)
     r = cli("run", "quickstart", "--out", tmp_path / "sw")
     assert r.returncode == 2 and "holds a sweep's results" in r.stderr
-    assert list((tmp_path / "sw").iterdir()) == [tmp_path / "sw" / "runs"]
+    assert sorted(p.name for p in (tmp_path / "sw").iterdir()) == ["agents", "runs"]
+    # a folder holding the default runs/ (the repository after the first command) is no sweep
+    r = cli("run", "quickstart", "--out", tmp_path, "--no-baseline", "--no-report")
+    assert r.returncode == 0 and (tmp_path / "summary.parquet").exists(), r.stderr
 
 
 def test_validate_reads_design_files_and_bundled_names(cli, tmp_path):

@@ -66,7 +66,10 @@ def register(app: typer.Typer) -> None:
         dataset = load_dataset(sc.data, sc.learner.kind, sc.name)
         check_setup(sc, dataset)
         out_dir = out or Path("runs") / f"{sc.name}-seed{seed}"
-        if (out_dir / "sweep.json").exists() or (out_dir / "runs").is_dir():
+        # (runs/ alone is no sweep: it is where every run goes by default)
+        if (out_dir / "sweep.json").exists() or (
+            (out_dir / "runs").is_dir() and (out_dir / "agents").is_dir()
+        ):
             raise InputError(
                 f"--out: {str(out_dir)!r} holds a sweep's results (a run's files would mix with "
                 f"them); choose another folder"

@@ -26,8 +26,8 @@ def half_width(ses: Sequence[float], ns: Sequence[int | None], level: float = 0.
     difference of independent means, with standard errors ``ses`` over ``ns`` replications.
 
     Student's t with the Welch-Satterthwaite degrees of freedom: with the few replications a game
-    runs, the normal quantile (1.96) is far too narrow (t is 12.7 with 2 replications, 4.3 with
-    3). ``None`` in ``ns``: that standard error is known, not estimated (an exact game, a table
+    runs, the normal quantile (1.96) is far too narrow (one mean of 2 replications: t = 12.7; a
+    difference of two such means with equal spreads: 4.30). ``None`` in ``ns``: that standard error is known, not estimated (an exact game, a table
     without counts), and the normal quantile is used. A measured mean from fewer than 2
     replications has no estimate of its spread: the interval is unbounded (``inf``).
     """

@@ -3,8 +3,8 @@ examples (``model.py``, ``agents.py`` and ``app.py`` side by side).
 
 Run it with ``sum-abm viz [--scenario NAME|FILE]`` (or ``solara run sum_abm/market/app.py``; the
 scenario then comes from ``SUM_ABM_VIZ_SCENARIO``, default ``quickstart``). The sliders and selects
-start at the scenario's own values: the mechanism with its rule set (one menu), the deposit weight, the refund
-window, the attackers' share and policy, the learner, the gas price and the seed. Reset rebuilds the
+start at the scenario's own values: the mechanism with its rule set (one menu), the deposit weight,
+the refund window, the attackers' share and policy, the learner, the gas price and the seed. Reset rebuilds the
 market with them, Step advances one sampling interval of simulated time, Play runs it. With
 attackers, a clean baseline (the same market and seed without them) runs in lockstep, so the attack's
 success is measured live exactly as the reports measure it. Every browser session has its own model.
