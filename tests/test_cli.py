@@ -420,6 +420,31 @@ def test_validate_reads_design_files_and_bundled_names(cli, tmp_path):
     assert r.returncode == 2 and "no bundled scenario, sweep, game or design" in r.stderr
 
 
+@pytest.mark.parametrize(
+    "bundled, drop, says",
+    [
+        ("sweeps/quickstart_sweep.toml", "base", "base: required field is missing"),
+        ("games/quickstart_game.toml", "roles", "roles: required field is missing"),
+        ("designs/quickstart_design.toml", "objectives", "objectives: required field is missing"),
+    ],
+)
+def test_validate_tells_a_file_what_it_lacks(cli, tmp_path, bundled, drop, says):
+    """A sweep file without its base was checked as a scenario ("agents: required field is
+    missing"), a game without roles as a sweep: each kind is told by the keys only it has."""
+    import tomllib
+
+    src = ROOT / "scenarios" / bundled
+    data = tomllib.loads(src.read_text())
+    data["base"] = str(src.parent / data["base"])
+    del data[drop]
+    f = tmp_path / "f.toml"
+    f.write_text(_toml(data))
+    r = cli("validate", f)
+    assert r.returncode == 2, r.stdout
+    (line,) = r.stderr.strip().splitlines()
+    assert says in line, line
+
+
 def test_viz_checks_the_scenario_against_its_data_before_the_server_starts(cli, tmp_path):
     # 400 pieces of pm_small's 400-row test set: the market would have failed at its end, in
     # the browser, instead of one line here.

@@ -21,6 +21,21 @@ def check_out_folder(out: Path) -> None:
         raise InputError(f"--out: cannot create {str(out)!r} ({exc.strerror or exc})") from None
 
 
+#: Keys only one kind of file has (a scenario has none of them), so that a file missing its
+#: ``base`` or its ``roles`` is still checked as what it is, and told what it lacks.
+_KIND_KEYS = {
+    "game": {"roles", "payoff", "max_profiles"},
+    "design": {"objectives", "attacker", "constraints", "parameters", "budget", "batch", "honest"},
+    "sweep": {"base", "grid", "zip", "random"},
+}
+
+
+def file_kind(raw: object) -> str:
+    """Which kind of file ``raw`` (a parsed TOML table) is: game, design, sweep or scenario."""
+    keys = set(raw) if isinstance(raw, dict) else set()
+    return next((kind for kind, own in _KIND_KEYS.items() if keys & own), "scenario")
+
+
 def register(app: typer.Typer) -> None:
     @app.command()
     def run(
@@ -191,12 +206,13 @@ def register(app: typer.Typer) -> None:
         from sum_abm.bundled import resolve_any
         from sum_abm.market.contract_setup import check_setup
         from sum_abm.scenario import parse_scenario, read_toml
-        from sum_abm.sweeps.spec import RunSpec, is_sweep_file, parse_sweep
+        from sum_abm.sweeps.spec import RunSpec, parse_sweep
         from sum_abm.sweeps.task import check_data, dataset_for
 
         for f in map(resolve_any, files):
             raw = read_toml(f)
-            if isinstance(raw, dict) and ("objectives" in raw or "attacker" in raw):
+            kind = file_kind(raw)
+            if kind == "design":
                 from sum_abm.design.spec import load_design
 
                 d = load_design(f)
@@ -207,7 +223,7 @@ def register(app: typer.Typer) -> None:
                 base = d.base
                 # each attacker strategy at the base's values (candidates change mechanism fields)
                 runs = [RunSpec(s, d.strategy_overrides(s), 0, base.seed) for s in d.strategies]
-            elif isinstance(raw, dict) and "roles" in raw:
+            elif kind == "game":
                 from sum_abm.game.empirical import load_game
 
                 g = load_game(f)
@@ -219,7 +235,7 @@ def register(app: typer.Typer) -> None:
                     for r in g.spec.roles
                     for s in r.strategies
                 ]
-            elif is_sweep_file(raw):
+            elif kind == "sweep":
                 sw = parse_sweep(raw, f)
                 line = f"{f}: ok (sweep of {sw.spec.base}: {len(sw.points())} points, {len(sw.runs)} runs)"
                 base, runs = sw.base, sw.runs

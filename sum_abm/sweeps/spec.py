@@ -287,8 +287,3 @@ def load_sweep_file(path: str | Path) -> Sweep:
     """Read, validate and expand a sweep TOML file."""
     p = Path(path)
     return parse_sweep(read_toml(p), p)
-
-
-def is_sweep_file(data: dict[str, Any]) -> bool:
-    """A sweep file names a ``base`` scenario; a scenario file never does."""
-    return isinstance(data, dict) and "base" in data
