@@ -222,8 +222,8 @@ def test_viz_stopped_by_its_process_id_leaves_no_server(tmp_path):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     cli = [sys.executable, "-c", "from sum_abm.cli import main; main()", "viz", "--port", str(port)]
-    log = (tmp_path / "server.log").open("w")
-    server = subprocess.Popen(cli, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    with (tmp_path / "server.log").open("w") as log:
+        server = subprocess.Popen(cli, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         deadline = time.time() + 120
         while True:
