@@ -114,20 +114,19 @@ def check_out(
         raise InputError(
             f"{out}: already holds sweep results; use --resume to complete it or choose another --out"
         )
-    if resume and base is not None:
-        old = read_manifest(out)
-        if (
-            old
-            and "base_scenario" in old
-            and old["base_scenario"] != json.loads(canonical(base.to_dict()))
-        ):
-            raise InputError(
-                f"{out}: its runs come from another base scenario than this sweep's; "
-                f"choose another --out (resume only completes the same sweep or a grown one)"
-            )
-    if resume and runs:
-        old = read_manifest(out)
-        seeds = {e.get("run_id"): e.get("seed") for e in (old or {}).get("runs", [])}
+    old = read_manifest(out) if resume else None
+    if (
+        old
+        and base is not None
+        and "base_scenario" in old
+        and old["base_scenario"] != json.loads(canonical(base.to_dict()))
+    ):
+        raise InputError(
+            f"{out}: its runs come from another base scenario than this sweep's; "
+            f"choose another --out (resume only completes the same sweep or a grown one)"
+        )
+    if old and runs:
+        seeds = {e.get("run_id"): e.get("seed") for e in old.get("runs", [])}
         if any(r.run_id in seeds and seeds[r.run_id] != r.seed for r in runs):
             raise InputError(
                 f"{out}: its runs were seeded from another root seed than this sweep's; "
@@ -244,12 +243,15 @@ class SweepStore:
     def done_ids(self) -> set[str]:
         """Ids of the runs whose runs part exists and, with its agents part, can be read: a part
         damaged after it was written (a full disk, a partial copy) marks a run to do again."""
-        agents = self.out / "agents"
-        return {
-            p.stem
-            for p in (self.out / "runs").glob("*.parquet")
-            if readable(p) and readable(agents / p.name)
-        }
+        return {rid for rid in self._part_ids() if self._readable(rid)}
+
+    def _part_ids(self) -> set[str]:
+        return {p.stem for p in (self.out / "runs").glob("*.parquet")}
+
+    def _readable(self, rid: str) -> bool:
+        return readable(run_part(self.out, rid)) and readable(
+            self.out / "agents" / f"{rid}.parquet"
+        )
 
     def clean_temporaries(self) -> int:
         """Remove temporary files a killed writer left behind (``.<name>.<random>``); returns how many."""
@@ -286,8 +288,10 @@ class SweepStore:
         """The runs table: the rows returned by this sweep's runs, plus the parts of runs finished
         before (resume), in run-id order — equal to :func:`load_runs` of the folder (columns in
         order of first appearance by run id, each at the supertype of its parts)."""
-        for rid in sorted(self.done_ids() - set(self.rows)):
-            self._keep(rid, pl.read_parquet(run_part(self.out, rid)))
+        # (only the parts of earlier runs are read: this sweep's rows came back with its runs)
+        for rid in sorted(self._part_ids() - set(self.rows)):
+            if self._readable(rid):
+                self._keep(rid, pl.read_parquet(run_part(self.out, rid)))
         if not self.rows:
             return pl.DataFrame()
         ids = sorted(self.rows)
