@@ -111,6 +111,15 @@ def _mutations(base: list) -> dict[str, object]:
     x = copy.deepcopy(base)
     x[0]["steps"][ref]["data_ref"] = 10_000
     m["dangling_ref"] = x
+    x = copy.deepcopy(base)
+    x[0]["steps"], x[0]["expect"] = [], []
+    m["no_steps"] = x
+    x = copy.deepcopy(base)
+    x[0]["steps"][0]["value"] += 0.5
+    m["float_value"] = x
+    x = copy.deepcopy(base)
+    x[0]["expect"][0]["balances"]["contract"] += 0.25
+    m["float_balance"] = x
     return m
 
 
@@ -122,6 +131,9 @@ def _mutations(base: list) -> dict[str, object]:
         ("missing_field", "missing field 'accounts'"),
         ("wrong_type", "step 0: field 'time': expected an integer >= 0, got str"),
         ("dangling_ref", "field 'data_ref': 10000 points at no add_data step"),
+        ("no_steps", "field 'steps': expected at least one step, got none"),
+        ("float_value", "step 0: field 'value': expected an integer (a solidity trace"),
+        ("float_balance", "step 0: expectation: balances: field 'contract': expected an integer"),
     ],
 )
 def test_bad_trace_files_get_one_line_and_exit_2(tmp_path: Path, kind: str, says: str, cli) -> None:

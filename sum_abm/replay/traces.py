@@ -214,6 +214,8 @@ def _validate_trace(tr: dict[str, Any], where: str) -> None:
             )
     steps = _need(tr, "steps", LIST, where)
     expect = _need(tr, "expect", LIST, where)
+    if not steps:
+        raise InputError(f"{where}: field 'steps': expected at least one step, got none")
     if len(steps) != len(expect):
         raise InputError(
             f"{where}: expected one expectation per step, got {len(steps)} steps and {len(expect)} expectations"
@@ -309,6 +311,34 @@ def _validate_trace(tr: dict[str, Any], where: str) -> None:
         if spec.oracle and call in ("refund", "report", "predict"):
             _label(st.get("prediction"), sw, "prediction", 2)
         _validate_expectation(ex, f"{sw}: expectation")
+    if kind == "deposit_refund_take" and sem == "solidity":
+        _solidity_integers(tr, where)
+
+
+def _solidity_integers(tr: dict[str, Any], where: str) -> None:
+    """Solidity-semantics traces hold only integers (TRACE_FORMAT.md §1: the contract's integer
+    arithmetic); a float there is a damaged file, not a value the rules define. Called after the
+    types were checked, so every field read here is a number, a list of numbers or absent."""
+
+    def whole(v: Any, at: str) -> None:
+        if not _is_int(v):
+            raise InputError(
+                f"{at}: expected an integer (a solidity trace holds only integers), got {_short(v)}"
+            )
+
+    for a, b in tr["accounts"].items():
+        whole(b, f"{where}: accounts: field {a!r}")
+    for j, (st, ex) in enumerate(zip(tr["steps"], tr["expect"], strict=True)):
+        sw = f"{where}: step {j}"
+        if "value" in st:
+            whole(st["value"], f"{sw}: field 'value'")
+        for i, e in enumerate(st.get("x") or ()):
+            whole(e, f"{sw}: field 'x[{i}]'")
+        for k, v in ex["balances"].items():
+            whole(v, f"{sw}: expectation: balances: field {k!r}")
+        for k, v in (ex.get("result") or {}).items():
+            for kk, vv in v.items() if isinstance(v, dict) else [(None, v)]:
+                whole(vv, f"{sw}: expectation: result: field {k if kk is None else f'{k}.{kk}'!r}")
 
 
 def _validate_expectation(ex: Any, ew: str) -> None:
