@@ -409,3 +409,24 @@ def test_frontier_line_by_bisection(tmp_path, monkeypatch):
     assert df.height == 4 and df["found"].to_list() == [True, True, True, False]
     html = (tmp_path / "frontier_report.html").read_text()
     assert "Attack-profitability frontier" in html and "Crossings" in html
+
+
+@pytest.mark.parametrize(
+    "args, says",
+    [
+        (["--range", "1.5", "5", "--integer"], "with --integer, whole numbers expected"),
+        (
+            ["--range", "1", "5", "--across", "mechanism.cost_weight=1,2"],
+            "mechanism.cost_weight is the parameter bisected",
+        ),
+        (["--range", "1", "5", "--across", "mechanism.refund_time_s="], "expected path=v1,v2"),
+        (["--range", "1", "5", "--across", "=1,2"], "expected path=v1,v2"),
+    ],
+)
+def test_frontier_usage_mistakes_get_one_line_and_exit_2(tmp_path, args, says, cli):
+    r = cli(
+        "frontier", "quickstart_game", "--param", "mechanism.cost_weight",
+        "--out", tmp_path / "f", *args,
+    )  # fmt: skip
+    assert r.returncode == 2 and r.stdout == "" and says in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and not (tmp_path / "f").exists()

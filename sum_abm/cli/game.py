@@ -124,7 +124,6 @@ def register(app: typer.Typer) -> None:
         from sum_abm.bundled import resolve
         from sum_abm.game.runner import run_frontier
 
-        check_out_folder(out)
         lo, hi = range_
         if not lo < hi:
             raise InputError(f"--range {lo} {hi}: expected LO < HI")
@@ -134,12 +133,20 @@ def register(app: typer.Typer) -> None:
             raise InputError(
                 f"--range {lo:g} {hi:g}: with --integer, values within 64 bits expected"
             )
+        if integer and not (lo.is_integer() and hi.is_integer()):
+            raise InputError(f"--range {lo:g} {hi:g}: with --integer, whole numbers expected")
         acr = None
         if across:
-            if "=" not in across:
+            path, eq, vals = across.partition("=")
+            if not eq or not path.strip() or not all(v.strip() for v in vals.split(",")):
                 raise InputError(f"--across {across!r}: expected path=v1,v2,...")
-            path, vals = across.split("=", 1)
-            acr = (path, [_value(v) for v in vals.split(",")])
+            if path.strip() == param:
+                raise InputError(
+                    f"--across {across!r}: {param} is the parameter bisected (--param);"
+                    " trace the line across another"
+                )
+            acr = (path.strip(), [_value(v) for v in vals.split(",")])
+        check_out_folder(out)
         rows = run_frontier(
             resolve(game_file, "game"),
             out,
