@@ -247,3 +247,14 @@ def test_game_level_set_changes_the_base(tmp_path):
                 ),
             )
         )
+
+
+def test_max_profiles_below_the_sampled_start_is_refused(tmp_path, cli):
+    """max_profiles caps the runs: a sampled table needs at least the reference profile and its
+    unilateral deviations (4 here), so 3 is refused before any run."""
+    f = write(tmp_path, GAME.replace('payoff = "profit"', 'payoff = "profit"\nmax_profiles = 3'))
+    with pytest.raises(InputError, match=r"expected max_profiles >= 4, got 3"):
+        profiles_to_run(load_game(f))
+    r = cli("game", f, "--out", tmp_path / "o")
+    assert r.returncode == 2 and "max_profiles >= 4" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1

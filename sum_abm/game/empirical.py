@@ -387,9 +387,17 @@ def profiles_to_run(game: EmpiricalGame) -> tuple[list[tuple[int, ...]], bool]:
     import itertools
 
     shape = [len(r.strategies) for r in game.spec.roles]
-    if math.prod(shape) <= game.spec.max_profiles:
+    total, cap = math.prod(shape), game.spec.max_profiles
+    if total <= cap:
         return list(itertools.product(*(range(k) for k in shape))), False
-    return neighbourhood(shape, tuple(0 for _ in shape)), True
+    start = neighbourhood(shape, tuple(0 for _ in shape))
+    if len(start) > cap:  # max_profiles is a cap on the runs: the sampled search starts above it
+        raise InputError(
+            f"{game.source}: max_profiles: the table has {total} profiles, so deviations are "
+            f"sampled, starting from the reference profile and its {len(start) - 1} unilateral "
+            f"deviations: expected max_profiles >= {len(start)}, got {cap}"
+        )
+    return start, True
 
 
 def frontier_point(
