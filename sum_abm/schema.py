@@ -258,7 +258,11 @@ DESIGNS = (
     C("origin", pl.String, "how it was proposed: grid, tpe or nsga2 (Optuna)"),
     C("best_response", pl.String, "the covered strategy with the highest mean attacker ROI"),
     C("best_response_roi", pl.Float64, "its mean attacker ROI (profit / start balance)"),
-    C("best_response_roi_lo", pl.Float64, "lower end of its 95 % Student-t interval"),
+    C(
+        "best_response_roi_lo",
+        pl.Float64,
+        "lower end of its 95 % Student-t interval (at least -1: an ROI is never below -100 %)",
+    ),
     C("best_response_roi_hi", pl.Float64, "upper end of its 95 % Student-t interval"),
     C("attacker_roi", pl.Float64, "mean attacker ROI under the best response"),
     C("honest_roi", pl.Float64, "mean honest ROI under the best response"),

@@ -18,7 +18,13 @@ import pytest
 
 from sum_abm import schema
 from sum_abm.bundled import bundled
-from sum_abm.design.evaluate import evaluate_candidate, mean_interval, one_sided_bound, pareto_mask
+from sum_abm.design.evaluate import (
+    METRICS,
+    evaluate_candidate,
+    mean_interval,
+    one_sided_bound,
+    pareto_mask,
+)
 from sum_abm.design.search import VERIFY_REPLICATION, crn_seeds, run_design, set_args
 from sum_abm.design.spec import METRICS, load_design
 from sum_abm.errors import InputError
@@ -113,6 +119,23 @@ def test_intervals_are_student_t():
         2.5 + 1.519090, abs=1e-5
     )
     assert one_sided_bound([1.0], 0.95, upper=True) == math.inf
+
+
+def test_attacker_roi_intervals_stop_at_minus_100_percent(tmp_path):
+    """ROIs of -1.0, -0.9 and +0.5: the t interval's low end (mean -0.467, half-width 2.08) would
+    be -2.55, an ROI no attacker can have; it is cut at -1 (the high end is not)."""
+    d = load_design(write(tmp_path, SYNTHETIC))
+    rois = [-1.0, -0.9, 0.5]
+    rows = [
+        {metric: 0.0 for metric in METRICS}
+        | {"strategy": s, "replication": r, "seed": r, "attacker_roi": v}
+        for s in d.strategies
+        for r, v in enumerate(rois)
+    ]
+    ev = evaluate_candidate(pl.DataFrame(rows), d.spec)
+    m, lo, hi = mean_interval(rois)
+    assert lo < -2.5 and ev["flip.attacker_roi_lo"] == -1.0 == ev["best_response_roi_lo"]
+    assert ev["flip.attacker_roi"] == pytest.approx(m) and ev["flip.attacker_roi_hi"] == hi
 
 
 def test_best_response_and_constraint_on_a_known_candidate(tmp_path):

@@ -91,6 +91,8 @@ def evaluate_candidate(runs: pl.DataFrame, spec: DesignSpec) -> dict[str, Any]:
         rows = runs.filter(pl.col("strategy") == s.name)
         per[s.name] = rows
         m, lo, hi = mean_interval(rows["attacker_roi"].to_numpy())
+        # An ROI is never below -100 % (no balance goes negative): the t interval is cut there.
+        lo = max(lo, -1.0) if not math.isnan(lo) else lo
         out[f"{s.name}.attacker_roi"] = m
         out[f"{s.name}.attacker_roi_lo"] = lo
         out[f"{s.name}.attacker_roi_hi"] = hi
