@@ -19,7 +19,6 @@ import pytest
 from sum_abm import schema
 from sum_abm.bundled import bundled
 from sum_abm.design.evaluate import (
-    METRICS,
     evaluate_candidate,
     mean_interval,
     one_sided_bound,
