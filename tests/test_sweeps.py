@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 import shlex
 import shutil
 import signal
@@ -1198,6 +1199,9 @@ def test_ctrl_c_and_sigkill_of_a_ray_driver_then_resume(tmp_path, ray_local):
     assert p.returncode == 130 and "--resume" in err.strip().splitlines()[-1], err[-2000:]
     first = _parts(cut)
     assert 2 <= first < n
+    # the message counts the parts on disk (no worker writes once the driver has stopped them)
+    said = re.search(rf"interrupted: (\d+) of {n} runs", err)
+    assert said and int(said[1]) == first, err[-2000:]
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and "--resume" in r.stderr  # refuses to mix results silently
     assert len(r.stderr.strip().splitlines()) == 1

@@ -89,6 +89,7 @@ def register(app: typer.Typer) -> None:
 
         from sum_abm.sweeps import execute, load_failures
         from sum_abm.sweeps.progress import runs_bar
+        from sum_abm.sweeps.store import readable, run_part
 
         console = Console(stderr=True)
         console.print(
@@ -116,8 +117,11 @@ def register(app: typer.Typer) -> None:
                 )
             except KeyboardInterrupt:
                 bar.stop()
+                # Counted on disk: workers may have written parts the driver had not yet heard
+                # of (execute stops them before it lets the interrupt through).
+                done = sum(readable(run_part(out, r.run_id)) for r in sw.runs)
                 console.print(
-                    f"interrupted: {bar.done} of {len(sw.runs)} runs are in {out}/; "
+                    f"interrupted: {done} of {len(sw.runs)} runs are in {out}/; "
                     f"complete them with: sum-abm sweep {sweep_file} --out {out} --resume"
                 )
                 raise typer.Exit(130) from None
