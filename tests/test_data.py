@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -9,6 +11,8 @@ from sklearn import naive_bayes
 
 from sum_abm.data import DataConfig, imdb_synthetic_cached, load_dataset, make_imdb_synthetic
 from sum_abm.errors import InputError
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def _load(spec: dict, *args: str):
@@ -233,6 +237,36 @@ def test_cli_describes_data_and_fails_in_one_line(files, cli):
     r = cli("data", files / "neg.csv", "--learner", "multinomial_nb")
     assert r.returncode == 2 and r.stdout == ""
     assert r.stderr.count("\n") == 1 and "non-negative features" in r.stderr
+
+
+@pytest.mark.parametrize(
+    "source, field",
+    [("breast_cancer", "n_rows=100"), ("wine", "noise=0.2"), ("iris", "n_features=20")],
+)
+def test_generator_settings_on_read_data_are_refused(cli, source, field):
+    """Settings only generated data has would be ignored on a read data set: refused instead
+    (a changed default only; data_seed, which shuffles every kind, stays accepted)."""
+    r = cli("data", source, "--set", field)
+    name = field.split("=")[0]
+    assert r.returncode == 2 and r.stdout == "" and r.stderr.count("\n") == 1
+    assert f"{name}: only generated data (kind 'imdb_synthetic') has it" in r.stderr
+    assert cli("data", source, "--set", "data_seed=3").returncode == 0
+
+
+def test_cli_refuses_for_a_scenario_what_its_run_refuses(cli, tmp_path):
+    """A scenario whose initial rows cannot be fitted (none at all here) is refused by ``data``
+    as by ``run``, in the same line; the same data with initial rows is described."""
+    text = (ROOT / "scenarios" / "quickstart.toml").read_text()
+    f = tmp_path / "s.toml"
+    f.write_text(text.replace("init_train_portion = 0.08", "init_train_portion = 0.0"))
+    over = ["--set", "data.n_rows=400"]
+    r = cli("data", f, *over)
+    assert r.returncode == 2 and r.stdout == "" and r.stderr.count("\n") == 1
+    assert "the initial model cannot be fitted on 0 rows" in r.stderr
+    ran = cli("run", f, *over, "--out", tmp_path / "o", "--no-report", "--no-baseline")
+    assert ran.returncode == 2 and ran.stderr == r.stderr
+    ok = cli("data", f, *over, "--set", "data.init_train_rows=20")
+    assert ok.returncode == 0 and "init      20 rows" in ok.stdout, ok.stderr
 
 
 def test_imdb_splits_share_the_generated_rows():

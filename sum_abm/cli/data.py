@@ -42,6 +42,7 @@ def register(app: typer.Typer) -> None:
 
         overrides = {k.removeprefix("data."): v for k, v in parse_set_options(set_).items()}
         p = Path(source)
+        sc = None
         if source in KINDS:
             spec, where = {"kind": source, **overrides}, source
         elif p.suffix.lower() in (".csv", ".parquet"):
@@ -55,6 +56,10 @@ def register(app: typer.Typer) -> None:
             spec, where = sc.data.model_dump(), str(source)
             learner = learner or sc.learner.kind
         ds = load_dataset(validate_file_model(DataConfig, spec, where), learner, where)
+        if sc is not None:  # what a run refuses of this data: the scenario's needs, its first fit
+            from sum_abm.market.contract_setup import check_setup
+
+            check_setup(sc, ds)
         print(
             f"{ds.name}: {ds.n_features} features, {ds.n_classes} classes, "
             f"{'sparse (CSR)' if ds.sparse else 'dense'}"

@@ -41,4 +41,18 @@ class DataConfig(StrictModel):
     def _user_file(self) -> DataConfig:
         if self.kind in ("csv", "parquet") and not self.path:
             raise ValueError(f"path: expected the {self.kind} file's path for kind {self.kind!r}")
+        # A generator setting on data that is read, not generated, would be ignored: refused
+        # instead (changed from its default; a round trip of a dumped config keeps defaults).
+        unused = ["noise", "n_rows"] if self.kind != "imdb_synthetic" else []
+        if self.kind in SKLEARN_KINDS or (self.kind in ("csv", "parquet") and not self.text_column):
+            unused.append("n_features")  # (a text column is hashed into n_features columns)
+        fields = type(self).model_fields
+        for name in unused:
+            if getattr(self, name) != fields[name].default:
+                raise ValueError(
+                    f"{name}: only generated data (kind 'imdb_synthetic') has it"
+                    + (", or a text column's hashing" if name == "n_features" else "")
+                    + f"; kind {self.kind!r} is read as it is (train_rows and test_rows use fewer"
+                    " rows)"
+                )
         return self
