@@ -183,6 +183,8 @@ BAD = [
     (["gas", "--gas-price-gwei", "nan"], "finite values >= 0 expected, got nan"),
     (["gas", "--schedule", ROOT / "pyproject.toml"], "not a readable gas-schedule file"),
     (["gas", "--out", ROOT / "scenarios"], "is a folder (expected a JSON file's path)"),
+    (["gas", "--out", ROOT / "README.md" / "g.json"], "README.md is not a folder (expected"),
+    (["gas", "--out", ROOT / "no-such" / "g.json"], "no-such (expected a JSON file's path)"),
     (
         [
             "frontier",

@@ -435,6 +435,11 @@ def test_run_report_html_is_self_contained(run_dir):
 def test_report_cli_for_run_and_sweep_and_bad_folders(run_dir, tmp_path, cli):
     r = cli("report", run_dir)
     assert r.returncode == 0 and (run_dir / "report.html").exists()
+    r = cli("report", run_dir, "--y", "mechanism.cost_weight")  # axes are a sweep report's
+    assert r.returncode == 2 and r.stderr.strip().splitlines() == [
+        f"sum-abm: --y: {run_dir} is a run folder; --x and --y choose the axes of a sweep "
+        "folder's report"
+    ]
     r = cli("report", tmp_path)
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1
     (tmp_path / "half").mkdir()

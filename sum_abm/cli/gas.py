@@ -91,7 +91,13 @@ def register(app: typer.Typer) -> None:
             except ValueError as exc:
                 raise InputError(str(exc)) from None
         if out is not None and (out.is_dir() or not out.parent.is_dir()):
-            why = "is a folder" if out.is_dir() else f"no folder {out.parent}"
+            why = (
+                "is a folder"
+                if out.is_dir()
+                else f"{out.parent} is not a folder"
+                if out.parent.exists()
+                else f"no folder {out.parent}"
+            )
             raise InputError(f"--out {out}: {why} (expected a JSON file's path)")
         try:
             import boa  # noqa: F401

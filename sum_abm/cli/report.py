@@ -26,6 +26,12 @@ def register(app: typer.Typer) -> None:
         if (folder / "summary.parquet").exists():
             from dashboards import build_run_report
 
+            if x or y:
+                raise InputError(
+                    f"--{'x' if x else 'y'}: {folder} is a run folder; --x and --y choose the axes"
+                    " of a sweep folder's report"
+                )
+
             out = build_run_report(folder)
         elif (folder / "runs").is_dir():
             from dashboards import build_sweep_report
