@@ -14,10 +14,24 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, model_validator
 
 
+class _Quoted:
+    """A string given for a number (``count = "4"``): no number, so the field's own validation
+    refuses it under its own name, saying why ("expected an integer, got "4" (in quotes: text)")."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def __repr__(self) -> str:
+        return f'"{self.text}" (in quotes: text)'
+
+
 class StrictModel(BaseModel):
     """Base of every config model: unknown keys are errors, values are validated on assignment,
-    ``inf`` and ``nan`` are no values, and ``true``/``false`` is no number (pydantic reads it as 1
-    or 0: ``count = true`` would be one agent)."""
+    ``inf`` and ``nan`` are no values, ``true``/``false`` is no number (pydantic reads it as 1
+    or 0: ``count = true`` would be one agent), and neither is a quoted number (pydantic reads
+    ``"4"`` as 4: a typo'd file would run)."""
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
@@ -29,15 +43,21 @@ class StrictModel(BaseModel):
         bad = [
             k
             for k, v in data.items()
-            if isinstance(v, bool)
+            if isinstance(v, (bool, str))
             and k in cls.model_fields
             and _numeric(cls.model_fields[k].annotation)
         ]
         if not bad:
             return data
-        # As text, the field's own validation refuses it, under its own name: "expected an
-        # integer, got 'true'".
-        return {**data, **{k: str(data[k]).lower() for k in bad}}
+        # As text, the field's own validation refuses a bool under its own name: "expected an
+        # integer, got 'true'"; a string, as no number at all.
+        return {
+            **data,
+            **{
+                k: str(data[k]).lower() if isinstance(data[k], bool) else _Quoted(data[k])
+                for k in bad
+            },
+        }
 
 
 @functools.cache

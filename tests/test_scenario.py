@@ -21,11 +21,11 @@ QUICK = (ROOT / "scenarios" / "quickstart.toml").read_text()
                 "start_balance = 10000\nmean_wait_s = 3600",
                 'start_balance = "abc"\nmean_wait_s = 3600',
             ),
-            "agents[1].start_balance: expected an integer >= 0, got 'abc'",
+            'agents[1].start_balance: expected an integer >= 0, got "abc" (in quotes: text)',
         ),
         (
             ("mean_wait_s = 3600", 'mean_wait_s = 3600\ndeposit = "abc"'),
-            "agents[1].deposit: expected an integer >= 0, got 'abc'",
+            'agents[1].deposit: expected an integer >= 0, got "abc" (in quotes: text)',
         ),
         (("[chain]", "[chain]\nspeed = 1"), "chain.speed: unknown key"),
         (('policy = "label_flip"', 'policy = "wizard"'), "agents[1].policy: expected one of"),
@@ -34,6 +34,13 @@ QUICK = (ROOT / "scenarios" / "quickstart.toml").read_text()
             "mechanism.semantics: expected one of",
         ),
         (("count = 4", "count = 0"), "agents[0].count: expected a value >= 1, got 0"),
+        # a quoted number is text: pydantic would read "4" as 4
+        (("count = 4", 'count = "4"'), 'agents[0].count: expected an integer, got "4" (in q'),
+        (
+            ("cost_weight = 1", 'cost_weight = "1"'),
+            'mechanism.cost_weight: expected an integer, got "1" (in quotes: text)',
+        ),
+        (("gas_price = 0", 'gas_price = "0"'), 'chain.gas_price: expected an integer, got "0"'),
     ],
 )
 def test_bad_fields_name_file_field_and_expectation(tmp_path, change, expected):
