@@ -48,6 +48,25 @@ def test_other_rows_or_params_miss_the_cache(tmp_path, monkeypatch):
     assert not np.array_equal(a.w, c.w)
 
 
+def test_a_model_of_another_shape_misses_the_cache(tmp_path, monkeypatch):
+    """The same rows fit a 2-class and a 3-class model (the third class missing from the initial
+    rows): each gets its own fit, so the 3-class model predicts from 3 centroids, not a restored
+    2-class state (which crashed a run on the first sample of the third class)."""
+    monkeypatch.setenv("SUM_ABM_CACHE", str(tmp_path))
+    X = np.array([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
+    y = np.array([0, 1, 0, 1])
+    two = make_learner("nearest_centroid", 2, 2)
+    fit_cached(two, X, y, "nearest_centroid")
+    three = make_learner("nearest_centroid", 2, 3)
+    fit_cached(three, X, y, "nearest_centroid")
+    fresh = make_learner("nearest_centroid", 2, 3)
+    fresh.fit(X, y)
+    assert learner_state(three) == learner_state(fresh) != learner_state(two)
+    three.update(np.array([5.0, 5.0]), 2)  # the third class's first sample
+    assert three.predict_one(np.array([5.0, 5.0])) == 2
+    assert len(list(tmp_path.glob("fit-*.npz"))) == 2
+
+
 def test_unreadable_cache_file_is_refitted(tmp_path, monkeypatch):
     monkeypatch.setenv("SUM_ABM_CACHE", str(tmp_path))
     ds = _data()

@@ -91,7 +91,10 @@ def fit_cached(learner: Any, X: Any, y: Any, params_key: str, rows_key: str | No
         learner.fit(X, y)
         return
     rows = f"rows={rows_key}" if rows_key is not None else _digest(X, y, params_key)
-    key = f"fit-v{FIT_CACHE_VERSION}-{_versions()}-{params_key}-{rows}"
+    # The learner's shape too: the same rows fit a 2-class and a 3-class model differently (a
+    # data set's classes may be missing from its initial rows), and restore takes what it finds.
+    shape = f"{getattr(learner, 'n_features', '?')}x{getattr(learner, 'n_classes', '?')}"
+    key = f"fit-v{FIT_CACHE_VERSION}-{_versions()}-{params_key}-{shape}-{rows}"
     path = d / f"fit-{hashlib.sha256(key.encode()).hexdigest()[:20]}.npz"
     state = _load(path, key) if path.is_file() else None
     if state is not None:
