@@ -64,9 +64,13 @@ class FileReport:
 
 
 def _num_diff(a: Any, b: Any) -> bool:
+    """Whether two expected/got values differ: integers exactly (token amounts past 2**53 lose
+    units as floats), else within :data:`TOL`."""
+    if type(a) is int and type(b) is int:
+        return a != b
     try:
         return abs(float(a) - float(b)) > TOL
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return a != b
 
 
@@ -134,7 +138,9 @@ def replay_trace(tr: dict[str, Any]) -> tuple[int, list[Mismatch]]:
                     _compare_map(out, name, j, f"result.{k}", e, got.get(k) or {})
                 elif _num_diff(e, got.get(k)):
                     out.append(Mismatch(name, j, f"result.{k}", e, got.get(k)))
-        got_bal = {a: chain.ledger.balance(a) for a in accounts}
+        # every account the chain holds, not only the listed ones: a sender missing from
+        # ``accounts`` starts at 0 and may be paid (the format lists all in each expectation)
+        got_bal = {a: chain.ledger.balance(a) for a in accounts} | chain.ledger.snapshot()
         _compare_map(out, name, j, "balances", ex["balances"], got_bal)
         pm = ex.get("pm")
         if pm is not None and not spec.oracle:
