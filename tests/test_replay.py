@@ -120,6 +120,13 @@ def _mutations(base: list) -> dict[str, object]:
     x = copy.deepcopy(base)
     x[0]["expect"][0]["balances"]["contract"] += 0.25
     m["float_balance"] = x
+    x = copy.deepcopy(base)
+    x[0]["steps"][0]["value"] = 10**400  # beyond a float: math.isfinite raised OverflowError
+    m["huge_value"] = x
+    x = copy.deepcopy(base)
+    x[0]["accounts"]["contract"] = 0
+    m["contract_account"] = x
+    m["too_many_digits"] = json.dumps(base).replace('"value": ', '"value": ' + "9" * 5000, 1)
     return m
 
 
@@ -134,6 +141,9 @@ def _mutations(base: list) -> dict[str, object]:
         ("no_steps", "field 'steps': expected at least one step, got none"),
         ("float_value", "step 0: field 'value': expected an integer (a solidity trace"),
         ("float_balance", "step 0: expectation: balances: field 'contract': expected an integer"),
+        ("huge_value", "[0]['steps'][0]['value']: expected a number below 2**256 (a uint256)"),
+        ("contract_account", "accounts: field 'contract': the contract's own balance starts at"),
+        ("too_many_digits", "a number too long to read"),
     ],
 )
 def test_bad_trace_files_get_one_line_and_exit_2(tmp_path: Path, kind: str, says: str, cli) -> None:
@@ -146,7 +156,7 @@ def test_bad_trace_files_get_one_line_and_exit_2(tmp_path: Path, kind: str, says
     err = r.stderr.strip().splitlines()
     assert len(err) == 1 and str(f) in err[0] and "Traceback" not in r.stderr
     assert says in err[0]
-    if kind != "not_json":
+    if kind not in ("not_json", "huge_value", "too_many_digits"):  # (found before any trace)
         assert "drt-solidity-000" in err[0]
 
 
@@ -177,6 +187,11 @@ PM_BAD = {  # PM-specific mistakes: (path to the field, bad value, what the line
         ("mechanism", "group_contributions"),
         "yes",
         "field 'group_contributions': expected true or false",
+    ),
+    "pieces_count": (
+        ("steps", 0, "num_test_pieces"),
+        999,
+        "step 0: field 'num_test_pieces': expected 4 (the trace's test_set_pieces), got 999",
     ),
     "balance_not_number": (
         ("expect", 3, "balances", "P"),

@@ -85,7 +85,25 @@ def _tname(v: Any) -> str:
 
 
 def _is_num(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+    if isinstance(v, bool):
+        return False
+    return isinstance(v, int) or (isinstance(v, float) and math.isfinite(v))
+
+
+#: No chain amount, time or feature reaches it (Solidity's widest integer is a uint256).
+MAX_NUMBER = 2**256
+
+
+def _too_big(v: Any, at: str) -> str | None:
+    """Where in ``v`` (JSON values) a number at or beyond :data:`MAX_NUMBER` is, or None."""
+    if isinstance(v, (int, float)) and not isinstance(v, bool):
+        return at if abs(v) >= MAX_NUMBER else None
+    items = v.items() if isinstance(v, dict) else enumerate(v) if isinstance(v, list) else ()
+    for k, e in items:
+        found = _too_big(e, f"{at}[{k!r}]" if isinstance(k, str) else f"{at}[{k}]")
+        if found:
+            return found
+    return None
 
 
 def _is_int(v: Any) -> bool:
@@ -164,6 +182,13 @@ def load_trace_file(path: str | Path) -> list[dict[str, Any]]:
         raise InputError(f"{p}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
     except RecursionError:
         raise InputError(f"{p}: not valid JSON (nested too deeply)") from None
+    except ValueError as exc:  # Python's limit on the digits of an integer (4,300)
+        raise InputError(f"{p}: a number too long to read ({exc})") from None
+    big = _too_big(data, "")
+    if big:
+        raise InputError(
+            f"{p}: {big}: expected a number below 2**256 (a uint256), got a larger one"
+        )
     if not isinstance(data, list):
         raise InputError(f"{p}: expected a JSON array of traces, got {_tname(data)}")
     if not data:
@@ -207,6 +232,11 @@ def _validate_trace(tr: dict[str, Any], where: str) -> None:
             f"{mdw}: field 'kind': expected {spec.model!r} for a {kind} trace, got {mkind!r}"
         )
     accounts = _need(tr, "accounts", DICT, where)
+    if "contract" in accounts:
+        raise InputError(
+            f"{where}: accounts: field 'contract': the contract's own balance starts at 0"
+            " (TRACE_FORMAT.md §1); accounts lists the senders"
+        )
     for a, b in accounts.items():
         if not _is_num(b) or b < 0:
             raise InputError(
@@ -298,6 +328,12 @@ def _validate_trace(tr: dict[str, Any], where: str) -> None:
                     raise InputError(f"{sw}: field 'data_ref': {ref} points at no add_data step")
                 if ref >= j:
                     raise InputError(f"{sw}: field 'data_ref': {ref} points at a later step")
+            elif k == "num_test_pieces":
+                v = _need(st, k, INT, sw)
+                if v != n_pieces:
+                    raise InputError(
+                        f"{sw}: field {k!r}: expected {n_pieces} (the trace's test_set_pieces), got {v}"
+                    )
             elif fk == "piece":
                 v = _need(st, k, INT, sw)
                 if v >= n_pieces:
