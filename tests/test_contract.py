@@ -190,6 +190,13 @@ def test_drt_paid_prediction_shares_by_good_count() -> None:
     pred, paid = tr.predict("C", [7], 100)
     assert pred == 1 and paid == {"A": 33, "B": 66}  # int(100*1/3), int(100*2/3); C keeps 1
     assert chain.ledger.balance("C") == before["C"] - 99
+    # Past 2**53 the float quotient rounds up: int(v*2/3) is 2**59 while v*2//3 is 2**59 - 1;
+    # integer rules pay the exact floors and never more than the value sent.
+    v = 3 * 2**58 - 1
+    chain.ledger.mint("D", v)
+    _, paid = tr.predict("D", [7], v)
+    assert paid == {"A": v // 3, "B": 2 * v // 3} and int(v * 2 / 3) > 2 * v // 3
+    assert sum(paid.values()) <= v and chain.ledger.balance("D") == v - sum(paid.values())
 
 
 def test_rejected_add_leaves_a_real_model_untouched() -> None:

@@ -206,13 +206,16 @@ class DepositRefundTake:
 
     # -- prediction payments (a reference-Python feature) ---------------------------------------
     def prediction_payments(self, value: Any) -> dict[str, Any]:
-        """Who is paid what for a paid prediction: ``int(value*num_good/total_good)`` each."""
+        """Who is paid what for a paid prediction: ``int(value*num_good/total_good)`` each (the
+        reference's float rule); with integer rules ``value*num_good//total_good``, the same below
+        2**53 and never more than ``value`` in all (a float quotient rounds up past it)."""
         if value <= 0 or self.total_good == 0:
             return {}
         out = {}
+        exact = not self.python and isinstance(value, int)
         for addr, ng in self.num_good.items():
             if ng > 0:
-                amt = int(value * ng / self.total_good)
+                amt = value * ng // self.total_good if exact else int(value * ng / self.total_good)
                 if amt:
                     out[addr] = amt
         return out
