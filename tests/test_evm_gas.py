@@ -155,6 +155,8 @@ def test_cli_fit_prints_tables_and_writes_only_where_asked(tmp_path, cli):
     [
         (["--features", "0,5"], "--features: integers in 1..1024"),
         (["--features", "a"], "--features: comma-separated integers"),
+        (["--features", "7"], "--features: at least two different sizes expected"),
+        (["--features", "7,7"], "--features: at least two different sizes expected"),
         (["--kinds", "svm"], "--kinds: some of perceptron"),
         (["--verify", "--schedule", "/nonexistent/schedule.json"], "no such gas-schedule file"),
         (["--gas-price-gwei", "-1"], "values >= 0 expected"),

@@ -155,6 +155,11 @@ def register(app: typer.Typer) -> None:
             return
 
         feats = _parse_ints(features, "features", 1, 1024)
+        if len(feats) < 2:  # one size cannot tell a fixed cost from a per-feature one
+            raise InputError(
+                f"--features: at least two different sizes expected (the fit separates a fixed "
+                f"cost from a cost per feature), got {features!r}"
+            )
         ms = g.measure(g.fit_grid(feats, kind_list), progress)
         coefs = g.fit(ms)
         by_point: dict[tuple, dict[str, int]] = {}
