@@ -128,6 +128,28 @@ def test_nearest_centroid_matches_a_refit_on_all_data_seen(name):
     assert np.array_equal(ours.predict(X[n:]), ref.predict(X[n:]))
 
 
+@pytest.mark.parametrize("name", ["wine", "digits"])
+def test_nearest_centroid_never_predicts_a_class_without_data(name):
+    """Initial rows from two of the classes: like scikit-learn refitted on them, no other class is
+    predicted (a centroid at the origin won the rows near 0); each class joins at its first
+    sample, and the margin bound of every cached class is dropped then (its score was -inf)."""
+    X, y = DATA[name]
+    k = int(y.max() + 1)
+    seen = np.isin(y, [0, 1])
+    ours = make_learner("nearest_centroid", X.shape[1], k).fit(X[seen][:40], y[seen][:40])
+    ref = neighbors.NearestCentroid().fit(X[seen][:40], y[seen][:40])
+    assert np.array_equal(ours.predict(X), ref.predict(X)) and set(ours.predict(X)) <= {0, 1}
+    rows = list(np.flatnonzero(seen)[:40])
+    for i in np.flatnonzero(~seen)[:30]:  # the other classes' first samples
+        epoch = ours.drift_epoch
+        first = ours.n[int(y[i])] == 0
+        ours.update(X[i], int(y[i]))
+        assert (ours.drift_epoch > epoch) == bool(first)
+        rows.append(i)
+        ref = neighbors.NearestCentroid().fit(X[rows], y[rows])
+        assert np.array_equal(ours.predict(X), ref.predict(X))
+
+
 def test_nearest_centroid_float_rule_and_ties():
     m = make_learner("nearest_centroid", 2, 2).fit(np.array([[0.1, 0.2], [1.0, 1.0]]), [0, 1])
     c, n = m.centroids[0].copy(), 1

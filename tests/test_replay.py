@@ -188,6 +188,11 @@ PM_BAD = {  # PM-specific mistakes: (path to the field, bad value, what the line
         "yes",
         "field 'group_contributions': expected true or false",
     ),
+    "init_one_class": (
+        ("model", "init_y"),
+        [0, 0, 0, 0],
+        "field 'init_y': expected every class 0..1 at least once",
+    ),
     "pieces_count": (
         ("steps", 0, "num_test_pieces"),
         999,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -13,7 +14,8 @@ class NearestCentroid(Learner):
     """Centroid per class, updated as ``c_y = (c_y*n_y + x)/(n_y+1)`` then ``n_y += 1`` (float64).
 
     Predicts the class of the nearest centroid (Euclidean); ties go to the lowest class. Agrees with
-    ``sklearn.neighbors.NearestCentroid`` refitted on all data seen so far. An update is O(features)
+    ``sklearn.neighbors.NearestCentroid`` refitted on all data seen so far: a class with no data
+    yet has no centroid and is never predicted (its score is -inf). An update is O(features)
     (the centroid is dense); prediction uses ``argmax(2 x·c - |c|²)``.
     """
 
@@ -37,6 +39,7 @@ class NearestCentroid(Learner):
         return self
 
     def _update(self, s: Sample, y: int) -> int:
+        first = self.n[y] == 0  # the class enters the argmax: its score leaves -inf
         old = self.centroids[y].copy()
         c = old * self.n[y]
         c[s.indices] += s.values
@@ -45,13 +48,17 @@ class NearestCentroid(Learner):
         self.n[y] += 1
         # Only class y's score 2x·c - |c|² moves: by at most 2||Δc||_1 max|x| + |Δ|c|²|.
         self._add_drift(
-            abs(float(new @ new - old @ old)), 2.0 * float(np.abs(new - old).sum()), 0.0
+            math.inf if first else abs(float(new @ new - old @ old)),
+            2.0 * float(np.abs(new - old).sum()),
+            0.0,
         )
         return self.n_features + 1
 
     def _sqnorm(self) -> np.ndarray:
         if self._sq is None or self._sq[0] != self.version:
-            self._sq = (self.version, np.einsum("ij,ij->i", self.centroids, self.centroids))
+            sq = np.einsum("ij,ij->i", self.centroids, self.centroids)
+            sq[self.n == 0] = np.inf  # no data, no centroid: 2x·0 - inf = -inf, never the nearest
+            self._sq = (self.version, sq)
         return self._sq[1]
 
     def decision(self, X: Any) -> np.ndarray:

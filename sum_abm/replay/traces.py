@@ -281,6 +281,12 @@ def _validate_trace(tr: dict[str, Any], where: str) -> None:
             _vector(x, mdw, f"init_x[{i}]", dim)
             dim = len(x)
             _label(y, mdw, f"init_y[{i}]", n_classes)
+        missing = sorted(set(range(n_classes)) - set(init_y))
+        if missing:
+            raise InputError(
+                f"{mdw}: field 'init_y': expected every class 0..{n_classes - 1} at least once "
+                f"(a class without initial points has no centroid), missing {missing}"
+            )
         pieces = _need(tr, "test_set_pieces", LIST, where)
         if len(pieces) < 2:
             raise InputError(
