@@ -130,6 +130,12 @@ BAD = [
     (RUN + ["--set", "data.test_rows=100000"], "data.test_rows: expected at most 3000 rows"),
     (RUN + ["--set", "data.init_train_rows=100000"], "data.init_train_rows: expected at most"),
     (RUN + ["--set", "data.noise=2"], "data.noise: expected a value <= 0.5, got 2"),
+    (
+        # 4 x 3e18: each balance fits 64 bits, the market's money does not (the results' columns
+        # wrote the overflow as nulls: fees 0, profit -1.9e22, "money conserved")
+        RUN + ["--set", "agents.honest.start_balance=3000000000000000000"],
+        "money: the market starts with 12,000,000,000,000,010,000 token units in all",
+    ),
     (RUN + ["--set", "data.kind=csv"], "data: path: expected the csv file's path"),
     (RUN + ["--set", "agents.honest.count=-1"], "agents[0].count: expected a value >= 1, got -1"),
     (RUN + ["--set", "agents.honest.mean_wait_s=0"], "agents[0].mean_wait_s: expected a value > 0"),

@@ -17,6 +17,7 @@ import numpy as np
 import sum_abm.learners._compiled as _compiled
 from sum_abm.chain import TX_FIELDS
 from sum_abm.data import load_dataset
+from sum_abm.errors import InputError
 from sum_abm.learners.base import _margins
 from sum_abm.market.agents import Participant
 from sum_abm.market.claims import SCORE_TOL, ClaimBook, _max, csr_bitsets
@@ -197,6 +198,12 @@ class MarketModel(Model):
             self.rng
         )  # e.g. the prediction market's bounty and test-set commitments
         self.ledger_total = self.ledger.total()
+        if self.ledger_total > _I64_MAX:
+            raise InputError(
+                f"{scenario.name}: money: the market starts with {self.ledger_total:,} token units"
+                f" in all (start balances x counts, and any bounty); results hold money as 64-bit"
+                f" integers: expected at most {_I64_MAX:,} (2**63 - 1)"
+            )
 
         # Accuracy on the reference's schedule; the decisions use the last evaluated value.
         self.accuracy = self.contract.accuracy()
