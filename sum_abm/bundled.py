@@ -30,14 +30,18 @@ def bundled(kind: str = "scenario") -> list[Path]:
 
 def resolve(name: str | Path, kind: str = "scenario") -> Path:
     """A file the user named: an existing path as given, else the bundled file of ``kind`` called
-    ``name`` (with or without ``.toml``). Raises InputError (one line) when neither exists."""
+    ``name`` (with or without ``.toml``). Raises InputError (one line) when neither exists. A
+    folder of that name (say the output folder of ``sum-abm run quickstart --out quickstart``)
+    does not hide the bundled file."""
     p = Path(name)
-    if p.exists():
+    if p.is_file():
         return p
     text = str(name)
     cand = bundled_dir(kind) / (text if text.endswith(".toml") else f"{text}.toml")
     if cand.is_file():
         return cand
+    if p.exists():
+        return p  # a folder: its reader says what it is
     see = "see `sum-abm scenarios`" if kind == "scenario" else f"see {bundled_dir(kind)}"
     raise InputError(f"{text}: no such {kind} file (and no bundled {kind} of that name; {see})")
 
@@ -47,13 +51,17 @@ def resolve_any(name: str | Path) -> Path:
     sweep, game or design file called ``name`` (the first kind that has one). Raises InputError
     (one line) when none exists."""
     p = Path(name)
-    if p.exists():
+    if p.is_file():
         return p
     for kind in KINDS:
         try:
-            return resolve(name, kind)
+            found = resolve(name, kind)
         except InputError:
             continue
+        if found.is_file():
+            return found
+    if p.exists():
+        return p
     raise InputError(
         f"{name}: no such file (and no bundled scenario, sweep, game or design of that name; "
         f"see `sum-abm scenarios` and {bundled_dir('scenario')})"

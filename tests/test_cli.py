@@ -602,3 +602,19 @@ def test_a_mutated_bundled_file_is_valid_or_gets_one_line_and_exit_2(cli, path, 
     if r.returncode == 2:
         lines = r.stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("sum-abm: "), r.stderr
+
+
+def test_a_folder_named_like_a_bundled_file_does_not_hide_it(cli, tmp_path, monkeypatch):
+    """`sum-abm run quickstart --out quickstart` leaves a folder named quickstart in the working
+    folder; the bundled names still mean the bundled files (they read "is a directory")."""
+    monkeypatch.chdir(tmp_path)
+    for name in ("quickstart", "quickstart_sweep"):
+        (tmp_path / name).mkdir()
+    r = cli("validate", "quickstart", "quickstart_sweep")
+    assert r.returncode == 0 and r.stdout.count(": ok") == 2, r.stderr
+    from sum_abm.bundled import resolve, resolve_any
+
+    assert resolve("quickstart").is_file() and resolve_any("quickstart_sweep").is_file()
+    (tmp_path / "mine").mkdir()  # a folder with no bundled namesake is what it is
+    assert resolve("mine") == Path("mine")
+    assert "is a directory" in cli("validate", "mine").stderr
