@@ -36,9 +36,8 @@ class Frame:
     """One result frame: where it is written, what one row is, its columns in file order.
 
     ``extra``: columns that depend on the input (sweep parameters, named by their dotted paths),
-    described in words. ``untyped_nulls``: a column whose every value is missing is stored with
-    polars' Null type rather than its declared type — how the summary has always been written
-    (inferred from one row); kept so that result files stay byte-identical (``tests/golden.py``).
+    described in words. A column whose every value is missing keeps its declared type (files of
+    two runs concatenate).
     """
 
     name: str
@@ -46,7 +45,6 @@ class Frame:
     row: str
     columns: tuple[Column, ...]
     extra: str = ""
-    untyped_nulls: bool = False
     _by_name: dict[str, Column] = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -80,10 +78,21 @@ TRANSACTIONS = (
     C("call", pl.String, "contract entry point: add_data, refund, report, predict, market steps"),
     C("accepted", pl.Boolean, "whether the contract accepted the call"),
     C("reason", pl.String, "rejection code (sum_abm.chain.errors.REASONS); null when accepted"),
-    C("value", pl.Int64, "tokens sent with the call (a deposit or a stake)"),
+    C(
+        "value",
+        pl.Int64,
+        "tokens offered with the call (msg.value); an add keeps only its cost (`amount`), the"
+        " rest stays with the sender",
+    ),
     C("gas", pl.Int64, "gas charged, also for a rejected call"),
     C("fee", pl.Int64, "gas x gas price, paid by the sender to the fee sink (token units)"),
-    C("amount", pl.Float64, "what an accepted call returned: tokens paid out, a prediction"),
+    C(
+        "amount",
+        pl.Float64,
+        "what an accepted call returned: an add's cost (the deposit or stake taken), a claim's"
+        " payout, a prediction; null for a rejected call or one that returns nothing (the"
+        " prediction market's steps)",
+    ),
 )
 TIMESERIES = (
     C("time_s", pl.Int64, "sample time (simulated seconds)"),
@@ -103,7 +112,11 @@ AGENTS = (
     C("profit", pl.Float64, "end_balance - start_balance (token units)"),
     C("roi", pl.Float64, "profit / start_balance (0 with no start balance)"),
     C("fees", pl.Int64, "gas fees paid (token units)"),
-    C("deposits_paid", pl.Int64, "deposits and stakes sent with add_data (token units)"),
+    C(
+        "deposits_paid",
+        pl.Int64,
+        "deposits and stakes the contract took for accepted adds (token units)",
+    ),
     C("adds_accepted", pl.Int64, "contributions the contract accepted"),
     C("refunded", pl.Int64, "own contributions refunded"),
     C(
@@ -119,7 +132,12 @@ SUMMARY = (
     C("scenario", pl.String, "scenario name"),
     C("seed", pl.Int64, "the run's seed"),
     C("mechanism", pl.String, "incentive mechanism kind"),
-    C("semantics", pl.String, "the mechanism's semantics (solidity, reference-python, corrected)"),
+    C(
+        "semantics",
+        pl.String,
+        "the mechanism's semantics (solidity, reference-python, corrected); n/a for a mechanism"
+        " without (Points)",
+    ),
     C("learner", pl.String, "on-chain learner kind"),
     C("n_agents", pl.Int64, "participants (agents, not addresses)"),
     C("end_time_s", pl.Int64, "simulated time at the end (seconds)"),
@@ -287,7 +305,7 @@ FRAMES: dict[str, Frame] = {
         Frame("transactions", "transactions.parquet", "contract call", TRANSACTIONS),
         Frame("timeseries", "timeseries.parquet", "agent and sample time", TIMESERIES),
         Frame("agents", "agents.parquet", "agent", AGENTS),
-        Frame("summary", "summary.parquet", "run", SUMMARY, untyped_nulls=True),
+        Frame("summary", "summary.parquet", "run", SUMMARY),
         Frame(
             "baseline_timeseries",
             "baseline_timeseries.parquet",
@@ -301,7 +319,6 @@ FRAMES: dict[str, Frame] = {
             "run of the sweep: its id, parameters and summary",
             SWEEP_META + tuple(c for c in SUMMARY if c.name != "seed"),
             extra=_PARAMS,
-            untyped_nulls=True,
         ),
         Frame(
             "sweep_agents",
@@ -358,12 +375,7 @@ def frame(
     for r in rows:
         seen.update(dict.fromkeys(r))
     _check_declared(f, seen)
-    df = pl.DataFrame(rows, schema=dtypes(name, seen) if rows else dtypes(name))
-    if f.untyped_nulls and rows:
-        null = [c for c in df.columns if df[c].null_count() == df.height]
-        if null:
-            df = df.with_columns(pl.lit(None).alias(c) for c in null)
-    return df
+    return pl.DataFrame(rows, schema=dtypes(name, seen) if rows else dtypes(name))
 
 
 def _check_declared(f: Frame, names: Iterable[str]) -> None:
@@ -384,7 +396,7 @@ def problems(name: str, df: pl.DataFrame) -> list[str]:
         out += [f"{name}: undeclared column {c!r}" for c in df.columns if c not in f]
     for c in declared:
         want, got = f[c].dtype, df.schema[c]
-        if got != want and not (f.untyped_nulls and got == pl.Null):
+        if got != want:
             out.append(f"{name}.{c}: {got}, declared {want}")
     order = [n for n in f.names if n in set(declared)]
     if declared != order:

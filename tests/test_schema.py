@@ -66,10 +66,15 @@ def test_frame_types_order_and_unknown_columns():
     assert tx.schema == pl.Schema(schema.dtypes("transactions"))
     empty = schema.frame("game_equilibria", [])
     assert empty.height == 0 and empty.columns == schema.FRAMES["game_equilibria"].names
-    # the summary keeps an all-missing column untyped, as it has always been written
+    # an all-missing column keeps its declared type: two runs' summaries concatenate
     s = schema.frame("summary", [{"scenario": "x", "attacker_profit": None}])
-    assert s.schema["attacker_profit"] == pl.Null
+    assert s.schema["attacker_profit"] == pl.Float64
     assert schema.problems("summary", s) == []
+    other = schema.frame("summary", [{"scenario": "y", "attacker_profit": 2.5}])
+    assert pl.concat([s, other])["attacker_profit"].to_list() == [None, 2.5]
+    assert schema.problems("summary", s.with_columns(pl.lit(None).alias("attacker_profit"))) == [
+        "summary.attacker_profit: Null, declared Float64"
+    ]
     assert schema.problems("agents", df.select("profit", "agent_id")) == [
         "agents: columns out of declared order"
     ]
