@@ -10,8 +10,9 @@ from hypothesis import HealthCheck, settings
 
 os.environ.setdefault("SOLARA_CHECK_HOOKS", "off")
 
-# CI runs at least 1,000 examples per property (issue: contract core); "dev" is for quick local loops
-# and for the fast lane (`pytest -m "not slow"`).
+# CI runs 1,000 examples per property (issue: contract core), but for the properties that set their
+# own count (each example a whole market or a CLI command: 25 to 300); "dev" is for quick local
+# loops and for the fast lane (`pytest -m "not slow"`).
 settings.register_profile(
     "ci", max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.too_slow]
 )

@@ -103,7 +103,8 @@ def register(app: typer.Typer) -> None:
             import boa  # noqa: F401
         except ImportError:
             raise InputError(
-                'the EVM tools are not installed: python3 -m pip install -e ".[evm]"'
+                'the EVM tools are not installed: python3 -m pip install "sum_abm[evm]"'
+                ' (or -e ".[evm]" in a checkout)'
             ) from None
         import json
 

@@ -63,7 +63,8 @@ class EVMMirror:
             import boa
         except ImportError:
             raise InputError(
-                "chain.backend: 'evm' needs the evm extra (python3 -m pip install -e '.[evm]')"
+                "chain.backend: 'evm' needs the evm extra (python3 -m pip install 'sum_abm[evm]',"
+                " or -e '.[evm]' in a checkout)"
             ) from None
         im = trainer.im
         if not getattr(im, "has_vyper_contract", False) or im.python:
