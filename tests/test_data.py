@@ -200,6 +200,9 @@ def files(tmp_path):
     (tmp_path / "blank.csv").write_text("x,label\n1,0\n2,\n3,1\n4,0\n5,1\n6,0\n")
     (tmp_path / "blank_text.csv").write_text("x,label\n1,ham\n2,\n3,spam\n4,ham\n5,spam\n")
     (tmp_path / "frac.csv").write_text("x,label\n1,0.0\n2,1.0\n3,0.25\n4,1.0\n5,0.0\n")
+    (tmp_path / "inf.csv").write_text("x,label\n1,0\ninf,1\n3,0\n4,1\n5,0\n6,1\n")
+    (tmp_path / "huge.csv").write_text("x,label\n1,0\n1e400,1\n3,0\n4,1\n5,0\n6,1\n")
+    (tmp_path / "header.csv").write_text("x,label\n")
     return tmp_path
 
 
@@ -218,6 +221,9 @@ def files(tmp_path):
         ({"kind": "csv", "path": "{d}/blank.csv"}, "", "1 of 6 rows of 'label' have no label"),
         ({"kind": "csv", "path": "{d}/blank_text.csv"}, "", "1 of 5 rows of 'label' have no"),
         ({"kind": "csv", "path": "{d}/frac.csv"}, "", r"fractional numbers \(e.g. 0.25\)"),
+        ({"kind": "csv", "path": "{d}/inf.csv"}, "", "feature columns contain infinite values"),
+        ({"kind": "csv", "path": "{d}/huge.csv"}, "", "feature columns contain infinite values"),
+        ({"kind": "csv", "path": "{d}/header.csv"}, "", "header.csv has no rows"),
         ({"kind": "breast_cancer", "test_rows": 500}, "", "data.test_rows: expected at most 171"),
         ({"kind": "iris", "train_rows": 1000}, "", "data.train_rows: expected at most 105"),
         ({"kind": "iris"}, "perceptron", "binary but the data has 3 classes"),
@@ -241,15 +247,23 @@ def test_cli_describes_data_and_fails_in_one_line(files, cli):
 
 @pytest.mark.parametrize(
     "source, field",
-    [("breast_cancer", "n_rows=100"), ("wine", "noise=0.2"), ("iris", "n_features=20")],
+    [
+        ("breast_cancer", "n_rows=100"),
+        ("wine", "noise=0.2"),
+        ("iris", "n_features=20"),
+        ("iris", "label_column=a"),
+        ("digits", "text_column=t"),
+    ],
 )
 def test_generator_settings_on_read_data_are_refused(cli, source, field):
-    """Settings only generated data has would be ignored on a read data set: refused instead
-    (a changed default only; data_seed, which shuffles every kind, stays accepted)."""
+    """Settings only generated data (or a user's file) has would be ignored on a bundled data
+    set: refused instead (a changed default only; data_seed, which shuffles every kind, stays
+    accepted)."""
     r = cli("data", source, "--set", field)
     name = field.split("=")[0]
     assert r.returncode == 2 and r.stdout == "" and r.stderr.count("\n") == 1
-    assert f"{name}: only generated data (kind 'imdb_synthetic') has it" in r.stderr
+    owner = "'csv' or 'parquet'" if name.endswith("_column") else "'imdb_synthetic'"
+    assert f"{name}: only" in r.stderr and f"(kind {owner}) has it" in r.stderr
     assert cli("data", source, "--set", "data_seed=3").returncode == 0
 
 

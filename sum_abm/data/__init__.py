@@ -174,6 +174,8 @@ def _user_file(cfg: Any, source: str) -> tuple[Any, np.ndarray, int]:
         raise InputError(
             f"{source}: data.label_column: no column {cfg.label_column!r} in {path.name} (columns: {df.columns})"
         )
+    if df.height == 0:
+        raise InputError(f"{source}: data.path: {path.name} has no rows (columns: {df.columns})")
     labels = df[cfg.label_column]
     if labels.dtype.is_float():  # a blank cell in a numeric column reads as null or NaN
         labels = labels.fill_nan(None)
@@ -208,6 +210,11 @@ def _user_file(cfg: Any, source: str) -> tuple[Any, np.ndarray, int]:
         X = feats.to_numpy().astype(np.float64)
         if np.isnan(X).any():
             raise InputError(f"{source}: data: feature columns contain missing values")
+        if not np.isfinite(X).all():
+            raise InputError(
+                f"{source}: data: feature columns contain infinite values (inf, or numbers past"
+                " 1.8e308)"
+            )
     perm = np.random.default_rng(cfg.data_seed).permutation(len(y))
     n_test = max(1, int(round(0.3 * len(y))))
     order = np.concatenate([perm[n_test:], perm[:n_test]])

@@ -46,9 +46,16 @@ class DataConfig(StrictModel):
         unused = ["noise", "n_rows"] if self.kind != "imdb_synthetic" else []
         if self.kind in SKLEARN_KINDS or (self.kind in ("csv", "parquet") and not self.text_column):
             unused.append("n_features")  # (a text column is hashed into n_features columns)
+        if self.kind not in ("csv", "parquet"):
+            unused += ["path", "label_column", "text_column"]  # (a user file's settings)
         fields = type(self).model_fields
         for name in unused:
             if getattr(self, name) != fields[name].default:
+                if name in ("path", "label_column", "text_column"):
+                    raise ValueError(
+                        f"{name}: only a user's file (kind 'csv' or 'parquet') has it; kind"
+                        f" {self.kind!r} is a bundled data set"
+                    )
                 raise ValueError(
                     f"{name}: only generated data (kind 'imdb_synthetic') has it"
                     + (", or a text column's hashing" if name == "n_features" else "")
