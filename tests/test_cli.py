@@ -618,3 +618,21 @@ def test_a_folder_named_like_a_bundled_file_does_not_hide_it(cli, tmp_path, monk
     (tmp_path / "mine").mkdir()  # a folder with no bundled namesake is what it is
     assert resolve("mine") == Path("mine")
     assert "is a directory" in cli("validate", "mine").stderr
+
+
+def test_scenarios_lists_every_bundled_name_a_command_takes(cli):
+    """`sum-abm scenarios`: the scenarios, then the sweep, game and design files by the names their
+    commands take (a wheel user has no folder to look in); a base scenario kept beside the games
+    (games/pm_small.toml) is not offered as a game."""
+    r = cli("scenarios")
+    assert r.returncode == 0
+    sections = r.stdout.split("\n\n")
+    names = [
+        [ln.split()[0] for ln in s.splitlines() if not ln.endswith("NAME):")] for s in sections
+    ]
+    assert names[0] == [p.stem for p in sorted((ROOT / "scenarios").glob("*.toml"))]
+    for kind, got in zip(("sweep", "game", "design"), names[1:], strict=True):
+        assert f"{kind} files (sum-abm {kind} NAME):" in r.stdout
+        shipped = sorted(p.stem for p in (ROOT / "scenarios" / f"{kind}s").glob("*.toml"))
+        assert got == [n for n in shipped if n != "pm_small"], kind
+    assert "quickstart_game                    in the quick-start DRT market, is honest" in r.stdout

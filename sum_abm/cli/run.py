@@ -21,6 +21,14 @@ def check_out_folder(out: Path) -> None:
         raise InputError(f"--out: cannot create {str(out)!r} ({exc.strerror or exc})") from None
 
 
+def _question(path: Path) -> str:
+    """What a bundled file's header comment asks (its ``# Question:`` line), else its first
+    comment line."""
+    lines = [ln[1:].strip() for ln in path.read_text().splitlines() if ln.startswith("#")]
+    asked = [ln.removeprefix("Question:").strip() for ln in lines if ln.startswith("Question:")]
+    return (asked or lines or [""])[0]
+
+
 #: Keys only one kind of file has (a scenario has none of them), so that a file missing its
 #: ``base`` or its ``roles`` is still checked as what it is, and told what it lacks.
 _KIND_KEYS = {
@@ -257,9 +265,18 @@ def register(app: typer.Typer) -> None:
 
     @app.command()
     def scenarios() -> None:
-        """List the bundled scenarios, a line each."""
-        from sum_abm.scenario import load_scenario
+        """List the bundled scenarios, a line each, then the bundled sweep, game and design files
+        (each by the name its command takes, with the question its header asks)."""
+        from sum_abm.scenario import load_scenario, read_toml
 
         for f in bundled("scenario"):
             sc = load_scenario(f)
             print(f"{f.stem:28s} {sc.description}")
+        for kind in ("sweep", "game", "design"):
+            # (a kind's folder also holds the scenarios its files start from, e.g. games/pm_small)
+            files = [f for f in bundled(kind) if file_kind(read_toml(f)) == kind]
+            if files:
+                print(f"\n{kind} files (sum-abm {kind} NAME):")
+            width = max((len(f.stem) for f in files), default=0) + 2
+            for f in files:
+                print(f"{f.stem:{width}s}{_question(f)}")
