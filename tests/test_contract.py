@@ -199,6 +199,49 @@ def test_drt_paid_prediction_shares_by_good_count() -> None:
     assert sum(paid.values()) <= v and chain.ledger.balance("D") == v - sum(paid.values())
 
 
+@pytest.mark.parametrize(
+    "kind, x, y, says",
+    [
+        ("perceptron", [1.0, 0.0], 2, "label 2 outside 0..1"),
+        ("multinomial_nb", [1.0, -1.0], 1, "non-negative"),
+        ("sgd_perceptron", [0.0, 0.0, 1.0], 1, "index"),  # a feature past the model's 2
+        ("nearest_centroid", [0.0, 0.0, 1.0], 0, "index"),
+    ],
+)
+def test_an_add_the_model_cannot_learn_is_rejected_with_nothing_changed(kind, x, y, says) -> None:
+    """The model's update checks the sample before it writes, and runs before the contract's other
+    effects: a sample it refuses is rejected (invalid_sample, its fee kept) with no deposit moved
+    and nothing stored (the deposit moved, then the update raised)."""
+    from sum_abm.learners import make_learner
+
+    chain = Chain()
+    chain.ledger.mint("A", 10_000)
+    model = make_learner(kind, 2, 2).fit([[1.0, 0.0], [0.0, 1.0]], [0, 1])
+    tr = CollaborativeTrainer(chain, model, DataHandler(), DepositRefundTake(cost_weight=0))
+    before = tr.state_snapshot()
+    with pytest.raises(Rejected) as err:
+        tr.add_data("A", 5, x, y)
+    assert err.value.reason == "invalid_sample" and says in str(err.value), str(err.value)
+    assert tr.state_snapshot() == before and len(tr.data) == 0
+
+
+def test_the_prediction_market_refuses_a_stake_on_data_its_model_cannot_learn() -> None:
+    """Staked data is learned in the reward phase: a label outside the classes (or a feature
+    outside the model) would stop every reward pass there, bounty and stakes locked."""
+    chain = Chain()
+    for a in ("A", "P"):
+        chain.ledger.mint(a, 10_000)
+    model = NearestCentroid(2).fit([[-2, -1], [-1, -2], [2, 1], [1, 2]], [0, 0, 1, 1])
+    pm = PredictionMarket(chain, model, semantics="corrected", any_address_claim_wait_time_s=1_000)
+    pm.initialize_market("P", 5, [hash_piece(p) for p in PIECES], 50, 10, 0)
+    pm.reveal_init_test_set("P", PIECES[pm.reveal_index])
+    before = pm.state_snapshot()
+    for x, y in (([0.5, 0.5], 7), ([0.5, 0.5, 3.0], 1), ([float("inf"), 0.0], 0), ([0.5], True)):
+        assert reason(pm.add_data, "A", 1, x, y) == "invalid_sample", (x, y)
+    assert pm.state_snapshot() == before
+    assert pm.add_data("A", 1, [0.5, 0.5], 1) == 1
+
+
 def test_rejected_add_leaves_a_real_model_untouched() -> None:
     chain = Chain()
     chain.ledger.mint("A", 100)

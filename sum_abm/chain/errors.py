@@ -10,6 +10,8 @@ REASONS: dict[str, str] = {
     "add_too_soon": "add_data in the same second as the last update (reference-python DRT)",
     "insufficient_value": "the deposit or stake sent is below what the contract requires",
     "duplicate_data": "the same (data, label, time, sender) is already stored",
+    "invalid_sample": "data the model cannot learn: a label outside its classes, a feature outside"
+    " it, a value it refuses (never sent by the market's agents)",
     "data_not_found": "no stored contribution matches the claim",
     "already_claimed_by_submitter": "the author already claimed its contribution",
     "already_claimed_by_reporter": "this reporter already claimed the contribution",

@@ -321,6 +321,8 @@ class PredictionMarket:
         try:
             self._require(self.state == "PARTICIPATION", "wrong_phase")
             self._require(value >= self.min_stake, "insufficient_value")
+            # learned in the reward phase: a sample the model cannot learn would stop it there
+            self._require(self.learner.sample_problem(x, y) is None, "invalid_sample")
             cost = value if self.allow_greater_deposit else self.min_stake
             now = chain.clock.now
             key = self.data.key(x, y, now, sender)

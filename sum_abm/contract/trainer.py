@@ -108,14 +108,19 @@ class CollaborativeTrainer:
         try:
             now = chain.clock.now
             cost, key, old = self._check_add(sender, value, x, y)
-            # effects
+            # effects, the model's update first: it checks the sample before it writes (a label
+            # outside the classes, a feature outside the model, a value it refuses raise with
+            # nothing written), so a sample it cannot learn is rejected with nothing changed
+            if self.im.updates_model_on_add:
+                try:
+                    self.learner.update(x, int(y))
+                except (ValueError, IndexError, TypeError) as exc:
+                    raise Rejected("invalid_sample", str(exc)) from None
             self.im.on_added(now)
             chain.ledger.transfer(sender, self.address, cost)
             # Solidity keeps the old claim marks when a key is re-added
             claimed = old.claimed_by if old is not None else Claimers()
             self.data.put(key, StoredData(sender, now, int(y), cost, cost, claimed))
-            if self.im.updates_model_on_add:
-                self.learner.update(x, int(y))
         except Rejected as rej:
             chain.reject(sender, "add_data", rej.reason, value, gas, fee)
             raise

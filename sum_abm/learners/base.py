@@ -185,6 +185,29 @@ class Learner(ABC):
         Default: the model always changes; no slot goes from or to zero (dense parameters)."""
         return Writes(True)
 
+    def sample_problem(self, x: Any, y: Any) -> str | None:
+        """Why ``(x, y)`` cannot be learned (a label outside the classes, a feature outside the
+        model, a value that is not finite, or negative where counts are learned), or None: what
+        a contract checks before it stores a contribution it learns from later."""
+        if isinstance(y, bool) or not isinstance(y, (int, np.integer)):
+            return f"label {y!r} is not a class number"
+        if not 0 <= int(y) < self.n_classes:
+            return f"label {y} outside 0..{self.n_classes - 1}"
+        try:
+            s = as_sample(x)
+        except (TypeError, ValueError) as exc:
+            return f"data not a vector of numbers ({exc})"
+        if (
+            len(s.indices)
+            and not 0 <= int(s.indices.min()) <= int(s.indices.max()) < self.n_features
+        ):
+            return f"a feature outside the model's {self.n_features}"
+        if len(s.values) and not np.isfinite(s.values).all():
+            return "a value that is not finite"
+        if self.nonnegative_features and len(s.values) and float(s.values.min()) < 0:
+            return f"a negative value ({type(self).__name__} learns counts)"
+        return None
+
     def update(self, x: Any, y: int) -> int:
         """Learn one sample; returns the number of parameters it touched (for gas)."""
         s = as_sample(x)

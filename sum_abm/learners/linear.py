@@ -295,8 +295,8 @@ class SGDPerceptron(_Linear):
     def _update(self, s: Sample, y: int) -> int:
         sign = 1.0 if y == 1 else -1.0
         eta = 1.0 / (self.alpha * (self.t0 + self.t - 1.0))
+        d = self.decision_one(s)  # (reads the sample's weights first: a bad index writes nothing)
         self.t += 1.0
-        d = self.decision_one(s)
         self.last_decision = (s, d)
         if sign * d > 0:
             return 0
