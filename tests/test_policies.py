@@ -1,6 +1,6 @@
 """Policy conformance battery, in the spirit of scikit-learn's check_estimator: every registered
 policy under every mechanism runs, is deterministic for a seed, never offers money it does not
-have (no call refused for insufficient funds), and every agent's books, recomputed from the
+have (no add or paid prediction offered above its balance, no call refused for it), and every agent's books, recomputed from the
 transactions frame alone, match the agents frame."""
 
 from __future__ import annotations
@@ -107,6 +107,51 @@ def books_from_transactions(
     return out
 
 
+def overspending(monkeypatch) -> list[tuple[str, str, int, int]]:
+    """Record every add or paid prediction a policy offers above the balance of the address it
+    offers from, as ``(call, address, value, balance)``, for the runs in the test."""
+    from sum_abm.market.model import MarketModel
+
+    seen: list[tuple[str, str, int, int]] = []
+    add, predict = MarketModel.add_data, MarketModel.predict
+
+    def checked_add(self, agent, row, y, value, address=None):
+        addr = address or agent.address
+        if value > self.ledger.balance(addr):
+            seen.append(("add_data", addr, value, self.ledger.balance(addr)))
+        return add(self, agent, row, y, value, address)
+
+    def checked_predict(self, agent, row, value):
+        if value > self.ledger.balance(agent.address):
+            seen.append(("predict", agent.address, value, self.ledger.balance(agent.address)))
+        return predict(self, agent, row, value)
+
+    monkeypatch.setattr(MarketModel, "add_data", checked_add)
+    monkeypatch.setattr(MarketModel, "predict", checked_predict)
+    return seen
+
+
+def test_the_battery_sees_an_offer_above_the_balance(monkeypatch):
+    """The check can fail: an honest policy broken to offer 10 tokens more than it holds is
+    caught, though the market drops each such add before the contract (no insufficient_funds
+    refusal ever shows in the transactions)."""
+    from sum_abm.policies.strategic import ContributorPolicy
+
+    def broken(self, agent, address=None):
+        pick = self.choose(agent)
+        if pick is None or not agent.model.accepting_data():
+            return False
+        row, y = pick
+        return agent.model.add_data(agent, row, y, agent.balance + 10, address=address)
+
+    monkeypatch.setattr(ContributorPolicy, "contribute", broken)
+    sc = parse_scenario(scenario("honest", MECHANISMS["deposit_refund_take"]), "battery")
+    over = overspending(monkeypatch)
+    tx = run(sc, seed=5, baseline=False).transactions
+    assert over and all(call == "add_data" and v == bal + 10 for call, _, v, bal in over)
+    assert tx.filter(pl.col("reason") == "insufficient_funds").height == 0
+
+
 # the cases that take more than about 3 s on 2 cores (measured with --durations)
 SLOW = {
     ("targeted", "prediction_market"),
@@ -126,15 +171,18 @@ SLOW = {
         for p in sorted(POLICIES)
     ],
 )
-def test_policy_battery(policy, mech):
+def test_policy_battery(policy, mech, monkeypatch):
     sc = parse_scenario(scenario(policy, MECHANISMS[mech]), "battery")
+    over = overspending(monkeypatch)
     a = run(sc, seed=5, baseline=False)
     b = run(sc, seed=5, baseline=False)
     assert a.agents.equals(b.agents) and a.transactions.equals(b.transactions)  # deterministic
     tx = a.transactions
-    assert (
-        tx.filter(pl.col("reason") == "insufficient_funds").height == 0
-    )  # never offers what it lacks
+    # never offers what it lacks: no offer above the offering address's balance (the market does
+    # not send an add it can tell would fail, so this is checked where the policy offers)...
+    assert over == [], over[:3]
+    # ... and no call refused for it
+    assert tx.filter(pl.col("reason") == "insufficient_funds").height == 0
     ag = a.agents
     books = books_from_transactions(tx, ag, market=mech == "prediction_market")
     for row in ag.iter_rows(named=True):
