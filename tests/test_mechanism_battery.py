@@ -136,7 +136,10 @@ def step(adapter: Any, chain: Chain, rows: list, act: tuple, added: list[tuple])
     expect = adapter.would_accept(call)
     if call.name == "add_data":
         can = adapter.can_add(call.value, chain.ledger.balance(call.sender), chain.clock.now)
-        assert can or not expect or call.value > chain.ledger.balance(call.sender)
+        assert can or not expect or call.value > chain.ledger.balance(call.sender), (
+            f"{type(adapter).__name__}.can_add says no to an add of {call.value} that "
+            f"would_accept says the contract takes"
+        )
     before = comparable(adapter)
     n_rows = len(rows)
     try:
@@ -147,10 +150,13 @@ def step(adapter: Any, chain: Chain, rows: list, act: tuple, added: list[tuple])
     assert len(rows) == n_rows + 1  # one transaction record per call
     reason = rows[-1][4]
     if reason != "insufficient_funds":
-        assert ok == expect, (call.name, reason)
+        assert ok == expect, (
+            f"{type(adapter).__name__}.would_accept said {expect} for {call.name} by "
+            f"{call.sender}; the contract {'accepted it' if ok else f'rejected it ({reason})'}"
+        )
     if not ok:
         after = comparable(adapter)
-        assert after[1:] == before[1:]
+        assert after[1:] == before[1:], f"a rejected {call.name} ({reason}) changed the state"
         fee = rows[-1][7]
         b, a = dict(before[0]), dict(after[0])
         b[call.sender] = b.get(call.sender, 0) - fee
