@@ -126,22 +126,36 @@ def test_an_installed_mechanism_runs_and_bad_ones_are_left_out_in_one_line(tmp_p
     assert bare.returncode == 2 and "mechanism.kind: expected one of" in bare.stderr
 
 
+RAY_SWEEP = """
+import sys
+from sum_abm.scenario import load_scenario
+from sum_abm.sweeps import run_many
+from sum_abm.sweeps.executors import RayExecutor
+
+base = load_scenario(sys.argv[1], {"data.n_rows": 800, "run.max_time_s": 864000})
+with RayExecutor(workers=2) as ray:  # every run on the workers, however short
+    table = run_many(base, [{"mechanism.weight": w} for w in (1, 2, 3)], sys.argv[2],
+                     replications=2, executor=ray, baseline=False)
+print(table.height, sorted(set(table["mechanism"])))
+"""
+
+
 @pytest.mark.slow
 @pytest.mark.ray
 def test_ray_workers_load_the_installed_mechanism(tmp_path):
-    """A sweep of the plugin's scenario, long enough that the driver hands most runs to Ray:
-    every run finishes on the workers too (they import the registry, and with it the entry
-    points, when they read a run's scenario)."""
+    """A sweep of the plugin's scenario on local Ray workers: every run finishes there (the
+    workers import the registry, and with it the entry points, when they read a run's
+    scenario)."""
     site = tmp_path / "site"
     install(site, {"flat_drt": "flatmech:FlatMechanism"})
-    f = scenario(tmp_path)
-    sweep = tmp_path / "s.toml"
-    sweep.write_text(
-        f'base = "{f}"\nreplications = 6\n[grid]\n"mechanism.weight" = [1, 2, 3, 4]\n'
-        '"data.n_rows" = [1600]\n"run.max_time_s" = [1728000]\n'
-    )
-    r = sum_abm(site, "sweep", sweep, "--out", tmp_path / "sw", "--workers", "2", cwd=tmp_path)
-    assert r.returncode == 0, r.stderr[-2000:]
-    assert "24 of 24 runs finished, 0 failed" in r.stdout, r.stdout
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(site), str(ROOT), env.get("PYTHONPATH", "")])
+    r = subprocess.run(
+        [sys.executable, "-c", RAY_SWEEP, str(scenario(tmp_path)), str(tmp_path / "sw")],
+        capture_output=True, text=True, env=env, cwd=tmp_path, timeout=600,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert r.stdout.strip().splitlines()[-1] == "6 ['flat_drt']", r.stdout
     ex = pl.read_ndjson(tmp_path / "sw" / "executions.jsonl")
-    assert ex["ok"].all() and (ex["executor"] != "driver").any(), ex["executor"].to_list()
+    assert ex.height == 6 and ex["ok"].all(), ex
+    assert set(ex["executor"]) == {"ray"} and ex["node_id"].str.len_chars().min() > 0
