@@ -138,7 +138,14 @@ class Scenario(StrictModel):
                 _switch_mechanism(data, value)
             else:
                 _switch_policy(data, path, value, source or self.name)
-        return parse_scenario(data, source or self.name)
+        out = parse_scenario(data, source or self.name)
+        # a data setting given here that the data's kind does not read would be ignored
+        unused = out.data.unused()
+        for path in overrides:
+            parts = split_path(path)
+            if len(parts) == 2 and parts[0] == "data" and parts[1] in unused:
+                raise InputError(f"{source or self.name}: {path}: {unused[parts[1]]}")
+        return out
 
 
 _INDEX = re.compile(r"\[(\w+)\]")

@@ -267,6 +267,19 @@ def test_generator_settings_on_read_data_are_refused(cli, source, field):
     assert cli("data", source, "--set", "data_seed=3").returncode == 0
 
 
+def test_a_setting_left_from_the_scenarios_kind_is_no_error(cli, tmp_path):
+    """Switching a generated-data scenario to a user's file keeps its n_rows (now unread): no
+    error, as it was not set here; setting n_rows explicitly with the switch is refused."""
+    f = tmp_path / "d.csv"
+    f.write_text("x,label\n" + "".join(f"{i},{i % 2}\n" for i in range(400)))
+    switch = ["--set", "data.kind=csv", "--set", f"data.path={f}"]
+    ok = cli("data", "quickstart", *switch)
+    assert ok.returncode == 0 and "d.csv: 1 features, 2 classes" in ok.stdout, ok.stderr
+    r = cli("data", "quickstart", *switch, "--set", "data.n_rows=100")
+    assert r.returncode == 2 and "data.n_rows: only generated data" in r.stderr
+    assert r.stderr.count("\n") == 1
+
+
 def test_cli_refuses_for_a_scenario_what_its_run_refuses(cli, tmp_path):
     """A scenario whose initial rows cannot be fitted (none at all here) is refused by ``data``
     as by ``run``, in the same line; the same data with initial rows is described."""

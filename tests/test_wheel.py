@@ -69,9 +69,10 @@ def test_wheel_ships_and_runs_the_bundled_scenarios(tmp_path):
     where = _run([py, "-c", code], elsewhere, env).stdout
     assert Path(where.strip()).is_relative_to(venv), f"the venv imports {where.strip()}"
 
-    listed = _run([cli, "scenarios"], elsewhere, env).stdout.split("\n")
-    names = {line.split()[0] for line in listed if line.strip()}
-    assert names == {p.stem for p in bundled()}
+    listed = _run([cli, "scenarios"], elsewhere, env).stdout.split("\n\n")
+    names = {line.split()[0] for line in listed[0].splitlines() if line.strip()}
+    assert names == {p.stem for p in bundled()}  # then the sweeps, games and designs
+    assert "quickstart_sweep" in listed[1] and "quickstart_game" in listed[2]
 
     _run([cli, "run", "quickstart", "--set", "data.n_rows=600", "--out", "X"], elsewhere, env)
     for frame in ("transactions", "timeseries", "agents", "summary"):

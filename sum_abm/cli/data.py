@@ -55,7 +55,13 @@ def register(app: typer.Typer) -> None:
             sc = load_scenario(resolve(source), {f"data.{k}": v for k, v in overrides.items()})
             spec, where = sc.data.model_dump(), str(source)
             learner = learner or sc.learner.kind
-        ds = load_dataset(validate_file_model(DataConfig, spec, where), learner, where)
+        cfg = validate_file_model(DataConfig, spec, where)
+        if sc is None:  # (a scenario's overrides were checked as it loaded)
+            unused = cfg.unused()
+            for name in overrides:
+                if name in unused:
+                    raise InputError(f"{where}: --set {name}: {unused[name]}")
+        ds = load_dataset(cfg, learner, where)
         if sc is not None:  # what a run refuses of this data: the scenario's needs, its first fit
             from sum_abm.market.contract_setup import check_setup
 

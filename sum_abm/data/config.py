@@ -41,25 +41,23 @@ class DataConfig(StrictModel):
     def _user_file(self) -> DataConfig:
         if self.kind in ("csv", "parquet") and not self.path:
             raise ValueError(f"path: expected the {self.kind} file's path for kind {self.kind!r}")
-        # A generator setting on data that is read, not generated, would be ignored: refused
-        # instead (changed from its default; a round trip of a dumped config keeps defaults).
-        unused = ["noise", "n_rows"] if self.kind != "imdb_synthetic" else []
-        if self.kind in SKLEARN_KINDS or (self.kind in ("csv", "parquet") and not self.text_column):
-            unused.append("n_features")  # (a text column is hashed into n_features columns)
-        if self.kind not in ("csv", "parquet"):
-            unused += ["path", "label_column", "text_column"]  # (a user file's settings)
-        fields = type(self).model_fields
-        for name in unused:
-            if getattr(self, name) != fields[name].default:
-                if name in ("path", "label_column", "text_column"):
-                    raise ValueError(
-                        f"{name}: only a user's file (kind 'csv' or 'parquet') has it; kind"
-                        f" {self.kind!r} is a bundled data set"
-                    )
-                raise ValueError(
-                    f"{name}: only generated data (kind 'imdb_synthetic') has it"
-                    + (", or a text column's hashing" if name == "n_features" else "")
-                    + f"; kind {self.kind!r} is read as it is (train_rows and test_rows use fewer"
-                    " rows)"
-                )
         return self
+
+    def unused(self) -> dict[str, str]:
+        """The settings this kind of data does not read, each with why: the generator's (n_rows,
+        noise; n_features unless a text column is hashed into it) for data that is read, a user
+        file's (path, label_column, text_column) for bundled or generated data. A scenario may
+        carry them from the kind it had (``--set data.kind=csv`` on a generated-data scenario);
+        setting one explicitly is refused (:meth:`sum_abm.scenario.Scenario.with_overrides`)."""
+        out: dict[str, str] = {}
+        read = f"only generated data (kind 'imdb_synthetic') has it; kind {self.kind!r} is read as it is (train_rows and test_rows use fewer rows)"
+        if self.kind != "imdb_synthetic":
+            out["n_rows"] = out["noise"] = read
+            if self.kind in SKLEARN_KINDS or not self.text_column:
+                out["n_features"] = read.replace("has it;", "has it, or a text column's hashing;")
+        if self.kind not in ("csv", "parquet"):
+            for name in ("path", "label_column", "text_column"):
+                out[name] = (
+                    f"only a user's file (kind 'csv' or 'parquet') has it; kind {self.kind!r} is not one"
+                )
+        return out
