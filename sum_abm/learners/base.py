@@ -188,11 +188,16 @@ class Learner(ABC):
     def sample_problem(self, x: Any, y: Any) -> str | None:
         """Why ``(x, y)`` cannot be learned (a label outside the classes, a feature outside the
         model, a value that is not finite, or negative where counts are learned), or None: what
-        a contract checks before it stores a contribution it learns from later."""
+        a contract checks before it stores a contribution it learns from later. A
+        :class:`Sample` (the market's rows) has only its label checked: it was cut from a data
+        set loaded for this model (:func:`sum_abm.data.load_dataset` checks its values), and
+        its features' checks cost more than the prediction market's whole add."""
         if isinstance(y, bool) or not isinstance(y, (int, np.integer)):
             return f"label {y!r} is not a class number"
         if not 0 <= int(y) < self.n_classes:
             return f"label {y} outside 0..{self.n_classes - 1}"
+        if isinstance(x, Sample):
+            return None
         try:
             s = as_sample(x)
         except (TypeError, ValueError) as exc:
