@@ -138,7 +138,10 @@ BAD = [
     ),
     (RUN + ["--set", "data.kind=csv"], "data: path: expected the csv file's path"),
     (RUN + ["--set", "agents.honest.count=-1"], "agents[0].count: expected a value >= 1, got -1"),
-    (RUN + ["--set", "agents.honest.mean_wait_s=0"], "agents[0].mean_wait_s: expected a value > 0"),
+    (
+        RUN + ["--set", "agents.honest.mean_wait_s=0"],
+        "agents[0].mean_wait_s: expected a value >= 1",
+    ),
     (RUN + ["--set", "agents.honest.name="], "agents[0].name: expected at least 1 character"),
     (RUN + ["--set", "agents.attacker.policy=wizard"], "agents[1].policy: expected one of"),
     (RUN + ["--set", "run.sample_interval_s=0"], "run.sample_interval_s: expected a value >= 1"),

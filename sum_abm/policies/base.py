@@ -30,7 +30,9 @@ class GroupConfig(StrictModel):
     policy: str
     attacker: bool | None = Field(None, description="default: the policy's own default")
     start_balance: int = Field(10_000, ge=0)
-    mean_wait_s: float = Field(600.0, gt=0, description="mean time between wake-ups (s)")
+    # at least 1: a wait is drawn as int(normal(mean, stdev)) until it is >= 1 second, which a
+    # mean below 1 with no spread never gives (the draw looped for ever)
+    mean_wait_s: float = Field(600.0, ge=1, description="mean time between wake-ups (s)")
     stdev_wait_s: float = Field(1.0, ge=0)
 
     default_attacker: ClassVar[bool] = False

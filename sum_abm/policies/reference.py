@@ -22,7 +22,7 @@ class ReferenceConfig(GroupConfig):
     """The reference ``Agent``'s fields (deposits in token units, waits in seconds)."""
 
     policy: Literal["reference"] = "reference"
-    mean_deposit: float = Field(50.0, gt=0)
+    mean_deposit: float = Field(50.0, ge=1)  # drawn as a whole token count >= 1 (see mean_wait_s)
     stdev_deposit: float = Field(10.0, ge=0)
     good: bool = True
     prob_mistake: float = Field(0.0, ge=0, le=1)
