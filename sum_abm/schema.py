@@ -178,7 +178,7 @@ SUMMARY = (
     C(
         "attacker_spend_per_point",
         pl.Float64,
-        "attackers' loss plus fees per accuracy point destroyed; null when none is",
+        "attackers' loss (their fees in it) per accuracy point destroyed; null when none is",
         _BASE,
     ),
     C("baseline_honest_profit", pl.Float64, "honest profit in the clean baseline", _BASE),

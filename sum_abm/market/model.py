@@ -445,7 +445,7 @@ class MarketModel(Model):
                 a.address if len(a.addresses) == 1 else a.address.rsplit(".", 1)[0]
             )
             s["group"].append(a.group.name)
-            s["balance"].append(int(a.balance))
+            s["balance"].append(float(a.balance))  # (reference-python balances have fractions)
 
     @property
     def tx(self) -> dict[str, list[Any]]:

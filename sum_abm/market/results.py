@@ -188,7 +188,7 @@ def summarize(
         )
         drop_max = float((joined["base"] - joined["accuracy"]).max())
         start = float(att["start_balance"].sum())
-        spend = max(0.0, -float(att["profit"].sum())) + float(att["fees"].sum())
+        spend = max(0.0, -float(att["profit"].sum()))  # (profit is after fees: no second count)
         row.update(
             {
                 "baseline_accuracy_final": float(b["accuracy"][-1]),
