@@ -85,7 +85,11 @@ TRANSACTIONS = (
         " rest stays with the sender",
     ),
     C("gas", pl.Int64, "gas charged, also for a rejected call"),
-    C("fee", pl.Int64, "gas x gas price, paid by the sender to the fee sink (token units)"),
+    C(
+        "fee",
+        pl.Int64,
+        "gas x gas price rounded up, paid by the sender to the fee sink (token units)",
+    ),
     C(
         "amount",
         pl.Float64,

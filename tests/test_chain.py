@@ -149,6 +149,21 @@ def test_unsendable_call_is_refused_and_charges_nothing() -> None:
     assert chain.ledger.balance("A") == 50
 
 
+def test_a_fractional_gas_price_is_exact_and_each_fee_is_rounded_up() -> None:
+    # 0.1 as a binary float times 30 is 3.0000000000000004: the exact decimal's fee is 3
+    assert Chain(gas_price=0.1).fee(30) == 3 and Chain(gas_price=0.1).fee(31) == 4
+    chain = Chain(gas_price=1e-05, gas_schedule=GasSchedule(base={"x": 1_280_000}))
+    assert chain.fee(1_280_000) == 13 and chain.fee(1) == 1 and chain.fee(0) == 0
+    chain.ledger.mint("A", 100)
+    chain.execute("A", "x", 0, lambda: None)
+    assert chain.ledger.balance("A") == 87 and chain.ledger.balance("fee_sink") == 13
+    assert GasSchedule(base={"x": 30}).fee("x", 0.1) == 3  # the schedule's fee: the same rule
+    assert Chain(gas_price=2.0).gas_price == 2 and Chain(gas_price=3).fee(7) == 21
+    for bad in (-1e-9, True, "1"):
+        with pytest.raises((ValueError, TypeError)):
+            Chain(gas_price=bad)
+
+
 def test_gas_price_zero_is_free() -> None:
     chain = Chain()
     chain.ledger.mint("A", 1)

@@ -431,3 +431,54 @@ def test_attack_spend_counts_fees_once_and_timeseries_keeps_fractional_balances(
     assert any(b != int(b) for b in ends.values())  # fractions to keep
     for agent, bal in zip(last["agent_id"], last["balance"], strict=True):
         assert bal == pytest.approx(ends[agent], abs=1e-9), agent
+
+
+def test_a_wallet_that_cannot_pay_the_fee_sends_nothing():
+    """Whole tokens per gas make one add's fee (~1 M tokens) more than any balance: nothing is
+    sent (it was 86,421 adds refused for insufficient funds on the full quick start). At a
+    fraction of a token per gas the market runs: every fee is the gas times the price rounded up
+    to a whole token, and no call is sent that the sender's balance does not pay."""
+    sc = small("quickstart")
+    frozen = run(sc.with_overrides({"chain.gas_price": 1}), seed=1, baseline=False)
+    assert frozen.transactions.height == 0 and frozen.summary["adds_accepted"][0] == 0
+    for name in ("quickstart", "reference_drt_perceptron"):
+        r = run(small(name, **{"chain.gas_price": 1e-05}), seed=1, baseline=False)
+        tx = r.transactions
+        assert tx.filter(pl.col("call") == "add_data")["accepted"].sum() > 100
+        assert tx.filter(pl.col("reason") == "insufficient_funds").height == 0
+        assert (tx["fee"] == (tx["gas"] + 99_999) // 100_000).all() and tx["fee"].min() > 0
+        assert r.summary["money_conserved"][0] and (r.agents["end_balance"] >= 0).all()
+
+
+def test_a_walk_refused_for_its_fee_is_walked_again_when_the_balance_grows():
+    # Fees at 0.001 per gas leave the quick start's agents broke with deposits still to refund:
+    # their walks are refused by their wallets and kept idle while the balance stays. Funded,
+    # the same walk is sent at the next wake-up.
+    import mesa
+
+    from sum_abm.market.model import MarketModel
+
+    sc = small("quickstart", **{"chain.gas_price": 0.001})
+    m = MarketModel(scenario=sc, seed=1)
+    try:
+        m.run_until(5 * 86_400)
+        stuck = [
+            (key, memo) for key, memo in m._idle_walks.items() if memo[4] is not None
+        ]  # fmt: skip
+        assert stuck, "no walk was refused for its fee"
+        claimed = 0
+        for (me, _), memo in stuck:
+            addr = m.addresses[me]
+            agent = m.addr_owner[addr]
+            assert m.ledger.balance(addr) == memo[4]
+            before = len(m.tx_rows)
+            m.claim_walk(agent, agent.policy.walk)  # idle: nothing changed
+            assert len(m.tx_rows) == before
+            m.contract.fund(addr, 10**6)
+            m.claim_walk(agent, agent.policy.walk)
+            sent = [r for r in list(m.tx_rows)[before:] if r[1] == addr]
+            assert all(r[3] for r in sent)
+            claimed += len(sent)
+        assert claimed > 0
+    finally:
+        mesa.Agent._ids.pop(m, None)

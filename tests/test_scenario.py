@@ -45,7 +45,7 @@ QUICK = (ROOT / "scenarios" / "quickstart.toml").read_text()
             ("cost_weight = 1", 'cost_weight = "1"'),
             'mechanism.cost_weight: expected an integer, got "1" (in quotes: text)',
         ),
-        (("gas_price = 0", 'gas_price = "0"'), 'chain.gas_price: expected an integer, got "0"'),
+        (("gas_price = 0", 'gas_price = "0"'), 'chain.gas_price: expected a number, got "0"'),
     ],
 )
 def test_bad_fields_name_file_field_and_expectation(tmp_path, change, expected):

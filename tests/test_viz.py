@@ -149,6 +149,20 @@ def test_knobs_at_their_start_values_reproduce_the_scenario(name):
     assert {k: v["value"] for k, v in params.items()} == app.knobs(base)
 
 
+def test_gas_knob_is_in_millionths_of_a_token_per_gas():
+    # Whole tokens per gas make an add cost more than a balance: the knob's steps are fractions
+    # (exact decimals), whole tokens when the knob is a multiple of a million.
+    base = load_scenario(ROOT / "scenarios" / "quickstart.toml")
+    k = app.knobs(base)
+    assert k["gas_price_micro"] == 0
+    for micro, price in ((3, 3e-06), (25, 2.5e-05), (2_000_000, 2)):
+        sc = app.build_scenario(base, **{**k, "gas_price_micro": micro})
+        assert sc.chain.gas_price == price and type(sc.chain.gas_price) is type(price)
+        assert app.knobs(sc)["gas_price_micro"] == micro
+    odd = base.with_overrides({"chain.gas_price": 1.5e-07})  # between two knob steps: kept
+    assert app.build_scenario(odd, **app.knobs(odd)).chain.gas_price == 1.5e-07
+
+
 def test_attacker_share_and_policy_mapping():
     base = load_scenario(ROOT / "scenarios" / "quickstart.toml")  # 4 honest, 1 label-flipper
     k = app.knobs(base)

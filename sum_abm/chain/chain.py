@@ -7,7 +7,7 @@ from typing import Any
 
 from sum_abm.chain.clock import Clock
 from sum_abm.chain.errors import Rejected
-from sum_abm.chain.gas import GasSchedule
+from sum_abm.chain.gas import GasSchedule, exact_gas_price, gas_fee
 from sum_abm.chain.ledger import Ledger
 
 # One record per call, in this order (the market's ``transactions`` frame has these columns).
@@ -32,7 +32,7 @@ class Chain:
     def __init__(
         self,
         *,
-        gas_price: int = 0,
+        gas_price: int | float = 0,
         block_time_s: int = 1,
         gas_schedule: GasSchedule | None = None,
         fee_sink: str = "fee_sink",
@@ -47,7 +47,8 @@ class Chain:
         self.ledger = Ledger()
         self.clock = Clock(0, block_time_s)
         self.gas_schedule = gas_schedule or GasSchedule.load()
-        self.gas_price = int(gas_price)
+        # token units per gas; a fraction below 1 (fees of whole tokens rounded up: fee())
+        self.gas_price = exact_gas_price(gas_price)
         self.fee_sink = fee_sink
         self.log = log
         self.log_repeated = log_repeated
@@ -93,7 +94,7 @@ class Chain:
         token units) to the fee sink; returns the fee. A transaction the sender cannot pay
         (``value + fee`` above its balance) is logged as ``insufficient_funds``, charges
         nothing, and returns None."""
-        fee = gas * self.gas_price
+        fee = self.fee(gas)
         # No balance is ever negative, so a call sending nothing and paying no fee always passes.
         if (value or fee) and value + fee > self.ledger.balance(sender):
             self._log(sender, call, False, "insufficient_funds", value, 0, 0, None)
@@ -101,6 +102,11 @@ class Chain:
         if fee:
             self.ledger.transfer(sender, self.fee_sink, fee)
         return fee
+
+    def fee(self, gas: int) -> int:
+        """The fee of ``gas`` gas (token units): gas × gas price, rounded up to a whole token
+        (money is integers; rounding down would make every call free at a price below 1/gas)."""
+        return gas_fee(gas, self.gas_price)
 
     def record(self, sender: str, call: str, value: Any, gas: int, fee: int, amount: Any) -> None:
         """Log an accepted transaction whose effects are done (for callers that ran its checks

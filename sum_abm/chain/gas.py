@@ -4,7 +4,7 @@
 where ``n_features`` is the number of non-zero features the call sends or touches; an add is priced by
 what its update writes (:meth:`GasSchedule.add_data_gas`), a refund by the counters it writes first
 (:meth:`GasSchedule.refund_gas`). The fee of a call
-is ``gas * gas_price`` (token units), paid by the sender to the fee sink, on rejected calls too.
+is ``gas * gas_price`` (token units, rounded up to a whole token), paid by the sender to the fee sink, on rejected calls too.
 
 The coefficients (``gas_schedule.json`` beside this file) are estimates from EVM costs: 21,000 gas
 per transaction, 16 gas per non-zero calldata byte (32-byte words: 512 gas per sent feature), 20,000
@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,24 @@ def terms(cf: dict[str, int], n: int, c: int) -> int:
         + cf.get("per_feature", 0) * n
         + (cf.get("per_class", 0) + cf.get("per_class_feature", 0) * n) * c
     )
+
+
+def exact_gas_price(price: Any) -> int | Fraction:
+    """A gas price (token units per gas) as an exact number: an int as it is, a float as the
+    decimal it is written as (``1e-05`` is 1/100000, not the binary float nearest it)."""
+    if isinstance(price, bool) or not isinstance(price, (int, float, Fraction)):
+        raise TypeError(f"gas price: a number expected, got {price!r}")
+    exact = price if isinstance(price, (int, Fraction)) else Fraction(repr(float(price)))
+    if exact < 0:
+        raise ValueError(f"gas price: >= 0 expected, got {price!r}")
+    return int(exact) if exact.denominator == 1 else exact
+
+
+def gas_fee(gas: int, price: int | Fraction) -> int:
+    """The fee of ``gas`` gas at ``price`` (an :func:`exact_gas_price`), token units: rounded up
+    to a whole token (money is integers; rounded down, every call would be free at a price below
+    1 token per gas)."""
+    return gas * price if isinstance(price, int) else -(-gas * price.numerator // price.denominator)
 
 
 @dataclass
@@ -136,10 +155,12 @@ class GasSchedule:
     def fee(
         self,
         op: str,
-        gas_price: int,
+        gas_price: int | float,
         learner_kind: str = "",
         n_features: int = 0,
         n_classes: int = 2,
     ) -> int:
-        """Fee in token units: gas × gas price (integers)."""
-        return self.gas(op, learner_kind, n_features, n_classes) * int(gas_price)
+        """Fee in token units: gas × gas price (token units per gas), rounded up to a whole
+        token, as :meth:`Chain.fee` charges it."""
+        gas = self.gas(op, learner_kind, n_features, n_classes)
+        return gas_fee(gas, exact_gas_price(gas_price))

@@ -171,6 +171,16 @@ def register(app: typer.Typer) -> None:
         print(
             f"calls: {s['calls']:,} ({s['calls_rejected']:,} rejected); money conserved: {s['money_conserved']}"
         )
+        price = sc.chain.gas_price
+        if price:
+            print(f"fees: {s['fees_total']:,} token units at gas price {price:g} per gas")
+            if not s["adds_accepted"]:
+                # whole tokens per gas: one add's fee is more than a default balance holds
+                print(
+                    f"note: no contribution was accepted; an add's fee is its gas (about 1 M) times "
+                    f"the gas price, so at {price:g} token units per gas it is ~{price * 1e6:,.0f} "
+                    "tokens: a fraction such as 1e-05 makes it a few tokens"
+                )
         if s.get("evm_calls") is not None:
             err = (
                 ""

@@ -304,6 +304,11 @@ class PredictionMarket:
         self._exec(sender, "reveal_init_test_set", 0, run)
 
     # -- participation --------------------------------------------------------------------------
+    def add_gas(self, sender: str, x: Any, y: int) -> int:
+        """The gas of :meth:`add_data` of ``(x, y)`` by the chain's schedule: the features sent
+        and stored (a dense list sends every one)."""
+        return self.chain.gas_schedule.gas("add_data", getattr(self.learner, "kind", ""), _nnz(x))
+
     def add_data(self, sender: str, value: Any, x: Any, y: int) -> float:
         """Stake on ``(x, y)``: ``value`` if greater deposits are allowed, else ``min_stake``.
 
@@ -311,10 +316,7 @@ class PredictionMarket:
         the checks, then the effects, one record) without a closure per call: every contribution
         of the participation phase comes through here."""
         chain = self.chain
-        n_features = _nnz(x)  # gas: the features sent and stored (a dense list sends every one)
-        gas = 0
-        if chain.gas_price:
-            gas = chain.gas_schedule.gas("add_data", getattr(self.learner, "kind", ""), n_features)
+        gas = self.add_gas(sender, x, y) if chain.gas_price else 0
         fee = chain.charge(sender, "add_data", value, gas)
         if fee is None:
             raise Rejected("insufficient_funds")

@@ -94,6 +94,10 @@ class CollaborativeTrainer:
         return sched.gas(call, self.learner_kind, n, c)
 
     # -- add ------------------------------------------------------------------------------------
+    def add_gas(self, sender: str, x: Any, y: int) -> int:
+        """The gas of :meth:`add_data` of ``(x, y)`` from ``sender`` (:meth:`call_gas`)."""
+        return self.call_gas("add_data", x, y, sender)
+
     def add_data(self, sender: str, value: Any, x: Any, y: int) -> Any:
         """Add ``(x, y)`` paying the mechanism's deposit out of ``value``; returns the cost.
 
@@ -101,7 +105,7 @@ class CollaborativeTrainer:
         the checks, then the effects, one record) without a closure per call: every contribution
         of a market run comes through here."""
         chain = self.chain
-        gas = self.call_gas("add_data", x, y, sender) if chain.gas_price else 0
+        gas = self.add_gas(sender, x, y) if chain.gas_price else 0
         fee = chain.charge(sender, "add_data", value, gas)
         if fee is None:
             raise Rejected("insufficient_funds")
@@ -248,7 +252,8 @@ class CollaborativeTrainer:
         (a refund's ``author`` is its sender).
 
         What an agent does with a free view call first: nothing is sent (or logged) when the
-        checks reject it. Otherwise the same transaction as :meth:`refund` / :meth:`report` —
+        checks reject it, nor when the sender's balance does not pay the fee (a wallet does not
+        sign what it cannot pay). Otherwise the same transaction as :meth:`refund` / :meth:`report` —
         gas priced before any effect, the wallet rule and the fee (:meth:`Chain.charge`), the
         effects, one log record — without a closure or a second lookup. ``prediction``: the
         model's current class for ``x`` when the caller knows it. Returns (accepted, amount,
@@ -268,6 +273,7 @@ class CollaborativeTrainer:
         refund_amount, report_amount = im.refund_amount, im.report_amount
         refund_state, report_state = self._refund_state, self._report_state
         priced = bool(chain.gas_price)
+        balance = chain.ledger.balance
         # Without gas no claim pays a fee or reads a balance (the rules read the stored data and
         # the mechanism's counters), so the payouts and the records of the accepted claims are
         # made once, in claim order, after the loop: the same balances, bit for bit, and rows.
@@ -294,10 +300,11 @@ class CollaborativeTrainer:
                     continue
                 if priced:
                     gas = self.call_gas(call, x, None, sender)
-                    fee = chain.charge(sender, call, 0, gas)
-                    if fee is None:
+                    if chain.fee(gas) > balance(sender):
+                        # a wallet that cannot pay the fee does not sign: nothing is sent
                         out.append((False, 0, left(stored)))
                         continue
+                    fee = chain.charge(sender, call, 0, gas)
                     self._pay(sender, amount)
                     (refund_state if call == "refund" else report_state)(sender, stored, amount)
                     chain.record(sender, call, 0, gas, fee, amount)

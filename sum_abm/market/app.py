@@ -64,6 +64,9 @@ ATTACK_POLICIES = [
     "careless",
 ]
 CALLS_SHOWN = 12
+#: The gas-price knob's unit: millionths of a token per gas (whole tokens per gas make one add
+#: cost more than an agent's whole balance).
+MICRO = 10**6
 _DATA: dict[
     str, Any
 ] = {}  # generated data shared by sessions (models are not); a few entries at most
@@ -94,7 +97,7 @@ def knobs(sc: Scenario) -> dict[str, Any]:
         "attacker_share": attacker_share(sc),
         "attacker_policy": att[0].policy if att else "label_flip",
         "learner": sc.learner.kind,
-        "gas_price": sc.chain.gas_price,
+        "gas_price_micro": round(sc.chain.gas_price * MICRO),
         "seed": sc.seed,
     }
 
@@ -164,20 +167,23 @@ def build_scenario(
     attacker_share: int,
     attacker_policy: str,
     learner: str,
-    gas_price: int,
+    gas_price_micro: int,
     seed: int,
 ) -> Scenario:
     """The base scenario with the server's knobs applied; at :func:`knobs` (base) it is the base itself.
 
     ``refund_time_h`` is hours, ``attacker_share`` a percentage of all agents (the honest groups keep
-    their counts; the attackers are as many as that share needs), ``gas_price`` token units per gas.
+    their counts; the attackers are as many as that share needs), ``gas_price_micro`` millionths of
+    a token per gas (an add of ~1.3 M gas then costs ~1.3 token units per unit of the knob).
     """
     data = base.to_dict()
     data["mechanism"] = _mechanism(base, rules, cost_weight, refund_time_h)
     data["agents"] = _attackers(base, attacker_share, attacker_policy)
     if learner != base.learner.kind:
         data["learner"] = {"kind": learner, "params": {}}
-    data["chain"]["gas_price"] = int(gas_price)
+    if gas_price_micro != round(base.chain.gas_price * MICRO):
+        whole, part = divmod(int(gas_price_micro), MICRO)
+        data["chain"]["gas_price"] = whole if not part else gas_price_micro / MICRO
     data["seed"] = int(seed)
     return parse_scenario(data, f"viz ({base.name})")
 
@@ -206,7 +212,7 @@ class VizMarket(MarketModel):
         attacker_share: int = 20,
         attacker_policy: str = "label_flip",
         learner: str = "sgd_perceptron",
-        gas_price: int = 0,
+        gas_price_micro: int = 0,
         seed: int = 1,
     ) -> None:
         self.params = dict(
@@ -216,7 +222,7 @@ class VizMarket(MarketModel):
             attacker_share=attacker_share,
             attacker_policy=attacker_policy,
             learner=learner,
-            gas_price=gas_price,
+            gas_price_micro=gas_price_micro,
             seed=seed,
         )
         sc = build_scenario(base_scenario(), **self.params)
@@ -298,13 +304,13 @@ def model_params(base: Scenario) -> dict[str, dict[str, Any]]:
             "values": list(LEARNERS),
             "label": "Learner",
         },
-        "gas_price": {
+        "gas_price_micro": {
             "type": "SliderInt",
-            "value": k["gas_price"],
+            "value": k["gas_price_micro"],
             "min": 0,
-            "max": max(5, k["gas_price"]),
+            "max": max(100, k["gas_price_micro"]),
             "step": 1,
-            "label": "Gas price",
+            "label": "Gas price (millionths of a token per gas)",
         },
         "seed": {
             "type": "SliderInt",

@@ -218,8 +218,14 @@ class MarketContract:
     def num_good(self, address: str) -> int:
         return self.mech.num_good(address)
 
-    def add_would_succeed(self, address: str, value: Any, now: int) -> bool:
-        return self.mech.can_add(value, self.ledger.balance(address), now)
+    def add_would_succeed(self, address: str, value: Any, now: int, fee: int = 0) -> bool:
+        """Whether an add offering ``value`` and paying ``fee`` (token units) may be accepted at
+        ``now``: False when the state proves it would be refused (the wallet pays both)."""
+        return self.mech.can_add(value, self.ledger.balance(address) - fee, now)
+
+    def add_fee(self, address: str, x: Any, y: int) -> int:
+        """The fee of an add of ``(x, y)`` from ``address`` (token units; 0 when calls are free)."""
+        return self.mech.add_fee(address, x, y)
 
     def locked_for(self, addresses: list[str]) -> Any:
         """Deposits still held for these authors (token units)."""

@@ -154,9 +154,9 @@ class MarketModel(Model):
             ),
             dtype=np.int64,
         )
-        # Without gas, a claim is refused only by the rules, never for want of a fee: a walk
-        # refused whole stays refused until what the rules read changes (_refused_walk).
-        self._refusals_stay = not self.contract.chain.gas_price
+        # With gas, a claim the rules accept may still be more than the wallet pays (not sent):
+        # a walk refused whole then stays refused only while the walker's balance stays too.
+        self._priced = bool(self.contract.chain.gas_price)
         self._rule_tables: dict[tuple, tuple] = {}
         self._rules_ids: dict[WalkRules, int] = {}  # see _rules_id
         self._last_rules: WalkRules | None = None
@@ -514,6 +514,16 @@ class MarketModel(Model):
         can_add = self.accepting_data() and (agent.balance > 0 or self.contract.free_adds)
         return can_add or self.has_claims(agent)
 
+    def spendable(self, agent: Participant, row: int, y: int, address: str | None = None) -> int:
+        """What ``address`` (default: the agent's own) can offer with an add of pool ``row``
+        labelled ``y``: its balance less the add's fee (token units; the balance when calls are
+        free)."""
+        addr = address or agent.address
+        balance = self.ledger.balance(addr)
+        if not self._priced:
+            return balance
+        return balance - self.contract.add_fee(addr, self.sample(row), y)
+
     def locked_deposits(self, agent: Participant) -> int:
         """Deposits of the agent still held by the contract (token units, approximated from the book)."""
         return self.contract.locked_for(agent.addresses)
@@ -528,9 +538,11 @@ class MarketModel(Model):
         reference-python rules, not the participation phase) is not sent.
         """
         addr = address or agent.address
-        if not self.naive and not self.contract.add_would_succeed(addr, value, self.clock.now):
-            return False
         x = self.sample(row)
+        # (a wallet that cannot pay the value and the fee does not sign: nothing sent, no fee)
+        fee = self.contract.add_fee(addr, x, y) if self._priced else 0
+        if not self.naive and not self.contract.add_would_succeed(addr, value, self.clock.now, fee):
+            return False
         b, L = self.book, self.learner
         v0 = L.version
         if b.scored:
@@ -601,7 +613,12 @@ class MarketModel(Model):
         left = self.data_left()
         key = (me, self._rules_id(rules))
         memo = self._idle_walks.get(key)
-        if memo is not None and memo[:3] == (L.version, good, left) and now < memo[3]:
+        if (
+            memo is not None
+            and memo[:3] == (L.version, good, left)
+            and now < memo[3]
+            and (memo[4] is None or memo[4] == self.ledger.balance(addr))
+        ):
             return
         # The window splits at the ages where a rule can change its answer (as in _next_crossing);
         # within a segment every rule is a function of (agrees, own, claimed) alone, tabulated
@@ -655,7 +672,7 @@ class MarketModel(Model):
                 agree = pred == b.label[p_lo:p_hi]
         slots, good = self._walk_candidates(segs, me, good, agree, p_lo, rules)
         if not len(slots):
-            self._idle_walks[key] = (L.version, good, left, self._next_crossing(now))
+            self._idle_walks[key] = (L.version, good, left, self._next_crossing(now), None)
             if b.follows:
                 self._walk_state[key] = (b.flip_epoch, good, left, now)
             return
@@ -669,7 +686,7 @@ class MarketModel(Model):
         # refund verifies data for the reports after it; a report it still rejects, e.g. by a
         # walker without verified data, leaves the walk unresolved).
         resolved, accepted = self._send_claims(addr, me, slot_list, authors, claims)
-        if not accepted and self._refusals_stay:
+        if not accepted:
             self._refused_walk(key, addr, left, now)
             return
         good_end = self._good_count(addr) > 0
@@ -828,9 +845,13 @@ class MarketModel(Model):
         a contribution reaches a rule's age (a refusal never turns into an acceptance otherwise:
         contributions are only claimed or emptied); idle until then, as a walk that found
         nothing. Without it a walk of claims the mechanism refuses (e.g. the reference walk's
-        takes under Points, where the model agrees) re-sent them all at every wake-up."""
+        takes under Points, where the model agrees) re-sent them all at every wake-up. With gas
+        a claim may also be one the walker's balance does not pay: idle while the balance stays."""
         good = self._good_count(addr) > 0
-        self._idle_walks[key] = (self.learner.version, good, left, self._next_crossing(now))
+        balance = self.ledger.balance(addr) if self._priced else None
+        self._idle_walks[key] = (
+            self.learner.version, good, left, self._next_crossing(now), balance
+        )  # fmt: skip
 
     def _walk_few(
         self,
@@ -891,7 +912,7 @@ class MarketModel(Model):
                 for slot, a, call, p, t in cands
             ]
             resolved, accepted = self._send_claims(addr, me, slots, authors, claims)
-            if not accepted and self._refusals_stay:
+            if not accepted:
                 self._refused_walk(key, addr, left, now)
                 return
             if not resolved:

@@ -108,6 +108,18 @@ class MarketAdapter:
         only when the state proves it would be rejected (the market then does not send it)."""
         return value <= balance
 
+    def add_fee(self, address: str, x: Any, y: int) -> int:
+        """The fee an add of ``(x, y)`` from ``address`` pays now (token units; 0 when calls are
+        free): the contract's own gas of the add (its ``add_gas``), else the schedule's figure."""
+        chain = self.chain
+        if not chain.gas_price:
+            return 0
+        add_gas = getattr(self.contract, "add_gas", None)
+        if add_gas is not None:
+            return chain.fee(add_gas(address, x, y))
+        n = int(getattr(x, "nnz", None) or len(getattr(x, "indices", x)))
+        return chain.fee(chain.gas_schedule.gas("add_data", getattr(self.learner, "kind", ""), n))
+
     def would_accept(self, call: Call) -> bool:
         """Whether the contract would accept ``call`` now (the wallet rule aside), without sending
         it; the mechanism battery checks this against the contract for random reachable states."""

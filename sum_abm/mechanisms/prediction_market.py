@@ -97,16 +97,18 @@ class PMAdapter(MarketAdapter):
         m: PMConfig = self.config  # type: ignore[assignment]
         if m.provider_gas_allowance is not None:
             return m.provider_gas_allowance
-        price = self.chain.gas_price
-        if not price:
+        chain = self.chain
+        if not chain.gas_price:
             return 0
         kind = getattr(self.learner, "kind", "")
-        gas = self.chain.gas_schedule.gas
+
+        def fee(op: str) -> int:  # each call's fee is rounded up on its own
+            return chain.fee(chain.gas_schedule.gas(op, kind))
+
         once = ("pm_initialize_market", "pm_reveal_init_test_set", "pm_end_market", "pm_withdraw")
-        total = sum(gas(op, kind) for op in once)
-        total += m.num_test_pieces * gas("pm_verify_next_test_set", kind)
-        total += m.max_process_calls * gas("pm_process_contribution", kind)
-        return price * total
+        total = sum(fee(op) for op in once)
+        total += m.num_test_pieces * fee("pm_verify_next_test_set")
+        return total + m.max_process_calls * fee("pm_process_contribution")
 
     def finish(self, addresses: list[str], sample: Any) -> list[str]:
         """End the market, reveal the test set, run the reward phase (at most

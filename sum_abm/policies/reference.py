@@ -60,8 +60,11 @@ class ReferencePolicy(Policy):
                 if c.prob_mistake > 0 and m.rng.random() < c.prob_mistake:
                     y = m.flip_label(y)
                 if not c.good or m.rng.random() < m.accuracy + 0.15:
-                    value = min(draw_positive_int(m.rng, c.mean_deposit, c.stdev_deposit), balance)
-                    m.add_data(agent, row, y, value)
+                    # at most the balance less the add's fee (the reference has no gas)
+                    can = m.spendable(agent, row, y)
+                    value = min(draw_positive_int(m.rng, c.mean_deposit, c.stdev_deposit), can)
+                    if value > 0:
+                        m.add_data(agent, row, y, value)
             balance = agent.balance
         keep_going = balance > 0
         m.claim_walk(agent, self.walk)

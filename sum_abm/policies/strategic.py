@@ -73,7 +73,10 @@ class ContributorPolicy(Policy):
         if pick is None:
             return False
         row, y = pick
-        value = min(offer, m.address_balance(address if address is not None else agent.address))
+        # what the wallet holds beyond the add's fee (its balance when calls are free)
+        value = min(offer, m.spendable(agent, row, y, address=address))
+        if value < 0:
+            return False  # the fee alone is more than the balance
         return m.add_data(agent, row, y, value, address=address)
 
     def act(self, agent: ParticipantView) -> bool:

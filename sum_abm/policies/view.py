@@ -94,6 +94,13 @@ class MarketView(Protocol):
         """Tokens held by one address."""
         ...
 
+    def spendable(
+        self, agent: ParticipantView, row: int, y: int, address: str | None = None
+    ) -> int:
+        """What ``address`` (default: the agent's own) can offer with an add of pool ``row``
+        labelled ``y``: its balance less the add's fee (token units)."""
+        ...
+
     def locked_deposits(self, agent: ParticipantView) -> int:
         """Deposits of ``agent`` still held by the contract."""
         ...

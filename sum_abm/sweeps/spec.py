@@ -17,8 +17,8 @@ not change the ids or seeds of the existing ones.
     [random]                         # `count` draws, each combined with every grid x zip point
     count = 5
     [random.params]
-    "chain.gas_price" = { dist = "integer", low = 0, high = 3 }
-    "mechanism.cost_weight" = { dist = "loguniform", low = 0.5, high = 8 }
+    "chain.gas_price" = { dist = "uniform", low = 0, high = 5e-05 }   # token units per gas
+    "agents.honest.contribute_prob" = { dist = "loguniform", low = 0.1, high = 1 }
     "learner.kind" = { dist = "choice", values = ["perceptron", "multinomial_nb"] }
 
 Random draws are stable too: each parameter has its own stream from ``SeedSequence(seed, spawn_key=
