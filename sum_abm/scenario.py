@@ -111,7 +111,8 @@ class Scenario(StrictModel):
         keep = [g for g in self.agents if not g.is_attacker]
         if not keep:
             raise InputError(
-                f"{self.name}: agents: a clean baseline needs at least one non-attacker group"
+                f"{self.name}: agents: a clean baseline needs at least one non-attacker group "
+                "(without one, run with --no-baseline: baseline=False from Python)"
             )
         return self.model_copy(update={"agents": keep})
 

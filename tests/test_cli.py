@@ -91,6 +91,20 @@ def test_an_out_folder_that_is_a_file_is_refused_before_any_run(cli, tmp_path, a
     assert r.stderr.strip() == f"sum-abm: --out: {str(f)!r} is a file, expected a folder"
 
 
+def test_attackers_only_is_refused_with_its_baseline_and_runs_without(cli, tmp_path):
+    text = (ROOT / "scenarios" / "quickstart.toml").read_text()
+    honest = text.index('[[agents]]\nname = "honest"')
+    f = tmp_path / "alone.toml"
+    f.write_text(text[:honest] + text[text.index('[[agents]]\nname = "attacker"') :])
+    small = ["--set", "data.n_rows=1200", "--set", "run.max_time_s=864000", "--no-report"]
+    r = cli("run", f, *small, "--out", tmp_path / "a")
+    assert r.returncode == 2 and r.stdout == "" and len(r.stderr.strip().splitlines()) == 1
+    assert "non-attacker group" in r.stderr and "--no-baseline" in r.stderr
+    r = cli("run", f, *small, "--no-baseline", "--out", tmp_path / "b")
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "b" / "agents.parquet").is_file()
+
+
 def test_set_switches_a_policy_on_the_command_line(cli, tmp_path):
     r = cli(
         "run", "quickstart", "--set", "agents.attacker.policy=free_rider", "--set",
