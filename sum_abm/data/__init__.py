@@ -54,7 +54,10 @@ class Dataset:
         X = self.X_pool
         # (every add samples a row: the class test first, before issparse's slower ABC check)
         if X.__class__ in _CSR or sp.issparse(X):
-            ptr = X.indptr
+            # the row bounds as Python ints: two numpy scalar reads cost more than the slices
+            ptr = self.cache.get("pool_indptr")
+            if ptr is None or len(ptr) != len(X.indptr):
+                ptr = self.cache["pool_indptr"] = X.indptr.tolist()
             lo, hi = ptr[row], ptr[row + 1]
             return Sample(X.indices[lo:hi], X.data[lo:hi], ("pool", int(row)))
         v = X[row]
