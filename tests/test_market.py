@@ -441,13 +441,20 @@ def test_a_wallet_that_cannot_pay_the_fee_sends_nothing():
     sc = small("quickstart")
     frozen = run(sc.with_overrides({"chain.gas_price": 1}), seed=1, baseline=False)
     assert frozen.transactions.height == 0 and frozen.summary["adds_accepted"][0] == 0
-    for name in ("quickstart", "reference_drt_perceptron"):
-        r = run(small(name, **{"chain.gas_price": 1e-05}), seed=1, baseline=False)
+    for name, price in (
+        ("quickstart", 1e-05),
+        ("reference_drt_perceptron", 1e-05),
+        ("model_users", 1e-04),  # the users' predictions: their fees leave them broke in days
+    ):
+        r = run(small(name, **{"chain.gas_price": price}), seed=1, baseline=False)
         tx = r.transactions
         assert tx.filter(pl.col("call") == "add_data")["accepted"].sum() > 100
         assert tx.filter(pl.col("reason") == "insufficient_funds").height == 0
-        assert (tx["fee"] == (tx["gas"] + 99_999) // 100_000).all() and tx["fee"].min() > 0
+        per = round(1 / price)
+        assert (tx["fee"] == (tx["gas"] + per - 1) // per).all() and tx["fee"].min() > 0
         assert r.summary["money_conserved"][0] and (r.agents["end_balance"] >= 0).all()
+    users = r.agents.filter(pl.col("policy") == "model_user")
+    assert users["predictions"].sum() > 50 and (users["fees"] > users["start_balance"] / 2).all()
 
 
 def test_a_walk_refused_for_its_fee_is_walked_again_when_the_balance_grows():

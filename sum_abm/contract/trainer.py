@@ -354,6 +354,10 @@ class CollaborativeTrainer:
         return 0 if stored is None else self._left(stored)
 
     # -- predict ------------------------------------------------------------------------------------
+    def predict_gas(self, sender: str, x: Any) -> int:
+        """The gas of :meth:`predict` of ``x`` from ``sender`` (:meth:`call_gas`)."""
+        return self.call_gas("predict", x, None, sender)
+
     def predict(
         self, sender: str, x: Any, value: Any = 0, prediction: int | None = None
     ) -> tuple[int, dict[str, Any]]:

@@ -227,6 +227,10 @@ class MarketContract:
         """The fee of an add of ``(x, y)`` from ``address`` (token units; 0 when calls are free)."""
         return self.mech.add_fee(address, x, y)
 
+    def predict_fee(self, address: str, x: Any) -> int:
+        """The fee of a paid prediction of ``x`` from ``address`` (token units)."""
+        return self.mech.predict_fee(address, x)
+
     def locked_for(self, addresses: list[str]) -> Any:
         """Deposits still held for these authors (token units)."""
         return self.mech.locked_for(addresses)

@@ -514,15 +514,24 @@ class MarketModel(Model):
         can_add = self.accepting_data() and (agent.balance > 0 or self.contract.free_adds)
         return can_add or self.has_claims(agent)
 
-    def spendable(self, agent: Participant, row: int, y: int, address: str | None = None) -> int:
-        """What ``address`` (default: the agent's own) can offer with an add of pool ``row``
-        labelled ``y``: its balance less the add's fee (token units; the balance when calls are
-        free)."""
+    def spendable(
+        self,
+        agent: Participant,
+        row: int,
+        y: int = 0,
+        address: str | None = None,
+        call: str = "add_data",
+    ) -> int:
+        """What ``address`` (default: the agent's own) can send with ``call`` (``add_data`` of
+        pool ``row`` labelled ``y``, or ``predict`` of ``row``): its balance less the call's fee
+        (token units; the balance when calls are free)."""
         addr = address or agent.address
         balance = self.ledger.balance(addr)
         if not self._priced:
             return balance
-        return balance - self.contract.add_fee(addr, self.sample(row), y)
+        x = self.sample(row)
+        c = self.contract
+        return balance - (c.predict_fee(addr, x) if call == "predict" else c.add_fee(addr, x, y))
 
     def locked_deposits(self, agent: Participant) -> int:
         """Deposits of the agent still held by the contract (token units, approximated from the book)."""
@@ -582,8 +591,12 @@ class MarketModel(Model):
         return True
 
     def predict(self, agent: Participant, row: int, value: int) -> int | None:
-        """Pay ``value`` tokens for a prediction of pool ``row``."""
-        out = self.contract.predict(agent.address, self.sample(row), value)
+        """Pay ``value`` tokens for a prediction of pool ``row``; None when refused (or not sent:
+        a wallet that cannot pay the value and the fee does not sign)."""
+        x = self.sample(row)
+        if self._priced and value + self.contract.predict_fee(agent.address, x) > agent.balance:
+            return None
+        out = self.contract.predict(agent.address, x, value)
         if out is not None:
             agent.predictions += 1
         return out

@@ -120,6 +120,18 @@ class MarketAdapter:
         n = int(getattr(x, "nnz", None) or len(getattr(x, "indices", x)))
         return chain.fee(chain.gas_schedule.gas("add_data", getattr(self.learner, "kind", ""), n))
 
+    def predict_fee(self, address: str, x: Any) -> int:
+        """The fee a paid prediction of ``x`` from ``address`` pays now (token units; 0 when calls
+        are free): the contract's own gas of it (its ``predict_gas``), else the schedule's."""
+        chain = self.chain
+        if not chain.gas_price:
+            return 0
+        predict_gas = getattr(self.contract, "predict_gas", None)
+        if predict_gas is not None:
+            return chain.fee(predict_gas(address, x))
+        n = int(getattr(x, "nnz", None) or len(getattr(x, "indices", x)))
+        return chain.fee(chain.gas_schedule.gas("predict", getattr(self.learner, "kind", ""), n))
+
     def would_accept(self, call: Call) -> bool:
         """Whether the contract would accept ``call`` now (the wallet rule aside), without sending
         it; the mechanism battery checks this against the contract for random reachable states."""

@@ -178,7 +178,10 @@ class PMAdapter(MarketAdapter):
 
     # -- calls -----------------------------------------------------------------------------------
     def predict(self, address: str, x: Any, value: Any) -> int | None:
-        return int(self.learner.predict_one(x))
+        return int(self.learner.predict_one(x))  # a free view call: no payment, no transaction
+
+    def predict_fee(self, address: str, x: Any) -> int:
+        return 0  # (predictions are free view calls here)
 
     def note_contribution(self, address: str, row: int, y: int, time: int) -> None:
         self.contributions.setdefault(address, []).append((row, y, time))

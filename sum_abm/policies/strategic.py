@@ -256,6 +256,10 @@ class ModelUserPolicy(Policy):
         if not m.accepting_data():
             return False
         if m.rng.random() < self.config.call_prob:
-            value = min(self.config.pay_to_call, agent.balance)
-            m.predict(agent, m.random_row(), value)
+            row = m.random_row()
+            # at most what the wallet holds beyond the call's fee (its balance when calls are free)
+            can = m.spendable(agent, row, call="predict")
+            if can >= 0:
+                m.predict(agent, row, min(self.config.pay_to_call, can))
+            return m.spendable(agent, row, call="predict") > 0  # another call is affordable
         return agent.balance > 0

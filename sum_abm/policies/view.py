@@ -95,10 +95,16 @@ class MarketView(Protocol):
         ...
 
     def spendable(
-        self, agent: ParticipantView, row: int, y: int, address: str | None = None
+        self,
+        agent: ParticipantView,
+        row: int,
+        y: int = 0,
+        address: str | None = None,
+        call: str = "add_data",
     ) -> int:
-        """What ``address`` (default: the agent's own) can offer with an add of pool ``row``
-        labelled ``y``: its balance less the add's fee (token units)."""
+        """What ``address`` (default: the agent's own) can send with ``call`` (``add_data`` of
+        pool ``row`` labelled ``y``, or ``predict`` of ``row``): its balance less the call's fee
+        (token units)."""
         ...
 
     def locked_deposits(self, agent: ParticipantView) -> int:
