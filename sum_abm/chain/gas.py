@@ -3,8 +3,8 @@
 ``gas(op, learner_kind, n_features)`` = ``base[op] + per_feature[op][learner_kind] * n_features``,
 where ``n_features`` is the number of non-zero features the call sends or touches; an add is priced by
 what its update writes (:meth:`GasSchedule.add_data_gas`), a refund by the counters it writes first
-(:meth:`GasSchedule.refund_gas`). The fee of a call
-is ``gas * gas_price`` (token units, rounded up to a whole token), paid by the sender to the fee sink, on rejected calls too.
+(:meth:`GasSchedule.refund_gas`). The fee of a call is ``gas * gas_price`` (token units, rounded
+up to a whole token: :func:`gas_fee`), paid by the sender to the fee sink, on rejected calls too.
 
 The coefficients (``gas_schedule.json`` beside this file) are estimates from EVM costs: 21,000 gas
 per transaction, 16 gas per non-zero calldata byte (32-byte words: 512 gas per sent feature), 20,000
