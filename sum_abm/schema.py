@@ -129,7 +129,12 @@ AGENTS = (
         "reports accepted against its own contributions (takes after the any-address wait included)",
     ),
     C("reports_won", pl.Int64, "accepted reports that paid out"),
-    C("predictions", pl.Int64, "paid predictions made (model users)"),
+    C(
+        "predictions",
+        pl.Int64,
+        "predictions made (model users): paid calls, or free view calls where the mechanism has "
+        "no paid predictions (the prediction market)",
+    ),
     C("points", pl.Int64, "points scored (Points mechanism; 0 otherwise)"),
 )
 SUMMARY = (
