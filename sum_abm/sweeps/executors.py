@@ -341,7 +341,8 @@ class AutoExecutor:
                 break  # clearly worth Ray: start it now rather than after more runs here
         if queue and per_run * len(queue) < IN_PROCESS_BELOW_S:
             self._say(
-                f"{len(queue)} runs left of about {per_run:.2f} s each: running them in this "
+                f"{len(queue)} {'run' if len(queue) == 1 else 'runs'} left of about "
+                f"{per_run:.2f} s each: running {'it' if len(queue) == 1 else 'them'} in this "
                 f"process (Ray's start-up would cost more than it saves)"
             )
             return True
