@@ -594,9 +594,10 @@ class MarketModel(Model):
         """Pay ``value`` tokens for a prediction of pool ``row``; None when refused (or not sent:
         a wallet that cannot pay the value and the fee does not sign)."""
         x = self.sample(row)
-        if self._priced and value + self.contract.predict_fee(agent.address, x) > agent.balance:
+        addr = agent.address
+        if self._priced and value + self.contract.predict_fee(addr, x) > self.ledger.balance(addr):
             return None
-        out = self.contract.predict(agent.address, x, value)
+        out = self.contract.predict(addr, x, value)
         if out is not None:
             agent.predictions += 1
         return out
