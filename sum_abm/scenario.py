@@ -268,6 +268,11 @@ def _format_loc(loc: tuple[Any, ...], data: Any) -> str:
     return "".join(out) or "(top level)"
 
 
+def _num(bound: Any) -> Any:
+    """A bound as written: 0 for a float field's 0.0."""
+    return int(bound) if isinstance(bound, float) and bound.is_integer() else bound
+
+
 def _describe(err: dict[str, Any]) -> str:
     typ = err["type"]
     ctx = err.get("ctx") or {}
@@ -294,13 +299,13 @@ def _describe(err: dict[str, Any]) -> str:
     elif typ == "union_tag_not_found":
         return f"missing discriminator {ctx.get('discriminator')}"
     elif typ == "greater_than_equal":
-        base = f"expected a value >= {ctx.get('ge')}"
+        base = f"expected a value >= {_num(ctx.get('ge'))}"
     elif typ == "greater_than":
-        base = f"expected a value > {ctx.get('gt')}"
+        base = f"expected a value > {_num(ctx.get('gt'))}"
     elif typ == "less_than_equal":
-        base = f"expected a value <= {ctx.get('le')}"
+        base = f"expected a value <= {_num(ctx.get('le'))}"
     elif typ == "less_than":
-        base = f"expected a value < {ctx.get('lt')}"
+        base = f"expected a value < {_num(ctx.get('lt'))}"
     elif typ == "string_too_short":
         base = f"expected at least {ctx.get('min_length')} character(s)"
     elif typ == "too_short":

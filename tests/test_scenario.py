@@ -37,7 +37,7 @@ QUICK = (ROOT / "scenarios" / "quickstart.toml").read_text()
         # a wait below 1 s with no spread was redrawn for ever (int() of it is 0)
         (
             ("mean_wait_s = 3600", "mean_wait_s = 0.5"),
-            "mean_wait_s: expected a value >= 1.0, got 0.5",
+            "mean_wait_s: expected a value >= 1, got 0.5",
         ),
         # a quoted number is text: pydantic would read "4" as 4
         (("count = 4", 'count = "4"'), 'agents[0].count: expected an integer, got "4" (in q'),
