@@ -177,3 +177,17 @@ def test_adds_are_priced_by_what_they_write_as_the_evm_charges(mirrored):
     # refunds priced by the good-data counters they write first (one figure was 6 % off at the median)
     refunds = calls.filter(pl.col("call") == "refund")
     assert refunds.height > 20 and refunds["err"].median() < 0.02, refunds["err"].median()
+
+
+@pytest.mark.slow
+def test_with_the_evm_a_wallet_that_cannot_pay_a_fee_sends_nothing():
+    # Fees of ~200 tokens per call leave the quick start's agents broke within days, deposits still
+    # to claim: the mirrored path, as the plain one, sends no call the wallet cannot pay.
+    sc = _small(**{"chain.backend": "evm", "chain.gas_price": 0.0003})
+    r = run(sc, seed=3, baseline=False)
+    tx = r.transactions
+    assert r.summary["evm_agrees"][0] and tx.filter(pl.col("accepted"))["fee"].min() > 0
+    assert tx.filter(pl.col("reason") == "insufficient_funds").height == 0
+    assert (r.agents["end_balance"] < 300).sum() >= 3  # most of them did go broke
+    plain = run(sc.with_overrides({"chain.backend": "python"}), seed=3, baseline=False)
+    assert plain.transactions.equals(tx)

@@ -266,7 +266,10 @@ class MarketContract:
         tr = self.trainer
         if check and self.evm is None:
             return tr.claim_if_accepted(address, "refund", x, y, t, address, prediction)
-        if check and tr.check_refund(address, x, y, t, prediction) is not None:
+        if check and (
+            tr.check_refund(address, x, y, t, prediction) is not None
+            or self._unaffordable(address, "refund", x)
+        ):
             return False, 0, tr.remaining(x, y, t, address)
         try:
             if self.evm is not None:
@@ -279,6 +282,16 @@ class MarketContract:
         except Rejected:
             amount, ok = 0, False
         return ok, amount, tr.remaining(x, y, t, address)
+
+    def _unaffordable(self, address: str, call: str, x: Any) -> bool:
+        """Whether the fee of a claim is more than ``address`` holds (its wallet does not send it;
+        the EVM mirror's path, as :meth:`CollaborativeTrainer.claims_if_accepted` does)."""
+        chain = self.chain
+        if not chain.gas_price:
+            return False
+        return chain.fee(self.trainer.call_gas(call, x, None, address)) > self.ledger.balance(
+            address
+        )
 
     def claims(self, address: str, claims: list[tuple]) -> list[tuple[bool, Any, Any]]:
         """Send each ``(call, x, y, t, author, prediction)`` claim (``refund`` or ``report``)
@@ -306,7 +319,10 @@ class MarketContract:
         tr = self.trainer
         if check and self.evm is None:
             return tr.claim_if_accepted(address, "report", x, y, t, author, prediction)
-        if check and tr.check_report(address, x, y, t, author, prediction) is not None:
+        if check and (
+            tr.check_report(address, x, y, t, author, prediction) is not None
+            or self._unaffordable(address, "report", x)
+        ):
             return False, 0, tr.remaining(x, y, t, author)
         try:
             if self.evm is not None:
