@@ -163,6 +163,26 @@ def test_gas_knob_is_in_millionths_of_a_token_per_gas():
     assert app.build_scenario(odd, **app.knobs(odd)).chain.gas_price == 1.5e-07
 
 
+def test_status_with_gas_counts_the_fees_and_the_agents_they_left_broke():
+    # 300 millionths of a token per gas: an add costs ~270 tokens, and within ten days every agent
+    # holds less than one add's fee (it sends nothing more: no call is refused for want of funds)
+    import re
+
+    k = app.knobs(app.base_scenario())
+    m = app.VizMarket(**{**k, "gas_price_micro": 300})
+    for _ in range(20):
+        m.step()
+    fees = [r[7] for r in m.tx_rows if r[2] == "add_data"]
+    text = re.search(r"fees so far: [^<]*", app.status_html(m)).group(0)
+    mean = sum(fees) // len(fees)
+    broke = sum(1 for a in m.participants if a.balance < mean)
+    assert broke >= 3 and not any(r[4] == "insufficient_funds" for r in m.tx_rows)
+    assert text == (
+        f"fees so far: {sum(r[7] for r in m.tx_rows):,} token units, {mean:,} per add_data call "
+        f"on average; {broke} of {len(m.participants)} agents hold less than that"
+    )
+
+
 def test_attacker_share_and_policy_mapping():
     base = load_scenario(ROOT / "scenarios" / "quickstart.toml")  # 4 honest, 1 label-flipper
     k = app.knobs(base)

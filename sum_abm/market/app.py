@@ -515,11 +515,17 @@ def status_html(model: VizMarket) -> str:
     ]
     if sc.chain.gas_price:
         fees = [r[7] for r in model.tx_rows if r[2] == "add_data" and r[7]]
-        broke = sum(1 for r in model.tx_rows if r[4] == "insufficient_funds")
+        # (agents send no call their balance cannot pay with its fee: they fall silent instead)
+        mean = sum(fees) // len(fees) if fees else 0
+        broke = sum(1 for a in model.participants if a.balance < mean)
         lines.append(
             f"fees so far: {sum(r[7] for r in model.tx_rows):,} token units"
-            + (f", {sum(fees) // len(fees):,} per add_data call on average" if fees else "")
-            + (f"; {broke:,} calls refused for insufficient funds" if broke else "")
+            + (f", {mean:,} per add_data call on average" if fees else "")
+            + (
+                f"; {broke} of {len(model.participants)} agents hold less than that"
+                if broke
+                else ""
+            )
         )
     cells = "text-align:right;padding:2px 8px"
     head = "".join(
