@@ -489,3 +489,32 @@ def test_a_walk_refused_for_its_fee_is_walked_again_when_the_balance_grows():
         assert claimed > 0
     finally:
         mesa.Agent._ids.pop(m, None)
+
+
+@pytest.mark.parametrize("allowance", [None, 1000])
+def test_prediction_market_with_gas_sends_no_call_a_wallet_cannot_pay(allowance):
+    # At 0.0003 per gas a refund costs ~63 tokens, more than a broke contributor holds; an
+    # allowance of 1,000 tokens stops the provider's reward phase part way (its next call
+    # unaffordable): nothing is sent that the sender cannot pay or the contract would refuse
+    # (the refunds of an unfinished reward phase), and nothing raises.
+    over = {
+        "data.n_rows": 1200,
+        "data.train_rows": 500,
+        "data.test_rows": 100,
+        "run.max_time_s": 864_000,
+        "chain.gas_price": 0.0003,
+    }
+    if allowance is not None:
+        over["mechanism.provider_gas_allowance"] = allowance
+    for name in ("reference_pm", "reference_pm_corrected"):
+        r = run(load_scenario(ROOT / "scenarios" / f"{name}.toml", over), seed=1, baseline=False)
+        tx = r.transactions
+        assert tx.filter(~pl.col("accepted")).height == 0, tx.filter(~pl.col("accepted"))
+        process = tx.filter(pl.col("call") == "process_contribution")
+        assert process.height > 0 and r.summary["money_conserved"][0]
+        if allowance is not None:  # the phase stopped: no refund, stakes locked
+            assert r.summary["pm_state"][0] != "REWARD_COLLECT"
+            assert tx.filter(pl.col("call") == "refund").height == 0
+            assert process["fee"].sum() <= allowance
+        else:
+            assert tx.filter(pl.col("call") == "refund").height > 0

@@ -227,6 +227,19 @@ class PredictionMarket:
             n_features=n_features,
         )
 
+    def fee(self, call: str) -> int:
+        """The fee (token units) of ``call`` as :meth:`_exec` sends it (the phase calls, refund,
+        report and withdraw send no features)."""
+        chain = self.chain
+        if not chain.gas_price:
+            return 0
+        op = f"pm_{call}" if call not in ("add_data", "refund", "report") else call
+        return chain.fee(chain.gas_schedule.gas(op, getattr(self.learner, "kind", "")))
+
+    def affords(self, sender: str, call: str) -> bool:
+        """Whether ``sender``'s balance pays the fee of ``call`` (a wallet sends nothing else)."""
+        return self.fee(call) <= self.chain.ledger.balance(sender)
+
     def _require(self, cond: bool, reason: str) -> None:
         if not cond:
             raise Rejected(reason)
@@ -402,7 +415,8 @@ class PredictionMarket:
         Each call is its own transaction, with the same effects, log row and fee as when sent one
         at a time (a caller's loop ``while pm.remaining_bounty_rounds > 0 and pm.market``); with
         free calls they run as passes over arrays (:meth:`_run_batch`). A rejected call raises
-        :class:`Rejected` as :meth:`process_contribution` does, after the calls before it.
+        :class:`Rejected` as :meth:`process_contribution` does, after the calls before it. The
+        loop stops before a call whose fee ``sender``'s balance does not pay.
         """
         sent = 0
         batch = (
@@ -419,6 +433,8 @@ class PredictionMarket:
             # one accepted row per call, as execute() logs it
             self.chain.record_repeated(sent, sender, "process_contribution")
         while sent < max_calls and self.remaining_bounty_rounds > 0 and self.market:
+            if not self.affords(sender, "process_contribution"):
+                break  # the caller's wallet sends no call it cannot pay: the phase stops here
             self.process_contribution(sender)
             sent += 1
         return sent

@@ -133,12 +133,19 @@ class PMAdapter(MarketAdapter):
             mine = self.contributions.get(addr)
             if mine:
                 row, y, t = mine[0]
+                x = sample(row)
+                # a free view call first: a refund the contract or the wallet would refuse is not
+                # sent (e.g. when the provider's gas allowance stopped the reward phase)
+                if not self.would_accept(Call("refund", addr, x, y, time=t)):
+                    continue
+                if not pm.affords(addr, "refund"):
+                    continue
                 try:
-                    if pm.refund(addr, sample(row), y, t) > 0:
+                    if pm.refund(addr, x, y, t) > 0:
                         collected.append(addr)
                 except Rejected:
                     pass
-        if pm.fixed and pm.state == "REWARD_COLLECT":
+        if pm.fixed and pm.state == "REWARD_COLLECT" and pm.affords(PROVIDER, "withdraw"):
             pm.withdraw_unused_bounty(PROVIDER)
         return collected
 
