@@ -477,9 +477,12 @@ def agents_table(agents: pl.DataFrame) -> str:
 
 
 def run_figures(
-    frames: dict[str, pl.DataFrame], baseline: pl.DataFrame | None = None
+    frames: dict[str, pl.DataFrame],
+    baseline: pl.DataFrame | None = None,
+    gas_price: float = 0,
 ) -> list[tuple[str, object]]:
-    """The report's sections, in order, from a run's frames (``baseline``: the clean baseline's timeseries)."""
+    """The report's sections, in order, from a run's frames (``baseline``: the clean baseline's
+    timeseries; ``gas_price``: the run's, token units per gas, from its ``run.json``)."""
     ts, ag, sm, tx = (
         frames["timeseries"],
         frames["agents"],
@@ -505,6 +508,15 @@ def run_figures(
     sections.append(("Calls", calls_figure(tx)))
     if tx.height and tx["gas"].sum() > 0:
         sections.append(("Gas and fees", gas_figure(tx, ag)))
+    elif gas_price:
+        sections.append(
+            (
+                "Gas and fees",
+                f"<p class='note'>Gas price {html.escape(str(gas_price))} token units per gas, "
+                "and no call was sent: no sender's balance paid a call's fee (gas × price; an "
+                "add is 10<sup>5</sup> to 10<sup>6</sup> gas).</p>",
+            )
+        )
     else:
         sections.append(
             (
@@ -587,6 +599,8 @@ def build_run_report(run_dir: str | Path, out: str | Path | None = None) -> Path
     return page(
         f"sum_abm run report — {s['scenario']}",
         intro,
-        run_figures(frames, baseline),
+        run_figures(
+            frames, baseline, meta.get("scenario", {}).get("chain", {}).get("gas_price", 0)
+        ),
         Path(out) if out else d / "report.html",
     )

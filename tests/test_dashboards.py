@@ -260,6 +260,10 @@ def test_run_sections_adapt_to_the_run():
     s2 = dict(run_figures(pts, None))
     assert "Attack success" not in s2 and "Profit and ROI" not in s2
     assert list(s2["Points"].data[0].y) == [5, 0] and "Gas price 0" in s2["Gas and fees"]
+    # a gas price no sender could pay: no call sent, and the report says so (not "free")
+    none = {**pts, "transactions": pts["transactions"].head(0)}
+    s3 = dict(run_figures(none, None, gas_price=2.5))
+    assert "Gas price 2.5 token units per gas, and no call was sent" in s3["Gas and fees"]
 
 
 def test_group_colours_are_consistent_families():
