@@ -173,13 +173,15 @@ def register(app: typer.Typer) -> None:
         )
         price = sc.chain.gas_price
         if price:
-            print(f"fees: {s['fees_total']:,} token units at gas price {price:g} per gas")
+            print(
+                f"fees: {s['fees_total']:,} token units at gas price {price} (token units per gas)"
+            )
             if not s["adds_accepted"]:
-                # whole tokens per gas: one add's fee is more than a default balance holds
+                # e.g. whole tokens per gas: one add's fee is more than any default balance
+                most = max(g.start_balance for g in sc.agents)
                 print(
-                    f"note: no contribution was accepted; an add's fee is its gas (about 1 M) times "
-                    f"the gas price, so at {price:g} token units per gas it is ~{price * 1e6:,.0f} "
-                    "tokens: a fraction such as 1e-05 makes it a few tokens"
+                    f"note: no contribution was accepted; an add's fee is its gas (10^5 to 10^6) "
+                    f"times the gas price, and no agent starts with more than {most:,} tokens"
                 )
         if s.get("evm_calls") is not None:
             err = (

@@ -85,9 +85,11 @@ class PMAdapter(MarketAdapter):
         except Rejected as rej:
             if rej.reason != "insufficient_funds":
                 raise
+            price = self.chain.gas_price  # (an exact fraction: written as a decimal)
+            price = price if isinstance(price, int) else float(price)
             raise InputError(
                 f"mechanism.provider_gas_allowance: {self.provider_gas_allowance()} tokens do not "
-                f"pay the gas of the market's set-up at gas price {self.chain.gas_price}"
+                f"pay the gas of the market's set-up at gas price {price}"
             ) from None
 
     def provider_gas_allowance(self) -> int:
