@@ -1512,3 +1512,21 @@ def test_a_base_may_be_a_bundled_scenario_name(tmp_path):
     f.write_text('base = "no_such_market"\n[grid]\n"mechanism.cost_weight" = [1]\n')
     with pytest.raises(InputError, match="no scenario file 'no_such_market'.*no bundled scenario"):
         load_sweep_file(f)
+
+
+def test_a_parameter_given_as_ints_and_floats_has_one_type_in_every_part(cli, tmp_path):
+    # Each run writes its own part: gas prices [0, 1e-05, 1] were Int32 in two parts and Float64
+    # in one, and reading the parts together failed.
+    spec = SweepSpec(base="x", seed=1, grid={"chain.gas_price": [0, 1e-05, 1], "b": [1, 2]})
+    pts = expand(spec)
+    assert {type(p["chain.gas_price"]) for p in pts} == {float} and {p["b"] for p in pts} == {1, 2}
+    f = tmp_path / "gas.toml"
+    f.write_text(
+        f'base = "{ROOT / "scenarios" / "quickstart.toml"}"\nseed = 1\n[grid]\n'
+        '"chain.gas_price" = [0, 1e-05, 1]\n"data.n_rows" = [800]\n"run.max_time_s" = [86400]\n'
+    )
+    r = cli("sweep", f, "--out", tmp_path / "o", "--workers", "1")
+    assert r.returncode == 0, r.stderr
+    parts = pl.read_parquet(tmp_path / "o" / "runs" / "*.parquet")
+    assert parts.schema["chain.gas_price"] == pl.Float64
+    assert sorted(parts["chain.gas_price"].to_list()) == [0.0, 1e-05, 1.0]

@@ -212,9 +212,28 @@ def expand(spec: SweepSpec) -> list[dict[str, Any]]:
             ]
         }
         rand = [{k: cols[k][i] for k in cols} for i in range(n)]
-    points = [{**g, **z, **r} for g in grid for z in zipped for r in rand]
+    points = _one_number_type([{**g, **z, **r} for g in grid for z in zipped for r in rand])
     # A point drawn twice (random draws repeat) is the same run (its id is its overrides): once.
     return list({_canon(p): p for p in points}.values())
+
+
+def _one_number_type(points: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A parameter given both as ints and as floats (``[0, 1e-05]``) as floats in every point, so
+    that its column has one type in every run's part (a part is written per run)."""
+
+    def number(v: Any) -> bool:
+        return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+    keys = {k for p in points for k in p}
+    mixed = {
+        k
+        for k in keys
+        if all(number(p[k]) for p in points if k in p)
+        and {type(p[k]) for p in points if k in p} == {int, float}
+    }
+    if not mixed:
+        return points
+    return [{k: float(v) if k in mixed else v for k, v in p.items()} for p in points]
 
 
 def _canon(value: Any) -> str:
