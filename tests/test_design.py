@@ -424,3 +424,19 @@ def test_resume_after_sigkill_equals_an_uninterrupted_search(tmp_path):
     ja = json.loads((tmp_path / "whole" / "answer.json").read_text())
     jb = json.loads((out / "answer.json").read_text())
     assert ja == jb
+
+
+def test_the_answer_says_when_the_recommended_market_was_not_used():
+    # A gas price no balance pays: nothing is sent, no attack pays, and the grid recommends it.
+    from sum_abm.design.search import plain_answer
+
+    answer = {
+        "feasible_found": True,
+        "recommended": {"chain.gas_price": 2.5},
+        "candidates": 3,
+        "search": "grid",
+        "replications": 2,
+        "pool_used": 0.0,
+    }
+    assert "contributed nothing (pool_used 0)" in plain_answer(answer)
+    assert "contributed nothing" not in plain_answer({**answer, "pool_used": 0.4})

@@ -494,6 +494,8 @@ def _answer(
             o.metric: {"direction": o.direction, "value": row.get(o.metric)}
             for o in spec.objectives
         }
+        # (under the best response) a market nobody could use is safe and useless: said below
+        answer["pool_used"] = row.get("pool_used")
         answer["constraints"] = [
             {
                 "constraint": c.label,
@@ -583,6 +585,11 @@ def plain_answer(answer: dict[str, Any]) -> str:
         lines.append(
             f"  beside the constraint — {n}: its ROI {_pct(s['attacker_roi'])}, "
             f"honest ROI {_pct(s['honest_roi'])}"
+        )
+    if answer.get("pool_used") == 0:
+        lines.append(
+            "  note: at this setting the honest groups contributed nothing (pool_used 0): a safe, "
+            "useless market (e.g. fees no balance pays); a pool_used constraint (min) rules it out"
         )
     v = answer.get("verify")
     if v:
