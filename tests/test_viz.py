@@ -181,6 +181,11 @@ def test_status_with_gas_counts_the_fees_and_the_agents_they_left_broke():
         f"fees so far: {sum(r[7] for r in m.tx_rows):,} token units, {mean:,} per add_data call "
         f"on average; {broke} of {len(m.participants)} agents hold less than that"
     )
+    whole = app.VizMarket(**{**k, "gas_price_micro": 2_000_000})  # 2 tokens per gas
+    whole.step()
+    assert not whole.tx_rows and "no add sent yet: no balance pays its fee" in app.status_html(
+        whole
+    )
 
 
 def test_attacker_share_and_policy_mapping():

@@ -526,6 +526,7 @@ def status_html(model: VizMarket) -> str:
                 if broke
                 else ""
             )
+            + ("; no add sent yet: no balance pays its fee at this price" if not fees else "")
         )
     cells = "text-align:right;padding:2px 8px"
     head = "".join(
