@@ -526,7 +526,11 @@ def status_html(model: VizMarket) -> str:
                 if broke
                 else ""
             )
-            + ("; no add sent yet: no balance pays its fee at this price" if not fees else "")
+            + (
+                "; no add sent yet: no balance pays its fee at this price"
+                if not fees and model.time > 0
+                else ""
+            )
         )
     cells = "text-align:right;padding:2px 8px"
     head = "".join(
