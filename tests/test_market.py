@@ -191,10 +191,9 @@ def test_prediction_market_with_gas_the_provider_pays_its_calls():
 def test_prediction_market_provider_out_of_gas_stops_the_market_there(allowance):
     r = run(_pm_with_gas(**{"mechanism.provider_gas_allowance": allowance}), seed=1, baseline=False)
     mine = r.transactions.filter(pl.col("sender") == "bounty_provider")
-    refused = mine.filter(~pl.col("accepted"))
-    # the one call it could not pay is refused by the wallet rule, charging nothing; then it stops
-    assert refused["reason"].to_list() == ["insufficient_funds"] and refused["fee"][0] == 0
-    assert mine["fee"].sum() <= allowance
+    # the first call it cannot pay is not sent (a wallet does not sign it): the market stops there
+    assert r.transactions.filter(~pl.col("accepted")).height == 0
+    assert allowance - 200_000 < mine["fee"].sum() <= allowance  # (a call's fee: ~3 x 60,000)
     processed = mine.filter(pl.col("call") == "process_contribution").height
     assert (processed == 0) == (allowance == 700_000)
     assert r.summary["money_conserved"][0]

@@ -123,6 +123,8 @@ class PMAdapter(MarketAdapter):
             return []  # the market could not end (too few contributions before the time limit)
         try:
             while pm.state == "REVEAL_TEST_SET":
+                if not pm.affords(PROVIDER, "verify_next_test_set"):
+                    return []  # its wallet sends no call it cannot pay: the market stops here
                 pm.verify_next_test_set(PROVIDER, self.pieces[pm.next_verify])
             self.process_calls += pm.process_contributions(
                 PROVIDER, m.max_process_calls - self.process_calls
