@@ -117,8 +117,7 @@ class MarketAdapter:
         add_gas = getattr(self.contract, "add_gas", None)
         if add_gas is not None:
             return chain.fee(add_gas(address, x, y))
-        n = int(getattr(x, "nnz", None) or len(getattr(x, "indices", x)))
-        return chain.fee(chain.gas_schedule.gas("add_data", getattr(self.learner, "kind", ""), n))
+        return self._schedule_fee("add_data", x)
 
     def predict_fee(self, address: str, x: Any) -> int:
         """The fee a paid prediction of ``x`` from ``address`` pays now (token units; 0 when calls
@@ -129,8 +128,14 @@ class MarketAdapter:
         predict_gas = getattr(self.contract, "predict_gas", None)
         if predict_gas is not None:
             return chain.fee(predict_gas(address, x))
+        return self._schedule_fee("predict", x)
+
+    def _schedule_fee(self, op: str, x: Any) -> int:
+        """The fee of ``op`` sending sample ``x`` by the schedule's per-operation figure (for a
+        contract that does not price its own calls)."""
+        chain = self.chain
         n = int(getattr(x, "nnz", None) or len(getattr(x, "indices", x)))
-        return chain.fee(chain.gas_schedule.gas("predict", getattr(self.learner, "kind", ""), n))
+        return chain.fee(chain.gas_schedule.gas(op, getattr(self.learner, "kind", ""), n))
 
     def would_accept(self, call: Call) -> bool:
         """Whether the contract would accept ``call`` now (the wallet rule aside), without sending
