@@ -1044,7 +1044,7 @@ def test_a_short_sweep_stays_in_process_and_says_so(tmp_path):
         root_seed=1,
         notify=said.append,
     )
-    assert t.height == 3 and len(said) == 1 and "running them in this process" in said[0]
+    assert t.height == 3 and len(said) == 1 and "in this process" in said[0]
     ex = load_executions(tmp_path / "o")
     assert ex["executor"].to_list() == ["driver"] * 3 and ex["pid"].unique().to_list() == [
         os.getpid()
