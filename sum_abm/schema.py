@@ -94,8 +94,8 @@ TRANSACTIONS = (
         "amount",
         pl.Float64,
         "what an accepted call returned: an add's cost (the deposit or stake taken), a claim's"
-        " payout, a prediction; null for a rejected call or one that returns nothing (the"
-        " prediction market's steps)",
+        " payout; null for a rejected call, the prediction market's steps and a paid prediction"
+        " (of its value the verified contributors get floored shares, the caller keeps the rest)",
     ),
 )
 TIMESERIES = (
@@ -166,7 +166,12 @@ SUMMARY = (
     C("pm_process_calls", pl.Int64, "reward-processing calls sent", _PM),
     C("bounty", pl.Int64, "the bounty provider's bounty (token units)", _PM),
     C("bounty_paid_fraction", pl.Float64, "bounty paid beyond returned stakes / bounty", _PM),
-    C("bounty_withdrawn", pl.Float64, "tokens collected by contributors (token units)", _PM),
+    C(
+        "bounty_withdrawn",
+        pl.Float64,
+        "unused bounty the provider took back at the end (corrected rules; token units)",
+        _PM,
+    ),
     C("evm_calls", pl.Int64, "calls mirrored on the EVM", _EVM),
     C("evm_classifier", pl.String, "the EVM's classifier: perceptron or oracle", _EVM),
     C("evm_agrees", pl.Boolean, "every mirrored call agreed with the Python contract", _EVM),

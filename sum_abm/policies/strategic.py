@@ -139,7 +139,9 @@ class TargetedConfig(ContributorConfig):
     policy: Literal["targeted"] = "targeted"
     mode: Literal["class", "boundary"] = "class"
     target_class: int = Field(1, ge=0, description="class mode: rows of this class are mislabelled")
-    candidates: int = Field(16, ge=1, description="boundary mode: rows examined per contribution")
+    candidates: int = Field(
+        16, ge=1, le=10_000, description="boundary mode: rows examined per contribution"
+    )
     default_attacker: ClassVar[bool] = True
 
     def check_data(self, n_classes: int) -> str | None:
@@ -201,7 +203,7 @@ class SybilPolicy(LabelFlipPolicy):
 
 class FreeRiderConfig(ContributorConfig):
     policy: Literal["free_rider"] = "free_rider"
-    candidates: int = Field(16, ge=1, description="rows examined per wake-up")
+    candidates: int = Field(16, ge=1, le=10_000, description="rows examined per wake-up")
 
 
 class FreeRiderPolicy(ContributorPolicy):
