@@ -27,11 +27,26 @@ class _Quoted:
         return f'"{self.text}" (in quotes: text)'
 
 
+class _NotBool:
+    """Text or a number given for a true/false field (``report = "off"``, ``refund = 0``): no
+    boolean, so the field's own validation refuses it ("expected true or false, got 'off'");
+    pydantic would read it as one."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+    def __repr__(self) -> str:
+        return repr(self.value)
+
+
 class StrictModel(BaseModel):
     """Base of every config model: unknown keys are errors, values are validated on assignment,
     ``inf`` and ``nan`` are no values, ``true``/``false`` is no number (pydantic reads it as 1
-    or 0: ``count = true`` would be one agent), and neither is a quoted number (pydantic reads
-    ``"4"`` as 4: a typo'd file would run)."""
+    or 0: ``count = true`` would be one agent), neither is a quoted number (pydantic reads
+    ``"4"`` as 4: a typo'd file would run), and only ``true``/``false`` is a boolean (pydantic
+    reads ``"off"`` or ``0`` as false)."""
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
@@ -40,6 +55,16 @@ class StrictModel(BaseModel):
     def _no_bool_for_a_number(cls, data: Any) -> Any:
         if not isinstance(data, dict):
             return data
+        not_bool = {
+            k: _NotBool(v)
+            for k, v in data.items()
+            if not isinstance(v, bool)
+            and v is not None
+            and k in cls.model_fields
+            and _boolean(cls.model_fields[k].annotation)
+        }
+        if not_bool:
+            data = {**data, **not_bool}
         bad = [
             k
             for k, v in data.items()
@@ -65,6 +90,13 @@ def _numeric(annotation: Any) -> bool:
     """Whether ``annotation`` admits int or float (None aside) and nothing else."""
     args = _members(annotation) - {type(None)}
     return bool(args) and args <= {int, float}
+
+
+@functools.cache
+def _boolean(annotation: Any) -> bool:
+    """Whether ``annotation`` admits a bool (None aside) and nothing else."""
+    args = _members(annotation) - {type(None)}
+    return args == {bool}
 
 
 def _members(annotation: Any) -> set[Any]:

@@ -46,6 +46,24 @@ QUICK = (ROOT / "scenarios" / "quickstart.toml").read_text()
             'mechanism.cost_weight: expected an integer, got "1" (in quotes: text)',
         ),
         (("gas_price = 0", 'gas_price = "0"'), 'chain.gas_price: expected a number, got "0"'),
+        # only true/false is a boolean: pydantic would read "off", "no" or 0 as false
+        (
+            ("count = 4", 'count = 4\nreport = "off"'),
+            "agents[0].report: expected true or false, got 'off'",
+        ),
+        (
+            ("count = 4", "count = 4\nattacker = 0"),
+            "agents[0].attacker: expected true or false, got 0",
+        ),
+        (
+            ("[run]", '[run]\nnaive_claims = "yes"'),
+            "run.naive_claims: expected true or false, got 'yes'",
+        ),
+        # a targeted attacker examining 100 M rows per wake-up hung the run
+        (
+            ('policy = "label_flip"', 'policy = "targeted"\ncandidates = 100000000'),
+            "agents[1].candidates: expected a value <= 10000, got 100000000",
+        ),
     ],
 )
 def test_bad_fields_name_file_field_and_expectation(tmp_path, change, expected):
