@@ -653,3 +653,18 @@ def test_scenarios_lists_every_bundled_name_a_command_takes(cli):
         shipped = sorted(p.stem for p in (ROOT / "scenarios" / f"{kind}s").glob("*.toml"))
         assert got == [n for n in shipped if n != "pm_small"], kind
     assert "quickstart_game                    in the quick-start DRT market, is honest" in r.stdout
+
+
+def test_a_prediction_market_that_did_not_finish_is_said_so(cli, tmp_path):
+    # The reward phase cut at 100 calls: the run ends with every stake locked, which read as
+    # the contributors' losses with no word of why.
+    args = ["run", "quickstart", "--set", "mechanism.kind=prediction_market"]
+    args += ["--set", "data.n_rows=1500", "--no-baseline", "--no-report"]
+    cut = cli(*args, "--set", "mechanism.max_process_calls=100", "--out", tmp_path / "cut")
+    assert cut.returncode == 0, cut.stderr
+    assert (
+        "note: the prediction market did not finish (state REWARD): the reward phase stopped at "
+        "mechanism.max_process_calls = 100" in cut.stdout
+    )
+    whole = cli(*args, "--out", tmp_path / "whole")
+    assert whole.returncode == 0 and "did not finish" not in whole.stdout

@@ -171,6 +171,10 @@ def register(app: typer.Typer) -> None:
         print(
             f"calls: {s['calls']:,} ({s['calls_rejected']:,} rejected); money conserved: {s['money_conserved']}"
         )
+        from sum_abm.mechanisms import MECHANISMS
+
+        for line in MECHANISMS[sc.mechanism.kind].run_notes(sc.mechanism, s):
+            print(f"note: {line}")
         price = sc.chain.gas_price
         if price:
             print(

@@ -282,6 +282,12 @@ class MechanismBase:
         return cls.Adapter(config, chain, learner)
 
     @classmethod
+    def run_notes(cls, config: MechanismConfig, summary: dict[str, Any]) -> list[str]:
+        """What a reader of a finished run's ``summary`` row must be told about how the mechanism
+        ended (e.g. a market that never finished), one line each; nothing by default."""
+        return []
+
+    @classmethod
     def check_data(cls, config: MechanismConfig, data: Any, source: str = "scenario") -> None:
         """Refuse settings the data set cannot serve (raises :class:`~sum_abm.errors.InputError`
         naming ``source`` and the setting) before anything is deployed: a run checks at its start,

@@ -238,6 +238,28 @@ class PMMechanism(MechanismBase):
     interactive_defaults: ClassVar[dict[str, Any]] = {"bounty": 20_000, "num_test_pieces": 5}
 
     @classmethod
+    def run_notes(cls, config: MechanismConfig, summary: dict[str, Any]) -> list[str]:
+        state = summary.get("pm_state")
+        if state in (None, "", "REWARD_COLLECT"):
+            return []
+        m: PMConfig = config  # type: ignore[assignment]
+        if state == "PARTICIPATION":
+            why = (
+                "it could not end (mechanism.min_length_s or min_num_contributions not reached "
+                "before the run stopped)"
+            )
+        elif summary.get("pm_process_calls", 0) >= m.max_process_calls:
+            why = (
+                f"the reward phase stopped at mechanism.max_process_calls = {m.max_process_calls:,}"
+            )
+        else:
+            why = "the bounty provider's gas allowance ran out"
+        return [
+            f"the prediction market did not finish (state {state}): {why}; the stakes stayed "
+            "locked in the contract, so the contributors' losses are not the market's outcome"
+        ]
+
+    @classmethod
     def check_data(cls, config: MechanismConfig, data: Any, source: str = "scenario") -> None:
         """Every test piece needs a row: an empty one can never be revealed (the contract
         refuses it), so the market could never end."""
