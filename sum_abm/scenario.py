@@ -126,6 +126,12 @@ class Scenario(StrictModel):
         Raises :class:`InputError` naming the path when it names no field or the value is rejected.
         """
         data = self.to_dict()
+        # ``chain = "evm"`` is short for ``chain.backend``: as that, so that other chain fields
+        # may be set in the same call (set whole, the string replaced the chain table)
+        overrides = {
+            ("chain.backend" if split_path(p) == ["chain"] and isinstance(v, str) else p): v
+            for p, v in overrides.items()
+        }
         # Policy and mechanism switches first, so that the new one's own fields may be set in
         # the same call.
         switches = {p: v for p, v in overrides.items() if _is_policy_path(p)}

@@ -655,6 +655,16 @@ def test_scenarios_lists_every_bundled_name_a_command_takes(cli):
     assert "quickstart_game                    in the quick-start DRT market, is honest" in r.stdout
 
 
+def test_the_chain_shorthand_combines_with_chain_fields():
+    sc = load_scenario(ROOT / "scenarios" / "quickstart.toml")
+    for over in (
+        {"chain": "evm", "chain.gas_price": 1e-05},
+        {"chain.gas_price": 1e-05, "chain": "evm"},
+    ):
+        c = sc.with_overrides(over).chain
+        assert (c.backend, c.gas_price) == ("evm", 1e-05)
+
+
 def test_a_prediction_market_that_did_not_finish_is_said_so(cli, tmp_path):
     # The reward phase cut at 100 calls: the run ends with every stake locked, which read as
     # the contributors' losses with no word of why.
