@@ -612,7 +612,8 @@ def sweep_figures(
     given, the agents table (ROI by group)."""
     params = parameter_columns(runs, manifest)
     dx, dy = default_axes(runs, manifest)
-    x = x or dx
+    if x is None:  # (a --y naming the default x moves x to another parameter)
+        x = dx if dx != y or dx is None else next((p for p in params if p != y), None)
     y = y or (dy if dy != x else next((p for p in params if p != x), None))
     rest = [p for p in params if p not in (x, y)]
     facet = rest[0] if rest and runs[rest[0]].n_unique() <= MAX_FACETS else None

@@ -373,6 +373,12 @@ def test_frontier_edges_and_interpolated_crossings():
     assert rows[0]["best ROI"] == "+21.0%"
 
 
+def test_a_y_axis_naming_the_default_x_moves_x_to_another_parameter():
+    # --y mechanism.cost_weight (the default x) grouped by the same column twice: a traceback
+    heat = dict(sweep_figures(_runs(), y="mechanism.cost_weight"))["Attacker ROI"].data[0]
+    assert list(heat.y) == ["1", "2", "4"] and list(heat.x) == ["10", "100"]
+
+
 def test_sweep_sections_heatmaps_panels_frontier_and_table():
     sections = dict(sweep_figures(_runs()))
     heat = sections["Attacker ROI"]
