@@ -126,11 +126,14 @@ th {{ cursor: pointer; background: #f5f5f5; position: sticky; top: 0; }} .kpi {{
 {"".join(parts)}
 <script>
 // click a column header to sort the table (numbers numerically)
-document.querySelectorAll("table.sortable th").forEach((th, i) => th.addEventListener("click", () => {{
-  const tb = th.closest("table").tBodies[0]; const rows = Array.from(tb.rows);
+// (each header sorts its own table by its own column; text that is not wholly a finite number,
+// e.g. a hex run id, sorts as text)
+document.querySelectorAll("table.sortable th").forEach(th => th.addEventListener("click", () => {{
+  const i = th.cellIndex, tb = th.closest("table").tBodies[0]; const rows = Array.from(tb.rows);
   const dir = th.dataset.dir === "asc" ? -1 : 1; th.dataset.dir = dir === 1 ? "asc" : "desc";
+  const num = t => {{ const v = Number(t.replace(/[,% ]/g, "")); return t.trim() && isFinite(v) ? v : NaN; }};
   rows.sort((a, b) => {{ const x = a.cells[i].innerText, y = b.cells[i].innerText;
-    const nx = parseFloat(x.replace(/[,%]/g, "")), ny = parseFloat(y.replace(/[,%]/g, ""));
+    const nx = num(x), ny = num(y);
     return dir * (isNaN(nx) || isNaN(ny) ? x.localeCompare(y) : nx - ny); }});
   rows.forEach(r => tb.appendChild(r)); }}));
 </script>

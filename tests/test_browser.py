@@ -160,6 +160,14 @@ def test_sweep_report_renders_offline(browser, tmp_path):
     assert expected == 3 + 1 + 1 + 3 * 2 and not errors
     assert page.locator(".heatmaplayer").count() >= 3
     assert all(u.startswith(("file:", "data:", "blob:")) for u in requests), requests
+    # a header of the last table (the runs) sorts that table by its own column: every table
+    # after the first sorted by another column, or raised, when the column was counted page-wide
+    runs = page.locator("table.sortable").last
+    heads = runs.locator("th").all_inner_texts()
+    col = heads.index("attacker_roi")
+    runs.locator("th").nth(col).click()
+    got = [float(t) for t in runs.locator(f"tbody tr td:nth-child({col + 1})").all_inner_texts()]
+    assert got == sorted(got) and len(got) == len(rows) and not errors
     ctx.close()
 
 
