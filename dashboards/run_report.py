@@ -153,7 +153,7 @@ def attack_figure(
     timeseries: pl.DataFrame, agents: pl.DataFrame, baseline: pl.DataFrame | None
 ) -> go.Figure:
     """Attack success over time: accuracy destroyed against the clean baseline (points; the baseline's
-    latest sample at or before each time) and the cumulative profit of attackers and of everyone else."""
+    nearest sample in time) and the cumulative profit of attackers and of everyone else."""
     fig = make_subplots(
         rows=2,
         cols=1,
@@ -164,7 +164,8 @@ def attack_figure(
     acc = accuracy_curve(timeseries)
     if baseline is not None and baseline.height:
         b = accuracy_curve(baseline).rename({"accuracy": "base"})
-        j = acc.join_asof(b, on="time_s").drop_nulls("base")
+        # the baseline's nearest sample: the two runs sample one nominal time seconds apart
+        j = acc.join_asof(b, on="time_s", strategy="nearest").drop_nulls("base")
         drop = (j["base"] - j["accuracy"]) * 100
         fig.add_trace(
             go.Scatter(

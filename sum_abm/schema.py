@@ -185,7 +185,8 @@ SUMMARY = (
     C(
         "accuracy_drop_max",
         pl.Float64,
-        "largest drop below the baseline at any time (an ended run at its final accuracy)",
+        "largest drop below the baseline: each sample against the baseline's nearest in time,"
+        " and the two final accuracies",
         _BASE,
     ),
     C("attacker_roi", pl.Float64, "attackers' profit / their start balance", _BASE),

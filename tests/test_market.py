@@ -82,14 +82,16 @@ def test_corrected_drt_walk_equals_the_naive_walk(scenario, rows):
 
 
 def worst_drop(base: dict[int, float], mine: dict[int, float]) -> float:
-    """The largest baseline-minus-attacked accuracy at any sample time of either run, each run
-    at its latest sample (its last one once it has ended)."""
+    """The largest baseline-minus-attacked accuracy: each attacked sample against the baseline's
+    sample nearest in time (the two runs sample one nominal time seconds apart), and the two ends
+    (each run holds its last value once it has ended)."""
+    times = sorted(base)
 
-    def at(curve: dict[int, float], t: int) -> float:
-        return curve[max(x for x in curve if x <= t)]
+    def nearest(t: int) -> float:
+        return base[min(times, key=lambda x: (abs(x - t), x))]
 
-    times = sorted(t for t in set(base) | set(mine) if t >= max(min(base), min(mine)))
-    return max(at(base, t) - at(mine, t) for t in times)
+    ends = base[max(base)] - mine[max(mine)]
+    return max(max(nearest(t) - a for t, a in mine.items()), ends)
 
 
 @pytest.mark.parametrize("seed", [2, 3])
@@ -127,7 +129,7 @@ def test_attack_metrics_use_a_clean_baseline():
     mine = dict(zip(r.timeseries["time_s"], r.timeseries["accuracy"], strict=True))
     assert s["baseline_accuracy_final"] == base[max(base)]
     assert s["accuracy_drop_final"] == pytest.approx(base[max(base)] - mine[max(mine)])
-    # the worst drop over time: at every sample time of either run, each run's latest sample
+    # the worst drop over time: each sample against the baseline's nearest one, and the ends
     assert s["accuracy_drop_max"] == pytest.approx(worst_drop(base, mine))
     att = r.agents.filter(pl.col("attacker"))
     assert s["attacker_roi"] == pytest.approx(att["profit"].sum() / att["start_balance"].sum())

@@ -75,7 +75,7 @@ def test_step_advances_the_clock_and_the_baseline(track_models):
     # the live attack chart measures against the baseline exactly like the reports
     a = app.attack_series(m)
     t_last = a["days"][-1] * 86_400
-    base_acc = [acc for t, acc in m.baseline.acc_series if t <= t_last][-1]
+    base_acc = min(m.baseline.acc_series, key=lambda s: (abs(s[0] - t_last), s[0]))[1]  # nearest
     assert a["drop"][-1] == pytest.approx((base_acc - m.acc_series[-1][1]) * 100)
     start_att = sum(p.start_balance for p in m.participants if p.group.is_attacker)
     assert (

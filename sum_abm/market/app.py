@@ -336,7 +336,7 @@ def group_series(model: MarketModel) -> dict[str, tuple[list[float], list[float]
 
 def attack_series(model: VizMarket) -> dict[str, list[float]]:
     """Attack success so far: days, accuracy destroyed against the baseline (points, the baseline's
-    latest sample at or before each time), and the cumulative profit of attackers and of the rest."""
+    nearest sample in time), and the cumulative profit of attackers and of the rest."""
     out: dict[str, list[float]] = {"days": [], "drop": [], "attackers": [], "others": []}
     if model.baseline is None:
         return out
@@ -352,7 +352,10 @@ def attack_series(model: VizMarket) -> dict[str, list[float]]:
         side[g in attackers] += b
     j = -1
     for t, acc in model.acc_series:
-        while j + 1 < len(base) and base[j + 1][0] <= t:
+        # the baseline's nearest sample (the two markets sample one time seconds apart)
+        while j + 1 < len(base) and abs(base[j + 1][0] - t) <= abs(
+            base[j][0] - t if j >= 0 else 1e300
+        ):
             j += 1
         if j < 0:
             continue
