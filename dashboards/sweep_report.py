@@ -57,7 +57,7 @@ METRICS = {
     ),
     "honest_profit": Metric(
         "honest_profit",
-        "Honest contributors' profit",
+        "Non-attackers' profit",
         "profit (token units)",
         1,
         "{:+,.0f}",

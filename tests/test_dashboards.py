@@ -409,7 +409,7 @@ def test_sweep_sections_heatmaps_panels_frontier_and_table():
         one["Attacker ROI"].data[0].x
     ) == [1, 2, 4]
     clean = dict(sweep_figures(_runs().drop("attacker_roi", "accuracy_drop_final")))
-    assert "Frontier by row" not in clean and "Honest contributors' profit" in clean
+    assert "Frontier by row" not in clean and "Non-attackers' profit" in clean
 
 
 # -- files and the CLI -----------------------------------------------------------------------------

@@ -188,6 +188,28 @@ def test_status_with_gas_counts_the_fees_and_the_agents_they_left_broke():
     )
 
 
+def test_slider_ranges_hold_the_scenarios_own_values():
+    # A 10-minute refund window (knob 0 h) and 90 % attackers were clamped by the sliders to 1 h
+    # and 80 %: Reset without touching anything changed the market.
+    base = load_scenario(ROOT / "scenarios" / "quickstart.toml").with_overrides(
+        {
+            "mechanism.refund_time_s": 600,
+            "mechanism.any_address_claim_wait_time_s": 5400,
+            "agents.attacker.count": 36,
+        }
+    )
+    params = app.model_params(base)
+    for name, value in app.knobs(base).items():
+        p = params[name]
+        if p["type"] == "SliderInt":
+            assert p["min"] <= value <= p["max"], name
+    assert app.knobs(base)["attacker_share"] == 90 and app.knobs(base)["refund_time_h"] == 0
+    assert (
+        app.build_scenario(base, **app.knobs(base)).to_dict()["mechanism"]
+        == base.to_dict()["mechanism"]
+    )
+
+
 def test_attacker_share_and_policy_mapping():
     base = load_scenario(ROOT / "scenarios" / "quickstart.toml")  # 4 honest, 1 label-flipper
     k = app.knobs(base)

@@ -279,7 +279,7 @@ def model_params(base: Scenario) -> dict[str, dict[str, Any]]:
         "refund_time_h": {
             "type": "SliderInt",
             "value": k["refund_time_h"],
-            "min": 1,
+            "min": min(1, k["refund_time_h"]),  # (a window under half an hour: 0, kept exact)
             "max": max(96, k["refund_time_h"]),
             "step": 1,
             "label": "Refund window (h)",
@@ -288,7 +288,7 @@ def model_params(base: Scenario) -> dict[str, dict[str, Any]]:
             "type": "SliderInt",
             "value": k["attacker_share"],
             "min": 0,
-            "max": 80,
+            "max": max(80, k["attacker_share"]),
             "step": 1,
             "label": "Attackers (%)",
         },
