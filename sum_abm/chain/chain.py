@@ -95,13 +95,18 @@ class Chain:
         (``value + fee`` above its balance) is logged as ``insufficient_funds``, charges
         nothing, and returns None."""
         fee = self.fee(gas)
-        # No balance is ever negative, so a call sending nothing and paying no fee always passes.
-        if (value or fee) and value + fee > self.ledger.balance(sender):
+        if not self.can_pay(sender, value, fee):
             self._log(sender, call, False, "insufficient_funds", value, 0, 0, None)
             return None
         if fee:
             self.ledger.transfer(sender, self.fee_sink, fee)
         return fee
+
+    def can_pay(self, sender: str, value: Any, fee: int) -> bool:
+        """The wallet rule: whether ``sender`` holds ``value + fee`` (token units). A wallet
+        does not sign a call that fails it; :meth:`charge` refuses it."""
+        # No balance is ever negative, so a call sending nothing and paying no fee always passes.
+        return not (value or fee) or value + fee <= self.ledger.balance(sender)
 
     def fee(self, gas: int) -> int:
         """The fee of ``gas`` gas (token units): gas × gas price, rounded up to a whole token

@@ -222,7 +222,7 @@ class PredictionMarket:
             call,
             value,
             fn,
-            gas_op=f"pm_{call}" if call not in ("add_data", "refund", "report") else call,
+            gas_op=_gas_op(call),
             learner_kind=getattr(self.learner, "kind", ""),
             n_features=n_features,
         )
@@ -233,12 +233,11 @@ class PredictionMarket:
         chain = self.chain
         if not chain.gas_price:
             return 0
-        op = f"pm_{call}" if call not in ("add_data", "refund", "report") else call
-        return chain.fee(chain.gas_schedule.gas(op, getattr(self.learner, "kind", "")))
+        return chain.fee(chain.gas_schedule.gas(_gas_op(call), getattr(self.learner, "kind", "")))
 
     def affords(self, sender: str, call: str) -> bool:
         """Whether ``sender``'s balance pays the fee of ``call`` (a wallet sends nothing else)."""
-        return self.fee(call) <= self.chain.ledger.balance(sender)
+        return self.chain.can_pay(sender, 0, self.fee(call))
 
     def _require(self, cond: bool, reason: str) -> None:
         if not cond:
@@ -874,6 +873,11 @@ class _Rows:
         """Where ``rows`` lie in ``indices``/``values`` (starts, ends) and their labels: the
         learner reads them in place, no copy per pass."""
         return self.indptr[rows], self.indptr[rows + 1], self.y[rows]
+
+
+def _gas_op(call: str) -> str:
+    """The gas schedule's operation of a call: the market's own steps are ``pm_<call>``."""
+    return call if call in ("add_data", "refund", "report") else f"pm_{call}"
 
 
 def _nnz(x: Any) -> int:

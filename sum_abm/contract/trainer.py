@@ -273,7 +273,6 @@ class CollaborativeTrainer:
         refund_amount, report_amount = im.refund_amount, im.report_amount
         refund_state, report_state = self._refund_state, self._report_state
         priced = bool(chain.gas_price)
-        balance = chain.ledger.balance
         # Without gas no claim pays a fee or reads a balance (the rules read the stored data and
         # the mechanism's counters), so the payouts and the records of the accepted claims are
         # made once, in claim order, after the loop: the same balances, bit for bit, and rows.
@@ -300,7 +299,7 @@ class CollaborativeTrainer:
                     continue
                 if priced:
                     gas = self.call_gas(call, x, None, sender)
-                    if chain.fee(gas) > balance(sender):
+                    if not chain.can_pay(sender, 0, chain.fee(gas)):
                         # a wallet that cannot pay the fee does not sign: nothing is sent
                         out.append((False, 0, left(stored)))
                         continue

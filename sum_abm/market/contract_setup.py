@@ -289,9 +289,8 @@ class MarketContract:
         chain = self.chain
         if not chain.gas_price:
             return False
-        return chain.fee(self.trainer.call_gas(call, x, None, address)) > self.ledger.balance(
-            address
-        )
+        fee = chain.fee(self.trainer.call_gas(call, x, None, address))
+        return not chain.can_pay(address, 0, fee)
 
     def claims(self, address: str, claims: list[tuple]) -> list[tuple[bool, Any, Any]]:
         """Send each ``(call, x, y, t, author, prediction)`` claim (``refund`` or ``report``)

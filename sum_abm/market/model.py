@@ -595,7 +595,9 @@ class MarketModel(Model):
         a wallet that cannot pay the value and the fee does not sign)."""
         x = self.sample(row)
         addr = agent.address
-        if self._priced and value + self.contract.predict_fee(addr, x) > self.ledger.balance(addr):
+        if self._priced and not self.contract.chain.can_pay(
+            addr, value, self.contract.predict_fee(addr, x)
+        ):
             return None
         out = self.contract.predict(addr, x, value)
         if out is not None:
