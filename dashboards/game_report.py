@@ -19,7 +19,7 @@ import numpy as np
 import plotly.graph_objects as go
 import polars as pl
 
-from dashboards.style import layout, page, table_html
+from dashboards.style import d3_number, layout, number, page, table_html
 from sum_abm.errors import InputError
 from sum_abm.game.dynamics import replicator
 from sum_abm.game.empirical import EmpiricalGame, run_payoffs
@@ -45,10 +45,10 @@ def verdict_html(answer: dict[str, Any]) -> str:
     text = f"<p>The reference profile <code>{html.escape(answer['reference_profile'])}</code> {verdict}.</p>"
     bd = answer["best_deviation"]
     if bd:
-        word = "gains" if bd["gain"] > 0 else "loses"
+        word = "gains" if bd["gain"] >= 0 else "loses"  # (a gain of 0 is no loss)
         text += (
             f"<p>Best deviation: <b>{html.escape(bd['role'])}</b> → <b>{html.escape(bd['strategy'])}</b> "
-            f"{word} {abs(bd['gain']):.4g} ({html.escape(answer['payoffs'].get(bd['role'], answer['payoff']))} "
+            f"{word} {number(abs(bd['gain']))} ({html.escape(answer['payoffs'].get(bd['role'], answer['payoff']))} "
             f"per agent; 95 % interval {interval_text(*bd['ci95'], sep=' … ')}"
             f"{'' if bd['significant'] or bd['gain'] <= 0 else '; not significant'}).</p>"
         )
@@ -128,7 +128,7 @@ def payoff_spread_sections(
                 fillcolor="rgba(0,0,0,0)",
                 text=[f"run {r}" for r in part["run_id"]],
                 name=role.name,
-                hovertemplate="%{x}<br>%{y:.4g}<br>%{text}<extra></extra>",
+                hovertemplate=f"%{{x}}<br>%{{y:{d3_number()}}}<br>%{{text}}<extra></extra>",
             )
         )
         fig.add_hline(y=0, line=dict(color="#9e9e9e", dash="dot"))
@@ -191,7 +191,10 @@ def write_game_report(
                     colorscale="RdBu",
                     zmid=0,
                     text=[
-                        [f"{z[i][j]:.4g} ± {g.stderrs[r][i][j]:.2g}" for j in range(z.shape[1])]
+                        [
+                            f"{number(z[i][j])} ± {number(g.stderrs[r][i][j], 2)}"
+                            for j in range(z.shape[1])
+                        ]
                         for i in range(z.shape[0])
                     ],
                     hoverinfo="text",

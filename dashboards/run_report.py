@@ -30,6 +30,7 @@ from dashboards.style import (
     page,
     table_html,
 )
+from sum_abm.chain.errors import REASONS
 from sum_abm.mechanisms import MECHANISMS
 from sum_abm.schema import FRAMES, RUN_FRAMES, read_frame, read_json_object
 
@@ -303,7 +304,7 @@ def calls_figure(transactions: pl.DataFrame) -> go.Figure:
         )
         c = t.group_by("call", "outcome").agg(pl.len().alias("n")).sort("call", "outcome")
         calls = c["call"].unique().sort().to_list()
-        colors = outcome_colors(c["outcome"].to_list())
+        colors = outcome_colors(c["outcome"].to_list(), list(REASONS))
         order = ["accepted"] + sorted(o for o in colors if o != "accepted")
         for outcome in order:
             d = c.filter(pl.col("outcome") == outcome)

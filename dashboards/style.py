@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+from collections.abc import Sequence
 from pathlib import Path
 
 import plotly.graph_objects as go
@@ -23,6 +24,9 @@ _REASONS = [
     "#3949ab",
     "#7cb342",
     "#546e7a",
+    "#c0ca33",
+    "#6a1b9a",
+    "#00acc1",
 ]
 DAY_S = 86_400  # simulated seconds per day (charts plot time in days)
 _SHADES = {
@@ -54,10 +58,23 @@ def group_colors(groups: list[tuple[str, str, bool]]) -> dict[str, str]:
     return out
 
 
-def outcome_colors(outcomes: list[str]) -> dict[str, str]:
-    """``{outcome: colour}``: "accepted" grey-blue, rejection reasons by sorted name (stable across reports)."""
+def outcome_colors(outcomes: list[str], known: Sequence[str] = ()) -> dict[str, str]:
+    """``{outcome: colour}``: "accepted" grey-blue; a rejection reason by its place in ``known``
+    (every reason code, in a fixed order), so a reason keeps its colour from report to report
+    whatever other reasons a run has; a colour another reason of the same chart already holds
+    moves to the next free one, and reasons not in ``known`` take the free ones by name."""
     reasons = sorted(o for o in set(outcomes) if o != "accepted")
-    out = {r: _REASONS[i % len(_REASONS)] for i, r in enumerate(reasons)}
+    order = {r: i for i, r in enumerate(known)}
+    n = len(_REASONS)
+    taken: set[int] = set()
+    out = {}
+    # (known reasons in their fixed order first: the same reason wins a shared colour each time)
+    for r in sorted(reasons, key=lambda r: (r not in order, order.get(r, 0), r)):
+        i = order.get(r, 0) % n
+        while i in taken and len(taken) < n:
+            i = (i + 1) % n
+        taken.add(i)
+        out[r] = _REASONS[i]
     out["accepted"] = ACCEPTED
     return out
 
@@ -143,8 +160,32 @@ document.querySelectorAll("table.sortable th").forEach(th => th.addEventListener
     return out
 
 
+def d3_number(sig: int = 4) -> str:
+    """Plotly's hover format (d3-format) of a number as :func:`number` writes it: ``sig``
+    significant digits in plain decimals with thousands separators, trailing zeros trimmed."""
+    return f",.{sig}~r"
+
+
+def number(v: float, sig: int = 4) -> str:
+    """``v`` to ``sig`` significant digits as people read amounts: plain decimals with thousands
+    separators (``10,720``, ``0.6583``, ``-2,298``), never ``1.072e+04`` beside ``10,000``;
+    exponent notation only below 10^-4, where plain decimals would be mostly zeros."""
+    if v != v or v in (float("inf"), float("-inf")):
+        return str(v)
+    g = float(f"{v:.{sig}g}")  # rounded to sig digits (9,999.95 -> 10,000: one more digit)
+    a = abs(g)
+    if a == 0:
+        return "0"
+    if a < 1e-4:
+        return f"{v:.{sig}g}"
+    if a >= 10 ** (sig - 1):  # every significant digit is a whole one
+        return f"{g:,.0f}"
+    return f"{g:,.{sig}g}"
+
+
 def _cell(v):
-    """A number as people read it: whole numbers with thousands separators, others to 4 digits."""
+    """A number as people read it: whole numbers with thousands separators, others to 4
+    significant digits (:func:`number`)."""
     if isinstance(v, bool) or not isinstance(v, (int, float)):
         return v
     if isinstance(v, float) and (v != v or v in (float("inf"), float("-inf"))):
@@ -153,7 +194,7 @@ def _cell(v):
         return f"{v:,}" if abs(v) < 10**15 else str(v)  # seeds are ids, not amounts
     if v.is_integer() and abs(v) < 1e15:
         return f"{int(v):,}"
-    return f"{v:.4g}"
+    return number(v)
 
 
 def table_html(df, max_rows: int = 2000) -> str:

@@ -20,7 +20,7 @@ import plotly.graph_objects as go
 import polars as pl
 from plotly.subplots import make_subplots
 
-from dashboards.style import kpis_html, layout, page, table_html
+from dashboards.style import d3_number, kpis_html, layout, number, page, table_html
 from sum_abm.schema import read_json_object
 from sum_abm.sweeps.stats import wilson
 
@@ -30,7 +30,8 @@ MAX_LEVELS = 12  # an axis parameter with more values than this (random draws) i
 
 @dataclass(frozen=True)
 class Metric:
-    """How one summary column is shown: title, unit, scale factor, number format, colours."""
+    """How one summary column is shown: title, unit, scale factor, number format (empty:
+    :func:`number`), colours."""
 
     column: str
     title: str
@@ -207,7 +208,7 @@ def bin_column(runs: pl.DataFrame, col: str, bins: int = MAX_LEVELS) -> tuple[pl
     mid = np.array([float(f"{c:.3g}") for c in centres])[idx]
     note = (
         f"{html.escape(col)} takes {values.n_unique():,} values: binned into {bins} "
-        f"{'logarithmic' if logs else 'equal'} intervals from {lo:.3g} to {hi:.3g} (cells show each bin's centre)."
+        f"{'logarithmic' if logs else 'equal'} intervals from {number(lo, 3)} to {number(hi, 3)} (cells show each bin's centre)."
     )
     return runs.with_columns(pl.Series(col, mid)), note
 
@@ -234,7 +235,7 @@ def heatmap_figure(
     """Mean of ``metric`` over replications on the (x, y) grid, one panel per value of ``facet``; each
     cell shows the mean and its standard deviation (hover: count, share of runs above zero). On the
     attacker-ROI map a black line marks the frontier (mean ROI = 0)."""
-    m = METRICS.get(metric, Metric(metric, metric, metric, 1, "{:.4g}", "Viridis", None))
+    m = METRICS.get(metric, Metric(metric, metric, metric, 1, "", "Viridis", None))
     panels = _facets(runs, facet)
     grids = [grid(d, x, y, metric) for _, d in panels]
     finite = np.concatenate([g.mean[np.isfinite(g.mean)] for g in grids]) * m.scale
@@ -256,11 +257,11 @@ def heatmap_figure(
                 (
                     ""
                     if not np.isfinite(z[i, j])
-                    else m.fmt.format(z[i, j])
+                    else (m.fmt.format(z[i, j]) if m.fmt else number(z[i, j]))
                     + (
                         ""
                         if not np.isfinite(g.std[i, j])
-                        else f"<br>± {g.std[i, j] * m.scale:,.2g}"
+                        else f"<br>± {number(g.std[i, j] * m.scale, 2)}"
                     )
                 )
                 for j in range(len(g.xs))
@@ -282,7 +283,7 @@ def heatmap_figure(
                 showscale=k == 0,
                 colorbar=dict(title=m.unit),
                 hovertemplate=(
-                    f"{html.escape(x)} = %{{x}}<br>{html.escape(y)} = %{{y}}<br>mean %{{z:.4g}} ± %{{customdata[0]:.2g}}"
+                    f"{html.escape(x)} = %{{x}}<br>{html.escape(y)} = %{{y}}<br>mean %{{z:{d3_number()}}} ± %{{customdata[0]:{d3_number(2)}}}"
                     f" (sd)<br>%{{customdata[1]}} runs, %{{customdata[2]:.0f}}% above zero<extra></extra>"
                 ),
             ),
@@ -309,6 +310,12 @@ def heatmap_figure(
     return layout(fig, title, None, None, height=440)
 
 
+def _verdict(roi: float) -> str:
+    """What a mean attacker ROI says of the attack: it pays, breaks even (exactly 0: e.g. no
+    contribution of the attackers got in) or loses."""
+    return "pays" if roi > 0 else "loses" if roi < 0 else "breaks even"
+
+
 def frontier_rows(runs: pl.DataFrame, x: str, y: str, facet: str | None = None) -> list[dict]:
     """Where the attack stops paying along ``x``, for every ``y`` (and facet): the x at which mean
     attacker ROI crosses zero (linear interpolation between grid points when x is numeric)."""
@@ -325,14 +332,14 @@ def frontier_rows(runs: pl.DataFrame, x: str, y: str, facet: str | None = None) 
                 if (r0 > 0) != (r1 > 0):
                     at = x0 + (0 - r0) * (x1 - x0) / (r1 - r0) if numeric and r1 != r0 else None
                     crossings.append(
-                        f"{'pays → loses' if r0 > 0 else 'loses → pays'} between {_label(x0)} and "
-                        f"{_label(x1)}" + ("" if at is None else f" (≈ {at:,.3g})")
+                        f"{_verdict(r0)} → {_verdict(r1)} between {_label(x0)} and "
+                        f"{_label(x1)}" + ("" if at is None else f" (≈ {number(at, 3)})")
                     )
             row["attack pays at"] = ", ".join(_label(v) for v in pays) or "nowhere"
             row["ROI crosses zero"] = "; ".join(crossings) or (
-                "never: pays everywhere"
-                if pays and len(pays) == len(pts)
-                else "never: loses everywhere"
+                f"never: {_verdict(max(r for _, r in pts))} everywhere"
+                if pays or all(r < 0 for _, r in pts)
+                else "never: breaks even at best"
                 if pts
                 else "no data"
             )
@@ -372,12 +379,12 @@ def frontier_figure(runs: pl.DataFrame, x: str, y: str, facet: str | None = None
                 y=fy,
                 mode="lines+markers",
                 name=name,
-                hovertemplate=f"{html.escape(y)} = %{{y}}<br>ROI = 0 at {html.escape(x)} ≈ %{{x:.3g}}"
+                hovertemplate=f"{html.escape(y)} = %{{y}}<br>ROI = 0 at {html.escape(x)} ≈ %{{x:{d3_number(3)}}}"
                 "<extra></extra>",
             )
         )
         for yv, pays in never:
-            label = "pays over the whole range" if pays else "loses over the whole range"
+            label = "pays over the whole range" if pays else "never pays over the range"
             fig.add_trace(
                 go.Scatter(
                     x=[g.xs[-1] if pays else g.xs[0]],
@@ -392,7 +399,8 @@ def frontier_figure(runs: pl.DataFrame, x: str, y: str, facet: str | None = None
                     legendgroup=label,
                     showlegend=label not in {t.name for t in fig.data},
                     hovertemplate=f"{html.escape(y)} = %{{y}}: attack "
-                    f"{'pays' if pays else 'loses'} over the whole range<extra></extra>",
+                    f"{'pays over the whole range' if pays else 'never pays over the range'}"
+                    "<extra></extra>",
                 )
             )
     if not fig.data:
@@ -408,7 +416,7 @@ def frontier_figure(runs: pl.DataFrame, x: str, y: str, facet: str | None = None
 
 def line_figure(runs: pl.DataFrame, x: str, metric: str) -> go.Figure:
     """One swept parameter: mean of ``metric`` over replications with ± one standard deviation."""
-    m = METRICS.get(metric, Metric(metric, metric, metric, 1, "{:.4g}", "Viridis", None))
+    m = METRICS.get(metric, Metric(metric, metric, metric, 1, "", "Viridis", None))
     g = (
         runs.filter(pl.col(metric).is_not_null())
         .group_by(x)
@@ -428,7 +436,7 @@ def line_figure(runs: pl.DataFrame, x: str, metric: str) -> go.Figure:
             mode="lines+markers" if numeric else "markers",  # categories are never joined
             name=m.title,
             customdata=[r["n"] for r in rows],
-            hovertemplate="%{x}: %{y:.4g} ± %{error_y.array:.2g} (%{customdata} runs)"
+            hovertemplate=f"%{{x}}: %{{y:{d3_number()}}} ± %{{error_y.array:{d3_number(2)}}} (%{{customdata}} runs)"
             "<extra></extra>",
         )
     )
@@ -521,7 +529,7 @@ def distribution_figure(runs: pl.DataFrame, param: str, metric: str) -> go.Figur
     """Every run's ``metric`` by the value of ``param``: one box per value with all its runs as
     points (values are categories, so nothing joins them). A numeric parameter with more than
     ``MAX_LEVELS`` values is drawn as a scatter of every run over its numeric axis instead."""
-    m = METRICS.get(metric, Metric(metric, metric, metric, 1, "{:.4g}", "Viridis", None))
+    m = METRICS.get(metric, Metric(metric, metric, metric, 1, "", "Viridis", None))
     d = runs.filter(pl.col(metric).is_not_null()).sort(param)
     fig = go.Figure()
     y = (d[metric] * m.scale).to_list()
@@ -537,7 +545,7 @@ def distribution_figure(runs: pl.DataFrame, param: str, metric: str) -> go.Figur
                 marker=dict(size=5, opacity=0.6),
                 text=hover,
                 name="a run",
-                hovertemplate="%{x}: %{y:.4g}<br>%{text}<extra></extra>",
+                hovertemplate=f"%{{x}}: %{{y:{d3_number()}}}<br>%{{text}}<extra></extra>",
             )
         )
     else:
@@ -554,7 +562,7 @@ def distribution_figure(runs: pl.DataFrame, param: str, metric: str) -> go.Figur
                 fillcolor="rgba(0,0,0,0)",
                 text=hover,
                 name=m.title,
-                hovertemplate="%{x}: %{y:.4g}<br>%{text}<extra></extra>",
+                hovertemplate=f"%{{x}}: %{{y:{d3_number()}}}<br>%{{text}}<extra></extra>",
             )
         )
         fig.update_xaxes(type="category", categoryorder="array", categoryarray=order)

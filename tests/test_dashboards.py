@@ -20,6 +20,7 @@ from dashboards.style import (
     HONEST,
     USER,
     group_colors,
+    number,
     outcome_colors,
     table_html,
 )
@@ -221,6 +222,15 @@ def test_calls_by_kind_and_outcome_with_stable_colours():
         ["accepted", LOW, EARLY, EARLY]
     )
     assert colours[EARLY] != colours[LOW]
+    # a reason keeps its colour whatever other reasons a run has (REASONS fixes the order)
+    known = list(REASONS)
+    alone = outcome_colors([EARLY], known)[EARLY]
+    assert alone == colours[EARLY]
+    assert outcome_colors([EARLY, "model_agrees", "own_deposit"], known)[EARLY] == alone
+    assert outcome_colors(["already_claimed_by_reporter", EARLY], known)[EARLY] == alone
+    # every reason of one chart gets its own colour while the palette lasts
+    many = outcome_colors(known[:12], known)
+    assert len(set(many.values())) == 13
     empty = rr.calls_figure(f["transactions"].head(0))
     assert not empty.data and empty.layout.annotations
 
@@ -301,6 +311,16 @@ def test_tables_format_numbers_for_reading():
         and f"<td>{2**62}</td>" in t
         and "<td>True</td>" in t
     )
+    # amounts beside amounts read alike: no exponent notation for a mean of 10,720.5
+    t = table_html(pl.DataFrame({"profit": [10720.5, 10000.0, -2298.4, 0.000012345]}))
+    assert "<td>10,720</td>" in t and "<td>-2,298</td>" in t and "<td>1.234e-05</td>" in t
+    assert [number(v) for v in (9999.95, 0.65834, 1072.5, 0.0)] == [
+        "10,000",
+        "0.6583",
+        "1,072",
+        "0",
+    ]
+    assert number(3216.0, 2) == "3,200" and number(-0.004567, 2) == "-0.0046"
 
 
 # -- sweeps ----------------------------------------------------------------------------------------
@@ -371,6 +391,28 @@ def test_frontier_edges_and_interpolated_crossings():
     # mean ROI along cost weight 1, 2, 4: 0.21, -0.09, -0.69 -> zero at 1 + 0.21 / 0.30 = 1.7
     assert rows[0]["attack pays at"] == "1" and "(≈ 1.7)" in rows[0]["ROI crosses zero"]
     assert rows[0]["best ROI"] == "+21.0%"
+
+
+def test_an_roi_of_exactly_zero_breaks_even_it_does_not_lose():
+    # an attacker none of whose adds got in ends with ROI 0: not a loss
+    runs = _runs().with_columns(
+        attacker_roi=pl.when(pl.col("mechanism.cost_weight") == 1)
+        .then(pl.col("attacker_roi"))
+        .when(pl.col("mechanism.cost_weight") == 2)
+        .then(0.0)
+        .otherwise(-0.5)
+    )
+    rows = sr.frontier_rows(runs, "mechanism.cost_weight", "agents.x.start_balance")
+    assert rows[0]["ROI crosses zero"].startswith("pays → breaks even between 1 and 2")
+    flat = runs.with_columns(attacker_roi=pl.lit(0.0))
+    rows = sr.frontier_rows(flat, "mechanism.cost_weight", "agents.x.start_balance")
+    assert rows[0]["ROI crosses zero"] == "never: breaks even at best"
+    rows = sr.frontier_rows(
+        runs.with_columns(attacker_roi=pl.lit(-0.1)),
+        "mechanism.cost_weight",
+        "agents.x.start_balance",
+    )
+    assert rows[0]["ROI crosses zero"] == "never: loses everywhere"
 
 
 def test_a_y_axis_naming_the_default_x_moves_x_to_another_parameter():

@@ -73,7 +73,7 @@ def register(app: typer.Typer) -> None:
         )
         bd = ans["best_deviation"]
         if bd:
-            word = "gain" if bd["gain"] > 0 else "loss"
+            word = "gain" if bd["gain"] >= 0 else "loss"  # (a gain of 0 is no loss)
             sig = "" if bd["gain"] <= 0 or bd["significant"] else "; not significant"
             print(
                 f"best deviation: {bd['role']} -> {bd['strategy']}: {word} {abs(bd['gain']):.4g} "
