@@ -46,8 +46,9 @@ def notes(**changes: dict) -> tuple[list[str], object]:
         if key == "agents":
             for i, over in value.items():
                 sc["agents"][i].update(over)
-        else:
-            sc[key] = {**sc.get(key, {}), **value}
+        else:  # (a None drops the base's field)
+            merged = {**sc.get(key, {}), **value}
+            sc[key] = {k: v for k, v in merged.items() if v is not None}
     result = run(sc, baseline=False)
     return result.notes(), result
 
@@ -121,10 +122,14 @@ def test_a_block_longer_than_the_run_is_named():
 
 def test_a_fee_above_every_balance_keeps_the_gas_note():
     lines, _ = notes(chain={"gas_price": 1})
-    assert lines == [
+    assert len(lines) == 1, lines
+    assert lines[0].startswith(
         "no contribution was accepted; an add's fee is its gas (10^5 to 10^6) times the gas "
-        "price, and no agent starts with more than 1,000 tokens"
-    ]
+        "price, and no agent starts with more than 1,000 tokens: at the agents' "
+    )
+    # (the fee of an add less the balance 1,000: gas x 1, as the schedule gives it)
+    m = re.search(r"an add's fee exceeded the balance by ([\d,]+)( to [\d,]+)? tokens$", lines[0])
+    assert m and int(m[1].replace(",", "")) >= 100_000 - 1_000, lines[0]
 
 
 def test_unsent_records_merge_their_ranges():
@@ -145,3 +150,15 @@ def test_the_command_line_prints_the_note(cli, tmp_path):
     assert r.returncode == 0, r.stderr
     assert "note: group honest sent no add: the 101 to 900 tokens an add required" in r.stdout
     assert "its fixed deposit 5 (agents.honest.deposit) is below the 100 tokens" in r.stdout
+
+
+def test_a_prediction_market_stake_above_the_cap_is_named_with_its_rule():
+    lines, _ = notes(
+        mechanism={"kind": "prediction_market", "bounty": 300, "num_test_pieces": 4,
+                   "min_stake": 500, "refund_time_s": None, "cost_weight": None,
+                   "any_address_claim_wait_time_s": 20_000},
+    )  # fmt: skip
+    line = next(ln for ln in lines if ln.startswith("group h "))
+    assert line.startswith("group h sent no add: the 500 tokens an add required at its ")
+    assert "above its max_deposit 100 (agents.h.max_deposit)" in line
+    assert line.endswith("(a stake is at least mechanism.min_stake = 500)")

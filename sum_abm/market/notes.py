@@ -63,7 +63,8 @@ def _tries(n: int) -> str:
 
 def _cause(reason: str, rec: Unsent, who: str, sc: Scenario, group: Any) -> str:
     """Why ``who``'s adds were not sent, for ``reason``, with the market's numbers."""
-    req = f"the {_span(rec.required_lo, rec.required_hi)} tokens an add required"
+    one = rec.required_lo == rec.required_hi == 1
+    req = f"the {_span(rec.required_lo, rec.required_hi)} token{'' if one else 's'} an add required"
     at = f"at {who} {_tries(rec.count)}"
     if reason == "deposit":
         fixed = getattr(group, "deposit", None) if group is not None else None
@@ -174,7 +175,13 @@ def no_add_notes(
         if len(kinds) == 1 and None not in kinds and "sent" not in kinds and len(noted) > 1:
             (kind,) = kinds
             if kind == "fee" and set(noted) == set(groups):
-                return [_fee_note(sc)]
+                fee = Unsent()
+                for n in noted:
+                    fee.merge(groups[n].unsent["fee"])
+                return [
+                    f"{_fee_note(sc)}: at the agents' {_tries(fee.count)} an add's fee exceeded "
+                    f"the balance by {_span(-fee.spendable_hi, -fee.spendable_lo)} tokens"
+                ]
             merged: dict[str, Unsent] = {}
             for n in noted:
                 for r, rec in groups[n].unsent.items():
