@@ -180,13 +180,8 @@ def register(app: typer.Typer) -> None:
             print(
                 f"fees: {s['fees_total']:,} token units at gas price {price} (token units per gas)"
             )
-            if not s["adds_accepted"]:
-                # e.g. whole tokens per gas: one add's fee is more than any default balance
-                most = max(g.start_balance for g in sc.agents)
-                print(
-                    f"note: no contribution was accepted; an add's fee is its gas (10^5 to 10^6) "
-                    f"times the gas price, and no agent starts with more than {most:,} tokens"
-                )
+        for line in result.notes():  # groups that sent no add, and why
+            print(f"note: {line}")
         if s.get("evm_calls") is not None:
             err = (
                 ""

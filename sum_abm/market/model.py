@@ -19,7 +19,7 @@ from sum_abm.chain import TX_FIELDS
 from sum_abm.data import load_dataset
 from sum_abm.errors import InputError
 from sum_abm.learners.base import _margins
-from sum_abm.market.agents import Participant
+from sum_abm.market.agents import Participant, Unsent
 from sum_abm.market.claims import SCORE_TOL, ClaimBook, _max, csr_bitsets
 from sum_abm.market.contract_setup import MarketContract, build_contract
 from sum_abm.market.events import EventQueue
@@ -551,6 +551,7 @@ class MarketModel(Model):
         # (a wallet that cannot pay the value and the fee does not sign: nothing sent, no fee)
         fee = self.contract.add_fee(addr, x, y) if self._priced else 0
         if not self.naive and not self.contract.add_would_succeed(addr, value, self.clock.now, fee):
+            self._refused_add(agent, addr, value, fee)
             return False
         b, L = self.book, self.learner
         v0 = L.version
@@ -589,6 +590,44 @@ class MarketModel(Model):
         else:
             self.contract.note_contribution(addr, row, y, self.clock.now)
         return True
+
+    def unsent_add(
+        self,
+        agent: Participant,
+        reason: str,
+        offered: int = 0,
+        spendable: int | None = None,
+        required: int | None = None,
+    ) -> None:
+        """Record an add ``agent`` did not send, and why (``reason``: ``cap``, its policy's
+        ``max_deposit`` below the required deposit, offered as ``offered``; ``fee``, the add's fee
+        above its wallet; ``deposit``, ``balance``, ``closed``, ``refused``: see
+        :meth:`_refused_add`), with the deposit required now and what it could spend beyond the
+        fee (token units). Only for the notes of a finished run: nothing else reads it."""
+        if required is None:
+            required = self.contract.required_deposit(self.clock.now)
+        if spendable is None:
+            spendable = self.ledger.balance(agent.address)
+        rec = agent.unsent.get(reason)
+        if rec is None:
+            rec = agent.unsent[reason] = Unsent()
+        rec.note(int(required), int(offered), int(spendable))
+
+    def _refused_add(self, agent: Participant, addr: str, value: int, fee: int) -> None:
+        """Why the state proved an add offering ``value`` and paying ``fee`` would be refused:
+        ``closed`` (the mechanism takes no data now), ``balance`` (the wallet less the fee is below
+        the required deposit), ``deposit`` (the offer is, the wallet is not), else ``refused``."""
+        can = self.ledger.balance(addr) - fee
+        required = self.contract.required_deposit(self.clock.now)
+        if not self.contract.accepting_data():
+            reason = "closed"
+        elif can < required:
+            reason = "balance"
+        elif value < required:
+            reason = "deposit"
+        else:
+            reason = "refused"
+        self.unsent_add(agent, reason, value, can, required)
 
     def predict(self, agent: Participant, row: int, value: int) -> int | None:
         """Pay ``value`` tokens for a prediction of pool ``row``; None when refused (or not sent:

@@ -23,6 +23,7 @@ import polars as pl
 from sum_abm import schema
 from sum_abm.atomic import write_parquet_atomic, write_text_atomic
 from sum_abm.market.model import MarketModel
+from sum_abm.market.notes import GroupActivity, no_add_notes
 from sum_abm.scenario import Scenario
 
 
@@ -41,6 +42,8 @@ class RunResult:
     evm: pl.DataFrame | None = None
     # MB; only for a run that had a process of its own (the clean baseline run in parallel)
     peak_rss_mb: float | None = None
+    # per group: wake-ups and adds not sent, by reason (for the run's notes; not in the frames)
+    activity: dict[str, GroupActivity] = field(default_factory=dict, repr=False)
 
     def frames(self) -> dict[str, pl.DataFrame]:
         """The frames written to Parquet (``evm`` too when the run was mirrored on the EVM)."""
@@ -48,6 +51,13 @@ class RunResult:
         if self.evm is not None:
             out["evm"] = self.evm
         return out
+
+    def notes(self) -> list[str]:
+        """What a reader of the run must be told of groups that sent no add, and why (see
+        :func:`sum_abm.market.notes.no_add_notes`), a line each; the mechanism's own notes aside."""
+        return no_add_notes(
+            self.scenario, self.summary.row(0, named=True), self.activity, self.transactions
+        )
 
     def write(self, out_dir: str | Path) -> Path:
         """Write the Parquet files (one per frame) and ``run.json`` into ``out_dir`` atomically; returns it."""

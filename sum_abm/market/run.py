@@ -22,6 +22,7 @@ from sum_abm.data import load_dataset
 from sum_abm.errors import InputError
 from sum_abm.market.mesa_core import Agent
 from sum_abm.market.model import MarketModel
+from sum_abm.market.notes import group_activity
 from sum_abm.market.results import RunResult, collect, summarize
 from sum_abm.scenario import Scenario, load_scenario, parse_scenario
 
@@ -66,6 +67,7 @@ def _simulate(
                 baseline = baseline()
                 waited = time.perf_counter() - t1
             summary = summarize(model, frames, baseline)
+            activity = group_activity(model)
         finally:
             # Mesa 3.3.1 keeps every model that created an agent alive in a class-level dict
             # (fixed upstream in 3.4.2); without this a Ray worker grows by megabytes per run.
@@ -76,6 +78,7 @@ def _simulate(
         summary=summary,
         wall_time_s=time.perf_counter() - t0 - waited,
         baseline=baseline,
+        activity=activity,
         **frames,
     )
 

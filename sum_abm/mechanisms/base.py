@@ -288,6 +288,12 @@ class MechanismBase:
         return []
 
     @classmethod
+    def deposit_rule(cls, config: MechanismConfig) -> str:
+        """How the deposit an add needs (``MarketAdapter.required_deposit``) is set, with the
+        settings that set it, for a note on adds refused for too small a deposit; "" when none."""
+        return ""
+
+    @classmethod
     def check_data(cls, config: MechanismConfig, data: Any, source: str = "scenario") -> None:
         """Refuse settings the data set cannot serve (raises :class:`~sum_abm.errors.InputError`
         naming ``source`` and the setting) before anything is deployed: a run checks at its start,

@@ -57,3 +57,16 @@ class DRTMechanism(MechanismBase):
     Config = DRTConfig
     Adapter = DRTAdapter
     semantics = SEMANTICS
+
+    @classmethod
+    def deposit_rule(cls, config: MechanismConfig) -> str:
+        m: DRTConfig = config  # type: ignore[assignment]
+        rule = (
+            "int(cost_weight * 60 / isqrt(dt)), at least 1"
+            if m.semantics == "reference-python"
+            else "cost_weight * 3600 // isqrt(dt)"
+        )
+        return (
+            f"an add needs {rule} tokens, dt the seconds since the last add; "
+            f"mechanism.cost_weight = {m.cost_weight:,}"
+        )

@@ -235,6 +235,12 @@ class PMMechanism(MechanismBase):
     Config = PMConfig
     Adapter = PMAdapter
     semantics = SEMANTICS
+
+    @classmethod
+    def deposit_rule(cls, config: MechanismConfig) -> str:
+        m: PMConfig = config  # type: ignore[assignment]
+        return f"a stake is at least mechanism.min_stake = {m.min_stake:,}"
+
     interactive_defaults: ClassVar[dict[str, Any]] = {"bounty": 20_000, "num_test_pieces": 5}
 
     @classmethod

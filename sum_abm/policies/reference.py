@@ -65,6 +65,8 @@ class ReferencePolicy(Policy):
                     value = min(draw_positive_int(m.rng, c.mean_deposit, c.stdev_deposit), can)
                     if value > 0:
                         m.add_data(agent, row, y, value)
+                    else:  # the fee takes the whole balance
+                        m.unsent_add(agent, "fee", 0, spendable=can)
             balance = agent.balance
         keep_going = balance > 0
         m.claim_walk(agent, self.walk)

@@ -57,6 +57,7 @@ class ContributorPolicy(Policy):
             return c.deposit
         required = agent.model.required_deposit()  # a view, read once (every wake-up asks)
         if c.max_deposit is not None and required > c.max_deposit:
+            agent.model.unsent_add(agent, "cap", c.max_deposit, required=required)
             return None
         return required if c.deposit is None else c.deposit
 
@@ -75,8 +76,9 @@ class ContributorPolicy(Policy):
         row, y = pick
         # what the wallet holds beyond the add's fee (its balance when calls are free)
         value = min(offer, m.spendable(agent, row, y, address=address))
-        if value < 0:
-            return False  # the fee alone is more than the balance
+        if value < 0:  # the fee alone is more than the balance
+            m.unsent_add(agent, "fee", offer, spendable=value)
+            return False
         return m.add_data(agent, row, y, value, address=address)
 
     def act(self, agent: ParticipantView) -> bool:

@@ -126,6 +126,19 @@ class MarketView(Protocol):
         """Pay ``value`` for a prediction of pool ``row``; None when rejected."""
         ...
 
+    def unsent_add(
+        self,
+        agent: ParticipantView,
+        reason: str,
+        offered: int = 0,
+        spendable: int | None = None,
+        required: int | None = None,
+    ) -> None:
+        """Tell the market an add ``agent`` chose not to send and why (``cap``: the required
+        deposit is above its ``max_deposit``, ``offered``; ``fee``: the add's fee is more than the
+        wallet, ``spendable`` what is left beyond it); nothing changes (for the run's notes)."""
+        ...
+
     def claim_walk(
         self, agent: ParticipantView, rules: WalkRules, address: str | None = None
     ) -> None:
