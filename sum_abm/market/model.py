@@ -551,7 +551,8 @@ class MarketModel(Model):
         # (a wallet that cannot pay the value and the fee does not sign: nothing sent, no fee)
         fee = self.contract.add_fee(addr, x, y) if self._priced else 0
         if not self.naive and not self.contract.add_would_succeed(addr, value, self.clock.now, fee):
-            self._refused_add(agent, addr, value, fee)
+            if not agent.adds_accepted:  # (see unsent_add)
+                self._refused_add(agent, addr, value, fee)
             return False
         b, L = self.book, self.learner
         v0 = L.version
@@ -603,7 +604,11 @@ class MarketModel(Model):
         ``max_deposit`` below the required deposit, offered as ``offered``; ``fee``, the add's fee
         above its wallet; ``deposit``, ``balance``, ``closed``, ``refused``: see
         :meth:`_refused_add`), with the deposit required now and what it could spend beyond the
-        fee (token units). Only for the notes of a finished run: nothing else reads it."""
+        fee (token units). Only for the notes of a finished run, which speak of groups that got
+        no add in: kept until the agent's first accepted add (a market of 1,000 agents leaves
+        ~270,000 adds unsent, mostly after its agents' first ones)."""
+        if agent.adds_accepted:
+            return
         if required is None:
             required = self.contract.required_deposit(self.clock.now)
         if spendable is None:
