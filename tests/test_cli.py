@@ -196,6 +196,8 @@ BAD = [
     (["data", "quickstart", "--set", "n_rows=100000000"], "data.n_rows: 100,000,000 rows"),
     (["data", "quickstart", "--learner", "bogus"], "--learner: expected one of"),
     (["data", "breast_cancer", "--set", "test_rows=0"], "test_rows: expected a value >= 1"),
+    (RUN + ["--out", ""], "'--out': expected a folder, got an empty value"),
+    (["sweep", SWEEP, "--out", " "], "'--out': expected a folder, got an empty value"),
     (["viz", "--port", "99999"], "'--port'"),
     (["viz", "--port", "0"], "'--port'"),
     (["sweep", SWEEP, "--workers", "0", "--out", "unused"], "'--workers'"),

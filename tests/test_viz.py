@@ -308,3 +308,16 @@ def test_viz_stopped_by_its_process_id_leaves_no_server(tmp_path):
         except ProcessLookupError:
             pass
         server.wait()
+
+
+def test_viz_host_of_another_machine_is_named_not_the_port():
+    # 192.0.2.1 (TEST-NET-1, RFC 5737) is never an address of this machine: the bind fails with
+    # EADDRNOTAVAIL, which is the host's fault, not the port's
+    from sum_abm.cli.viz import _check_port
+    from sum_abm.errors import InputError
+
+    with pytest.raises(InputError, match=r"^--host 192\.0\.2\.1: not an address of this machine"):
+        _check_port("192.0.2.1", 8765)
+    with pytest.raises(InputError, match=r"^--host no-such-host\.invalid: not an address"):
+        _check_port("no-such-host.invalid", 8765)
+    _check_port("127.0.0.1", 0)  # any free port of this machine: no error

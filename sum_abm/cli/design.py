@@ -6,6 +6,8 @@ from pathlib import Path
 
 import typer
 
+from sum_abm.cli.run import folder_option
+
 
 def register(app: typer.Typer) -> None:
     @app.command()
@@ -15,6 +17,7 @@ def register(app: typer.Typer) -> None:
         ),
         out: Path = typer.Option(
             ...,
+            parser=folder_option,
             help="output folder (designs.parquet, pareto.parquet, design_report.html, answer.json; "
             "the runs under sweep/)",
         ),

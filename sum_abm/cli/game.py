@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from sum_abm.cli.run import check_out_folder
+from sum_abm.cli.run import check_out_folder, folder_option
 from sum_abm.errors import InputError
 
 
@@ -17,7 +17,7 @@ def register(app: typer.Typer) -> None:
         game_file: Path = typer.Argument(
             ..., help="game TOML file, or a bundled game's name (scenarios/games/)"
         ),
-        out: Path = typer.Option(..., help="output folder"),
+        out: Path = typer.Option(..., parser=folder_option, help="output folder"),
         address: str = typer.Option(
             None, help="Ray cluster address (default: local Ray, or in-process when tiny)"
         ),
@@ -108,7 +108,7 @@ def register(app: typer.Typer) -> None:
             ..., help="dotted scenario path to bisect, e.g. mechanism.cost_weight"
         ),
         range_: tuple[float, float] = typer.Option(..., "--range", help="LO HI"),
-        out: Path = typer.Option(Path("runs/frontier"), help="output folder"),
+        out: Path = typer.Option(Path("runs/frontier"), parser=folder_option, help="output folder"),
         across: str = typer.Option(
             None, help="second parameter: path=v1,v2,... (traces a frontier line)"
         ),

@@ -10,6 +10,14 @@ from sum_abm.bundled import bundled, resolve
 from sum_abm.errors import InputError
 
 
+def folder_option(value: str | Path) -> Path:
+    """``--out`` as typed, read as a folder (typer's ``parser``): an empty value (e.g. an unset
+    shell variable) is refused instead of meaning the current folder."""
+    if not str(value).strip():
+        raise typer.BadParameter("expected a folder, got an empty value")
+    return Path(value)
+
+
 def check_out_folder(out: Path) -> None:
     """``--out`` must be a folder or one that can be made (it is made now): refused before any
     run, in one line."""
@@ -49,7 +57,9 @@ def register(app: typer.Typer) -> None:
     def run(
         scenario: str = typer.Argument(..., help="scenario TOML file or bundled scenario name"),
         seed: int = typer.Option(None, help="seed (default: the scenario's)"),
-        out: Path = typer.Option(None, help="output folder (default: runs/<scenario>-seed<N>)"),
+        out: Path = typer.Option(
+            None, parser=folder_option, help="output folder (default: runs/<scenario>-seed<N>)"
+        ),
         set_: list[str] = typer.Option(
             None, "--set", help="override a field: dotted.path=value (repeatable)"
         ),

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import typer
 
+from sum_abm.cli.run import folder_option
+
 
 def register(app: typer.Typer) -> None:
     @app.command()
@@ -14,7 +16,9 @@ def register(app: typer.Typer) -> None:
             ..., help="sweep TOML file, or a bundled sweep's name (scenarios/sweeps/)"
         ),
         out: Path = typer.Option(
-            ..., help="output folder (runs/, agents/, sweep.json, failures.parquet)"
+            ...,
+            parser=folder_option,
+            help="output folder (runs/, agents/, sweep.json, failures.parquet)",
         ),
         address: str = typer.Option(
             None, help="Ray cluster address (host:port, auto, ray://...); default: local Ray"

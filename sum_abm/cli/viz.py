@@ -13,6 +13,7 @@ from sum_abm.errors import InputError
 
 def _check_port(host: str, port: int) -> None:
     """Fail in one line, before Solara starts, when ``host:port`` cannot be bound."""
+    import errno
     import socket
 
     try:
@@ -29,6 +30,10 @@ def _check_port(host: str, port: int) -> None:
         try:
             s.bind(addr)
         except OSError as exc:
+            if exc.errno == errno.EADDRNOTAVAIL:  # a name or address of another machine
+                raise InputError(
+                    f"--host {host}: not an address of this machine ({exc.strerror or exc})"
+                ) from None
             raise InputError(
                 f"--port {port}: cannot listen on {host}:{port} ({exc.strerror or exc}); "
                 "choose another port with --port"
