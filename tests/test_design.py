@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -257,6 +258,25 @@ def test_optuna_search_with_a_real_range_meets_the_constraint(tmp_path):
     # the feasible optimum is w = 6 (corrected); a 24-trial TPE search lands at or near it
     assert 6 <= rec["mechanism.cost_weight"] <= 12
     assert ans["best_response"]["attacker_roi"] < 0
+
+
+def test_progress_lines_count_the_candidates_the_summary_counts(tmp_path):
+    # Optuna may propose a setting again; the progress line says so, and what it counts as
+    # distinct is what designs.parquet holds (it printed 6 candidates where the summary had 5)
+    text = SYNTHETIC.replace(
+        '"mechanism.cost_weight" = { values = [0, 1, 2, 3, 4, 5, 6, 7, 8] }',
+        '"mechanism.cost_weight" = { low = 0, high = 40 }',
+    ).replace("budget = 64", "budget = 30")
+    lines: list[str] = []
+    run_design(write(tmp_path, text), tmp_path / "out", measure=Synthetic(), notify=lines.append)
+    m = re.fullmatch(
+        r"synthetic: (\d+) of 30 candidates evaluated(?: \((\d+) repeated an earlier one\))?",
+        lines[-1],
+    )
+    assert m, lines[-1]
+    told, again = int(m[1]), int(m[2] or 0)
+    assert told == 30
+    assert told - again == pl.read_parquet(tmp_path / "out" / "designs.parquet").height
 
 
 def test_answer_strategies_are_accepted_by_run_set():

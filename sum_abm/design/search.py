@@ -268,7 +268,11 @@ def optuna_search(
                 study.tell(t.number, state=TrialState.FAIL)
             else:
                 study.tell(t.number, values)
-        notify(f"{name}: {min(n, spec.budget)} of {spec.budget} candidates evaluated")
+        told = min(n, spec.budget)
+        # a sampler may propose a setting again (NSGA-II does): the summary counts distinct ones
+        distinct = len(_dedupe([dict(t.params) for t in study.get_trials(deepcopy=False)]))
+        again = "" if distinct == told else f" ({told - distinct} repeated an earlier one)"
+        notify(f"{name}: {told} of {spec.budget} candidates evaluated{again}")
     study = optuna.load_study(study_name=name, storage=storage)
     settings = [dict(t.params) for t in sorted(study.get_trials(), key=lambda t: t.number)]
     return settings, "tpe" if len(spec.objectives) == 1 else "nsga2"
