@@ -753,13 +753,21 @@ def build_sweep_report(
     if runs.height and not {"run_id", "replication"} <= set(runs.columns):
         raise InputError(f"{d}: runs/: parts without run_id or replication: not a sweep's runs")
     manifest = read_json_object(d / "sweep.json") if (d / "sweep.json").exists() else {}
+    agents_note = None
     try:
         agents = load_sweep(d, "agents").select("run_id", "agent_id", "group", "roi").collect()
         agents = agents.join(
             runs.drop("replication", "seed", strict=False), on="run_id", how="inner"
         )
-    except (InputError, pl.exceptions.PolarsError):
-        agents = None  # no agents parts (or no roi column): the report goes without that panel
+    except InputError:
+        agents = None  # no agents parts: the report goes without that panel
+    except pl.exceptions.PolarsError as exc:  # a damaged part, or one without the columns
+        bad = next((p for p in sorted((d / "agents").glob("*.parquet")) if not readable(p)), None)
+        agents = None
+        agents_note = (
+            f"Left out: {html.escape(str(bad or d / 'agents'))} cannot be read "
+            f"({html.escape(first_line(exc))}); the runs' summaries above do not depend on it."
+        )
     params = parameter_columns(runs, manifest)
     for axis, name in (("--x", x), ("--y", y)):
         if name is not None and name not in params:
@@ -804,6 +812,10 @@ def build_sweep_report(
         sections = ([("Summary", kpis_html(kpis))] if kpis else []) + sweep_figures(
             runs, x, y, failures, manifest, agents
         )
+        if agents_note:
+            sections.append(
+                ("ROI by group, every agent of every run", f"<p class='bad'>{agents_note}</p>")
+            )
     else:
         sections = [(f"Failures ({n_failed})", failure_table(failures))]
     title = f"sum_abm sweep report — {name or d.name}"

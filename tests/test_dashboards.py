@@ -582,6 +582,25 @@ def test_report_on_a_damaged_sweep_folder_is_one_line(tmp_path, cli):
         assert r.returncode == 2 and len(lines) == 1 and says in lines[0], r.stderr
 
 
+def test_a_damaged_agents_part_is_said_on_the_sweep_report_not_dropped_silently(tmp_path):
+    runs = _runs()
+    sw = tmp_path / "sw"
+    (sw / "runs").mkdir(parents=True)
+    (sw / "agents").mkdir()
+    for part in runs.partition_by("run_id"):
+        rid = part["run_id"][0]
+        part.write_parquet(sw / "runs" / f"{rid}.parquet")
+        pl.DataFrame(
+            {"run_id": [rid, rid], "agent_id": [1, 2], "group": ["x", "y"], "roi": [0.1, -0.2]}
+        ).write_parquet(sw / "agents" / f"{rid}.parquet")
+    page = build_sweep_report(sw).read_text()
+    assert "ROI by group, every agent of every run" in page and "Left out" not in page
+    bad = min((sw / "agents").iterdir())
+    bad.write_bytes(b"junk")
+    page = build_sweep_report(sw).read_text()
+    assert f"Left out: {bad} cannot be read" in page
+
+
 def test_sweep_report_from_parts_with_failures_and_an_all_failed_sweep(tmp_path):
     runs = _runs()
     (tmp_path / "sw" / "runs").mkdir(parents=True)
