@@ -229,6 +229,13 @@ def test_viz_server_loads_slider_step_and_reset(browser, tmp_path):
             timeout=60_000,
         )
         before = _points(page)
+        if not SHOTS:  # every chart fits its cell at 1280 pixels (a wider one was cut off)
+            fits = page.evaluate(
+                "Array.from(document.querySelectorAll('.js-plotly-plot')).map(el => "
+                "el.querySelector('.main-svg').getBoundingClientRect().width <= "
+                "el.getBoundingClientRect().width)"
+            )
+            assert fits and all(fits), fits
         # move the deposit-weight slider (the third: after play and render interval) by clicking its track
         slider = page.locator(".v-slider").nth(2)
         value = page.locator(".v-slider input").nth(2)

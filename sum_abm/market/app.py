@@ -64,6 +64,7 @@ ATTACK_POLICIES = [
     "careless",
 ]
 CALLS_SHOWN = 12
+CHART_WIDTH_PX = 400  # see _fig
 #: The gas-price knob's unit: millionths of a token per gas (whole tokens per gas make one add
 #: cost more than an agent's whole balance).
 MICRO = 10**6
@@ -369,12 +370,12 @@ def attack_series(model: VizMarket) -> dict[str, list[float]]:
 
 def _fig(title: str, y: str, fig: go.Figure | None = None) -> go.Figure:
     fig = fig or go.Figure()
-    # a fixed width that fits SolaraViz's half-width grid cells on a 1280-pixel screen (autosize
-    # measures the cell before the grid has laid it out, and overflows)
+    # a fixed width that fits SolaraViz's grid cells on a 1280-pixel screen (413 px; 440 was cut
+    # off): autosize measures the cell before the grid has laid it out and draws 700 px
     fig.update_layout(
         title=title,
         height=340,
-        width=440,
+        width=CHART_WIDTH_PX,
         template="plotly_white",
         margin=dict(l=55, r=10, t=50, b=40),
         legend=dict(orientation="h", y=-0.25),
