@@ -141,6 +141,10 @@ class MarketModel(Model):
         self._dry_wakers: dict[Any, tuple] = {}
         # The ages (seconds) at which a claim rule or the walk can change its answer.
         c = self.contract
+        # The age past which the walk takes every live slot (``age > it`` for the reference walk,
+        # ``>=`` for the others): the any-address wait when the mechanism has a take; without
+        # one, never (such a contribution is walked as a younger one: refund own, report others').
+        self._take_age = c.any_wait_s if c.has_take else _I64_MAX
         self._crossing_ages = np.array(
             sorted(
                 {
@@ -275,7 +279,8 @@ class MarketModel(Model):
     def _stop_age(self, reference: bool, dry: bool) -> int:
         """The age (seconds) a contribution needs before a walk goes on to it: the refund wait;
         for the reference walk once the pool is ``dry``, the longer of it and the any-address
-        wait (see WalkRules)."""
+        wait (see WalkRules; the reference's stop rule whether or not the mechanism has a take:
+        without one the walk refunds and reports there)."""
         c = self.contract
         return max(c.refund_time_s, c.any_wait_s) if reference and dry else c.refund_time_s
 
@@ -884,7 +889,7 @@ class MarketModel(Model):
         claim_walk), sent as one batch (_send_claims)."""
         b, L = self.book, self.learner
         now = self.clock.now
-        aw = self.contract.any_wait_s
+        aw = self._take_age
         version0 = L.version
         # Read per slot examined (S1: ~36,000 per run): the arrays, tables and marks bound once,
         # a table looked up as _rule_table keys it (key[1] is the rules' id), fields read by
@@ -995,7 +1000,7 @@ class MarketModel(Model):
             cuts = [bisect_right(times, now - age, lo, hi) for age in self._crossing_desc]
             bounds = sorted({lo, hi, *cuts})
         segs = []
-        aw = self.contract.any_wait_s
+        aw = self._take_age
         useful = False
         for s0, s1 in zip(bounds, bounds[1:], strict=False):
             age = now - times[s0]
@@ -1065,7 +1070,7 @@ class MarketModel(Model):
         """The reference's walk with every call sent, rejected ones included (equivalence tests)."""
         b = self.book
         now = self.clock.now
-        aw = self.contract.any_wait_s
+        aw = self._take_age
         for slot in range(lo, hi):
             if not b.live[slot]:
                 continue
