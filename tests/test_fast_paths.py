@@ -317,6 +317,35 @@ def test_points_walk_has_no_take_and_equals_naive_walk(monkeypatch):
     assert 2 * 86_400 < end < 3 * 86_400
 
 
+@pytest.mark.parametrize(
+    "name, over", [("reference_drt_perceptron", POINTS_REFERENCE), ("points", {})]
+)
+def test_points_run_ends_when_its_book_is_dead_as_the_naive_walk_does(name, over):
+    # One contributor under Points (the reference agent, whose dry wake-ups the market skips, or
+    # the honest one): once the pool is dry the model stays, and its own data the model
+    # disagrees with can be claimed by nobody (MarketModel._book_dead). Both markets end at the
+    # same time (the fast one's last claim) with the same book left, generator state and queue.
+    from sum_abm.scenario import parse_scenario, read_toml
+
+    data = read_toml(ROOT / "scenarios" / f"{name}.toml")
+    data["agents"] = [{**data["agents"][0], "count": 1}]
+    sc = parse_scenario(data, name).with_overrides(
+        {k: v for k, v in over.items() if not k.startswith("agents.")}
+    )
+
+    def end(m):
+        queue = sorted((t, p, fn.__self__.address) for t, p, _, fn in m.events._heap)
+        return m.time, m.finished, len(m.book), m.rng.bit_generator.state, queue
+
+    fast = _final(sc, 1, end)
+    naive = _final(sc.with_overrides({"run.naive_claims": True}), 1, end)
+    assert fast[0].equals(naive[0])
+    assert fast[1:] == naive[1:]
+    t_end, finished, left = fast[4][:3]
+    assert finished and left > 0  # (17 and 18 contributions nobody can claim)
+    assert t_end == fast[0]["time_s"].max() < 5 * 86_400  # not run.max_time_s (400 days)
+
+
 @pytest.mark.slow
 def test_full_size_s1_equals_naive_walk():
     # The naive walk of S1 sends ~9 M calls (minutes); the fast one ~55 k.

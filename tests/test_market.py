@@ -519,3 +519,43 @@ def test_prediction_market_with_gas_sends_no_call_a_wallet_cannot_pay(allowance)
             assert process["fee"].sum() <= allowance
         else:
             assert tx.filter(pl.col("call") == "refund").height > 0
+
+
+def _points_contributors(*groups: tuple[str, int]):
+    """scenarios/points.toml with only the named groups, ``count`` agents each."""
+    from sum_abm.scenario import parse_scenario, read_toml
+
+    data = read_toml(ROOT / "scenarios" / "points.toml")
+    by_name = {g["name"]: g for g in data["agents"]}
+    data["agents"] = [{**by_name[name], "count": count} for name, count in groups]
+    return parse_scenario(data, "points (test)")
+
+
+def test_points_run_with_one_contributor_ends_when_nothing_left_can_be_claimed():
+    # One honest contributor under Points: once the pool is dry (day 1.24) the model no longer
+    # changes, and of its 359 contributions 18 stay that the model disagrees with: Points lets
+    # nobody take them and their author cannot report them, so nobody can ever claim them. The
+    # run went on to run.max_time_s (400 days) with nothing left to happen (summary days 400.0,
+    # accuracy_time_weighted over 400 days); it ends at its last claim now.
+    r = run(_points_contributors(("honest", 1)))
+    s, a = r.summary.row(0, named=True), r.agents.row(0, named=True)
+    tx = r.transactions
+    assert s["end_time_s"] == tx["time_s"].max() == 111_372  # the last refund, day 1.29
+    assert 1.2 < s["days"] < 1.3
+    assert tx["accepted"].all() and s["calls_rejected"] == 0
+    # points conserved: one per accepted refund, and every contribution is scored or left
+    assert (a["adds_accepted"], a["refunded"], a["points"]) == (359, 341, 341)
+    assert (tx["call"] == "refund").sum() == a["points"]
+    assert s["money_conserved"] and s["fees_total"] == 0 and a["end_balance"] == 0
+    assert s["accuracy_time_weighted"] == pytest.approx(0.9006, abs=5e-4)  # was 0.8889
+
+
+def test_points_run_goes_on_while_another_contributor_could_report():
+    # With a second contributor the disagreed data can still be reported: nothing is dead, the
+    # run ends when the book is empty (every contribution scored or reported).
+    r = run(_points_contributors(("honest", 1), ("careless", 1)))
+    s = r.summary.row(0, named=True)
+    calls = r.transactions.group_by("call").len().rows()
+    n = dict(calls)
+    assert n["add_data"] == n["refund"] + n["report"] == s["adds_accepted"]
+    assert s["end_time_s"] == r.transactions["time_s"].max() and s["days"] < 2

@@ -177,6 +177,14 @@ class MarketModel(Model):
         # A scored book's classes (and whether they equal the labels) per slot for one learner
         # version: (version, book compactions, first slot, end slot); see _kept_scored_predictions.
         self._kept = (-1, -1, 0, 0)
+        # Once the pool is dry, whether the book can still be claimed (see _book_dead): (learner
+        # version, book compactions, first slot not known to be dead for good, the claimable slot
+        # last found or None); the time its answer may change (the skip of idle wake-ups stops
+        # there); per age piece, whether its author (an active other address) could ever claim a
+        # contribution, by agreement.
+        self._dead_scan: tuple | None = None
+        self._dead_until: float = np.inf
+        self._ever: list[tuple] | None = None
         self._kept_pred = np.zeros(0, dtype=bool)
         self._kept_agree = np.zeros(0, dtype=bool)
 
@@ -266,7 +274,11 @@ class MarketModel(Model):
                 break
             if t > t_end:
                 break
-            if skip and self.cursor >= self.n_pool and self._skip_idle(min(t_end, max_t)):
+            if (
+                skip
+                and self.cursor >= self.n_pool
+                and self._skip_idle(min(t_end, max_t, self._dead_until))
+            ):
                 continue
             _, fn = pop()
             advance(t)  # transactions land in the block containing t
@@ -365,6 +377,7 @@ class MarketModel(Model):
                 else:
                     q.pop()
                     agent.active = False
+                    break  # the run may be done now (_book_dead): checked before the next event
                 head = q.head()
         finally:
             normals.close()
@@ -408,7 +421,102 @@ class MarketModel(Model):
             return False
         if self.data_left():
             return False
-        return not self.contract.uses_claim_book or len(self.book) == 0
+        return not self.contract.uses_claim_book or len(self.book) == 0 or self._book_dead()
+
+    def _book_dead(self) -> bool:
+        """Whether no contribution left in the book can ever be claimed (asked once the pool is
+        dry: no add can be made, so the model no longer changes, and no claim changes it).
+
+        A live contribution can still be claimed only by its author while its participant is
+        active, when the mechanism's rules accept its refund (or its take, for a mechanism with
+        one) at its age or a later one; or by an address of another active participant, when
+        they accept its report at its age or a later one, for a reporter with verified data that
+        has not claimed it yet (an upper bound: such a reporter may not exist). The rules read the
+        model's class, which no longer changes. A book of none of these would keep the run going
+        to ``run.max_time_s`` with nothing left to happen: e.g. under Points with one contributor,
+        its own data the model disagrees with (Points lets nobody take it, and its author cannot
+        report it). Dead is for good (the live set only shrinks, participants only stop, ages
+        only grow, the model stays): the slots found dead are not examined again, and the
+        claimable slot found last is examined again only once it is claimed, its claimer stops
+        or its age reaches a rule's threshold (``_dead_until``, where the skip of idle wake-ups
+        stops so that this is asked there as when waking each)."""
+        b, L = self.book, self.learner
+        key = (L.version, b.compactions)
+        st = self._dead_scan
+        pos = b.head if st is None or st[0] != key else max(st[1], b.head)
+        now = self.clock.now
+        if st is not None and st[0] == key and st[2] is not None:
+            slot, until, who = st[2]
+            if b.live[slot] and now < until and who.active:
+                return False
+        ever = self._ever if self._ever is not None else self._ever_tables()
+        asc, owners = self._crossing_asc, self._owners
+        times, author, live, label = b.times, b.author, b.live, b.label
+        others: list[int] | None = None  # up to two active addresses, found when needed
+        for slot in range(pos, b.n):
+            if not live[slot]:
+                continue
+            age = now - times[slot]
+            k = bisect_right(asc, age)
+            by_author, by_other = ever[k]
+            a = author.item(slot)
+            owner = owners[a]
+            mine = by_author if owner.active else (False, False)
+            other = None
+            if by_other[0] or by_other[1]:
+                if others is None:
+                    others = []
+                    for i, p in enumerate(owners):
+                        if p.active:
+                            others.append(i)
+                            if len(others) == 2:
+                                break
+                other = next((i for i in others if i != a), None)
+            theirs = by_other if other is not None else (False, False)
+            can = (mine[0] or theirs[0], mine[1] or theirs[1])
+            if can[0] != can[1]:
+                agrees = int(self.learner.predict_one(self.sample(b.row.item(slot)))) == (
+                    label.item(slot)
+                )
+                ok = can[agrees]
+                by_me = mine[agrees]
+            else:
+                ok = can[0]
+                by_me = mine[0] or mine[1]
+            if ok:
+                until = times[slot] + asc[k] if k < len(asc) else np.inf
+                who = owner if by_me else owners[other]
+                self._dead_scan = (key, slot, (slot, until, who))
+                self._dead_until = until
+                return False
+        self._dead_scan = (key, b.n, None)
+        self._dead_until = np.inf
+        return True
+
+    def _ever_tables(self) -> list[tuple]:
+        """Per age piece (between two of the rules' threshold ages, see _crossing_asc): whether
+        the author of a contribution that old or older (by the model's agreement: (disagrees,
+        agrees)) may refund or take it at some age from there on, and whether another address
+        may report it (with verified data, not having claimed it), from the mechanism's own
+        elementwise rules."""
+        im = self.contract.im
+        agree = np.array([False, True])
+        yes, no = np.ones(2, dtype=bool), np.zeros(2, dtype=bool)
+        now_author, now_other = [], []
+        for age in [0, *self._crossing_asc]:  # one age of each piece (the rules are constant)
+            a = np.int64(age)
+            mine = np.asarray(im.refundable(a, agree), dtype=bool) | np.asarray(
+                im.reportable(a, agree, yes, no, yes), dtype=bool
+            )
+            now_author.append(mine)
+            now_other.append(np.asarray(im.reportable(a, agree, no, no, yes), dtype=bool))
+        ever = []
+        acc_a, acc_o = no.copy(), no.copy()
+        for mine, theirs in zip(reversed(now_author), reversed(now_other), strict=True):
+            acc_a, acc_o = acc_a | mine, acc_o | theirs
+            ever.append((tuple(acc_a.tolist()), tuple(acc_o.tolist())))
+        self._ever = ever[::-1]
+        return self._ever
 
     def _finish(self) -> None:
         if self.finished:
