@@ -559,3 +559,53 @@ def test_points_run_goes_on_while_another_contributor_could_report():
     n = dict(calls)
     assert n["add_data"] == n["refund"] + n["report"] == s["adds_accepted"]
     assert s["end_time_s"] == r.transactions["time_s"].max() and s["days"] < 2
+
+
+def test_a_dry_points_book_is_dead_exactly_when_no_active_participant_may_claim_it():
+    # MarketModel._book_dead against its rule, slot by slot: with the pool dry (the model stays)
+    # a live contribution can still be claimed by its author, while active, if the model agrees
+    # (a refund scores it) and by another active address if the model disagrees (a report).
+    # Every combination of who is still active, in an order that reuses the memo (the
+    # claimable slot found last) and one that does not.
+    import itertools
+
+    import mesa
+
+    from sum_abm.market.model import MarketModel
+
+    sc = _points_contributors(("honest", 1), ("careless", 1))
+    m = MarketModel(scenario=sc, seed=1)
+    try:
+        while m.data_left():
+            m.run_until(m.events.peek_time())
+        b = m.book
+        live = [s for s in range(b.head, b.n) if b.live[s]]
+        assert len(live) > 5
+        agrees = {s: m.model_predict(int(b.row[s])) == int(b.label[s]) for s in live}
+        assert len(set(agrees.values())) == 2  # both kinds are left
+        people = list(m.participants)
+        owner = {s: m._owners[int(b.author[s])] for s in live}
+
+        def expected():
+            return not any(
+                (owner[s].active and agrees[s])
+                or (any(p.active for p in people if p is not owner[s]) and not agrees[s])
+                for s in live
+            )
+
+        # each combination from a fresh memo; then, reusing it, participants stopping one by one
+        # (as in a run: a participant that stopped never wakes again)
+        runs = [[c] for c in itertools.product([True, False], repeat=2)]
+        runs += [[(True, True), (True, False), (False, False)]]
+        runs += [[(True, True), (False, True), (False, False)]]
+        answers = set()
+        for steps in runs:
+            m._dead_scan = None
+            for active in steps:
+                for p, on in zip(people, active, strict=True):
+                    p.active = on
+                answers.add(expected())
+                assert m._book_dead() == expected(), (steps, active)
+        assert answers == {True, False}
+    finally:
+        mesa.Agent._ids.pop(m, None)

@@ -473,22 +473,26 @@ class MarketModel(Model):
                                 break
                 other = next((i for i in others if i != a), None)
             theirs = by_other if other is not None else (False, False)
-            can = (mine[0] or theirs[0], mine[1] or theirs[1])
-            if can[0] != can[1]:
-                agrees = int(self.learner.predict_one(self.sample(b.row.item(slot)))) == (
-                    label.item(slot)
-                )
-                ok = can[agrees]
-                by_me = mine[agrees]
+            # who can claim it, whatever the model's class (then no prediction), else by it
+            if mine == (True, True):
+                who = owner
+            elif theirs == (True, True):
+                who = owners[other]
+            elif mine == theirs == (False, False):
+                continue
             else:
-                ok = can[0]
-                by_me = mine[0] or mine[1]
-            if ok:
-                until = times[slot] + asc[k] if k < len(asc) else np.inf
-                who = owner if by_me else owners[other]
-                self._dead_scan = (key, slot, (slot, until, who))
-                self._dead_until = until
-                return False
+                row = b.row.item(slot)
+                agrees = int(self.learner.predict_one(self.sample(row))) == label.item(slot)
+                if mine[agrees]:
+                    who = owner
+                elif theirs[agrees]:
+                    who = owners[other]
+                else:
+                    continue
+            until = times[slot] + asc[k] if k < len(asc) else np.inf
+            self._dead_scan = (key, slot, (slot, until, who))
+            self._dead_until = until
+            return False
         self._dead_scan = (key, b.n, None)
         self._dead_until = np.inf
         return True
