@@ -563,15 +563,15 @@ def test_points_run_goes_on_while_another_contributor_could_report():
 
 def test_a_dry_points_book_is_dead_exactly_when_no_active_participant_may_claim_it():
     # MarketModel._book_dead against its rule, slot by slot: with the pool dry (the model stays)
-    # a live contribution can still be claimed by its author, while active, if the model agrees
-    # (a refund scores it) and by another active address if the model disagrees (a report).
-    # Every combination of who is still active, in an order that reuses the memo (the
-    # claimable slot found last) and one that does not.
+    # a live contribution can still be claimed by its author, while active and its policy
+    # refunds, if the model agrees (a refund scores it), and by another active address whose
+    # policy reports, if the model disagrees (a report).
     import itertools
 
     import mesa
 
     from sum_abm.market.model import MarketModel
+    from sum_abm.policies import WalkRules
 
     sc = _points_contributors(("honest", 1), ("careless", 1))
     m = MarketModel(scenario=sc, seed=1)
@@ -587,25 +587,46 @@ def test_a_dry_points_book_is_dead_exactly_when_no_active_participant_may_claim_
         owner = {s: m._owners[int(b.author[s])] for s in live}
 
         def expected():
+            def may(p, what):
+                r = p.policy.claim_rules
+                return p.active and r is not None and getattr(r, what)
+
             return not any(
-                (owner[s].active and agrees[s])
-                or (any(p.active for p in people if p is not owner[s]) and not agrees[s])
+                (may(owner[s], "refund") and agrees[s])
+                or (any(may(p, "report") for p in people if p is not owner[s]) and not agrees[s])
                 for s in live
             )
 
-        # each combination from a fresh memo; then, reusing it, participants stopping one by one
-        # (as in a run: a participant that stopped never wakes again)
-        runs = [[c] for c in itertools.product([True, False], repeat=2)]
-        runs += [[(True, True), (True, False), (False, False)]]
-        runs += [[(True, True), (False, True), (False, False)]]
+        # every combination of who is active and which claims its policy may send, from a
+        # fresh memo; then, reusing it, participants stopping one by one (as in a run: a
+        # participant that stopped never wakes again)
+        flags = list(itertools.product([True, False], repeat=3))  # active, refund, report
+        runs = [[c] for c in itertools.product(flags, repeat=2)]
+        on = (True, True, True)
+        runs += [[(on, on), (on, (False, True, True)), ((False, True, True),) * 2]]
+        runs += [[(on, on), ((False, True, True), on), ((False, True, True),) * 2]]
         answers = set()
         for steps in runs:
             m._dead_scan = None
-            for active in steps:
-                for p, on in zip(people, active, strict=True):
-                    p.active = on
+            for step in steps:
+                for p, (active, refund, report) in zip(people, step, strict=True):
+                    p.active = active
+                    p.policy.claim_rules = WalkRules(refund=refund, report=report)
                 answers.add(expected())
-                assert m._book_dead() == expected(), (steps, active)
+                assert m._book_dead() == expected(), (steps, step)
         assert answers == {True, False}
     finally:
         mesa.Agent._ids.pop(m, None)
+
+
+def test_points_run_ends_when_the_only_possible_reporters_never_report():
+    # Two contributors whose policy never reports (report = false): each one's data the model
+    # disagrees with stays, and the other, still active for its own such data, would never
+    # report it (its claim_rules say so). The run went on to 400 days; it ends at its last
+    # claim.
+    sc = _points_contributors(("honest", 2)).with_overrides({"agents.honest.report": False})
+    r = run(sc)
+    s = r.summary.row(0, named=True)
+    assert s["end_time_s"] == r.transactions["time_s"].max() and s["days"] < 1
+    assert r.agents["reports_won"].sum() == 0
+    assert r.agents["refunded"].sum() == r.agents["points"].sum() == 341 < s["adds_accepted"]

@@ -427,19 +427,21 @@ class MarketModel(Model):
         """Whether no contribution left in the book can ever be claimed (asked once the pool is
         dry: no add can be made, so the model no longer changes, and no claim changes it).
 
-        A live contribution can still be claimed only by its author while its participant is
-        active, when the mechanism's rules accept its refund (or its take, for a mechanism with
-        one) at its age or a later one; or by an address of another active participant, when
-        they accept its report at its age or a later one, for a reporter with verified data that
-        has not claimed it yet (an upper bound: such a reporter may not exist). The rules read the
-        model's class, which no longer changes. A book of none of these would keep the run going
-        to ``run.max_time_s`` with nothing left to happen: e.g. under Points with one contributor,
-        its own data the model disagrees with (Points lets nobody take it, and its author cannot
-        report it). Dead is for good (the live set only shrinks, participants only stop, ages
-        only grow, the model stays): the slots found dead are not examined again, and the
-        claimable slot found last is examined again only once it is claimed, its claimer stops
-        or its age reaches a rule's threshold (``_dead_until``, where the skip of idle wake-ups
-        stops so that this is asked there as when waking each)."""
+        Participants claim only by their claim walks, which refund their own contributions and
+        report others' (and take every one past the any-address wait, for a mechanism with a
+        take). A live contribution can still be claimed only by its author while its participant
+        is active and its policy's ``claim_rules`` allow the refund (or take) that the
+        mechanism's rules accept at its age or a later one; or by an address of another active
+        participant whose ``claim_rules`` allow the report (or take) they accept at its age or a
+        later one, for a reporter with verified data that has not claimed it yet (an upper
+        bound). The rules read the model's class, which no longer changes. A book of none of
+        these would keep the run going to ``run.max_time_s`` with nothing left to happen: e.g.
+        under Points with one contributor, its own data the model disagrees with (Points lets
+        nobody take it, and its author cannot report it). Dead is for good (the live set only
+        shrinks, participants only stop, ages only grow, the model stays): the slots found dead
+        are not examined again, and the claimable slot found last is examined again only once
+        it is claimed, its claimer stops or its age reaches a rule's threshold (``_dead_until``,
+        where the skip of idle wake-ups stops so that this is asked there as when waking each)."""
         b, L = self.book, self.learner
         key = (L.version, b.compactions)
         st = self._dead_scan
@@ -452,42 +454,56 @@ class MarketModel(Model):
         ever = self._ever if self._ever is not None else self._ever_tables()
         asc, owners = self._crossing_asc, self._owners
         times, author, live, label = b.times, b.author, b.live, b.label
-        others: list[int] | None = None  # up to two active addresses, found when needed
+        # per kind of claim (0 refund, 1 own take, 2 report, 3 others' take): up to two active
+        # addresses whose policy may send it, found when needed
+        found: dict[int, list[int]] = {}
+
+        def able(kind: int) -> list[int]:
+            got = found.get(kind)
+            if got is None:
+                got = found[kind] = []
+                for i, p in enumerate(owners):
+                    r = p.policy.claim_rules
+                    if p.active and r is not None and (r.report if kind == 2 else r.take):
+                        got.append(i)
+                        if len(got) == 2:
+                            break
+            return got
+
         for slot in range(pos, b.n):
             if not live[slot]:
                 continue
             age = now - times[slot]
             k = bisect_right(asc, age)
-            by_author, by_other = ever[k]
             a = author.item(slot)
             owner = owners[a]
-            mine = by_author if owner.active else (False, False)
-            other = None
-            if by_other[0] or by_other[1]:
-                if others is None:
-                    others = []
-                    for i, p in enumerate(owners):
-                        if p.active:
-                            others.append(i)
-                            if len(others) == 2:
-                                break
-                other = next((i for i in others if i != a), None)
-            theirs = by_other if other is not None else (False, False)
-            # who can claim it, whatever the model's class (then no prediction), else by it
-            if mine == (True, True):
-                who = owner
-            elif theirs == (True, True):
-                who = owners[other]
-            elif mine == theirs == (False, False):
+            r = owner.policy.claim_rules if owner.active else None
+            # who may claim it when the model disagrees / agrees: (participant, or None) each
+            by = [None, None]
+            for kind, allowed in enumerate(ever[k]):
+                if not (allowed[0] or allowed[1]):
+                    continue
+                if kind < 2:
+                    if r is None or not (r.refund if kind == 0 else r.take):
+                        continue
+                    claimer = owner
+                else:
+                    other = next((i for i in able(kind) if i != a), None)
+                    if other is None:
+                        continue
+                    claimer = owners[other]
+                for g in (0, 1):
+                    if allowed[g] and by[g] is None:
+                        by[g] = claimer
+            if by[0] is None and by[1] is None:
                 continue
+            if by[0] is not None and by[0] is by[1]:
+                who = by[0]  # whatever the model's class (no prediction)
             else:
                 row = b.row.item(slot)
                 agrees = int(self.learner.predict_one(self.sample(row))) == label.item(slot)
-                if mine[agrees]:
-                    who = owner
-                elif theirs[agrees]:
-                    who = owners[other]
-                else:
+                who = by[agrees]
+                if who is None:
                     continue
             until = times[slot] + asc[k] if k < len(asc) else np.inf
             self._dead_scan = (key, slot, (slot, until, who))
@@ -498,27 +514,28 @@ class MarketModel(Model):
         return True
 
     def _ever_tables(self) -> list[tuple]:
-        """Per age piece (between two of the rules' threshold ages, see _crossing_asc): whether
-        the author of a contribution that old or older (by the model's agreement: (disagrees,
-        agrees)) may refund or take it at some age from there on, and whether another address
-        may report it (with verified data, not having claimed it), from the mechanism's own
-        elementwise rules."""
+        """Per age piece (between two of the rules' threshold ages, see _crossing_asc), by the
+        model's agreement ((disagrees, agrees) each): whether the mechanism's rules accept, at
+        some age from there on, the author's refund, the author's take, another address's report
+        (with verified data, not having claimed it) and another's take, each where the walk
+        sends it (a take from the take age on, see _take_age, both walks' sides of it counted;
+        the rest before it)."""
         im = self.contract.im
         agree = np.array([False, True])
         yes, no = np.ones(2, dtype=bool), np.zeros(2, dtype=bool)
-        now_author, now_other = [], []
+        take_age = self._take_age
+        now = []
         for age in [0, *self._crossing_asc]:  # one age of each piece (the rules are constant)
             a = np.int64(age)
-            mine = np.asarray(im.refundable(a, agree), dtype=bool) | np.asarray(
-                im.reportable(a, agree, yes, no, yes), dtype=bool
-            )
-            now_author.append(mine)
-            now_other.append(np.asarray(im.reportable(a, agree, no, no, yes), dtype=bool))
-        ever = []
-        acc_a, acc_o = no.copy(), no.copy()
-        for mine, theirs in zip(reversed(now_author), reversed(now_other), strict=True):
-            acc_a, acc_o = acc_a | mine, acc_o | theirs
-            ever.append((tuple(acc_a.tolist()), tuple(acc_o.tolist())))
+            take, walked = age >= take_age, age <= take_age  # (age == take age: either walk)
+            own = np.asarray(im.reportable(a, agree, yes, no, yes), dtype=bool)
+            theirs = np.asarray(im.reportable(a, agree, no, no, yes), dtype=bool)
+            refund = np.asarray(im.refundable(a, agree), dtype=bool)
+            now.append((refund & walked, own & take, theirs & walked, theirs & take))
+        ever, acc = [], [no.copy() for _ in range(4)]
+        for row in reversed(now):
+            acc = [x | y for x, y in zip(acc, row, strict=True)]
+            ever.append(tuple(tuple(x.tolist()) for x in acc))
         self._ever = ever[::-1]
         return self._ever
 
