@@ -46,7 +46,9 @@ class RunConfig(StrictModel):
 
     max_time_s: int = Field(400 * 86_400, ge=1, description="hard stop")
     stop_when_done: bool = Field(
-        True, description="stop when the pool is exhausted and nothing is left to claim"
+        True,
+        description="stop when the pool is exhausted and nothing left in the book can ever be "
+        "claimed (it is empty, or no active participant may claim what is left)",
     )
     first_sample_s: int = Field(10_000, ge=0)
     sample_interval_s: int = Field(200_000, ge=1)

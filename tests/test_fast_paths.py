@@ -226,16 +226,6 @@ def test_skipped_idle_wake_ups_equal_waking_each(monkeypatch, own_wait, compiled
 @pytest.mark.parametrize(
     "over, fewer",
     [
-        (  # the reference walk's takes under Points: refused where the model agrees
-            {
-                "mechanism.kind": "points",
-                "mechanism.refund_time_s": 86_400,
-                "mechanism.any_address_claim_wait_time_s": 2 * 86_400,
-                "run.max_time_s": 6 * 86_400,
-                "data.n_rows": 300,
-            },
-            10,
-        ),
         # corrected DRT: a walker without verified data is refused its takes (few walks are
         # refused whole there: the memo must still keep the naive market's end)
         (
@@ -278,6 +268,82 @@ def test_a_walk_refused_whole_waits_for_a_change(monkeypatch, over, fewer):
     monkeypatch.setattr(MarketModel, "_refused_walk", lambda self, *args: None)
     _final(sc, 1)
     assert refusals[0] >= fewer * with_memo > 0  # refused claims are not sent again at once
+
+
+# The reference walk under Points (no take), with waits short beside the run: once the pool is
+# dry the walk goes on to contributions past the any-address wait only (its stop age there).
+POINTS_REFERENCE = {
+    "data.n_rows": 600,
+    "agents.Good.count": 4,
+    "agents.Bad.count": 2,
+    "mechanism.kind": "points",
+    "mechanism.refund_time_s": 86_400,
+    "mechanism.any_address_claim_wait_time_s": 2 * 86_400,
+}
+
+
+def test_points_walk_has_no_take_and_equals_naive_walk(monkeypatch):
+    # Points has no take: past the any-address wait its author still refunds (scores) its data
+    # the model agrees with and others report what it disagrees with; nobody may take it. The
+    # walk had sent every such contribution as a take (a report call, refused for the author's
+    # own data), so the authors' agreeing data stayed in the book and the run went on to
+    # run.max_time_s (400 days) after its last call at 2.5 days. Fast and naive walks must agree,
+    # and the fast one sends no claim the contract refuses.
+    from sum_abm.market.contract_setup import MarketContract
+
+    sc = load_scenario(ROOT / "scenarios" / "reference_drt_perceptron.toml", POINTS_REFERENCE)
+    send, refusals, old_refunds = MarketContract.claims, [0], [0]
+
+    def counted(self, addr, claims):
+        out = send(self, addr, claims)
+        refusals[0] += sum(not ok for ok, _, _ in out)
+        now = self.chain.clock.now
+        old_refunds[0] += sum(
+            ok and c[0] == "refund" and now - c[3] > 2 * 86_400
+            for c, (ok, _, _) in zip(claims, out, strict=True)
+        )
+        return out
+
+    monkeypatch.setattr(MarketContract, "claims", counted)
+    fast = _final(sc, 1, lambda m: (m.time, m.finished, len(m.book)))
+    assert refusals[0] == 0
+    assert old_refunds[0] > 100  # (245 of the 245 refunds: the dry reference walk's stop age)
+    naive = _final(sc.with_overrides({"run.naive_claims": True}), 1, lambda m: m.time)
+    assert fast[0].equals(naive[0])
+    assert fast[1:4] == naive[1:4]
+    end, finished, left = fast[4]
+    assert (finished, left) == (True, 0)
+    assert end == naive[4] == fast[0]["time_s"].max()  # the run ends at its last claim
+    assert 2 * 86_400 < end < 3 * 86_400
+
+
+@pytest.mark.parametrize(
+    "name, over", [("reference_drt_perceptron", POINTS_REFERENCE), ("points", {})]
+)
+def test_points_run_ends_when_its_book_is_dead_as_the_naive_walk_does(name, over):
+    # One contributor under Points (the reference agent, whose dry wake-ups the market skips, or
+    # the honest one): once the pool is dry the model stays, and its own data the model
+    # disagrees with can be claimed by nobody (MarketModel._book_dead). Both markets end at the
+    # same time (the fast one's last claim) with the same book left, generator state and queue.
+    from sum_abm.scenario import parse_scenario, read_toml
+
+    data = read_toml(ROOT / "scenarios" / f"{name}.toml")
+    data["agents"] = [{**data["agents"][0], "count": 1}]
+    sc = parse_scenario(data, name).with_overrides(
+        {k: v for k, v in over.items() if not k.startswith("agents.")}
+    )
+
+    def end(m):
+        queue = sorted((t, p, fn.__self__.address) for t, p, _, fn in m.events._heap)
+        return m.time, m.finished, len(m.book), m.rng.bit_generator.state, queue
+
+    fast = _final(sc, 1, end)
+    naive = _final(sc.with_overrides({"run.naive_claims": True}), 1, end)
+    assert fast[0].equals(naive[0])
+    assert fast[1:] == naive[1:]
+    t_end, finished, left = fast[4][:3]
+    assert finished and left > 0  # (17 and 18 contributions nobody can claim)
+    assert t_end == fast[0]["time_s"].max() < 5 * 86_400  # not run.max_time_s (400 days)
 
 
 @pytest.mark.slow

@@ -519,3 +519,114 @@ def test_prediction_market_with_gas_sends_no_call_a_wallet_cannot_pay(allowance)
             assert process["fee"].sum() <= allowance
         else:
             assert tx.filter(pl.col("call") == "refund").height > 0
+
+
+def _points_contributors(*groups: tuple[str, int]):
+    """scenarios/points.toml with only the named groups, ``count`` agents each."""
+    from sum_abm.scenario import parse_scenario, read_toml
+
+    data = read_toml(ROOT / "scenarios" / "points.toml")
+    by_name = {g["name"]: g for g in data["agents"]}
+    data["agents"] = [{**by_name[name], "count": count} for name, count in groups]
+    return parse_scenario(data, "points (test)")
+
+
+def test_points_run_with_one_contributor_ends_when_nothing_left_can_be_claimed():
+    # One honest contributor under Points: once the pool is dry (day 1.24) the model no longer
+    # changes, and of its 359 contributions 18 stay that the model disagrees with: Points lets
+    # nobody take them and their author cannot report them, so nobody can ever claim them. The
+    # run went on to run.max_time_s (400 days) with nothing left to happen (summary days 400.0,
+    # accuracy_time_weighted over 400 days); it ends at its last claim now.
+    r = run(_points_contributors(("honest", 1)))
+    s, a = r.summary.row(0, named=True), r.agents.row(0, named=True)
+    tx = r.transactions
+    assert s["end_time_s"] == tx["time_s"].max() == 111_372  # the last refund, day 1.29
+    assert 1.2 < s["days"] < 1.3
+    assert tx["accepted"].all() and s["calls_rejected"] == 0
+    # points conserved: one per accepted refund, and every contribution is scored or left
+    assert (a["adds_accepted"], a["refunded"], a["points"]) == (359, 341, 341)
+    assert (tx["call"] == "refund").sum() == a["points"]
+    assert s["money_conserved"] and s["fees_total"] == 0 and a["end_balance"] == 0
+    assert s["accuracy_time_weighted"] == pytest.approx(0.9006, abs=5e-4)  # was 0.8889
+
+
+def test_points_run_goes_on_while_another_contributor_could_report():
+    # With a second contributor the disagreed data can still be reported: nothing is dead, the
+    # run ends when the book is empty (every contribution scored or reported).
+    r = run(_points_contributors(("honest", 1), ("careless", 1)))
+    s = r.summary.row(0, named=True)
+    calls = r.transactions.group_by("call").len().rows()
+    n = dict(calls)
+    assert n["add_data"] == n["refund"] + n["report"] == s["adds_accepted"]
+    assert s["end_time_s"] == r.transactions["time_s"].max() and s["days"] < 2
+
+
+def test_a_dry_points_book_is_dead_exactly_when_no_active_participant_may_claim_it():
+    # MarketModel._book_dead against its rule, slot by slot: with the pool dry (the model stays)
+    # a live contribution can still be claimed by its author, while active and its policy
+    # refunds, if the model agrees (a refund scores it), and by another active address whose
+    # policy reports, if the model disagrees (a report).
+    import itertools
+
+    import mesa
+
+    from sum_abm.market.model import MarketModel
+    from sum_abm.policies import WalkRules
+
+    sc = _points_contributors(("honest", 1), ("careless", 1))
+    m = MarketModel(scenario=sc, seed=1)
+    try:
+        while m.data_left():
+            m.run_until(m.events.peek_time())
+        b = m.book
+        live = [s for s in range(b.head, b.n) if b.live[s]]
+        assert len(live) > 5
+        agrees = {s: m.model_predict(int(b.row[s])) == int(b.label[s]) for s in live}
+        assert len(set(agrees.values())) == 2  # both kinds are left
+        people = list(m.participants)
+        owner = {s: m._owners[int(b.author[s])] for s in live}
+
+        def expected():
+            def may(p, what):
+                r = p.policy.claim_rules
+                return p.active and r is not None and getattr(r, what)
+
+            return not any(
+                (may(owner[s], "refund") and agrees[s])
+                or (any(may(p, "report") for p in people if p is not owner[s]) and not agrees[s])
+                for s in live
+            )
+
+        # every combination of who is active and which claims its policy may send, from a
+        # fresh memo; then, reusing it, participants stopping one by one (as in a run: a
+        # participant that stopped never wakes again)
+        flags = list(itertools.product([True, False], repeat=3))  # active, refund, report
+        runs = [[c] for c in itertools.product(flags, repeat=2)]
+        on = (True, True, True)
+        runs += [[(on, on), (on, (False, True, True)), ((False, True, True),) * 2]]
+        runs += [[(on, on), ((False, True, True), on), ((False, True, True),) * 2]]
+        answers = set()
+        for steps in runs:
+            m._dead_scan = None
+            for step in steps:
+                for p, (active, refund, report) in zip(people, step, strict=True):
+                    p.active = active
+                    p.policy.claim_rules = WalkRules(refund=refund, report=report)
+                answers.add(expected())
+                assert m._book_dead() == expected(), (steps, step)
+        assert answers == {True, False}
+    finally:
+        mesa.Agent._ids.pop(m, None)
+
+
+def test_points_run_ends_when_the_only_possible_reporters_never_report():
+    # Two contributors whose policy never reports (report = false): each one's data the model
+    # disagrees with stays, and the other, still active for its own such data, would never
+    # report it (its claim_rules say so). The run went on to 400 days; it ends at its last
+    # claim.
+    sc = _points_contributors(("honest", 2)).with_overrides({"agents.honest.report": False})
+    r = run(sc)
+    s = r.summary.row(0, named=True)
+    assert s["end_time_s"] == r.transactions["time_s"].max() and s["days"] < 1
+    assert r.agents["reports_won"].sum() == 0
+    assert r.agents["refunded"].sum() == r.agents["points"].sum() == 341 < s["adds_accepted"]

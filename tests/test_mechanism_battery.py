@@ -270,3 +270,44 @@ def test_the_market_implements_the_market_view():
         missing = sorted(m for m in members if not m.startswith("_") and not hasattr(obj, m))
         assert not missing, f"{type(obj).__name__} lacks {missing}"
     assert len(model.participants) == len(model.agents) == 2
+
+
+@pytest.mark.parametrize(
+    ("kind", "semantics"),
+    [(k, s) for k, m in MECHANISMS.items() for s in m.semantics or (None,)],
+)
+def test_has_take_is_the_contracts_own_take(kind, semantics):
+    """``has_take`` (the market's claim walk takes every contribution past the any-address
+    wait only for a mechanism with one) says what the contract's own report rule says: its
+    author, with verified data and the model agreeing or not, may claim (take) a contribution
+    that old by a report; and the contract accepts that take from the author."""
+    adapter, chain, _ = deploy(kind, semantics, "nearest_centroid", 0)
+    if not adapter.uses_claim_book:
+        assert not adapter.has_take
+        return
+    im = adapter.im
+    old = np.int64(adapter.any_wait_s + adapter.refund_time_s + 1)
+    agree, yes, no = np.array([False, True]), np.ones(2, dtype=bool), np.zeros(2, dtype=bool)
+    takes = np.asarray(im.reportable(old, agree, yes, no, yes), dtype=bool)
+    assert takes.all() == takes.any() == adapter.has_take
+    # the contract: A verifies data (a refund the model agrees with), then reports its own
+    # contribution once it is that old
+    rows = [
+        r
+        for r in range(len(DATA.y_pool))
+        if adapter.learner.predict_one(DATA.sample(r)) == DATA.y_pool[r]
+    ]
+    chain.clock.advance_to(chain.clock.now + 1)  # (reference-python: no add in the deploy's second)
+    req = adapter.required_deposit(chain.clock.now)
+    x0, x1 = DATA.sample(rows[0]), DATA.sample(rows[1])
+    y0, y1 = int(DATA.y_pool[rows[0]]), int(DATA.y_pool[rows[1]])
+    adapter.send(Call("add_data", "A", x0, y0, max(req, 1)))
+    t0 = chain.clock.now
+    chain.clock.advance_to(t0 + 1)
+    adapter.send(Call("add_data", "A", x1, y1, max(adapter.required_deposit(chain.clock.now), 1)))
+    t1 = chain.clock.now
+    chain.clock.advance_to(t1 + int(old))
+    if adapter.would_accept(Call("refund", "A", x0, y0, 0, t0, "A")):
+        adapter.send(Call("refund", "A", x0, y0, 0, t0, "A"))
+    assert adapter.num_good("A") > 0 or not adapter.report_needs_good_data
+    assert adapter.would_accept(Call("report", "A", x1, y1, 0, t1, "A")) == adapter.has_take

@@ -167,6 +167,7 @@ class MarketContract:
         self.uses_claim_book = mech.uses_claim_book
         self.refund_time_s = mech.refund_time_s
         self.any_wait_s = mech.any_wait_s
+        self.has_take = mech.has_take
         self.min_claim_age = mech.min_claim_age
         self.report_needs_disagreement = mech.report_needs_disagreement
         self.report_needs_good_data = mech.report_needs_good_data

@@ -141,6 +141,10 @@ class MarketModel(Model):
         self._dry_wakers: dict[Any, tuple] = {}
         # The ages (seconds) at which a claim rule or the walk can change its answer.
         c = self.contract
+        # The age past which the walk takes every live slot (``age > it`` for the reference walk,
+        # ``>=`` for the others): the any-address wait when the mechanism has a take; without
+        # one, never (such a contribution is walked as a younger one: refund own, report others').
+        self._take_age = c.any_wait_s if c.has_take else _I64_MAX
         self._crossing_ages = np.array(
             sorted(
                 {
@@ -173,6 +177,14 @@ class MarketModel(Model):
         # A scored book's classes (and whether they equal the labels) per slot for one learner
         # version: (version, book compactions, first slot, end slot); see _kept_scored_predictions.
         self._kept = (-1, -1, 0, 0)
+        # Once the pool is dry, whether the book can still be claimed (see _book_dead): (learner
+        # version, book compactions, first slot not known to be dead for good, the claimable slot
+        # last found or None); the time its answer may change (the skip of idle wake-ups stops
+        # there); per age piece, whether its author (an active other address) could ever claim a
+        # contribution, by agreement.
+        self._dead_scan: tuple | None = None
+        self._dead_until: float = np.inf
+        self._ever: list[tuple] | None = None
         self._kept_pred = np.zeros(0, dtype=bool)
         self._kept_agree = np.zeros(0, dtype=bool)
 
@@ -262,7 +274,11 @@ class MarketModel(Model):
                 break
             if t > t_end:
                 break
-            if skip and self.cursor >= self.n_pool and self._skip_idle(min(t_end, max_t)):
+            if (
+                skip
+                and self.cursor >= self.n_pool
+                and self._skip_idle(min(t_end, max_t, self._dead_until))
+            ):
                 continue
             _, fn = pop()
             advance(t)  # transactions land in the block containing t
@@ -275,7 +291,8 @@ class MarketModel(Model):
     def _stop_age(self, reference: bool, dry: bool) -> int:
         """The age (seconds) a contribution needs before a walk goes on to it: the refund wait;
         for the reference walk once the pool is ``dry``, the longer of it and the any-address
-        wait (see WalkRules)."""
+        wait (see WalkRules; the reference's stop rule whether or not the mechanism has a take:
+        without one the walk refunds and reports there)."""
         c = self.contract
         return max(c.refund_time_s, c.any_wait_s) if reference and dry else c.refund_time_s
 
@@ -360,6 +377,7 @@ class MarketModel(Model):
                 else:
                     q.pop()
                     agent.active = False
+                    break  # the run may be done now (_book_dead): checked before the next event
                 head = q.head()
         finally:
             normals.close()
@@ -403,7 +421,123 @@ class MarketModel(Model):
             return False
         if self.data_left():
             return False
-        return not self.contract.uses_claim_book or len(self.book) == 0
+        return not self.contract.uses_claim_book or len(self.book) == 0 or self._book_dead()
+
+    def _book_dead(self) -> bool:
+        """Whether no contribution left in the book can ever be claimed (asked once the pool is
+        dry: no add can be made, so the model no longer changes, and no claim changes it).
+
+        Participants claim only by their claim walks, which refund their own contributions and
+        report others' (and take every one past the any-address wait, for a mechanism with a
+        take). A live contribution can still be claimed only by its author while its participant
+        is active and its policy's ``claim_rules`` allow the refund (or take) that the
+        mechanism's rules accept at its age or a later one; or by an address of another active
+        participant whose ``claim_rules`` allow the report (or take) they accept at its age or a
+        later one, for a reporter with verified data that has not claimed it yet (an upper
+        bound). The rules read the model's class, which no longer changes. A book of none of
+        these would keep the run going to ``run.max_time_s`` with nothing left to happen: e.g.
+        under Points with one contributor, its own data the model disagrees with (Points lets
+        nobody take it, and its author cannot report it). Dead is for good (the live set only
+        shrinks, participants only stop, ages only grow, the model stays): the slots found dead
+        are not examined again, and the claimable slot found last is examined again only once
+        it is claimed, its claimer stops or its age reaches a rule's threshold (``_dead_until``,
+        where the skip of idle wake-ups stops so that this is asked there as when waking each)."""
+        b, L = self.book, self.learner
+        key = (L.version, b.compactions)
+        st = self._dead_scan
+        pos = b.head if st is None or st[0] != key else max(st[1], b.head)
+        now = self.clock.now
+        if st is not None and st[0] == key and st[2] is not None:
+            slot, until, who = st[2]
+            if b.live[slot] and now < until and who.active:
+                return False
+        ever = self._ever if self._ever is not None else self._ever_tables()
+        asc, owners = self._crossing_asc, self._owners
+        times, author, live, label = b.times, b.author, b.live, b.label
+        # per kind of claim (0 refund, 1 own take, 2 report, 3 others' take): up to two active
+        # addresses whose policy may send it, found when needed
+        found: dict[int, list[int]] = {}
+
+        def able(kind: int) -> list[int]:
+            got = found.get(kind)
+            if got is None:
+                got = found[kind] = []
+                for i, p in enumerate(owners):
+                    r = p.policy.claim_rules
+                    if p.active and r is not None and (r.report if kind == 2 else r.take):
+                        got.append(i)
+                        if len(got) == 2:
+                            break
+            return got
+
+        for slot in range(pos, b.n):
+            if not live[slot]:
+                continue
+            age = now - times[slot]
+            k = bisect_right(asc, age)
+            a = author.item(slot)
+            owner = owners[a]
+            r = owner.policy.claim_rules if owner.active else None
+            # who may claim it when the model disagrees / agrees: (participant, or None) each
+            by = [None, None]
+            for kind, allowed in enumerate(ever[k]):
+                if not (allowed[0] or allowed[1]):
+                    continue
+                if kind < 2:
+                    if r is None or not (r.refund if kind == 0 else r.take):
+                        continue
+                    claimer = owner
+                else:
+                    other = next((i for i in able(kind) if i != a), None)
+                    if other is None:
+                        continue
+                    claimer = owners[other]
+                for g in (0, 1):
+                    if allowed[g] and by[g] is None:
+                        by[g] = claimer
+            if by[0] is None and by[1] is None:
+                continue
+            if by[0] is not None and by[0] is by[1]:
+                who = by[0]  # whatever the model's class (no prediction)
+            else:
+                row = b.row.item(slot)
+                agrees = int(self.learner.predict_one(self.sample(row))) == label.item(slot)
+                who = by[agrees]
+                if who is None:
+                    continue
+            until = times[slot] + asc[k] if k < len(asc) else np.inf
+            self._dead_scan = (key, slot, (slot, until, who))
+            self._dead_until = until
+            return False
+        self._dead_scan = (key, b.n, None)
+        self._dead_until = np.inf
+        return True
+
+    def _ever_tables(self) -> list[tuple]:
+        """Per age piece (between two of the rules' threshold ages, see _crossing_asc), by the
+        model's agreement ((disagrees, agrees) each): whether the mechanism's rules accept, at
+        some age from there on, the author's refund, the author's take, another address's report
+        (with verified data, not having claimed it) and another's take, each where the walk
+        sends it (a take from the take age on, see _take_age, both walks' sides of it counted;
+        the rest before it)."""
+        im = self.contract.im
+        agree = np.array([False, True])
+        yes, no = np.ones(2, dtype=bool), np.zeros(2, dtype=bool)
+        take_age = self._take_age
+        now = []
+        for age in [0, *self._crossing_asc]:  # one age of each piece (the rules are constant)
+            a = np.int64(age)
+            take, walked = age >= take_age, age <= take_age  # (age == take age: either walk)
+            own = np.asarray(im.reportable(a, agree, yes, no, yes), dtype=bool)
+            theirs = np.asarray(im.reportable(a, agree, no, no, yes), dtype=bool)
+            refund = np.asarray(im.refundable(a, agree), dtype=bool)
+            now.append((refund & walked, own & take, theirs & walked, theirs & take))
+        ever, acc = [], [no.copy() for _ in range(4)]
+        for row in reversed(now):
+            acc = [x | y for x, y in zip(acc, row, strict=True)]
+            ever.append(tuple(tuple(x.tolist()) for x in acc))
+        self._ever = ever[::-1]
+        return self._ever
 
     def _finish(self) -> None:
         if self.finished:
@@ -928,7 +1062,7 @@ class MarketModel(Model):
         claim_walk), sent as one batch (_send_claims)."""
         b, L = self.book, self.learner
         now = self.clock.now
-        aw = self.contract.any_wait_s
+        aw = self._take_age
         version0 = L.version
         # Read per slot examined (S1: ~36,000 per run): the arrays, tables and marks bound once,
         # a table looked up as _rule_table keys it (key[1] is the rules' id), fields read by
@@ -1039,7 +1173,7 @@ class MarketModel(Model):
             cuts = [bisect_right(times, now - age, lo, hi) for age in self._crossing_desc]
             bounds = sorted({lo, hi, *cuts})
         segs = []
-        aw = self.contract.any_wait_s
+        aw = self._take_age
         useful = False
         for s0, s1 in zip(bounds, bounds[1:], strict=False):
             age = now - times[s0]
@@ -1109,7 +1243,7 @@ class MarketModel(Model):
         """The reference's walk with every call sent, rejected ones included (equivalence tests)."""
         b = self.book
         now = self.clock.now
-        aw = self.contract.any_wait_s
+        aw = self._take_age
         for slot in range(lo, hi):
             if not b.live[slot]:
                 continue

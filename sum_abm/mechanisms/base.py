@@ -70,6 +70,10 @@ class MarketAdapter:
     free_adds: bool = False
     refund_time_s: int = 0
     any_wait_s: int = 0
+    #: Anyone, the author too, may take what is left of a contribution older than ``any_wait_s``
+    #: (DRT's take). Without a take the market's claim walk treats such a contribution as it does
+    #: a younger one (its author refunds, others report): nobody could claim it as a take.
+    has_take: bool = False
     min_claim_age: int = 0
 
     def __init__(self, config: MechanismConfig, chain: Chain, learner: Any) -> None:
@@ -217,6 +221,8 @@ class TrainerAdapter(MarketAdapter):
         self.trainer = self.contract = CollaborativeTrainer(chain, learner, im)
         self.refund_time_s = getattr(config, "refund_time_s", 0)
         self.any_wait_s = config.any_address_claim_wait_time_s
+        # A take is a rule of the contract: stated by the mechanism defining one (open_to_anyone).
+        self.has_take = callable(getattr(im, "open_to_anyone", None))
         self.min_claim_age = im.min_claim_age
 
     def required_deposit(self, now: int) -> int:

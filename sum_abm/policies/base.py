@@ -61,6 +61,11 @@ class Policy:
     #: a wake-up whose walk cannot find anything without calling :meth:`act` (the same draws, in
     #: the same order: MarketModel.run_until). None: nothing is assumed.
     dry_walk: ClassVar[WalkRules | None] = None
+    #: The widest rules any claim walk of this policy may use, for good (which of refunds,
+    #: reports and takes it may ever send); None: it never claims. The market ends a run once the
+    #: pool is dry and no active participant may ever claim what is left in the book
+    #: (MarketModel._book_dead). The default promises nothing (it may send every kind).
+    claim_rules: WalkRules | None = WalkRules()
 
     def __init__(self, config: GroupConfig) -> None:
         self.config = config

@@ -43,6 +43,7 @@ class ReferencePolicy(Policy):
     name: ClassVar[str] = "reference"
     walk = WalkRules(reference=True)
     dry_walk = walk  # with the pool dry, act() only reads the balance and walks
+    claim_rules = walk
 
     def act(self, agent: ParticipantView) -> bool:
         m = agent.model

@@ -44,6 +44,7 @@ class ContributorPolicy(Policy):
         super().__init__(config)
         c = self.config
         self.walk = WalkRules(refund=c.refund, report=c.report, take=c.take)
+        self.claim_rules = self.walk  # every walk of a contributor uses these
 
     def choose(self, agent: ParticipantView) -> tuple[int, int] | None:
         """(pool row, label) to contribute now, or None."""
@@ -254,6 +255,7 @@ class ModelUserPolicy(Policy):
 
     Config = ModelUserConfig
     name = "model_user"
+    claim_rules = None  # it only predicts
 
     def act(self, agent: ParticipantView) -> bool:
         m = agent.model

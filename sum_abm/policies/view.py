@@ -18,7 +18,9 @@ class WalkRules:
 
     ``reference`` reproduces the reference simulator's walk: stop at the first item younger than
     the refund wait (or, once the pool is exhausted, younger than the any-address wait); older than
-    the any-address wait: take all; own: refund; others': report.
+    the any-address wait: take all; own: refund; others': report. A mechanism without a take
+    (Points: nobody may take a contribution, its author included) walks a contribution older than
+    the any-address wait as a younger one: own, refund; others', report.
     """
 
     refund: bool = True
