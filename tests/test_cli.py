@@ -680,3 +680,8 @@ def test_a_prediction_market_that_did_not_finish_is_said_so(cli, tmp_path):
     )
     whole = cli(*args, "--out", tmp_path / "whole")
     assert whole.returncode == 0 and "did not finish" not in whole.stdout
+    # no stake at all (the minimum stake above every balance): nothing locked, nothing to process
+    none = cli(*args, "--set", "mechanism.min_stake=100000", "--out", tmp_path / "none")
+    assert none.returncode == 0, none.stderr
+    assert "no contribution was made, so its reward phase had nothing to process" in none.stdout
+    assert "stakes stayed locked" not in none.stdout

@@ -254,6 +254,13 @@ class PMMechanism(MechanismBase):
                 "it could not end (mechanism.min_length_s or min_num_contributions not reached "
                 "before the run stopped)"
             )
+        elif not summary.get("adds_accepted", 1):
+            # no stake to lock: the reward phase had nothing to process
+            return [
+                f"the prediction market did not finish (state {state}): no contribution was "
+                "made, so its reward phase had nothing to process; the bounty stayed in the "
+                "contract"
+            ]
         elif summary.get("pm_process_calls", 0) >= m.max_process_calls:
             why = (
                 f"the reward phase stopped at mechanism.max_process_calls = {m.max_process_calls:,}"
