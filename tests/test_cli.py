@@ -13,6 +13,7 @@ import tempfile
 import tomllib
 from pathlib import Path
 
+import polars as pl
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -665,6 +666,19 @@ def test_the_chain_shorthand_combines_with_chain_fields():
     ):
         c = sc.with_overrides(over).chain
         assert (c.backend, c.gas_price) == ("evm", 1e-05)
+
+
+def test_a_points_market_is_summed_up_by_its_points(cli, tmp_path):
+    # Points pays points, not money: the table showed four columns of zeros and no points
+    r = cli("run", "points", "--no-report", "--no-baseline", "--out", tmp_path / "p")
+    assert r.returncode == 0, r.stderr
+    agents = pl.read_parquet(tmp_path / "p" / "agents.parquet")
+    header = next(line for line in r.stdout.splitlines() if "group" in line)
+    assert "points" in header and "profit" not in header
+    for g, pts in agents.group_by("group").agg(pl.col("points").sum()).iter_rows():
+        row = next(line for line in r.stdout.splitlines() if line.startswith(f"│ {g} "))
+        assert row.rstrip(" │").endswith(f"{pts:,}"), row
+    assert agents["points"].sum() > 0
 
 
 def test_a_prediction_market_that_did_not_finish_is_said_so(cli, tmp_path):

@@ -146,28 +146,32 @@ def register(app: typer.Typer) -> None:
         t = Table(
             title=f"{sc.name} — seed {seed} — {result.wall_time_s:.2f} s wall, {s['days']:.1f} simulated days"
         )
-        for col in ("group", "policy", "attacker", "agents", "start", "end", "profit", "roi"):
-            t.add_column(col)
         import polars as pl
+
+        from sum_abm.mechanisms import MECHANISMS
 
         g = result.agents.group_by("group", "policy", "attacker", maintain_order=True).agg(
             pl.len().alias("n"),
             pl.col("start_balance").sum(),
             pl.col("end_balance").sum(),
             pl.col("profit").sum(),
+            pl.col("points").sum(),
         )
+        # a mechanism that scores points (Points) is read by its points; its money columns only
+        # when money moved (gas)
+        points = MECHANISMS[sc.mechanism.kind].Adapter.points_per_refund > 0
+        money = not points or bool((g["profit"] != 0).any() or s["fees_total"])
+        cols = ["group", "policy", "attacker", "agents"]
+        cols += ["start", "end", "profit", "roi"] if money else []
+        for col in cols + (["points"] if points else []):
+            t.add_column(col)
         for r in g.iter_rows(named=True):
             roi = r["profit"] / r["start_balance"] if r["start_balance"] else 0.0
-            t.add_row(
-                r["group"],
-                r["policy"],
-                str(r["attacker"]),
-                str(r["n"]),
-                f"{r['start_balance']:,.0f}",
-                f"{r['end_balance']:,.0f}",
-                f"{r['profit']:+,.0f}",
-                f"{roi:+.1%}",
-            )
+            row = [r["group"], r["policy"], str(r["attacker"]), str(r["n"])]
+            if money:
+                row += [f"{r['start_balance']:,.0f}", f"{r['end_balance']:,.0f}"]
+                row += [f"{r['profit']:+,.0f}", f"{roi:+.1%}"]
+            t.add_row(*row, *([f"{r['points']:,}"] if points else []))
         Console().print(t)
         print(
             f"accuracy: initial {s['accuracy_initial']:.3f}, final {s['accuracy_final']:.3f}, "
@@ -181,8 +185,6 @@ def register(app: typer.Typer) -> None:
         print(
             f"calls: {s['calls']:,} ({s['calls_rejected']:,} rejected); money conserved: {s['money_conserved']}"
         )
-        from sum_abm.mechanisms import MECHANISMS
-
         for line in MECHANISMS[sc.mechanism.kind].run_notes(sc.mechanism, s):
             print(f"note: {line}")
         price = sc.chain.gas_price
