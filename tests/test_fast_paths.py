@@ -45,14 +45,58 @@ def _final(sc, seed, end=None):
         mesa.Agent._ids.pop(m, None)
 
 
+def _ended(m):
+    return m.time, m.finished, len(m.book)
+
+
 def _assert_same(sc, seed=2):
-    fast = _final(sc, seed)
-    naive = _final(sc.with_overrides({"run.naive_claims": True}), seed)
+    fast = _final(sc, seed, _ended)
+    naive = _final(sc.with_overrides({"run.naive_claims": True}), seed, _ended)
     assert len(fast[0]) > 0
     assert fast[0].equals(naive[0]), "accepted transactions differ"
     assert fast[1] == naive[1], "final contract or learner state differs"
     assert fast[2] == naive[2]
     assert fast[3] == naive[3]
+    assert fast[4] == naive[4], "the runs end at different times (or books)"
+
+
+def test_contributions_with_nothing_to_claim_leave_the_book_as_the_naive_walk_drops_them():
+    # Free adds under DRT (cost weight 0): every claim of such a contribution is refused. The
+    # naive walk drops one at its first visit (a refused claim with nothing left); the fast
+    # market kept it until the any-address wait, so the run (days, time-weighted accuracy)
+    # ended a day later than the naive one (found by a random search over small markets).
+    from sum_abm.scenario import parse_scenario
+
+    sc = parse_scenario(
+        {
+            "name": "free_adds",
+            "seed": 20938,
+            "data": {"kind": "breast_cancer", "init_train_rows": 40, "train_rows": 60},
+            "learner": {"kind": "multinomial_nb"},
+            "mechanism": {
+                "kind": "deposit_refund_take",
+                "refund_time_s": 0,
+                "any_address_claim_wait_time_s": 86_400,
+                "cost_weight": 0,
+            },
+            "run": {"max_time_s": 864_000, "sample_interval_s": 43_200},
+            "agents": [
+                {"name": "careless", "policy": "careless", "count": 3, "start_balance": 30,
+                 "mean_wait_s": 600, "stdev_wait_s": 100, "mistake_prob": 0.5},
+                {"name": "honest", "policy": "honest", "count": 2, "mean_wait_s": 120,
+                 "stdev_wait_s": 100, "refund": False},
+                {"name": "users", "policy": "model_user", "count": 2, "mean_wait_s": 1800,
+                 "stdev_wait_s": 100, "pay_to_call": 0},
+            ],
+        },
+        "free_adds",
+    )  # fmt: skip
+    fast = _final(sc, sc.seed, _ended)
+    naive = _final(sc.with_overrides({"run.naive_claims": True}), sc.seed, _ended)
+    assert fast[0].equals(naive[0]) and fast[1:] == naive[1:]
+    end, finished, left = fast[4]
+    assert finished and left == 0
+    assert end == fast[0]["time_s"].max() < 86_400  # at its last call, not a day later
 
 
 @pytest.mark.parametrize(

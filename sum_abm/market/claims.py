@@ -38,10 +38,11 @@ _SLOT_ARRAYS = (
     "score",
     "mag",
     "bits",
+    "empty",
 )
 #: What the slot arrays hold in every slot from ``n`` on (zero where not named), so an add writes
 #: only what it knows: no class predicted (-1), no drift epoch (-1), no class to prove (cap inf).
-_UNUSED = {"pred_ver": -1, "epoch_at": -1, "cap": np.inf}
+_UNUSED = {"pred_ver": -1, "epoch_at": -1, "cap": np.inf, "empty": False}
 
 
 #: Relative rounding allowance of an incremental score: a slot whose |score| is within
@@ -132,6 +133,11 @@ class ClaimBook:
         # in a bytearray, set from Python): a market of 1,000 reporters took 31 MB in bools
         self.claimed: dict[int, np.ndarray | bytearray] = {}
         self.live_by_author: dict[int, int] = {}  # address index -> its live contributions
+        # Slots added with nothing to claim (a deposit of 0): every claim of one is refused, and
+        # the reference walk drops it from its list at its first visit (see MarketModel
+        # ._drop_empty); how many of them are live.
+        self.empty = np.zeros(capacity, dtype=bool)
+        self.empty_live = 0
         self.compactions = 0  # slot numbers change at each (see _compact)
         # Each slot's features back to back (CSR parts), so a window of slots is one contiguous
         # slice that a learner scores with numpy alone (Learner.predict_segments).
@@ -386,11 +392,19 @@ class ClaimBook:
         lens = self.fptr[lo + 1 : hi + 1] - self.fptr[lo:hi]
         return self.fidx[a:b], self.fval[a:b], starts, lens
 
+    def mark_empty(self, slot: int) -> None:
+        """Live ``slot`` holds nothing to claim (it was added with a deposit of 0)."""
+        if self.live[slot] and not self.empty[slot]:
+            self.empty[slot] = True
+            self.empty_live += 1
+
     def remove(self, slot: int) -> None:
         if self.live[slot]:
             self.live[slot] = False
             self.cap[slot] = np.inf  # no class to prove any more
             self.live_count -= 1
+            if self.empty_live and self.empty[slot]:
+                self.empty_live -= 1
             self.live_by_author[int(self.author[slot])] -= 1
             while self.head < self.n and not self.live[self.head]:
                 self.head += 1

@@ -260,6 +260,11 @@ class MarketContract:
     def predict(self, address: str, x: Any, value: Any) -> int | None:
         return self.mech.predict(address, x, value)
 
+    def claimable_left(self, author: str, x: Any, y: int, t: int) -> Any:
+        """What is still claimable on the contribution ``(x, y)`` that ``author`` added at ``t``
+        (a free view call; token units, or 1/0 under Points)."""
+        return self.trainer.remaining(x, y, t, author)
+
     def refund(
         self, address: str, x: Any, y: int, t: int, check: bool, prediction: int | None = None
     ) -> tuple[bool, Any, Any]:

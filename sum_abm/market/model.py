@@ -711,6 +711,8 @@ class MarketModel(Model):
             slot = b.add(
                 self.clock.now, self.addr_index[addr], row, y, x.indices, x.values, bits, binary
             )
+            if not cost and not self.contract.claimable_left(addr, x, y, self.clock.now):
+                b.mark_empty(slot)  # (a deposit of 0: see _drop_empty)
             if b.scored:
                 # w·x + b to rounding; the allowance's w_bound * sum|x| + b_bound covers its terms.
                 # An add that left the model as it was (most do) has its score from the update's
@@ -799,6 +801,11 @@ class MarketModel(Model):
         if self.naive:
             self._naive_walk(agent, addr, me, lo, hi, rules)
             return
+        if b.empty_live:
+            self._drop_empty(me, lo, hi, rules, now)
+            lo = b.head
+            if lo >= hi:
+                return
         # An idle walk stays idle until the model changes, a contribution crosses an age the
         # rules look at, the walker gains verified data or the pool runs dry (the rest only
         # shrinks: contributions are claimed or emptied, never refilled).
@@ -1236,6 +1243,25 @@ class MarketModel(Model):
             if k < n:
                 first = min(first, times[k] + age)
         return first
+
+    def _drop_empty(self, me: int, lo: int, hi: int, rules: WalkRules, now: int) -> None:
+        """Drop from the book the live slots in [lo, hi) that hold nothing to claim and that this
+        walk (by address index ``me``) would claim, as the naive walk does when its claim of one
+        is refused with nothing left (_claimed): the same slots leave the book at the same walk,
+        so the run ends when the naive one does. Nothing is sent: every such claim is refused."""
+        b = self.book
+        aw = self._take_age
+        ref = rules.reference
+        for slot in (np.flatnonzero(b.empty[lo:hi] & b.live[lo:hi]) + lo).tolist():
+            age = now - b.times[slot]
+            if (age > aw) if ref else (age >= aw):
+                drop = rules.take
+            elif b.author.item(slot) == me:
+                drop = rules.refund
+            else:
+                drop = rules.report
+            if drop:
+                b.remove(slot)
 
     def _naive_walk(
         self, agent: Participant, addr: str, me: int, lo: int, hi: int, rules: WalkRules
