@@ -1250,18 +1250,21 @@ class MarketModel(Model):
         is refused with nothing left (_claimed): the same slots leave the book at the same walk,
         so the run ends when the naive one does. Nothing is sent: every such claim is refused."""
         b = self.book
-        aw = self._take_age
-        ref = rules.reference
         for slot in (np.flatnonzero(b.empty[lo:hi] & b.live[lo:hi]) + lo).tolist():
-            age = now - b.times[slot]
-            if (age > aw) if ref else (age >= aw):
-                drop = rules.take
-            elif b.author.item(slot) == me:
-                drop = rules.refund
-            else:
-                drop = rules.report
-            if drop:
+            if self._walk_claim(now - b.times[slot], b.author.item(slot), me, rules):
                 b.remove(slot)
+
+    def _walk_claim(self, age: int, author: int, me: int, rules: WalkRules) -> str | None:
+        """The claim a walk by address index ``me`` with ``rules`` sends for a live contribution
+        ``age`` seconds old by address index ``author``, as the reference walk chooses it: past
+        the take age a take, else its own a refund, another's a report; None when the rules
+        send none of that kind."""
+        aw = self._take_age
+        if (age > aw) if rules.reference else (age >= aw):
+            return "take" if rules.take else None
+        if author == me:
+            return "refund" if rules.refund else None
+        return "report" if rules.report else None
 
     def _naive_walk(
         self, agent: Participant, addr: str, me: int, lo: int, hi: int, rules: WalkRules
@@ -1269,20 +1272,12 @@ class MarketModel(Model):
         """The reference's walk with every call sent, rejected ones included (equivalence tests)."""
         b = self.book
         now = self.clock.now
-        aw = self._take_age
         for slot in range(lo, hi):
             if not b.live[slot]:
                 continue
-            age = now - int(b.time[slot])
-            take = age > aw if rules.reference else age >= aw
-            if take:
-                if rules.take:
-                    self._claim(agent, addr, slot, "take", check=False)
-            elif int(b.author[slot]) == me:
-                if rules.refund:
-                    self._claim(agent, addr, slot, "refund", check=False)
-            elif rules.report:
-                self._claim(agent, addr, slot, "report", check=False)
+            kind = self._walk_claim(now - int(b.time[slot]), int(b.author[slot]), me, rules)
+            if kind is not None:
+                self._claim(agent, addr, slot, kind, check=False)
 
     def _follow_update(
         self, ix: np.ndarray, bits: np.ndarray, w0: np.ndarray, off0: float, v0: int
